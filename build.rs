@@ -1,0 +1,54 @@
+//! Build script: compiles the stdlib index.
+//!
+//! Every `stdlib/**/*.lua` file is embedded with `include_str!` under a module name derived from
+//! its path (`stdlib/sloth/graph.lua` → `sloth.graph`) and a chunk name equal to its repository
+//! path, so tracebacks read `stdlib/sloth/graph.lua:42`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let stdlib = root.join("stdlib");
+    println!("cargo:rerun-if-changed=stdlib");
+
+    let mut files = Vec::new();
+    collect_lua_files(&stdlib, &mut files);
+    files.sort();
+
+    let mut index = String::from("/// (module name, repository path, source) of every bundled stdlib file.\n");
+    index.push_str("pub static STDLIB: &[(&str, &str, &str)] = &[\n");
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+        let relative = file.strip_prefix(&root).expect("stdlib file is under the manifest dir");
+        let repo_path = relative.to_string_lossy().replace('\\', "/");
+        let module = repo_path
+            .trim_start_matches("stdlib/")
+            .trim_end_matches(".lua")
+            .trim_end_matches("/init")
+            .replace('/', ".");
+        writeln!(
+            index,
+            "    ({module:?}, {repo_path:?}, include_str!({:?})),",
+            file.display().to_string()
+        )
+        .expect("writing to a String cannot fail");
+    }
+    index.push_str("];\n");
+
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("stdlib_index.rs"), index).expect("writing the stdlib index");
+}
+
+fn collect_lua_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            println!("cargo:rerun-if-changed={}", path.display());
+            collect_lua_files(&path, files);
+        } else if path.extension().is_some_and(|ext| ext == "lua") {
+            files.push(path);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! The console: tracing events rendered for people, on stderr.
+//!
+//! `log` lines of a task read `<group>/<task>  INFO  message key=value`; live command output
+//! reads `<group>/<task> | line` (stdout) or `<group>/<task> ! line` (stderr). Each event is
+//! written with one write, so lines of concurrent tasks never interleave mid-line.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::modules::exec::OUTPUT_TARGET;
+
+/// How chatty the console is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Installs the console subscriber. `RUST_LOG`, when set, overrides the verbosity flags.
+pub fn init(verbosity: Verbosity) {
+    let default = match verbosity {
+        Verbosity::Quiet => "warn",
+        Verbosity::Normal => "info",
+        Verbosity::Verbose => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .event_format(ConsoleFormat)
+        .try_init();
+}
+
+struct ConsoleFormat;
+
+impl<S, N> FormatEvent<S, N> for ConsoleFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut fields = ConsoleFields::default();
+        event.record(&mut fields);
+        let level = *event.metadata().level();
+        let mut line = String::new();
+        if event.metadata().target() == OUTPUT_TARGET {
+            let marker = if fields.stream.as_deref() == Some("stderr") { '!' } else { '|' };
+            match &fields.task {
+                Some(task) => write!(line, "{task} {marker} {}", fields.message)?,
+                None => line.push_str(&fields.message),
+            }
+        } else {
+            if let Some(task) = &fields.task {
+                write!(line, "{task}  ")?;
+            }
+            write!(line, "{}  {}", level_name(level), fields.message)?;
+            if !fields.rest.is_empty() {
+                write!(line, " {}", fields.rest.join(" "))?;
+            }
+        }
+        writeln!(writer, "{line}")
+    }
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARN",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+#[derive(Default)]
+struct ConsoleFields {
+    message: String,
+    task: Option<String>,
+    stream: Option<String>,
+    rest: Vec<String>,
+}
+
+impl Visit for ConsoleFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_owned(),
+            "task" => self.task = Some(value.to_owned()),
+            "stream" => self.stream = Some(value.to_owned()),
+            // The `log` module pre-renders its fields as `k=v k=v`.
+            "fields" => self.rest.push(value.to_owned()),
+            name => self.rest.push(format!("{name}={value}")),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            _ => self.record_str(field, &format!("{value:?}")),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Command-line interface: argument handling only; the work is in the stdlib.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod console;
+mod list;
+mod run;
+mod session;
+mod validate;
+
+pub use console::Verbosity;
+
+/// Exit code when the pipeline or the command line is wrong and nothing ran.
+pub const USAGE_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "sloth-runner", version, about = "Runs Lua task pipelines, locally and on remote agents")]
+pub struct Cli {
+    /// Show debug logs.
+    #[arg(long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Show only warnings and errors (and the summary).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline.
+    Run(run::RunArgs),
+    /// List a pipeline's groups and tasks.
+    List(list::ListArgs),
+    /// Check a pipeline without running anything.
+    Validate(validate::ValidateArgs),
+    /// Print the version.
+    Version,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(USAGE_ERROR) } else { ExitCode::SUCCESS };
+        }
+    };
+    let verbosity = match (cli.verbose, cli.quiet) {
+        (true, _) => Verbosity::Verbose,
+        (_, true) => Verbosity::Quiet,
+        _ => Verbosity::Normal,
+    };
+    console::init(verbosity);
+    match cli.command {
+        Command::Run(args) => run::execute(args, verbosity),
+        Command::List(args) => list::execute(&args),
+        Command::Validate(args) => validate::execute(&args),
+        Command::Version => {
+            println!("sloth-runner {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `sloth-runner run FILE`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{USAGE_ERROR, Verbosity, session};
+use crate::runtime::{RuntimeOptions, values};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipeline file.
+    #[arg(value_name = "FILE", required_unless_present = "file_flag", conflicts_with = "file_flag")]
+    file: Option<PathBuf>,
+    /// The pipeline file (alternative spelling).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file_flag: Option<PathBuf>,
+    /// Run only this group (repeatable); default: every group, in name order.
+    #[arg(short, long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
+    /// Run only these tasks (comma separated) and what they depend on.
+    #[arg(short, long = "tasks", value_name = "TASKS", value_delimiter = ',')]
+    tasks: Vec<String>,
+    /// A YAML file whose mapping becomes the `values` global.
+    #[arg(short = 'v', long = "values", value_name = "FILE")]
+    values: Option<PathBuf>,
+    /// Print the plan and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run up to N independent tasks at once.
+    #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    jobs: u32,
+}
+
+pub fn execute(args: RunArgs, verbosity: Verbosity) -> ExitCode {
+    let Some(file) = args.file.or(args.file_flag) else {
+        eprintln!("error: no pipeline file given");
+        return ExitCode::from(USAGE_ERROR);
+    };
+    let mut runtime_options = RuntimeOptions::from_env();
+    if let Some(path) = &args.values {
+        match values::read(path) {
+            Ok(values) => runtime_options.values = Some(values),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        }
+    }
+    let options = json!({
+        "file": file.to_string_lossy(),
+        "groups": args.groups,
+        "tasks": args.tasks,
+        "dry_run": args.dry_run,
+        "jobs": args.jobs,
+        "quiet": verbosity == Verbosity::Quiet,
+    });
+    session::run_entry("run", &options, &runtime_options)
+}

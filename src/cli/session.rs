@@ -1,0 +1,54 @@
+//! Runs one stdlib entry point in a fresh VM on a single-threaded tokio runtime, with Ctrl-C
+//! cancelling everything.
+
+use std::process::ExitCode;
+
+use crate::runtime::{Runtime, RuntimeOptions, error, values};
+
+/// Exit code of a run stopped by Ctrl-C.
+pub const INTERRUPTED: u8 = 130;
+
+/// Calls `sloth.cli.<entry>(options)` and turns its returned number into the process exit code.
+pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &RuntimeOptions) -> ExitCode {
+    let tokio = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(tokio) => tokio,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let code = local.block_on(&tokio, async {
+        let runtime = match Runtime::new(runtime_options) {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: cannot start the Lua runtime: {}", error::describe(&error));
+                return 1;
+            }
+        };
+        let options = match values::to_lua(runtime.lua(), options) {
+            Ok(options) => options,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return 1;
+            }
+        };
+        tokio::select! {
+            result = runtime.call::<i64>("sloth.cli", entry, options) => match result {
+                Ok(code) => u8::try_from(code).unwrap_or(1),
+                Err(error) => {
+                    eprintln!("error: {}", error::describe(&error));
+                    1
+                }
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted: cancelling running tasks");
+                INTERRUPTED
+            }
+        }
+        // Dropping the runtime here cancels every job; their process groups are killed.
+    });
+    // Dropping the LocalSet drops the cancelled jobs before the process exits.
+    drop(local);
+    ExitCode::from(code)
+}

@@ -1,0 +1,9 @@
+//! sloth-runner: a minimal Rust host for a task engine written in Lua.
+//!
+//! Layering, low to high: `duration`, `process` → `modules` → `runtime` → `cli`.
+
+pub mod cli;
+pub mod duration;
+pub mod modules;
+pub mod process;
+pub mod runtime;

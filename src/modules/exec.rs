@@ -1,0 +1,224 @@
+//! `exec`: `exec.run(cmd[, opts]) -> stdout, stderr, err`.
+//!
+//! `cmd` is a string (run by `sh -c`) or an argv table (no shell). `err` is nil on exit 0, else a
+//! table `{ code, signal, timed_out, message }` that prints as its message. The function is
+//! async: while the child runs, other tasks' coroutines keep going.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mlua::{FromLua, Lua, Result as LuaResult, Table, Value};
+
+use super::task_context::{self, TaskContext};
+use crate::process::{self, Exit, OutputStream, Program, Spec};
+
+/// Tracing target of live output lines (`stream` option).
+pub const OUTPUT_TARGET: &str = "output";
+
+const ERROR_META_KEY: &str = "sloth.exec.error_meta";
+
+pub fn module(lua: &Lua) -> LuaResult<Table> {
+    let table = lua.create_table()?;
+    table.set(
+        "run",
+        lua.create_async_function(|lua, (command, options): (Value, Option<ExecOptions>)| {
+            // Read the calling task's context now, while its coroutine is the running one.
+            let context = task_context::current(&lua);
+            async move { run(lua, command, options.unwrap_or_default(), context).await }
+        })?,
+    )?;
+    Ok(table)
+}
+
+/// Options of `exec.run`.
+#[derive(Debug, Default)]
+struct ExecOptions {
+    cwd: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+    /// Emit each output line live as a log line of the running task.
+    stream: bool,
+}
+
+fn option_error(option: &str, reason: impl std::fmt::Display) -> mlua::Error {
+    mlua::Error::runtime(format!("exec.run: invalid value for option '{option}' - {reason}"))
+}
+
+impl FromLua for ExecOptions {
+    fn from_lua(value: Value, _lua: &Lua) -> LuaResult<Self> {
+        let table = match value {
+            Value::Nil => return Ok(Self::default()),
+            Value::Table(table) => table,
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "exec.run: expected table for 'opts', got {}",
+                    other.type_name()
+                )));
+            }
+        };
+        let mut options = Self::default();
+        for pair in table.pairs::<String, Value>() {
+            let (key, value) = pair?;
+            match key.as_str() {
+                "cwd" => options.cwd = Some(PathBuf::from(expect_string(&value, "cwd")?)),
+                "env" => options.env = read_env(&value)?,
+                "stdin" => options.stdin = Some(expect_string(&value, "stdin")?.into_bytes()),
+                "timeout" => options.timeout = Some(read_timeout(&value)?),
+                "stream" => {
+                    options.stream = value.as_boolean().ok_or_else(|| option_error("stream", "expected a boolean"))?
+                }
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "exec.run: unknown option '{other}' (expected cwd, env, stdin, timeout or stream)"
+                    )));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn expect_string(value: &Value, option: &str) -> LuaResult<String> {
+    match value {
+        Value::String(text) => Ok(text.to_str()?.to_string()),
+        Value::Integer(_) | Value::Number(_) => value.to_string(),
+        other => Err(option_error(option, format!("expected a string, got {}", other.type_name()))),
+    }
+}
+
+fn read_env(value: &Value) -> LuaResult<Vec<(String, String)>> {
+    let Value::Table(table) = value else {
+        return Err(option_error("env", format!("expected a table, got {}", value.type_name())));
+    };
+    let mut env = Vec::new();
+    for pair in table.pairs::<String, Value>() {
+        let (name, value) = pair?;
+        let text = match &value {
+            Value::Boolean(flag) => flag.to_string(),
+            other => expect_string(other, &format!("env.{name}"))?,
+        };
+        env.push((name, text));
+    }
+    env.sort();
+    Ok(env)
+}
+
+fn read_timeout(value: &Value) -> LuaResult<Duration> {
+    match value {
+        Value::Integer(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
+        Value::Number(seconds) => {
+            Duration::try_from_secs_f64(*seconds).map_err(|_| option_error("timeout", "expected a non-negative number"))
+        }
+        Value::String(text) => crate::duration::parse(&text.to_str()?).map_err(|e| option_error("timeout", e)),
+        other => Err(option_error(
+            "timeout",
+            format!("expected seconds or a duration such as '10s', got {}", other.type_name()),
+        )),
+    }
+}
+
+fn read_program(command: Value) -> LuaResult<Program> {
+    match command {
+        Value::String(line) => Ok(Program::Shell(line.to_str()?.to_string())),
+        Value::Table(argv) => {
+            let argv = argv
+                .sequence_values::<Value>()
+                .map(|arg| arg.and_then(|arg| expect_string(&arg, "cmd")))
+                .collect::<LuaResult<Vec<String>>>()?;
+            if argv.is_empty() {
+                return Err(mlua::Error::runtime("exec.run: the argv table for 'cmd' is empty"));
+            }
+            Ok(Program::Argv(argv))
+        }
+        other => Err(mlua::Error::runtime(format!(
+            "exec.run: expected string or table for 'cmd', got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+async fn run(lua: Lua, command: Value, options: ExecOptions, context: TaskContext) -> LuaResult<(Value, Value, Value)> {
+    let program = read_program(command)?;
+    let cwd = match &options.cwd {
+        Some(dir) => context.resolve(dir),
+        None => context.base_dir(),
+    };
+    if !cwd.is_dir() {
+        return Err(option_error("cwd", format!("path does not exist: {}", cwd.display())));
+    }
+    // The task's `env` first, then the call's own, which wins on a clash.
+    let mut env = context.env.clone();
+    env.extend(options.env);
+    let spec = Spec {
+        program,
+        cwd,
+        env,
+        stdin: options.stdin,
+        timeout: options.timeout,
+    };
+    let prefix = context.prefix.clone();
+    let on_line = |stream: OutputStream, line: &str| {
+        if options.stream {
+            let stream = match stream {
+                OutputStream::Stdout => "stdout",
+                OutputStream::Stderr => "stderr",
+            };
+            tracing::info!(target: OUTPUT_TARGET, task = prefix.as_deref(), stream, "{line}");
+        }
+    };
+    tracing::debug!(program = %spec.program.display_name(), cwd = %spec.cwd.display(), "exec.run");
+    let finished = match process::run(&spec, &on_line).await {
+        Ok(finished) => finished,
+        // The program could not start (not found, not executable): a failed command, like a
+        // shell's 127, not a Lua error.
+        Err(error) => {
+            let err = error_table(&lua, Some(127), None, false, &error.to_string())?;
+            return Ok((Value::String(lua.create_string("")?), Value::String(lua.create_string("")?), err));
+        }
+    };
+    let err = match finished.exit {
+        Exit::Code(0) => Value::Nil,
+        Exit::Code(code) => error_table(&lua, Some(code), None, false, &format!("exited with code {code}"))?,
+        Exit::Signal(signal) => {
+            let name = nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown");
+            error_table(&lua, None, Some(signal), false, &format!("killed by signal {signal} ({name})"))?
+        }
+        Exit::TimedOut(limit) => error_table(
+            &lua,
+            None,
+            None,
+            true,
+            &format!("timed out after {}", crate::duration::format(limit)),
+        )?,
+    };
+    Ok((
+        Value::String(lua.create_string(&finished.stdout)?),
+        Value::String(lua.create_string(&finished.stderr)?),
+        err,
+    ))
+}
+
+fn error_table(lua: &Lua, code: Option<i32>, signal: Option<i32>, timed_out: bool, message: &str) -> LuaResult<Value> {
+    let table = lua.create_table()?;
+    table.set("code", code)?;
+    table.set("signal", signal)?;
+    table.set("timed_out", timed_out)?;
+    table.set("message", message)?;
+    table.set_metatable(Some(error_meta(lua)?))?;
+    Ok(Value::Table(table))
+}
+
+/// The metatable that makes an error print as its message.
+fn error_meta(lua: &Lua) -> LuaResult<Table> {
+    if let Ok(meta) = lua.named_registry_value::<Table>(ERROR_META_KEY) {
+        return Ok(meta);
+    }
+    let meta = lua.create_table()?;
+    meta.set(
+        "__tostring",
+        lua.create_function(|_, err: Table| err.get::<String>("message"))?,
+    )?;
+    lua.set_named_registry_value(ERROR_META_KEY, &meta)?;
+    Ok(meta)
+}

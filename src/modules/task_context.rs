@@ -1,0 +1,77 @@
+//! The context of the task whose coroutine is running: its display prefix, workdir and env.
+//!
+//! The engine (stdlib) records a context table per task coroutine in a weak-keyed registry
+//! table; native functions read it here so that `log` lines carry `<group>/<task>` and `exec.run`
+//! resolves relative paths against the task's workdir, without the user passing anything.
+//! This is shared plumbing for the native modules, not a module of its own.
+
+use std::path::{Path, PathBuf};
+
+use mlua::{Lua, Result as LuaResult, Table};
+
+/// Registry key of the weak-keyed `thread -> context table` map.
+pub const CONTEXTS_KEY: &str = "sloth.contexts";
+
+/// What a native function needs to know about the task it runs for.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    /// `<group>/<task>` (or `<agent>/<task>` on an agent); none outside a task.
+    pub prefix: Option<String>,
+    /// The task's workdir; none outside a task.
+    pub workdir: Option<PathBuf>,
+    /// The task's extra environment variables (`env` field), sorted by name.
+    pub env: Vec<(String, String)>,
+}
+
+impl TaskContext {
+    /// Resolves `path` against the task's workdir (or the process's cwd outside a task).
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match &self.workdir {
+            Some(dir) => dir.join(path),
+            None => std::env::current_dir().map(|cwd| cwd.join(path)).unwrap_or_else(|_| path.to_path_buf()),
+        }
+    }
+
+    /// The directory relative paths start from.
+    pub fn base_dir(&self) -> PathBuf {
+        self.resolve(Path::new("."))
+    }
+}
+
+/// The weak-keyed map, created on first use.
+pub fn contexts(lua: &Lua) -> LuaResult<Table> {
+    if let Ok(table) = lua.named_registry_value::<Table>(CONTEXTS_KEY) {
+        return Ok(table);
+    }
+    let table = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.set("__mode", "k")?;
+    table.set_metatable(Some(meta))?;
+    lua.set_named_registry_value(CONTEXTS_KEY, &table)?;
+    Ok(table)
+}
+
+/// The context of the running coroutine; empty outside a task.
+pub fn current(lua: &Lua) -> TaskContext {
+    let lookup = || -> LuaResult<TaskContext> {
+        let Some(context) = contexts(lua)?.get::<Option<Table>>(lua.current_thread())? else {
+            return Ok(TaskContext::default());
+        };
+        let mut env = Vec::new();
+        if let Some(vars) = context.get::<Option<Table>>("env")? {
+            for pair in vars.pairs::<String, String>() {
+                env.push(pair?);
+            }
+        }
+        env.sort();
+        Ok(TaskContext {
+            prefix: context.get("prefix")?,
+            workdir: context.get::<Option<String>>("workdir")?.map(PathBuf::from),
+            env,
+        })
+    };
+    lookup().unwrap_or_default()
+}

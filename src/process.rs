@@ -1,0 +1,301 @@
+//! Child processes: spawning in their own process group, live output, timeouts, and cleanup.
+//!
+//! A process started here owns its whole tree: it leads a new process group, and that group is
+//! killed when the leader exits, when the timeout fires, or when the caller stops waiting (the
+//! future is dropped, e.g. on Ctrl-C). Nothing a task started outlives it.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// How long a timed-out process group gets between SIGTERM and SIGKILL.
+const TERMINATE_GRACE: Duration = Duration::from_millis(500);
+
+/// What to run: a shell command line (`sh -c`) or an argument vector (no shell).
+#[derive(Debug, Clone)]
+pub enum Program {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+impl Program {
+    /// A short name for messages: the command line or the program name.
+    pub fn display_name(&self) -> String {
+        match self {
+            Program::Shell(line) => line.clone(),
+            Program::Argv(argv) => argv.first().cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// A process to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub program: Program,
+    pub cwd: PathBuf,
+    /// Added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut(Duration),
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+/// A finished process and everything it wrote.
+#[derive(Debug)]
+pub struct Finished {
+    pub exit: Exit,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("empty argument vector")]
+    EmptyArgv,
+    #[error("cannot start '{program}' in '{cwd}': {source}")]
+    Spawn {
+        program: String,
+        cwd: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("waiting for '{program}': {source}")]
+    Wait { program: String, source: std::io::Error },
+}
+
+/// Kills the process group it names when dropped.
+struct GroupGuard(Pid);
+
+impl GroupGuard {
+    fn signal(&self, signal: Signal) {
+        // ESRCH (the group is already gone) is the normal case after a clean exit.
+        let _ = killpg(self.0, signal);
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.
+pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Finished, ProcessError> {
+    let mut command = match &spec.program {
+        Program::Shell(line) => {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(line);
+            command
+        }
+        Program::Argv(argv) => {
+            let (program, args) = argv.split_first().ok_or(ProcessError::EmptyArgv)?;
+            let mut command = Command::new(program);
+            command.args(args);
+            command
+        }
+    };
+    command
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+
+    let program = spec.program.display_name();
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        program: program.clone(),
+        cwd: spec.cwd.clone(),
+        source,
+    })?;
+    let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
+
+    let stdout_buf = RefCell::new(Vec::new());
+    let stderr_buf = RefCell::new(Vec::new());
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let stdin = child.stdin.take();
+
+    let work = async {
+        let feed = async {
+            if let (Some(mut pipe), Some(input)) = (stdin, spec.stdin.as_deref()) {
+                // A child that exits without reading its input is not an error.
+                let _ = pipe.write_all(input).await;
+            }
+        };
+        let wait = async {
+            let status = child.wait().await;
+            // The leader is gone: whatever it left behind in its group goes too, which also
+            // closes the pipes those stragglers held so the readers below reach EOF.
+            if let Some(group) = &group {
+                group.signal(Signal::SIGKILL);
+            }
+            status
+        };
+        let (status, (), (), ()) = tokio::join!(
+            wait,
+            pump(stdout, OutputStream::Stdout, &stdout_buf, on_line),
+            pump(stderr, OutputStream::Stderr, &stderr_buf, on_line),
+            feed,
+        );
+        status
+    };
+
+    let exit = match spec.timeout {
+        None => exit_of(work.await, &program)?,
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(status) => exit_of(status, &program)?,
+            Err(_) => {
+                terminate(&mut child, group.as_ref()).await;
+                Exit::TimedOut(limit)
+            }
+        },
+    };
+    drop(group);
+    Ok(Finished {
+        exit,
+        stdout: stdout_buf.into_inner(),
+        stderr: stderr_buf.into_inner(),
+    })
+}
+
+fn exit_of(status: std::io::Result<std::process::ExitStatus>, program: &str) -> Result<Exit, ProcessError> {
+    use std::os::unix::process::ExitStatusExt;
+    let status = status.map_err(|source| ProcessError::Wait {
+        program: program.to_owned(),
+        source,
+    })?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => Exit::Code(code),
+        (None, Some(signal)) => Exit::Signal(signal),
+        (None, None) => Exit::Code(-1),
+    })
+}
+
+/// SIGTERM to the whole group, a short grace, then SIGKILL; reaps the leader.
+async fn terminate(child: &mut Child, group: Option<&GroupGuard>) {
+    if let Some(group) = group {
+        group.signal(Signal::SIGTERM);
+    }
+    if tokio::time::timeout(TERMINATE_GRACE, child.wait()).await.is_err() {
+        if let Some(group) = group {
+            group.signal(Signal::SIGKILL);
+        }
+        let _ = child.wait().await;
+    }
+    if let Some(group) = group {
+        group.signal(Signal::SIGKILL);
+    }
+}
+
+/// Copies a pipe into `buf`, reporting each complete line (and a final partial one).
+async fn pump(
+    pipe: Option<impl AsyncRead + Unpin>,
+    stream: OutputStream,
+    buf: &RefCell<Vec<u8>>,
+    on_line: &dyn Fn(OutputStream, &str),
+) {
+    let Some(mut pipe) = pipe else { return };
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut line_start = 0;
+    loop {
+        let read = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut all = buf.borrow_mut();
+        all.extend_from_slice(&chunk[..read]);
+        while let Some(pos) = all[line_start..].iter().position(|&b| b == b'\n') {
+            let line = String::from_utf8_lossy(&all[line_start..line_start + pos]);
+            on_line(stream, line.trim_end_matches('\r'));
+            line_start += pos + 1;
+        }
+    }
+    let all = buf.borrow();
+    if line_start < all.len() {
+        on_line(stream, &String::from_utf8_lossy(&all[line_start..]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(line: &str) -> Spec {
+        Spec {
+            program: Program::Shell(line.to_owned()),
+            cwd: std::env::temp_dir(),
+            env: vec![],
+            stdin: None,
+            timeout: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn captures_output_and_exit_code() {
+        let lines = RefCell::new(Vec::new());
+        let finished = run(&shell("echo out; echo err >&2; exit 3"), &|stream, line| {
+            lines.borrow_mut().push((stream, line.to_owned()))
+        })
+        .await
+        .expect("sh runs");
+        assert_eq!(finished.exit, Exit::Code(3));
+        assert_eq!(finished.stdout, b"out\n");
+        assert_eq!(finished.stderr, b"err\n");
+        assert!(lines.borrow().contains(&(OutputStream::Stdout, "out".to_owned())));
+        assert!(lines.borrow().contains(&(OutputStream::Stderr, "err".to_owned())));
+    }
+
+    #[tokio::test]
+    async fn feeds_stdin_and_reports_partial_last_line() {
+        let mut spec = shell("cat");
+        spec.stdin = Some(b"no newline".to_vec());
+        let lines = RefCell::new(Vec::new());
+        let finished = run(&spec, &|_, line| lines.borrow_mut().push(line.to_owned()))
+            .await
+            .expect("cat runs");
+        assert_eq!(finished.stdout, b"no newline");
+        assert_eq!(*lines.borrow(), vec!["no newline".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_background_straggler_does_not_hold_the_run_open() {
+        let started = std::time::Instant::now();
+        let finished = run(&shell("sleep 30 & echo done"), &|_, _| {}).await.expect("sh runs");
+        assert_eq!(finished.exit, Exit::Code(0));
+        assert!(started.elapsed() < Duration::from_secs(20), "the straggler was not killed");
+    }
+
+    #[tokio::test]
+    async fn spawn_errors_name_the_directory() {
+        let mut spec = shell("true");
+        spec.cwd = PathBuf::from("/definitely/not/here");
+        let error = run(&spec, &|_, _| {}).await.expect_err("cwd does not exist");
+        assert!(error.to_string().contains("/definitely/not/here"), "{error}");
+    }
+}

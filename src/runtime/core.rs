@@ -1,0 +1,135 @@
+//! `sloth.core`: the host's internal primitives for the stdlib engine — not a public module.
+//!
+//! - `spawn(fn, context, ...) -> id` starts `fn(...)` as a concurrent job whose coroutine carries
+//!   `context` (`{ prefix, workdir, group, task }`, or nil);
+//! - `wait(id) -> ok, ...` and `wait_any({ids}) -> id, ok, ...` wait for jobs;
+//! - `cancel(id)` stops one; `now()` is a monotonic clock in seconds; `sleep(seconds)` yields;
+//! - `cwd()`, `is_dir(path)`, `parse_duration(text)`, `format_duration(seconds)`: small facts
+//!   standard Lua cannot get;
+//! - `contexts` is the weak `coroutine -> context` map; `context()` the running task's context.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, Value, Variadic};
+
+use super::jobs::{Jobs, Outcome};
+use crate::modules::task_context;
+
+/// Builds the `sloth.core` table; `jobs` is shared with the host so it can cancel everything.
+pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
+    let core = lua.create_table()?;
+    let contexts = task_context::contexts(lua)?;
+    core.set("contexts", &contexts)?;
+
+    let spawn_jobs = Rc::clone(&jobs);
+    let spawn_contexts = contexts.clone();
+    core.set(
+        "spawn",
+        lua.create_function(move |lua, (function, context, args): (Function, Option<Table>, MultiValue)| {
+            let (id, thread) = spawn_jobs.spawn(lua, function, args)?;
+            // A job started from inside a task inherits that task's context.
+            let context = match context {
+                Some(context) => Some(context),
+                None => spawn_contexts.get::<Option<Table>>(lua.current_thread())?,
+            };
+            spawn_contexts.set(thread, context)?;
+            Ok(id)
+        })?,
+    )?;
+
+    let wait_jobs = Rc::clone(&jobs);
+    core.set(
+        "wait",
+        lua.create_async_function(move |lua, id: u64| {
+            let jobs = Rc::clone(&wait_jobs);
+            async move {
+                match jobs.wait_any(&[id]).await {
+                    Some((_, outcome)) => outcome_values(&lua, outcome),
+                    None => Err(mlua::Error::runtime(format!("sloth.core.wait: no job {id}"))),
+                }
+            }
+        })?,
+    )?;
+
+    let any_jobs = Rc::clone(&jobs);
+    core.set(
+        "wait_any",
+        lua.create_async_function(move |lua, ids: Variadic<u64>| {
+            let jobs = Rc::clone(&any_jobs);
+            async move {
+                let ids: Vec<u64> = ids.into_iter().collect();
+                match jobs.wait_any(&ids).await {
+                    Some((id, outcome)) => {
+                        let mut values = outcome_values(&lua, outcome)?;
+                        values.push_front(Value::Integer(id as i64));
+                        Ok(values)
+                    }
+                    None => Ok(MultiValue::new()),
+                }
+            }
+        })?,
+    )?;
+
+    let cancel_jobs = Rc::clone(&jobs);
+    core.set("cancel", lua.create_function(move |_, id: u64| Ok(cancel_jobs.cancel(id)))?)?;
+
+    let started = Instant::now();
+    core.set("now", lua.create_function(move |_, ()| Ok(started.elapsed().as_secs_f64()))?)?;
+
+    core.set(
+        "sleep",
+        lua.create_async_function(|_, seconds: f64| async move {
+            let duration = Duration::try_from_secs_f64(seconds)
+                .map_err(|_| mlua::Error::runtime("sloth.core.sleep: expected a non-negative number of seconds"))?;
+            tokio::time::sleep(duration).await;
+            Ok(())
+        })?,
+    )?;
+
+    core.set(
+        "context",
+        lua.create_function(move |lua, ()| contexts.get::<Option<Table>>(lua.current_thread()))?,
+    )?;
+
+    core.set(
+        "cwd",
+        lua.create_function(|_, ()| {
+            std::env::current_dir()
+                .map(|dir| dir.to_string_lossy().into_owned())
+                .map_err(|e| mlua::Error::runtime(format!("sloth.core.cwd: {e}")))
+        })?,
+    )?;
+    core.set(
+        "is_dir",
+        lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).is_dir()))?,
+    )?;
+
+    core.set(
+        "parse_duration",
+        lua.create_function(|lua, text: String| match crate::duration::parse(&text) {
+            Ok(duration) => (duration.as_secs_f64(), Value::Nil).into_lua_multi(lua),
+            Err(error) => (Value::Nil, error.reason).into_lua_multi(lua),
+        })?,
+    )?;
+
+    core.set(
+        "format_duration",
+        lua.create_function(|_, seconds: f64| {
+            Ok(crate::duration::format(Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or_default()))
+        })?,
+    )?;
+
+    Ok(core)
+}
+
+/// `true, ...values` or `false, message`.
+fn outcome_values(lua: &Lua, outcome: Outcome) -> LuaResult<MultiValue> {
+    match outcome {
+        Ok(mut values) => {
+            values.push_front(Value::Boolean(true));
+            Ok(values)
+        }
+        Err(message) => (false, message).into_lua_multi(lua),
+    }
+}

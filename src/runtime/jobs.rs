@@ -1,0 +1,85 @@
+//! Concurrent Lua jobs: a Lua function started as its own coroutine, driven by tokio.
+//!
+//! The stdlib scheduler starts each task as a job and waits for one or any of them. Jobs run on
+//! the current `LocalSet`; a job that awaits an async native function (a child process, a
+//! timer) yields, and the others go on.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mlua::{Function, Lua, MultiValue, Result as LuaResult};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// How a job ended: its return values, or the error message that ended it.
+pub type Outcome = Result<MultiValue, String>;
+
+/// Every job of one VM.
+#[derive(Default)]
+pub struct Jobs {
+    next_id: Cell<u64>,
+    running: RefCell<HashMap<u64, JoinHandle<()>>>,
+    finished: RefCell<HashMap<u64, Outcome>>,
+    changed: Notify,
+}
+
+impl Jobs {
+    /// Starts `function(args...)` as a job on its own coroutine; returns the coroutine too, so
+    /// the caller can attach a task context to it before it first runs.
+    pub fn spawn(self: &Rc<Self>, lua: &Lua, function: Function, args: MultiValue) -> LuaResult<(u64, mlua::Thread)> {
+        let id = self.next_id.get() + 1;
+        self.next_id.set(id);
+        let thread = lua.create_thread(function)?;
+        let future = thread.clone().into_async::<MultiValue>(args)?;
+        let jobs = Rc::clone(self);
+        let handle = tokio::task::spawn_local(async move {
+            let outcome = future.await.map_err(|error| super::error::describe(&error));
+            jobs.running.borrow_mut().remove(&id);
+            jobs.finished.borrow_mut().insert(id, outcome);
+            jobs.changed.notify_waiters();
+        });
+        self.running.borrow_mut().insert(id, handle);
+        Ok((id, thread))
+    }
+
+    /// Waits until one of `ids` has finished and takes its outcome. `None` if none of them is
+    /// known (never started, or already taken).
+    pub async fn wait_any(&self, ids: &[u64]) -> Option<(u64, Outcome)> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut finished = self.finished.borrow_mut();
+                if let Some(id) = ids.iter().find(|id| finished.contains_key(id)) {
+                    return finished.remove(id).map(|outcome| (*id, outcome));
+                }
+            }
+            if !ids.iter().any(|id| self.running.borrow().contains_key(id)) {
+                return None;
+            }
+            changed.await;
+        }
+    }
+
+    /// Stops a running job at its next yield point; dropping it kills its child processes.
+    pub fn cancel(&self, id: u64) -> bool {
+        let handle = self.running.borrow_mut().remove(&id);
+        self.finished.borrow_mut().remove(&id);
+        match handle {
+            Some(handle) => {
+                handle.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every running job (the run is over or was interrupted).
+    pub fn cancel_all(&self) {
+        for (_, handle) in self.running.borrow_mut().drain() {
+            handle.abort();
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The bundled stdlib: preloaded under module names, with chunk names equal to repository paths.
+
+use std::path::{Path, PathBuf};
+
+use mlua::{Lua, Result as LuaResult, Value};
+
+mod index {
+    include!(concat!(env!("OUT_DIR"), "/stdlib_index.rs"));
+}
+
+/// Where stdlib sources come from.
+#[derive(Debug, Clone, Default)]
+pub enum StdlibSource {
+    /// Compiled into the binary.
+    #[default]
+    Bundled,
+    /// Read from this directory at `require` time (`SLOTH_STDLIB_DIR`), for development.
+    Directory(PathBuf),
+}
+
+/// Names of the bundled stdlib modules.
+pub fn bundled_modules() -> impl Iterator<Item = &'static str> {
+    index::STDLIB.iter().map(|(module, _, _)| *module)
+}
+
+/// Registers every stdlib module in `package.preload`.
+pub fn preload(lua: &Lua, source: &StdlibSource) -> LuaResult<()> {
+    match source {
+        StdlibSource::Bundled => {
+            for (module, path, code) in index::STDLIB {
+                let loader = lua.create_function(move |lua, _: mlua::MultiValue| {
+                    lua.load(*code).set_name(format!("@{path}")).call::<Value>(())
+                })?;
+                lua.preload_module(module, loader)?;
+            }
+        }
+        StdlibSource::Directory(dir) => {
+            let mut files = Vec::new();
+            collect(dir, dir, &mut files);
+            for (module, path) in files {
+                let loader = lua.create_function(move |lua, _: mlua::MultiValue| {
+                    let code = std::fs::read_to_string(&path)
+                        .map_err(|e| mlua::Error::runtime(format!("reading stdlib file {}: {e}", path.display())))?;
+                    lua.load(code).set_name(format!("@{}", path.display())).call::<Value>(())
+                })?;
+                lua.preload_module(&module, loader)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `(module name, path)` of every `.lua` file under `root`.
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else if path.extension().is_some_and(|ext| ext == "lua") {
+            let Ok(relative) = path.strip_prefix(root) else { continue };
+            let module = relative
+                .to_string_lossy()
+                .trim_end_matches(".lua")
+                .trim_end_matches("/init")
+                .replace('/', ".");
+            files.push((module, path));
+        }
+    }
+}

@@ -1,0 +1,88 @@
+--- Entry points of the command line: each takes the parsed options and returns an exit code.
+local errors = require("sloth.errors")
+local plan_mod = require("sloth.plan")
+local report = require("sloth.report")
+local runner = require("sloth.runner")
+local taskdefs = require("sloth.taskdefs")
+local core = require("sloth.core")
+
+local M = {}
+
+M.EXIT_OK = 0
+M.EXIT_FAILED = 1
+M.EXIT_INVALID = 2
+
+--- Prints an error that stopped the run before anything ran; returns the exit code.
+local function invalid(err)
+  if errors.is_validation(err) then
+    for _, message in ipairs(err.messages) do
+      io.stderr:write("error: " .. message .. "\n")
+    end
+  else
+    io.stderr:write("error: " .. tostring(err) .. "\n")
+  end
+  return M.EXIT_INVALID
+end
+
+--- Loads the pipeline; `nil, code` when it is not valid.
+local function load(file)
+  local ok, pipeline = pcall(taskdefs.load, file)
+  if not ok then
+    return nil, invalid(pipeline)
+  end
+  return pipeline
+end
+
+local function workdir_resolver()
+  local cwd = core.cwd()
+  return function(group)
+    return group.workdir or cwd
+  end
+end
+
+---@param opts { file: string, groups?: string[], tasks?: string[], dry_run?: boolean, jobs?: integer, quiet?: boolean }
+function M.run(opts)
+  local pipeline, code = load(opts.file)
+  if not pipeline then
+    return code
+  end
+  local ok, plan = pcall(plan_mod.build, pipeline, opts)
+  if not ok then
+    return invalid(plan)
+  end
+  local workdir_of = workdir_resolver()
+  if opts.dry_run then
+    plan_mod.print(plan, pipeline, workdir_of)
+    return M.EXIT_OK
+  end
+  local reporter = report.new({ quiet = opts.quiet })
+  local summary = runner.run(plan, { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter })
+  reporter.summary(summary.results, summary.elapsed)
+  return summary.ok and M.EXIT_OK or M.EXIT_FAILED
+end
+
+---@param opts { file: string }
+function M.list(opts)
+  local pipeline, code = load(opts.file)
+  if not pipeline then
+    return code
+  end
+  plan_mod.list(pipeline)
+  return M.EXIT_OK
+end
+
+---@param opts { file: string }
+function M.validate(opts)
+  local pipeline, code = load(opts.file)
+  if not pipeline then
+    return code
+  end
+  local tasks = 0
+  for _, name in ipairs(pipeline.group_names) do
+    tasks = tasks + #pipeline.groups[name].tasks
+  end
+  io.stdout:write(string.format("%s: ok (%d group(s), %d task(s))\n", opts.file, #pipeline.group_names, tasks))
+  return M.EXIT_OK
+end
+
+return M

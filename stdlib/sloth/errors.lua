@@ -1,0 +1,50 @@
+--- Errors the engine raises on purpose, told apart from bugs.
+---
+--- A validation error (exit 2, nothing ran) carries every problem found, each naming the file,
+--- group, task and field it is about.
+local M = {}
+
+local Validation = {}
+Validation.__index = Validation
+Validation.__tostring = function(self)
+  return table.concat(self.messages, "\n")
+end
+
+---@param messages string[]
+function M.validation(messages)
+  return setmetatable({ kind = "validation", messages = messages }, Validation)
+end
+
+---@param message string
+function M.raise_validation(message)
+  error(M.validation({ message }), 0)
+end
+
+function M.is_validation(err)
+  return getmetatable(err) == Validation
+end
+
+--- "file: group 'g', task 't': field 'f': problem" with the parts that are known.
+---@param where { file: string, group?: string, task?: string|integer, field?: string }
+---@param problem string
+function M.locate(where, problem)
+  local parts = {}
+  if where.group then
+    parts[#parts + 1] = string.format("group '%s'", where.group)
+  end
+  if type(where.task) == "string" then
+    parts[#parts + 1] = string.format("task '%s'", where.task)
+  elseif type(where.task) == "number" then
+    parts[#parts + 1] = string.format("task #%d", where.task)
+  end
+  local head = where.file
+  if #parts > 0 then
+    head = head .. ": " .. table.concat(parts, ", ")
+  end
+  if where.field then
+    head = head .. string.format(": field '%s'", where.field)
+  end
+  return head .. ": " .. problem
+end
+
+return M

@@ -1,0 +1,106 @@
+--- What a run will do: the selected groups and tasks, in order. Also prints it (`--dry-run`)
+--- and lists a pipeline (`list`).
+local errors = require("sloth.errors")
+local graph = require("sloth.graph")
+
+local M = {}
+
+--- Selects groups (`names`, default all in name order) and tasks (`tasks`, plus their
+--- dependencies; default all). Unknown names are validation errors.
+---@param pipeline table
+---@param opts { groups?: string[], tasks?: string[] }
+---@return { group: table, tasks: table[] }[]
+function M.build(pipeline, opts)
+  local problems = {}
+  local group_names = pipeline.group_names
+  if opts.groups and #opts.groups > 0 then
+    group_names = {}
+    local seen = {}
+    for _, name in ipairs(opts.groups) do
+      if not pipeline.groups[name] then
+        problems[#problems + 1] = string.format("%s: unknown group '%s' (groups: %s)",
+          pipeline.file, name, table.concat(pipeline.group_names, ", "))
+      elseif not seen[name] then
+        seen[name] = true
+        group_names[#group_names + 1] = name
+      end
+    end
+    table.sort(group_names)
+  end
+
+  local wanted = opts.tasks and #opts.tasks > 0 and opts.tasks or nil
+  if wanted then
+    for _, task_name in ipairs(wanted) do
+      local found = false
+      for _, group_name in ipairs(group_names) do
+        local group = pipeline.groups[group_name]
+        if group and group.by_name[task_name] then
+          found = true
+        end
+      end
+      if not found then
+        problems[#problems + 1] = string.format("%s: unknown task '%s' (not in any selected group)",
+          pipeline.file, task_name)
+      end
+    end
+  end
+  if #problems > 0 then
+    error(errors.validation(problems), 0)
+  end
+
+  local plan = {}
+  for _, name in ipairs(group_names) do
+    local group = pipeline.groups[name]
+    local selected = wanted and graph.closure(group, wanted) or nil
+    local tasks = graph.order(group, selected)
+    if #tasks > 0 then
+      plan[#plan + 1] = { group = group, tasks = tasks }
+    end
+  end
+  return plan
+end
+
+local function describe_command(task)
+  if type(task.command) == "function" then
+    return "function"
+  end
+  return "sh: " .. task.command
+end
+
+--- Prints the plan without running anything.
+function M.print(plan, pipeline, workdir_of)
+  local out = io.stdout
+  out:write(string.format("plan for %s (dry run: nothing runs)\n", pipeline.file))
+  for _, step in ipairs(plan) do
+    local group = step.group
+    out:write(string.format("group %s: %d task(s), workdir %s\n", group.name, #step.tasks, workdir_of(group)))
+    for i, task in ipairs(step.tasks) do
+      local after = ""
+      if #task.depends_on > 0 then
+        after = "  after " .. table.concat(task.depends_on, ", ")
+      end
+      out:write(string.format("  %d. %s  [local]  %s%s\n", i, task.name, describe_command(task), after))
+    end
+  end
+end
+
+--- Prints groups, tasks, descriptions and dependencies.
+function M.list(pipeline)
+  local out = io.stdout
+  for _, name in ipairs(pipeline.group_names) do
+    local group = pipeline.groups[name]
+    out:write(group.description and string.format("%s  %s\n", name, group.description) or name .. "\n")
+    for _, task in ipairs(group.tasks) do
+      local line = "  " .. task.name
+      if task.description then
+        line = line .. "  " .. task.description
+      end
+      if #task.depends_on > 0 then
+        line = line .. "  (depends on: " .. table.concat(task.depends_on, ", ") .. ")"
+      end
+      out:write(line .. "\n")
+    end
+  end
+end
+
+return M

@@ -1,0 +1,83 @@
+--- Progress lines while a run goes, and the summary table at the end (on stderr: stdout is
+--- kept for machine-readable output).
+local core = require("sloth.core")
+
+local M = {}
+
+local function first_line(text)
+  if text == nil or text == "" then
+    return "-"
+  end
+  return (text:match("^[^\n]*"))
+end
+
+local function indent(text)
+  return "    " .. text:gsub("\n", "\n    ")
+end
+
+---@param opts { quiet?: boolean, out?: file* }
+function M.new(opts)
+  local out = opts.out or io.stderr
+  local reporter = {}
+
+  function reporter.started(ref)
+    if not opts.quiet then
+      out:write(string.format("%s  started\n", ref))
+    end
+  end
+
+  function reporter.finished(ref, result)
+    local duration = core.format_duration(result.duration)
+    if result.status == "succeeded" then
+      if not opts.quiet then
+        local message = result.message and ("  " .. first_line(result.message)) or ""
+        out:write(string.format("%s  succeeded (%s)%s\n", ref, duration, message))
+      end
+    else
+      local message = result.message or "failed"
+      local head, rest = message:match("^([^\n]*)\n(.*)$")
+      out:write(string.format("%s  FAILED (%s)  %s\n", ref, duration, head or message))
+      if rest then
+        out:write(indent(rest) .. "\n")
+      end
+    end
+  end
+
+  function reporter.skipped(ref, reason)
+    if not opts.quiet then
+      out:write(string.format("%s  skipped: %s\n", ref, reason))
+    end
+  end
+
+  --- The table of every task that was considered, in the order they ended.
+  function reporter.summary(results, elapsed)
+    if #results == 0 then
+      out:write("nothing to run\n")
+      return
+    end
+    local rows = { { "TASK", "STATUS", "DURATION", "MESSAGE" } }
+    local counts = { succeeded = 0, failed = 0, skipped = 0 }
+    for _, r in ipairs(results) do
+      counts[r.status] = counts[r.status] + 1
+      local duration = r.status == "skipped" and "-" or core.format_duration(r.duration)
+      rows[#rows + 1] = { r.ref, r.status, duration, first_line(r.message) }
+    end
+    local widths = { 0, 0, 0 }
+    for _, row in ipairs(rows) do
+      for i = 1, 3 do
+        widths[i] = math.max(widths[i], #row[i])
+      end
+    end
+    out:write("\n")
+    for _, row in ipairs(rows) do
+      out:write(string.format("%-" .. widths[1] .. "s  %-" .. widths[2] .. "s  %-" .. widths[3] .. "s  %s\n",
+        row[1], row[2], row[3], row[4]))
+    end
+    out:write(string.format("%d task(s): %d succeeded, %d failed, %d skipped in %s\n",
+      #results, counts.succeeded, counts.failed, counts.skipped, core.format_duration(elapsed)))
+  end
+
+  return reporter
+end
+
+return M

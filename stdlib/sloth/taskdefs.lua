@@ -1,0 +1,303 @@
+--- Reading and validating a pipeline's `TaskDefinitions`.
+---
+--- `load(file)` runs the pipeline file and returns the normalized pipeline; anything wrong
+--- raises one validation error listing every problem, each naming file, group, task and field.
+local errors = require("sloth.errors")
+local graph = require("sloth.graph")
+local paths = require("sloth.paths")
+local core = require("sloth.core")
+
+local M = {}
+
+--- Task fields of the language, and whether this version acts on them. A field the language
+--- has but this version does not handle is refused, never silently ignored.
+local TASK_FIELDS = {
+  name = true, description = true, command = true, params = true, depends_on = true, env = true,
+  agent = false, delegate_to = false, async = false, retries = false, timeout = false,
+  run_if = false, abort_if = false, pre_exec = false, post_exec = false, next_if_fail = false,
+  uses = false, artifacts = false, consumes = false, workspace = false,
+}
+
+local GROUP_FIELDS = {
+  description = true, tasks = true, workdir = true, agents = true,
+  dispatch = false, create_workdir_before_run = false, clean_workdir_after_run = false,
+  delegate_to = false,
+}
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys, function(a, b)
+    return tostring(a) < tostring(b)
+  end)
+  return keys
+end
+
+--- A validation pass over one pipeline: collects problems instead of stopping at the first.
+local Checker = {}
+Checker.__index = Checker
+
+local function new_checker(file)
+  return setmetatable({ file = file, problems = {} }, Checker)
+end
+
+function Checker:add(where, problem)
+  where.file = self.file
+  self.problems[#self.problems + 1] = errors.locate(where, problem)
+end
+
+local function is_list_of_strings(v)
+  if type(v) ~= "table" then
+    return false
+  end
+  for k, item in pairs(v) do
+    if math.type(k) ~= "integer" or type(item) ~= "string" then
+      return false
+    end
+  end
+  return true
+end
+
+--- Reads one task table into its normalized form.
+function Checker:task(group_name, raw, position, key_name)
+  local where_task = key_name or (type(raw) == "table" and type(raw.name) == "string" and raw.name) or position
+  if type(raw) ~= "table" then
+    self:add({ group = group_name, task = where_task }, "must be a table, got " .. type(raw))
+    return nil
+  end
+  local task = { index = position, group = group_name, env = {}, depends_on = {} }
+  for _, field in ipairs(sorted_keys(raw)) do
+    local supported = TASK_FIELDS[field]
+    local where = { group = group_name, task = where_task, field = tostring(field) }
+    if supported == nil then
+      self:add(where, "unknown field")
+    elseif supported == false then
+      self:add(where, "is not supported by this version of sloth-runner")
+    end
+  end
+
+  local name = raw.name
+  if key_name ~= nil then
+    if name ~= nil and name ~= key_name then
+      self:add({ group = group_name, task = key_name, field = "name" },
+        string.format("'%s' differs from the key '%s' it is stored under", tostring(name), key_name))
+    end
+    name = key_name
+  end
+  if type(name) ~= "string" or name == "" then
+    self:add({ group = group_name, task = where_task, field = "name" },
+      name == nil and "is missing" or "must be a non-empty string, got " .. type(name))
+    return nil
+  end
+  task.name = name
+  local where = function(field)
+    return { group = group_name, task = name, field = field }
+  end
+
+  if raw.description ~= nil and type(raw.description) ~= "string" then
+    self:add(where("description"), "must be a string, got " .. type(raw.description))
+  end
+  task.description = raw.description
+
+  local command = raw.command
+  if command == nil then
+    self:add(where("command"), "is missing (a shell string or a function)")
+  elseif type(command) ~= "string" and type(command) ~= "function" then
+    self:add(where("command"), "must be a shell string or a function, got " .. type(command))
+  end
+  task.command = command
+
+  if raw.params ~= nil and type(raw.params) ~= "table" then
+    self:add(where("params"), "must be a table, got " .. type(raw.params))
+  end
+  task.params = raw.params or {}
+
+  local deps = raw.depends_on
+  if type(deps) == "string" then
+    task.depends_on = { deps }
+  elseif deps ~= nil then
+    if is_list_of_strings(deps) then
+      task.depends_on = deps
+    else
+      self:add(where("depends_on"), "must be a task name or a list of task names")
+    end
+  end
+
+  if raw.env ~= nil then
+    if type(raw.env) ~= "table" then
+      self:add(where("env"), "must be a table of NAME = value, got " .. type(raw.env))
+    else
+      for k, v in pairs(raw.env) do
+        local tv = type(v)
+        if type(k) ~= "string" or (tv ~= "string" and tv ~= "number" and tv ~= "boolean") then
+          self:add(where("env"), string.format("entry '%s' must map a name to a string, number or boolean", tostring(k)))
+        else
+          task.env[k] = tostring(v)
+        end
+      end
+    end
+  end
+  return task
+end
+
+function Checker:agents(group_name, raw)
+  if type(raw) ~= "table" then
+    self:add({ group = group_name, field = "agents" }, "must be a table of name = { address = ... }, got " .. type(raw))
+    return {}
+  end
+  local agents = {}
+  for _, name in ipairs(sorted_keys(raw)) do
+    local agent = raw[name]
+    local where = { group = group_name, field = "agents." .. tostring(name) }
+    if type(agent) ~= "table" then
+      self:add(where, "must be a table with an 'address', got " .. type(agent))
+    elseif type(agent.address) ~= "string" or agent.address == "" then
+      self:add(where, "has no 'address' (host:port)")
+    else
+      agents[name] = { name = name, address = agent.address, labels = agent.labels or {} }
+    end
+  end
+  return agents
+end
+
+function Checker:group(name, raw, base_dir)
+  if type(name) ~= "string" then
+    self:add({}, string.format("group keys must be strings, got %s", type(name)))
+    return nil
+  end
+  if type(raw) ~= "table" then
+    self:add({ group = name }, "must be a table, got " .. type(raw))
+    return nil
+  end
+  for _, field in ipairs(sorted_keys(raw)) do
+    local supported = GROUP_FIELDS[field]
+    local where = { group = name, field = tostring(field) }
+    if supported == nil then
+      self:add(where, "unknown field")
+    elseif supported == false then
+      self:add(where, "is not supported by this version of sloth-runner")
+    end
+  end
+  local group = { name = name, description = raw.description, tasks = {}, by_name = {}, agents = {} }
+  if raw.description ~= nil and type(raw.description) ~= "string" then
+    self:add({ group = name, field = "description" }, "must be a string, got " .. type(raw.description))
+  end
+  if raw.agents ~= nil then
+    group.agents = self:agents(name, raw.agents)
+  end
+
+  if raw.workdir ~= nil then
+    if type(raw.workdir) ~= "string" then
+      self:add({ group = name, field = "workdir" }, "must be a string, got " .. type(raw.workdir))
+    else
+      group.workdir = paths.absolute(raw.workdir, base_dir)
+      if not core.is_dir(group.workdir) then
+        self:add({ group = name, field = "workdir" }, "directory does not exist: " .. group.workdir)
+      end
+    end
+  end
+
+  local tasks = raw.tasks
+  if tasks == nil then
+    self:add({ group = name, field = "tasks" }, "is missing")
+    return group
+  elseif type(tasks) ~= "table" then
+    self:add({ group = name, field = "tasks" }, "must be a list or a map of tasks, got " .. type(tasks))
+    return group
+  end
+
+  -- A list keeps declaration order; a map (name = task) has none, so it runs in name order.
+  local is_list = #tasks > 0 or next(tasks) == nil
+  local entries = {}
+  if is_list then
+    for key in pairs(tasks) do
+      if math.type(key) ~= "integer" then
+        self:add({ group = name, field = "tasks" }, string.format(
+          "mixes a list with named entries ('%s'); use one form", tostring(key)))
+      end
+    end
+    for i, raw_task in ipairs(tasks) do
+      entries[#entries + 1] = { raw = raw_task }
+      entries[#entries].position = i
+    end
+  else
+    for i, key in ipairs(sorted_keys(tasks)) do
+      if type(key) ~= "string" then
+        self:add({ group = name, field = "tasks" }, "map keys must be task names, got " .. type(key))
+      else
+        entries[#entries + 1] = { raw = tasks[key], position = i, key = key }
+      end
+    end
+  end
+
+  for _, entry in ipairs(entries) do
+    local task = self:task(name, entry.raw, entry.position, entry.key)
+    if task then
+      if group.by_name[task.name] then
+        self:add({ group = name, task = task.name, field = "name" }, "duplicate task name")
+      else
+        task.index = #group.tasks + 1
+        group.tasks[#group.tasks + 1] = task
+        group.by_name[task.name] = task
+      end
+    end
+  end
+
+  for _, task in ipairs(group.tasks) do
+    for _, dep in ipairs(task.depends_on) do
+      if not group.by_name[dep] then
+        self:add({ group = name, task = task.name, field = "depends_on" }, string.format("unknown task '%s'", dep))
+      end
+    end
+  end
+  local cycle = graph.find_cycle(group)
+  if cycle then
+    self:add({ group = name, field = "depends_on" }, "dependency cycle: " .. table.concat(cycle, " -> "))
+  end
+  return group
+end
+
+--- Normalizes a `TaskDefinitions` value; `file` is used in messages and to resolve `workdir`.
+---@param defs any
+---@param file string
+---@return table pipeline
+function M.from_value(defs, file)
+  local checker = new_checker(file)
+  local base_dir = paths.absolute(paths.dirname(file))
+  if defs == nil then
+    errors.raise_validation(file .. ": no TaskDefinitions table defined")
+  elseif type(defs) ~= "table" then
+    errors.raise_validation(file .. ": TaskDefinitions must be a table of groups, got " .. type(defs))
+  end
+  local pipeline = { file = file, dir = base_dir, groups = {}, group_names = {} }
+  for _, name in ipairs(sorted_keys(defs)) do
+    local group = checker:group(name, defs[name], base_dir)
+    if group then
+      pipeline.groups[name] = group
+      pipeline.group_names[#pipeline.group_names + 1] = name
+    end
+  end
+  if #checker.problems > 0 then
+    error(errors.validation(checker.problems), 0)
+  end
+  return pipeline
+end
+
+--- Runs a pipeline file and normalizes its `TaskDefinitions`.
+---@param file string
+function M.load(file)
+  local chunk, load_error = loadfile(file)
+  if not chunk then
+    errors.raise_validation(load_error)
+  end
+  TaskDefinitions = nil
+  local ok, run_error = xpcall(chunk, debug.traceback)
+  if not ok then
+    errors.raise_validation(tostring(run_error))
+  end
+  return M.from_value(TaskDefinitions, file)
+end
+
+return M
