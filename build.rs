@@ -27,12 +27,8 @@ fn main() {
             .trim_end_matches(".lua")
             .trim_end_matches("/init")
             .replace('/', ".");
-        writeln!(
-            index,
-            "    ({module:?}, {repo_path:?}, include_str!({:?})),",
-            file.display().to_string()
-        )
-        .expect("writing to a String cannot fail");
+        writeln!(index, "    ({module:?}, {repo_path:?}, include_str!({:?})),", file.display().to_string())
+            .expect("writing to a String cannot fail");
     }
     index.push_str("];\n");
 

@@ -79,11 +79,7 @@ pub enum ProcessError {
     #[error("empty argument vector")]
     EmptyArgv,
     #[error("cannot start '{program}' in '{cwd}': {source}")]
-    Spawn {
-        program: String,
-        cwd: PathBuf,
-        source: std::io::Error,
-    },
+    Spawn { program: String, cwd: PathBuf, source: std::io::Error },
     #[error("waiting for '{program}': {source}")]
     Wait { program: String, source: std::io::Error },
 }
@@ -177,19 +173,12 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         },
     };
     drop(group);
-    Ok(Finished {
-        exit,
-        stdout: stdout_buf.into_inner(),
-        stderr: stderr_buf.into_inner(),
-    })
+    Ok(Finished { exit, stdout: stdout_buf.into_inner(), stderr: stderr_buf.into_inner() })
 }
 
 fn exit_of(status: std::io::Result<std::process::ExitStatus>, program: &str) -> Result<Exit, ProcessError> {
     use std::os::unix::process::ExitStatusExt;
-    let status = status.map_err(|source| ProcessError::Wait {
-        program: program.to_owned(),
-        source,
-    })?;
+    let status = status.map_err(|source| ProcessError::Wait { program: program.to_owned(), source })?;
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => Exit::Code(code),
         (None, Some(signal)) => Exit::Signal(signal),
@@ -276,9 +265,7 @@ mod tests {
         let mut spec = shell("cat");
         spec.stdin = Some(b"no newline".to_vec());
         let lines = RefCell::new(Vec::new());
-        let finished = run(&spec, &|_, line| lines.borrow_mut().push(line.to_owned()))
-            .await
-            .expect("cat runs");
+        let finished = run(&spec, &|_, line| lines.borrow_mut().push(line.to_owned())).await.expect("cat runs");
         assert_eq!(finished.stdout, b"no newline");
         assert_eq!(*lines.borrow(), vec!["no newline".to_owned()]);
     }

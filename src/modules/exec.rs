@@ -150,13 +150,7 @@ async fn run(lua: Lua, command: Value, options: ExecOptions, context: TaskContex
     // The task's `env` first, then the call's own, which wins on a clash.
     let mut env = context.env.clone();
     env.extend(options.env);
-    let spec = Spec {
-        program,
-        cwd,
-        env,
-        stdin: options.stdin,
-        timeout: options.timeout,
-    };
+    let spec = Spec { program, cwd, env, stdin: options.stdin, timeout: options.timeout };
     let prefix = context.prefix.clone();
     let on_line = |stream: OutputStream, line: &str| {
         if options.stream {
@@ -184,19 +178,11 @@ async fn run(lua: Lua, command: Value, options: ExecOptions, context: TaskContex
             let name = nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown");
             error_table(&lua, None, Some(signal), false, &format!("killed by signal {signal} ({name})"))?
         }
-        Exit::TimedOut(limit) => error_table(
-            &lua,
-            None,
-            None,
-            true,
-            &format!("timed out after {}", crate::duration::format(limit)),
-        )?,
+        Exit::TimedOut(limit) => {
+            error_table(&lua, None, None, true, &format!("timed out after {}", crate::duration::format(limit)))?
+        }
     };
-    Ok((
-        Value::String(lua.create_string(&finished.stdout)?),
-        Value::String(lua.create_string(&finished.stderr)?),
-        err,
-    ))
+    Ok((Value::String(lua.create_string(&finished.stdout)?), Value::String(lua.create_string(&finished.stderr)?), err))
 }
 
 fn error_table(lua: &Lua, code: Option<i32>, signal: Option<i32>, timed_out: bool, message: &str) -> LuaResult<Value> {
@@ -215,10 +201,7 @@ fn error_meta(lua: &Lua) -> LuaResult<Table> {
         return Ok(meta);
     }
     let meta = lua.create_table()?;
-    meta.set(
-        "__tostring",
-        lua.create_function(|_, err: Table| err.get::<String>("message"))?,
-    )?;
+    meta.set("__tostring", lua.create_function(|_, err: Table| err.get::<String>("message"))?)?;
     lua.set_named_registry_value(ERROR_META_KEY, &meta)?;
     Ok(meta)
 }

@@ -12,12 +12,9 @@ pub const TARGET: &str = "lua";
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
-    for (name, level) in [
-        ("debug", Level::DEBUG),
-        ("info", Level::INFO),
-        ("warn", Level::WARN),
-        ("error", Level::ERROR),
-    ] {
+    for (name, level) in
+        [("debug", Level::DEBUG), ("info", Level::INFO), ("warn", Level::WARN), ("error", Level::ERROR)]
+    {
         let function = lua.create_function(move |lua, (message, fields): (Value, Option<Table>)| {
             let message = message.to_string()?;
             let fields = fields.map(|fields| format_fields(&fields)).transpose()?;

@@ -37,7 +37,10 @@ impl TaskContext {
 
     /// The directory relative paths start from.
     pub fn base_dir(&self) -> PathBuf {
-        self.resolve(Path::new("."))
+        match &self.workdir {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
     }
 }
 

@@ -17,12 +17,12 @@ use super::jobs::{Jobs, Outcome};
 use crate::modules::task_context;
 
 /// Builds the `sloth.core` table; `jobs` is shared with the host so it can cancel everything.
-pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
+pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     let core = lua.create_table()?;
     let contexts = task_context::contexts(lua)?;
     core.set("contexts", &contexts)?;
 
-    let spawn_jobs = Rc::clone(&jobs);
+    let spawn_jobs = Rc::clone(jobs);
     let spawn_contexts = contexts.clone();
     core.set(
         "spawn",
@@ -38,7 +38,7 @@ pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
 
-    let wait_jobs = Rc::clone(&jobs);
+    let wait_jobs = Rc::clone(jobs);
     core.set(
         "wait",
         lua.create_async_function(move |lua, id: u64| {
@@ -52,7 +52,7 @@ pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
 
-    let any_jobs = Rc::clone(&jobs);
+    let any_jobs = Rc::clone(jobs);
     core.set(
         "wait_any",
         lua.create_async_function(move |lua, ids: Variadic<u64>| {
@@ -71,7 +71,7 @@ pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
 
-    let cancel_jobs = Rc::clone(&jobs);
+    let cancel_jobs = Rc::clone(jobs);
     core.set("cancel", lua.create_function(move |_, id: u64| Ok(cancel_jobs.cancel(id)))?)?;
 
     let started = Instant::now();
@@ -87,10 +87,7 @@ pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
 
-    core.set(
-        "context",
-        lua.create_function(move |lua, ()| contexts.get::<Option<Table>>(lua.current_thread()))?,
-    )?;
+    core.set("context", lua.create_function(move |lua, ()| contexts.get::<Option<Table>>(lua.current_thread()))?)?;
 
     core.set(
         "cwd",
@@ -100,10 +97,7 @@ pub fn module(lua: &Lua, jobs: Rc<Jobs>) -> LuaResult<Table> {
                 .map_err(|e| mlua::Error::runtime(format!("sloth.core.cwd: {e}")))
         })?,
     )?;
-    core.set(
-        "is_dir",
-        lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).is_dir()))?,
-    )?;
+    core.set("is_dir", lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).is_dir()))?)?;
 
     core.set(
         "parse_duration",

@@ -8,11 +8,7 @@ pub fn describe(error: &Error) -> String {
     match error {
         Error::CallbackError { traceback, cause } => {
             let inner = describe(cause);
-            if inner.contains("stack traceback:") {
-                inner
-            } else {
-                format!("{inner}\n{traceback}")
-            }
+            if inner.contains("stack traceback:") { inner } else { format!("{inner}\n{traceback}") }
         }
         Error::WithContext { context, cause } => format!("{context}: {}", describe(cause)),
         Error::RuntimeError(message) | Error::SyntaxError { message, .. } => message.clone(),

@@ -52,7 +52,7 @@ impl Runtime {
         }
 
         let jobs = Rc::new(jobs::Jobs::default());
-        lua.register_module("sloth.core", core::module(&lua, Rc::clone(&jobs))?)?;
+        lua.register_module("sloth.core", core::module(&lua, &jobs)?)?;
         stdlib::preload(&lua, &options.stdlib)?;
 
         let values = match &options.values {

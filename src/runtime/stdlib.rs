@@ -59,11 +59,8 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
             collect(root, &path, files);
         } else if path.extension().is_some_and(|ext| ext == "lua") {
             let Ok(relative) = path.strip_prefix(root) else { continue };
-            let module = relative
-                .to_string_lossy()
-                .trim_end_matches(".lua")
-                .trim_end_matches("/init")
-                .replace('/', ".");
+            let module =
+                relative.to_string_lossy().trim_end_matches(".lua").trim_end_matches("/init").replace('/', ".");
             files.push((module, path));
         }
     }

@@ -17,14 +17,10 @@ pub enum ValuesError {
 
 /// Reads a YAML values file; its top level must be a mapping.
 pub fn read(path: &Path) -> Result<serde_json::Value, ValuesError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ValuesError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let value: serde_json::Value = serde_yaml_ng::from_str(&text).map_err(|source| ValuesError::Parse {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ValuesError::Read { path: path.to_path_buf(), source })?;
+    let value: serde_json::Value =
+        serde_yaml_ng::from_str(&text).map_err(|source| ValuesError::Parse { path: path.to_path_buf(), source })?;
     match value {
         serde_json::Value::Object(_) => Ok(value),
         serde_json::Value::Null => Ok(serde_json::Value::Object(Default::default())),
@@ -34,9 +30,7 @@ pub fn read(path: &Path) -> Result<serde_json::Value, ValuesError> {
 
 /// Plain Lua tables: `null` is nil and arrays carry no special metatable.
 pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> LuaResult<Value> {
-    let options = SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false)
-        .set_array_metatable(false);
+    let options =
+        SerializeOptions::new().serialize_none_to_null(false).serialize_unit_to_null(false).set_array_metatable(false);
     lua.to_value_with(value, options)
 }

@@ -11,14 +11,14 @@ local M = {}
 
 --- Task fields of the language, and whether this version acts on them. A field the language
 --- has but this version does not handle is refused, never silently ignored.
-local TASK_FIELDS = {
+M.TASK_FIELDS = {
   name = true, description = true, command = true, params = true, depends_on = true, env = true,
   agent = false, delegate_to = false, async = false, retries = false, timeout = false,
   run_if = false, abort_if = false, pre_exec = false, post_exec = false, next_if_fail = false,
   uses = false, artifacts = false, consumes = false, workspace = false,
 }
 
-local GROUP_FIELDS = {
+M.GROUP_FIELDS = {
   description = true, tasks = true, workdir = true, agents = true,
   dispatch = false, create_workdir_before_run = false, clean_workdir_after_run = false,
   delegate_to = false,
@@ -69,7 +69,7 @@ function Checker:task(group_name, raw, position, key_name)
   end
   local task = { index = position, group = group_name, env = {}, depends_on = {} }
   for _, field in ipairs(sorted_keys(raw)) do
-    local supported = TASK_FIELDS[field]
+    local supported = M.TASK_FIELDS[field]
     local where = { group = group_name, task = where_task, field = tostring(field) }
     if supported == nil then
       self:add(where, "unknown field")
@@ -172,7 +172,7 @@ function Checker:group(name, raw, base_dir)
     return nil
   end
   for _, field in ipairs(sorted_keys(raw)) do
-    local supported = GROUP_FIELDS[field]
+    local supported = M.GROUP_FIELDS[field]
     local where = { group = name, field = tostring(field) }
     if supported == nil then
       self:add(where, "unknown field")

@@ -1,0 +1,28 @@
+---@meta exec
+--- Running commands. Available as the global `exec` and through `require("exec")`.
+exec = {}
+
+---@class exec.Options
+---@field cwd? string working directory; relative paths resolve against the task's workdir
+---@field env? table<string, string|number|boolean> added to the inherited environment (and the task's `env`)
+---@field stdin? string written to the command's standard input
+---@field timeout? number|string seconds, or a duration such as "100ms", "10s", "1m"; kills the whole process tree
+---@field stream? boolean show each output line live as a log line of the running task
+
+---@class exec.Error
+---@field code? integer exit code (127 when the program could not start)
+---@field signal? integer the signal that killed it
+---@field timed_out boolean
+---@field message string how it ended; `tostring(err)` gives the same
+
+--- Runs a command and waits for it without blocking other running tasks. A string runs with
+--- `sh -c`; a table is an argument vector run without a shell. The command runs in its own
+--- process group, which is killed when it ends, times out or the run is cancelled.
+---@param cmd string|string[]
+---@param opts? exec.Options
+---@return string stdout
+---@return string stderr
+---@return exec.Error? err nil when the command exited with 0
+function exec.run(cmd, opts) end
+
+return exec

@@ -1,0 +1,118 @@
+//! A wrong pipeline or command line: exit 2, nothing runs, and the message names the file,
+//! group, task and field.
+
+use crate::support::Test;
+
+fn expect_invalid(pipeline: &str, needles: &[&str]) {
+    let test = Test::new().write("tasks.lua", pipeline);
+    let mut run = test.run(&["run", "tasks.lua"]).expect_code(2);
+    for needle in needles {
+        run = run.stderr_has(needle);
+    }
+    assert!(!test.exists("ran"), "a task ran although the pipeline is invalid");
+}
+
+#[test]
+fn a_cycle_is_printed_as_a_path() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "a", depends_on = "b", command = "true" },
+            { name = "b", depends_on = "a", command = "true" },
+        } } }"#,
+        &["tasks.lua: group 'g': field 'depends_on': dependency cycle: a -> b -> a"],
+    );
+}
+
+#[test]
+fn an_unknown_dependency_names_it() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "a", depends_on = { "ghost" }, command = "true" },
+        } } }"#,
+        &["tasks.lua: group 'g', task 'a': field 'depends_on': unknown task 'ghost'"],
+    );
+}
+
+#[test]
+fn a_task_without_command() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "empty", description = "nothing to do" },
+        } } }"#,
+        &["tasks.lua: group 'g', task 'empty': field 'command': is missing"],
+    );
+}
+
+#[test]
+fn a_duplicate_name() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "twice", command = "touch ran" },
+            { name = "twice", command = "true" },
+        } } }"#,
+        &["tasks.lua: group 'g', task 'twice': field 'name': duplicate task name"],
+    );
+}
+
+#[test]
+fn task_definitions_that_is_not_a_table() {
+    expect_invalid(
+        r#"TaskDefinitions = "build everything""#,
+        &["tasks.lua: TaskDefinitions must be a table of groups, got string"],
+    );
+    expect_invalid("local x = 1", &["tasks.lua: no TaskDefinitions table defined"]);
+}
+
+#[test]
+fn a_lua_syntax_error_names_file_and_line() {
+    expect_invalid(
+        "TaskDefinitions = {\n  g = { tasks = {\n    { name = 'x' command = 'true' },\n  } }\n}\n",
+        &["tasks.lua:3:"],
+    );
+}
+
+#[test]
+fn a_runtime_error_while_loading_names_file_and_line() {
+    expect_invalid("local cfg = nil\nTaskDefinitions = { g = cfg.groups }\n", &["tasks.lua:2:", "attempt to index"]);
+}
+
+#[test]
+fn malformed_fields_are_each_reported() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "n", command = 42, params = "p", depends_on = { 1 }, colour = "red" },
+        } } }"#,
+        &[
+            "task 'n': field 'command': must be a shell string or a function, got number",
+            "task 'n': field 'params': must be a table, got string",
+            "task 'n': field 'depends_on': must be a task name or a list of task names",
+            "task 'n': field 'colour': unknown field",
+        ],
+    );
+}
+
+#[test]
+fn fields_this_version_does_not_handle_are_refused_not_ignored() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "r", command = "touch ran", retries = 3 },
+        } } }"#,
+        &["task 'r': field 'retries': is not supported by this version"],
+    );
+}
+
+#[test]
+fn a_missing_pipeline_file() {
+    Test::new().run(&["run", "nope.lua"]).expect_code(2).stderr_has("nope.lua");
+}
+
+#[test]
+fn a_bad_command_line_is_exit_2() {
+    Test::new().run(&["run"]).expect_code(2);
+    Test::new().run(&["frobnicate"]).expect_code(2);
+    Test::new().write("tasks.lua", "TaskDefinitions = {}").run(&["run", "tasks.lua", "--jobs", "0"]).expect_code(2);
+}

@@ -1,0 +1,272 @@
+//! `sloth-runner run`, `list`, `validate`, `version`: what a user sees and the exit codes.
+
+use crate::support::Test;
+
+const ORDERED: &str = r#"
+TaskDefinitions = {
+  demo = {
+    description = "declared C, A, B; runs A, B, C",
+    tasks = {
+      { name = "C", depends_on = "B", command = function(params, deps)
+          log.info("C saw " .. deps.B.word)
+          return true, "c done"
+        end },
+      { name = "A", command = "echo from-A" },
+      { name = "B", depends_on = { "A" }, command = function(params, deps)
+          return true, "b done", { word = "bird:" .. deps.A.stdout:gsub("%s+$", "") }
+        end },
+    },
+  },
+}
+"#;
+
+#[test]
+fn tasks_run_in_dependency_order_and_see_their_dependencies_outputs() {
+    let run = Test::new().write("tasks.lua", ORDERED).run(&["run", "tasks.lua"]).expect_code(0);
+    let (a, b, c) =
+        (run.stderr_line("demo/A  started"), run.stderr_line("demo/B  started"), run.stderr_line("demo/C  started"));
+    assert!(a < b && b < c, "order was not A, B, C:\n{}", run.stderr);
+    run.stderr_has("demo/A | from-A")
+        .stderr_has("demo/C  INFO  C saw bird:from-A")
+        .stderr_has("3 task(s): 3 succeeded");
+}
+
+#[test]
+fn the_file_can_be_given_with_dash_f() {
+    Test::new().write("tasks.lua", ORDERED).run(&["run", "-f", "tasks.lua"]).expect_code(0);
+}
+
+#[test]
+fn a_failing_command_fails_the_run_skips_its_dependents_and_spares_independent_tasks() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  g = {
+    tasks = {
+      { name = "broken", command = "echo 'it broke' >&2; exit 3" },
+      { name = "child", depends_on = "broken", command = "touch child-ran" },
+      { name = "grandchild", depends_on = "child", command = "touch grandchild-ran" },
+      { name = "independent", command = "touch independent-ran" },
+    },
+  },
+}
+"#,
+    );
+    let run = test.run(&["run", "tasks.lua"]).expect_code(1);
+    run.stderr_has("g/broken  FAILED")
+        .stderr_has("exited with code 3: it broke")
+        .stderr_has("g/child  skipped: dependency 'broken' failed")
+        .stderr_has("g/grandchild  skipped: dependency 'child' was skipped")
+        .stderr_has("1 succeeded, 1 failed, 2 skipped");
+    assert!(test.exists("independent-ran"));
+    assert!(!test.exists("child-ran") && !test.exists("grandchild-ran"));
+}
+
+#[test]
+fn a_function_returning_false_or_raising_fails_with_its_message_and_location() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  g = {
+    tasks = {
+      { name = "says_no", command = function() return false, "not today" end },
+      { name = "raises", command = function() error("boom") end },
+      { name = "bad_return", command = function() return "yes" end },
+    },
+  },
+}
+"#,
+    );
+    test.run(&["run", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("g/says_no  FAILED")
+        .stderr_has("not today")
+        .stderr_has("tasks.lua:6: boom")
+        .stderr_has("must return a boolean first");
+}
+
+#[test]
+fn params_keep_nested_tables_and_carry_the_task_identity() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  g = {
+    tasks = {
+      { name = "p", params = { target = { os = "linux", arch = { "x86_64", "arm64" } } },
+        command = function(params)
+          assert(type(params.target) == "table", "target is a table")
+          assert(params.target.arch[2] == "arm64")
+          assert(params.task_name == "p" and params.group_name == "g")
+          local f = assert(io.open(params.workdir .. "/params.txt", "w"))
+          f:write(params.target.os, " ", params.target.arch[1])
+          f:close()
+          return true, "ok"
+        end },
+    },
+  },
+}
+"#,
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("params.txt"), "linux x86_64");
+}
+
+#[test]
+fn values_come_from_the_yaml_file() {
+    let test = Test::new()
+        .write("values.yaml", "env: staging\nreplicas: 3\nregions:\n  - eu\n  - us\ndb:\n  host: db.internal\n")
+        .write(
+            "tasks.lua",
+            r#"
+TaskDefinitions = {
+  g = {
+    tasks = {
+      { name = "show", command = function()
+          local f = assert(io.open("values.txt", "w"))
+          f:write(values.env, " ", values.replicas, " ", values.regions[2], " ", values.db.host)
+          f:close()
+          return true
+        end },
+    },
+  },
+}
+"#,
+        );
+    test.run(&["run", "tasks.lua", "-v", "values.yaml"]).expect_code(0);
+    assert_eq!(test.read("values.txt"), "staging 3 us db.internal");
+}
+
+#[test]
+fn a_broken_values_file_is_a_usage_error_naming_it() {
+    Test::new()
+        .write("values.yaml", "a: [unclosed\n")
+        .write("tasks.lua", ORDERED)
+        .run(&["run", "tasks.lua", "--values", "values.yaml"])
+        .expect_code(2)
+        .stderr_has("values.yaml: invalid YAML");
+}
+
+const SELECTION: &str = r#"
+TaskDefinitions = {
+  alpha = {
+    tasks = {
+      { name = "fetch", command = "touch fetch-ran" },
+      { name = "build", depends_on = "fetch", command = "touch build-ran" },
+      { name = "lint", command = "touch lint-ran" },
+    },
+  },
+  beta = {
+    tasks = { { name = "deploy", command = "touch deploy-ran" } },
+  },
+}
+"#;
+
+#[test]
+fn dash_t_runs_the_named_tasks_and_their_dependencies_only() {
+    let test = Test::new().write("tasks.lua", SELECTION);
+    test.run(&["run", "tasks.lua", "-t", "build"]).expect_code(0);
+    assert!(test.exists("fetch-ran") && test.exists("build-ran"));
+    assert!(!test.exists("lint-ran") && !test.exists("deploy-ran"));
+}
+
+#[test]
+fn dash_t_with_an_unknown_task_is_a_usage_error() {
+    Test::new()
+        .write("tasks.lua", SELECTION)
+        .run(&["run", "tasks.lua", "-t", "build,nope"])
+        .expect_code(2)
+        .stderr_has("unknown task 'nope'");
+}
+
+#[test]
+fn dash_g_selects_groups() {
+    let test = Test::new().write("tasks.lua", SELECTION);
+    test.run(&["run", "tasks.lua", "-g", "beta"]).expect_code(0);
+    assert!(test.exists("deploy-ran"));
+    assert!(!test.exists("fetch-ran") && !test.exists("lint-ran"));
+    Test::new()
+        .write("tasks.lua", SELECTION)
+        .run(&["run", "tasks.lua", "-g", "gamma"])
+        .expect_code(2)
+        .stderr_has("unknown group 'gamma' (groups: alpha, beta)");
+}
+
+#[test]
+fn groups_run_in_name_order() {
+    let run = Test::new().write("tasks.lua", SELECTION).run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr_line("alpha/fetch  started") < run.stderr_line("beta/deploy  started"));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_runs_nothing() {
+    let test = Test::new().write("tasks.lua", SELECTION);
+    let run = test.run(&["run", "tasks.lua", "--dry-run"]).expect_code(0);
+    run.stdout_has("dry run").stdout_has("1. fetch").stdout_has("2. build").stdout_has("after fetch");
+    for file in ["fetch-ran", "build-ran", "lint-ran", "deploy-ran"] {
+        assert!(!test.exists(file), "{file} exists after a dry run");
+    }
+}
+
+#[test]
+fn shell_commands_run_in_the_group_workdir_relative_to_the_pipeline() {
+    let test = Test::new().write("project/site/.keep", "").write(
+        "project/tasks.lua",
+        r#"
+TaskDefinitions = {
+  g = {
+    workdir = "site",
+    tasks = {
+      { name = "where", command = "pwd > where.txt; echo $GREETING > env.txt", env = { GREETING = "hi" } },
+      { name = "relative_io", command = function()
+          local f = assert(io.open("from-lua.txt", "w")); f:write("lua"); f:close()
+          return true
+        end },
+    },
+  },
+}
+"#,
+    );
+    test.run(&["run", "project/tasks.lua"]).expect_code(0);
+    let site = test.path().join("project/site").canonicalize().expect("site exists");
+    assert_eq!(test.read("project/site/where.txt").trim(), site.to_string_lossy());
+    assert_eq!(test.read("project/site/env.txt").trim(), "hi");
+    assert_eq!(test.read("project/site/from-lua.txt"), "lua");
+}
+
+#[test]
+fn list_shows_groups_tasks_descriptions_and_dependencies() {
+    Test::new()
+        .write("tasks.lua", ORDERED)
+        .run(&["list", "tasks.lua"])
+        .expect_code(0)
+        .stdout_has("demo  declared C, A, B; runs A, B, C")
+        .stdout_has("C  (depends on: B)");
+}
+
+#[test]
+fn validate_checks_without_running() {
+    let test = Test::new().write("tasks.lua", SELECTION);
+    test.run(&["validate", "tasks.lua"]).expect_code(0).stdout_has("ok (2 group(s), 4 task(s))");
+    assert!(!test.exists("fetch-ran"));
+}
+
+#[test]
+fn version_prints_the_version() {
+    let expected = format!("sloth-runner {}", env!("CARGO_PKG_VERSION"));
+    Test::new().run(&["version"]).expect_code(0).stdout_has(&expected);
+    Test::new().run(&["--version"]).expect_code(0).stdout_has(env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn quiet_hides_progress_but_keeps_failures_and_the_summary() {
+    Test::new()
+        .write("tasks.lua", ORDERED)
+        .run(&["--quiet", "run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_lacks("started")
+        .stderr_lacks("INFO")
+        .stderr_has("3 task(s): 3 succeeded");
+}

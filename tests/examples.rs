@@ -1,0 +1,36 @@
+//! Every example pipeline runs, from a scratch directory, and succeeds.
+
+use std::process::Command;
+
+use crate::support::{Run, Test, binary, repo_root};
+
+/// (example file, extra arguments)
+const EXAMPLES: &[(&str, &[&str])] =
+    &[("build.lua", &[]), ("hello.lua", &[]), ("values.lua", &["-v", "examples/values.yaml"])];
+
+#[test]
+fn every_example_runs_and_succeeds() {
+    for (file, extra) in EXAMPLES {
+        let scratch = Test::new();
+        // Examples name their companion files relative to the repository root, as the README
+        // runs them; link `examples` into the scratch dir so those paths resolve.
+        std::os::unix::fs::symlink(repo_root().join("examples"), scratch.path().join("examples")).expect("symlink");
+        let mut command = Command::new(binary());
+        command.current_dir(scratch.path()).arg("run").arg(format!("examples/{file}")).args(*extra);
+        let run = Run::of(command).expect_code(0);
+        assert!(run.stderr.contains("succeeded, 0 failed"), "{file}:\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn every_example_is_listed() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(repo_root().join("examples"))
+        .expect("examples/")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".lua"))
+        .collect();
+    on_disk.sort();
+    let listed: Vec<String> = EXAMPLES.iter().map(|(file, _)| (*file).to_owned()).collect();
+    assert_eq!(on_disk, listed, "examples/*.lua and EXAMPLES in tests/examples.rs differ");
+}

@@ -1,0 +1,11 @@
+//! The integration suite: one test binary (one link) for CLI tests, the Lua spec harness,
+//! the `lua/` definitions check, the examples and the README.
+
+mod support;
+
+mod cli_errors;
+mod cli_run;
+mod examples;
+mod lua_meta;
+mod lua_specs;
+mod readme;

@@ -1,0 +1,52 @@
+//! Every command the README shows is run here, so the README stays true.
+//!
+//! Commands live in ```sh blocks. `cargo run -- ARGS` runs the built binary with ARGS from the
+//! repository root; `cargo test` is this very suite. Any other command fails this test, so a
+//! new README command must be taught here first.
+
+use std::process::Command;
+
+use crate::support::{Run, binary, repo_root};
+
+fn readme_commands() -> Vec<String> {
+    let text = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let mut commands = Vec::new();
+    let mut in_sh = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") {
+            in_sh = !in_sh && (trimmed == "```sh" || trimmed == "```bash");
+            continue;
+        }
+        if in_sh && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            commands.push(trimmed.to_owned());
+        }
+    }
+    commands
+}
+
+#[test]
+fn every_readme_command_runs() {
+    let commands = readme_commands();
+    assert!(commands.len() >= 2, "the README shows its two set-up commands");
+    for command in &commands {
+        if command == "cargo test" {
+            continue; // this suite
+        }
+        let args = command
+            .strip_prefix("cargo run -- ")
+            .or_else(|| command.strip_prefix("cargo run --release -- "))
+            .unwrap_or_else(|| panic!("README command not covered by tests/readme.rs: {command}"));
+        let mut process = Command::new(binary());
+        process.current_dir(repo_root()).args(args.split_whitespace());
+        let run = Run::of(process);
+        assert_eq!(run.code, Some(0), "README command failed: {command}\n--- stderr\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn the_first_two_commands_are_run_and_test() {
+    let commands = readme_commands();
+    assert!(commands[0].starts_with("cargo run"), "first command runs a pipeline: {}", commands[0]);
+    assert_eq!(commands[1], "cargo test", "second command runs the tests");
+}

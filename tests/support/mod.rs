@@ -1,0 +1,138 @@
+//! A small builder for CLI tests: write files into a fresh directory, run the real binary
+//! there, and look at what it did.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Upper bound for any single command a test runs.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sloth-runner"))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch directory with files in it, where the binary runs.
+pub struct Test {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Test {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("creating a temp dir"), env: Vec::new() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `contents` to `name` (relative to the test dir), creating parent directories.
+    pub fn write(self, name: &str, contents: &str) -> Self {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("creating parent dirs");
+        }
+        std::fs::write(&path, contents).expect("writing a test file");
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.dir.path().join(name).exists()
+    }
+
+    /// Runs `sloth-runner args...` in the test dir.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut command = Command::new(binary());
+        command.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        Run::of(command)
+    }
+}
+
+/// What a command did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Runs `command` to completion, killing it past [`COMMAND_TIMEOUT`].
+    pub fn of(mut command: Command) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = command.spawn().expect("starting the command");
+        let pid = child.id();
+        // The output is read on this thread; a watchdog kills the child if it overstays.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if done_rx.recv_timeout(COMMAND_TIMEOUT).is_err() {
+                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                return true;
+            }
+            false
+        });
+        let started = Instant::now();
+        let Output { status, stdout, stderr } = child.wait_with_output().expect("collecting output");
+        let _ = done_tx.send(());
+        let killed = watchdog.join().unwrap_or(false);
+        assert!(!killed, "command did not finish within {COMMAND_TIMEOUT:?} ({:?}): {command:?}", started.elapsed());
+        Self {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    /// Asserts the exit code, showing all output when it differs.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n--- stderr\n{}", self.stderr);
+        self
+    }
+
+    pub fn stdout_has(self, needle: &str) -> Self {
+        assert!(self.stdout.contains(needle), "stdout lacks {needle:?}\n--- stdout\n{}", self.stdout);
+        self
+    }
+
+    pub fn stderr_lacks(self, needle: &str) -> Self {
+        assert!(!self.stderr.contains(needle), "stderr has {needle:?}\n--- stderr\n{}", self.stderr);
+        self
+    }
+
+    /// Index of the first stderr line that contains `needle`.
+    pub fn stderr_line(&self, needle: &str) -> usize {
+        self.stderr
+            .lines()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no stderr line contains {needle:?}\n--- stderr\n{}", self.stderr))
+    }
+}
