@@ -270,3 +270,52 @@ fn quiet_hides_progress_but_keeps_failures_and_the_summary() {
         .stderr_lacks("INFO")
         .stderr_has("3 task(s): 3 succeeded");
 }
+
+#[test]
+fn verbose_and_rust_log_show_debug_lines() {
+    let pipeline = r#"TaskDefinitions = { g = { tasks = { { name = "d", command = function()
+        log.debug("deep detail"); return true end } } } }"#;
+    Test::new().write("tasks.lua", pipeline).run(&["run", "tasks.lua"]).expect_code(0).stderr_lacks("deep detail");
+    Test::new()
+        .write("tasks.lua", pipeline)
+        .run(&["--verbose", "run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("g/d  DEBUG  deep detail");
+    Test::new()
+        .write("tasks.lua", pipeline)
+        .env("RUST_LOG", "debug")
+        .run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("g/d  DEBUG  deep detail");
+}
+
+#[test]
+fn sloth_stdlib_dir_loads_the_engine_from_disk() {
+    let test = Test::new().write("tasks.lua", ORDERED);
+    // A copy of the stdlib whose validate entry point announces itself.
+    let stdlib = test.path().join("stdlib");
+    copy_dir(&crate::support::repo_root().join("stdlib"), &stdlib);
+    let cli = stdlib.join("sloth/cli.lua");
+    let source = std::fs::read_to_string(&cli).expect("cli.lua");
+    let patched = source.replace(
+        "function M.validate(opts)\n",
+        "function M.validate(opts)\n  io.stdout:write('engine from disk\\n')\n",
+    );
+    assert_ne!(source, patched, "the patch applies");
+    std::fs::write(&cli, patched).expect("write cli.lua");
+    test.run(&["validate", "tasks.lua"]).expect_code(0);
+    let test = test.env("SLOTH_STDLIB_DIR", &stdlib.to_string_lossy());
+    test.run(&["validate", "tasks.lua"]).expect_code(0).stdout_has("engine from disk");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}

@@ -21,7 +21,7 @@ macro_rules! specs {
     };
 }
 
-specs!(engine_failure, engine_order, exec_run, graph, log, paths_in_tasks, taskdefs);
+specs!(core_jobs, engine_failure, engine_order, exec_run, graph, log, paths_in_tasks, taskdefs);
 
 fn run_spec(name: &str) {
     let relative = format!("tests/lua/{name}.lua");

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli_errors;
+mod cli_interrupt;
 mod cli_run;
 mod examples;
 mod lua_meta;

@@ -72,7 +72,7 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     )?;
 
     let cancel_jobs = Rc::clone(jobs);
-    core.set("cancel", lua.create_function(move |_, id: u64| Ok(cancel_jobs.cancel(id)))?)?;
+    core.set("cancel", lua.create_function(move |lua, id: u64| Ok(cancel_jobs.cancel(lua, id)))?)?;
 
     let started = Instant::now();
     core.set("now", lua.create_function(move |_, ()| Ok(started.elapsed().as_secs_f64()))?)?;

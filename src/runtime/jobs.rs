@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use mlua::{Function, Lua, MultiValue, Result as LuaResult};
+use mlua::{Function, Lua, MultiValue, Result as LuaResult, Thread};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -19,7 +19,7 @@ pub type Outcome = Result<MultiValue, String>;
 #[derive(Default)]
 pub struct Jobs {
     next_id: Cell<u64>,
-    running: RefCell<HashMap<u64, JoinHandle<()>>>,
+    running: RefCell<HashMap<u64, (JoinHandle<()>, Thread)>>,
     finished: RefCell<HashMap<u64, Outcome>>,
     changed: Notify,
 }
@@ -39,7 +39,7 @@ impl Jobs {
             jobs.finished.borrow_mut().insert(id, outcome);
             jobs.changed.notify_waiters();
         });
-        self.running.borrow_mut().insert(id, handle);
+        self.running.borrow_mut().insert(id, (handle, thread.clone()));
         Ok((id, thread))
     }
 
@@ -63,23 +63,40 @@ impl Jobs {
         }
     }
 
-    /// Stops a running job at its next yield point; dropping it kills its child processes.
-    pub fn cancel(&self, id: u64) -> bool {
-        let handle = self.running.borrow_mut().remove(&id);
+    /// Stops a running job now: whatever it awaits (a child process, a remote call) is dropped,
+    /// which kills the processes it started.
+    pub fn cancel(&self, lua: &Lua, id: u64) -> bool {
         self.finished.borrow_mut().remove(&id);
-        match handle {
-            Some(handle) => {
-                handle.abort();
-                true
-            }
-            None => false,
-        }
+        let Some(job) = self.running.borrow_mut().remove(&id) else { return false };
+        stop(lua, [job]);
+        true
     }
 
     /// Stops every running job (the run is over or was interrupted).
-    pub fn cancel_all(&self) {
-        for (_, handle) in self.running.borrow_mut().drain() {
-            handle.abort();
+    pub fn cancel_all(&self, lua: &Lua) {
+        let jobs: Vec<_> = self.running.borrow_mut().drain().map(|(_, job)| job).collect();
+        stop(lua, jobs);
+    }
+}
+
+/// Aborts the jobs' tokio tasks and closes their coroutines.
+///
+/// A suspended coroutine keeps the future it awaits on its own stack, so aborting the task is not
+/// enough: the coroutine is closed (its stack cleared) and a full collection finalizes those
+/// futures, whose drop kills their process groups, before this returns.
+fn stop(lua: &Lua, jobs: impl IntoIterator<Item = (JoinHandle<()>, Thread)>) {
+    let mut stopped = false;
+    for (handle, thread) in jobs {
+        handle.abort();
+        if let Ok(noop) = lua.create_function(|_, ()| Ok(())) {
+            // A coroutine that is running right now (cancelling itself) cannot be reset; it ends
+            // when its task is dropped.
+            let _ = thread.reset(noop);
         }
+        stopped = true;
+    }
+    if stopped {
+        let _ = lua.gc_collect();
+        let _ = lua.gc_collect();
     }
 }

@@ -92,6 +92,6 @@ fn new_lua() -> Lua {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.jobs.cancel_all();
+        self.jobs.cancel_all(&self.lua);
     }
 }
