@@ -1,14 +1,32 @@
-//! Build script: compiles the stdlib index.
+//! Build script: compiles the wire contract and indexes the stdlib.
 //!
-//! Every `stdlib/**/*.lua` file is embedded with `include_str!` under a module name derived from
-//! its path (`stdlib/sloth/graph.lua` → `sloth.graph`) and a chunk name equal to its repository
-//! path, so tracebacks read `stdlib/sloth/graph.lua:42`.
+//! - `proto/` is compiled with protox (pure Rust: no system `protoc`) and tonic-prost-build.
+//! - Every `stdlib/**/*.lua` file is embedded with `include_str!` under a module name derived
+//!   from its path (`stdlib/sloth/graph.lua` → `sloth.graph`) and a chunk name equal to its
+//!   repository path, so tracebacks read `stdlib/sloth/graph.lua:42`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+const PROTO: &str = "proto/sloth/agent/v1/agent.proto";
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    compile_proto();
+    index_stdlib(&root);
+}
+
+fn compile_proto() {
+    println!("cargo:rerun-if-changed={PROTO}");
+    let descriptors = protox::compile([PROTO], ["proto"]).expect("compiling proto/ with protox");
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)
+        .expect("generating gRPC code");
+}
+
+fn index_stdlib(root: &Path) {
     let stdlib = root.join("stdlib");
     println!("cargo:rerun-if-changed=stdlib");
 
@@ -20,7 +38,7 @@ fn main() {
     index.push_str("pub static STDLIB: &[(&str, &str, &str)] = &[\n");
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
-        let relative = file.strip_prefix(&root).expect("stdlib file is under the manifest dir");
+        let relative = file.strip_prefix(root).expect("stdlib file is under the manifest dir");
         let repo_path = relative.to_string_lossy().replace('\\', "/");
         let module = repo_path
             .trim_start_matches("stdlib/")

@@ -4,6 +4,9 @@
 
 pub mod cli;
 pub mod duration;
+pub mod events;
 pub mod modules;
 pub mod process;
+pub mod rpc;
 pub mod runtime;
+pub mod workspace;

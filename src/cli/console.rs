@@ -13,7 +13,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::modules::exec::OUTPUT_TARGET;
+use crate::modules::console_events::OUTPUT_TARGET;
 
 /// How chatty the console is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

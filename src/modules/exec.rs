@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use mlua::{FromLua, Lua, Result as LuaResult, Table, Value};
 
+use super::console_events;
 use super::task_context::{self, TaskContext};
+use crate::events::{EventSink, TaskEvent};
 use crate::process::{self, Exit, OutputStream, Program, Spec};
-
-/// Tracing target of live output lines (`stream` option).
-pub const OUTPUT_TARGET: &str = "output";
 
 const ERROR_META_KEY: &str = "sloth.exec.error_meta";
 
@@ -24,7 +23,8 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
         lua.create_async_function(|lua, (command, options): (Value, Option<ExecOptions>)| {
             // Read the calling task's context now, while its coroutine is the running one.
             let context = task_context::current(&lua);
-            async move { run(lua, command, options.unwrap_or_default(), context).await }
+            let sink = lua.app_data_ref::<EventSink>().map(|sink| sink.clone());
+            async move { run(lua, command, options.unwrap_or_default(), context, sink).await }
         })?,
     )?;
     Ok(table)
@@ -138,7 +138,13 @@ fn read_program(command: Value) -> LuaResult<Program> {
     }
 }
 
-async fn run(lua: Lua, command: Value, options: ExecOptions, context: TaskContext) -> LuaResult<(Value, Value, Value)> {
+async fn run(
+    lua: Lua,
+    command: Value,
+    options: ExecOptions,
+    context: TaskContext,
+    sink: Option<EventSink>,
+) -> LuaResult<(Value, Value, Value)> {
     let program = read_program(command)?;
     let cwd = match &options.cwd {
         Some(dir) => context.resolve(dir),
@@ -153,12 +159,13 @@ async fn run(lua: Lua, command: Value, options: ExecOptions, context: TaskContex
     let spec = Spec { program, cwd, env, stdin: options.stdin, timeout: options.timeout };
     let prefix = context.prefix.clone();
     let on_line = |stream: OutputStream, line: &str| {
-        if options.stream {
-            let stream = match stream {
-                OutputStream::Stdout => "stdout",
-                OutputStream::Stderr => "stderr",
-            };
-            tracing::info!(target: OUTPUT_TARGET, task = prefix.as_deref(), stream, "{line}");
+        if !options.stream {
+            return;
+        }
+        match &sink {
+            // On an agent, output goes to the master.
+            Some(sink) => sink.send(TaskEvent::Output { stream, line: line.to_owned() }),
+            None => console_events::output(stream, prefix.as_deref(), line),
         }
     };
     tracing::debug!(program = %spec.program.display_name(), cwd = %spec.cwd.display(), "exec.run");

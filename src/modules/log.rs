@@ -5,10 +5,8 @@
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use tracing::Level;
 
-use super::task_context;
-
-/// Tracing target of every event the `log` module emits.
-pub const TARGET: &str = "lua";
+use super::{console_events, task_context};
+use crate::events::{EventSink, TaskEvent};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
@@ -18,8 +16,18 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
         let function = lua.create_function(move |lua, (message, fields): (Value, Option<Table>)| {
             let message = message.to_string()?;
             let fields = fields.map(|fields| format_fields(&fields)).transpose()?;
+            // On an agent the line goes to the master; it shows locally only with --verbose.
+            if let Some(sink) = lua.app_data_ref::<EventSink>() {
+                sink.send(TaskEvent::Log {
+                    level,
+                    message: message.clone(),
+                    fields: fields.clone().unwrap_or_default(),
+                });
+                tracing::debug!(target: console_events::LOG_TARGET, level = %level, fields, "{message}");
+                return Ok(());
+            }
             let context = task_context::current(lua);
-            emit(level, context.prefix.as_deref(), &message, fields.as_deref());
+            console_events::log(level, context.prefix.as_deref(), &message, fields.as_deref());
             Ok(())
         })?;
         table.set(name, function)?;
@@ -36,14 +44,4 @@ fn format_fields(fields: &Table) -> LuaResult<String> {
     }
     pairs.sort();
     Ok(pairs.join(" "))
-}
-
-fn emit(level: Level, task: Option<&str>, message: &str, fields: Option<&str>) {
-    match level {
-        Level::DEBUG => tracing::debug!(target: TARGET, task, fields, "{message}"),
-        Level::INFO => tracing::info!(target: TARGET, task, fields, "{message}"),
-        Level::WARN => tracing::warn!(target: TARGET, task, fields, "{message}"),
-        Level::ERROR => tracing::error!(target: TARGET, task, fields, "{message}"),
-        Level::TRACE => tracing::trace!(target: TARGET, task, fields, "{message}"),
-    }
 }

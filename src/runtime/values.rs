@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mlua::serde::SerializeOptions;
-use mlua::{Lua, LuaSerdeExt, Result as LuaResult, Value};
+use mlua::{Lua, Result as LuaResult, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ValuesError {
@@ -30,7 +29,5 @@ pub fn read(path: &Path) -> Result<serde_json::Value, ValuesError> {
 
 /// Plain Lua tables: `null` is nil and arrays carry no special metatable.
 pub fn to_lua(lua: &Lua, value: &serde_json::Value) -> LuaResult<Value> {
-    let options =
-        SerializeOptions::new().serialize_none_to_null(false).serialize_unit_to_null(false).set_array_metatable(false);
-    lua.to_value_with(value, options)
+    crate::modules::lua_json::to_lua(lua, value)
 }

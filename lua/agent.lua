@@ -1,0 +1,55 @@
+---@meta agent
+--- Remote agents. Available as the global `agent` and through `require("agent")`.
+agent = {}
+
+---@class agent.Info
+---@field name string
+---@field version string
+---@field labels table<string, string>
+---@field max_tasks integer
+---@field tasks_in_flight integer
+
+---@class agent.Result
+---@field ok boolean
+---@field message? string
+---@field outputs table
+---@field changes workspace.Archive what the task changed; `changes.deleted` lists removals
+
+---@class agent.Request
+---@field group string
+---@field task string
+---@field pipeline string path of the pipeline file (a key of `scripts`)
+---@field scripts table<string, string> the pipeline and the files it loaded, by path
+---@field params table
+---@field deps table<string, table>
+---@field values table
+---@field workspace workspace.Archive from `workspace.pack`
+
+---@class agent.Client
+local Client = {}
+
+--- The agent's identity and load.
+---@return agent.Info
+function Client:info() end
+
+--- Runs a task on the agent; its log and output lines show live, prefixed with `prefix`.
+---@param request agent.Request
+---@param opts? { prefix?: string, on_event?: fun(event: table) }
+---@return agent.Result
+function Client:execute(request, opts) end
+
+---@return string
+function Client:address() end
+
+--- Connects to an agent (one channel per address for the whole run).
+---@param address string host:port
+---@param opts? { token?: string, connect_timeout?: number|string }
+---@return agent.Client
+function agent.connect(address, opts) end
+
+--- Starts `sloth-runner agent` on this machine and waits until it listens.
+---@param opts { name: string, port: integer, bind?: string, token?: string }
+---@return { address: string, pid: integer, name: string, stop: fun() }
+function agent.spawn(opts) end
+
+return agent

@@ -1,0 +1,26 @@
+//! What a running task reports while it runs: log lines and lines of command output.
+//!
+//! On an agent, these travel to the master instead of (only) the local console; the native
+//! modules send them to the VM's [`EventSink`] when one is installed.
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::process::OutputStream;
+
+/// One thing a task said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEvent {
+    Log { level: tracing::Level, message: String, fields: String },
+    Output { stream: OutputStream, line: String },
+}
+
+/// Where a VM's task events go (installed as VM app data on agents).
+#[derive(Debug, Clone)]
+pub struct EventSink(pub UnboundedSender<TaskEvent>);
+
+impl EventSink {
+    /// Sends an event; a receiver that is gone (the call was cancelled) is not an error.
+    pub fn send(&self, event: TaskEvent) {
+        let _ = self.0.send(event);
+    }
+}

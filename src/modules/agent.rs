@@ -1,0 +1,256 @@
+//! `agent`: talk to remote agents — `agent.connect(address[, opts]) -> client`,
+//! `client:info()`, `client:execute(request[, opts])` — and start local ones
+//! (`agent.spawn{ name, port }`, for `run --spawn-agents`). The one place outside `rpc/` that
+//! sees the wire types' conversions.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, UserDataMethods, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::archive_data::{ArchiveData, Storage};
+use super::{console_events, lua_json};
+use crate::events::TaskEvent;
+use crate::rpc::auth::Token;
+use crate::rpc::client::{AgentClient, TaskSpec};
+
+/// How long connecting to an agent may take before it counts as unreachable.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a spawned agent has to print its `listening on` line.
+const SPAWN_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn module(lua: &Lua) -> LuaResult<Table> {
+    let table = lua.create_table()?;
+    table.set("connect", lua.create_async_function(connect)?)?;
+    table.set("spawn", lua.create_async_function(spawn)?)?;
+    Ok(table)
+}
+
+fn lua_error(function: &str, error: impl std::fmt::Display) -> mlua::Error {
+    mlua::Error::runtime(format!("agent.{function}: {error}"))
+}
+
+/// One channel per address and token for the whole run (VM).
+#[derive(Default)]
+struct Channels(RefCell<HashMap<(String, Option<blake3::Hash>), AgentClient>>);
+
+/// `agent.connect(address[, { token, connect_timeout }]) -> client`
+async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+    let (token, timeout) = match &options {
+        Some(options) => {
+            let token = options.get::<Option<String>>("token")?.and_then(Token::new);
+            let timeout = match options.get::<Value>("connect_timeout")? {
+                Value::Nil => DEFAULT_CONNECT_TIMEOUT,
+                Value::Integer(seconds) => Duration::from_secs(seconds.max(0) as u64),
+                Value::Number(seconds) => Duration::try_from_secs_f64(seconds).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                Value::String(text) => crate::duration::parse(&text.to_str()?)
+                    .map_err(|e| lua_error("connect", format!("invalid value for option 'connect_timeout' - {e}")))?,
+                other => {
+                    return Err(lua_error(
+                        "connect",
+                        format!("invalid value for option 'connect_timeout' - got {}", other.type_name()),
+                    ));
+                }
+            };
+            (token, timeout)
+        }
+        None => (None, DEFAULT_CONNECT_TIMEOUT),
+    };
+    let key = (address.clone(), token.as_ref().map(|t| blake3::hash(format!("{t:?}").as_bytes())));
+    let cached = lua.app_data_ref::<Channels>().and_then(|channels| channels.0.borrow().get(&key).cloned());
+    let client = match cached {
+        Some(client) => client,
+        None => {
+            let client =
+                AgentClient::connect(&address, token.as_ref(), timeout).await.map_err(|e| lua_error("connect", e))?;
+            if lua.app_data_ref::<Channels>().is_none() {
+                lua.set_app_data(Channels::default());
+            }
+            if let Some(channels) = lua.app_data_ref::<Channels>() {
+                channels.0.borrow_mut().insert(key, client.clone());
+            }
+            client
+        }
+    };
+    lua.create_userdata(ClientData(client))
+}
+
+/// A connected agent.
+struct ClientData(AgentClient);
+
+impl UserData for ClientData {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_async_method("info", |lua, this, ()| async move {
+            let mut client = this.0.clone();
+            drop(this);
+            let info = client.info().await.map_err(|e| lua_error("info", e))?;
+            let table = lua.create_table()?;
+            table.set("name", info.name)?;
+            table.set("version", info.version)?;
+            table.set("labels", lua.create_table_from(info.labels)?)?;
+            table.set("max_tasks", info.max_tasks)?;
+            table.set("tasks_in_flight", info.tasks_in_flight)?;
+            Ok(table)
+        });
+        methods.add_async_method("execute", |lua, this, (request, options): (Table, Option<Table>)| async move {
+            let client = this.0.clone();
+            drop(this);
+            execute(lua, client, request, options).await
+        });
+        methods.add_method("address", |_, this, ()| Ok(this.0.address().to_owned()));
+    }
+}
+
+/// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace }[, { prefix, on_event }])`
+/// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`.
+async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Option<Table>) -> LuaResult<Table> {
+    let field = |name: &str| -> LuaResult<String> {
+        request
+            .get::<Option<String>>(name)?
+            .ok_or_else(|| lua_error("execute", format!("request field '{name}' is missing")))
+    };
+    let mut scripts = Vec::new();
+    if let Some(table) = request.get::<Option<Table>>("scripts")? {
+        for pair in table.pairs::<String, mlua::LuaString>() {
+            let (path, content) = pair?;
+            scripts.push((path, content.as_bytes().to_vec()));
+        }
+    }
+    let spec = TaskSpec {
+        group: field("group")?,
+        task: field("task")?,
+        pipeline: field("pipeline")?,
+        scripts,
+        params_json: lua_json::lua_to_bytes(&lua, request.get("params")?, "the task's params")?,
+        deps_json: lua_json::lua_to_bytes(&lua, request.get("deps")?, "the dependencies' outputs")?,
+        values_json: lua_json::lua_to_bytes(&lua, request.get("values")?, "values")?,
+    };
+    let workspace: AnyUserData =
+        request.get("workspace").map_err(|_| lua_error("execute", "request field 'workspace' must be an archive"))?;
+    let workspace_path = workspace.borrow::<ArchiveData>()?.path().to_path_buf();
+    let (prefix, on_event) = match &options {
+        Some(options) => (options.get::<Option<String>>("prefix")?, options.get::<Option<Function>>("on_event")?),
+        None => (None, None),
+    };
+
+    let outcome = client
+        .execute(spec, &workspace_path, |event| {
+            match &event {
+                TaskEvent::Log { level, message, fields } => {
+                    let fields = (!fields.is_empty()).then_some(fields.as_str());
+                    console_events::log(*level, prefix.as_deref(), message, fields);
+                }
+                TaskEvent::Output { stream, line } => console_events::output(*stream, prefix.as_deref(), line),
+            }
+            if let Some(callback) = &on_event {
+                let _ = event_table(&lua, &event).and_then(|table| callback.call::<()>(table));
+            }
+        })
+        .await
+        .map_err(|e| lua_error("execute", e))?;
+
+    let result = lua.create_table()?;
+    result.set("ok", outcome.ok)?;
+    result.set("message", outcome.message)?;
+    result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
+    let size = outcome.changes.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    let changes =
+        ArchiveData { storage: Storage::Temp(outcome.changes), base: None, deleted: outcome.deleted, entries: 0, size };
+    result.set("changes", lua.create_userdata(changes)?)?;
+    Ok(result)
+}
+
+fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
+    let table = lua.create_table()?;
+    match event {
+        TaskEvent::Log { level, message, fields } => {
+            table.set("kind", "log")?;
+            table.set("level", level.as_str().to_ascii_lowercase())?;
+            table.set("message", message.as_str())?;
+            table.set("fields", fields.as_str())?;
+        }
+        TaskEvent::Output { stream, line } => {
+            table.set("kind", "output")?;
+            table.set("stream", if *stream == crate::process::OutputStream::Stderr { "stderr" } else { "stdout" })?;
+            table.set("line", line.as_str())?;
+        }
+    }
+    Ok(table)
+}
+
+/// Agents this VM started; they are stopped when the VM's runtime goes away.
+#[derive(Default)]
+pub struct SpawnedAgents(RefCell<HashMap<u32, tokio::process::Child>>);
+
+/// `agent.spawn{ name, port[, bind, token] } -> { address, pid, stop = fn }`: starts
+/// `sloth-runner agent` as a child process and waits for its `listening on` line.
+async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
+    let name: String = options.get("name")?;
+    let port: u16 = options.get("port")?;
+    let bind: String = options.get::<Option<String>>("bind")?.unwrap_or_else(|| "127.0.0.1".to_owned());
+    let token: Option<String> = options.get("token")?;
+    let exe = std::env::current_exe().map_err(|e| lua_error("spawn", e))?;
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(["--quiet", "agent", "--port", &port.to_string(), "--bind", &bind, "--name", &name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        // Its own process group: a Ctrl-C at the terminal reaches the master, which stops it.
+        .process_group(0);
+    if let Some(token) = token {
+        command.env("SLOTH_AGENT_TOKEN", token);
+    }
+    let mut child = command.spawn().map_err(|e| lua_error("spawn", format!("starting agent '{name}': {e}")))?;
+    let stdout = child.stdout.take().ok_or_else(|| lua_error("spawn", "no stdout"))?;
+    let mut first = String::new();
+    let read = tokio::time::timeout(SPAWN_READY_TIMEOUT, BufReader::new(stdout).read_line(&mut first)).await;
+    let address = match read {
+        Ok(Ok(_)) if first.starts_with("listening on ") => {
+            first.trim_end().trim_start_matches("listening on ").to_owned()
+        }
+        _ => {
+            let _ = child.kill().await;
+            return Err(lua_error(
+                "spawn",
+                format!("agent '{name}' on port {port} did not start (first line: {:?})", first.trim_end()),
+            ));
+        }
+    };
+    let pid = child.id().unwrap_or_default();
+    if lua.app_data_ref::<SpawnedAgents>().is_none() {
+        lua.set_app_data(SpawnedAgents::default());
+    }
+    if let Some(spawned) = lua.app_data_ref::<SpawnedAgents>() {
+        spawned.0.borrow_mut().insert(pid, child);
+    }
+    let handle = lua.create_table()?;
+    handle.set("address", address)?;
+    handle.set("pid", pid)?;
+    handle.set("name", name)?;
+    handle.set(
+        "stop",
+        lua.create_async_function(move |lua, _: mlua::MultiValue| async move {
+            let child = lua.app_data_ref::<SpawnedAgents>().and_then(|spawned| spawned.0.borrow_mut().remove(&pid));
+            if let Some(child) = child {
+                stop_child(child).await;
+            }
+            Ok(())
+        })?,
+    )?;
+    Ok(handle)
+}
+
+/// SIGTERM, a grace period for the agent's own cleanup, then SIGKILL.
+async fn stop_child(mut child: tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+    }
+    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}

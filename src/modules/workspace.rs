@@ -1,0 +1,161 @@
+//! `workspace`: pack a directory, unpack an archive safely, snapshot, compute a task's changes,
+//! and apply changes atomically. The work runs on blocking threads: other tasks go on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
+
+use super::archive_data::{ArchiveData, ManifestData, Storage};
+use super::task_context;
+use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
+
+pub fn module(lua: &Lua) -> LuaResult<Table> {
+    let table = lua.create_table()?;
+    table.set("pack", lua.create_async_function(pack)?)?;
+    table.set("unpack", lua.create_async_function(unpack)?)?;
+    table.set("snapshot", lua.create_async_function(snapshot)?)?;
+    table.set("changes", lua.create_async_function(changes)?)?;
+    table.set("apply", lua.create_async_function(apply)?)?;
+    Ok(table)
+}
+
+fn lua_error(function: &str, error: impl std::fmt::Display) -> mlua::Error {
+    mlua::Error::runtime(format!("workspace.{function}: {error}"))
+}
+
+/// Runs blocking filesystem work off the async threads.
+async fn blocking<T: Send + 'static>(
+    function: &'static str,
+    work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
+) -> LuaResult<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| lua_error(function, e))?.map_err(|e| lua_error(function, e))
+}
+
+fn resolve_dir(lua: &Lua, dir: &str) -> PathBuf {
+    task_context::current(lua).resolve(std::path::Path::new(dir))
+}
+
+/// `exclude` globs from an options table.
+fn exclude_option(options: Option<&Table>, function: &str) -> LuaResult<Vec<String>> {
+    let Some(options) = options else { return Ok(Vec::new()) };
+    match options.get::<Value>("exclude")? {
+        Value::Nil => Ok(Vec::new()),
+        Value::Table(list) => list
+            .sequence_values::<String>()
+            .collect::<LuaResult<Vec<_>>>()
+            .map_err(|_| lua_error(function, "invalid value for option 'exclude' - expected a list of glob strings")),
+        other => Err(lua_error(
+            function,
+            format!("invalid value for option 'exclude' - expected a list of globs, got {}", other.type_name()),
+        )),
+    }
+}
+
+/// `workspace.pack(dir[, { exclude = {globs} }]) -> archive`
+async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+    let root = resolve_dir(&lua, &dir);
+    let exclude = exclude_option(options.as_ref(), "pack")?;
+    let archive = blocking("pack", move || {
+        let filter = Filter::new(&root, &exclude)?;
+        let manifest = Manifest::scan(&root, &filter)?;
+        let temp = tempfile::Builder::new()
+            .prefix("sloth-workspace-")
+            .suffix(".tar.gz")
+            .tempfile()
+            .map_err(WorkspaceError::io(std::env::temp_dir()))?;
+        let file = temp.reopen().map_err(WorkspaceError::io(temp.path()))?;
+        let entries = core::pack(&root, &manifest, None, std::io::BufWriter::new(file))?;
+        let size = std::fs::metadata(temp.path()).map_err(WorkspaceError::io(temp.path()))?.len();
+        Ok(ArchiveData { storage: Storage::Temp(temp), base: Some(Arc::new(manifest)), deleted: vec![], entries, size })
+    })
+    .await?;
+    lua.create_userdata(archive)
+}
+
+/// `workspace.unpack(archive, dir) -> { entries, bytes }`: `dir` must not exist or be empty.
+async fn unpack(lua: Lua, (archive, dir): (AnyUserData, String)) -> LuaResult<Table> {
+    let source = archive.borrow::<ArchiveData>()?.path().to_path_buf();
+    let dest = resolve_dir(&lua, &dir);
+    let stats = blocking("unpack", move || {
+        std::fs::create_dir_all(&dest).map_err(WorkspaceError::io(&dest))?;
+        let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
+        core::unpack(std::io::BufReader::new(file), &dest, &Limits::default())
+    })
+    .await?;
+    let table = lua.create_table()?;
+    table.set("entries", stats.entries)?;
+    table.set("bytes", stats.bytes)?;
+    Ok(table)
+}
+
+/// `workspace.snapshot(dir[, { exclude }]) -> manifest`
+async fn snapshot(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+    let root = resolve_dir(&lua, &dir);
+    let exclude = exclude_option(options.as_ref(), "snapshot")?;
+    let manifest = blocking("snapshot", move || Manifest::scan(&root, &Filter::new(&root, &exclude)?)).await?;
+    lua.create_userdata(ManifestData(Arc::new(manifest)))
+}
+
+/// `workspace.changes(dir, base_manifest[, { exclude, output }]) -> archive` whose `deleted`
+/// lists removed paths. `output` names the file to write (default: a temporary file).
+async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
+    let root = resolve_dir(&lua, &dir);
+    let base = base.borrow::<ManifestData>()?.0.clone();
+    let exclude = exclude_option(options.as_ref(), "changes")?;
+    let output = match &options {
+        Some(options) => options.get::<Option<String>>("output")?.map(|path| resolve_dir(&lua, &path)),
+        None => None,
+    };
+    let archive = blocking("changes", move || {
+        let after = Manifest::scan(&root, &Filter::new(&root, &exclude)?)?;
+        let changes = core::diff(&base, &after);
+        let (storage, file) = match output {
+            Some(path) => {
+                let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
+                (Storage::Path(path), file)
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("sloth-changes-")
+                    .suffix(".tar.gz")
+                    .tempfile()
+                    .map_err(WorkspaceError::io(std::env::temp_dir()))?;
+                let file = temp.reopen().map_err(WorkspaceError::io(temp.path()))?;
+                (Storage::Temp(temp), file)
+            }
+        };
+        let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
+        let mut archive = ArchiveData { storage, base: None, deleted: changes.deleted, entries, size: 0 };
+        archive.size = std::fs::metadata(archive.path()).map_err(WorkspaceError::io(archive.path()))?.len();
+        Ok(archive)
+    })
+    .await?;
+    lua.create_userdata(archive)
+}
+
+/// `workspace.apply(dir, changes[, { base = packed_archive }]) -> { written, deleted }`.
+/// Refuses, changing nothing, on an unsafe archive or on a conflict with `base`.
+async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<Table>)) -> LuaResult<Table> {
+    let root = resolve_dir(&lua, &dir);
+    let (source, deleted) = {
+        let changes = changes.borrow::<ArchiveData>()?;
+        (changes.path().to_path_buf(), changes.deleted.clone())
+    };
+    let base = match &options {
+        Some(options) => match options.get::<Option<AnyUserData>>("base")? {
+            Some(base) => base.borrow::<ArchiveData>()?.base.clone(),
+            None => None,
+        },
+        None => None,
+    };
+    let report = blocking("apply", move || {
+        let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
+        core::apply(&root, std::io::BufReader::new(file), &deleted, base.as_deref(), &Limits::default())
+    })
+    .await?;
+    let table = lua.create_table()?;
+    table.set("written", report.written)?;
+    table.set("deleted", report.deleted)?;
+    Ok(table)
+}

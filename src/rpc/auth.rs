@@ -1,0 +1,95 @@
+//! Shared-secret authentication: every call carries `authorization: Bearer <token>`.
+//!
+//! The agent compares BLAKE3 digests of the presented and expected tokens; `blake3::Hash`
+//! equality is constant-time, and digests have a fixed length, so timing reveals nothing about
+//! the token. Tokens never appear in logs or errors.
+
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+/// Header carrying the token.
+pub const HEADER: &str = "authorization";
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// None for an empty string (no token configured).
+    pub fn new(secret: impl Into<String>) -> Option<Self> {
+        let secret = secret.into();
+        (!secret.is_empty()).then_some(Self(secret))
+    }
+
+    fn digest(&self) -> blake3::Hash {
+        blake3::hash(self.0.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Server side: refuses calls without the right token.
+#[derive(Clone, Debug)]
+pub struct RequireToken {
+    expected: Option<blake3::Hash>,
+}
+
+impl RequireToken {
+    /// `None` lets every call through (an agent without a token, on loopback).
+    pub fn new(token: Option<&Token>) -> Self {
+        Self { expected: token.map(Token::digest) }
+    }
+}
+
+impl Interceptor for RequireToken {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = self.expected else { return Ok(request) };
+        let presented = request
+            .metadata()
+            .get(HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("this agent requires a token"))?;
+        if blake3::hash(presented.as_bytes()) == expected {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("wrong token"))
+        }
+    }
+}
+
+/// Client side: adds the token to every call.
+#[derive(Clone, Debug)]
+pub struct SendToken {
+    header: Option<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl SendToken {
+    pub fn new(token: Option<&Token>) -> Result<Self, String> {
+        let header = match token {
+            None => None,
+            Some(token) => {
+                let mut value: MetadataValue<_> = format!("Bearer {}", token.0)
+                    .parse()
+                    .map_err(|_| "the token must be printable ASCII".to_owned())?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        Ok(Self { header })
+    }
+}
+
+impl Interceptor for SendToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(header) = &self.header {
+            request.metadata_mut().insert(HEADER, header.clone());
+        }
+        Ok(request)
+    }
+}

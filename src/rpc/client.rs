@@ -1,0 +1,232 @@
+//! The master's side of the wire: connect to an agent, ask its info, run a task on it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use super::CHUNK_SIZE;
+use super::auth::{SendToken, Token};
+use super::proto::agent_client::AgentClient as GrpcClient;
+use super::proto::execute_request::Item;
+use super::proto::execute_response::Event;
+use super::proto::{ExecuteRequest, InfoRequest, InfoResponse, ScriptFile, TaskRequest, WorkspaceEnd, output_line};
+use crate::events::TaskEvent;
+use crate::process::OutputStream;
+
+/// Why a call to an agent failed, naming the agent's address.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the agent at {address}: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("the agent at {address} refused the call: {reason}")]
+    Refused { address: String, reason: String },
+    #[error("the agent at {address} failed: {reason}")]
+    Failed { address: String, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// What the master sends with a task (the workspace goes separately, as a file).
+#[derive(Debug, Clone, Default)]
+pub struct TaskSpec {
+    pub group: String,
+    pub task: String,
+    pub pipeline: String,
+    pub scripts: Vec<(String, Vec<u8>)>,
+    pub params_json: Vec<u8>,
+    pub deps_json: Vec<u8>,
+    pub values_json: Vec<u8>,
+}
+
+/// How a remote task ended, with its changes.
+#[derive(Debug)]
+pub struct TaskOutcome {
+    pub ok: bool,
+    pub message: Option<String>,
+    pub outputs_json: Vec<u8>,
+    /// The changes archive (tar + gzip), received into a temporary file.
+    pub changes: tempfile::NamedTempFile,
+    pub deleted: Vec<String>,
+}
+
+/// A connection to one agent; cheap to clone (one HTTP/2 channel underneath).
+#[derive(Clone, Debug)]
+pub struct AgentClient {
+    address: String,
+    grpc: GrpcClient<InterceptedService<Channel, SendToken>>,
+}
+
+impl AgentClient {
+    /// Connects to `address` (`host:port`), failing after `connect_timeout`.
+    pub async fn connect(address: &str, token: Option<&Token>, connect_timeout: Duration) -> Result<Self, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable { address: address.to_owned(), reason };
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| unreachable(format!("invalid address: {e}")))?
+            .tcp_nodelay(true)
+            .connect_timeout(connect_timeout)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        let channel = endpoint.connect().await.map_err(|e| unreachable(error_chain(&e)))?;
+        let interceptor =
+            SendToken::new(token).map_err(|reason| ClientError::Refused { address: address.to_owned(), reason })?;
+        let grpc = GrpcClient::with_interceptor(channel, interceptor).max_decoding_message_size(8 * 1024 * 1024);
+        Ok(Self { address: address.to_owned(), grpc })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub async fn info(&mut self) -> Result<InfoResponse, ClientError> {
+        let response = self.grpc.info(InfoRequest {}).await.map_err(|s| self.status_error(&s))?;
+        Ok(response.into_inner())
+    }
+
+    /// Sends `task` with the workspace archive at `workspace`, reports events as they arrive,
+    /// and receives the result and the changes.
+    pub async fn execute(
+        &mut self,
+        task: TaskSpec,
+        workspace: &Path,
+        mut on_event: impl FnMut(TaskEvent),
+    ) -> Result<TaskOutcome, ClientError> {
+        let file = tokio::fs::File::open(workspace)
+            .await
+            .map_err(|source| ClientError::Io { path: workspace.to_path_buf(), source })?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let first = ExecuteRequest {
+            item: Some(Item::Task(TaskRequest {
+                group: task.group,
+                task: task.task,
+                pipeline: task.pipeline,
+                scripts: task.scripts.into_iter().map(|(path, content)| ScriptFile { path, content }).collect(),
+                params_json: task.params_json,
+                deps_json: task.deps_json,
+                values_json: task.values_json,
+            })),
+        };
+        // The upload runs beside the call so that a large workspace streams with bounded memory.
+        let upload = tokio::spawn(upload(first, file, tx));
+        let response = self.grpc.execute(ReceiverStream::new(rx)).await;
+        let mut inbound = match response {
+            Ok(response) => response.into_inner(),
+            Err(status) => {
+                upload.abort();
+                return Err(self.status_error(&status));
+            }
+        };
+
+        let changes =
+            tempfile::NamedTempFile::new().map_err(|source| ClientError::Io { path: std::env::temp_dir(), source })?;
+        let mut changes_file = tokio::fs::File::from_std(
+            changes.reopen().map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?,
+        );
+        let mut result = None;
+        let mut received: u64 = 0;
+        loop {
+            let message = inbound.message().await.map_err(|s| self.status_error(&s))?;
+            let Some(message) = message else {
+                return Err(self.failed("the agent ended the call before sending the changes"));
+            };
+            match message.event {
+                Some(Event::Log(log)) => on_event(TaskEvent::Log {
+                    level: log.level.parse().unwrap_or(tracing::Level::INFO),
+                    message: log.message,
+                    fields: log.fields,
+                }),
+                Some(Event::Output(line)) => on_event(TaskEvent::Output {
+                    stream: if line.stream == output_line::Stream::Stderr as i32 {
+                        OutputStream::Stderr
+                    } else {
+                        OutputStream::Stdout
+                    },
+                    line: line.line,
+                }),
+                Some(Event::Result(task_result)) => result = Some(task_result),
+                Some(Event::ChangesChunk(chunk)) => {
+                    received += chunk.len() as u64;
+                    changes_file
+                        .write_all(&chunk)
+                        .await
+                        .map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?;
+                }
+                Some(Event::ChangesEnd(end)) => {
+                    changes_file
+                        .flush()
+                        .await
+                        .map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?;
+                    if end.size != received {
+                        return Err(self.failed(&format!(
+                            "changes archive truncated: announced {} bytes, received {received}",
+                            end.size
+                        )));
+                    }
+                    let result = result.ok_or_else(|| self.failed("the agent sent changes without a result"))?;
+                    return Ok(TaskOutcome {
+                        ok: result.ok,
+                        message: result.message,
+                        outputs_json: result.outputs_json,
+                        changes,
+                        deleted: end.deleted,
+                    });
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn failed(&self, reason: &str) -> ClientError {
+        ClientError::Failed { address: self.address.clone(), reason: reason.to_owned() }
+    }
+
+    fn status_error(&self, status: &tonic::Status) -> ClientError {
+        let address = self.address.clone();
+        let reason =
+            if status.message().is_empty() { format!("{:?}", status.code()) } else { status.message().to_owned() };
+        match status.code() {
+            Code::Unavailable => ClientError::Unreachable { address, reason },
+            Code::Unauthenticated | Code::PermissionDenied => ClientError::Refused { address, reason },
+            _ => ClientError::Failed { address, reason },
+        }
+    }
+}
+
+/// Streams the task request, the workspace in chunks, and the end marker.
+async fn upload(first: ExecuteRequest, mut file: tokio::fs::File, tx: tokio::sync::mpsc::Sender<ExecuteRequest>) {
+    if tx.send(first).await.is_err() {
+        return;
+    }
+    let mut size: u64 = 0;
+    loop {
+        let mut chunk = vec![0u8; CHUNK_SIZE];
+        let read = match file.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(read) => read,
+            // The agent sees a stream without WorkspaceEnd and refuses the task.
+            Err(_) => return,
+        };
+        chunk.truncate(read);
+        size += read as u64;
+        if tx.send(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }).await.is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(ExecuteRequest { item: Some(Item::WorkspaceEnd(WorkspaceEnd { size })) }).await;
+}
+
+/// An error with its sources, which is where transport errors keep the useful part.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

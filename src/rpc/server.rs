@@ -1,0 +1,256 @@
+//! The agent's gRPC service. Receives a task and its workspace, hands them to a
+//! [`TaskHandler`] (which runs Lua), streams events back, then the result and the changes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::CHUNK_SIZE;
+use super::proto::agent_server::Agent;
+use super::proto::execute_request::Item;
+use super::proto::execute_response::Event;
+use super::proto::{
+    ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, OutputLine, TaskResult,
+    output_line,
+};
+use crate::events::TaskEvent;
+use crate::process::OutputStream;
+
+/// A task as the handler receives it: plain data, the workspace archive already on disk.
+#[derive(Debug)]
+pub struct RemoteTask {
+    pub group: String,
+    pub task: String,
+    pub pipeline: String,
+    pub scripts: Vec<(String, Vec<u8>)>,
+    pub params_json: Vec<u8>,
+    pub deps_json: Vec<u8>,
+    pub values_json: Vec<u8>,
+    /// The received workspace (tar + gzip).
+    pub workspace_archive: PathBuf,
+    /// A private empty directory for this task, removed after the call.
+    pub dir: PathBuf,
+}
+
+/// How the handler says a task ended.
+#[derive(Debug)]
+pub struct RemoteOutcome {
+    pub ok: bool,
+    pub message: Option<String>,
+    pub outputs_json: Vec<u8>,
+    /// The changes archive (tar + gzip), inside the task's directory.
+    pub changes_archive: PathBuf,
+    pub deleted: Vec<String>,
+}
+
+/// Runs a received task. Dropping the returned future must stop the task and kill its
+/// processes (the master cancelled the call).
+pub trait TaskHandler: Send + Sync + 'static {
+    fn execute(
+        &self,
+        task: RemoteTask,
+        events: mpsc::UnboundedSender<TaskEvent>,
+    ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, String>> + Send>>;
+}
+
+/// Who the agent is and what it accepts.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub max_tasks: u32,
+    /// Parent of the per-task temporary directories.
+    pub work_dir: PathBuf,
+}
+
+/// The `sloth.agent.v1.Agent` service.
+pub struct AgentService {
+    identity: AgentIdentity,
+    handler: Arc<dyn TaskHandler>,
+    slots: Arc<Semaphore>,
+    in_flight: Arc<AtomicU32>,
+}
+
+impl AgentService {
+    pub fn new(identity: AgentIdentity, handler: Arc<dyn TaskHandler>) -> Self {
+        let slots = Arc::new(Semaphore::new(identity.max_tasks.max(1) as usize));
+        Self { identity, handler, slots, in_flight: Arc::new(AtomicU32::new(0)) }
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(InfoResponse {
+            name: self.identity.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            labels: self.identity.labels.clone().into_iter().collect(),
+            max_tasks: self.identity.max_tasks,
+            tasks_in_flight: self.in_flight.load(Ordering::Relaxed),
+        }))
+    }
+
+    type ExecuteStream = ReceiverStream<Result<ExecuteResponse, Status>>;
+
+    async fn execute(
+        &self,
+        request: Request<Streaming<ExecuteRequest>>,
+    ) -> Result<Response<Self::ExecuteStream>, Status> {
+        let mut inbound = request.into_inner();
+        let task = match inbound.message().await? {
+            Some(ExecuteRequest { item: Some(Item::Task(task)) }) => task,
+            _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("task-")
+            .tempdir_in(&self.identity.work_dir)
+            .map_err(|e| Status::internal(format!("cannot create a task directory: {e}")))?;
+        let archive = dir.path().join("workspace.tar.gz");
+        receive_workspace(&mut inbound, &archive).await?;
+        tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), "task received");
+
+        let remote = RemoteTask {
+            group: task.group,
+            task: task.task,
+            pipeline: task.pipeline,
+            scripts: task.scripts.into_iter().map(|file| (file.path, file.content)).collect(),
+            params_json: task.params_json,
+            deps_json: task.deps_json,
+            values_json: task.values_json,
+            workspace_archive: archive,
+            dir: dir.path().to_path_buf(),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let handler = Arc::clone(&self.handler);
+        let slots = Arc::clone(&self.slots);
+        let in_flight = Arc::clone(&self.in_flight);
+        tokio::spawn(async move {
+            let Ok(_permit) = slots.acquire_owned().await else { return };
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            run_task(handler.as_ref(), remote, &tx).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            // The task's directory goes last, off the async threads.
+            let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size.
+async fn receive_workspace(inbound: &mut Streaming<ExecuteRequest>, path: &std::path::Path) -> Result<(), Status> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
+    let mut received: u64 = 0;
+    loop {
+        match inbound.message().await? {
+            Some(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }) => {
+                received += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
+            }
+            Some(ExecuteRequest { item: Some(Item::WorkspaceEnd(end)) }) => {
+                if end.size != received {
+                    return Err(Status::invalid_argument(format!(
+                        "workspace truncated: announced {} bytes, received {received}",
+                        end.size
+                    )));
+                }
+                file.flush().await.map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
+                return Ok(());
+            }
+            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace")),
+            None => return Err(Status::cancelled("the master ended the call before the workspace was complete")),
+        }
+    }
+}
+
+type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
+
+/// Runs the handler, forwarding its events; stops it if the master goes away.
+async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (group, name) = (task.group.clone(), task.task.clone());
+    let work = handler.execute(task, events_tx);
+    tokio::pin!(work);
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut work => break outcome,
+            Some(event) = events_rx.recv() => {
+                if tx.send(Ok(event_message(event))).await.is_err() {
+                    tracing::warn!(group = %group, task = %name, "the master went away: cancelling the task");
+                    return;
+                }
+            }
+            () = tx.closed() => {
+                tracing::warn!(group = %group, task = %name, "the master cancelled the call: cancelling the task");
+                return;
+            }
+        }
+    };
+    while let Ok(event) = events_rx.try_recv() {
+        let _ = tx.send(Ok(event_message(event))).await;
+    }
+    match outcome {
+        Ok(outcome) => {
+            tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
+            if let Err(status) = send_outcome(outcome, tx).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        }
+        Err(message) => {
+            tracing::warn!(group = %group, task = %name, error = %message, "task could not run");
+            let _ = tx.send(Err(Status::internal(message))).await;
+        }
+    }
+}
+
+async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Status> {
+    let result = TaskResult { ok: outcome.ok, message: outcome.message, outputs_json: outcome.outputs_json };
+    let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::Result(result)) })).await;
+    let mut file = tokio::fs::File::open(&outcome.changes_archive)
+        .await
+        .map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
+    let mut size: u64 = 0;
+    loop {
+        let mut chunk = vec![0u8; CHUNK_SIZE];
+        let read =
+            file.read(&mut chunk).await.map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        chunk.truncate(read);
+        size += read as u64;
+        if tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_err() {
+            return Ok(());
+        }
+    }
+    let end = ChangesEnd { deleted: outcome.deleted, size };
+    let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesEnd(end)) })).await;
+    Ok(())
+}
+
+fn event_message(event: TaskEvent) -> ExecuteResponse {
+    let event = match event {
+        TaskEvent::Log { level, message, fields } => {
+            Event::Log(LogEvent { level: level.as_str().to_ascii_lowercase(), message, fields })
+        }
+        TaskEvent::Output { stream, line } => Event::Output(OutputLine {
+            stream: match stream {
+                OutputStream::Stdout => output_line::Stream::Stdout as i32,
+                OutputStream::Stderr => output_line::Stream::Stderr as i32,
+            },
+            line,
+        }),
+    };
+    ExecuteResponse { event: Some(event) }
+}
