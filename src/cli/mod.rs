@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod agent;
 mod console;
 mod list;
 mod run;
@@ -32,6 +33,8 @@ pub struct Cli {
 enum Command {
     /// Run a pipeline.
     Run(run::RunArgs),
+    /// Serve tasks to masters over gRPC.
+    Agent(agent::AgentArgs),
     /// List a pipeline's groups and tasks.
     List(list::ListArgs),
     /// Check a pipeline without running anything.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
     console::init(verbosity);
     match cli.command {
         Command::Run(args) => run::execute(args, verbosity),
+        Command::Agent(args) => agent::execute(args),
         Command::List(args) => list::execute(&args),
         Command::Validate(args) => validate::execute(&args),
         Command::Version => {

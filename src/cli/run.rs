@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Print the plan and run nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Start a local agent for every loopback agent address that does not answer, and stop
+    /// them afterwards.
+    #[arg(long)]
+    spawn_agents: bool,
     /// Run up to N independent tasks at once.
     #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: u32,
@@ -55,6 +59,7 @@ pub fn execute(args: RunArgs, verbosity: Verbosity) -> ExitCode {
         "tasks": args.tasks,
         "dry_run": args.dry_run,
         "jobs": args.jobs,
+        "spawn_agents": args.spawn_agents,
         "quiet": verbosity == Verbosity::Quiet,
     });
     session::run_entry("run", &options, &runtime_options)

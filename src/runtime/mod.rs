@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use mlua::{FromLuaMulti, IntoLuaMulti, Lua, LuaOptions, Result as LuaResult, StdLib, Table};
 
+pub mod agent_host;
 pub mod core;
 pub mod error;
 pub mod jobs;
@@ -93,5 +94,7 @@ fn new_lua() -> Lua {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.jobs.cancel_all(&self.lua);
+        // Agents started for this run (`--spawn-agents`) stop with it.
+        drop(self.lua.remove_app_data::<crate::modules::agent::SpawnedAgents>());
     }
 }

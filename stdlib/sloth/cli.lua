@@ -5,6 +5,7 @@ local report = require("sloth.report")
 local runner = require("sloth.runner")
 local taskdefs = require("sloth.taskdefs")
 local core = require("sloth.core")
+local spawn = require("sloth.spawn")
 
 local M = {}
 
@@ -55,8 +56,21 @@ function M.run(opts)
     plan_mod.print(plan, pipeline, workdir_of)
     return M.EXIT_OK
   end
+  local spawned = {}
+  if opts.spawn_agents then
+    local started, handles = pcall(spawn.start, plan)
+    if not started then
+      io.stderr:write("error: --spawn-agents: " .. tostring(handles) .. "\n")
+      return M.EXIT_FAILED
+    end
+    spawned = handles
+  end
   local reporter = report.new({ quiet = opts.quiet })
-  local summary = runner.run(plan, { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter })
+  local ran, summary = pcall(runner.run, plan, { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter })
+  spawn.stop(spawned)
+  if not ran then
+    error(summary, 0)
+  end
   reporter.summary(summary.results, summary.elapsed)
   return summary.ok and M.EXIT_OK or M.EXIT_FAILED
 end

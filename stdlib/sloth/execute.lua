@@ -50,16 +50,25 @@ local function run_shell(task, workdir)
   return true, nil, outputs
 end
 
---- Runs `task` with its dependencies' outputs; returns `ok, message, outputs`.
+--- Runs `task` on this machine, whatever its `agent` says.
 ---@param task table a normalized task
 ---@param deps table<string, table> outputs of the task's dependencies, by name
 ---@param workdir string
 ---@return boolean ok, string? message, table outputs
-function M.run(task, deps, workdir)
+function M.run_here(task, deps, workdir)
   if type(task.command) == "function" then
     return run_function(task, deps, workdir)
   end
   return run_shell(task, workdir)
+end
+
+--- Runs `task` where it belongs: on its agent when it has one, else here.
+---@return boolean ok, string? message, table outputs
+function M.run(task, deps, workdir)
+  if task.remote then
+    return require("sloth.remote").run(task, deps, workdir)
+  end
+  return M.run_here(task, deps, workdir)
 end
 
 return M

@@ -79,7 +79,17 @@ function M.print(plan, pipeline, workdir_of)
       if #task.depends_on > 0 then
         after = "  after " .. table.concat(task.depends_on, ", ")
       end
-      out:write(string.format("  %d. %s  [local]  %s%s\n", i, task.name, describe_command(task), after))
+      local where = "local"
+      if task.remote then
+        where = task.remote.name == task.remote.address and ("agent at " .. task.remote.address)
+          or string.format("agent %s at %s", task.remote.name, task.remote.address)
+      end
+      out:write(string.format("  %d. %s  [%s]  %s%s\n", i, task.name, where, describe_command(task), after))
+      if task.remote then
+        local excluded = #task.workspace.exclude > 0 and (", excluding " .. table.concat(task.workspace.exclude, " ")) or ""
+        out:write(string.format("     syncs %s to the agent%s; changes come back %s\n", workdir_of(group), excluded,
+          ({ on_success = "after success", always = "always", never = "never" })[task.workspace.sync_back]))
+      end
     end
   end
 end

@@ -1,10 +1,54 @@
---- Runs once in every VM before any user code: makes relative paths in Lua's own file
---- functions resolve against the running task's workdir, and lets coroutines a task creates
---- keep its context.
+--- Runs once in every VM before any user code: the globals pipelines expect (`import`), user
+--- modules found beside the pipeline through `require`, relative paths in Lua's own file
+--- functions resolved against the running task's workdir, and coroutines a task creates
+--- keeping its context.
 local core = require("sloth.core")
 local paths = require("sloth.paths")
+local scripts = require("sloth.scripts")
 
 local contexts = core.contexts
+
+--- `import(path)`: runs a Lua file relative to the importing file and returns its value.
+--- Each file runs once per VM; later imports return the same value.
+local imported = {}
+function import(path)
+  if type(path) ~= "string" then
+    error("import: expected string for 'path', got " .. type(path), 2)
+  end
+  local full = scripts.key(paths.join(scripts.caller_dir(2), path))
+  if imported[full] ~= nil then
+    return imported[full]
+  end
+  local chunk, err = scripts.load(full)
+  if not chunk then
+    error("import: " .. tostring(err), 2)
+  end
+  local value = chunk()
+  if value == nil then
+    value = true
+  end
+  imported[full] = value
+  return value
+end
+
+-- `require` finds user modules through `package.path` (the pipeline's directory comes first,
+-- see `sloth.taskdefs`), reading them through `sloth.scripts` so they are shipped to agents.
+table.insert(package.searchers, 2, function(name)
+  local relative = name:gsub("%.", "/")
+  local tried = {}
+  for template in package.path:gmatch("[^;]+") do
+    local candidate = template:gsub("%?", relative)
+    if scripts.exists(candidate) then
+      local chunk, err = scripts.load(candidate)
+      if not chunk then
+        error(err, 0)
+      end
+      return chunk, candidate
+    end
+    tried[#tried + 1] = "\n\tno file '" .. candidate .. "'"
+  end
+  return table.concat(tried)
+end)
 
 --- `path` resolved against the running task's workdir; unchanged outside a task.
 local function resolve(path)
@@ -43,7 +87,7 @@ io.output = function(file)
 end
 
 -- A coroutine created inside a task belongs to that task.
-local original_create, original_wrap = coroutine.create, coroutine.wrap
+local original_create = coroutine.create
 coroutine.create = function(fn)
   local co = original_create(fn)
   contexts[co] = contexts[coroutine.running()]
@@ -59,6 +103,5 @@ coroutine.wrap = function(fn)
     return table.unpack(results, 2, results.n)
   end
 end
-local _ = original_wrap
 
 return true

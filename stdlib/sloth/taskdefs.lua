@@ -6,6 +6,7 @@ local errors = require("sloth.errors")
 local graph = require("sloth.graph")
 local paths = require("sloth.paths")
 local core = require("sloth.core")
+local scripts = require("sloth.scripts")
 
 local M = {}
 
@@ -13,16 +14,20 @@ local M = {}
 --- has but this version does not handle is refused, never silently ignored.
 M.TASK_FIELDS = {
   name = true, description = true, command = true, params = true, depends_on = true, env = true,
-  agent = false, delegate_to = false, async = false, retries = false, timeout = false,
+  agent = true, delegate_to = true, workspace = true,
+  async = false, retries = false, timeout = false,
   run_if = false, abort_if = false, pre_exec = false, post_exec = false, next_if_fail = false,
-  uses = false, artifacts = false, consumes = false, workspace = false,
+  uses = false, artifacts = false, consumes = false,
 }
 
 M.GROUP_FIELDS = {
-  description = true, tasks = true, workdir = true, agents = true,
+  description = true, tasks = true, workdir = true, agents = true, delegate_to = true,
   dispatch = false, create_workdir_before_run = false, clean_workdir_after_run = false,
-  delegate_to = false,
 }
+
+local AGENT_FIELDS = { address = true, labels = true, token = true, tls = false }
+
+local SYNC_BACK = { on_success = true, always = true, never = true }
 
 local function sorted_keys(t)
   local keys = {}
@@ -67,7 +72,7 @@ function Checker:task(group_name, raw, position, key_name)
     self:add({ group = group_name, task = where_task }, "must be a table, got " .. type(raw))
     return nil
   end
-  local task = { index = position, group = group_name, env = {}, depends_on = {} }
+  local task = { index = position, group = group_name, env = {}, depends_on = {}, pipeline_file = self.file }
   for _, field in ipairs(sorted_keys(raw)) do
     local supported = M.TASK_FIELDS[field]
     local where = { group = group_name, task = where_task, field = tostring(field) }
@@ -125,6 +130,40 @@ function Checker:task(group_name, raw, position, key_name)
     end
   end
 
+  task.agent = raw.agent
+  if raw.agent ~= nil and type(raw.agent) ~= "string" then
+    self:add(where("agent"), "must be the name of one of the group's agents; lists, \"*\" and labels "
+      .. "choose among several agents through a dispatch policy, which this version does not support")
+  end
+  if raw.delegate_to ~= nil then
+    task.delegate_to = self:delegate(where("delegate_to"), raw.delegate_to)
+  end
+  task.workspace = { sync_back = "on_success", exclude = {} }
+  if raw.workspace ~= nil then
+    if type(raw.workspace) ~= "table" then
+      self:add(where("workspace"), "must be a table { exclude = {globs}, sync_back = ... }, got " .. type(raw.workspace))
+    else
+      for key, value in pairs(raw.workspace) do
+        if key == "exclude" then
+          if is_list_of_strings(value) then
+            task.workspace.exclude = value
+          else
+            self:add(where("workspace.exclude"), "must be a list of glob strings")
+          end
+        elseif key == "sync_back" then
+          if SYNC_BACK[value] then
+            task.workspace.sync_back = value
+          else
+            self:add(where("workspace.sync_back"), string.format(
+              "must be \"on_success\", \"always\" or \"never\", got %s", tostring(value)))
+          end
+        else
+          self:add(where("workspace." .. tostring(key)), "unknown field")
+        end
+      end
+    end
+  end
+
   if raw.env ~= nil then
     if type(raw.env) ~= "table" then
       self:add(where("env"), "must be a table of NAME = value, got " .. type(raw.env))
@@ -142,6 +181,19 @@ function Checker:task(group_name, raw, position, key_name)
   return task
 end
 
+--- `delegate_to`: an address string or `{ address = ... }`; returns the address or nil.
+function Checker:delegate(where, raw)
+  local address = raw
+  if type(raw) == "table" then
+    address = raw.address
+  end
+  if type(address) ~= "string" or address == "" then
+    self:add(where, "must be an address string (host:port) or { address = \"host:port\" }")
+    return nil
+  end
+  return address
+end
+
 function Checker:agents(group_name, raw)
   if type(raw) ~= "table" then
     self:add({ group = group_name, field = "agents" }, "must be a table of name = { address = ... }, got " .. type(raw))
@@ -156,10 +208,42 @@ function Checker:agents(group_name, raw)
     elseif type(agent.address) ~= "string" or agent.address == "" then
       self:add(where, "has no 'address' (host:port)")
     else
-      agents[name] = { name = name, address = agent.address, labels = agent.labels or {} }
+      for _, field in ipairs(sorted_keys(agent)) do
+        local known = AGENT_FIELDS[field]
+        local field_where = { group = group_name, field = "agents." .. tostring(name) .. "." .. tostring(field) }
+        if known == nil then
+          self:add(field_where, "unknown field")
+        elseif known == false then
+          self:add(field_where, "is not supported by this version of sloth-runner")
+        end
+      end
+      if agent.token ~= nil and type(agent.token) ~= "string" then
+        self:add({ group = group_name, field = "agents." .. tostring(name) .. ".token" }, "must be a string")
+      end
+      agents[name] = { name = name, address = agent.address, labels = agent.labels or {}, token = agent.token }
     end
   end
   return agents
+end
+
+--- Where a task runs: `task.remote = { name, address, token }`, or nil for here. The task's
+--- `agent` names one of the group's agents; `delegate_to` (the task's, else the group's) is an
+--- address used as is.
+function Checker:resolve_target(group, task, group_delegate)
+  if type(task.agent) == "string" then
+    local agent = group.agents[task.agent]
+    if agent then
+      task.remote = { name = agent.name, address = agent.address, token = agent.token }
+    else
+      local known = sorted_keys(group.agents)
+      self:add({ group = group.name, task = task.name, field = "agent" }, string.format(
+        "unknown agent '%s' (%s)", task.agent,
+        #known > 0 and "agents: " .. table.concat(known, ", ") or "the group declares no agents"))
+    end
+  elseif task.delegate_to or group_delegate then
+    local address = task.delegate_to or group_delegate
+    task.remote = { name = address, address = address }
+  end
 end
 
 function Checker:group(name, raw, base_dir)
@@ -245,6 +329,11 @@ function Checker:group(name, raw, base_dir)
     end
   end
 
+  local group_delegate = raw.delegate_to ~= nil and self:delegate({ group = name, field = "delegate_to" }, raw.delegate_to)
+  for _, task in ipairs(group.tasks) do
+    self:resolve_target(group, task, group_delegate)
+  end
+
   for _, task in ipairs(group.tasks) do
     for _, dep in ipairs(task.depends_on) do
       if not group.by_name[dep] then
@@ -285,10 +374,13 @@ function M.from_value(defs, file)
   return pipeline
 end
 
---- Runs a pipeline file and normalizes its `TaskDefinitions`.
+--- Runs a pipeline file and normalizes its `TaskDefinitions`. User modules are found with
+--- `require` in the pipeline's directory first.
 ---@param file string
 function M.load(file)
-  local chunk, load_error = loadfile(file)
+  local dir = paths.dirname(file)
+  package.path = paths.join(dir, "?.lua") .. ";" .. paths.join(dir, "?/init.lua") .. ";" .. package.path
+  local chunk, load_error = scripts.load(file)
   if not chunk then
     errors.raise_validation(load_error)
   end

@@ -1,0 +1,193 @@
+//! `sloth-runner agent`: serve tasks to masters over gRPC.
+//!
+//! The first line on stdout is `listening on ADDR` (with the real port for `-p 0`). Without a
+//! token the agent only listens on loopback, unless `--insecure` says otherwise. SIGTERM or
+//! Ctrl-C: stop accepting, give running tasks a grace period, cancel the rest, remove the
+//! temporary directories, exit 0.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use super::USAGE_ERROR;
+use crate::rpc::auth::{RequireToken, Token};
+use crate::rpc::proto::agent_server::AgentServer;
+use crate::rpc::server::{AgentIdentity, AgentService};
+use crate::runtime::RuntimeOptions;
+use crate::runtime::agent_host::LuaTaskHandler;
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Port to listen on (0 picks a free one).
+    #[arg(short, long, default_value_t = 50051)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// The agent's name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Labels as k=v,k2=v2, for masters that pick agents by label.
+    #[arg(long, value_delimiter = ',', value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Tasks run at once; more wait their turn.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    max_tasks: u32,
+    /// Where per-task temporary directories go (default: the system temp dir).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Shared secret every master must present.
+    #[arg(long, env = "SLOTH_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Allow listening beyond loopback without a token.
+    #[arg(long)]
+    insecure: bool,
+    /// How long running tasks may go on after SIGTERM before they are cancelled.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    grace: Duration,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("label '{text}' is not key=value"))?;
+    if key.is_empty() {
+        return Err(format!("label '{text}' has an empty key"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::duration::parse(text).map_err(|e| e.to_string())
+}
+
+pub fn execute(args: AgentArgs) -> ExitCode {
+    let token = args.token.clone().and_then(Token::new);
+    if !args.bind.is_loopback() && token.is_none() {
+        if !args.insecure {
+            eprintln!(
+                "error: refusing to listen on {} without a token: anyone who can reach it could run commands here. \
+                 Pass --token (or SLOTH_AGENT_TOKEN), or --insecure if that is really what you want",
+                args.bind
+            );
+            return ExitCode::from(USAGE_ERROR);
+        }
+        eprintln!(
+            "warning: listening on {} without a token: anyone who can reach this port can run commands here",
+            args.bind
+        );
+    }
+    let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(tokio) => tokio,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = args.name.clone().unwrap_or_else(host_name);
+    let handler = LuaTaskHandler::new(name.clone(), RuntimeOptions::from_env().stdlib);
+    let code = tokio.block_on(serve(args, name, token, handler.clone()));
+    // Tasks still running after the grace period are dropped with the runtime, which cancels
+    // them; wait (bounded) for their threads to kill their processes.
+    tokio.shutdown_timeout(Duration::from_secs(2));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while handler.live_threads() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    code
+}
+
+async fn serve(args: AgentArgs, name: String, token: Option<Token>, handler: LuaTaskHandler) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen on {}:{}: {error}", args.bind, args.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = match listener.local_addr() {
+        Ok(address) => address,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let work_root = match tempfile::Builder::new()
+        .prefix("sloth-agent-")
+        .tempdir_in(args.work_dir.clone().unwrap_or_else(std::env::temp_dir))
+    {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("error: cannot create the agent's work directory: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let identity = AgentIdentity {
+        name: name.clone(),
+        labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        max_tasks: args.max_tasks,
+        work_dir: work_root.path().to_path_buf(),
+    };
+    let service = AgentService::new(identity, Arc::new(handler));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<AgentServer<AgentService>>().await;
+
+    // The readiness line: tests and `--spawn-agents` wait for it.
+    println!("listening on {address}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, auth = token.is_some(), "agent ready");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = Server::builder()
+        .add_service(health_service)
+        .add_service(AgentServer::with_interceptor(service, RequireToken::new(token.as_ref())))
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => {
+            if let Err(error) = result {
+                eprintln!("error: the agent stopped: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+        () = shutdown_signal() => {
+            tracing::info!(agent = %name, grace = ?args.grace, "stopping: no new tasks");
+            let _ = stop_tx.send(());
+            if tokio::time::timeout(args.grace, &mut server).await.is_err() {
+                tracing::warn!(agent = %name, "grace period over: cancelling running tasks");
+            }
+        }
+    }
+    drop(work_root);
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "agent".to_owned())
+}

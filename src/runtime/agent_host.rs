@@ -1,0 +1,150 @@
+//! The agent's [`TaskHandler`]: every received task runs in a fresh Lua VM on a thread of its
+//! own, through the stdlib's agent-side handler (`sloth.agent_side`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mlua::{AnyUserData, Table, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Runtime, RuntimeOptions, StdlibSource, error};
+use crate::events::{EventSink, TaskEvent};
+use crate::modules::archive_data::{ArchiveData, Storage};
+use crate::modules::lua_json;
+use crate::rpc::server::{RemoteOutcome, RemoteTask, TaskHandler};
+
+/// Runs tasks as `<agent name>/<task>` with the given stdlib.
+#[derive(Debug, Clone)]
+pub struct LuaTaskHandler {
+    agent_name: String,
+    stdlib: StdlibSource,
+    live_threads: Arc<AtomicUsize>,
+}
+
+impl LuaTaskHandler {
+    pub fn new(agent_name: String, stdlib: StdlibSource) -> Self {
+        Self { agent_name, stdlib, live_threads: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Task threads still running (a cancelled one is still cleaning up).
+    pub fn live_threads(&self) -> usize {
+        self.live_threads.load(Ordering::SeqCst)
+    }
+}
+
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl TaskHandler for LuaTaskHandler {
+    fn execute(
+        &self,
+        task: RemoteTask,
+        events: mpsc::UnboundedSender<TaskEvent>,
+    ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, String>> + Send>> {
+        let (done_tx, done_rx) = oneshot::channel();
+        let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+        let agent_name = self.agent_name.clone();
+        let stdlib = self.stdlib.clone();
+        self.live_threads.fetch_add(1, Ordering::SeqCst);
+        let guard = LiveGuard(Arc::clone(&self.live_threads));
+        let spawned = std::thread::Builder::new().name(format!("task {}", task.task)).spawn(move || {
+            let _guard = guard;
+            let outcome = run_on_this_thread(agent_name, stdlib, task, events, cancel_rx);
+            let _ = done_tx.send(outcome);
+        });
+        Box::pin(async move {
+            spawned.map_err(|e| format!("cannot start a task thread: {e}"))?;
+            // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
+            // and kills its processes.
+            let _cancel_on_drop = cancel_tx;
+            done_rx.await.unwrap_or_else(|_| Err("the task thread ended without a result".to_owned()))
+        })
+    }
+}
+
+fn run_on_this_thread(
+    agent_name: String,
+    stdlib: StdlibSource,
+    task: RemoteTask,
+    events: mpsc::UnboundedSender<TaskEvent>,
+    cancel: oneshot::Receiver<()>,
+) -> Result<RemoteOutcome, String> {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let local = tokio::task::LocalSet::new();
+    let outcome = local.block_on(&tokio, async move {
+        tokio::select! {
+            outcome = run_in_vm(agent_name, stdlib, task, events) => outcome,
+            _ = cancel => Err("cancelled".to_owned()),
+        }
+    });
+    drop(local);
+    outcome
+}
+
+async fn run_in_vm(
+    agent_name: String,
+    stdlib: StdlibSource,
+    task: RemoteTask,
+    events: mpsc::UnboundedSender<TaskEvent>,
+) -> Result<RemoteOutcome, String> {
+    let values: serde_json::Value = if task.values_json.is_empty() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        serde_json::from_slice(&task.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?
+    };
+    let runtime = Runtime::new(&RuntimeOptions { stdlib, values: Some(values) }).map_err(|e| error::describe(&e))?;
+    let lua = runtime.lua();
+    lua.set_app_data(EventSink(events));
+
+    let build = || -> mlua::Result<Table> {
+        let request = lua.create_table()?;
+        request.set("agent", agent_name.as_str())?;
+        request.set("group", task.group.as_str())?;
+        request.set("task", task.task.as_str())?;
+        request.set("pipeline", task.pipeline.as_str())?;
+        let scripts = lua.create_table()?;
+        for (path, content) in &task.scripts {
+            scripts.set(path.as_str(), lua.create_string(content)?)?;
+        }
+        request.set("scripts", scripts)?;
+        request.set("params", lua_json::bytes_to_lua(lua, &task.params_json, "params")?)?;
+        request.set("deps", lua_json::bytes_to_lua(lua, &task.deps_json, "deps")?)?;
+        request.set("dir", task.dir.to_string_lossy().as_ref())?;
+        let workspace = ArchiveData {
+            storage: Storage::Path(task.workspace_archive.clone()),
+            base: None,
+            deleted: vec![],
+            entries: 0,
+            size: 0,
+        };
+        request.set("workspace", lua.create_userdata(workspace)?)?;
+        Ok(request)
+    };
+    let request = build().map_err(|e| error::describe(&e))?;
+    let result: Table = runtime.call("sloth.agent_side", "handle", request).await.map_err(|e| error::describe(&e))?;
+
+    let outcome = || -> mlua::Result<RemoteOutcome> {
+        let changes: AnyUserData = result.get("changes")?;
+        let changes = changes.borrow::<ArchiveData>()?;
+        let outputs: Value = result.get("outputs")?;
+        Ok(RemoteOutcome {
+            ok: result.get("ok")?,
+            message: result.get("message")?,
+            outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
+            changes_archive: PathBuf::from(changes.path()),
+            deleted: changes.deleted.clone(),
+        })
+    };
+    outcome().map_err(|e| error::describe(&e))
+}

@@ -1,0 +1,38 @@
+--- The agent's side of a remote task, run in a fresh VM per task: unpack the workspace into
+--- the task's private directory, load the pipeline from the scripts the master shipped, run
+--- the task there — always here: an agent never re-dispatches what it was sent — and pack what
+--- it changed.
+local core = require("sloth.core")
+local execute = require("sloth.execute")
+local scripts = require("sloth.scripts")
+local taskdefs = require("sloth.taskdefs")
+local workspace = require("workspace")
+
+local M = {}
+
+---@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, workspace: userdata }
+---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
+function M.handle(req)
+  local root = req.dir .. "/workspace"
+  workspace.unpack(req.workspace, root)
+  scripts.shipped = req.scripts
+
+  local pipeline = taskdefs.load(req.pipeline)
+  local group = pipeline.groups[req.group]
+  local task = group and group.by_name[req.task]
+  if not task then
+    error(string.format("%s: no task '%s' in group '%s'", req.pipeline, req.task, req.group), 0)
+  end
+  task.params = req.params
+
+  local base = workspace.snapshot(root, { exclude = task.workspace.exclude })
+  local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = root, env = task.env }
+  local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, root))
+  if not job_ok then
+    ok, message, outputs = false, tostring(ok), {}
+  end
+  local changes = workspace.changes(root, base, { exclude = task.workspace.exclude, output = req.dir .. "/changes.tar.gz" })
+  return { ok = ok, message = message, outputs = outputs or {}, changes = changes }
+end
+
+return M
