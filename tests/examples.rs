@@ -4,6 +4,10 @@ use std::process::Command;
 
 use crate::support::{Run, Test, binary, repo_root};
 
+/// Examples run by the README test instead: `distributed.lua` spawns an agent on its fixed
+/// port, so exactly one test may run it.
+const RUN_BY_README: &[&str] = &["distributed.lua"];
+
 /// (example file, extra arguments)
 const EXAMPLES: &[(&str, &[&str])] =
     &[("build.lua", &[]), ("hello.lua", &[]), ("values.lua", &["-v", "examples/values.yaml"])];
@@ -31,6 +35,12 @@ fn every_example_is_listed() {
         .filter(|name| name.ends_with(".lua"))
         .collect();
     on_disk.sort();
-    let listed: Vec<String> = EXAMPLES.iter().map(|(file, _)| (*file).to_owned()).collect();
+    let mut listed: Vec<String> = EXAMPLES.iter().map(|(file, _)| (*file).to_owned()).collect();
+    listed.extend(RUN_BY_README.iter().map(|file| (*file).to_owned()));
+    listed.sort();
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    for file in RUN_BY_README {
+        assert!(readme.contains(&format!("examples/{file}")), "the README does not run examples/{file}");
+    }
     assert_eq!(on_disk, listed, "examples/*.lua and EXAMPLES in tests/examples.rs differ");
 }

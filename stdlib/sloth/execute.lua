@@ -14,6 +14,14 @@ local function last_line(text)
   return last
 end
 
+--- The error with a traceback of the user's frames only: the engine's frames below the
+--- task's function are noise to whoever reads it.
+local function user_traceback(err)
+  local trace = debug.traceback(tostring(err), 2)
+  local cut = trace:find("\n\t%[C%]: in function 'xpcall'")
+  return cut and trace:sub(1, cut - 1) or trace
+end
+
 local function run_function(task, deps, workdir)
   local params = {}
   for k, v in pairs(task.params) do
@@ -22,7 +30,7 @@ local function run_function(task, deps, workdir)
   params.workdir = workdir
   params.task_name = task.name
   params.group_name = task.group
-  local results = table.pack(xpcall(task.command, debug.traceback, params, deps))
+  local results = table.pack(xpcall(task.command, user_traceback, params, deps))
   if not results[1] then
     return false, tostring(results[2])
   end
