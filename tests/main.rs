@@ -10,3 +10,4 @@ mod examples;
 mod lua_meta;
 mod lua_specs;
 mod readme;
+mod remote;

@@ -17,7 +17,7 @@ function M.handle(req)
   workspace.unpack(req.workspace, root)
   scripts.shipped = req.scripts
 
-  local pipeline = taskdefs.load(req.pipeline)
+  local pipeline = taskdefs.load(req.pipeline, { on_agent = true })
   local group = pipeline.groups[req.group]
   local task = group and group.by_name[req.task]
   if not task then

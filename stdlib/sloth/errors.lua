@@ -24,6 +24,21 @@ function M.is_validation(err)
   return getmetatable(err) == Validation
 end
 
+--- The message of an error raised by a native function, without the host's decorations
+--- ("runtime error: ", the `module.function: ` prefix) and without the traceback.
+---@param err any
+---@return string
+function M.clean(err)
+  local text = tostring(err)
+  text = text:gsub("^runtime error: ", "")
+  text = text:gsub("^[%a_]+%.[%a_]+: ", "")
+  local cut = text:find("\n%s*stack traceback:")
+  if cut then
+    text = text:sub(1, cut - 1)
+  end
+  return text
+end
+
 --- "file: group 'g', task 't': field 'f': problem" with the parts that are known.
 ---@param where { file: string, group?: string, task?: string|integer, field?: string }
 ---@param problem string

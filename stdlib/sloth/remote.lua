@@ -3,6 +3,7 @@
 --- changes that come back (after success, unless `workspace.sync_back` says otherwise).
 local agent = require("agent")
 local workspace = require("workspace")
+local errors = require("sloth.errors")
 local scripts = require("sloth.scripts")
 
 local M = {}
@@ -14,9 +15,7 @@ local function describe(target)
   return string.format("agent '%s' (%s)", target.name, target.address)
 end
 
-local function strip_prefix(message)
-  return (tostring(message):gsub("^agent%.%a+: ", ""))
-end
+local strip_prefix = errors.clean
 
 --- Runs `task` on its agent; returns `ok, message, outputs` like a local task.
 ---@param task table a normalized task with `remote = { name, address, token }`

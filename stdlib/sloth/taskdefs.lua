@@ -44,8 +44,8 @@ end
 local Checker = {}
 Checker.__index = Checker
 
-local function new_checker(file)
-  return setmetatable({ file = file, problems = {} }, Checker)
+local function new_checker(file, opts)
+  return setmetatable({ file = file, problems = {}, opts = opts or {} }, Checker)
 end
 
 function Checker:add(where, problem)
@@ -277,7 +277,7 @@ function Checker:group(name, raw, base_dir)
       self:add({ group = name, field = "workdir" }, "must be a string, got " .. type(raw.workdir))
     else
       group.workdir = paths.absolute(raw.workdir, base_dir)
-      if not core.is_dir(group.workdir) then
+      if not self.opts.on_agent and not core.is_dir(group.workdir) then
         self:add({ group = name, field = "workdir" }, "directory does not exist: " .. group.workdir)
       end
     end
@@ -351,9 +351,10 @@ end
 --- Normalizes a `TaskDefinitions` value; `file` is used in messages and to resolve `workdir`.
 ---@param defs any
 ---@param file string
+---@param opts? { on_agent?: boolean } on an agent, the master's directories are not checked
 ---@return table pipeline
-function M.from_value(defs, file)
-  local checker = new_checker(file)
+function M.from_value(defs, file, opts)
+  local checker = new_checker(file, opts)
   local base_dir = paths.absolute(paths.dirname(file))
   if defs == nil then
     errors.raise_validation(file .. ": no TaskDefinitions table defined")
@@ -377,7 +378,8 @@ end
 --- Runs a pipeline file and normalizes its `TaskDefinitions`. User modules are found with
 --- `require` in the pipeline's directory first.
 ---@param file string
-function M.load(file)
+---@param opts? { on_agent?: boolean }
+function M.load(file, opts)
   local dir = paths.dirname(file)
   package.path = paths.join(dir, "?.lua") .. ";" .. paths.join(dir, "?/init.lua") .. ";" .. package.path
   local chunk, load_error = scripts.load(file)
@@ -389,7 +391,7 @@ function M.load(file)
   if not ok then
     errors.raise_validation(tostring(run_error))
   end
-  return M.from_value(TaskDefinitions, file)
+  return M.from_value(TaskDefinitions, file, opts)
 end
 
 return M

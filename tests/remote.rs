@@ -1,0 +1,364 @@
+//! Remote tasks against real agent processes on 127.0.0.1: the seed's example, the workspace
+//! round trip, outputs, params, values and imports, failures, and concurrency.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use crate::support::Test;
+use crate::support::agent::{Agent, free_port};
+
+/// The seed's example, as written there (Portuguese), with the agent's real port.
+const SEED_EXAMPLE: &str = r#"
+TaskDefinitions = {
+  my_distributed_group = {
+    description = "Um grupo de tarefas com tarefas distribuídas.",
+    agents = {
+      my_remote_agent = { address = "localhost:50051" },
+      another_agent = { address = "192.168.1.100:50051" }
+    },
+    tasks = {
+      {
+        name = "remote_hello",
+        description = "Executa uma tarefa hello world em um agente remoto.",
+        agent = "my_remote_agent", -- Especifique o nome do agente aqui
+        command = function(params)
+          log.info("Olá do agente remoto!")
+          return true, "Tarefa remota executada."
+        end
+      },
+      {
+        name = "local_task",
+        description = "Esta tarefa é executada localmente.",
+        command = "echo 'Olá da máquina local!'"
+      }
+    }
+  }
+}
+"#;
+
+#[test]
+fn the_seed_example_runs_and_the_remote_log_line_shows_on_the_master() {
+    let agent = Agent::start(&[]);
+    let pipeline = SEED_EXAMPLE.replace("localhost:50051", &format!("localhost:{}", agent.port()));
+    let run = Test::new().write("tasks.lua", &pipeline).run(&["run", "tasks.lua"]).expect_code(0);
+    run.stderr_has("my_remote_agent/remote_hello  INFO  Olá do agente remoto!")
+        .stderr_has("my_distributed_group/remote_hello  succeeded")
+        .stderr_has("Tarefa remota executada.")
+        .stderr_has("my_distributed_group/local_task | Olá da máquina local!")
+        // The declared agent no task uses is never contacted.
+        .stderr_lacks("192.168.1.100");
+}
+
+fn mode(test: &Test, name: &str) -> u32 {
+    std::fs::symlink_metadata(test.path().join(name)).expect(name).permissions().mode() & 0o777
+}
+
+#[test]
+fn remote_shell_and_function_tasks_change_the_master_workspace_exactly() {
+    let agent = Agent::start(&[]);
+    let test = Test::new()
+        .write("keep.txt", "untouched\n")
+        .write("edit-by-shell.txt", "before\n")
+        .write("delete-by-shell.txt", "doomed\n")
+        .write("edit-by-lua.txt", "before\n")
+        .write("delete-by-lua.txt", "doomed\n")
+        .write("dir/chmod-me.sh", "echo hi\n")
+        .write("gone/inner.txt", "x\n")
+        .write(
+            "tasks.lua",
+            &r#"
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "shell", agent = "box", command = [[
+          echo "new from shell" > new-by-shell.txt
+          echo "after" > edit-by-shell.txt
+          rm delete-by-shell.txt
+          chmod 755 dir/chmod-me.sh
+          chmod 600 keep.txt && chmod 644 keep.txt
+          mkdir -p made/deep && echo deep > made/deep/file.txt
+          ln -s made/deep/file.txt link-to-deep
+          rm -r gone
+      ]] },
+      { name = "lua", agent = "box", depends_on = "shell", command = function(params)
+          local f = assert(io.open("new-by-lua.txt", "w")); f:write("new from lua\n"); f:close()
+          local e = assert(io.open("edit-by-lua.txt", "w")); e:write("after\n"); e:close()
+          assert(os.remove("delete-by-lua.txt"))
+          assert(io.open("new-by-shell.txt")):read("a") -- the shell task's result reached the agent
+          return true, "lua changed files"
+        end },
+    },
+  },
+}
+"#
+            .replace("ADDR", &agent.address),
+        );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("keep.txt"), "untouched\n");
+    assert_eq!(test.read("new-by-shell.txt"), "new from shell\n");
+    assert_eq!(test.read("edit-by-shell.txt"), "after\n");
+    assert!(!test.exists("delete-by-shell.txt"));
+    assert_eq!(mode(&test, "dir/chmod-me.sh"), 0o755);
+    assert_eq!(mode(&test, "keep.txt"), 0o644);
+    assert_eq!(test.read("made/deep/file.txt"), "deep\n");
+    let link = std::fs::read_link(test.path().join("link-to-deep")).expect("symlink came back");
+    assert_eq!(link.to_string_lossy(), "made/deep/file.txt");
+    assert_eq!(test.read("link-to-deep"), "deep\n");
+    assert!(!test.exists("gone"), "a deleted directory is gone");
+    assert_eq!(test.read("new-by-lua.txt"), "new from lua\n");
+    assert_eq!(test.read("edit-by-lua.txt"), "after\n");
+    assert!(!test.exists("delete-by-lua.txt"));
+    // Nothing of the transfer is left behind in the workspace.
+    let leftovers: Vec<String> = std::fs::read_dir(test.path())
+        .expect("read workspace")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".sloth"))
+        .collect();
+    assert!(leftovers.is_empty(), "leftovers: {leftovers:?}");
+}
+
+#[test]
+fn outputs_flow_from_local_to_remote_and_back() {
+    let agent = Agent::start(&[]);
+    let pipeline = r#"
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "here_first", command = function() return true, "local", { n = 20, list = { "a", "b" } } end },
+      { name = "there", agent = "box", depends_on = "here_first", command = function(_, deps)
+          local n = deps.here_first.n + 1
+          return true, "remote saw " .. deps.here_first.list[2], { n = n, nested = { ok = true } }
+        end },
+      { name = "here_last", depends_on = "there", command = function(_, deps)
+          assert(deps.there.n == 21 and deps.there.nested.ok == true, "remote outputs arrived")
+          return true, "local saw " .. deps.there.n
+        end },
+    },
+  },
+}
+"#
+    .replace("ADDR", &agent.address);
+    Test::new()
+        .write("tasks.lua", &pipeline)
+        .run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("remote saw b")
+        .stderr_has("local saw 21");
+}
+
+#[test]
+fn params_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
+    let agent = Agent::start(&[]);
+    let test = Test::new()
+        .write("shared/lib/greet.lua", "return { greet = function(name) return 'hello, ' .. name end }\n")
+        .write("shared/lib/mod_by_require.lua", "return { answer = 42 }\n")
+        .write("pipeline/ws/.keep", "")
+        .write("values.yaml", "deploy:\n  target:\n    region: eu-west\n  replicas: [1, 2, 3]\n")
+        .write(
+            "pipeline/tasks.lua",
+            &r#"
+local lib = import("../shared/lib/greet.lua")
+package.path = "shared/lib/?.lua;" .. package.path
+local by_require = require("mod_by_require")
+TaskDefinitions = {
+  g = {
+    workdir = "ws",
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "remote", agent = "box", params = { who = { first = "Ada", tags = { "x", "y" } } },
+        command = function(params)
+          local text = string.format("%s|%s|%s|%d|%d",
+            lib.greet(params.who.first), params.who.tags[2], values.deploy.target.region,
+            values.deploy.replicas[3], by_require.answer)
+          local f = assert(io.open("result.txt", "w")); f:write(text); f:close()
+          return true, text
+        end },
+    },
+  },
+}
+"#
+            .replace("ADDR", &agent.address),
+        );
+    test.run(&["run", "pipeline/tasks.lua", "-v", "values.yaml"]).expect_code(0);
+    assert_eq!(test.read("pipeline/ws/result.txt"), "hello, Ada|y|eu-west|3|42");
+}
+
+#[test]
+fn a_remote_failure_fails_the_run_with_the_task_s_own_message() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write("before.txt", "as it was\n").write(
+        "tasks.lua",
+        &r#"
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "says_no", agent = "box", command = function()
+          local f = assert(io.open("before.txt", "w")); f:write("changed"); f:close()
+          return false, "the remote task said no"
+        end },
+      { name = "raises", agent = "box", command = function() error("remote boom") end },
+      { name = "exits", agent = "box", command = "echo failing >&2; exit 4" },
+    },
+  },
+}
+"#
+        .replace("ADDR", &agent.address),
+    );
+    test.run(&["run", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("the remote task said no")
+        .stderr_has("tasks.lua:10: remote boom")
+        .stderr_has("exited with code 4: failing")
+        .stderr_has("box/exits ! failing");
+    assert_eq!(test.read("before.txt"), "as it was\n", "a failed task's changes are not applied by default");
+}
+
+#[test]
+fn sync_back_always_applies_a_failed_task_s_changes() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &r#"
+TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
+  { name = "t", agent = "box", workspace = { sync_back = "always" },
+    command = "echo partial > report.txt; exit 1" },
+} } }
+"#
+        .replace("ADDR", &agent.address),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(1);
+    assert_eq!(test.read("report.txt"), "partial\n");
+}
+
+#[test]
+fn an_agent_that_is_not_listening_fails_the_task_naming_agent_and_address() {
+    let port = free_port();
+    let started = Instant::now();
+    let run = Test::new()
+        .write(
+            "tasks.lua",
+            &format!(
+                r#"TaskDefinitions = {{ g = {{ agents = {{ ghost = {{ address = "127.0.0.1:{port}" }} }}, tasks = {{
+                    {{ name = "t", agent = "ghost", command = "true" }},
+                    {{ name = "independent", command = "true" }},
+                }} }} }}"#
+            ),
+        )
+        .run(&["run", "tasks.lua"])
+        .expect_code(1);
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    run.stderr_has(&format!("agent 'ghost' (127.0.0.1:{port})"))
+        .stderr_has("cannot reach")
+        .stderr_has("g/independent  succeeded");
+}
+
+#[test]
+fn delegate_to_sends_a_task_to_an_address() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &r#"
+TaskDefinitions = {
+  g = {
+    delegate_to = { address = "ADDR" },
+    tasks = {
+      { name = "via_group", command = function(p) return true, p.workdir end },
+      { name = "via_task", delegate_to = "ADDR", command = "touch from-task" },
+    },
+  },
+}
+"#
+        .replace("ADDR", &agent.address),
+    );
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(test.exists("from-task"));
+    run.stderr_has("sloth-agent-");
+}
+
+#[test]
+fn a_64_mib_workspace_round_trips() {
+    let agent = Agent::start(&[]);
+    let test = Test::new();
+    // Incompressible content, so the archive is as large as the workspace.
+    let mut data = vec![0u8; 64 * 1024 * 1024];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    std::fs::write(test.path().join("big.bin"), &data).expect("write big file");
+    let test = test.write(
+        "tasks.lua",
+        &r#"TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
+            { name = "copy", agent = "box", command = "cp big.bin big.copy && cksum big.bin > sum.txt" },
+        } } }"#
+            .replace("ADDR", &agent.address),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let copy = std::fs::read(test.path().join("big.copy")).expect("the copy came back");
+    assert_eq!(copy.len(), data.len());
+    assert!(copy == data, "the copy differs from the original");
+}
+
+#[test]
+fn four_tasks_sent_at_once_run_in_separate_directories_and_all_changes_apply() {
+    let agent = Agent::start(&["--max-tasks", "4"]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &r#"
+local function worker(i)
+  return { name = "w" .. i, agent = "box", command = function(params)
+    exec.run("sleep 0.3")
+    local f = assert(io.open("out-" .. i .. ".txt", "w")); f:write(params.workdir); f:close()
+    return true, params.workdir, { dir = params.workdir }
+  end }
+end
+TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
+  worker(1), worker(2), worker(3), worker(4),
+  { name = "check", depends_on = { "w1", "w2", "w3", "w4" }, command = function(_, deps)
+      local seen = {}
+      for i = 1, 4 do
+        local dir = deps["w" .. i].dir
+        if seen[dir] then return false, "two tasks shared " .. dir end
+        seen[dir] = true
+      end
+      return true, "four directories"
+    end },
+} } }
+"#
+        .replace("ADDR", &agent.address),
+    );
+    let started = Instant::now();
+    test.run(&["run", "tasks.lua", "--jobs", "4"]).expect_code(0).stderr_has("four directories");
+    for i in 1..=4 {
+        assert!(test.exists(&format!("out-{i}.txt")), "out-{i}.txt came back");
+    }
+    // Loose: four 0.3s tasks in parallel, not in sequence (1.2s).
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_file_changed_by_two_concurrent_remote_tasks_is_a_conflict_named_by_path() {
+    let agent = Agent::start(&["--max-tasks", "4"]);
+    let test = Test::new().write("shared.txt", "base\n").write(
+        "tasks.lua",
+        &r#"
+TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
+  { name = "first", agent = "box", command = "echo first > shared.txt; echo a > only-first.txt" },
+  { name = "second", agent = "box", command = "sleep 0.5; echo second > shared.txt; echo b > only-second.txt" },
+} } }
+"#
+        .replace("ADDR", &agent.address),
+    );
+    let run = test.run(&["run", "tasks.lua", "--jobs", "2"]).expect_code(1);
+    run.stderr_has("conflict").stderr_has("shared.txt");
+    assert_eq!(test.read("shared.txt"), "first\n", "the first change applied, the conflicting one did not");
+    assert!(test.exists("only-first.txt"));
+    assert!(!test.exists("only-second.txt"), "a conflicting change set applies nothing");
+}

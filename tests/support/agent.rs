@@ -1,0 +1,121 @@
+//! A real `sloth-runner agent` process on 127.0.0.1, port 0, for tests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::binary;
+
+/// How long an agent may take to print its `listening on` line.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Agent {
+    child: Child,
+    pub address: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Agent {
+    /// Starts `sloth-runner agent -p 0 --name test-agent ARGS...` and waits until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let log = tempfile::NamedTempFile::new().expect("agent log file");
+        let mut command = Command::new(binary());
+        command
+            .args(["agent", "-p", "0", "--name", "test-agent"])
+            .args(args)
+            .env_remove("SLOTH_AGENT_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().expect("agent log file"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("starting the agent");
+        let stdout = child.stdout.take().expect("agent stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the agent never blocks on a full pipe.
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
+                rest.clear();
+            }
+        });
+        let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the agent did not print its address within {READY_TIMEOUT:?}")
+        });
+        let address = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the agent: {line:?}"))
+            .to_owned();
+        Self { child, address, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn port(&self) -> &str {
+        self.address.rsplit(':').next().expect("address has a port")
+    }
+
+    /// What the agent wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (bounded) for it to exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.wait(Duration::from_secs(30))
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the agent") {
+                return status;
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("the agent did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Whether some live process's command line contains all of `needles`.
+pub fn process_running(needles: &[&str]) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|entry| {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z'));
+        !zombie && !cmdline.is_empty() && needles.iter().all(|needle| cmdline.contains(needle))
+    })
+}
