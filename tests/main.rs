@@ -11,3 +11,4 @@ mod lua_meta;
 mod lua_specs;
 mod readme;
 mod remote;
+mod workspace_safety;

@@ -1,0 +1,254 @@
+//! Crafted archives are refused — by the extraction code itself, by a real agent receiving one
+//! as a workspace, and by the master receiving one as a task's changes — with an error naming
+//! the entry and nothing written outside the root.
+
+use std::path::Path;
+
+use sloth_runner::workspace::{ApplyReport, Limits, Manifest, WorkspaceError, unpack};
+
+use crate::support::Test;
+use crate::support::agent::Agent;
+use crate::support::crafted::{Kind, archive};
+
+/// Each hostile archive, the entry its error must name, and a path (under `outside`) that must
+/// not exist afterwards.
+fn hostile(outside: &Path) -> Vec<(&'static str, Vec<u8>, String, std::path::PathBuf)> {
+    let absolute = outside.join("absolute.txt");
+    let absolute_name = absolute.to_string_lossy().into_owned();
+    vec![
+        ("absolute path", archive(&[(&absolute_name, Kind::File(b"owned"))]), absolute_name.clone(), absolute.clone()),
+        (
+            "parent directory",
+            archive(&[("../escaped.txt", Kind::File(b"owned"))]),
+            "../escaped.txt".to_owned(),
+            outside.join("escaped.txt"),
+        ),
+        (
+            "symlink out, then a write through it",
+            archive(&[("link", Kind::Symlink(&outside.to_string_lossy())), ("link/through.txt", Kind::File(b"owned"))]),
+            "link".to_owned(),
+            outside.join("through.txt"),
+        ),
+        (
+            "relative symlink climbing out",
+            archive(&[("sub/up", Kind::Symlink("../../..")), ("sub/up/x.txt", Kind::File(b"owned"))]),
+            "sub/up".to_owned(),
+            outside.join("x.txt"),
+        ),
+        (
+            "write through an inside symlink",
+            archive(&[("real", Kind::Dir), ("alias", Kind::Symlink("real")), ("alias/x.txt", Kind::File(b"x"))]),
+            "alias/x.txt".to_owned(),
+            outside.join("never"),
+        ),
+        ("device file", archive(&[("dev", Kind::CharDevice)]), "dev".to_owned(), outside.join("never")),
+        ("hard link", archive(&[("hard", Kind::HardLink(&absolute_name))]), "hard".to_owned(), outside.join("never")),
+    ]
+}
+
+#[test]
+fn extraction_refuses_each_hostile_archive_naming_the_entry() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    for (label, bytes, entry, must_not_exist) in hostile(outside.path()) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dest = root.path().join("dest");
+        std::fs::create_dir(&dest).expect("mkdir");
+        let error = unpack(&bytes[..], &dest, &Limits::default()).expect_err(label);
+        assert!(
+            matches!(error, WorkspaceError::UnsafeEntry { .. }),
+            "{label}: expected an unsafe-entry error, got {error}"
+        );
+        assert!(error.to_string().contains(&entry), "{label}: the error does not name '{entry}': {error}");
+        assert!(!must_not_exist.exists(), "{label}: {} was written", must_not_exist.display());
+        assert!(!root.path().join("escaped.txt").exists(), "{label}: wrote beside the root");
+    }
+}
+
+#[test]
+fn extraction_enforces_size_and_entry_limits() {
+    let dest = tempfile::tempdir().expect("tempdir");
+    let big = archive(&[("small", Kind::File(b"ok")), ("big", Kind::File(&[7u8; 4096]))]);
+    let error = unpack(&big[..], dest.path(), &Limits { max_bytes: 1024, max_entries: 100 }).expect_err("too big");
+    assert!(error.to_string().contains("size limit") && error.to_string().contains("'big'"), "{error}");
+    assert!(!dest.path().join("big").exists(), "a partial oversize file was left behind");
+
+    let dest = tempfile::tempdir().expect("tempdir");
+    let many = archive(&[("a", Kind::File(b"")), ("b", Kind::File(b"")), ("c", Kind::File(b""))]);
+    let error = unpack(&many[..], dest.path(), &Limits { max_bytes: 1024, max_entries: 2 }).expect_err("too many");
+    assert!(error.to_string().contains("entry count") && error.to_string().contains("'c'"), "{error}");
+}
+
+#[test]
+fn applying_hostile_changes_leaves_the_workspace_as_it_was() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    for (label, bytes, _, must_not_exist) in hostile(outside.path()) {
+        let workspace = tempfile::tempdir().expect("tempdir");
+        std::fs::write(workspace.path().join("keep.txt"), "kept").expect("write");
+        let error = apply_changes(workspace.path(), &bytes, &[], None).expect_err(label);
+        assert!(matches!(error, WorkspaceError::UnsafeEntry { .. }), "{label}: {error}");
+        let names: Vec<String> = std::fs::read_dir(workspace.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["keep.txt".to_owned()], "{label}: the workspace changed");
+        assert!(!must_not_exist.exists(), "{label}: {} was written", must_not_exist.display());
+    }
+    let workspace = tempfile::tempdir().expect("tempdir");
+    let error = apply_changes(workspace.path(), &archive(&[]), &["../outside.txt".to_owned()], None)
+        .expect_err("a deletion outside");
+    assert!(error.to_string().contains("../outside.txt"), "{error}");
+}
+
+fn apply_changes(
+    root: &Path,
+    changes: &[u8],
+    deleted: &[String],
+    base: Option<&Manifest>,
+) -> Result<ApplyReport, WorkspaceError> {
+    sloth_runner::workspace::apply(root, changes, deleted, base, &Limits::default())
+}
+
+#[test]
+fn a_real_agent_refuses_a_hostile_workspace_and_writes_nothing_outside() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let work_dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work_dir.path().to_string_lossy()]);
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    for (label, bytes, entry, must_not_exist) in hostile(outside.path()) {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), &bytes).expect("write archive");
+        let result = tokio.block_on(async {
+            let mut client = sloth_runner::rpc::client::AgentClient::connect(
+                &agent.address,
+                None,
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .expect("connect");
+            let spec = sloth_runner::rpc::client::TaskSpec {
+                group: "g".into(),
+                task: "t".into(),
+                pipeline: "tasks.lua".into(),
+                scripts: vec![(
+                    "tasks.lua".into(),
+                    b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'true' } } } }".to_vec(),
+                )],
+                ..Default::default()
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(30), client.execute(spec, file.path(), |_| {}))
+                .await
+                .expect("the agent answered in time")
+        });
+        let error = result.expect_err(label).to_string();
+        assert!(error.contains("refused archive entry") && error.contains(&entry), "{label}: {error}");
+        assert!(!must_not_exist.exists(), "{label}: {} was written", must_not_exist.display());
+        assert!(!work_dir.path().join("escaped.txt").exists());
+    }
+}
+
+/// An agent that answers every task with the same (hostile) changes.
+struct HostileAgent {
+    changes: Vec<u8>,
+    deleted: Vec<String>,
+}
+
+#[tonic::async_trait]
+impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
+    async fn info(
+        &self,
+        _: tonic::Request<sloth_runner::rpc::proto::InfoRequest>,
+    ) -> Result<tonic::Response<sloth_runner::rpc::proto::InfoResponse>, tonic::Status> {
+        Ok(tonic::Response::new(Default::default()))
+    }
+
+    type ExecuteStream =
+        tokio_stream::wrappers::ReceiverStream<Result<sloth_runner::rpc::proto::ExecuteResponse, tonic::Status>>;
+
+    async fn execute(
+        &self,
+        request: tonic::Request<tonic::Streaming<sloth_runner::rpc::proto::ExecuteRequest>>,
+    ) -> Result<tonic::Response<Self::ExecuteStream>, tonic::Status> {
+        use sloth_runner::rpc::proto::execute_response::Event;
+        use sloth_runner::rpc::proto::{ChangesEnd, ExecuteResponse, TaskResult};
+        let mut inbound = request.into_inner();
+        while inbound.message().await?.is_some() {}
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let events = vec![
+            Event::Result(TaskResult { ok: true, message: Some("done".into()), outputs_json: b"{}".to_vec() }),
+            Event::ChangesChunk(self.changes.clone()),
+            Event::ChangesEnd(ChangesEnd { deleted: self.deleted.clone(), size: self.changes.len() as u64 }),
+        ];
+        tokio::spawn(async move {
+            for event in events {
+                let _ = tx.send(Ok(ExecuteResponse { event: Some(event) })).await;
+            }
+        });
+        Ok(tonic::Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+}
+
+/// Serves a [`HostileAgent`] on 127.0.0.1 (port 0) on a background thread; returns its address.
+fn serve_hostile(changes: Vec<u8>, deleted: Vec<String>) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+        tokio.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("addr").to_string()).expect("send address");
+            let incoming = tonic::transport::server::TcpIncoming::from(listener);
+            let service = sloth_runner::rpc::proto::agent_server::AgentServer::new(HostileAgent { changes, deleted });
+            let _ = tonic::transport::Server::builder().add_service(service).serve_with_incoming(incoming).await;
+        });
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10)).expect("hostile agent address")
+}
+
+#[test]
+fn the_master_refuses_hostile_changes_from_an_agent_and_keeps_its_workspace() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    for (label, bytes, entry, must_not_exist) in hostile(outside.path()) {
+        let address = serve_hostile(bytes, vec![]);
+        let test = Test::new().write("keep.txt", "kept\n").write(
+            "tasks.lua",
+            &format!(
+                r#"TaskDefinitions = {{ g = {{ agents = {{ evil = {{ address = "{address}" }} }}, tasks = {{
+                    {{ name = "t", agent = "evil", command = "true" }},
+                }} }} }}"#
+            ),
+        );
+        let run = test.run(&["run", "tasks.lua"]).expect_code(1);
+        assert!(
+            run.stderr.contains("refused archive entry") && run.stderr.contains(&entry),
+            "{label}:\n{}",
+            run.stderr
+        );
+        assert!(!must_not_exist.exists(), "{label}: {} was written", must_not_exist.display());
+        let mut names: Vec<String> = std::fs::read_dir(test.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["keep.txt".to_owned(), "tasks.lua".to_owned()], "{label}: the workspace changed");
+    }
+}
+
+#[test]
+fn the_master_refuses_a_deletion_outside_its_workspace() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("victim.txt"), "alive").expect("write");
+    let address = serve_hostile(archive(&[]), vec!["../victim.txt".to_owned()]);
+    let test = Test::new().write("ws/keep.txt", "kept\n").write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ workdir = "ws", agents = {{ evil = {{ address = "{address}" }} }}, tasks = {{
+                {{ name = "t", agent = "evil", command = "true" }},
+            }} }} }}"#
+        ),
+    );
+    std::fs::write(test.path().join("victim.txt"), "alive").expect("write");
+    test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("../victim.txt");
+    assert_eq!(test.read("victim.txt"), "alive");
+    assert_eq!(test.read("ws/keep.txt"), "kept\n");
+}
