@@ -16,7 +16,7 @@ fn hostile(outside: &Path) -> Vec<(&'static str, Vec<u8>, String, std::path::Pat
     let absolute = outside.join("absolute.txt");
     let absolute_name = absolute.to_string_lossy().into_owned();
     vec![
-        ("absolute path", archive(&[(&absolute_name, Kind::File(b"owned"))]), absolute_name.clone(), absolute.clone()),
+        ("absolute path", archive(&[(&absolute_name, Kind::File(b"owned"))]), absolute_name.clone(), absolute),
         (
             "parent directory",
             archive(&[("../escaped.txt", Kind::File(b"owned"))]),
