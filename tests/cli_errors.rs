@@ -116,3 +116,42 @@ fn a_bad_command_line_is_exit_2() {
     Test::new().run(&["frobnicate"]).expect_code(2);
     Test::new().write("tasks.lua", "TaskDefinitions = {}").run(&["run", "tasks.lua", "--jobs", "0"]).expect_code(2);
 }
+
+#[test]
+fn an_unknown_agent_name_stops_everything_before_it_runs() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = {
+            agents = { builder = { address = "127.0.0.1:1" } },
+            tasks = {
+              { name = "ok", command = "touch ran" },
+              { name = "remote", agent = "buidler", command = "true" },
+            } } }"#,
+        &["tasks.lua: group 'g', task 'remote': field 'agent': unknown agent 'buidler' (agents: builder)"],
+    );
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "remote", agent = "anywhere", command = "true" },
+        } } }"#,
+        &["field 'agent': unknown agent 'anywhere' (the group declares no agents)"],
+    );
+}
+
+#[test]
+fn malformed_agents_and_workspace_fields_are_named() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = {
+            agents = { a = { addr = "x:1" }, b = { address = "x:2", tls = true } },
+            tasks = {
+              { name = "ok", command = "touch ran" },
+              { name = "w", command = "true", delegate_to = 5, workspace = { sync_back = "sometimes", keep = 1 } },
+            } } }"#,
+        &[
+            "group 'g': field 'agents.a': has no 'address'",
+            "group 'g': field 'agents.b.tls': is not supported by this version",
+            "task 'w': field 'delegate_to': must be an address string",
+            "task 'w': field 'workspace.sync_back': must be \"on_success\", \"always\" or \"never\", got sometimes",
+            "task 'w': field 'workspace.keep': unknown field",
+        ],
+    );
+}

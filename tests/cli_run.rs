@@ -319,3 +319,21 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn dry_run_shows_where_remote_tasks_run_without_contacting_agents() {
+    let port = crate::support::agent::free_port();
+    Test::new()
+        .write(
+            "tasks.lua",
+            &format!(
+                r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "127.0.0.1:{port}" }} }}, tasks = {{
+                    {{ name = "t", agent = "box", command = "true", workspace = {{ exclude = {{ "*.log" }} }} }},
+                }} }} }}"#
+            ),
+        )
+        .run(&["run", "tasks.lua", "--dry-run"])
+        .expect_code(0)
+        .stdout_has(&format!("1. t  [agent box at 127.0.0.1:{port}]"))
+        .stdout_has("excluding *.log; changes come back after success");
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent_lifecycle;
 mod cli_errors;
 mod cli_interrupt;
 mod cli_run;

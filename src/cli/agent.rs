@@ -92,30 +92,38 @@ pub fn execute(args: AgentArgs) -> ExitCode {
     };
     let name = args.name.clone().unwrap_or_else(host_name);
     let handler = LuaTaskHandler::new(name.clone(), RuntimeOptions::from_env().stdlib);
-    let code = tokio.block_on(serve(args, name, token, handler.clone()));
+    let (code, work_root) = tokio.block_on(serve(args, name, token, handler.clone()));
     // Tasks still running after the grace period are dropped with the runtime, which cancels
-    // them; wait (bounded) for their threads to kill their processes.
+    // them; wait (bounded) for their threads to kill their processes, then remove their
+    // directories.
     tokio.shutdown_timeout(Duration::from_secs(2));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while handler.live_threads() > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
+    drop(work_root);
     code
 }
 
-async fn serve(args: AgentArgs, name: String, token: Option<Token>, handler: LuaTaskHandler) -> ExitCode {
+/// Serves until stopped; returns the exit code and the work directory to remove last.
+async fn serve(
+    args: AgentArgs,
+    name: String,
+    token: Option<Token>,
+    handler: LuaTaskHandler,
+) -> (ExitCode, Option<tempfile::TempDir>) {
     let listener = match tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("error: cannot listen on {}:{}: {error}", args.bind, args.port);
-            return ExitCode::FAILURE;
+            return (ExitCode::FAILURE, None);
         }
     };
     let address = match listener.local_addr() {
         Ok(address) => address,
         Err(error) => {
             eprintln!("error: {error}");
-            return ExitCode::FAILURE;
+            return (ExitCode::FAILURE, None);
         }
     };
     let work_root = match tempfile::Builder::new()
@@ -125,7 +133,7 @@ async fn serve(args: AgentArgs, name: String, token: Option<Token>, handler: Lua
         Ok(dir) => dir,
         Err(error) => {
             eprintln!("error: cannot create the agent's work directory: {error}");
-            return ExitCode::FAILURE;
+            return (ExitCode::FAILURE, None);
         }
     };
     let identity = AgentIdentity {
@@ -156,7 +164,7 @@ async fn serve(args: AgentArgs, name: String, token: Option<Token>, handler: Lua
         result = &mut server => {
             if let Err(error) = result {
                 eprintln!("error: the agent stopped: {error}");
-                return ExitCode::FAILURE;
+                return (ExitCode::FAILURE, Some(work_root));
             }
         }
         () = shutdown_signal() => {
@@ -167,8 +175,7 @@ async fn serve(args: AgentArgs, name: String, token: Option<Token>, handler: Lua
             }
         }
     }
-    drop(work_root);
-    ExitCode::SUCCESS
+    (ExitCode::SUCCESS, Some(work_root))
 }
 
 /// SIGTERM or SIGINT.

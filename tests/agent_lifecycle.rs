@@ -1,0 +1,197 @@
+//! The agent as a process: who it listens to, how it stops, and what `--spawn-agents` and
+//! Ctrl-C leave behind.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::Test;
+use crate::support::agent::{Agent, free_port, process_running};
+
+const TOKEN: &str = "s3cret-token-4b1d";
+
+fn pipeline(address: &str, token_field: &str) -> String {
+    format!(
+        r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}"{token_field} }} }}, tasks = {{
+            {{ name = "t", agent = "box", command = "echo ran > ran.txt" }},
+        }} }} }}"#
+    )
+}
+
+#[test]
+fn an_agent_with_a_token_only_runs_tasks_for_masters_that_present_it() {
+    let agent = Agent::start(&["--token", TOKEN]);
+    let without = Test::new().write("tasks.lua", &pipeline(&agent.address, ""));
+    without.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("requires a token").stderr_lacks(TOKEN);
+    assert!(!without.exists("ran.txt"));
+
+    let wrong = Test::new().write("tasks.lua", &pipeline(&agent.address, r#", token = "guess""#));
+    wrong.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("wrong token").stderr_lacks("guess");
+    assert!(!wrong.exists("ran.txt"));
+
+    let from_table = Test::new().write("tasks.lua", &pipeline(&agent.address, &format!(r#", token = "{TOKEN}""#)));
+    from_table.run(&["run", "tasks.lua"]).expect_code(0).stderr_lacks(TOKEN);
+    assert!(from_table.exists("ran.txt"));
+
+    let from_env = Test::new().write("tasks.lua", &pipeline(&agent.address, "")).env("SLOTH_AGENT_TOKEN", TOKEN);
+    from_env.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(from_env.exists("ran.txt"));
+
+    assert!(!agent.log().contains(TOKEN), "the agent logged its token");
+}
+
+#[test]
+fn the_agent_reads_its_token_from_the_environment() {
+    let agent = Agent::start_with_env(&[], &[("SLOTH_AGENT_TOKEN", TOKEN)]);
+    Test::new()
+        .write("tasks.lua", &pipeline(&agent.address, r#", token = "other""#))
+        .run(&["run", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("wrong token");
+}
+
+#[test]
+fn listening_beyond_loopback_needs_a_token_or_insecure() {
+    Test::new()
+        .run(&["agent", "-p", "0", "--bind", "0.0.0.0"])
+        .expect_code(2)
+        .stderr_has("refusing to listen on 0.0.0.0 without a token");
+    let mut agent = Agent::start(&["--bind", "0.0.0.0", "--insecure"]);
+    assert!(agent.address.starts_with("0.0.0.0:"), "{}", agent.address);
+    assert!(agent.stop().success());
+    assert!(agent.log().contains("warning: listening on 0.0.0.0 without a token"), "{}", agent.log());
+}
+
+#[test]
+fn info_reports_name_labels_capacity_and_load() {
+    let agent = Agent::start(&["--labels", "os=linux,tier=gpu", "--max-tasks", "3"]);
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let info = tokio.block_on(async {
+        let mut client = sloth_runner::rpc::client::AgentClient::connect(&agent.address, None, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        client.info().await.expect("info")
+    });
+    assert_eq!(info.name, "test-agent");
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.labels.get("tier").map(String::as_str), Some("gpu"));
+    assert_eq!(info.max_tasks, 3);
+    assert_eq!(info.tasks_in_flight, 0);
+
+    // The standard gRPC health service answers beside it.
+    let serving = tokio.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agent.address))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("health check")
+    });
+    assert_eq!(serving.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+}
+
+#[test]
+fn spawn_agents_starts_and_stops_a_real_agent_leaving_no_process_behind() {
+    let port = free_port().to_string();
+    let test = Test::new().write("tasks.lua", &pipeline(&format!("127.0.0.1:{port}"), ""));
+    test.run(&["run", "--spawn-agents", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has(&format!("started agent 'box' on 127.0.0.1:{port}"));
+    assert!(test.exists("ran.txt"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_running(&["agent", "--port", &port]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!process_running(&["agent", "--port", &port]), "the spawned agent outlived the run");
+}
+
+fn wait_for_pid(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_until_gone(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')),
+        };
+        if gone || Instant::now() > deadline {
+            return gone;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts `sloth-runner run tasks.lua` in `test` with a remote task that records the pid of a
+/// long sleep in `pidfile`, and returns the master process once that pid is there.
+fn start_long_remote_task(test: &Test, address: &str, pidfile: &std::path::Path) -> (std::process::Child, String) {
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}" }} }}, tasks = {{
+                {{ name = "long", agent = "box", command = "sleep 30 & echo $! > {}; wait" }},
+            }} }} }}"#,
+            pidfile.display()
+        ),
+    )
+    .expect("write pipeline");
+    let master = Command::new(crate::support::binary())
+        .args(["run", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the master");
+    let pid = wait_for_pid(pidfile);
+    (master, pid)
+}
+
+fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn ctrl_c_on_the_master_kills_the_remote_task_s_processes() {
+    let agent = Agent::start(&[]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let test = Test::new();
+    let (mut master, sleeper) = start_long_remote_task(&test, &agent.address, &scratch.path().join("pid"));
+    Command::new("kill").args(["-INT", &master.id().to_string()]).status().expect("kill -INT");
+    assert_eq!(wait_exit(&mut master), Some(130));
+    assert!(wait_until_gone(&sleeper), "the remote task's process {sleeper} survived the master's Ctrl-C");
+}
+
+#[test]
+fn sigterm_stops_the_agent_cancelling_its_tasks_and_removing_its_directories() {
+    let work_dir = tempfile::tempdir().expect("tempdir");
+    let mut agent = Agent::start(&["--work-dir", &work_dir.path().to_string_lossy(), "--grace", "200ms"]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let test = Test::new();
+    let (mut master, sleeper) = start_long_remote_task(&test, &agent.address, &scratch.path().join("pid"));
+    let status = agent.stop();
+    assert!(status.success(), "the agent exited with {status:?}");
+    assert!(wait_until_gone(&sleeper), "the task's process {sleeper} survived the agent's shutdown");
+    assert_eq!(wait_exit(&mut master), Some(1), "the master reports the interrupted task as failed");
+    let left: Vec<_> = std::fs::read_dir(work_dir.path()).expect("read work dir").flatten().collect();
+    assert!(left.is_empty(), "the agent left {left:?} behind");
+}
