@@ -150,7 +150,7 @@ TaskDefinitions = {
 }
 
 #[test]
-fn params_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
+fn params_env_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
     let agent = Agent::start(&[]);
     let test = Test::new()
         .write("shared/lib/greet.lua", "return { greet = function(name) return 'hello, ' .. name end }\n")
@@ -169,10 +169,12 @@ TaskDefinitions = {
     agents = { box = { address = "ADDR" } },
     tasks = {
       { name = "remote", agent = "box", params = { who = { first = "Ada", tags = { "x", "y" } } },
+        env = { TASK_LEVEL = "from-task" },
         command = function(params)
-          local text = string.format("%s|%s|%s|%d|%d",
+          local env_seen = exec.run("printf '%s' \"$TASK_LEVEL\"")
+          local text = string.format("%s|%s|%s|%d|%d|%s",
             lib.greet(params.who.first), params.who.tags[2], values.deploy.target.region,
-            values.deploy.replicas[3], by_require.answer)
+            values.deploy.replicas[3], by_require.answer, env_seen)
           local f = assert(io.open("result.txt", "w")); f:write(text); f:close()
           return true, text
         end },
@@ -183,7 +185,7 @@ TaskDefinitions = {
             .replace("ADDR", &agent.address),
         );
     test.run(&["run", "pipeline/tasks.lua", "-v", "values.yaml"]).expect_code(0);
-    assert_eq!(test.read("pipeline/ws/result.txt"), "hello, Ada|y|eu-west|3|42");
+    assert_eq!(test.read("pipeline/ws/result.txt"), "hello, Ada|y|eu-west|3|42|from-task");
 }
 
 #[test]
