@@ -4,8 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::Test;
 use crate::support::agent::{Agent, free_port, process_running};
+use crate::support::{Test, wait_exit, wait_for_line_file, wait_until_gone};
 
 const TOKEN: &str = "s3cret-token-4b1d";
 
@@ -105,33 +105,6 @@ fn spawn_agents_starts_and_stops_a_real_agent_leaving_no_process_behind() {
     assert!(!process_running(&["agent", "--port", &port]), "the spawned agent outlived the run");
 }
 
-fn wait_for_pid(path: &std::path::Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.ends_with('\n')
-        {
-            return text.trim().to_owned();
-        }
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_until_gone(pid: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')),
-        };
-        if gone || Instant::now() > deadline {
-            return gone;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Starts `sloth-runner run tasks.lua` in `test` with a remote task that records the pid of a
 /// long sleep in `pidfile`, and returns the master process once that pid is there.
 fn start_long_remote_task(test: &Test, address: &str, pidfile: &std::path::Path) -> (std::process::Child, String) {
@@ -152,22 +125,8 @@ fn start_long_remote_task(test: &Test, address: &str, pidfile: &std::path::Path)
         .stderr(Stdio::null())
         .spawn()
         .expect("start the master");
-    let pid = wait_for_pid(pidfile);
+    let pid = wait_for_line_file(pidfile);
     (master, pid)
-}
-
-fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]

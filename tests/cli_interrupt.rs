@@ -1,31 +1,8 @@
 //! Ctrl-C: the run stops with exit 130 and the processes its tasks started are killed.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::support::{Test, binary};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-fn wait_for_file(path: &std::path::Path) -> String {
-    let started = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.ends_with('\n')
-        {
-            return text.trim().to_owned();
-        }
-        assert!(started.elapsed() < WAIT, "{} never appeared", path.display());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn is_gone(pid: &str) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')),
-    }
-}
+use crate::support::{Test, binary, wait_exit, wait_for_line_file, wait_until_gone};
 
 #[test]
 fn sigint_cancels_running_tasks_and_exits_130() {
@@ -46,28 +23,12 @@ TaskDefinitions = {
         .args(["run", "tasks.lua"])
         .current_dir(test.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start sloth-runner");
-    let sleeper = wait_for_file(&test.path().join("sleeper.pid"));
+    let sleeper = wait_for_line_file(&test.path().join("sleeper.pid"));
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
-
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > WAIT {
-            let _ = child.kill();
-            panic!("sloth-runner did not stop after SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    assert_eq!(status.code(), Some(130));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !is_gone(&sleeper) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(is_gone(&sleeper), "the task's process {sleeper} outlived the interrupted run");
+    assert_eq!(wait_exit(&mut child), Some(130));
+    assert!(wait_until_gone(&sleeper), "the task's process {sleeper} outlived the interrupted run");
     assert!(!test.exists("after-ran"));
 }

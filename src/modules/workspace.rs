@@ -32,6 +32,17 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.map_err(|e| lua_error(function, e))?.map_err(|e| lua_error(function, e))
 }
 
+/// A new temporary archive file, and a handle to write it.
+fn temp_archive(prefix: &str) -> Result<(tempfile::NamedTempFile, std::fs::File), WorkspaceError> {
+    let temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tar.gz")
+        .tempfile()
+        .map_err(WorkspaceError::io(std::env::temp_dir()))?;
+    let file = temp.reopen().map_err(WorkspaceError::io(temp.path()))?;
+    Ok((temp, file))
+}
+
 fn resolve_dir(lua: &Lua, dir: &str) -> PathBuf {
     task_context::current(lua).resolve(std::path::Path::new(dir))
 }
@@ -59,12 +70,7 @@ async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<An
     let archive = blocking("pack", move || {
         let filter = Filter::new(&root, &exclude)?;
         let manifest = Manifest::scan(&root, &filter)?;
-        let temp = tempfile::Builder::new()
-            .prefix("sloth-workspace-")
-            .suffix(".tar.gz")
-            .tempfile()
-            .map_err(WorkspaceError::io(std::env::temp_dir()))?;
-        let file = temp.reopen().map_err(WorkspaceError::io(temp.path()))?;
+        let (temp, file) = temp_archive("sloth-workspace-")?;
         let entries = core::pack(&root, &manifest, None, std::io::BufWriter::new(file))?;
         let size = std::fs::metadata(temp.path()).map_err(WorkspaceError::io(temp.path()))?.len();
         Ok(ArchiveData { storage: Storage::Temp(temp), base: Some(Arc::new(manifest)), deleted: vec![], entries, size })
@@ -116,12 +122,7 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
                 (Storage::Path(path), file)
             }
             None => {
-                let temp = tempfile::Builder::new()
-                    .prefix("sloth-changes-")
-                    .suffix(".tar.gz")
-                    .tempfile()
-                    .map_err(WorkspaceError::io(std::env::temp_dir()))?;
-                let file = temp.reopen().map_err(WorkspaceError::io(temp.path()))?;
+                let (temp, file) = temp_archive("sloth-changes-")?;
                 (Storage::Temp(temp), file)
             }
         };

@@ -43,6 +43,34 @@ pub struct TaskSpec {
     pub values_json: Vec<u8>,
 }
 
+impl From<TaskSpec> for TaskRequest {
+    fn from(spec: TaskSpec) -> Self {
+        TaskRequest {
+            group: spec.group,
+            task: spec.task,
+            pipeline: spec.pipeline,
+            scripts: spec.scripts.into_iter().map(|(path, content)| ScriptFile { path, content }).collect(),
+            params_json: spec.params_json,
+            deps_json: spec.deps_json,
+            values_json: spec.values_json,
+        }
+    }
+}
+
+impl From<TaskRequest> for TaskSpec {
+    fn from(request: TaskRequest) -> Self {
+        TaskSpec {
+            group: request.group,
+            task: request.task,
+            pipeline: request.pipeline,
+            scripts: request.scripts.into_iter().map(|file| (file.path, file.content)).collect(),
+            params_json: request.params_json,
+            deps_json: request.deps_json,
+            values_json: request.values_json,
+        }
+    }
+}
+
 /// How a remote task ended, with its changes.
 #[derive(Debug)]
 pub struct TaskOutcome {
@@ -99,17 +127,7 @@ impl AgentClient {
             .await
             .map_err(|source| ClientError::Io { path: workspace.to_path_buf(), source })?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let first = ExecuteRequest {
-            item: Some(Item::Task(TaskRequest {
-                group: task.group,
-                task: task.task,
-                pipeline: task.pipeline,
-                scripts: task.scripts.into_iter().map(|(path, content)| ScriptFile { path, content }).collect(),
-                params_json: task.params_json,
-                deps_json: task.deps_json,
-                values_json: task.values_json,
-            })),
-        };
+        let first = ExecuteRequest { item: Some(Item::Task(TaskRequest::from(task))) };
         // The upload runs beside the call so that a large workspace streams with bounded memory.
         let upload = tokio::spawn(upload(first, file, tx));
         let response = self.grpc.execute(ReceiverStream::new(rx)).await;

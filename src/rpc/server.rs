@@ -14,6 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::CHUNK_SIZE;
+use super::client::TaskSpec;
 use super::proto::agent_server::Agent;
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
@@ -27,13 +28,8 @@ use crate::process::OutputStream;
 /// A task as the handler receives it: plain data, the workspace archive already on disk.
 #[derive(Debug)]
 pub struct RemoteTask {
-    pub group: String,
-    pub task: String,
-    pub pipeline: String,
-    pub scripts: Vec<(String, Vec<u8>)>,
-    pub params_json: Vec<u8>,
-    pub deps_json: Vec<u8>,
-    pub values_json: Vec<u8>,
+    /// What the master sent.
+    pub spec: TaskSpec,
     /// The received workspace (tar + gzip).
     pub workspace_archive: PathBuf,
     /// A private empty directory for this task, removed after the call.
@@ -117,17 +113,8 @@ impl Agent for AgentService {
         receive_workspace(&mut inbound, &archive).await?;
         tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), "task received");
 
-        let remote = RemoteTask {
-            group: task.group,
-            task: task.task,
-            pipeline: task.pipeline,
-            scripts: task.scripts.into_iter().map(|file| (file.path, file.content)).collect(),
-            params_json: task.params_json,
-            deps_json: task.deps_json,
-            values_json: task.values_json,
-            workspace_archive: archive,
-            dir: dir.path().to_path_buf(),
-        };
+        let remote =
+            RemoteTask { spec: TaskSpec::from(task), workspace_archive: archive, dir: dir.path().to_path_buf() };
         let (tx, rx) = mpsc::channel(64);
         let handler = Arc::clone(&self.handler);
         let slots = Arc::clone(&self.slots);
@@ -179,7 +166,7 @@ type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
 /// Runs the handler, forwarding its events; stops it if the master goes away.
 async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-    let (group, name) = (task.group.clone(), task.task.clone());
+    let (group, name) = (task.spec.group.clone(), task.spec.task.clone());
     let work = handler.execute(task, events_tx);
     tokio::pin!(work);
     let outcome = loop {

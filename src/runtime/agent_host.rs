@@ -55,7 +55,7 @@ impl TaskHandler for LuaTaskHandler {
         let stdlib = self.stdlib.clone();
         self.live_threads.fetch_add(1, Ordering::SeqCst);
         let guard = LiveGuard(Arc::clone(&self.live_threads));
-        let spawned = std::thread::Builder::new().name(format!("task {}", task.task)).spawn(move || {
+        let spawned = std::thread::Builder::new().name(format!("task {}", task.spec.task)).spawn(move || {
             let _guard = guard;
             let outcome = run_on_this_thread(agent_name, stdlib, task, events, cancel_rx);
             let _ = done_tx.send(outcome);
@@ -98,10 +98,11 @@ async fn run_in_vm(
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
 ) -> Result<RemoteOutcome, String> {
-    let values: serde_json::Value = if task.values_json.is_empty() {
+    let spec = &task.spec;
+    let values: serde_json::Value = if spec.values_json.is_empty() {
         serde_json::Value::Object(Default::default())
     } else {
-        serde_json::from_slice(&task.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?
+        serde_json::from_slice(&spec.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?
     };
     let runtime = Runtime::new(&RuntimeOptions { stdlib, values: Some(values) }).map_err(|e| error::describe(&e))?;
     let lua = runtime.lua();
@@ -110,16 +111,16 @@ async fn run_in_vm(
     let build = || -> mlua::Result<Table> {
         let request = lua.create_table()?;
         request.set("agent", agent_name.as_str())?;
-        request.set("group", task.group.as_str())?;
-        request.set("task", task.task.as_str())?;
-        request.set("pipeline", task.pipeline.as_str())?;
+        request.set("group", spec.group.as_str())?;
+        request.set("task", spec.task.as_str())?;
+        request.set("pipeline", spec.pipeline.as_str())?;
         let scripts = lua.create_table()?;
-        for (path, content) in &task.scripts {
+        for (path, content) in &spec.scripts {
             scripts.set(path.as_str(), lua.create_string(content)?)?;
         }
         request.set("scripts", scripts)?;
-        request.set("params", lua_json::bytes_to_lua(lua, &task.params_json, "params")?)?;
-        request.set("deps", lua_json::bytes_to_lua(lua, &task.deps_json, "deps")?)?;
+        request.set("params", lua_json::bytes_to_lua(lua, &spec.params_json, "params")?)?;
+        request.set("deps", lua_json::bytes_to_lua(lua, &spec.deps_json, "deps")?)?;
         request.set("dir", task.dir.to_string_lossy().as_ref())?;
         let workspace = ArchiveData {
             storage: Storage::Path(task.workspace_archive.clone()),

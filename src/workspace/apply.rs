@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::WorkspaceError;
 use super::manifest::{Entry, Manifest, entry_at};
-use super::safe_path::normalize;
+use super::safe_path::{normalize, real_parents};
 use super::unpack::{Limits, unpack};
 
 /// What an apply did.
@@ -91,7 +91,7 @@ fn conflicts<'a>(
 
 /// Moves one staged entry into place; directories are created (their contents follow).
 fn place(root: &Path, staging: &Path, path: &str, entry: &Entry) -> Result<(), WorkspaceError> {
-    ensure_real_parents(root, path)?;
+    real_parents(root, path)?;
     let target = root.join(path);
     let existing = std::fs::symlink_metadata(&target).ok();
     match entry {
@@ -115,26 +115,6 @@ fn place(root: &Path, staging: &Path, path: &str, entry: &Entry) -> Result<(), W
             std::fs::rename(staging.join(path), &target).map_err(WorkspaceError::io(&target))
         }
     }
-}
-
-/// Every parent of `path` under `root` must be a real directory: never write through a link.
-fn ensure_real_parents(root: &Path, path: &str) -> Result<(), WorkspaceError> {
-    let mut current = root.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        current.push(part);
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                return Err(WorkspaceError::UnsafeEntry {
-                    entry: path.to_owned(),
-                    reason: format!("its parent '{}' is not a directory here", current.display()),
-                });
-            }
-            Err(_) => std::fs::create_dir(&current).map_err(WorkspaceError::io(&current))?,
-        }
-    }
-    Ok(())
 }
 
 /// Removes one deleted entry; a directory only once it is empty (files added here meanwhile

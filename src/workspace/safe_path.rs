@@ -2,6 +2,8 @@
 
 use std::path::{Component, Path};
 
+use super::WorkspaceError;
+
 /// The normalized form of an archive path (`a/b/c`), or why it is refused.
 pub fn normalize(raw: &str) -> Result<String, &'static str> {
     if raw.contains('\0') {
@@ -45,6 +47,28 @@ pub fn link_stays_inside(link_path: &str, target: &str) -> bool {
         }
     }
     true
+}
+
+/// Makes sure every parent of `path` (normalized, relative) under `root` is a real directory,
+/// creating missing ones; a parent that is a symlink or a file is refused, naming `path`, so
+/// nothing is ever written through a link.
+pub fn real_parents(root: &Path, path: &str) -> Result<(), WorkspaceError> {
+    let mut current = root.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        current.push(part);
+        let reason = match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_dir() => continue,
+            Ok(meta) if meta.file_type().is_symlink() => format!("writes through the symlink '{}'", current.display()),
+            Ok(_) => format!("its parent '{}' is not a directory", current.display()),
+            Err(_) => {
+                std::fs::create_dir(&current).map_err(WorkspaceError::io(&current))?;
+                continue;
+            }
+        };
+        return Err(WorkspaceError::UnsafeEntry { entry: path.to_owned(), reason });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use flate2::read::GzDecoder;
 
 use super::WorkspaceError;
 use super::manifest::MODE_MASK;
-use super::safe_path::{link_stays_inside, normalize};
+use super::safe_path::{link_stays_inside, normalize, real_parents};
 
 /// How much an archive may hold.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +60,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackS
         }
         let path = normalize(&raw).map_err(|reason| refuse(&raw, reason))?;
         let target = dest.join(&path);
-        prepare_parents(dest, &path)?;
+        real_parents(dest, &path)?;
         if std::fs::symlink_metadata(&target).is_ok() && !(kind.is_dir() && target.is_dir()) {
             return Err(refuse(&raw, "duplicate entry"));
         }
@@ -114,23 +114,4 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackS
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(&dir))?;
     }
     Ok(stats)
-}
-
-/// Makes sure every parent of `path` under `dest` is a real directory (creating missing ones)
-/// and never a symlink, so nothing is written through a link.
-fn prepare_parents(dest: &Path, path: &str) -> Result<(), WorkspaceError> {
-    let mut current = dest.to_path_buf();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in &parts[..parts.len().saturating_sub(1)] {
-        current.push(part);
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_dir() => {}
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(refuse(path, format!("writes through the symlink '{}'", current.display())));
-            }
-            Ok(_) => return Err(refuse(path, "a parent is not a directory")),
-            Err(_) => std::fs::create_dir(&current).map_err(WorkspaceError::io(&current))?,
-        }
-    }
-    Ok(())
 }

@@ -139,3 +139,52 @@ impl Run {
             .unwrap_or_else(|| panic!("no stderr line contains {needle:?}\n--- stderr\n{}", self.stderr))
     }
 }
+
+/// Waits (bounded) until `path` holds a complete line and returns it, trimmed.
+pub fn wait_for_line_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie: killed, waiting to be reaped).
+pub fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')),
+    }
+}
+
+/// Polls [`process_gone`] for up to ten seconds (signals and reaping are asynchronous).
+pub fn wait_until_gone(pid: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_gone(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Waits (bounded) for a child to exit; its exit code.
+pub fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within 30s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
