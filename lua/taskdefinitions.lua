@@ -16,6 +16,8 @@
 ---@field workdir? string where the group's tasks run, relative to the pipeline file (default: where sloth-runner started)
 ---@field agents? table<string, sloth.Agent> agents the group's tasks may name; never contacted unless a task runs there
 ---@field delegate_to? string|{ address: string } run every task of the group on the agent at this address
+---@field create_workdir_before_run? boolean run in a fresh temporary directory (or create the named `workdir` if missing)
+---@field clean_workdir_after_run? fun(result: { success: boolean, error?: string, outputs: table }): boolean remove the workdir afterwards? (a named one is kept unless this returns true; a temporary one is removed unless it returns false)
 
 ---@class sloth.Params: table
 ---@field workdir string the task's working directory
@@ -34,6 +36,18 @@
 ---@field agent? string the name of one of the group's `agents`: the task runs there, in a private copy of its workdir
 ---@field delegate_to? string|{ address: string } run on the agent at this address (overrides the group's)
 ---@field workspace? sloth.Workspace what is shipped to the agent and when changes come back
+---@field async? boolean start without blocking the next task (not counted by --jobs); awaited before its dependents and the end of the run
+---@field retries? integer extra attempts after a failure
+---@field retry_delay? string|number pause before the first retry ("1s" by default), doubled after each attempt, capped at 60s
+---@field timeout? string|number e.g. "100ms", "10s", "1m": an attempt still running then is killed with its whole process tree, here or on the agent
+---@field run_if? string|fun(params: sloth.Params, deps: table): boolean a shell command (exit 0 = true) or a function; false skips the task
+---@field abort_if? string|fun(params: sloth.Params, deps: table): boolean true stops the whole run: nothing new starts, running tasks are cancelled
+---@field pre_exec? fun(params: sloth.Params, deps: table): boolean, string? runs before the command; false fails the task
+---@field post_exec? fun(params: sloth.Params, outputs: table): boolean, string? runs after the command succeeded; false fails the task
+---@field next_if_fail? string|string[] failure handlers: tasks that run only when this one fails, seeing `deps[this] = { failed = true, message, outputs }`
+---@field uses? sloth.Task a base task (e.g. from `import`); every local field overrides it, `params` merged key by key
+---@field artifacts? string|string[] globs (relative to the workdir) saved after success under .sloth/artifacts/<run-id>/
+---@field consumes? string|string[] artifact names copied into the workdir before the task runs
 
 ---@type table<string, sloth.Group>
 TaskDefinitions = {}
@@ -41,3 +55,46 @@ TaskDefinitions = {}
 --- The mapping from `-v values.yaml` (an empty table without one).
 ---@type table<string, any>
 values = {}
+
+--- Runs a Lua file relative to the importing file and returns its value (once per run).
+---@param path string
+---@return any
+function import(path) end
+
+--- Publishes values; `sloth-runner run --return` prints them with the final outputs as JSON.
+---@param values table
+function export(values) end
+
+--- Runs task tables at once from inside a task, in its workdir.
+---@param tasks { name?: string, command: sloth.Command, params?: table, env?: table }[]
+---@return { name: string, ok: boolean, message?: string, outputs: table }[] results
+---@return string? err the failures, or nil when all succeeded
+function parallel(tasks) end
+
+--- File helpers; each returns value, err. Relative paths resolve against the task's workdir.
+fs = {}
+---@return string? content, string? err
+function fs.read(path) end
+---@return boolean? ok, string? err
+function fs.write(path, content) end
+---@return boolean? ok, string? err
+function fs.append(path, content) end
+---@return boolean
+function fs.exists(path) end
+---@return boolean? ok, string? err
+function fs.mkdir(path) end
+---@return boolean? ok, string? err
+function fs.rm(path) end
+---@return boolean? ok, string? err
+function fs.rm_r(path) end
+---@return string[]? names, string? err
+function fs.ls(path) end
+---@return string? path, string? err a fresh temporary directory
+function fs.tmpname() end
+
+--- JSON helpers; each returns value, err.
+data = {}
+---@return string? json, string? err
+function data.to_json(value) end
+---@return any value, string? err
+function data.parse_json(text) end

@@ -98,10 +98,10 @@ fn malformed_fields_are_each_reported() {
 #[test]
 fn fields_this_version_does_not_handle_are_refused_not_ignored() {
     expect_invalid(
-        r#"TaskDefinitions = { g = { tasks = {
-            { name = "r", command = "touch ran", retries = 3 },
+        r#"TaskDefinitions = { g = { dispatch = "round_robin", tasks = {
+            { name = "r", command = "touch ran" },
         } } }"#,
-        &["task 'r': field 'retries': is not supported by this version"],
+        &["group 'g': field 'dispatch': is not supported by this version"],
     );
 }
 

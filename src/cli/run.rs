@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// Print the plan and run nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print the exports and the final outputs as one JSON object on stdout (nothing else).
+    #[arg(long = "return")]
+    return_json: bool,
     /// Start a local agent for every loopback agent address that does not answer, and stop
     /// them afterwards.
     #[arg(long)]
@@ -60,6 +63,7 @@ pub fn execute(args: RunArgs, verbosity: Verbosity) -> ExitCode {
         "dry_run": args.dry_run,
         "jobs": args.jobs,
         "spawn_agents": args.spawn_agents,
+        "return_json": args.return_json,
         "quiet": verbosity == Verbosity::Quiet,
     });
     session::run_entry("run", &options, &runtime_options)

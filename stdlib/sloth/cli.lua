@@ -6,6 +6,9 @@ local runner = require("sloth.runner")
 local taskdefs = require("sloth.taskdefs")
 local core = require("sloth.core")
 local spawn = require("sloth.spawn")
+local artifacts = require("sloth.artifacts")
+local exports = require("sloth.exports")
+local json = require("sloth.json")
 
 local M = {}
 
@@ -41,8 +44,37 @@ local function workdir_resolver()
   end
 end
 
----@param opts { file: string, groups?: string[], tasks?: string[], dry_run?: boolean, jobs?: integer, quiet?: boolean }
+--- With `--return`, stdout carries only the JSON document: `print` and `io.write` go to stderr.
+local function keep_stdout_for_json()
+  print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do
+      parts[i] = tostring(parts[i])
+    end
+    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
+  end
+  io.write = function(...)
+    return io.stderr:write(...)
+  end
+end
+
+--- `{ exports = {...}, outputs = { group = { task = outputs } } }` of the tasks that succeeded.
+local function return_document(summary)
+  local outputs = {}
+  for _, result in ipairs(summary.results) do
+    if result.status == "succeeded" then
+      outputs[result.group] = outputs[result.group] or {}
+      outputs[result.group][result.task] = result.outputs
+    end
+  end
+  return { exports = exports.values, outputs = outputs }
+end
+
+---@param opts { file: string, groups?: string[], tasks?: string[], dry_run?: boolean, jobs?: integer, quiet?: boolean, return_json?: boolean }
 function M.run(opts)
+  if opts.return_json then
+    keep_stdout_for_json()
+  end
   local pipeline, code = load(opts.file)
   if not pipeline then
     return code
@@ -66,12 +98,21 @@ function M.run(opts)
     spawned = handles
   end
   local reporter = report.new({ quiet = opts.quiet })
-  local ran, summary = pcall(runner.run, plan, { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter })
+  local run_opts = { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter, store = artifacts.new_store(pipeline.dir) }
+  local ran, summary = pcall(runner.run, plan, run_opts)
   spawn.stop(spawned)
   if not ran then
     error(summary, 0)
   end
-  reporter.summary(summary.results, summary.elapsed)
+  reporter.summary(summary.results, summary.elapsed, summary.aborted_by)
+  if opts.return_json then
+    local encoded, document = pcall(json.encode, return_document(summary))
+    if not encoded then
+      io.stderr:write("error: --return: " .. tostring(document) .. "\n")
+      return M.EXIT_FAILED
+    end
+    io.stdout:write(document, "\n")
+  end
   return summary.ok and M.EXIT_OK or M.EXIT_FAILED
 end
 

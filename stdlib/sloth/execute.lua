@@ -22,7 +22,9 @@ local function user_traceback(err)
   return cut and trace:sub(1, cut - 1) or trace
 end
 
-local function run_function(task, deps, workdir)
+--- The `params` a task's functions receive: its own, plus where and what it is.
+---@return table
+function M.params(task, workdir)
   local params = {}
   for k, v in pairs(task.params) do
     params[k] = v
@@ -30,6 +32,16 @@ local function run_function(task, deps, workdir)
   params.workdir = workdir
   params.task_name = task.name
   params.group_name = task.group
+  return params
+end
+
+--- Calls a user function, catching errors with the user's traceback.
+---@return boolean called, any ...
+function M.call(fn, ...)
+  return xpcall(fn, user_traceback, ...)
+end
+
+local function run_function(task, params, deps)
   local results = table.pack(xpcall(task.command, user_traceback, params, deps))
   if not results[1] then
     return false, tostring(results[2])
@@ -58,16 +70,49 @@ local function run_shell(task, workdir)
   return true, nil, outputs
 end
 
---- Runs `task` on this machine, whatever its `agent` says.
+--- Calls a `pre_exec`/`post_exec` hook; `false, message` (naming the hook) when it fails.
+local function call_hook(name, hook, ...)
+  local results = table.pack(xpcall(hook, user_traceback, ...))
+  if not results[1] then
+    return false, name .. " failed: " .. tostring(results[2])
+  end
+  local ok, message = results[2], results[3]
+  if ok == true then
+    return true
+  end
+  if ok == false then
+    return false, name .. " failed" .. (message ~= nil and (": " .. tostring(message)) or "")
+  end
+  return false, string.format("%s failed: it must return a boolean first (ok, msg), got %s", name, type(ok))
+end
+
+--- Runs `task` on this machine, whatever its `agent` says: `pre_exec`, the command, and
+--- `post_exec` after success.
 ---@param task table a normalized task
 ---@param deps table<string, table> outputs of the task's dependencies, by name
 ---@param workdir string
 ---@return boolean ok, string? message, table outputs
 function M.run_here(task, deps, workdir)
-  if type(task.command) == "function" then
-    return run_function(task, deps, workdir)
+  local params = M.params(task, workdir)
+  if task.pre_exec then
+    local ok, message = call_hook("pre_exec", task.pre_exec, params, deps)
+    if not ok then
+      return false, message, {}
+    end
   end
-  return run_shell(task, workdir)
+  local ok, message, outputs
+  if type(task.command) == "function" then
+    ok, message, outputs = run_function(task, params, deps)
+  else
+    ok, message, outputs = run_shell(task, workdir)
+  end
+  if ok and task.post_exec then
+    local hook_ok, hook_message = call_hook("post_exec", task.post_exec, params, outputs)
+    if not hook_ok then
+      return false, hook_message, outputs
+    end
+  end
+  return ok, message, outputs
 end
 
 --- Runs `task` where it belongs: on its agent when it has one, else here.

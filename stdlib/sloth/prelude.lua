@@ -8,6 +8,22 @@ local scripts = require("sloth.scripts")
 
 local contexts = core.contexts
 
+-- Helpers existing pipelines use, as globals and through `require`.
+fs = require("sloth.fs")
+data = require("sloth.data")
+package.loaded.fs = fs
+package.loaded.data = data
+
+--- `export(table)`: publishes values (`run --return` prints them).
+function export(values)
+  require("sloth.exports").add(values)
+end
+
+--- `parallel({ task, ... })`: runs task tables at once; returns their results.
+function parallel(tasks)
+  return require("sloth.parallel").run(tasks)
+end
+
 --- `import(path)`: runs a Lua file relative to the importing file and returns its value.
 --- Each file runs once per VM; later imports return the same value.
 local imported = {}

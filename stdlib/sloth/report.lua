@@ -31,8 +31,13 @@ function M.new(opts)
     if result.status == "succeeded" then
       if not opts.quiet then
         local message = result.message and ("  " .. first_line(result.message)) or ""
-        out:write(string.format("%s  succeeded (%s)%s\n", ref, duration, message))
+        local attempts = (result.attempts or 1) > 1 and string.format(" after %d attempts", result.attempts) or ""
+        out:write(string.format("%s  succeeded (%s)%s%s\n", ref, duration, attempts, message))
       end
+    elseif result.status == "skipped" then
+      reporter.skipped(ref, result.message)
+    elseif result.status == "aborted" then
+      out:write(string.format("%s  ABORTED THE RUN: %s\n", ref, result.message))
     else
       local message = result.message or "failed"
       local head, rest = message:match("^([^\n]*)\n(.*)$")
@@ -43,6 +48,15 @@ function M.new(opts)
     end
   end
 
+  function reporter.retrying(ref, attempt, total, message, delay)
+    out:write(string.format("%s  attempt %d/%d failed: %s; retrying in %s\n", ref, attempt, total,
+      first_line(message), core.format_duration(delay)))
+  end
+
+  function reporter.note(message)
+    out:write("warning: " .. message .. "\n")
+  end
+
   function reporter.skipped(ref, reason)
     if not opts.quiet then
       out:write(string.format("%s  skipped: %s\n", ref, reason))
@@ -50,13 +64,13 @@ function M.new(opts)
   end
 
   --- The table of every task that was considered, in the order they ended.
-  function reporter.summary(results, elapsed)
+  function reporter.summary(results, elapsed, aborted_by)
     if #results == 0 then
       out:write("nothing to run\n")
       return
     end
     local rows = { { "TASK", "STATUS", "DURATION", "MESSAGE" } }
-    local counts = { succeeded = 0, failed = 0, skipped = 0 }
+    local counts = { succeeded = 0, failed = 0, skipped = 0, aborted = 0 }
     for _, r in ipairs(results) do
       counts[r.status] = counts[r.status] + 1
       local duration = r.status == "skipped" and "-" or core.format_duration(r.duration)
@@ -74,7 +88,10 @@ function M.new(opts)
         row[1], row[2], row[3], row[4]))
     end
     out:write(string.format("%d task(s): %d succeeded, %d failed, %d skipped in %s\n",
-      #results, counts.succeeded, counts.failed, counts.skipped, core.format_duration(elapsed)))
+      #results, counts.succeeded, counts.failed + counts.aborted, counts.skipped, core.format_duration(elapsed)))
+    if aborted_by then
+      out:write(string.format("the run was aborted by %s\n", aborted_by))
+    end
   end
 
   return reporter

@@ -7,6 +7,7 @@ local graph = require("sloth.graph")
 local paths = require("sloth.paths")
 local core = require("sloth.core")
 local scripts = require("sloth.scripts")
+local task_fields = require("sloth.task_fields")
 
 local M = {}
 
@@ -15,14 +16,15 @@ local M = {}
 M.TASK_FIELDS = {
   name = true, description = true, command = true, params = true, depends_on = true, env = true,
   agent = true, delegate_to = true, workspace = true,
-  async = false, retries = false, timeout = false,
-  run_if = false, abort_if = false, pre_exec = false, post_exec = false, next_if_fail = false,
-  uses = false, artifacts = false, consumes = false,
+  async = true, retries = true, retry_delay = true, timeout = true,
+  run_if = true, abort_if = true, pre_exec = true, post_exec = true, next_if_fail = true,
+  uses = true, artifacts = true, consumes = true,
 }
 
 M.GROUP_FIELDS = {
   description = true, tasks = true, workdir = true, agents = true, delegate_to = true,
-  dispatch = false, create_workdir_before_run = false, clean_workdir_after_run = false,
+  create_workdir_before_run = true, clean_workdir_after_run = true,
+  dispatch = false,
 }
 
 local AGENT_FIELDS = { address = true, labels = true, token = true, tls = false }
@@ -73,6 +75,12 @@ function Checker:task(group_name, raw, position, key_name)
     return nil
   end
   local task = { index = position, group = group_name, env = {}, depends_on = {}, pipeline_file = self.file }
+  local merged, uses_problem = task_fields.apply_uses(raw)
+  if not merged then
+    self:add({ group = group_name, task = where_task, field = "uses" }, uses_problem)
+    return nil
+  end
+  raw = merged
   for _, field in ipairs(sorted_keys(raw)) do
     local supported = M.TASK_FIELDS[field]
     local where = { group = group_name, task = where_task, field = tostring(field) }
@@ -129,6 +137,10 @@ function Checker:task(group_name, raw, position, key_name)
       self:add(where("depends_on"), "must be a task name or a list of task names")
     end
   end
+
+  task_fields.read(function(field, problem)
+    self:add(where(field), problem)
+  end, raw, task)
 
   task.agent = raw.agent
   if raw.agent ~= nil and type(raw.agent) ~= "string" then
@@ -277,9 +289,23 @@ function Checker:group(name, raw, base_dir)
       self:add({ group = name, field = "workdir" }, "must be a string, got " .. type(raw.workdir))
     else
       group.workdir = paths.absolute(raw.workdir, base_dir)
-      if not self.opts.on_agent and not core.is_dir(group.workdir) then
+      if not self.opts.on_agent and not raw.create_workdir_before_run and not core.is_dir(group.workdir) then
         self:add({ group = name, field = "workdir" }, "directory does not exist: " .. group.workdir)
       end
+    end
+  end
+
+  if raw.create_workdir_before_run ~= nil then
+    if type(raw.create_workdir_before_run) ~= "boolean" then
+      self:add({ group = name, field = "create_workdir_before_run" }, "must be a boolean")
+    end
+    group.create_workdir = raw.create_workdir_before_run == true
+  end
+  if raw.clean_workdir_after_run ~= nil then
+    if type(raw.clean_workdir_after_run) ~= "function" then
+      self:add({ group = name, field = "clean_workdir_after_run" }, "must be a function(result) returning a boolean")
+    else
+      group.clean_workdir = raw.clean_workdir_after_run
     end
   end
 
@@ -335,10 +361,20 @@ function Checker:group(name, raw, base_dir)
   end
 
   for _, task in ipairs(group.tasks) do
-    for _, dep in ipairs(task.depends_on) do
-      if not group.by_name[dep] then
-        self:add({ group = name, task = task.name, field = "depends_on" }, string.format("unknown task '%s'", dep))
+    for _, field in ipairs({ "depends_on", "next_if_fail" }) do
+      for _, other in ipairs(task[field]) do
+        if not group.by_name[other] then
+          self:add({ group = name, task = task.name, field = field }, string.format("unknown task '%s'", other))
+        elseif other == task.name and field == "next_if_fail" then
+          self:add({ group = name, task = task.name, field = field }, "a task cannot handle its own failure")
+        end
       end
+    end
+  end
+  group.handlers = {}
+  for _, task in ipairs(group.tasks) do
+    for _, handler in ipairs(task.next_if_fail) do
+      group.handlers[handler] = true
     end
   end
   local cycle = graph.find_cycle(group)

@@ -36,6 +36,8 @@ function M.recorder()
     started = function(ref) events[#events + 1] = "start " .. ref end,
     finished = function(ref, result) events[#events + 1] = result.status .. " " .. ref end,
     skipped = function(ref) events[#events + 1] = "skipped " .. ref end,
+    retrying = function(ref, attempt) events[#events + 1] = "retry " .. ref .. " " .. attempt end,
+    note = function(message) events[#events + 1] = "note " .. message end,
     summary = function() end,
   }
 end
@@ -51,6 +53,7 @@ function M.run(defs, opts)
     jobs = opts.jobs,
     reporter = reporter,
     workdir_of = function(group) return group.workdir or workdir end,
+    store = require("sloth.artifacts").new_store(workdir),
   })
   return summary, events, workdir
 end

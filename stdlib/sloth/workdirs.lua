@@ -1,0 +1,66 @@
+--- A group's working directory over a run: `create_workdir_before_run` makes a fresh
+--- temporary one (or creates the named `workdir` if missing), and afterwards
+--- `clean_workdir_after_run(result)` decides whether it goes. A workdir the user named is never
+--- removed unless that function says so; a temporary one is, unless it says otherwise; the
+--- directory sloth-runner was started in is never removed.
+local core = require("sloth.core")
+local errors = require("sloth.errors")
+local fs = require("sloth.fs")
+
+local M = {}
+
+--- The directory the group runs in, and what `finish` needs to know; nil and a message when
+--- it cannot be made.
+---@return string? workdir, table|string state_or_err
+function M.prepare(group, default)
+  if not group.create_workdir then
+    return group.workdir or default, { dir = group.workdir or default, temporary = false }
+  end
+  if group.workdir then
+    local ok, err = fs.mkdir(group.workdir)
+    if not ok then
+      return nil, string.format("group '%s': cannot create workdir %s: %s", group.name, group.workdir, err)
+    end
+    return group.workdir, { dir = group.workdir, temporary = false }
+  end
+  local dir, err = fs.tmpname()
+  if not dir then
+    return nil, string.format("group '%s': cannot create a temporary workdir: %s", group.name, err)
+  end
+  return dir, { dir = dir, temporary = true }
+end
+
+--- Applies the clean-up decision once the group's tasks are done.
+function M.finish(group, state, results, reporter)
+  local result = { success = true, outputs = {} }
+  for name, r in pairs(results) do
+    result.outputs[name] = r.outputs
+    if r.status == "failed" or r.status == "aborted" then
+      result.success = false
+      result.error = result.error or string.format("%s: %s", name, tostring(r.message))
+    end
+  end
+  local remove = state.temporary
+  if group.clean_workdir then
+    local ok, decision = pcall(group.clean_workdir, result)
+    if not ok then
+      reporter.note(string.format("group '%s': clean_workdir_after_run failed, keeping %s: %s", group.name, state.dir,
+        errors.clean(decision)))
+      return
+    end
+    remove = decision == true
+  end
+  if not remove then
+    return
+  end
+  if state.dir == core.cwd() then
+    reporter.note(string.format("group '%s': not removing %s: it is where sloth-runner was started", group.name, state.dir))
+    return
+  end
+  local ok, err = fs.rm_r(state.dir)
+  if not ok then
+    reporter.note(string.format("group '%s': could not remove %s: %s", group.name, state.dir, err))
+  end
+end
+
+return M
