@@ -337,3 +337,79 @@ fn dry_run_shows_where_remote_tasks_run_without_contacting_agents() {
         .stdout_has(&format!("1. t  [agent box at 127.0.0.1:{port}]"))
         .stdout_has("excluding *.log; changes come back after success");
 }
+
+#[test]
+fn return_prints_the_exports_and_final_outputs_as_json_and_nothing_else() {
+    let run = Test::new()
+        .write(
+            "tasks.lua",
+            r#"
+export({ release = "1.4.0" })
+TaskDefinitions = { g = { tasks = {
+  { name = "build", command = function()
+      print("chatty output that must not reach stdout")
+      io.write("more chatter\n")
+      export({ built = true })
+      return true, "built", { artifact = "app.tar", size = 42, tags = { "a", "b" } }
+    end },
+  { name = "shell", command = "echo from-shell" },
+} } }
+"#,
+        )
+        .run(&["run", "tasks.lua", "--return"])
+        .expect_code(0)
+        .stderr_has("chatty output that must not reach stdout");
+    let document: serde_json::Value = serde_json::from_str(&run.stdout).expect("stdout is one JSON document");
+    assert_eq!(document["exports"]["release"], "1.4.0");
+    assert_eq!(document["exports"]["built"], true);
+    assert_eq!(document["outputs"]["g"]["build"]["artifact"], "app.tar");
+    assert_eq!(document["outputs"]["g"]["build"]["tags"][1], "b");
+    assert_eq!(document["outputs"]["g"]["shell"]["stdout"], "from-shell\n");
+}
+
+#[test]
+fn abort_if_stops_the_run_and_the_summary_names_the_task() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "guard", abort_if = "test -e STOP", command = "true" },
+            { name = "after", command = "touch after-ran" },
+        } } }"#,
+    );
+    std::fs::write(test.path().join("STOP"), "").expect("write STOP");
+    test.run(&["run", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("g/guard  ABORTED THE RUN: abort_if was true")
+        .stderr_has("g/after  skipped: the run was aborted by g/guard")
+        .stderr_has("the run was aborted by g/guard");
+    assert!(!test.exists("after-ran"));
+}
+
+#[test]
+fn retries_are_reported_attempt_by_attempt() {
+    Test::new()
+        .write(
+            "tasks.lua",
+            r#"TaskDefinitions = { g = { tasks = {
+                { name = "flaky", retries = 2, retry_delay = "5ms",
+                  command = "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; [ $n -ge 1 ]" },
+            } } }"#,
+        )
+        .run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("g/flaky  attempt 1/3 failed: exited with code 1; retrying in 5ms")
+        .stderr_has("g/flaky  succeeded")
+        .stderr_has("after 2 attempts");
+}
+
+#[test]
+fn an_invalid_timeout_is_a_usage_error() {
+    Test::new()
+        .write(
+            "tasks.lua",
+            r#"TaskDefinitions = { g = { tasks = { { name = "t", command = "true", timeout = "10 secs" } } } }"#,
+        )
+        .run(&["run", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has("tasks.lua: group 'g', task 't': field 'timeout': invalid duration '10 secs'");
+}

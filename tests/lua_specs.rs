@@ -21,7 +21,26 @@ macro_rules! specs {
     };
 }
 
-specs!(core_jobs, engine_failure, engine_order, exec_run, graph, log, paths_in_tasks, taskdefs);
+specs!(
+    artifacts,
+    concurrency,
+    conditions,
+    core_jobs,
+    engine_failure,
+    engine_order,
+    exec_run,
+    graph,
+    helpers_fs_data,
+    hooks,
+    log,
+    next_if_fail,
+    paths_in_tasks,
+    retries,
+    reuse,
+    taskdefs,
+    timeout,
+    workdirs,
+);
 
 fn run_spec(name: &str) {
     let relative = format!("tests/lua/{name}.lua");

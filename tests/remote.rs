@@ -364,3 +364,25 @@ TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
     assert!(test.exists("only-first.txt"));
     assert!(!test.exists("only-second.txt"), "a conflicting change set applies nothing");
 }
+
+#[test]
+fn a_timeout_kills_the_remote_task_s_processes_on_the_agent() {
+    let agent = Agent::start(&[]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let pidfile = scratch.path().join("remote.pid");
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "slow", agent = "box", timeout = "500ms", command = "sleep 30 & echo $! > {}; wait" }},
+            }} }} }}"#,
+            agent.address,
+            pidfile.display()
+        ),
+    );
+    let started = Instant::now();
+    test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("timed out after 500ms");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid = crate::support::wait_for_line_file(&pidfile);
+    assert!(crate::support::wait_until_gone(&pid), "the remote process {pid} survived the timeout");
+}

@@ -39,7 +39,7 @@ function import(path)
   if not chunk then
     error("import: " .. tostring(err), 2)
   end
-  local value = chunk()
+  local value = scripts.run(full, chunk)
   if value == nil then
     value = true
   end

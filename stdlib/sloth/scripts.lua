@@ -68,11 +68,35 @@ function M.exists(path)
   return false
 end
 
---- The directory holding the file that called the caller (for relative imports).
+--- Files whose top level is running now, innermost last (see `run`).
+local running = {}
+
+--- Runs a loaded chunk, remembering which file's top level is running.
+---@param path string
+---@param chunk function
+function M.run(path, chunk, ...)
+  running[#running + 1] = path
+  local results = table.pack(pcall(chunk, ...))
+  running[#running] = nil
+  if not results[1] then
+    error(results[2], 0)
+  end
+  return table.unpack(results, 2, results.n)
+end
+
+--- The directory holding the file that called the function at `level` (for relative
+--- imports). A tail call (`return import("x.lua")`) hides the caller; then the file whose top
+--- level is running is the caller.
 ---@param level integer stack level of the function whose caller matters
 function M.caller_dir(level)
-  local info = debug.getinfo(level + 1, "S")
-  local source = info and info.source or ""
+  local this = debug.getinfo(level, "t")
+  local source
+  if this and this.istailcall and #running > 0 then
+    source = "@" .. running[#running]
+  else
+    local info = debug.getinfo(level + 1, "S")
+    source = info and info.source or ""
+  end
   if source:sub(1, 1) == "@" then
     return paths.dirname(source:sub(2))
   end

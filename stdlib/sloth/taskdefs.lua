@@ -423,7 +423,7 @@ function M.load(file, opts)
     errors.raise_validation(load_error)
   end
   TaskDefinitions = nil
-  local ok, run_error = xpcall(chunk, debug.traceback)
+  local ok, run_error = xpcall(scripts.run, debug.traceback, file, chunk)
   if not ok then
     errors.raise_validation(tostring(run_error))
   end

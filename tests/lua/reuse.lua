@@ -1,0 +1,52 @@
+-- uses (a base task, local fields override, params merged), parallel, export, import.
+local h = require("_helpers")
+
+local base = {
+  command = function(params) return true, params.greeting .. " " .. params.name .. " " .. params.extra end,
+  params = { greeting = "hello", name = "base", extra = "kept" },
+  description = "from the base",
+}
+local summary = h.run({ g = { tasks = {
+  { name = "derived", uses = base, params = { name = "derived" } },
+  { name = "override", uses = base, command = function() return true, "own command" end },
+} } })
+assert(summary.by_group.g.derived.message == "hello derived kept", summary.by_group.g.derived.message)
+assert(summary.by_group.g.override.message == "own command")
+
+-- parallel runs task tables at once and returns their results in order.
+local core = require("sloth.core")
+summary = h.run({ g = { tasks = {
+  { name = "fan_out", command = function()
+      local started = core.now()
+      local results, err = parallel({
+        { name = "one", command = "sleep 0.3; echo one" },
+        { name = "two", command = function() exec.run("sleep 0.3"); return true, "two", { n = 2 } end },
+      })
+      assert(err == nil, err)
+      assert(core.now() - started < 0.55, "parallel ran in sequence")
+      assert(results[1].name == "one" and results[1].ok and results[1].outputs.stdout == "one\n")
+      assert(results[2].message == "two" and results[2].outputs.n == 2)
+      local failed, failure = parallel({ { command = "exit 3" }, { command = "true" } })
+      assert(failed[1].ok == false and failed[2].ok == true)
+      assert(failure:find("parallel#1", 1, true), failure)
+      return true
+    end },
+} } })
+assert(summary.ok, summary.by_group.g.fan_out.message)
+
+-- export merges into one table.
+export({ version = "1.2.3" })
+export({ channel = "beta" })
+local exported = require("sloth.exports").values
+assert(exported.version == "1.2.3" and exported.channel == "beta")
+
+-- import is relative to the importing file and runs each file once.
+local dir = h.tmpdir()
+assert(fs.mkdir(dir .. "/lib"))
+h.write(dir .. "/lib/counter.lua", "COUNTER_LOADS = (COUNTER_LOADS or 0) + 1\nreturn { value = 7 }\n")
+h.write(dir .. "/lib/entry.lua", "return import('counter.lua')\n")
+local first = import(dir .. "/lib/entry.lua")
+local second = import(dir .. "/lib/counter.lua")
+assert(first.value == 7 and first == second and COUNTER_LOADS == 1)
+local ok, err = pcall(import, dir .. "/missing.lua")
+assert(not ok and tostring(err):find("missing.lua", 1, true), tostring(err))

@@ -1,0 +1,47 @@
+-- create_workdir_before_run and clean_workdir_after_run; a named workdir survives the run.
+local h = require("_helpers")
+local taskdefs = require("sloth.taskdefs")
+local plan = require("sloth.plan")
+local runner = require("sloth.runner")
+
+local function run(defs)
+  local pipeline = taskdefs.from_value(defs, h.tmpdir() .. "/p.lua")
+  local _, reporter = h.recorder()
+  return runner.run(plan.build(pipeline, {}), {
+    reporter = reporter,
+    workdir_of = function(group) return group.workdir or h.tmpdir() end,
+    store = require("sloth.artifacts").new_store(h.tmpdir()),
+  })
+end
+
+-- A fresh temporary workdir, removed afterwards by default.
+local seen
+local summary = run({ g = { create_workdir_before_run = true, tasks = {
+  { name = "t", command = function(params) seen = params.workdir; return fs.write("x.txt", "x") end },
+} } })
+assert(summary.ok and seen)
+assert(not fs.exists(seen), "the temporary workdir was kept")
+
+-- clean_workdir_after_run can keep it, and sees the result.
+local got
+summary = run({ g = { create_workdir_before_run = true,
+  clean_workdir_after_run = function(result) got = result; return false end,
+  tasks = { { name = "t", command = function(params) seen = params.workdir; return true, "m", { k = 1 } end } } } })
+assert(fs.exists(seen), "clean_workdir_after_run returned false but the workdir went")
+assert(got.success == true and got.outputs.t.k == 1)
+fs.rm_r(seen)
+
+-- A named workdir survives unless the function says otherwise; it is created if missing.
+local named = h.tmpdir() .. "/named/deeper"
+summary = run({ g = { workdir = named, create_workdir_before_run = true, tasks = {
+  { name = "t", command = "echo hi > kept.txt" },
+} } })
+assert(summary.ok and h.read(named .. "/kept.txt") == "hi\n")
+summary = run({ g = { workdir = named, tasks = { { name = "t", command = "exit 1" } } },
+  other = { workdir = named, clean_workdir_after_run = function(result) got = result; return false end,
+    tasks = { { name = "u", command = "exit 2" } } } })
+assert(fs.exists(named .. "/kept.txt"), "a named workdir was removed")
+assert(got.success == false and got.error:find("exited with code 2", 1, true), tostring(got.error))
+summary = run({ g = { workdir = named, clean_workdir_after_run = function() return true end,
+  tasks = { { name = "t", command = "true" } } } })
+assert(not fs.exists(named), "clean_workdir_after_run returned true but the named workdir stayed")
