@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-21}
 cargo build --release --quiet
-bin=target/release/sloth-runner
+bin="$PWD/target/release/sloth-runner"
 
 scratch=$(mktemp -d)
 agent_out="$scratch/agent.out"
@@ -51,8 +51,8 @@ median_ms() {
 }
 
 cd "$scratch/ws"
-local_ms=$(median_ms "$OLDPWD/$bin" run local.lua)
-remote_ms=$(median_ms "$OLDPWD/$bin" run remote.lua)
+local_ms=$(median_ms "$bin" run local.lua)
+remote_ms=$(median_ms "$bin" run remote.lua)
 echo "trivial task, 100-file workspace, median of $runs runs:"
 echo "  local  run: ${local_ms} ms"
 echo "  remote run: ${remote_ms} ms  (ratio $(awk "BEGIN { printf \"%.2f\", $remote_ms / $local_ms }"), overhead $(awk "BEGIN { printf \"%.2f\", $remote_ms - $local_ms }") ms)"
@@ -71,7 +71,7 @@ times=()
 for _ in $(seq $big_runs); do
   rm -f copy.bin
   start=$(date +%s%N)
-  "$OLDPWD/$bin" run tasks.lua > /dev/null 2>&1
+  "$bin" run tasks.lua > /dev/null 2>&1
   end=$(date +%s%N)
   times+=($(( (end - start) / 1000000 )))
 done
