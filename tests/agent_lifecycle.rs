@@ -154,3 +154,37 @@ fn sigterm_stops_the_agent_cancelling_its_tasks_and_removing_its_directories() {
     let left: Vec<_> = std::fs::read_dir(work_dir.path()).expect("read work dir").flatten().collect();
     assert!(left.is_empty(), "the agent left {left:?} behind");
 }
+
+#[test]
+fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
+    let port = free_port().to_string();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let pidfile = scratch.path().join("pid");
+    let test = Test::new();
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "127.0.0.1:{port}" }} }}, tasks = {{
+                {{ name = "long", agent = "box", command = "sleep 30 & echo $! > {}; wait" }},
+            }} }} }}"#,
+            pidfile.display()
+        ),
+    )
+    .expect("write pipeline");
+    let mut master = Command::new(crate::support::binary())
+        .args(["run", "--spawn-agents", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the master");
+    let sleeper = wait_for_line_file(&pidfile);
+    Command::new("kill").args(["-INT", &master.id().to_string()]).status().expect("kill -INT");
+    assert_eq!(wait_exit(&mut master), Some(130));
+    assert!(wait_until_gone(&sleeper), "the remote task's process survived");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while process_running(&["agent", "--port", &port]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!process_running(&["agent", "--port", &port]), "the spawned agent outlived the interrupted run");
+}

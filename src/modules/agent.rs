@@ -185,6 +185,16 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
 #[derive(Default)]
 pub struct SpawnedAgents(RefCell<HashMap<u32, tokio::process::Child>>);
 
+impl Drop for SpawnedAgents {
+    /// The run ended without stopping them (Ctrl-C, an error): SIGTERM lets each agent cancel
+    /// its tasks and remove its directories on its own; nobody waits for it here.
+    fn drop(&mut self) {
+        for (pid, _) in self.0.borrow_mut().drain() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
+
 /// `agent.spawn{ name, port[, bind, token] } -> { address, pid, stop = fn }`: starts
 /// `sloth-runner agent` as a child process and waits for its `listening on` line.
 async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
@@ -195,11 +205,10 @@ async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
     let exe = std::env::current_exe().map_err(|e| lua_error("spawn", e))?;
     let mut command = tokio::process::Command::new(exe);
     command
-        .args(["--quiet", "agent", "--port", &port.to_string(), "--bind", &bind, "--name", &name])
+        .args(["--quiet", "agent", "--port", &port.to_string(), "--bind", &bind, "--name", &name, "--grace", "2s"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         // Its own process group: a Ctrl-C at the terminal reaches the master, which stops it.
         .process_group(0);
     if let Some(token) = token {
