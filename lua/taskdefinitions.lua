@@ -5,6 +5,7 @@
 ---@field address string host:port of a `sloth-runner agent`
 ---@field labels? table<string, string>
 ---@field token? string the agent's shared secret (default: $SLOTH_AGENT_TOKEN)
+---@field tls? { ca: string, cert?: string, key?: string, domain?: string } talk TLS: the CA that signed the agent's certificate, this master's certificate and key (for agents started with --tls-client-ca), the name to expect (default: the address's host); paths relative to the pipeline
 
 ---@class sloth.Workspace
 ---@field exclude? string[] globs left out of what is shipped and of what comes back (plus .slothignore)

@@ -66,9 +66,10 @@ fn info_reports_name_labels_capacity_and_load() {
     let agent = Agent::start(&["--labels", "os=linux,tier=gpu", "--max-tasks", "3"]);
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     let info = tokio.block_on(async {
-        let mut client = sloth_runner::rpc::client::AgentClient::connect(&agent.address, None, Duration::from_secs(5))
-            .await
-            .expect("connect");
+        let mut client =
+            sloth_runner::rpc::client::AgentClient::connect(&agent.address, None, None, Duration::from_secs(5))
+                .await
+                .expect("connect");
         client.info().await.expect("info")
     });
     assert_eq!(info.name, "test-agent");

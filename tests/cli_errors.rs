@@ -148,7 +148,7 @@ fn malformed_agents_and_workspace_fields_are_named() {
             } } }"#,
         &[
             "group 'g': field 'agents.a': has no 'address'",
-            "group 'g': field 'agents.b.tls': is not supported by this version",
+            "group 'g': field 'agents.b.tls': must be a table { ca = \"ca.pem\"",
             "task 'w': field 'delegate_to': must be an address string",
             "task 'w': field 'workspace.sync_back': must be \"on_success\", \"always\" or \"never\", got sometimes",
             "task 'w': field 'workspace.keep': unknown field",

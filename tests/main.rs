@@ -12,4 +12,5 @@ mod lua_meta;
 mod lua_specs;
 mod readme;
 mod remote;
+mod tls;
 mod workspace_safety;

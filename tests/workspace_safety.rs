@@ -122,6 +122,7 @@ fn a_real_agent_refuses_a_hostile_workspace_and_writes_nothing_outside() {
             let mut client = sloth_runner::rpc::client::AgentClient::connect(
                 &agent.address,
                 None,
+                None,
                 std::time::Duration::from_secs(5),
             )
             .await

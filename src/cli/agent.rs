@@ -21,6 +21,7 @@ use super::USAGE_ERROR;
 use crate::rpc::auth::{RequireToken, Token};
 use crate::rpc::proto::agent_server::AgentServer;
 use crate::rpc::server::{AgentIdentity, AgentService};
+use crate::rpc::tls::ServerTls;
 use crate::runtime::RuntimeOptions;
 use crate::runtime::agent_host::LuaTaskHandler;
 
@@ -47,7 +48,16 @@ pub struct AgentArgs {
     /// Shared secret every master must present.
     #[arg(long, env = "SLOTH_AGENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Allow listening beyond loopback without a token.
+    /// Serve over TLS with this certificate (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require masters to present a certificate signed by this CA (mutual TLS).
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Allow listening beyond loopback without a token or client certificates.
     #[arg(long)]
     insecure: bool,
     /// How long running tasks may go on after SIGTERM before they are cancelled.
@@ -69,11 +79,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn execute(args: AgentArgs) -> ExitCode {
     let token = args.token.clone().and_then(Token::new);
-    if !args.bind.is_loopback() && token.is_none() {
+    // Server TLS alone proves who the agent is, not who the master is: it takes a token or
+    // client certificates to know who is sending.
+    let authenticated = token.is_some() || args.tls_client_ca.is_some();
+    if !args.bind.is_loopback() && !authenticated {
         if !args.insecure {
             eprintln!(
                 "error: refusing to listen on {} without a token: anyone who can reach it could run commands here. \
-                 Pass --token (or SLOTH_AGENT_TOKEN), or --insecure if that is really what you want",
+                 Pass --token (or SLOTH_AGENT_TOKEN) or --tls-client-ca, or --insecure if that is really what you want",
                 args.bind
             );
             return ExitCode::from(USAGE_ERROR);
@@ -146,14 +159,30 @@ async fn serve(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AgentServer<AgentService>>().await;
 
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = ServerTls { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() };
+        let configured = tls
+            .config()
+            .map_err(|e| e.to_string())
+            .and_then(|config| builder.tls_config(config).map_err(|e| format!("TLS: {e}")));
+        match configured {
+            Ok(with_tls) => builder = with_tls,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return (ExitCode::from(USAGE_ERROR), None);
+            }
+        }
+    }
+
     // The readiness line: tests and `--spawn-agents` wait for it.
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
-    tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, auth = token.is_some(), "agent ready");
+    tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, token = token.is_some(), tls = args.tls_cert.is_some(), "agent ready");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = Server::builder()
+    let server = builder
         .add_service(health_service)
         .add_service(AgentServer::with_interceptor(service, RequireToken::new(token.as_ref())))
         .serve_with_incoming_shutdown(incoming, async {

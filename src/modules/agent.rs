@@ -16,6 +16,7 @@ use super::{console_events, lua_json};
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
 use crate::rpc::client::{AgentClient, TaskSpec};
+use crate::rpc::tls::ClientTls;
 
 /// How long connecting to an agent may take before it counts as unreachable.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -33,12 +34,30 @@ fn lua_error(function: &str, error: impl std::fmt::Display) -> mlua::Error {
     mlua::Error::runtime(format!("agent.{function}: {error}"))
 }
 
-/// One channel per address and token for the whole run (VM).
-#[derive(Default)]
-struct Channels(RefCell<HashMap<(String, Option<blake3::Hash>), AgentClient>>);
+/// What tells two connections apart: address, token (by fingerprint) and TLS setting.
+type ChannelKey = (String, Option<blake3::Hash>, Option<ClientTls>);
 
-/// `agent.connect(address[, { token, connect_timeout }]) -> client`
+/// One channel per address, token and TLS setting for the whole run (VM).
+#[derive(Default)]
+struct Channels(RefCell<HashMap<ChannelKey, AgentClient>>);
+
+/// The `tls` option: `{ ca, cert?, key?, domain? }` (paths to PEM files).
+fn tls_option(options: Option<&Table>) -> LuaResult<Option<ClientTls>> {
+    let Some(tls) = options.map(|o| o.get::<Option<Table>>("tls")).transpose()?.flatten() else { return Ok(None) };
+    let path = |key: &str| -> LuaResult<Option<std::path::PathBuf>> {
+        Ok(tls.get::<Option<String>>(key)?.map(std::path::PathBuf::from))
+    };
+    let ca = path("ca")?.ok_or_else(|| lua_error("connect", "invalid value for option 'tls' - 'ca' is missing"))?;
+    let (cert, key) = (path("cert")?, path("key")?);
+    if cert.is_some() != key.is_some() {
+        return Err(lua_error("connect", "invalid value for option 'tls' - 'cert' and 'key' go together"));
+    }
+    Ok(Some(ClientTls { ca, cert, key, domain: tls.get("domain")? }))
+}
+
+/// `agent.connect(address[, { token, tls, connect_timeout }]) -> client`
 async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+    let tls = tls_option(options.as_ref())?;
     let (token, timeout) = match &options {
         Some(options) => {
             let token = options.get::<Option<String>>("token")?.and_then(Token::new);
@@ -59,13 +78,14 @@ async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaRe
         }
         None => (None, DEFAULT_CONNECT_TIMEOUT),
     };
-    let key = (address.clone(), token.as_ref().map(|t| blake3::hash(format!("{t:?}").as_bytes())));
+    let key = (address.clone(), token.as_ref().map(Token::fingerprint), tls.clone());
     let cached = lua.app_data_ref::<Channels>().and_then(|channels| channels.0.borrow().get(&key).cloned());
     let client = match cached {
         Some(client) => client,
         None => {
-            let client =
-                AgentClient::connect(&address, token.as_ref(), timeout).await.map_err(|e| lua_error("connect", e))?;
+            let client = AgentClient::connect(&address, token.as_ref(), tls.as_ref(), timeout)
+                .await
+                .map_err(|e| lua_error("connect", e))?;
             if lua.app_data_ref::<Channels>().is_none() {
                 lua.set_app_data(Channels::default());
             }

@@ -15,6 +15,7 @@ use super::proto::agent_client::AgentClient as GrpcClient;
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
 use super::proto::{ExecuteRequest, InfoRequest, InfoResponse, ScriptFile, TaskRequest, WorkspaceEnd, output_line};
+use super::tls::ClientTls;
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
 
@@ -90,11 +91,24 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// Connects to `address` (`host:port`), failing after `connect_timeout`.
-    pub async fn connect(address: &str, token: Option<&Token>, connect_timeout: Duration) -> Result<Self, ClientError> {
+    /// Connects to `address` (`host:port`), failing after `connect_timeout`; over TLS when
+    /// `tls` is given.
+    pub async fn connect(
+        address: &str,
+        token: Option<&Token>,
+        tls: Option<&ClientTls>,
+        connect_timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable { address: address.to_owned(), reason };
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| unreachable(format!("invalid address: {e}")))?
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| unreachable(format!("invalid address: {e}")))?;
+        if let Some(tls) = tls {
+            let host = address.rsplit_once(':').map_or(address, |(host, _)| host).trim_matches(['[', ']']);
+            let config = tls.config(host).map_err(|e| unreachable(e.to_string()))?;
+            endpoint = endpoint.tls_config(config).map_err(|e| unreachable(format!("TLS: {}", error_chain(&e))))?;
+        }
+        let endpoint = endpoint
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
             .http2_keep_alive_interval(Duration::from_secs(20))

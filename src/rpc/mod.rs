@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod server;
+pub mod tls;
 
 /// Generated from `proto/sloth/agent/v1/agent.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

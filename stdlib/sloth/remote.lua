@@ -24,7 +24,7 @@ local strip_prefix = errors.clean
 function M.run(task, deps, workdir)
   local target = task.remote
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
-  local connected, client = pcall(agent.connect, target.address, { token = token })
+  local connected, client = pcall(agent.connect, target.address, { token = token, tls = target.tls })
   if not connected then
     return false, describe(target) .. ": " .. strip_prefix(client)
   end

@@ -30,7 +30,9 @@ function M.start(plan)
         seen[target.address] = true
         local port = M.loopback_port(target.address)
         local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
-        if port and not pcall(agent.connect, target.address, { token = token, connect_timeout = "500ms" }) then
+        if port and target.tls then
+          io.stderr:write(string.format("not starting agent '%s': --spawn-agents starts agents without TLS\n", target.name))
+        elseif port and not pcall(agent.connect, target.address, { token = token, connect_timeout = "500ms" }) then
           local handle = agent.spawn({ name = target.name, port = port, token = token })
           io.stderr:write(string.format("started agent '%s' on %s (pid %d)\n", target.name, handle.address, handle.pid))
           started[#started + 1] = handle

@@ -27,7 +27,8 @@ M.GROUP_FIELDS = {
   dispatch = false,
 }
 
-local AGENT_FIELDS = { address = true, labels = true, token = true, tls = false }
+local AGENT_FIELDS = { address = true, labels = true, token = true, tls = true }
+local TLS_FIELDS = { ca = true, cert = true, key = true, domain = true }
 
 local SYNC_BACK = { on_success = true, always = true, never = true }
 
@@ -193,6 +194,36 @@ function Checker:task(group_name, raw, position, key_name)
   return task
 end
 
+--- An agent's `tls = { ca, cert?, key?, domain? }`: PEM paths relative to the pipeline file.
+function Checker:tls(group_name, agent_name, raw)
+  local where = function(field)
+    return { group = group_name, field = "agents." .. agent_name .. ".tls" .. (field and ("." .. field) or "") }
+  end
+  if type(raw) ~= "table" then
+    self:add(where(), "must be a table { ca = \"ca.pem\", cert = ..., key = ..., domain = ... }, got " .. type(raw))
+    return nil
+  end
+  local tls = {}
+  for key, value in pairs(raw) do
+    if not TLS_FIELDS[key] then
+      self:add(where(tostring(key)), "unknown field")
+    elseif type(value) ~= "string" then
+      self:add(where(key), "must be a string, got " .. type(value))
+    elseif key == "domain" then
+      tls.domain = value
+    else
+      tls[key] = paths.absolute(value, self.base_dir)
+    end
+  end
+  if raw.ca == nil then
+    self:add(where("ca"), "is missing (the CA certificate that signed the agent's)")
+  end
+  if (raw.cert == nil) ~= (raw.key == nil) then
+    self:add(where(), "'cert' and 'key' go together")
+  end
+  return tls
+end
+
 --- `delegate_to`: an address string or `{ address = ... }`; returns the address or nil.
 function Checker:delegate(where, raw)
   local address = raw
@@ -232,7 +263,8 @@ function Checker:agents(group_name, raw)
       if agent.token ~= nil and type(agent.token) ~= "string" then
         self:add({ group = group_name, field = "agents." .. tostring(name) .. ".token" }, "must be a string")
       end
-      agents[name] = { name = name, address = agent.address, labels = agent.labels or {}, token = agent.token }
+      agents[name] = { name = name, address = agent.address, labels = agent.labels or {}, token = agent.token,
+        tls = agent.tls ~= nil and self:tls(group_name, name, agent.tls) or nil }
     end
   end
   return agents
@@ -245,7 +277,7 @@ function Checker:resolve_target(group, task, group_delegate)
   if type(task.agent) == "string" then
     local agent = group.agents[task.agent]
     if agent then
-      task.remote = { name = agent.name, address = agent.address, token = agent.token }
+      task.remote = { name = agent.name, address = agent.address, token = agent.token, tls = agent.tls }
     else
       local known = sorted_keys(group.agents)
       self:add({ group = group.name, task = task.name, field = "agent" }, string.format(
@@ -392,6 +424,7 @@ end
 function M.from_value(defs, file, opts)
   local checker = new_checker(file, opts)
   local base_dir = paths.absolute(paths.dirname(file))
+  checker.base_dir = base_dir
   if defs == nil then
     errors.raise_validation(file .. ": no TaskDefinitions table defined")
   elseif type(defs) ~= "table" then

@@ -1,0 +1,143 @@
+//! Agents over TLS (rustls), and mutual TLS: the agent only serves masters whose certificate
+//! its client CA signed. Certificates are made fresh for each test.
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+use crate::support::Test;
+use crate::support::agent::Agent;
+
+/// A CA, a server certificate for 127.0.0.1/localhost, and a client certificate, as files.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).expect("write pem");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+        write("ca.pem", ca.pem());
+        for (name, sans) in
+            [("server", vec!["localhost".to_owned(), "127.0.0.1".to_owned()]), ("client", vec!["master".to_owned()])]
+        {
+            let key = KeyPair::generate().expect("key");
+            let cert = CertificateParams::new(sans).expect("params").signed_by(&key, &ca).expect("sign");
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        // A second, unrelated CA: certificates it signs must not be trusted.
+        let mut other_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        other_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let other = CertifiedIssuer::self_signed(other_params, KeyPair::generate().expect("key")).expect("other ca");
+        let key = KeyPair::generate().expect("key");
+        let cert =
+            CertificateParams::new(vec!["intruder".to_owned()]).expect("params").signed_by(&key, &other).expect("sign");
+        write("intruder.pem", cert.pem());
+        write("intruder.key", key.serialize_pem());
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}
+
+fn pipeline(address: &str, tls: &str) -> String {
+    format!(
+        r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}"{tls} }} }}, tasks = {{
+            {{ name = "t", agent = "box", command = "echo secure > ran.txt" }},
+        }} }} }}"#
+    )
+}
+
+#[test]
+fn a_tls_agent_serves_a_master_that_trusts_its_ca_and_refuses_plaintext() {
+    let pki = Pki::new();
+    let agent = Agent::start(&["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")]);
+    let trusted = Test::new()
+        .write("tasks.lua", &pipeline(&agent.address, &format!(r#", tls = {{ ca = "{}" }}"#, pki.path("ca.pem"))));
+    trusted.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(trusted.read("ran.txt"), "secure\n");
+
+    let plaintext = Test::new().write("tasks.lua", &pipeline(&agent.address, ""));
+    plaintext.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("agent 'box'");
+    assert!(!plaintext.exists("ran.txt"));
+
+    let wrong_ca = Test::new().write(
+        "tasks.lua",
+        &pipeline(&agent.address, &format!(r#", tls = {{ ca = "{}" }}"#, pki.path("intruder.pem"))),
+    );
+    wrong_ca.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("cannot reach");
+    assert!(!wrong_ca.exists("ran.txt"));
+}
+
+#[test]
+fn mutual_tls_only_serves_masters_with_a_certificate_from_the_client_ca() {
+    let pki = Pki::new();
+    let agent = Agent::start(&[
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--tls-client-ca",
+        &pki.path("ca.pem"),
+    ]);
+    let with_cert = format!(
+        r#", tls = {{ ca = "{}", cert = "{}", key = "{}" }}"#,
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key")
+    );
+    let good = Test::new().write("tasks.lua", &pipeline(&agent.address, &with_cert));
+    good.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(good.exists("ran.txt"));
+
+    let no_cert = Test::new()
+        .write("tasks.lua", &pipeline(&agent.address, &format!(r#", tls = {{ ca = "{}" }}"#, pki.path("ca.pem"))));
+    no_cert.run(&["run", "tasks.lua"]).expect_code(1);
+    assert!(!no_cert.exists("ran.txt"));
+
+    let intruder = format!(
+        r#", tls = {{ ca = "{}", cert = "{}", key = "{}" }}"#,
+        pki.path("ca.pem"),
+        pki.path("intruder.pem"),
+        pki.path("intruder.key")
+    );
+    let bad = Test::new().write("tasks.lua", &pipeline(&agent.address, &intruder));
+    bad.run(&["run", "tasks.lua"]).expect_code(1);
+    assert!(!bad.exists("ran.txt"));
+}
+
+#[test]
+fn client_certificates_count_as_authentication_beyond_loopback() {
+    let pki = Pki::new();
+    // Server TLS alone does not say who the master is.
+    Test::new()
+        .run(&[
+            "agent",
+            "-p",
+            "0",
+            "--bind",
+            "0.0.0.0",
+            "--tls-cert",
+            &pki.path("server.pem"),
+            "--tls-key",
+            &pki.path("server.key"),
+        ])
+        .expect_code(2)
+        .stderr_has("refusing to listen");
+    let mut agent = Agent::start(&[
+        "--bind",
+        "0.0.0.0",
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--tls-client-ca",
+        &pki.path("ca.pem"),
+    ]);
+    assert!(agent.stop().success());
+    assert!(!agent.log().contains("warning"), "{}", agent.log());
+}
