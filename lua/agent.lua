@@ -48,7 +48,7 @@ function Client:address() end
 function agent.connect(address, opts) end
 
 --- Starts `sloth-runner agent` on this machine and waits until it listens.
----@param opts { name: string, port: integer, bind?: string, token?: string }
+---@param opts { name: string, port: integer, bind?: string, token?: string, labels?: table<string, string> }
 ---@return { address: string, pid: integer, name: string, stop: fun() }
 function agent.spawn(opts) end
 

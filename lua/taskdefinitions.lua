@@ -7,6 +7,20 @@
 ---@field token? string the agent's shared secret (default: $SLOTH_AGENT_TOKEN)
 ---@field tls? { ca: string, cert?: string, key?: string, domain?: string } talk TLS: the CA that signed the agent's certificate, this master's certificate and key (for agents started with --tls-client-ca), the name to expect (default: the address's host); paths relative to the pipeline
 
+---@class sloth.Candidate
+---@field name string
+---@field address string
+---@field labels table<string, string>
+---@field in_flight integer tasks this run has on it now
+---@field healthy boolean false once it could not be reached
+---@field latency? number seconds the last connection took
+
+---@class sloth.DispatchContext
+---@field task { name: string, group: string, params: table }
+---@field candidates sloth.Candidate[]
+---@field attempt integer 1 for the first attempt
+---@field failures { agent: string, message: string }[] earlier attempts of this task
+
 ---@class sloth.Workspace
 ---@field exclude? string[] globs left out of what is shipped and of what comes back (plus .slothignore)
 ---@field sync_back? "on_success"|"always"|"never" when the agent's changes are applied here (default on_success)
@@ -17,6 +31,7 @@
 ---@field workdir? string where the group's tasks run, relative to the pipeline file (default: where sloth-runner started)
 ---@field agents? table<string, sloth.Agent> agents the group's tasks may name; never contacted unless a task runs there
 ---@field delegate_to? string|{ address: string } run every task of the group on the agent at this address
+---@field dispatch? "first"|"round_robin"|"random"|"least_busy"|string|fun(ctx: sloth.DispatchContext): string|{ name: string, select: fun(ctx: sloth.DispatchContext): string } how a task with several candidate agents picks one: a built-in policy, a plugin module name (found with require in the pipeline's directory, plugins/, ./plugins/, SLOTH_PLUGIN_PATH), a function, or a plugin table; default "first"
 ---@field create_workdir_before_run? boolean run in a fresh temporary directory (or create the named `workdir` if missing)
 ---@field clean_workdir_after_run? fun(result: { success: boolean, error?: string, outputs: table }): boolean remove the workdir afterwards? (a named one is kept unless this returns true; a temporary one is removed unless it returns false)
 
@@ -34,7 +49,7 @@
 ---@field params? table passed to a function command; nested tables stay tables
 ---@field depends_on? string|string[] tasks that must succeed first; their outputs arrive in `deps[name]`
 ---@field env? table<string, string|number|boolean> extra environment variables for the task
----@field agent? string the name of one of the group's `agents`: the task runs there, in a private copy of its workdir
+---@field agent? string|string[]|{ labels: table<string, string> } where the task runs, in a private copy of its workdir: one of the group's `agents`, a list of them, "*" (any), or those with these labels; several candidates go through the group's `dispatch`
 ---@field delegate_to? string|{ address: string } run on the agent at this address (overrides the group's)
 ---@field workspace? sloth.Workspace what is shipped to the agent and when changes come back
 ---@field async? boolean start without blocking the next task (not counted by --jobs); awaited before its dependents and the end of the run

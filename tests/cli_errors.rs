@@ -96,12 +96,23 @@ fn malformed_fields_are_each_reported() {
 }
 
 #[test]
-fn fields_this_version_does_not_handle_are_refused_not_ignored() {
+fn a_dispatch_policy_that_does_not_exist_is_named() {
     expect_invalid(
-        r#"TaskDefinitions = { g = { dispatch = "round_robin", tasks = {
+        r#"TaskDefinitions = { g = { dispatch = "round_robbin", tasks = {
             { name = "r", command = "touch ran" },
         } } }"#,
-        &["group 'g': field 'dispatch': is not supported by this version"],
+        &["group 'g': field 'dispatch': 'round_robbin' is neither a built-in policy"],
+    );
+    expect_invalid(
+        r#"TaskDefinitions = { g = { agents = { a = { address = "127.0.0.1:1", labels = { os = "linux" } } }, tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "r", agent = { labels = { os = "windows" } }, command = "true" },
+            { name = "s", agent = { "a", "b" }, command = "true" },
+        } } }"#,
+        &[
+            "task 'r': field 'agent': no agent of the group has the labels os=windows",
+            "task 's': field 'agent': unknown agent 'b' (agents: a)",
+        ],
     );
 }
 

@@ -4,9 +4,9 @@ use std::process::Command;
 
 use crate::support::{Run, Test, binary, repo_root};
 
-/// Examples run by the README test instead: `distributed.lua` spawns an agent on its fixed
-/// port, so exactly one test may run it.
-const RUN_BY_README: &[&str] = &["distributed.lua"];
+/// Examples run by the README test instead: they spawn agents on fixed ports (50051; 50061 and
+/// 50062), so exactly one test may run each.
+const RUN_BY_README: &[&str] = &["dispatch.lua", "distributed.lua"];
 
 /// (example file, extra arguments)
 const EXAMPLES: &[(&str, &[&str])] = &[

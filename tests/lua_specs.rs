@@ -26,6 +26,7 @@ specs!(
     concurrency,
     conditions,
     core_jobs,
+    dispatch,
     engine_failure,
     engine_order,
     exec_run,

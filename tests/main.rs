@@ -7,6 +7,7 @@ mod agent_lifecycle;
 mod cli_errors;
 mod cli_interrupt;
 mod cli_run;
+mod dispatch;
 mod examples;
 mod lua_meta;
 mod lua_specs;

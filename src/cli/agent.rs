@@ -175,6 +175,14 @@ async fn serve(
         }
     }
 
+    let stop_signal = match shutdown_signal() {
+        Ok(signal) => signal,
+        Err(error) => {
+            eprintln!("error: cannot handle signals: {error}");
+            return (ExitCode::FAILURE, Some(work_root));
+        }
+    };
+
     // The readiness line: tests and `--spawn-agents` wait for it.
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
@@ -196,7 +204,7 @@ async fn serve(
                 return (ExitCode::FAILURE, Some(work_root));
             }
         }
-        () = shutdown_signal() => {
+        () = stop_signal => {
             tracing::info!(agent = %name, grace = ?args.grace, "stopping: no new tasks");
             let _ = stop_tx.send(());
             if tokio::time::timeout(args.grace, &mut server).await.is_err() {
@@ -207,17 +215,18 @@ async fn serve(
     (ExitCode::SUCCESS, Some(work_root))
 }
 
-/// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal right after the readiness line is not missed.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }
 
 fn host_name() -> String {

@@ -215,13 +215,14 @@ impl Drop for SpawnedAgents {
     }
 }
 
-/// `agent.spawn{ name, port[, bind, token] } -> { address, pid, stop = fn }`: starts
+/// `agent.spawn{ name, port[, bind, token, labels] } -> { address, pid, stop = fn }`: starts
 /// `sloth-runner agent` as a child process and waits for its `listening on` line.
 async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
     let name: String = options.get("name")?;
     let port: u16 = options.get("port")?;
     let bind: String = options.get::<Option<String>>("bind")?.unwrap_or_else(|| "127.0.0.1".to_owned());
     let token: Option<String> = options.get("token")?;
+    let labels: Option<Table> = options.get("labels")?;
     let exe = std::env::current_exe().map_err(|e| lua_error("spawn", e))?;
     let mut command = tokio::process::Command::new(exe);
     command
@@ -233,6 +234,17 @@ async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
         .process_group(0);
     if let Some(token) = token {
         command.env("SLOTH_AGENT_TOKEN", token);
+    }
+    if let Some(labels) = labels {
+        let mut pairs = Vec::new();
+        for pair in labels.pairs::<String, String>() {
+            let (key, value) = pair?;
+            pairs.push(format!("{key}={value}"));
+        }
+        if !pairs.is_empty() {
+            pairs.sort();
+            command.arg("--labels").arg(pairs.join(","));
+        }
     }
     let mut child = command.spawn().map_err(|e| lua_error("spawn", format!("starting agent '{name}': {e}")))?;
     let stdout = child.stdout.take().ok_or_else(|| lua_error("spawn", "no stdout"))?;

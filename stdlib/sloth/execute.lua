@@ -115,11 +115,12 @@ function M.run_here(task, deps, workdir)
   return ok, message, outputs
 end
 
---- Runs `task` where it belongs: on its agent when it has one, else here.
+--- Runs `task` where it belongs: on an agent when it has candidates, else here.
+---@param attempt? { number: integer, failures: table[] } for dispatch policies
 ---@return boolean ok, string? message, table outputs
-function M.run(task, deps, workdir)
+function M.run(task, deps, workdir, attempt)
   if task.remote then
-    return require("sloth.remote").run(task, deps, workdir)
+    return require("sloth.remote").run(task, deps, workdir, attempt)
   end
   return M.run_here(task, deps, workdir)
 end

@@ -81,8 +81,15 @@ function M.print(plan, pipeline, workdir_of)
       end
       local where = "local"
       if task.remote then
-        where = task.remote.name == task.remote.address and ("agent at " .. task.remote.address)
-          or string.format("agent %s at %s", task.remote.name, task.remote.address)
+        local names = {}
+        for _, agent in ipairs(task.remote.candidates) do
+          names[#names + 1] = agent.name == agent.address and ("agent at " .. agent.address)
+            or string.format("agent %s at %s", agent.name, agent.address)
+        end
+        where = table.concat(names, " | ")
+        if #names > 1 then
+          where = where .. ", chosen by " .. task.remote.policy.name
+        end
       end
       out:write(string.format("  %d. %s  [%s]  %s%s\n", i, task.name, where, describe_command(task), after))
       if task.remote then

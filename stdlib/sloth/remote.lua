@@ -3,7 +3,10 @@
 --- changes that come back (after success, unless `workspace.sync_back` says otherwise).
 local agent = require("agent")
 local workspace = require("workspace")
+local core = require("sloth.core")
+local dispatch = require("sloth.dispatch")
 local errors = require("sloth.errors")
+local pool = require("sloth.agent_pool")
 local scripts = require("sloth.scripts")
 
 local M = {}
@@ -17,17 +20,41 @@ end
 
 local strip_prefix = errors.clean
 
---- Runs `task` on its agent; returns `ok, message, outputs` like a local task.
----@param task table a normalized task with `remote = { name, address, token }`
+--- Runs `task` on the agent its dispatch policy picks; returns `ok, message, outputs` like a
+--- local task. An agent that cannot be reached is marked unhealthy, so the next attempt (when
+--- `retries` allow) goes elsewhere.
+---@param task table a normalized task with `remote = { candidates, policy }`
 ---@param deps table<string, table>
 ---@param workdir string
-function M.run(task, deps, workdir)
-  local target = task.remote
+---@param attempt? { number: integer, failures: table[] }
+function M.run(task, deps, workdir, attempt)
+  local target, choice_error = dispatch.choose(task, attempt)
+  if not target then
+    return false, choice_error
+  end
+  pool.started(target)
+  local results = table.pack(pcall(M.run_on, target, task, deps, workdir))
+  pool.finished(target)
+  if not results[1] then
+    error(results[2], 0)
+  end
+  local ok, message = results[2], results[3]
+  if not ok and attempt then
+    attempt.failures[#attempt.failures + 1] = { agent = target.name, message = message }
+  end
+  return table.unpack(results, 2, results.n)
+end
+
+--- Runs `task` on `target`.
+function M.run_on(target, task, deps, workdir)
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
+  local started = core.now()
   local connected, client = pcall(agent.connect, target.address, { token = token, tls = target.tls })
   if not connected then
+    pool.unreachable(target)
     return false, describe(target) .. ": " .. strip_prefix(client)
   end
+  pool.reached(target, core.now() - started)
 
   local packed, archive = pcall(workspace.pack, workdir, { exclude = task.workspace.exclude })
   if not packed then
@@ -45,7 +72,11 @@ function M.run(task, deps, workdir)
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
-    return false, describe(target) .. ": " .. strip_prefix(result)
+    local message = strip_prefix(result)
+    if message:find("cannot reach", 1, true) then
+      pool.unreachable(target)
+    end
+    return false, describe(target) .. ": " .. message
   end
 
   local sync = task.workspace.sync_back

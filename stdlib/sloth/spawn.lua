@@ -25,22 +25,32 @@ function M.start(plan)
   local started, seen = {}, {}
   for _, step in ipairs(plan) do
     for _, task in ipairs(step.tasks) do
-      local target = task.remote
-      if target and not seen[target.address] then
-        seen[target.address] = true
-        local port = M.loopback_port(target.address)
-        local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
-        if port and target.tls then
-          io.stderr:write(string.format("not starting agent '%s': --spawn-agents starts agents without TLS\n", target.name))
-        elseif port and not pcall(agent.connect, target.address, { token = token, connect_timeout = "500ms" }) then
-          local handle = agent.spawn({ name = target.name, port = port, token = token })
-          io.stderr:write(string.format("started agent '%s' on %s (pid %d)\n", target.name, handle.address, handle.pid))
-          started[#started + 1] = handle
-        end
+      for _, target in ipairs(task.remote and task.remote.candidates or {}) do
+        M.start_one(target, seen, started)
       end
     end
   end
   return started
+end
+
+--- Starts `target` unless it was seen, is not on loopback, uses TLS, or answers already.
+function M.start_one(target, seen, started)
+  if seen[target.address] then
+    return
+  end
+  seen[target.address] = true
+  local port = M.loopback_port(target.address)
+  local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
+  if not port then
+    return
+  end
+  if target.tls then
+    io.stderr:write(string.format("not starting agent '%s': --spawn-agents starts agents without TLS\n", target.name))
+  elseif not pcall(agent.connect, target.address, { token = token, connect_timeout = "500ms" }) then
+    local handle = agent.spawn({ name = target.name, port = port, token = token, labels = target.labels })
+    io.stderr:write(string.format("started agent '%s' on %s (pid %d)\n", target.name, handle.address, handle.pid))
+    started[#started + 1] = handle
+  end
 end
 
 --- Stops agents `start` started.

@@ -25,11 +25,11 @@ end
 
 --- Runs one attempt, cancelling it (and killing what it started, here or on an agent) when
 --- `seconds` pass first.
-local function attempt(task, deps, workdir)
+local function attempt(task, deps, workdir, info)
   if not task.timeout then
-    return execute.run(task, deps, workdir)
+    return execute.run(task, deps, workdir, info)
   end
-  local job = core.spawn(execute.run, nil, task, deps, workdir)
+  local job = core.spawn(execute.run, nil, task, deps, workdir, info)
   local timer = core.spawn(function()
     core.sleep(task.timeout)
   end)
@@ -85,9 +85,11 @@ function M.run(task, deps, workdir, life)
 
   local total = task.retries + 1
   local ok, message, outputs, n
+  local info = { number = 1, failures = {} }
   for i = 1, total do
     n = i
-    ok, message, outputs = attempt(task, deps, workdir)
+    info.number = i
+    ok, message, outputs = attempt(task, deps, workdir, info)
     if ok then
       break
     end

@@ -8,6 +8,7 @@ local paths = require("sloth.paths")
 local core = require("sloth.core")
 local scripts = require("sloth.scripts")
 local task_fields = require("sloth.task_fields")
+local dispatch = require("sloth.dispatch")
 
 local M = {}
 
@@ -24,7 +25,7 @@ M.TASK_FIELDS = {
 M.GROUP_FIELDS = {
   description = true, tasks = true, workdir = true, agents = true, delegate_to = true,
   create_workdir_before_run = true, clean_workdir_after_run = true,
-  dispatch = false,
+  dispatch = true,
 }
 
 local AGENT_FIELDS = { address = true, labels = true, token = true, tls = true }
@@ -144,9 +145,9 @@ function Checker:task(group_name, raw, position, key_name)
   end, raw, task)
 
   task.agent = raw.agent
-  if raw.agent ~= nil and type(raw.agent) ~= "string" then
-    self:add(where("agent"), "must be the name of one of the group's agents; lists, \"*\" and labels "
-      .. "choose among several agents through a dispatch policy, which this version does not support")
+  if raw.agent ~= nil and type(raw.agent) ~= "string" and not is_list_of_strings(raw.agent)
+    and not (type(raw.agent) == "table" and type(raw.agent.labels) == "table") then
+    self:add(where("agent"), "must be an agent name, a list of names, \"*\" or { labels = { key = \"value\" } }")
   end
   if raw.delegate_to ~= nil then
     task.delegate_to = self:delegate(where("delegate_to"), raw.delegate_to)
@@ -274,19 +275,60 @@ end
 --- `agent` names one of the group's agents; `delegate_to` (the task's, else the group's) is an
 --- address used as is.
 function Checker:resolve_target(group, task, group_delegate)
-  if type(task.agent) == "string" then
-    local agent = group.agents[task.agent]
-    if agent then
-      task.remote = { name = agent.name, address = agent.address, token = agent.token, tls = agent.tls }
+  local where = { group = group.name, task = task.name, field = "agent" }
+  local known = sorted_keys(group.agents)
+  local function unknown(name)
+    self:add(where, string.format("unknown agent '%s' (%s)", name,
+      #known > 0 and "agents: " .. table.concat(known, ", ") or "the group declares no agents"))
+  end
+  local candidates = {}
+  local agent = task.agent
+  if agent == "*" then
+    for _, name in ipairs(known) do
+      candidates[#candidates + 1] = group.agents[name]
+    end
+    if #candidates == 0 then
+      self:add(where, "\"*\" needs agents, and the group declares none")
+    end
+  elseif type(agent) == "string" then
+    if group.agents[agent] then
+      candidates[1] = group.agents[agent]
     else
-      local known = sorted_keys(group.agents)
-      self:add({ group = group.name, task = task.name, field = "agent" }, string.format(
-        "unknown agent '%s' (%s)", task.agent,
-        #known > 0 and "agents: " .. table.concat(known, ", ") or "the group declares no agents"))
+      unknown(agent)
+    end
+  elseif type(agent) == "table" and agent.labels then
+    for _, name in ipairs(known) do
+      local matches = true
+      for k, v in pairs(agent.labels) do
+        if group.agents[name].labels[k] ~= v then
+          matches = false
+        end
+      end
+      if matches then
+        candidates[#candidates + 1] = group.agents[name]
+      end
+    end
+    if #candidates == 0 then
+      local wanted = {}
+      for _, k in ipairs(sorted_keys(agent.labels)) do
+        wanted[#wanted + 1] = tostring(k) .. "=" .. tostring(agent.labels[k])
+      end
+      self:add(where, "no agent of the group has the labels " .. table.concat(wanted, ", "))
+    end
+  elseif type(agent) == "table" then
+    for _, name in ipairs(agent) do
+      if group.agents[name] then
+        candidates[#candidates + 1] = group.agents[name]
+      else
+        unknown(name)
+      end
     end
   elseif task.delegate_to or group_delegate then
     local address = task.delegate_to or group_delegate
-    task.remote = { name = address, address = address }
+    candidates[1] = { name = address, address = address, labels = {} }
+  end
+  if #candidates > 0 then
+    task.remote = { candidates = candidates, policy = group.dispatch }
   end
 end
 
@@ -387,6 +429,14 @@ function Checker:group(name, raw, base_dir)
     end
   end
 
+  if not self.opts.on_agent then
+    local policy, problem = dispatch.resolve(raw.dispatch)
+    if policy then
+      group.dispatch = policy
+    else
+      self:add({ group = name, field = "dispatch" }, problem)
+    end
+  end
   local group_delegate = raw.delegate_to ~= nil and self:delegate({ group = name, field = "delegate_to" }, raw.delegate_to)
   for _, task in ipairs(group.tasks) do
     self:resolve_target(group, task, group_delegate)
@@ -444,13 +494,18 @@ function M.from_value(defs, file, opts)
   return pipeline
 end
 
---- Runs a pipeline file and normalizes its `TaskDefinitions`. User modules are found with
---- `require` in the pipeline's directory first.
+--- Runs a pipeline file and normalizes its `TaskDefinitions`. User modules and dispatch
+--- plugins are found with `require` in the pipeline's directory, its `plugins/`, `./plugins/`
+--- and SLOTH_PLUGIN_PATH first.
 ---@param file string
 ---@param opts? { on_agent?: boolean }
 function M.load(file, opts)
   local dir = paths.dirname(file)
-  package.path = paths.join(dir, "?.lua") .. ";" .. paths.join(dir, "?/init.lua") .. ";" .. package.path
+  local search = { paths.join(dir, "?.lua"), paths.join(dir, "?/init.lua"), paths.join(dir, "plugins/?.lua"), "plugins/?.lua" }
+  for plugin_dir in (os.getenv("SLOTH_PLUGIN_PATH") or ""):gmatch("[^:;]+") do
+    search[#search + 1] = paths.join(plugin_dir, "?.lua")
+  end
+  package.path = table.concat(search, ";") .. ";" .. package.path
   local chunk, load_error = scripts.load(file)
   if not chunk then
     errors.raise_validation(load_error)
