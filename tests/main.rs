@@ -13,5 +13,6 @@ mod lua_meta;
 mod lua_specs;
 mod readme;
 mod remote;
+mod repl;
 mod tls;
 mod workspace_safety;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod console;
 mod list;
+mod repl;
 mod run;
 mod session;
 mod validate;
@@ -25,8 +26,9 @@ pub struct Cli {
     /// Show only warnings and errors (and the summary).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// What to do; without one, an interactive Lua prompt.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +41,8 @@ enum Command {
     List(list::ListArgs),
     /// Check a pipeline without running anything.
     Validate(validate::ValidateArgs),
+    /// An interactive Lua prompt with everything a pipeline has (also: no arguments).
+    Repl,
     /// Print the version.
     Version,
 }
@@ -59,11 +63,12 @@ pub fn main() -> ExitCode {
     };
     console::init(verbosity);
     match cli.command {
-        Command::Run(args) => run::execute(args, verbosity),
-        Command::Agent(args) => agent::execute(args),
-        Command::List(args) => list::execute(&args),
-        Command::Validate(args) => validate::execute(&args),
-        Command::Version => {
+        Some(Command::Run(args)) => run::execute(args, verbosity),
+        Some(Command::Agent(args)) => agent::execute(args),
+        Some(Command::List(args)) => list::execute(&args),
+        Some(Command::Validate(args)) => validate::execute(&args),
+        Some(Command::Repl) | None => repl::execute(),
+        Some(Command::Version) => {
             println!("sloth-runner {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }

@@ -61,12 +61,21 @@ impl Test {
 
     /// Runs `sloth-runner args...` in the test dir.
     pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(self.command(args))
+    }
+
+    /// Runs `sloth-runner args...` in the test dir with `input` on its stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        Run::with_input(self.command(args), input)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
-        command.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
+        command.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG").env("HOME", self.dir.path());
         for (name, value) in &self.env {
             command.env(name, value);
         }
-        Run::of(command)
+        command
     }
 }
 
@@ -79,9 +88,18 @@ pub struct Run {
 
 impl Run {
     /// Runs `command` to completion, killing it past [`COMMAND_TIMEOUT`].
-    pub fn of(mut command: Command) -> Self {
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = command.spawn().expect("starting the command");
+    pub fn of(command: Command) -> Self {
+        Self::with_input(command, "")
+    }
+
+    /// Like [`Run::of`], writing `input` to the command's stdin first.
+    pub fn with_input(mut command: Command, input: &str) -> Self {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("starting the command");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(input.as_bytes());
+        }
         let pid = child.id();
         // The output is read on this thread; a watchdog kills the child if it overstays.
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();

@@ -1,0 +1,117 @@
+//! `sloth-runner repl` (or no arguments): an interactive Lua prompt with everything a pipeline
+//! has. Line editing and history (rustyline) run on their own thread; each chunk is evaluated
+//! by the stdlib (`sloth.repl`) in one VM, so async natives like `exec.run` work as in a task.
+
+use std::process::ExitCode;
+use std::sync::mpsc as std_mpsc;
+
+use rustyline::DefaultEditor;
+use rustyline::error::ReadlineError;
+use tokio::sync::mpsc;
+
+use crate::runtime::{Runtime, RuntimeOptions, error};
+
+const PROMPT: &str = "sloth> ";
+const CONTINUATION: &str = "  ...> ";
+
+/// What the line-editing thread sends.
+enum Input {
+    Line(String),
+    /// Ctrl-C: drop what was typed so far.
+    Interrupted,
+    /// Ctrl-D or end of input.
+    Eof,
+}
+
+pub fn execute() -> ExitCode {
+    let tokio = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(tokio) => tokio,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (lines_tx, mut lines_rx) = mpsc::unbounded_channel();
+    // After each line the evaluator says whether the next prompt continues a chunk.
+    let (prompt_tx, prompt_rx) = std_mpsc::channel::<bool>();
+    std::thread::spawn(move || read_lines(&lines_tx, &prompt_rx));
+
+    let local = tokio::task::LocalSet::new();
+    let code = local.block_on(&tokio, async move {
+        let runtime = match Runtime::new(&RuntimeOptions::from_env()) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("error: cannot start the Lua runtime: {}", error::describe(&e));
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Err(e) = runtime.call::<()>("sloth.repl", "setup", ()).await {
+            eprintln!("error: {}", error::describe(&e));
+            return ExitCode::FAILURE;
+        }
+        let mut buffer = String::new();
+        while let Some(input) = lines_rx.recv().await {
+            match input {
+                Input::Eof => break,
+                Input::Interrupted => buffer.clear(),
+                Input::Line(line) => {
+                    if !buffer.is_empty() {
+                        buffer.push('\n');
+                    }
+                    buffer.push_str(&line);
+                    match runtime.call::<String>("sloth.repl", "eval", buffer.as_str()).await {
+                        Ok(status) if status == "incomplete" => {}
+                        Ok(_) => buffer.clear(),
+                        Err(e) => {
+                            eprintln!("{}", error::describe(&e));
+                            buffer.clear();
+                        }
+                    }
+                }
+            }
+            if prompt_tx.send(!buffer.is_empty()).is_err() {
+                break;
+            }
+        }
+        ExitCode::SUCCESS
+    });
+    drop(local);
+    code
+}
+
+/// The line-editing loop: one line at a time, waiting for the evaluation before prompting.
+fn read_lines(lines: &mpsc::UnboundedSender<Input>, continuing: &std_mpsc::Receiver<bool>) {
+    let Ok(mut editor) = DefaultEditor::new() else {
+        let _ = lines.send(Input::Eof);
+        return;
+    };
+    let history = std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".sloth_history"));
+    if let Some(history) = &history {
+        let _ = editor.load_history(history);
+    }
+    let mut prompt = PROMPT;
+    loop {
+        let input = match editor.readline(prompt) {
+            Ok(line) => {
+                if !line.trim().is_empty() {
+                    let _ = editor.add_history_entry(line.as_str());
+                }
+                Input::Line(line)
+            }
+            Err(ReadlineError::Interrupted) => Input::Interrupted,
+            Err(_) => Input::Eof,
+        };
+        let eof = matches!(input, Input::Eof);
+        if lines.send(input).is_err() || eof {
+            break;
+        }
+        match continuing.recv() {
+            Ok(true) => prompt = CONTINUATION,
+            Ok(false) => prompt = PROMPT,
+            Err(_) => break,
+        }
+    }
+    if let Some(history) = &history {
+        let _ = editor.save_history(history);
+    }
+}
