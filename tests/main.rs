@@ -9,6 +9,7 @@ mod cli_interrupt;
 mod cli_run;
 mod dispatch;
 mod examples;
+mod incremental;
 mod lua_meta;
 mod lua_specs;
 mod readme;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use sloth_runner::rpc::client::WorkspaceSource;
 use sloth_runner::workspace::{ApplyReport, Limits, Manifest, WorkspaceError, unpack};
 
 use crate::support::Test;
@@ -137,9 +138,12 @@ fn a_real_agent_refuses_a_hostile_workspace_and_writes_nothing_outside() {
                 )],
                 ..Default::default()
             };
-            tokio::time::timeout(std::time::Duration::from_secs(30), client.execute(spec, file.path(), |_| {}))
-                .await
-                .expect("the agent answered in time")
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                client.execute(spec, WorkspaceSource::Archive(file.path().to_path_buf()), |_| {}),
+            )
+            .await
+            .expect("the agent answered in time")
         });
         let error = result.expect_err(label).to_string();
         assert!(error.contains("refused archive entry") && error.contains(&entry), "{label}: {error}");
@@ -172,8 +176,9 @@ impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
     ) -> Result<tonic::Response<Self::ExecuteStream>, tonic::Status> {
         use sloth_runner::rpc::proto::execute_response::Event;
         use sloth_runner::rpc::proto::{ChangesEnd, ExecuteResponse, TaskResult};
+        // Answers as soon as the task arrives, without asking for any content.
         let mut inbound = request.into_inner();
-        while inbound.message().await?.is_some() {}
+        inbound.message().await?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let events = vec![
             Event::Result(TaskResult { ok: true, message: Some("done".into()), outputs_json: b"{}".to_vec() }),

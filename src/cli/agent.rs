@@ -154,6 +154,14 @@ async fn serve(
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         max_tasks: args.max_tasks,
         work_dir: work_root.path().to_path_buf(),
+        cache: match crate::workspace::BlobCache::new(work_root.path().join("cache")) {
+            Ok(cache) => cache,
+            Err(error) => {
+                eprintln!("error: cannot create the agent's cache: {error}");
+                return (ExitCode::FAILURE, Some(work_root));
+            }
+        },
+        limits: crate::workspace::Limits::default(),
     };
     let service = AgentService::new(identity, Arc::new(handler));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -11,11 +11,11 @@ use std::time::Duration;
 use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, UserDataMethods, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::archive_data::{ArchiveData, Storage};
+use super::archive_data::{ArchiveData, ManifestData, Storage};
 use super::{console_events, lua_json};
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
-use crate::rpc::client::{AgentClient, TaskSpec};
+use crate::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
 use crate::rpc::tls::ClientTls;
 
 /// How long connecting to an agent may take before it counts as unreachable.
@@ -125,6 +125,7 @@ impl UserData for ClientData {
 }
 
 /// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace }[, { prefix, on_event }])`
+/// where `workspace` is a snapshot (incremental sync) or a packed archive (sent whole)
 /// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`.
 async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Option<Table>) -> LuaResult<Table> {
     let field = |name: &str| -> LuaResult<String> {
@@ -148,16 +149,23 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         deps_json: lua_json::lua_to_bytes(&lua, request.get("deps")?, "the dependencies' outputs")?,
         values_json: lua_json::lua_to_bytes(&lua, request.get("values")?, "values")?,
     };
-    let workspace: AnyUserData =
-        request.get("workspace").map_err(|_| lua_error("execute", "request field 'workspace' must be an archive"))?;
-    let workspace_path = workspace.borrow::<ArchiveData>()?.path().to_path_buf();
+    let workspace: AnyUserData = request
+        .get("workspace")
+        .map_err(|_| lua_error("execute", "request field 'workspace' must be an archive or a snapshot"))?;
+    // A snapshot syncs incrementally (only what the agent lacks); an archive goes whole.
+    let source = match workspace.borrow::<ManifestData>() {
+        Ok(snapshot) => {
+            WorkspaceSource::Incremental { root: snapshot.root.clone(), manifest: snapshot.manifest.clone() }
+        }
+        Err(_) => WorkspaceSource::Archive(workspace.borrow::<ArchiveData>()?.path().to_path_buf()),
+    };
     let (prefix, on_event) = match &options {
         Some(options) => (options.get::<Option<String>>("prefix")?, options.get::<Option<Function>>("on_event")?),
         None => (None, None),
     };
 
     let outcome = client
-        .execute(spec, &workspace_path, |event| {
+        .execute(spec, source, |event| {
             match &event {
                 TaskEvent::Log { level, message, fields } => {
                     let fields = (!fields.is_empty()).then_some(fields.as_str());

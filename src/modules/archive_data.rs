@@ -49,14 +49,26 @@ impl UserData for ArchiveData {
     }
 }
 
-/// A workspace manifest (a snapshot) held by Lua.
+/// A workspace manifest (a snapshot) held by Lua, with the directory it describes.
 #[derive(Debug, Clone)]
-pub struct ManifestData(pub Arc<Manifest>);
+pub struct ManifestData {
+    pub manifest: Arc<Manifest>,
+    pub root: PathBuf,
+}
 
 impl UserData for ManifestData {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("files", |_, this| Ok(this.0.file_count()));
-        fields.add_field_method_get("size", |_, this| Ok(this.0.total_size()));
-        fields.add_field_method_get("entries", |_, this| Ok(this.0.entries.len()));
+        fields.add_field_method_get("files", |_, this| Ok(this.manifest.file_count()));
+        fields.add_field_method_get("size", |_, this| Ok(this.manifest.total_size()));
+        fields.add_field_method_get("entries", |_, this| Ok(this.manifest.entries.len()));
+        fields.add_field_method_get("root", |_, this| Ok(this.root.to_string_lossy().into_owned()));
     }
+}
+
+/// The base manifest an archive or a snapshot carries (for conflict detection on apply).
+pub fn base_manifest(value: &mlua::AnyUserData) -> mlua::Result<Option<Arc<Manifest>>> {
+    if let Ok(archive) = value.borrow::<ArchiveData>() {
+        return Ok(archive.base.clone());
+    }
+    Ok(Some(value.borrow::<ManifestData>()?.manifest.clone()))
 }

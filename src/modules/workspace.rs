@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
 
-use super::archive_data::{ArchiveData, ManifestData, Storage};
+use super::archive_data::{ArchiveData, ManifestData, Storage, base_manifest};
 use super::task_context;
 use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
 
@@ -99,15 +99,16 @@ async fn unpack(lua: Lua, (archive, dir): (AnyUserData, String)) -> LuaResult<Ta
 async fn snapshot(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "snapshot")?;
-    let manifest = blocking("snapshot", move || Manifest::scan(&root, &Filter::new(&root, &exclude)?)).await?;
-    lua.create_userdata(ManifestData(Arc::new(manifest)))
+    let scanned = root.clone();
+    let manifest = blocking("snapshot", move || Manifest::scan(&scanned, &Filter::new(&scanned, &exclude)?)).await?;
+    lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root })
 }
 
 /// `workspace.changes(dir, base_manifest[, { exclude, output }]) -> archive` whose `deleted`
 /// lists removed paths. `output` names the file to write (default: a temporary file).
 async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
-    let base = base.borrow::<ManifestData>()?.0.clone();
+    let base = base.borrow::<ManifestData>()?.manifest.clone();
     let exclude = exclude_option(options.as_ref(), "changes")?;
     let output = match &options {
         Some(options) => options.get::<Option<String>>("output")?.map(|path| resolve_dir(&lua, &path)),
@@ -135,7 +136,7 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
     lua.create_userdata(archive)
 }
 
-/// `workspace.apply(dir, changes[, { base = packed_archive }]) -> { written, deleted }`.
+/// `workspace.apply(dir, changes[, { base = packed_archive_or_snapshot }]) -> { written, deleted }`.
 /// Refuses, changing nothing, on an unsafe archive or on a conflict with `base`.
 async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<Table>)) -> LuaResult<Table> {
     let root = resolve_dir(&lua, &dir);
@@ -145,7 +146,7 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
     };
     let base = match &options {
         Some(options) => match options.get::<Option<AnyUserData>>("base")? {
-            Some(base) => base.borrow::<ArchiveData>()?.base.clone(),
+            Some(base) => base_manifest(&base)?,
             None => None,
         },
         None => None,

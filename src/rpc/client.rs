@@ -1,6 +1,7 @@
 //! The master's side of the wire: connect to an agent, ask its info, run a task on it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +19,7 @@ use super::proto::{ExecuteRequest, InfoRequest, InfoResponse, ScriptFile, TaskRe
 use super::tls::ClientTls;
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
+use crate::workspace::{Manifest, pack_blobs};
 
 /// Why a call to an agent failed, naming the agent's address.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ impl From<TaskSpec> for TaskRequest {
             params_json: spec.params_json,
             deps_json: spec.deps_json,
             values_json: spec.values_json,
+            manifest: Vec::new(),
         }
     }
 }
@@ -70,6 +73,16 @@ impl From<TaskRequest> for TaskSpec {
             values_json: request.values_json,
         }
     }
+}
+
+/// How the workspace travels.
+#[derive(Debug, Clone)]
+pub enum WorkspaceSource {
+    /// A whole-workspace archive (tar + gzip).
+    Archive(PathBuf),
+    /// Incremental: the manifest goes first and only the contents the agent lacks follow,
+    /// read from `root`.
+    Incremental { root: PathBuf, manifest: Arc<Manifest> },
 }
 
 /// How a remote task ended, with its changes.
@@ -129,26 +142,40 @@ impl AgentClient {
         Ok(response.into_inner())
     }
 
-    /// Sends `task` with the workspace archive at `workspace`, reports events as they arrive,
-    /// and receives the result and the changes.
+    /// Sends `task` with its workspace, reports events as they arrive, and receives the
+    /// result and the changes.
     pub async fn execute(
         &mut self,
         task: TaskSpec,
-        workspace: &Path,
+        workspace: WorkspaceSource,
         mut on_event: impl FnMut(TaskEvent),
     ) -> Result<TaskOutcome, ClientError> {
-        let file = tokio::fs::File::open(workspace)
-            .await
-            .map_err(|source| ClientError::Io { path: workspace.to_path_buf(), source })?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let first = ExecuteRequest { item: Some(Item::Task(TaskRequest::from(task))) };
-        // The upload runs beside the call so that a large workspace streams with bounded memory.
-        let upload = tokio::spawn(upload(first, file, tx));
+        let mut request = TaskRequest::from(task);
+        let mut pending_upload = None;
+        match &workspace {
+            WorkspaceSource::Archive(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|source| ClientError::Io { path: path.clone(), source })?;
+                pending_upload = Some(file);
+            }
+            WorkspaceSource::Incremental { manifest, .. } => request.manifest = super::manifest::to_wire(manifest),
+        }
+        let first = ExecuteRequest { item: Some(Item::Task(request)) };
+        if tx.send(first).await.is_err() {
+            return Err(self.failed("the request stream closed"));
+        }
+        // Uploads run beside the call so that a large workspace streams with bounded memory.
+        let mut tx = Some(tx);
+        let upload = pending_upload.map(|file| tokio::spawn(upload(file, tx.take())));
         let response = self.grpc.execute(ReceiverStream::new(rx)).await;
         let mut inbound = match response {
             Ok(response) => response.into_inner(),
             Err(status) => {
-                upload.abort();
+                if let Some(upload) = upload {
+                    upload.abort();
+                }
                 return Err(self.status_error(&status));
             }
         };
@@ -179,6 +206,19 @@ impl AgentClient {
                     },
                     line: line.line,
                 }),
+                Some(Event::Need(need)) => {
+                    let WorkspaceSource::Incremental { root, manifest } = &workspace else {
+                        return Err(self.failed("the agent asked for contents of a whole-archive workspace"));
+                    };
+                    let hashes = super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?;
+                    let blobs = pack_needed(root.clone(), Arc::clone(manifest), hashes).await?;
+                    let file = tokio::fs::File::from_std(
+                        blobs
+                            .reopen()
+                            .map_err(|source| ClientError::Io { path: blobs.path().to_path_buf(), source })?,
+                    );
+                    tokio::spawn(upload_then_drop(file, tx.take(), blobs));
+                }
                 Some(Event::Result(task_result)) => result = Some(task_result),
                 Some(Event::ChangesChunk(chunk)) => {
                     received += chunk.len() as u64;
@@ -228,11 +268,36 @@ impl AgentClient {
     }
 }
 
-/// Streams the task request, the workspace in chunks, and the end marker.
-async fn upload(first: ExecuteRequest, mut file: tokio::fs::File, tx: tokio::sync::mpsc::Sender<ExecuteRequest>) {
-    if tx.send(first).await.is_err() {
-        return;
-    }
+/// Packs the contents the agent asked for into a temporary blob archive, off the async threads.
+async fn pack_needed(
+    root: PathBuf,
+    manifest: Arc<Manifest>,
+    hashes: Vec<blake3::Hash>,
+) -> Result<tempfile::NamedTempFile, ClientError> {
+    tokio::task::spawn_blocking(move || {
+        let temp =
+            tempfile::NamedTempFile::new().map_err(|source| ClientError::Io { path: std::env::temp_dir(), source })?;
+        let file = temp.reopen().map_err(|source| ClientError::Io { path: temp.path().to_path_buf(), source })?;
+        pack_blobs(&root, &manifest, &hashes, std::io::BufWriter::new(file))
+            .map_err(|e| ClientError::Io { path: root.clone(), source: std::io::Error::other(e.to_string()) })?;
+        Ok(temp)
+    })
+    .await
+    .map_err(|e| ClientError::Io { path: PathBuf::new(), source: std::io::Error::other(e.to_string()) })?
+}
+
+/// [`upload`], keeping the temporary file alive until it is sent.
+async fn upload_then_drop(
+    file: tokio::fs::File,
+    tx: Option<tokio::sync::mpsc::Sender<ExecuteRequest>>,
+    _keep: tempfile::NamedTempFile,
+) {
+    upload(file, tx).await;
+}
+
+/// Streams an archive in chunks, then the end marker.
+async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<ExecuteRequest>>) {
+    let Some(tx) = tx else { return };
     let mut size: u64 = 0;
     loop {
         let mut chunk = vec![0u8; CHUNK_SIZE];

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod manifest;
 pub mod server;
 pub mod tls;
 

@@ -19,19 +19,28 @@ use super::proto::agent_server::Agent;
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
 use super::proto::{
-    ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, OutputLine, TaskResult,
-    output_line,
+    ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, NeedBlobs, OutputLine,
+    TaskResult, output_line,
 };
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
+use crate::workspace::{BlobCache, Limits};
 
-/// A task as the handler receives it: plain data, the workspace archive already on disk.
+/// Where a received task's workspace is.
+#[derive(Debug, Clone)]
+pub enum RemoteWorkspace {
+    /// A whole-workspace archive (tar + gzip) still to extract.
+    Archive(PathBuf),
+    /// Already built from the manifest and the blob cache (incremental sync).
+    Ready(PathBuf),
+}
+
+/// A task as the handler receives it: plain data, the workspace on disk.
 #[derive(Debug)]
 pub struct RemoteTask {
     /// What the master sent.
     pub spec: TaskSpec,
-    /// The received workspace (tar + gzip).
-    pub workspace_archive: PathBuf,
+    pub workspace: RemoteWorkspace,
     /// A private empty directory for this task, removed after the call.
     pub dir: PathBuf,
 }
@@ -65,6 +74,10 @@ pub struct AgentIdentity {
     pub max_tasks: u32,
     /// Parent of the per-task temporary directories.
     pub work_dir: PathBuf,
+    /// Contents already received, for incremental sync.
+    pub cache: BlobCache,
+    /// What one task's workspace may hold.
+    pub limits: Limits,
 }
 
 /// The `sloth.agent.v1.Agent` service.
@@ -101,34 +114,79 @@ impl Agent for AgentService {
         request: Request<Streaming<ExecuteRequest>>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let mut inbound = request.into_inner();
-        let task = match inbound.message().await? {
+        let mut task = match inbound.message().await? {
             Some(ExecuteRequest { item: Some(Item::Task(task)) }) => task,
             _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
         };
+        let manifest = std::mem::take(&mut task.manifest);
         let dir = tempfile::Builder::new()
             .prefix("task-")
             .tempdir_in(&self.identity.work_dir)
             .map_err(|e| Status::internal(format!("cannot create a task directory: {e}")))?;
-        let archive = dir.path().join("workspace.tar.gz");
-        receive_workspace(&mut inbound, &archive).await?;
-        tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), "task received");
+        tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental = !manifest.is_empty(), "task received");
 
-        let remote =
-            RemoteTask { spec: TaskSpec::from(task), workspace_archive: archive, dir: dir.path().to_path_buf() };
         let (tx, rx) = mpsc::channel(64);
         let handler = Arc::clone(&self.handler);
         let slots = Arc::clone(&self.slots);
         let in_flight = Arc::clone(&self.in_flight);
+        let identity = self.identity.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = slots.acquire_owned().await else { return };
-            in_flight.fetch_add(1, Ordering::Relaxed);
-            run_task(handler.as_ref(), remote, &tx).await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let workspace = if manifest.is_empty() {
+                let archive = dir.path().join("workspace.tar.gz");
+                receive_workspace(&mut inbound, &archive).await.map(|()| RemoteWorkspace::Archive(archive))
+            } else {
+                receive_incremental(&mut inbound, manifest, dir.path(), &identity, &tx).await
+            };
+            match workspace {
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                }
+                Ok(workspace) => {
+                    let remote = RemoteTask { spec: TaskSpec::from(task), workspace, dir: dir.path().to_path_buf() };
+                    if let Ok(_permit) = slots.acquire_owned().await {
+                        in_flight.fetch_add(1, Ordering::Relaxed);
+                        run_task(handler.as_ref(), remote, &tx).await;
+                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
             // The task's directory goes last, off the async threads.
             let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
+/// workspace from the manifest in `<dir>/workspace`.
+async fn receive_incremental(
+    inbound: &mut Streaming<ExecuteRequest>,
+    manifest: Vec<super::proto::FileEntry>,
+    dir: &std::path::Path,
+    identity: &AgentIdentity,
+    tx: &Outbound,
+) -> Result<RemoteWorkspace, Status> {
+    let manifest = super::manifest::from_wire(manifest).map_err(Status::invalid_argument)?;
+    let missing = identity.cache.missing(&manifest);
+    let need = NeedBlobs { hashes: missing.iter().map(|hash| hash.as_bytes().to_vec()).collect() };
+    tracing::info!(entries = manifest.entries.len(), missing = missing.len(), "incremental sync");
+    if tx.send(Ok(ExecuteResponse { event: Some(Event::Need(need)) })).await.is_err() {
+        return Err(Status::cancelled("the master went away"));
+    }
+    let blobs = dir.join("blobs.tar.gz");
+    receive_workspace(inbound, &blobs).await?;
+    let (cache, limits, root) = (identity.cache.clone(), identity.limits, dir.join("workspace"));
+    let ready = root.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), crate::workspace::WorkspaceError> {
+        let file = std::fs::File::open(&blobs).map_err(crate::workspace::WorkspaceError::io(&blobs))?;
+        cache.store(std::io::BufReader::new(file), &limits)?;
+        std::fs::create_dir(&root).map_err(crate::workspace::WorkspaceError::io(&root))?;
+        cache.materialize(&manifest, &root, &limits)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(RemoteWorkspace::Ready(ready))
 }
 
 /// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size.

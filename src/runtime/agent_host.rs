@@ -14,7 +14,7 @@ use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
 use crate::modules::archive_data::{ArchiveData, Storage};
 use crate::modules::lua_json;
-use crate::rpc::server::{RemoteOutcome, RemoteTask, TaskHandler};
+use crate::rpc::server::{RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler};
 
 /// Runs tasks as `<agent name>/<task>` with the given stdlib.
 #[derive(Debug, Clone)]
@@ -122,14 +122,20 @@ async fn run_in_vm(
         request.set("params", lua_json::bytes_to_lua(lua, &spec.params_json, "params")?)?;
         request.set("deps", lua_json::bytes_to_lua(lua, &spec.deps_json, "deps")?)?;
         request.set("dir", task.dir.to_string_lossy().as_ref())?;
-        let workspace = ArchiveData {
-            storage: Storage::Path(task.workspace_archive.clone()),
-            base: None,
-            deleted: vec![],
-            entries: 0,
-            size: 0,
-        };
-        request.set("workspace", lua.create_userdata(workspace)?)?;
+        match &task.workspace {
+            RemoteWorkspace::Archive(path) => {
+                let archive = ArchiveData {
+                    storage: Storage::Path(path.clone()),
+                    base: None,
+                    deleted: vec![],
+                    entries: 0,
+                    size: 0,
+                };
+                request.set("workspace", lua.create_userdata(archive)?)?;
+                request.set("root", task.dir.join("workspace").to_string_lossy().as_ref())?;
+            }
+            RemoteWorkspace::Ready(root) => request.set("root", root.to_string_lossy().as_ref())?,
+        }
         Ok(request)
     };
     let request = build().map_err(|e| error::describe(&e))?;

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 pub mod apply;
+pub mod blobs;
 pub mod diff;
 pub mod filter;
 pub mod manifest;
@@ -15,6 +16,7 @@ mod safe_path;
 pub mod unpack;
 
 pub use apply::{ApplyReport, apply};
+pub use blobs::{BlobCache, pack_blobs};
 pub use diff::{Changes, diff};
 pub use filter::Filter;
 pub use manifest::{Entry, Manifest};

@@ -10,11 +10,15 @@ local workspace = require("workspace")
 
 local M = {}
 
----@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, workspace: userdata }
+--- `req.root` is the task's private workspace: already built from the master's manifest and
+--- the agent's cache (incremental sync), or to be extracted from `req.workspace`, an archive.
+---@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workspace: userdata? }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
 function M.handle(req)
-  local root = req.dir .. "/workspace"
-  workspace.unpack(req.workspace, root)
+  local root = req.root
+  if req.workspace then
+    workspace.unpack(req.workspace, root)
+  end
   scripts.shipped = req.scripts
 
   local pipeline = taskdefs.load(req.pipeline, { on_agent = true })

@@ -1,6 +1,7 @@
---- The master's side of a remote task: pack the workdir, send the task with the pipeline's
---- scripts, params, deps and values, show what the agent says as it says it, and apply the
---- changes that come back (after success, unless `workspace.sync_back` says otherwise).
+--- The master's side of a remote task: snapshot the workdir, send the task with the pipeline's
+--- scripts, params, deps and values (the agent asks only for the file contents it lacks), show
+--- what the agent says as it says it, and apply the changes that come back (after success,
+--- unless `workspace.sync_back` says otherwise).
 local agent = require("agent")
 local workspace = require("workspace")
 local core = require("sloth.core")
@@ -56,9 +57,10 @@ function M.run_on(target, task, deps, workdir)
   end
   pool.reached(target, core.now() - started)
 
-  local packed, archive = pcall(workspace.pack, workdir, { exclude = task.workspace.exclude })
-  if not packed then
-    return false, "packing the workspace " .. workdir .. ": " .. strip_prefix(archive)
+  -- A snapshot: the agent gets the manifest and asks only for the contents it lacks.
+  local scanned, base = pcall(workspace.snapshot, workdir, { exclude = task.workspace.exclude })
+  if not scanned then
+    return false, "reading the workspace " .. workdir .. ": " .. strip_prefix(base)
   end
   local request = {
     group = task.group,
@@ -68,7 +70,7 @@ function M.run_on(target, task, deps, workdir)
     params = task.params,
     deps = deps,
     values = values,
-    workspace = archive,
+    workspace = base,
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
@@ -81,7 +83,7 @@ function M.run_on(target, task, deps, workdir)
 
   local sync = task.workspace.sync_back
   if sync == "always" or (sync == "on_success" and result.ok) then
-    local applied, report = pcall(workspace.apply, workdir, result.changes, { base = archive })
+    local applied, report = pcall(workspace.apply, workdir, result.changes, { base = base })
     if not applied then
       return false, "applying the changes from " .. describe(target) .. ": " .. strip_prefix(report)
     end

@@ -1,0 +1,245 @@
+//! Incremental sync: a content-addressed cache of file contents on the agent, the archive of
+//! blobs the master sends (only what the cache lacks), and materializing a workspace from a
+//! manifest and the cache.
+//!
+//! A manifest comes from the network, so materializing applies the same rules as extraction:
+//! normalized relative paths only, symlinks that stay inside, no writes through links, no
+//! duplicates, and limits on entries and total size (one blob may be named many times).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+
+use super::WorkspaceError;
+use super::manifest::{Entry, MODE_MASK, Manifest};
+use super::safe_path::{link_stays_inside, normalize, real_parents};
+use super::unpack::Limits;
+
+/// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored.
+#[derive(Debug, Clone)]
+pub struct BlobCache {
+    dir: PathBuf,
+}
+
+impl BlobCache {
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, WorkspaceError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(&dir))?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, hash: &blake3::Hash) -> PathBuf {
+        self.dir.join(hash.to_hex().as_str())
+    }
+
+    /// Distinct contents of `manifest` that are not in the cache.
+    pub fn missing(&self, manifest: &Manifest) -> Vec<blake3::Hash> {
+        let wanted: BTreeSet<[u8; 32]> = manifest
+            .entries
+            .values()
+            .filter_map(|entry| if let Entry::File { hash, .. } = entry { Some(*hash.as_bytes()) } else { None })
+            .collect();
+        wanted.into_iter().map(blake3::Hash::from_bytes).filter(|hash| !self.path(hash).exists()).collect()
+    }
+
+    /// Stores the blobs of a blob archive (tar + gzip, entries named by hex hash), checking
+    /// each content against its name.
+    pub fn store(&self, reader: impl Read, limits: &Limits) -> Result<u64, WorkspaceError> {
+        let mut archive = tar::Archive::new(GzDecoder::new(reader));
+        let mut stored = 0u64;
+        let mut bytes = 0u64;
+        for entry in archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))? {
+            let mut entry = entry.map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let refuse = |reason: &str| WorkspaceError::UnsafeEntry { entry: name.clone(), reason: reason.to_owned() };
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Err(refuse("a blob must be a regular file"));
+            }
+            let expected = blake3::Hash::from_hex(&name).map_err(|_| refuse("a blob must be named by its hash"))?;
+            stored += 1;
+            if stored > limits.max_entries {
+                return Err(WorkspaceError::TooLarge { what: "entry count", limit: limits.max_entries, entry: name });
+            }
+            let temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(WorkspaceError::io(&self.dir))?;
+            let mut writer = HashingWriter { inner: temp.as_file(), hasher: blake3::Hasher::new() };
+            let remaining = limits.max_bytes.saturating_sub(bytes);
+            let copied = std::io::copy(&mut (&mut entry).take(remaining + 1), &mut writer)
+                .map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+            if copied > remaining {
+                return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name });
+            }
+            bytes += copied;
+            if writer.hasher.finalize() != expected {
+                return Err(refuse("its content does not match its hash"));
+            }
+            // Atomic: a concurrent task storing the same blob writes the same bytes.
+            let target = self.path(&expected);
+            temp.persist(&target).map_err(|e| WorkspaceError::Io { path: target, source: e.error })?;
+        }
+        Ok(stored)
+    }
+
+    /// Builds the workspace `manifest` describes in `dest` (an empty directory) from the cache.
+    pub fn materialize(&self, manifest: &Manifest, dest: &Path, limits: &Limits) -> Result<(), WorkspaceError> {
+        if manifest.entries.len() as u64 > limits.max_entries {
+            return Err(WorkspaceError::TooLarge {
+                what: "entry count",
+                limit: limits.max_entries,
+                entry: manifest.entries.keys().next_back().cloned().unwrap_or_default(),
+            });
+        }
+        let mut total = 0u64;
+        let mut dir_modes = Vec::new();
+        for (path, entry) in &manifest.entries {
+            let refuse = |reason: String| WorkspaceError::UnsafeEntry { entry: path.clone(), reason };
+            if normalize(path).as_deref() != Ok(path.as_str()) {
+                return Err(refuse("is not a normalized relative path".to_owned()));
+            }
+            real_parents(dest, path)?;
+            let target = dest.join(path);
+            if std::fs::symlink_metadata(&target).is_ok() {
+                return Err(refuse("duplicate entry".to_owned()));
+            }
+            match entry {
+                Entry::Dir { mode } => {
+                    std::fs::create_dir(&target).map_err(WorkspaceError::io(&target))?;
+                    dir_modes.push((target, *mode));
+                }
+                Entry::File { mode, size, hash } => {
+                    total += size;
+                    if total > limits.max_bytes {
+                        return Err(WorkspaceError::TooLarge {
+                            what: "size",
+                            limit: limits.max_bytes,
+                            entry: path.clone(),
+                        });
+                    }
+                    let blob = self.path(hash);
+                    std::fs::copy(&blob, &target).map_err(|e| {
+                        refuse(format!("its content {} is not in the cache: {e}", &hash.to_hex()[..16]))
+                    })?;
+                    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & MODE_MASK))
+                        .map_err(WorkspaceError::io(&target))?;
+                }
+                Entry::Symlink { target: link } => {
+                    if !link_stays_inside(path, link) {
+                        return Err(refuse(format!("symlink points outside the workspace ({link})")));
+                    }
+                    std::os::unix::fs::symlink(link, &target).map_err(WorkspaceError::io(&target))?;
+                }
+            }
+        }
+        for (dir, mode) in dir_modes.into_iter().rev() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode & MODE_MASK))
+                .map_err(WorkspaceError::io(&dir))?;
+        }
+        Ok(())
+    }
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the contents `hashes` names, found in `root` through `manifest`, as a blob archive.
+pub fn pack_blobs(
+    root: &Path,
+    manifest: &Manifest,
+    hashes: &[blake3::Hash],
+    out: impl Write,
+) -> Result<u64, WorkspaceError> {
+    let wanted: BTreeSet<[u8; 32]> = hashes.iter().map(|hash| *hash.as_bytes()).collect();
+    let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(1)));
+    let mut sent = BTreeSet::new();
+    for (path, entry) in &manifest.entries {
+        let Entry::File { hash, .. } = entry else { continue };
+        if !wanted.contains(hash.as_bytes()) || !sent.insert(*hash.as_bytes()) {
+            continue;
+        }
+        let full = root.join(path);
+        let mut file = std::fs::File::open(&full).map_err(WorkspaceError::io(&full))?;
+        let size = file.metadata().map_err(WorkspaceError::io(&full))?.len();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o600);
+        header.set_mtime(0);
+        header.set_size(size);
+        builder.append_data(&mut header, hash.to_hex().as_str(), &mut file).map_err(WorkspaceError::io(&full))?;
+    }
+    let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
+    encoder.finish().map_err(WorkspaceError::io(root))?;
+    Ok(sent.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::Filter;
+
+    #[test]
+    fn a_workspace_round_trips_through_blobs_and_the_cache_dedups() {
+        let source = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(source.path().join("d")).expect("mkdir");
+        std::fs::write(source.path().join("d/a.txt"), "same").expect("write");
+        std::fs::write(source.path().join("b.txt"), "same").expect("write");
+        std::fs::write(source.path().join("c.sh"), "other").expect("write");
+        std::fs::set_permissions(source.path().join("c.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::symlink("d/a.txt", source.path().join("link")).expect("symlink");
+        let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let cache = BlobCache::new(cache_dir.path()).expect("cache");
+        let missing = cache.missing(&manifest);
+        assert_eq!(missing.len(), 2, "two distinct contents");
+        let mut archive = Vec::new();
+        assert_eq!(pack_blobs(source.path(), &manifest, &missing, &mut archive).expect("pack"), 2);
+        cache.store(&archive[..], &Limits::default()).expect("store");
+        assert!(cache.missing(&manifest).is_empty());
+
+        let dest = tempfile::tempdir().expect("tempdir");
+        cache.materialize(&manifest, dest.path(), &Limits::default()).expect("materialize");
+        assert_eq!(Manifest::scan(dest.path(), &Filter::builtin()).expect("scan"), manifest);
+    }
+
+    #[test]
+    fn a_blob_that_does_not_match_its_name_is_refused() {
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let cache = BlobCache::new(cache_dir.path()).expect("cache");
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(4);
+        header.set_mode(0o600);
+        let name = blake3::hash(b"real").to_hex();
+        builder.append_data(&mut header, name.as_str(), &b"fake"[..]).expect("append");
+        let archive = builder.into_inner().expect("tar").finish().expect("gzip");
+        let error = cache.store(&archive[..], &Limits::default()).expect_err("poisoned blob");
+        assert!(error.to_string().contains("does not match its hash"), "{error}");
+        assert!(
+            cache
+                .missing(&Manifest {
+                    entries: [("x".to_owned(), Entry::File { mode: 0o644, size: 4, hash: blake3::hash(b"real") })]
+                        .into()
+                })
+                .len()
+                == 1
+        );
+    }
+}
