@@ -58,6 +58,9 @@ fn send(agent: &Agent, root: &std::path::Path, manifest: Manifest) -> String {
     })
 }
 
+/// (label, manifest entries, the entry the error must name)
+type HostileCase = (&'static str, Vec<(String, Entry)>, String);
+
 #[test]
 fn a_real_agent_refuses_hostile_manifests_naming_the_entry() {
     let work_dir = tempfile::tempdir().expect("tempdir");
@@ -68,7 +71,7 @@ fn a_real_agent_refuses_hostile_manifests_naming_the_entry() {
     std::fs::write(root.path().join("!content.txt"), "owned").expect("write");
     let file = Entry::File { mode: 0o644, size: 5, hash: blake3::hash(b"owned") };
     let absolute = outside.path().join("absolute.txt").to_string_lossy().into_owned();
-    let cases: Vec<(&str, Vec<(String, Entry)>, String)> = vec![
+    let cases: Vec<HostileCase> = vec![
         ("absolute path", vec![(absolute.clone(), file.clone())], absolute.clone()),
         ("parent directory", vec![("../escaped.txt".to_owned(), file.clone())], "../escaped.txt".to_owned()),
         (
