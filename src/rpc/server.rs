@@ -31,8 +31,9 @@ use crate::workspace::{BlobCache, Limits};
 pub enum RemoteWorkspace {
     /// A whole-workspace archive (tar + gzip) still to extract.
     Archive(PathBuf),
-    /// Already built from the manifest and the blob cache (incremental sync).
-    Ready(PathBuf),
+    /// Already built from the manifest and the blob cache (incremental sync); the manifest
+    /// describes exactly what is there.
+    Ready(PathBuf, std::sync::Arc<crate::workspace::Manifest>),
 }
 
 /// A task as the handler receives it: plain data, the workspace on disk.
@@ -177,16 +178,18 @@ async fn receive_incremental(
     receive_workspace(inbound, &blobs).await?;
     let (cache, limits, root) = (identity.cache.clone(), identity.limits, dir.join("workspace"));
     let ready = root.clone();
+    let manifest = std::sync::Arc::new(manifest);
+    let built = std::sync::Arc::clone(&manifest);
     tokio::task::spawn_blocking(move || -> Result<(), crate::workspace::WorkspaceError> {
         let file = std::fs::File::open(&blobs).map_err(crate::workspace::WorkspaceError::io(&blobs))?;
         cache.store(std::io::BufReader::new(file), &limits)?;
         std::fs::create_dir(&root).map_err(crate::workspace::WorkspaceError::io(&root))?;
-        cache.materialize(&manifest, &root, &limits)
+        cache.materialize(&built, &root, &limits)
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))?
     .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    Ok(RemoteWorkspace::Ready(ready))
+    Ok(RemoteWorkspace::Ready(ready, manifest))
 }
 
 /// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size.

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
-use crate::modules::archive_data::{ArchiveData, Storage};
+use crate::modules::archive_data::{ArchiveData, ManifestData, Storage};
 use crate::modules::lua_json;
 use crate::rpc::server::{RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler};
 
@@ -134,7 +134,12 @@ async fn run_in_vm(
                 request.set("workspace", lua.create_userdata(archive)?)?;
                 request.set("root", task.dir.join("workspace").to_string_lossy().as_ref())?;
             }
-            RemoteWorkspace::Ready(root) => request.set("root", root.to_string_lossy().as_ref())?,
+            RemoteWorkspace::Ready(root, manifest) => {
+                request.set("root", root.to_string_lossy().as_ref())?;
+                // What was just built, so the handler need not scan it again.
+                let base = ManifestData { manifest: manifest.clone(), root: root.clone() };
+                request.set("base", lua.create_userdata(base)?)?;
+            }
         }
         Ok(request)
     };

@@ -11,8 +11,9 @@ local workspace = require("workspace")
 local M = {}
 
 --- `req.root` is the task's private workspace: already built from the master's manifest and
---- the agent's cache (incremental sync), or to be extracted from `req.workspace`, an archive.
----@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workspace: userdata? }
+--- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
+--- from `req.workspace`, an archive.
+---@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workspace: userdata?, base: userdata? }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
 function M.handle(req)
   local root = req.root
@@ -29,7 +30,7 @@ function M.handle(req)
   end
   task.params = req.params
 
-  local base = workspace.snapshot(root, { exclude = task.workspace.exclude })
+  local base = req.base or workspace.snapshot(root, { exclude = task.workspace.exclude })
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = root, env = task.env }
   local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, root))
   if not job_ok then
