@@ -2,6 +2,7 @@
 # Remote-task overhead and workspace throughput, on this machine, over loopback.
 #
 #   bench/remote.sh [RUNS]
+#   SLOTH_BIN=/path/to/sloth-runner bench/remote.sh [RUNS]   # measure another build
 #
 # Builds the release binary, starts one agent, then times whole `sloth-runner run` invocations
 # (process start, Lua VM, pipeline load, and for remote tasks: pack, gRPC, agent VM, changes,
@@ -10,8 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-21}
-cargo build --release --quiet
-bin="$PWD/target/release/sloth-runner"
+if [ -z "${SLOTH_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+bin="${SLOTH_BIN:-$PWD/target/release/sloth-runner}"
 
 scratch=$(mktemp -d)
 agent_out="$scratch/agent.out"
