@@ -12,6 +12,7 @@ mod examples;
 mod incremental;
 mod lua_meta;
 mod lua_specs;
+mod netns;
 mod readme;
 mod remote;
 mod repl;

@@ -23,8 +23,18 @@ impl Agent {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(Command::new(binary()), args, env)
+    }
+
+    /// Starts the agent inside network namespace `namespace` (`ip netns exec`).
+    pub fn start_in_namespace(namespace: &str, args: &[&str]) -> Self {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", namespace]).arg(binary());
+        Self::spawn(command, args, &[])
+    }
+
+    fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = tempfile::NamedTempFile::new().expect("agent log file");
-        let mut command = Command::new(binary());
         command
             .args(["agent", "-p", "0", "--name", "test-agent"])
             .args(args)
