@@ -36,7 +36,7 @@ impl Namespace {
             ],
             vec!["link".into(), "set".into(), ns_veth.clone(), "netns".into(), name.clone()],
             vec!["addr".into(), "add".into(), format!("{host_ip}/24"), "dev".into(), host_veth.clone()],
-            vec!["link".into(), "set".into(), host_veth.clone(), "up".into()],
+            vec!["link".into(), "set".into(), host_veth, "up".into()],
             vec![
                 "-n".into(),
                 name.clone(),
@@ -47,7 +47,7 @@ impl Namespace {
                 ns_veth.clone(),
             ],
             vec!["-n".into(), name.clone(), "link".into(), "set".into(), ns_veth, "up".into()],
-            vec!["-n".into(), name.clone(), "link".into(), "set".into(), "lo".into(), "up".into()],
+            vec!["-n".into(), name, "link".into(), "set".into(), "lo".into(), "up".into()],
         ];
         for step in steps {
             let output =
