@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sloth_runner::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
+use sloth_runner::rpc::client::{AgentClient, WorkspaceSource};
 use sloth_runner::workspace::{Entry, Manifest};
 
 use crate::support::Test;
@@ -40,16 +40,7 @@ fn send(agent: &Agent, root: &std::path::Path, manifest: Manifest) -> String {
     tokio.block_on(async {
         let mut client =
             AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
-        let spec = TaskSpec {
-            group: "g".into(),
-            task: "t".into(),
-            pipeline: "tasks.lua".into(),
-            scripts: vec![(
-                "tasks.lua".into(),
-                b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'true' } } } }".to_vec(),
-            )],
-            ..Default::default()
-        };
+        let spec = crate::support::agent::trivial_task_spec();
         let source = WorkspaceSource::Incremental { root: root.to_path_buf(), manifest: Arc::new(manifest) };
         let result = tokio::time::timeout(Duration::from_secs(30), client.execute(spec, source, |_| {}))
             .await

@@ -128,16 +128,7 @@ fn a_real_agent_refuses_a_hostile_workspace_and_writes_nothing_outside() {
             )
             .await
             .expect("connect");
-            let spec = sloth_runner::rpc::client::TaskSpec {
-                group: "g".into(),
-                task: "t".into(),
-                pipeline: "tasks.lua".into(),
-                scripts: vec![(
-                    "tasks.lua".into(),
-                    b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'true' } } } }".to_vec(),
-                )],
-                ..Default::default()
-            };
+            let spec = crate::support::agent::trivial_task_spec();
             tokio::time::timeout(
                 std::time::Duration::from_secs(30),
                 client.execute(spec, WorkspaceSource::Archive(file.path().to_path_buf()), |_| {}),

@@ -57,6 +57,19 @@ function Checker:add(where, problem)
   self.problems[#self.problems + 1] = errors.locate(where, problem)
 end
 
+--- Reports every key of `raw` that `known` does not list (or lists as false: a field of the
+--- language this version does not handle). `where(field)` locates a field.
+function Checker:known_fields(raw, known, where)
+  for _, field in ipairs(sorted_keys(raw)) do
+    local supported = known[field]
+    if supported == nil then
+      self:add(where(tostring(field)), "unknown field")
+    elseif supported == false then
+      self:add(where(tostring(field)), "is not supported by this version of sloth-runner")
+    end
+  end
+end
+
 local function is_list_of_strings(v)
   if type(v) ~= "table" then
     return false
@@ -83,15 +96,9 @@ function Checker:task(group_name, raw, position, key_name)
     return nil
   end
   raw = merged
-  for _, field in ipairs(sorted_keys(raw)) do
-    local supported = M.TASK_FIELDS[field]
-    local where = { group = group_name, task = where_task, field = tostring(field) }
-    if supported == nil then
-      self:add(where, "unknown field")
-    elseif supported == false then
-      self:add(where, "is not supported by this version of sloth-runner")
-    end
-  end
+  self:known_fields(raw, M.TASK_FIELDS, function(field)
+    return { group = group_name, task = where_task, field = field }
+  end)
 
   local name = raw.name
   if key_name ~= nil then
@@ -252,15 +259,9 @@ function Checker:agents(group_name, raw)
     elseif type(agent.address) ~= "string" or agent.address == "" then
       self:add(where, "has no 'address' (host:port)")
     else
-      for _, field in ipairs(sorted_keys(agent)) do
-        local known = AGENT_FIELDS[field]
-        local field_where = { group = group_name, field = "agents." .. tostring(name) .. "." .. tostring(field) }
-        if known == nil then
-          self:add(field_where, "unknown field")
-        elseif known == false then
-          self:add(field_where, "is not supported by this version of sloth-runner")
-        end
-      end
+      self:known_fields(agent, AGENT_FIELDS, function(field)
+        return { group = group_name, field = "agents." .. tostring(name) .. "." .. field }
+      end)
       if agent.token ~= nil and type(agent.token) ~= "string" then
         self:add({ group = group_name, field = "agents." .. tostring(name) .. ".token" }, "must be a string")
       end
@@ -341,15 +342,9 @@ function Checker:group(name, raw, base_dir)
     self:add({ group = name }, "must be a table, got " .. type(raw))
     return nil
   end
-  for _, field in ipairs(sorted_keys(raw)) do
-    local supported = M.GROUP_FIELDS[field]
-    local where = { group = name, field = tostring(field) }
-    if supported == nil then
-      self:add(where, "unknown field")
-    elseif supported == false then
-      self:add(where, "is not supported by this version of sloth-runner")
-    end
-  end
+  self:known_fields(raw, M.GROUP_FIELDS, function(field)
+    return { group = name, field = field }
+  end)
   local group = { name = name, description = raw.description, tasks = {}, by_name = {}, agents = {} }
   if raw.description ~= nil and type(raw.description) ~= "string" then
     self:add({ group = name, field = "description" }, "must be a string, got " .. type(raw.description))

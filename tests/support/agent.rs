@@ -129,3 +129,17 @@ pub fn process_running(needles: &[&str]) -> bool {
         !zombie && !cmdline.is_empty() && needles.iter().all(|needle| cmdline.contains(needle))
     })
 }
+
+/// A task the agent can load from the script shipped with it: group `g`, task `t`, `true`.
+pub fn trivial_task_spec() -> sloth_runner::rpc::client::TaskSpec {
+    sloth_runner::rpc::client::TaskSpec {
+        group: "g".into(),
+        task: "t".into(),
+        pipeline: "tasks.lua".into(),
+        scripts: vec![(
+            "tasks.lua".into(),
+            b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'true' } } } }".to_vec(),
+        )],
+        ..Default::default()
+    }
+}
