@@ -1,0 +1,146 @@
+--- The agent-related fields of a pipeline, read during validation: a group's `agents` table
+--- (with `token` and `tls`), `delegate_to`, and where each task may run (`task.remote`: its
+--- candidate agents and the group's dispatch policy). Each reader takes the validation
+--- checker as `self` and reports problems through `self:add(where, problem)`.
+local paths = require("sloth.paths")
+local tables = require("sloth.tables")
+
+local M = {}
+
+local AGENT_FIELDS = { address = true, labels = true, token = true, tls = true }
+local TLS_FIELDS = { ca = true, cert = true, key = true, domain = true }
+
+local sorted_keys = tables.sorted_keys
+
+--- An agent's `tls = { ca, cert?, key?, domain? }`: PEM paths relative to the pipeline file.
+function M.tls(self, group_name, agent_name, raw)
+  local where = function(field)
+    return { group = group_name, field = "agents." .. agent_name .. ".tls" .. (field and ("." .. field) or "") }
+  end
+  if type(raw) ~= "table" then
+    self:add(where(), "must be a table { ca = \"ca.pem\", cert = ..., key = ..., domain = ... }, got " .. type(raw))
+    return nil
+  end
+  local tls = {}
+  for key, value in pairs(raw) do
+    if not TLS_FIELDS[key] then
+      self:add(where(tostring(key)), "unknown field")
+    elseif type(value) ~= "string" then
+      self:add(where(key), "must be a string, got " .. type(value))
+    elseif key == "domain" then
+      tls.domain = value
+    else
+      tls[key] = paths.absolute(value, self.base_dir)
+    end
+  end
+  if raw.ca == nil then
+    self:add(where("ca"), "is missing (the CA certificate that signed the agent's)")
+  end
+  if (raw.cert == nil) ~= (raw.key == nil) then
+    self:add(where(), "'cert' and 'key' go together")
+  end
+  return tls
+end
+
+--- `delegate_to`: an address string or `{ address = ... }`; returns the address or nil.
+function M.delegate(self, where, raw)
+  local address = raw
+  if type(raw) == "table" then
+    address = raw.address
+  end
+  if type(address) ~= "string" or address == "" then
+    self:add(where, "must be an address string (host:port) or { address = \"host:port\" }")
+    return nil
+  end
+  return address
+end
+
+function M.agents(self, group_name, raw)
+  if type(raw) ~= "table" then
+    self:add({ group = group_name, field = "agents" }, "must be a table of name = { address = ... }, got " .. type(raw))
+    return {}
+  end
+  local agents = {}
+  for _, name in ipairs(sorted_keys(raw)) do
+    local agent = raw[name]
+    local where = { group = group_name, field = "agents." .. tostring(name) }
+    if type(agent) ~= "table" then
+      self:add(where, "must be a table with an 'address', got " .. type(agent))
+    elseif type(agent.address) ~= "string" or agent.address == "" then
+      self:add(where, "has no 'address' (host:port)")
+    else
+      self:known_fields(agent, AGENT_FIELDS, function(field)
+        return { group = group_name, field = "agents." .. tostring(name) .. "." .. field }
+      end)
+      if agent.token ~= nil and type(agent.token) ~= "string" then
+        self:add({ group = group_name, field = "agents." .. tostring(name) .. ".token" }, "must be a string")
+      end
+      agents[name] = { name = name, address = agent.address, labels = agent.labels or {}, token = agent.token,
+        tls = agent.tls ~= nil and M.tls(self, group_name, name, agent.tls) or nil }
+    end
+  end
+  return agents
+end
+
+--- Where a task runs: `task.remote = { name, address, token }`, or nil for here. The task's
+--- `agent` names one of the group's agents; `delegate_to` (the task's, else the group's) is an
+--- address used as is.
+function M.resolve_target(self, group, task, group_delegate)
+  local where = { group = group.name, task = task.name, field = "agent" }
+  local known = sorted_keys(group.agents)
+  local function unknown(name)
+    self:add(where, string.format("unknown agent '%s' (%s)", name,
+      #known > 0 and "agents: " .. table.concat(known, ", ") or "the group declares no agents"))
+  end
+  local candidates = {}
+  local agent = task.agent
+  if agent == "*" then
+    for _, name in ipairs(known) do
+      candidates[#candidates + 1] = group.agents[name]
+    end
+    if #candidates == 0 then
+      self:add(where, "\"*\" needs agents, and the group declares none")
+    end
+  elseif type(agent) == "string" then
+    if group.agents[agent] then
+      candidates[1] = group.agents[agent]
+    else
+      unknown(agent)
+    end
+  elseif type(agent) == "table" and agent.labels then
+    for _, name in ipairs(known) do
+      local matches = true
+      for k, v in pairs(agent.labels) do
+        if group.agents[name].labels[k] ~= v then
+          matches = false
+        end
+      end
+      if matches then
+        candidates[#candidates + 1] = group.agents[name]
+      end
+    end
+    if #candidates == 0 then
+      local wanted = {}
+      for _, k in ipairs(sorted_keys(agent.labels)) do
+        wanted[#wanted + 1] = tostring(k) .. "=" .. tostring(agent.labels[k])
+      end
+      self:add(where, "no agent of the group has the labels " .. table.concat(wanted, ", "))
+    end
+  elseif type(agent) == "table" then
+    for _, name in ipairs(agent) do
+      if group.agents[name] then
+        candidates[#candidates + 1] = group.agents[name]
+      else
+        unknown(name)
+      end
+    end
+  elseif task.delegate_to or group_delegate then
+    local address = task.delegate_to or group_delegate
+    candidates[1] = { name = address, address = address, labels = {} }
+  end
+  if #candidates > 0 then
+    task.remote = { candidates = candidates, policy = group.dispatch }
+  end
+end
+
+return M
