@@ -316,13 +316,17 @@ async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<
     let _ = tx.send(ExecuteRequest { item: Some(Item::WorkspaceEnd(WorkspaceEnd { size })) }).await;
 }
 
-/// An error with its sources, which is where transport errors keep the useful part.
+/// An error with its sources, which is where transport errors keep the useful part; a cause
+/// whose text is already there is not repeated.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text

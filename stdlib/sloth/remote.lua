@@ -19,7 +19,19 @@ local function describe(target)
   return string.format("agent '%s' (%s)", target.name, target.address)
 end
 
-local strip_prefix = errors.clean
+--- A native error's message, without the host's decorations and without repeating the
+--- address `describe` already gives.
+local function strip_prefix(message, target)
+  local text = errors.clean(message)
+  if target then
+    local at = "the agent at " .. target.address
+    local from = text:find(at, 1, true)
+    if from then
+      text = text:sub(1, from - 1) .. "the agent" .. text:sub(from + #at)
+    end
+  end
+  return text
+end
 
 --- Runs `task` on the agent its dispatch policy picks; returns `ok, message, outputs` like a
 --- local task. An agent that cannot be reached is marked unhealthy, so the next attempt (when
@@ -53,7 +65,7 @@ function M.run_on(target, task, deps, workdir)
   local connected, client = pcall(agent.connect, target.address, { token = token, tls = target.tls })
   if not connected then
     pool.unreachable(target)
-    return false, describe(target) .. ": " .. strip_prefix(client)
+    return false, describe(target) .. ": " .. strip_prefix(client, target)
   end
   pool.reached(target, core.now() - started)
 
@@ -74,7 +86,7 @@ function M.run_on(target, task, deps, workdir)
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
-    local message = strip_prefix(result)
+    local message = strip_prefix(result, target)
     if message:find("cannot reach", 1, true) then
       pool.unreachable(target)
     end
