@@ -42,9 +42,10 @@ fn send(agent: &Agent, root: &std::path::Path, manifest: Manifest) -> String {
             AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
         let spec = crate::support::agent::trivial_task_spec();
         let source = WorkspaceSource::Incremental { root: root.to_path_buf(), manifest: Arc::new(manifest) };
-        let result = tokio::time::timeout(Duration::from_secs(30), client.execute(spec, source, |_| {}))
-            .await
-            .expect("the agent answered in time");
+        let result =
+            tokio::time::timeout(Duration::from_secs(30), client.execute(spec, source, &std::env::temp_dir(), |_| {}))
+                .await
+                .expect("the agent answered in time");
         result.expect_err("a hostile manifest is refused").to_string()
     })
 }

@@ -131,7 +131,12 @@ fn a_real_agent_refuses_a_hostile_workspace_and_writes_nothing_outside() {
             let spec = crate::support::agent::trivial_task_spec();
             tokio::time::timeout(
                 std::time::Duration::from_secs(30),
-                client.execute(spec, WorkspaceSource::Archive(file.path().to_path_buf()), |_| {}),
+                client.execute(
+                    spec,
+                    WorkspaceSource::Archive(file.path().to_path_buf()),
+                    &std::env::temp_dir(),
+                    |_| {},
+                ),
             )
             .await
             .expect("the agent answered in time")

@@ -164,8 +164,9 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         None => (None, None),
     };
 
+    let scratch = super::archive_data::scratch_dir(&lua)?;
     let outcome = client
-        .execute(spec, source, |event| {
+        .execute(spec, source, &scratch, |event| {
             match &event {
                 TaskEvent::Log { level, message, fields } => {
                     let fields = (!fields.is_empty()).then_some(fields.as_str());

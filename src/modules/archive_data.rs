@@ -9,6 +9,24 @@ use mlua::{UserData, UserDataFields};
 
 use crate::workspace::Manifest;
 
+/// The run's scratch directory for temporary archives. It belongs to the VM's host, which
+/// removes it when the run ends (`Runtime` drops it), whatever Lua still references.
+pub struct Scratch(tempfile::TempDir);
+
+/// The scratch directory, created on first use.
+pub fn scratch_dir(lua: &mlua::Lua) -> mlua::Result<PathBuf> {
+    if let Some(scratch) = lua.app_data_ref::<Scratch>() {
+        return Ok(scratch.0.path().to_path_buf());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("sloth-run-")
+        .tempdir()
+        .map_err(|e| mlua::Error::runtime(format!("cannot create a scratch directory: {e}")))?;
+    let path = dir.path().to_path_buf();
+    lua.set_app_data(Scratch(dir));
+    Ok(path)
+}
+
 /// Where an archive's bytes are.
 #[derive(Debug)]
 pub enum Storage {

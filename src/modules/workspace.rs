@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
 
-use super::archive_data::{ArchiveData, ManifestData, Storage, base_manifest};
+use super::archive_data::{ArchiveData, ManifestData, Storage, base_manifest, scratch_dir};
 use super::task_context;
 use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
 
@@ -32,13 +32,16 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.map_err(|e| lua_error(function, e))?.map_err(|e| lua_error(function, e))
 }
 
-/// A new temporary archive file, and a handle to write it.
-fn temp_archive(prefix: &str) -> Result<(tempfile::NamedTempFile, std::fs::File), WorkspaceError> {
+/// A new temporary archive file in `scratch`, and a handle to write it.
+fn temp_archive(
+    scratch: &std::path::Path,
+    prefix: &str,
+) -> Result<(tempfile::NamedTempFile, std::fs::File), WorkspaceError> {
     let temp = tempfile::Builder::new()
         .prefix(prefix)
         .suffix(".tar.gz")
-        .tempfile()
-        .map_err(WorkspaceError::io(std::env::temp_dir()))?;
+        .tempfile_in(scratch)
+        .map_err(WorkspaceError::io(scratch))?;
     let file = temp.reopen().map_err(WorkspaceError::io(temp.path()))?;
     Ok((temp, file))
 }
@@ -67,10 +70,11 @@ fn exclude_option(options: Option<&Table>, function: &str) -> LuaResult<Vec<Stri
 async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "pack")?;
+    let scratch = scratch_dir(&lua)?;
     let archive = blocking("pack", move || {
         let filter = Filter::new(&root, &exclude)?;
         let manifest = Manifest::scan(&root, &filter)?;
-        let (temp, file) = temp_archive("sloth-workspace-")?;
+        let (temp, file) = temp_archive(&scratch, "workspace-")?;
         let entries = core::pack(&root, &manifest, None, std::io::BufWriter::new(file))?;
         let size = std::fs::metadata(temp.path()).map_err(WorkspaceError::io(temp.path()))?.len();
         Ok(ArchiveData { storage: Storage::Temp(temp), base: Some(Arc::new(manifest)), deleted: vec![], entries, size })
@@ -114,6 +118,7 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
         Some(options) => options.get::<Option<String>>("output")?.map(|path| resolve_dir(&lua, &path)),
         None => None,
     };
+    let scratch = scratch_dir(&lua)?;
     let archive = blocking("changes", move || {
         let after = Manifest::scan(&root, &Filter::new(&root, &exclude)?)?;
         let changes = core::diff(&base, &after);
@@ -123,7 +128,7 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
                 (Storage::Path(path), file)
             }
             None => {
-                let (temp, file) = temp_archive("sloth-changes-")?;
+                let (temp, file) = temp_archive(&scratch, "changes-")?;
                 (Storage::Temp(temp), file)
             }
         };

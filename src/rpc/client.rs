@@ -143,11 +143,12 @@ impl AgentClient {
     }
 
     /// Sends `task` with its workspace, reports events as they arrive, and receives the
-    /// result and the changes.
+    /// result and the changes (into a temporary file in `scratch`).
     pub async fn execute(
         &mut self,
         task: TaskSpec,
         workspace: WorkspaceSource,
+        scratch: &std::path::Path,
         mut on_event: impl FnMut(TaskEvent),
     ) -> Result<TaskOutcome, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -211,7 +212,7 @@ impl AgentClient {
                         return Err(self.failed("the agent asked for contents of a whole-archive workspace"));
                     };
                     let hashes = super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?;
-                    let blobs = pack_needed(root.clone(), Arc::clone(manifest), hashes).await?;
+                    let blobs = pack_needed(root.clone(), Arc::clone(manifest), hashes, scratch.to_path_buf()).await?;
                     let file = tokio::fs::File::from_std(
                         blobs
                             .reopen()
@@ -273,10 +274,11 @@ async fn pack_needed(
     root: PathBuf,
     manifest: Arc<Manifest>,
     hashes: Vec<blake3::Hash>,
+    scratch: PathBuf,
 ) -> Result<tempfile::NamedTempFile, ClientError> {
     tokio::task::spawn_blocking(move || {
-        let temp =
-            tempfile::NamedTempFile::new().map_err(|source| ClientError::Io { path: std::env::temp_dir(), source })?;
+        let temp = tempfile::NamedTempFile::new_in(&scratch)
+            .map_err(|source| ClientError::Io { path: scratch.clone(), source })?;
         let file = temp.reopen().map_err(|source| ClientError::Io { path: temp.path().to_path_buf(), source })?;
         pack_blobs(&root, &manifest, &hashes, std::io::BufWriter::new(file))
             .map_err(|e| ClientError::Io { path: root.clone(), source: std::io::Error::other(e.to_string()) })?;

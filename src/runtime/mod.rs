@@ -94,7 +94,9 @@ fn new_lua() -> Lua {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.jobs.cancel_all(&self.lua);
-        // Agents started for this run (`--spawn-agents`) stop with it.
+        // Agents started for this run (`--spawn-agents`) stop with it, and its temporary
+        // archives go, whatever Lua still references.
         drop(self.lua.remove_app_data::<crate::modules::agent::SpawnedAgents>());
+        drop(self.lua.remove_app_data::<crate::modules::archive_data::Scratch>());
     }
 }
