@@ -244,6 +244,15 @@ fn list_shows_groups_tasks_descriptions_and_dependencies() {
         .expect_code(0)
         .stdout_has("demo  declared C, A, B; runs A, B, C")
         .stdout_has("C  (depends on: B)");
+    Test::new()
+        .write(
+            "tasks.lua",
+            r#"TaskDefinitions = { g = { agents = { a = { address = "127.0.0.1:1" }, b = { address = "127.0.0.1:2" } },
+                tasks = { { name = "t", agent = "*", command = "true" } } } }"#,
+        )
+        .run(&["list", "tasks.lua"])
+        .expect_code(0)
+        .stdout_has("  t  [on a | b]");
 }
 
 #[test]

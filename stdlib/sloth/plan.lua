@@ -115,6 +115,13 @@ function M.list(pipeline)
       if #task.depends_on > 0 then
         line = line .. "  (depends on: " .. table.concat(task.depends_on, ", ") .. ")"
       end
+      if task.remote then
+        local names = {}
+        for _, agent in ipairs(task.remote.candidates) do
+          names[#names + 1] = agent.name
+        end
+        line = line .. "  [on " .. table.concat(names, " | ") .. "]"
+      end
       out:write(line .. "\n")
     end
   end

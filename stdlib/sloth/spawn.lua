@@ -5,15 +5,19 @@ local agent = require("agent")
 
 local M = {}
 
---- The port of a loopback `host:port` address, or nil.
+--- The port of a loopback `host:port` address and the address to bind, or nil.
 ---@param address string
+---@return integer? port, string? bind
 function M.loopback_port(address)
   local host, port = address:match("^%[?([^%]]-)%]?:(%d+)$")
   if not host then
     return nil
   end
-  if host == "localhost" or host:match("^127%.%d+%.%d+%.%d+$") or host == "::1" then
-    return tonumber(port)
+  if host == "localhost" then
+    return tonumber(port), "127.0.0.1"
+  end
+  if host:match("^127%.%d+%.%d+%.%d+$") or host == "::1" then
+    return tonumber(port), host
   end
   return nil
 end
@@ -39,7 +43,7 @@ function M.start_one(target, seen, started)
     return
   end
   seen[target.address] = true
-  local port = M.loopback_port(target.address)
+  local port, bind = M.loopback_port(target.address)
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
   if not port then
     return
@@ -47,7 +51,7 @@ function M.start_one(target, seen, started)
   if target.tls then
     io.stderr:write(string.format("not starting agent '%s': --spawn-agents starts agents without TLS\n", target.name))
   elseif not pcall(agent.connect, target.address, { token = token, connect_timeout = "500ms" }) then
-    local handle = agent.spawn({ name = target.name, port = port, token = token, labels = target.labels })
+    local handle = agent.spawn({ name = target.name, port = port, bind = bind, token = token, labels = target.labels })
     io.stderr:write(string.format("started agent '%s' on %s (pid %d)\n", target.name, handle.address, handle.pid))
     started[#started + 1] = handle
   end

@@ -68,3 +68,13 @@ assert(err:find("dispatch policy 'function' failed", 1, true) and err:find("plug
 
 -- One candidate needs no policy.
 assert(dispatch.choose(task_with(function() error("never called") end, agents("solo"))).name == "solo")
+
+-- --spawn-agents only starts agents on loopback addresses, bound where they are declared.
+local spawn = require("sloth.spawn")
+local port, bind = spawn.loopback_port("127.0.0.2:7000")
+assert(port == 7000 and bind == "127.0.0.2")
+port, bind = spawn.loopback_port("localhost:7001")
+assert(port == 7001 and bind == "127.0.0.1")
+port, bind = spawn.loopback_port("[::1]:7002")
+assert(port == 7002 and bind == "::1")
+assert(spawn.loopback_port("10.0.0.5:7000") == nil and spawn.loopback_port("build-box:7000") == nil)
