@@ -10,7 +10,8 @@ local summary = h.run({ g = { tasks = {
 } } })
 local elapsed = core.now() - started
 assert(summary.ok)
-assert(elapsed < 0.55, "two async sleeps of 0.3s took " .. elapsed .. "s")
+-- Sequential would take at least 0.6s; the margin below that absorbs a loaded machine.
+assert(elapsed < 0.58, "two async sleeps of 0.3s took " .. elapsed .. "s")
 
 -- An async task is awaited before its dependents.
 local order = {}
@@ -29,7 +30,7 @@ summary = h.run({ g = { tasks = {
 } } }, { jobs = 4 })
 elapsed = core.now() - started
 assert(summary.ok)
-assert(elapsed < 0.9, "four sleeps with --jobs 4 took " .. elapsed .. "s")
+assert(elapsed < 1.1, "four sleeps with --jobs 4 took " .. elapsed .. "s")
 
 -- --jobs 1 (the default) runs them one after another.
 started = core.now()
