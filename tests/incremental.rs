@@ -110,3 +110,28 @@ fn a_manifest_naming_content_the_master_does_not_send_is_refused() {
     let error = send(&agent, root.path(), manifest);
     assert!(error.contains("does not match its hash"), "{error}");
 }
+
+#[test]
+fn a_manifest_larger_than_a_grpc_message_streams_in_chunks() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "count", agent = "box", command = "find files -type f | wc -l > count.txt" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    // 20,000 entries with long names: over 5 MB of manifest, above gRPC's 4 MiB message limit.
+    let long = "n".repeat(200);
+    for dir in 0..20 {
+        let dir_path = test.path().join(format!("files/d{dir}"));
+        std::fs::create_dir_all(&dir_path).expect("mkdir");
+        for i in 0..1000 {
+            std::fs::write(dir_path.join(format!("{long}-{i}")), "same content").expect("write");
+        }
+    }
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("count.txt").trim(), "20000");
+}

@@ -15,7 +15,10 @@ use super::auth::{SendToken, Token};
 use super::proto::agent_client::AgentClient as GrpcClient;
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
-use super::proto::{ExecuteRequest, InfoRequest, InfoResponse, ScriptFile, TaskRequest, WorkspaceEnd, output_line};
+use super::proto::{
+    ExecuteRequest, InfoRequest, InfoResponse, ManifestChunk, ManifestEnd, ScriptFile, TaskRequest, WorkspaceEnd,
+    output_line,
+};
 use super::tls::ClientTls;
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
@@ -56,7 +59,7 @@ impl From<TaskSpec> for TaskRequest {
             params_json: spec.params_json,
             deps_json: spec.deps_json,
             values_json: spec.values_json,
-            manifest: Vec::new(),
+            incremental: false,
         }
     }
 }
@@ -154,6 +157,7 @@ impl AgentClient {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let mut request = TaskRequest::from(task);
         let mut pending_upload = None;
+        let mut manifest_chunks = Vec::new();
         match &workspace {
             WorkspaceSource::Archive(path) => {
                 let file = tokio::fs::File::open(path)
@@ -161,11 +165,28 @@ impl AgentClient {
                     .map_err(|source| ClientError::Io { path: path.clone(), source })?;
                 pending_upload = Some(file);
             }
-            WorkspaceSource::Incremental { manifest, .. } => request.manifest = super::manifest::to_wire(manifest),
+            WorkspaceSource::Incremental { manifest, .. } => {
+                request.incremental = true;
+                manifest_chunks = super::manifest::to_wire_chunks(manifest, super::MANIFEST_CHUNK_BYTES);
+            }
         }
         let first = ExecuteRequest { item: Some(Item::Task(request)) };
         if tx.send(first).await.is_err() {
             return Err(self.failed("the request stream closed"));
+        }
+        if let WorkspaceSource::Incremental { manifest, .. } = &workspace {
+            // The manifest streams in messages well under gRPC's limit, beside the call.
+            let entries = manifest.entries.len() as u64;
+            let sender = tx.clone();
+            tokio::spawn(async move {
+                for chunk in manifest_chunks {
+                    let item = Item::ManifestChunk(ManifestChunk { entries: chunk });
+                    if sender.send(ExecuteRequest { item: Some(item) }).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sender.send(ExecuteRequest { item: Some(Item::ManifestEnd(ManifestEnd { entries })) }).await;
+            });
         }
         // Uploads run beside the call so that a large workspace streams with bounded memory.
         let mut tx = Some(tx);
@@ -188,6 +209,7 @@ impl AgentClient {
         );
         let mut result = None;
         let mut received: u64 = 0;
+        let mut needed = Vec::new();
         loop {
             let message = inbound.message().await.map_err(|s| self.status_error(&s))?;
             let Some(message) = message else {
@@ -211,7 +233,11 @@ impl AgentClient {
                     let WorkspaceSource::Incremental { root, manifest } = &workspace else {
                         return Err(self.failed("the agent asked for contents of a whole-archive workspace"));
                     };
-                    let hashes = super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?;
+                    needed.extend(super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?);
+                    if !need.last {
+                        continue;
+                    }
+                    let hashes = std::mem::take(&mut needed);
                     let blobs = pack_needed(root.clone(), Arc::clone(manifest), hashes, scratch.to_path_buf()).await?;
                     let file = tokio::fs::File::from_std(
                         blobs

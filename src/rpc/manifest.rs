@@ -4,6 +4,26 @@ use super::proto::FileEntry;
 use super::proto::file_entry::Kind;
 use crate::workspace::{Entry, Manifest};
 
+/// The manifest as wire entries, in messages of about `chunk_bytes` each.
+pub fn to_wire_chunks(manifest: &Manifest, chunk_bytes: usize) -> Vec<Vec<FileEntry>> {
+    let mut chunks = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for entry in to_wire(manifest) {
+        let entry_size = entry.path.len() + entry.target.len() + entry.hash.len() + 24;
+        if size + entry_size > chunk_bytes && !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += entry_size;
+        current.push(entry);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
 pub fn to_wire(manifest: &Manifest) -> Vec<FileEntry> {
     manifest
         .entries
@@ -31,10 +51,10 @@ pub fn to_wire(manifest: &Manifest) -> Vec<FileEntry> {
         .collect()
 }
 
-/// The manifest a list describes; names the first entry that is malformed. (Paths are checked
-/// where they are used: `BlobCache::materialize` refuses anything unsafe.)
-pub fn from_wire(entries: Vec<FileEntry>) -> Result<Manifest, String> {
-    let mut manifest = Manifest::default();
+/// Adds the entries of one manifest message to `manifest`; names the first entry that is
+/// malformed. (Paths are checked where they are used: `BlobCache::materialize` refuses
+/// anything unsafe.)
+pub fn extend_from_wire(manifest: &mut Manifest, entries: Vec<FileEntry>) -> Result<(), String> {
     for wire in entries {
         let entry = match Kind::try_from(wire.kind) {
             Ok(Kind::Dir) => Entry::Dir { mode: wire.mode },
@@ -50,7 +70,7 @@ pub fn from_wire(entries: Vec<FileEntry>) -> Result<Manifest, String> {
             return Err(format!("manifest entry '{}': duplicate", wire.path));
         }
     }
-    Ok(manifest)
+    Ok(())
 }
 
 /// Hashes from a NeedBlobs message.

@@ -15,3 +15,9 @@ pub mod proto {
 
 /// Size of the chunks archives travel in: far below gRPC's 4 MiB message limit.
 pub const CHUNK_SIZE: usize = 256 * 1024;
+
+/// Approximate encoded size of one manifest message (entries are added until it is reached).
+pub const MANIFEST_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Hashes per NeedBlobs message (~34 bytes each encoded).
+pub const NEED_CHUNK_HASHES: usize = 16 * 1024;

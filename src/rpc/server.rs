@@ -115,16 +115,16 @@ impl Agent for AgentService {
         request: Request<Streaming<ExecuteRequest>>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let mut inbound = request.into_inner();
-        let mut task = match inbound.message().await? {
+        let task = match inbound.message().await? {
             Some(ExecuteRequest { item: Some(Item::Task(task)) }) => task,
             _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
         };
-        let manifest = std::mem::take(&mut task.manifest);
+        let incremental = task.incremental;
         let dir = tempfile::Builder::new()
             .prefix("task-")
             .tempdir_in(&self.identity.work_dir)
             .map_err(|e| Status::internal(format!("cannot create a task directory: {e}")))?;
-        tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental = !manifest.is_empty(), "task received");
+        tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental, "task received");
 
         let (tx, rx) = mpsc::channel(64);
         let handler = Arc::clone(&self.handler);
@@ -132,11 +132,11 @@ impl Agent for AgentService {
         let in_flight = Arc::clone(&self.in_flight);
         let identity = self.identity.clone();
         tokio::spawn(async move {
-            let workspace = if manifest.is_empty() {
+            let workspace = if incremental {
+                receive_incremental(&mut inbound, dir.path(), &identity, &tx).await
+            } else {
                 let archive = dir.path().join("workspace.tar.gz");
                 receive_workspace(&mut inbound, &archive).await.map(|()| RemoteWorkspace::Archive(archive))
-            } else {
-                receive_incremental(&mut inbound, manifest, dir.path(), &identity, &tx).await
             };
             match workspace {
                 Err(status) => {
@@ -162,17 +162,23 @@ impl Agent for AgentService {
 /// workspace from the manifest in `<dir>/workspace`.
 async fn receive_incremental(
     inbound: &mut Streaming<ExecuteRequest>,
-    manifest: Vec<super::proto::FileEntry>,
     dir: &std::path::Path,
     identity: &AgentIdentity,
     tx: &Outbound,
 ) -> Result<RemoteWorkspace, Status> {
-    let manifest = super::manifest::from_wire(manifest).map_err(Status::invalid_argument)?;
+    let manifest = receive_manifest(inbound, identity.limits.max_entries).await?;
     let missing = identity.cache.missing(&manifest);
-    let need = NeedBlobs { hashes: missing.iter().map(|hash| hash.as_bytes().to_vec()).collect() };
     tracing::info!(entries = manifest.entries.len(), missing = missing.len(), "incremental sync");
-    if tx.send(Ok(ExecuteResponse { event: Some(Event::Need(need)) })).await.is_err() {
-        return Err(Status::cancelled("the master went away"));
+    let mut chunks: Vec<&[blake3::Hash]> = missing.chunks(super::NEED_CHUNK_HASHES).collect();
+    if chunks.is_empty() {
+        chunks.push(&[]);
+    }
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let need = NeedBlobs { hashes: chunk.iter().map(|hash| hash.as_bytes().to_vec()).collect(), last: i == last };
+        if tx.send(Ok(ExecuteResponse { event: Some(Event::Need(need)) })).await.is_err() {
+            return Err(Status::cancelled("the master went away"));
+        }
     }
     let blobs = dir.join("blobs.tar.gz");
     receive_workspace(inbound, &blobs).await?;
@@ -190,6 +196,36 @@ async fn receive_incremental(
     .map_err(|e| Status::internal(e.to_string()))?
     .map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(RemoteWorkspace::Ready(ready, manifest))
+}
+
+/// Reads manifest messages until `ManifestEnd`, checking the announced count and the limit.
+async fn receive_manifest(
+    inbound: &mut Streaming<ExecuteRequest>,
+    max_entries: u64,
+) -> Result<crate::workspace::Manifest, Status> {
+    let mut manifest = crate::workspace::Manifest::default();
+    loop {
+        match inbound.message().await? {
+            Some(ExecuteRequest { item: Some(Item::ManifestChunk(chunk)) }) => {
+                super::manifest::extend_from_wire(&mut manifest, chunk.entries).map_err(Status::invalid_argument)?;
+                if manifest.entries.len() as u64 > max_entries {
+                    return Err(Status::invalid_argument(format!("the workspace has more than {max_entries} entries")));
+                }
+            }
+            Some(ExecuteRequest { item: Some(Item::ManifestEnd(end)) }) => {
+                if end.entries != manifest.entries.len() as u64 {
+                    return Err(Status::invalid_argument(format!(
+                        "manifest truncated: announced {} entries, received {}",
+                        end.entries,
+                        manifest.entries.len()
+                    )));
+                }
+                return Ok(manifest);
+            }
+            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the manifest")),
+            None => return Err(Status::cancelled("the master ended the call before the manifest was complete")),
+        }
+    }
 }
 
 /// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size.
