@@ -386,3 +386,29 @@ fn a_timeout_kills_the_remote_task_s_processes_on_the_agent() {
     let pid = crate::support::wait_for_line_file(&pidfile);
     assert!(crate::support::wait_until_gone(&pid), "the remote process {pid} survived the timeout");
 }
+
+#[test]
+fn many_deletions_come_back_in_chunks() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "clean", agent = "box", command = "rm -r doomed" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    // 20,000 deleted paths with long names: over 4 MB of paths.
+    let long = "d".repeat(200);
+    for dir in 0..20 {
+        let dir_path = test.path().join(format!("doomed/{dir}"));
+        std::fs::create_dir_all(&dir_path).expect("mkdir");
+        for i in 0..1000 {
+            std::fs::write(dir_path.join(format!("{long}-{i}")), "x").expect("write");
+        }
+    }
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(!test.exists("doomed"), "every deletion was applied");
+    assert!(test.exists("tasks.lua"));
+}

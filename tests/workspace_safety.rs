@@ -171,7 +171,7 @@ impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
         request: tonic::Request<tonic::Streaming<sloth_runner::rpc::proto::ExecuteRequest>>,
     ) -> Result<tonic::Response<Self::ExecuteStream>, tonic::Status> {
         use sloth_runner::rpc::proto::execute_response::Event;
-        use sloth_runner::rpc::proto::{ChangesEnd, ExecuteResponse, TaskResult};
+        use sloth_runner::rpc::proto::{ChangesDeleted, ChangesEnd, ExecuteResponse, TaskResult};
         // Answers as soon as the task arrives, without asking for any content.
         let mut inbound = request.into_inner();
         inbound.message().await?;
@@ -179,7 +179,8 @@ impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
         let events = vec![
             Event::Result(TaskResult { ok: true, message: Some("done".into()), outputs_json: b"{}".to_vec() }),
             Event::ChangesChunk(self.changes.clone()),
-            Event::ChangesEnd(ChangesEnd { deleted: self.deleted.clone(), size: self.changes.len() as u64 }),
+            Event::Deleted(ChangesDeleted { paths: self.deleted.clone() }),
+            Event::ChangesEnd(ChangesEnd { deleted: self.deleted.len() as u64, size: self.changes.len() as u64 }),
         ];
         tokio::spawn(async move {
             for event in events {

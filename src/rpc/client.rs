@@ -210,6 +210,7 @@ impl AgentClient {
         let mut result = None;
         let mut received: u64 = 0;
         let mut needed = Vec::new();
+        let mut deleted = Vec::new();
         loop {
             let message = inbound.message().await.map_err(|s| self.status_error(&s))?;
             let Some(message) = message else {
@@ -247,6 +248,7 @@ impl AgentClient {
                     tokio::spawn(upload_then_drop(file, tx.take(), blobs));
                 }
                 Some(Event::Result(task_result)) => result = Some(task_result),
+                Some(Event::Deleted(more)) => deleted.extend(more.paths),
                 Some(Event::ChangesChunk(chunk)) => {
                     received += chunk.len() as u64;
                     changes_file
@@ -259,10 +261,12 @@ impl AgentClient {
                         .flush()
                         .await
                         .map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?;
-                    if end.size != received {
+                    if end.size != received || end.deleted != deleted.len() as u64 {
                         return Err(self.failed(&format!(
-                            "changes archive truncated: announced {} bytes, received {received}",
-                            end.size
+                            "changes truncated: announced {} bytes and {} deletions, received {received} and {}",
+                            end.size,
+                            end.deleted,
+                            deleted.len()
                         )));
                     }
                     let result = result.ok_or_else(|| self.failed("the agent sent changes without a result"))?;
@@ -271,7 +275,7 @@ impl AgentClient {
                         message: result.message,
                         outputs_json: result.outputs_json,
                         changes,
-                        deleted: end.deleted,
+                        deleted: std::mem::take(&mut deleted),
                     });
                 }
                 None => {}
