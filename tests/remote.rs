@@ -399,15 +399,9 @@ fn many_deletions_come_back_in_chunks() {
             agent.address
         ),
     );
-    // 20,000 deleted paths with long names: over 4 MB of paths.
-    let long = "d".repeat(200);
-    for dir in 0..20 {
-        let dir_path = test.path().join(format!("doomed/{dir}"));
-        std::fs::create_dir_all(&dir_path).expect("mkdir");
-        for i in 0..1000 {
-            std::fs::write(dir_path.join(format!("{long}-{i}")), "x").expect("write");
-        }
-    }
+    // Deleted paths of over 1,000 bytes each: more than 4 MiB of them.
+    let bytes = crate::support::long_path_tree(test.path(), "doomed", 4500);
+    assert!(bytes > 4_500_000, "{bytes}");
     test.run(&["run", "tasks.lua"]).expect_code(0);
     assert!(!test.exists("doomed"), "every deletion was applied");
     assert!(test.exists("tasks.lua"));

@@ -49,28 +49,31 @@ pub struct TaskSpec {
     pub values_json: Vec<u8>,
 }
 
-impl From<TaskSpec> for TaskRequest {
-    fn from(spec: TaskSpec) -> Self {
-        TaskRequest {
-            group: spec.group,
-            task: spec.task,
-            pipeline: spec.pipeline,
-            scripts: spec.scripts.into_iter().map(|(path, content)| ScriptFile { path, content }).collect(),
-            params_json: spec.params_json,
-            deps_json: spec.deps_json,
-            values_json: spec.values_json,
+impl TaskSpec {
+    /// The request message (announcing the scripts) and the script messages that follow it.
+    pub fn into_messages(self) -> (TaskRequest, Vec<ScriptFile>) {
+        let scripts: Vec<ScriptFile> =
+            self.scripts.into_iter().map(|(path, content)| ScriptFile { path, content }).collect();
+        let request = TaskRequest {
+            group: self.group,
+            task: self.task,
+            pipeline: self.pipeline,
+            scripts: scripts.len() as u32,
+            params_json: self.params_json,
+            deps_json: self.deps_json,
+            values_json: self.values_json,
             incremental: false,
-        }
+        };
+        (request, scripts)
     }
-}
 
-impl From<TaskRequest> for TaskSpec {
-    fn from(request: TaskRequest) -> Self {
+    /// The spec a request and its scripts describe.
+    pub fn from_messages(request: TaskRequest, scripts: Vec<ScriptFile>) -> Self {
         TaskSpec {
             group: request.group,
             task: request.task,
             pipeline: request.pipeline,
-            scripts: request.scripts.into_iter().map(|file| (file.path, file.content)).collect(),
+            scripts: scripts.into_iter().map(|file| (file.path, file.content)).collect(),
             params_json: request.params_json,
             deps_json: request.deps_json,
             values_json: request.values_json,
@@ -155,7 +158,7 @@ impl AgentClient {
         mut on_event: impl FnMut(TaskEvent),
     ) -> Result<TaskOutcome, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
-        let mut request = TaskRequest::from(task);
+        let (mut request, scripts) = task.into_messages();
         let mut pending_upload = None;
         let mut manifest_chunks = Vec::new();
         match &workspace {
@@ -171,14 +174,25 @@ impl AgentClient {
             }
         }
         let first = ExecuteRequest { item: Some(Item::Task(request)) };
-        if tx.send(first).await.is_err() {
-            return Err(self.failed("the request stream closed"));
-        }
-        if let WorkspaceSource::Incremental { manifest, .. } = &workspace {
-            // The manifest streams in messages well under gRPC's limit, beside the call.
-            let entries = manifest.entries.len() as u64;
-            let sender = tx.clone();
-            tokio::spawn(async move {
+        let incremental = match &workspace {
+            WorkspaceSource::Incremental { manifest, .. } => Some(manifest.entries.len() as u64),
+            WorkspaceSource::Archive(_) => None,
+        };
+        // The request, the scripts and the manifest stream in messages well under gRPC's
+        // limit, beside the call; an archive upload follows them on the same channel.
+        let sender = tx.clone();
+        let (preamble_done, preamble_finished) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _done = preamble_done;
+            if sender.send(first).await.is_err() {
+                return;
+            }
+            for script in scripts {
+                if sender.send(ExecuteRequest { item: Some(Item::Script(script)) }).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(entries) = incremental {
                 for chunk in manifest_chunks {
                     let item = Item::ManifestChunk(ManifestChunk { entries: chunk });
                     if sender.send(ExecuteRequest { item: Some(item) }).await.is_err() {
@@ -186,11 +200,18 @@ impl AgentClient {
                     }
                 }
                 let _ = sender.send(ExecuteRequest { item: Some(Item::ManifestEnd(ManifestEnd { entries })) }).await;
-            });
-        }
+            }
+        });
         // Uploads run beside the call so that a large workspace streams with bounded memory.
         let mut tx = Some(tx);
-        let upload = pending_upload.map(|file| tokio::spawn(upload(file, tx.take())));
+        let upload = pending_upload.map(|file| {
+            let sender = tx.take();
+            tokio::spawn(async move {
+                // After the preamble, so the archive never overtakes it.
+                let _ = preamble_finished.await;
+                upload(file, sender).await;
+            })
+        });
         let response = self.grpc.execute(ReceiverStream::new(rx)).await;
         let mut inbound = match response {
             Ok(response) => response.into_inner(),

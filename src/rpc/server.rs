@@ -120,6 +120,13 @@ impl Agent for AgentService {
             _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
         };
         let incremental = task.incremental;
+        let mut scripts = Vec::with_capacity(task.scripts.min(1024) as usize);
+        for _ in 0..task.scripts {
+            match inbound.message().await? {
+                Some(ExecuteRequest { item: Some(Item::Script(script)) }) => scripts.push(script),
+                _ => return Err(Status::invalid_argument("expected the scripts the TaskRequest announced")),
+            }
+        }
         let dir = tempfile::Builder::new()
             .prefix("task-")
             .tempdir_in(&self.identity.work_dir)
@@ -143,7 +150,8 @@ impl Agent for AgentService {
                     let _ = tx.send(Err(status)).await;
                 }
                 Ok(workspace) => {
-                    let remote = RemoteTask { spec: TaskSpec::from(task), workspace, dir: dir.path().to_path_buf() };
+                    let spec = TaskSpec::from_messages(task, scripts);
+                    let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
                     if let Ok(_permit) = slots.acquire_owned().await {
                         in_flight.fetch_add(1, Ordering::Relaxed);
                         run_task(handler.as_ref(), remote, &tx).await;

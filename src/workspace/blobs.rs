@@ -142,6 +142,26 @@ impl BlobCache {
     }
 }
 
+fn entry_size(entry: &Entry) -> &u64 {
+    match entry {
+        Entry::File { size, .. } => size,
+        _ => &0,
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.hasher.update(&buf[..read]);
+        Ok(read)
+    }
+}
+
 struct HashingWriter<W> {
     inner: W,
     hasher: blake3::Hasher,
@@ -175,14 +195,24 @@ pub fn pack_blobs(
             continue;
         }
         let full = root.join(path);
-        let mut file = std::fs::File::open(&full).map_err(WorkspaceError::io(&full))?;
+        let changed = || WorkspaceError::ChangedWhileSending { path: path.clone() };
+        let file = std::fs::File::open(&full).map_err(WorkspaceError::io(&full))?;
         let size = file.metadata().map_err(WorkspaceError::io(&full))?.len();
+        if size != *entry_size(entry) {
+            return Err(changed());
+        }
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(0o600);
         header.set_mtime(0);
         header.set_size(size);
-        builder.append_data(&mut header, hash.to_hex().as_str(), &mut file).map_err(WorkspaceError::io(&full))?;
+        // Hash what is actually sent: a file written to since the manifest was taken would
+        // otherwise reach the agent under a hash that is not its content's.
+        let mut reader = HashingReader { inner: file.take(size), hasher: blake3::Hasher::new() };
+        builder.append_data(&mut header, hash.to_hex().as_str(), &mut reader).map_err(|_| changed())?;
+        if reader.hasher.finalize() != *hash {
+            return Err(changed());
+        }
     }
     let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
     encoder.finish().map_err(WorkspaceError::io(root))?;
@@ -217,6 +247,17 @@ mod tests {
         let dest = tempfile::tempdir().expect("tempdir");
         cache.materialize(&manifest, dest.path(), &Limits::default()).expect("materialize");
         assert_eq!(Manifest::scan(dest.path(), &Filter::builtin()).expect("scan"), manifest);
+    }
+
+    #[test]
+    fn a_file_changed_after_the_manifest_is_not_sent_under_the_old_hash() {
+        let source = tempfile::tempdir().expect("tempdir");
+        std::fs::write(source.path().join("log.txt"), "first").expect("write");
+        let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+        std::fs::write(source.path().join("log.txt"), "other").expect("rewrite, same size");
+        let hashes = BlobCache::new(tempfile::tempdir().expect("tempdir").path()).expect("cache").missing(&manifest);
+        let error = pack_blobs(source.path(), &manifest, &hashes, Vec::new()).expect_err("changed content");
+        assert!(error.to_string().contains("log.txt: changed while it was being sent"), "{error}");
     }
 
     #[test]

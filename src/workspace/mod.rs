@@ -38,6 +38,8 @@ pub enum WorkspaceError {
     Pattern { pattern: String, reason: String },
     #[error("conflict: changed both here and by the task: {}", paths.join(", "))]
     Conflict { paths: Vec<String> },
+    #[error("{path}: changed while it was being sent; nothing was sent, run again")]
+    ChangedWhileSending { path: String },
 }
 
 impl WorkspaceError {

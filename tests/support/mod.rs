@@ -206,3 +206,21 @@ pub fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Writes `count` small files under `root/<top>/` whose relative paths are each over 1,000
+/// bytes long (deeply nested long names), in directories of 100: a workspace whose manifest
+/// is large without needing many files. Returns the number of bytes of paths written.
+pub fn long_path_tree(root: &Path, top: &str, count: usize) -> usize {
+    let segment = "s".repeat(240);
+    let mut path_bytes = 0;
+    for dir in 0..count.div_ceil(100) {
+        let dir_path = root.join(top).join(format!("{dir}-{segment}")).join(&segment).join(&segment).join(&segment);
+        std::fs::create_dir_all(&dir_path).expect("mkdir");
+        for i in 0..100.min(count - dir * 100) {
+            let file = dir_path.join(format!("{i}-{segment}"));
+            path_bytes += file.strip_prefix(root).map(|p| p.as_os_str().len()).unwrap_or(0);
+            std::fs::write(file, "same content").expect("write");
+        }
+    }
+    path_bytes
+}
