@@ -131,3 +131,27 @@ fn a_manifest_larger_than_a_grpc_message_streams_in_chunks() {
     test.run(&["run", "tasks.lua"]).expect_code(0);
     assert_eq!(test.read("count.txt").trim(), "4500");
 }
+
+#[test]
+fn a_small_cache_limit_only_costs_resending() {
+    let agent = Agent::start(&["--cache-max", "1K"]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+            {{ name = "t", agent = "box", command = "cat big-*.txt | wc -c > size.txt" }},
+        }} }} }}"#,
+            agent.address
+        ),
+    );
+    for i in 0..4 {
+        std::fs::write(test.path().join(format!("big-{i}.txt")), format!("{i}").repeat(4096)).expect("write");
+    }
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("size.txt").trim(), "16384");
+    let log = agent.log();
+    let second = log.lines().filter(|line| line.contains("incremental sync")).nth(1).expect("two syncs").to_owned();
+    assert!(!second.contains("missing=0"), "the trimmed cache had to ask again: {second}");
+    Test::new().run(&["agent", "-p", "0", "--cache-max", "lots"]).expect_code(2).stderr_has("invalid size 'lots'");
+}

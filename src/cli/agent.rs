@@ -60,6 +60,10 @@ pub struct AgentArgs {
     /// Allow listening beyond loopback without a token or client certificates.
     #[arg(long)]
     insecure: bool,
+    /// Most bytes of file contents the agent keeps between tasks (incremental sync), e.g.
+    /// "512M" or "4G"; the oldest go first.
+    #[arg(long, default_value = "2G", value_parser = parse_size)]
+    cache_max: u64,
     /// How long running tasks may go on after SIGTERM before they are cancelled.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
@@ -71,6 +75,20 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
         return Err(format!("label '{text}' has an empty key"));
     }
     Ok((key.to_owned(), value.to_owned()))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 512M or 4G"))?;
+    let factor: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        _ => return Err(format!("invalid size '{text}': unknown unit '{unit}'")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("invalid size '{text}': too large"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -154,7 +172,7 @@ async fn serve(
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         max_tasks: args.max_tasks,
         work_dir: work_root.path().to_path_buf(),
-        cache: match crate::workspace::BlobCache::new(work_root.path().join("cache")) {
+        cache: match crate::workspace::BlobCache::new(work_root.path().join("cache"), args.cache_max) {
             Ok(cache) => cache,
             Err(error) => {
                 eprintln!("error: cannot create the agent's cache: {error}");

@@ -175,7 +175,7 @@ async fn receive_incremental(
     tx: &Outbound,
 ) -> Result<RemoteWorkspace, Status> {
     let manifest = receive_manifest(inbound, identity.limits.max_entries).await?;
-    let missing = identity.cache.missing(&manifest);
+    let (missing, pin) = identity.cache.missing_pinned(&manifest);
     tracing::info!(entries = manifest.entries.len(), missing = missing.len(), "incremental sync");
     let mut chunks: Vec<&[blake3::Hash]> = missing.chunks(super::NEED_CHUNK_HASHES).collect();
     if chunks.is_empty() {
@@ -198,7 +198,13 @@ async fn receive_incremental(
         let file = std::fs::File::open(&blobs).map_err(crate::workspace::WorkspaceError::io(&blobs))?;
         cache.store(std::io::BufReader::new(file), &limits)?;
         std::fs::create_dir(&root).map_err(crate::workspace::WorkspaceError::io(&root))?;
-        cache.materialize(&built, &root, &limits)
+        cache.materialize(&built, &root, &limits)?;
+        drop(pin);
+        let removed = cache.trim()?;
+        if removed > 0 {
+            tracing::debug!(removed, "cache trimmed");
+        }
+        Ok(())
     })
     .await
     .map_err(|e| Status::internal(e.to_string()))?

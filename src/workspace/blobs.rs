@@ -6,10 +6,11 @@
 //! normalized relative paths only, symlinks that stay inside, no writes through links, no
 //! duplicates, and limits on entries and total size (one blob may be named many times).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
@@ -20,31 +21,124 @@ use super::manifest::{Entry, MODE_MASK, Manifest};
 use super::safe_path::{link_stays_inside, normalize, real_parents};
 use super::unpack::Limits;
 
-/// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored.
+/// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored, kept under
+/// a size limit by removing the oldest blobs no task in progress needs.
 #[derive(Debug, Clone)]
 pub struct BlobCache {
     dir: PathBuf,
+    max_bytes: u64,
+    state: Arc<Mutex<CacheState>>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    /// Bytes of blobs in the directory.
+    bytes: u64,
+    /// Contents tasks in progress counted on when they said what they lacked.
+    pinned: HashMap<[u8; 32], usize>,
+}
+
+/// Keeps a manifest's contents in the cache until it is dropped.
+#[derive(Debug)]
+pub struct Pin {
+    state: Arc<Mutex<CacheState>>,
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        for hash in &self.hashes {
+            if let Some(count) = state.pinned.get_mut(hash) {
+                *count -= 1;
+                if *count == 0 {
+                    state.pinned.remove(hash);
+                }
+            }
+        }
+    }
+}
+
+fn file_hashes(manifest: &Manifest) -> BTreeSet<[u8; 32]> {
+    manifest
+        .entries
+        .values()
+        .filter_map(|entry| if let Entry::File { hash, .. } = entry { Some(*hash.as_bytes()) } else { None })
+        .collect()
 }
 
 impl BlobCache {
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, WorkspaceError> {
+    /// A cache in `dir` (created if missing; what is there already counts) holding at most
+    /// `max_bytes` beyond what tasks in progress need.
+    pub fn new(dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self, WorkspaceError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(&dir))?;
-        Ok(Self { dir })
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))?.flatten() {
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+        let state = Arc::new(Mutex::new(CacheState { bytes, pinned: HashMap::new() }));
+        Ok(Self { dir, max_bytes, state })
     }
 
     fn path(&self, hash: &blake3::Hash) -> PathBuf {
         self.dir.join(hash.to_hex().as_str())
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Distinct contents of `manifest` that are not in the cache.
     pub fn missing(&self, manifest: &Manifest) -> Vec<blake3::Hash> {
-        let wanted: BTreeSet<[u8; 32]> = manifest
-            .entries
-            .values()
-            .filter_map(|entry| if let Entry::File { hash, .. } = entry { Some(*hash.as_bytes()) } else { None })
-            .collect();
-        wanted.into_iter().map(blake3::Hash::from_bytes).filter(|hash| !self.path(hash).exists()).collect()
+        file_hashes(manifest)
+            .into_iter()
+            .map(blake3::Hash::from_bytes)
+            .filter(|hash| !self.path(hash).exists())
+            .collect()
+    }
+
+    /// Like [`BlobCache::missing`], and keeps the contents that are present from being
+    /// removed until the returned pin is dropped (after the workspace is built).
+    pub fn missing_pinned(&self, manifest: &Manifest) -> (Vec<blake3::Hash>, Pin) {
+        let hashes: Vec<[u8; 32]> = file_hashes(manifest).into_iter().collect();
+        let mut state = self.lock();
+        for hash in &hashes {
+            *state.pinned.entry(*hash).or_default() += 1;
+        }
+        drop(state);
+        (self.missing(manifest), Pin { state: Arc::clone(&self.state), hashes })
+    }
+
+    /// Removes the oldest blobs nobody has pinned until the cache is under its limit.
+    pub fn trim(&self) -> Result<u64, WorkspaceError> {
+        let mut state = self.lock();
+        if state.bytes <= self.max_bytes {
+            return Ok(0);
+        }
+        let mut blobs = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(WorkspaceError::io(&self.dir))?.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(hash) = blake3::Hash::from_hex(&name) else { continue };
+            if state.pinned.contains_key(hash.as_bytes()) {
+                continue;
+            }
+            let modified = meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+            blobs.push((modified, entry.path(), meta.len()));
+        }
+        blobs.sort();
+        let mut removed = 0;
+        for (_, path, size) in blobs {
+            if state.bytes <= self.max_bytes {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                state.bytes = state.bytes.saturating_sub(size);
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Stores the blobs of a blob archive (tar + gzip, entries named by hex hash), checking
@@ -79,7 +173,11 @@ impl BlobCache {
             }
             // Atomic: a concurrent task storing the same blob writes the same bytes.
             let target = self.path(&expected);
+            let existed = target.exists();
             temp.persist(&target).map_err(|e| WorkspaceError::Io { path: target, source: e.error })?;
+            if !existed {
+                self.lock().bytes += copied;
+            }
         }
         Ok(stored)
     }
@@ -236,7 +334,7 @@ mod tests {
         let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
 
         let cache_dir = tempfile::tempdir().expect("tempdir");
-        let cache = BlobCache::new(cache_dir.path()).expect("cache");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
         let missing = cache.missing(&manifest);
         assert_eq!(missing.len(), 2, "two distinct contents");
         let mut archive = Vec::new();
@@ -250,12 +348,36 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_stays_under_its_limit_but_keeps_what_is_pinned() {
+        let source = tempfile::tempdir().expect("tempdir");
+        for (name, content) in [("a", "aaaa"), ("b", "bbbb"), ("c", "cccc")] {
+            std::fs::write(source.path().join(name), content).expect("write");
+        }
+        let all = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let cache = BlobCache::new(cache_dir.path(), 8).expect("cache");
+        let mut archive = Vec::new();
+        pack_blobs(source.path(), &all, &cache.missing(&all), &mut archive).expect("pack");
+        cache.store(&archive[..], &Limits::default()).expect("store");
+
+        let mut only_c = all.clone();
+        only_c.entries.retain(|path, _| path == "c");
+        let (missing, pin) = cache.missing_pinned(&only_c);
+        assert!(missing.is_empty());
+        assert_eq!(cache.trim().expect("trim"), 1, "12 bytes over a limit of 8: one blob goes");
+        assert!(cache.missing(&only_c).is_empty(), "the pinned content stays");
+        assert_eq!(cache.missing(&all).len(), 1);
+        drop(pin);
+    }
+
+    #[test]
     fn a_file_changed_after_the_manifest_is_not_sent_under_the_old_hash() {
         let source = tempfile::tempdir().expect("tempdir");
         std::fs::write(source.path().join("log.txt"), "first").expect("write");
         let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
         std::fs::write(source.path().join("log.txt"), "other").expect("rewrite, same size");
-        let hashes = BlobCache::new(tempfile::tempdir().expect("tempdir").path()).expect("cache").missing(&manifest);
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let hashes = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache").missing(&manifest);
         let error = pack_blobs(source.path(), &manifest, &hashes, Vec::new()).expect_err("changed content");
         assert!(error.to_string().contains("log.txt: changed while it was being sent"), "{error}");
     }
@@ -263,7 +385,7 @@ mod tests {
     #[test]
     fn a_blob_that_does_not_match_its_name_is_refused() {
         let cache_dir = tempfile::tempdir().expect("tempdir");
-        let cache = BlobCache::new(cache_dir.path()).expect("cache");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
         let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
         let mut header = tar::Header::new_gnu();
         header.set_size(4);
