@@ -5,7 +5,8 @@
 #   bench/local.sh [RUNS]
 #   SLOTH_BIN=/path/to/sloth-runner bench/local.sh [RUNS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+cd "$bench_dir/.."
 runs=${1:-9}
 if [ -z "${SLOTH_BIN:-}" ]; then
   cargo build --release --quiet
@@ -22,18 +23,7 @@ end
 TaskDefinitions = { g = { tasks = tasks } }
 LUA
 
-# Median wall time in milliseconds of RUNS runs of "$@".
-median_ms() {
-  local times=()
-  for _ in $(seq "$runs"); do
-    local start end
-    start=$(date +%s%N)
-    "$@" > /dev/null 2>&1
-    end=$(date +%s%N)
-    times+=($(( (end - start) / 1000 )))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.1f", a[int((NR + 1) / 2)] / 1000 }'
-}
+. "$bench_dir/lib.sh"
 
 floor() { for _ in $(seq 100); do sh -c true; done; }
 cd "$scratch"

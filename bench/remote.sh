@@ -9,7 +9,8 @@
 # apply) and prints medians. The baseline is the same pipeline with the task run locally, in the
 # same command, so the ratio holds on a noisy machine.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+cd "$bench_dir/.."
 runs=${1:-21}
 if [ -z "${SLOTH_BIN:-}" ]; then
   cargo build --release --quiet
@@ -40,18 +41,7 @@ TaskDefinitions = { g = { agents = { a = { address = "$address" } }, tasks = {
 } } }
 LUA
 
-# Prints the median wall time in milliseconds of RUNS runs of "$@".
-median_ms() {
-  local times=()
-  for _ in $(seq "$runs"); do
-    local start end
-    start=$(date +%s%N)
-    "$@" > /dev/null 2>&1
-    end=$(date +%s%N)
-    times+=($(( (end - start) / 1000 )))
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] / 1000 }'
-}
+. "$bench_dir/lib.sh"
 
 cd "$scratch/ws"
 local_ms=$(median_ms "$bin" run local.lua)

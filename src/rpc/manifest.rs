@@ -6,22 +6,11 @@ use crate::workspace::{Entry, Manifest};
 
 /// The manifest as wire entries, in messages of about `chunk_bytes` each.
 pub fn to_wire_chunks(manifest: &Manifest, chunk_bytes: usize) -> Vec<Vec<FileEntry>> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
-    let mut size = 0;
-    for entry in to_wire(manifest) {
-        let entry_size = entry.path.len() + entry.target.len() + entry.hash.len() + 24;
-        if size + entry_size > chunk_bytes && !current.is_empty() {
-            chunks.push(std::mem::take(&mut current));
-            size = 0;
-        }
-        size += entry_size;
-        current.push(entry);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
+    super::batches(
+        to_wire(manifest),
+        |entry| entry.path.len() + entry.target.len() + entry.hash.len() + 24,
+        chunk_bytes,
+    )
 }
 
 pub fn to_wire(manifest: &Manifest) -> Vec<FileEntry> {

@@ -21,3 +21,34 @@ pub const MANIFEST_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Hashes per NeedBlobs message (~34 bytes each encoded).
 pub const NEED_CHUNK_HASHES: usize = 16 * 1024;
+
+/// Splits `items` into batches of about `limit` bytes each (by `size_of`), so that no message
+/// built from one grows near gRPC's limit; an item larger than `limit` gets a batch alone.
+pub fn batches<T>(items: impl IntoIterator<Item = T>, size_of: impl Fn(&T) -> usize, limit: usize) -> Vec<Vec<T>> {
+    let mut batches = Vec::new();
+    let mut current = Vec::new();
+    let mut size = 0;
+    for item in items {
+        let item_size = size_of(&item);
+        if size + item_size > limit && !current.is_empty() {
+            batches.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += item_size;
+        current.push(item);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn batches_stay_under_the_limit() {
+        let batches = super::batches(["aaaa", "bb", "cccccc", "d"], |s| s.len(), 6);
+        assert_eq!(batches, vec![vec!["aaaa", "bb"], vec!["cccccc"], vec!["d"]]);
+        assert!(super::batches(Vec::<&str>::new(), |s| s.len(), 6).is_empty());
+    }
+}

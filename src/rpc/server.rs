@@ -333,7 +333,7 @@ async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Statu
         }
     }
     let deleted = outcome.deleted.len() as u64;
-    for paths in deleted_chunks(outcome.deleted) {
+    for paths in super::batches(outcome.deleted, |path| path.len() + 4, super::MANIFEST_CHUNK_BYTES) {
         if tx.send(Ok(ExecuteResponse { event: Some(Event::Deleted(ChangesDeleted { paths })) })).await.is_err() {
             return Ok(());
         }
@@ -341,25 +341,6 @@ async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Statu
     let end = ChangesEnd { deleted, size };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesEnd(end)) })).await;
     Ok(())
-}
-
-/// Deleted paths in messages of about `MANIFEST_CHUNK_BYTES` each.
-fn deleted_chunks(paths: Vec<String>) -> Vec<Vec<String>> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
-    let mut size = 0;
-    for path in paths {
-        if size + path.len() + 4 > super::MANIFEST_CHUNK_BYTES && !current.is_empty() {
-            chunks.push(std::mem::take(&mut current));
-            size = 0;
-        }
-        size += path.len() + 4;
-        current.push(path);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
 }
 
 fn event_message(event: TaskEvent) -> ExecuteResponse {
