@@ -155,3 +155,30 @@ fn a_small_cache_limit_only_costs_resending() {
     assert!(!second.contains("missing=0"), "the trimmed cache had to ask again: {second}");
     Test::new().run(&["agent", "-p", "0", "--cache-max", "lots"]).expect_code(2).stderr_has("invalid size 'lots'");
 }
+
+#[test]
+fn a_cache_dir_keeps_contents_across_agent_restarts() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = cache.path().to_string_lossy().into_owned();
+    let test = Test::new().write("data.txt", "kept across restarts\n");
+    let pipeline = |address: &str| {
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = "cp data.txt copy.txt" }},
+            }} }} }}"#
+        )
+    };
+    let mut first = Agent::start(&["--cache-dir", &cache_dir]);
+    let test = test.write("tasks.lua", &pipeline(&first.address));
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(first.stop().success());
+    std::fs::remove_file(test.path().join("copy.txt")).expect("rm");
+
+    let second = Agent::start(&["--cache-dir", &cache_dir]);
+    std::fs::write(test.path().join("tasks.lua"), pipeline(&second.address)).expect("rewrite");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("copy.txt"), "kept across restarts\n");
+    let sync = second.log().lines().find(|line| line.contains("incremental sync")).map(str::to_owned).expect("a sync");
+    // Only the rewritten pipeline is new to the restarted agent.
+    assert!(sync.contains("missing=1"), "{sync}");
+}

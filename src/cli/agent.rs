@@ -64,6 +64,10 @@ pub struct AgentArgs {
     /// "512M" or "4G"; the oldest go first.
     #[arg(long, default_value = "2G", value_parser = parse_size)]
     cache_max: u64,
+    /// Keep the content cache here, across restarts (default: inside the work directory,
+    /// removed when the agent stops).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// How long running tasks may go on after SIGTERM before they are cancelled.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
@@ -172,7 +176,10 @@ async fn serve(
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         max_tasks: args.max_tasks,
         work_dir: work_root.path().to_path_buf(),
-        cache: match crate::workspace::BlobCache::new(work_root.path().join("cache"), args.cache_max) {
+        cache: match crate::workspace::BlobCache::new(
+            args.cache_dir.clone().unwrap_or_else(|| work_root.path().join("cache")),
+            args.cache_max,
+        ) {
             Ok(cache) => cache,
             Err(error) => {
                 eprintln!("error: cannot create the agent's cache: {error}");
