@@ -12,7 +12,7 @@ use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, Use
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::archive_data::{ArchiveData, ManifestData, Storage};
-use super::{console_events, lua_json};
+use super::{console_events, lua_args, lua_json};
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
 use crate::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
@@ -63,16 +63,7 @@ async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaRe
             let token = options.get::<Option<String>>("token")?.and_then(Token::new);
             let timeout = match options.get::<Value>("connect_timeout")? {
                 Value::Nil => DEFAULT_CONNECT_TIMEOUT,
-                Value::Integer(seconds) => Duration::from_secs(seconds.max(0) as u64),
-                Value::Number(seconds) => Duration::try_from_secs_f64(seconds).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                Value::String(text) => crate::duration::parse(&text.to_str()?)
-                    .map_err(|e| lua_error("connect", format!("invalid value for option 'connect_timeout' - {e}")))?,
-                other => {
-                    return Err(lua_error(
-                        "connect",
-                        format!("invalid value for option 'connect_timeout' - got {}", other.type_name()),
-                    ));
-                }
+                value => lua_args::duration(&value, "agent.connect", "connect_timeout")?,
             };
             (token, timeout)
         }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use mlua::{FromLua, Lua, Result as LuaResult, Table, Value};
 
-use super::console_events;
 use super::task_context::{self, TaskContext};
+use super::{console_events, lua_args};
 use crate::events::{EventSink, TaskEvent};
 use crate::process::{self, Exit, OutputStream, Program, Spec};
 
@@ -64,7 +64,7 @@ impl FromLua for ExecOptions {
                 "cwd" => options.cwd = Some(PathBuf::from(expect_string(&value, "cwd")?)),
                 "env" => options.env = read_env(&value)?,
                 "stdin" => options.stdin = Some(expect_string(&value, "stdin")?.into_bytes()),
-                "timeout" => options.timeout = Some(read_timeout(&value)?),
+                "timeout" => options.timeout = Some(lua_args::duration(&value, "exec.run", "timeout")?),
                 "stream" => {
                     options.stream = value.as_boolean().ok_or_else(|| option_error("stream", "expected a boolean"))?
                 }
@@ -102,20 +102,6 @@ fn read_env(value: &Value) -> LuaResult<Vec<(String, String)>> {
     }
     env.sort();
     Ok(env)
-}
-
-fn read_timeout(value: &Value) -> LuaResult<Duration> {
-    match value {
-        Value::Integer(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
-        Value::Number(seconds) => {
-            Duration::try_from_secs_f64(*seconds).map_err(|_| option_error("timeout", "expected a non-negative number"))
-        }
-        Value::String(text) => crate::duration::parse(&text.to_str()?).map_err(|e| option_error("timeout", e)),
-        other => Err(option_error(
-            "timeout",
-            format!("expected seconds or a duration such as '10s', got {}", other.type_name()),
-        )),
-    }
 }
 
 fn read_program(command: Value) -> LuaResult<Program> {

@@ -7,6 +7,7 @@ pub mod archive_data;
 pub mod console_events;
 pub mod exec;
 pub mod log;
+pub mod lua_args;
 pub mod lua_json;
 pub mod task_context;
 pub mod workspace;

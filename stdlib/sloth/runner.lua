@@ -81,7 +81,7 @@ local function run_group(step, workdir, opts, run)
     end
   end
 
-  local function abort(task, result)
+  local function abort(task)
     run.aborted_by = ref(task)
     for id, other in pairs(running) do
       core.cancel(id)
@@ -95,7 +95,6 @@ local function run_group(step, workdir, opts, run)
       skip(other, "the run was aborted by " .. run.aborted_by)
     end
     pending = {}
-    return result
   end
 
   while true do
@@ -137,7 +136,7 @@ local function run_group(step, workdir, opts, run)
     record(task, result)
     reporter.finished(ref(task), result)
     if result.status == "aborted" then
-      abort(task, result)
+      abort(task)
     elseif result.status == "failed" then
       for _, handler in ipairs(task.next_if_fail) do
         triggered[handler] = triggered[handler] or {}

@@ -2,27 +2,19 @@
 --- failure handlers, async, artifacts, and `uses` (a base task). Each reader validates and
 --- reports problems through `add(field, problem)`.
 local core = require("sloth.core")
+local tables = require("sloth.tables")
 
 local M = {}
 
 --- Longest pause between attempts, whatever `retry_delay` and the attempt number say.
 M.MAX_RETRY_DELAY = 60
 
+--- A name or a list of names as a list; nil for anything else.
 local function names(value)
   if type(value) == "string" then
     return { value }
   end
-  if type(value) ~= "table" then
-    return nil
-  end
-  local list = {}
-  for k, item in pairs(value) do
-    if math.type(k) ~= "integer" or type(item) ~= "string" then
-      return nil
-    end
-    list[k] = item
-  end
-  return list
+  return tables.is_list_of_strings(value) and value or nil
 end
 M.names = names
 

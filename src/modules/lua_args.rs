@@ -1,0 +1,20 @@
+//! Reading native functions' arguments that several modules share.
+
+use std::time::Duration;
+
+use mlua::{Result as LuaResult, Value};
+
+/// A duration option: seconds as a number, or a string such as "100ms", "10s", "1m". The
+/// error names the function and the option.
+pub fn duration(value: &Value, function: &str, option: &str) -> LuaResult<Duration> {
+    let invalid =
+        |reason: String| mlua::Error::runtime(format!("{function}: invalid value for option '{option}' - {reason}"));
+    match value {
+        Value::Integer(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
+        Value::Number(seconds) => {
+            Duration::try_from_secs_f64(*seconds).map_err(|_| invalid("expected a non-negative number".to_owned()))
+        }
+        Value::String(text) => crate::duration::parse(&text.to_str()?).map_err(|e| invalid(e.to_string())),
+        other => Err(invalid(format!("expected seconds or a duration such as '10s', got {}", other.type_name()))),
+    }
+}
