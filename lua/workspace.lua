@@ -16,43 +16,58 @@ workspace = {}
 ---@field size integer
 ---@field entries integer
 
---- Packs `dir`, leaving out `exclude` globs, the globs in `dir/.slothignore`, `.sloth/` and
---- symlinks pointing outside `dir`. The archive remembers what it shipped, for `apply`'s
---- conflict check.
+---@class workspace.Rules
+
+--- Packs `dir`, leaving out `exclude` globs, the globs in `dir/.slothignore` and `.sloth/`.
+--- Names are carried as bytes, modification times with nanoseconds, symlinks as they are
+--- (whatever they point at). The archive remembers what it shipped, for `apply`'s conflict
+--- check.
 ---@param dir string
 ---@param opts? { exclude?: string[] }
 ---@return workspace.Archive
 function workspace.pack(dir, opts) end
 
 --- Extracts `archive` into `dir` (created if missing; must be empty). Refuses, naming the
---- entry, absolute paths, `..`, links pointing outside, writes through links, devices, and
---- archives past the size or entry limit.
+--- entry, absolute paths, `..`, anything written through a link (however links chain),
+--- devices, and archives past the size or entry limit. Links themselves are created as they
+--- are.
 ---@param archive workspace.Archive
 ---@param dir string
 ---@return { entries: integer, bytes: integer }
 function workspace.unpack(archive, dir) end
 
---- The content of `dir` now (kinds, modes, content hashes).
+--- The content of `dir` now (kinds, modes, times, content hashes); it keeps the rules it was
+--- read with, for `changes`.
 ---@param dir string
 ---@param opts? { exclude?: string[] }
 ---@return workspace.Manifest
 function workspace.snapshot(dir, opts) end
 
+--- What `dir` leaves out — built-in exclusions, `exclude`, `dir/.slothignore` — fixed now, so
+--- that `changes` judges a task's result by the rules it started with.
+---@param dir string
+---@param opts? { exclude?: string[] }
+---@return workspace.Rules
+function workspace.rules(dir, opts) end
+
 --- What changed in `dir` since `base`: an archive of the added and modified entries whose
---- `deleted` lists the removed ones. `output` names the archive file (default: a temp file).
+--- `deleted` lists the removed ones. The rules are `rules`, else `exclude` read now, else
+--- the base's. `output` names the archive file (default: a temp file).
 ---@param dir string
 ---@param base workspace.Manifest
----@param opts? { exclude?: string[], output?: string }
+---@param opts? { rules?: workspace.Rules, exclude?: string[], output?: string }
 ---@return workspace.Archive
 function workspace.changes(dir, base, opts) end
 
---- Applies `changes` to `dir`: staged aside, then renamed into place. With `base` (the packed
---- archive the task started from), a path changed both here and by the task is a conflict and
---- nothing is applied. A broken archive changes nothing.
+--- Applies `changes` to `dir`: staged aside, then renamed into place, never through a link.
+--- With `base` (the archive or snapshot the task started from), a path changed both here and
+--- by the task — checked before anything is touched and again right before each rename — is
+--- a conflict and nothing is applied. A broken archive or a full disk changes nothing.
+--- `kept` lists directories the task deleted that still hold entries it never saw.
 ---@param dir string
 ---@param changes workspace.Archive
----@param opts? { base?: workspace.Archive }
----@return { written: integer, deleted: integer }
+---@param opts? { base?: workspace.Archive|workspace.Manifest }
+---@return { written: integer, deleted: integer, kept: string[] }
 function workspace.apply(dir, changes, opts) end
 
 return workspace

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sloth_runner::rpc::client::{AgentClient, WorkspaceSource};
-use sloth_runner::workspace::{Entry, Manifest};
+use sloth_runner::rpc::proto::FileEntry;
+use sloth_runner::rpc::proto::file_entry::Kind;
+use sloth_runner::workspace::{Entry, Manifest, RelPath};
 
 use crate::support::Test;
 use crate::support::agent::Agent;
@@ -34,61 +36,104 @@ fn a_second_run_sends_no_content_the_agent_already_has() {
     assert!(syncs[1].contains("missing=0"), "the second run sends nothing: {}", syncs[1]);
 }
 
-/// Sends `manifest` (contents read from `root`) to the agent for a trivial task; the error.
-fn send(agent: &Agent, root: &std::path::Path, manifest: Manifest) -> String {
+/// Sends a task whose workspace is `entries` (crafted wire entries, as a hostile master
+/// would) to the agent, answering its requests for contents with an empty archive; the error.
+fn send_raw(agent: &Agent, entries: Vec<FileEntry>) -> String {
+    use sloth_runner::rpc::proto::agent_client::AgentClient as RawClient;
+    use sloth_runner::rpc::proto::execute_request::Item;
+    use sloth_runner::rpc::proto::{ExecuteRequest, ManifestChunk, ManifestEnd, ScriptFile, TaskRequest, WorkspaceEnd};
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     tokio.block_on(async {
-        let mut client =
-            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
+        let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
         let spec = crate::support::agent::trivial_task_spec();
-        let source = WorkspaceSource::Incremental { root: root.to_path_buf(), manifest: Arc::new(manifest) };
-        let result =
-            tokio::time::timeout(Duration::from_secs(30), client.execute(spec, source, &std::env::temp_dir(), |_| {}))
-                .await
-                .expect("the agent answered in time");
-        result.expect_err("a hostile manifest is refused").to_string()
+        let (script_path, script) = spec.scripts[0].clone();
+        let count = entries.len() as u64;
+        let empty_archive = crate::support::crafted::archive(&[]);
+        let messages = vec![
+            Item::Task(TaskRequest {
+                group: spec.group,
+                task: spec.task,
+                pipeline: spec.pipeline,
+                scripts: 1,
+                incremental: true,
+                ..Default::default()
+            }),
+            Item::Script(ScriptFile { path: script_path, content: script }),
+            Item::ManifestChunk(ManifestChunk { entries }),
+            Item::ManifestEnd(ManifestEnd { entries: count }),
+            Item::WorkspaceChunk(empty_archive.clone()),
+            Item::WorkspaceEnd(WorkspaceEnd { size: empty_archive.len() as u64 }),
+        ];
+        let outbound = tokio_stream::iter(messages.into_iter().map(|item| ExecuteRequest { item: Some(item) }));
+        let call = async {
+            let mut inbound = client.execute(outbound).await?.into_inner();
+            while let Some(message) = inbound.message().await? {
+                if let Some(sloth_runner::rpc::proto::execute_response::Event::Result(result)) = message.event {
+                    return Ok::<_, tonic::Status>(format!("the task ran: {result:?}"));
+                }
+            }
+            Ok("the call ended".to_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(30), call).await.expect("the agent answered in time") {
+            Ok(outcome) => panic!("a hostile manifest was accepted: {outcome}"),
+            Err(status) => status.message().to_owned(),
+        }
     })
 }
 
+fn wire_file(path: &[u8]) -> FileEntry {
+    FileEntry {
+        path: path.to_vec(),
+        kind: Kind::File as i32,
+        mode: 0o644,
+        size: 5,
+        hash: blake3::hash(b"owned").as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+fn wire_link(path: &[u8], target: &[u8]) -> FileEntry {
+    FileEntry { path: path.to_vec(), kind: Kind::Symlink as i32, target: target.to_vec(), ..Default::default() }
+}
+
 /// (label, manifest entries, the entry the error must name)
-type HostileCase = (&'static str, Vec<(String, Entry)>, String);
+type HostileCase = (&'static str, Vec<FileEntry>, String);
 
 #[test]
 fn a_real_agent_refuses_hostile_manifests_naming_the_entry() {
     let work_dir = tempfile::tempdir().expect("tempdir");
     let outside = tempfile::tempdir().expect("tempdir");
     let agent = Agent::start(&["--work-dir", &work_dir.path().to_string_lossy()]);
-    let root = tempfile::tempdir().expect("tempdir");
-    // '!' sorts first, so the master reads this content from a harmless path.
-    std::fs::write(root.path().join("!content.txt"), "owned").expect("write");
-    let file = Entry::File { mode: 0o644, size: 5, hash: blake3::hash(b"owned") };
     let absolute = outside.path().join("absolute.txt").to_string_lossy().into_owned();
+    let outside_bytes = outside.path().to_string_lossy().into_owned();
+    let dir = FileEntry { path: b"real".to_vec(), kind: Kind::Dir as i32, mode: 0o755, ..Default::default() };
     let cases: Vec<HostileCase> = vec![
-        ("absolute path", vec![(absolute.clone(), file.clone())], absolute.clone()),
-        ("parent directory", vec![("../escaped.txt".to_owned(), file.clone())], "../escaped.txt".to_owned()),
+        ("absolute path", vec![wire_file(absolute.as_bytes())], absolute.clone()),
+        ("parent directory", vec![wire_file(b"../escaped.txt")], "../escaped.txt".to_owned()),
+        ("not normalized", vec![wire_file(b"a//b")], "a//b".to_owned()),
         (
-            "symlink out",
+            "a file under a symlink out",
+            vec![wire_link(b"link", outside_bytes.as_bytes()), wire_file(b"link/x.txt")],
+            "link/x.txt".to_owned(),
+        ),
+        (
+            "a chain of links",
             vec![
-                ("link".to_owned(), Entry::Symlink { target: outside.path().to_string_lossy().into_owned() }),
-                ("link/x.txt".to_owned(), file.clone()),
+                FileEntry { path: b"sub".to_vec(), kind: Kind::Dir as i32, mode: 0o755, ..Default::default() },
+                wire_link(b"sub/l1", b".."),
+                wire_link(b"sub/l1x", b"l1/.."),
+                wire_file(b"sub/l1x/x.txt"),
             ],
-            "link".to_owned(),
+            "sub/l1x/x.txt".to_owned(),
         ),
         (
             "write through an inside symlink",
-            vec![
-                ("real".to_owned(), Entry::Dir { mode: 0o755 }),
-                ("alias".to_owned(), Entry::Symlink { target: "real".to_owned() }),
-                ("alias/x.txt".to_owned(), file.clone()),
-            ],
+            vec![dir, wire_link(b"alias", b"real"), wire_file(b"alias/x.txt")],
             "alias/x.txt".to_owned(),
         ),
     ];
     for (label, entries, named) in cases {
-        let mut manifest = Manifest::default();
-        manifest.entries.insert("!content.txt".to_owned(), file.clone());
-        manifest.entries.extend(entries);
-        let error = send(&agent, root.path(), manifest);
+        let error = send_raw(&agent, entries);
         assert!(error.contains(&named), "{label}: the error does not name '{named}': {error}");
         assert!(!std::path::Path::new(&absolute).exists(), "{label}: wrote outside");
         assert!(!outside.path().join("x.txt").exists(), "{label}: wrote through a link");
@@ -96,21 +141,51 @@ fn a_real_agent_refuses_hostile_manifests_naming_the_entry() {
     }
 }
 
-/// The agent checks every content against its hash (`BlobCache::store`, unit-tested); the
-/// master already refuses to send a file whose content no longer matches its manifest.
+/// A file written to between the snapshot and the upload goes as it was read, under the hash
+/// of what was read, and the master learns that the task started from that.
 #[test]
-fn a_file_whose_content_no_longer_matches_the_manifest_is_not_sent() {
+fn a_file_changed_since_the_manifest_is_sent_as_read() {
     let agent = Agent::start(&[]);
     let root = tempfile::tempdir().expect("tempdir");
     std::fs::write(root.path().join("a.txt"), "real content").expect("write");
-    // The manifest claims other content than the file holds (as when a file is written to
-    // between the snapshot and the upload).
     let mut manifest = Manifest::default();
-    manifest
-        .entries
-        .insert("a.txt".to_owned(), Entry::File { mode: 0o644, size: 12, hash: blake3::hash(b"claimed content") });
-    let error = send(&agent, root.path(), manifest);
-    assert!(error.contains("a.txt: changed while it was being sent"), "{error}");
+    let claimed =
+        Entry::File { mode: 0o644, size: 15, hash: blake3::hash(b"claimed content"), mtime: Default::default() };
+    manifest.entries.insert(RelPath::parse(b"a.txt").expect("valid"), claimed);
+    let spec = sloth_runner::rpc::client::TaskSpec {
+        group: "g".into(),
+        task: "t".into(),
+        pipeline: "tasks.lua".into(),
+        scripts: vec![(
+            "tasks.lua".into(),
+            b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'cat a.txt' } } } }".to_vec(),
+        )],
+        ..Default::default()
+    };
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let (outcome, lines) = tokio.block_on(async {
+        let mut client =
+            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
+        let source = WorkspaceSource::Incremental { root: root.path().to_path_buf(), manifest: Arc::new(manifest) };
+        let mut lines = Vec::new();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.execute(spec, source, &std::env::temp_dir(), |event| lines.push(format!("{event:?}"))),
+        )
+        .await
+        .expect("the agent answered in time")
+        .expect("the task ran");
+        (outcome, lines)
+    });
+    assert!(outcome.ok, "{:?}", outcome.message);
+    assert!(lines.iter().any(|line| line.contains("real content")), "the task read what was sent: {lines:?}");
+    assert!(lines.iter().any(|line| line.contains("a.txt changed while it was being sent")), "{lines:?}");
+    assert_eq!(outcome.amended.len(), 1);
+    assert!(
+        matches!(&outcome.amended[0].1, Entry::File { hash, .. } if *hash == blake3::hash(b"real content")),
+        "{:?}",
+        outcome.amended
+    );
 }
 
 #[test]

@@ -177,8 +177,14 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     result.set("message", outcome.message)?;
     result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
     let size = outcome.changes.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    let changes =
-        ArchiveData { storage: Storage::Temp(outcome.changes), base: None, deleted: outcome.deleted, entries: 0, size };
+    let changes = ArchiveData {
+        storage: Storage::Temp(outcome.changes),
+        base: None,
+        deleted: outcome.deleted,
+        amended: outcome.amended,
+        entries: 0,
+        size,
+    };
     result.set("changes", lua.create_userdata(changes)?)?;
     Ok(result)
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use mlua::{UserData, UserDataFields};
 
-use crate::workspace::Manifest;
+use crate::workspace::{Entry, Filter, Manifest, RelPath};
 
 /// The run's scratch directory for temporary archives. It belongs to the VM's host, which
 /// removes it when the run ends (`Runtime` drops it), whatever Lua still references.
@@ -43,7 +43,10 @@ pub struct ArchiveData {
     /// For a packed workspace: what was shipped, the base for conflict detection on apply.
     pub base: Option<Arc<Manifest>>,
     /// For changes: paths the task deleted.
-    pub deleted: Vec<String>,
+    pub deleted: Vec<RelPath>,
+    /// For changes: files that went to the agent as read rather than as snapshotted (they
+    /// changed meanwhile); the task's base for them.
+    pub amended: Vec<(RelPath, Entry)>,
     pub entries: u64,
     pub size: u64,
 }
@@ -62,17 +65,32 @@ impl UserData for ArchiveData {
         fields.add_field_method_get("path", |_, this| Ok(this.path().to_string_lossy().into_owned()));
         fields.add_field_method_get("size", |_, this| Ok(this.size));
         fields.add_field_method_get("entries", |_, this| Ok(this.entries));
-        fields.add_field_method_get("deleted", |_, this| Ok(this.deleted.clone()));
+        fields.add_field_method_get("deleted", |lua, this| {
+            let list = lua.create_table()?;
+            for path in &this.deleted {
+                list.raw_push(lua.create_string(path.as_bytes())?)?;
+            }
+            Ok(list)
+        });
         fields.add_field_method_get("files", |_, this| Ok(this.base.as_ref().map(|base| base.file_count())));
     }
 }
 
-/// A workspace manifest (a snapshot) held by Lua, with the directory it describes.
+/// A workspace manifest (a snapshot) held by Lua, with the directory it describes and the
+/// rules it was taken with (so the changes after a task are judged by the same rules, even if
+/// the task edits `.slothignore`).
 #[derive(Debug, Clone)]
 pub struct ManifestData {
     pub manifest: Arc<Manifest>,
     pub root: PathBuf,
+    pub rules: Option<Arc<Filter>>,
 }
+
+/// Which paths a workspace leaves out, fixed when it was read (`workspace.rules`).
+#[derive(Debug, Clone)]
+pub struct RulesData(pub Arc<Filter>);
+
+impl UserData for RulesData {}
 
 impl UserData for ManifestData {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {

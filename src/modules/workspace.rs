@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
 
-use super::archive_data::{ArchiveData, ManifestData, Storage, base_manifest, scratch_dir};
+use super::archive_data::{ArchiveData, ManifestData, RulesData, Storage, base_manifest, scratch_dir};
 use super::task_context;
 use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
 
@@ -17,6 +17,7 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     table.set("snapshot", lua.create_async_function(snapshot)?)?;
     table.set("changes", lua.create_async_function(changes)?)?;
     table.set("apply", lua.create_async_function(apply)?)?;
+    table.set("rules", lua.create_async_function(rules)?)?;
     Ok(table)
 }
 
@@ -77,7 +78,14 @@ async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<An
         let (temp, file) = temp_archive(&scratch, "workspace-")?;
         let entries = core::pack(&root, &manifest, None, std::io::BufWriter::new(file))?;
         let size = std::fs::metadata(temp.path()).map_err(WorkspaceError::io(temp.path()))?.len();
-        Ok(ArchiveData { storage: Storage::Temp(temp), base: Some(Arc::new(manifest)), deleted: vec![], entries, size })
+        Ok(ArchiveData {
+            storage: Storage::Temp(temp),
+            base: Some(Arc::new(manifest)),
+            deleted: vec![],
+            amended: vec![],
+            entries,
+            size,
+        })
     })
     .await?;
     lua.create_userdata(archive)
@@ -99,28 +107,57 @@ async fn unpack(lua: Lua, (archive, dir): (AnyUserData, String)) -> LuaResult<Ta
     Ok(table)
 }
 
-/// `workspace.snapshot(dir[, { exclude }]) -> manifest`
+/// `workspace.rules(dir[, { exclude }]) -> rules`: the built-in exclusions, `exclude` and
+/// `dir/.slothignore` as they are now — fixed, whatever the task later does to the file.
+async fn rules(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+    let root = resolve_dir(&lua, &dir);
+    let exclude = exclude_option(options.as_ref(), "rules")?;
+    let filter = blocking("rules", move || Filter::new(&root, &exclude)).await?;
+    lua.create_userdata(RulesData(Arc::new(filter)))
+}
+
+/// `workspace.snapshot(dir[, { exclude }]) -> manifest`, which keeps the rules it was read with.
 async fn snapshot(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "snapshot")?;
     let scanned = root.clone();
-    let manifest = blocking("snapshot", move || Manifest::scan(&scanned, &Filter::new(&scanned, &exclude)?)).await?;
-    lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root })
+    let (manifest, filter) = blocking("snapshot", move || {
+        let filter = Filter::new(&scanned, &exclude)?;
+        Ok((Manifest::scan(&scanned, &filter)?, filter))
+    })
+    .await?;
+    lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root, rules: Some(Arc::new(filter)) })
 }
 
-/// `workspace.changes(dir, base_manifest[, { exclude, output }]) -> archive` whose `deleted`
-/// lists removed paths. `output` names the file to write (default: a temporary file).
+/// `workspace.changes(dir, base_manifest[, { rules | exclude, output }]) -> archive` whose
+/// `deleted` lists removed paths. The rules default to the base's (those of its snapshot);
+/// `output` names the file to write (default: a temporary file).
 async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
-    let base = base.borrow::<ManifestData>()?.manifest.clone();
+    let (base, base_rules) = {
+        let base = base.borrow::<ManifestData>()?;
+        (base.manifest.clone(), base.rules.clone())
+    };
     let exclude = exclude_option(options.as_ref(), "changes")?;
+    let rules = match &options {
+        Some(options) => match options.get::<Option<AnyUserData>>("rules")? {
+            Some(rules) => Some(rules.borrow::<RulesData>()?.0.clone()),
+            None => None,
+        },
+        None => None,
+    };
     let output = match &options {
         Some(options) => options.get::<Option<String>>("output")?.map(|path| resolve_dir(&lua, &path)),
         None => None,
     };
     let scratch = scratch_dir(&lua)?;
     let archive = blocking("changes", move || {
-        let after = Manifest::scan(&root, &Filter::new(&root, &exclude)?)?;
+        let filter = match (rules, base_rules) {
+            (Some(rules), _) => rules,
+            (None, Some(rules)) if exclude.is_empty() => rules,
+            _ => Arc::new(Filter::new(&root, &exclude)?),
+        };
+        let after = Manifest::scan(&root, &filter)?;
         let changes = core::diff(&base, &after);
         let (storage, file) = match output {
             Some(path) => {
@@ -133,7 +170,8 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
             }
         };
         let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
-        let mut archive = ArchiveData { storage, base: None, deleted: changes.deleted, entries, size: 0 };
+        let mut archive =
+            ArchiveData { storage, base: None, deleted: changes.deleted, amended: vec![], entries, size: 0 };
         archive.size = std::fs::metadata(archive.path()).map_err(WorkspaceError::io(archive.path()))?.len();
         Ok(archive)
     })
@@ -145,9 +183,9 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
 /// Refuses, changing nothing, on an unsafe archive or on a conflict with `base`.
 async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<Table>)) -> LuaResult<Table> {
     let root = resolve_dir(&lua, &dir);
-    let (source, deleted) = {
+    let (source, deleted, amended) = {
         let changes = changes.borrow::<ArchiveData>()?;
-        (changes.path().to_path_buf(), changes.deleted.clone())
+        (changes.path().to_path_buf(), changes.deleted.clone(), changes.amended.clone())
     };
     let base = match &options {
         Some(options) => match options.get::<Option<AnyUserData>>("base")? {
@@ -158,11 +196,25 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
     };
     let report = blocking("apply", move || {
         let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
+        // The task started from what was sent: files that changed while being read went as read.
+        let base = base.map(|base| {
+            if amended.is_empty() {
+                return base;
+            }
+            let mut base = (*base).clone();
+            base.entries.extend(amended);
+            Arc::new(base)
+        });
         core::apply(&root, std::io::BufReader::new(file), &deleted, base.as_deref(), &Limits::default())
     })
     .await?;
     let table = lua.create_table()?;
     table.set("written", report.written)?;
     table.set("deleted", report.deleted)?;
+    let kept = lua.create_table()?;
+    for path in &report.kept {
+        kept.raw_push(lua.create_string(path.as_bytes())?)?;
+    }
+    table.set("kept", kept)?;
     Ok(table)
 }

@@ -22,7 +22,7 @@ use super::proto::{
 use super::tls::ClientTls;
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
-use crate::workspace::{Manifest, pack_blobs};
+use crate::workspace::{BlobPack, Entry, Manifest, RelPath, pack_blobs};
 
 /// Why a call to an agent failed, naming the agent's address.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum ClientError {
     Refused { address: String, reason: String },
     #[error("the agent at {address} failed: {reason}")]
     Failed { address: String, reason: String },
+    #[error("lost the connection to the agent at {address} during the task: {reason}")]
+    Lost { address: String, reason: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -99,7 +101,10 @@ pub struct TaskOutcome {
     pub outputs_json: Vec<u8>,
     /// The changes archive (tar + gzip), received into a temporary file.
     pub changes: tempfile::NamedTempFile,
-    pub deleted: Vec<String>,
+    pub deleted: Vec<RelPath>,
+    /// Files that changed while they were read here: they went to the agent as read, so the
+    /// task started from these entries, not from the snapshot's.
+    pub amended: Vec<(RelPath, Entry)>,
 }
 
 /// A connection to one agent; cheap to clone (one HTTP/2 channel underneath).
@@ -203,6 +208,8 @@ impl AgentClient {
             }
         });
         // Uploads run beside the call so that a large workspace streams with bounded memory.
+        // The call's request stream stays open until the call ends (the agent may ask for
+        // contents again); whole-archive uploads take the only sender.
         let mut tx = Some(tx);
         let upload = pending_upload.map(|file| {
             let sender = tx.take();
@@ -232,8 +239,9 @@ impl AgentClient {
         let mut received: u64 = 0;
         let mut needed = Vec::new();
         let mut deleted = Vec::new();
+        let mut amended = Vec::new();
         loop {
-            let message = inbound.message().await.map_err(|s| self.status_error(&s))?;
+            let message = inbound.message().await.map_err(|s| self.stream_error(&s))?;
             let Some(message) = message else {
                 return Err(self.failed("the agent ended the call before sending the changes"));
             };
@@ -260,16 +268,29 @@ impl AgentClient {
                         continue;
                     }
                     let hashes = std::mem::take(&mut needed);
-                    let blobs = pack_needed(root.clone(), Arc::clone(manifest), hashes, scratch.to_path_buf()).await?;
+                    let (blobs, report) =
+                        pack_needed(root.clone(), Arc::clone(manifest), hashes, scratch.to_path_buf()).await?;
                     let file = tokio::fs::File::from_std(
                         blobs
                             .reopen()
                             .map_err(|source| ClientError::Io { path: blobs.path().to_path_buf(), source })?,
                     );
-                    tokio::spawn(upload_then_drop(file, tx.take(), blobs));
+                    for (path, _) in &report.amended {
+                        on_event(TaskEvent::Log {
+                            level: tracing::Level::WARN,
+                            message: format!("{path} changed while it was being sent; the task gets it as it was read"),
+                            fields: String::new(),
+                        });
+                    }
+                    let amendments: Vec<_> =
+                        report.amended.iter().map(|(path, entry)| super::manifest::to_wire(path, entry)).collect();
+                    amended.extend(report.amended);
+                    tokio::spawn(upload_then_drop(file, amendments, tx.clone(), blobs));
                 }
                 Some(Event::Result(task_result)) => result = Some(task_result),
-                Some(Event::Deleted(more)) => deleted.extend(more.paths),
+                Some(Event::Deleted(more)) => {
+                    deleted.extend(super::manifest::paths_from_wire(more.paths).map_err(|e| self.failed(&e))?);
+                }
                 Some(Event::ChangesChunk(chunk)) => {
                     received += chunk.len() as u64;
                     changes_file
@@ -297,6 +318,7 @@ impl AgentClient {
                         outputs_json: result.outputs_json,
                         changes,
                         deleted: std::mem::take(&mut deleted),
+                        amended: std::mem::take(&mut amended),
                     });
                 }
                 None => {}
@@ -306,6 +328,16 @@ impl AgentClient {
 
     fn failed(&self, reason: &str) -> ClientError {
         ClientError::Failed { address: self.address.clone(), reason: reason.to_owned() }
+    }
+
+    /// A failure of the call after it started: a broken transport is a lost connection; what
+    /// the agent said is [`AgentClient::status_error`].
+    fn stream_error(&self, status: &tonic::Status) -> ClientError {
+        if transport_broke(status) {
+            let reason = error_chain(status);
+            return ClientError::Lost { address: self.address.clone(), reason };
+        }
+        self.status_error(status)
     }
 
     fn status_error(&self, status: &tonic::Status) -> ClientError {
@@ -320,32 +352,56 @@ impl AgentClient {
     }
 }
 
+/// Whether a status is the transport failing (the connection reset, closed or timed out)
+/// rather than something the agent answered.
+fn transport_broke(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        if cause.downcast_ref::<h2::Error>().is_some_and(|e| e.is_io() || e.is_go_away() || e.is_reset())
+            || cause.downcast_ref::<std::io::Error>().is_some()
+            || cause.downcast_ref::<hyper::Error>().is_some()
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 /// Packs the contents the agent asked for into a temporary blob archive, off the async threads.
 async fn pack_needed(
     root: PathBuf,
     manifest: Arc<Manifest>,
     hashes: Vec<blake3::Hash>,
     scratch: PathBuf,
-) -> Result<tempfile::NamedTempFile, ClientError> {
+) -> Result<(tempfile::NamedTempFile, BlobPack), ClientError> {
     tokio::task::spawn_blocking(move || {
         let temp = tempfile::NamedTempFile::new_in(&scratch)
             .map_err(|source| ClientError::Io { path: scratch.clone(), source })?;
         let file = temp.reopen().map_err(|source| ClientError::Io { path: temp.path().to_path_buf(), source })?;
-        pack_blobs(&root, &manifest, &hashes, std::io::BufWriter::new(file))
+        let report = pack_blobs(&root, &manifest, &hashes, std::io::BufWriter::new(file), &scratch)
             .map_err(|e| ClientError::Io { path: root.clone(), source: std::io::Error::other(e.to_string()) })?;
-        Ok(temp)
+        Ok((temp, report))
     })
     .await
     .map_err(|e| ClientError::Io { path: PathBuf::new(), source: std::io::Error::other(e.to_string()) })?
 }
 
-/// [`upload`], keeping the temporary file alive until it is sent.
+/// The amendments, then [`upload`], keeping the temporary file alive until it is sent.
 async fn upload_then_drop(
     file: tokio::fs::File,
+    amended: Vec<super::proto::FileEntry>,
     tx: Option<tokio::sync::mpsc::Sender<ExecuteRequest>>,
     _keep: tempfile::NamedTempFile,
 ) {
-    upload(file, tx).await;
+    let Some(sender) = tx else { return };
+    for entries in super::batches(amended, |entry| entry.path.len() + 80, super::MANIFEST_CHUNK_BYTES) {
+        let item = Item::Amended(ManifestChunk { entries });
+        if sender.send(ExecuteRequest { item: Some(item) }).await.is_err() {
+            return;
+        }
+    }
+    upload(file, Some(sender)).await;
 }
 
 /// Streams an archive in chunks, then the end marker.

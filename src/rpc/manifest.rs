@@ -1,65 +1,107 @@
-//! Manifests on the wire: `workspace::Manifest` to and from `FileEntry` lists.
+//! Manifests on the wire: `workspace::Manifest` to and from `FileEntry` lists, paths and link
+//! targets as bytes.
 
 use super::proto::FileEntry;
 use super::proto::file_entry::Kind;
-use crate::workspace::{Entry, Manifest};
+use crate::workspace::{Entry, Manifest, RelPath, Timestamp};
 
 /// The manifest as wire entries, in messages of about `chunk_bytes` each.
 pub fn to_wire_chunks(manifest: &Manifest, chunk_bytes: usize) -> Vec<Vec<FileEntry>> {
     super::batches(
-        to_wire(manifest),
-        |entry| entry.path.len() + entry.target.len() + entry.hash.len() + 24,
+        manifest.entries.iter().map(|(path, entry)| to_wire(path, entry)),
+        |entry| entry.path.len() + entry.target.len() + entry.hash.len() + 32,
         chunk_bytes,
     )
 }
 
-pub fn to_wire(manifest: &Manifest) -> Vec<FileEntry> {
-    manifest
-        .entries
-        .iter()
-        .map(|(path, entry)| {
-            let mut wire = FileEntry { path: path.clone(), ..Default::default() };
-            match entry {
-                Entry::Dir { mode } => {
-                    wire.kind = Kind::Dir as i32;
-                    wire.mode = *mode;
-                }
-                Entry::File { mode, size, hash } => {
-                    wire.kind = Kind::File as i32;
-                    wire.mode = *mode;
-                    wire.size = *size;
-                    wire.hash = hash.as_bytes().to_vec();
-                }
-                Entry::Symlink { target } => {
-                    wire.kind = Kind::Symlink as i32;
-                    wire.target = target.clone();
-                }
-            }
-            wire
-        })
-        .collect()
+pub fn to_wire(path: &RelPath, entry: &Entry) -> FileEntry {
+    let mtime = entry.mtime();
+    let mut wire = FileEntry {
+        path: path.as_bytes().to_vec(),
+        mtime_secs: mtime.secs,
+        mtime_nanos: mtime.nanos,
+        ..Default::default()
+    };
+    match entry {
+        Entry::Dir { mode, .. } => {
+            wire.kind = Kind::Dir as i32;
+            wire.mode = *mode;
+        }
+        Entry::File { mode, size, hash, .. } => {
+            wire.kind = Kind::File as i32;
+            wire.mode = *mode;
+            wire.size = *size;
+            wire.hash = hash.as_bytes().to_vec();
+        }
+        Entry::Symlink { target, .. } => {
+            wire.kind = Kind::Symlink as i32;
+            wire.target = target.clone();
+        }
+    }
+    wire
+}
+
+/// One wire entry, checked: a normalized relative path, a known kind, a whole hash, a time in
+/// range. Names the entry when it is malformed.
+pub fn from_wire(wire: FileEntry) -> Result<(RelPath, Entry), String> {
+    let shown = crate::workspace::rel_path::display_bytes(&wire.path);
+    let path = RelPath::parse(&wire.path).map_err(|reason| format!("manifest entry '{shown}': {reason}"))?;
+    if path.as_bytes() != wire.path.as_slice() {
+        return Err(format!("manifest entry '{shown}': is not a normalized relative path"));
+    }
+    if wire.mtime_nanos >= 1_000_000_000 {
+        return Err(format!("manifest entry '{shown}': bad modification time"));
+    }
+    let mtime = Timestamp { secs: wire.mtime_secs, nanos: wire.mtime_nanos };
+    let entry = match Kind::try_from(wire.kind) {
+        Ok(Kind::Dir) => Entry::Dir { mode: wire.mode, mtime },
+        Ok(Kind::File) => {
+            let hash: [u8; 32] =
+                wire.hash.as_slice().try_into().map_err(|_| format!("manifest entry '{shown}': bad hash"))?;
+            Entry::File { mode: wire.mode, size: wire.size, hash: blake3::Hash::from_bytes(hash), mtime }
+        }
+        Ok(Kind::Symlink) => Entry::Symlink { target: wire.target, mtime },
+        _ => return Err(format!("manifest entry '{shown}': unknown kind {}", wire.kind)),
+    };
+    Ok((path, entry))
 }
 
 /// Adds the entries of one manifest message to `manifest`; names the first entry that is
-/// malformed. (Paths are checked where they are used: `BlobCache::materialize` refuses
-/// anything unsafe.)
+/// malformed or repeated.
 pub fn extend_from_wire(manifest: &mut Manifest, entries: Vec<FileEntry>) -> Result<(), String> {
     for wire in entries {
-        let entry = match Kind::try_from(wire.kind) {
-            Ok(Kind::Dir) => Entry::Dir { mode: wire.mode },
-            Ok(Kind::File) => {
-                let hash: [u8; 32] =
-                    wire.hash.as_slice().try_into().map_err(|_| format!("manifest entry '{}': bad hash", wire.path))?;
-                Entry::File { mode: wire.mode, size: wire.size, hash: blake3::Hash::from_bytes(hash) }
-            }
-            Ok(Kind::Symlink) => Entry::Symlink { target: wire.target },
-            _ => return Err(format!("manifest entry '{}': unknown kind {}", wire.path, wire.kind)),
-        };
-        if manifest.entries.insert(wire.path.clone(), entry).is_some() {
-            return Err(format!("manifest entry '{}': duplicate", wire.path));
+        let (path, entry) = from_wire(wire)?;
+        if manifest.entries.contains_key(&path) {
+            return Err(format!("manifest entry '{path}': duplicate"));
+        }
+        manifest.entries.insert(path, entry);
+    }
+    Ok(())
+}
+
+/// Replaces files of `manifest` with the amended entries (files that changed while they were
+/// read on the master, as they were sent); an amendment must name a file of the manifest.
+pub fn amend_from_wire(manifest: &mut Manifest, entries: Vec<FileEntry>) -> Result<(), String> {
+    for wire in entries {
+        let (path, entry) = from_wire(wire)?;
+        match (manifest.entries.get_mut(&path), &entry) {
+            (Some(slot @ Entry::File { .. }), Entry::File { .. }) => *slot = entry,
+            _ => return Err(format!("amended entry '{path}': not a file of the manifest")),
         }
     }
     Ok(())
+}
+
+/// Paths from a ChangesDeleted message, checked.
+pub fn paths_from_wire(paths: Vec<Vec<u8>>) -> Result<Vec<RelPath>, String> {
+    paths
+        .into_iter()
+        .map(|raw| {
+            RelPath::parse(&raw).map_err(|reason| {
+                format!("deleted path '{}': {reason}", crate::workspace::rel_path::display_bytes(&raw))
+            })
+        })
+        .collect()
 }
 
 /// Hashes from a NeedBlobs message.

@@ -24,7 +24,7 @@ use super::proto::{
 };
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
-use crate::workspace::{BlobCache, Limits};
+use crate::workspace::{BlobCache, Limits, WorkspaceError};
 
 /// Where a received task's workspace is.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub struct RemoteOutcome {
     pub outputs_json: Vec<u8>,
     /// The changes archive (tar + gzip), inside the task's directory.
     pub changes_archive: PathBuf,
-    pub deleted: Vec<String>,
+    pub deleted: Vec<crate::workspace::RelPath>,
 }
 
 /// Runs a received task. Dropping the returned future must stop the task and kill its
@@ -143,7 +143,11 @@ impl Agent for AgentService {
                 receive_incremental(&mut inbound, dir.path(), &identity, &tx).await
             } else {
                 let archive = dir.path().join("workspace.tar.gz");
-                receive_workspace(&mut inbound, &archive).await.map(|()| RemoteWorkspace::Archive(archive))
+                match receive_workspace(&mut inbound, &archive).await {
+                    Ok(amended) if amended.is_empty() => Ok(RemoteWorkspace::Archive(archive)),
+                    Ok(_) => Err(Status::invalid_argument("amendments belong to an incremental workspace")),
+                    Err(status) => Err(status),
+                }
             };
             match workspace {
                 Err(status) => {
@@ -167,17 +171,79 @@ impl Agent for AgentService {
 }
 
 /// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
-/// workspace from the manifest in `<dir>/workspace`.
+/// workspace from the manifest in `<dir>/workspace`, verifying every content as it is used; a
+/// cached content that fails verification is asked for again, once. The task's base is what
+/// was built.
 async fn receive_incremental(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &std::path::Path,
     identity: &AgentIdentity,
     tx: &Outbound,
 ) -> Result<RemoteWorkspace, Status> {
-    let manifest = receive_manifest(inbound, identity.limits.max_entries).await?;
+    let mut manifest = receive_manifest(inbound, identity.limits.max_entries).await?;
     let (missing, pin) = identity.cache.missing_pinned(&manifest);
     tracing::info!(entries = manifest.entries.len(), missing = missing.len(), "incremental sync");
-    let mut chunks: Vec<&[blake3::Hash]> = missing.chunks(super::NEED_CHUNK_HASHES).collect();
+    ask_for(&missing, tx).await?;
+    let blobs = dir.join("blobs.tar.gz");
+    let amended = receive_workspace(inbound, &blobs).await?;
+    super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
+    let (cache, limits, root) = (identity.cache.clone(), identity.limits, dir.join("workspace"));
+    let ready = root.clone();
+    let stored = blobs.clone();
+    let store_cache = cache.clone();
+    let build = blocking(move || {
+        store(&store_cache, &stored, &limits)?;
+        std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
+        store_cache.build(&manifest, &root, &limits)
+    })
+    .await?;
+    let mut build = build;
+    let again = build.missing();
+    if !again.is_empty() {
+        tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
+        ask_for(&again, tx).await?;
+        let amended = receive_workspace(inbound, &blobs).await?;
+        if !amended.is_empty() {
+            return Err(Status::invalid_argument("amendments are only sent with the first contents"));
+        }
+    }
+    let built = blocking(move || {
+        if !again.is_empty() {
+            store(&cache, &blobs, &limits)?;
+            build.retry(&cache)?;
+        }
+        let built = build.finish()?;
+        drop(pin);
+        let removed = cache.trim()?;
+        if removed > 0 {
+            tracing::debug!(removed, "cache trimmed");
+        }
+        Ok(built)
+    })
+    .await?;
+    Ok(RemoteWorkspace::Ready(ready, std::sync::Arc::new(built)))
+}
+
+/// Runs filesystem work off the async threads; a workspace error refuses the task.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(e.to_string()))?.map_err(|e| {
+        match e.no_space_while("building the workspace at") {
+            e @ WorkspaceError::NoSpace { .. } => Status::resource_exhausted(e.to_string()),
+            e => Status::invalid_argument(e.to_string()),
+        }
+    })
+}
+
+fn store(cache: &BlobCache, blobs: &std::path::Path, limits: &Limits) -> Result<u64, WorkspaceError> {
+    let file = std::fs::File::open(blobs).map_err(WorkspaceError::io(blobs))?;
+    cache.store(std::io::BufReader::new(file), limits)
+}
+
+/// Sends NeedBlobs messages for `hashes` (at least one, the last one marked).
+async fn ask_for(hashes: &[blake3::Hash], tx: &Outbound) -> Result<(), Status> {
+    let mut chunks: Vec<&[blake3::Hash]> = hashes.chunks(super::NEED_CHUNK_HASHES).collect();
     if chunks.is_empty() {
         chunks.push(&[]);
     }
@@ -188,28 +254,7 @@ async fn receive_incremental(
             return Err(Status::cancelled("the master went away"));
         }
     }
-    let blobs = dir.join("blobs.tar.gz");
-    receive_workspace(inbound, &blobs).await?;
-    let (cache, limits, root) = (identity.cache.clone(), identity.limits, dir.join("workspace"));
-    let ready = root.clone();
-    let manifest = std::sync::Arc::new(manifest);
-    let built = std::sync::Arc::clone(&manifest);
-    tokio::task::spawn_blocking(move || -> Result<(), crate::workspace::WorkspaceError> {
-        let file = std::fs::File::open(&blobs).map_err(crate::workspace::WorkspaceError::io(&blobs))?;
-        cache.store(std::io::BufReader::new(file), &limits)?;
-        std::fs::create_dir(&root).map_err(crate::workspace::WorkspaceError::io(&root))?;
-        cache.materialize(&built, &root, &limits)?;
-        drop(pin);
-        let removed = cache.trim()?;
-        if removed > 0 {
-            tracing::debug!(removed, "cache trimmed");
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?
-    .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    Ok(RemoteWorkspace::Ready(ready, manifest))
+    Ok(())
 }
 
 /// Reads manifest messages until `ManifestEnd`, checking the announced count and the limit.
@@ -242,14 +287,25 @@ async fn receive_manifest(
     }
 }
 
-/// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size.
-async fn receive_workspace(inbound: &mut Streaming<ExecuteRequest>, path: &std::path::Path) -> Result<(), Status> {
+/// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size;
+/// returns the amendments that came before them.
+async fn receive_workspace(
+    inbound: &mut Streaming<ExecuteRequest>,
+    path: &std::path::Path,
+) -> Result<Vec<super::proto::FileEntry>, Status> {
+    let mut amended = Vec::new();
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
     let mut received: u64 = 0;
     loop {
         match inbound.message().await? {
+            Some(ExecuteRequest { item: Some(Item::Amended(chunk)) }) if received == 0 => {
+                amended.extend(chunk.entries);
+                if amended.len() > super::NEED_CHUNK_HASHES * 64 {
+                    return Err(Status::invalid_argument("too many amended entries"));
+                }
+            }
             Some(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }) => {
                 received += chunk.len() as u64;
                 file.write_all(&chunk)
@@ -264,7 +320,7 @@ async fn receive_workspace(inbound: &mut Streaming<ExecuteRequest>, path: &std::
                     )));
                 }
                 file.flush().await.map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
-                return Ok(());
+                return Ok(amended);
             }
             Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace")),
             None => return Err(Status::cancelled("the master ended the call before the workspace was complete")),
@@ -333,7 +389,8 @@ async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Statu
         }
     }
     let deleted = outcome.deleted.len() as u64;
-    for paths in super::batches(outcome.deleted, |path| path.len() + 4, super::MANIFEST_CHUNK_BYTES) {
+    let paths = outcome.deleted.into_iter().map(crate::workspace::RelPath::into_bytes);
+    for paths in super::batches(paths, |path| path.len() + 4, super::MANIFEST_CHUNK_BYTES) {
         if tx.send(Ok(ExecuteResponse { event: Some(Event::Deleted(ChangesDeleted { paths })) })).await.is_err() {
             return Ok(());
         }

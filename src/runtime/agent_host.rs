@@ -128,6 +128,7 @@ async fn run_in_vm(
                     storage: Storage::Path(path.clone()),
                     base: None,
                     deleted: vec![],
+                    amended: vec![],
                     entries: 0,
                     size: 0,
                 };
@@ -137,7 +138,7 @@ async fn run_in_vm(
             RemoteWorkspace::Ready(root, manifest) => {
                 request.set("root", root.to_string_lossy().as_ref())?;
                 // What was just built, so the handler need not scan it again.
-                let base = ManifestData { manifest: manifest.clone(), root: root.clone() };
+                let base = ManifestData { manifest: manifest.clone(), root: root.clone(), rules: None };
                 request.set("base", lua.create_userdata(base)?)?;
             }
         }

@@ -1,131 +1,392 @@
-//! Applying a task's changes to a workspace: all or nothing up to the last step.
+//! Applying a task's changes to a workspace: all or nothing.
 //!
-//! The changes archive is first extracted (safely) into a staging directory inside the
-//! workspace, so a broken or hostile archive or an interrupted transfer leaves the workspace
-//! as it was. Then, if a base manifest is given, every path the task changed or deleted must
-//! still be as it was when the workspace was shipped — otherwise it changed on both sides and
-//! the whole apply is refused, naming those paths. Finally each staged entry is renamed into
-//! place (atomic per file) and deletions are made.
+//! The invariants, enforced here:
+//! - A path the task did not change is never written: only the entries of the changes archive
+//!   and the listed deletions are touched.
+//! - A change applies only if the master's path is still what it was when the task started
+//!   (`base`). This is checked for every path before anything is touched — so a conflict
+//!   leaves the workspace as it was — and again right before each rename, by identity
+//!   (device, inode, size, mtime, ctime); a path that changed in between is a conflict too,
+//!   and every step already taken is undone.
+//! - Nothing resolves outside the root, through any chain of links: every removal, rename and
+//!   write goes through [`Root`], which resolves each parent as it is *now*, never following a
+//!   link; a directory that became a link earlier in the same apply is a link, not a place.
+//! - Deletions go first, deepest first, then entries are placed parents first, then directory
+//!   modes and times: a tree swapped for a link (`mv current releases/v1 && ln -s releases/v1
+//!   current`) keeps its contents at their new path.
+//!
+//! The changes are first extracted (safely) into a staging directory inside the workspace
+//! (same filesystem, so every placement is a rename); replaced and deleted entries are moved
+//! into that staging directory rather than removed, so that undoing is renaming back.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 use super::WorkspaceError;
-use super::manifest::{Entry, Manifest, entry_at};
-use super::safe_path::{normalize, real_parents};
+use super::beneath::{Kind, Root, Stat};
+use super::manifest::{Entry, Manifest, entry_now};
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
 use super::unpack::{Limits, unpack};
 
 /// What an apply did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     pub written: u64,
     pub deleted: u64,
+    /// Directories the task deleted that still hold entries it never saw (excluded ones, or
+    /// added here meanwhile): kept, with those entries.
+    pub kept: Vec<RelPath>,
+}
+
+/// One step about to touch the workspace (for observers: progress, tests that race it).
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    Delete(&'a RelPath),
+    Place(&'a RelPath),
 }
 
 /// Applies `changes` (tar + gzip) and `deleted` to `root`. `base` is the manifest the task
-/// started from; when given, concurrent edits are detected as conflicts.
+/// started from; when given, concurrent edits are conflicts and nothing is applied.
 pub fn apply(
     root: &Path,
     changes: impl Read,
-    deleted: &[String],
+    deleted: &[RelPath],
     base: Option<&Manifest>,
     limits: &Limits,
 ) -> Result<ApplyReport, WorkspaceError> {
-    let deleted: Vec<String> = deleted
-        .iter()
-        .map(|raw| {
-            normalize(raw).map_err(|reason| WorkspaceError::UnsafeEntry { entry: raw.clone(), reason: reason.into() })
-        })
-        .collect::<Result<_, _>>()?;
+    apply_observed(root, changes, deleted, base, limits, &mut |_| {})
+}
 
+/// [`apply`], calling `observer` right before each step touches the workspace.
+pub fn apply_observed(
+    root: &Path,
+    changes: impl Read,
+    deleted: &[RelPath],
+    base: Option<&Manifest>,
+    limits: &Limits,
+    observer: &mut dyn FnMut(Step<'_>),
+) -> Result<ApplyReport, WorkspaceError> {
     let staging =
         tempfile::Builder::new().prefix(".sloth-apply-").tempdir_in(root).map_err(WorkspaceError::io(root))?;
-    let unpacked = unpack(changes, staging.path(), limits)?;
-    let mut staged = Vec::with_capacity(unpacked.paths.len());
-    for path in unpacked.paths {
-        if let Some(entry) = entry_at(&staging.path().join(&path), &path)? {
-            staged.push((path, entry));
-        }
+    let new_dir = staging.path().join("new");
+    let trash_dir = staging.path().join("trash");
+    for dir in [&new_dir, &trash_dir] {
+        std::fs::create_dir(dir).map_err(WorkspaceError::io(dir))?;
     }
-
-    if let Some(base) = base {
-        let conflicts = conflicts(root, base, staged.iter().map(|(path, _)| path).chain(deleted.iter()))?;
-        if !conflicts.is_empty() {
-            return Err(WorkspaceError::Conflict { paths: conflicts });
-        }
+    let staged = unpack(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?.manifest;
+    let mut apply = Apply {
+        root: Root::open(root)?,
+        staged_root: Root::open(&new_dir)?,
+        trash: Root::open(&trash_dir)?,
+        base,
+        staged: &staged.entries,
+        journal: Vec::new(),
+        trashed: 0,
+    };
+    let mut deletions: Vec<&RelPath> = deleted.iter().collect();
+    deletions.sort();
+    deletions.dedup();
+    apply.check(&deletions)?;
+    let result = apply.run(&deletions, observer);
+    if result.is_err() {
+        apply.undo();
     }
-
-    let mut report = ApplyReport::default();
-    for (path, entry) in &staged {
-        place(root, staging.path(), path, entry)?;
-        report.written += 1;
-    }
-    // Deepest first, so directories are empty by the time they are removed.
-    for path in deleted.iter().rev() {
-        if remove(root, path)? {
-            report.deleted += 1;
-        }
-    }
-    Ok(report)
+    drop(apply);
+    // The staging directory goes with what was replaced or deleted.
+    drop(staging);
+    result.map_err(|e| e.no_space_while("applying changes to"))
 }
 
-/// Paths whose current state in `root` differs from `base` (changed here since shipping).
-fn conflicts<'a>(
-    root: &Path,
-    base: &Manifest,
-    paths: impl Iterator<Item = &'a String>,
-) -> Result<Vec<String>, WorkspaceError> {
-    let mut conflicts = Vec::new();
-    for path in paths {
-        let now = entry_at(&root.join(path), path)?;
-        let same = match (base.entries.get(path), &now) {
-            (Some(Entry::Dir { .. }), Some(Entry::Dir { .. })) => true,
-            (before, now) => before == now.as_ref(),
-        };
-        if !same {
-            conflicts.push(path.clone());
-        }
-    }
-    Ok(conflicts)
+/// How to take back one step.
+#[derive(Debug)]
+enum Undo {
+    /// Rename the entry kept in the trash back to `path` (over whatever is there).
+    Restore { trash: RelPath, path: RelPath },
+    /// Remove what was created at `path`.
+    Remove { path: RelPath, dir: bool },
+    /// Re-create the directory removed at `path`.
+    Mkdir { path: RelPath, mode: u32, mtime: Timestamp },
+    /// Put back a directory's mode and time.
+    Meta { path: RelPath, mode: u32, mtime: Timestamp },
 }
 
-/// Moves one staged entry into place; directories are created (their contents follow).
-fn place(root: &Path, staging: &Path, path: &str, entry: &Entry) -> Result<(), WorkspaceError> {
-    real_parents(root, path)?;
-    let target = root.join(path);
-    let existing = std::fs::symlink_metadata(&target).ok();
-    match entry {
-        Entry::Dir { mode } => {
-            match existing {
-                Some(meta) if meta.is_dir() => {}
-                Some(_) => {
-                    std::fs::remove_file(&target).map_err(WorkspaceError::io(&target))?;
-                    std::fs::create_dir(&target).map_err(WorkspaceError::io(&target))?;
+struct Apply<'a> {
+    root: Root,
+    staged_root: Root,
+    trash: Root,
+    base: Option<&'a Manifest>,
+    staged: &'a BTreeMap<RelPath, Entry>,
+    journal: Vec<Undo>,
+    trashed: u64,
+}
+
+/// What the master's path is now, against what the task started from.
+enum Now {
+    /// As the task saw it (or both sides made the same change).
+    Unchanged,
+    /// Different: what happened here, for the conflict message.
+    Changed(&'static str),
+}
+
+impl Apply<'_> {
+    /// Every check that can be made before touching anything: links in the way, and paths
+    /// changed here since the task started.
+    fn check(&self, deletions: &[&RelPath]) -> Result<(), WorkspaceError> {
+        let mut conflicts = Vec::new();
+        for path in deletions {
+            if let Now::Changed(here) = self.now(path, None)? {
+                conflicts.push(format!("'{path}' ({here}; deleted by the task)"));
+            }
+        }
+        for (path, entry) in self.staged {
+            self.check_parents(path)?;
+            if let Now::Changed(here) = self.now(path, Some(entry))? {
+                let task = if self.base_entry(path).is_some() { "changed by the task" } else { "created by the task" };
+                conflicts.push(format!("'{path}' ({here}; {task})"));
+            }
+        }
+        if conflicts.is_empty() { Ok(()) } else { Err(WorkspaceError::Conflict { details: conflicts }) }
+    }
+
+    /// Every ancestor of a staged path must be a real directory here or one the changes make.
+    fn check_parents(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+        for ancestor in path.ancestors() {
+            if matches!(self.staged.get(&ancestor), Some(Entry::Dir { .. })) {
+                continue;
+            }
+            let reason = match self.root.lstat(&ancestor)?.map(|stat| stat.kind) {
+                Some(Kind::Dir) => continue,
+                Some(Kind::Symlink) => format!("writes through the symlink '{ancestor}'"),
+                Some(_) => format!("its parent '{ancestor}' is not a directory here"),
+                None if self.base.is_some() => {
+                    return Err(WorkspaceError::Conflict {
+                        details: vec![format!(
+                            "'{path}' (its directory '{ancestor}' is gone here; written by the task)"
+                        )],
+                    });
                 }
-                None => std::fs::create_dir(&target).map_err(WorkspaceError::io(&target))?,
-            }
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode))
-                .map_err(WorkspaceError::io(&target))
+                None => continue,
+            };
+            return Err(WorkspaceError::UnsafeEntry { entry: path.to_string(), reason });
         }
-        Entry::File { .. } | Entry::Symlink { .. } => {
-            if existing.is_some_and(|meta| meta.is_dir()) {
-                std::fs::remove_dir_all(&target).map_err(WorkspaceError::io(&target))?;
+        Ok(())
+    }
+
+    fn base_entry(&self, path: &RelPath) -> Option<&Entry> {
+        self.base.and_then(|base| base.entries.get(path))
+    }
+
+    /// Whether `path` here is still as the task started from (`new`: what the task makes of
+    /// it, None for a deletion). Cheap when the identity is unchanged; hashes otherwise.
+    fn now(&self, path: &RelPath, new: Option<&Entry>) -> Result<Now, WorkspaceError> {
+        let Some(base) = self.base else { return Ok(Now::Unchanged) };
+        let before = base.entries.get(path);
+        let stat = self.root.lstat(path)?;
+        match (&stat, before) {
+            (None, None) => return Ok(Now::Unchanged),
+            // Gone here and deleted by the task: the same end.
+            (None, Some(_)) if new.is_none() => return Ok(Now::Unchanged),
+            (None, Some(_)) => return Ok(Now::Changed("deleted here")),
+            // Directories merge: both sides may add to one, or both create it.
+            (Some(stat), _)
+                if stat.kind == Kind::Dir
+                    && matches!(new, Some(Entry::Dir { .. }) | None)
+                    && matches!(before, Some(Entry::Dir { .. }) | None) =>
+            {
+                return Ok(if before.is_some() || new.is_some() {
+                    Now::Unchanged
+                } else {
+                    Now::Changed("created here")
+                });
             }
-            std::fs::rename(staging.join(path), &target).map_err(WorkspaceError::io(&target))
+            (Some(stat), Some(_)) if base.stamps.get(path) == Some(&stat.stamp) => return Ok(Now::Unchanged),
+            _ => {}
+        }
+        let current = entry_now(&self.root, path)?.map(|(entry, _)| entry);
+        let unchanged = match (&current, before) {
+            (None, None) => true,
+            (Some(current), Some(before)) => current.same_content(before) && same_time(current, before),
+            _ => false,
+        };
+        if unchanged || matches!((&current, new), (Some(current), Some(new)) if current.same_content(new)) {
+            return Ok(Now::Unchanged);
+        }
+        Ok(Now::Changed(match (&current, before) {
+            (None, _) => "deleted here",
+            (Some(_), None) => "created here",
+            (Some(current), Some(before)) if std::mem::discriminant(current) != std::mem::discriminant(before) => {
+                "replaced here"
+            }
+            _ => "changed here",
+        }))
+    }
+
+    fn run(
+        &mut self,
+        deletions: &[&RelPath],
+        observer: &mut dyn FnMut(Step<'_>),
+    ) -> Result<ApplyReport, WorkspaceError> {
+        let mut report = ApplyReport::default();
+        for path in deletions.iter().rev() {
+            observer(Step::Delete(path));
+            self.recheck(path, None)?;
+            let Some(stat) = self.root.lstat(path)? else { continue };
+            if stat.kind == Kind::Dir {
+                if self.root.rmdir(path)? {
+                    self.journal.push(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime });
+                    report.deleted += 1;
+                } else {
+                    report.kept.push((*path).clone());
+                }
+            } else {
+                self.move_to_trash(path)?;
+                report.deleted += 1;
+            }
+            self.root.forget();
+        }
+        let mut dirs = Vec::new();
+        for (path, entry) in self.staged {
+            observer(Step::Place(path));
+            self.recheck(path, Some(entry))?;
+            self.place(path, entry)?;
+            self.root.forget();
+            if let Entry::Dir { mode, mtime } = entry {
+                dirs.push((path, *mode, *mtime));
+            }
+            report.written += 1;
+        }
+        for (path, mode, mtime) in dirs.into_iter().rev() {
+            self.root.chmod(path, mode)?;
+            self.root.set_mtime(path, mtime)?;
+        }
+        Ok(report)
+    }
+
+    /// The check of [`Apply::check`] once more, right before the step: a path changed since
+    /// then is a conflict.
+    fn recheck(&self, path: &RelPath, new: Option<&Entry>) -> Result<(), WorkspaceError> {
+        match self.now(path, new)? {
+            Now::Unchanged => Ok(()),
+            Now::Changed(here) => Err(WorkspaceError::Conflict {
+                details: vec![format!("'{path}' ({here} while the changes were being applied)")],
+            }),
+        }
+    }
+
+    /// Moves the entry at `path` into the trash, to be restored on undo.
+    fn move_to_trash(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        let trash = self.next_trash();
+        self.trash.rename_from(&self.root, path, &trash, true)?;
+        self.journal.push(Undo::Restore { trash, path: path.clone() });
+        Ok(())
+    }
+
+    fn next_trash(&mut self) -> RelPath {
+        self.trashed += 1;
+        RelPath::from_name(self.trashed.to_string().as_bytes()).expect("a decimal number is a valid name")
+    }
+
+    fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
+        let existing = self.root.lstat(path)?;
+        match entry {
+            Entry::Dir { .. } => match existing {
+                Some(stat) if stat.kind == Kind::Dir => {
+                    self.journal.push(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime });
+                }
+                Some(_) => {
+                    self.move_to_trash(path)?;
+                    self.root.mkdir(path, 0o700, false)?;
+                    self.journal.push(Undo::Remove { path: path.clone(), dir: true });
+                }
+                None => {
+                    self.root.mkdir(path, 0o700, false)?;
+                    self.journal.push(Undo::Remove { path: path.clone(), dir: true });
+                }
+            },
+            Entry::File { .. } | Entry::Symlink { .. } => match existing {
+                Some(stat) if stat.kind == Kind::Dir => {
+                    self.empty_dir_away(path, &stat)?;
+                    self.root.rename_from(&self.staged_root, path, path, true)?;
+                    self.journal.push(Undo::Remove { path: path.clone(), dir: false });
+                }
+                Some(_) => {
+                    // Keep the old entry under a second name, then replace atomically: the
+                    // path is never missing, and undo is one rename.
+                    let trash = self.next_trash();
+                    if self.trash.hard_link_from(&self.root, path, &trash).is_ok() {
+                        self.root.rename_from(&self.staged_root, path, path, false)?;
+                        self.journal.push(Undo::Restore { trash, path: path.clone() });
+                    } else {
+                        self.move_to_trash(path)?;
+                        self.root.rename_from(&self.staged_root, path, path, true)?;
+                    }
+                }
+                None => {
+                    self.root.rename_from(&self.staged_root, path, path, true)?;
+                    self.journal.push(Undo::Remove { path: path.clone(), dir: false });
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Removes the directory at `path` that the task turned into a file or link: only when
+    /// nothing is left in it (its entries the task deleted are gone by now).
+    fn empty_dir_away(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
+        if self.root.rmdir(path)? {
+            self.journal.push(Undo::Mkdir { path: path.clone(), mode: stat.mode, mtime: stat.mtime });
+            return Ok(());
+        }
+        let left: Vec<String> = std::fs::read_dir(self.root.display(path))
+            .map(|entries| {
+                entries.flatten().take(3).map(|e| format!("'{path}/{}'", e.file_name().to_string_lossy())).collect()
+            })
+            .unwrap_or_default();
+        Err(WorkspaceError::Conflict {
+            details: vec![format!(
+                "'{path}' (a directory here that still holds {} that the task did not know; the task made it {})",
+                left.join(", "),
+                self.staged.get(path).map_or("something else", Entry::kind_name)
+            )],
+        })
+    }
+
+    /// Takes back every step, last first. Best effort: an undo that fails is logged.
+    fn undo(&mut self) {
+        while let Some(step) = self.journal.pop() {
+            self.root.forget();
+            let result = match &step {
+                Undo::Restore { trash, path } => {
+                    if let Some(stat) = self.root.lstat(path).ok().flatten()
+                        && stat.kind == Kind::Dir
+                    {
+                        let _ = self.root.rmdir(path);
+                    }
+                    self.root.rename_from(&self.trash, trash, path, false)
+                }
+                Undo::Remove { path, dir: true } => self.root.rmdir(path).map(|_| ()),
+                Undo::Remove { path, dir: false } => self.root.unlink(path),
+                Undo::Mkdir { path, mode, mtime } => self
+                    .root
+                    .mkdir(path, *mode, false)
+                    .and_then(|()| self.root.chmod(path, *mode))
+                    .and_then(|()| self.root.set_mtime(path, *mtime)),
+                Undo::Meta { path, mode, mtime } => {
+                    self.root.chmod(path, *mode).and_then(|()| self.root.set_mtime(path, *mtime))
+                }
+            };
+            if let Err(error) = result {
+                tracing::error!(step = ?step, error = %error, "could not undo a step of a failed apply");
+            }
         }
     }
 }
 
-/// Removes one deleted entry; a directory only once it is empty (files added here meanwhile
-/// stay). Returns whether something was removed.
-fn remove(root: &Path, path: &str) -> Result<bool, WorkspaceError> {
-    let target = root.join(path);
-    let Ok(meta) = std::fs::symlink_metadata(&target) else { return Ok(false) };
-    let result = if meta.is_dir() { std::fs::remove_dir(&target) } else { std::fs::remove_file(&target) };
-    match result {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(false),
-        Err(error) => Err(WorkspaceError::Io { path: target, source: error }),
+fn same_time(a: &Entry, b: &Entry) -> bool {
+    match (a, b) {
+        (Entry::File { .. }, Entry::File { .. }) => a.mtime() == b.mtime(),
+        _ => true,
     }
 }

@@ -2,13 +2,13 @@
 //! blobs the master sends (only what the cache lacks), and materializing a workspace from a
 //! manifest and the cache.
 //!
-//! A manifest comes from the network, so materializing applies the same rules as extraction:
-//! normalized relative paths only, symlinks that stay inside, no writes through links, no
-//! duplicates, and limits on entries and total size (one blob may be named many times).
+//! A manifest comes from the network, so building from it goes through the same
+//! [`TreeWriter`] as extraction: no writes through links, no duplicates, limits on entries
+//! and on the bytes written (one blob may be named many times). Contents are verified against
+//! their hash when they are stored and again when they are used.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -17,8 +17,12 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
 use super::WorkspaceError;
-use super::manifest::{Entry, MODE_MASK, Manifest};
-use super::safe_path::{link_stays_inside, normalize, real_parents};
+use super::beneath::Root;
+use super::manifest::{Entry, Manifest};
+use super::pack::GZIP_LEVEL;
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
+use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
 /// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored, kept under
@@ -182,81 +186,124 @@ impl BlobCache {
         Ok(stored)
     }
 
-    /// Builds the workspace `manifest` describes in `dest` (an empty directory) from the cache.
-    pub fn materialize(&self, manifest: &Manifest, dest: &Path, limits: &Limits) -> Result<(), WorkspaceError> {
+    /// Starts building the workspace `manifest` describes in `dest` (an empty directory) from
+    /// the cache, verifying every content against its hash as it is copied: a content that is
+    /// missing or wrong (bit rot, a full disk while it was stored) is dropped from the cache
+    /// and its files are left pending, to be fetched again ([`Build::missing`]).
+    pub fn build(&self, manifest: &Manifest, dest: &Path, limits: &Limits) -> Result<Build, WorkspaceError> {
         if manifest.entries.len() as u64 > limits.max_entries {
             return Err(WorkspaceError::TooLarge {
                 what: "entry count",
                 limit: limits.max_entries,
-                entry: manifest.entries.keys().next_back().cloned().unwrap_or_default(),
+                entry: manifest.entries.keys().next_back().map(ToString::to_string).unwrap_or_default(),
             });
         }
-        let mut total = 0u64;
-        let mut dir_modes = Vec::new();
+        let mut build =
+            Build { writer: TreeWriter::new(dest, *limits)?, pending: Vec::new(), built: Manifest::default() };
         for (path, entry) in &manifest.entries {
-            let refuse = |reason: String| WorkspaceError::UnsafeEntry { entry: path.clone(), reason };
-            if normalize(path).as_deref() != Ok(path.as_str()) {
-                return Err(refuse("is not a normalized relative path".to_owned()));
-            }
-            real_parents(dest, path)?;
-            let target = dest.join(path);
-            if std::fs::symlink_metadata(&target).is_ok() {
-                return Err(refuse("duplicate entry".to_owned()));
-            }
             match entry {
-                Entry::Dir { mode } => {
-                    std::fs::create_dir(&target).map_err(WorkspaceError::io(&target))?;
-                    dir_modes.push((target, *mode));
-                }
-                Entry::File { mode, size, hash } => {
-                    total += size;
-                    if total > limits.max_bytes {
-                        return Err(WorkspaceError::TooLarge {
-                            what: "size",
-                            limit: limits.max_bytes,
-                            entry: path.clone(),
-                        });
+                Entry::Dir { mode, mtime } => build.writer.dir(path, *mode, *mtime)?,
+                Entry::File { .. } => {
+                    if !self.write_verified(&mut build, path, entry)? {
+                        build.pending.push((path.clone(), entry.clone()));
+                        continue;
                     }
-                    let blob = self.path(hash);
-                    std::fs::copy(&blob, &target).map_err(|e| {
-                        refuse(format!("its content {} is not in the cache: {e}", &hash.to_hex()[..16]))
-                    })?;
-                    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode & MODE_MASK))
-                        .map_err(WorkspaceError::io(&target))?;
                 }
-                Entry::Symlink { target: link } => {
-                    if !link_stays_inside(path, link) {
-                        return Err(refuse(format!("symlink points outside the workspace ({link})")));
-                    }
-                    std::os::unix::fs::symlink(link, &target).map_err(WorkspaceError::io(&target))?;
-                }
+                Entry::Symlink { target, mtime } => build.writer.symlink(path, target, *mtime)?,
             }
+            build.built.entries.insert(path.clone(), entry.clone());
         }
-        for (dir, mode) in dir_modes.into_iter().rev() {
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode & MODE_MASK))
-                .map_err(WorkspaceError::io(&dir))?;
+        Ok(build)
+    }
+
+    /// Writes one file from its cached content; false (nothing left behind, the bad blob
+    /// removed) when the content is missing or does not match its hash.
+    fn write_verified(&self, build: &mut Build, path: &RelPath, entry: &Entry) -> Result<bool, WorkspaceError> {
+        let Entry::File { mode, hash, mtime, .. } = entry else { return Ok(true) };
+        // Where it goes is judged before whether its content is at hand.
+        build.writer.root().check_parent(path)?;
+        let blob = self.path(hash);
+        let source = match std::fs::File::open(&blob) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(WorkspaceError::Io { path: blob, source: error }),
+        };
+        let read_error = |error: std::io::Error| WorkspaceError::Io { path: blob.clone(), source: error };
+        let (_, written) = build.writer.file(path, *mode, *mtime, source, read_error)?;
+        if written == *hash {
+            return Ok(true);
+        }
+        tracing::warn!(path = %path, content = %&hash.to_hex()[..16], "a cached content does not match its hash: fetching it again");
+        build.writer.discard_file(path)?;
+        self.forget(hash);
+        Ok(false)
+    }
+
+    /// Builds the whole workspace `manifest` describes, failing if a content is not in the
+    /// cache intact.
+    pub fn materialize(&self, manifest: &Manifest, dest: &Path, limits: &Limits) -> Result<Manifest, WorkspaceError> {
+        self.build(manifest, dest, limits)?.finish()
+    }
+
+    /// Removes a blob whose content turned out wrong.
+    fn forget(&self, hash: &blake3::Hash) {
+        let path = self.path(hash);
+        if let Ok(meta) = std::fs::metadata(&path)
+            && std::fs::remove_file(&path).is_ok()
+        {
+            let mut state = self.lock();
+            state.bytes = state.bytes.saturating_sub(meta.len());
+        }
+    }
+}
+
+/// A workspace being built from a manifest: what is written, and the files whose contents
+/// must be fetched again.
+#[derive(Debug)]
+pub struct Build {
+    writer: TreeWriter,
+    pending: Vec<(RelPath, Entry)>,
+    built: Manifest,
+}
+
+impl Build {
+    /// Distinct contents still needed.
+    pub fn missing(&self) -> Vec<blake3::Hash> {
+        let hashes: BTreeSet<[u8; 32]> = self
+            .pending
+            .iter()
+            .filter_map(|(_, entry)| if let Entry::File { hash, .. } = entry { Some(*hash.as_bytes()) } else { None })
+            .collect();
+        hashes.into_iter().map(blake3::Hash::from_bytes).collect()
+    }
+
+    /// Writes the pending files again from `cache` (after their contents were fetched again);
+    /// a content still missing or wrong now fails, naming the file.
+    pub fn retry(&mut self, cache: &BlobCache) -> Result<(), WorkspaceError> {
+        for (path, entry) in std::mem::take(&mut self.pending) {
+            if !cache.write_verified(self, &path, &entry)? {
+                let Entry::File { hash, .. } = &entry else { continue };
+                return Err(WorkspaceError::UnsafeEntry {
+                    entry: path.to_string(),
+                    reason: format!("its content {} did not arrive intact", &hash.to_hex()[..16]),
+                });
+            }
+            self.built.entries.insert(path, entry);
         }
         Ok(())
     }
-}
 
-fn entry_size(entry: &Entry) -> &u64 {
-    match entry {
-        Entry::File { size, .. } => size,
-        _ => &0,
-    }
-}
-
-struct HashingReader<R> {
-    inner: R,
-    hasher: blake3::Hasher,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.hasher.update(&buf[..read]);
-        Ok(read)
+    /// Completes the tree (directory modes and times) and returns what was built: exactly
+    /// the manifest, every content verified.
+    pub fn finish(self) -> Result<Manifest, WorkspaceError> {
+        if let Some((path, _)) = self.pending.first() {
+            return Err(WorkspaceError::UnsafeEntry {
+                entry: path.to_string(),
+                reason: "its content is not in the cache".to_owned(),
+            });
+        }
+        self.writer.finish()?;
+        Ok(self.built)
     }
 }
 
@@ -277,50 +324,127 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Writes the contents `hashes` names, found in `root` through `manifest`, as a blob archive.
+/// What [`pack_blobs`] sent.
+#[derive(Debug, Default)]
+pub struct BlobPack {
+    /// Contents in the archive.
+    pub sent: u64,
+    /// Files that changed since the manifest was taken, as they were read and sent instead:
+    /// the task gets them this way, and the master's base for them is this.
+    pub amended: Vec<(RelPath, Entry)>,
+}
+
+/// Files up to this size are read into memory once; larger ones into a spool file.
+const READ_IN_MEMORY: u64 = 16 * 1024 * 1024;
+
+/// Writes the contents `hashes` names, found in `root` through `manifest`, as a blob archive
+/// (entries named by hash). Each file is read once and what was read is hashed and sent: a
+/// file written to since the manifest was taken goes as it was read, under its new hash, and
+/// is listed in [`BlobPack::amended`] — never under a hash that is not its content's.
 pub fn pack_blobs(
     root: &Path,
     manifest: &Manifest,
     hashes: &[blake3::Hash],
     out: impl Write,
-) -> Result<u64, WorkspaceError> {
-    let wanted: BTreeSet<[u8; 32]> = hashes.iter().map(|hash| *hash.as_bytes()).collect();
-    let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(1)));
-    let mut sent = BTreeSet::new();
+    spool: &Path,
+) -> Result<BlobPack, WorkspaceError> {
+    let source = Root::open(root)?;
+    let mut by_hash: HashMap<[u8; 32], Vec<(&RelPath, &Entry)>> = HashMap::new();
     for (path, entry) in &manifest.entries {
-        let Entry::File { hash, .. } = entry else { continue };
-        if !wanted.contains(hash.as_bytes()) || !sent.insert(*hash.as_bytes()) {
-            continue;
+        if let Entry::File { hash, .. } = entry {
+            by_hash.entry(*hash.as_bytes()).or_default().push((path, entry));
         }
-        let full = root.join(path);
-        let changed = || WorkspaceError::ChangedWhileSending { path: path.clone() };
-        let file = std::fs::File::open(&full).map_err(WorkspaceError::io(&full))?;
-        let size = file.metadata().map_err(WorkspaceError::io(&full))?.len();
-        if size != *entry_size(entry) {
-            return Err(changed());
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o600);
-        header.set_mtime(0);
-        header.set_size(size);
-        // Hash what is actually sent: a file written to since the manifest was taken would
-        // otherwise reach the agent under a hash that is not its content's.
-        let mut reader = HashingReader { inner: file.take(size), hasher: blake3::Hasher::new() };
-        builder.append_data(&mut header, hash.to_hex().as_str(), &mut reader).map_err(|_| changed())?;
-        if reader.hasher.finalize() != *hash {
-            return Err(changed());
+    }
+    let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
+    let mut sent = BTreeSet::new();
+    let mut report = BlobPack::default();
+    for wanted in hashes.iter().map(|hash| *hash.as_bytes()).collect::<BTreeSet<_>>() {
+        for (path, entry) in by_hash.get(&wanted).map(Vec::as_slice).unwrap_or_default() {
+            let Entry::File { mode, .. } = entry else { continue };
+            let content = read_once(&source, path, spool)?;
+            let hash = *content.hash.as_bytes();
+            if sent.insert(hash) {
+                let name = content.hash.to_hex();
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o600);
+                header.set_mtime(0);
+                header.set_size(content.size);
+                builder
+                    .append_data(&mut header, name.as_str(), content.reader().map_err(WorkspaceError::io(spool))?)
+                    .map_err(WorkspaceError::io(root.join(path.as_path())))?;
+            }
+            if hash == wanted {
+                break;
+            }
+            let new = Entry::File { mode: *mode, size: content.size, hash: content.hash, mtime: content.mtime };
+            report.amended.push(((*path).clone(), new));
         }
     }
     let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
     encoder.finish().map_err(WorkspaceError::io(root))?;
-    Ok(sent.len() as u64)
+    report.sent = sent.len() as u64;
+    Ok(report)
+}
+
+/// A file's content as read once.
+struct ReadOnce {
+    size: u64,
+    hash: blake3::Hash,
+    mtime: Timestamp,
+    data: ReadData,
+}
+
+enum ReadData {
+    Memory(Vec<u8>),
+    Spool(std::fs::File),
+}
+
+impl ReadOnce {
+    fn reader(&self) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(match &self.data {
+            ReadData::Memory(bytes) => Box::new(&bytes[..]),
+            ReadData::Spool(file) => {
+                let mut file = file.try_clone()?;
+                std::io::Seek::rewind(&mut file)?;
+                Box::new(file)
+            }
+        })
+    }
+}
+
+fn read_once(root: &Root, path: &RelPath, spool: &Path) -> Result<ReadOnce, WorkspaceError> {
+    let full = root.display(path);
+    let mut file = root.open_file(path)?;
+    let size_hint = file.metadata().map_err(WorkspaceError::io(&full))?.len();
+    let mut hasher = blake3::Hasher::new();
+    let data = if size_hint <= READ_IN_MEMORY {
+        let mut bytes = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(WorkspaceError::io(&full))?;
+        hasher.update(&bytes);
+        ReadData::Memory(bytes)
+    } else {
+        let mut spooled = tempfile::tempfile_in(spool).map_err(WorkspaceError::io(spool))?;
+        let mut writer = HashingWriter { inner: &mut spooled, hasher: blake3::Hasher::new() };
+        std::io::copy(&mut file, &mut writer).map_err(WorkspaceError::io(&full))?;
+        hasher = writer.hasher;
+        ReadData::Spool(spooled)
+    };
+    let size = match &data {
+        ReadData::Memory(bytes) => bytes.len() as u64,
+        ReadData::Spool(file) => file.metadata().map_err(WorkspaceError::io(spool))?.len(),
+    };
+    let meta = file.metadata().map_err(WorkspaceError::io(&full))?;
+    use std::os::unix::fs::MetadataExt;
+    let mtime = Timestamp::new(meta.mtime(), meta.mtime_nsec());
+    Ok(ReadOnce { size, hash: hasher.finalize(), mtime, data })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::workspace::Filter;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_workspace_round_trips_through_blobs_and_the_cache_dedups() {
@@ -338,7 +462,7 @@ mod tests {
         let missing = cache.missing(&manifest);
         assert_eq!(missing.len(), 2, "two distinct contents");
         let mut archive = Vec::new();
-        assert_eq!(pack_blobs(source.path(), &manifest, &missing, &mut archive).expect("pack"), 2);
+        assert_eq!(pack_blobs(source.path(), &manifest, &missing, &mut archive, source.path()).expect("pack").sent, 2);
         cache.store(&archive[..], &Limits::default()).expect("store");
         assert!(cache.missing(&manifest).is_empty());
 
@@ -357,11 +481,11 @@ mod tests {
         let cache_dir = tempfile::tempdir().expect("tempdir");
         let cache = BlobCache::new(cache_dir.path(), 8).expect("cache");
         let mut archive = Vec::new();
-        pack_blobs(source.path(), &all, &cache.missing(&all), &mut archive).expect("pack");
+        pack_blobs(source.path(), &all, &cache.missing(&all), &mut archive, source.path()).expect("pack");
         cache.store(&archive[..], &Limits::default()).expect("store");
 
         let mut only_c = all.clone();
-        only_c.entries.retain(|path, _| path == "c");
+        only_c.entries.retain(|path, _| path.as_bytes() == b"c");
         let (missing, pin) = cache.missing_pinned(&only_c);
         assert!(missing.is_empty());
         assert_eq!(cache.trim().expect("trim"), 1, "12 bytes over a limit of 8: one blob goes");
@@ -371,15 +495,45 @@ mod tests {
     }
 
     #[test]
-    fn a_file_changed_after_the_manifest_is_not_sent_under_the_old_hash() {
+    fn a_file_changed_after_the_manifest_is_sent_as_read_under_its_new_hash() {
         let source = tempfile::tempdir().expect("tempdir");
         std::fs::write(source.path().join("log.txt"), "first").expect("write");
         let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
-        std::fs::write(source.path().join("log.txt"), "other").expect("rewrite, same size");
+        std::fs::write(source.path().join("log.txt"), "other, longer").expect("rewrite");
         let cache_dir = tempfile::tempdir().expect("tempdir");
-        let hashes = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache").missing(&manifest);
-        let error = pack_blobs(source.path(), &manifest, &hashes, Vec::new()).expect_err("changed content");
-        assert!(error.to_string().contains("log.txt: changed while it was being sent"), "{error}");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        let hashes = cache.missing(&manifest);
+        let mut archive = Vec::new();
+        let sent = pack_blobs(source.path(), &manifest, &hashes, &mut archive, source.path()).expect("pack");
+        assert_eq!(sent.amended.len(), 1);
+        let (path, entry) = &sent.amended[0];
+        assert_eq!(path.as_bytes(), b"log.txt");
+        assert!(matches!(entry, Entry::File { size: 13, hash, .. } if *hash == blake3::hash(b"other, longer")));
+        cache.store(&archive[..], &Limits::default()).expect("stored under the hash of what was read");
+    }
+
+    #[test]
+    fn a_corrupted_cache_entry_is_fetched_again_not_used() {
+        let source = tempfile::tempdir().expect("tempdir");
+        std::fs::write(source.path().join("data.txt"), "precious").expect("write");
+        let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        let mut archive = Vec::new();
+        pack_blobs(source.path(), &manifest, &cache.missing(&manifest), &mut archive, source.path()).expect("pack");
+        cache.store(&archive[..], &Limits::default()).expect("store");
+        let blob = cache_dir.path().join(blake3::hash(b"precious").to_hex().as_str());
+        std::fs::write(&blob, "rotten!!").expect("corrupt the cache");
+
+        let dest = tempfile::tempdir().expect("tempdir");
+        let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+        assert_eq!(build.missing(), vec![blake3::hash(b"precious")], "the bad content is asked for again");
+        assert!(!blob.exists(), "the bad content left the cache");
+        cache.store(&archive[..], &Limits::default()).expect("store again");
+        build.retry(&cache).expect("retry");
+        let built = build.finish().expect("finish");
+        assert_eq!(built, manifest);
+        assert_eq!(std::fs::read(dest.path().join("data.txt")).expect("read"), b"precious");
     }
 
     #[test]
@@ -398,8 +552,12 @@ mod tests {
         assert!(
             cache
                 .missing(&Manifest {
-                    entries: [("x".to_owned(), Entry::File { mode: 0o644, size: 4, hash: blake3::hash(b"real") })]
-                        .into()
+                    entries: [(
+                        RelPath::parse(b"x").expect("valid"),
+                        Entry::File { mode: 0o644, size: 4, hash: blake3::hash(b"real"), mtime: Timestamp::default() }
+                    )]
+                    .into(),
+                    ..Default::default()
                 })
                 .len()
                 == 1

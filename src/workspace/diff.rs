@@ -1,15 +1,16 @@
-//! What a task changed: entries added or modified (content, mode, kind, link target) and
-//! entries deleted, between two manifests of the same workspace.
+//! What a task changed: entries added or modified (content, mode, time, kind, link target) and
+//! entries deleted, between the tree the task started from and the tree it left.
 
-use super::manifest::{Entry, Manifest};
+use super::manifest::Manifest;
+use super::rel_path::RelPath;
 
 /// The difference between a workspace before and after a task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     /// Added or modified, parents before children.
-    pub changed: Vec<String>,
+    pub changed: Vec<RelPath>,
     /// Gone, parents before children.
-    pub deleted: Vec<String>,
+    pub deleted: Vec<RelPath>,
 }
 
 impl Changes {
@@ -22,12 +23,7 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
     let changed = after
         .entries
         .iter()
-        .filter(|(path, entry)| match (before.entries.get(*path), entry) {
-            (None, _) => true,
-            // A directory whose mode is unchanged carries nothing by itself.
-            (Some(Entry::Dir { mode: old }), Entry::Dir { mode: new }) => old != new,
-            (Some(old), new) => old != *new,
-        })
+        .filter(|(path, entry)| before.entries.get(*path).is_none_or(|old| !old.same_as(entry)))
         .map(|(path, _)| path.clone())
         .collect();
     let deleted = before.entries.keys().filter(|path| !after.entries.contains_key(*path)).cloned().collect();

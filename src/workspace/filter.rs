@@ -6,6 +6,7 @@ use std::path::Path;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::WorkspaceError;
+use super::rel_path::RelPath;
 
 /// Name of the ignore file read at the workspace root.
 pub const IGNORE_FILE: &str = ".slothignore";
@@ -61,8 +62,8 @@ impl Filter {
 
     /// Whether the relative path `path` (`a/b/c`) is excluded; an excluded directory excludes
     /// everything below it.
-    pub fn excludes(&self, path: &str) -> bool {
-        self.globs.is_match(path)
+    pub fn excludes(&self, path: &RelPath) -> bool {
+        self.globs.is_match(path.as_path())
     }
 }
 
@@ -80,21 +81,25 @@ fn expand(pattern: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn excludes(filter: &Filter, path: &str) -> bool {
+        filter.excludes(&RelPath::parse(path.as_bytes()).expect("valid path"))
+    }
+
     #[test]
     fn names_match_at_any_depth_and_paths_from_the_root() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(IGNORE_FILE), "# comment\n*.log\n/build/\n").expect("write");
         let filter = Filter::new(dir.path(), &["node_modules".to_owned(), "docs/*.tmp".to_owned()]).expect("filter");
-        assert!(filter.excludes("node_modules"));
-        assert!(filter.excludes("web/node_modules"));
-        assert!(filter.excludes("a/b/c.log"));
-        assert!(filter.excludes("build"));
-        assert!(!filter.excludes("src/build"));
-        assert!(filter.excludes("docs/x.tmp"));
-        assert!(!filter.excludes("docs/sub/x.tmp"));
-        assert!(filter.excludes(".sloth"));
-        assert!(filter.excludes(".sloth-apply-1234"));
-        assert!(!filter.excludes("src/main.rs"));
+        assert!(excludes(&filter, "node_modules"));
+        assert!(excludes(&filter, "web/node_modules"));
+        assert!(excludes(&filter, "a/b/c.log"));
+        assert!(excludes(&filter, "build"));
+        assert!(!excludes(&filter, "src/build"));
+        assert!(excludes(&filter, "docs/x.tmp"));
+        assert!(!excludes(&filter, "docs/sub/x.tmp"));
+        assert!(excludes(&filter, ".sloth"));
+        assert!(excludes(&filter, ".sloth-apply-1234"));
+        assert!(!excludes(&filter, "src/main.rs"));
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! A workspace's content at one moment: every entry with its kind, mode and content hash.
+//! A workspace's content at one moment: every entry with its kind, mode, modification time
+//! and content hash, by its path as bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::WorkspaceError;
+use super::beneath::{Kind, Root, Stamp, Stat};
 use super::filter::Filter;
-use super::safe_path::link_stays_inside;
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
 
 /// Permission bits kept for files and directories (no setuid, setgid or sticky).
 pub const MODE_MASK: u32 = 0o777;
@@ -15,23 +18,84 @@ pub const MODE_MASK: u32 = 0o777;
 /// One workspace entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    Dir { mode: u32 },
-    File { mode: u32, size: u64, hash: blake3::Hash },
-    Symlink { target: String },
+    Dir {
+        mode: u32,
+        mtime: Timestamp,
+    },
+    File {
+        mode: u32,
+        size: u64,
+        hash: blake3::Hash,
+        mtime: Timestamp,
+    },
+    /// A link is data: its target is kept as it is, whatever it points at.
+    Symlink {
+        target: Vec<u8>,
+        mtime: Timestamp,
+    },
 }
 
-/// Every entry of a workspace by relative path (`a/b/c`), parents before children.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Manifest {
-    pub entries: BTreeMap<String, Entry>,
+impl Entry {
+    /// Whether `other` differs from `self` in anything a task's change carries: a directory's
+    /// mode; a file's content, mode and time; a link's target. (A directory's time follows
+    /// its contents and a link's time is set with it; neither is a change by itself.)
+    pub fn same_as(&self, other: &Entry) -> bool {
+        match (self, other) {
+            (Entry::Dir { mode: a, .. }, Entry::Dir { mode: b, .. }) => a == b,
+            (Entry::Symlink { target: a, .. }, Entry::Symlink { target: b, .. }) => a == b,
+            (a @ Entry::File { .. }, b @ Entry::File { .. }) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The same entry in content (kind, content, mode, link target), times aside.
+    pub fn same_content(&self, other: &Entry) -> bool {
+        match (self, other) {
+            (Entry::File { mode: m1, size: s1, hash: h1, .. }, Entry::File { mode: m2, size: s2, hash: h2, .. }) => {
+                m1 == m2 && s1 == s2 && h1 == h2
+            }
+            _ => self.same_as(other),
+        }
+    }
+
+    pub fn mtime(&self) -> Timestamp {
+        match self {
+            Entry::Dir { mtime, .. } | Entry::File { mtime, .. } | Entry::Symlink { mtime, .. } => *mtime,
+        }
+    }
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Entry::Dir { .. } => "a directory",
+            Entry::File { .. } => "a file",
+            Entry::Symlink { .. } => "a symlink",
+        }
+    }
 }
+
+/// Every entry of a workspace by relative path, parents before children, and — for the
+/// side that scanned it — each entry's identity, to tell later whether it is still untouched.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    pub entries: BTreeMap<RelPath, Entry>,
+    /// Local only, never sent: identities as scanned.
+    pub stamps: HashMap<RelPath, Stamp>,
+}
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Manifest {}
 
 impl Manifest {
-    /// Walks `root`, leaving out what `filter` excludes, special files (sockets, fifos, devices)
-    /// and symlinks that point outside the root (extraction would refuse them).
+    /// Walks `root`, leaving out what `filter` excludes and special files (sockets, fifos,
+    /// devices), which a workspace does not carry.
     pub fn scan(root: &Path, filter: &Filter) -> Result<Self, WorkspaceError> {
         let mut manifest = Self::default();
-        walk(root, "", filter, &mut manifest)?;
+        walk(root, None, filter, &mut manifest)?;
         Ok(manifest)
     }
 
@@ -44,80 +108,137 @@ impl Manifest {
     pub fn file_count(&self) -> usize {
         self.entries.values().filter(|entry| matches!(entry, Entry::File { .. })).count()
     }
+
+    pub fn get(&self, path: &RelPath) -> Option<&Entry> {
+        self.entries.get(path)
+    }
 }
 
-fn walk(root: &Path, prefix: &str, filter: &Filter, manifest: &mut Manifest) -> Result<(), WorkspaceError> {
-    let dir = if prefix.is_empty() { root.to_path_buf() } else { root.join(prefix) };
-    let mut names: Vec<String> = Vec::new();
+fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut Manifest) -> Result<(), WorkspaceError> {
+    let dir = match prefix {
+        None => root.to_path_buf(),
+        Some(prefix) => root.join(prefix.as_path()),
+    };
+    let mut names: Vec<Vec<u8>> = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))? {
         let entry = entry.map_err(WorkspaceError::io(&dir))?;
-        match entry.file_name().into_string() {
-            Ok(name) => names.push(name),
-            Err(name) => tracing::warn!(dir = %dir.display(), name = ?name, "skipping a file name that is not UTF-8"),
-        }
+        names.push(entry.file_name().as_bytes().to_vec());
     }
     names.sort();
     for name in names {
-        let relative = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+        let relative = match prefix {
+            None => RelPath::from_name(&name),
+            Some(prefix) => Ok(prefix.join_name(&name)),
+        }
+        .map_err(|reason| WorkspaceError::UnsafeEntry {
+            entry: super::rel_path::display_bytes(&name),
+            reason: reason.into(),
+        })?;
         if filter.excludes(&relative) {
             continue;
         }
-        let path = root.join(&relative);
-        match entry_at(&path, &relative)? {
-            Some(entry @ Entry::Dir { .. }) => {
-                manifest.entries.insert(relative.clone(), entry);
-                walk(root, &relative, filter, manifest)?;
+        let path = root.join(relative.as_path());
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Removed since the directory was listed: it is not part of this moment.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(WorkspaceError::Io { path, source: error }),
+        };
+        let stat = stat_of(&meta);
+        let entry = match stat.kind {
+            Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
+            Kind::File => {
+                let file = match std::fs::File::open(&path) {
+                    Ok(file) => file,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(WorkspaceError::Io { path, source: error }),
+                };
+                let (size, hash) = hash_reader(file, &path)?;
+                Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime }
             }
-            Some(entry) => {
-                manifest.entries.insert(relative, entry);
+            Kind::Symlink => {
+                let target = match std::fs::read_link(&path) {
+                    Ok(target) => target,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(WorkspaceError::Io { path, source: error }),
+                };
+                Entry::Symlink { target: target.as_os_str().as_bytes().to_vec(), mtime: stat.mtime }
             }
-            None => {}
+            Kind::Other => {
+                tracing::warn!(path = %relative, "not carried: a socket, fifo or device file");
+                continue;
+            }
+        };
+        manifest.stamps.insert(relative.clone(), stat.stamp);
+        let is_dir = matches!(entry, Entry::Dir { .. });
+        manifest.entries.insert(relative.clone(), entry);
+        if is_dir {
+            walk(root, Some(&relative), filter, manifest)?;
         }
     }
     Ok(())
 }
 
-/// The entry at `path` now (`relative` is its workspace path), or None when there is nothing
-/// there or nothing a workspace carries.
-pub fn entry_at(path: &Path, relative: &str) -> Result<Option<Entry>, WorkspaceError> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(WorkspaceError::Io { path: path.to_path_buf(), source: error }),
-    };
+/// [`Stat`] from std's metadata.
+fn stat_of(meta: &std::fs::Metadata) -> Stat {
+    use std::os::unix::fs::MetadataExt;
     let kind = meta.file_type();
-    let mode = meta.permissions().mode() & MODE_MASK;
-    if kind.is_dir() {
-        Ok(Some(Entry::Dir { mode }))
+    let kind = if kind.is_dir() {
+        Kind::Dir
     } else if kind.is_file() {
-        Ok(Some(Entry::File { mode, size: meta.len(), hash: hash_file(path)? }))
+        Kind::File
     } else if kind.is_symlink() {
-        let target = std::fs::read_link(path).map_err(WorkspaceError::io(path))?;
-        let target = target.to_string_lossy().into_owned();
-        if link_stays_inside(relative, &target) {
-            Ok(Some(Entry::Symlink { target }))
-        } else {
-            tracing::warn!(path = relative, target = %target, "skipping a symlink that points outside the workspace");
-            Ok(None)
-        }
+        Kind::Symlink
     } else {
-        tracing::debug!(path = relative, "skipping a special file");
-        Ok(None)
+        Kind::Other
+    };
+    let mtime = Timestamp::new(meta.mtime(), meta.mtime_nsec());
+    Stat {
+        kind,
+        mode: meta.mode() & 0o7777,
+        size: meta.len(),
+        mtime,
+        stamp: Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime,
+            ctime: Timestamp::new(meta.ctime(), meta.ctime_nsec()),
+        },
     }
 }
 
-fn hash_file(path: &Path) -> Result<blake3::Hash, WorkspaceError> {
-    let mut file = std::fs::File::open(path).map_err(WorkspaceError::io(path))?;
+/// Size and BLAKE3 of everything `reader` yields: what was read, once.
+pub fn hash_reader(mut reader: impl Read, path: &Path) -> Result<(u64, blake3::Hash), WorkspaceError> {
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
     loop {
-        let read = file.read(&mut buf).map_err(WorkspaceError::io(path))?;
+        let read = reader.read(&mut buf).map_err(WorkspaceError::io(path))?;
         if read == 0 {
             break;
         }
+        size += read as u64;
         hasher.update(&buf[..read]);
     }
-    Ok(hasher.finalize())
+    Ok((size, hasher.finalize()))
+}
+
+/// The entry at `path` beneath `root` now, with its identity; None when there is nothing
+/// there (or only something a workspace does not carry).
+pub fn entry_now(root: &Root, path: &RelPath) -> Result<Option<(Entry, Stamp)>, WorkspaceError> {
+    let Some(stat) = root.lstat(path)? else { return Ok(None) };
+    let entry = match stat.kind {
+        Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
+        Kind::File => {
+            let file = root.open_file(path)?;
+            let (size, hash) = hash_reader(file, &root.display(path))?;
+            Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime }
+        }
+        Kind::Symlink => Entry::Symlink { target: root.read_link(path)?, mtime: stat.mtime },
+        Kind::Other => return Ok(None),
+    };
+    Ok(Some((entry, stat.stamp)))
 }
 
 #[cfg(test)]
@@ -125,18 +246,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scans_files_dirs_and_inside_links_only() {
+    fn scans_files_dirs_links_of_every_kind_and_odd_names() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         std::fs::create_dir(root.join("sub")).expect("mkdir");
         std::fs::write(root.join("sub/a.txt"), "alpha").expect("write");
         std::os::unix::fs::symlink("sub/a.txt", root.join("inside")).expect("symlink");
         std::os::unix::fs::symlink("/etc/passwd", root.join("outside")).expect("symlink");
+        std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"odd\xff")), "x").expect("write");
         std::fs::create_dir(root.join(".sloth")).expect("mkdir");
         let manifest = Manifest::scan(root, &Filter::builtin()).expect("scan");
-        let paths: Vec<&str> = manifest.entries.keys().map(String::as_str).collect();
-        assert_eq!(paths, vec!["inside", "sub", "sub/a.txt"]);
-        assert_eq!(manifest.entries["inside"], Entry::Symlink { target: "sub/a.txt".to_owned() });
-        assert_eq!(manifest.total_size(), 5);
+        let paths: Vec<String> = manifest.entries.keys().map(ToString::to_string).collect();
+        assert_eq!(paths, vec!["inside", "odd\\xff", "outside", "sub", "sub/a.txt"]);
+        let outside = RelPath::parse(b"outside").expect("valid");
+        assert!(matches!(&manifest.entries[&outside], Entry::Symlink { target, .. } if target == b"/etc/passwd"));
+        assert_eq!(manifest.total_size(), 6);
     }
 }

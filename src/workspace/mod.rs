@@ -1,26 +1,34 @@
 //! Workspaces: scan, pack, unpack safely, diff and apply changes. Pure Rust, no Lua.
 //!
-//! A task's workspace travels to an agent as a tar + gzip archive; what the task changed comes
-//! back as another archive plus a list of deleted paths, and is applied to the master's
-//! workspace by staging everything aside first and renaming into place.
+//! A task's workspace travels to an agent as a manifest plus the contents the agent lacks (or,
+//! through the lower-level API, as a tar + gzip archive); what the task changed comes back as
+//! an archive plus a list of deleted paths, and is applied to the master's workspace by
+//! staging everything aside first and renaming into place. Paths are bytes throughout
+//! ([`RelPath`]); every filesystem write goes through [`beneath::Root`], which never follows
+//! a link; building a tree from outside data goes through [`tree_writer::TreeWriter`].
 
 use std::path::PathBuf;
 
 pub mod apply;
+pub mod beneath;
 pub mod blobs;
 pub mod diff;
 pub mod filter;
 pub mod manifest;
 pub mod pack;
-mod safe_path;
+pub mod rel_path;
+pub mod timestamp;
+pub mod tree_writer;
 pub mod unpack;
 
-pub use apply::{ApplyReport, apply};
-pub use blobs::{BlobCache, pack_blobs};
+pub use apply::{ApplyReport, Step, apply, apply_observed};
+pub use blobs::{BlobCache, BlobPack, Build, pack_blobs};
 pub use diff::{Changes, diff};
 pub use filter::Filter;
 pub use manifest::{Entry, Manifest};
 pub use pack::pack;
+pub use rel_path::RelPath;
+pub use timestamp::Timestamp;
 pub use unpack::{Limits, UnpackStats, unpack};
 
 /// Why a workspace operation failed; every variant names the path or entry concerned.
@@ -28,6 +36,8 @@ pub use unpack::{Limits, UnpackStats, unpack};
 pub enum WorkspaceError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("no space left on device while {doing} {}", path.display())]
+    NoSpace { doing: &'static str, path: PathBuf },
     #[error("refused archive entry '{entry}': {reason}")]
     UnsafeEntry { entry: String, reason: String },
     #[error("archive exceeds the {what} limit of {limit} at entry '{entry}'")]
@@ -36,15 +46,24 @@ pub enum WorkspaceError {
     Corrupt(String),
     #[error("invalid exclude pattern '{pattern}': {reason}")]
     Pattern { pattern: String, reason: String },
-    #[error("conflict: changed both here and by the task: {}", paths.join(", "))]
-    Conflict { paths: Vec<String> },
-    #[error("{path}: changed while it was being sent; nothing was sent, run again")]
-    ChangedWhileSending { path: String },
+    #[error("conflict: changed both here and by the task, nothing was applied: {}", details.join(", "))]
+    Conflict { details: Vec<String> },
 }
 
 impl WorkspaceError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| WorkspaceError::Io { path, source }
+    }
+
+    /// The disk (or a quota) running out, said plainly: "no space left on device while
+    /// `doing` <path>"; any other error as it is.
+    pub fn no_space_while(self, doing: &'static str) -> Self {
+        if beneath::is_no_space(&self)
+            && let WorkspaceError::Io { path, .. } = self
+        {
+            return WorkspaceError::NoSpace { doing, path };
+        }
+        self
     }
 }

@@ -1,4 +1,7 @@
-//! Packing entries of a workspace into a tar + gzip stream.
+//! Packing entries of a workspace into a tar + gzip stream: names as bytes, modification
+//! times with nanoseconds (PAX `mtime`), links as links. Files are read beneath the root
+//! without following links, so a tree that changed since its manifest was taken cannot make
+//! the archive carry anything from outside it.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -7,26 +10,29 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use super::WorkspaceError;
+use super::beneath::Root;
 use super::manifest::{Entry, Manifest};
+use super::rel_path::RelPath;
 
 /// gzip level: the fast end. At the default level compression is by far the slowest step of a
 /// sync; level 1 keeps most of the size benefit.
-const GZIP_LEVEL: u32 = 1;
+pub const GZIP_LEVEL: u32 = 1;
 
 /// Writes the entries of `manifest` named by `paths` (all when None), read from `root`, to
 /// `out` as tar + gzip. Returns the number of entries written.
 pub fn pack(
     root: &Path,
     manifest: &Manifest,
-    paths: Option<&[String]>,
+    paths: Option<&[RelPath]>,
     out: impl Write,
 ) -> Result<u64, WorkspaceError> {
+    let source = Root::open(root)?;
     let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
     builder.follow_symlinks(false);
     let mut count = 0;
-    let mut add = |path: &String| -> Result<(), WorkspaceError> {
+    let mut add = |path: &RelPath| -> Result<(), WorkspaceError> {
         let Some(entry) = manifest.entries.get(path) else { return Ok(()) };
-        append(&mut builder, root, path, entry)?;
+        append(&mut builder, &source, path, entry)?;
         count += 1;
         Ok(())
     };
@@ -41,28 +47,32 @@ pub fn pack(
 
 fn append<W: Write>(
     builder: &mut tar::Builder<W>,
-    root: &Path,
-    path: &str,
+    root: &Root,
+    path: &RelPath,
     entry: &Entry,
 ) -> Result<(), WorkspaceError> {
-    let full = root.join(path);
+    let full = root.display(path);
     let mut header = tar::Header::new_gnu();
-    header.set_mtime(0);
+    let mtime = entry.mtime();
+    header.set_mtime(u64::try_from(mtime.secs).unwrap_or(0));
+    builder.append_pax_extensions([("mtime", mtime.to_pax().as_bytes())]).map_err(WorkspaceError::io(&full))?;
     match entry {
-        Entry::Dir { mode } => {
+        Entry::Dir { mode, .. } => {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(*mode);
             header.set_size(0);
-            builder.append_data(&mut header, path, std::io::empty()).map_err(WorkspaceError::io(&full))
+            builder.append_data(&mut header, path.as_path(), std::io::empty()).map_err(WorkspaceError::io(&full))
         }
-        Entry::Symlink { target } => {
+        Entry::Symlink { target, .. } => {
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_mode(0o777);
             header.set_size(0);
-            builder.append_link(&mut header, path, target).map_err(WorkspaceError::io(&full))
+            builder
+                .append_link(&mut header, path.as_path(), RelPath::raw_path(target))
+                .map_err(WorkspaceError::io(&full))
         }
         Entry::File { mode, .. } => {
-            let file = std::fs::File::open(&full).map_err(WorkspaceError::io(&full))?;
+            let file = root.open_file(path)?;
             // The size at open time: a file that grows meanwhile is cut there; one that shrinks
             // fails the pack rather than producing a corrupt archive.
             let size = file.metadata().map_err(WorkspaceError::io(&full))?.len();
@@ -70,7 +80,7 @@ fn append<W: Write>(
             header.set_mode(*mode);
             header.set_size(size);
             let mut reader = ExactReader { inner: file.take(size), remaining: size };
-            builder.append_data(&mut header, path, &mut reader).map_err(WorkspaceError::io(&full))
+            builder.append_data(&mut header, path.as_path(), &mut reader).map_err(WorkspaceError::io(&full))
         }
     }
 }

@@ -1,18 +1,20 @@
 //! Extracting an archive into a fresh directory, refusing anything that could write outside it.
 //!
-//! Refused, naming the entry: absolute paths, `..`, symlinks pointing outside the root, writes
-//! through a symlink, hard links, devices and fifos, duplicate entries, and archives past the
-//! size or entry limit (counted on decompressed bytes, so a gzip bomb stops early).
+//! Refused, naming the entry: absolute paths, `..`, writes through a symlink (however the
+//! links chain), hard links, devices and fifos, duplicate entries, and archives past the size
+//! or entry limit (counted on the bytes written, so a gzip bomb stops early). Symlinks are
+//! data: they are created as they are, whatever they point at, and never followed.
 
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use flate2::read::GzDecoder;
 
 use super::WorkspaceError;
-use super::manifest::MODE_MASK;
-use super::safe_path::{link_stays_inside, normalize, real_parents};
+use super::manifest::{Entry, MODE_MASK, Manifest};
+use super::rel_path::{RelPath, display_bytes};
+use super::timestamp::Timestamp;
+use super::tree_writer::TreeWriter;
 
 /// How much an archive may hold.
 #[derive(Debug, Clone, Copy)]
@@ -32,86 +34,77 @@ impl Default for Limits {
 pub struct UnpackStats {
     pub entries: u64,
     pub bytes: u64,
-    /// The entries the archive named, normalized, in archive order (parents it only implied
-    /// are not listed).
-    pub paths: Vec<String>,
+    /// The entries the archive named, as written (file hashes of the bytes written).
+    pub manifest: Manifest,
 }
 
-fn refuse(entry: &str, reason: impl Into<String>) -> WorkspaceError {
-    WorkspaceError::UnsafeEntry { entry: entry.to_owned(), reason: reason.into() }
+fn refuse(entry: &[u8], reason: impl Into<String>) -> WorkspaceError {
+    WorkspaceError::UnsafeEntry { entry: display_bytes(entry), reason: reason.into() }
+}
+
+fn corrupt(entry: &[u8]) -> impl Fn(std::io::Error) -> WorkspaceError + '_ {
+    move |error| WorkspaceError::Corrupt(format!("{}: {error}", display_bytes(entry)))
 }
 
 /// Extracts the tar + gzip stream `reader` into `dest`, an existing empty directory.
 pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackStats, WorkspaceError> {
     let mut archive = tar::Archive::new(GzDecoder::new(reader));
+    let mut writer = TreeWriter::new(dest, *limits)?;
     let mut stats = UnpackStats::default();
-    let mut dir_modes = Vec::new();
     let entries = archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let raw = entry.path_bytes().into_owned();
         let kind = entry.header().entry_type();
         if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
             continue;
         }
         stats.entries += 1;
-        if stats.entries > limits.max_entries {
-            return Err(WorkspaceError::TooLarge { what: "entry count", limit: limits.max_entries, entry: raw });
-        }
-        let path = normalize(&raw).map_err(|reason| refuse(&raw, reason))?;
-        let target = dest.join(&path);
-        real_parents(dest, &path)?;
-        if std::fs::symlink_metadata(&target).is_ok() && !(kind.is_dir() && target.is_dir()) {
-            return Err(refuse(&raw, "duplicate entry"));
-        }
-        let mode = entry.header().mode().map_err(|e| WorkspaceError::Corrupt(format!("{raw}: {e}")))? & MODE_MASK;
-        match kind {
+        let path = RelPath::parse(&raw).map_err(|reason| refuse(&raw, reason))?;
+        let mode = entry.header().mode().map_err(corrupt(&raw))? & MODE_MASK;
+        let mtime = entry_mtime(&mut entry).map_err(corrupt(&raw))?;
+        let written = match kind {
             tar::EntryType::Directory => {
-                if !target.is_dir() {
-                    std::fs::create_dir(&target).map_err(WorkspaceError::io(&target))?;
-                }
-                dir_modes.push((target, mode));
+                writer.dir(&path, mode, mtime)?;
+                Entry::Dir { mode, mtime }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let remaining = limits.max_bytes - stats.bytes;
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&target)
-                    .map_err(WorkspaceError::io(&target))?;
-                let copied = std::io::copy(&mut (&mut entry).take(remaining + 1), &mut file)
-                    .map_err(|e| WorkspaceError::Corrupt(format!("{raw}: {e}")))?;
-                if copied > remaining {
-                    drop(file);
-                    let _ = std::fs::remove_file(&target);
-                    return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: raw });
-                }
-                stats.bytes += copied;
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
-                    .map_err(WorkspaceError::io(&target))?;
+                let (size, hash) = writer.file(&path, mode, mtime, &mut entry, corrupt(&raw))?;
+                Entry::File { mode, size, hash, mtime }
             }
             tar::EntryType::Symlink => {
-                let link = entry
-                    .link_name()
-                    .map_err(|e| WorkspaceError::Corrupt(format!("{raw}: {e}")))?
+                let target = entry
+                    .link_name_bytes()
+                    .map(|target| target.into_owned())
                     .ok_or_else(|| refuse(&raw, "symlink without a target"))?;
-                let link = link.to_string_lossy().into_owned();
-                if !link_stays_inside(&path, &link) {
-                    return Err(refuse(&raw, format!("symlink points outside the workspace ({link})")));
-                }
-                std::os::unix::fs::symlink(&link, &target).map_err(WorkspaceError::io(&target))?;
+                writer.symlink(&path, &target, mtime)?;
+                Entry::Symlink { target, mtime }
             }
             tar::EntryType::Link => return Err(refuse(&raw, "hard links are not allowed")),
             tar::EntryType::Char | tar::EntryType::Block => return Err(refuse(&raw, "device files are not allowed")),
             tar::EntryType::Fifo => return Err(refuse(&raw, "fifos are not allowed")),
             other => return Err(refuse(&raw, format!("unsupported entry type {other:?}"))),
-        }
-        stats.paths.push(path);
+        };
+        stats.manifest.entries.insert(path, written);
     }
-    // Directory modes last, deepest first, so a read-only directory was still writable while
-    // its contents were extracted.
-    for (dir, mode) in dir_modes.into_iter().rev() {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(&dir))?;
-    }
+    stats.bytes = writer.bytes();
+    writer.finish()?;
     Ok(stats)
+}
+
+/// The entry's modification time: the PAX `mtime` (with nanoseconds) when there is one, else
+/// the header's seconds.
+fn entry_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Timestamp> {
+    if let Some(extensions) = entry.pax_extensions()? {
+        for extension in extensions {
+            let extension = extension?;
+            if extension.key_bytes() == b"mtime"
+                && let Some(time) = std::str::from_utf8(extension.value_bytes()).ok().and_then(Timestamp::from_pax)
+            {
+                return Ok(time);
+            }
+        }
+    }
+    let secs = entry.header().mtime()?;
+    Ok(Timestamp { secs: i64::try_from(secs).unwrap_or(i64::MAX), nanos: 0 })
 }

@@ -30,13 +30,16 @@ function M.handle(req)
   end
   task.params = req.params
 
+  -- The rules that decide what comes back are fixed now, before the task runs: a task that
+  -- adds a pattern to `.slothignore` must not make the files it matches look deleted.
+  local rules = workspace.rules(root, { exclude = task.workspace.exclude })
   local base = req.base or workspace.snapshot(root, { exclude = task.workspace.exclude })
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = root, env = task.env }
   local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, root))
   if not job_ok then
     ok, message, outputs = false, tostring(ok), {}
   end
-  local changes = workspace.changes(root, base, { exclude = task.workspace.exclude, output = req.dir .. "/changes.tar.gz" })
+  local changes = workspace.changes(root, base, { rules = rules, output = req.dir .. "/changes.tar.gz" })
   return { ok = ok, message = message, outputs = outputs or {}, changes = changes }
 end
 

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod crafted;
+pub mod tree;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,190 @@
+//! Building a tree in a fresh directory from entries that came from elsewhere — an archive
+//! (`unpack`, the changes a master stages) or a manifest and the content cache (an agent's
+//! `materialize`). One set of rules for all of them: normalized relative paths only (the
+//! caller parses them into [`RelPath`]), nothing written through a link (every write goes
+//! through [`Root`]), no entry twice, limits on the entry count and on the bytes actually
+//! written (not the sizes declared), and directory modes and times set last, deepest first, so
+//! a read-only directory was writable while it was filled and its time is not disturbed.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use super::WorkspaceError;
+use super::beneath::Root;
+use super::manifest::MODE_MASK;
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
+use super::unpack::Limits;
+
+/// Writes a tree into one directory, entry by entry.
+#[derive(Debug)]
+pub struct TreeWriter {
+    root: Root,
+    limits: Limits,
+    entries: u64,
+    bytes: u64,
+    seen: HashSet<RelPath>,
+    dirs: Vec<(RelPath, u32, Timestamp)>,
+}
+
+/// A time as `SystemTime` (before the epoch too).
+pub fn system_time(time: Timestamp) -> SystemTime {
+    let nanos = Duration::from_nanos(u64::from(time.nanos));
+    if time.secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(time.secs.unsigned_abs()) + nanos
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(time.secs.unsigned_abs()) + nanos
+    }
+}
+
+impl TreeWriter {
+    /// A writer into `dest`, an existing directory.
+    pub fn new(dest: &Path, limits: Limits) -> Result<Self, WorkspaceError> {
+        Ok(Self { root: Root::open(dest)?, limits, entries: 0, bytes: 0, seen: HashSet::new(), dirs: Vec::new() })
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    fn admit(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(WorkspaceError::TooLarge {
+                what: "entry count",
+                limit: self.limits.max_entries,
+                entry: path.to_string(),
+            });
+        }
+        if !self.seen.insert(path.clone()) {
+            return Err(WorkspaceError::UnsafeEntry { entry: path.to_string(), reason: "duplicate entry".to_owned() });
+        }
+        Ok(())
+    }
+
+    /// A directory (an implied parent created earlier is taken over, not a duplicate).
+    pub fn dir(&mut self, path: &RelPath, mode: u32, mtime: Timestamp) -> Result<(), WorkspaceError> {
+        self.admit(path)?;
+        match self.root.lstat(path)? {
+            Some(stat) if stat.kind == super::beneath::Kind::Dir => {}
+            Some(_) => {
+                return Err(WorkspaceError::UnsafeEntry {
+                    entry: path.to_string(),
+                    reason: "duplicate entry".to_owned(),
+                });
+            }
+            None => self.root.mkdir(path, 0o700, true)?,
+        }
+        self.dirs.push((path.clone(), mode & MODE_MASK, mtime));
+        Ok(())
+    }
+
+    /// A regular file with what `reader` yields; returns the size and BLAKE3 of the bytes
+    /// actually written. `read_error` describes a failure to read the source.
+    pub fn file(
+        &mut self,
+        path: &RelPath,
+        mode: u32,
+        mtime: Timestamp,
+        reader: impl Read,
+        read_error: impl Fn(std::io::Error) -> WorkspaceError,
+    ) -> Result<(u64, blake3::Hash), WorkspaceError> {
+        self.admit(path)?;
+        let mut file = self.root.create_file(path, 0o600, true)?;
+        let full = self.root.display(path);
+        let remaining = self.limits.max_bytes.saturating_sub(self.bytes);
+        let written = copy_hashing(reader, &mut file, remaining, &read_error, &full);
+        let (size, hash) = match written {
+            Ok(done) => done,
+            Err(error) => {
+                drop(file);
+                let _ = self.root.unlink(path);
+                return Err(match error {
+                    CopyError::TooLarge => {
+                        WorkspaceError::TooLarge { what: "size", limit: self.limits.max_bytes, entry: path.to_string() }
+                    }
+                    CopyError::Failed(error) => error,
+                });
+            }
+        };
+        self.bytes += size;
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & MODE_MASK)).map_err(WorkspaceError::io(&full))?;
+        let time = system_time(mtime);
+        file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
+            .map_err(WorkspaceError::io(&full))?;
+        Ok((size, hash))
+    }
+
+    /// A symlink pointing at `target`, whatever it is.
+    pub fn symlink(&mut self, path: &RelPath, target: &[u8], mtime: Timestamp) -> Result<(), WorkspaceError> {
+        self.admit(path)?;
+        if target.is_empty() || target.contains(&0) {
+            return Err(WorkspaceError::UnsafeEntry {
+                entry: path.to_string(),
+                reason: "a symlink needs a target without NUL bytes".to_owned(),
+            });
+        }
+        self.root.symlink(path, target, true)?;
+        self.root.set_mtime(path, mtime)
+    }
+
+    /// Takes back a file written earlier (its content turned out wrong).
+    pub fn discard_file(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        self.seen.remove(path);
+        self.entries = self.entries.saturating_sub(1);
+        self.root.unlink(path)
+    }
+
+    /// Sets the directories' modes and times, deepest first; the tree is complete.
+    pub fn finish(self) -> Result<Root, WorkspaceError> {
+        let mut dirs = self.dirs;
+        dirs.sort_by(|a, b| b.0.depth().cmp(&a.0.depth()).then_with(|| b.0.cmp(&a.0)));
+        for (path, mode, mtime) in dirs {
+            self.root.chmod(&path, mode)?;
+            self.root.set_mtime(&path, mtime)?;
+        }
+        Ok(self.root)
+    }
+}
+
+enum CopyError {
+    TooLarge,
+    Failed(WorkspaceError),
+}
+
+/// Copies at most `limit` bytes (one more is an error) from `reader` to `out`, hashing them.
+fn copy_hashing(
+    mut reader: impl Read,
+    out: &mut impl Write,
+    limit: u64,
+    read_error: &dyn Fn(std::io::Error) -> WorkspaceError,
+    path: &Path,
+) -> Result<(u64, blake3::Hash), CopyError> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let read = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(CopyError::Failed(read_error(error))),
+        };
+        size += read as u64;
+        if size > limit {
+            return Err(CopyError::TooLarge);
+        }
+        hasher.update(&buf[..read]);
+        out.write_all(&buf[..read])
+            .map_err(|source| CopyError::Failed(WorkspaceError::Io { path: path.to_path_buf(), source }))?;
+    }
+    Ok((size, hasher.finalize()))
+}
