@@ -16,5 +16,6 @@ mod netns;
 mod readme;
 mod remote;
 mod repl;
+mod roundtrip;
 mod tls;
 mod workspace_safety;

@@ -334,8 +334,7 @@ impl AgentClient {
     /// the agent said is [`AgentClient::status_error`].
     fn stream_error(&self, status: &tonic::Status) -> ClientError {
         if transport_broke(status) {
-            let reason = error_chain(status);
-            return ClientError::Lost { address: self.address.clone(), reason };
+            return ClientError::Lost { address: self.address.clone(), reason: root_cause(status) };
         }
         self.status_error(status)
     }
@@ -423,6 +422,15 @@ async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<
         }
     }
     let _ = tx.send(ExecuteRequest { item: Some(Item::WorkspaceEnd(WorkspaceEnd { size })) }).await;
+}
+
+/// The innermost cause of an error (for a broken connection: what the socket said).
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// An error with its sources, which is where transport errors keep the useful part; a cause

@@ -19,18 +19,21 @@ local function describe(target)
   return string.format("agent '%s' (%s)", target.name, target.address)
 end
 
---- A native error's message, without the host's decorations and without repeating the
---- address `describe` already gives.
-local function strip_prefix(message, target)
+--- A native error's message, without the host's decorations.
+local function strip_prefix(message)
+  return errors.clean(message)
+end
+
+--- A native error about `target`, naming it once: "the agent at ADDRESS" in the message
+--- becomes the agent's description; otherwise the description goes in front.
+local function about(target, message)
   local text = errors.clean(message)
-  if target then
-    local at = "the agent at " .. target.address
-    local from = text:find(at, 1, true)
-    if from then
-      text = text:sub(1, from - 1) .. "the agent" .. text:sub(from + #at)
-    end
+  local at = "the agent at " .. target.address
+  local from = text:find(at, 1, true)
+  if from then
+    return text:sub(1, from - 1) .. describe(target) .. text:sub(from + #at)
   end
-  return text
+  return describe(target) .. ": " .. text
 end
 
 --- Runs `task` on the agent its dispatch policy picks; returns `ok, message, outputs` like a
@@ -65,7 +68,7 @@ function M.run_on(target, task, deps, workdir)
   local connected, client = pcall(agent.connect, target.address, { token = token, tls = target.tls })
   if not connected then
     pool.unreachable(target)
-    return false, describe(target) .. ": " .. strip_prefix(client, target)
+    return false, about(target, client)
   end
   pool.reached(target, core.now() - started)
 
@@ -86,11 +89,11 @@ function M.run_on(target, task, deps, workdir)
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
-    local message = strip_prefix(result, target)
+    local message = about(target, result)
     if message:find("cannot reach", 1, true) then
       pool.unreachable(target)
     end
-    return false, describe(target) .. ": " .. message
+    return false, message
   end
 
   local sync = task.workspace.sync_back

@@ -1,0 +1,344 @@
+//! The round trip as properties, through the same functions the master and the agent use
+//! (scan, blobs and the cache, the build, rules, diff, pack, apply): for random trees and
+//! random task edits — creations, modifications, deletions, renames, chmods, file↔directory,
+//! links inside and out, odd names — the master ends exactly equal to the tree the task left
+//! (contents, modes, links, file times), or, when the change is refused, exactly as it was.
+//! And a change racing the apply, at the moment of a rename, is a conflict that undoes every
+//! step already taken.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use proptest::prelude::*;
+use sloth_runner::workspace::beneath::{Kind, Root};
+use sloth_runner::workspace::{
+    BlobCache, Filter, Limits, Manifest, RelPath, Step, Timestamp, WorkspaceError, apply, apply_observed, diff, pack,
+    pack_blobs,
+};
+
+use crate::support::tree::Tree;
+
+/// Names with everything a file system allows: spaces, newlines, dashes, globs, non-ASCII and
+/// bytes that are not UTF-8.
+const NAMES: &[&[u8]] = &[b"a", b"b", b"dir", b"x y", b"-n", b"*", "é".as_bytes(), b"\xff\xfe", b"new\nline"];
+const TARGETS: &[&[u8]] = &[b"a", b"dir/a", b"../outside", b"/etc", b"nowhere", b"..", b".", b"b/../a"];
+const MODES: &[u32] = &[0o644, 0o755, 0o600, 0o700];
+
+#[derive(Debug, Clone)]
+enum Node {
+    File { content: Vec<u8>, mode: u32 },
+    Dir { mode: u32 },
+    Link { target: &'static [u8] },
+}
+
+/// An edit a task makes, on paths that may or may not exist (an edit that cannot apply is a
+/// no-op, as a failing `mv` in a script would be).
+#[derive(Debug, Clone)]
+enum Edit {
+    Write { path: Vec<&'static [u8]>, content: Vec<u8> },
+    Remove { path: Vec<&'static [u8]> },
+    Rename { from: Vec<&'static [u8]>, to: Vec<&'static [u8]> },
+    Chmod { path: Vec<&'static [u8]>, mode: u32 },
+    MakeDir { path: Vec<&'static [u8]> },
+    Link { path: Vec<&'static [u8]>, target: &'static [u8] },
+    Touch { path: Vec<&'static [u8]>, secs: i64, nanos: u32 },
+}
+
+fn name() -> impl Strategy<Value = &'static [u8]> {
+    proptest::sample::select(NAMES)
+}
+
+fn path() -> impl Strategy<Value = Vec<&'static [u8]>> {
+    proptest::collection::vec(name(), 1..=3)
+}
+
+fn node() -> impl Strategy<Value = Node> {
+    prop_oneof![
+        4 => (proptest::collection::vec(any::<u8>(), 0..64), proptest::sample::select(MODES))
+            .prop_map(|(content, mode)| Node::File { content, mode }),
+        2 => proptest::sample::select(&[0o755u32, 0o700][..]).prop_map(|mode| Node::Dir { mode }),
+        1 => proptest::sample::select(TARGETS).prop_map(|target| Node::Link { target }),
+    ]
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        3 => (path(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(path, content)| Edit::Write { path, content }),
+        2 => path().prop_map(|path| Edit::Remove { path }),
+        2 => (path(), path()).prop_map(|(from, to)| Edit::Rename { from, to }),
+        1 => (path(), proptest::sample::select(MODES)).prop_map(|(path, mode)| Edit::Chmod { path, mode }),
+        1 => path().prop_map(|path| Edit::MakeDir { path }),
+        1 => (path(), proptest::sample::select(TARGETS)).prop_map(|(path, target)| Edit::Link { path, target }),
+        1 => (path(), 0i64..2_000_000_000, 0u32..1_000_000_000)
+            .prop_map(|(path, secs, nanos)| Edit::Touch { path, secs, nanos }),
+    ]
+}
+
+fn rel(parts: &[&[u8]]) -> RelPath {
+    RelPath::parse(&parts.join(&b'/')).expect("names from the list are valid")
+}
+
+/// Writes the generated tree beneath `root` (entries whose parent is not a directory are
+/// skipped), with old, distinct modification times.
+fn build(root: &Path, nodes: &[(Vec<&'static [u8]>, Node)]) {
+    let root = Root::open(root).expect("open root");
+    for (i, (parts, node)) in nodes.iter().enumerate() {
+        let path = rel(parts);
+        if root.lstat(&path).expect("lstat").is_some() || root.check_parent(&path).is_err() {
+            continue;
+        }
+        let time = Timestamp { secs: 1_000_000_000 + i as i64, nanos: 7 };
+        match node {
+            Node::File { content, mode } => {
+                let mut file = root.create_file(&path, *mode, true).expect("create");
+                std::io::Write::write_all(&mut file, content).expect("write");
+                drop(file);
+                root.chmod(&path, *mode).expect("chmod");
+            }
+            Node::Dir { mode } => {
+                root.mkdir(&path, *mode, true).expect("mkdir");
+                root.chmod(&path, *mode).expect("chmod");
+            }
+            Node::Link { target } => root.symlink(&path, target, true).expect("symlink"),
+        }
+        root.set_mtime(&path, time).expect("set the time");
+    }
+}
+
+/// Makes `edit` beneath `root`, never following a link; an edit that cannot apply is skipped.
+fn make(root: &Root, edit: &Edit) {
+    root.forget();
+    match edit {
+        Edit::Write { path, content } => {
+            let path = rel(path);
+            match root.lstat(&path).ok().flatten().map(|stat| stat.kind) {
+                Some(Kind::Dir) => return,
+                Some(_) => {
+                    let _ = root.unlink(&path);
+                }
+                None => {}
+            }
+            if let Ok(mut file) = root.create_file(&path, 0o644, true) {
+                let _ = std::io::Write::write_all(&mut file, content);
+            }
+        }
+        Edit::Remove { path } => {
+            let path = rel(path);
+            match root.lstat(&path).ok().flatten().map(|stat| stat.kind) {
+                // lstat found it beneath the root, through real directories only; removing
+                // the tree below never follows the links in it.
+                Some(Kind::Dir) => {
+                    let _ = std::fs::remove_dir_all(root.display(&path));
+                }
+                Some(_) => {
+                    let _ = root.unlink(&path);
+                }
+                None => {}
+            }
+        }
+        Edit::Rename { from, to } => {
+            let (from, to) = (rel(from), rel(to));
+            if to.starts_with(&from) || root.lstat(&from).ok().flatten().is_none() {
+                return;
+            }
+            if root.lstat(&to).ok().flatten().is_some_and(|stat| stat.kind == Kind::Dir) {
+                return;
+            }
+            let _ = root.check_parent(&to);
+            let _ = root.rename_from(root, &from, &to, false);
+        }
+        Edit::Chmod { path, mode } => {
+            let path = rel(path);
+            if root.lstat(&path).ok().flatten().is_some_and(|stat| stat.kind != Kind::Symlink) {
+                let _ = root.chmod(&path, *mode);
+            }
+        }
+        Edit::MakeDir { path } => {
+            let _ = root.mkdir(&rel(path), 0o755, true);
+        }
+        Edit::Link { path, target } => {
+            let _ = root.symlink(&rel(path), target, true);
+        }
+        Edit::Touch { path, secs, nanos } => {
+            let path = rel(path);
+            if root.lstat(&path).ok().flatten().is_some() {
+                let _ = root.set_mtime(&path, Timestamp { secs: *secs, nanos: *nanos });
+            }
+        }
+    }
+    root.forget();
+}
+
+/// The master's tree and the agent's, after the task and the apply.
+struct RoundTrip {
+    _dirs: [tempfile::TempDir; 3],
+    master: std::path::PathBuf,
+    agent: std::path::PathBuf,
+    /// The master's tree right before the apply.
+    before_apply: Tree,
+    result: Result<(), WorkspaceError>,
+}
+
+/// One remote task, end to end through the workspace functions: the master snapshots, the
+/// agent builds from the cache, the task edits, its changes come back and are applied.
+/// `meanwhile` edits the master's workspace while the task "runs", given the task's changes.
+fn round_trip(
+    nodes: &[(Vec<&'static [u8]>, Node)],
+    edits: &[Edit],
+    meanwhile: impl FnOnce(&Root, &sloth_runner::workspace::Changes, &Manifest),
+) -> RoundTrip {
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let master = dirs[0].path().join("ws");
+    let agent = dirs[1].path().join("ws");
+    std::fs::create_dir(&master).expect("mkdir");
+    std::fs::create_dir(&agent).expect("mkdir");
+    build(&master, nodes);
+
+    let base = Manifest::scan(&master, &Filter::new(&master, &[]).expect("filter")).expect("scan");
+    let cache = BlobCache::new(dirs[2].path(), u64::MAX).expect("cache");
+    let mut blobs = Vec::new();
+    pack_blobs(&master, &base, &cache.missing(&base), &mut blobs, dirs[2].path()).expect("pack blobs");
+    cache.store(&blobs[..], &Limits::default()).expect("store");
+    let built = cache.materialize(&base, &agent, &Limits::default()).expect("build");
+    assert_eq!(built, base, "the agent built exactly what was sent");
+    Tree::read_all(&master).assert_same(&Tree::read_all(&agent), "the agent's copy");
+
+    let rules = Filter::new(&agent, &[]).expect("rules");
+    let agent_root = Root::open(&agent).expect("open");
+    for edit in edits {
+        make(&agent_root, edit);
+    }
+    let after = Manifest::scan(&agent, &rules).expect("scan after");
+    let changes = diff(&built, &after);
+    let mut archive = Vec::new();
+    pack(&agent, &after, Some(&changes.changed), &mut archive).expect("pack changes");
+
+    meanwhile(&Root::open(&master).expect("open"), &changes, &base);
+    let before_apply = Tree::read_all(&master);
+    let result = apply(&master, &archive[..], &changes.deleted, Some(&base), &Limits::default()).map(|_| ());
+    RoundTrip { _dirs: dirs, master, agent, before_apply, result }
+}
+
+fn tree_strategy() -> impl Strategy<Value = Vec<(Vec<&'static [u8]>, Node)>> {
+    proptest::collection::vec((path(), node()), 0..24)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_master_ends_exactly_as_the_task_left_its_tree(
+        nodes in tree_strategy(),
+        edits in proptest::collection::vec(edit(), 1..12),
+    ) {
+        let trip = round_trip(&nodes, &edits, |_, _, _| {});
+        prop_assert!(trip.result.is_ok(), "apply failed: {:?}", trip.result);
+        let (master, agent) = (Tree::read_all(&trip.master), Tree::read_all(&trip.agent));
+        master.assert_same(&agent, "after the apply");
+        prop_assert_eq!(&master.mtimes, &agent.mtimes, "file times");
+    }
+
+    #[test]
+    fn a_refused_change_leaves_the_master_exactly_as_it_was(
+        nodes in tree_strategy(),
+        edits in proptest::collection::vec(edit(), 1..12),
+        pick in any::<proptest::sample::Index>(),
+    ) {
+        // Meanwhile, the master rewrites one file the task also changed or deleted.
+        let mut touched = None;
+        let trip = round_trip(&nodes, &edits, |root, changes, base| {
+            let both: Vec<&RelPath> = changes
+                .changed
+                .iter()
+                .chain(&changes.deleted)
+                .filter(|path| matches!(base.entries.get(*path), Some(sloth_runner::workspace::Entry::File { .. })))
+                .collect();
+            if both.is_empty() {
+                return;
+            }
+            let path = both[pick.index(both.len())].clone();
+            root.unlink(&path).expect("unlink");
+            let mut file = root.create_file(&path, 0o644, false).expect("rewrite");
+            std::io::Write::write_all(&mut file, b"edited here meanwhile").expect("write");
+            touched = Some(path);
+        });
+        if let Some(path) = touched {
+            prop_assert!(
+                matches!(&trip.result, Err(WorkspaceError::Conflict { details }) if details.iter().any(|d| d.contains(&path.to_string()))),
+                "expected a conflict naming {path}: {:?}", trip.result
+            );
+            let now = Tree::read_all(&trip.master);
+            now.assert_same(&trip.before_apply, "a refused apply");
+            prop_assert_eq!(&now.mtimes, &trip.before_apply.mtimes);
+        } else {
+            prop_assert!(trip.result.is_ok(), "{:?}", trip.result);
+        }
+    }
+}
+
+/// Changes a task made to `a.txt` and `b.txt` (modified) and `c.txt` (deleted), as an archive.
+fn three_changes(master: &Path) -> (Vec<u8>, Vec<RelPath>, Manifest) {
+    for (name, content) in [("a.txt", "a0"), ("b.txt", "b0"), ("c.txt", "c0")] {
+        std::fs::write(master.join(name), content).expect("write");
+    }
+    let base = Manifest::scan(master, &Filter::builtin()).expect("scan");
+    let agent = tempfile::tempdir().expect("tempdir");
+    for (name, content) in [("a.txt", "a1"), ("b.txt", "b1")] {
+        std::fs::write(agent.path().join(name), content).expect("write");
+    }
+    let after = Manifest::scan(agent.path(), &Filter::builtin()).expect("scan");
+    let changed: Vec<RelPath> = after.entries.keys().cloned().collect();
+    let mut archive = Vec::new();
+    pack(agent.path(), &after, Some(&changed), &mut archive).expect("pack");
+    (archive, vec![RelPath::parse(b"c.txt").expect("valid")], base)
+}
+
+#[test]
+fn an_edit_racing_the_apply_is_a_conflict_and_every_step_is_undone() {
+    for racing in ["a.txt", "b.txt", "c.txt"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = dir.path();
+        let (archive, deleted, base) = three_changes(master);
+        // The local edit lands right before the step for `racing`: after the conflict check
+        // and, for b.txt, after a.txt was already replaced and c.txt deleted.
+        let mut observer = |step: Step<'_>| {
+            let path = match step {
+                Step::Delete(path) | Step::Place(path) => path,
+            };
+            if path.as_bytes() == racing.as_bytes() {
+                std::fs::write(master.join(racing), "edited here at the last moment").expect("racing write");
+            }
+        };
+        let error = apply_observed(master, &archive[..], &deleted, Some(&base), &Limits::default(), &mut observer)
+            .expect_err("a racing edit is a conflict");
+        assert!(matches!(&error, WorkspaceError::Conflict { .. }), "{error}");
+        assert!(error.to_string().contains(racing), "{error}");
+        let expect = |name: &str, original: &str| {
+            let want = if name == racing { "edited here at the last moment" } else { original };
+            assert_eq!(std::fs::read_to_string(master.join(name)).expect("read"), want, "{name} (racing {racing})");
+        };
+        expect("a.txt", "a0");
+        expect("b.txt", "b0");
+        expect("c.txt", "c0");
+        let left: BTreeSet<String> = std::fs::read_dir(master)
+            .expect("read")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "no staging left behind");
+    }
+}
+
+#[test]
+fn without_a_race_the_same_changes_apply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (archive, deleted, base) = three_changes(dir.path());
+    let report = apply(dir.path(), &archive[..], &deleted, Some(&base), &Limits::default()).expect("apply");
+    assert_eq!((report.written, report.deleted), (2, 1));
+    assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "a1");
+    assert!(!dir.path().join("c.txt").exists());
+}
