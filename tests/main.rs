@@ -10,6 +10,7 @@ mod cli_run;
 mod dispatch;
 mod examples;
 mod incremental;
+mod integrity;
 mod lua_meta;
 mod lua_specs;
 mod netns;

@@ -271,3 +271,56 @@ fn the_master_refuses_a_deletion_outside_its_workspace() {
     assert_eq!(test.read("victim.txt"), "alive");
     assert_eq!(test.read("ws/keep.txt"), "kept\n");
 }
+
+/// A pipeline in `test` whose only task runs on the hostile agent at `address`, in `ws/`.
+fn hostile_pipeline(address: &str) -> String {
+    format!(
+        r#"TaskDefinitions = {{ g = {{ workdir = "ws", agents = {{ evil = {{ address = "{address}" }} }}, tasks = {{
+            {{ name = "t", agent = "evil", command = "true" }},
+        }} }} }}"#
+    )
+}
+
+#[test]
+fn links_from_an_agent_arrive_as_links_whatever_they_point_at() {
+    let changes = archive(&[
+        ("root", Kind::Symlink("/")),
+        ("up", Kind::Symlink("..")),
+        ("passwd", Kind::Symlink("/etc/passwd")),
+        ("sub", Kind::Dir),
+        ("sub/l1", Kind::Symlink("..")),
+        ("escape", Kind::Symlink("sub/l1/..")),
+    ]);
+    let address = serve_hostile(changes, vec![]);
+    let test = Test::new().write("ws/keep.txt", "kept\n").write("tasks.lua", &hostile_pipeline(&address));
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    for (link, target) in
+        [("root", "/"), ("up", ".."), ("passwd", "/etc/passwd"), ("sub/l1", ".."), ("escape", "sub/l1/..")]
+    {
+        let found = std::fs::read_link(test.path().join("ws").join(link)).expect("a link");
+        assert_eq!(found, Path::new(target), "{link}");
+    }
+    assert_eq!(test.read("ws/keep.txt"), "kept\n");
+}
+
+#[test]
+fn a_file_under_a_link_the_master_already_has_is_refused_and_nothing_outside_is_touched() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("victim.txt"), "alive").expect("write");
+    let test = Test::new().write("ws/keep.txt", "kept\n");
+    std::os::unix::fs::symlink(outside.path(), test.path().join("ws/ext")).expect("symlink");
+
+    // A write beneath the link.
+    let address = serve_hostile(archive(&[("ext/owned.txt", Kind::File(b"owned"))]), vec![]);
+    std::fs::write(test.path().join("tasks.lua"), hostile_pipeline(&address)).expect("write");
+    test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("ext/owned.txt").stderr_has("symlink 'ext'");
+    assert!(!outside.path().join("owned.txt").exists(), "wrote through the master's link");
+
+    // A deletion beneath the link: it names nothing in the workspace, so nothing is removed.
+    let address = serve_hostile(archive(&[]), vec!["ext/victim.txt".to_owned()]);
+    std::fs::write(test.path().join("tasks.lua"), hostile_pipeline(&address)).expect("write");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(std::fs::read_to_string(outside.path().join("victim.txt")).expect("read"), "alive");
+    assert_eq!(std::fs::read_link(test.path().join("ws/ext")).expect("still a link"), outside.path());
+    assert_eq!(test.read("ws/keep.txt"), "kept\n");
+}
