@@ -308,7 +308,7 @@ impl Apply<'_> {
             Entry::File { .. } | Entry::Symlink { .. } => match existing {
                 Some(stat) if stat.kind == Kind::Dir => {
                     self.empty_dir_away(path, &stat)?;
-                    self.root.rename_from(&self.staged_root, path, path, true)?;
+                    self.put_new(path)?;
                     self.journal.push(Undo::Remove { path: path.clone(), dir: false });
                 }
                 Some(_) => {
@@ -320,16 +320,29 @@ impl Apply<'_> {
                         self.journal.push(Undo::Restore { trash, path: path.clone() });
                     } else {
                         self.move_to_trash(path)?;
-                        self.root.rename_from(&self.staged_root, path, path, true)?;
+                        self.put_new(path)?;
                     }
                 }
                 None => {
-                    self.root.rename_from(&self.staged_root, path, path, true)?;
+                    self.put_new(path)?;
                     self.journal.push(Undo::Remove { path: path.clone(), dir: false });
                 }
             },
         }
         Ok(())
+    }
+
+    /// Renames the staged entry into `path`, where nothing is now; something created there
+    /// since the last check (another apply, a local edit) is a conflict, never replaced.
+    fn put_new(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+        match self.root.rename_from(&self.staged_root, path, path, true) {
+            Err(WorkspaceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(WorkspaceError::Conflict {
+                    details: vec![format!("'{path}' (created here while the changes were being applied)")],
+                })
+            }
+            other => other,
+        }
     }
 
     /// Removes the directory at `path` that the task turned into a file or link: only when

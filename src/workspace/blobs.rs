@@ -204,10 +204,13 @@ impl BlobCache {
             match entry {
                 Entry::Dir { mode, mtime } => build.writer.dir(path, *mode, *mtime)?,
                 Entry::File { .. } => {
-                    if !self.write_verified(&mut build, path, entry)? {
-                        build.pending.push((path.clone(), entry.clone()));
-                        continue;
+                    match self.write_verified(&mut build, path, entry)? {
+                        Some(written) => {
+                            build.built.entries.insert(path.clone(), written);
+                        }
+                        None => build.pending.push((path.clone(), entry.clone())),
                     }
+                    continue;
                 }
                 Entry::Symlink { target, mtime } => build.writer.symlink(path, target, *mtime)?,
             }
@@ -216,27 +219,33 @@ impl BlobCache {
         Ok(build)
     }
 
-    /// Writes one file from its cached content; false (nothing left behind, the bad blob
-    /// removed) when the content is missing or does not match its hash.
-    fn write_verified(&self, build: &mut Build, path: &RelPath, entry: &Entry) -> Result<bool, WorkspaceError> {
-        let Entry::File { mode, hash, mtime, .. } = entry else { return Ok(true) };
+    /// Writes one file from its cached content and returns the entry as written (its size is
+    /// what was written, whatever the manifest declared); None (nothing left behind, the bad
+    /// blob removed) when the content is missing or does not match its hash.
+    fn write_verified(
+        &self,
+        build: &mut Build,
+        path: &RelPath,
+        entry: &Entry,
+    ) -> Result<Option<Entry>, WorkspaceError> {
+        let Entry::File { mode, hash, mtime, .. } = entry else { return Ok(Some(entry.clone())) };
         // Where it goes is judged before whether its content is at hand.
         build.writer.root().check_parent(path)?;
         let blob = self.path(hash);
         let source = match std::fs::File::open(&blob) {
             Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(WorkspaceError::Io { path: blob, source: error }),
         };
         let read_error = |error: std::io::Error| WorkspaceError::Io { path: blob.clone(), source: error };
-        let (_, written) = build.writer.file(path, *mode, *mtime, source, read_error)?;
+        let (size, written) = build.writer.file(path, *mode, *mtime, source, read_error)?;
         if written == *hash {
-            return Ok(true);
+            return Ok(Some(Entry::File { mode: *mode, size, hash: written, mtime: *mtime }));
         }
         tracing::warn!(path = %path, content = %&hash.to_hex()[..16], "a cached content does not match its hash: fetching it again");
         build.writer.discard_file(path)?;
         self.forget(hash);
-        Ok(false)
+        Ok(None)
     }
 
     /// Builds the whole workspace `manifest` describes, failing if a content is not in the
@@ -281,14 +290,14 @@ impl Build {
     /// a content still missing or wrong now fails, naming the file.
     pub fn retry(&mut self, cache: &BlobCache) -> Result<(), WorkspaceError> {
         for (path, entry) in std::mem::take(&mut self.pending) {
-            if !cache.write_verified(self, &path, &entry)? {
+            let Some(written) = cache.write_verified(self, &path, &entry)? else {
                 let Entry::File { hash, .. } = &entry else { continue };
                 return Err(WorkspaceError::UnsafeEntry {
                     entry: path.to_string(),
                     reason: format!("its content {} did not arrive intact", &hash.to_hex()[..16]),
                 });
-            }
-            self.built.entries.insert(path, entry);
+            };
+            self.built.entries.insert(path, written);
         }
         Ok(())
     }
@@ -510,6 +519,31 @@ mod tests {
         assert_eq!(path.as_bytes(), b"log.txt");
         assert!(matches!(entry, Entry::File { size: 13, hash, .. } if *hash == blake3::hash(b"other, longer")));
         cache.store(&archive[..], &Limits::default()).expect("stored under the hash of what was read");
+    }
+
+    #[test]
+    fn sizes_are_enforced_on_the_bytes_written_not_the_sizes_declared() {
+        let source = tempfile::tempdir().expect("tempdir");
+        std::fs::write(source.path().join("big.bin"), vec![7u8; 4096]).expect("write");
+        let mut manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        let mut archive = Vec::new();
+        pack_blobs(source.path(), &manifest, &cache.missing(&manifest), &mut archive, source.path()).expect("pack");
+        cache.store(&archive[..], &Limits::default()).expect("store");
+        for entry in manifest.entries.values_mut() {
+            if let Entry::File { size, .. } = entry {
+                *size = 0;
+            }
+        }
+        let limits = Limits { max_bytes: 1024, max_entries: 10 };
+        let dest = tempfile::tempdir().expect("tempdir");
+        let error = cache.materialize(&manifest, dest.path(), &limits).expect_err("4096 bytes written");
+        assert!(error.to_string().contains("size limit") && error.to_string().contains("big.bin"), "{error}");
+
+        let dest = tempfile::tempdir().expect("tempdir");
+        let built = cache.materialize(&manifest, dest.path(), &Limits::default()).expect("no limit");
+        assert!(built.entries.values().all(|entry| matches!(entry, Entry::File { size: 4096, .. })), "{built:?}");
     }
 
     #[test]
