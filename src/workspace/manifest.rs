@@ -148,7 +148,7 @@ fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut M
         let entry = match stat.kind {
             Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
             Kind::File => {
-                let file = match std::fs::File::open(&path) {
+                let file = match open_regular(&path) {
                     Ok(file) => file,
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(error) => return Err(WorkspaceError::Io { path, source: error }),
@@ -177,6 +177,25 @@ fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut M
         }
     }
     Ok(())
+}
+
+/// Opens a file seen as regular for reading, never following a link and never blocking (it
+/// may have been swapped for a fifo since it was seen).
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened =
+        std::fs::OpenOptions::new().read(true).custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits()).open(path);
+    let file = match opened {
+        Err(error) if error.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "now a symlink"));
+        }
+        other => other?,
+    };
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no longer a regular file"));
+    }
+    Ok(file)
 }
 
 /// [`Stat`] from std's metadata.

@@ -3,6 +3,7 @@
 --- what the agent says as it says it, and apply the changes that come back (after success,
 --- unless `workspace.sync_back` says otherwise).
 local agent = require("agent")
+local log = require("log")
 local workspace = require("workspace")
 local core = require("sloth.core")
 local dispatch = require("sloth.dispatch")
@@ -101,6 +102,9 @@ function M.run_on(target, task, deps, workdir)
     local applied, report = pcall(workspace.apply, workdir, result.changes, { base = base })
     if not applied then
       return false, "applying the changes from " .. describe(target) .. ": " .. strip_prefix(report)
+    end
+    for _, dir in ipairs(report.kept) do
+      log.warn(dir .. ": deleted by the task but kept here: it holds files the task never saw (excluded, or added here meanwhile)")
     end
   end
   return result.ok, result.message, result.outputs
