@@ -68,7 +68,7 @@ fn an_unreachable_agent_is_marked_unhealthy_and_the_retry_goes_to_another() {
         .write("tasks.lua", &pipeline)
         .run(&["run", "tasks.lua"])
         .expect_code(0)
-        .stderr_has(&format!("g/t  attempt 1/2 failed: agent 'dead' (127.0.0.1:{dead})"))
+        .stderr_has(&format!("g/t  attempt 1/2 failed: cannot reach agent 'dead' (127.0.0.1:{dead})"))
         .stderr_has("alive/t  INFO  made it")
         .stderr_has("alive/u  INFO  went straight to the healthy one");
 }
