@@ -166,7 +166,11 @@ fn a_file_changed_since_the_manifest_is_sent_as_read() {
     let (outcome, lines) = tokio.block_on(async {
         let mut client =
             AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
-        let source = WorkspaceSource::Incremental { root: root.path().to_path_buf(), manifest: Arc::new(manifest) };
+        let source = WorkspaceSource::Incremental {
+            root: root.path().to_path_buf(),
+            manifest: Arc::new(manifest),
+            ignore: vec![],
+        };
         let mut lines = Vec::new();
         let outcome = tokio::time::timeout(
             Duration::from_secs(30),

@@ -132,6 +132,19 @@ fn a_task_adding_a_glob_to_slothignore_keeps_the_files_it_matches_on_the_master(
     assert_ws(&test, &expected, &format!("after the run\n{}", show(&run)));
 }
 
+#[test]
+fn an_ignore_file_that_ignores_itself_still_rules_what_comes_back() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, &[("t", "mkdir -p build && echo agent > build/keep.o && echo new > build/new.o")])
+        .write("ws/.slothignore", ".slothignore\nbuild/\n")
+        .write("ws/build/keep.o", "master\n");
+    let before = ws_tree(&test);
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = show(&run);
+    assert_succeeded(&run, "t");
+    assert_ws(&test, &before, &format!("nothing ignored comes back\n{context}"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. A corrupted blob in the agent's cache is never used (nor sent back as a change).
 

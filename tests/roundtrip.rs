@@ -12,8 +12,8 @@ use std::path::Path;
 use proptest::prelude::*;
 use sloth_runner::workspace::beneath::{Kind, Root};
 use sloth_runner::workspace::{
-    BlobCache, Filter, Limits, Manifest, RelPath, Step, Timestamp, WorkspaceError, apply, apply_observed, diff, pack,
-    pack_blobs,
+    Base, BlobCache, Filter, Limits, Manifest, RelPath, Step, Timestamp, WorkspaceError, apply, apply_observed, diff,
+    pack, pack_blobs,
 };
 
 use crate::support::tree::Tree;
@@ -198,7 +198,8 @@ fn round_trip(
     std::fs::create_dir(&agent).expect("mkdir");
     build(&master, nodes);
 
-    let base = Manifest::scan(&master, &Filter::new(&master, &[]).expect("filter")).expect("scan");
+    let master_rules = Filter::new(&master, &[]).expect("filter");
+    let base = Manifest::scan(&master, &master_rules).expect("scan");
     let cache = BlobCache::new(dirs[2].path(), u64::MAX).expect("cache");
     let mut blobs = Vec::new();
     pack_blobs(&master, &base, &cache.missing(&base), &mut blobs, dirs[2].path()).expect("pack blobs");
@@ -207,7 +208,7 @@ fn round_trip(
     assert_eq!(built, base, "the agent built exactly what was sent");
     Tree::read_all(&master).assert_same(&Tree::read_all(&agent), "the agent's copy");
 
-    let rules = Filter::new(&agent, &[]).expect("rules");
+    let rules = Filter::from_patterns(master_rules.patterns().to_vec()).expect("the master's rules");
     let agent_root = Root::open(&agent).expect("open");
     for edit in edits {
         make(&agent_root, edit);
@@ -219,7 +220,8 @@ fn round_trip(
 
     meanwhile(&Root::open(&master).expect("open"), &changes, &base);
     let before_apply = Tree::read_all(&master);
-    let result = apply(&master, &archive[..], &changes.deleted, Some(&base), &Limits::default()).map(|_| ());
+    let base = Base { manifest: &base, rules: Some(&master_rules) };
+    let result = apply(&master, &archive[..], &changes.deleted, Some(base), &Limits::default()).map(|_| ());
     RoundTrip { _dirs: dirs, master, agent, before_apply, result }
 }
 
@@ -313,7 +315,8 @@ fn an_edit_racing_the_apply_is_a_conflict_and_every_step_is_undone() {
                 std::fs::write(master.join(racing), "edited here at the last moment").expect("racing write");
             }
         };
-        let error = apply_observed(master, &archive[..], &deleted, Some(&base), &Limits::default(), &mut observer)
+        let base = Base { manifest: &base, rules: None };
+        let error = apply_observed(master, &archive[..], &deleted, Some(base), &Limits::default(), &mut observer)
             .expect_err("a racing edit is a conflict");
         assert!(matches!(&error, WorkspaceError::Conflict { .. }), "{error}");
         assert!(error.to_string().contains(racing), "{error}");
@@ -337,7 +340,8 @@ fn an_edit_racing_the_apply_is_a_conflict_and_every_step_is_undone() {
 fn without_a_race_the_same_changes_apply() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (archive, deleted, base) = three_changes(dir.path());
-    let report = apply(dir.path(), &archive[..], &deleted, Some(&base), &Limits::default()).expect("apply");
+    let base = Base { manifest: &base, rules: None };
+    let report = apply(dir.path(), &archive[..], &deleted, Some(base), &Limits::default()).expect("apply");
     assert_eq!((report.written, report.deleted), (2, 1));
     assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "a1");
     assert!(!dir.path().join("c.txt").exists());

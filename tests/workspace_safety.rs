@@ -123,6 +123,7 @@ fn apply_changes(
     deleted: &[RelPath],
     base: Option<&Manifest>,
 ) -> Result<ApplyReport, WorkspaceError> {
+    let base = base.map(|manifest| sloth_runner::workspace::Base { manifest, rules: None });
     sloth_runner::workspace::apply(root, changes, deleted, base, &Limits::default())
 }
 
@@ -323,4 +324,35 @@ fn a_file_under_a_link_the_master_already_has_is_refused_and_nothing_outside_is_
     assert_eq!(std::fs::read_to_string(outside.path().join("victim.txt")).expect("read"), "alive");
     assert_eq!(std::fs::read_link(test.path().join("ws/ext")).expect("still a link"), outside.path());
     assert_eq!(test.read("ws/keep.txt"), "kept\n");
+}
+
+#[test]
+fn an_agent_cannot_change_what_the_workspace_leaves_out() {
+    for (label, changes, deleted, named) in [
+        (
+            "a file in an ignored directory",
+            archive(&[("node_modules/pkg/evil.js", Kind::File(b"owned"))]),
+            vec![],
+            "node_modules/pkg/evil.js",
+        ),
+        (
+            "run state",
+            archive(&[(".sloth/artifacts/evil.lua", Kind::File(b"owned"))]),
+            vec![],
+            ".sloth/artifacts/evil.lua",
+        ),
+        ("a deletion of an ignored file", archive(&[]), vec!["app.log".to_owned()], "app.log"),
+    ] {
+        let address = serve_hostile(changes, deleted);
+        let test = Test::new()
+            .write("ws/.slothignore", "node_modules\n*.log\n")
+            .write("ws/node_modules/pkg/index.js", "real\n")
+            .write("ws/app.log", "log\n")
+            .write("tasks.lua", &hostile_pipeline(&address));
+        std::fs::create_dir_all(test.path().join("ws/.sloth")).expect("mkdir");
+        let everything = || crate::support::tree::Tree::read(&test.path().join("ws"), &|_| false);
+        let before = everything();
+        test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has(named).stderr_has("left out of the workspace");
+        everything().assert_same(&before, label);
+    }
 }

@@ -145,9 +145,11 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         .map_err(|_| lua_error("execute", "request field 'workspace' must be an archive or a snapshot"))?;
     // A snapshot syncs incrementally (only what the agent lacks); an archive goes whole.
     let source = match workspace.borrow::<ManifestData>() {
-        Ok(snapshot) => {
-            WorkspaceSource::Incremental { root: snapshot.root.clone(), manifest: snapshot.manifest.clone() }
-        }
+        Ok(snapshot) => WorkspaceSource::Incremental {
+            root: snapshot.root.clone(),
+            manifest: snapshot.manifest.clone(),
+            ignore: snapshot.rules.as_ref().map(|rules| rules.patterns().to_vec()).unwrap_or_default(),
+        },
         Err(_) => WorkspaceSource::Archive(workspace.borrow::<ArchiveData>()?.path().to_path_buf()),
     };
     let (prefix, on_event) = match &options {

@@ -101,10 +101,12 @@ impl UserData for ManifestData {
     }
 }
 
-/// The base manifest an archive or a snapshot carries (for conflict detection on apply).
-pub fn base_manifest(value: &mlua::AnyUserData) -> mlua::Result<Option<Arc<Manifest>>> {
+/// The base manifest an archive or a snapshot carries (for conflict detection on apply), and
+/// the rules a snapshot was taken with.
+pub fn base_manifest(value: &mlua::AnyUserData) -> mlua::Result<(Option<Arc<Manifest>>, Option<Arc<Filter>>)> {
     if let Ok(archive) = value.borrow::<ArchiveData>() {
-        return Ok(archive.base.clone());
+        return Ok((archive.base.clone(), None));
     }
-    Ok(Some(value.borrow::<ManifestData>()?.manifest.clone()))
+    let snapshot = value.borrow::<ManifestData>()?;
+    Ok((Some(snapshot.manifest.clone()), snapshot.rules.clone()))
 }

@@ -187,12 +187,12 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
         let changes = changes.borrow::<ArchiveData>()?;
         (changes.path().to_path_buf(), changes.deleted.clone(), changes.amended.clone())
     };
-    let base = match &options {
+    let (base, rules) = match &options {
         Some(options) => match options.get::<Option<AnyUserData>>("base")? {
             Some(base) => base_manifest(&base)?,
-            None => None,
+            None => (None, None),
         },
-        None => None,
+        None => (None, None),
     };
     let report = blocking("apply", move || {
         let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
@@ -205,7 +205,8 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
             base.entries.extend(amended);
             Arc::new(base)
         });
-        core::apply(&root, std::io::BufReader::new(file), &deleted, base.as_deref(), &Limits::default())
+        let base = base.as_deref().map(|manifest| core::Base { manifest, rules: rules.as_deref() });
+        core::apply(&root, std::io::BufReader::new(file), &deleted, base, &Limits::default())
     })
     .await?;
     let table = lua.create_table()?;

@@ -65,6 +65,7 @@ impl TaskSpec {
             deps_json: self.deps_json,
             values_json: self.values_json,
             incremental: false,
+            ignore: Vec::new(),
         };
         (request, scripts)
     }
@@ -89,8 +90,8 @@ pub enum WorkspaceSource {
     /// A whole-workspace archive (tar + gzip).
     Archive(PathBuf),
     /// Incremental: the manifest goes first and only the contents the agent lacks follow,
-    /// read from `root`.
-    Incremental { root: PathBuf, manifest: Arc<Manifest> },
+    /// read from `root`; `ignore` is the rules the manifest was taken with.
+    Incremental { root: PathBuf, manifest: Arc<Manifest>, ignore: Vec<String> },
 }
 
 /// How a remote task ended, with its changes.
@@ -173,8 +174,9 @@ impl AgentClient {
                     .map_err(|source| ClientError::Io { path: path.clone(), source })?;
                 pending_upload = Some(file);
             }
-            WorkspaceSource::Incremental { manifest, .. } => {
+            WorkspaceSource::Incremental { manifest, ignore, .. } => {
                 request.incremental = true;
+                request.ignore = ignore.clone();
                 manifest_chunks = super::manifest::to_wire_chunks(manifest, super::MANIFEST_CHUNK_BYTES);
             }
         }
@@ -260,7 +262,7 @@ impl AgentClient {
                     line: line.line,
                 }),
                 Some(Event::Need(need)) => {
-                    let WorkspaceSource::Incremental { root, manifest } = &workspace else {
+                    let WorkspaceSource::Incremental { root, manifest, .. } = &workspace else {
                         return Err(self.failed("the agent asked for contents of a whole-archive workspace"));
                     };
                     needed.extend(super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?);

@@ -31,9 +31,9 @@ use crate::workspace::{BlobCache, Limits, WorkspaceError};
 pub enum RemoteWorkspace {
     /// A whole-workspace archive (tar + gzip) still to extract.
     Archive(PathBuf),
-    /// Already built from the manifest and the blob cache (incremental sync); the manifest
-    /// describes exactly what is there.
-    Ready(PathBuf, std::sync::Arc<crate::workspace::Manifest>),
+    /// Already built from the manifest and the blob cache (incremental sync): where, what was
+    /// built (exactly what is there), and the rules the master took the manifest with.
+    Ready { root: PathBuf, built: std::sync::Arc<crate::workspace::Manifest>, ignore: Vec<String> },
 }
 
 /// A task as the handler receives it: plain data, the workspace on disk.
@@ -140,7 +140,7 @@ impl Agent for AgentService {
         let identity = self.identity.clone();
         tokio::spawn(async move {
             let workspace = if incremental {
-                receive_incremental(&mut inbound, dir.path(), &identity, &tx).await
+                receive_incremental(&mut inbound, dir.path(), &identity, &tx, task.ignore.clone()).await
             } else {
                 let archive = dir.path().join("workspace.tar.gz");
                 match receive_workspace(&mut inbound, &archive).await {
@@ -179,6 +179,7 @@ async fn receive_incremental(
     dir: &std::path::Path,
     identity: &AgentIdentity,
     tx: &Outbound,
+    ignore: Vec<String>,
 ) -> Result<RemoteWorkspace, Status> {
     let mut manifest = receive_manifest(inbound, identity.limits.max_entries).await?;
     let (missing, pin) = identity.cache.missing_pinned(&manifest);
@@ -221,7 +222,7 @@ async fn receive_incremental(
         Ok(built)
     })
     .await?;
-    Ok(RemoteWorkspace::Ready(ready, std::sync::Arc::new(built)))
+    Ok(RemoteWorkspace::Ready { root: ready, built: std::sync::Arc::new(built), ignore })
 }
 
 /// Runs filesystem work off the async threads; a workspace error refuses the task.

@@ -12,9 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
-use crate::modules::archive_data::{ArchiveData, ManifestData, Storage};
+use crate::modules::archive_data::{ArchiveData, ManifestData, RulesData, Storage};
 use crate::modules::lua_json;
 use crate::rpc::server::{RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler};
+use crate::workspace::Filter;
 
 /// Runs tasks as `<agent name>/<task>` with the given stdlib.
 #[derive(Debug, Clone)]
@@ -135,11 +136,15 @@ async fn run_in_vm(
                 request.set("workspace", lua.create_userdata(archive)?)?;
                 request.set("root", task.dir.join("workspace").to_string_lossy().as_ref())?;
             }
-            RemoteWorkspace::Ready(root, manifest) => {
+            RemoteWorkspace::Ready { root, built, ignore } => {
                 request.set("root", root.to_string_lossy().as_ref())?;
-                // What was just built, so the handler need not scan it again.
-                let base = ManifestData { manifest: manifest.clone(), root: root.clone(), rules: None };
+                // What was just built, so the handler need not scan it again, and the rules the
+                // master took its snapshot with.
+                let rules = Filter::from_patterns(ignore.clone()).map_err(mlua::Error::external)?;
+                let rules = Arc::new(rules);
+                let base = ManifestData { manifest: built.clone(), root: root.clone(), rules: Some(rules.clone()) };
                 request.set("base", lua.create_userdata(base)?)?;
+                request.set("rules", lua.create_userdata(RulesData(rules))?)?;
             }
         }
         Ok(request)

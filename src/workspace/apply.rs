@@ -25,6 +25,7 @@ use std::path::Path;
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
+use super::filter::Filter;
 use super::manifest::{Entry, Manifest, entry_now};
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
@@ -47,13 +48,23 @@ pub enum Step<'a> {
     Place(&'a RelPath),
 }
 
-/// Applies `changes` (tar + gzip) and `deleted` to `root`. `base` is the manifest the task
-/// started from; when given, concurrent edits are conflicts and nothing is applied.
+/// What the task started from, as the master sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Base<'a> {
+    /// The manifest: a path changed here since is a conflict.
+    pub manifest: &'a Manifest,
+    /// The rules it was taken with: a change to a path they leave out is refused (an honest
+    /// agent never sends one).
+    pub rules: Option<&'a Filter>,
+}
+
+/// Applies `changes` (tar + gzip) and `deleted` to `root`. With `base`, concurrent edits are
+/// conflicts and nothing is applied.
 pub fn apply(
     root: &Path,
     changes: impl Read,
     deleted: &[RelPath],
-    base: Option<&Manifest>,
+    base: Option<Base<'_>>,
     limits: &Limits,
 ) -> Result<ApplyReport, WorkspaceError> {
     apply_observed(root, changes, deleted, base, limits, &mut |_| {})
@@ -64,7 +75,7 @@ pub fn apply_observed(
     root: &Path,
     changes: impl Read,
     deleted: &[RelPath],
-    base: Option<&Manifest>,
+    base: Option<Base<'_>>,
     limits: &Limits,
     observer: &mut dyn FnMut(Step<'_>),
 ) -> Result<ApplyReport, WorkspaceError> {
@@ -80,7 +91,8 @@ pub fn apply_observed(
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
         trash: Root::open(&trash_dir)?,
-        base,
+        base: base.map(|base| base.manifest),
+        rules: base.and_then(|base| base.rules),
         staged: &staged.entries,
         journal: Vec::new(),
         trashed: 0,
@@ -117,6 +129,7 @@ struct Apply<'a> {
     staged_root: Root,
     trash: Root,
     base: Option<&'a Manifest>,
+    rules: Option<&'a Filter>,
     staged: &'a BTreeMap<RelPath, Entry>,
     journal: Vec<Undo>,
     trashed: u64,
@@ -134,6 +147,9 @@ impl Apply<'_> {
     /// Every check that can be made before touching anything: links in the way, and paths
     /// changed here since the task started.
     fn check(&self, deletions: &[&RelPath]) -> Result<(), WorkspaceError> {
+        for path in deletions.iter().copied().chain(self.staged.keys()) {
+            self.check_included(path)?;
+        }
         let mut conflicts = Vec::new();
         for path in deletions {
             if let Now::Changed(here) = self.now(path, None)? {
@@ -148,6 +164,18 @@ impl Apply<'_> {
             }
         }
         if conflicts.is_empty() { Ok(()) } else { Err(WorkspaceError::Conflict { details: conflicts }) }
+    }
+
+    /// A path the workspace's rules leave out (or below one) is not the task's to change.
+    fn check_included(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+        let Some(rules) = self.rules else { return Ok(()) };
+        if let Some(excluded) = path.ancestors().chain(std::iter::once(path.clone())).find(|p| rules.excludes(p)) {
+            return Err(WorkspaceError::UnsafeEntry {
+                entry: path.to_string(),
+                reason: format!("'{excluded}' is left out of the workspace here, so the task cannot have changed it"),
+            });
+        }
+        Ok(())
     }
 
     /// Every ancestor of a staged path must be a real directory here or one the changes make.

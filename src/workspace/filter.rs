@@ -11,19 +11,23 @@ use super::rel_path::RelPath;
 /// Name of the ignore file read at the workspace root.
 pub const IGNORE_FILE: &str = ".slothignore";
 
-/// Always excluded: run state beside the pipeline and staging dirs of changes being applied.
-const BUILTIN: &[&str] = &[".sloth", ".sloth-apply-*"];
+/// Always excluded, at the root only: run state beside the pipeline and staging dirs of
+/// changes being applied. (A `.sloth` deeper down is an ordinary directory and travels.)
+const BUILTIN: &[&str] = &["/.sloth", "/.sloth-apply-*"];
 
+/// Which paths a workspace leaves out. It remembers the patterns it was made from, so the
+/// same rules can be sent to an agent rather than read again from a file that may have
+/// changed since.
 #[derive(Debug, Clone)]
 pub struct Filter {
     globs: GlobSet,
+    patterns: Vec<String>,
 }
 
 impl Filter {
     /// The built-in exclusions, `patterns`, and the root's `.slothignore` if there is one.
     pub fn new(root: &Path, patterns: &[String]) -> Result<Self, WorkspaceError> {
-        let mut all: Vec<String> = BUILTIN.iter().map(|p| (*p).to_owned()).collect();
-        all.extend(patterns.iter().cloned());
+        let mut all: Vec<String> = patterns.to_vec();
         let ignore_file = root.join(IGNORE_FILE);
         match std::fs::read_to_string(&ignore_file) {
             Ok(text) => all.extend(
@@ -32,32 +36,34 @@ impl Filter {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => return Err(WorkspaceError::Io { path: ignore_file, source: error }),
         }
+        Self::from_patterns(all)
+    }
+
+    /// The built-in exclusions and exactly `patterns` (as [`Filter::patterns`] gave them).
+    pub fn from_patterns(patterns: Vec<String>) -> Result<Self, WorkspaceError> {
         let mut builder = GlobSetBuilder::new();
-        for pattern in &all {
+        for pattern in BUILTIN.iter().copied().chain(patterns.iter().map(String::as_str)) {
             for glob in expand(pattern) {
-                let compiled = GlobBuilder::new(&glob)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| WorkspaceError::Pattern { pattern: pattern.clone(), reason: e.kind().to_string() })?;
+                let compiled = GlobBuilder::new(&glob).literal_separator(true).build().map_err(|e| {
+                    WorkspaceError::Pattern { pattern: pattern.to_owned(), reason: e.kind().to_string() }
+                })?;
                 builder.add(compiled);
             }
         }
-        let globs =
-            builder.build().map_err(|e| WorkspaceError::Pattern { pattern: all.join(" "), reason: e.to_string() })?;
-        Ok(Self { globs })
+        let globs = builder
+            .build()
+            .map_err(|e| WorkspaceError::Pattern { pattern: patterns.join(" "), reason: e.to_string() })?;
+        Ok(Self { globs, patterns })
     }
 
     /// Only the built-in exclusions.
     pub fn builtin() -> Self {
-        let mut builder = GlobSetBuilder::new();
-        for pattern in BUILTIN {
-            for glob in expand(pattern) {
-                if let Ok(compiled) = GlobBuilder::new(&glob).literal_separator(true).build() {
-                    builder.add(compiled);
-                }
-            }
-        }
-        Self { globs: builder.build().unwrap_or_else(|_| GlobSet::empty()) }
+        Self::from_patterns(Vec::new()).unwrap_or_else(|_| Self { globs: GlobSet::empty(), patterns: Vec::new() })
+    }
+
+    /// The patterns beyond the built-in ones: `exclude` and the ignore file's, as read.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
     }
 
     /// Whether the relative path `path` (`a/b/c`) is excluded; an excluded directory excludes
@@ -99,6 +105,9 @@ mod tests {
         assert!(!excludes(&filter, "docs/sub/x.tmp"));
         assert!(excludes(&filter, ".sloth"));
         assert!(excludes(&filter, ".sloth-apply-1234"));
+        assert!(!excludes(&filter, "sub/.sloth"), "only at the root");
+        let again = Filter::from_patterns(filter.patterns().to_vec()).expect("same rules");
+        assert!(excludes(&again, "a/b/c.log") && excludes(&again, "build") && !excludes(&again, "src/build"));
         assert!(!excludes(&filter, "src/main.rs"));
     }
 

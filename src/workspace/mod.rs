@@ -21,7 +21,7 @@ pub mod timestamp;
 pub mod tree_writer;
 pub mod unpack;
 
-pub use apply::{ApplyReport, Step, apply, apply_observed};
+pub use apply::{ApplyReport, Base, Step, apply, apply_observed};
 pub use blobs::{BlobCache, BlobPack, Build, pack_blobs};
 pub use diff::{Changes, diff};
 pub use filter::Filter;

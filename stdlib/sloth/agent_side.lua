@@ -13,7 +13,7 @@ local M = {}
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
 --- from `req.workspace`, an archive.
----@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workspace: userdata?, base: userdata? }
+---@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workspace: userdata?, base: userdata?, rules: userdata? }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
 function M.handle(req)
   local root = req.root
@@ -30,9 +30,10 @@ function M.handle(req)
   end
   task.params = req.params
 
-  -- The rules that decide what comes back are fixed now, before the task runs: a task that
-  -- adds a pattern to `.slothignore` must not make the files it matches look deleted.
-  local rules = workspace.rules(root, { exclude = task.workspace.exclude })
+  -- The rules that decide what comes back are those the master took its snapshot with (sent
+  -- with an incremental workspace), or else fixed now, before the task runs: a task that adds
+  -- a pattern to `.slothignore` must not make the files it matches look deleted.
+  local rules = req.rules or workspace.rules(root, { exclude = task.workspace.exclude })
   local base = req.base or workspace.snapshot(root, { exclude = task.workspace.exclude })
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = root, env = task.env }
   local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, root))
