@@ -101,9 +101,12 @@ impl UserData for ManifestData {
     }
 }
 
-/// The base manifest an archive or a snapshot carries (for conflict detection on apply), and
-/// the rules a snapshot was taken with.
-pub fn base_manifest(value: &mlua::AnyUserData) -> mlua::Result<(Option<Arc<Manifest>>, Option<Arc<Filter>>)> {
+/// What an archive or a snapshot says the task started from: the manifest (for conflict
+/// detection on apply) and, for a snapshot, the rules it was taken with.
+pub type BaseData = (Option<Arc<Manifest>>, Option<Arc<Filter>>);
+
+/// The [`BaseData`] of an archive or a snapshot.
+pub fn base_manifest(value: &mlua::AnyUserData) -> mlua::Result<BaseData> {
     if let Ok(archive) = value.borrow::<ArchiveData>() {
         return Ok((archive.base.clone(), None));
     }
