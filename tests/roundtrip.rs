@@ -346,3 +346,68 @@ fn without_a_race_the_same_changes_apply() {
     assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "a1");
     assert!(!dir.path().join("c.txt").exists());
 }
+
+/// With `SLOTH_TEST_DIE_APPLYING=<dir>`, applies the three changes in `<dir>` and exits the
+/// process in the middle (as a kill would: no destructor runs). Otherwise does nothing.
+#[test]
+fn die_in_the_middle_of_an_apply() {
+    let Some(dir) = std::env::var_os("SLOTH_TEST_DIE_APPLYING") else { return };
+    let master = Path::new(&dir);
+    let (archive, deleted, base) = three_changes(master);
+    let base = Base { manifest: &base, rules: None };
+    let mut observer = |step: Step<'_>| {
+        if matches!(step, Step::Place(path) if path.as_bytes() == b"b.txt") {
+            std::process::exit(0);
+        }
+    };
+    let _ = apply_observed(master, &archive[..], &deleted, Some(base), &Limits::default(), &mut observer);
+}
+
+#[test]
+fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "roundtrip::die_in_the_middle_of_an_apply", "--test-threads", "1"])
+        .env("SLOTH_TEST_DIE_APPLYING", dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running the dying apply");
+    assert!(status.success());
+    // Half applied: c.txt deleted and a.txt replaced, b.txt not yet; the staging is left.
+    assert!(!dir.path().join("c.txt").exists(), "the apply got as far as deleting c.txt");
+    assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "a1");
+    let recovered = sloth_runner::workspace::recover(dir.path()).expect("recover");
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    for (name, content) in [("a.txt", "a0"), ("b.txt", "b0"), ("c.txt", "c0")] {
+        assert_eq!(std::fs::read_to_string(dir.path().join(name)).expect("read"), content, "{name}");
+    }
+    let left: BTreeSet<String> = std::fs::read_dir(dir.path())
+        .expect("read")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "the staging is gone");
+}
+
+#[test]
+fn undoing_never_overwrites_what_was_saved_here_meanwhile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = dir.path();
+    let (archive, deleted, base) = three_changes(master);
+    // Once a.txt is replaced by the task's version, the user saves over it; then b.txt
+    // conflicts, and the apply is taken back — except a.txt, which is the user's now.
+    let mut observer = |step: Step<'_>| {
+        if matches!(step, Step::Place(path) if path.as_bytes() == b"b.txt") {
+            std::fs::write(master.join("a.txt"), "saved here").expect("save a");
+            std::fs::write(master.join("b.txt"), "edited here").expect("edit b");
+        }
+    };
+    let base = Base { manifest: &base, rules: None };
+    let error = apply_observed(master, &archive[..], &deleted, Some(base), &Limits::default(), &mut observer)
+        .expect_err("a conflict");
+    let message = error.to_string();
+    assert!(message.contains("'b.txt'") && message.contains("'a.txt'"), "{message}");
+    assert_eq!(std::fs::read_to_string(master.join("a.txt")).expect("read"), "saved here");
+    assert_eq!(std::fs::read_to_string(master.join("b.txt")).expect("read"), "edited here");
+    assert_eq!(std::fs::read_to_string(master.join("c.txt")).expect("read"), "c0", "the deletion was taken back");
+}

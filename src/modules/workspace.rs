@@ -122,6 +122,10 @@ async fn snapshot(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResul
     let exclude = exclude_option(options.as_ref(), "snapshot")?;
     let scanned = root.clone();
     let (manifest, filter) = blocking("snapshot", move || {
+        // An apply that died halfway is taken back before anything reads the workspace.
+        for note in core::recover(&scanned)? {
+            tracing::warn!(root = %scanned.display(), "{note}");
+        }
         let filter = Filter::new(&scanned, &exclude)?;
         Ok((Manifest::scan(&scanned, &filter)?, filter))
     })

@@ -26,10 +26,10 @@ use std::path::Path;
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
 use super::filter::Filter;
-use super::manifest::{Entry, Manifest, entry_now};
+use super::journal::{Journal, STAGING_PREFIX, Undo, recover};
+use super::manifest::{Entry, MODE_MASK, Manifest, entry_now};
 use super::rel_path::RelPath;
-use super::timestamp::Timestamp;
-use super::unpack::{Limits, unpack};
+use super::unpack::{Limits, unpack_staged};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,14 +79,18 @@ pub fn apply_observed(
     limits: &Limits,
     observer: &mut dyn FnMut(Step<'_>),
 ) -> Result<ApplyReport, WorkspaceError> {
-    let staging =
-        tempfile::Builder::new().prefix(".sloth-apply-").tempdir_in(root).map_err(WorkspaceError::io(root))?;
+    for note in recover(root)? {
+        tracing::warn!(root = %root.display(), "{note}");
+    }
+    let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(root).map_err(WorkspaceError::io(root))?;
+    let journal = Journal::create(staging.path())?;
     let new_dir = staging.path().join("new");
     let trash_dir = staging.path().join("trash");
     for dir in [&new_dir, &trash_dir] {
         std::fs::create_dir(dir).map_err(WorkspaceError::io(dir))?;
     }
-    let staged = unpack(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?.manifest;
+    let staged =
+        unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?.manifest;
     let mut apply = Apply {
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
@@ -94,34 +98,33 @@ pub fn apply_observed(
         base: base.map(|base| base.manifest),
         rules: base.and_then(|base| base.rules),
         staged: &staged.entries,
-        journal: Vec::new(),
+        journal,
         trashed: 0,
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
     deletions.dedup();
-    apply.check(&deletions)?;
-    let result = apply.run(&deletions, observer);
-    if result.is_err() {
-        apply.undo();
+    let result = apply.check(&deletions).and_then(|()| apply.run(&deletions, observer));
+    let Apply { root: root_dir, trash, journal, .. } = apply;
+    let error = match result {
+        Ok(report) => {
+            journal.commit()?;
+            // The staging directory goes with what was replaced or deleted.
+            drop(staging);
+            return Ok(report);
+        }
+        Err(error) => error.no_space_while("applying changes to"),
+    };
+    let kept = journal.undo(&root_dir, &trash);
+    if kept.is_empty() {
+        return Err(error);
     }
-    drop(apply);
-    // The staging directory goes with what was replaced or deleted.
-    drop(staging);
-    result.map_err(|e| e.no_space_while("applying changes to"))
-}
-
-/// How to take back one step.
-#[derive(Debug)]
-enum Undo {
-    /// Rename the entry kept in the trash back to `path` (over whatever is there).
-    Restore { trash: RelPath, path: RelPath },
-    /// Remove what was created at `path`.
-    Remove { path: RelPath, dir: bool },
-    /// Re-create the directory removed at `path`.
-    Mkdir { path: RelPath, mode: u32, mtime: Timestamp },
-    /// Put back a directory's mode and time.
-    Meta { path: RelPath, mode: u32, mtime: Timestamp },
+    // Something saved here meanwhile stays; the originals it would have replaced stay too.
+    let staging = staging.keep();
+    Err(WorkspaceError::Undone {
+        error: Box::new(error),
+        kept: format!("{} in {}", kept.join(", "), staging.display()),
+    })
 }
 
 struct Apply<'a> {
@@ -131,7 +134,7 @@ struct Apply<'a> {
     base: Option<&'a Manifest>,
     rules: Option<&'a Filter>,
     staged: &'a BTreeMap<RelPath, Entry>,
-    journal: Vec<Undo>,
+    journal: Journal,
     trashed: u64,
 }
 
@@ -217,19 +220,27 @@ impl Apply<'_> {
             // Gone here and deleted by the task: the same end.
             (None, Some(_)) if new.is_none() => return Ok(Now::Unchanged),
             (None, Some(_)) => return Ok(Now::Changed("deleted here")),
-            // Directories merge: both sides may add to one, or both create it.
+            // Something a workspace does not carry is never the task's to replace.
+            (Some(stat), _) if stat.kind == Kind::Other => return Ok(Now::Changed("a socket, fifo or device here")),
+            // Directories merge: both sides may add to one, or both create it; only their modes
+            // can conflict.
             (Some(stat), _)
                 if stat.kind == Kind::Dir
                     && matches!(new, Some(Entry::Dir { .. }) | None)
                     && matches!(before, Some(Entry::Dir { .. }) | None) =>
             {
-                return Ok(if before.is_some() || new.is_some() {
-                    Now::Unchanged
-                } else {
-                    Now::Changed("created here")
+                let here = stat.mode & MODE_MASK;
+                return Ok(match (before, new) {
+                    (None, None) => Now::Changed("created here"),
+                    (Some(Entry::Dir { mode: old, .. }), Some(Entry::Dir { mode: new, .. }))
+                        if here != *old && here != *new =>
+                    {
+                        Now::Changed("its mode changed here")
+                    }
+                    _ => Now::Unchanged,
                 });
             }
-            (Some(stat), Some(_)) if base.stamps.get(path) == Some(&stat.stamp) => return Ok(Now::Unchanged),
+            (Some(stat), Some(_)) if base.untouched(path, &stat.stamp) => return Ok(Now::Unchanged),
             _ => {}
         }
         let current = entry_now(&self.root, path)?.map(|(entry, _)| entry);
@@ -259,17 +270,19 @@ impl Apply<'_> {
         let mut report = ApplyReport::default();
         for path in deletions.iter().rev() {
             observer(Step::Delete(path));
+            // Each step resolves its path as the tree is now, not as an earlier step saw it.
+            self.root.forget();
             self.recheck(path, None)?;
             let Some(stat) = self.root.lstat(path)? else { continue };
             if stat.kind == Kind::Dir {
+                self.journal.record(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime })?;
                 if self.root.rmdir(path)? {
-                    self.journal.push(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime });
                     report.deleted += 1;
                 } else {
                     report.kept.push((*path).clone());
                 }
             } else {
-                self.move_to_trash(path)?;
+                self.move_to_trash(path, None)?;
                 report.deleted += 1;
             }
             self.root.forget();
@@ -277,6 +290,7 @@ impl Apply<'_> {
         let mut dirs = Vec::new();
         for (path, entry) in self.staged {
             observer(Step::Place(path));
+            self.root.forget();
             self.recheck(path, Some(entry))?;
             self.place(path, entry)?;
             self.root.forget();
@@ -286,6 +300,7 @@ impl Apply<'_> {
             report.written += 1;
         }
         for (path, mode, mtime) in dirs.into_iter().rev() {
+            self.root.forget();
             self.root.chmod(path, mode)?;
             self.root.set_mtime(path, mtime)?;
         }
@@ -303,12 +318,27 @@ impl Apply<'_> {
         }
     }
 
-    /// Moves the entry at `path` into the trash, to be restored on undo.
-    fn move_to_trash(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+    /// Moves the entry at `path` into the trash, to be restored on undo (over `placed`, the
+    /// inode the apply then puts there, if any).
+    fn move_to_trash(&mut self, path: &RelPath, placed: Option<u64>) -> Result<(), WorkspaceError> {
         let trash = self.next_trash();
-        self.trash.rename_from(&self.root, path, &trash, true)?;
-        self.journal.push(Undo::Restore { trash, path: path.clone() });
-        Ok(())
+        self.journal.record(Undo::Restore { trash: trash.clone(), path: path.clone(), placed })?;
+        self.trash.rename_from(&self.root, path, &trash, true)
+    }
+
+    /// Records what the apply just put at `path`, in full (see [`Undo::Placed`]).
+    fn record_placed(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        self.root.forget();
+        match self.root.lstat(path)? {
+            Some(stat) => self.journal.record(Undo::Placed { path: path.clone(), stamp: stat.stamp }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records that `path` is a directory the apply just created.
+    fn record_created_dir(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        let ino = self.root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);
+        self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })
     }
 
     fn next_trash(&mut self) -> RelPath {
@@ -321,41 +351,50 @@ impl Apply<'_> {
         match entry {
             Entry::Dir { .. } => match existing {
                 Some(stat) if stat.kind == Kind::Dir => {
-                    self.journal.push(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime });
+                    self.journal.record(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime })?;
                 }
                 Some(_) => {
-                    self.move_to_trash(path)?;
+                    self.move_to_trash(path, None)?;
                     self.root.mkdir(path, 0o700, false)?;
-                    self.journal.push(Undo::Remove { path: path.clone(), dir: true });
+                    self.record_created_dir(path)?;
                 }
                 None => {
                     self.root.mkdir(path, 0o700, false)?;
-                    self.journal.push(Undo::Remove { path: path.clone(), dir: true });
+                    self.record_created_dir(path)?;
                 }
             },
-            Entry::File { .. } | Entry::Symlink { .. } => match existing {
-                Some(stat) if stat.kind == Kind::Dir => {
-                    self.empty_dir_away(path, &stat)?;
-                    self.put_new(path)?;
-                    self.journal.push(Undo::Remove { path: path.clone(), dir: false });
-                }
-                Some(_) => {
-                    // Keep the old entry under a second name, then replace atomically: the
-                    // path is never missing, and undo is one rename.
-                    let trash = self.next_trash();
-                    if self.trash.hard_link_from(&self.root, path, &trash).is_ok() {
-                        self.root.rename_from(&self.staged_root, path, path, false)?;
-                        self.journal.push(Undo::Restore { trash, path: path.clone() });
-                    } else {
-                        self.move_to_trash(path)?;
+            Entry::File { .. } | Entry::Symlink { .. } => {
+                // The staged entry keeps its inode when renamed into place: undo removes or
+                // replaces only that.
+                let placed = self.staged_root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);
+                match existing {
+                    Some(stat) if stat.kind == Kind::Dir => {
+                        self.empty_dir_away(path, &stat)?;
+                        self.journal.record(Undo::Remove { path: path.clone(), ino: placed, dir: false })?;
                         self.put_new(path)?;
+                        self.record_placed(path)?;
+                    }
+                    Some(_) => {
+                        // Keep the old entry under a second name, then replace atomically: the
+                        // path is never missing, and undo is one rename.
+                        let trash = self.next_trash();
+                        let restore = Undo::Restore { trash: trash.clone(), path: path.clone(), placed: Some(placed) };
+                        self.journal.record(restore)?;
+                        if self.trash.hard_link_from(&self.root, path, &trash).is_ok() {
+                            self.root.rename_from(&self.staged_root, path, path, false)?;
+                        } else {
+                            self.move_to_trash(path, Some(placed))?;
+                            self.put_new(path)?;
+                        }
+                        self.record_placed(path)?;
+                    }
+                    None => {
+                        self.journal.record(Undo::Remove { path: path.clone(), ino: placed, dir: false })?;
+                        self.put_new(path)?;
+                        self.record_placed(path)?;
                     }
                 }
-                None => {
-                    self.put_new(path)?;
-                    self.journal.push(Undo::Remove { path: path.clone(), dir: false });
-                }
-            },
+            }
         }
         Ok(())
     }
@@ -376,8 +415,8 @@ impl Apply<'_> {
     /// Removes the directory at `path` that the task turned into a file or link: only when
     /// nothing is left in it (its entries the task deleted are gone by now).
     fn empty_dir_away(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
+        self.journal.record(Undo::Mkdir { path: path.clone(), mode: stat.mode, mtime: stat.mtime })?;
         if self.root.rmdir(path)? {
-            self.journal.push(Undo::Mkdir { path: path.clone(), mode: stat.mode, mtime: stat.mtime });
             return Ok(());
         }
         let left: Vec<String> = std::fs::read_dir(self.root.display(path))
@@ -392,36 +431,6 @@ impl Apply<'_> {
                 self.staged.get(path).map_or("something else", Entry::kind_name)
             )],
         })
-    }
-
-    /// Takes back every step, last first. Best effort: an undo that fails is logged.
-    fn undo(&mut self) {
-        while let Some(step) = self.journal.pop() {
-            self.root.forget();
-            let result = match &step {
-                Undo::Restore { trash, path } => {
-                    if let Some(stat) = self.root.lstat(path).ok().flatten()
-                        && stat.kind == Kind::Dir
-                    {
-                        let _ = self.root.rmdir(path);
-                    }
-                    self.root.rename_from(&self.trash, trash, path, false)
-                }
-                Undo::Remove { path, dir: true } => self.root.rmdir(path).map(|_| ()),
-                Undo::Remove { path, dir: false } => self.root.unlink(path),
-                Undo::Mkdir { path, mode, mtime } => self
-                    .root
-                    .mkdir(path, *mode, false)
-                    .and_then(|()| self.root.chmod(path, *mode))
-                    .and_then(|()| self.root.set_mtime(path, *mtime)),
-                Undo::Meta { path, mode, mtime } => {
-                    self.root.chmod(path, *mode).and_then(|()| self.root.set_mtime(path, *mtime))
-                }
-            };
-            if let Err(error) = result {
-                tracing::error!(step = ?step, error = %error, "could not undo a step of a failed apply");
-            }
-        }
     }
 }
 

@@ -44,7 +44,7 @@ pub enum Kind {
 }
 
 /// Device, inode, size, mtime and ctime: what changes when anything about an entry does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Stamp {
     pub dev: u64,
     pub ino: u64,

@@ -238,9 +238,9 @@ impl BlobCache {
             Err(error) => return Err(WorkspaceError::Io { path: blob, source: error }),
         };
         let read_error = |error: std::io::Error| WorkspaceError::Io { path: blob.clone(), source: error };
-        let (size, written) = build.writer.file(path, *mode, *mtime, source, read_error)?;
-        if written == *hash {
-            return Ok(Some(Entry::File { mode: *mode, size, hash: written, mtime: *mtime }));
+        let written = build.writer.file(path, *mode, *mtime, source, read_error)?;
+        if matches!(&written, Entry::File { hash: got, .. } if got == hash) {
+            return Ok(Some(written));
         }
         tracing::warn!(path = %path, content = %&hash.to_hex()[..16], "a cached content does not match its hash: fetching it again");
         build.writer.discard_file(path)?;
@@ -302,16 +302,20 @@ impl Build {
         Ok(())
     }
 
-    /// Completes the tree (directory modes and times) and returns what was built: exactly
-    /// the manifest, every content verified.
-    pub fn finish(self) -> Result<Manifest, WorkspaceError> {
+    /// Completes the tree (directory modes and times) and returns what was built: the
+    /// manifest's entries with every content verified, and modes and times as the filesystem
+    /// holds them — the base the task's changes are judged against, so that a filesystem that
+    /// keeps less (coarser times) never makes untouched files look changed.
+    pub fn finish(mut self) -> Result<Manifest, WorkspaceError> {
         if let Some((path, _)) = self.pending.first() {
             return Err(WorkspaceError::UnsafeEntry {
                 entry: path.to_string(),
                 reason: "its content is not in the cache".to_owned(),
             });
         }
-        self.writer.finish()?;
+        for (path, held) in self.writer.finish()? {
+            self.built.entries.insert(path, held);
+        }
         Ok(self.built)
     }
 }

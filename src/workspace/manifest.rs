@@ -80,6 +80,10 @@ pub struct Manifest {
     pub entries: BTreeMap<RelPath, Entry>,
     /// Local only, never sent: identities as scanned.
     pub stamps: HashMap<RelPath, Stamp>,
+    /// Local only: when the scan began. An identity only proves an entry untouched if it was
+    /// last modified well before then (git's "racily clean" rule): on a filesystem with coarse
+    /// times, an edit in the same second keeps the same mtime.
+    pub scanned_at: Option<Timestamp>,
 }
 
 impl PartialEq for Manifest {
@@ -94,7 +98,11 @@ impl Manifest {
     /// Walks `root`, leaving out what `filter` excludes and special files (sockets, fifos,
     /// devices), which a workspace does not carry.
     pub fn scan(root: &Path, filter: &Filter) -> Result<Self, WorkspaceError> {
-        let mut manifest = Self::default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut manifest = Self {
+            scanned_at: Some(Timestamp { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: 0 }),
+            ..Self::default()
+        };
         walk(root, None, filter, &mut manifest)?;
         Ok(manifest)
     }
@@ -111,6 +119,14 @@ impl Manifest {
 
     pub fn get(&self, path: &RelPath) -> Option<&Entry> {
         self.entries.get(path)
+    }
+
+    /// Whether `stamp` proves that `path` is still as scanned: the same identity, last
+    /// modified at least a few seconds before the scan began.
+    pub fn untouched(&self, path: &RelPath, stamp: &Stamp) -> bool {
+        const RACY_SECS: i64 = 3;
+        self.stamps.get(path) == Some(stamp)
+            && self.scanned_at.is_some_and(|at| stamp.mtime.secs.saturating_add(RACY_SECS) <= at.secs)
     }
 }
 

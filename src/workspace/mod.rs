@@ -14,6 +14,7 @@ pub mod beneath;
 pub mod blobs;
 pub mod diff;
 pub mod filter;
+pub mod journal;
 pub mod manifest;
 pub mod pack;
 pub mod rel_path;
@@ -25,6 +26,7 @@ pub use apply::{ApplyReport, Base, Step, apply, apply_observed};
 pub use blobs::{BlobCache, BlobPack, Build, pack_blobs};
 pub use diff::{Changes, diff};
 pub use filter::Filter;
+pub use journal::recover;
 pub use manifest::{Entry, Manifest};
 pub use pack::pack;
 pub use rel_path::RelPath;
@@ -48,6 +50,8 @@ pub enum WorkspaceError {
     Pattern { pattern: String, reason: String },
     #[error("conflict: changed both here and by the task, nothing was applied: {}", details.join(", "))]
     Conflict { details: Vec<String> },
+    #[error("{error}; every step was taken back except what changed here meanwhile: {kept}")]
+    Undone { error: Box<WorkspaceError>, kept: String },
 }
 
 impl WorkspaceError {

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use super::WorkspaceError;
 use super::beneath::Root;
-use super::manifest::MODE_MASK;
+use super::manifest::{Entry, MODE_MASK};
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
 use super::unpack::Limits;
@@ -86,8 +86,10 @@ impl TreeWriter {
         Ok(())
     }
 
-    /// A regular file with what `reader` yields; returns the size and BLAKE3 of the bytes
-    /// actually written. `read_error` describes a failure to read the source.
+    /// A regular file with what `reader` yields; returns it as written: the size and BLAKE3
+    /// of the bytes written, and the mode and time the filesystem actually holds (one with
+    /// coarser times or fewer mode bits keeps less than asked). `read_error` describes a
+    /// failure to read the source.
     pub fn file(
         &mut self,
         path: &RelPath,
@@ -95,7 +97,7 @@ impl TreeWriter {
         mtime: Timestamp,
         reader: impl Read,
         read_error: impl Fn(std::io::Error) -> WorkspaceError,
-    ) -> Result<(u64, blake3::Hash), WorkspaceError> {
+    ) -> Result<Entry, WorkspaceError> {
         self.admit(path)?;
         let mut file = self.root.create_file(path, 0o600, true)?;
         let full = self.root.display(path);
@@ -120,7 +122,14 @@ impl TreeWriter {
         let time = system_time(mtime);
         file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
             .map_err(WorkspaceError::io(&full))?;
-        Ok((size, hash))
+        let held = file.metadata().map_err(WorkspaceError::io(&full))?;
+        use std::os::unix::fs::MetadataExt;
+        Ok(Entry::File {
+            mode: held.mode() & MODE_MASK,
+            size,
+            hash,
+            mtime: Timestamp::new(held.mtime(), held.mtime_nsec()),
+        })
     }
 
     /// A symlink pointing at `target`, whatever it is.
@@ -143,16 +152,30 @@ impl TreeWriter {
         self.root.unlink(path)
     }
 
-    /// Sets the directories' modes and times, deepest first; the tree is complete.
-    pub fn finish(self) -> Result<Root, WorkspaceError> {
+    /// Sets the directories' modes and times, deepest first; the tree is complete. Returns
+    /// each directory as the filesystem holds it.
+    pub fn finish(self) -> Result<Vec<(RelPath, Entry)>, WorkspaceError> {
         let mut dirs = self.dirs;
         dirs.sort_by(|a, b| b.0.depth().cmp(&a.0.depth()).then_with(|| b.0.cmp(&a.0)));
+        let mut held = Vec::with_capacity(dirs.len());
         for (path, mode, mtime) in dirs {
             self.root.chmod(&path, mode)?;
             self.root.set_mtime(&path, mtime)?;
+            let stat = self.root.lstat(&path)?.unwrap_or(super::beneath::Stat {
+                kind: super::beneath::Kind::Dir,
+                mode,
+                size: 0,
+                mtime,
+                stamp: Default::default(),
+            });
+            held.push((path, Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime }));
         }
-        Ok(self.root)
+        Ok(held)
     }
+
+    /// Leaves the directories as they are (0o700 while being filled): for a staging tree whose
+    /// entries move elsewhere, where a read-only directory would stop them from leaving.
+    pub fn finish_staged(self) {}
 }
 
 enum CopyError {

@@ -48,6 +48,20 @@ fn corrupt(entry: &[u8]) -> impl Fn(std::io::Error) -> WorkspaceError + '_ {
 
 /// Extracts the tar + gzip stream `reader` into `dest`, an existing empty directory.
 pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackStats, WorkspaceError> {
+    let (stats, writer) = extract(reader, dest, limits)?;
+    writer.finish()?;
+    Ok(stats)
+}
+
+/// Like [`unpack`], leaving directory modes alone: for staging, whose entries are renamed out
+/// (a read-only directory would keep them in). The manifest says what the modes should be.
+pub fn unpack_staged(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackStats, WorkspaceError> {
+    let (stats, writer) = extract(reader, dest, limits)?;
+    writer.finish_staged();
+    Ok(stats)
+}
+
+fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackStats, TreeWriter), WorkspaceError> {
     let mut archive = tar::Archive::new(GzDecoder::new(reader));
     let mut writer = TreeWriter::new(dest, *limits)?;
     let mut stats = UnpackStats::default();
@@ -69,7 +83,10 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackS
                 Entry::Dir { mode, mtime }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let (size, hash) = writer.file(&path, mode, mtime, &mut entry, corrupt(&raw))?;
+                let Entry::File { size, hash, .. } = writer.file(&path, mode, mtime, &mut entry, corrupt(&raw))? else {
+                    return Err(refuse(&raw, "not written as a file"));
+                };
+                // What the archive asked for: where the entry goes, it is set again.
                 Entry::File { mode, size, hash, mtime }
             }
             tar::EntryType::Symlink => {
@@ -88,8 +105,7 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackS
         stats.manifest.entries.insert(path, written);
     }
     stats.bytes = writer.bytes();
-    writer.finish()?;
-    Ok(stats)
+    Ok((stats, writer))
 }
 
 /// The entry's modification time: the PAX `mtime` (with nanoseconds) when there is one, else

@@ -1,0 +1,313 @@
+//! The apply's journal: how to take back every step that touched the workspace.
+//!
+//! Each step is written down *before* it is taken (or, for a directory it creates, right
+//! after), as one line in `journal` inside the apply's staging directory, which an exclusive
+//! lock keeps while the apply runs. An apply that fails takes its steps back itself; one that
+//! dies halfway (killed, out of memory) leaves the journal unlocked, and the next apply or
+//! snapshot of the workspace ([`recover`]) takes its steps back. Every undo checks first that
+//! the path still holds what the apply put there: a file someone saved meanwhile is never
+//! removed or overwritten (the original then stays in the staging directory, named in the log).
+//!
+//! A step written down but never taken undoes to nothing: the entry to restore is not in the
+//! trash, or the path does not hold the inode the step would have put there.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::WorkspaceError;
+use super::beneath::{Kind, Root, Stamp};
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
+
+/// The journal's name inside a staging directory.
+const JOURNAL: &str = "journal";
+/// Staging directories are `<root>/.sloth-apply-*`.
+pub const STAGING_PREFIX: &str = ".sloth-apply-";
+
+/// How to take back one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    /// Put the original kept in the trash back at `path` — over what the apply placed there
+    /// (inode `placed`), never over anything else.
+    Restore { trash: RelPath, path: RelPath, placed: Option<u64> },
+    /// Remove what the apply created at `path` (inode `ino`).
+    Remove { path: RelPath, ino: u64, dir: bool },
+    /// Re-create the directory the apply removed at `path`.
+    Mkdir { path: RelPath, mode: u32, mtime: Timestamp },
+    /// Put back a directory's mode and time.
+    Meta { path: RelPath, mode: u32, mtime: Timestamp },
+    /// Not a step: what the apply left at `path`, written right after placing it, so that
+    /// undo can tell it from a file saved there since (even in place, same inode).
+    Placed { path: RelPath, stamp: Stamp },
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok()).collect()
+}
+
+impl Undo {
+    fn to_line(&self) -> String {
+        match self {
+            Undo::Restore { trash, path, placed } => format!(
+                "restore {} {} {}",
+                hex(trash.as_bytes()),
+                hex(path.as_bytes()),
+                placed.map_or("-".to_owned(), |ino| ino.to_string())
+            ),
+            Undo::Remove { path, ino, dir } => {
+                format!("remove {} {ino} {}", hex(path.as_bytes()), if *dir { "dir" } else { "file" })
+            }
+            Undo::Mkdir { path, mode, mtime } => {
+                format!("mkdir {} {mode} {} {}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
+            }
+            Undo::Meta { path, mode, mtime } => {
+                format!("meta {} {mode} {} {}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
+            }
+            Undo::Placed { path, stamp } => format!(
+                "placed {} {} {} {} {} {} {} {}",
+                hex(path.as_bytes()),
+                stamp.dev,
+                stamp.ino,
+                stamp.size,
+                stamp.mtime.secs,
+                stamp.mtime.nanos,
+                stamp.ctime.secs,
+                stamp.ctime.nanos
+            ),
+        }
+    }
+
+    fn from_line(line: &str) -> Option<Self> {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let path = |at: usize| RelPath::parse(&unhex(fields.get(at)?)?).ok();
+        let time = |at: usize| -> Option<Timestamp> {
+            Some(Timestamp { secs: fields.get(at)?.parse().ok()?, nanos: fields.get(at + 1)?.parse().ok()? })
+        };
+        match *fields.first()? {
+            "restore" => Some(Undo::Restore {
+                trash: path(1)?,
+                path: path(2)?,
+                placed: fields.get(3).and_then(|ino| ino.parse().ok()),
+            }),
+            "remove" => {
+                Some(Undo::Remove { path: path(1)?, ino: fields.get(2)?.parse().ok()?, dir: *fields.get(3)? == "dir" })
+            }
+            "mkdir" => Some(Undo::Mkdir { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
+            "meta" => Some(Undo::Meta { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
+            "placed" => Some(Undo::Placed {
+                path: path(1)?,
+                stamp: Stamp {
+                    dev: fields.get(2)?.parse().ok()?,
+                    ino: fields.get(3)?.parse().ok()?,
+                    size: fields.get(4)?.parse().ok()?,
+                    mtime: time(5)?,
+                    ctime: time(7)?,
+                },
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The journal of one apply, locked while it lives.
+#[derive(Debug)]
+pub struct Journal {
+    file: Flock<File>,
+    path: PathBuf,
+    steps: Vec<Undo>,
+}
+
+impl Journal {
+    /// A new journal in `staging`, locked.
+    pub fn create(staging: &Path) -> Result<Self, WorkspaceError> {
+        let path = staging.join(JOURNAL);
+        let file =
+            std::fs::OpenOptions::new().create_new(true).append(true).open(&path).map_err(WorkspaceError::io(&path))?;
+        let file = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, errno)| WorkspaceError::Io { path: path.clone(), source: errno.into() })?;
+        Ok(Self { file, path, steps: Vec::new() })
+    }
+
+    /// Writes `step` down (it reaches the file before the step is taken).
+    pub fn record(&mut self, step: Undo) -> Result<(), WorkspaceError> {
+        let line = step.to_line() + "\n";
+        (&*self.file).write_all(line.as_bytes()).map_err(WorkspaceError::io(&self.path))?;
+        self.steps.push(step);
+        Ok(())
+    }
+
+    /// The apply is complete: the journal goes first, so that what is left of the staging
+    /// directory (the trash) is never taken for an apply to undo.
+    pub fn commit(self) -> Result<(), WorkspaceError> {
+        std::fs::remove_file(&self.path).map_err(WorkspaceError::io(&self.path))
+    }
+
+    /// Takes back every step, last first; the journal is then done with. Returns what could
+    /// not be put back (kept in the staging directory).
+    pub fn undo(self, root: &Root, trash: &Root) -> Vec<String> {
+        let kept = undo_steps(root, trash, self.steps);
+        if kept.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        kept
+    }
+}
+
+/// Takes back `steps`, last first, each only if the path still holds what the apply put
+/// there. Returns a note for each original that could not go back.
+fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut placed_stamps: HashMap<RelPath, Stamp> = HashMap::new();
+    for step in &steps {
+        if let Undo::Placed { path, stamp } = step {
+            placed_stamps.insert(path.clone(), *stamp);
+        }
+    }
+    // What the apply put at `path` is still there: the same identity, in full when known.
+    let ours = |path: &RelPath, here: &Stamp, ino: u64| match placed_stamps.get(path) {
+        Some(stamp) => stamp == here,
+        None => here.ino == ino,
+    };
+    for step in steps.into_iter().rev() {
+        root.forget();
+        let here = root.lstat(step_path(&step)).ok().flatten();
+        let result = match &step {
+            Undo::Placed { .. } => continue,
+            Undo::Restore { trash: saved, path, placed } => {
+                if trash.lstat(saved).ok().flatten().is_none() {
+                    continue;
+                }
+                match here {
+                    Some(stat) if !placed.is_some_and(|ino| ours(path, &stat.stamp, ino)) => {
+                        kept.push(format!("'{path}' (changed here meanwhile; its original is kept as trash/{saved})"));
+                        continue;
+                    }
+                    _ => root.rename_from(trash, saved, path, false),
+                }
+            }
+            Undo::Remove { path, ino, dir } => match here {
+                Some(stat) if (*dir && stat.stamp.ino == *ino) || (!*dir && ours(path, &stat.stamp, *ino)) => {
+                    if *dir {
+                        root.rmdir(path).map(|_| ())
+                    } else {
+                        root.unlink(path)
+                    }
+                }
+                Some(_) if !*dir => {
+                    kept.push(format!("'{path}' (saved here meanwhile; kept as it is)"));
+                    continue;
+                }
+                _ => continue,
+            },
+            Undo::Mkdir { path, mode, mtime } => match here {
+                None => root
+                    .mkdir(path, *mode, false)
+                    .and_then(|()| root.chmod(path, *mode))
+                    .and_then(|()| root.set_mtime(path, *mtime)),
+                Some(_) => continue,
+            },
+            Undo::Meta { path, mode, mtime } => match here {
+                Some(stat) if stat.kind == Kind::Dir => {
+                    root.chmod(path, *mode).and_then(|()| root.set_mtime(path, *mtime))
+                }
+                _ => continue,
+            },
+        };
+        if let Err(error) = result {
+            tracing::error!(step = ?step, error = %error, "could not undo a step of a failed apply");
+            kept.push(format!("'{}' ({error})", step_path(&step)));
+        }
+    }
+    root.forget();
+    kept
+}
+
+fn step_path(step: &Undo) -> &RelPath {
+    match step {
+        Undo::Restore { path, .. }
+        | Undo::Remove { path, .. }
+        | Undo::Mkdir { path, .. }
+        | Undo::Meta { path, .. }
+        | Undo::Placed { path, .. } => path,
+    }
+}
+
+/// Takes back what applies that died halfway left in `root`: every staging directory whose
+/// journal nobody holds. Returns what was recovered, one line each.
+pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
+    let mut recovered = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(recovered),
+        Err(error) => return Err(WorkspaceError::Io { path: root.to_path_buf(), source: error }),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let staging = entry.path();
+        let journal = staging.join(JOURNAL);
+        let Ok(file) = std::fs::OpenOptions::new().read(true).append(true).open(&journal) else { continue };
+        // A live apply holds its journal; only a dead one's can be taken.
+        let Ok(file) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else { continue };
+        let steps: Vec<Undo> = std::io::BufReader::new(&*file)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| Undo::from_line(&line))
+            .collect();
+        let trash_dir = staging.join("trash");
+        let kept = match (Root::open(root), Root::open(&trash_dir)) {
+            (Ok(root), Ok(trash)) => undo_steps(&root, &trash, steps),
+            _ => vec!["the staging directory is incomplete".to_owned()],
+        };
+        if kept.is_empty() {
+            drop(file);
+            std::fs::remove_dir_all(&staging).map_err(WorkspaceError::io(&staging))?;
+            recovered.push(format!("took back an interrupted apply ({})", name.to_string_lossy()));
+        } else {
+            let _ = std::fs::remove_file(&journal);
+            recovered.push(format!(
+                "took back an interrupted apply ({}), except: {}",
+                name.to_string_lossy(),
+                kept.join(", ")
+            ));
+        }
+    }
+    Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_read_back_as_written() {
+        let path = RelPath::parse(b"dir/odd \xff\nname").expect("valid");
+        let time = Timestamp { secs: -5, nanos: 7 };
+        for step in [
+            Undo::Restore { trash: RelPath::parse(b"3").expect("valid"), path: path.clone(), placed: Some(42) },
+            Undo::Restore { trash: RelPath::parse(b"4").expect("valid"), path: path.clone(), placed: None },
+            Undo::Remove { path: path.clone(), ino: 9, dir: true },
+            Undo::Mkdir { path: path.clone(), mode: 0o755, mtime: time },
+            Undo::Meta { path: path.clone(), mode: 0o700, mtime: time },
+            Undo::Placed {
+                path,
+                stamp: Stamp { dev: 1, ino: 2, size: 3, mtime: time, ctime: Timestamp { secs: 4, nanos: 5 } },
+            },
+        ] {
+            assert_eq!(Undo::from_line(&step.to_line()), Some(step.clone()), "{}", step.to_line());
+        }
+    }
+}
