@@ -411,3 +411,26 @@ fn undoing_never_overwrites_what_was_saved_here_meanwhile() {
     assert_eq!(std::fs::read_to_string(master.join("b.txt")).expect("read"), "edited here");
     assert_eq!(std::fs::read_to_string(master.join("c.txt")).expect("read"), "c0", "the deletion was taken back");
 }
+
+#[test]
+fn a_directory_mode_changed_on_both_sides_is_a_conflict() {
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let (master, agent) = (dirs[0].path(), dirs[1].path());
+    use std::os::unix::fs::PermissionsExt;
+    for root in [master, agent] {
+        std::fs::create_dir(root.join("d")).expect("mkdir");
+        std::fs::set_permissions(root.join("d"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let base = Manifest::scan(master, &Filter::builtin()).expect("scan");
+    std::fs::set_permissions(agent.join("d"), std::fs::Permissions::from_mode(0o777)).expect("the task's chmod");
+    let after = Manifest::scan(agent, &Filter::builtin()).expect("scan");
+    let changes = diff(&base, &after);
+    let mut archive = Vec::new();
+    pack(agent, &after, Some(&changes.changed), &mut archive).expect("pack");
+    std::fs::set_permissions(master.join("d"), std::fs::Permissions::from_mode(0o700)).expect("a chmod here");
+    let base = Base { manifest: &base, rules: None };
+    let error = apply(master, &archive[..], &changes.deleted, Some(base), &Limits::default()).expect_err("conflict");
+    assert!(error.to_string().contains("'d' (its mode changed here"), "{error}");
+    let mode = std::fs::metadata(master.join("d")).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the mode set here stays");
+}
