@@ -242,6 +242,15 @@ impl AgentClient {
         let mut needed = Vec::new();
         let mut deleted = Vec::new();
         let mut amended = Vec::new();
+        // What the agent's copy is built from: the snapshot, with the files sent as read.
+        let mut sent_manifest = match &workspace {
+            WorkspaceSource::Incremental { manifest, .. } => Some(Arc::clone(manifest)),
+            WorkspaceSource::Archive(_) => None,
+        };
+        // The contents once, and once more for any the agent's cache held but failed to verify.
+        let mut rounds = 0;
+        // The changes a task sends back are bounded like any archive.
+        let max_changes = crate::workspace::Limits::default().max_bytes;
         loop {
             let message = inbound.message().await.map_err(|s| self.stream_error(&s))?;
             let Some(message) = message else {
@@ -262,16 +271,26 @@ impl AgentClient {
                     line: line.line,
                 }),
                 Some(Event::Need(need)) => {
-                    let WorkspaceSource::Incremental { root, manifest, .. } = &workspace else {
+                    let (WorkspaceSource::Incremental { root, .. }, Some(manifest)) = (&workspace, &sent_manifest)
+                    else {
                         return Err(self.failed("the agent asked for contents of a whole-archive workspace"));
                     };
                     needed.extend(super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?);
                     if !need.last {
                         continue;
                     }
+                    rounds += 1;
+                    if rounds > 2 {
+                        return Err(self.failed("the agent asked for the workspace's contents more than twice"));
+                    }
                     let hashes = std::mem::take(&mut needed);
                     let (blobs, report) =
                         pack_needed(root.clone(), Arc::clone(manifest), hashes, scratch.to_path_buf()).await?;
+                    if !report.amended.is_empty() {
+                        let mut updated = (**manifest).clone();
+                        updated.entries.extend(report.amended.iter().cloned());
+                        sent_manifest = Some(Arc::new(updated));
+                    }
                     let file = tokio::fs::File::from_std(
                         blobs
                             .reopen()
@@ -295,6 +314,9 @@ impl AgentClient {
                 }
                 Some(Event::ChangesChunk(chunk)) => {
                     received += chunk.len() as u64;
+                    if received > max_changes {
+                        return Err(self.failed(&format!("the changes exceed the limit of {max_changes} bytes")));
+                    }
                     changes_file
                         .write_all(&chunk)
                         .await

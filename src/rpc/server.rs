@@ -187,7 +187,10 @@ async fn receive_incremental(
     ask_for(&missing, tx).await?;
     let blobs = dir.join("blobs.tar.gz");
     let amended = receive_workspace(inbound, &blobs).await?;
+    let amended_any = !amended.is_empty();
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
+    // Contents sent as read (amended) are kept from trimming like the rest.
+    let pin_amended = amended_any.then(|| identity.cache.missing_pinned(&manifest).1);
     let (cache, limits, root) = (identity.cache.clone(), identity.limits, dir.join("workspace"));
     let ready = root.clone();
     let stored = blobs.clone();
@@ -215,6 +218,7 @@ async fn receive_incremental(
         }
         let built = build.finish()?;
         drop(pin);
+        drop(pin_amended);
         let removed = cache.trim()?;
         if removed > 0 {
             tracing::debug!(removed, "cache trimmed");
