@@ -835,3 +835,29 @@ fn a_directory_replaced_by_a_link_chain_to_outside_never_touches_the_outside_vic
     );
     assert_ws(&test, &expected, &format!("after the run\n{context}"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Output that is not UTF-8 reaches dependents as the same bytes, as it would locally.
+
+#[test]
+fn a_remote_commands_raw_output_reaches_its_dependents_byte_for_byte() {
+    let agent = Agent::start(&[]);
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{ workdir = "ws", agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+            {{ name = "raw", agent = "box", command = [[printf 'a\377b\n']] }},
+            {{ name = "keep", depends_on = "raw", command = function(params, deps)
+                local file = assert(io.open("got.bin", "wb"))
+                file:write(deps.raw.stdout)
+                file:close()
+                return true
+            end }},
+        }} }} }}"#,
+        agent.address
+    );
+    let test = Test::new().write("tasks.lua", &pipeline);
+    std::fs::create_dir(ws(&test)).expect("creating ws/");
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = show(&run);
+    assert_eq!(run.code, Some(0), "{context}");
+    assert_eq!(std::fs::read(ws(&test).join("got.bin")).expect("read"), b"a\xffb\n", "{context}");
+}
