@@ -127,9 +127,9 @@ mod tests {
         let bytes = lua_to_bytes(&lua, value, "outputs").expect("encodes");
         let back = bytes_to_lua(&lua, &bytes, "outputs").expect("decodes");
         let Value::Table(back) = back else { panic!("a table") };
-        assert_eq!(back.get::<mlua::String>("stdout").expect("stdout").as_bytes().to_vec(), b"a\xffb\n");
+        assert_eq!(back.get::<mlua::LuaString>("stdout").expect("stdout").as_bytes().to_vec(), b"a\xffb\n");
         let nested: Table = back.get("nested").expect("nested");
-        assert_eq!(nested.get::<mlua::String>(2).expect("second").as_bytes().to_vec(), b"\xfe");
+        assert_eq!(nested.get::<mlua::LuaString>(2).expect("second").as_bytes().to_vec(), b"\xfe");
         assert_eq!(back.get::<String>("plain").expect("plain"), "text");
         assert_eq!(back.get::<i64>("n").expect("n"), 3);
     }
