@@ -85,16 +85,14 @@ pub fn apply_observed(
     let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(root).map_err(WorkspaceError::io(root))?;
     let journal = Journal::create(staging.path())?;
     let new_dir = staging.path().join("new");
-    let trash_dir = staging.path().join("trash");
-    for dir in [&new_dir, &trash_dir] {
-        std::fs::create_dir(dir).map_err(WorkspaceError::io(dir))?;
-    }
+    std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
     let staged =
         unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?.manifest;
     let mut apply = Apply {
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
-        trash: Root::open(&trash_dir)?,
+        // What is replaced or deleted is kept beside `new/` and the journal (as `t1`, `t2`, …).
+        trash: Root::open(staging.path())?,
         base: base.map(|base| base.manifest),
         rules: base.and_then(|base| base.rules),
         staged: &staged.entries,
@@ -343,7 +341,7 @@ impl Apply<'_> {
 
     fn next_trash(&mut self) -> RelPath {
         self.trashed += 1;
-        RelPath::from_name(self.trashed.to_string().as_bytes()).expect("a decimal number is a valid name")
+        RelPath::from_name(format!("t{}", self.trashed).as_bytes()).expect("t and a number is a valid name")
     }
 
     fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {

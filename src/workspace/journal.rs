@@ -190,7 +190,7 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                 }
                 match here {
                     Some(stat) if !placed.is_some_and(|ino| ours(path, &stat.stamp, ino)) => {
-                        kept.push(format!("'{path}' (changed here meanwhile; its original is kept as trash/{saved})"));
+                        kept.push(format!("'{path}' (changed here meanwhile; its original is kept as {saved})"));
                         continue;
                     }
                     _ => root.rename_from(trash, saved, path, false),
@@ -267,8 +267,7 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             .map_while(Result::ok)
             .filter_map(|line| Undo::from_line(&line))
             .collect();
-        let trash_dir = staging.join("trash");
-        let kept = match (Root::open(root), Root::open(&trash_dir)) {
+        let kept = match (Root::open(root), Root::open(&staging)) {
             (Ok(root), Ok(trash)) => undo_steps(&root, &trash, steps),
             _ => vec!["the staging directory is incomplete".to_owned()],
         };
@@ -297,7 +296,7 @@ mod tests {
         let path = RelPath::parse(b"dir/odd \xff\nname").expect("valid");
         let time = Timestamp { secs: -5, nanos: 7 };
         for step in [
-            Undo::Restore { trash: RelPath::parse(b"3").expect("valid"), path: path.clone(), placed: Some(42) },
+            Undo::Restore { trash: RelPath::parse(b"t3").expect("valid"), path: path.clone(), placed: Some(42) },
             Undo::Restore { trash: RelPath::parse(b"4").expect("valid"), path: path.clone(), placed: None },
             Undo::Remove { path: path.clone(), ino: 9, dir: true },
             Undo::Mkdir { path: path.clone(), mode: 0o755, mtime: time },

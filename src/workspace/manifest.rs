@@ -245,18 +245,19 @@ fn stat_of(meta: &std::fs::Metadata) -> Stat {
 
 /// Size and BLAKE3 of everything `reader` yields: what was read, once.
 pub fn hash_reader(mut reader: impl Read, path: &Path) -> Result<(u64, blake3::Hash), WorkspaceError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let read = reader.read(&mut buf).map_err(WorkspaceError::io(path))?;
-        if read == 0 {
-            break;
+    super::buffer::with_buffer(|buf| {
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        loop {
+            let read = reader.read(buf).map_err(WorkspaceError::io(path))?;
+            if read == 0 {
+                break;
+            }
+            size += read as u64;
+            hasher.update(&buf[..read]);
         }
-        size += read as u64;
-        hasher.update(&buf[..read]);
-    }
-    Ok((size, hasher.finalize()))
+        Ok((size, hasher.finalize()))
+    })
 }
 
 /// The entry at `path` beneath `root` now, with its identity; None when there is nothing

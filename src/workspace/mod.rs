@@ -12,6 +12,7 @@ use std::path::PathBuf;
 pub mod apply;
 pub mod beneath;
 pub mod blobs;
+mod buffer;
 pub mod diff;
 pub mod filter;
 pub mod journal;

@@ -191,23 +191,24 @@ fn copy_hashing(
     read_error: &dyn Fn(std::io::Error) -> WorkspaceError,
     path: &Path,
 ) -> Result<(u64, blake3::Hash), CopyError> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let read = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(CopyError::Failed(read_error(error))),
-        };
-        size += read as u64;
-        if size > limit {
-            return Err(CopyError::TooLarge);
+    super::buffer::with_buffer(|buf| {
+        let mut hasher = blake3::Hasher::new();
+        let mut size = 0u64;
+        loop {
+            let read = match reader.read(buf) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(CopyError::Failed(read_error(error))),
+            };
+            size += read as u64;
+            if size > limit {
+                return Err(CopyError::TooLarge);
+            }
+            hasher.update(&buf[..read]);
+            out.write_all(&buf[..read])
+                .map_err(|source| CopyError::Failed(WorkspaceError::Io { path: path.to_path_buf(), source }))?;
         }
-        hasher.update(&buf[..read]);
-        out.write_all(&buf[..read])
-            .map_err(|source| CopyError::Failed(WorkspaceError::Io { path: path.to_path_buf(), source }))?;
-    }
-    Ok((size, hasher.finalize()))
+        Ok((size, hasher.finalize()))
+    })
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The cost of a remote task's workspace round trip, without the disk: workspace and agent work
+# dir on tmpfs (/dev/shm), so what is measured is sloth-runner's own work (scan, hash, build,
+# changes, apply), not ext4's slow inode creation after deletes (see ../shared/MEASURED.md).
+#
+#   BASE_BIN=/path/to/other/sloth-runner bench/sync.sh [RUNS]
+#
+# For 100 and 2,000 small files, a trivial remote task (one Lua function writing one file);
+# the median of RUNS whole `sloth-runner run` invocations, for BASE_BIN and for this build,
+# alternating, so the ratio holds on a noisy machine.
+set -euo pipefail
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+cd "$bench_dir/.."
+runs=${1:-21}
+cargo build --release --quiet
+head_bin="$PWD/target/release/sloth-runner"
+base_bin="${BASE_BIN:-$head_bin}"
+tmp_root=${SLOTH_BENCH_TMP:-/dev/shm}
+. "$bench_dir/lib.sh"
+
+# one_build BIN FILES: the median ms of a trivial remote task over a FILES-file workspace.
+one_build() {
+  local bin=$1 files=$2 scratch pid address
+  scratch=$(mktemp -d "$tmp_root/sloth-bench-XXXX")
+  mkdir -p "$scratch/work" "$scratch/ws"
+  "$bin" --quiet agent -p 0 --work-dir "$scratch/work" > "$scratch/agent.out" 2>/dev/null &
+  pid=$!
+  for _ in $(seq 200); do grep -q "^listening on" "$scratch/agent.out" 2>/dev/null && break; sleep 0.01; done
+  address=$(sed -n 's/^listening on //p' "$scratch/agent.out")
+  for i in $(seq "$files"); do echo "file $i" > "$scratch/ws/f$i.txt"; done
+  cat > "$scratch/ws/remote.lua" <<LUA
+TaskDefinitions = { g = { agents = { a = { address = "$address" } }, tasks = {
+  { name = "t", agent = "a", command = function() local f = assert(io.open("out.txt", "w")); f:write("x"); f:close(); return true end },
+} } }
+LUA
+  (cd "$scratch/ws" && median_ms "$bin" run remote.lua)
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+
+for files in 100 2000; do
+  base=$(one_build "$base_bin" "$files")
+  head=$(one_build "$head_bin" "$files")
+  base2=$(one_build "$base_bin" "$files")
+  head2=$(one_build "$head_bin" "$files")
+  echo "$files files: base ${base} / ${base2} ms, this build ${head} / ${head2} ms (ratio $(awk "BEGIN { printf \"%.2f\", ($head + $head2) / ($base + $base2) }"))"
+done
