@@ -15,9 +15,15 @@
 //!   modes and times: a tree swapped for a link (`mv current releases/v1 && ln -s releases/v1
 //!   current`) keeps its contents at their new path.
 //!
+//! - An identity proves a path untouched only if it was last modified well before the
+//!   snapshot (git's "racily clean" rule); otherwise the content is compared.
+//!
 //! The changes are first extracted (safely) into a staging directory inside the workspace
 //! (same filesystem, so every placement is a rename); replaced and deleted entries are moved
-//! into that staging directory rather than removed, so that undoing is renaming back.
+//! into that staging directory rather than removed, so that undoing is renaming back. Every
+//! step is written in the staging directory's journal before it is taken ([`super::journal`]):
+//! an apply that fails takes its steps back, and one that dies halfway is taken back by the
+//! next apply or snapshot of the workspace.
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -154,12 +154,10 @@ impl Journal {
     }
 
     /// Takes back every step, last first; the journal is then done with. Returns what could
-    /// not be put back (kept in the staging directory).
+    /// not be put back (kept in the staging directory, which the caller then keeps).
     pub fn undo(self, root: &Root, trash: &Root) -> Vec<String> {
         let kept = undo_steps(root, trash, self.steps);
-        if kept.is_empty() {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        let _ = std::fs::remove_file(&self.path);
         kept
     }
 }
