@@ -91,7 +91,8 @@ function M.run_on(target, task, deps, workdir)
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
     local message = about(target, result)
-    if message:find("cannot reach", 1, true) then
+    -- An agent that cannot be reached, or that died mid-task, is not where the retry goes.
+    if message:find("cannot reach", 1, true) or message:find("lost the connection", 1, true) then
       pool.unreachable(target)
     end
     return false, message
