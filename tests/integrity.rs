@@ -861,3 +861,17 @@ fn a_remote_commands_raw_output_reaches_its_dependents_byte_for_byte() {
     assert_eq!(run.code, Some(0), "{context}");
     assert_eq!(std::fs::read(ws(&test).join("got.bin")).expect("read"), b"a\xffb\n", "{context}");
 }
+
+#[test]
+fn an_ignore_file_planted_as_a_link_out_is_refused_not_read() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, &[("plant", "ln -s ../secret.txt .slothignore")]).write("secret.txt", "SECRET-LINE\n");
+    let run = test.run(&["run", "tasks.lua"]);
+    assert_succeeded(&run, "plant");
+    // The link arrived as data; the next remote task refuses to read through it.
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = show(&run);
+    assert_eq!(run.code, Some(1), "{context}");
+    assert!(run.stderr.contains(".slothignore: is a symlink"), "{context}");
+    assert!(!run.stderr.contains("SECRET-LINE"), "{context}");
+}

@@ -276,6 +276,9 @@ impl AgentClient {
                         return Err(self.failed("the agent asked for contents of a whole-archive workspace"));
                     };
                     needed.extend(super::manifest::hashes_from_wire(&need.hashes).map_err(|e| self.failed(&e))?);
+                    if needed.len() as u64 > crate::workspace::Limits::default().max_entries {
+                        return Err(self.failed("the agent asked for more contents than a workspace holds"));
+                    }
                     if !need.last {
                         continue;
                     }
@@ -311,6 +314,9 @@ impl AgentClient {
                 Some(Event::Result(task_result)) => result = Some(task_result),
                 Some(Event::Deleted(more)) => {
                     deleted.extend(super::manifest::paths_from_wire(more.paths).map_err(|e| self.failed(&e))?);
+                    if deleted.len() as u64 > crate::workspace::Limits::default().max_entries {
+                        return Err(self.failed("the agent deleted more paths than a workspace holds"));
+                    }
                 }
                 Some(Event::ChangesChunk(chunk)) => {
                     received += chunk.len() as u64;

@@ -339,10 +339,10 @@ impl Apply<'_> {
         }
     }
 
-    /// Records that `path` is a directory the apply just created.
-    fn record_created_dir(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
-        let ino = self.root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);
-        self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })
+    /// Makes the directory `path`, written down first (undo removes it if it is empty).
+    fn make_dir(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        self.journal.record(Undo::Remove { path: path.clone(), ino: 0, dir: true })?;
+        self.root.mkdir(path, 0o700, false)
     }
 
     fn next_trash(&mut self) -> RelPath {
@@ -359,13 +359,9 @@ impl Apply<'_> {
                 }
                 Some(_) => {
                     self.move_to_trash(path, None)?;
-                    self.root.mkdir(path, 0o700, false)?;
-                    self.record_created_dir(path)?;
+                    self.make_dir(path)?;
                 }
-                None => {
-                    self.root.mkdir(path, 0o700, false)?;
-                    self.record_created_dir(path)?;
-                }
+                None => self.make_dir(path)?,
             },
             Entry::File { .. } | Entry::Symlink { .. } => {
                 // The staged entry keeps its inode when renamed into place: undo removes or

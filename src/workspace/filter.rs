@@ -6,6 +6,7 @@ use std::path::Path;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::WorkspaceError;
+use super::beneath::{Kind, Root};
 use super::rel_path::RelPath;
 
 /// Name of the ignore file read at the workspace root.
@@ -28,13 +29,8 @@ impl Filter {
     /// The built-in exclusions, `patterns`, and the root's `.slothignore` if there is one.
     pub fn new(root: &Path, patterns: &[String]) -> Result<Self, WorkspaceError> {
         let mut all: Vec<String> = patterns.to_vec();
-        let ignore_file = root.join(IGNORE_FILE);
-        match std::fs::read_to_string(&ignore_file) {
-            Ok(text) => all.extend(
-                text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned),
-            ),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(WorkspaceError::Io { path: ignore_file, source: error }),
+        if let Some(text) = read_ignore_file(root)? {
+            all.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
         }
         Self::from_patterns(all)
     }
@@ -42,6 +38,12 @@ impl Filter {
     /// The built-in exclusions and exactly `patterns` (as [`Filter::patterns`] gave them).
     pub fn from_patterns(patterns: Vec<String>) -> Result<Self, WorkspaceError> {
         let mut builder = GlobSetBuilder::new();
+        if let Some(negated) = patterns.iter().find(|pattern| pattern.starts_with('!')) {
+            return Err(WorkspaceError::Pattern {
+                pattern: negated.clone(),
+                reason: "negation ('!') is not supported: list what to leave out".to_owned(),
+            });
+        }
         for pattern in BUILTIN.iter().copied().chain(patterns.iter().map(String::as_str)) {
             for glob in expand(pattern) {
                 let compiled = GlobBuilder::new(&glob).literal_separator(true).build().map_err(|e| {
@@ -71,6 +73,31 @@ impl Filter {
     pub fn excludes(&self, path: &RelPath) -> bool {
         self.globs.is_match(path.as_path())
     }
+}
+
+/// The most an ignore file may hold.
+const MAX_IGNORE_FILE: u64 = 1024 * 1024;
+
+/// The root's ignore file, read beneath the root as a regular file only: a link (which a task
+/// could point anywhere, and whose lines would then travel to an agent as rules), a fifo or a
+/// huge file is refused, naming it.
+fn read_ignore_file(root: &Path) -> Result<Option<String>, WorkspaceError> {
+    let path = root.join(IGNORE_FILE);
+    let refuse = |reason: &str| WorkspaceError::Refused { path: path.clone(), reason: reason.to_owned() };
+    let root = Root::open(root)?;
+    let name = RelPath::from_name(IGNORE_FILE.as_bytes()).map_err(&refuse)?;
+    let Some(stat) = root.lstat(&name)? else { return Ok(None) };
+    match stat.kind {
+        Kind::File if stat.size <= MAX_IGNORE_FILE => {}
+        Kind::File => return Err(refuse("is larger than 1 MiB")),
+        Kind::Symlink => return Err(refuse("is a symlink: write the patterns in the file itself")),
+        _ => return Err(refuse("is not a regular file")),
+    }
+    let file = root.open_file(&name)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_IGNORE_FILE), &mut text)
+        .map_err(WorkspaceError::io(&path))?;
+    Ok(Some(text))
 }
 
 /// gitignore-like reading: a pattern without `/` matches a name at any depth; a leading `/`
@@ -109,6 +136,20 @@ mod tests {
         let again = Filter::from_patterns(filter.patterns().to_vec()).expect("same rules");
         assert!(excludes(&again, "a/b/c.log") && excludes(&again, "build") && !excludes(&again, "src/build"));
         assert!(!excludes(&filter, "src/main.rs"));
+    }
+
+    #[test]
+    fn an_ignore_file_is_read_only_as_a_regular_file_of_the_workspace() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("secret"), "SECRET\n").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join(IGNORE_FILE)).expect("symlink");
+        let error = Filter::new(dir.path(), &[]).expect_err("a link is refused");
+        assert!(error.to_string().contains(".slothignore") && error.to_string().contains("symlink"), "{error}");
+        assert!(!error.to_string().contains("SECRET"));
+        std::fs::remove_file(dir.path().join(IGNORE_FILE)).expect("rm");
+        let error = Filter::new(dir.path(), &["!keep.log".to_owned()]).expect_err("negation");
+        assert!(error.to_string().contains("'!keep.log'"), "{error}");
     }
 
     #[test]

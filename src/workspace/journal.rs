@@ -1,8 +1,7 @@
 //! The apply's journal: how to take back every step that touched the workspace.
 //!
-//! Each step is written down *before* it is taken (or, for a directory it creates, right
-//! after), as one line in `journal` inside the apply's staging directory, which an exclusive
-//! lock keeps while the apply runs. An apply that fails takes its steps back itself; one that
+//! Each step is written down *before* it is taken, as one line in `journal` inside the apply's
+//! staging directory, on which the apply holds an exclusive lock while it runs. An apply that fails takes its steps back itself; one that
 //! dies halfway (killed, out of memory) leaves the journal unlocked, and the next apply or
 //! snapshot of the workspace ([`recover`]) takes its steps back. Every undo checks first that
 //! the path still holds what the apply put there: a file someone saved meanwhile is never
@@ -120,35 +119,49 @@ impl Undo {
     }
 }
 
-/// The journal of one apply, locked while it lives.
+/// The journal of one apply; its staging directory is locked while it lives.
 #[derive(Debug)]
 pub struct Journal {
-    file: Flock<File>,
+    _lock: Flock<File>,
+    file: File,
     path: PathBuf,
     steps: Vec<Undo>,
 }
 
+/// An exclusive lock on the staging directory `staging`, if nobody holds it.
+fn lock_dir(staging: &Path) -> Result<Option<Flock<File>>, WorkspaceError> {
+    let dir = File::open(staging).map_err(WorkspaceError::io(staging))?;
+    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, errno)) => Err(WorkspaceError::Io { path: staging.to_path_buf(), source: errno.into() }),
+    }
+}
+
 impl Journal {
-    /// A new journal in `staging`, locked.
+    /// A new journal in `staging`, whose directory it locks first.
     pub fn create(staging: &Path) -> Result<Self, WorkspaceError> {
+        let lock = lock_dir(staging)?.ok_or_else(|| WorkspaceError::Refused {
+            path: staging.to_path_buf(),
+            reason: "locked by another apply".to_owned(),
+        })?;
         let path = staging.join(JOURNAL);
         let file =
             std::fs::OpenOptions::new().create_new(true).append(true).open(&path).map_err(WorkspaceError::io(&path))?;
-        let file = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, errno)| WorkspaceError::Io { path: path.clone(), source: errno.into() })?;
-        Ok(Self { file, path, steps: Vec::new() })
+        Ok(Self { _lock: lock, file, path, steps: Vec::new() })
     }
 
     /// Writes `step` down (it reaches the file before the step is taken).
     pub fn record(&mut self, step: Undo) -> Result<(), WorkspaceError> {
         let line = step.to_line() + "\n";
-        (&*self.file).write_all(line.as_bytes()).map_err(WorkspaceError::io(&self.path))?;
+        (&self.file).write_all(line.as_bytes()).map_err(WorkspaceError::io(&self.path))?;
         self.steps.push(step);
         Ok(())
     }
 
     /// The apply is complete: the journal goes first, so that what is left of the staging
-    /// directory (the trash) is never taken for an apply to undo.
+    /// directory (the trash) is never taken for an apply to undo — a staging directory without
+    /// a journal is only removed.
     pub fn commit(self) -> Result<(), WorkspaceError> {
         std::fs::remove_file(&self.path).map_err(WorkspaceError::io(&self.path))
     }
@@ -183,10 +196,12 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
         let result = match &step {
             Undo::Placed { .. } => continue,
             Undo::Restore { trash: saved, path, placed } => {
-                if trash.lstat(saved).ok().flatten().is_none() {
-                    continue;
-                }
+                let Some(kept_entry) = trash.lstat(saved).ok().flatten() else { continue };
                 match here {
+                    // Linked aside but never replaced: the original is still in place.
+                    Some(stat) if stat.stamp.dev == kept_entry.stamp.dev && stat.stamp.ino == kept_entry.stamp.ino => {
+                        continue;
+                    }
                     Some(stat) if !placed.is_some_and(|ino| ours(path, &stat.stamp, ino)) => {
                         kept.push(format!("'{path}' (changed here meanwhile; its original is kept as {saved})"));
                         continue;
@@ -194,8 +209,12 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                     _ => root.rename_from(trash, saved, path, false),
                 }
             }
+            // A directory is written down before it is made (inode 0): removed only if empty.
             Undo::Remove { path, ino, dir } => match here {
-                Some(stat) if (*dir && stat.stamp.ino == *ino) || (!*dir && ours(path, &stat.stamp, *ino)) => {
+                Some(stat)
+                    if (*dir && stat.kind == Kind::Dir && (*ino == 0 || stat.stamp.ino == *ino))
+                        || (!*dir && ours(path, &stat.stamp, *ino)) =>
+                {
                     if *dir {
                         root.rmdir(path).map(|_| ())
                     } else {
@@ -256,30 +275,33 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             continue;
         }
         let staging = entry.path();
+        // A live apply holds its staging directory; only a dead one's can be taken.
+        let Some(lock) = lock_dir(&staging)? else { continue };
         let journal = staging.join(JOURNAL);
-        let Ok(file) = std::fs::OpenOptions::new().read(true).append(true).open(&journal) else { continue };
-        // A live apply holds its journal; only a dead one's can be taken.
-        let Ok(file) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else { continue };
-        let steps: Vec<Undo> = std::io::BufReader::new(&*file)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|line| Undo::from_line(&line))
-            .collect();
+        let steps: Vec<Undo> = match File::open(&journal) {
+            Ok(file) => std::io::BufReader::new(file)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|line| Undo::from_line(&line))
+                .collect(),
+            // Completed (the journal goes first) or never started: nothing to take back.
+            Err(_) => Vec::new(),
+        };
+        let had_steps = !steps.is_empty();
         let kept = match (Root::open(root), Root::open(&staging)) {
             (Ok(root), Ok(trash)) => undo_steps(&root, &trash, steps),
             _ => vec!["the staging directory is incomplete".to_owned()],
         };
+        let shown = name.to_string_lossy();
         if kept.is_empty() {
-            drop(file);
             std::fs::remove_dir_all(&staging).map_err(WorkspaceError::io(&staging))?;
-            recovered.push(format!("took back an interrupted apply ({})", name.to_string_lossy()));
+            drop(lock);
+            if had_steps {
+                recovered.push(format!("took back an interrupted apply ({shown})"));
+            }
         } else {
             let _ = std::fs::remove_file(&journal);
-            recovered.push(format!(
-                "took back an interrupted apply ({}), except: {}",
-                name.to_string_lossy(),
-                kept.join(", ")
-            ));
+            recovered.push(format!("took back an interrupted apply ({shown}), except: {}", kept.join(", ")));
         }
     }
     Ok(recovered)
@@ -288,6 +310,63 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A staging directory as an apply killed at some point leaves it, with `lines`.
+    fn dead_apply(root: &Path, lines: &[Undo]) -> PathBuf {
+        let staging = root.join(".sloth-apply-dead");
+        std::fs::create_dir_all(staging.join("new")).expect("mkdir");
+        let text: String = lines.iter().map(|step| step.to_line() + "\n").collect();
+        std::fs::write(staging.join(JOURNAL), text).expect("journal");
+        staging
+    }
+
+    fn rel(raw: &str) -> RelPath {
+        RelPath::parse(raw.as_bytes()).expect("valid")
+    }
+
+    #[test]
+    fn killed_between_linking_aside_and_replacing_the_original_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "original").expect("write");
+        let staging =
+            dead_apply(dir.path(), &[Undo::Restore { trash: rel("t1"), path: rel("a.txt"), placed: Some(u64::MAX) }]);
+        std::fs::hard_link(dir.path().join("a.txt"), staging.join("t1")).expect("link aside");
+        let recovered = recover(dir.path()).expect("recover");
+        assert_eq!(recovered, vec!["took back an interrupted apply (.sloth-apply-dead)".to_owned()]);
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "original");
+        assert!(!staging.exists(), "nothing is left behind");
+    }
+
+    #[test]
+    fn killed_right_after_making_a_directory_removes_it_and_puts_the_file_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The task turned file `thing` into a directory: the file went aside, the directory
+        // was made, and the apply died before anything else.
+        let staging = dead_apply(
+            dir.path(),
+            &[
+                Undo::Restore { trash: rel("t1"), path: rel("thing"), placed: None },
+                Undo::Remove { path: rel("thing"), ino: 0, dir: true },
+            ],
+        );
+        std::fs::write(staging.join("t1"), "the file").expect("the original aside");
+        std::fs::create_dir(dir.path().join("thing")).expect("the new directory");
+        recover(dir.path()).expect("recover");
+        assert_eq!(std::fs::read_to_string(dir.path().join("thing")).expect("read"), "the file");
+        assert!(!staging.exists());
+    }
+
+    #[test]
+    fn a_completed_apply_killed_while_cleaning_up_is_only_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "applied").expect("write");
+        let staging = dir.path().join(".sloth-apply-done");
+        std::fs::create_dir_all(staging.join("new")).expect("mkdir");
+        std::fs::write(staging.join("t1"), "replaced").expect("trash");
+        assert!(recover(dir.path()).expect("recover").is_empty(), "nothing to report");
+        assert!(!staging.exists());
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "applied");
+    }
 
     #[test]
     fn steps_read_back_as_written() {

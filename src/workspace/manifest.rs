@@ -122,11 +122,14 @@ impl Manifest {
     }
 
     /// Whether `stamp` proves that `path` is still as scanned: the same identity, last
-    /// modified at least a few seconds before the scan began.
+    /// modified and last changed (ctime) at least a few seconds before the scan began.
     pub fn untouched(&self, path: &RelPath, stamp: &Stamp) -> bool {
         const RACY_SECS: i64 = 3;
         self.stamps.get(path) == Some(stamp)
-            && self.scanned_at.is_some_and(|at| stamp.mtime.secs.saturating_add(RACY_SECS) <= at.secs)
+            && self.scanned_at.is_some_and(|at| {
+                stamp.mtime.secs.saturating_add(RACY_SECS) <= at.secs
+                    && stamp.ctime.secs.saturating_add(RACY_SECS) <= at.secs
+            })
     }
 }
 

@@ -39,6 +39,8 @@ pub use unpack::{Limits, UnpackStats, unpack};
 pub enum WorkspaceError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
     #[error("no space left on device while {doing} {}", path.display())]
     NoSpace { doing: &'static str, path: PathBuf },
     #[error("refused archive entry '{entry}': {reason}")]
