@@ -434,3 +434,34 @@ fn a_directory_mode_changed_on_both_sides_is_a_conflict() {
     let mode = std::fs::metadata(master.join("d")).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "the mode set here stays");
 }
+
+#[test]
+fn concurrent_applies_never_take_each_other_for_dead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                for round in 0..40 {
+                    let agent = tempfile::tempdir().expect("tempdir");
+                    let name = format!("w{worker}-{round}.txt");
+                    std::fs::write(agent.path().join(&name), "x").expect("write");
+                    let after = Manifest::scan(agent.path(), &Filter::builtin()).expect("scan");
+                    let changed: Vec<RelPath> = after.entries.keys().cloned().collect();
+                    let mut archive = Vec::new();
+                    pack(agent.path(), &after, Some(&changed), &mut archive).expect("pack");
+                    let base = Manifest::default();
+                    let base = Base { manifest: &base, rules: None };
+                    apply(&root, &archive[..], &[], Some(base), &Limits::default())
+                        .unwrap_or_else(|e| panic!("worker {worker} round {round}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("a worker panicked");
+    }
+    let files = std::fs::read_dir(&root).expect("read").flatten().count();
+    assert_eq!(files, 160, "every apply landed and no staging is left");
+}

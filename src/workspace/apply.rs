@@ -32,7 +32,7 @@ use std::path::Path;
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
 use super::filter::Filter;
-use super::journal::{Journal, STAGING_PREFIX, Undo, recover};
+use super::journal::{Journal, Staging, Undo, recover};
 use super::manifest::{Entry, MODE_MASK, Manifest, entry_now};
 use super::rel_path::RelPath;
 use super::unpack::{Limits, unpack_staged};
@@ -88,8 +88,8 @@ pub fn apply_observed(
     for note in recover(root)? {
         tracing::warn!(root = %root.display(), "{note}");
     }
-    let staging = tempfile::Builder::new().prefix(STAGING_PREFIX).tempdir_in(root).map_err(WorkspaceError::io(root))?;
-    let journal = Journal::create(staging.path())?;
+    let staging = Staging::create(root)?;
+    let journal = Journal::create(&staging)?;
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
     let staged =

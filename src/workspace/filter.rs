@@ -14,7 +14,7 @@ pub const IGNORE_FILE: &str = ".slothignore";
 
 /// Always excluded, at the root only: run state beside the pipeline and staging dirs of
 /// changes being applied. (A `.sloth` deeper down is an ordinary directory and travels.)
-const BUILTIN: &[&str] = &["/.sloth", "/.sloth-apply-*"];
+const BUILTIN: &[&str] = &["/.sloth", "/.sloth-apply-*", "/.sloth-staging-*"];
 
 /// Which paths a workspace leaves out. It remembers the patterns it was made from, so the
 /// same rules can be sent to an agent rather than read again from a file that may have

@@ -26,6 +26,67 @@ use super::timestamp::Timestamp;
 const JOURNAL: &str = "journal";
 /// Staging directories are `<root>/.sloth-apply-*`.
 pub const STAGING_PREFIX: &str = ".sloth-apply-";
+/// A staging directory is made under this name, locked, and only then renamed to its
+/// `.sloth-apply-` name: recovery never sees one that is live but not yet locked.
+const UNPUBLISHED_PREFIX: &str = ".sloth-staging-";
+/// An unpublished staging directory older than this was left by a process that died.
+const UNPUBLISHED_STALE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// An apply's staging directory inside the workspace, locked for the apply's whole life and
+/// removed when dropped, unless kept.
+#[derive(Debug)]
+pub struct Staging {
+    path: PathBuf,
+    _lock: Flock<File>,
+    keep: bool,
+}
+
+impl Staging {
+    /// A new, locked staging directory in `root`.
+    pub fn create(root: &Path) -> Result<Self, WorkspaceError> {
+        let unpublished =
+            tempfile::Builder::new().prefix(UNPUBLISHED_PREFIX).tempdir_in(root).map_err(WorkspaceError::io(root))?;
+        let unpublished = unpublished.keep();
+        let lock = match lock_dir(&unpublished) {
+            Ok(Some(lock)) => lock,
+            other => {
+                let _ = std::fs::remove_dir(&unpublished);
+                return Err(other.err().unwrap_or_else(|| WorkspaceError::Refused {
+                    path: unpublished.clone(),
+                    reason: "locked by someone else".to_owned(),
+                }));
+            }
+        };
+        let suffix = unpublished
+            .file_name()
+            .map(|name| name.to_string_lossy().trim_start_matches(UNPUBLISHED_PREFIX).to_owned())
+            .unwrap_or_default();
+        let path = root.join(format!("{STAGING_PREFIX}{suffix}"));
+        if let Err(error) = std::fs::rename(&unpublished, &path) {
+            let _ = std::fs::remove_dir(&unpublished);
+            return Err(WorkspaceError::Io { path, source: error });
+        }
+        Ok(Self { path, _lock: lock, keep: false })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Leaves the directory in place (it holds originals someone must see); returns where.
+    pub fn keep(mut self) -> PathBuf {
+        self.keep = true;
+        self.path.clone()
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
 
 /// How to take back one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,18 +180,22 @@ impl Undo {
     }
 }
 
-/// The journal of one apply; its staging directory is locked while it lives.
+/// The journal of one apply, in its (locked) staging directory.
 #[derive(Debug)]
 pub struct Journal {
-    _lock: Flock<File>,
     file: File,
     path: PathBuf,
     steps: Vec<Undo>,
 }
 
-/// An exclusive lock on the staging directory `staging`, if nobody holds it.
+/// An exclusive lock on the staging directory `staging`, if nobody holds it (and it is still
+/// there: another apply may just have finished and removed its own).
 fn lock_dir(staging: &Path) -> Result<Option<Flock<File>>, WorkspaceError> {
-    let dir = File::open(staging).map_err(WorkspaceError::io(staging))?;
+    let dir = match File::open(staging) {
+        Ok(dir) => dir,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(WorkspaceError::Io { path: staging.to_path_buf(), source: error }),
+    };
     match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
@@ -139,16 +204,12 @@ fn lock_dir(staging: &Path) -> Result<Option<Flock<File>>, WorkspaceError> {
 }
 
 impl Journal {
-    /// A new journal in `staging`, whose directory it locks first.
-    pub fn create(staging: &Path) -> Result<Self, WorkspaceError> {
-        let lock = lock_dir(staging)?.ok_or_else(|| WorkspaceError::Refused {
-            path: staging.to_path_buf(),
-            reason: "locked by another apply".to_owned(),
-        })?;
-        let path = staging.join(JOURNAL);
+    /// A new journal in `staging`.
+    pub fn create(staging: &Staging) -> Result<Self, WorkspaceError> {
+        let path = staging.path().join(JOURNAL);
         let file =
             std::fs::OpenOptions::new().create_new(true).append(true).open(&path).map_err(WorkspaceError::io(&path))?;
-        Ok(Self { _lock: lock, file, path, steps: Vec::new() })
+        Ok(Self { file, path, steps: Vec::new() })
     }
 
     /// Writes `step` down (it reaches the file before the step is taken).
@@ -250,6 +311,17 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
     kept
 }
 
+/// Removes an unpublished staging directory that a dead process left (nobody holds it, and it
+/// is old); it never held anything of the workspace.
+fn remove_if_stale(path: &Path) {
+    let old = std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > UNPUBLISHED_STALE));
+    if old && let Ok(Some(_lock)) = lock_dir(path) {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
 fn step_path(step: &Undo) -> &RelPath {
     match step {
         Undo::Restore { path, .. }
@@ -271,12 +343,26 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(STAGING_PREFIX) || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+        if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        if name.to_string_lossy().starts_with(UNPUBLISHED_PREFIX) {
+            remove_if_stale(&entry.path());
+            continue;
+        }
+        if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
             continue;
         }
         let staging = entry.path();
         // A live apply holds its staging directory; only a dead one's can be taken.
-        let Some(lock) = lock_dir(&staging)? else { continue };
+        let lock = match lock_dir(&staging) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(staging = %staging.display(), error = %error, "cannot look at a staging directory");
+                continue;
+            }
+        };
         let journal = staging.join(JOURNAL);
         let steps: Vec<Undo> = match File::open(&journal) {
             Ok(file) => std::io::BufReader::new(file)
@@ -294,7 +380,9 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         };
         let shown = name.to_string_lossy();
         if kept.is_empty() {
-            std::fs::remove_dir_all(&staging).map_err(WorkspaceError::io(&staging))?;
+            if let Err(error) = std::fs::remove_dir_all(&staging) {
+                tracing::warn!(staging = %staging.display(), error = %error, "cannot remove a staging directory");
+            }
             drop(lock);
             if had_steps {
                 recovered.push(format!("took back an interrupted apply ({shown})"));
