@@ -8,6 +8,7 @@ mod cli_errors;
 mod cli_interrupt;
 mod cli_run;
 mod differential;
+mod differential_props;
 mod dispatch;
 mod examples;
 mod incremental;
