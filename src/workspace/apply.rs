@@ -353,9 +353,10 @@ impl Apply<'_> {
     fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
         let existing = self.root.lstat(path)?;
         match entry {
-            Entry::Dir { .. } => match existing {
+            Entry::Dir { mode: set, .. } => match existing {
                 Some(stat) if stat.kind == Kind::Dir => {
-                    self.journal.record(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime })?;
+                    let (mode, mtime, set) = (stat.mode, stat.mtime, *set);
+                    self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set })?;
                 }
                 Some(_) => {
                     self.move_to_trash(path, None)?;

@@ -98,8 +98,9 @@ pub enum Undo {
     Remove { path: RelPath, ino: u64, dir: bool },
     /// Re-create the directory the apply removed at `path`.
     Mkdir { path: RelPath, mode: u32, mtime: Timestamp },
-    /// Put back a directory's mode and time.
-    Meta { path: RelPath, mode: u32, mtime: Timestamp },
+    /// Put back a directory's mode and time — unless its mode is neither that nor `set`, the
+    /// one the apply gives it (someone changed it meanwhile).
+    Meta { path: RelPath, mode: u32, mtime: Timestamp, set: u32 },
     /// Not a step: what the apply left at `path`, written right after placing it, so that
     /// undo can tell it from a file saved there since (even in place, same inode).
     Placed { path: RelPath, stamp: Stamp },
@@ -131,8 +132,8 @@ impl Undo {
             Undo::Mkdir { path, mode, mtime } => {
                 format!("mkdir {} {mode} {} {}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
-            Undo::Meta { path, mode, mtime } => {
-                format!("meta {} {mode} {} {}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
+            Undo::Meta { path, mode, mtime, set } => {
+                format!("meta {} {mode} {} {} {set}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
             Undo::Placed { path, stamp } => format!(
                 "placed {} {} {} {} {} {} {} {}",
@@ -164,7 +165,12 @@ impl Undo {
                 Some(Undo::Remove { path: path(1)?, ino: fields.get(2)?.parse().ok()?, dir: *fields.get(3)? == "dir" })
             }
             "mkdir" => Some(Undo::Mkdir { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
-            "meta" => Some(Undo::Meta { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
+            "meta" => Some(Undo::Meta {
+                path: path(1)?,
+                mode: fields.get(2)?.parse().ok()?,
+                mtime: time(3)?,
+                set: fields.get(5)?.parse().ok()?,
+            }),
             "placed" => Some(Undo::Placed {
                 path: path(1)?,
                 stamp: Stamp {
@@ -295,8 +301,8 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                     .and_then(|()| root.set_mtime(path, *mtime)),
                 Some(_) => continue,
             },
-            Undo::Meta { path, mode, mtime } => match here {
-                Some(stat) if stat.kind == Kind::Dir => {
+            Undo::Meta { path, mode, mtime, set } => match here {
+                Some(stat) if stat.kind == Kind::Dir && (stat.mode == *mode || stat.mode & 0o777 == *set) => {
                     root.chmod(path, *mode).and_then(|()| root.set_mtime(path, *mtime))
                 }
                 _ => continue,
@@ -465,7 +471,7 @@ mod tests {
             Undo::Restore { trash: RelPath::parse(b"4").expect("valid"), path: path.clone(), placed: None },
             Undo::Remove { path: path.clone(), ino: 9, dir: true },
             Undo::Mkdir { path: path.clone(), mode: 0o755, mtime: time },
-            Undo::Meta { path: path.clone(), mode: 0o700, mtime: time },
+            Undo::Meta { path: path.clone(), mode: 0o700, mtime: time, set: 0o755 },
             Undo::Placed {
                 path,
                 stamp: Stamp { dev: 1, ino: 2, size: 3, mtime: time, ctime: Timestamp { secs: 4, nanos: 5 } },
