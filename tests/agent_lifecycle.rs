@@ -189,3 +189,22 @@ fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
     }
     assert!(!process_running(&["agent", "--port", &port]), "the spawned agent outlived the interrupted run");
 }
+
+#[test]
+fn a_work_dir_that_does_not_exist_yet_is_made() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let work_dir = parent.path().join("state/sloth/agent");
+    let agent = Agent::start(&["--work-dir", &work_dir.to_string_lossy()]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = "echo ran > out.txt" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("out.txt"), "ran\n");
+    assert!(work_dir.is_dir());
+}

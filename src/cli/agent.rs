@@ -161,10 +161,13 @@ async fn serve(
             return (ExitCode::FAILURE, None);
         }
     };
-    let work_root = match tempfile::Builder::new()
-        .prefix("sloth-agent-")
-        .tempdir_in(args.work_dir.clone().unwrap_or_else(std::env::temp_dir))
-    {
+    let work_parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    // Like any daemon's state directory, the work directory is made if it is not there yet.
+    if let Err(error) = std::fs::create_dir_all(&work_parent) {
+        eprintln!("error: cannot create the agent's work directory {}: {error}", work_parent.display());
+        return (ExitCode::FAILURE, None);
+    }
+    let work_root = match tempfile::Builder::new().prefix("sloth-agent-").tempdir_in(&work_parent) {
         Ok(dir) => dir,
         Err(error) => {
             eprintln!("error: cannot create the agent's work directory: {error}");

@@ -20,14 +20,29 @@ function M.run(tasks)
     if type(spec) ~= "table" or (type(spec.command) ~= "string" and type(spec.command) ~= "function") then
       error(string.format("parallel: task #%d needs a 'command' (a shell string or a function)", i), 2)
     end
+    -- The calling task's environment, then the parallel task's own on top.
+    local env = {}
+    for name, value in pairs(context and context.env or {}) do
+      env[name] = value
+    end
+    for name, value in pairs(spec.env or {}) do
+      env[name] = value
+    end
     local task = {
       name = spec.name or ("parallel#" .. i),
       group = context and context.group or "",
       command = spec.command,
       params = spec.params or {},
-      env = spec.env or {},
+      env = env,
     }
-    jobs[i] = { task = task, id = core.spawn(execute.run_here, nil, task, {}, workdir) }
+    local job_context = {
+      group = task.group,
+      task = task.name,
+      prefix = context and context.prefix or task.name,
+      workdir = workdir,
+      env = env,
+    }
+    jobs[i] = { task = task, id = core.spawn(execute.run_here, job_context, task, {}, workdir) }
   end
   local results, failures = {}, {}
   for i, job in ipairs(jobs) do

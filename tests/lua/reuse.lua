@@ -34,6 +34,19 @@ summary = h.run({ g = { tasks = {
 } } })
 assert(summary.ok, summary.by_group.g.fan_out.message)
 
+-- parallel tasks see the calling task's env and their own.
+summary = h.run({ g = { tasks = {
+  { name = "with_env", env = { OUTER = "outer" }, command = function()
+      local results, err = parallel({
+        { command = "echo \"$OUTER $INNER\"", env = { INNER = "inner" } },
+      })
+      assert(err == nil, err)
+      assert(results[1].outputs.stdout == "outer inner\n", results[1].outputs.stdout)
+      return true
+    end },
+} } })
+assert(summary.ok, summary.by_group.g.with_env.message)
+
 -- export merges into one table.
 export({ version = "1.2.3" })
 export({ channel = "beta" })
