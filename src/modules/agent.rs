@@ -217,8 +217,12 @@ impl Drop for SpawnedAgents {
     /// The run ended without stopping them (Ctrl-C, an error): SIGTERM lets each agent cancel
     /// its tasks and remove its directories on its own; nobody waits for it here.
     fn drop(&mut self) {
-        for (pid, _) in self.0.borrow_mut().drain() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        for (_, child) in self.0.borrow_mut().drain() {
+            // Only a child still running has a pid; never signal pid 0 (our own group).
+            if let Some(pid) = child.id().filter(|pid| *pid > 0) {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            }
         }
     }
 }
@@ -270,7 +274,10 @@ async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
             ));
         }
     };
-    let pid = child.id().unwrap_or_default();
+    // No pid: it has already exited (and signalling pid 0 would hit our own process group).
+    let Some(pid) = child.id() else {
+        return Err(lua_error("spawn", format!("agent '{name}' on port {port} exited as it started")));
+    };
     if lua.app_data_ref::<SpawnedAgents>().is_none() {
         lua.set_app_data(SpawnedAgents::default());
     }
@@ -296,7 +303,7 @@ async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
 
 /// SIGTERM, a grace period for the agent's own cleanup, then SIGKILL.
 async fn stop_child(mut child: tokio::process::Child) {
-    if let Some(pid) = child.id() {
+    if let Some(pid) = child.id().filter(|pid| *pid > 0) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
     }
     if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
