@@ -208,3 +208,32 @@ fn a_work_dir_that_does_not_exist_yet_is_made() {
     assert_eq!(test.read("out.txt"), "ran\n");
     assert!(work_dir.is_dir());
 }
+
+#[test]
+fn an_agent_killed_mid_task_leaves_no_directory_once_an_agent_starts_again() {
+    let work_dir = tempfile::tempdir().expect("tempdir");
+    let work = work_dir.path().to_string_lossy().into_owned();
+    let mut first = Agent::start(&["--work-dir", &work]);
+    let test = Test::new();
+    let pidfile = test.path().join("sleep.pid");
+    let (mut master, sleep_pid) = start_long_remote_task(&test, &first.address, &pidfile);
+    let left = || -> Vec<String> {
+        std::fs::read_dir(work_dir.path())
+            .expect("read the work dir")
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(left().len(), 1, "one agent, one directory: {:?}", left());
+    let killed = Command::new("kill").args(["-KILL", &first.pid().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    first.wait(Duration::from_secs(10));
+    let _ = wait_exit(&mut master);
+    let _ = Command::new("kill").args(["-KILL", &sleep_pid]).status();
+    assert_eq!(left().len(), 1, "kill -9 leaves its directory: {:?}", left());
+
+    let second = Agent::start(&["--work-dir", &work]);
+    let now = left();
+    assert_eq!(now.len(), 1, "only the new agent's directory: {now:?}");
+    assert!(second.log().contains("removed the work directory of an agent that died"), "{}", second.log());
+}

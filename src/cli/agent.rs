@@ -22,6 +22,7 @@ use crate::rpc::auth::{RequireToken, Token};
 use crate::rpc::proto::agent_server::AgentServer;
 use crate::rpc::server::{AgentIdentity, AgentService};
 use crate::rpc::tls::ServerTls;
+use crate::rpc::work_dir::WorkRoot;
 use crate::runtime::RuntimeOptions;
 use crate::runtime::agent_host::LuaTaskHandler;
 
@@ -146,7 +147,7 @@ async fn serve(
     name: String,
     token: Option<Token>,
     handler: LuaTaskHandler,
-) -> (ExitCode, Option<tempfile::TempDir>) {
+) -> (ExitCode, Option<WorkRoot>) {
     let listener = match tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -162,15 +163,17 @@ async fn serve(
         }
     };
     let work_parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    // Like any daemon's state directory, the work directory is made if it is not there yet.
-    if let Err(error) = std::fs::create_dir_all(&work_parent) {
-        eprintln!("error: cannot create the agent's work directory {}: {error}", work_parent.display());
-        return (ExitCode::FAILURE, None);
-    }
-    let work_root = match tempfile::Builder::new().prefix("sloth-agent-").tempdir_in(&work_parent) {
-        Ok(dir) => dir,
+    // Like any daemon's state directory, the work directory is made if it is not there yet;
+    // what agents that died there left behind goes.
+    let work_root = match WorkRoot::create(&work_parent) {
+        Ok((root, removed)) => {
+            for dead in removed {
+                tracing::info!(dir = %dead.display(), "removed the work directory of an agent that died");
+            }
+            root
+        }
         Err(error) => {
-            eprintln!("error: cannot create the agent's work directory: {error}");
+            eprintln!("error: cannot create the agent's work directory in {}: {error}", work_parent.display());
             return (ExitCode::FAILURE, None);
         }
     };

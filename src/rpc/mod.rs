@@ -6,6 +6,7 @@ pub mod client;
 pub mod manifest;
 pub mod server;
 pub mod tls;
+pub mod work_dir;
 
 /// Generated from `proto/sloth/agent/v1/agent.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
