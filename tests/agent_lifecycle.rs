@@ -237,3 +237,31 @@ fn an_agent_killed_mid_task_leaves_no_directory_once_an_agent_starts_again() {
     assert_eq!(now.len(), 1, "only the new agent's directory: {now:?}");
     assert!(second.log().contains("removed the work directory of an agent that died"), "{}", second.log());
 }
+
+/// A task function that allocates without end.
+const HOG: &str = r#"function() local t = {} while true do t[#t + 1] = string.rep("x", 1000000) .. #t end end"#;
+
+#[test]
+fn a_task_past_the_lua_memory_limit_fails_here_and_on_an_agent_which_keeps_serving() {
+    let test = Test::new().write(
+        "local.lua",
+        &format!("TaskDefinitions = {{ g = {{ tasks = {{ {{ name = \"hog\", command = {HOG} }} }} }} }}"),
+    );
+    test.run(&["run", "local.lua", "--lua-memory-limit", "64M"])
+        .expect_code(1)
+        .stderr_has("g/hog  FAILED")
+        .stderr_has("Lua memory limit (64M) exceeded");
+
+    let agent = Agent::start(&["--lua-memory-limit", "64M"]);
+    let remote = |name: &str, command: &str| {
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "{name}", agent = "box", command = {command} }},
+            }} }} }}"#,
+            agent.address
+        )
+    };
+    let test = test.write("hog.lua", &remote("hog", HOG)).write("next.lua", &remote("next", "'echo still here'"));
+    test.run(&["run", "hog.lua"]).expect_code(1).stderr_has("Lua memory limit (64M) exceeded");
+    test.run(&["run", "next.lua"]).expect_code(0).stderr_has("box/next | still here");
+}

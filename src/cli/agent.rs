@@ -61,6 +61,10 @@ pub struct AgentArgs {
     /// Allow listening beyond loopback without a token or client certificates.
     #[arg(long)]
     insecure: bool,
+    /// Most memory one task's Lua VM may hold, e.g. "256M"; a task past it fails with "Lua
+    /// memory limit (…) exceeded" and the agent goes on.
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    lua_memory_limit: u64,
     /// Most bytes of file contents the agent keeps between tasks (incremental sync), e.g.
     /// "512M" or "4G"; the oldest go first.
     #[arg(long, default_value = "2G", value_parser = parse_size)]
@@ -82,7 +86,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let number: u64 = number.parse().map_err(|_| format!("invalid size '{text}': expected e.g. 512M or 4G"))?;
@@ -127,7 +131,8 @@ pub fn execute(args: AgentArgs) -> ExitCode {
         }
     };
     let name = args.name.clone().unwrap_or_else(host_name);
-    let handler = LuaTaskHandler::new(name.clone(), RuntimeOptions::from_env().stdlib);
+    let memory_limit = usize::try_from(args.lua_memory_limit).ok();
+    let handler = LuaTaskHandler::new(name.clone(), RuntimeOptions::from_env().stdlib, memory_limit);
     let (code, work_root) = tokio.block_on(serve(args, name, token, handler.clone()));
     // Tasks still running after the grace period are dropped with the runtime, which cancels
     // them; wait (bounded) for their threads to kill their processes, then remove their

@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Run up to N independent tasks at once.
     #[arg(short, long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: u32,
+    /// Most memory the run's Lua VM may hold, e.g. "512M" (default: no limit); a task that
+    /// needs more fails with "Lua memory limit (…) exceeded".
+    #[arg(long, value_name = "SIZE", value_parser = super::agent::parse_size)]
+    lua_memory_limit: Option<u64>,
 }
 
 pub fn execute(args: RunArgs, verbosity: Verbosity) -> ExitCode {
@@ -47,6 +51,7 @@ pub fn execute(args: RunArgs, verbosity: Verbosity) -> ExitCode {
         return ExitCode::from(USAGE_ERROR);
     };
     let mut runtime_options = RuntimeOptions::from_env();
+    runtime_options.memory_limit = args.lua_memory_limit.and_then(|limit| usize::try_from(limit).ok());
     if let Some(path) = &args.values {
         match values::read(path) {
             Ok(values) => runtime_options.values = Some(values),

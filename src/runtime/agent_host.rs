@@ -22,12 +22,14 @@ use crate::workspace::Filter;
 pub struct LuaTaskHandler {
     agent_name: String,
     stdlib: StdlibSource,
+    /// Most bytes one task's VM may hold.
+    memory_limit: Option<usize>,
     live_threads: Arc<AtomicUsize>,
 }
 
 impl LuaTaskHandler {
-    pub fn new(agent_name: String, stdlib: StdlibSource) -> Self {
-        Self { agent_name, stdlib, live_threads: Arc::new(AtomicUsize::new(0)) }
+    pub fn new(agent_name: String, stdlib: StdlibSource, memory_limit: Option<usize>) -> Self {
+        Self { agent_name, stdlib, memory_limit, live_threads: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Task threads still running (a cancelled one is still cleaning up).
@@ -54,11 +56,12 @@ impl TaskHandler for LuaTaskHandler {
         let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
         let agent_name = self.agent_name.clone();
         let stdlib = self.stdlib.clone();
+        let memory_limit = self.memory_limit;
         self.live_threads.fetch_add(1, Ordering::SeqCst);
         let guard = LiveGuard(Arc::clone(&self.live_threads));
         let spawned = std::thread::Builder::new().name(format!("task {}", task.spec.task)).spawn(move || {
             let _guard = guard;
-            let outcome = run_on_this_thread(agent_name, stdlib, task, events, cancel_rx);
+            let outcome = run_on_this_thread(agent_name, (stdlib, memory_limit), task, events, cancel_rx);
             let _ = done_tx.send(outcome);
         });
         Box::pin(async move {
@@ -73,7 +76,7 @@ impl TaskHandler for LuaTaskHandler {
 
 fn run_on_this_thread(
     agent_name: String,
-    stdlib: StdlibSource,
+    (stdlib, memory_limit): (StdlibSource, Option<usize>),
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
     cancel: oneshot::Receiver<()>,
@@ -85,7 +88,7 @@ fn run_on_this_thread(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&tokio, async move {
         tokio::select! {
-            outcome = run_in_vm(agent_name, stdlib, task, events) => outcome,
+            outcome = run_in_vm(agent_name, stdlib, memory_limit, task, events) => outcome,
             _ = cancel => Err("cancelled".to_owned()),
         }
     });
@@ -96,6 +99,7 @@ fn run_on_this_thread(
 async fn run_in_vm(
     agent_name: String,
     stdlib: StdlibSource,
+    memory_limit: Option<usize>,
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
 ) -> Result<RemoteOutcome, String> {
@@ -105,7 +109,8 @@ async fn run_in_vm(
     } else {
         serde_json::from_slice(&spec.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?
     };
-    let runtime = Runtime::new(&RuntimeOptions { stdlib, values: Some(values) }).map_err(|e| error::describe(&e))?;
+    let options = RuntimeOptions { stdlib, values: Some(values), memory_limit };
+    let runtime = Runtime::new(&options).map_err(|e| error::describe(&e))?;
     let lua = runtime.lua();
     lua.set_app_data(EventSink(events));
 

@@ -17,8 +17,17 @@ use super::jobs::{Jobs, Outcome};
 use crate::modules::task_context;
 
 /// Builds the `sloth.core` table; `jobs` is shared with the host so it can cancel everything.
+/// The VM's memory limit, in bytes (`--lua-memory-limit`), for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryLimit(pub usize);
+
 pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     let core = lua.create_table()?;
+    // `core.memory_limit()`: the VM's memory limit in bytes, nil when unlimited.
+    core.set(
+        "memory_limit",
+        lua.create_function(|lua, ()| Ok(lua.app_data_ref::<MemoryLimit>().map(|limit| limit.0)))?,
+    )?;
     let contexts = task_context::contexts(lua)?;
     core.set("contexts", &contexts)?;
 

@@ -23,6 +23,8 @@ pub struct RuntimeOptions {
     pub stdlib: StdlibSource,
     /// The `values` global (from `-v values.yaml`); an empty table when none.
     pub values: Option<serde_json::Value>,
+    /// Most bytes the VM may hold (`--lua-memory-limit`); unlimited when None.
+    pub memory_limit: Option<usize>,
 }
 
 impl RuntimeOptions {
@@ -32,7 +34,7 @@ impl RuntimeOptions {
             Some(dir) if !dir.is_empty() => StdlibSource::Directory(PathBuf::from(dir)),
             _ => StdlibSource::Bundled,
         };
-        Self { stdlib, values: None }
+        Self { stdlib, values: None, memory_limit: None }
     }
 }
 
@@ -45,6 +47,10 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(options: &RuntimeOptions) -> LuaResult<Self> {
         let lua = new_lua();
+        if let Some(limit) = options.memory_limit {
+            lua.set_memory_limit(limit)?;
+            lua.set_app_data(core::MemoryLimit(limit));
+        }
         let globals = lua.globals();
         for (name, constructor) in crate::modules::MODULES {
             let module = constructor(&lua)?;

@@ -1,6 +1,7 @@
 --- Runs one task's command inside the running job, whose coroutine carries the task's context
 --- (so `log` lines are prefixed and relative paths resolve against the workdir).
 local exec = require("exec")
+local core = require("sloth.core")
 
 local M = {}
 
@@ -41,10 +42,29 @@ function M.call(fn, ...)
   return xpcall(fn, user_traceback, ...)
 end
 
+--- A size in bytes as people write it: 64M, 1G, 512K.
+local function size_text(bytes)
+  for _, unit in ipairs({ { 2 ^ 30, "G" }, { 2 ^ 20, "M" }, { 2 ^ 10, "K" } }) do
+    if bytes % unit[1] == 0 then
+      return string.format("%d%s", bytes // unit[1], unit[2])
+    end
+  end
+  return tostring(bytes)
+end
+
+--- A task's error as people read it; Lua's own out-of-memory error names the limit.
+local function error_text(err)
+  if err == "not enough memory" then
+    local limit = core.memory_limit()
+    return limit and string.format("Lua memory limit (%s) exceeded", size_text(limit)) or "Lua ran out of memory"
+  end
+  return tostring(err)
+end
+
 local function run_function(task, params, deps)
   local results = table.pack(xpcall(task.command, user_traceback, params, deps))
   if not results[1] then
-    return false, tostring(results[2])
+    return false, error_text(results[2])
   end
   local ok, message, outputs = results[2], results[3], results[4]
   if type(ok) ~= "boolean" then
