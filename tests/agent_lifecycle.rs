@@ -265,3 +265,44 @@ fn a_task_past_the_lua_memory_limit_fails_here_and_on_an_agent_which_keeps_servi
     test.run(&["run", "hog.lua"]).expect_code(1).stderr_has("Lua memory limit (64M) exceeded");
     test.run(&["run", "next.lua"]).expect_code(0).stderr_has("box/next | still here");
 }
+
+#[test]
+fn a_lua_busy_loop_obeys_its_timeout_here_and_on_an_agent_which_frees_the_slot() {
+    let spin = "function() while true do end end";
+    let test = Test::new().write(
+        "local.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = \"spin\", timeout = \"1s\", command = {spin} }} }} }} }}"
+        ),
+    );
+    test.run(&["run", "local.lua"]).expect_code(1).stderr_has("g/spin  FAILED").stderr_has("timed out after");
+
+    // One slot: the next task only runs if the spinning one really stopped on the agent.
+    let agent = Agent::start(&["--max-tasks", "1"]);
+    let remote = |name: &str, timeout: &str, command: &str| {
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "{name}", agent = "box", {timeout} command = {command} }},
+            }} }} }}"#,
+            agent.address
+        )
+    };
+    let test = test
+        .write("spin.lua", &remote("spin", "timeout = \"1s\",", spin))
+        .write("next.lua", &remote("next", "timeout = \"20s\",", "'echo the slot is free'"));
+    test.run(&["run", "spin.lua"]).expect_code(1).stderr_has("timed out after");
+    // The task's thread (named after it) ends: the agent's CPU is its own again.
+    let spinning = || {
+        std::fs::read_dir(format!("/proc/{}/task", agent.pid())).is_ok_and(|threads| {
+            threads.flatten().any(|thread| {
+                std::fs::read_to_string(thread.path().join("comm")).is_ok_and(|name| name.trim() == "task spin")
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spinning() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!spinning(), "the task's thread still runs on the agent");
+    test.run(&["run", "next.lua"]).expect_code(0).stderr_has("box/next | the slot is free");
+}

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mlua::{AnyUserData, Table, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -59,24 +59,37 @@ impl TaskHandler for LuaTaskHandler {
         let memory_limit = self.memory_limit;
         self.live_threads.fetch_add(1, Ordering::SeqCst);
         let guard = LiveGuard(Arc::clone(&self.live_threads));
+        // Lua code that never yields never sees `cancel_rx`; it sees this flag (preempt).
+        let abort = Arc::new(AtomicBool::new(false));
+        let vm_abort = Arc::clone(&abort);
         let spawned = std::thread::Builder::new().name(format!("task {}", task.spec.task)).spawn(move || {
             let _guard = guard;
-            let outcome = run_on_this_thread(agent_name, (stdlib, memory_limit), task, events, cancel_rx);
+            let outcome = run_on_this_thread(agent_name, (stdlib, memory_limit, vm_abort), task, events, cancel_rx);
             let _ = done_tx.send(outcome);
         });
         Box::pin(async move {
             spawned.map_err(|e| format!("cannot start a task thread: {e}"))?;
             // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
-            // and kills its processes.
+            // and kills its processes, and raises the abort flag for Lua code that never yields.
             let _cancel_on_drop = cancel_tx;
+            let _abort_on_drop = AbortOnDrop(abort);
             done_rx.await.unwrap_or_else(|_| Err("the task thread ended without a result".to_owned()))
         })
     }
 }
 
+/// Raises the abort flag when dropped.
+struct AbortOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn run_on_this_thread(
     agent_name: String,
-    (stdlib, memory_limit): (StdlibSource, Option<usize>),
+    (stdlib, memory_limit, abort): (StdlibSource, Option<usize>, Arc<AtomicBool>),
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
     cancel: oneshot::Receiver<()>,
@@ -88,7 +101,7 @@ fn run_on_this_thread(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&tokio, async move {
         tokio::select! {
-            outcome = run_in_vm(agent_name, stdlib, memory_limit, task, events) => outcome,
+            outcome = run_in_vm(agent_name, (stdlib, memory_limit, abort), task, events) => outcome,
             _ = cancel => Err("cancelled".to_owned()),
         }
     });
@@ -98,8 +111,7 @@ fn run_on_this_thread(
 
 async fn run_in_vm(
     agent_name: String,
-    stdlib: StdlibSource,
-    memory_limit: Option<usize>,
+    (stdlib, memory_limit, abort): (StdlibSource, Option<usize>, Arc<AtomicBool>),
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
 ) -> Result<RemoteOutcome, String> {
@@ -112,6 +124,7 @@ async fn run_in_vm(
     let options = RuntimeOptions { stdlib, values: Some(values), memory_limit };
     let runtime = Runtime::new(&options).map_err(|e| error::describe(&e))?;
     let lua = runtime.lua();
+    lua.set_app_data(super::preempt::Abort(abort));
     lua.set_app_data(EventSink(events));
 
     let build = || -> mlua::Result<Table> {

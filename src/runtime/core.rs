@@ -80,6 +80,17 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
 
+    let deadline_jobs = Rc::clone(jobs);
+    core.set(
+        "set_deadline",
+        lua.create_function(move |_, (id, seconds, message): (u64, f64, String)| {
+            let after = Duration::try_from_secs_f64(seconds).map_err(|_| {
+                mlua::Error::runtime("sloth.core.set_deadline: expected a non-negative number of seconds")
+            })?;
+            Ok(deadline_jobs.set_deadline(id, Instant::now() + after, message))
+        })?,
+    )?;
+
     let cancel_jobs = Rc::clone(jobs);
     core.set("cancel", lua.create_function(move |lua, id: u64| Ok(cancel_jobs.cancel(lua, id)))?)?;
 

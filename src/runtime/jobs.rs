@@ -22,6 +22,8 @@ pub struct Jobs {
     running: RefCell<HashMap<u64, (JoinHandle<()>, Thread)>>,
     finished: RefCell<HashMap<u64, Outcome>>,
     changed: Notify,
+    /// Deadlines of jobs (`set_deadline`), checked even while a job never yields.
+    pub deadlines: super::preempt::Deadlines,
 }
 
 impl Jobs {
@@ -31,10 +33,16 @@ impl Jobs {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let thread = lua.create_thread(function)?;
+        // A job started by a job with a deadline has that deadline too.
+        if let Some((at, message)) = self.deadlines.of(&lua.current_thread()) {
+            self.deadlines.set(&thread, at, message);
+        }
         let future = thread.clone().into_async::<MultiValue>(args)?;
         let jobs = Rc::clone(self);
+        let done = thread.clone();
         let handle = tokio::task::spawn_local(async move {
             let outcome = future.await.map_err(|error| super::error::describe(&error));
+            jobs.deadlines.clear(&done);
             jobs.running.borrow_mut().remove(&id);
             jobs.finished.borrow_mut().insert(id, outcome);
             jobs.changed.notify_waiters();
@@ -63,11 +71,21 @@ impl Jobs {
         }
     }
 
+    /// Gives job `id` (and the jobs it starts) a deadline: past it, the job's Lua code fails
+    /// with `message` at its next check, even if it never yields.
+    pub fn set_deadline(&self, id: u64, at: std::time::Instant, message: String) -> bool {
+        let running = self.running.borrow();
+        let Some((_, thread)) = running.get(&id) else { return false };
+        self.deadlines.set(thread, at, message);
+        true
+    }
+
     /// Stops a running job now: whatever it awaits (a child process, a remote call) is dropped,
     /// which kills the processes it started.
     pub fn cancel(&self, lua: &Lua, id: u64) -> bool {
         self.finished.borrow_mut().remove(&id);
         let Some(job) = self.running.borrow_mut().remove(&id) else { return false };
+        self.deadlines.clear(&job.1);
         stop(lua, [job]);
         true
     }

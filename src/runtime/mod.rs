@@ -9,6 +9,7 @@ pub mod agent_host;
 pub mod core;
 pub mod error;
 pub mod jobs;
+pub mod preempt;
 pub mod stdlib;
 pub mod values;
 
@@ -59,6 +60,7 @@ impl Runtime {
         }
 
         let jobs = Rc::new(jobs::Jobs::default());
+        preempt::install(&lua, &jobs.deadlines)?;
         lua.register_module("sloth.core", core::module(&lua, &jobs)?)?;
         stdlib::preload(&lua, &options.stdlib)?;
 

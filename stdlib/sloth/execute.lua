@@ -52,13 +52,14 @@ local function size_text(bytes)
   return tostring(bytes)
 end
 
---- A task's error as people read it; Lua's own out-of-memory error names the limit.
+--- A task's error as people read it: Lua's own out-of-memory error names the limit, and an
+--- error from the host (a deadline, a native function) loses mlua's "runtime error: " prefix.
 local function error_text(err)
   if err == "not enough memory" then
     local limit = core.memory_limit()
     return limit and string.format("Lua memory limit (%s) exceeded", size_text(limit)) or "Lua ran out of memory"
   end
-  return tostring(err)
+  return (tostring(err):gsub("^runtime error: ", ""))
 end
 
 local function run_function(task, params, deps)

@@ -30,13 +30,16 @@ local function attempt(task, deps, workdir, info)
     return execute.run(task, deps, workdir, info)
   end
   local job = core.spawn(execute.run, nil, task, deps, workdir, info)
+  local timed_out = "timed out after " .. core.format_duration(task.timeout)
+  -- Lua code that never yields is stopped by the deadline; the timer stops everything else.
+  core.set_deadline(job, task.timeout, timed_out)
   local timer = core.spawn(function()
     core.sleep(task.timeout)
   end)
   local first, job_ok, ok, message, outputs = core.wait_any(job, timer)
   if first == timer then
     core.cancel(job)
-    return false, "timed out after " .. core.format_duration(task.timeout), {}
+    return false, timed_out, {}
   end
   core.cancel(timer)
   if not job_ok then
