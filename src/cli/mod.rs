@@ -10,6 +10,7 @@ mod list;
 mod repl;
 mod run;
 mod session;
+mod signals;
 mod validate;
 
 pub use console::Verbosity;

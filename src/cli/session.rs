@@ -1,12 +1,13 @@
-//! Runs one stdlib entry point in a fresh VM on a single-threaded tokio runtime, with Ctrl-C
-//! cancelling everything.
+//! Runs one stdlib entry point in a fresh VM on a single-threaded tokio runtime, with a
+//! signal (SIGINT, SIGTERM, SIGHUP) cancelling everything.
 
 use std::process::ExitCode;
 
-use crate::runtime::{Runtime, RuntimeOptions, error, values};
+use std::sync::Arc;
 
-/// Exit code of a run stopped by Ctrl-C.
-pub const INTERRUPTED: u8 = 130;
+use super::signals::Signals;
+use crate::runtime::preempt::Abort;
+use crate::runtime::{Runtime, RuntimeOptions, error, values};
 
 /// Calls `sloth.cli.<entry>(options)` and turns its returned number into the process exit code.
 pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &RuntimeOptions) -> ExitCode {
@@ -14,6 +15,13 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
         Ok(tokio) => tokio,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signals = match Signals::watch() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: cannot watch for signals: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -26,6 +34,7 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
                 return 1;
             }
         };
+        runtime.lua().set_app_data(Abort(Arc::clone(&signals.abort)));
         let options = match values::to_lua(runtime.lua(), options) {
             Ok(options) => options,
             Err(error) => {
@@ -34,16 +43,21 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
             }
         };
         tokio::select! {
-            result = runtime.call::<i64>("sloth.cli", entry, options) => match result {
-                Ok(code) => u8::try_from(code).unwrap_or(1),
-                Err(error) => {
+            result = runtime.call::<i64>("sloth.cli", entry, options) => match (signals.code(), result) {
+                // Lua code stopped by the signal (its hook) ends with an error: the signal says why.
+                (Some(code), _) => {
+                    eprintln!("interrupted: cancelling running tasks");
+                    code
+                }
+                (None, Ok(code)) => u8::try_from(code).unwrap_or(1),
+                (None, Err(error)) => {
                     eprintln!("error: {}", error::describe(&error));
                     1
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
+            code = signals.first() => {
                 eprintln!("interrupted: cancelling running tasks");
-                INTERRUPTED
+                code
             }
         }
         // Dropping the runtime here cancels every job; their process groups are killed.
