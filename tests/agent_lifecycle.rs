@@ -306,3 +306,47 @@ fn a_lua_busy_loop_obeys_its_timeout_here_and_on_an_agent_which_frees_the_slot()
     assert!(!spinning(), "the task's thread still runs on the agent");
     test.run(&["run", "next.lua"]).expect_code(0).stderr_has("box/next | the slot is free");
 }
+
+#[test]
+fn an_agent_that_stops_answering_mid_task_is_noticed_and_the_retry_goes_to_another() {
+    let stuck = Agent::start(&[]);
+    let other = Agent::start(&[]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mark = scratch.path().join("first-attempt");
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{
+                agents = {{ a = {{ address = "{}" }}, b = {{ address = "{}" }} }},
+                tasks = {{
+                    {{ name = "t", agent = {{ "a", "b" }}, retries = 1, retry_delay = "10ms",
+                       env = {{ MARK = "{}" }},
+                       command = [[if [ -e "$MARK" ]; then echo second attempt; else touch "$MARK"; sleep 30; fi]] }},
+                }},
+            }} }}"#,
+            stuck.address,
+            other.address,
+            mark.display()
+        ),
+    );
+    let mut master = Command::new(crate::support::binary())
+        .args(["run", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the master");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !mark.exists() {
+        assert!(Instant::now() < deadline, "the first attempt never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill").args(["-STOP", &stuck.pid().to_string()]).status().expect("kill -STOP");
+    let code = wait_exit(&mut master);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut master.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    Command::new("kill").args(["-CONT", &stuck.pid().to_string()]).status().expect("kill -CONT");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("lost the connection to agent 'a'"), "{stderr}");
+    assert!(stderr.contains("b/t | second attempt"), "{stderr}");
+}
