@@ -350,3 +350,20 @@ fn an_agent_that_stops_answering_mid_task_is_noticed_and_the_retry_goes_to_anoth
     assert!(stderr.contains("lost the connection to agent 'a'"), "{stderr}");
     assert!(stderr.contains("b/t | second attempt"), "{stderr}");
 }
+
+#[test]
+fn a_master_that_stops_answering_has_its_remote_task_cancelled_by_the_agent() {
+    let agent = Agent::start(&[]);
+    let test = Test::new();
+    let pidfile = test.path().join("sleep.pid");
+    let (mut master, sleep_pid) = start_long_remote_task(&test, &agent.address, &pidfile);
+    Command::new("kill").args(["-STOP", &master.id().to_string()]).status().expect("kill -STOP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !crate::support::process_gone(&sleep_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gone = crate::support::process_gone(&sleep_pid);
+    let _ = master.kill();
+    let _ = master.wait();
+    assert!(gone, "the agent kept the task of a master that stopped answering");
+}
