@@ -115,3 +115,56 @@ fn a_master_runs_a_task_on_an_agent_in_another_network_namespace() {
     );
     without.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("requires a token");
 }
+
+#[test]
+fn an_agent_cut_off_by_a_downed_link_is_noticed_within_seconds() {
+    // Another subnet than the other test of this file, which may run at the same time.
+    let tag = (std::process::id() % 10_000 + 1) % 10_000;
+    let (namespace, ns_ip) = match Namespace::create(tag) {
+        Ok(created) => created,
+        Err(why) => {
+            eprintln!("SKIPPED netns partition test: cannot create a network namespace here: {why}");
+            return;
+        }
+    };
+    let token = "netns-token-partition";
+    let agent = Agent::start_in_namespace(&namespace.name, &["--bind", &ns_ip, "--token", token]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mark = scratch.path().join("running");
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ far = {{ address = "{}", token = "{token}" }} }}, tasks = {{
+                {{ name = "t", agent = "far", env = {{ MARK = "{}" }}, command = [[touch "$MARK"; sleep 30]] }},
+            }} }} }}"#,
+            agent.address,
+            mark.display()
+        ),
+    );
+    let mut master = Command::new(crate::support::binary())
+        .args(["run", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the master");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !mark.exists() {
+        if std::time::Instant::now() > deadline {
+            let _ = master.kill();
+            let mut stderr = String::new();
+            let _ = std::io::Read::read_to_string(&mut master.stderr.take().expect("stderr"), &mut stderr);
+            panic!("the task never started:\n{stderr}\n--- agent\n{}", agent.log());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let down = Command::new("ip").args(["link", "set", &namespace.host_veth, "down"]).status().expect("ip link");
+    assert!(down.success());
+    let started = std::time::Instant::now();
+    let code = crate::support::wait_exit(&mut master);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut master.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("lost the connection to agent 'far'"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(29), "noticed only when the task ended: {stderr}");
+}
