@@ -406,3 +406,34 @@ fn many_deletions_come_back_in_chunks() {
     assert!(!test.exists("doomed"), "every deletion was applied");
     assert!(test.exists("tasks.lua"));
 }
+
+#[test]
+fn an_error_in_an_on_event_callback_fails_the_call_naming_it() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ tasks = {{
+                {{ name = "t", command = function(params)
+                    local client = agent.connect("{}")
+                    local request = {{
+                        group = "g", task = "remote", pipeline = "remote.lua",
+                        scripts = {{ ["remote.lua"] = "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = 'remote', command = 'echo hi' }} }} }} }}" }},
+                        params = {{}}, deps = {{}}, values = {{}},
+                        workspace = workspace.snapshot(params.workdir),
+                    }}
+                    local ok, err = pcall(client.execute, client, request, {{
+                        on_event = function(event) error("boom in the callback") end,
+                    }})
+                    assert(not ok, "the callback's error was dropped")
+                    return true, tostring(err)
+                end }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    test.run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("the on_event callback failed")
+        .stderr_has("boom in the callback");
+}

@@ -158,6 +158,9 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     };
 
     let scratch = super::archive_data::scratch_dir(&lua)?;
+    // The first error an `on_event` callback raises fails the call once it is over (the
+    // remote task itself goes on: its events are still shown).
+    let mut callback_error: Option<mlua::Error> = None;
     let outcome = client
         .execute(spec, source, &scratch, |event| {
             match &event {
@@ -167,12 +170,18 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
                 }
                 TaskEvent::Output { stream, line } => console_events::output(*stream, prefix.as_deref(), line),
             }
-            if let Some(callback) = &on_event {
-                let _ = event_table(&lua, &event).and_then(|table| callback.call::<()>(table));
+            if let Some(callback) = &on_event
+                && callback_error.is_none()
+                && let Err(error) = event_table(&lua, &event).and_then(|table| callback.call::<()>(table))
+            {
+                callback_error = Some(error);
             }
         })
         .await
         .map_err(|e| lua_error("execute", e))?;
+    if let Some(error) = callback_error {
+        return Err(lua_error("execute", format!("the on_event callback failed: {error}")));
+    }
 
     let result = lua.create_table()?;
     result.set("ok", outcome.ok)?;
