@@ -1,10 +1,12 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
-//! Layering, low to high: `duration`, `process` → `modules` → `runtime` → `cli`.
+//! Layering, low to high: `duration`, `process`, `locked_dir` → `modules` → `runtime` → `cli`.
 
 pub mod cli;
 pub mod duration;
 pub mod events;
+pub mod hex;
+pub mod locked_dir;
 pub mod modules;
 pub mod process;
 pub mod rpc;

@@ -329,22 +329,11 @@ fn an_agent_that_stops_answering_mid_task_is_noticed_and_the_retry_goes_to_anoth
             mark.display()
         ),
     );
-    let mut master = Command::new(crate::support::binary())
-        .args(["run", "tasks.lua"])
-        .current_dir(test.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the master");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !mark.exists() {
-        assert!(Instant::now() < deadline, "the first attempt never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut master = test.spawn(&["run", "tasks.lua"]);
+    assert!(crate::support::wait_for_path(&mark), "the first attempt never started");
     Command::new("kill").args(["-STOP", &stuck.pid().to_string()]).status().expect("kill -STOP");
     let code = wait_exit(&mut master);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut master.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    let stderr = crate::support::stderr_of(&mut master);
     Command::new("kill").args(["-CONT", &stuck.pid().to_string()]).status().expect("kill -CONT");
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("lost the connection to agent 'a'"), "{stderr}");

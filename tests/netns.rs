@@ -141,29 +141,17 @@ fn an_agent_cut_off_by_a_downed_link_is_noticed_within_seconds() {
             mark.display()
         ),
     );
-    let mut master = Command::new(crate::support::binary())
-        .args(["run", "tasks.lua"])
-        .current_dir(test.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the master");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !mark.exists() {
-        if std::time::Instant::now() > deadline {
-            let _ = master.kill();
-            let mut stderr = String::new();
-            let _ = std::io::Read::read_to_string(&mut master.stderr.take().expect("stderr"), &mut stderr);
-            panic!("the task never started:\n{stderr}\n--- agent\n{}", agent.log());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    let mut master = test.spawn(&["run", "tasks.lua"]);
+    if !crate::support::wait_for_path(&mark) {
+        let _ = master.kill();
+        let _ = master.wait();
+        panic!("the task never started:\n{}\n--- agent\n{}", crate::support::stderr_of(&mut master), agent.log());
     }
     let down = Command::new("ip").args(["link", "set", &namespace.host_veth, "down"]).status().expect("ip link");
     assert!(down.success());
     let started = std::time::Instant::now();
     let code = crate::support::wait_exit(&mut master);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut master.stderr.take().expect("stderr"), &mut stderr).expect("read stderr");
+    let stderr = crate::support::stderr_of(&mut master);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("lost the connection to agent 'far'"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(29), "noticed only when the task ended: {stderr}");

@@ -10,6 +10,8 @@
 use mlua::serde::{DeserializeOptions, SerializeOptions};
 use mlua::{Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
 
+use crate::hex::{decode as unhex, encode as hex};
+
 /// What every tag starts with.
 const TAG_PREFIX: &[u8] = b"\0sloth:";
 /// The key of the one-entry object that carries a string that is not UTF-8.
@@ -73,19 +75,6 @@ fn has_raw_bytes(value: &Value, depth: usize) -> bool {
             .any(|(key, value)| key_needs_encoding(&key) || has_raw_bytes(&value, depth + 1)),
         _ => false,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
-        return None;
-    }
-    hex.chunks(2)
-        .map(|pair| std::str::from_utf8(pair).ok().and_then(|pair| u8::from_str_radix(pair, 16).ok()))
-        .collect()
 }
 
 /// A copy of `value` with every string that is not UTF-8 replaced by its tagged form.

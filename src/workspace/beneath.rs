@@ -54,6 +54,31 @@ pub struct Stamp {
 }
 
 impl Stat {
+    /// From std's metadata (of a path seen by `symlink_metadata`).
+    pub fn from_metadata(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let kind = meta.file_type();
+        let kind = if kind.is_dir() {
+            Kind::Dir
+        } else if kind.is_file() {
+            Kind::File
+        } else if kind.is_symlink() {
+            Kind::Symlink
+        } else {
+            Kind::Other
+        };
+        Self::from_parts(
+            kind,
+            meta.mode(),
+            meta.len(),
+            meta.dev(),
+            meta.ino(),
+            (meta.mtime(), meta.mtime_nsec()),
+            (meta.ctime(), meta.ctime_nsec()),
+        )
+    }
+
+    /// From what `fstatat` says.
     pub fn from_file_stat(stat: &FileStat) -> Self {
         let format = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
         let kind = match format {
@@ -62,20 +87,26 @@ impl Stat {
             SFlag::S_IFLNK => Kind::Symlink,
             _ => Kind::Other,
         };
-        let mtime = Timestamp::new(stat.st_mtime, stat.st_mtime_nsec);
         let size = u64::try_from(stat.st_size).unwrap_or(0);
+        Self::from_parts(
+            kind,
+            stat.st_mode,
+            size,
+            stat.st_dev,
+            stat.st_ino,
+            (stat.st_mtime, stat.st_mtime_nsec),
+            (stat.st_ctime, stat.st_ctime_nsec),
+        )
+    }
+
+    fn from_parts(kind: Kind, mode: u32, size: u64, dev: u64, ino: u64, mtime: (i64, i64), ctime: (i64, i64)) -> Self {
+        let mtime = Timestamp::new(mtime.0, mtime.1);
         Self {
             kind,
-            mode: stat.st_mode & 0o7777,
+            mode: mode & 0o7777,
             size,
             mtime,
-            stamp: Stamp {
-                dev: stat.st_dev,
-                ino: stat.st_ino,
-                size,
-                mtime,
-                ctime: Timestamp::new(stat.st_ctime, stat.st_ctime_nsec),
-            },
+            stamp: Stamp { dev, ino, size, mtime, ctime: Timestamp::new(ctime.0, ctime.1) },
         }
     }
 }

@@ -15,75 +15,51 @@ use std::fs::File;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
-
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stamp};
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
+use crate::hex::{decode as unhex, encode as hex};
+use crate::locked_dir::{LockedDir, UNPUBLISHED_STALE, is_older_than, try_lock};
 
 /// The journal's name inside a staging directory.
 const JOURNAL: &str = "journal";
 /// Staging directories are `<root>/.sloth-apply-*`.
 pub const STAGING_PREFIX: &str = ".sloth-apply-";
-/// A staging directory is made under this name, locked, and only then renamed to its
-/// `.sloth-apply-` name: recovery never sees one that is live but not yet locked.
+/// A staging directory is made under this name first ([`LockedDir`]): recovery never sees one
+/// that is live but not yet locked.
 const UNPUBLISHED_PREFIX: &str = ".sloth-staging-";
-/// An unpublished staging directory older than this was left by a process that died.
-const UNPUBLISHED_STALE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// An apply's staging directory inside the workspace, locked for the apply's whole life and
 /// removed when dropped, unless kept.
 #[derive(Debug)]
 pub struct Staging {
-    path: PathBuf,
-    _lock: Flock<File>,
+    dir: LockedDir,
     keep: bool,
 }
 
 impl Staging {
     /// A new, locked staging directory in `root`.
     pub fn create(root: &Path) -> Result<Self, WorkspaceError> {
-        let unpublished =
-            tempfile::Builder::new().prefix(UNPUBLISHED_PREFIX).tempdir_in(root).map_err(WorkspaceError::io(root))?;
-        let unpublished = unpublished.keep();
-        let lock = match lock_dir(&unpublished) {
-            Ok(Some(lock)) => lock,
-            other => {
-                let _ = std::fs::remove_dir(&unpublished);
-                return Err(other.err().unwrap_or_else(|| WorkspaceError::Refused {
-                    path: unpublished.clone(),
-                    reason: "locked by someone else".to_owned(),
-                }));
-            }
-        };
-        let suffix = unpublished
-            .file_name()
-            .map(|name| name.to_string_lossy().trim_start_matches(UNPUBLISHED_PREFIX).to_owned())
-            .unwrap_or_default();
-        let path = root.join(format!("{STAGING_PREFIX}{suffix}"));
-        if let Err(error) = std::fs::rename(&unpublished, &path) {
-            let _ = std::fs::remove_dir(&unpublished);
-            return Err(WorkspaceError::Io { path, source: error });
-        }
-        Ok(Self { path, _lock: lock, keep: false })
+        let dir = LockedDir::create(root, UNPUBLISHED_PREFIX, STAGING_PREFIX).map_err(WorkspaceError::io(root))?;
+        Ok(Self { dir, keep: false })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Leaves the directory in place (it holds originals someone must see); returns where.
     pub fn keep(mut self) -> PathBuf {
         self.keep = true;
-        self.path.clone()
+        self.path().to_path_buf()
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.path);
+            let _ = std::fs::remove_dir_all(self.dir.path());
         }
     }
 }
@@ -104,17 +80,6 @@ pub enum Undo {
     /// Not a step: what the apply left at `path`, written right after placing it, so that
     /// undo can tell it from a file saved there since (even in place, same inode).
     Placed { path: RelPath, stamp: Stamp },
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok()).collect()
 }
 
 impl Undo {
@@ -151,7 +116,7 @@ impl Undo {
 
     fn from_line(line: &str) -> Option<Self> {
         let fields: Vec<&str> = line.split(' ').collect();
-        let path = |at: usize| RelPath::parse(&unhex(fields.get(at)?)?).ok();
+        let path = |at: usize| RelPath::parse(&unhex(fields.get(at)?.as_bytes())?).ok();
         let time = |at: usize| -> Option<Timestamp> {
             Some(Timestamp { secs: fields.get(at)?.parse().ok()?, nanos: fields.get(at + 1)?.parse().ok()? })
         };
@@ -192,21 +157,6 @@ pub struct Journal {
     file: File,
     path: PathBuf,
     steps: Vec<Undo>,
-}
-
-/// An exclusive lock on the staging directory `staging`, if nobody holds it (and it is still
-/// there: another apply may just have finished and removed its own).
-fn lock_dir(staging: &Path) -> Result<Option<Flock<File>>, WorkspaceError> {
-    let dir = match File::open(staging) {
-        Ok(dir) => dir,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(WorkspaceError::Io { path: staging.to_path_buf(), source: error }),
-    };
-    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(WorkspaceError::Io { path: staging.to_path_buf(), source: errno.into() }),
-    }
 }
 
 impl Journal {
@@ -320,10 +270,9 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
 /// Removes an unpublished staging directory that a dead process left (nobody holds it, and it
 /// is old); it never held anything of the workspace.
 fn remove_if_stale(path: &Path) {
-    let old = std::fs::metadata(path)
-        .and_then(|meta| meta.modified())
-        .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > UNPUBLISHED_STALE));
-    if old && let Ok(Some(_lock)) = lock_dir(path) {
+    if is_older_than(path, UNPUBLISHED_STALE)
+        && let Ok(Some(_lock)) = try_lock(path)
+    {
         let _ = std::fs::remove_dir_all(path);
     }
 }
@@ -361,7 +310,7 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         }
         let staging = entry.path();
         // A live apply holds its staging directory; only a dead one's can be taken.
-        let lock = match lock_dir(&staging) {
+        let lock = match try_lock(&staging) {
             Ok(Some(lock)) => lock,
             Ok(None) => continue,
             Err(error) => {

@@ -117,10 +117,6 @@ impl Manifest {
         self.entries.values().filter(|entry| matches!(entry, Entry::File { .. })).count()
     }
 
-    pub fn get(&self, path: &RelPath) -> Option<&Entry> {
-        self.entries.get(path)
-    }
-
     /// Whether `stamp` proves that `path` is still as scanned: the same identity, last
     /// modified and last changed (ctime) at least a few seconds before the scan began.
     pub fn untouched(&self, path: &RelPath, stamp: &Stamp) -> bool {
@@ -163,7 +159,7 @@ fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut M
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(error) => return Err(WorkspaceError::Io { path, source: error }),
         };
-        let stat = stat_of(&meta);
+        let stat = Stat::from_metadata(&meta);
         let entry = match stat.kind {
             Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
             Kind::File => {
@@ -215,35 +211,6 @@ fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
         return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no longer a regular file"));
     }
     Ok(file)
-}
-
-/// [`Stat`] from std's metadata.
-fn stat_of(meta: &std::fs::Metadata) -> Stat {
-    use std::os::unix::fs::MetadataExt;
-    let kind = meta.file_type();
-    let kind = if kind.is_dir() {
-        Kind::Dir
-    } else if kind.is_file() {
-        Kind::File
-    } else if kind.is_symlink() {
-        Kind::Symlink
-    } else {
-        Kind::Other
-    };
-    let mtime = Timestamp::new(meta.mtime(), meta.mtime_nsec());
-    Stat {
-        kind,
-        mode: meta.mode() & 0o7777,
-        size: meta.len(),
-        mtime,
-        stamp: Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime,
-            ctime: Timestamp::new(meta.ctime(), meta.ctime_nsec()),
-        },
-    }
 }
 
 /// Size and BLAKE3 of everything `reader` yields: what was read, once.

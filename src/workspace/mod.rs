@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 pub mod apply;
 pub mod beneath;
+pub mod blob_pack;
 pub mod blobs;
 mod buffer;
 pub mod diff;
@@ -24,7 +25,8 @@ pub mod tree_writer;
 pub mod unpack;
 
 pub use apply::{ApplyReport, Base, Step, apply, apply_observed};
-pub use blobs::{BlobCache, BlobPack, Build, pack_blobs};
+pub use blob_pack::{BlobPack, pack_blobs};
+pub use blobs::{BlobCache, Build};
 pub use diff::{Changes, diff};
 pub use filter::Filter;
 pub use journal::recover;

@@ -107,13 +107,7 @@ impl RelPath {
 impl fmt::Display for RelPath {
     /// UTF-8 as is; any other byte as `\xNN`, so a message names the file unambiguously.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for chunk in self.0.utf8_chunks() {
-            f.write_str(chunk.valid())?;
-            for byte in chunk.invalid() {
-                write!(f, "\\x{byte:02x}")?;
-            }
-        }
-        Ok(())
+        write_escaped(f, &self.0)
     }
 }
 
@@ -126,13 +120,19 @@ impl fmt::Debug for RelPath {
 /// A byte string shown as [`RelPath`] shows paths (for entries that were refused).
 pub fn display_bytes(bytes: &[u8]) -> String {
     let mut out = String::new();
+    let _ = write_escaped(&mut out, bytes);
+    out
+}
+
+/// UTF-8 as is; any other byte as `\xNN`.
+fn write_escaped(out: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        out.write_str(chunk.valid())?;
         for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
+            write!(out, "\\x{byte:02x}")?;
         }
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]

@@ -172,10 +172,6 @@ impl TreeWriter {
         }
         Ok(held)
     }
-
-    /// Leaves the directories as they are (0o700 while being filled): for a staging tree whose
-    /// entries move elsewhere, where a read-only directory would stop them from leaving.
-    pub fn finish_staged(self) {}
 }
 
 enum CopyError {

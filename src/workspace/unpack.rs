@@ -53,12 +53,11 @@ pub fn unpack(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackS
     Ok(stats)
 }
 
-/// Like [`unpack`], leaving directory modes alone: for staging, whose entries are renamed out
-/// (a read-only directory would keep them in). The manifest says what the modes should be.
+/// Like [`unpack`], leaving directories as they are while being filled (0o700): for staging,
+/// whose entries are renamed out (a read-only directory would keep them in). The manifest says
+/// what the modes should be.
 pub fn unpack_staged(reader: impl Read, dest: &Path, limits: &Limits) -> Result<UnpackStats, WorkspaceError> {
-    let (stats, writer) = extract(reader, dest, limits)?;
-    writer.finish_staged();
-    Ok(stats)
+    Ok(extract(reader, dest, limits)?.0)
 }
 
 fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackStats, TreeWriter), WorkspaceError> {

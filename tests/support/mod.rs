@@ -70,6 +70,14 @@ impl Test {
         Run::with_input(self.command(args), input)
     }
 
+    /// Starts `sloth-runner args...` in the test dir without waiting: stdout discarded,
+    /// stderr piped (read it with [`stderr_of`] once the child has exited).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut command = self.command(args);
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.spawn().expect("starting sloth-runner")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG").env("HOME", self.dir.path());
@@ -171,6 +179,24 @@ pub fn wait_for_line_file(path: &Path) -> String {
         assert!(Instant::now() < deadline, "{} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Everything an exited child spawned by [`Test::spawn`] wrote on stderr.
+pub fn stderr_of(child: &mut std::process::Child) -> String {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    stderr
+}
+
+/// Waits (bounded) until `path` exists; whether it does.
+pub fn wait_for_path(path: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    path.exists()
 }
 
 /// Whether process `pid` is gone (or a zombie: killed, waiting to be reaped).

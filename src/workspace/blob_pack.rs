@@ -1,0 +1,150 @@
+//! What the master sends for incremental sync: the archive of the contents an agent lacks
+//! (entries named by hash), each file read once and sent as read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+
+use super::WorkspaceError;
+use super::beneath::Root;
+use super::manifest::{Entry, Manifest};
+use super::pack::GZIP_LEVEL;
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
+
+/// Hashes what passes through it.
+pub(super) struct HashingWriter<W> {
+    pub(super) inner: W,
+    pub(super) hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What [`pack_blobs`] sent.
+#[derive(Debug, Default)]
+pub struct BlobPack {
+    /// Contents in the archive.
+    pub sent: u64,
+    /// Files that changed since the manifest was taken, as they were read and sent instead:
+    /// the task gets them this way, and the master's base for them is this.
+    pub amended: Vec<(RelPath, Entry)>,
+}
+
+/// Files up to this size are read into memory once; larger ones into a spool file.
+const READ_IN_MEMORY: u64 = 16 * 1024 * 1024;
+
+/// Writes the contents `hashes` names, found in `root` through `manifest`, as a blob archive
+/// (entries named by hash). Each file is read once and what was read is hashed and sent: a
+/// file written to since the manifest was taken goes as it was read, under its new hash, and
+/// is listed in [`BlobPack::amended`] — never under a hash that is not its content's.
+pub fn pack_blobs(
+    root: &Path,
+    manifest: &Manifest,
+    hashes: &[blake3::Hash],
+    out: impl Write,
+    spool: &Path,
+) -> Result<BlobPack, WorkspaceError> {
+    let source = Root::open(root)?;
+    let mut by_hash: HashMap<[u8; 32], Vec<(&RelPath, &Entry)>> = HashMap::new();
+    for (path, entry) in &manifest.entries {
+        if let Entry::File { hash, .. } = entry {
+            by_hash.entry(*hash.as_bytes()).or_default().push((path, entry));
+        }
+    }
+    let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
+    let mut sent = BTreeSet::new();
+    let mut report = BlobPack::default();
+    for wanted in hashes.iter().map(|hash| *hash.as_bytes()).collect::<BTreeSet<_>>() {
+        for (path, entry) in by_hash.get(&wanted).map(Vec::as_slice).unwrap_or_default() {
+            let Entry::File { mode, .. } = entry else { continue };
+            let content = read_once(&source, path, spool)?;
+            let hash = *content.hash.as_bytes();
+            if sent.insert(hash) {
+                let name = content.hash.to_hex();
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o600);
+                header.set_mtime(0);
+                header.set_size(content.size);
+                builder
+                    .append_data(&mut header, name.as_str(), content.reader().map_err(WorkspaceError::io(spool))?)
+                    .map_err(WorkspaceError::io(root.join(path.as_path())))?;
+            }
+            if hash == wanted {
+                break;
+            }
+            let new = Entry::File { mode: *mode, size: content.size, hash: content.hash, mtime: content.mtime };
+            report.amended.push(((*path).clone(), new));
+        }
+    }
+    let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
+    encoder.finish().map_err(WorkspaceError::io(root))?;
+    report.sent = sent.len() as u64;
+    Ok(report)
+}
+
+/// A file's content as read once.
+struct ReadOnce {
+    size: u64,
+    hash: blake3::Hash,
+    mtime: Timestamp,
+    data: ReadData,
+}
+
+enum ReadData {
+    Memory(Vec<u8>),
+    Spool(std::fs::File),
+}
+
+impl ReadOnce {
+    fn reader(&self) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(match &self.data {
+            ReadData::Memory(bytes) => Box::new(&bytes[..]),
+            ReadData::Spool(file) => {
+                let mut file = file.try_clone()?;
+                std::io::Seek::rewind(&mut file)?;
+                Box::new(file)
+            }
+        })
+    }
+}
+
+fn read_once(root: &Root, path: &RelPath, spool: &Path) -> Result<ReadOnce, WorkspaceError> {
+    let full = root.display(path);
+    let mut file = root.open_file(path)?;
+    let size_hint = file.metadata().map_err(WorkspaceError::io(&full))?.len();
+    let mut hasher = blake3::Hasher::new();
+    let data = if size_hint <= READ_IN_MEMORY {
+        let mut bytes = Vec::with_capacity(usize::try_from(size_hint).unwrap_or(0));
+        file.read_to_end(&mut bytes).map_err(WorkspaceError::io(&full))?;
+        hasher.update(&bytes);
+        ReadData::Memory(bytes)
+    } else {
+        let mut spooled = tempfile::tempfile_in(spool).map_err(WorkspaceError::io(spool))?;
+        let mut writer = HashingWriter { inner: &mut spooled, hasher: blake3::Hasher::new() };
+        std::io::copy(&mut file, &mut writer).map_err(WorkspaceError::io(&full))?;
+        hasher = writer.hasher;
+        ReadData::Spool(spooled)
+    };
+    let size = match &data {
+        ReadData::Memory(bytes) => bytes.len() as u64,
+        ReadData::Spool(file) => file.metadata().map_err(WorkspaceError::io(spool))?.len(),
+    };
+    let meta = file.metadata().map_err(WorkspaceError::io(&full))?;
+    use std::os::unix::fs::MetadataExt;
+    let mtime = Timestamp::new(meta.mtime(), meta.mtime_nsec());
+    Ok(ReadOnce { size, hash: hasher.finalize(), mtime, data })
+}
