@@ -1,6 +1,7 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
-//! Layering, low to high: `duration`, `process`, `locked_dir` → `modules` → `runtime` → `cli`.
+//! Layering, low to high: `duration`, `process`, `locked_dir`, `task_view` → `modules` → `runtime` →
+//! `cli`.
 
 pub mod cli;
 pub mod duration;
@@ -11,4 +12,5 @@ pub mod modules;
 pub mod process;
 pub mod rpc;
 pub mod runtime;
+pub mod task_view;
 pub mod workspace;

@@ -17,6 +17,14 @@ use tokio::process::{Child, Command};
 /// How long a timed-out process group gets between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_millis(500);
 
+/// This process's umask, read without changing it (`/proc/self/status`, Linux 4.7 and later);
+/// None where it cannot be read.
+pub fn umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let value = status.lines().find_map(|line| line.strip_prefix("Umask:"))?;
+    u32::from_str_radix(value.trim(), 8).ok()
+}
+
 /// What to run: a shell command line (`sh -c`) or an argument vector (no shell).
 #[derive(Debug, Clone)]
 pub enum Program {

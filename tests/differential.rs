@@ -23,6 +23,8 @@ use crate::support::agent::Agent;
 use crate::support::tree::{Node, Tree, byte_path, copy_tree};
 use crate::support::{Run, binary};
 
+mod exactness;
+
 // ---------------------------------------------------------------------------------------------
 // The harness
 // ---------------------------------------------------------------------------------------------
@@ -137,6 +139,8 @@ impl Differential {
             paths_in_contents: false,
             expect_local: Vec::new(),
             extra: Vec::new(),
+            workspace: "",
+            umask: None,
         }
     }
 
@@ -145,31 +149,54 @@ impl Differential {
         side == Side::Remote && !self.both_local
     }
 
-    fn pipeline(&self, side: Side, command: &str) -> String {
-        let agent = if self.on_agent(side) { r#"agent = "box", "# } else { "" };
+    /// A pipeline running `command` in `workdir`, on the agent or here; `workspace` is the
+    /// task's `workspace` table's fields.
+    fn pipeline(&self, workdir: &Path, on_agent: bool, command: &str, workspace: &str) -> String {
+        let agent = if on_agent { r#"agent = "box", "# } else { "" };
         format!(
             "TaskDefinitions = {{\n  g = {{\n    workdir = [==[{workdir}]==],\n    \
              agents = {{ box = {{ address = \"{address}\" }} }},\n    tasks = {{\n      \
-             {{ name = \"t\", {agent}command = [==[\n{command}\n]==] }},\n    }},\n  }},\n}}\n",
-            workdir = self.workspace(side).display(),
+             {{ name = \"t\", {agent}workspace = {{ {workspace} }}, command = [==[\n{command}\n]==] }},\n    \
+             }},\n  }},\n}}\n",
+            workdir = workdir.display(),
             address = self.agent.address,
         )
     }
 
-    /// Runs `command` on one side: the tree before, the run, the tree after.
-    fn run_side(&self, side: Side, command: &str) -> Outcome {
-        let workspace = self.workspace(side);
+    /// Runs `command` on one side (the master under `umask` when given): the tree before, the
+    /// run, the tree after.
+    fn run_side(&self, side: Side, command: &str, workspace_fields: &str, umask: Option<u32>) -> Outcome {
+        self.run_in(&self.workspace(side), self.on_agent(side), side.name(), (command, workspace_fields, umask))
+    }
+
+    /// Runs `command` in `workspace`, on the agent or here; `name` tells the pipeline files apart.
+    fn run_in(
+        &self,
+        workspace: &Path,
+        on_agent: bool,
+        name: &str,
+        (command, workspace_fields, umask): (&str, &str, Option<u32>),
+    ) -> Outcome {
+        let workspace = workspace.to_path_buf();
         let before = Tree::read_all(&workspace);
-        let pipeline = self.root.path().join("pipelines").join(format!("{}-{}.lua", side.name(), self.steps.get()));
-        fs::write(&pipeline, self.pipeline(side, command)).expect("writing the pipeline");
-        let mut run = Command::new(binary());
+        let pipeline = self.root.path().join("pipelines").join(format!("{name}-{}.lua", self.steps.get()));
+        fs::write(&pipeline, self.pipeline(&workspace, on_agent, command, workspace_fields))
+            .expect("writing the pipeline");
+        let mut run = match umask {
+            None => Command::new(binary()),
+            Some(mask) => {
+                let mut shell = Command::new("sh");
+                shell.arg("-c").arg(format!("umask {mask:03o} && exec \"$0\" \"$@\"")).arg(binary());
+                shell
+            }
+        };
         run.arg("run").arg(&pipeline).current_dir(self.root.path()).env_remove("RUST_LOG");
         for (name, value) in environment(&self.root.path().join("home")) {
             run.env(name, value);
         }
         let run = Run::of(run);
         let tree = Tree::read_all(&workspace);
-        let (stdout, stderr) = task_output(&run.stderr, self.on_agent(side), &workspace);
+        let (stdout, stderr) = task_output(&run.stderr, on_agent, &workspace);
         Outcome { workspace, code: run.code, stdout, stderr, log: run.stderr, before, tree }
     }
 }
@@ -194,6 +221,8 @@ struct Step<'a> {
     paths_in_contents: bool,
     expect_local: Vec<LocalCheck<'a>>,
     extra: Vec<ExtraCheck<'a>>,
+    workspace: &'a str,
+    umask: Option<u32>,
 }
 
 /// What a checked step left, both sides.
@@ -229,6 +258,18 @@ impl<'a> Step<'a> {
         self
     }
 
+    /// Fields of the task's `workspace` table (`setuid = true`).
+    fn workspace(mut self, fields: &'a str) -> Self {
+        self.workspace = fields;
+        self
+    }
+
+    /// The master runs under this umask (both sides).
+    fn umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+
     /// More differences to report, computed from both outcomes.
     fn extra(mut self, check: impl Fn(&Outcome, &Outcome) -> Vec<String> + 'a) -> Self {
         self.extra.push(Box::new(check));
@@ -244,7 +285,7 @@ impl<'a> Step<'a> {
         // File times come from a coarse clock, a little behind this one: keep a margin.
         let started = now_nanos() - 1_000_000_000;
 
-        let local = harness.run_side(Side::Local, self.command);
+        let local = harness.run_side(Side::Local, self.command, self.workspace, self.umask);
         assert_eq!(
             local.code,
             Some(0),
@@ -254,7 +295,7 @@ impl<'a> Step<'a> {
         for check in &self.expect_local {
             check(&local);
         }
-        let remote = harness.run_side(Side::Remote, self.command);
+        let remote = harness.run_side(Side::Remote, self.command, self.workspace, self.umask);
 
         let mut problems = Vec::new();
         if remote.code != Some(0) {
@@ -319,7 +360,8 @@ fn task_output(stderr: &str, on_agent: bool, workspace: &Path) -> (Vec<String>, 
     let (out_prefix, err_prefix) = (format!("{prefix} | "), format!("{prefix} ! "));
     let local_path = workspace.display().to_string();
     let normalize = |line: &str| {
-        if on_agent { mask_agent_workspace(line) } else { line.replace(&local_path, "$WORKSPACE") }
+        // On the agent, the task's private copy; with `same_path`, this path.
+        if on_agent { mask_agent_workspace(line) } else { line.to_owned() }.replace(&local_path, "$WORKSPACE")
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     for line in stderr.lines() {
@@ -375,6 +417,7 @@ fn tree_differences(local: &Tree, remote: &Tree, opaque: &[Vec<u8>]) -> Vec<Stri
             out.push(format!("only remote: {} ({})", show(path), describe(theirs)));
         }
     }
+    out.extend(crate::support::tree::link_differences(&local.links, &remote.links, "local", "remote"));
     if out.len() > MAX_TREE_DIFFERENCES {
         let more = out.len() - MAX_TREE_DIFFERENCES;
         out.truncate(MAX_TREE_DIFFERENCES);
@@ -521,7 +564,7 @@ fn describe(node: &Node) -> String {
             format!("file {mode:o}, {} bytes \"{preview}\"", contents.len())
         }
         Node::Symlink { target } => format!("symlink -> {}", show(target)),
-        Node::Special { kind } => format!("special {kind:o}"),
+        Node::Special { kind, mode } => format!("special {kind:o} mode {mode:o}"),
     }
 }
 

@@ -149,8 +149,13 @@ fn a_file_changed_since_the_manifest_is_sent_as_read() {
     let root = tempfile::tempdir().expect("tempdir");
     std::fs::write(root.path().join("a.txt"), "real content").expect("write");
     let mut manifest = Manifest::default();
-    let claimed =
-        Entry::File { mode: 0o644, size: 15, hash: blake3::hash(b"claimed content"), mtime: Default::default() };
+    let claimed = Entry::File {
+        mode: 0o644,
+        size: 15,
+        hash: blake3::hash(b"claimed content"),
+        mtime: Default::default(),
+        link: None,
+    };
     manifest.entries.insert(RelPath::parse(b"a.txt").expect("valid"), claimed);
     let spec = sloth_runner::rpc::client::TaskSpec {
         group: "g".into(),

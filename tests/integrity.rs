@@ -146,18 +146,18 @@ fn an_ignore_file_that_ignores_itself_still_rules_what_comes_back() {
 }
 
 #[test]
-fn a_fifo_here_is_never_replaced_by_what_the_task_wrote_at_its_name() {
+fn a_socket_here_is_never_replaced_by_what_the_task_wrote_at_its_name() {
     let agent = Agent::start(&[]);
-    let test = workspace(&agent, &[("t", "echo agent > pipe")]).write("ws/keep.txt", "kept\n");
-    let status = Command::new("mkfifo").arg(ws(&test).join("pipe")).status().expect("mkfifo");
-    assert!(status.success());
+    let test = workspace(&agent, &[("t", "echo agent > sock")]).write("ws/keep.txt", "kept\n");
+    let _listener = std::os::unix::net::UnixListener::bind(ws(&test).join("sock")).expect("binding a socket");
     let run = test.run(&["run", "tasks.lua"]);
     let context = show(&run);
     assert_eq!(run.code, Some(1), "{context}");
-    assert!(run.stderr.contains("'pipe' (a socket, fifo or device here"), "{context}");
+    assert!(run.stderr.contains("'sock' is a socket: not carried to the agent"), "{context}");
+    assert!(run.stderr.contains("'sock' (a socket here"), "{context}");
     use std::os::unix::fs::FileTypeExt;
-    let kind = std::fs::symlink_metadata(ws(&test).join("pipe")).expect("lstat").file_type();
-    assert!(kind.is_fifo(), "the fifo is still there\n{context}");
+    let kind = std::fs::symlink_metadata(ws(&test).join("sock")).expect("lstat").file_type();
+    assert!(kind.is_socket(), "the socket is still there\n{context}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -87,13 +87,15 @@ fn extraction_refuses_each_hostile_archive_naming_the_entry() {
 fn extraction_enforces_size_and_entry_limits() {
     let dest = tempfile::tempdir().expect("tempdir");
     let big = archive(&[("small", Kind::File(b"ok")), ("big", Kind::File(&[7u8; 4096]))]);
-    let error = unpack(&big[..], dest.path(), &Limits { max_bytes: 1024, max_entries: 100 }).expect_err("too big");
+    let error = unpack(&big[..], dest.path(), &Limits { max_bytes: 1024, max_entries: 100, ..Limits::default() })
+        .expect_err("too big");
     assert!(error.to_string().contains("size limit") && error.to_string().contains("'big'"), "{error}");
     assert!(!dest.path().join("big").exists(), "a partial oversize file was left behind");
 
     let dest = tempfile::tempdir().expect("tempdir");
     let many = archive(&[("a", Kind::File(b"")), ("b", Kind::File(b"")), ("c", Kind::File(b""))]);
-    let error = unpack(&many[..], dest.path(), &Limits { max_bytes: 1024, max_entries: 2 }).expect_err("too many");
+    let error = unpack(&many[..], dest.path(), &Limits { max_bytes: 1024, max_entries: 2, ..Limits::default() })
+        .expect_err("too many");
     assert!(error.to_string().contains("entry count") && error.to_string().contains("'c'"), "{error}");
 }
 

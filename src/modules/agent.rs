@@ -115,8 +115,10 @@ impl UserData for ClientData {
     }
 }
 
-/// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace }[, { prefix, on_event }])`
-/// where `workspace` is a snapshot (incremental sync) or a packed archive (sent whole)
+/// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace, setuid,
+/// same_path }[, { prefix, on_event }])` where `workspace` is a snapshot (incremental sync) or
+/// a packed archive (sent whole); `setuid` carries files' setuid and setgid bits, `same_path`
+/// shows the workspace to the task at its path here. The task runs under this process's umask.
 /// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`.
 async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Option<Table>) -> LuaResult<Table> {
     let field = |name: &str| -> LuaResult<String> {
@@ -139,10 +141,24 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         params_json: lua_json::lua_to_bytes(&lua, request.get("params")?, "the task's params")?,
         deps_json: lua_json::lua_to_bytes(&lua, request.get("deps")?, "the dependencies' outputs")?,
         values_json: lua_json::lua_to_bytes(&lua, request.get("values")?, "values")?,
+        setuid: request.get::<Option<bool>>("setuid")?.unwrap_or(false),
+        umask: crate::process::umask(),
+        same_path: None,
     };
     let workspace: AnyUserData = request
         .get("workspace")
         .map_err(|_| lua_error("execute", "request field 'workspace' must be an archive or a snapshot"))?;
+    let mut spec = spec;
+    if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
+        // Where the task would run here: the physical path, as a process started there sees it.
+        let root = match workspace.borrow::<ManifestData>() {
+            Ok(snapshot) => snapshot.root.clone(),
+            Err(_) => return Err(lua_error("execute", "same_path needs the workspace as a snapshot")),
+        };
+        let physical =
+            std::fs::canonicalize(&root).map_err(|e| lua_error("execute", format!("{}: {e}", root.display())))?;
+        spec.same_path = Some(physical);
+    }
     // A snapshot syncs incrementally (only what the agent lacks); an archive goes whole.
     let source = match workspace.borrow::<ManifestData>() {
         Ok(snapshot) => WorkspaceSource::Incremental {
@@ -193,6 +209,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         base: None,
         deleted: outcome.deleted,
         amended: outcome.amended,
+        skipped: vec![],
         entries: 0,
         size,
     };

@@ -7,7 +7,21 @@ use std::sync::Arc;
 
 use mlua::{UserData, UserDataFields};
 
+use crate::workspace::beneath::Kind;
+use crate::workspace::manifest::SETID_BITS;
 use crate::workspace::{Entry, Filter, Manifest, RelPath};
+
+/// `{ { path = …, kind = "a socket" }, … }`: what a scan found and a workspace does not carry.
+fn skipped_list(lua: &mlua::Lua, skipped: &[(RelPath, Kind)]) -> mlua::Result<mlua::Table> {
+    let list = lua.create_table()?;
+    for (path, kind) in skipped {
+        let item = lua.create_table()?;
+        item.set("path", lua.create_string(path.as_bytes())?)?;
+        item.set("kind", kind.name())?;
+        list.raw_push(item)?;
+    }
+    Ok(list)
+}
 
 /// The run's scratch directory for temporary archives. It belongs to the VM's host, which
 /// removes it when the run ends (`Runtime` drops it), whatever Lua still references.
@@ -47,6 +61,8 @@ pub struct ArchiveData {
     /// For changes: files that went to the agent as read rather than as snapshotted (they
     /// changed meanwhile); the task's base for them.
     pub amended: Vec<(RelPath, Entry)>,
+    /// For changes: what the task left that a workspace does not carry (sockets, devices).
+    pub skipped: Vec<(RelPath, Kind)>,
     pub entries: u64,
     pub size: u64,
 }
@@ -73,6 +89,7 @@ impl UserData for ArchiveData {
             Ok(list)
         });
         fields.add_field_method_get("files", |_, this| Ok(this.base.as_ref().map(|base| base.file_count())));
+        fields.add_field_method_get("skipped", |lua, this| skipped_list(lua, &this.skipped));
     }
 }
 
@@ -98,6 +115,20 @@ impl UserData for ManifestData {
         fields.add_field_method_get("size", |_, this| Ok(this.manifest.total_size()));
         fields.add_field_method_get("entries", |_, this| Ok(this.manifest.entries.len()));
         fields.add_field_method_get("root", |_, this| Ok(this.root.to_string_lossy().into_owned()));
+        fields.add_field_method_get("skipped", |lua, this| skipped_list(lua, &this.manifest.skipped));
+        // Files with setuid or setgid bits: they keep them elsewhere only where a pipeline
+        // opts in.
+        fields.add_field_method_get("setid", |lua, this| {
+            let list = lua.create_table()?;
+            for (path, entry) in &this.manifest.entries {
+                if let Entry::File { mode, .. } = entry
+                    && mode & SETID_BITS != 0
+                {
+                    list.raw_push(lua.create_string(path.as_bytes())?)?;
+                }
+            }
+            Ok(list)
+        });
     }
 }
 

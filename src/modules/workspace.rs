@@ -83,6 +83,7 @@ async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<An
             base: Some(Arc::new(manifest)),
             deleted: vec![],
             amended: vec![],
+            skipped: vec![],
             entries,
             size,
         })
@@ -174,8 +175,15 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
             }
         };
         let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
-        let mut archive =
-            ArchiveData { storage, base: None, deleted: changes.deleted, amended: vec![], entries, size: 0 };
+        let mut archive = ArchiveData {
+            storage,
+            base: None,
+            deleted: changes.deleted,
+            amended: vec![],
+            skipped: after.skipped,
+            entries,
+            size: 0,
+        };
         archive.size = std::fs::metadata(archive.path()).map_err(WorkspaceError::io(archive.path()))?.len();
         Ok(archive)
     })
@@ -183,8 +191,10 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
     lua.create_userdata(archive)
 }
 
-/// `workspace.apply(dir, changes[, { base = packed_archive_or_snapshot }]) -> { written, deleted }`.
-/// Refuses, changing nothing, on an unsafe archive or on a conflict with `base`.
+/// `workspace.apply(dir, changes[, { base = packed_archive_or_snapshot, setuid = false }])
+/// -> { written, deleted, kept, stripped }`. Refuses, changing nothing, on an unsafe archive or
+/// on a conflict with `base`. Files keep setuid and setgid bits only with `setuid`; otherwise
+/// the bits are cleared and the files listed in `stripped`.
 async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<Table>)) -> LuaResult<Table> {
     let root = resolve_dir(&lua, &dir);
     let (source, deleted, amended) = {
@@ -198,6 +208,10 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
         },
         None => (None, None),
     };
+    let setuid = match &options {
+        Some(options) => options.get::<Option<bool>>("setuid")?.unwrap_or(false),
+        None => false,
+    };
     let report = blocking("apply", move || {
         let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
         // The task started from what was sent: files that changed while being read went as read.
@@ -210,7 +224,8 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
             Arc::new(base)
         });
         let base = base.as_deref().map(|manifest| core::Base { manifest, rules: rules.as_deref() });
-        core::apply(&root, std::io::BufReader::new(file), &deleted, base, &Limits::default())
+        let limits = Limits::default().with_setid_files(setuid);
+        core::apply(&root, std::io::BufReader::new(file), &deleted, base, &limits)
     })
     .await?;
     let table = lua.create_table()?;
@@ -221,5 +236,10 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
         kept.raw_push(lua.create_string(path.as_bytes())?)?;
     }
     table.set("kept", kept)?;
+    let stripped = lua.create_table()?;
+    for path in &report.stripped {
+        stripped.raw_push(lua.create_string(path.as_bytes())?)?;
+    }
+    table.set("stripped", stripped)?;
     Ok(table)
 }

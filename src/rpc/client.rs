@@ -20,6 +20,8 @@ use super::proto::{
     output_line,
 };
 use super::tls::ClientTls;
+use std::os::unix::ffi::OsStringExt;
+
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
 use crate::workspace::{BlobPack, Entry, Manifest, RelPath, pack_blobs};
@@ -54,6 +56,13 @@ pub struct TaskSpec {
     pub params_json: Vec<u8>,
     pub deps_json: Vec<u8>,
     pub values_json: Vec<u8>,
+    /// Files keep their setuid and setgid bits (`workspace.setuid`).
+    pub setuid: bool,
+    /// The umask the task runs under (the master's).
+    pub umask: Option<u32>,
+    /// `workspace.same_path`: the workspace's absolute path on the master, where the agent
+    /// shows its copy to the task.
+    pub same_path: Option<PathBuf>,
 }
 
 impl TaskSpec {
@@ -71,6 +80,9 @@ impl TaskSpec {
             values_json: self.values_json,
             incremental: false,
             ignore: Vec::new(),
+            setuid: self.setuid,
+            umask: self.umask,
+            same_path: self.same_path.map(|path| path.into_os_string().into_vec()).unwrap_or_default(),
         };
         (request, scripts)
     }
@@ -85,6 +97,10 @@ impl TaskSpec {
             params_json: request.params_json,
             deps_json: request.deps_json,
             values_json: request.values_json,
+            setuid: request.setuid,
+            umask: request.umask,
+            same_path: (!request.same_path.is_empty())
+                .then(|| PathBuf::from(std::ffi::OsString::from_vec(request.same_path))),
         }
     }
 }

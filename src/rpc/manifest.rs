@@ -27,11 +27,16 @@ pub fn to_wire(path: &RelPath, entry: &Entry) -> FileEntry {
             wire.kind = Kind::Dir as i32;
             wire.mode = *mode;
         }
-        Entry::File { mode, size, hash, .. } => {
+        Entry::File { mode, size, hash, link, .. } => {
             wire.kind = Kind::File as i32;
             wire.mode = *mode;
             wire.size = *size;
             wire.hash = hash.as_bytes().to_vec();
+            wire.link = link.as_ref().map(|leader| leader.as_bytes().to_vec()).unwrap_or_default();
+        }
+        Entry::Fifo { mode, .. } => {
+            wire.kind = Kind::Fifo as i32;
+            wire.mode = *mode;
         }
         Entry::Symlink { target, .. } => {
             wire.kind = Kind::Symlink as i32;
@@ -58,8 +63,21 @@ pub fn from_wire(wire: FileEntry) -> Result<(RelPath, Entry), String> {
         Ok(Kind::File) => {
             let hash: [u8; 32] =
                 wire.hash.as_slice().try_into().map_err(|_| format!("manifest entry '{shown}': bad hash"))?;
-            Entry::File { mode: wire.mode, size: wire.size, hash: blake3::Hash::from_bytes(hash), mtime }
+            let link = if wire.link.is_empty() {
+                None
+            } else {
+                let leader =
+                    RelPath::parse(&wire.link).map_err(|reason| format!("manifest entry '{shown}': link: {reason}"))?;
+                if leader >= path {
+                    return Err(format!(
+                        "manifest entry '{shown}': a hard link to '{leader}', which does not come before it"
+                    ));
+                }
+                Some(leader)
+            };
+            Entry::File { mode: wire.mode, size: wire.size, hash: blake3::Hash::from_bytes(hash), mtime, link }
         }
+        Ok(Kind::Fifo) => Entry::Fifo { mode: wire.mode, mtime },
         Ok(Kind::Symlink) => Entry::Symlink { target: wire.target, mtime },
         _ => return Err(format!("manifest entry '{shown}': unknown kind {}", wire.kind)),
     };
@@ -73,6 +91,11 @@ pub fn extend_from_wire(manifest: &mut Manifest, entries: Vec<FileEntry>) -> Res
         let (path, entry) = from_wire(wire)?;
         if manifest.entries.contains_key(&path) {
             return Err(format!("manifest entry '{path}': duplicate"));
+        }
+        if let Entry::File { link: Some(leader), .. } = &entry
+            && !matches!(manifest.entries.get(leader), Some(Entry::File { link: None, .. }))
+        {
+            return Err(format!("manifest entry '{path}': a hard link to '{leader}', which is not a file before it"));
         }
         manifest.entries.insert(path, entry);
     }

@@ -140,7 +140,8 @@ impl Agent for AgentService {
         let identity = self.identity.clone();
         tokio::spawn(async move {
             let workspace = if incremental {
-                receive_incremental(&mut inbound, dir.path(), &identity, &tx, task.ignore.clone()).await
+                let limits = identity.limits.with_setid_files(task.setuid);
+                receive_incremental(&mut inbound, dir.path(), (&identity, limits), &tx, task.ignore.clone()).await
             } else {
                 let archive = dir.path().join("workspace.tar.gz");
                 match receive_workspace(&mut inbound, &archive).await {
@@ -177,11 +178,11 @@ impl Agent for AgentService {
 async fn receive_incremental(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &std::path::Path,
-    identity: &AgentIdentity,
+    (identity, limits): (&AgentIdentity, Limits),
     tx: &Outbound,
     ignore: Vec<String>,
 ) -> Result<RemoteWorkspace, Status> {
-    let mut manifest = receive_manifest(inbound, identity.limits.max_entries).await?;
+    let mut manifest = receive_manifest(inbound, limits.max_entries).await?;
     let (missing, pin) = identity.cache.missing_pinned(&manifest);
     tracing::info!(entries = manifest.entries.len(), missing = missing.len(), "incremental sync");
     ask_for(&missing, tx).await?;
@@ -191,7 +192,7 @@ async fn receive_incremental(
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
     // Contents sent as read (amended) are kept from trimming like the rest.
     let pin_amended = amended_any.then(|| identity.cache.missing_pinned(&manifest).1);
-    let (cache, limits, root) = (identity.cache.clone(), identity.limits, dir.join("workspace"));
+    let (cache, root) = (identity.cache.clone(), dir.join("workspace"));
     let ready = root.clone();
     let stored = blobs.clone();
     let store_cache = cache.clone();

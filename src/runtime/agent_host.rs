@@ -94,6 +94,11 @@ fn run_on_this_thread(
     events: mpsc::UnboundedSender<TaskEvent>,
     cancel: oneshot::Receiver<()>,
 ) -> Result<RemoteOutcome, String> {
+    // Before anything starts on this thread: what it starts inherits the view.
+    let (_same_path, task) = same_path(task)?;
+    if let Some(note) = task.spec.umask.and_then(crate::task_view::private_umask) {
+        let _ = events.send(TaskEvent::Log { level: tracing::Level::WARN, message: note, fields: String::new() });
+    }
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,6 +112,18 @@ fn run_on_this_thread(
     });
     drop(local);
     outcome
+}
+
+/// With `same_path`, shows the task's workspace at the master's path to this thread, and
+/// makes that the task's root.
+fn same_path(mut task: RemoteTask) -> Result<(Option<crate::task_view::SamePath>, RemoteTask), String> {
+    let Some(target) = task.spec.same_path.clone() else { return Ok((None, task)) };
+    let RemoteWorkspace::Ready { root, .. } = &mut task.workspace else {
+        return Err("workspace.same_path needs the workspace sent incrementally".to_owned());
+    };
+    let shown = crate::task_view::show_at(root, &target, &task.dir)?;
+    *root = target;
+    Ok((Some(shown), task))
 }
 
 async fn run_in_vm(
@@ -148,6 +165,7 @@ async fn run_in_vm(
                     base: None,
                     deleted: vec![],
                     amended: vec![],
+                    skipped: vec![],
                     entries: 0,
                     size: 0,
                 };

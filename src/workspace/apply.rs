@@ -45,6 +45,8 @@ pub struct ApplyReport {
     /// Directories the task deleted that still hold entries it never saw (excluded ones, or
     /// added here meanwhile): kept, with those entries.
     pub kept: Vec<RelPath>,
+    /// Files whose setuid or setgid bits were cleared (the limits do not carry them).
+    pub stripped: Vec<RelPath>,
 }
 
 /// One step about to touch the workspace (for observers: progress, tests that race it).
@@ -92,8 +94,8 @@ pub fn apply_observed(
     let journal = Journal::create(&staging)?;
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
-    let staged =
-        unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?.manifest;
+    let unpacked = unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?;
+    let (staged, stripped) = (unpacked.manifest, unpacked.stripped);
     let mut apply = Apply {
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
@@ -108,7 +110,10 @@ pub fn apply_observed(
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
     deletions.dedup();
-    let result = apply.check(&deletions).and_then(|()| apply.run(&deletions, observer));
+    let result = apply
+        .check(&deletions)
+        .and_then(|()| apply.run(&deletions, observer))
+        .map(|report| ApplyReport { stripped, ..report });
     let Apply { root: root_dir, trash, journal, .. } = apply;
     let error = match result {
         Ok(report) => {
@@ -225,7 +230,8 @@ impl Apply<'_> {
             (None, Some(_)) if new.is_none() => return Ok(Now::Unchanged),
             (None, Some(_)) => return Ok(Now::Changed("deleted here")),
             // Something a workspace does not carry is never the task's to replace.
-            (Some(stat), _) if stat.kind == Kind::Other => return Ok(Now::Changed("a socket, fifo or device here")),
+            (Some(stat), _) if stat.kind == Kind::Socket => return Ok(Now::Changed("a socket here")),
+            (Some(stat), _) if stat.kind == Kind::Device => return Ok(Now::Changed("a device file here")),
             // Directories merge: both sides may add to one, or both create it; only their modes
             // can conflict.
             (Some(stat), _)
@@ -364,7 +370,21 @@ impl Apply<'_> {
                 }
                 None => self.make_dir(path)?,
             },
-            Entry::File { .. } | Entry::Symlink { .. } => {
+            Entry::File { .. } | Entry::Fifo { .. }
+                if existing.is_some_and(|stat| {
+                    matches!((stat.kind, entry), (Kind::File, Entry::File { .. }) | (Kind::Fifo, Entry::Fifo { .. }))
+                }) && self.base_entry(path).is_some_and(|before| before.same_data(entry)) =>
+            {
+                // Only the mode or time changed, and the path still holds the data the task
+                // started from (checked): changed in place, as chmod and touch do.
+                let stat = existing.expect("checked above");
+                let set = entry.mode().unwrap_or(stat.mode);
+                self.journal.record(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime, set })?;
+                self.root.chmod(path, set)?;
+                self.root.set_mtime(path, entry.mtime())?;
+                self.record_placed(path)?;
+            }
+            Entry::File { .. } | Entry::Symlink { .. } | Entry::Fifo { .. } => {
                 // The staged entry keeps its inode when renamed into place: undo removes or
                 // replaces only that.
                 let placed = self.staged_root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);

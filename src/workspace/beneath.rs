@@ -34,13 +34,34 @@ pub struct Stat {
     pub stamp: Stamp,
 }
 
-/// The kinds of entries a workspace holds; `Other` is a fifo, socket or device.
+/// The kinds of entries a directory holds. A workspace carries all but sockets and devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Dir,
     File,
     Symlink,
-    Other,
+    Fifo,
+    Socket,
+    Device,
+}
+
+impl Kind {
+    /// Whether a workspace carries this kind (sockets and devices are not: a socket belongs to
+    /// the process listening on it, a device to the machine).
+    pub fn carried(self) -> bool {
+        !matches!(self, Kind::Socket | Kind::Device)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dir => "a directory",
+            Kind::File => "a file",
+            Kind::Symlink => "a symlink",
+            Kind::Fifo => "a named pipe",
+            Kind::Socket => "a socket",
+            Kind::Device => "a device file",
+        }
+    }
 }
 
 /// Device, inode, size, mtime and ctime: what changes when anything about an entry does.
@@ -56,7 +77,7 @@ pub struct Stamp {
 impl Stat {
     /// From std's metadata (of a path seen by `symlink_metadata`).
     pub fn from_metadata(meta: &std::fs::Metadata) -> Self {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
         let kind = meta.file_type();
         let kind = if kind.is_dir() {
             Kind::Dir
@@ -64,8 +85,12 @@ impl Stat {
             Kind::File
         } else if kind.is_symlink() {
             Kind::Symlink
+        } else if kind.is_fifo() {
+            Kind::Fifo
+        } else if kind.is_socket() {
+            Kind::Socket
         } else {
-            Kind::Other
+            Kind::Device
         };
         Self::from_parts(
             kind,
@@ -85,7 +110,9 @@ impl Stat {
             SFlag::S_IFDIR => Kind::Dir,
             SFlag::S_IFREG => Kind::File,
             SFlag::S_IFLNK => Kind::Symlink,
-            _ => Kind::Other,
+            SFlag::S_IFIFO => Kind::Fifo,
+            SFlag::S_IFSOCK => Kind::Socket,
+            _ => Kind::Device,
         };
         let size = u64::try_from(stat.st_size).unwrap_or(0);
         Self::from_parts(
@@ -309,6 +336,13 @@ impl Root {
     pub fn symlink(&self, path: &RelPath, target: &[u8], parents: bool) -> Result<(), WorkspaceError> {
         self.at_parent(path, parents, |parent| {
             nix::unistd::symlinkat(os(target), parent, os(path.name())).map_err(self.err(path))
+        })
+    }
+
+    /// Creates the named pipe `path` (never opened here: opening a fifo waits for a peer).
+    pub fn mkfifo(&self, path: &RelPath, mode: u32, parents: bool) -> Result<(), WorkspaceError> {
+        self.at_parent(path, parents, |parent| {
+            nix::unistd::mkfifoat(parent, os(path.name()), Mode::from_bits_truncate(mode)).map_err(self.err(path))
         })
     }
 

@@ -69,7 +69,7 @@ pub fn pack_blobs(
     let mut report = BlobPack::default();
     for wanted in hashes.iter().map(|hash| *hash.as_bytes()).collect::<BTreeSet<_>>() {
         for (path, entry) in by_hash.get(&wanted).map(Vec::as_slice).unwrap_or_default() {
-            let Entry::File { mode, .. } = entry else { continue };
+            let Entry::File { mode, link, .. } = entry else { continue };
             let content = read_once(&source, path, spool)?;
             let hash = *content.hash.as_bytes();
             if sent.insert(hash) {
@@ -86,7 +86,13 @@ pub fn pack_blobs(
             if hash == wanted {
                 break;
             }
-            let new = Entry::File { mode: *mode, size: content.size, hash: content.hash, mtime: content.mtime };
+            let new = Entry::File {
+                mode: *mode,
+                size: content.size,
+                hash: content.hash,
+                mtime: content.mtime,
+                link: link.clone(),
+            };
             report.amended.push(((*path).clone(), new));
         }
     }

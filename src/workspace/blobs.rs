@@ -208,6 +208,11 @@ impl BlobCache {
                     continue;
                 }
                 Entry::Symlink { target, mtime } => build.writer.symlink(path, target, *mtime)?,
+                Entry::Fifo { mode, mtime } => {
+                    let written = build.writer.fifo(path, *mode, *mtime)?;
+                    build.built.entries.insert(path.clone(), written);
+                    continue;
+                }
             }
             build.built.entries.insert(path.clone(), entry.clone());
         }
@@ -223,7 +228,20 @@ impl BlobCache {
         path: &RelPath,
         entry: &Entry,
     ) -> Result<Option<Entry>, WorkspaceError> {
-        let Entry::File { mode, hash, mtime, .. } = entry else { return Ok(Some(entry.clone())) };
+        let Entry::File { mode, hash, mtime, link, .. } = entry else { return Ok(Some(entry.clone())) };
+        if let Some(leader) = link {
+            // Another name of a file written before it, once that one is written.
+            let Some(written) = build.built.entries.get(leader).cloned() else {
+                if build.pending.iter().any(|(pending, _)| pending == leader) {
+                    return Ok(None);
+                }
+                return Err(WorkspaceError::UnsafeEntry {
+                    entry: path.to_string(),
+                    reason: format!("a hard link to '{leader}', which is not a file before it"),
+                });
+            };
+            return build.writer.hard_link(path, leader, &written).map(Some);
+        }
         // Where it goes is judged before whether its content is at hand.
         build.writer.root().check_parent(path)?;
         let blob = self.path(hash);
@@ -276,7 +294,10 @@ impl Build {
         let hashes: BTreeSet<[u8; 32]> = self
             .pending
             .iter()
-            .filter_map(|(_, entry)| if let Entry::File { hash, .. } = entry { Some(*hash.as_bytes()) } else { None })
+            .filter_map(|(_, entry)| match entry {
+                Entry::File { hash, link: None, .. } => Some(*hash.as_bytes()),
+                _ => None,
+            })
             .collect();
         hashes.into_iter().map(blake3::Hash::from_bytes).collect()
     }
@@ -407,7 +428,7 @@ mod tests {
                 *size = 0;
             }
         }
-        let limits = Limits { max_bytes: 1024, max_entries: 10 };
+        let limits = Limits { max_bytes: 1024, max_entries: 10, ..Limits::default() };
         let dest = tempfile::tempdir().expect("tempdir");
         let error = cache.materialize(&manifest, dest.path(), &limits).expect_err("4096 bytes written");
         assert!(error.to_string().contains("size limit") && error.to_string().contains("big.bin"), "{error}");
@@ -459,7 +480,13 @@ mod tests {
                 .missing(&Manifest {
                     entries: [(
                         RelPath::parse(b"x").expect("valid"),
-                        Entry::File { mode: 0o644, size: 4, hash: blake3::hash(b"real"), mtime: Timestamp::default() }
+                        Entry::File {
+                            mode: 0o644,
+                            size: 4,
+                            hash: blake3::hash(b"real"),
+                            mtime: Timestamp::default(),
+                            link: None
+                        }
                     )]
                     .into(),
                     ..Default::default()

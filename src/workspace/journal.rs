@@ -74,8 +74,9 @@ pub enum Undo {
     Remove { path: RelPath, ino: u64, dir: bool },
     /// Re-create the directory the apply removed at `path`.
     Mkdir { path: RelPath, mode: u32, mtime: Timestamp },
-    /// Put back a directory's mode and time — unless its mode is neither that nor `set`, the
-    /// one the apply gives it (someone changed it meanwhile).
+    /// Put back an entry's mode and time. A directory's — unless its mode is neither that nor
+    /// `set`, the one the apply gives it (someone changed it meanwhile); a file's or pipe's
+    /// (changed in place: chmod, utimensat) only if it is still exactly as the apply left it.
     Meta { path: RelPath, mode: u32, mtime: Timestamp, set: u32 },
     /// Not a step: what the apply left at `path`, written right after placing it, so that
     /// undo can tell it from a file saved there since (even in place, same inode).
@@ -252,8 +253,16 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                 Some(_) => continue,
             },
             Undo::Meta { path, mode, mtime, set } => match here {
-                Some(stat) if stat.kind == Kind::Dir && (stat.mode == *mode || stat.mode & 0o777 == *set) => {
+                Some(stat) if stat.kind == Kind::Dir && (stat.mode == *mode || stat.mode == *set) => {
                     root.chmod(path, *mode).and_then(|()| root.set_mtime(path, *mtime))
+                }
+                Some(stat) if stat.kind == Kind::Dir || stat.kind == Kind::Symlink => continue,
+                Some(stat) if placed_stamps.get(path) == Some(&stat.stamp) => {
+                    root.chmod(path, *mode).and_then(|()| root.set_mtime(path, *mtime))
+                }
+                Some(stat) if stat.mode != *mode => {
+                    kept.push(format!("'{path}' (changed here meanwhile; its mode is left as it is)"));
+                    continue;
                 }
                 _ => continue,
             },

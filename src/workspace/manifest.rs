@@ -12,8 +12,12 @@ use super::filter::Filter;
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
 
-/// Permission bits kept for files and directories (no setuid, setgid or sticky).
-pub const MODE_MASK: u32 = 0o777;
+/// Permission bits a workspace carries: all twelve.
+pub const MODE_MASK: u32 = 0o7777;
+
+/// setuid and setgid: on files they change who a program runs as, so they travel only where a
+/// pipeline opts in (`workspace = { setuid = true }`); on directories they are carried always.
+pub const SETID_BITS: u32 = 0o6000;
 
 /// One workspace entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,28 +31,40 @@ pub enum Entry {
         size: u64,
         hash: blake3::Hash,
         mtime: Timestamp,
+        /// Another name of the same file: the first path (in manifest order) of the hard-link
+        /// group this file belongs to, when that is not this path. Every member carries the
+        /// group's content, mode and time too.
+        link: Option<RelPath>,
     },
     /// A link is data: its target is kept as it is, whatever it points at.
     Symlink {
         target: Vec<u8>,
         mtime: Timestamp,
     },
+    /// A named pipe: nothing but its name and mode.
+    Fifo {
+        mode: u32,
+        mtime: Timestamp,
+    },
 }
 
 impl Entry {
     /// Whether `other` differs from `self` in anything a task's change carries: a directory's
-    /// mode; a file's content, mode and time; a link's target. (A directory's time follows
-    /// its contents and a link's time is set with it; neither is a change by itself.)
+    /// or a pipe's mode; a file's content, mode, time and hard-link group; a link's target. (A
+    /// directory's time follows its contents and a link's time is set with it; neither is a
+    /// change by itself.)
     pub fn same_as(&self, other: &Entry) -> bool {
         match (self, other) {
             (Entry::Dir { mode: a, .. }, Entry::Dir { mode: b, .. }) => a == b,
+            (Entry::Fifo { mode: a, .. }, Entry::Fifo { mode: b, .. }) => a == b,
             (Entry::Symlink { target: a, .. }, Entry::Symlink { target: b, .. }) => a == b,
             (a @ Entry::File { .. }, b @ Entry::File { .. }) => a == b,
             _ => false,
         }
     }
 
-    /// The same entry in content (kind, content, mode, link target), times aside.
+    /// The same entry in content (kind, content, mode, link target), times and hard-link
+    /// groups aside: what one path, looked at alone, shows.
     pub fn same_content(&self, other: &Entry) -> bool {
         match (self, other) {
             (Entry::File { mode: m1, size: s1, hash: h1, .. }, Entry::File { mode: m2, size: s2, hash: h2, .. }) => {
@@ -58,9 +74,32 @@ impl Entry {
         }
     }
 
+    /// The same bytes (files) or target (links): a change of this entry into `other` is a
+    /// change of its mode or time only, made in place (chmod, utimensat).
+    pub fn same_data(&self, other: &Entry) -> bool {
+        match (self, other) {
+            (Entry::File { size: s1, hash: h1, link: l1, .. }, Entry::File { size: s2, hash: h2, link: l2, .. }) => {
+                s1 == s2 && h1 == h2 && l1 == l2
+            }
+            (Entry::Fifo { .. }, Entry::Fifo { .. }) => true,
+            _ => false,
+        }
+    }
+
     pub fn mtime(&self) -> Timestamp {
         match self {
-            Entry::Dir { mtime, .. } | Entry::File { mtime, .. } | Entry::Symlink { mtime, .. } => *mtime,
+            Entry::Dir { mtime, .. }
+            | Entry::File { mtime, .. }
+            | Entry::Symlink { mtime, .. }
+            | Entry::Fifo { mtime, .. } => *mtime,
+        }
+    }
+
+    /// Permission bits (none for a symlink).
+    pub fn mode(&self) -> Option<u32> {
+        match self {
+            Entry::Dir { mode, .. } | Entry::File { mode, .. } | Entry::Fifo { mode, .. } => Some(*mode),
+            Entry::Symlink { .. } => None,
         }
     }
 
@@ -69,6 +108,7 @@ impl Entry {
             Entry::Dir { .. } => "a directory",
             Entry::File { .. } => "a file",
             Entry::Symlink { .. } => "a symlink",
+            Entry::Fifo { .. } => "a named pipe",
         }
     }
 }
@@ -84,6 +124,8 @@ pub struct Manifest {
     /// last modified well before then (git's "racily clean" rule): on a filesystem with coarse
     /// times, an edit in the same second keeps the same mtime.
     pub scanned_at: Option<Timestamp>,
+    /// Local only: what the scan found but a workspace does not carry (sockets, devices).
+    pub skipped: Vec<(RelPath, Kind)>,
 }
 
 impl PartialEq for Manifest {
@@ -95,16 +137,46 @@ impl PartialEq for Manifest {
 impl Eq for Manifest {}
 
 impl Manifest {
-    /// Walks `root`, leaving out what `filter` excludes and special files (sockets, fifos,
-    /// devices), which a workspace does not carry.
+    /// Walks `root`, leaving out what `filter` excludes, and sockets and devices, which a
+    /// workspace does not carry (they are listed in `skipped`). Files that are hard links of
+    /// each other are one group.
     pub fn scan(root: &Path, filter: &Filter) -> Result<Self, WorkspaceError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut manifest = Self {
             scanned_at: Some(Timestamp { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: 0 }),
             ..Self::default()
         };
-        walk(root, None, filter, &mut manifest)?;
+        let mut inodes = Inodes::default();
+        walk(root, None, filter, &mut manifest, &mut inodes)?;
+        manifest.link_groups(inodes);
         Ok(manifest)
+    }
+
+    /// Marks every file of a hard-link group but the first (in manifest order) as a link to it.
+    fn link_groups(&mut self, inodes: Inodes) {
+        for (_, mut members) in inodes.groups {
+            if members.len() < 2 {
+                continue;
+            }
+            members.sort();
+            let leader = members[0].clone();
+            for member in &members[1..] {
+                if let Some(Entry::File { link, .. }) = self.entries.get_mut(member) {
+                    *link = Some(leader.clone());
+                }
+            }
+        }
+    }
+
+    /// Every hard-link group: its first path and the others, in manifest order.
+    pub fn hard_link_groups(&self) -> BTreeMap<&RelPath, Vec<&RelPath>> {
+        let mut groups: BTreeMap<&RelPath, Vec<&RelPath>> = BTreeMap::new();
+        for (path, entry) in &self.entries {
+            if let Entry::File { link: Some(leader), .. } = entry {
+                groups.entry(leader).or_default().push(path);
+            }
+        }
+        groups
     }
 
     /// Total bytes of regular files.
@@ -129,7 +201,21 @@ impl Manifest {
     }
 }
 
-fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut Manifest) -> Result<(), WorkspaceError> {
+/// Files with more than one name, by device and inode, as the walk meets them; and the entry
+/// of the first name hashed, so the others are not read again.
+#[derive(Default)]
+struct Inodes {
+    groups: HashMap<(u64, u64), Vec<RelPath>>,
+    hashed: HashMap<(u64, u64), Entry>,
+}
+
+fn walk(
+    root: &Path,
+    prefix: Option<&RelPath>,
+    filter: &Filter,
+    manifest: &mut Manifest,
+    inodes: &mut Inodes,
+) -> Result<(), WorkspaceError> {
     let dir = match prefix {
         None => root.to_path_buf(),
         Some(prefix) => root.join(prefix.as_path()),
@@ -163,13 +249,29 @@ fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut M
         let entry = match stat.kind {
             Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
             Kind::File => {
-                let file = match open_regular(&path) {
-                    Ok(file) => file,
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(WorkspaceError::Io { path, source: error }),
-                };
-                let (size, hash) = hash_reader(file, &path)?;
-                Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime }
+                use std::os::unix::fs::MetadataExt;
+                let inode = (meta.dev(), meta.ino());
+                let linked = meta.nlink() > 1;
+                if linked {
+                    inodes.groups.entry(inode).or_default().push(relative.clone());
+                }
+                match inodes.hashed.get(&inode) {
+                    Some(entry) => entry.clone(),
+                    None => {
+                        let file = match open_regular(&path) {
+                            Ok(file) => file,
+                            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                            Err(error) => return Err(WorkspaceError::Io { path, source: error }),
+                        };
+                        let (size, hash) = hash_reader(file, &path)?;
+                        let entry =
+                            Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None };
+                        if linked {
+                            inodes.hashed.insert(inode, entry.clone());
+                        }
+                        entry
+                    }
+                }
             }
             Kind::Symlink => {
                 let target = match std::fs::read_link(&path) {
@@ -179,8 +281,10 @@ fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut M
                 };
                 Entry::Symlink { target: target.as_os_str().as_bytes().to_vec(), mtime: stat.mtime }
             }
-            Kind::Other => {
-                tracing::warn!(path = %relative, "not carried: a socket, fifo or device file");
+            Kind::Fifo => Entry::Fifo { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
+            kind @ (Kind::Socket | Kind::Device) => {
+                tracing::debug!(path = %relative, kind = kind.name(), "not carried");
+                manifest.skipped.push((relative, kind));
                 continue;
             }
         };
@@ -188,7 +292,7 @@ fn walk(root: &Path, prefix: Option<&RelPath>, filter: &Filter, manifest: &mut M
         let is_dir = matches!(entry, Entry::Dir { .. });
         manifest.entries.insert(relative.clone(), entry);
         if is_dir {
-            walk(root, Some(&relative), filter, manifest)?;
+            walk(root, Some(&relative), filter, manifest, inodes)?;
         }
     }
     Ok(())
@@ -231,7 +335,8 @@ pub fn hash_reader(mut reader: impl Read, path: &Path) -> Result<(u64, blake3::H
 }
 
 /// The entry at `path` beneath `root` now, with its identity; None when there is nothing
-/// there (or only something a workspace does not carry).
+/// there (or only something a workspace does not carry). Looked at alone: a file's hard-link
+/// group is not known.
 pub fn entry_now(root: &Root, path: &RelPath) -> Result<Option<(Entry, Stamp)>, WorkspaceError> {
     let Some(stat) = root.lstat(path)? else { return Ok(None) };
     let entry = match stat.kind {
@@ -239,10 +344,11 @@ pub fn entry_now(root: &Root, path: &RelPath) -> Result<Option<(Entry, Stamp)>, 
         Kind::File => {
             let file = root.open_file(path)?;
             let (size, hash) = hash_reader(file, &root.display(path))?;
-            Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime }
+            Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None }
         }
         Kind::Symlink => Entry::Symlink { target: root.read_link(path)?, mtime: stat.mtime },
-        Kind::Other => return Ok(None),
+        Kind::Fifo => Entry::Fifo { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
+        Kind::Socket | Kind::Device => return Ok(None),
     };
     Ok(Some((entry, stat.stamp)))
 }

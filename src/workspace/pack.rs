@@ -1,5 +1,6 @@
 //! Packing entries of a workspace into a tar + gzip stream: names as bytes, modification
-//! times with nanoseconds (PAX `mtime`), links as links. Files are read beneath the root
+//! times with nanoseconds (PAX `mtime`), links as links, hard links as hard links (`tar` and
+//! `rsync -H` keep them), named pipes as pipes. Files are read beneath the root
 //! without following links, so a tree that changed since its manifest was taken cannot make
 //! the archive carry anything from outside it.
 
@@ -30,9 +31,20 @@ pub fn pack(
     let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
     builder.follow_symlinks(false);
     let mut count = 0;
+    // Files already in the archive: a later name of one of them goes as a hard link to it.
+    let mut packed = std::collections::HashSet::new();
     let mut add = |path: &RelPath| -> Result<(), WorkspaceError> {
         let Some(entry) = manifest.entries.get(path) else { return Ok(()) };
-        append(&mut builder, &source, path, entry)?;
+        match entry {
+            Entry::File { link: Some(leader), .. } if packed.contains(leader) => {
+                append_hard_link(&mut builder, &source, path, leader, entry)?;
+            }
+            Entry::File { .. } => {
+                append(&mut builder, &source, path, entry)?;
+                packed.insert(path.clone());
+            }
+            _ => append(&mut builder, &source, path, entry)?,
+        }
         count += 1;
         Ok(())
     };
@@ -45,6 +57,35 @@ pub fn pack(
     Ok(count)
 }
 
+/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it).
+fn timed_header<W: Write>(
+    builder: &mut tar::Builder<W>,
+    entry: &Entry,
+    full: &Path,
+) -> Result<tar::Header, WorkspaceError> {
+    let mut header = tar::Header::new_gnu();
+    let mtime = entry.mtime();
+    header.set_mtime(u64::try_from(mtime.secs).unwrap_or(0));
+    builder.append_pax_extensions([("mtime", mtime.to_pax().as_bytes())]).map_err(WorkspaceError::io(full))?;
+    Ok(header)
+}
+
+/// `path` as another name of `leader`, packed before it.
+fn append_hard_link<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Root,
+    path: &RelPath,
+    leader: &RelPath,
+    entry: &Entry,
+) -> Result<(), WorkspaceError> {
+    let full = root.display(path);
+    let mut header = timed_header(builder, entry, &full)?;
+    header.set_entry_type(tar::EntryType::Link);
+    header.set_mode(entry.mode().unwrap_or(0o644));
+    header.set_size(0);
+    builder.append_link(&mut header, path.as_path(), leader.as_path()).map_err(WorkspaceError::io(&full))
+}
+
 fn append<W: Write>(
     builder: &mut tar::Builder<W>,
     root: &Root,
@@ -52,11 +93,14 @@ fn append<W: Write>(
     entry: &Entry,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
-    let mut header = tar::Header::new_gnu();
-    let mtime = entry.mtime();
-    header.set_mtime(u64::try_from(mtime.secs).unwrap_or(0));
-    builder.append_pax_extensions([("mtime", mtime.to_pax().as_bytes())]).map_err(WorkspaceError::io(&full))?;
+    let mut header = timed_header(builder, entry, &full)?;
     match entry {
+        Entry::Fifo { mode, .. } => {
+            header.set_entry_type(tar::EntryType::Fifo);
+            header.set_mode(*mode);
+            header.set_size(0);
+            builder.append_data(&mut header, path.as_path(), std::io::empty()).map_err(WorkspaceError::io(&full))
+        }
         Entry::Dir { mode, .. } => {
             header.set_entry_type(tar::EntryType::Directory);
             header.set_mode(*mode);

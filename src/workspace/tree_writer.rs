@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use super::WorkspaceError;
 use super::beneath::Root;
-use super::manifest::{Entry, MODE_MASK};
+use super::manifest::{Entry, MODE_MASK, SETID_BITS};
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
 use super::unpack::Limits;
@@ -27,6 +27,7 @@ pub struct TreeWriter {
     bytes: u64,
     seen: HashSet<RelPath>,
     dirs: Vec<(RelPath, u32, Timestamp)>,
+    stripped: Vec<RelPath>,
 }
 
 /// A time as `SystemTime` (before the epoch too).
@@ -42,7 +43,15 @@ pub fn system_time(time: Timestamp) -> SystemTime {
 impl TreeWriter {
     /// A writer into `dest`, an existing directory.
     pub fn new(dest: &Path, limits: Limits) -> Result<Self, WorkspaceError> {
-        Ok(Self { root: Root::open(dest)?, limits, entries: 0, bytes: 0, seen: HashSet::new(), dirs: Vec::new() })
+        Ok(Self {
+            root: Root::open(dest)?,
+            limits,
+            entries: 0,
+            bytes: 0,
+            seen: HashSet::new(),
+            dirs: Vec::new(),
+            stripped: Vec::new(),
+        })
     }
 
     pub fn root(&self) -> &Root {
@@ -52,6 +61,21 @@ impl TreeWriter {
     /// Bytes written so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Files whose setuid or setgid bits were cleared (the limits do not carry them).
+    pub fn stripped(&self) -> &[RelPath] {
+        &self.stripped
+    }
+
+    /// A file's mode as it may be written: setuid and setgid only where the limits carry them.
+    fn file_mode(&mut self, path: &RelPath, mode: u32) -> u32 {
+        let mode = mode & MODE_MASK;
+        if mode & SETID_BITS != 0 && !self.limits.setid_files {
+            self.stripped.push(path.clone());
+            return mode & !SETID_BITS;
+        }
+        mode
     }
 
     fn admit(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
@@ -117,8 +141,10 @@ impl TreeWriter {
             }
         };
         self.bytes += size;
+        // After the content: writing clears setuid and setgid.
+        let mode = self.file_mode(path, mode);
         use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(mode & MODE_MASK)).map_err(WorkspaceError::io(&full))?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(&full))?;
         let time = system_time(mtime);
         file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
             .map_err(WorkspaceError::io(&full))?;
@@ -129,7 +155,38 @@ impl TreeWriter {
             size,
             hash,
             mtime: Timestamp::new(held.mtime(), held.mtime_nsec()),
+            link: None,
         })
+    }
+
+    /// `path` as another name of `to`, a file this writer wrote earlier (a hard link). Returns
+    /// the file as the filesystem holds it under the new name (given `written`, `to`'s entry).
+    pub fn hard_link(&mut self, path: &RelPath, to: &RelPath, written: &Entry) -> Result<Entry, WorkspaceError> {
+        self.admit(path)?;
+        let refuse = |reason: String| WorkspaceError::UnsafeEntry { entry: path.to_string(), reason };
+        let Entry::File { mode, size, hash, mtime, .. } = written else {
+            return Err(refuse(format!("a hard link to '{to}', which is not a file")));
+        };
+        if to >= path || !self.seen.contains(to) {
+            return Err(refuse(format!("a hard link to '{to}', which does not come before it")));
+        }
+        match self.root.lstat(to)? {
+            Some(stat) if stat.kind == super::beneath::Kind::File => {}
+            _ => return Err(refuse(format!("a hard link to '{to}', which is not a file here"))),
+        }
+        self.root.check_parent(path)?;
+        self.root.hard_link_from(&self.root, to, path)?;
+        Ok(Entry::File { mode: *mode, size: *size, hash: *hash, mtime: *mtime, link: Some(to.clone()) })
+    }
+
+    /// A named pipe.
+    pub fn fifo(&mut self, path: &RelPath, mode: u32, mtime: Timestamp) -> Result<Entry, WorkspaceError> {
+        self.admit(path)?;
+        self.root.mkfifo(path, 0o600, true)?;
+        self.root.chmod(path, mode & MODE_MASK)?;
+        self.root.set_mtime(path, mtime)?;
+        let held = self.root.lstat(path)?.map_or(mode & MODE_MASK, |stat| stat.mode);
+        Ok(Entry::Fifo { mode: held, mtime })
     }
 
     /// A symlink pointing at `target`, whatever it is.

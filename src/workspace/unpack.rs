@@ -1,9 +1,10 @@
 //! Extracting an archive into a fresh directory, refusing anything that could write outside it.
 //!
 //! Refused, naming the entry: absolute paths, `..`, writes through a symlink (however the
-//! links chain), hard links, devices and fifos, duplicate entries, and archives past the size
-//! or entry limit (counted on the bytes written, so a gzip bomb stops early). Symlinks are
-//! data: they are created as they are, whatever they point at, and never followed.
+//! links chain), hard links to anything but a file written earlier from the same archive,
+//! devices, duplicate entries, and archives past the size or entry limit (counted on the bytes
+//! written, so a gzip bomb stops early). Symlinks are data: they are created as they are,
+//! whatever they point at, and never followed. Named pipes are created, never opened.
 
 use std::io::Read;
 use std::path::Path;
@@ -11,21 +12,31 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 
 use super::WorkspaceError;
-use super::manifest::{Entry, MODE_MASK, Manifest};
+use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS};
 use super::rel_path::{RelPath, display_bytes};
 use super::timestamp::Timestamp;
 use super::tree_writer::TreeWriter;
 
-/// How much an archive may hold.
+/// How much an archive may hold, and whether its files may be setuid or setgid.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_bytes: u64,
     pub max_entries: u64,
+    /// Files keep their setuid and setgid bits (a pipeline's `workspace.setuid`); otherwise
+    /// the bits are cleared and the files named.
+    pub setid_files: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_bytes: 16 * 1024 * 1024 * 1024, max_entries: 2_000_000 }
+        Self { max_bytes: 16 * 1024 * 1024 * 1024, max_entries: 2_000_000, setid_files: false }
+    }
+}
+
+impl Limits {
+    /// These limits, carrying setuid and setgid bits of files or not.
+    pub fn with_setid_files(self, setid_files: bool) -> Self {
+        Self { setid_files, ..self }
     }
 }
 
@@ -36,6 +47,8 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// The entries the archive named, as written (file hashes of the bytes written).
     pub manifest: Manifest,
+    /// Files whose setuid or setgid bits were cleared (the limits do not carry them).
+    pub stripped: Vec<RelPath>,
 }
 
 fn refuse(entry: &[u8], reason: impl Into<String>) -> WorkspaceError {
@@ -82,12 +95,36 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
                 Entry::Dir { mode, mtime }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let Entry::File { size, hash, .. } = writer.file(&path, mode, mtime, &mut entry, corrupt(&raw))? else {
+                let Entry::File { mode: held, size, hash, .. } =
+                    writer.file(&path, mode, mtime, &mut entry, corrupt(&raw))?
+                else {
                     return Err(refuse(&raw, "not written as a file"));
                 };
-                // What the archive asked for: where the entry goes, it is set again.
-                Entry::File { mode, size, hash, mtime }
+                // What the archive asked for (where the entry goes, it is set again), but for
+                // bits the limits do not carry.
+                let mode = if limits.setid_files { mode } else { mode & (held | !SETID_BITS) };
+                Entry::File { mode, size, hash, mtime, link: None }
             }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|target| target.into_owned())
+                    .ok_or_else(|| refuse(&raw, "hard link without a target"))?;
+                let to =
+                    RelPath::parse(&target).map_err(|reason| refuse(&raw, format!("hard link target: {reason}")))?;
+                let Some(written) = stats.manifest.entries.get(&to).cloned() else {
+                    return Err(refuse(
+                        &raw,
+                        format!("a hard link to '{to}', which the archive does not hold before it"),
+                    ));
+                };
+                let leader = match &written {
+                    Entry::File { link: Some(leader), .. } => leader.clone(),
+                    _ => to,
+                };
+                writer.hard_link(&path, &leader, &written)?
+            }
+            tar::EntryType::Fifo => writer.fifo(&path, mode, mtime)?,
             tar::EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
@@ -96,14 +133,13 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
                 writer.symlink(&path, &target, mtime)?;
                 Entry::Symlink { target, mtime }
             }
-            tar::EntryType::Link => return Err(refuse(&raw, "hard links are not allowed")),
             tar::EntryType::Char | tar::EntryType::Block => return Err(refuse(&raw, "device files are not allowed")),
-            tar::EntryType::Fifo => return Err(refuse(&raw, "fifos are not allowed")),
             other => return Err(refuse(&raw, format!("unsupported entry type {other:?}"))),
         };
         stats.manifest.entries.insert(path, written);
     }
     stats.bytes = writer.bytes();
+    stats.stripped = writer.stripped().to_vec();
     Ok((stats, writer))
 }
 

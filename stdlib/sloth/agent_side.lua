@@ -6,6 +6,7 @@ local core = require("sloth.core")
 local execute = require("sloth.execute")
 local scripts = require("sloth.scripts")
 local taskdefs = require("sloth.taskdefs")
+local log = require("log")
 local workspace = require("workspace")
 
 local M = {}
@@ -41,6 +42,9 @@ function M.handle(req)
     ok, message, outputs = false, tostring(ok), {}
   end
   local changes = workspace.changes(root, base, { rules = rules, output = req.dir .. "/changes.tar.gz" })
+  for _, item in ipairs(changes.skipped) do
+    log.warn(string.format("'%s' is %s: not carried back to the master", item.path, item.kind))
+  end
   return { ok = ok, message = message, outputs = outputs or {}, changes = changes }
 end
 

@@ -96,6 +96,12 @@ function M.print(plan, pipeline, workdir_of)
         local excluded = #task.workspace.exclude > 0 and (", excluding " .. table.concat(task.workspace.exclude, " ")) or ""
         out:write(string.format("     syncs %s to the agent%s; changes come back %s\n", workdir_of(group), excluded,
           ({ on_success = "after success", always = "always", never = "never" })[task.workspace.sync_back]))
+        if task.workspace.same_path then
+          out:write("     runs on the agent at this same path (a private mount namespace)\n")
+        end
+        if task.workspace.setuid then
+          out:write("     carries setuid and setgid bits of files\n")
+        end
       end
     end
   end

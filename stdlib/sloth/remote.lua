@@ -37,6 +37,32 @@ local function about(target, message)
   return describe(target) .. ": " .. text
 end
 
+--- Up to a few names from `list` (strings, or `{ path = … }` tables), and how many more.
+local function names(list)
+  local shown = {}
+  for i = 1, math.min(#list, 5) do
+    local item = list[i]
+    shown[i] = "'" .. (type(item) == "table" and item.path or item) .. "'"
+  end
+  local text = table.concat(shown, ", ")
+  if #list > 5 then
+    text = text .. string.format(" and %d more", #list - 5)
+  end
+  return text
+end
+
+--- Names what the snapshot holds that the agent will not get: sockets and devices, and the
+--- setuid and setgid bits of files unless the task carries them.
+local function warn_not_carried(snapshot, task)
+  for _, item in ipairs(snapshot.skipped) do
+    log.warn(string.format("'%s' is %s: not carried to the agent", item.path, item.kind))
+  end
+  local setid = snapshot.setid
+  if #setid > 0 and not task.workspace.setuid then
+    log.warn(names(setid) .. ": setuid and setgid bits are not carried to the agent (workspace.setuid = true carries them)")
+  end
+end
+
 --- Runs `task` on the agent its dispatch policy picks; returns `ok, message, outputs` like a
 --- local task. An agent that cannot be reached is marked unhealthy, so the next attempt (when
 --- `retries` allow) goes elsewhere.
@@ -78,6 +104,7 @@ function M.run_on(target, task, deps, workdir)
   if not scanned then
     return false, "reading the workspace " .. workdir .. ": " .. strip_prefix(base)
   end
+  warn_not_carried(base, task)
   local request = {
     group = task.group,
     task = task.name,
@@ -87,6 +114,8 @@ function M.run_on(target, task, deps, workdir)
     deps = deps,
     values = values,
     workspace = base,
+    setuid = task.workspace.setuid,
+    same_path = task.workspace.same_path,
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
@@ -100,9 +129,12 @@ function M.run_on(target, task, deps, workdir)
 
   local sync = task.workspace.sync_back
   if sync == "always" or (sync == "on_success" and result.ok) then
-    local applied, report = pcall(workspace.apply, workdir, result.changes, { base = base })
+    local applied, report = pcall(workspace.apply, workdir, result.changes, { base = base, setuid = task.workspace.setuid })
     if not applied then
       return false, "applying the changes from " .. describe(target) .. ": " .. strip_prefix(report)
+    end
+    if #report.stripped > 0 then
+      log.warn(names(report.stripped) .. ": setuid and setgid bits from the agent were cleared (workspace.setuid = true carries them)")
     end
     for _, dir in ipairs(report.kept) do
       log.warn(dir .. ": deleted by the task but kept here: it holds files the task never saw (excluded, or added here meanwhile)")

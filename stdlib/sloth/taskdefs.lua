@@ -140,10 +140,10 @@ function Checker:task(group_name, raw, position, key_name)
   if raw.delegate_to ~= nil then
     task.delegate_to = agent_fields.delegate(self, where("delegate_to"), raw.delegate_to)
   end
-  task.workspace = { sync_back = "on_success", exclude = {} }
+  task.workspace = { sync_back = "on_success", exclude = {}, setuid = false, same_path = false }
   if raw.workspace ~= nil then
     if type(raw.workspace) ~= "table" then
-      self:add(where("workspace"), "must be a table { exclude = {globs}, sync_back = ... }, got " .. type(raw.workspace))
+      self:add(where("workspace"), "must be a table { exclude = {globs}, sync_back = ..., setuid = bool, same_path = bool }, got " .. type(raw.workspace))
     else
       for key, value in pairs(raw.workspace) do
         if key == "exclude" then
@@ -158,6 +158,12 @@ function Checker:task(group_name, raw, position, key_name)
           else
             self:add(where("workspace.sync_back"), string.format(
               "must be \"on_success\", \"always\" or \"never\", got %s", tostring(value)))
+          end
+        elseif key == "setuid" or key == "same_path" then
+          if type(value) == "boolean" then
+            task.workspace[key] = value
+          else
+            self:add(where("workspace." .. key), "must be true or false, got " .. type(value))
           end
         else
           self:add(where("workspace." .. tostring(key)), "unknown field")

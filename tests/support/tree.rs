@@ -1,7 +1,7 @@
 //! A directory tree as data, to compare two trees exactly: every path (as bytes), its kind,
 //! contents, permission bits, link target, and the modification times of files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -20,9 +20,10 @@ pub enum Node {
     Symlink {
         target: Vec<u8>,
     },
-    /// A fifo, socket or device: its `st_mode` file-type bits.
+    /// A fifo, socket or device: its `st_mode` file-type bits and permission bits.
     Special {
         kind: u32,
+        mode: u32,
     },
 }
 
@@ -31,6 +32,8 @@ pub enum Node {
 pub struct Tree {
     pub nodes: BTreeMap<Vec<u8>, Node>,
     pub mtimes: BTreeMap<Vec<u8>, i128>,
+    /// Files that are hard links of each other: each group's paths, sorted.
+    pub links: BTreeSet<Vec<Vec<u8>>>,
 }
 
 impl Tree {
@@ -38,7 +41,16 @@ impl Tree {
     /// which `skip` says so (a pipeline file, sloth-runner's own `.sloth`).
     pub fn read(root: &Path, skip: &dyn Fn(&[u8]) -> bool) -> Self {
         let mut tree = Tree::default();
-        walk(root, root, skip, &mut tree);
+        let mut inodes = HashMap::new();
+        walk(root, root, skip, &mut tree, &mut inodes);
+        tree.links = inodes
+            .into_values()
+            .filter(|paths: &Vec<Vec<u8>>| paths.len() > 1)
+            .map(|mut paths| {
+                paths.sort();
+                paths
+            })
+            .collect();
         tree
     }
 
@@ -73,6 +85,7 @@ impl Tree {
                 out.push(format!("only in the second: {} ({})", String::from_utf8_lossy(path), describe(node)));
             }
         }
+        out.extend(link_differences(&self.links, &other.links, "the first", "the second"));
         out
     }
 
@@ -83,6 +96,26 @@ impl Tree {
     }
 }
 
+/// Hard-link groups on one side and not the other, named.
+pub fn link_differences(
+    ours: &BTreeSet<Vec<Vec<u8>>>,
+    theirs: &BTreeSet<Vec<Vec<u8>>>,
+    our_name: &str,
+    their_name: &str,
+) -> Vec<String> {
+    let show = |group: &Vec<Vec<u8>>| {
+        group.iter().map(|path| String::from_utf8_lossy(path).into_owned()).collect::<Vec<_>>().join(" = ")
+    };
+    let mut out = Vec::new();
+    for group in ours.difference(theirs) {
+        out.push(format!("hard links only in {our_name}: {}", show(group)));
+    }
+    for group in theirs.difference(ours) {
+        out.push(format!("hard links only in {their_name}: {}", show(group)));
+    }
+    out
+}
+
 fn describe(node: &Node) -> String {
     match node {
         Node::Dir { mode } => format!("dir {mode:o}"),
@@ -91,11 +124,17 @@ fn describe(node: &Node) -> String {
             format!("file {mode:o}, {} bytes {preview:?}", contents.len())
         }
         Node::Symlink { target } => format!("symlink -> {}", String::from_utf8_lossy(target)),
-        Node::Special { kind } => format!("special {kind:o}"),
+        Node::Special { kind, mode } => format!("special {kind:o} mode {mode:o}"),
     }
 }
 
-fn walk(root: &Path, dir: &Path, skip: &dyn Fn(&[u8]) -> bool, tree: &mut Tree) {
+fn walk(
+    root: &Path,
+    dir: &Path,
+    skip: &dyn Fn(&[u8]) -> bool,
+    tree: &mut Tree,
+    inodes: &mut HashMap<(u64, u64), Vec<Vec<u8>>>,
+) {
     let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
     for entry in entries {
         let entry = entry.expect("directory entry");
@@ -108,18 +147,21 @@ fn walk(root: &Path, dir: &Path, skip: &dyn Fn(&[u8]) -> bool, tree: &mut Tree) 
         let mode = meta.permissions().mode() & 0o7777;
         let kind = meta.file_type();
         let node = if kind.is_dir() {
-            walk(root, &path, skip, tree);
+            walk(root, &path, skip, tree, inodes);
             Node::Dir { mode }
         } else if kind.is_file() {
             let contents = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
             let nanos = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
             tree.mtimes.insert(relative.clone(), nanos);
+            if meta.nlink() > 1 {
+                inodes.entry((meta.dev(), meta.ino())).or_default().push(relative.clone());
+            }
             Node::File { mode, contents }
         } else if kind.is_symlink() {
             let target = std::fs::read_link(&path).expect("readlink");
             Node::Symlink { target: target.as_os_str().as_bytes().to_vec() }
         } else {
-            Node::Special { kind: meta.mode() & 0o170000 }
+            Node::Special { kind: meta.mode() & 0o170000, mode }
         };
         tree.nodes.insert(relative, node);
     }

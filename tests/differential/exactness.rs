@@ -1,0 +1,294 @@
+//! The tree reproduced exactly, judged by the differential: hard links, all twelve mode bits,
+//! named pipes, chmod as chmod, the master's umask, and the workspace at the master's own path
+//! (`same_path`). Where something is deliberately not carried (setuid without opting in,
+//! sockets), the run's output must name it.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+
+use super::{Differential, Node, Side, age, available, chmod, node, put, tree_differences};
+
+fn hard_link(root: &Path, from: &str, to: &str) {
+    fs::hard_link(root.join(from), root.join(to)).unwrap_or_else(|e| panic!("ln {from} {to}: {e}"));
+}
+
+fn mkfifo(root: &Path, path: &str, mode: u32) {
+    let status = Command::new("mkfifo").arg("-m").arg(format!("{mode:o}")).arg(root.join(path)).status();
+    assert!(status.is_ok_and(|s| s.success()), "mkfifo {path}");
+}
+
+fn mode_of(root: &Path, path: &str) -> u32 {
+    fs::symlink_metadata(root.join(path)).unwrap_or_else(|e| panic!("lstat {path}: {e}")).mode() & 0o7777
+}
+
+#[test]
+fn a_hard_link_appended_through_either_name_stays_one_file() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"a.txt", "one\n");
+        put(ws, b"d/c.txt", "");
+        fs::remove_file(ws.join("d/c.txt")).expect("rm");
+        hard_link(ws, "a.txt", "b.txt");
+        hard_link(ws, "a.txt", "d/c.txt");
+        put(ws, b"alone.txt", "alone\n");
+        age(ws);
+    });
+    harness
+        .step("echo two >> b.txt\ncat a.txt d/c.txt\nstat -c %h a.txt")
+        .expect_local(|local| {
+            assert_eq!(local.stdout, ["one", "two", "one", "two", "3"]);
+            assert_eq!(local.tree.links.len(), 1, "{:?}", local.tree.links);
+        })
+        .check();
+    harness
+        .step("echo three >> a.txt\ncat b.txt\nln alone.txt alone-too.txt\necho more >> alone-too.txt\ncat alone.txt")
+        .expect_local(|local| assert_eq!(local.tree.links.len(), 2, "{:?}", local.tree.links))
+        .check();
+    // A name taken out of a group (a copy renamed over it), and a group that loses its first name.
+    harness
+        .step("cp b.txt tmp && mv tmp b.txt\necho four >> b.txt\nrm a.txt\necho five >> d/c.txt\nstat -c %h d/c.txt")
+        .check();
+}
+
+#[test]
+fn setgid_and_sticky_directories_keep_their_bits_and_pass_them_on() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"shared/readme", "shared\n");
+        put(ws, b"scratch/readme", "scratch\n");
+        age(ws);
+        chmod(ws, "shared", 0o2775);
+        chmod(ws, "scratch", 0o1777);
+    });
+    harness
+        .step(
+            "mkdir shared/sub && echo x > shared/sub/f\nmkdir -m 1777 tmpdir\nmkdir -m 2750 made-setgid\n\
+             stat -c '%a %n' shared shared/sub scratch tmpdir made-setgid",
+        )
+        .expect_local(|local| {
+            assert_eq!(
+                local.stdout,
+                ["2775 shared", "2755 shared/sub", "1777 scratch", "1777 tmpdir", "2750 made-setgid"]
+            );
+        })
+        .check();
+}
+
+#[test]
+fn setuid_files_travel_both_ways_when_the_pipeline_opts_in() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"tool", "#!/bin/sh\necho tool\n");
+        put(ws, b"group-tool", "#!/bin/sh\n");
+        age(ws);
+        chmod(ws, "tool", 0o4755);
+        chmod(ws, "group-tool", 0o2755);
+    });
+    harness
+        .step("stat -c '%a %n' tool group-tool\necho new > new-tool && chmod 4750 new-tool\nstat -c '%a' new-tool")
+        .workspace("setuid = true")
+        .expect_local(|local| assert_eq!(local.stdout, ["4755 tool", "2755 group-tool", "4750"]))
+        .check();
+}
+
+#[test]
+fn setuid_files_without_opting_in_lose_the_bits_and_the_output_says_so() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"tool", "#!/bin/sh\necho tool\n");
+        put(ws, b"plain", "plain\n");
+        age(ws);
+        chmod(ws, "tool", 0o4755);
+    });
+    let command = "stat -c '%a %n' tool\necho new > new-tool && chmod 6755 new-tool";
+    let remote = harness.run_side(Side::Remote, command, "", None);
+    let context = format!("{}\n--- agent log\n{}", remote.log, harness.agent.log());
+    assert_eq!(remote.code, Some(0), "{context}");
+    assert_eq!(remote.stdout, ["755 tool"], "the agent's copy has no setuid bit\n{context}");
+    assert!(
+        remote.log.contains("'tool': setuid and setgid bits are not carried to the agent (workspace.setuid = true"),
+        "{context}"
+    );
+    assert!(
+        remote.log.contains("'new-tool': setuid and setgid bits from the agent were cleared (workspace.setuid = true"),
+        "{context}"
+    );
+    assert_eq!(mode_of(&remote.workspace, "tool"), 0o4755, "the master's own file keeps its bits");
+    assert_eq!(mode_of(&remote.workspace, "new-tool"), 0o755, "what came back has no setuid bit");
+}
+
+#[test]
+fn named_pipes_round_trip_with_their_modes() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"readme", "pipes\n");
+        mkfifo(ws, "pipe", 0o640);
+        mkfifo(ws, "old-pipe", 0o600);
+        age(ws);
+    });
+    harness
+        .step("mkfifo -m 620 new-pipe\nchmod 660 pipe\nrm old-pipe\nstat -c '%F %a %n' pipe new-pipe")
+        .expect_local(|local| {
+            assert_eq!(local.stdout, ["fifo 660 pipe", "fifo 620 new-pipe"]);
+            assert!(matches!(node(local, "new-pipe"), Some(Node::Special { .. })));
+        })
+        .check();
+}
+
+#[test]
+fn a_socket_the_task_leaves_is_named_not_dropped_silently() {
+    let test = "a_socket_the_task_leaves_is_named_not_dropped_silently";
+    if !available("python3 -c 'import socket'", test) {
+        return;
+    }
+    let harness = Differential::new(|ws| put(ws, b"readme", "sockets\n"));
+    let command = "python3 -c \"import socket; socket.socket(socket.AF_UNIX).bind('sock')\"\necho made > made.txt";
+    let remote = harness.run_side(Side::Remote, command, "", None);
+    let context = format!("{}\n--- agent log\n{}", remote.log, harness.agent.log());
+    assert_eq!(remote.code, Some(0), "{context}");
+    assert!(remote.log.contains("'sock' is a socket: not carried back to the master"), "{context}");
+    assert!(remote.workspace.join("made.txt").exists(), "the rest came back\n{context}");
+}
+
+#[test]
+fn a_chmod_only_change_is_a_chmod_the_file_and_its_time_stay() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"script.sh", "#!/bin/sh\necho hi\n");
+        put(ws, b"data.txt", "data\n");
+        age(ws);
+    });
+    let inode = |path: &str| fs::symlink_metadata(harness.remote().join(path)).expect("lstat").ino();
+    let before = (inode("script.sh"), inode("data.txt"));
+    harness
+        .step("chmod 755 script.sh\nchmod 600 data.txt")
+        .expect_local(|local| {
+            assert_eq!(local.mtime("script.sh"), local.before.mtimes.get(b"script.sh".as_slice()).copied());
+        })
+        .check();
+    assert_eq!((inode("script.sh"), inode("data.txt")), before, "changed in place, not rewritten");
+}
+
+#[test]
+fn the_task_runs_under_the_masters_umask() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"readme", "umask\n");
+        age(ws);
+    });
+    harness
+        .step("umask\necho x > made.txt\nmkdir made-dir\nmkfifo made-pipe\nstat -c '%a %n' made.txt made-dir made-pipe")
+        .umask(0o027)
+        .expect_local(|local| {
+            assert_eq!(local.stdout, ["0027", "640 made.txt", "750 made-dir", "640 made-pipe"]);
+        })
+        .check();
+}
+
+/// Runs `command` here in a workspace, then — on an identical copy at the same path — on the
+/// agent with `same_path = true`, and compares both trees and outputs exactly.
+#[test]
+fn a_virtualenv_made_with_same_path_is_byte_identical_to_a_local_one() {
+    let test = "a_virtualenv_made_with_same_path_is_byte_identical_to_a_local_one";
+    if !available("python3 -c 'import venv'", test) {
+        return;
+    }
+    let harness = Differential::new(|ws| {
+        put(ws, b"app.py", "import sys\nprint(sys.prefix)\n");
+        age(ws);
+    });
+    let command = "python3 -m venv --without-pip .venv\n.venv/bin/python app.py\npwd";
+    let fields = "same_path = true";
+    let workspace = harness.local();
+    let local = harness.run_in(&workspace, false, "here", (command, fields, None));
+    assert_eq!(local.code, Some(0), "the local run failed — a bug in the test\n{}", local.log);
+    // The same starting tree at the same path: the untouched copy goes where the first was.
+    let ran_here = harness.root.path().join("ran-here");
+    fs::rename(&workspace, &ran_here).expect("moving the local result aside");
+    crate::support::tree::copy_tree(&harness.remote(), &workspace);
+    let remote = harness.run_in(&workspace, true, "there", (command, fields, None));
+    let context = format!("{}\n--- agent log (tail)\n{}", remote.log, super::tail(&harness.agent.log(), 20));
+    assert_eq!(remote.code, Some(0), "{context}");
+    assert_eq!(local.stdout, remote.stdout, "{context}");
+    let mut problems = tree_differences(&local.tree, &remote.tree, &[]);
+    problems.extend(super::order_inversions(&local.tree, &remote.tree));
+    assert!(problems.is_empty(), "same_path: the trees differ:\n- {}\n{context}", problems.join("\n- "));
+    for file in [".venv/pyvenv.cfg", ".venv/bin/activate"] {
+        let ours = fs::read(ran_here.join(file)).expect("reading the local file");
+        assert!(
+            ours.windows(workspace.as_os_str().len()).any(|w| w == workspace.as_os_str().as_encoded_bytes()),
+            "{file} names the workspace's path (the test's premise)"
+        );
+        assert_eq!(ours, fs::read(workspace.join(file)).expect("reading the remote file"), "{file}");
+    }
+    let run = super::on_master(&workspace, &workspace.join(".venv/bin/python").display().to_string(), &["app.py"]);
+    assert_eq!(run.stdout.trim(), workspace.join(".venv").display().to_string(), "{}", run.stderr);
+}
+
+#[test]
+fn same_path_refused_by_an_agent_that_cannot_is_a_clear_failure_before_running() {
+    // The agent's work directory inside the master's path: the mount would hide it.
+    let harness = Differential::new(|ws| put(ws, b"readme", "x\n"));
+    let inside = harness.remote().join("agent-work");
+    let mut agent = crate::support::agent::Agent::start(&["--work-dir", &inside.display().to_string()]);
+    let pipeline = harness.root.path().join("pipelines/refused.lua");
+    fs::write(
+        &pipeline,
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{}\" }} }},\n\
+             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }}, command = \"echo ran > ran.txt\" }} }} }} }}\n",
+            harness.remote().display(),
+            agent.address
+        ),
+    )
+    .expect("writing the pipeline");
+    let run = crate::support::Run::of({
+        let mut command = Command::new(crate::support::binary());
+        command.arg("run").arg(&pipeline);
+        command
+    });
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("workspace.same_path: cannot show the workspace at"), "{}", run.stderr);
+    assert!(run.stderr.contains("--work-dir elsewhere"), "{}", run.stderr);
+    assert!(!harness.remote().join("ran.txt").exists(), "nothing ran");
+    agent.stop();
+}
+
+#[test]
+fn same_path_makes_a_mount_point_the_agent_lacks_and_removes_it_after() {
+    let test = "same_path_makes_a_mount_point_the_agent_lacks_and_removes_it_after";
+    if !available("unshare --mount --propagation private true", test) {
+        return;
+    }
+    let harness = Differential::new(|ws| put(ws, b"readme", "x\n"));
+    // The master runs in a mount namespace of its own, where the workspace lives on a tmpfs:
+    // the agent (outside) has `hidden/` but nothing below it.
+    let hidden = harness.root.path().join("hidden");
+    fs::create_dir(&hidden).expect("mkdir hidden");
+    let workspace = hidden.join("deep/ws");
+    let pipeline = harness.root.path().join("pipelines/hidden.lua");
+    fs::write(
+        &pipeline,
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{}\" }} }},\n\
+             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }},\n\
+             command = \"pwd; cat readme; echo made > made.txt\" }} }} }} }}\n",
+            workspace.display(),
+            harness.agent.address
+        ),
+    )
+    .expect("writing the pipeline");
+    let script = format!(
+        "mount -t tmpfs none '{hidden}' && mkdir -p '{ws}' && echo here > '{ws}/readme' && \"$0\" run '{pipeline}' && \
+         echo \"came back: $(cat '{ws}/made.txt')\"",
+        hidden = hidden.display(),
+        ws = workspace.display(),
+        pipeline = pipeline.display()
+    );
+    let run = crate::support::Run::of({
+        let mut command = Command::new("unshare");
+        command.args(["--mount", "--propagation", "private", "sh", "-c", &script]).arg(crate::support::binary());
+        command
+    });
+    let context = format!("{}\n{}\n--- agent log\n{}", run.stdout, run.stderr, harness.agent.log());
+    assert_eq!(run.code, Some(0), "{context}");
+    assert!(run.stderr.contains(&format!("box/t | {}", workspace.display())), "the task ran at the path\n{context}");
+    assert!(run.stderr.contains("box/t | here"), "it saw the master's file\n{context}");
+    assert!(run.stdout.contains("came back: made"), "{context}");
+    assert!(!hidden.join("deep").exists(), "the directories made as a mount point are gone\n{context}");
+}
