@@ -23,7 +23,9 @@ agent = {}
 ---@field params table
 ---@field deps table<string, table>
 ---@field values table
----@field workspace workspace.Archive from `workspace.pack`
+---@field workspace workspace.Manifest|workspace.Archive a snapshot (the agent asks only for what it lacks) or an archive from `workspace.pack` (sent whole)
+---@field setuid? boolean carry setuid and setgid bits of files (default false: the agent clears them)
+---@field same_path? boolean show the workspace to the task at the snapshot's own path (a private mount namespace on the agent)
 
 ---@class agent.Client
 local Client = {}
@@ -32,7 +34,8 @@ local Client = {}
 ---@return agent.Info
 function Client:info() end
 
---- Runs a task on the agent; its log and output lines show live, prefixed with `prefix`.
+--- Runs a task on the agent, under this process's umask; its log and output lines show live,
+--- prefixed with `prefix`.
 ---@param request agent.Request
 ---@param opts? { prefix?: string, on_event?: fun(event: table) }
 ---@return agent.Result

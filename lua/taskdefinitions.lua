@@ -24,6 +24,8 @@
 ---@class sloth.Workspace
 ---@field exclude? string[] globs left out of what is shipped and of what comes back (plus .slothignore)
 ---@field sync_back? "on_success"|"always"|"never" when the agent's changes are applied here (default on_success)
+---@field setuid? boolean carry setuid and setgid bits of files to the agent and back (default false: cleared, with a warning naming the files)
+---@field same_path? boolean run on the agent at this workspace's own absolute path (a private mount namespace; needs an agent running as root)
 
 ---@class sloth.Group
 ---@field description? string

@@ -10,18 +10,22 @@ workspace = {}
 ---@field entries integer entries in the archive
 ---@field files? integer regular files (packed workspaces)
 ---@field deleted string[] paths the task deleted (changes archives)
+---@field skipped { path: string, kind: string }[] sockets and devices the task left, not carried (changes archives)
 
 ---@class workspace.Manifest
 ---@field files integer
 ---@field size integer
 ---@field entries integer
+---@field root string the directory it describes
+---@field skipped { path: string, kind: string }[] sockets and devices found, which a workspace does not carry
+---@field setid string[] files with setuid or setgid bits
 
 ---@class workspace.Rules
 
 --- Packs `dir`, leaving out `exclude` globs, the globs in `dir/.slothignore` and `.sloth/`.
---- Names are carried as bytes, modification times with nanoseconds, symlinks as they are
---- (whatever they point at). The archive remembers what it shipped, for `apply`'s conflict
---- check.
+--- Names are carried as bytes, modification times with nanoseconds, all twelve mode bits,
+--- symlinks as they are (whatever they point at), hard links as hard links, named pipes as
+--- pipes. The archive remembers what it shipped, for `apply`'s conflict check.
 ---@param dir string
 ---@param opts? { exclude?: string[] }
 ---@return workspace.Archive
@@ -29,8 +33,9 @@ function workspace.pack(dir, opts) end
 
 --- Extracts `archive` into `dir` (created if missing; must be empty). Refuses, naming the
 --- entry, absolute paths, `..`, anything written through a link (however links chain),
---- devices, and archives past the size or entry limit. Links themselves are created as they
---- are.
+--- devices, hard links to anything but a file earlier in the archive, and archives past the
+--- size or entry limit. Links themselves are created as they are; setuid and setgid bits of
+--- files are cleared.
 ---@param archive workspace.Archive
 ---@param dir string
 ---@return { entries: integer, bytes: integer }
@@ -63,11 +68,13 @@ function workspace.changes(dir, base, opts) end
 --- With `base` (the archive or snapshot the task started from), a path changed both here and
 --- by the task — checked before anything is touched and again right before each rename — is
 --- a conflict and nothing is applied. A broken archive or a full disk changes nothing.
---- `kept` lists directories the task deleted that still hold entries it never saw.
+--- `kept` lists directories the task deleted that still hold entries it never saw. A change
+--- of mode or time alone is made in place. Files keep setuid and setgid bits only with
+--- `setuid`; otherwise the bits are cleared and the files listed in `stripped`.
 ---@param dir string
 ---@param changes workspace.Archive
----@param opts? { base?: workspace.Archive|workspace.Manifest }
----@return { written: integer, deleted: integer, kept: string[] }
+---@param opts? { base?: workspace.Archive|workspace.Manifest, setuid?: boolean }
+---@return { written: integer, deleted: integer, kept: string[], stripped: string[] }
 function workspace.apply(dir, changes, opts) end
 
 return workspace
