@@ -1,8 +1,9 @@
 //! The seed's promise as a property, through the real binary and a real agent: for random
-//! trees and random shell edits — writes, deletions, renames, chmods, file↔directory, links,
-//! odd and non-UTF-8 names — running the edit script here and on an agent, on identical copies,
-//! leaves the same tree (contents, modes, links, kinds), and every file neither run touched
-//! keeps its exact modification time.
+//! trees and random shell edits — writes, appends, deletions, renames, chmods (setuid, setgid
+//! and sticky too), file↔directory, links, hard links, named pipes, odd and non-UTF-8 names —
+//! running the edit script here and on an agent, on identical copies, leaves the same tree
+//! (contents, modes, links, hard-link groups, kinds), and every file neither run touched keeps
+//! its exact modification time.
 
 use std::path::Path;
 
@@ -27,6 +28,9 @@ enum Edit {
     Mkdir(Vec<&'static [u8]>),
     Link(Vec<&'static [u8]>, &'static [u8]),
     Touch(Vec<&'static [u8]>, u32),
+    Append(Vec<&'static [u8]>, u8),
+    HardLink(Vec<&'static [u8]>, Vec<&'static [u8]>),
+    Fifo(Vec<&'static [u8]>),
 }
 
 fn path() -> impl Strategy<Value = Vec<&'static [u8]>> {
@@ -38,7 +42,11 @@ fn edit() -> impl Strategy<Value = Edit> {
         3 => (path(), any::<u8>()).prop_map(|(path, byte)| Edit::Write(path, byte)),
         2 => path().prop_map(Edit::Remove),
         2 => (path(), path()).prop_map(|(from, to)| Edit::Rename(from, to)),
-        1 => (path(), proptest::sample::select(&[0o600u32, 0o644, 0o755, 0o700][..])).prop_map(|(p, m)| Edit::Chmod(p, m)),
+        1 => (path(), proptest::sample::select(&[0o600u32, 0o644, 0o755, 0o700, 0o4755, 0o2775, 0o1777][..]))
+            .prop_map(|(p, m)| Edit::Chmod(p, m)),
+        2 => (path(), any::<u8>()).prop_map(|(path, byte)| Edit::Append(path, byte)),
+        2 => (path(), path()).prop_map(|(p, q)| Edit::HardLink(p, q)),
+        1 => path().prop_map(Edit::Fifo),
         1 => path().prop_map(Edit::Mkdir),
         1 => (path(), proptest::sample::select(TARGETS)).prop_map(|(p, t)| Edit::Link(p, t)),
         1 => (path(), 1_000_000u32..1_500_000_000).prop_map(|(p, secs)| Edit::Touch(p, secs)),
@@ -51,6 +59,8 @@ fn start_edit() -> impl Strategy<Value = Edit> {
         5 => (path(), any::<u8>()).prop_map(|(path, byte)| Edit::Write(path, byte)),
         2 => path().prop_map(Edit::Mkdir),
         1 => (path(), proptest::sample::select(TARGETS)).prop_map(|(p, t)| Edit::Link(p, t)),
+        2 => (path(), path()).prop_map(|(p, q)| Edit::HardLink(p, q)),
+        1 => path().prop_map(Edit::Fifo),
     ]
 }
 
@@ -94,9 +104,23 @@ fn script(edits: &[Edit]) -> String {
                     set("q", target)
                 )
             }
-            Edit::Touch(p, secs) => {
-                format!("{}[ -e \"$p\" ] && [ ! -L \"$p\" ] && touch -d @{secs} -- \"$p\"", set("p", &script_path(p)))
+            Edit::Touch(p, secs) => format!(
+                "{}[ ! -L \"$p\" ] && {{ [ -f \"$p\" ] || [ -d \"$p\" ]; }} && touch -d @{secs} -- \"$p\"",
+                set("p", &script_path(p))
+            ),
+            // In place: every other name of the file sees it.
+            Edit::Append(p, byte) => {
+                format!(
+                    "{}[ ! -L \"$p\" ] && [ -f \"$p\" ] && printf 'a{byte}\\n' >> \"$p\"",
+                    set("p", &script_path(p))
+                )
             }
+            Edit::HardLink(p, q) => format!(
+                "{}{}[ ! -L \"$q\" ] && [ -f \"$q\" ] && [ ! -e \"$p\" ] && [ ! -L \"$p\" ] && ln -- \"$q\" \"$p\"",
+                set("p", &script_path(p)),
+                set("q", &script_path(q))
+            ),
+            Edit::Fifo(p) => format!("{}[ -e \"$p\" ] || [ -L \"$p\" ] || mkfifo -- \"$p\"", set("p", &script_path(p))),
         };
         out.push_str(&line);
         out.push('\n');
@@ -113,11 +137,12 @@ fn run(dir: &Path, pipeline: &str) -> Run {
     Run::of(command)
 }
 
-/// A pipeline whose one task runs `script` in `workdir`, here or on the agent at `agent`.
+/// A pipeline whose one task runs `script` in `workdir`, here or on the agent at `agent`
+/// (carrying setuid bits: the property is the exact tree).
 fn pipeline(workdir: &Path, agent: Option<&str>, script: &str) -> String {
     let agents =
         agent.map(|address| format!("agents = {{ box = {{ address = \"{address}\" }} }},")).unwrap_or_default();
-    let on = if agent.is_some() { "agent = \"box\"," } else { "" };
+    let on = if agent.is_some() { "agent = \"box\", workspace = { setuid = true }," } else { "" };
     format!(
         "TaskDefinitions = {{ g = {{ workdir = \"{}\", {agents} tasks = {{\n  {{ name = \"t\", {on} command = [==[{script}]==] }},\n}} }} }}\n",
         workdir.display()
@@ -127,7 +152,13 @@ fn pipeline(workdir: &Path, agent: Option<&str>, script: &str) -> String {
 fn setup(root: &Path, edits: &[Edit]) {
     // The starting tree is what a first script makes of an empty directory, with old times.
     std::fs::create_dir(root).expect("mkdir");
-    let outcome = std::process::Command::new("sh").arg("-c").arg(script(edits)).current_dir(root).status();
+    // Steps that fail (a parent that is a file) are part of the game: their complaints are noise.
+    let outcome = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(edits))
+        .current_dir(root)
+        .stderr(std::process::Stdio::null())
+        .status();
     assert!(outcome.is_ok(), "the setup script ran");
     let tree = Tree::read_all(root);
     for (i, (path, node)) in tree.nodes.iter().enumerate() {

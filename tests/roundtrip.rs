@@ -1,8 +1,9 @@
 //! The round trip as properties, through the same functions the master and the agent use
 //! (scan, blobs and the cache, the build, rules, diff, pack, apply): for random trees and
-//! random task edits — creations, modifications, deletions, renames, chmods, file↔directory,
-//! links inside and out, odd names — the master ends exactly equal to the tree the task left
-//! (contents, modes, links, file times), or, when the change is refused, exactly as it was.
+//! random task edits — creations, modifications, appends, deletions, renames, chmods (all
+//! twelve bits), file↔directory, links inside and out, hard links, named pipes, odd names —
+//! the master ends exactly equal to the tree the task left (contents, modes, links, hard-link
+//! groups, file times), or, when the change is refused, exactly as it was.
 //! And a change racing the apply, at the moment of a rename, is a conflict that undoes every
 //! step already taken.
 
@@ -22,13 +23,20 @@ use crate::support::tree::Tree;
 /// bytes that are not UTF-8.
 const NAMES: &[&[u8]] = &[b"a", b"b", b"dir", b"x y", b"-n", b"*", "é".as_bytes(), b"\xff\xfe", b"new\nline"];
 const TARGETS: &[&[u8]] = &[b"a", b"dir/a", b"../outside", b"/etc", b"nowhere", b"..", b".", b"b/../a"];
-const MODES: &[u32] = &[0o644, 0o755, 0o600, 0o700];
+const MODES: &[u32] = &[0o644, 0o755, 0o600, 0o700, 0o4755, 0o2755, 0o1777, 0o2775];
+
+/// setuid and setgid travel here: the property is the exact tree (a pipeline opts in).
+fn limits() -> Limits {
+    Limits::default().with_setid_files(true)
+}
 
 #[derive(Debug, Clone)]
 enum Node {
     File { content: Vec<u8>, mode: u32 },
     Dir { mode: u32 },
     Link { target: &'static [u8] },
+    HardLink { to: Vec<&'static [u8]> },
+    Fifo { mode: u32 },
 }
 
 /// An edit a task makes, on paths that may or may not exist (an edit that cannot apply is a
@@ -42,6 +50,9 @@ enum Edit {
     MakeDir { path: Vec<&'static [u8]> },
     Link { path: Vec<&'static [u8]>, target: &'static [u8] },
     Touch { path: Vec<&'static [u8]>, secs: i64, nanos: u32 },
+    Append { path: Vec<&'static [u8]>, content: Vec<u8> },
+    HardLink { path: Vec<&'static [u8]>, to: Vec<&'static [u8]> },
+    Fifo { path: Vec<&'static [u8]> },
 }
 
 fn name() -> impl Strategy<Value = &'static [u8]> {
@@ -56,8 +67,10 @@ fn node() -> impl Strategy<Value = Node> {
     prop_oneof![
         4 => (proptest::collection::vec(any::<u8>(), 0..64), proptest::sample::select(MODES))
             .prop_map(|(content, mode)| Node::File { content, mode }),
-        2 => proptest::sample::select(&[0o755u32, 0o700][..]).prop_map(|mode| Node::Dir { mode }),
+        2 => proptest::sample::select(&[0o755u32, 0o700, 0o2775, 0o1777][..]).prop_map(|mode| Node::Dir { mode }),
         1 => proptest::sample::select(TARGETS).prop_map(|target| Node::Link { target }),
+        2 => path().prop_map(|to| Node::HardLink { to }),
+        1 => proptest::sample::select(&[0o644u32, 0o600][..]).prop_map(|mode| Node::Fifo { mode }),
     ]
 }
 
@@ -71,6 +84,9 @@ fn edit() -> impl Strategy<Value = Edit> {
         1 => (path(), proptest::sample::select(TARGETS)).prop_map(|(path, target)| Edit::Link { path, target }),
         1 => (path(), 0i64..2_000_000_000, 0u32..1_000_000_000)
             .prop_map(|(path, secs, nanos)| Edit::Touch { path, secs, nanos }),
+        2 => (path(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(path, content)| Edit::Append { path, content }),
+        2 => (path(), path()).prop_map(|(path, to)| Edit::HardLink { path, to }),
+        1 => path().prop_map(|path| Edit::Fifo { path }),
     ]
 }
 
@@ -100,6 +116,19 @@ fn build(root: &Path, nodes: &[(Vec<&'static [u8]>, Node)]) {
                 root.chmod(&path, *mode).expect("chmod");
             }
             Node::Link { target } => root.symlink(&path, target, true).expect("symlink"),
+            Node::HardLink { to } => {
+                let to = rel(to);
+                if root.lstat(&to).expect("lstat").is_none_or(|stat| stat.kind != Kind::File) {
+                    continue;
+                }
+                root.hard_link_from(&root, &to, &path).expect("hard link");
+                // Another name: the file keeps its time.
+                continue;
+            }
+            Node::Fifo { mode } => {
+                root.mkfifo(&path, *mode, true).expect("mkfifo");
+                root.chmod(&path, *mode).expect("chmod");
+            }
         }
         root.set_mtime(&path, time).expect("set the time");
     }
@@ -165,6 +194,25 @@ fn make(root: &Root, edit: &Edit) {
                 let _ = root.set_mtime(&path, Timestamp { secs: *secs, nanos: *nanos });
             }
         }
+        Edit::Append { path, content } => {
+            // In place, through whichever name: every other name of the file sees it.
+            let path = rel(path);
+            if root.lstat(&path).ok().flatten().is_some_and(|stat| stat.kind == Kind::File) {
+                use std::io::Write;
+                let file = std::fs::OpenOptions::new().append(true).open(root.display(&path));
+                let _ = file.and_then(|mut file| file.write_all(content));
+            }
+        }
+        Edit::HardLink { path, to } => {
+            let (path, to) = (rel(path), rel(to));
+            if root.lstat(&to).ok().flatten().is_some_and(|stat| stat.kind == Kind::File) {
+                let _ = root.check_parent(&path);
+                let _ = root.hard_link_from(root, &to, &path);
+            }
+        }
+        Edit::Fifo { path } => {
+            let _ = root.mkfifo(&rel(path), 0o640, true);
+        }
     }
     root.forget();
 }
@@ -203,8 +251,8 @@ fn round_trip(
     let cache = BlobCache::new(dirs[2].path(), u64::MAX).expect("cache");
     let mut blobs = Vec::new();
     pack_blobs(&master, &base, &cache.missing(&base), &mut blobs, dirs[2].path()).expect("pack blobs");
-    cache.store(&blobs[..], &Limits::default()).expect("store");
-    let built = cache.materialize(&base, &agent, &Limits::default()).expect("build");
+    cache.store(&blobs[..], &limits()).expect("store");
+    let built = cache.materialize(&base, &agent, &limits()).expect("build");
     assert_eq!(built, base, "the agent built exactly what was sent");
     Tree::read_all(&master).assert_same(&Tree::read_all(&agent), "the agent's copy");
 
@@ -221,7 +269,7 @@ fn round_trip(
     meanwhile(&Root::open(&master).expect("open"), &changes, &base);
     let before_apply = Tree::read_all(&master);
     let base = Base { manifest: &base, rules: Some(&master_rules) };
-    let result = apply(&master, &archive[..], &changes.deleted, Some(base), &Limits::default()).map(|_| ());
+    let result = apply(&master, &archive[..], &changes.deleted, Some(base), &limits()).map(|_| ());
     RoundTrip { _dirs: dirs, master, agent, before_apply, result }
 }
 

@@ -104,6 +104,11 @@ pub fn apply_observed(
         base: base.map(|base| base.manifest),
         rules: base.and_then(|base| base.rules),
         staged: &staged.entries,
+        linked: staged
+            .hard_link_groups()
+            .into_iter()
+            .flat_map(|(leader, others)| std::iter::once(leader.clone()).chain(others.into_iter().cloned()))
+            .collect(),
         journal,
         trashed: 0,
     };
@@ -143,6 +148,9 @@ struct Apply<'a> {
     base: Option<&'a Manifest>,
     rules: Option<&'a Filter>,
     staged: &'a BTreeMap<RelPath, Entry>,
+    /// Staged files that are hard links of each other: placed by rename, all of them, so
+    /// that they are one file here too.
+    linked: std::collections::HashSet<RelPath>,
     journal: Journal,
     trashed: u64,
 }
@@ -373,7 +381,8 @@ impl Apply<'_> {
             Entry::File { .. } | Entry::Fifo { .. }
                 if existing.is_some_and(|stat| {
                     matches!((stat.kind, entry), (Kind::File, Entry::File { .. }) | (Kind::Fifo, Entry::Fifo { .. }))
-                }) && self.base_entry(path).is_some_and(|before| before.same_data(entry)) =>
+                }) && !self.linked.contains(path)
+                    && self.base_entry(path).is_some_and(|before| before.same_data(entry)) =>
             {
                 // Only the mode or time changed, and the path still holds the data the task
                 // started from (checked): changed in place, as chmod and touch do.
