@@ -18,9 +18,10 @@ base_bin="${BASE_BIN:-$head_bin}"
 tmp_root=${SLOTH_BENCH_TMP:-/dev/shm}
 . "$bench_dir/lib.sh"
 
-# one_build BIN FILES: the median ms of a trivial remote task over a FILES-file workspace.
+# one_build BIN FILES [FIELDS]: the median ms of a trivial remote task over a FILES-file
+# workspace; FIELDS go in the task's `workspace` table.
 one_build() {
-  local bin=$1 files=$2 scratch pid address
+  local bin=$1 files=$2 fields=${3:-} scratch pid address
   scratch=$(mktemp -d "$tmp_root/sloth-bench-XXXX")
   mkdir -p "$scratch/work" "$scratch/ws"
   "$bin" --quiet agent -p 0 --work-dir "$scratch/work" > "$scratch/agent.out" 2>/dev/null &
@@ -30,7 +31,7 @@ one_build() {
   for i in $(seq "$files"); do echo "file $i" > "$scratch/ws/f$i.txt"; done
   cat > "$scratch/ws/remote.lua" <<LUA
 TaskDefinitions = { g = { agents = { a = { address = "$address" } }, tasks = {
-  { name = "t", agent = "a", command = function() local f = assert(io.open("out.txt", "w")); f:write("x"); f:close(); return true end },
+  { name = "t", agent = "a", workspace = { $fields }, command = function() local f = assert(io.open("out.txt", "w")); f:write("x"); f:close(); return true end },
 } } }
 LUA
   (cd "$scratch/ws" && median_ms "$bin" run remote.lua)
@@ -46,3 +47,13 @@ for files in 100 2000; do
   head2=$(one_build "$head_bin" "$files")
   echo "$files files: base ${base} / ${base2} ms, this build ${head} / ${head2} ms (ratio $(awk "BEGIN { printf \"%.2f\", ($head + $head2) / ($base + $base2) }"))"
 done
+
+# What `workspace.same_path` costs (a private mount namespace and a bind mount per task; the
+# agent must run as root): this build, without and with it.
+if [ "$(id -u)" = 0 ]; then
+  plain=$(one_build "$head_bin" 100)
+  same=$(one_build "$head_bin" 100 "same_path = true")
+  plain2=$(one_build "$head_bin" 100)
+  same2=$(one_build "$head_bin" 100 "same_path = true")
+  echo "same_path, 100 files: without ${plain} / ${plain2} ms, with ${same} / ${same2} ms (ratio $(awk "BEGIN { printf \"%.2f\", ($same + $same2) / ($plain + $plain2) }"))"
+fi

@@ -17,6 +17,9 @@
 //!
 //! - An identity proves a path untouched only if it was last modified well before the
 //!   snapshot (git's "racily clean" rule); otherwise the content is compared.
+//! - A file whose mode or time alone changed is changed in place (chmod, utimensat): it stays
+//!   the same file, as it would after a chmod here. Hard-link groups are placed by rename,
+//!   every name of them, so that they end as one file here too.
 //!
 //! The changes are first extracted (safely) into a staging directory inside the workspace
 //! (same filesystem, so every placement is a rename); replaced and deleted entries are moved
