@@ -7,9 +7,10 @@
 //! the master's path. Nothing outside the thread sees either. A mount point that does not
 //! exist on the agent is created (empty directories) and removed when no task needs it.
 //!
-//! A private mount namespace needs CAP_SYS_ADMIN (an agent running as root); a thread of a
-//! running process cannot enter a new user namespace, so an unprivileged agent refuses a
-//! `same_path` task before running it, saying so.
+//! A private mount namespace needs CAP_SYS_ADMIN over the agent's mount namespace: an agent
+//! running as root has it; one that is not gets it by starting in a user namespace of its own
+//! (`--user-namespace`, [`enter_user_namespace`], which must happen before the agent starts
+//! any thread). Otherwise a `same_path` task is refused before it runs, saying so.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,27 @@ pub fn private_umask(mask: u32) -> Option<String> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(mask));
     None
+}
+
+/// Makes this process — which must not have started a thread yet — the first member of a new
+/// user namespace that maps its own user and group to themselves, with a mount namespace that
+/// namespace owns: the agent keeps its identity and gains the right to make private mounts
+/// (task threads then can). Root needs none of it: nothing is done.
+pub fn enter_user_namespace() -> Result<(), String> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    if uid.is_root() {
+        return Ok(());
+    }
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|errno| {
+        format!("cannot make a user namespace (are unprivileged user namespaces allowed?): {errno}")
+    })?;
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| format!("writing /proc/self/{file}: {e}"))
+    };
+    write("setgroups", "deny".to_owned())?;
+    write("uid_map", format!("{uid} {uid} 1\n"))?;
+    write("gid_map", format!("{gid} {gid} 1\n"))?;
+    Ok(())
 }
 
 /// While alive, the workspace is shown at the master's path (to this thread); dropping it
@@ -92,8 +114,8 @@ pub fn show_at(source: &Path, target: &Path, work_dir: &Path) -> Result<SamePath
     }
     nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS).map_err(|errno| {
         why(&format!(
-            "a private mount namespace needs an agent running as root (CAP_SYS_ADMIN); this one runs as uid {}: {errno}",
-            own_uid()
+            "a private mount namespace needs an agent running as root or started with --user-namespace; this one runs as uid {}: {errno}",
+            nix::unistd::getuid()
         ))
     })?;
     let guard = make_mount_point(target).map_err(|e| why(&e))?;
@@ -103,12 +125,6 @@ pub fn show_at(source: &Path, target: &Path, work_dir: &Path) -> Result<SamePath
     nix::mount::mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .map_err(|errno| why(&format!("bind mount: {errno}")))?;
     Ok(guard)
-}
-
-/// The agent's user, for messages.
-fn own_uid() -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or_else(|_| "(unknown)".to_owned(), |meta| meta.uid().to_string())
 }
 
 /// Makes `target` a directory if it is not one (with its missing parents), counting this task

@@ -65,6 +65,11 @@ pub struct AgentArgs {
     /// memory limit (…) exceeded" and the agent goes on.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     lua_memory_limit: u64,
+    /// Run in a user namespace of the agent's own (mapping only its user and group), so that
+    /// an agent that is not root can honour `workspace.same_path`. Tasks then see files of
+    /// other users as owned by nobody, and setuid programs (sudo) do not raise privileges.
+    #[arg(long)]
+    user_namespace: bool,
     /// Most bytes of file contents the agent keeps between tasks (incremental sync), e.g.
     /// "512M" or "4G"; the oldest go first.
     #[arg(long, default_value = "2G", value_parser = parse_size)]
@@ -122,6 +127,13 @@ pub fn execute(args: AgentArgs) -> ExitCode {
             "warning: listening on {} without a token: anyone who can reach this port can run commands here",
             args.bind
         );
+    }
+    // Before any thread starts: a process with threads cannot enter a user namespace.
+    if args.user_namespace
+        && let Err(error) = crate::task_view::enter_user_namespace()
+    {
+        eprintln!("error: --user-namespace: {error}");
+        return ExitCode::FAILURE;
     }
     let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(tokio) => tokio,

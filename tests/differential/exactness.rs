@@ -292,3 +292,59 @@ fn same_path_makes_a_mount_point_the_agent_lacks_and_removes_it_after() {
     assert!(run.stdout.contains("came back: made"), "{context}");
     assert!(!hidden.join("deep").exists(), "the directories made as a mount point are gone\n{context}");
 }
+
+/// `setpriv` as nobody: an agent that is not root.
+const AS_NOBODY: &[&str] = &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+
+#[test]
+fn an_agent_that_is_not_root_honours_same_path_in_a_user_namespace_of_its_own() {
+    let test = "an_agent_that_is_not_root_honours_same_path_in_a_user_namespace_of_its_own";
+    if !available("setpriv --reuid=65534 --regid=65534 --clear-groups unshare --user --map-current-user true", test) {
+        return;
+    }
+    let harness = Differential::new(|ws| put(ws, b"readme", "from the master\n"));
+    // nobody must reach the workspace's path (to mount over it) and write its work dir.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(harness.root.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let work = harness.root.path().join("nobody-work");
+    fs::create_dir(&work).expect("mkdir");
+    fs::set_permissions(&work, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let workspace = harness.remote();
+    let pipeline = |address: &str| {
+        let path = harness.root.path().join("pipelines/nobody.lua");
+        fs::write(
+            &path,
+            format!(
+                "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{address}\" }} }},\n\
+                 tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }},\n\
+                 command = \"pwd; id -u; cat readme; echo made > made.txt\" }} }} }} }}\n",
+                workspace.display()
+            ),
+        )
+        .expect("writing the pipeline");
+        crate::support::Run::of({
+            let mut command = Command::new(crate::support::binary());
+            command.arg("run").arg(&path);
+            command
+        })
+    };
+    let work_arg = work.display().to_string();
+
+    let mut plain = crate::support::agent::Agent::start_wrapped(AS_NOBODY, &["--work-dir", &work_arg]);
+    let refused = pipeline(&plain.address);
+    plain.stop();
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    assert!(refused.stderr.contains("started with --user-namespace; this one runs as uid 65534"), "{}", refused.stderr);
+    assert!(!workspace.join("made.txt").exists(), "nothing ran");
+
+    let mut agent =
+        crate::support::agent::Agent::start_wrapped(AS_NOBODY, &["--work-dir", &work_arg, "--user-namespace"]);
+    let run = pipeline(&agent.address);
+    let context = format!("{}\n--- agent log\n{}", run.stderr, agent.log());
+    agent.stop();
+    assert_eq!(run.code, Some(0), "{context}");
+    assert!(run.stderr.contains(&format!("box/t | {}", workspace.display())), "{context}");
+    assert!(run.stderr.contains("box/t | 65534"), "the task keeps the agent's user\n{context}");
+    assert!(run.stderr.contains("box/t | from the master"), "{context}");
+    assert_eq!(fs::read_to_string(workspace.join("made.txt")).expect("came back"), "made\n");
+}

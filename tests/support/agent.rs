@@ -26,6 +26,14 @@ impl Agent {
         Self::spawn(Command::new(binary()), args, env)
     }
 
+    /// Starts the agent through `wrapper` (a command that runs its arguments, e.g. `setpriv
+    /// --reuid=…`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).arg(binary());
+        Self::spawn(command, args, &[])
+    }
+
     /// Starts the agent inside network namespace `namespace` (`ip netns exec`).
     pub fn start_in_namespace(namespace: &str, args: &[&str]) -> Self {
         let mut command = Command::new("ip");
