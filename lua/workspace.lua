@@ -70,11 +70,13 @@ function workspace.changes(dir, base, opts) end
 --- a conflict and nothing is applied. A broken archive or a full disk changes nothing.
 --- `kept` lists directories the task deleted that still hold entries it never saw. A change
 --- of mode or time alone is made in place. Files keep setuid and setgid bits only with
---- `setuid`; otherwise the bits are cleared and the files listed in `stripped`.
+--- `setuid`; otherwise the bits are cleared and the files listed in `stripped`. `unlinked`
+--- lists files replaced here whose other names (hard links the task never saw) keep the old
+--- file.
 ---@param dir string
 ---@param changes workspace.Archive
 ---@param opts? { base?: workspace.Archive|workspace.Manifest, setuid?: boolean }
----@return { written: integer, deleted: integer, kept: string[], stripped: string[] }
+---@return { written: integer, deleted: integer, kept: string[], stripped: string[], unlinked: string[] }
 function workspace.apply(dir, changes, opts) end
 
 return workspace

@@ -13,6 +13,7 @@
 //! any thread). Otherwise a `same_path` task is refused before it runs, saying so.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
@@ -20,14 +21,13 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
-/// A mount point in use: how many tasks use it, and the directories made for it.
-struct MountPoint {
-    users: usize,
-    made: Vec<PathBuf>,
-}
+/// Directories this agent made as mount points (or their parents), with how many running
+/// tasks need each.
+static MADE: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
 
-/// Mount points by path.
-static MOUNT_POINTS: Mutex<Option<HashMap<PathBuf, MountPoint>>> = Mutex::new(None);
+/// The file beside a task's directory that lists the directories its mount point needs,
+/// while it needs them: what a later agent removes if this one dies (`kill -9`) first.
+const RECORD_SUFFIX: &str = ".mount-points";
 
 /// Gives this thread its own umask, `mask`. Returns a note when the thread keeps the
 /// process's umask instead (the system refuses `unshare`): the task runs under that one.
@@ -69,10 +69,13 @@ pub fn enter_user_namespace() -> Result<(), String> {
 }
 
 /// While alive, the workspace is shown at the master's path (to this thread); dropping it
-/// removes the mount point's directories this agent made, once no task uses them.
+/// removes the mount point's directories this agent made, once no task needs them.
 #[derive(Debug)]
 pub struct SamePath {
     target: PathBuf,
+    /// Directories made by this agent that this task needs, parents first.
+    needs: Vec<PathBuf>,
+    record: Option<PathBuf>,
 }
 
 impl Drop for SamePath {
@@ -80,36 +83,39 @@ impl Drop for SamePath {
         // On the task's thread, in its namespace: a directory that is a mount point in the
         // caller's own namespace cannot be removed.
         let _ = nix::mount::umount2(&self.target, nix::mount::MntFlags::MNT_DETACH);
-        let mut points = MOUNT_POINTS.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(map) = points.as_mut() else { return };
-        let Some(point) = map.get_mut(&self.target) else { return };
-        point.users -= 1;
-        if point.users > 0 {
-            return;
-        }
-        let dirs = std::mem::take(&mut point.made);
-        map.remove(&self.target);
+        let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = made.get_or_insert_with(HashMap::new);
         // Deepest first; a directory someone else put something into stays.
-        for dir in dirs.iter().rev() {
-            if let Err(error) = std::fs::remove_dir(dir) {
-                tracing::warn!(dir = %dir.display(), %error, "cannot remove a directory made as a mount point");
+        for dir in self.needs.iter().rev() {
+            let Some(users) = map.get_mut(dir) else { continue };
+            *users -= 1;
+            if *users == 0 {
+                map.remove(dir);
+                if let Err(error) = std::fs::remove_dir(dir) {
+                    tracing::warn!(dir = %dir.display(), %error, "cannot remove a directory made as a mount point");
+                }
             }
+        }
+        if let Some(record) = &self.record {
+            let _ = std::fs::remove_file(record);
         }
     }
 }
 
 /// Shows `source` (the task's private copy) at `target` (the workspace's absolute path on the
-/// master) to this thread and everything it starts from now on. `work_dir` is the agent's
-/// work directory, which must stay visible.
-pub fn show_at(source: &Path, target: &Path, work_dir: &Path) -> Result<SamePath, String> {
+/// master) to this thread and everything it starts from now on. `task_dir` is the task's
+/// directory in the agent's work directory, which must stay visible.
+pub fn show_at(source: &Path, target: &Path, task_dir: &Path) -> Result<SamePath, String> {
     let why = |what: &str| format!("workspace.same_path: cannot show the workspace at {}: {what}", target.display());
     if !target.is_absolute() || target.components().count() < 2 {
         return Err(why("not an absolute path below /"));
     }
-    if work_dir.starts_with(target) {
+    // Compared as the filesystem resolves them: a link on either path must not hide the clash.
+    let physical_task_dir = std::fs::canonicalize(task_dir).unwrap_or_else(|_| task_dir.to_path_buf());
+    if physical_task_dir.starts_with(resolved(target)) || task_dir.starts_with(target) {
         return Err(why(&format!(
             "it holds this agent's work directory {} (start the agent with --work-dir elsewhere)",
-            work_dir.display()
+            task_dir.parent().unwrap_or(task_dir).display()
         )));
     }
     nix::sched::unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS).map_err(|errno| {
@@ -118,7 +124,8 @@ pub fn show_at(source: &Path, target: &Path, work_dir: &Path) -> Result<SamePath
             nix::unistd::getuid()
         ))
     })?;
-    let guard = make_mount_point(target).map_err(|e| why(&e))?;
+    let record = PathBuf::from(format!("{}{RECORD_SUFFIX}", task_dir.display()));
+    let guard = make_mount_point(target, record).map_err(|e| why(&e))?;
     // Nothing mounted here reaches the agent's own namespace, nor anyone else's.
     nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(|errno| why(&format!("making mounts private: {errno}")))?;
@@ -127,37 +134,91 @@ pub fn show_at(source: &Path, target: &Path, work_dir: &Path) -> Result<SamePath
     Ok(guard)
 }
 
-/// Makes `target` a directory if it is not one (with its missing parents), counting this task
-/// as one of its users.
-fn make_mount_point(target: &Path) -> Result<SamePath, String> {
-    let mut points = MOUNT_POINTS.lock().unwrap_or_else(PoisonError::into_inner);
-    let map = points.get_or_insert_with(HashMap::new);
-    if let Some(point) = map.get_mut(target) {
-        point.users += 1;
-        return Ok(SamePath { target: target.to_path_buf() });
+/// `path` with its longest existing ancestor resolved (links followed), the rest as it is.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |path: PathBuf, name| path.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
     }
-    let mut missing = Vec::new();
+}
+
+/// Makes `target` a directory if it is not one (with its missing parents), counting this task
+/// as a user of every directory this agent made for it; lists them in `record` meanwhile.
+fn make_mount_point(target: &Path, record: PathBuf) -> Result<SamePath, String> {
+    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+    let map = made.get_or_insert_with(HashMap::new);
+    // From the target up to the first directory this agent did not make.
+    let mut chain = Vec::new();
     let mut at = Some(target);
     while let Some(path) = at {
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => break,
-            Ok(_) => return Err(format!("{} is not a directory on this agent", path.display())),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => missing.push(path.to_path_buf()),
-            Err(error) => return Err(format!("{}: {error}", path.display())),
+        if !map.contains_key(path) {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => break,
+                Ok(_) => return Err(format!("{} is not a directory on this agent", path.display())),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(format!("{}: {error}", path.display())),
+            }
         }
+        chain.push(path.to_path_buf());
         at = path.parent();
     }
-    missing.reverse();
-    let mut created = Vec::new();
-    for dir in missing {
-        if let Err(error) = std::fs::create_dir(&dir) {
-            for dir in created.iter().rev() {
-                let _ = std::fs::remove_dir(dir);
-            }
-            return Err(format!("creating the mount point {}: {error}", dir.display()));
-        }
-        created.push(dir);
+    chain.reverse();
+    let mut guard = SamePath { target: target.to_path_buf(), needs: Vec::new(), record: None };
+    if chain.is_empty() {
+        return Ok(guard);
     }
-    map.insert(target.to_path_buf(), MountPoint { users: 1, made: created });
-    Ok(SamePath { target: target.to_path_buf() })
+    let listed: String = chain.iter().map(|dir| crate::hex::encode(dir.as_os_str().as_bytes()) + "\n").collect();
+    std::fs::write(&record, listed).map_err(|e| format!("{}: {e}", record.display()))?;
+    guard.record = Some(record);
+    let mut failed = None;
+    for dir in chain {
+        if let Some(users) = map.get_mut(&dir) {
+            *users += 1;
+        } else if let Err(error) = std::fs::create_dir(&dir) {
+            failed = Some(format!("creating the mount point {}: {error}", dir.display()));
+            break;
+        } else {
+            map.insert(dir.clone(), 1);
+        }
+        guard.needs.push(dir);
+    }
+    // Unlocked before the guard can be dropped (on failure, it takes back what it counted).
+    drop(made);
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(guard),
+    }
+}
+
+/// Removes the directories a dead agent made as mount points, as the records in its work
+/// directory `dead` list them (deepest first, only where they are still empty).
+pub fn remove_leftover_mount_points(dead: &Path) {
+    let Ok(entries) = std::fs::read_dir(dead) else { return };
+    let mut dirs = std::collections::BTreeSet::new();
+    for entry in entries.flatten() {
+        if !entry.file_name().as_bytes().ends_with(RECORD_SUFFIX.as_bytes()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read(entry.path()) else { continue };
+        for line in text.split(|byte| *byte == b'\n') {
+            if let Some(path) = crate::hex::decode(line).filter(|path| path.first() == Some(&b'/')) {
+                dirs.insert(PathBuf::from(std::ffi::OsString::from_vec(path)));
+            }
+        }
+    }
+    for dir in dirs.iter().rev() {
+        if std::fs::remove_dir(dir).is_ok() {
+            tracing::info!(dir = %dir.display(), "removed a mount point a dead agent made");
+        }
+    }
 }

@@ -61,7 +61,14 @@ impl FromLua for ExecOptions {
         for pair in table.pairs::<String, Value>() {
             let (key, value) = pair?;
             match key.as_str() {
-                "cwd" => options.cwd = Some(PathBuf::from(expect_string(&value, "cwd")?)),
+                // Bytes as they are: a directory's name need not be UTF-8.
+                "cwd" => match &value {
+                    Value::String(text) => {
+                        use std::os::unix::ffi::OsStrExt;
+                        options.cwd = Some(PathBuf::from(std::ffi::OsStr::from_bytes(&text.as_bytes())));
+                    }
+                    _ => return Err(option_error("cwd", format!("expected a string, got {}", value.type_name()))),
+                },
                 "env" => options.env = read_env(&value)?,
                 "stdin" => options.stdin = Some(expect_string(&value, "stdin")?.into_bytes()),
                 "timeout" => options.timeout = Some(lua_args::duration(&value, "exec.run", "timeout")?),

@@ -1,8 +1,28 @@
 //! Reading native functions' arguments that several modules share.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use mlua::{Result as LuaResult, Value};
+use mlua::{FromLua, Lua, Result as LuaResult, Value};
+
+/// A path argument: any Lua string, its bytes taken as they are (a name need not be UTF-8).
+#[derive(Debug, Clone)]
+pub struct LuaPath(pub PathBuf);
+
+impl FromLua for LuaPath {
+    fn from_lua(value: Value, _: &Lua) -> LuaResult<Self> {
+        match value {
+            Value::String(text) => Ok(LuaPath(PathBuf::from(OsStr::from_bytes(&text.as_bytes())))),
+            other => Err(mlua::Error::FromLuaConversionError {
+                from: other.type_name(),
+                to: "path".to_owned(),
+                message: Some("expected a string".to_owned()),
+            }),
+        }
+    }
+}
 
 /// A duration option: seconds as a number, or a string such as "100ms", "10s", "1m". The
 /// error names the function and the option.

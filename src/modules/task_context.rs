@@ -72,7 +72,7 @@ pub fn current(lua: &Lua) -> TaskContext {
         env.sort();
         Ok(TaskContext {
             prefix: context.get("prefix")?,
-            workdir: context.get::<Option<String>>("workdir")?.map(PathBuf::from),
+            workdir: context.get::<Option<super::lua_args::LuaPath>>("workdir")?.map(|path| path.0),
             env,
         })
     };

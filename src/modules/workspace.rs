@@ -7,6 +7,7 @@ use std::sync::Arc;
 use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
 
 use super::archive_data::{ArchiveData, ManifestData, RulesData, Storage, base_manifest, scratch_dir};
+use super::lua_args::LuaPath;
 use super::task_context;
 use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
 
@@ -47,8 +48,8 @@ fn temp_archive(
     Ok((temp, file))
 }
 
-fn resolve_dir(lua: &Lua, dir: &str) -> PathBuf {
-    task_context::current(lua).resolve(std::path::Path::new(dir))
+fn resolve_dir(lua: &Lua, dir: &LuaPath) -> PathBuf {
+    task_context::current(lua).resolve(&dir.0)
 }
 
 /// `exclude` globs from an options table.
@@ -68,7 +69,7 @@ fn exclude_option(options: Option<&Table>, function: &str) -> LuaResult<Vec<Stri
 }
 
 /// `workspace.pack(dir[, { exclude = {globs} }]) -> archive`
-async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "pack")?;
     let scratch = scratch_dir(&lua)?;
@@ -93,7 +94,7 @@ async fn pack(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<An
 }
 
 /// `workspace.unpack(archive, dir) -> { entries, bytes }`: `dir` must not exist or be empty.
-async fn unpack(lua: Lua, (archive, dir): (AnyUserData, String)) -> LuaResult<Table> {
+async fn unpack(lua: Lua, (archive, dir): (AnyUserData, LuaPath)) -> LuaResult<Table> {
     let source = archive.borrow::<ArchiveData>()?.path().to_path_buf();
     let dest = resolve_dir(&lua, &dir);
     let stats = blocking("unpack", move || {
@@ -110,7 +111,7 @@ async fn unpack(lua: Lua, (archive, dir): (AnyUserData, String)) -> LuaResult<Ta
 
 /// `workspace.rules(dir[, { exclude }]) -> rules`: the built-in exclusions, `exclude` and
 /// `dir/.slothignore` as they are now — fixed, whatever the task later does to the file.
-async fn rules(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn rules(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "rules")?;
     let filter = blocking("rules", move || Filter::new(&root, &exclude)).await?;
@@ -118,7 +119,7 @@ async fn rules(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<A
 }
 
 /// `workspace.snapshot(dir[, { exclude }]) -> manifest`, which keeps the rules it was read with.
-async fn snapshot(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "snapshot")?;
     let scanned = root.clone();
@@ -137,7 +138,7 @@ async fn snapshot(lua: Lua, (dir, options): (String, Option<Table>)) -> LuaResul
 /// `workspace.changes(dir, base_manifest[, { rules | exclude, output }]) -> archive` whose
 /// `deleted` lists removed paths. The rules default to the base's (those of its snapshot);
 /// `output` names the file to write (default: a temporary file).
-async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let (base, base_rules) = {
         let base = base.borrow::<ManifestData>()?;
@@ -152,7 +153,7 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
         None => None,
     };
     let output = match &options {
-        Some(options) => options.get::<Option<String>>("output")?.map(|path| resolve_dir(&lua, &path)),
+        Some(options) => options.get::<Option<LuaPath>>("output")?.map(|path| resolve_dir(&lua, &path)),
         None => None,
     };
     let scratch = scratch_dir(&lua)?;
@@ -192,10 +193,11 @@ async fn changes(lua: Lua, (dir, base, options): (String, AnyUserData, Option<Ta
 }
 
 /// `workspace.apply(dir, changes[, { base = packed_archive_or_snapshot, setuid = false }])
-/// -> { written, deleted, kept, stripped }`. Refuses, changing nothing, on an unsafe archive or
-/// on a conflict with `base`. Files keep setuid and setgid bits only with `setuid`; otherwise
-/// the bits are cleared and the files listed in `stripped`.
-async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<Table>)) -> LuaResult<Table> {
+/// -> { written, deleted, kept, stripped, unlinked }`. Refuses, changing nothing, on an unsafe
+/// archive or on a conflict with `base`. Files keep setuid and setgid bits only with `setuid`;
+/// otherwise the bits are cleared and the files listed in `stripped`. `unlinked` lists files
+/// replaced here whose other names (hard links the task never saw) keep the old file.
+async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<Table> {
     let root = resolve_dir(&lua, &dir);
     let (source, deleted, amended) = {
         let changes = changes.borrow::<ArchiveData>()?;
@@ -236,10 +238,12 @@ async fn apply(lua: Lua, (dir, changes, options): (String, AnyUserData, Option<T
         kept.raw_push(lua.create_string(path.as_bytes())?)?;
     }
     table.set("kept", kept)?;
-    let stripped = lua.create_table()?;
-    for path in &report.stripped {
-        stripped.raw_push(lua.create_string(path.as_bytes())?)?;
+    for (name, paths) in [("stripped", &report.stripped), ("unlinked", &report.unlinked)] {
+        let list = lua.create_table()?;
+        for path in paths {
+            list.raw_push(lua.create_string(path.as_bytes())?)?;
+        }
+        table.set(name, list)?;
     }
-    table.set("stripped", stripped)?;
     Ok(table)
 }

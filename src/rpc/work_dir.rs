@@ -2,7 +2,7 @@
 //! parent (`--work-dir`, else the system temp dir), locked for the agent's whole life. An agent
 //! that dies (`kill -9`, out of memory, a power cut) cannot remove its own; the next agent
 //! started on the same parent finds it unlocked and removes it, with every task directory and
-//! cached content in it.
+//! cached content in it, and the mount-point directories its `same_path` tasks made.
 //!
 //! The directory is a [`LockedDir`]: an agent starting at the same moment never takes a live
 //! one for dead.
@@ -47,10 +47,12 @@ impl WorkRoot {
             if name.starts_with(UNPUBLISHED_PREFIX) && !is_older_than(&path, UNPUBLISHED_STALE) {
                 continue;
             }
-            if let Ok(Some(_lock)) = try_lock(&path)
-                && std::fs::remove_dir_all(&path).is_ok()
-            {
-                removed.push(path);
+            if let Ok(Some(_lock)) = try_lock(&path) {
+                // What its same_path tasks made outside it goes first.
+                crate::task_view::remove_leftover_mount_points(&path);
+                if std::fs::remove_dir_all(&path).is_ok() {
+                    removed.push(path);
+                }
             }
         }
         removed

@@ -157,7 +157,9 @@ async fn run_in_vm(
         request.set("scripts", scripts)?;
         request.set("params", lua_json::bytes_to_lua(lua, &spec.params_json, "params")?)?;
         request.set("deps", lua_json::bytes_to_lua(lua, &spec.deps_json, "deps")?)?;
-        request.set("dir", task.dir.to_string_lossy().as_ref())?;
+        // Paths as bytes: a name need not be UTF-8.
+        let bytes = |path: &std::path::Path| lua.create_string(path.as_os_str().as_encoded_bytes());
+        request.set("dir", bytes(&task.dir)?)?;
         match &task.workspace {
             RemoteWorkspace::Archive(path) => {
                 let archive = ArchiveData {
@@ -170,10 +172,10 @@ async fn run_in_vm(
                     size: 0,
                 };
                 request.set("workspace", lua.create_userdata(archive)?)?;
-                request.set("root", task.dir.join("workspace").to_string_lossy().as_ref())?;
+                request.set("root", bytes(&task.dir.join("workspace"))?)?;
             }
             RemoteWorkspace::Ready { root, built, ignore } => {
-                request.set("root", root.to_string_lossy().as_ref())?;
+                request.set("root", bytes(root)?)?;
                 // What was just built, so the handler need not scan it again, and the rules the
                 // master took its snapshot with.
                 let rules = Filter::from_patterns(ignore.clone()).map_err(mlua::Error::external)?;

@@ -36,7 +36,7 @@ use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
 use super::filter::Filter;
 use super::journal::{Journal, Staging, Undo, recover};
-use super::manifest::{Entry, MODE_MASK, Manifest, entry_now};
+use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS, entry_now};
 use super::rel_path::RelPath;
 use super::unpack::{Limits, unpack_staged};
 
@@ -50,6 +50,9 @@ pub struct ApplyReport {
     pub kept: Vec<RelPath>,
     /// Files whose setuid or setgid bits were cleared (the limits do not carry them).
     pub stripped: Vec<RelPath>,
+    /// Files replaced here that had other names the task never saw (hard links outside the
+    /// workspace, left out of it, or made here meanwhile): those names keep the old file.
+    pub unlinked: Vec<RelPath>,
 }
 
 /// One step about to touch the workspace (for observers: progress, tests that race it).
@@ -112,6 +115,9 @@ pub fn apply_observed(
             .into_iter()
             .flat_map(|(leader, others)| std::iter::once(leader.clone()).chain(others.into_iter().cloned()))
             .collect(),
+        base_names: base.map(|base| names_by_group(base.manifest)).unwrap_or_default(),
+        setid_files: limits.setid_files,
+        unlinked: Vec::new(),
         journal,
         trashed: 0,
     };
@@ -154,8 +160,18 @@ struct Apply<'a> {
     /// Staged files that are hard links of each other: placed by rename, all of them, so
     /// that they are one file here too.
     linked: std::collections::HashSet<RelPath>,
+    /// How many names each hard-link group of the base has (by its first path).
+    base_names: std::collections::HashMap<RelPath, u64>,
+    /// Whether files' setuid and setgid bits travel.
+    setid_files: bool,
+    unlinked: Vec<RelPath>,
     journal: Journal,
     trashed: u64,
+}
+
+/// The number of names of every hard-link group of `base`, by its first path.
+fn names_by_group(base: &Manifest) -> std::collections::HashMap<RelPath, u64> {
+    base.hard_link_groups().into_iter().map(|(leader, others)| (leader.clone(), others.len() as u64 + 1)).collect()
 }
 
 /// What the master's path is now, against what the task started from.
@@ -325,7 +341,16 @@ impl Apply<'_> {
             self.root.chmod(path, mode)?;
             self.root.set_mtime(path, mtime)?;
         }
+        report.unlinked = std::mem::take(&mut self.unlinked);
         Ok(report)
+    }
+
+    /// How many names the task knew `path`'s file by (its hard-link group in the base).
+    fn known_names(&self, path: &RelPath) -> u64 {
+        match self.base_entry(path) {
+            Some(Entry::File { link, .. }) => self.base_names.get(link.as_ref().unwrap_or(path)).copied().unwrap_or(1),
+            _ => 1,
+        }
     }
 
     /// The check of [`Apply::check`] once more, right before the step: a path changed since
@@ -383,20 +408,32 @@ impl Apply<'_> {
             },
             Entry::File { .. } | Entry::Fifo { .. }
                 if existing.is_some_and(|stat| {
-                    matches!((stat.kind, entry), (Kind::File, Entry::File { .. }) | (Kind::Fifo, Entry::Fifo { .. }))
+                    stat.nlink == 1
+                        && matches!(
+                            (stat.kind, entry),
+                            (Kind::File, Entry::File { .. }) | (Kind::Fifo, Entry::Fifo { .. })
+                        )
                 }) && !self.linked.contains(path)
                     && self.base_entry(path).is_some_and(|before| before.same_data(entry)) =>
             {
                 // Only the mode or time changed, and the path still holds the data the task
-                // started from (checked): changed in place, as chmod and touch do.
+                // started from (checked) under this one name: changed in place, as chmod and
+                // touch do. (A file with other names is replaced instead: changing it in place
+                // would change names the task never saw, outside the workspace too.)
                 let stat = existing.expect("checked above");
-                let set = entry.mode().unwrap_or(stat.mode);
+                let set = self.mode_to_set(path, entry).unwrap_or(stat.mode);
                 self.journal.record(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime, set })?;
                 self.root.chmod(path, set)?;
                 self.root.set_mtime(path, entry.mtime())?;
                 self.record_placed(path)?;
             }
             Entry::File { .. } | Entry::Symlink { .. } | Entry::Fifo { .. } => {
+                if let Some(stat) = existing
+                    && stat.kind == Kind::File
+                    && stat.nlink > self.known_names(path)
+                {
+                    self.unlinked.push(path.clone());
+                }
                 // The staged entry keeps its inode when renamed into place: undo removes or
                 // replaces only that.
                 let placed = self.staged_root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);
@@ -430,6 +467,18 @@ impl Apply<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The mode a change of mode or time alone gives `path`: the task's, except that bits the
+    /// agent never saw (setuid and setgid, when they do not travel) stay as they are here
+    /// when the task left the rest as it found it.
+    fn mode_to_set(&self, path: &RelPath, entry: &Entry) -> Option<u32> {
+        let new = entry.mode()?;
+        let before = self.base_entry(path).and_then(Entry::mode)?;
+        if !self.setid_files && new == before & !SETID_BITS {
+            return Some(before);
+        }
+        Some(new)
     }
 
     /// Renames the staged entry into `path`, where nothing is now; something created there

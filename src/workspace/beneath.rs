@@ -32,6 +32,8 @@ pub struct Stat {
     pub mtime: Timestamp,
     /// Identity: an entry replaced, rewritten or touched since it was seen has another one.
     pub stamp: Stamp,
+    /// Names the entry has (hard links), anywhere on its filesystem.
+    pub nlink: u64,
 }
 
 /// The kinds of entries a directory holds. A workspace carries all but sockets and devices.
@@ -92,7 +94,7 @@ impl Stat {
         } else {
             Kind::Device
         };
-        Self::from_parts(
+        let stat = Self::from_parts(
             kind,
             meta.mode(),
             meta.len(),
@@ -100,7 +102,8 @@ impl Stat {
             meta.ino(),
             (meta.mtime(), meta.mtime_nsec()),
             (meta.ctime(), meta.ctime_nsec()),
-        )
+        );
+        Self { nlink: meta.nlink(), ..stat }
     }
 
     /// From what `fstatat` says.
@@ -115,7 +118,10 @@ impl Stat {
             _ => Kind::Device,
         };
         let size = u64::try_from(stat.st_size).unwrap_or(0);
-        Self::from_parts(
+        // `nlink_t` is 32 bits on some targets.
+        #[allow(clippy::useless_conversion)]
+        let nlink = u64::from(stat.st_nlink);
+        let stat = Self::from_parts(
             kind,
             stat.st_mode,
             size,
@@ -123,7 +129,8 @@ impl Stat {
             stat.st_ino,
             (stat.st_mtime, stat.st_mtime_nsec),
             (stat.st_ctime, stat.st_ctime_nsec),
-        )
+        );
+        Self { nlink, ..stat }
     }
 
     fn from_parts(kind: Kind, mode: u32, size: u64, dev: u64, ino: u64, mtime: (i64, i64), ctime: (i64, i64)) -> Self {
@@ -134,6 +141,7 @@ impl Stat {
             size,
             mtime,
             stamp: Stamp { dev, ino, size, mtime, ctime: Timestamp::new(ctime.0, ctime.1) },
+            nlink: 1,
         }
     }
 }

@@ -224,6 +224,7 @@ impl TreeWriter {
                 size: 0,
                 mtime,
                 stamp: Default::default(),
+                nlink: 1,
             });
             held.push((path, Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime }));
         }

@@ -133,6 +133,9 @@ function M.run_on(target, task, deps, workdir)
     if not applied then
       return false, "applying the changes from " .. describe(target) .. ": " .. strip_prefix(report)
     end
+    if #report.unlinked > 0 then
+      log.warn(names(report.unlinked) .. ": replaced; other names of the file here (hard links outside the workspace, left out of it, or made meanwhile) keep the old one")
+    end
     if #report.stripped > 0 then
       log.warn(names(report.stripped) .. ": setuid and setgid bits from the agent were cleared (workspace.setuid = true carries them)")
     end

@@ -4,9 +4,10 @@
 //! sockets), the run's output must name it.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use super::{Differential, Node, Side, age, available, chmod, node, put, tree_differences};
 
@@ -347,4 +348,181 @@ fn an_agent_that_is_not_root_honours_same_path_in_a_user_namespace_of_its_own() 
     assert!(run.stderr.contains("box/t | 65534"), "the task keeps the agent's user\n{context}");
     assert!(run.stderr.contains("box/t | from the master"), "{context}");
     assert_eq!(fs::read_to_string(workspace.join("made.txt")).expect("came back"), "made\n");
+}
+
+#[test]
+fn a_file_split_from_its_group_and_a_chmod_through_another_name_match_a_local_run() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"a", "hello\n");
+        fs::create_dir(ws.join("d")).expect("mkdir");
+        hard_link(ws, "a", "b");
+        hard_link(ws, "a", "d/c");
+        put(ws, b"solo", "x\n");
+        age(ws);
+    });
+    harness.step("cp a tmp && mv tmp a\nchmod 700 b\nstat -c '%h %a' a b d/c").check();
+    harness.step("touch -d '2001-01-01 00:00:00' b\nchmod 640 d/c\nstat -c '%h %a' a b d/c").check();
+}
+
+#[test]
+fn a_file_with_a_name_outside_the_workspace_is_replaced_never_changed_in_place_and_the_output_says_so() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"a", "shared\n");
+        age(ws);
+    });
+    let outside = harness.root.path().join("outside-x");
+    fs::hard_link(harness.remote().join("a"), &outside).expect("ln outside");
+    let remote = harness.run_side(Side::Remote, "chmod 600 a", "", None);
+    assert_eq!(remote.code, Some(0), "{}", remote.log);
+    assert_eq!(mode_of(&remote.workspace, "a"), 0o600, "the task's chmod arrived");
+    let outside_meta = fs::metadata(&outside).expect("stat outside");
+    assert_eq!(outside_meta.mode() & 0o7777, 0o644, "nothing outside the workspace changed");
+    assert!(
+        remote.log.contains("'a': replaced; other names of the file here (hard links outside the workspace"),
+        "{}",
+        remote.log
+    );
+}
+
+#[test]
+fn touching_a_setuid_file_the_agent_saw_without_its_bits_keeps_them_here() {
+    let harness = Differential::new(|ws| {
+        put(ws, b"tool", "#!/bin/sh\n");
+        put(ws, b"group-tool", "#!/bin/sh\n");
+        age(ws);
+        chmod(ws, "tool", 0o4755);
+        chmod(ws, "group-tool", 0o2750);
+    });
+    let remote = harness.run_side(Side::Remote, "touch tool group-tool", "", None);
+    assert_eq!(remote.code, Some(0), "{}", remote.log);
+    assert_eq!(mode_of(&remote.workspace, "tool"), 0o4755, "{}", remote.log);
+    assert_eq!(mode_of(&remote.workspace, "group-tool"), 0o2750, "{}", remote.log);
+    assert_ne!(remote.mtime("tool"), remote.before.mtimes.get(b"tool".as_slice()).copied(), "the touch arrived");
+}
+
+#[test]
+fn same_path_refuses_a_work_dir_reached_through_a_link_into_the_workspace() {
+    let harness = Differential::new(|ws| put(ws, b"readme", "x\n"));
+    let link = harness.root.path().join("link-to-remote");
+    std::os::unix::fs::symlink(harness.remote(), &link).expect("symlink");
+    let work = link.join("agent-work");
+    let mut agent = crate::support::agent::Agent::start(&["--work-dir", &work.display().to_string()]);
+    let pipeline = harness.root.path().join("pipelines/linked.lua");
+    fs::write(
+        &pipeline,
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{}\" }} }},\n\
+             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }}, command = \"echo ran > ran.txt\" }} }} }} }}\n",
+            harness.remote().display(),
+            agent.address
+        ),
+    )
+    .expect("writing the pipeline");
+    let run = crate::support::Run::of({
+        let mut command = Command::new(crate::support::binary());
+        command.arg("run").arg(&pipeline);
+        command
+    });
+    agent.stop();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("--work-dir elsewhere"), "{}", run.stderr);
+    assert!(!harness.remote().join("ran.txt").exists(), "nothing ran");
+}
+
+#[test]
+fn same_path_works_where_the_workspace_path_is_not_utf8() {
+    let harness = Differential::new(|ws| put(ws, b"readme", "odd\n"));
+    let odd = harness.root.path().join(std::ffi::OsStr::from_bytes(b"we ird\xff [x]"));
+    fs::rename(harness.remote(), &odd).expect("rename to an odd name");
+    let link = harness.root.path().join("plain");
+    std::os::unix::fs::symlink(&odd, &link).expect("symlink");
+    let run = harness.run_in(
+        &link,
+        true,
+        "odd",
+        (
+            "case \"$(pwd)\" in *\"$(printf '\\377')\"*) echo at the odd path;; esac\necho made > made.txt",
+            "same_path = true",
+            None,
+        ),
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.log, harness.agent.log());
+    assert_eq!(fs::read_to_string(odd.join("made.txt")).expect("came back"), "made\n");
+    assert_eq!(run.stdout, ["at the odd path"], "the task ran at the odd path");
+}
+
+/// A pipeline at `workspace` on `address`, `same_path`, running `command`.
+fn same_path_pipeline(path: &Path, workspace: &Path, address: &str, command: &str) {
+    fs::write(
+        path,
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{address}\" }} }},\n\
+             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }}, command = [==[{command}]==] }} }} }} }}\n",
+            workspace.display()
+        ),
+    )
+    .expect("writing the pipeline");
+}
+
+/// `sh -c script` in a mount namespace of its own (where the test mounts a tmpfs the agent
+/// does not see), with the binary as `$0`.
+fn in_own_mount_namespace(script: &str) -> Command {
+    let mut command = Command::new("unshare");
+    command.args(["--mount", "--propagation", "private", "sh", "-c", script]).arg(crate::support::binary());
+    command
+}
+
+#[test]
+fn mount_points_shared_by_concurrent_tasks_and_left_by_a_dead_agent_are_removed() {
+    let test = "mount_points_shared_by_concurrent_tasks_and_left_by_a_dead_agent_are_removed";
+    if !available("unshare --mount --propagation private true", test) {
+        return;
+    }
+    let harness = Differential::new(|ws| put(ws, b"readme", "x\n"));
+    let hidden = harness.root.path().join("hidden");
+    fs::create_dir(&hidden).expect("mkdir hidden");
+    let pipelines = harness.root.path().join("pipelines");
+
+    // Two tasks at a/x/ws and a/y/ws at once: `a` is made for the first and needed by both.
+    let (x, y) = (hidden.join("a/x/ws"), hidden.join("a/y/ws"));
+    same_path_pipeline(&pipelines.join("x.lua"), &x, &harness.agent.address, "sleep 0.3; echo x > x.txt");
+    same_path_pipeline(&pipelines.join("y.lua"), &y, &harness.agent.address, "sleep 0.6; echo y > y.txt");
+    let script = format!(
+        "mount -t tmpfs none '{hidden}' && mkdir -p '{x}' '{y}' && \
+         {{ \"$0\" run '{px}' & \"$0\" run '{py}'; wait $! ; }} && cat '{x}/x.txt' '{y}/y.txt'",
+        hidden = hidden.display(),
+        x = x.display(),
+        y = y.display(),
+        px = pipelines.join("x.lua").display(),
+        py = pipelines.join("y.lua").display(),
+    );
+    let run = crate::support::Run::of(in_own_mount_namespace(&script));
+    assert_eq!(run.code, Some(0), "{}\n{}\n{}", run.stdout, run.stderr, harness.agent.log());
+    assert_eq!(run.stdout, "x\ny\n", "{}", run.stderr);
+    assert!(!hidden.join("a").exists(), "every directory made for the two mount points is gone");
+
+    // An agent killed mid-task: the next one on the same --work-dir removes what it made.
+    let work = harness.root.path().join("work");
+    let work_arg = work.display().to_string();
+    let agent = crate::support::agent::Agent::start(&["--work-dir", &work_arg]);
+    let deep = hidden.join("deep/ws");
+    same_path_pipeline(&pipelines.join("deep.lua"), &deep, &agent.address, "sleep 31.4159");
+    let script = format!(
+        "mount -t tmpfs none '{hidden}' && mkdir -p '{deep}' && exec \"$0\" run '{p}'",
+        hidden = hidden.display(),
+        deep = deep.display(),
+        p = pipelines.join("deep.lua").display(),
+    );
+    let mut master =
+        in_own_mount_namespace(&script).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("master");
+    assert!(crate::support::wait_for_path(&deep), "the mount point was made");
+    let _ = Command::new("kill").args(["-9", &agent.pid().to_string()]).status();
+    let _ = Command::new("pkill").args(["-f", "sleep 31.4159"]).status();
+    let code = crate::support::wait_exit(&mut master);
+    assert_eq!(code, Some(1), "the master says the agent was lost: {}", crate::support::stderr_of(&mut master));
+    assert!(hidden.join("deep").exists(), "left behind by the dead agent (the premise)");
+    drop(agent);
+    let mut next = crate::support::agent::Agent::start(&["--work-dir", &work_arg]);
+    next.stop();
+    assert!(!hidden.join("deep").exists(), "the next agent removed what the dead one made");
 }
