@@ -62,6 +62,47 @@ fn hostile(outside: &Path) -> Vec<(&'static str, Vec<u8>, String, std::path::Pat
         ),
         ("device file", archive(&[("dev", Kind::CharDevice)]), "dev".to_owned(), outside.join("never")),
         ("hard link", archive(&[("hard", Kind::HardLink(&absolute_name))]), "hard".to_owned(), outside.join("never")),
+        (
+            "a hard link up and out",
+            archive(&[("hard", Kind::HardLink("../escaped.txt"))]),
+            "hard".to_owned(),
+            outside.join("never"),
+        ),
+        (
+            "a hard link to a later entry",
+            archive(&[("a", Kind::HardLink("b")), ("b", Kind::File(b"b"))]),
+            "'a'".to_owned(),
+            outside.join("never"),
+        ),
+        (
+            "a hard link to itself",
+            archive(&[("self", Kind::HardLink("self"))]),
+            "self".to_owned(),
+            outside.join("never"),
+        ),
+        (
+            "a hard link to a directory",
+            archive(&[("d", Kind::Dir), ("h", Kind::HardLink("d"))]),
+            "'h'".to_owned(),
+            outside.join("never"),
+        ),
+        (
+            "a hard link to a symlink pointing out",
+            archive(&[("s", Kind::Symlink("/etc/passwd")), ("h", Kind::HardLink("s"))]),
+            "'h'".to_owned(),
+            outside.join("never"),
+        ),
+        (
+            "a hard link through a symlinked directory",
+            archive(&[
+                ("real", Kind::Dir),
+                ("real/f", Kind::File(b"f")),
+                ("alias", Kind::Symlink("real")),
+                ("h", Kind::HardLink("alias/f")),
+            ]),
+            "'h'".to_owned(),
+            outside.join("never"),
+        ),
     ]
 }
 

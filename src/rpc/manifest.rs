@@ -138,3 +138,42 @@ pub fn hashes_from_wire(hashes: &[Vec<u8>]) -> Result<Vec<blake3::Hash>, String>
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(path: &[u8], kind: Kind, link: &[u8]) -> FileEntry {
+        FileEntry {
+            path: path.to_vec(),
+            kind: kind as i32,
+            mode: 0o644,
+            hash: vec![7; 32],
+            target: b"t".to_vec(),
+            link: link.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_hard_link_must_name_a_file_before_it() {
+        let cases: [(&str, Vec<FileEntry>, &str); 4] = [
+            ("to a later path", vec![wire(b"a", Kind::File, b"b")], "does not come before it"),
+            ("to itself", vec![wire(b"a", Kind::File, b"a")], "does not come before it"),
+            (
+                "to a symlink",
+                vec![wire(b"a", Kind::Symlink, b""), wire(b"b", Kind::File, b"a")],
+                "not a file before it",
+            ),
+            ("to a missing path", vec![wire(b"b", Kind::File, b"a")], "not a file before it"),
+        ];
+        for (label, entries, expected) in cases {
+            let error = extend_from_wire(&mut Manifest::default(), entries).expect_err(label);
+            assert!(error.contains(expected), "{label}: {error}");
+        }
+        let mut manifest = Manifest::default();
+        extend_from_wire(&mut manifest, vec![wire(b"a", Kind::File, b""), wire(b"b", Kind::File, b"a")])
+            .expect("valid");
+        assert!(matches!(&manifest.entries[&RelPath::parse(b"b").expect("path")], Entry::File { link: Some(_), .. }));
+    }
+}
