@@ -1,49 +1,49 @@
 --- Dependency graph of a group: cycles, selection closure, execution order.
 local M = {}
 
+local heap = require("sloth.heap")
+
 --- The first dependency cycle found, as a path that ends where it starts (`{ "a", "b", "a" }`),
---- or nil. Unknown dependencies are ignored here (they are reported on their own).
+--- or nil. Unknown dependencies are ignored here (they are reported on their own). Iterative:
+--- a chain of 100,000 tasks does not overflow the stack.
 ---@param group { tasks: table[], by_name: table<string, table> }
 ---@return string[]?
 function M.find_cycle(group)
   local state = {} -- nil: unvisited, 1: on the current path, 2: done
-  local path = {}
-  local function visit(task)
-    state[task.name] = 1
-    path[#path + 1] = task.name
-    for _, dep in ipairs(task.depends_on) do
-      local next_task = group.by_name[dep]
-      if next_task then
-        if state[dep] == 1 then
-          local cycle = {}
-          local start
-          for i, name in ipairs(path) do
-            if name == dep then
-              start = i
+  local path, at = {}, {} -- the current path, and how far each of its tasks' deps were looked at
+  for _, root in ipairs(group.tasks) do
+    if state[root.name] == nil then
+      state[root.name] = 1
+      path[1], at[1] = root, 0
+      local depth = 1
+      while depth > 0 do
+        local task = path[depth]
+        local i = at[depth] + 1
+        at[depth] = i
+        local dep = task.depends_on[i]
+        if dep == nil then
+          state[task.name] = 2
+          path[depth], at[depth] = nil, nil
+          depth = depth - 1
+        elseif group.by_name[dep] then
+          if state[dep] == 1 then
+            local cycle = {}
+            for j = 1, depth do
+              if path[j].name == dep then
+                for k = j, depth do
+                  cycle[#cycle + 1] = path[k].name
+                end
+                break
+              end
             end
-          end
-          for i = start, #path do
-            cycle[#cycle + 1] = path[i]
-          end
-          cycle[#cycle + 1] = dep
-          return cycle
-        elseif state[dep] == nil then
-          local found = visit(next_task)
-          if found then
-            return found
+            cycle[#cycle + 1] = dep
+            return cycle
+          elseif state[dep] == nil then
+            state[dep] = 1
+            depth = depth + 1
+            path[depth], at[depth] = group.by_name[dep], 0
           end
         end
-      end
-    end
-    path[#path] = nil
-    state[task.name] = 2
-    return nil
-  end
-  for _, task in ipairs(group.tasks) do
-    if state[task.name] == nil then
-      local found = visit(task)
-      if found then
-        return found
       end
     end
   end
@@ -56,55 +56,63 @@ end
 ---@return table<string, boolean>
 function M.closure(group, names)
   local selected = {}
-  local function add(name)
-    if selected[name] or not group.by_name[name] then
-      return
-    end
-    selected[name] = true
-    for _, dep in ipairs(group.by_name[name].depends_on) do
-      add(dep)
-    end
+  local stack = {}
+  for i = #names, 1, -1 do
+    stack[#stack + 1] = names[i]
   end
-  for _, name in ipairs(names) do
-    add(name)
+  while #stack > 0 do
+    local name = table.remove(stack)
+    local task = group.by_name[name]
+    if task and not selected[name] then
+      selected[name] = true
+      for _, dep in ipairs(task.depends_on) do
+        stack[#stack + 1] = dep
+      end
+    end
   end
   return selected
 end
 
 --- Selected tasks in the order a one-at-a-time run starts them: repeatedly the earliest
---- declared task whose dependencies are all placed.
+--- declared task whose dependencies are all placed. O(tasks + dependencies) with a heap.
 ---@param group table
 ---@param selected? table<string, boolean> all tasks when nil
 ---@return table[]
 function M.order(group, selected)
-  local placed, order = {}, {}
-  local remaining = {}
+  local tasks, index = {}, {}
   for _, task in ipairs(group.tasks) do
     if selected == nil or selected[task.name] then
-      remaining[#remaining + 1] = task
+      tasks[#tasks + 1] = task
+      index[task.name] = #tasks
     end
   end
-  while #remaining > 0 do
-    local picked
-    for i, task in ipairs(remaining) do
-      local ready = true
-      for _, dep in ipairs(task.depends_on) do
-        if not placed[dep] then
-          ready = false
-          break
-        end
-      end
-      if ready then
-        picked = i
-        break
+  local unmet, dependents, ready = {}, {}, heap.new()
+  for i, task in ipairs(tasks) do
+    unmet[i] = 0
+    for _, dep in ipairs(task.depends_on) do
+      if index[dep] then
+        unmet[i] = unmet[i] + 1
+        dependents[dep] = dependents[dep] or {}
+        table.insert(dependents[dep], i)
       end
     end
-    if picked == nil then
-      error("graph.order: dependency cycle among the remaining tasks", 2)
+    if unmet[i] == 0 then
+      ready:push(i)
     end
-    local task = table.remove(remaining, picked)
-    placed[task.name] = true
+  end
+  local order = {}
+  while ready:peek() do
+    local task = tasks[ready:pop()]
     order[#order + 1] = task
+    for _, d in ipairs(dependents[task.name] or {}) do
+      unmet[d] = unmet[d] - 1
+      if unmet[d] == 0 then
+        ready:push(d)
+      end
+    end
+  end
+  if #order < #tasks then
+    error("graph.order: dependency cycle among the remaining tasks", 2)
   end
   return order
 end

@@ -83,9 +83,9 @@ function M.new(opts)
       end
     end
     out:write("\n")
+    local format = "%-" .. widths[1] .. "s  %-" .. widths[2] .. "s  %-" .. widths[3] .. "s  %s\n"
     for _, row in ipairs(rows) do
-      out:write(string.format("%-" .. widths[1] .. "s  %-" .. widths[2] .. "s  %-" .. widths[3] .. "s  %s\n",
-        row[1], row[2], row[3], row[4]))
+      out:write(string.format(format, row[1], row[2], row[3], row[4]))
     end
     out:write(string.format("%d task(s): %d succeeded, %d failed, %d skipped in %s\n",
       #results, counts.succeeded, counts.failed + counts.aborted, counts.skipped, core.format_duration(elapsed)))

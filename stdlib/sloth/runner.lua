@@ -4,6 +4,7 @@
 --- named in its `next_if_fail`; independent tasks go on. An `abort_if` that holds stops the
 --- whole run: nothing new starts and running tasks are cancelled.
 local core = require("sloth.core")
+local heap = require("sloth.heap")
 local task_life = require("sloth.task_life")
 local workdirs = require("sloth.workdirs")
 
@@ -17,50 +18,105 @@ local function task_job(task, deps, workdir, life)
   return result
 end
 
---- Whether `task` must wait, or why it cannot run at all, given its dependencies' results.
-local function dependency_state(task, results)
-  local waiting = false
-  for _, dep in ipairs(task.depends_on) do
-    local result = results[dep]
-    if result == nil then
-      waiting = true
-    elseif result.status == "failed" or result.status == "aborted" then
-      return false, string.format("dependency '%s' failed", dep)
-    elseif result.status == "skipped" then
-      return false, string.format("dependency '%s' was skipped", dep)
-    end
-  end
-  return waiting, nil
-end
-
 --- Runs one group's selected tasks; appends each result to `run.finished` as it ends.
+---
+--- Linear in tasks and dependencies: each task counts its dependencies that have not yet
+--- succeeded; a result updates only the tasks that depend on it. Of the tasks that can be acted
+--- on — started (dependencies met, a job free or `async`) or skipped (a dependency failed or was
+--- skipped) — the earliest declared always goes first, as a one-at-a-time run reads the file.
 local function run_group(step, workdir, opts, run)
   local group = step.group
   local reporter = opts.reporter
+  local tasks = step.tasks
   local results = {} -- task name -> result
-  local pending = {}
-  for _, task in ipairs(step.tasks) do
-    pending[#pending + 1] = task
-  end
+  local index = {} -- task name -> position in `tasks`
+  local dependents = {} -- task name -> positions of the selected tasks that depend on it
+  local unmet = {} -- position -> dependencies not yet succeeded
+  local state = {} -- position -> "waiting" | "ready" | "blocked" | "started" | "done"
+  local reason = {} -- position -> why it cannot run (when blocked)
+  local blocked, ready_sync, ready_async = heap.new(), heap.new(), heap.new()
   local running = {} -- job id -> task
   local counted = 0 -- running tasks that count against `jobs`
   local jobs = opts.jobs or 1
   local triggered = {} -- handler name -> { [failed task] = failure info }
 
+  local refs = {} -- task -> "group/task", made once
   local function ref(task)
-    return group.name .. "/" .. task.name
+    local text = refs[task]
+    if not text then
+      text = group.name .. "/" .. task.name
+      refs[task] = text
+    end
+    return text
   end
 
+  local function dormant(task)
+    return group.handlers[task.name] and not triggered[task.name]
+  end
+
+  --- Queues position `i` to start, if nothing holds it back any more.
+  local function maybe_ready(i)
+    local task = tasks[i]
+    if state[i] == "waiting" and unmet[i] == 0 and not dormant(task) then
+      state[i] = "ready"
+      if task.async then
+        ready_async:push(i)
+      else
+        ready_sync:push(i)
+      end
+    end
+  end
+
+  local function block(i, why)
+    if state[i] == "waiting" then
+      state[i], reason[i] = "blocked", why
+      blocked:push(i)
+    end
+  end
+
+  for i, task in ipairs(tasks) do
+    index[task.name] = i
+  end
+  for i, task in ipairs(tasks) do
+    state[i], unmet[i] = "waiting", 0
+    for _, dep in ipairs(task.depends_on) do
+      if index[dep] then
+        unmet[i] = unmet[i] + 1
+        dependents[dep] = dependents[dep] or {}
+        table.insert(dependents[dep], i)
+      end
+    end
+  end
+  for i in ipairs(tasks) do
+    maybe_ready(i)
+  end
+
+  --- Records a result and passes it on to the tasks that depend on it.
   local function record(task, result)
     result.ref = ref(task)
     result.group, result.task = group.name, task.name
     results[task.name] = result
     run.finished[#run.finished + 1] = result
+    local i = index[task.name]
+    if i then
+      state[i] = "done"
+    end
+    local status = result.status
+    for _, d in ipairs(dependents[task.name] or {}) do
+      if status == "failed" or status == "aborted" then
+        block(d, string.format("dependency '%s' failed", task.name))
+      elseif status == "skipped" then
+        block(d, string.format("dependency '%s' was skipped", task.name))
+      else
+        unmet[d] = unmet[d] - 1
+        maybe_ready(d)
+      end
+    end
   end
 
-  local function skip(task, reason)
-    record(task, { status = "skipped", message = reason, outputs = {}, duration = 0 })
-    reporter.skipped(ref(task), reason)
+  local function skip(task, why)
+    record(task, { status = "skipped", message = why, outputs = {}, duration = 0 })
+    reporter.skipped(ref(task), why)
   end
 
   local function start(task)
@@ -76,6 +132,7 @@ local function run_group(step, workdir, opts, run)
     local life = { reporter = reporter, ref = ref(task), store = run.store }
     local id = core.spawn(task_job, context, task, deps, workdir, life)
     running[id] = task
+    state[index[task.name]] = "started"
     if not task.async then
       counted = counted + 1
     end
@@ -91,29 +148,45 @@ local function run_group(step, workdir, opts, run)
       reporter.finished(ref(other), cancelled)
     end
     counted = 0
-    for _, other in ipairs(pending) do
-      skip(other, "the run was aborted by " .. run.aborted_by)
+    for i, other in ipairs(tasks) do
+      if state[i] ~= "started" and state[i] ~= "done" then
+        skip(other, "the run was aborted by " .. run.aborted_by)
+      end
     end
-    pending = {}
+  end
+
+  --- The smallest position in `queue` still in state `want` (stale entries dropped).
+  local function first(queue, want)
+    local top = queue:peek()
+    while top and state[top] ~= want do
+      queue:pop()
+      top = queue:peek()
+    end
+    return top
   end
 
   while true do
-    -- Start (or skip) what can be, earliest declared first, until nothing changes.
-    local i = 1
-    while i <= #pending and not run.aborted_by do
-      local task = pending[i]
-      local waiting, blocked_by = dependency_state(task, results)
-      local dormant = group.handlers[task.name] and not triggered[task.name]
-      if blocked_by then
-        table.remove(pending, i)
-        skip(task, blocked_by)
-        i = 1 -- a skip can unblock (skip) earlier-declared dependents
-      elseif not waiting and not dormant and (task.async or counted < jobs) then
-        table.remove(pending, i)
-        start(task)
-        i = 1
+    -- Start (or skip) what can be, earliest declared first, until nothing is left to do.
+    while not run.aborted_by do
+      local b = first(blocked, "blocked")
+      local a = first(ready_async, "ready")
+      local s = counted < jobs and first(ready_sync, "ready") or nil
+      local pick = b
+      if a and (not pick or a < pick) then
+        pick = a
+      end
+      if s and (not pick or s < pick) then
+        pick = s
+      end
+      if not pick then
+        break
+      end
+      if pick == b then
+        blocked:pop()
+        skip(tasks[pick], reason[pick])
       else
-        i = i + 1
+        (pick == a and ready_async or ready_sync):pop()
+        start(tasks[pick])
       end
     end
     if next(running) == nil then
@@ -133,23 +206,35 @@ local function run_group(step, workdir, opts, run)
       -- The job itself broke (an engine bug): the task failed.
       result = { status = "failed", message = tostring(result), outputs = {}, duration = 0 }
     end
+    if result.status == "failed" then
+      for _, handler in ipairs(task.next_if_fail) do
+        triggered[handler] = triggered[handler] or {}
+        triggered[handler][task.name] = { failed = true, message = result.message, outputs = result.outputs }
+      end
+    end
     record(task, result)
     reporter.finished(ref(task), result)
     if result.status == "aborted" then
       abort(task)
     elseif result.status == "failed" then
       for _, handler in ipairs(task.next_if_fail) do
-        triggered[handler] = triggered[handler] or {}
-        triggered[handler][task.name] = { failed = true, message = result.message, outputs = result.outputs }
+        if index[handler] then
+          maybe_ready(index[handler])
+        end
       end
     end
   end
 
-  -- Failure handlers nobody needed, and anything left waiting on them.
-  for _, task in ipairs(pending) do
-    local reason = group.handlers[task.name] and not triggered[task.name] and "no failure to handle"
-      or "dependencies never finished"
-    skip(task, reason)
+  -- Failure handlers nobody needed, and anything left waiting on them (each named for what it
+  -- was left waiting on, not for the skips this makes).
+  local left = {}
+  for i, task in ipairs(tasks) do
+    if state[i] == "waiting" then
+      left[#left + 1] = { task, dormant(task) and "no failure to handle" or "dependencies never finished" }
+    end
+  end
+  for _, item in ipairs(left) do
+    skip(item[1], item[2])
   end
   return results
 end

@@ -52,11 +52,21 @@ end
 --- Reports every key of `raw` that `known` does not list (or lists as false: a field of the
 --- language this version does not handle). `where(field)` locates a field.
 function Checker:known_fields(raw, known, where)
-  for _, field in ipairs(sorted_keys(raw)) do
-    local supported = known[field]
-    if supported == nil then
+  -- Sorted only when there is something to report (in a stable order).
+  local odd
+  for field in pairs(raw) do
+    if not known[field] then
+      odd = odd or {}
+      odd[field] = true
+    end
+  end
+  if not odd then
+    return
+  end
+  for _, field in ipairs(sorted_keys(odd)) do
+    if known[field] == nil then
       self:add(where(tostring(field)), "unknown field")
-    elseif supported == false then
+    else
       self:add(where(tostring(field)), "is not supported by this version of sloth-runner")
     end
   end
