@@ -38,6 +38,7 @@ specs!(
     paths_in_tasks,
     retries,
     reuse,
+    scheduler,
     taskdefs,
     timeout,
     workdirs,

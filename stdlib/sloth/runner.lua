@@ -114,6 +114,21 @@ local function run_group(step, workdir, opts, run)
     end
   end
 
+  --- Why `task` cannot run: its first dependency, in the order it lists them, that failed or
+  --- was skipped.
+  local function blocked_by(task)
+    for _, dep in ipairs(task.depends_on) do
+      local result = results[dep]
+      local status = result and result.status
+      if status == "failed" or status == "aborted" then
+        return string.format("dependency '%s' failed", dep)
+      elseif status == "skipped" then
+        return string.format("dependency '%s' was skipped", dep)
+      end
+    end
+    return nil
+  end
+
   local function skip(task, why)
     record(task, { status = "skipped", message = why, outputs = {}, duration = 0 })
     reporter.skipped(ref(task), why)
@@ -183,7 +198,7 @@ local function run_group(step, workdir, opts, run)
       end
       if pick == b then
         blocked:pop()
-        skip(tasks[pick], reason[pick])
+        skip(tasks[pick], blocked_by(tasks[pick]) or reason[pick])
       else
         (pick == a and ready_async or ready_sync):pop()
         start(tasks[pick])
