@@ -112,7 +112,12 @@ pub fn show_at(source: &Path, target: &Path, task_dir: &Path) -> Result<SamePath
     }
     // Compared as the filesystem resolves them: a link on either path must not hide the clash.
     let physical_task_dir = std::fs::canonicalize(task_dir).unwrap_or_else(|_| task_dir.to_path_buf());
-    if physical_task_dir.starts_with(resolved(target)) || task_dir.starts_with(target) {
+    let physical_source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let target_resolved = resolved(target);
+    if physical_task_dir.starts_with(&target_resolved)
+        || task_dir.starts_with(target)
+        || physical_source.starts_with(&target_resolved)
+    {
         return Err(why(&format!(
             "it holds this agent's work directory {} (start the agent with --work-dir elsewhere)",
             task_dir.parent().unwrap_or(task_dir).display()

@@ -384,11 +384,20 @@ fn mask_agent_workspace(line: &str) -> String {
     let mut out = String::new();
     let mut rest = line;
     while let Some(at) = rest.find("/sloth-agent-") {
-        let Some(end) = rest[at..].find("/workspace") else { break };
+        // A fresh tree (`…/task-X/workspace`) or a kept one (`…/trees/tree-N`).
+        let after = &rest[at..];
+        let end = match (after.find("/workspace"), after.find("/trees/tree-")) {
+            (Some(workspace), None) => workspace + "/workspace".len(),
+            (_, Some(tree)) => {
+                let digits = after[tree + "/trees/tree-".len()..].chars().take_while(char::is_ascii_digit).count();
+                tree + "/trees/tree-".len() + digits
+            }
+            (None, None) => break,
+        };
         let start = rest[..at].rfind(|c: char| c.is_whitespace() || "'\"(=:".contains(c)).map_or(0, |i| i + 1);
         out.push_str(&rest[..start]);
         out.push_str("$WORKSPACE");
-        rest = &rest[at + end + "/workspace".len()..];
+        rest = &rest[at + end..];
     }
     out.push_str(rest);
     out

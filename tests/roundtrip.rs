@@ -513,3 +513,79 @@ fn concurrent_applies_never_take_each_other_for_dead() {
     let files = std::fs::read_dir(&root).expect("read").flatten().count();
     assert_eq!(files, 160, "every apply landed and no staging is left");
 }
+
+#[test]
+fn a_failed_apply_puts_a_hard_link_group_back_exactly() {
+    let p = |name: &'static [u8]| vec![name];
+    let nodes = vec![
+        (p(b"a"), Node::File { content: b"shared".to_vec(), mode: 0o644 }),
+        (p(b"b"), Node::HardLink { to: p(b"a") }),
+        (p(b"dir"), Node::Dir { mode: 0o755 }),
+        (vec![&b"dir"[..], &b"x"[..]], Node::File { content: b"x".to_vec(), mode: 0o644 }),
+    ];
+    let edits = vec![
+        Edit::Chmod { path: p(b"a"), mode: 0o600 },
+        Edit::Remove { path: p(b"dir") },
+        Edit::Write { path: p(b"dir"), content: b"now a file".to_vec() },
+    ];
+    // Meanwhile, something the task never saw lands in `dir`: replacing it is a conflict, found
+    // only when its turn comes, after the group was placed.
+    let trip = round_trip(&nodes, &edits, |root, _, _| {
+        let junk = RelPath::parse(b"dir/junk").expect("valid");
+        let mut file = root.create_file(&junk, 0o644, false).expect("junk");
+        std::io::Write::write_all(&mut file, b"junk").expect("write");
+    });
+    assert!(matches!(&trip.result, Err(WorkspaceError::Conflict { .. })), "{:?}", trip.result);
+    let now = Tree::read_all(&trip.master);
+    now.assert_same(&trip.before_apply, "a refused apply");
+    assert_eq!(now.mtimes, trip.before_apply.mtimes);
+    assert_eq!(now.links.len(), 1, "a and b are one file again: {:?}", now.links);
+    let leftovers: Vec<_> = std::fs::read_dir(&trip.master)
+        .expect("list")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".sloth-"))
+        .collect();
+    assert!(leftovers.is_empty(), "nothing left behind: {leftovers:?}");
+}
+
+/// A task on a copy without setuid bits (they do not travel) touches `s`; meanwhile the master
+/// runs `chmod` on it. Returns the master's mode of `s` after the apply.
+fn touch_a_setuid_file(mode_here: u32, meanwhile_mode: Option<u32>, task_mode: Option<u32>) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let (master, agent, cache_dir) =
+        (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let s = master.path().join("s");
+    std::fs::write(&s, "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(mode_here)).expect("chmod");
+    let rules = Filter::new(master.path(), &[]).expect("rules");
+    let base = Manifest::scan(master.path(), &rules).expect("scan");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    let mut blobs = Vec::new();
+    pack_blobs(master.path(), &base, &cache.missing(&base), &mut blobs, cache_dir.path()).expect("pack");
+    cache.store(&blobs[..], &Limits::default()).expect("store");
+    let built = cache.materialize(&base, agent.path(), &Limits::default()).expect("build");
+    let copy = agent.path().join("s");
+    assert_eq!(std::fs::metadata(&copy).expect("stat").permissions().mode() & 0o7777, mode_here & 0o777);
+    let root = Root::open(agent.path()).expect("root");
+    root.set_mtime(&RelPath::parse(b"s").expect("path"), Timestamp { secs: 1_600_000_000, nanos: 0 }).expect("touch");
+    if let Some(mode) = task_mode {
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let after = Manifest::scan(agent.path(), &rules).expect("scan after");
+    let changes = diff(&built, &after);
+    let mut archive = Vec::new();
+    pack(agent.path(), &after, Some(&changes.changed), &mut archive).expect("pack");
+    if let Some(mode) = meanwhile_mode {
+        std::fs::set_permissions(&s, std::fs::Permissions::from_mode(mode)).expect("chmod here");
+    }
+    let base = Base { manifest: &base, rules: Some(&rules) };
+    apply(master.path(), &archive[..], &changes.deleted, Some(base), &Limits::default()).expect("apply");
+    std::fs::metadata(&s).expect("stat").permissions().mode() & 0o7777
+}
+
+#[test]
+fn setuid_bits_the_agent_never_saw_stay_as_they_are_here() {
+    assert_eq!(touch_a_setuid_file(0o4755, None, None), 0o4755, "a touch keeps them");
+    assert_eq!(touch_a_setuid_file(0o4755, Some(0o755), None), 0o755, "removed here meanwhile: not put back");
+    assert_eq!(touch_a_setuid_file(0o4755, None, Some(0o745)), 0o4745, "chmod g-x keeps them, as here");
+}

@@ -78,6 +78,10 @@ pub struct AgentArgs {
     /// removed when the agent stops).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+    /// Trees kept between tasks, so that the next task of the same workspace writes only what
+    /// differs (0: a fresh tree for every task). Together they hold at most --cache-max.
+    #[arg(long, default_value_t = 8)]
+    warm_trees: usize,
     /// How long running tasks may go on after SIGTERM before they are cancelled.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
@@ -210,6 +214,22 @@ async fn serve(
             }
         },
         limits: crate::workspace::Limits::default(),
+        trees: if args.warm_trees == 0 {
+            None
+        } else {
+            match crate::workspace::trees::TreePool::new(
+                work_root.path().join("trees"),
+                args.warm_trees,
+                args.cache_max,
+            ) {
+                Ok(pool) => Some(Arc::new(pool)),
+                Err(error) => {
+                    eprintln!("error: cannot create the agent's tree pool: {error}");
+                    return (ExitCode::FAILURE, Some(work_root));
+                }
+            }
+        },
+        principal: token.as_ref().map(|token| token.fingerprint().to_hex().to_string()),
     };
     let service = AgentService::new(identity, Arc::new(handler));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -104,6 +104,8 @@ impl UserData for ClientData {
             table.set("labels", lua.create_table_from(info.labels)?)?;
             table.set("max_tasks", info.max_tasks)?;
             table.set("tasks_in_flight", info.tasks_in_flight)?;
+            table.set("files_written", info.files_written)?;
+            table.set("trees_reused", info.trees_reused)?;
             Ok(table)
         });
         methods.add_async_method("execute", |lua, this, (request, options): (Table, Option<Table>)| async move {
@@ -144,11 +146,15 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         setuid: request.get::<Option<bool>>("setuid")?.unwrap_or(false),
         umask: crate::process::umask(),
         same_path: None,
+        workspace: String::new(),
     };
     let workspace: AnyUserData = request
         .get("workspace")
         .map_err(|_| lua_error("execute", "request field 'workspace' must be an archive or a snapshot"))?;
     let mut spec = spec;
+    if let Ok(snapshot) = workspace.borrow::<ManifestData>() {
+        spec.workspace = workspace_identity(&snapshot.root);
+    }
     if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
         // Where the task would run here: the physical path, as a process started there sees it.
         let root = match workspace.borrow::<ManifestData>() {
@@ -210,11 +216,29 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         deleted: outcome.deleted,
         amended: outcome.amended,
         skipped: vec![],
+        after: None,
         entries: 0,
         size,
     };
     result.set("changes", lua.create_userdata(changes)?)?;
     Ok(result)
+}
+
+/// Who a workspace is, the same from run to run: a digest of this machine (its machine id,
+/// else its host name) and the workspace's physical path.
+fn workspace_identity(root: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let machine = std::fs::read("/etc/machine-id")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .or_else(|| std::fs::read("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default();
+    let physical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&machine);
+    hasher.update(b"\0");
+    hasher.update(physical.as_os_str().as_bytes());
+    hasher.finalize().to_hex().to_string()
 }
 
 fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {

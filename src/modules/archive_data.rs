@@ -63,6 +63,8 @@ pub struct ArchiveData {
     pub amended: Vec<(RelPath, Entry)>,
     /// For changes: what the task left that a workspace does not carry (sockets, devices).
     pub skipped: Vec<(RelPath, Kind)>,
+    /// For changes: the tree as scanned after the task, with identities (a warm tree's state).
+    pub after: Option<Arc<Manifest>>,
     pub entries: u64,
     pub size: u64,
 }

@@ -85,6 +85,7 @@ async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<A
             deleted: vec![],
             amended: vec![],
             skipped: vec![],
+            after: None,
             entries,
             size,
         })
@@ -163,7 +164,8 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             (None, Some(rules)) if exclude.is_empty() => rules,
             _ => Arc::new(Filter::new(&root, &exclude)?),
         };
-        let after = Manifest::scan(&root, &filter)?;
+        // What the base proves untouched (a warm tree's kept files) is not read again.
+        let after = Manifest::scan_known(&root, &filter, Some(&base))?;
         let changes = core::diff(&base, &after);
         let (storage, file) = match output {
             Some(path) => {
@@ -181,10 +183,12 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             base: None,
             deleted: changes.deleted,
             amended: vec![],
-            skipped: after.skipped,
+            skipped: after.skipped.clone(),
             entries,
             size: 0,
+            after: None,
         };
+        archive.after = Some(Arc::new(after));
         archive.size = std::fs::metadata(archive.path()).map_err(WorkspaceError::io(archive.path()))?.len();
         Ok(archive)
     })

@@ -63,6 +63,9 @@ pub struct TaskSpec {
     /// `workspace.same_path`: the workspace's absolute path on the master, where the agent
     /// shows its copy to the task.
     pub same_path: Option<PathBuf>,
+    /// Who the workspace is (a digest of this machine and the workspace's path): tasks of the
+    /// same workspace may reuse the agent's tree. Empty: a fresh tree.
+    pub workspace: String,
 }
 
 impl TaskSpec {
@@ -83,6 +86,7 @@ impl TaskSpec {
             setuid: self.setuid,
             umask: self.umask,
             same_path: self.same_path.map(|path| path.into_os_string().into_vec()).unwrap_or_default(),
+            workspace: self.workspace,
         };
         (request, scripts)
     }
@@ -101,6 +105,7 @@ impl TaskSpec {
             umask: request.umask,
             same_path: (!request.same_path.is_empty())
                 .then(|| PathBuf::from(std::ffi::OsString::from_vec(request.same_path))),
+            workspace: request.workspace,
         }
     }
 }

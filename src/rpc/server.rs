@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
@@ -24,7 +24,8 @@ use super::proto::{
 };
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
-use crate::workspace::{BlobCache, Limits, WorkspaceError};
+use crate::workspace::trees::{Lease, TreePool};
+use crate::workspace::{BlobCache, Limits, Manifest, WorkspaceError};
 
 /// Where a received task's workspace is.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct RemoteOutcome {
     /// The changes archive (tar + gzip), inside the task's directory.
     pub changes_archive: PathBuf,
     pub deleted: Vec<crate::workspace::RelPath>,
+    /// The workspace as scanned after the task, with identities (what a kept tree holds).
+    pub after: Option<Arc<Manifest>>,
 }
 
 /// Runs a received task. Dropping the returned future must stop the task and kill its
@@ -79,6 +82,11 @@ pub struct AgentIdentity {
     pub cache: BlobCache,
     /// What one task's workspace may hold.
     pub limits: Limits,
+    /// Trees kept between tasks (None: a fresh tree for every task).
+    pub trees: Option<Arc<TreePool>>,
+    /// Who the masters that hold the agent's token are (a digest of it), for keying trees;
+    /// None without a token. A master with a client certificate is told apart by it.
+    pub principal: Option<String>,
 }
 
 /// The `sloth.agent.v1.Agent` service.
@@ -87,12 +95,20 @@ pub struct AgentService {
     handler: Arc<dyn TaskHandler>,
     slots: Arc<Semaphore>,
     in_flight: Arc<AtomicU32>,
+    /// Files written into task trees.
+    files_written: Arc<AtomicU64>,
 }
 
 impl AgentService {
     pub fn new(identity: AgentIdentity, handler: Arc<dyn TaskHandler>) -> Self {
         let slots = Arc::new(Semaphore::new(identity.max_tasks.max(1) as usize));
-        Self { identity, handler, slots, in_flight: Arc::new(AtomicU32::new(0)) }
+        Self {
+            identity,
+            handler,
+            slots,
+            in_flight: Arc::new(AtomicU32::new(0)),
+            files_written: Arc::new(AtomicU64::new(0)),
+        }
     }
 }
 
@@ -105,6 +121,8 @@ impl Agent for AgentService {
             labels: self.identity.labels.clone().into_iter().collect(),
             max_tasks: self.identity.max_tasks,
             tasks_in_flight: self.in_flight.load(Ordering::Relaxed),
+            files_written: self.files_written.load(Ordering::Relaxed),
+            trees_reused: self.identity.trees.as_ref().map_or(0, |trees| trees.reused.load(Ordering::Relaxed)),
         }))
     }
 
@@ -114,6 +132,12 @@ impl Agent for AgentService {
         &self,
         request: Request<Streaming<ExecuteRequest>>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
+        // Trees are lent only to the master that left them: the holder of this client
+        // certificate, else of the agent's token.
+        let principal = match request.peer_certs().as_deref().and_then(|certs| certs.first()) {
+            Some(cert) => format!("cert:{}", blake3::hash(cert.as_ref()).to_hex()),
+            None => format!("token:{}", self.identity.principal.as_deref().unwrap_or("none")),
+        };
         let mut inbound = request.into_inner();
         let task = match inbound.message().await? {
             Some(ExecuteRequest { item: Some(Item::Task(task)) }) => task,
@@ -138,10 +162,14 @@ impl Agent for AgentService {
         let slots = Arc::clone(&self.slots);
         let in_flight = Arc::clone(&self.in_flight);
         let identity = self.identity.clone();
+        let files_written = Arc::clone(&self.files_written);
+        let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
         tokio::spawn(async move {
+            let mut lease = None;
             let workspace = if incremental {
                 let limits = identity.limits.with_setid_files(task.setuid);
-                receive_incremental(&mut inbound, dir.path(), (&identity, limits), &tx, task.ignore.clone()).await
+                let warm = Warm { key: key.as_deref(), lease: &mut lease, files_written: &files_written };
+                receive_incremental(&mut inbound, dir.path(), (&identity, limits), &tx, task.ignore.clone(), warm).await
             } else {
                 let archive = dir.path().join("workspace.tar.gz");
                 match receive_workspace(&mut inbound, &archive).await {
@@ -150,6 +178,7 @@ impl Agent for AgentService {
                     Err(status) => Err(status),
                 }
             };
+            let mut after = None;
             match workspace {
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
@@ -159,32 +188,78 @@ impl Agent for AgentService {
                     let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
                     if let Ok(_permit) = slots.acquire_owned().await {
                         in_flight.fetch_add(1, Ordering::Relaxed);
-                        run_task(handler.as_ref(), remote, &tx).await;
+                        after = run_task(handler.as_ref(), remote, &tx).await;
                         in_flight.fetch_sub(1, Ordering::Relaxed);
                     }
                 }
             }
-            // The task's directory goes last, off the async threads.
-            let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+            // The tree goes back to the pool only after a task that ran to its end; the task's
+            // directory goes last; both off the async threads.
+            let trees = identity.trees.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let (Some(trees), Some(lease)) = (trees, lease) {
+                    match after {
+                        Some(after) => trees.give_back(lease, after),
+                        None => trees.discard(&lease),
+                    }
+                }
+                drop(dir)
+            })
+            .await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
+/// What a task's tree may be: one an earlier task of its workspace left (`key`), lent through
+/// `lease`; and the agent's count of files written into trees.
+struct Warm<'a> {
+    key: Option<&'a str>,
+    lease: &'a mut Option<Lease>,
+    files_written: &'a AtomicU64,
+}
+
 /// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
-/// workspace from the manifest in `<dir>/workspace`, verifying every content as it is used; a
-/// cached content that fails verification is asked for again, once. The task's base is what
-/// was built.
+/// workspace from the manifest — in a tree an earlier task of the same workspace left, writing
+/// only what differs, or in `<dir>/workspace` — verifying every content as it is used; a cached
+/// content that fails verification is asked for again, once. The task's base is what was built.
 async fn receive_incremental(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &std::path::Path,
     (identity, limits): (&AgentIdentity, Limits),
     tx: &Outbound,
     ignore: Vec<String>,
+    warm: Warm<'_>,
 ) -> Result<RemoteWorkspace, Status> {
     let mut manifest = receive_manifest(inbound, limits.max_entries).await?;
-    let (missing, pin) = identity.cache.missing_pinned(&manifest);
-    tracing::info!(entries = manifest.entries.len(), missing = missing.len(), "incremental sync");
+    if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
+        let (trees, key) = (Arc::clone(trees), key.to_owned());
+        *warm.lease = Some(blocking(move || trees.lease(&key)).await?);
+    }
+    let (root, state) = match warm.lease.as_ref() {
+        Some(lease) => (lease.root.clone(), lease.state.clone()),
+        None => (dir.join("workspace"), None),
+    };
+    // A kept tree is looked at first: only what it lacks is asked for.
+    let plan = match state {
+        Some(state) => {
+            let (root, target) = (root.clone(), manifest.clone());
+            Some(blocking(move || crate::workspace::warm::plan(&root, &state, &target)).await?)
+        }
+        None => None,
+    };
+    let (_, pin) = identity.cache.missing_pinned(&manifest);
+    let needed = match &plan {
+        Some(plan) => plan.needed(&manifest),
+        None => identity.cache.missing(&manifest),
+    };
+    let missing = identity.cache.missing_of(&needed);
+    tracing::info!(
+        entries = manifest.entries.len(),
+        missing = missing.len(),
+        warm = plan.is_some(),
+        "incremental sync"
+    );
     ask_for(&missing, tx).await?;
     let blobs = dir.join("blobs.tar.gz");
     let amended = receive_workspace(inbound, &blobs).await?;
@@ -192,17 +267,31 @@ async fn receive_incremental(
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
     // Contents sent as read (amended) are kept from trimming like the rest.
     let pin_amended = amended_any.then(|| identity.cache.missing_pinned(&manifest).1);
-    let (cache, root) = (identity.cache.clone(), dir.join("workspace"));
+    let cache = identity.cache.clone();
     let ready = root.clone();
     let stored = blobs.clone();
     let store_cache = cache.clone();
+    let target = manifest.clone();
+    let leased = warm.lease.is_some();
     let build = blocking(move || {
         store(&store_cache, &stored, &limits)?;
-        std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-        store_cache.build(&manifest, &root, &limits)
+        match plan {
+            Some(plan) => {
+                let kept = plan.kept_files();
+                let build = plan.execute(&root, &target, &store_cache, &limits)?;
+                Ok((build, kept))
+            }
+            None => {
+                // A new tree from the pool is there already, empty.
+                if !leased {
+                    std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
+                }
+                Ok((store_cache.build(&target, &root, &limits)?, 0))
+            }
+        }
     })
     .await?;
-    let mut build = build;
+    let (mut build, kept) = build;
     let again = build.missing();
     if !again.is_empty() {
         tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
@@ -212,6 +301,8 @@ async fn receive_incremental(
             return Err(Status::invalid_argument("amendments are only sent with the first contents"));
         }
     }
+    let warm_tree = warm.lease.is_some();
+    let tree = ready.clone();
     let built = blocking(move || {
         if !again.is_empty() {
             store(&cache, &blobs, &limits)?;
@@ -224,9 +315,12 @@ async fn receive_incremental(
         if removed > 0 {
             tracing::debug!(removed, "cache trimmed");
         }
-        Ok(built)
+        // A kept tree's identities now: the scan after the task reads only what changed.
+        if warm_tree { crate::workspace::warm::stamped(&tree, built) } else { Ok(built) }
     })
     .await?;
+    let written = (built.file_count() as u64).saturating_sub(kept as u64);
+    warm.files_written.fetch_add(written, Ordering::Relaxed);
     Ok(RemoteWorkspace::Ready { root: ready, built: std::sync::Arc::new(built), ignore })
 }
 
@@ -336,8 +430,9 @@ async fn receive_workspace(
 
 type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
 
-/// Runs the handler, forwarding its events; stops it if the master goes away.
-async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) {
+/// Runs the handler, forwarding its events; stops it if the master goes away. Returns the
+/// tree's state after a task that ran to its end (None: cancelled, or it could not run).
+async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) -> Option<Arc<Manifest>> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (group, name) = (task.spec.group.clone(), task.spec.task.clone());
     let work = handler.execute(task, events_tx);
@@ -348,12 +443,12 @@ async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) {
             Some(event) = events_rx.recv() => {
                 if tx.send(Ok(event_message(event))).await.is_err() {
                     tracing::warn!(group = %group, task = %name, "the master went away: cancelling the task");
-                    return;
+                    return None;
                 }
             }
             () = tx.closed() => {
                 tracing::warn!(group = %group, task = %name, "the master cancelled the call: cancelling the task");
-                return;
+                return None;
             }
         }
     };
@@ -361,15 +456,19 @@ async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) {
         let _ = tx.send(Ok(event_message(event))).await;
     }
     match outcome {
-        Ok(outcome) => {
+        Ok(mut outcome) => {
             tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
+            let after = outcome.after.take();
             if let Err(status) = send_outcome(outcome, tx).await {
                 let _ = tx.send(Err(status)).await;
+                return None;
             }
+            after
         }
         Err(message) => {
             tracing::warn!(group = %group, task = %name, error = %message, "task could not run");
             let _ = tx.send(Err(Status::internal(message))).await;
+            None
         }
     }
 }

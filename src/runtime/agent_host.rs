@@ -114,15 +114,15 @@ fn run_on_this_thread(
     outcome
 }
 
-/// With `same_path`, shows the task's workspace at the master's path to this thread, and
-/// makes that the task's root.
-fn same_path(mut task: RemoteTask) -> Result<(Option<crate::task_view::SamePath>, RemoteTask), String> {
+/// With `same_path`, shows the task's workspace at the master's path to this thread (where
+/// the task then runs; what it changed is still read from the agent's own copy, which no
+/// unmount can swap for an empty directory).
+fn same_path(task: RemoteTask) -> Result<(Option<crate::task_view::SamePath>, RemoteTask), String> {
     let Some(target) = task.spec.same_path.clone() else { return Ok((None, task)) };
-    let RemoteWorkspace::Ready { root, .. } = &mut task.workspace else {
+    let RemoteWorkspace::Ready { root, .. } = &task.workspace else {
         return Err("workspace.same_path needs the workspace sent incrementally".to_owned());
     };
     let shown = crate::task_view::show_at(root, &target, &task.dir)?;
-    *root = target;
     Ok((Some(shown), task))
 }
 
@@ -168,6 +168,7 @@ async fn run_in_vm(
                     deleted: vec![],
                     amended: vec![],
                     skipped: vec![],
+                    after: None,
                     entries: 0,
                     size: 0,
                 };
@@ -176,6 +177,9 @@ async fn run_in_vm(
             }
             RemoteWorkspace::Ready { root, built, ignore } => {
                 request.set("root", bytes(root)?)?;
+                if let Some(target) = &spec.same_path {
+                    request.set("workdir", bytes(target)?)?;
+                }
                 // What was just built, so the handler need not scan it again, and the rules the
                 // master took its snapshot with.
                 let rules = Filter::from_patterns(ignore.clone()).map_err(mlua::Error::external)?;
@@ -200,6 +204,7 @@ async fn run_in_vm(
             outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
             changes_archive: PathBuf::from(changes.path()),
             deleted: changes.deleted.clone(),
+            after: changes.after.clone(),
         })
     };
     outcome().map_err(|e| error::describe(&e))

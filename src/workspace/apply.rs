@@ -325,6 +325,7 @@ impl Apply<'_> {
             self.root.forget();
         }
         let mut dirs = Vec::new();
+        let mut groups: std::collections::HashMap<&RelPath, Vec<&RelPath>> = std::collections::HashMap::new();
         for (path, entry) in self.staged {
             observer(Step::Place(path));
             self.root.forget();
@@ -333,6 +334,19 @@ impl Apply<'_> {
             self.root.forget();
             if let Entry::Dir { mode, mtime } = entry {
                 dirs.push((path, *mode, *mtime));
+            }
+            if self.linked.contains(path) {
+                // Placing another name of a file changes its ctime: what undo recognises as
+                // the apply's own is each name as the group is now.
+                let leader = match entry {
+                    Entry::File { link: Some(leader), .. } => leader,
+                    _ => path,
+                };
+                let placed = groups.entry(leader).or_default();
+                for earlier in placed.iter() {
+                    self.record_placed(earlier)?;
+                }
+                placed.push(path);
             }
             report.written += 1;
         }
@@ -421,7 +435,7 @@ impl Apply<'_> {
                 // touch do. (A file with other names is replaced instead: changing it in place
                 // would change names the task never saw, outside the workspace too.)
                 let stat = existing.expect("checked above");
-                let set = self.mode_to_set(path, entry).unwrap_or(stat.mode);
+                let set = self.mode_to_set(entry, stat.mode).unwrap_or(stat.mode);
                 self.journal.record(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime, set })?;
                 self.root.chmod(path, set)?;
                 self.root.set_mtime(path, entry.mtime())?;
@@ -433,6 +447,16 @@ impl Apply<'_> {
                     && stat.nlink > self.known_names(path)
                 {
                     self.unlinked.push(path.clone());
+                }
+                // Same content as here, other names or not: bits the agent never saw stay.
+                if let Some(stat) = existing
+                    && stat.kind == Kind::File
+                    && stat.mode & SETID_BITS != 0
+                    && !self.setid_files
+                    && self.base_entry(path).is_some_and(|before| same_bytes(before, entry))
+                    && let Some(set) = self.mode_to_set(entry, stat.mode)
+                {
+                    self.staged_root.chmod(path, set)?;
                 }
                 // The staged entry keeps its inode when renamed into place: undo removes or
                 // replaces only that.
@@ -469,16 +493,15 @@ impl Apply<'_> {
         Ok(())
     }
 
-    /// The mode a change of mode or time alone gives `path`: the task's, except that bits the
-    /// agent never saw (setuid and setgid, when they do not travel) stay as they are here
-    /// when the task left the rest as it found it.
-    fn mode_to_set(&self, path: &RelPath, entry: &Entry) -> Option<u32> {
+    /// The mode a change that keeps a file's content gives it, `here` being its mode now:
+    /// the task's, except that setuid and setgid — which the agent never saw when they do not
+    /// travel, so the task cannot have changed them — stay as they are here.
+    fn mode_to_set(&self, entry: &Entry, here: u32) -> Option<u32> {
         let new = entry.mode()?;
-        let before = self.base_entry(path).and_then(Entry::mode)?;
-        if !self.setid_files && new == before & !SETID_BITS {
-            return Some(before);
+        if self.setid_files {
+            return Some(new);
         }
-        Some(new)
+        Some((new & !SETID_BITS) | (here & SETID_BITS))
     }
 
     /// Renames the staged entry into `path`, where nothing is now; something created there
@@ -514,6 +537,11 @@ impl Apply<'_> {
             )],
         })
     }
+}
+
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &Entry, b: &Entry) -> bool {
+    matches!((a, b), (Entry::File { size: s1, hash: h1, .. }, Entry::File { size: s2, hash: h2, .. }) if s1 == s2 && h1 == h2)
 }
 
 fn same_time(a: &Entry, b: &Entry) -> bool {

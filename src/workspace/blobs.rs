@@ -193,18 +193,12 @@ impl BlobCache {
                 entry: manifest.entries.keys().next_back().map(ToString::to_string).unwrap_or_default(),
             });
         }
-        let mut build =
-            Build { writer: TreeWriter::new(dest, *limits)?, pending: Vec::new(), built: Manifest::default() };
+        let mut build = Build::on(TreeWriter::new(dest, *limits)?);
         for (path, entry) in &manifest.entries {
             match entry {
                 Entry::Dir { mode, mtime } => build.writer.dir(path, *mode, *mtime)?,
                 Entry::File { .. } => {
-                    match self.write_verified(&mut build, path, entry)? {
-                        Some(written) => {
-                            build.built.entries.insert(path.clone(), written);
-                        }
-                        None => build.pending.push((path.clone(), entry.clone())),
-                    }
+                    self.write_into(&mut build, path, entry)?;
                     continue;
                 }
                 Entry::Symlink { target, mtime } => build.writer.symlink(path, target, *mtime)?,
@@ -217,6 +211,23 @@ impl BlobCache {
             build.built.entries.insert(path.clone(), entry.clone());
         }
         Ok(build)
+    }
+
+    /// Writes the file `entry` at `path` into `build` from its cached content, or leaves it
+    /// pending (to be fetched again) when the content is missing or wrong.
+    pub(super) fn write_into(&self, build: &mut Build, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
+        match self.write_verified(build, path, entry)? {
+            Some(written) => {
+                build.built.entries.insert(path.clone(), written);
+            }
+            None => build.pending.push((path.clone(), entry.clone())),
+        }
+        Ok(())
+    }
+
+    /// Distinct contents of `hashes` that are not in the cache.
+    pub fn missing_of(&self, hashes: &[blake3::Hash]) -> Vec<blake3::Hash> {
+        hashes.iter().filter(|hash| !self.path(hash).exists()).copied().collect()
     }
 
     /// Writes one file from its cached content and returns the entry as written (its size is
@@ -289,6 +300,20 @@ pub struct Build {
 }
 
 impl Build {
+    /// A build writing with `writer`, nothing written yet.
+    pub(super) fn on(writer: TreeWriter) -> Self {
+        Self { writer, pending: Vec::new(), built: Manifest::default() }
+    }
+
+    pub(super) fn writer_mut(&mut self) -> &mut TreeWriter {
+        &mut self.writer
+    }
+
+    /// Records `entry` as built at `path`.
+    pub(super) fn insert(&mut self, path: RelPath, entry: Entry) {
+        self.built.entries.insert(path, entry);
+    }
+
     /// Distinct contents still needed.
     pub fn missing(&self) -> Vec<blake3::Hash> {
         let hashes: BTreeSet<[u8; 32]> = self

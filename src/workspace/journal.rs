@@ -203,14 +203,28 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             placed_stamps.insert(path.clone(), *stamp);
         }
     }
+    // Files whose link count this undo changed (a name of theirs taken back): their ctime moved
+    // because of it, nothing else.
+    let mut relinked: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
     // What the apply put at `path` is still there: the same identity, in full when known.
-    let ours = |path: &RelPath, here: &Stamp, ino: u64| match placed_stamps.get(path) {
-        Some(stamp) => stamp == here,
-        None => here.ino == ino,
-    };
+    let ours =
+        |path: &RelPath, here: &Stamp, ino: u64, relinked: &std::collections::HashSet<(u64, u64)>| match placed_stamps
+            .get(path)
+        {
+            Some(stamp) if relinked.contains(&(here.dev, here.ino)) => Stamp { ctime: here.ctime, ..*stamp } == *here,
+            Some(stamp) => stamp == here,
+            None => here.ino == ino,
+        };
     for step in steps.into_iter().rev() {
         root.forget();
         let here = root.lstat(step_path(&step)).ok().flatten();
+        if let Some(stat) = &here
+            && stat.kind == Kind::File
+            && stat.nlink > 1
+            && matches!(step, Undo::Restore { .. } | Undo::Remove { .. })
+        {
+            relinked.insert((stat.stamp.dev, stat.stamp.ino));
+        }
         let result = match &step {
             Undo::Placed { .. } => continue,
             Undo::Restore { trash: saved, path, placed } => {
@@ -220,7 +234,7 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                     Some(stat) if stat.stamp.dev == kept_entry.stamp.dev && stat.stamp.ino == kept_entry.stamp.ino => {
                         continue;
                     }
-                    Some(stat) if !placed.is_some_and(|ino| ours(path, &stat.stamp, ino)) => {
+                    Some(stat) if !placed.is_some_and(|ino| ours(path, &stat.stamp, ino, &relinked)) => {
                         kept.push(format!("'{path}' (changed here meanwhile; its original is kept as {saved})"));
                         continue;
                     }
@@ -231,7 +245,7 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             Undo::Remove { path, ino, dir } => match here {
                 Some(stat)
                     if (*dir && stat.kind == Kind::Dir && (*ino == 0 || stat.stamp.ino == *ino))
-                        || (!*dir && ours(path, &stat.stamp, *ino)) =>
+                        || (!*dir && ours(path, &stat.stamp, *ino, &relinked)) =>
                 {
                     if *dir {
                         root.rmdir(path).map(|_| ())

@@ -50,13 +50,13 @@ pub enum Entry {
 
 impl Entry {
     /// Whether `other` differs from `self` in anything a task's change carries: a directory's
-    /// or a pipe's mode; a file's content, mode, time and hard-link group; a link's target. (A
-    /// directory's time follows its contents and a link's time is set with it; neither is a
-    /// change by itself.)
+    /// mode; a pipe's mode and time; a file's content, mode, time and hard-link group; a link's
+    /// target. (A directory's time follows its contents and a link's time is set with it;
+    /// neither is a change by itself.)
     pub fn same_as(&self, other: &Entry) -> bool {
         match (self, other) {
             (Entry::Dir { mode: a, .. }, Entry::Dir { mode: b, .. }) => a == b,
-            (Entry::Fifo { mode: a, .. }, Entry::Fifo { mode: b, .. }) => a == b,
+            (Entry::Fifo { mode: a, mtime: t }, Entry::Fifo { mode: b, mtime: u }) => a == b && t == u,
             (Entry::Symlink { target: a, .. }, Entry::Symlink { target: b, .. }) => a == b,
             (a @ Entry::File { .. }, b @ Entry::File { .. }) => a == b,
             _ => false,
@@ -141,12 +141,19 @@ impl Manifest {
     /// workspace does not carry (they are listed in `skipped`). Files that are hard links of
     /// each other are one group.
     pub fn scan(root: &Path, filter: &Filter) -> Result<Self, WorkspaceError> {
+        Self::scan_known(root, filter, None)
+    }
+
+    /// [`Manifest::scan`], taking the content of a file from `known` (an earlier scan or build
+    /// of the same tree, with identities) instead of reading it again when its identity proves
+    /// it untouched since.
+    pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut manifest = Self {
             scanned_at: Some(Timestamp { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: 0 }),
             ..Self::default()
         };
-        let mut inodes = Inodes::default();
+        let mut inodes = Inodes { known, ..Inodes::default() };
         walk(root, None, filter, &mut manifest, &mut inodes)?;
         manifest.link_groups(inodes);
         Ok(manifest)
@@ -204,9 +211,11 @@ impl Manifest {
 /// Files with more than one name, by device and inode, as the walk meets them; and the entry
 /// of the first name hashed, so the others are not read again.
 #[derive(Default)]
-struct Inodes {
+struct Inodes<'a> {
     groups: HashMap<(u64, u64), Vec<RelPath>>,
     hashed: HashMap<(u64, u64), Entry>,
+    /// An earlier look at the same tree: contents of files it proves untouched.
+    known: Option<&'a Manifest>,
 }
 
 fn walk(
@@ -214,7 +223,7 @@ fn walk(
     prefix: Option<&RelPath>,
     filter: &Filter,
     manifest: &mut Manifest,
-    inodes: &mut Inodes,
+    inodes: &mut Inodes<'_>,
 ) -> Result<(), WorkspaceError> {
     let dir = match prefix {
         None => root.to_path_buf(),
@@ -255,8 +264,22 @@ fn walk(
                 if linked {
                     inodes.groups.entry(inode).or_default().push(relative.clone());
                 }
-                match inodes.hashed.get(&inode) {
-                    Some(entry) => entry.clone(),
+                let known =
+                    inodes.known.filter(|known| known.untouched(&relative, &stat.stamp)).and_then(|known| match known
+                        .entries
+                        .get(&relative)
+                    {
+                        Some(Entry::File { size, hash, .. }) => Some(Entry::File {
+                            mode: stat.mode & MODE_MASK,
+                            size: *size,
+                            hash: *hash,
+                            mtime: stat.mtime,
+                            link: None,
+                        }),
+                        _ => None,
+                    });
+                match inodes.hashed.get(&inode).cloned().or(known) {
+                    Some(entry) => entry,
                     None => {
                         let file = match open_regular(&path) {
                             Ok(file) => file,

@@ -22,7 +22,9 @@ pub mod pack;
 pub mod rel_path;
 pub mod timestamp;
 pub mod tree_writer;
+pub mod trees;
 pub mod unpack;
+pub mod warm;
 
 pub use apply::{ApplyReport, Base, Step, apply, apply_observed};
 pub use blob_pack::{BlobPack, pack_blobs};

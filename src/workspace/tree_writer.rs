@@ -189,6 +189,31 @@ impl TreeWriter {
         Ok(Entry::Fifo { mode: held, mtime })
     }
 
+    /// An entry already in place with the right content (a warm tree): only its mode and time
+    /// are set. Returns it as the filesystem holds it.
+    pub fn keep(&mut self, path: &RelPath, entry: &Entry) -> Result<Entry, WorkspaceError> {
+        self.admit(path)?;
+        if let Some(mode) = entry.mode() {
+            let mode = match entry {
+                Entry::File { .. } => self.file_mode(path, mode),
+                _ => mode & MODE_MASK,
+            };
+            self.root.chmod(path, mode)?;
+        }
+        self.root.set_mtime(path, entry.mtime())?;
+        let Some(stat) = self.root.lstat(path)? else {
+            return Err(WorkspaceError::Refused { path: self.root.display(path), reason: "vanished".to_owned() });
+        };
+        Ok(match entry {
+            Entry::File { size, hash, link, .. } => {
+                Entry::File { mode: stat.mode, size: *size, hash: *hash, mtime: stat.mtime, link: link.clone() }
+            }
+            Entry::Fifo { .. } => Entry::Fifo { mode: stat.mode, mtime: stat.mtime },
+            Entry::Symlink { target, .. } => Entry::Symlink { target: target.clone(), mtime: stat.mtime },
+            Entry::Dir { .. } => Entry::Dir { mode: stat.mode, mtime: stat.mtime },
+        })
+    }
+
     /// A symlink pointing at `target`, whatever it is.
     pub fn symlink(&mut self, path: &RelPath, target: &[u8], mtime: Timestamp) -> Result<(), WorkspaceError> {
         self.admit(path)?;

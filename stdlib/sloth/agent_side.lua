@@ -14,7 +14,7 @@ local M = {}
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
 --- from `req.workspace`, an archive.
----@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workspace: userdata?, base: userdata?, rules: userdata? }
+---@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
 function M.handle(req)
   local root = req.root
@@ -36,8 +36,11 @@ function M.handle(req)
   -- a pattern to `.slothignore` must not make the files it matches look deleted.
   local rules = req.rules or workspace.rules(root, { exclude = task.workspace.exclude })
   local base = req.base or workspace.snapshot(root, { exclude = task.workspace.exclude })
-  local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = root, env = task.env }
-  local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, root))
+  -- Where the task runs: its copy, or (`same_path`) the master's path showing that copy. What
+  -- it changed is read from the copy itself.
+  local workdir = req.workdir or root
+  local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
+  local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, workdir))
   if not job_ok then
     ok, message, outputs = false, tostring(ok), {}
   end

@@ -532,3 +532,51 @@ fn mount_points_shared_by_concurrent_tasks_and_left_by_a_dead_agent_are_removed(
     next.stop();
     assert!(!hidden.join("deep").exists(), "the next agent removed what the dead one made");
 }
+
+#[test]
+fn same_path_reads_the_changes_from_the_agents_copy_even_if_the_mount_point_is_swapped_under_it() {
+    let test = "same_path_reads_the_changes_from_the_agents_copy_even_if_the_mount_point_is_swapped_under_it";
+    if !available("unshare --mount --propagation private true", test) {
+        return;
+    }
+    let harness = Differential::new(|ws| put(ws, b"readme", "x\n"));
+    let hidden = harness.root.path().join("hidden");
+    fs::create_dir(&hidden).expect("mkdir hidden");
+    let (started, go) = (harness.root.path().join("started"), harness.root.path().join("go"));
+    let workspace = hidden.join("z/ws");
+    let pipelines = harness.root.path().join("pipelines");
+    same_path_pipeline(
+        &pipelines.join("swap.lua"),
+        &workspace,
+        &harness.agent.address,
+        &format!(
+            "touch '{started}'; i=0; while [ ! -e '{go}' ] && [ $i -lt 2000 ]; do sleep 0.01; i=$((i+1)); done; echo new > new",
+            started = started.display(),
+            go = go.display()
+        ),
+    );
+    let script = format!(
+        "mount -t tmpfs none '{hidden}' && mkdir -p '{ws}/src' && echo 1 > '{ws}/f1' && echo 2 > '{ws}/src/f2' && \
+         \"$0\" run '{p}' && ls '{ws}' '{ws}/src'",
+        hidden = hidden.display(),
+        ws = workspace.display(),
+        p = pipelines.join("swap.lua").display(),
+    );
+    let mut master =
+        in_own_mount_namespace(&script).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("master");
+    assert!(crate::support::wait_for_path(&started), "the task started");
+    // On the agent's side, the mount point is removed and made again: an empty directory.
+    fs::remove_dir(&workspace).expect("rmdir the mount point");
+    fs::create_dir(&workspace).expect("mkdir it again");
+    fs::write(&go, "").expect("go");
+    let code = crate::support::wait_exit(&mut master);
+    let mut listing = String::new();
+    std::io::Read::read_to_string(master.stdout.as_mut().expect("stdout"), &mut listing).expect("read");
+    let log = crate::support::stderr_of(&mut master);
+    assert_eq!(code, Some(0), "{log}\n{}", harness.agent.log());
+    assert_eq!(
+        listing.split_whitespace().collect::<Vec<_>>().join(" "),
+        format!("{ws}: f1 new src {ws}/src: f2", ws = workspace.display()),
+        "{log}"
+    );
+}

@@ -1,0 +1,140 @@
+//! The agent's warm trees: a tree a task of a workspace ran in is kept and leased to the next
+//! task of the same workspace (same master, same workspace identity), which brings it to its
+//! own manifest ([`super::warm`]) instead of building a tree from nothing. Concurrent tasks of
+//! one workspace each lease their own tree; idle trees are bounded in number and bytes and the
+//! least recently used go first; a tree whose task did not end cleanly is removed, never lent.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::WorkspaceError;
+use super::manifest::Manifest;
+
+/// Idle trees, by key, least recently used first.
+#[derive(Debug)]
+pub struct TreePool {
+    dir: PathBuf,
+    max_trees: usize,
+    max_bytes: u64,
+    next: AtomicU64,
+    idle: Mutex<Vec<Idle>>,
+    /// Tasks that found a tree of theirs (for `Info`).
+    pub reused: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Idle {
+    key: String,
+    root: PathBuf,
+    state: Arc<Manifest>,
+    bytes: u64,
+}
+
+/// A tree lent to one task: where it is, and what it held when last looked at (None: new and
+/// empty).
+#[derive(Debug)]
+pub struct Lease {
+    pub root: PathBuf,
+    pub state: Option<Arc<Manifest>>,
+    key: String,
+}
+
+impl TreePool {
+    /// A pool keeping its trees in `dir` (created), at most `max_trees` idle ones holding at
+    /// most `max_bytes` of files together.
+    pub fn new(dir: impl Into<PathBuf>, max_trees: usize, max_bytes: u64) -> Result<Self, WorkspaceError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(&dir))?;
+        Ok(Self {
+            dir,
+            max_trees,
+            max_bytes,
+            next: AtomicU64::new(0),
+            idle: Mutex::new(Vec::new()),
+            reused: AtomicU64::new(0),
+        })
+    }
+
+    /// The most recently used idle tree of `key`, or a new empty one.
+    pub fn lease(&self, key: &str) -> Result<Lease, WorkspaceError> {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = idle.iter().rposition(|tree| tree.key == key) {
+                let tree = idle.remove(at);
+                self.reused.fetch_add(1, Ordering::Relaxed);
+                return Ok(Lease { root: tree.root, state: Some(tree.state), key: tree.key });
+            }
+        }
+        let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
+        Ok(Lease { root, state: None, key: key.to_owned() })
+    }
+
+    /// Takes `lease` back, its tree now holding `state`, and removes the least recently used
+    /// trees past the limits.
+    pub fn give_back(&self, lease: Lease, state: Arc<Manifest>) {
+        let bytes = state.total_size();
+        let evicted: Vec<PathBuf> = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.push(Idle { key: lease.key, root: lease.root, state, bytes });
+            let mut evicted = Vec::new();
+            while !idle.is_empty()
+                && (idle.len() > self.max_trees || idle.iter().map(|tree| tree.bytes).sum::<u64>() > self.max_bytes)
+            {
+                evicted.push(idle.remove(0).root);
+            }
+            evicted
+        };
+        for root in evicted {
+            tracing::debug!(tree = %root.display(), "warm tree evicted");
+            remove_tree(&root);
+        }
+    }
+
+    /// Removes the tree of a task that did not end cleanly.
+    pub fn discard(&self, lease: &Lease) {
+        remove_tree(&lease.root);
+    }
+
+    /// Idle trees now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+/// Removes a tree, read-only directories included.
+pub fn remove_tree(root: &Path) {
+    if std::fs::remove_dir_all(root).is_ok() {
+        return;
+    }
+    let _ = std::process::Command::new("chmod").arg("-R").arg("u+rwx").arg(root).status();
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_are_lent_by_key_and_the_least_recently_used_go_past_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = TreePool::new(dir.path(), 2, u64::MAX).expect("pool");
+        let a = pool.lease("a").expect("lease");
+        assert!(a.state.is_none(), "a new tree");
+        let a_root = a.root.clone();
+        pool.give_back(a, Arc::new(Manifest::default()));
+        let again = pool.lease("a").expect("lease");
+        assert_eq!(again.root, a_root, "the same tree again");
+        let other = pool.lease("a").expect("lease");
+        assert_ne!(other.root, a_root, "a second task of the same workspace gets its own tree");
+        let b = pool.lease("b").expect("lease");
+        let b_root = b.root.clone();
+        pool.give_back(again, Arc::new(Manifest::default()));
+        pool.give_back(other, Arc::new(Manifest::default()));
+        pool.give_back(b, Arc::new(Manifest::default()));
+        assert_eq!(pool.idle(), 2);
+        assert!(!a_root.exists(), "the least recently used tree went");
+        assert!(b_root.exists());
+    }
+}
