@@ -21,4 +21,5 @@ mod remote;
 mod repl;
 mod roundtrip;
 mod tls;
+mod warm;
 mod workspace_safety;

@@ -1,0 +1,193 @@
+//! Warm trees: the agent keeps the tree a task ran in and brings it to the next task's manifest
+//! by writing only what differs — without the next task ever seeing anything but the
+//! manifest's files (whatever an earlier task left, whatever was edited on the agent's host).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sloth_runner::rpc::client::AgentClient;
+use sloth_runner::rpc::proto::InfoResponse;
+
+use crate::support::Test;
+use crate::support::agent::Agent;
+
+/// The agent's counters.
+fn info(agent: &Agent) -> InfoResponse {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    tokio.block_on(async {
+        let mut client =
+            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
+        client.info().await.expect("info")
+    })
+}
+
+/// A workspace of `files` files and a pipeline running `command` on `agent` (`fields` go in
+/// the task's table).
+fn workspace(agent: &Agent, files: usize, command: &str, fields: &str) -> Test {
+    let mut test = Test::new();
+    for i in 0..files {
+        test = test.write(&format!("ws/f{i}.txt"), &format!("file {i}\n"));
+    }
+    test.write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"t\", agent = \"box\", {fields} command = [==[{command}]==] }},\n}} }} }}\n",
+            agent.address
+        ),
+    )
+}
+
+/// The trees the agent keeps, in its `--work-dir`.
+fn trees(work: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for agent_dir in std::fs::read_dir(work).expect("work dir").flatten() {
+        if let Ok(entries) = std::fs::read_dir(agent_dir.path().join("trees")) {
+            found.extend(entries.flatten().map(|entry| entry.path()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_second_task_on_an_unchanged_workspace_writes_no_file_on_the_agent() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 40, "ls | wc -l", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let first = info(&agent);
+    assert_eq!((first.files_written, first.trees_reused), (40, 0));
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains("box/t | 40"), "{}", run.stderr);
+    let second = info(&agent);
+    assert_eq!(second.trees_reused, 1, "the tree was reused");
+    assert_eq!(second.files_written, 40, "and nothing was written into it");
+    // One file changed here: one file written there.
+    std::fs::write(test.path().join("ws/f3.txt"), "changed\n").expect("edit");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(info(&agent).files_written, 41);
+}
+
+#[test]
+fn what_a_task_left_unapplied_is_gone_for_the_next_task() {
+    let agent = Agent::start(&[]);
+    // The changes never come back; a failing task's neither.
+    let test = workspace(
+        &agent,
+        3,
+        "cat f0.txt; ls; echo junk > junk.txt; echo more >> f1.txt; rm f2.txt; mkdir -p d/e",
+        "workspace = { sync_back = \"never\" },",
+    );
+    let first = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(first.stderr.contains("box/t | f2.txt"), "{}", first.stderr);
+    let second = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let listing: Vec<&str> = second
+        .stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("box/t | "))
+        .filter(|line| line.ends_with(".txt") || *line == "d")
+        .collect();
+    assert_eq!(listing, ["f0.txt", "f1.txt", "f2.txt"], "exactly the manifest's files\n{}", second.stderr);
+    assert_eq!(info(&agent).trees_reused, 1);
+
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"t\", agent = \"box\", command = [==[cat f1.txt; ls; echo x > left.txt; exit 3]==] }},\n}} }} }}\n",
+            agent.address
+        ),
+    )
+    .expect("pipeline");
+    test.run(&["run", "tasks.lua"]).expect_code(1);
+    let after_failure = test.run(&["run", "tasks.lua"]);
+    assert!(!after_failure.stderr.contains("box/t | left.txt"), "{}", after_failure.stderr);
+    assert!(after_failure.stderr.contains("box/t | file 1"), "f1.txt as the master has it\n{}", after_failure.stderr);
+}
+
+#[test]
+fn an_edit_on_the_agents_host_between_tasks_is_undone_even_with_its_time_put_back() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = workspace(&agent, 3, "cat f0.txt f1.txt; ls", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let kept = trees(work.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let tree = &kept[0];
+    // Same size, time put back: only the ctime tells.
+    let f0 = tree.join("f0.txt");
+    let reference = tree.join("f1.txt");
+    std::fs::write(&f0, "FILE 0\n").expect("edit on the agent's host");
+    let status = std::process::Command::new("touch").arg("-r").arg(&reference).arg(&f0).status().expect("touch");
+    assert!(status.success());
+    std::fs::write(tree.join("intruder.txt"), "x").expect("add on the agent's host");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains("box/t | file 0"), "the master's content again\n{}", run.stderr);
+    assert!(!run.stderr.contains("intruder"), "{}", run.stderr);
+    assert_eq!(info(&agent).trees_reused, 1);
+}
+
+#[test]
+fn two_concurrent_tasks_of_one_workspace_use_two_trees_and_both_land() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = Test::new().write("ws/base.txt", "base\n").write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{a}\" }} }}, tasks = {{\n  \
+             {{ name = \"one\", agent = \"box\", command = \"sleep 0.3; echo one > one.txt\" }},\n  \
+             {{ name = \"two\", agent = \"box\", command = \"sleep 0.3; echo two > two.txt\" }},\n}} }} }}\n",
+            a = agent.address
+        ),
+    );
+    test.run(&["run", "--jobs", "2", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/one.txt"), "one\n");
+    assert_eq!(test.read("ws/two.txt"), "two\n");
+    assert_eq!(trees(work.path()).len(), 2, "one tree each");
+    test.run(&["run", "--jobs", "2", "tasks.lua"]).expect_code(0);
+    assert_eq!(info(&agent).trees_reused, 2, "both reused the next time");
+}
+
+#[test]
+fn a_cancelled_tasks_tree_is_not_reused() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = workspace(&agent, 2, "echo partial > partial.txt; sleep 30", "timeout = \"300ms\",");
+    test.run(&["run", "tasks.lua"]).expect_code(1);
+    // The agent removes it once the task's thread is gone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !trees(work.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(trees(work.path()).is_empty(), "the cancelled task's tree is gone: {:?}", trees(work.path()));
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"t\", agent = \"box\", command = \"ls\" }},\n}} }} }}\n",
+            agent.address
+        ),
+    )
+    .expect("pipeline");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(!run.stderr.contains("partial.txt"), "{}", run.stderr);
+    assert_eq!(info(&agent).trees_reused, 0);
+}
+
+#[test]
+fn eviction_under_a_tiny_limit_stays_correct() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string(), "--warm-trees", "1"]);
+    let tests: Vec<Test> = (0..3).map(|_| workspace(&agent, 5, "cat f4.txt; echo ran >> log.txt", "")).collect();
+    for round in 0..2 {
+        for (i, test) in tests.iter().enumerate() {
+            std::fs::write(test.path().join("ws/f4.txt"), format!("workspace {i} round {round}\n")).expect("edit");
+            let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+            assert!(run.stderr.contains(&format!("box/t | workspace {i} round {round}")), "{}", run.stderr);
+            assert!(trees(work.path()).len() <= 1, "at most one idle tree: {:?}", trees(work.path()));
+        }
+    }
+    for test in &tests {
+        assert_eq!(test.read("ws/log.txt"), "ran\nran\n");
+    }
+}
