@@ -248,7 +248,7 @@ async fn receive_incremental(
         }
         None => None,
     };
-    let (_, pin) = identity.cache.missing_pinned(&manifest);
+    let pin = identity.cache.pin(&manifest);
     let needed = match &plan {
         Some(plan) => plan.needed(&manifest),
         None => identity.cache.missing(&manifest),
@@ -266,7 +266,7 @@ async fn receive_incremental(
     let amended_any = !amended.is_empty();
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
     // Contents sent as read (amended) are kept from trimming like the rest.
-    let pin_amended = amended_any.then(|| identity.cache.missing_pinned(&manifest).1);
+    let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
     let cache = identity.cache.clone();
     let ready = root.clone();
     let stored = blobs.clone();

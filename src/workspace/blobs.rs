@@ -100,13 +100,19 @@ impl BlobCache {
     /// Like [`BlobCache::missing`], and keeps the contents that are present from being
     /// removed until the returned pin is dropped (after the workspace is built).
     pub fn missing_pinned(&self, manifest: &Manifest) -> (Vec<blake3::Hash>, Pin) {
+        let pin = self.pin(manifest);
+        (self.missing(manifest), pin)
+    }
+
+    /// Keeps the contents of `manifest` from being removed until the returned pin is dropped.
+    pub fn pin(&self, manifest: &Manifest) -> Pin {
         let hashes: Vec<[u8; 32]> = file_hashes(manifest).into_iter().collect();
         let mut state = self.lock();
         for hash in &hashes {
             *state.pinned.entry(*hash).or_default() += 1;
         }
         drop(state);
-        (self.missing(manifest), Pin { state: Arc::clone(&self.state), hashes })
+        Pin { state: Arc::clone(&self.state), hashes }
     }
 
     /// Removes the oldest blobs nobody has pinned until the cache is under its limit.
@@ -312,6 +318,11 @@ impl Build {
     /// Records `entry` as built at `path`.
     pub(super) fn insert(&mut self, path: RelPath, entry: Entry) {
         self.built.entries.insert(path, entry);
+    }
+
+    /// Records the identity of the entry at `path`, as it was left.
+    pub(super) fn stamp(&mut self, path: RelPath, stamp: super::beneath::Stamp) {
+        self.built.stamps.insert(path, stamp);
     }
 
     /// Distinct contents still needed.

@@ -148,9 +148,8 @@ impl Manifest {
     /// of the same tree, with identities) instead of reading it again when its identity proves
     /// it untouched since.
     pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut manifest = Self {
-            scanned_at: Some(Timestamp { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: 0 }),
+            scanned_at: Some(Timestamp::now()),
             ..Self::default()
         };
         let mut inodes = Inodes { known, ..Inodes::default() };
@@ -197,14 +196,17 @@ impl Manifest {
     }
 
     /// Whether `stamp` proves that `path` is still as scanned: the same identity, last
-    /// modified and last changed (ctime) at least a few seconds before the scan began.
+    /// modified and last changed (ctime) well before the scan began — by more than the
+    /// filesystem's clock can tell apart: a few ms where times have nanoseconds (any change
+    /// moves the ctime past a clock tick), 3 s where they are whole seconds (FAT, some network
+    /// filesystems), so that a change within the same tick is never taken for no change.
     pub fn untouched(&self, path: &RelPath, stamp: &Stamp) -> bool {
-        const RACY_SECS: i64 = 3;
-        self.stamps.get(path) == Some(stamp)
-            && self.scanned_at.is_some_and(|at| {
-                stamp.mtime.secs.saturating_add(RACY_SECS) <= at.secs
-                    && stamp.ctime.secs.saturating_add(RACY_SECS) <= at.secs
-            })
+        const FINE_MARGIN_NS: i128 = 100_000_000;
+        const COARSE_MARGIN_NS: i128 = 3_000_000_000;
+        let coarse = stamp.mtime.nanos == 0 && stamp.ctime.nanos == 0;
+        let margin = if coarse { COARSE_MARGIN_NS } else { FINE_MARGIN_NS };
+        let last = stamp.mtime.as_nanos().max(stamp.ctime.as_nanos());
+        self.stamps.get(path) == Some(stamp) && self.scanned_at.is_some_and(|at| last + margin <= at.as_nanos())
     }
 }
 
@@ -229,13 +231,14 @@ fn walk(
         None => root.to_path_buf(),
         Some(prefix) => root.join(prefix.as_path()),
     };
-    let mut names: Vec<Vec<u8>> = Vec::new();
+    // Stat-ed through the open directory (no path walk per entry), in name order.
+    let mut listed: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))? {
         let entry = entry.map_err(WorkspaceError::io(&dir))?;
-        names.push(entry.file_name().as_bytes().to_vec());
+        listed.push((entry.file_name().as_bytes().to_vec(), entry));
     }
-    names.sort();
-    for name in names {
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, dir_entry) in listed {
         let relative = match prefix {
             None => RelPath::from_name(&name),
             Some(prefix) => Ok(prefix.join_name(&name)),
@@ -248,7 +251,7 @@ fn walk(
             continue;
         }
         let path = root.join(relative.as_path());
-        let meta = match std::fs::symlink_metadata(&path) {
+        let meta = match dir_entry.metadata() {
             Ok(meta) => meta,
             // Removed since the directory was listed: it is not part of this moment.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,

@@ -12,6 +12,17 @@ pub struct Timestamp {
 
 impl Timestamp {
     /// From `stat`'s fields; out-of-range nanoseconds are clamped.
+    /// The time now.
+    pub fn now() -> Self {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Self { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: now.subsec_nanos() }
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn as_nanos(self) -> i128 {
+        i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos)
+    }
+
     pub fn new(secs: i64, nanos: i64) -> Self {
         Self { secs, nanos: u32::try_from(nanos.clamp(0, 999_999_999)).unwrap_or(0) }
     }

@@ -189,29 +189,48 @@ impl TreeWriter {
         Ok(Entry::Fifo { mode: held, mtime })
     }
 
-    /// An entry already in place with the right content (a warm tree): only its mode and time
-    /// are set. Returns it as the filesystem holds it.
-    pub fn keep(&mut self, path: &RelPath, entry: &Entry) -> Result<Entry, WorkspaceError> {
+    /// An entry already in place with the right content (a warm tree), `now` as lstat saw it:
+    /// its mode and time are set where they differ (nothing is touched otherwise, so its
+    /// identity stays and the scan after the task need not read it). Returns it as the
+    /// filesystem holds it.
+    pub fn keep(
+        &mut self,
+        path: &RelPath,
+        entry: &Entry,
+        now: &super::beneath::Stat,
+    ) -> Result<(Entry, super::beneath::Stamp), WorkspaceError> {
         self.admit(path)?;
-        if let Some(mode) = entry.mode() {
-            let mode = match entry {
-                Entry::File { .. } => self.file_mode(path, mode),
-                _ => mode & MODE_MASK,
-            };
+        let mut stat = *now;
+        let mode = entry.mode().map(|mode| match entry {
+            Entry::File { .. } => self.file_mode(path, mode),
+            _ => mode & MODE_MASK,
+        });
+        let mut touched = false;
+        if let Some(mode) = mode
+            && mode != stat.mode
+        {
             self.root.chmod(path, mode)?;
+            touched = true;
         }
-        self.root.set_mtime(path, entry.mtime())?;
-        let Some(stat) = self.root.lstat(path)? else {
-            return Err(WorkspaceError::Refused { path: self.root.display(path), reason: "vanished".to_owned() });
-        };
-        Ok(match entry {
+        if entry.mtime() != stat.mtime {
+            self.root.set_mtime(path, entry.mtime())?;
+            touched = true;
+        }
+        if touched {
+            let Some(held) = self.root.lstat(path)? else {
+                return Err(WorkspaceError::Refused { path: self.root.display(path), reason: "vanished".to_owned() });
+            };
+            stat = held;
+        }
+        let held = match entry {
             Entry::File { size, hash, link, .. } => {
                 Entry::File { mode: stat.mode, size: *size, hash: *hash, mtime: stat.mtime, link: link.clone() }
             }
             Entry::Fifo { .. } => Entry::Fifo { mode: stat.mode, mtime: stat.mtime },
             Entry::Symlink { target, .. } => Entry::Symlink { target: target.clone(), mtime: stat.mtime },
             Entry::Dir { .. } => Entry::Dir { mode: stat.mode, mtime: stat.mtime },
-        })
+        };
+        Ok((held, stat.stamp))
     }
 
     /// A symlink pointing at `target`, whatever it is.

@@ -178,8 +178,10 @@ impl Plan {
             match (kept, entry) {
                 (_, Entry::Dir { mode, mtime }) => build.writer_mut().dir(path, *mode, *mtime)?,
                 (Some(_), _) => {
-                    let held = build.writer_mut().keep(path, entry)?;
+                    let (_, stat) = self.keep[path];
+                    let (held, stamp) = build.writer_mut().keep(path, entry, &stat)?;
                     build.insert(path.clone(), held);
+                    build.stamp(path.clone(), stamp);
                 }
                 (None, Entry::File { .. }) => cache.write_into(&mut build, path, entry)?,
                 (None, Entry::Symlink { target, mtime }) => {
@@ -211,8 +213,7 @@ fn stat_walk(root: &Path, prefix: Option<&RelPath>, out: &mut BTreeMap<RelPath, 
             entry: super::rel_path::display_bytes(name.as_bytes()),
             reason: reason.into(),
         })?;
-        let path = root.join(relative.as_path());
-        let meta = std::fs::symlink_metadata(&path).map_err(WorkspaceError::io(&path))?;
+        let meta = entry.metadata().map_err(WorkspaceError::io(root.join(relative.as_path())))?;
         let stat = Stat::from_metadata(&meta);
         out.insert(relative.clone(), stat);
         if stat.kind == Kind::Dir {
@@ -222,17 +223,20 @@ fn stat_walk(root: &Path, prefix: Option<&RelPath>, out: &mut BTreeMap<RelPath, 
     Ok(())
 }
 
-/// `manifest` with the identity of every entry as the tree at `root` holds it now, and now as
-/// the time it was looked at: what the scan after the task compares against.
+/// `manifest` with the identity of every entry as the tree at `root` holds it now (those it
+/// carries already, kept entries, are as lstat saw them when they were kept), and now as the
+/// time it was looked at: what the scan after the task compares against.
 pub fn stamped(root: &Path, mut manifest: Manifest) -> Result<Manifest, WorkspaceError> {
     // When the look began: an identity proves nothing about changes in the same moment.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = super::Timestamp::now();
     let tree = Root::open(root)?;
-    manifest.scanned_at = Some(super::Timestamp { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: 0 });
-    manifest.stamps.clear();
-    for path in manifest.entries.keys() {
-        if let Some(stat) = tree.lstat(path)? {
-            manifest.stamps.insert(path.clone(), stat.stamp);
+    manifest.scanned_at = Some(now);
+    // Kept entries come with their identity already; the rest are looked at.
+    let missing: Vec<RelPath> =
+        manifest.entries.keys().filter(|path| !manifest.stamps.contains_key(*path)).cloned().collect();
+    for path in missing {
+        if let Some(stat) = tree.lstat(&path)? {
+            manifest.stamps.insert(path, stat.stamp);
         }
     }
     Ok(manifest)
