@@ -130,7 +130,11 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
             tracing::warn!(root = %scanned.display(), "{note}");
         }
         let filter = Filter::new(&scanned, &exclude)?;
-        Ok((Manifest::scan(&scanned, &filter)?, filter))
+        // Files the last snapshot saw and that have not changed since are not read again.
+        let known = core::index::load(&scanned);
+        let manifest = Manifest::scan_known(&scanned, &filter, known.as_ref())?;
+        core::index::save(&scanned, &manifest);
+        Ok((manifest, filter))
     })
     .await?;
     lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root, rules: Some(Arc::new(filter)) })

@@ -148,10 +148,7 @@ impl Manifest {
     /// of the same tree, with identities) instead of reading it again when its identity proves
     /// it untouched since.
     pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
-        let mut manifest = Self {
-            scanned_at: Some(Timestamp::now()),
-            ..Self::default()
-        };
+        let mut manifest = Self { scanned_at: Some(Timestamp::now()), ..Self::default() };
         let mut inodes = Inodes { known, ..Inodes::default() };
         walk(root, None, filter, &mut manifest, &mut inodes)?;
         manifest.link_groups(inodes);

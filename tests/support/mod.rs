@@ -25,12 +25,19 @@ pub fn repo_root() -> PathBuf {
 /// A scratch directory with files in it, where the binary runs.
 pub struct Test {
     dir: tempfile::TempDir,
+    /// The user's cache directory for the runs (the master's stat cache), apart from the test
+    /// directory, which the runs must otherwise leave alone.
+    cache: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
 impl Test {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("creating a temp dir"), env: Vec::new() }
+        Self {
+            dir: tempfile::tempdir().expect("creating a temp dir"),
+            cache: tempfile::tempdir().expect("creating a temp dir"),
+            env: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +87,12 @@ impl Test {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
-        command.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG").env("HOME", self.dir.path());
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.cache.path());
         for (name, value) in &self.env {
             command.env(name, value);
         }

@@ -1,0 +1,169 @@
+//! The master's stat cache, as git keeps its index: the files of a workspace's last snapshot
+//! with their identity, so that the next snapshot reads and hashes only files whose identity
+//! changed since — between the tasks of a run and between runs. It lives in the user's cache
+//! directory (`$XDG_CACHE_HOME/sloth-runner/index/`, else `~/.cache/…`), one file per workspace
+//! by a digest of its physical path — never in the workspace, which must end as a local run
+//! leaves it.
+//!
+//! It is a cache: a missing, unreadable or malformed index is ignored, and an identity proves a
+//! file unchanged only under the racily-clean rule ([`Manifest::untouched`]).
+
+use std::path::{Path, PathBuf};
+
+use super::beneath::Stamp;
+use super::manifest::{Entry, Manifest};
+use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
+
+const HEADER: &str = "sloth-index 1";
+
+/// The user's cache directory; None without one.
+fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()).map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").filter(|dir| !dir.is_empty()).map(|home| PathBuf::from(home).join(".cache"))
+    })
+}
+
+/// Where the index of the workspace at `root` is kept, in `cache`; None when that is inside
+/// the workspace (a workspace that holds the user's home): an index there would be part of
+/// what it indexes.
+fn location(cache: &Path, root: &Path) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let physical = std::fs::canonicalize(root).ok()?;
+    let cache_physical = std::fs::canonicalize(cache).unwrap_or_else(|_| cache.to_path_buf());
+    if cache_physical.starts_with(&physical) || cache.starts_with(root) {
+        return None;
+    }
+    let name = blake3::hash(physical.as_os_str().as_bytes()).to_hex();
+    Some(cache.join("sloth-runner").join("index").join(name.as_str()))
+}
+
+/// The index of the workspace at `root`, if there is a readable one.
+pub fn load(root: &Path) -> Option<Manifest> {
+    load_in(&cache_dir()?, root)
+}
+
+fn load_in(cache: &Path, root: &Path) -> Option<Manifest> {
+    parse(&std::fs::read_to_string(location(cache, root)?).ok()?)
+}
+
+fn parse(text: &str) -> Option<Manifest> {
+    let mut lines = text.lines();
+    let mut header = lines.next()?.strip_prefix(HEADER)?.split_whitespace();
+    let scanned_at = Timestamp::new(header.next()?.parse().ok()?, header.next()?.parse().ok()?);
+    let mut manifest = Manifest { scanned_at: Some(scanned_at), ..Manifest::default() };
+    for line in lines {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [path, size, hash, dev, ino, mtime_s, mtime_n, ctime_s, ctime_n] = fields.as_slice() else {
+            return None;
+        };
+        let path = RelPath::parse(&crate::hex::decode(path.as_bytes())?).ok()?;
+        let size: u64 = size.parse().ok()?;
+        let hash = blake3::Hash::from_hex(hash).ok()?;
+        let mtime = Timestamp::new(mtime_s.parse().ok()?, mtime_n.parse().ok()?);
+        let ctime = Timestamp::new(ctime_s.parse().ok()?, ctime_n.parse().ok()?);
+        let stamp = Stamp { dev: dev.parse().ok()?, ino: ino.parse().ok()?, size, mtime, ctime };
+        manifest.entries.insert(path.clone(), Entry::File { mode: 0, size, hash, mtime, link: None });
+        manifest.stamps.insert(path, stamp);
+    }
+    Some(manifest)
+}
+
+/// Keeps `manifest`'s files and identities as the index of the workspace at `root`. Best
+/// effort: a workspace where it cannot be written (read-only, `.sloth` not a directory) just
+/// has none.
+pub fn save(root: &Path, manifest: &Manifest) {
+    let Some(cache) = cache_dir() else { return };
+    save_in(&cache, root, manifest);
+}
+
+fn save_in(cache: &Path, root: &Path, manifest: &Manifest) {
+    if let Err(error) = try_save(cache, root, manifest) {
+        tracing::debug!(root = %root.display(), %error, "the workspace's index was not written");
+    }
+}
+
+fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super::WorkspaceError> {
+    let Some(scanned_at) = manifest.scanned_at else { return Ok(()) };
+    let mut text = format!("{HEADER} {} {}\n", scanned_at.secs, scanned_at.nanos);
+    for (path, entry) in &manifest.entries {
+        let (Entry::File { size, hash, .. }, Some(stamp)) = (entry, manifest.stamps.get(path)) else { continue };
+        text.push_str(&format!(
+            "{} {size} {} {} {} {} {} {} {}\n",
+            crate::hex::encode(path.as_bytes()),
+            hash.to_hex(),
+            stamp.dev,
+            stamp.ino,
+            stamp.mtime.secs,
+            stamp.mtime.nanos,
+            stamp.ctime.secs,
+            stamp.ctime.nanos
+        ));
+    }
+    let Some(path) = location(cache, root) else { return Ok(()) };
+    let dir = path.parent().expect("the index has a directory").to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(super::WorkspaceError::io(&dir))?;
+    let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(super::WorkspaceError::io(&dir))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(super::WorkspaceError::io(temp.path()))?;
+    temp.persist(&path).map_err(|e| super::WorkspaceError::Io { path, source: e.error })?;
+    trim(&dir);
+    Ok(())
+}
+
+/// Indexes kept at most: the least recently written go (a cache must not grow without end).
+const MAX_INDEXES: usize = 256;
+
+fn trim(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut indexes: Vec<(std::time::SystemTime, PathBuf)> =
+        entries.flatten().filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path()))).collect();
+    if indexes.len() <= MAX_INDEXES {
+        return;
+    }
+    indexes.sort();
+    for (_, path) in &indexes[..indexes.len() - MAX_INDEXES] {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::Filter;
+
+    #[test]
+    fn a_file_changed_since_the_index_is_read_again_even_with_its_time_put_back() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "alpha").expect("write");
+        std::fs::write(dir.path().join("b.txt"), "beta").expect("write");
+        let first = Manifest::scan(dir.path(), &Filter::builtin()).expect("scan");
+        save_in(cache.path(), dir.path(), &first);
+        let index = load_in(cache.path(), dir.path()).expect("an index");
+        assert_eq!(index.stamps, first.stamps);
+        // Same size, time put back: only the ctime tells.
+        let file = std::fs::File::options().write(true).open(dir.path().join("a.txt")).expect("open");
+        let time = std::fs::metadata(dir.path().join("a.txt")).expect("stat").modified().expect("mtime");
+        std::io::Write::write_all(&mut &file, b"ALPHA").expect("rewrite");
+        file.set_modified(time).expect("put the time back");
+        let again = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&index)).expect("scan");
+        let a = RelPath::parse(b"a.txt").expect("path");
+        assert!(matches!(&again.entries[&a], Entry::File { hash, .. } if *hash == blake3::hash(b"ALPHA")));
+    }
+
+    #[test]
+    fn a_malformed_index_is_ignored_and_nothing_is_written_in_the_workspace() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "alpha").expect("write");
+        save_in(cache.path(), dir.path(), &Manifest::scan(dir.path(), &Filter::builtin()).expect("scan"));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["a.txt"], "the workspace holds only its own files");
+        let path = location(cache.path(), dir.path()).expect("a location");
+        assert!(load_in(cache.path(), dir.path()).is_some());
+        std::fs::write(&path, "sloth-index 1 0 0\nnot hex 1 2\n").expect("corrupt it");
+        assert!(load_in(cache.path(), dir.path()).is_none());
+        // A cache inside the workspace (a workspace that is the user's home) holds no index.
+        assert!(location(&dir.path().join(".cache"), dir.path()).is_none());
+    }
+}
