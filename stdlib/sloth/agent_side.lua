@@ -23,7 +23,7 @@ function M.handle(req)
   end
   scripts.shipped = req.scripts
 
-  local pipeline = taskdefs.load(req.pipeline, { on_agent = true })
+  local pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = { group = req.group, task = req.task } })
   local group = pipeline.groups[req.group]
   local task = group and group.by_name[req.task]
   if not task then

@@ -277,6 +277,24 @@ function Checker:group(name, raw, base_dir)
     end
   end
 
+  -- On an agent only the task it runs is read: the master checked the rest, and reading a
+  -- whole pipeline for every task would make a task's cost grow with the pipeline.
+  local only = self.opts.only
+  if only then
+    local wanted = {}
+    for _, entry in ipairs(entries) do
+      local raw_task = entry.raw
+      local uses = type(raw_task) == "table" and type(raw_task.uses) == "table" and raw_task.uses or nil
+      local known = entry.key
+        or (type(raw_task) == "table" and type(raw_task.name) == "string" and raw_task.name)
+        or (uses and type(uses.name) == "string" and uses.name)
+      if known == nil or known == only.task then
+        wanted[#wanted + 1] = entry
+      end
+    end
+    entries = wanted
+  end
+
   for _, entry in ipairs(entries) do
     local task = self:task(name, entry.raw, entry.position, entry.key)
     if task then
@@ -304,6 +322,10 @@ function Checker:group(name, raw, base_dir)
     agent_fields.resolve_target(self, group, task, group_delegate)
   end
 
+  if only then
+    group.handlers = {}
+    return group
+  end
   for _, task in ipairs(group.tasks) do
     for _, field in ipairs({ "depends_on", "next_if_fail" }) do
       for _, other in ipairs(task[field]) do
@@ -331,7 +353,7 @@ end
 --- Normalizes a `TaskDefinitions` value; `file` is used in messages and to resolve `workdir`.
 ---@param defs any
 ---@param file string
----@param opts? { on_agent?: boolean } on an agent, the master's directories are not checked
+---@param opts? { on_agent?: boolean, only?: { group: string, task: string } } on an agent, the master's directories are not checked, and only the task it runs is read
 ---@return table pipeline
 function M.from_value(defs, file, opts)
   local checker = new_checker(file, opts)
@@ -344,7 +366,7 @@ function M.from_value(defs, file, opts)
   end
   local pipeline = { file = file, dir = base_dir, groups = {}, group_names = {} }
   for _, name in ipairs(sorted_keys(defs)) do
-    local group = checker:group(name, defs[name], base_dir)
+    local group = (not (opts and opts.only) or name == opts.only.group) and checker:group(name, defs[name], base_dir) or nil
     if group then
       pipeline.groups[name] = group
       pipeline.group_names[#pipeline.group_names + 1] = name

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# A trivial remote task (`command = "true"`, a one-file workspace), as a user's pipeline sees
+# it: a chain of N such tasks on one agent (its default work directory), whole-run mean and
+# the per-task p50/p99 of the summary's durations, the agent's CPU time per task — beside the
+# floors measured in the same run: `sh -c true` and a gRPC `Info` round trip.
+#
+#   bench/trivial.sh [N]                 (default 500)
+#   SLOTH_BIN=/path/to/sloth-runner bench/trivial.sh
+set -euo pipefail
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+cd "$bench_dir/.."
+n=${1:-500}
+if [ -z "${SLOTH_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+bin=$(realpath "${SLOTH_BIN:-$PWD/target/release/sloth-runner}")
+scratch=$(mktemp -d)
+"$bin" --quiet agent -p 0 > "$scratch/agent.out" 2>/dev/null &
+agent_pid=$!
+trap 'kill $agent_pid 2>/dev/null || true; rm -rf "$scratch"' EXIT
+for _ in $(seq 200); do grep -q "^listening on" "$scratch/agent.out" 2>/dev/null && break; sleep 0.01; done
+address=$(sed -n 's/^listening on //p' "$scratch/agent.out")
+mkdir "$scratch/ws"
+echo data > "$scratch/ws/data.txt"
+cat > "$scratch/ws/chain.lua" <<LUA
+local tasks = {}
+for i = 1, $n do
+  tasks[i] = { name = "t" .. i, agent = "a", depends_on = i > 1 and ("t" .. (i - 1)) or nil, command = "true" }
+end
+TaskDefinitions = { g = { agents = { a = { address = "$address" } }, tasks = tasks } }
+LUA
+cat > "$scratch/ws/rtt.lua" <<LUA
+TaskDefinitions = { g = { tasks = { { name = "rtt", command = function()
+  local core = require("sloth.core")
+  local client = agent.connect("$address")
+  local times = {}
+  for i = 1, 500 do
+    local started = core.now()
+    client:info()
+    times[i] = core.now() - started
+  end
+  table.sort(times)
+  print(string.format("RTT %.3f", times[250] * 1000))
+  return true
+end } } } }
+LUA
+cd "$scratch/ws"
+ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
+"$bin" --quiet run chain.lua > /dev/null 2>&1 # warm: the agent's cache and tree
+before=$(ticks)
+start=$(date +%s%N)
+"$bin" run chain.lua > run.out 2>&1
+end=$(date +%s%N)
+after=$(ticks)
+hz=$(getconf CLK_TCK)
+# The summary table's rows (`g/t12  succeeded  9ms  -`), not the live lines.
+durations=$(awk '$1 ~ /^g\/t[0-9]+$/ && $2 == "succeeded" && $3 ~ /^[0-9]+ms$/ { sub(/ms$/, "", $3); print $3 }' run.out | sort -n)
+count=$(echo "$durations" | wc -l)
+p50=$(echo "$durations" | awk -v n="$count" 'NR == int((n + 1) / 2) { print }')
+p99=$(echo "$durations" | awk -v n="$count" 'NR == int(n * 0.99) { print }')
+floor_start=$(date +%s%N)
+for _ in $(seq 200); do sh -c true; done
+floor_end=$(date +%s%N)
+rtt=$("$bin" run rtt.lua 2>&1 | sed -n 's/.*RTT //p')
+echo "trivial remote task, chain of $n ($count succeeded): mean $(awk "BEGIN { printf \"%.2f\", ($end - $start) / 1e6 / $n }") ms per task (whole run), p50 ${p50} ms, p99 ${p99} ms; agent CPU $(awk "BEGIN { printf \"%.2f\", ($after - $before) * 1000 / $hz / $n }") ms per task"
+echo "floors: sh -c true $(awk "BEGIN { printf \"%.2f\", ($floor_end - $floor_start) / 1e6 / 200 }") ms, gRPC Info round trip ${rtt} ms (median of 500)"
