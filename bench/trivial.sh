@@ -46,6 +46,8 @@ end } } } }
 LUA
 cd "$scratch/ws"
 ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
+rss() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$agent_pid/status"; }
+idle_rss=$(rss)
 "$bin" --quiet run chain.lua > /dev/null 2>&1 # warm: the agent's cache and tree
 before=$(ticks)
 start=$(date +%s%N)
@@ -63,4 +65,5 @@ for _ in $(seq 200); do sh -c true; done
 floor_end=$(date +%s%N)
 rtt=$("$bin" run rtt.lua 2>&1 | sed -n 's/.*RTT //p')
 echo "trivial remote task, chain of $n ($count succeeded): mean $(awk "BEGIN { printf \"%.2f\", ($end - $start) / 1e6 / $n }") ms per task (whole run), p50 ${p50} ms, p99 ${p99} ms; agent CPU $(awk "BEGIN { printf \"%.2f\", ($after - $before) * 1000 / $hz / $n }") ms per task"
+echo "agent RSS: idle ${idle_rss} MiB, after $((2 * n)) tasks $(rss) MiB"
 echo "floors: sh -c true $(awk "BEGIN { printf \"%.2f\", ($floor_end - $floor_start) / 1e6 / 200 }") ms, gRPC Info round trip ${rtt} ms (median of 500)"
