@@ -39,6 +39,7 @@ specs!(
     retries,
     reuse,
     scheduler,
+    secrets,
     taskdefs,
     timeout,
     workdirs,

@@ -20,6 +20,7 @@ mod readme;
 mod remote;
 mod repl;
 mod roundtrip;
+mod secrets;
 mod tls;
 mod warm;
 mod workspace_safety;

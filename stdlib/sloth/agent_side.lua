@@ -5,6 +5,7 @@
 local core = require("sloth.core")
 local execute = require("sloth.execute")
 local scripts = require("sloth.scripts")
+local secrets = require("sloth.secrets")
 local taskdefs = require("sloth.taskdefs")
 local log = require("log")
 local workspace = require("workspace")
@@ -24,6 +25,8 @@ function M.handle(req)
   scripts.shipped = req.scripts
 
   local pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = { group = req.group, task = req.task } })
+  -- No task here reads how the master reaches its agents.
+  secrets.scrub(TaskDefinitions, pipeline)
   local group = pipeline.groups[req.group]
   local task = group and group.by_name[req.task]
   if not task then

@@ -9,6 +9,8 @@ local spawn = require("sloth.spawn")
 local artifacts = require("sloth.artifacts")
 local exports = require("sloth.exports")
 local json = require("sloth.json")
+local scripts = require("sloth.scripts")
+local secrets = require("sloth.secrets")
 
 local M = {}
 
@@ -137,6 +139,11 @@ function M.validate(opts)
     tasks = tasks + #pipeline.groups[name].tasks
   end
   io.stdout:write(string.format("%s: ok (%d group(s), %d task(s))\n", opts.file, #pipeline.group_names, tasks))
+  for _, where in ipairs(secrets.literal_tokens(scripts.loaded)) do
+    io.stderr:write(string.format(
+      "warning: %s: a token written in the pipeline travels to every agent with its files; read it from the environment (token = os.getenv(\"…\"))\n",
+      where))
+  end
   return M.EXIT_OK
 end
 
