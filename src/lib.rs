@@ -10,6 +10,7 @@ pub mod hex;
 pub mod locked_dir;
 pub mod modules;
 pub mod process;
+pub mod reaper;
 pub mod rpc;
 pub mod runtime;
 pub mod task_view;

@@ -105,6 +105,7 @@ impl GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         self.signal(Signal::SIGKILL);
+        crate::reaper::note(self.0.as_raw(), false);
     }
 }
 
@@ -138,6 +139,9 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         source,
     })?;
     let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
+    if let Some(group) = &group {
+        crate::reaper::note(group.0.as_raw(), true);
+    }
 
     let stdout_buf = RefCell::new(Vec::new());
     let stderr_buf = RefCell::new(Vec::new());

@@ -210,7 +210,7 @@ fn a_work_dir_that_does_not_exist_yet_is_made() {
 }
 
 #[test]
-fn an_agent_killed_mid_task_leaves_no_directory_once_an_agent_starts_again() {
+fn an_agent_killed_mid_task_leaves_no_process_and_no_directory_once_an_agent_starts_again() {
     let work_dir = tempfile::tempdir().expect("tempdir");
     let work = work_dir.path().to_string_lossy().into_owned();
     let mut first = Agent::start(&["--work-dir", &work]);
@@ -229,7 +229,10 @@ fn an_agent_killed_mid_task_leaves_no_directory_once_an_agent_starts_again() {
     assert!(killed.success());
     first.wait(Duration::from_secs(10));
     let _ = wait_exit(&mut master);
+    // The task's processes (a background `sleep` of its shell) die with their agent.
+    let gone = wait_until_gone(&sleep_pid);
     let _ = Command::new("kill").args(["-KILL", &sleep_pid]).status();
+    assert!(gone, "the task's process {sleep_pid} outlived its agent");
     assert_eq!(left().len(), 1, "kill -9 leaves its directory: {:?}", left());
 
     let second = Agent::start(&["--work-dir", &work]);

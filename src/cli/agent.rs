@@ -139,6 +139,10 @@ pub fn execute(args: AgentArgs) -> ExitCode {
         eprintln!("error: --user-namespace: {error}");
         return ExitCode::FAILURE;
     }
+    // Whatever happens to this process, its tasks' processes do not outlive it.
+    if let Err(error) = crate::reaper::start() {
+        eprintln!("warning: cannot start the companion that stops tasks' processes if this agent dies: {error}");
+    }
     let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(tokio) => tokio,
         Err(error) => {

@@ -46,6 +46,9 @@ enum Command {
     Repl,
     /// Print the version.
     Version,
+    /// An agent's companion that kills its tasks' processes when it dies (internal).
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 /// Parses the command line and runs it.
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Some(Command::List(args)) => list::execute(&args),
         Some(Command::Validate(args)) => validate::execute(&args),
         Some(Command::Repl) | None => repl::execute(),
+        Some(Command::Reap) => crate::reaper::companion(),
         Some(Command::Version) => {
             println!("sloth-runner {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,0 +1,76 @@
+//! Nothing a task started outlives the agent that started it, even one killed with `kill -9`.
+//!
+//! At start an agent spawns one small companion process (`sloth-runner __reap`, in a process
+//! group of its own, so a Ctrl-C meant for the agent does not reach it) and keeps the write end
+//! of a pipe to it. Every process group a task starts is announced on that pipe (`+PGID`) and
+//! withdrawn when it is over (`-PGID`). However the agent ends, the kernel closes the pipe; the
+//! companion then kills every group still announced and exits. (`PR_SET_PDEATHSIG` would only
+//! reach the group leader, and fires when the forking thread ends rather than the agent.)
+
+use std::io::{BufRead, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Mutex, PoisonError};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+static PIPE: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
+
+/// Starts the companion for this process (an agent); task process groups are announced to it
+/// from then on.
+pub fn start() -> std::io::Result<()> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("__reap")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()?;
+    *PIPE.lock().unwrap_or_else(PoisonError::into_inner) = child.stdin.take();
+    // Not waited for: it outlives this process by design, and is reaped by init then.
+    std::mem::forget(child);
+    Ok(())
+}
+
+/// Announces (`started`) or withdraws a task's process group; nothing when there is no
+/// companion (a master, a test).
+pub fn note(group: i32, started: bool) {
+    let mut pipe = PIPE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pipe) = pipe.as_mut() {
+        let _ = writeln!(pipe, "{}{group}", if started { '+' } else { '-' });
+    }
+}
+
+/// The companion: reads announcements until the pipe closes, then kills every group still
+/// announced.
+pub fn companion() -> ExitCode {
+    // Terminal signals are for the agent; the companion ends when the agent does.
+    for signal in [Signal::SIGINT, Signal::SIGHUP, Signal::SIGTERM, Signal::SIGPIPE] {
+        // SAFETY: setting the disposition to "ignore" runs no handler code.
+        #[allow(unsafe_code)]
+        let _ = unsafe { nix::sys::signal::signal(signal, nix::sys::signal::SigHandler::SigIgn) };
+    }
+    let mut groups = std::collections::HashSet::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let (sign, number) = line.split_at(line.len().min(1));
+        let Ok(group) = number.parse::<i32>() else { continue };
+        if group <= 1 {
+            continue;
+        }
+        match sign {
+            "+" => {
+                groups.insert(group);
+            }
+            "-" => {
+                groups.remove(&group);
+            }
+            _ => {}
+        }
+    }
+    for group in groups {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    ExitCode::SUCCESS
+}
