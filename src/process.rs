@@ -214,7 +214,15 @@ async fn terminate(child: &mut Child, group: Option<&GroupGuard>) {
     }
 }
 
-/// Copies a pipe into `buf`, reporting each complete line (and a final partial one).
+/// How much of a stream's output a finished process keeps (live lines are all shown): the
+/// last 8 MiB, after a line saying how much went before.
+pub const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// A live line longer than this is shown in pieces of this size.
+const LINE_LIMIT: usize = 1024 * 1024;
+
+/// Reads `pipe` to its end: each line goes to `on_line` as it arrives, and the last
+/// [`CAPTURE_LIMIT`] bytes into `buf` (with a note of what was dropped before them).
 async fn pump(
     pipe: Option<impl AsyncRead + Unpin>,
     stream: OutputStream,
@@ -223,24 +231,58 @@ async fn pump(
 ) {
     let Some(mut pipe) = pipe else { return };
     let mut chunk = vec![0u8; 16 * 1024];
-    let mut line_start = 0;
+    let mut line: Vec<u8> = Vec::new();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut dropped: u64 = 0;
+    let emit = |line: &[u8]| {
+        let text = String::from_utf8_lossy(line);
+        on_line(stream, text.trim_end_matches('\r'));
+    };
     loop {
         let read = match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mut all = buf.borrow_mut();
-        all.extend_from_slice(&chunk[..read]);
-        while let Some(pos) = all[line_start..].iter().position(|&b| b == b'\n') {
-            let line = String::from_utf8_lossy(&all[line_start..line_start + pos]);
-            on_line(stream, line.trim_end_matches('\r'));
-            line_start += pos + 1;
+        let data = &chunk[..read];
+        kept.extend_from_slice(data);
+        // Trimmed in batches, so that keeping the tail stays linear.
+        if kept.len() > 2 * CAPTURE_LIMIT {
+            let excess = kept.len() - CAPTURE_LIMIT;
+            kept.drain(..excess);
+            dropped += excess as u64;
+        }
+        // Only the new bytes are looked at for line ends.
+        let mut rest = data;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&rest[..pos]);
+            emit(&line);
+            line.clear();
+            rest = &rest[pos + 1..];
+        }
+        line.extend_from_slice(rest);
+        while line.len() >= LINE_LIMIT {
+            let piece: Vec<u8> = line.drain(..LINE_LIMIT).collect();
+            emit(&piece);
         }
     }
-    let all = buf.borrow();
-    if line_start < all.len() {
-        on_line(stream, &String::from_utf8_lossy(&all[line_start..]));
+    if !line.is_empty() {
+        emit(&line);
     }
+    if kept.len() > CAPTURE_LIMIT {
+        let excess = kept.len() - CAPTURE_LIMIT;
+        kept.drain(..excess);
+        dropped += excess as u64;
+    }
+    let mut all = buf.borrow_mut();
+    if dropped > 0 {
+        all.extend_from_slice(
+            format!(
+                "[sloth-runner: {dropped} bytes of output before these were not kept; the last {CAPTURE_LIMIT} are]\n"
+            )
+            .as_bytes(),
+        );
+    }
+    all.extend_from_slice(&kept);
 }
 
 #[cfg(test)]

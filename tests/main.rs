@@ -21,6 +21,7 @@ mod remote;
 mod repl;
 mod roundtrip;
 mod secrets;
+mod sizes;
 mod tls;
 mod warm;
 mod workspace_safety;

@@ -276,7 +276,12 @@ async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = builder
         .add_service(health_service)
-        .add_service(AgentServer::with_interceptor(service, RequireToken::new(token.as_ref())))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            AgentServer::new(service)
+                .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
+                .max_encoding_message_size(crate::rpc::MAX_MESSAGE),
+            RequireToken::new(token.as_ref()),
+        ))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });

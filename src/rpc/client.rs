@@ -11,6 +11,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::CHUNK_SIZE;
+use super::MAX_MESSAGE;
 use super::auth::{SendToken, Token};
 use super::proto::agent_client::AgentClient as GrpcClient;
 use super::proto::execute_request::Item;
@@ -170,7 +171,9 @@ impl AgentClient {
         let channel = endpoint.connect().await.map_err(|e| unreachable(error_chain(&e)))?;
         let interceptor =
             SendToken::new(token).map_err(|reason| ClientError::Refused { address: address.to_owned(), reason })?;
-        let grpc = GrpcClient::with_interceptor(channel, interceptor).max_decoding_message_size(8 * 1024 * 1024);
+        let grpc = GrpcClient::with_interceptor(channel, interceptor)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
         Ok(Self { address: address.to_owned(), grpc })
     }
 

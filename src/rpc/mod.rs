@@ -17,6 +17,11 @@ pub mod proto {
 /// Size of the chunks archives travel in: far below gRPC's 4 MiB message limit.
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
+/// The largest single message either side accepts: a task's params, dependencies' outputs,
+/// values, one script file, or its outputs (whose captured stdout and stderr are bounded by
+/// `process::CAPTURE_LIMIT` each). Workspaces and changes travel in chunks, whatever their size.
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
 /// Approximate encoded size of one manifest message (entries are added until it is reached).
 pub const MANIFEST_CHUNK_BYTES: usize = 1024 * 1024;
 
