@@ -179,11 +179,15 @@ impl Agent for AgentService {
                 }
             };
             let mut after = None;
+            let mut built = None;
             match workspace {
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
                 }
                 Ok(workspace) => {
+                    if let RemoteWorkspace::Ready { built: as_built, .. } = &workspace {
+                        built = Some(Arc::clone(as_built));
+                    }
                     let spec = TaskSpec::from_messages(task, scripts);
                     let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
                     if let Ok(_permit) = slots.acquire_owned().await {
@@ -195,12 +199,14 @@ impl Agent for AgentService {
             }
             // The tree goes back to the pool only after a task that ran to its end; the task's
             // directory goes last; both off the async threads.
+            // What it records is the tree as built, not as the task left it: whatever the task
+            // touched is written anew for the next one.
             let trees = identity.trees.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 if let (Some(trees), Some(lease)) = (trees, lease) {
-                    match after {
-                        Some(after) => trees.give_back(lease, after),
-                        None => trees.discard(&lease),
+                    match (after, built) {
+                        (Some(_), Some(built)) => trees.give_back(lease, built),
+                        _ => trees.discard(&lease),
                     }
                 }
                 drop(dir)
@@ -243,11 +249,30 @@ async fn receive_incremental(
     // A kept tree is looked at first: only what it lacks is asked for.
     let plan = match state {
         Some(state) => {
-            let (root, target) = (root.clone(), manifest.clone());
-            Some(blocking(move || crate::workspace::warm::plan(&root, &state, &target)).await?)
+            let (planned_root, target) = (root.clone(), manifest.clone());
+            match blocking(move || crate::workspace::warm::plan(&planned_root, &state, &target)).await {
+                Ok(plan) => Some(plan),
+                Err(status) => {
+                    // Not usable (removed behind the agent's back, a mount left in it): a new
+                    // tree instead.
+                    tracing::warn!(tree = %root.display(), reason = %status.message(), "a kept tree is not reused");
+                    if let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) {
+                        let (trees, key) = (Arc::clone(trees), warm.key.unwrap_or_default().to_owned());
+                        *warm.lease = Some(
+                            blocking(move || {
+                                trees.discard(&lease);
+                                trees.lease_new(&key)
+                            })
+                            .await?,
+                        );
+                    }
+                    None
+                }
+            }
         }
         None => None,
     };
+    let root = warm.lease.as_ref().map_or(root, |lease| lease.root.clone());
     let pin = identity.cache.pin(&manifest);
     let needed = match &plan {
         Some(plan) => plan.needed(&manifest),

@@ -34,6 +34,9 @@ pub struct Stat {
     pub stamp: Stamp,
     /// Names the entry has (hard links), anywhere on its filesystem.
     pub nlink: u64,
+    /// Owner and group.
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// The kinds of entries a directory holds. A workspace carries all but sockets and devices.
@@ -103,7 +106,7 @@ impl Stat {
             (meta.mtime(), meta.mtime_nsec()),
             (meta.ctime(), meta.ctime_nsec()),
         );
-        Self { nlink: meta.nlink(), ..stat }
+        Self { nlink: meta.nlink(), uid: meta.uid(), gid: meta.gid(), ..stat }
     }
 
     /// From what `fstatat` says.
@@ -121,6 +124,7 @@ impl Stat {
         // `nlink_t` is 32 bits on some targets.
         #[allow(clippy::useless_conversion)]
         let nlink = u64::from(stat.st_nlink);
+        let (uid, gid) = (stat.st_uid, stat.st_gid);
         let stat = Self::from_parts(
             kind,
             stat.st_mode,
@@ -130,7 +134,7 @@ impl Stat {
             (stat.st_mtime, stat.st_mtime_nsec),
             (stat.st_ctime, stat.st_ctime_nsec),
         );
-        Self { nlink, ..stat }
+        Self { nlink, uid, gid, ..stat }
     }
 
     fn from_parts(kind: Kind, mode: u32, size: u64, dev: u64, ino: u64, mtime: (i64, i64), ctime: (i64, i64)) -> Self {
@@ -142,6 +146,8 @@ impl Stat {
             mtime,
             stamp: Stamp { dev, ino, size, mtime, ctime: Timestamp::new(ctime.0, ctime.1) },
             nlink: 1,
+            uid: 0,
+            gid: 0,
         }
     }
 }

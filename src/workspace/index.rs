@@ -17,11 +17,32 @@ use super::timestamp::Timestamp;
 
 const HEADER: &str = "sloth-index 1";
 
-/// The user's cache directory; None without one.
+/// The user's cache directory; None without one (relative paths are ignored, as the XDG
+/// specification says).
 fn cache_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()).map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").filter(|dir| !dir.is_empty()).map(|home| PathBuf::from(home).join(".cache"))
-    })
+    let absolute = |dir: PathBuf| dir.is_absolute().then_some(dir);
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .and_then(absolute)
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from).and_then(absolute).map(|home| home.join(".cache")))
+}
+
+/// `path` with its longest existing ancestor resolved (links followed), the rest as it is.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |path: PathBuf, name| path.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Where the index of the workspace at `root` is kept, in `cache`; None when that is inside
@@ -30,8 +51,7 @@ fn cache_dir() -> Option<PathBuf> {
 fn location(cache: &Path, root: &Path) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let physical = std::fs::canonicalize(root).ok()?;
-    let cache_physical = std::fs::canonicalize(cache).unwrap_or_else(|_| cache.to_path_buf());
-    if cache_physical.starts_with(&physical) || cache.starts_with(root) {
+    if resolved(cache).starts_with(&physical) || cache.starts_with(root) {
         return None;
     }
     let name = blake3::hash(physical.as_os_str().as_bytes()).to_hex();
@@ -43,14 +63,36 @@ pub fn load(root: &Path) -> Option<Manifest> {
     load_in(&cache_dir()?, root)
 }
 
+/// The most an index is read (a large workspace's is a few MiB).
+const MAX_INDEX_BYTES: u64 = 256 * 1024 * 1024;
+
 fn load_in(cache: &Path, root: &Path) -> Option<Manifest> {
-    parse(&std::fs::read_to_string(location(cache, root)?).ok()?)
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Only a regular file of ours: never a link, never a pipe to wait on.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(location(cache, root)?)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_INDEX_BYTES).read_to_string(&mut text).ok()?;
+    parse(&text)
 }
 
 fn parse(text: &str) -> Option<Manifest> {
-    let mut lines = text.lines();
-    let mut header = lines.next()?.strip_prefix(HEADER)?.split_whitespace();
+    let (first, body) = text.split_once('\n')?;
+    let mut header = first.strip_prefix(HEADER)?.split_whitespace();
     let scanned_at = Timestamp::new(header.next()?.parse().ok()?, header.next()?.parse().ok()?);
+    // A damaged index is no index.
+    if header.next()? != blake3::hash(body.as_bytes()).to_hex().as_str() {
+        return None;
+    }
+    let lines = body.lines();
     let mut manifest = Manifest { scanned_at: Some(scanned_at), ..Manifest::default() };
     for line in lines {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -85,7 +127,7 @@ fn save_in(cache: &Path, root: &Path, manifest: &Manifest) {
 
 fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super::WorkspaceError> {
     let Some(scanned_at) = manifest.scanned_at else { return Ok(()) };
-    let mut text = format!("{HEADER} {} {}\n", scanned_at.secs, scanned_at.nanos);
+    let mut text = String::new();
     for (path, entry) in &manifest.entries {
         let (Entry::File { size, hash, .. }, Some(stamp)) = (entry, manifest.stamps.get(path)) else { continue };
         text.push_str(&format!(
@@ -100,6 +142,8 @@ fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super:
             stamp.ctime.nanos
         ));
     }
+    let text =
+        format!("{HEADER} {} {} {}\n{text}", scanned_at.secs, scanned_at.nanos, blake3::hash(text.as_bytes()).to_hex());
     let Some(path) = location(cache, root) else { return Ok(()) };
     let dir = path.parent().expect("the index has a directory").to_path_buf();
     std::fs::create_dir_all(&dir).map_err(super::WorkspaceError::io(&dir))?;
@@ -161,8 +205,13 @@ mod tests {
         assert_eq!(names, ["a.txt"], "the workspace holds only its own files");
         let path = location(cache.path(), dir.path()).expect("a location");
         assert!(load_in(cache.path(), dir.path()).is_some());
-        std::fs::write(&path, "sloth-index 1 0 0\nnot hex 1 2\n").expect("corrupt it");
-        assert!(load_in(cache.path(), dir.path()).is_none());
+        let good = std::fs::read_to_string(&path).expect("read");
+        let (header, body) = good.split_once('\n').expect("a header");
+        std::fs::write(&path, format!("{header}\n{}", body.replacen("612e", "622e", 1))).expect("damage it");
+        assert!(load_in(cache.path(), dir.path()).is_none(), "a damaged index is ignored");
+        std::fs::remove_file(&path).expect("rm");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        assert!(load_in(cache.path(), dir.path()).is_none(), "a pipe is not waited on");
         // A cache inside the workspace (a workspace that is the user's home) holds no index.
         assert!(location(&dir.path().join(".cache"), dir.path()).is_none());
     }

@@ -269,6 +269,8 @@ impl TreeWriter {
                 mtime,
                 stamp: Default::default(),
                 nlink: 1,
+                uid: 0,
+                gid: 0,
             });
             held.push((path, Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime }));
         }

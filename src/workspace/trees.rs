@@ -46,6 +46,9 @@ impl TreePool {
     pub fn new(dir: impl Into<PathBuf>, max_trees: usize, max_bytes: u64) -> Result<Self, WorkspaceError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(WorkspaceError::io(&dir))?;
+        // Idle trees keep a workspace's files: nobody else on the host reads them.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(WorkspaceError::io(&dir))?;
         Ok(Self {
             dir,
             max_trees,
@@ -66,6 +69,11 @@ impl TreePool {
                 return Ok(Lease { root: tree.root, state: Some(tree.state), key: tree.key });
             }
         }
+        self.lease_new(key)
+    }
+
+    /// A new empty tree for `key`.
+    pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
         Ok(Lease { root, state: None, key: key.to_owned() })
@@ -74,7 +82,15 @@ impl TreePool {
     /// Takes `lease` back, its tree now holding `state`, and removes the least recently used
     /// trees past the limits.
     pub fn give_back(&self, lease: Lease, state: Arc<Manifest>) {
-        let bytes = state.total_size();
+        // A process the task left running in it (detached: its group was killed) could write
+        // into the next task's tree: such a tree is not kept.
+        if let Some(pid) = process_inside(&lease.root) {
+            tracing::info!(tree = %lease.root.display(), pid, "a process still runs in the tree: not kept");
+            self.discard(&lease);
+            return;
+        }
+        // What it holds on disk, excluded paths included, counts against the limit.
+        let bytes = disk_bytes(&lease.root);
         let evicted: Vec<PathBuf> = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.push(Idle { key: lease.key, root: lease.root, state, bytes });
@@ -103,13 +119,67 @@ impl TreePool {
     }
 }
 
-/// Removes a tree, read-only directories included.
+/// Removes a tree, read-only directories included, never descending into a filesystem
+/// mounted in it (a task may have left a bind mount): those are detached first.
 pub fn remove_tree(root: &Path) {
+    unmount_below(root);
     if std::fs::remove_dir_all(root).is_ok() {
         return;
     }
     let _ = std::process::Command::new("chmod").arg("-R").arg("u+rwx").arg(root).status();
     let _ = std::fs::remove_dir_all(root);
+}
+
+/// Detaches every mount at or below `root` (deepest first), as `/proc/self/mountinfo` lists
+/// them.
+fn unmount_below(root: &Path) {
+    let Ok(physical) = std::fs::canonicalize(root) else { return };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(field.replace("\\040", " ")))
+        .filter(|point| point.starts_with(&physical))
+        .collect();
+    points.sort_by(|a, b| b.cmp(a));
+    for point in points {
+        if let Err(errno) = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(mount = %point.display(), %errno, "cannot detach a mount left in a tree");
+        }
+    }
+}
+
+/// A process whose working directory is in `root`, if there is one.
+fn process_inside(root: &Path) -> Option<u32> {
+    let physical = std::fs::canonicalize(root).ok()?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd"))
+            && cwd.starts_with(&physical)
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// Bytes of regular files in the tree, as it is on disk.
+fn disk_bytes(root: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total = total.saturating_add(meta.blocks() * 512);
+            }
+        }
+    }
+    total
 }
 
 #[cfg(test)]

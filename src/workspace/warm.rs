@@ -38,51 +38,88 @@ pub struct Plan {
 }
 
 /// Looks at every entry of the tree at `root` against `target`, knowing what the tree held
-/// when it was last scanned (`state`: entries and identities).
+/// when it was last built (`state`: entries and identities as the build left them).
+///
+/// An entry is kept only if it is provably as the build left it: a file whose identity is
+/// unchanged (its content is then known — read again only if the identity was recorded in the
+/// same instant as a change could be), owned by the agent, under exactly the names the
+/// manifest gives it. Anything a task did to an entry — contents, owner, extended attributes
+/// or capabilities, links — changes its ctime, and the entry is written anew. A directory owned
+/// by someone else goes with everything in it; one on another filesystem (a mount a task left)
+/// fails the plan, and the tree is not used.
 pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, WorkspaceError> {
     let tree = Root::open(root)?;
+    let root_dev = std::fs::symlink_metadata(root).map_err(WorkspaceError::io(root))?;
     let mut disk = BTreeMap::new();
     stat_walk(root, None, &mut disk)?;
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Some((path, _)) = disk.iter().find(|(_, stat)| stat.stamp.dev != root_dev.dev()) {
+            return Err(WorkspaceError::Refused {
+                path: tree.display(path),
+                reason: "on another filesystem (a mount an earlier task left): the tree is not reused".to_owned(),
+            });
+        }
+    }
+    // Which names each file has in the tree: a kept file must have exactly its manifest's.
+    let mut names_on_disk: HashMap<u64, Vec<&RelPath>> = HashMap::new();
+    for (path, stat) in &disk {
+        if stat.kind == Kind::File && stat.nlink > 1 {
+            names_on_disk.entry(stat.stamp.ino).or_default().push(path);
+        }
+    }
     let groups = target.hard_link_groups();
-    let names = |path: &RelPath, entry: &Entry| -> u64 {
+    let group_of = |path: &RelPath, entry: &Entry| -> Vec<RelPath> {
         let leader = match entry {
             Entry::File { link: Some(leader), .. } => leader,
             _ => path,
         };
-        groups.get(leader).map_or(1, |others| others.len() as u64 + 1)
+        let mut names: Vec<RelPath> = vec![leader.clone()];
+        names.extend(groups.get(leader).into_iter().flatten().map(|name| (*name).clone()));
+        names.sort();
+        names
     };
+    let mut foreign_dirs: std::collections::HashSet<RelPath> = std::collections::HashSet::new();
     let mut plan = Plan { keep: HashMap::new(), remove: Vec::new(), locked_dirs: Vec::new() };
     for (path, stat) in &disk {
         if stat.kind == Kind::Dir && stat.mode & 0o300 != 0o300 {
             plan.locked_dirs.push((path.clone(), stat.mode));
         }
-        let Some(wanted) = target.entries.get(path) else {
+        let under_foreign = path.ancestors().any(|ancestor| foreign_dirs.contains(&ancestor));
+        let owned = stat.uid == uid && stat.gid == gid;
+        if stat.kind == Kind::Dir && !owned {
+            foreign_dirs.insert(path.clone());
+        }
+        let Some(wanted) = target.entries.get(path).filter(|_| owned && !under_foreign) else {
             plan.remove.push(path.clone());
             continue;
         };
         let current = match (stat.kind, wanted) {
             (Kind::Dir, Entry::Dir { .. }) => Some(Entry::Dir { mode: stat.mode, mtime: stat.mtime }),
-            (Kind::File, Entry::File { size, hash, link, .. }) => {
-                let recorded = state.entries.get(path).filter(|_| state.untouched(path, &stat.stamp));
-                let known = match recorded {
-                    Some(Entry::File { size, hash, .. }) => Some((*size, *hash)),
-                    _ if stat.size == *size => {
+            (Kind::File, Entry::File { size, hash, .. }) => {
+                let as_built = state.stamps.get(path) == Some(&stat.stamp);
+                let known = match state.entries.get(path) {
+                    Some(Entry::File { size, hash, .. }) if as_built && state.untouched(path, &stat.stamp) => {
+                        Some((*size, *hash))
+                    }
+                    // Recorded in the same instant as a change could have been made.
+                    Some(Entry::File { .. }) if as_built => {
                         let file = tree.open_file(path)?;
                         Some(hash_reader(file, &tree.display(path))?)
                     }
                     _ => None,
                 };
-                // One file under exactly the names the manifest gives it: a name linked to
-                // anything else would carry a later write through to it.
-                let linked_right = stat.nlink == names(path, wanted)
-                    && match link {
-                        None => true,
-                        Some(leader) => {
-                            plan.keep.get(leader).is_some_and(|(_, first)| first.stamp.ino == stat.stamp.ino)
-                        }
-                    };
+                let names_right = if stat.nlink == 1 {
+                    group_of(path, wanted).len() == 1
+                } else {
+                    let mut now: Vec<RelPath> =
+                        names_on_disk.get(&stat.stamp.ino).into_iter().flatten().map(|name| (*name).clone()).collect();
+                    now.sort();
+                    stat.nlink == now.len() as u64 && now == group_of(path, wanted)
+                };
                 match known {
-                    Some((got_size, got_hash)) if got_size == *size && got_hash == *hash && linked_right => {
+                    Some((got_size, got_hash)) if got_size == *size && got_hash == *hash && names_right => {
                         Some(wanted.clone())
                     }
                     _ => None,
@@ -92,7 +129,9 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
                 let now = tree.read_link(path)?;
                 (now == *wanted_target).then(|| wanted.clone())
             }
-            (Kind::Fifo, Entry::Fifo { .. }) if stat.nlink == 1 => Some(wanted.clone()),
+            (Kind::Fifo, Entry::Fifo { .. }) if stat.nlink == 1 && state.stamps.get(path) == Some(&stat.stamp) => {
+                Some(wanted.clone())
+            }
             _ => None,
         };
         match current {
@@ -143,6 +182,10 @@ impl Plan {
         limits: &Limits,
     ) -> Result<Build, WorkspaceError> {
         let writer = TreeWriter::new(root, *limits)?;
+        // The root as a new directory is: the agent's mode, and (below) the time of the build.
+        let root_mode = 0o777 & !crate::process::umask().unwrap_or(0o022);
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(root_mode | 0o700))
+            .map_err(WorkspaceError::io(root))?;
         for (path, mode) in &self.locked_dirs {
             writer.root().chmod(path, mode | 0o700)?;
         }
@@ -194,6 +237,8 @@ impl Plan {
                 }
             }
         }
+        std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(root_mode))
+            .map_err(WorkspaceError::io(root))?;
         Ok(build)
     }
 }
