@@ -191,3 +191,90 @@ fn eviction_under_a_tiny_limit_stays_correct() {
         assert_eq!(test.read("ws/log.txt"), "ran\nran\n");
     }
 }
+
+/// Rewrites the pipeline of `test` to run `command` on `agent` (`fields` in the task).
+fn set_task(test: &Test, agent: &Agent, command: &str, fields: &str) {
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"t\", agent = \"box\", {fields} command = [==[{command}]==] }},\n}} }} }}\n",
+            agent.address
+        ),
+    )
+    .expect("pipeline");
+}
+
+#[test]
+fn what_an_unapplied_task_did_to_names_owners_and_attributes_is_undone() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 2, "true", "");
+    std::fs::hard_link(test.path().join("ws/f0.txt"), test.path().join("ws/hl.txt")).expect("ln");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    // A failed task moves a name of a linked file out of the tree, and gives a file away.
+    set_task(
+        &test,
+        &agent,
+        &format!("mv hl.txt '{}/x'; chown 65534:65534 f1.txt; exit 1", outside.path().display()),
+        "",
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(1);
+    set_task(&test, &agent, "stat -c '%n %h %u' f0.txt hl.txt f1.txt; echo secret >> f0.txt", "");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let me = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(test.path()).expect("stat").uid()
+    };
+    for expected in
+        [format!("box/t | f0.txt 2 {me}"), format!("box/t | hl.txt 2 {me}"), format!("box/t | f1.txt 1 {me}")]
+    {
+        assert!(run.stderr.contains(&expected), "{expected}\n{}", run.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(outside.path().join("x")).expect("x"), "file 0\n", "nothing written outside");
+    assert_eq!(test.read("ws/hl.txt"), "file 0\nsecret\n", "the master's names are one file");
+}
+
+#[test]
+fn a_process_left_running_by_a_task_never_writes_into_the_next_tasks_tree() {
+    let agent = Agent::start(&[]);
+    let test = workspace(
+        &agent,
+        1,
+        "setsid sh -c 'sleep 0.4; echo JUNK >> f0.txt; echo x > leftover.txt' </dev/null >/dev/null 2>&1 &",
+        "",
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    set_task(&test, &agent, "sleep 1; cat f0.txt; ls", "");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(!run.stderr.contains("JUNK") && !run.stderr.contains("leftover"), "{}", run.stderr);
+    assert_eq!(test.read("ws/f0.txt"), "file 0\n");
+    assert!(!test.exists("ws/leftover.txt"));
+}
+
+#[test]
+fn a_tree_removed_behind_the_agents_back_gives_way_to_a_new_one() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = workspace(&agent, 3, "cat f2.txt", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    for tree in trees(work.path()) {
+        std::fs::remove_dir_all(&tree).expect("rm -rf the tree");
+    }
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains("box/t | file 2"), "{}", run.stderr);
+}
+
+#[test]
+fn excluded_output_counts_against_the_trees_limit() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string(), "--cache-max", "1M"]);
+    let test = workspace(
+        &agent,
+        1,
+        "mkdir -p target && head -c 3000000 /dev/zero > target/out.bin",
+        "workspace = { exclude = { \"target\" } },",
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(trees(work.path()).is_empty(), "a 3 MB tree is not kept under a 1M limit: {:?}", trees(work.path()));
+}
