@@ -8,6 +8,8 @@ agent = {}
 ---@field labels table<string, string>
 ---@field max_tasks integer
 ---@field tasks_in_flight integer
+---@field files_written integer files written into task trees since the agent started
+---@field trees_reused integer tasks given the tree an earlier task of their workspace left
 
 ---@class agent.Result
 ---@field ok boolean
