@@ -4,6 +4,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tokio_stream::StreamExt;
+
 use crate::support::agent::{Agent, free_port, process_running};
 use crate::support::{Test, wait_exit, wait_for_line_file, wait_until_gone};
 
@@ -358,4 +360,71 @@ fn a_master_that_stops_answering_has_its_remote_task_cancelled_by_the_agent() {
     let _ = master.kill();
     let _ = master.wait();
     assert!(gone, "the agent kept the task of a master that stopped answering");
+}
+
+/// The agent's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_thousand_stalled_streams_keep_the_agent_small_and_it_serves_again_when_they_go() {
+    use sloth_runner::rpc::proto::agent_client::AgentClient as RawClient;
+    use sloth_runner::rpc::proto::execute_request::Item;
+    use sloth_runner::rpc::proto::{ExecuteRequest, TaskRequest};
+    let agent = Agent::start(&[]);
+    let before = rss_kib(agent.pid());
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
+    let peak = tokio.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agent.address))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut calls = Vec::new();
+        for i in 0..1000 {
+            let mut client = RawClient::new(channel.clone());
+            // Half send nothing; half announce a task (with a script that never comes) and stall.
+            let first = (i % 2 == 1).then(|| ExecuteRequest {
+                item: Some(Item::Task(TaskRequest {
+                    group: "g".into(),
+                    task: "t".into(),
+                    scripts: 1,
+                    ..Default::default()
+                })),
+            });
+            let stream = tokio_stream::iter(first).chain(tokio_stream::pending());
+            calls.push(tokio::spawn(async move { client.execute(stream).await.map(|_| ()) }));
+        }
+        let mut peak = 0;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            peak = peak.max(rss_kib(agent.pid()));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for call in calls {
+            call.abort();
+        }
+        drop(channel);
+        peak
+    });
+    drop(tokio);
+    assert!(peak < 100 * 1024, "{peak} KiB with 1,000 stalled streams (idle: {before} KiB)");
+    // They are gone: the slots are free again.
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = "echo served" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
 }

@@ -144,10 +144,29 @@ impl Agent for AgentService {
             _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
         };
         let incremental = task.incremental;
+        if task.scripts > MAX_SCRIPTS {
+            return Err(Status::invalid_argument(format!(
+                "the TaskRequest announces {} scripts; at most {MAX_SCRIPTS} are taken",
+                task.scripts
+            )));
+        }
+        // Admission before anything is buffered or made for the task: a slot (the call waits
+        // for one), then the scripts, bounded, then the task's directory.
+        let permit =
+            Arc::clone(&self.slots).acquire_owned().await.map_err(|_| Status::unavailable("the agent is stopping"))?;
         let mut scripts = Vec::with_capacity(task.scripts.min(1024) as usize);
+        let mut script_bytes: usize = 0;
         for _ in 0..task.scripts {
             match inbound.message().await? {
-                Some(ExecuteRequest { item: Some(Item::Script(script)) }) => scripts.push(script),
+                Some(ExecuteRequest { item: Some(Item::Script(script)) }) => {
+                    script_bytes = script_bytes.saturating_add(script.content.len() + script.path.len());
+                    if script_bytes > MAX_SCRIPT_BYTES {
+                        return Err(Status::invalid_argument(format!(
+                            "the task's scripts exceed {MAX_SCRIPT_BYTES} bytes"
+                        )));
+                    }
+                    scripts.push(script);
+                }
                 _ => return Err(Status::invalid_argument("expected the scripts the TaskRequest announced")),
             }
         }
@@ -159,12 +178,13 @@ impl Agent for AgentService {
 
         let (tx, rx) = mpsc::channel(64);
         let handler = Arc::clone(&self.handler);
-        let slots = Arc::clone(&self.slots);
         let in_flight = Arc::clone(&self.in_flight);
         let identity = self.identity.clone();
         let files_written = Arc::clone(&self.files_written);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
         tokio::spawn(async move {
+            // The slot is the task's until everything of it is gone.
+            let _permit = permit;
             let mut lease = None;
             let workspace = if incremental {
                 let limits = identity.limits.with_setid_files(task.setuid);
@@ -190,11 +210,9 @@ impl Agent for AgentService {
                     }
                     let spec = TaskSpec::from_messages(task, scripts);
                     let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
-                    if let Ok(_permit) = slots.acquire_owned().await {
-                        in_flight.fetch_add(1, Ordering::Relaxed);
-                        after = run_task(handler.as_ref(), remote, &tx).await;
-                        in_flight.fetch_sub(1, Ordering::Relaxed);
-                    }
+                    in_flight.fetch_add(1, Ordering::Relaxed);
+                    after = run_task(handler.as_ref(), remote, &tx).await;
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
                 }
             }
             // The tree goes back to the pool only after a task that ran to its end; the task's
@@ -454,6 +472,10 @@ async fn receive_workspace(
 }
 
 type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
+
+/// Scripts one task may ship (the pipeline and every file it loaded), in number and in bytes.
+const MAX_SCRIPTS: u32 = 10_000;
+const MAX_SCRIPT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Runs the handler, forwarding its events; stops it if the master goes away. Returns the
 /// tree's state after a task that ran to its end (None: cancelled, or it could not run).
