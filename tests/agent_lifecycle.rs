@@ -428,3 +428,29 @@ fn a_thousand_stalled_streams_keep_the_agent_small_and_it_serves_again_when_they
     let run = test.run(&["run", "tasks.lua"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
 }
+
+#[test]
+fn the_health_service_answers_without_a_token_and_nothing_else_does() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let agent = Agent::start(&["--token", "health-test-token"]);
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    tokio.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agent.address))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let health = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest { service: "sloth.agent.v1.Agent".into() })
+            .await
+            .expect("a health check needs no token")
+            .into_inner();
+        assert_eq!(health.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+        let info = sloth_runner::rpc::proto::agent_client::AgentClient::new(channel)
+            .info(sloth_runner::rpc::proto::InfoRequest {})
+            .await
+            .expect_err("Info needs the token");
+        assert_eq!(info.code(), tonic::Code::Unauthenticated, "{info:?}");
+    });
+}
