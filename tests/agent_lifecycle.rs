@@ -233,7 +233,9 @@ fn an_agent_killed_mid_task_leaves_no_process_and_no_directory_once_an_agent_sta
     let _ = wait_exit(&mut master);
     // The task's processes (a background `sleep` of its shell) die with their agent.
     let gone = wait_until_gone(&sleep_pid);
-    let _ = Command::new("kill").args(["-KILL", &sleep_pid]).status();
+    if !gone {
+        let _ = Command::new("kill").args(["-KILL", &sleep_pid]).stderr(Stdio::null()).status();
+    }
     assert!(gone, "the task's process {sleep_pid} outlived its agent");
     assert_eq!(left().len(), 1, "kill -9 leaves its directory: {:?}", left());
 
@@ -453,4 +455,23 @@ fn the_health_service_answers_without_a_token_and_nothing_else_does() {
             .expect_err("Info needs the token");
         assert_eq!(info.code(), tonic::Code::Unauthenticated, "{info:?}");
     });
+}
+
+#[test]
+fn a_task_waiting_for_a_slot_is_shown_as_queued_and_then_runs() {
+    let agent = Agent::start(&["--max-tasks", "1"]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "first", agent = "box", command = "sleep 0.5; echo first" }},
+                {{ name = "second", agent = "box", command = "echo second" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "--jobs", "2", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("queued on agent 'test-agent': its 1 task slot(s) are busy"), "{}", run.stderr);
+    assert!(run.stderr.contains("box/second | second"), "{}", run.stderr);
 }

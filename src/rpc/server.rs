@@ -150,41 +150,22 @@ impl Agent for AgentService {
                 task.scripts
             )));
         }
-        // Admission before anything is buffered or made for the task: a slot (the call waits
-        // for one), then the scripts, bounded, then the task's directory.
-        let permit =
-            Arc::clone(&self.slots).acquire_owned().await.map_err(|_| Status::unavailable("the agent is stopping"))?;
-        let mut scripts = Vec::with_capacity(task.scripts.min(1024) as usize);
-        let mut script_bytes: usize = 0;
-        for _ in 0..task.scripts {
-            match inbound.message().await? {
-                Some(ExecuteRequest { item: Some(Item::Script(script)) }) => {
-                    script_bytes = script_bytes.saturating_add(script.content.len() + script.path.len());
-                    if script_bytes > MAX_SCRIPT_BYTES {
-                        return Err(Status::invalid_argument(format!(
-                            "the task's scripts exceed {MAX_SCRIPT_BYTES} bytes"
-                        )));
-                    }
-                    scripts.push(script);
-                }
-                _ => return Err(Status::invalid_argument("expected the scripts the TaskRequest announced")),
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("task-")
-            .tempdir_in(&self.identity.work_dir)
-            .map_err(|e| Status::internal(format!("cannot create a task directory: {e}")))?;
-        tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental, "task received");
-
         let (tx, rx) = mpsc::channel(64);
         let handler = Arc::clone(&self.handler);
         let in_flight = Arc::clone(&self.in_flight);
         let identity = self.identity.clone();
         let files_written = Arc::clone(&self.files_written);
+        let slots = Arc::clone(&self.slots);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
         tokio::spawn(async move {
-            // The slot is the task's until everything of it is gone.
-            let _permit = permit;
+            let (_permit, scripts, dir) = match admit(&slots, &mut inbound, &task, &identity, &tx).await {
+                Ok(admitted) => admitted,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return;
+                }
+            };
+            // The slot (`_permit`) is the task's until everything of it is gone.
             let mut lease = None;
             let workspace = if incremental {
                 let limits = identity.limits.with_setid_files(task.setuid);
@@ -472,6 +453,51 @@ async fn receive_workspace(
 }
 
 type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
+
+/// Admission before anything is buffered or made for a task: a `--max-tasks` slot (when all
+/// are busy, the master is told the task is queued, and it waits), then the scripts (their
+/// number checked already), bounded in bytes, then the task's directory.
+async fn admit(
+    slots: &Arc<Semaphore>,
+    inbound: &mut Streaming<ExecuteRequest>,
+    task: &super::proto::TaskRequest,
+    identity: &AgentIdentity,
+    tx: &Outbound,
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Vec<super::proto::ScriptFile>, tempfile::TempDir), Status> {
+    let permit = match Arc::clone(slots).try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            let message =
+                format!("queued on agent '{}': its {} task slot(s) are busy", identity.name, identity.max_tasks.max(1));
+            let _ = tx
+                .send(Ok(event_message(TaskEvent::Log { level: tracing::Level::INFO, message, fields: String::new() })))
+                .await;
+            Arc::clone(slots).acquire_owned().await.map_err(|_| Status::unavailable("the agent is stopping"))?
+        }
+    };
+    let mut scripts = Vec::with_capacity(task.scripts.min(1024) as usize);
+    let mut script_bytes: usize = 0;
+    for _ in 0..task.scripts {
+        match inbound.message().await? {
+            Some(ExecuteRequest { item: Some(Item::Script(script)) }) => {
+                script_bytes = script_bytes.saturating_add(script.content.len() + script.path.len());
+                if script_bytes > MAX_SCRIPT_BYTES {
+                    return Err(Status::invalid_argument(format!(
+                        "the task's scripts exceed {MAX_SCRIPT_BYTES} bytes"
+                    )));
+                }
+                scripts.push(script);
+            }
+            _ => return Err(Status::invalid_argument("expected the scripts the TaskRequest announced")),
+        }
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("task-")
+        .tempdir_in(&identity.work_dir)
+        .map_err(|e| Status::internal(format!("cannot create a task directory: {e}")))?;
+    tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental = task.incremental, "task received");
+    Ok((permit, scripts, dir))
+}
 
 /// Scripts one task may ship (the pipeline and every file it loaded), in number and in bytes.
 const MAX_SCRIPTS: u32 = 10_000;
