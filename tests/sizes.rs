@@ -1,5 +1,6 @@
 //! No size a user can hit by accident: what works locally works remotely — 20 MB of output,
-//! 6 MB of a dependency's outputs, a 5 MB pipeline file — and captured output is bounded
+//! 20 MB of a dependency's outputs (past any one message: they travel in parts both ways, as
+//! outputs and as deps), a 5 MB pipeline file — and captured output is bounded
 //! (the tail kept, and the truncation said) while every line still streams live.
 
 use crate::support::Test;
@@ -37,14 +38,14 @@ fn twenty_megabytes_of_remote_output_stream_and_the_captured_tail_is_bounded() {
 }
 
 #[test]
-fn six_megabytes_of_outputs_and_a_five_megabyte_pipeline_run_remotely() {
+fn twenty_megabytes_of_outputs_and_a_five_megabyte_pipeline_run_remotely() {
     let agent = Agent::start(&[]);
     let padding = "-- ".to_owned() + &"p".repeat(5 * 1024 * 1024) + "\n";
     let test = Test::new().write(
         "tasks.lua",
         &format!(
             r#"{padding}TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
-  {{ name = "big", agent = "box", command = function() return true, "made", {{ big = string.rep("y", 6 * 1024 * 1024) }} end }},
+  {{ name = "big", agent = "box", command = function() return true, "made", {{ big = string.rep("y", 20 * 1024 * 1024) }} end }},
   {{ name = "reads", agent = "box", depends_on = "big", command = function(_, deps)
       log.info("got " .. #deps.big.big .. " bytes")
       return true
@@ -55,5 +56,5 @@ fn six_megabytes_of_outputs_and_a_five_megabyte_pipeline_run_remotely() {
     );
     let run = test.run(&["run", "tasks.lua"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(run.stderr.contains(&format!("got {} bytes", 6 * 1024 * 1024)), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("got {} bytes", 20 * 1024 * 1024)), "{}", run.stderr);
 }

@@ -70,8 +70,9 @@ pub struct TaskSpec {
 }
 
 impl TaskSpec {
-    /// The request message (announcing the scripts) and the script messages that follow it.
-    pub fn into_messages(self) -> (TaskRequest, Vec<ScriptFile>) {
+    /// The request message (announcing the scripts and parts) and the messages that follow
+    /// it: parts of its large fields, and the scripts.
+    pub fn into_messages(self) -> (TaskRequest, Vec<ExecuteRequest>) {
         let scripts: Vec<ScriptFile> =
             self.scripts.into_iter().map(|(path, content)| ScriptFile { path, content }).collect();
         let request = TaskRequest {
@@ -88,8 +89,11 @@ impl TaskSpec {
             umask: self.umask,
             same_path: self.same_path.map(|path| path.into_os_string().into_vec()).unwrap_or_default(),
             workspace: self.workspace,
+            parts: 0,
         };
-        (request, scripts)
+        let mut request = request;
+        let follow_ups = super::parts::follow_ups(&mut request, scripts);
+        (request, follow_ups)
     }
 
     /// The spec a request and its scripts describe.
@@ -226,8 +230,8 @@ impl AgentClient {
             if sender.send(first).await.is_err() {
                 return;
             }
-            for script in scripts {
-                if sender.send(ExecuteRequest { item: Some(Item::Script(script)) }).await.is_err() {
+            for message in scripts {
+                if sender.send(message).await.is_err() {
                     return;
                 }
             }
@@ -274,6 +278,7 @@ impl AgentClient {
         let mut needed = Vec::new();
         let mut deleted = Vec::new();
         let mut amended = Vec::new();
+        let mut outputs_parts = Vec::new();
         // What the agent's copy is built from: the snapshot, with the files sent as read.
         let mut sent_manifest = match &workspace {
             WorkspaceSource::Incremental { manifest, .. } => Some(Arc::clone(manifest)),
@@ -343,7 +348,18 @@ impl AgentClient {
                     amended.extend(report.amended);
                     tokio::spawn(upload_then_drop(file, amendments, tx.clone(), blobs));
                 }
-                Some(Event::Result(task_result)) => result = Some(task_result),
+                Some(Event::OutputsPart(part)) => {
+                    outputs_parts.extend_from_slice(&part);
+                    if outputs_parts.len() > super::MAX_FIELD_BYTES {
+                        return Err(self.failed("the task's outputs exceed the limit"));
+                    }
+                }
+                Some(Event::Result(mut task_result)) => {
+                    if task_result.outputs_json.is_empty() {
+                        task_result.outputs_json = std::mem::take(&mut outputs_parts);
+                    }
+                    result = Some(task_result);
+                }
                 Some(Event::Deleted(more)) => {
                     deleted.extend(super::manifest::paths_from_wire(more.paths).map_err(|e| self.failed(&e))?);
                     if deleted.len() as u64 > crate::workspace::Limits::default().max_entries {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
+pub mod parts;
 pub mod server;
 pub mod tls;
 pub mod work_dir;
@@ -17,10 +18,17 @@ pub mod proto {
 /// Size of the chunks archives travel in: far below gRPC's 4 MiB message limit.
 pub const CHUNK_SIZE: usize = 256 * 1024;
 
-/// The largest single message either side accepts: a task's params, dependencies' outputs,
-/// values, one script file, or its outputs (whose captured stdout and stderr are bounded by
-/// `process::CAPTURE_LIMIT` each). Workspaces and changes travel in chunks, whatever their size.
-pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// The largest single message either side accepts. Every field that can grow travels in
+/// parts of [`PART_SIZE`] (params, dependencies' outputs, values, scripts, outputs), workspaces
+/// and changes in chunks: no size a user can reach hits this.
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// The size of the parts a large field travels in.
+pub const PART_SIZE: usize = 1024 * 1024;
+
+/// The most one task's params, dependencies' outputs, values and scripts may hold together,
+/// and its outputs.
+pub const MAX_FIELD_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Approximate encoded size of one manifest message (entries are added until it is reached).
 pub const MANIFEST_CHUNK_BYTES: usize = 1024 * 1024;

@@ -144,10 +144,10 @@ impl Agent for AgentService {
             _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
         };
         let incremental = task.incremental;
-        if task.scripts > MAX_SCRIPTS {
+        if task.scripts > MAX_SCRIPTS || task.parts > MAX_PARTS {
             return Err(Status::invalid_argument(format!(
-                "the TaskRequest announces {} scripts; at most {MAX_SCRIPTS} are taken",
-                task.scripts
+                "the TaskRequest announces {} scripts and {} parts; at most {MAX_SCRIPTS} and {MAX_PARTS} are taken",
+                task.scripts, task.parts
             )));
         }
         let (tx, rx) = mpsc::channel(64);
@@ -158,7 +158,8 @@ impl Agent for AgentService {
         let slots = Arc::clone(&self.slots);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
         tokio::spawn(async move {
-            let (_permit, scripts, dir) = match admit(&slots, &mut inbound, &task, &identity, &tx).await {
+            let mut task = task;
+            let (_permit, scripts, dir) = match admit(&slots, &mut inbound, &mut task, &identity, &tx).await {
                 Ok(admitted) => admitted,
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
@@ -455,12 +456,13 @@ async fn receive_workspace(
 type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
 
 /// Admission before anything is buffered or made for a task: a `--max-tasks` slot (when all
-/// are busy, the master is told the task is queued, and it waits), then the scripts (their
-/// number checked already), bounded in bytes, then the task's directory.
+/// are busy, the master is told the task is queued, and it waits), then the scripts and the
+/// parts of large fields (their number checked already), bounded in bytes, then the task's
+/// directory.
 async fn admit(
     slots: &Arc<Semaphore>,
     inbound: &mut Streaming<ExecuteRequest>,
-    task: &super::proto::TaskRequest,
+    task: &mut super::proto::TaskRequest,
     identity: &AgentIdentity,
     tx: &Outbound,
 ) -> Result<(tokio::sync::OwnedSemaphorePermit, Vec<super::proto::ScriptFile>, tempfile::TempDir), Status> {
@@ -475,22 +477,14 @@ async fn admit(
             Arc::clone(slots).acquire_owned().await.map_err(|_| Status::unavailable("the agent is stopping"))?
         }
     };
-    let mut scripts = Vec::with_capacity(task.scripts.min(1024) as usize);
-    let mut script_bytes: usize = 0;
-    for _ in 0..task.scripts {
+    let mut assembler = super::parts::Assembler::default();
+    while !assembler.complete(task) {
         match inbound.message().await? {
-            Some(ExecuteRequest { item: Some(Item::Script(script)) }) => {
-                script_bytes = script_bytes.saturating_add(script.content.len() + script.path.len());
-                if script_bytes > MAX_SCRIPT_BYTES {
-                    return Err(Status::invalid_argument(format!(
-                        "the task's scripts exceed {MAX_SCRIPT_BYTES} bytes"
-                    )));
-                }
-                scripts.push(script);
-            }
-            _ => return Err(Status::invalid_argument("expected the scripts the TaskRequest announced")),
+            Some(ExecuteRequest { item: Some(item) }) => assembler.take(task, item)?,
+            _ => return Err(Status::invalid_argument("expected the scripts and parts the TaskRequest announced")),
         }
     }
+    let scripts = assembler.scripts;
     let dir = tempfile::Builder::new()
         .prefix("task-")
         .tempdir_in(&identity.work_dir)
@@ -499,9 +493,13 @@ async fn admit(
     Ok((permit, scripts, dir))
 }
 
-/// Scripts one task may ship (the pipeline and every file it loaded), in number and in bytes.
+/// Scripts one task may ship (the pipeline and every file it loaded); their bytes, with the
+/// other large fields, are bounded by `MAX_FIELD_BYTES`.
 const MAX_SCRIPTS: u32 = 10_000;
-const MAX_SCRIPT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Parts one task's fields may come in (what `MAX_FIELD_BYTES` holds in whole parts, and a
+/// partial one per field and script).
+const MAX_PARTS: u64 = (super::MAX_FIELD_BYTES / super::PART_SIZE) as u64 + 3 + MAX_SCRIPTS as u64;
 
 /// Runs the handler, forwarding its events; stops it if the master goes away. Returns the
 /// tree's state after a task that ran to its end (None: cancelled, or it could not run).
@@ -547,7 +545,13 @@ async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) ->
 }
 
 async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Status> {
-    let result = TaskResult { ok: outcome.ok, message: outcome.message, outputs_json: outcome.outputs_json };
+    let (parts, outputs_json) = super::parts::outputs_parts(outcome.outputs_json);
+    for part in parts {
+        if tx.send(Ok(ExecuteResponse { event: Some(Event::OutputsPart(part)) })).await.is_err() {
+            return Ok(());
+        }
+    }
+    let result = TaskResult { ok: outcome.ok, message: outcome.message, outputs_json };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::Result(result)) })).await;
     let mut file = tokio::fs::File::open(&outcome.changes_archive)
         .await
