@@ -656,11 +656,14 @@ fn an_agent_killed_mid_task_fails_the_run_naming_agent_address_and_task() {
     let context = format!("exit {code:?}\n--- stderr\n{stderr}");
     assert_eq!(code, Some(1), "{context}");
     let says = |line: &&str| {
-        line.contains("lost the connection to agent 'box'") && line.contains(&agent.address) && line.contains("sleeper")
+        line.contains("agent 'box'")
+            && line.contains("stopped answering during the task")
+            && line.contains(&agent.address)
+            && line.contains("sleeper")
     };
     assert!(
         stderr.lines().any(|line| says(&line)),
-        "no line says it lost the connection to agent 'box' naming {} and the task 'sleeper'\n{context}",
+        "no line says agent 'box' ({}) stopped answering during the task 'sleeper'\n{context}",
         agent.address
     );
     assert_ws(&test, &before, &format!("after the run\n{context}"));

@@ -41,7 +41,7 @@ pub enum ClientError {
     Refused { address: String, reason: String },
     #[error("the agent at {address} failed: {reason}")]
     Failed { address: String, reason: String },
-    #[error("lost the connection to the agent at {address} during the task: {reason}")]
+    #[error("the agent at {address} stopped answering during the task: {reason}")]
     Lost { address: String, reason: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

@@ -121,7 +121,7 @@ function M.run_on(target, task, deps, workdir)
   if not called then
     local message = about(target, result)
     -- An agent that cannot be reached, or that died mid-task, is not where the retry goes.
-    if message:find("cannot reach", 1, true) or message:find("lost the connection", 1, true) then
+    if message:find("cannot reach", 1, true) or message:find("stopped answering during the task", 1, true) then
       pool.unreachable(target)
     end
     return false, message
