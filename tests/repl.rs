@@ -37,3 +37,35 @@ fn the_repl_evaluates_lines_keeps_state_and_survives_errors() {
         assert_eq!(test.read("ran.txt"), "pipeline-ran\n");
     }
 }
+
+#[test]
+fn ctrl_c_cancels_the_running_line_and_its_processes_and_the_repl_goes_on() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let test = Test::new();
+    let mark = test.path().join("started");
+    let mut repl = Command::new(crate::support::binary())
+        .arg("repl")
+        .current_dir(test.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the repl");
+    let mut stdin = repl.stdin.take().expect("stdin");
+    writeln!(stdin, "exec.run(\"touch '{}'; sleep 31.37\")", mark.display()).expect("write");
+    assert!(crate::support::wait_for_path(&mark), "the line started");
+    let pid = repl.id().to_string();
+    let interrupted = Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
+    assert!(interrupted.success());
+    writeln!(stdin, "print(40 + 2)").expect("write");
+    drop(stdin);
+    let code = crate::support::wait_exit(&mut repl);
+    let mut out = String::new();
+    std::io::Read::read_to_string(repl.stdout.as_mut().expect("stdout"), &mut out).expect("read");
+    let err = crate::support::stderr_of(&mut repl);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(err.contains("interrupted: the line's tasks were cancelled"), "{err}");
+    assert!(out.contains("42"), "the REPL went on: {out}");
+    assert!(!crate::support::agent::process_running(&["sleep 31.37"]), "the line's process was killed");
+}

@@ -9,6 +9,10 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
+use super::signals::Signals;
+use crate::runtime::preempt::Abort;
 use crate::runtime::{Runtime, RuntimeOptions, error};
 
 const PROMPT: &str = "sloth> ";
@@ -49,6 +53,16 @@ pub fn execute() -> ExitCode {
             eprintln!("error: {}", error::describe(&e));
             return ExitCode::FAILURE;
         }
+        // A signal while a line runs cancels it, with every process it started: Ctrl-C goes
+        // back to the prompt, SIGTERM and SIGHUP end the REPL.
+        let signals = match Signals::watch() {
+            Ok(signals) => signals,
+            Err(e) => {
+                eprintln!("error: cannot watch for signals: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        runtime.lua().set_app_data(Abort(Arc::clone(&signals.abort)));
         let mut buffer = String::new();
         while let Some(input) = lines_rx.recv().await {
             match input {
@@ -59,12 +73,28 @@ pub fn execute() -> ExitCode {
                         buffer.push('\n');
                     }
                     buffer.push_str(&line);
-                    match runtime.call::<String>("sloth.repl", "eval", buffer.as_str()).await {
-                        Ok(status) if status == "incomplete" => {}
-                        Ok(_) => buffer.clear(),
-                        Err(e) => {
-                            eprintln!("{}", error::describe(&e));
-                            buffer.clear();
+                    // A signal that came while waiting at the prompt is not this line's.
+                    signals.reset();
+                    let evaluated = tokio::select! {
+                        result = runtime.call::<String>("sloth.repl", "eval", buffer.as_str()) => result,
+                        _ = signals.first() => Err(mlua::Error::runtime("interrupted")),
+                    };
+                    if let Some(code) = signals.code() {
+                        runtime.cancel_jobs();
+                        eprintln!("interrupted: the line's tasks were cancelled");
+                        buffer.clear();
+                        if code != 130 {
+                            return ExitCode::from(code);
+                        }
+                        signals.reset();
+                    } else {
+                        match evaluated {
+                            Ok(status) if status == "incomplete" => {}
+                            Ok(_) => buffer.clear(),
+                            Err(e) => {
+                                eprintln!("{}", error::describe(&e));
+                                buffer.clear();
+                            }
                         }
                     }
                 }

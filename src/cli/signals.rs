@@ -69,6 +69,12 @@ impl Signals {
         self.notify.notify_one();
     }
 
+    /// Forgets the signal received (a REPL goes on after an interrupted line).
+    pub fn reset(&self) {
+        self.code.store(0, Ordering::SeqCst);
+        self.abort.store(false, Ordering::SeqCst);
+    }
+
     /// The exit code of the signal received, if one was.
     pub fn code(&self) -> Option<u8> {
         Some(self.code.load(Ordering::SeqCst)).filter(|code| *code != 0)

@@ -73,6 +73,11 @@ impl Runtime {
         Ok(Self { lua, jobs })
     }
 
+    /// Stops every running job now (an interrupted REPL line): their processes are killed.
+    pub fn cancel_jobs(&self) {
+        self.jobs.cancel_all(&self.lua);
+    }
+
     pub fn lua(&self) -> &Lua {
         &self.lua
     }
