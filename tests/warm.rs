@@ -278,3 +278,30 @@ fn excluded_output_counts_against_the_trees_limit() {
     test.run(&["run", "tasks.lua"]).expect_code(0);
     assert!(trees(work.path()).is_empty(), "a 3 MB tree is not kept under a 1M limit: {:?}", trees(work.path()));
 }
+
+#[test]
+fn a_chain_of_tasks_on_one_workspace_reuses_one_tree() {
+    let agent = Agent::start(&[]);
+    let mut test = Test::new();
+    for i in 0..200 {
+        test = test.write(&format!("ws/f{i}.txt"), &format!("file {i}\n"));
+    }
+    let tasks: String = (1..=8)
+        .map(|i| {
+            let after = if i > 1 { format!("depends_on = \"t{}\", ", i - 1) } else { String::new() };
+            format!("  {{ name = \"t{i}\", agent = \"box\", {after}command = \"echo {i} >> log.txt\" }},\n")
+        })
+        .collect();
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n{tasks}}} }} }}\n",
+            agent.address
+        ),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/log.txt"), "1\n2\n3\n4\n5\n6\n7\n8\n");
+    let counters = info(&agent);
+    assert_eq!(counters.trees_reused, 7, "every task after the first got the tree back");
+    assert_eq!(counters.files_written, 200 + 7, "the workspace once, then the log file each time it changed");
+}

@@ -193,7 +193,15 @@ impl Agent for AgentService {
                     let spec = TaskSpec::from_messages(task, scripts);
                     let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
                     in_flight.fetch_add(1, Ordering::Relaxed);
-                    after = run_task(handler.as_ref(), remote, &tx).await;
+                    // Once the task has ended, its tree is on its way back: the next task of the
+                    // workspace (the master hears the result first) waits for it.
+                    let trees = identity.trees.clone();
+                    let mut announce = || {
+                        if let (Some(trees), Some(lease)) = (&trees, lease.as_mut()) {
+                            trees.expect_return(lease);
+                        }
+                    };
+                    after = run_task(handler.as_ref(), remote, &tx, &mut announce).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                 }
             }
@@ -503,7 +511,12 @@ const MAX_PARTS: u64 = (super::MAX_FIELD_BYTES / super::PART_SIZE) as u64 + 3 + 
 
 /// Runs the handler, forwarding its events; stops it if the master goes away. Returns the
 /// tree's state after a task that ran to its end (None: cancelled, or it could not run).
-async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) -> Option<Arc<Manifest>> {
+async fn run_task(
+    handler: &dyn TaskHandler,
+    task: RemoteTask,
+    tx: &Outbound,
+    ended: &mut (dyn FnMut() + Send),
+) -> Option<Arc<Manifest>> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (group, name) = (task.spec.group.clone(), task.spec.task.clone());
     let work = handler.execute(task, events_tx);
@@ -529,6 +542,7 @@ async fn run_task(handler: &dyn TaskHandler, task: RemoteTask, tx: &Outbound) ->
     match outcome {
         Ok(mut outcome) => {
             tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
+            ended();
             let after = outcome.after.take();
             if let Err(status) = send_outcome(outcome, tx).await {
                 let _ = tx.send(Err(status)).await;

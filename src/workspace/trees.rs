@@ -19,9 +19,16 @@ pub struct TreePool {
     max_bytes: u64,
     next: AtomicU64,
     idle: Mutex<Vec<Idle>>,
+    /// Trees whose task has ended and that are on their way back, by key: a task of the same
+    /// workspace arriving meanwhile (the next task of a chain) waits for one a little.
+    returning: Mutex<std::collections::HashMap<String, usize>>,
+    returned: std::sync::Condvar,
     /// Tasks that found a tree of theirs (for `Info`).
     pub reused: AtomicU64,
 }
+
+/// How long a task waits for a tree of its workspace that is on its way back.
+const WAIT_FOR_RETURN: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Idle {
@@ -38,6 +45,8 @@ pub struct Lease {
     pub root: PathBuf,
     pub state: Option<Arc<Manifest>>,
     key: String,
+    /// Announced as on its way back ([`TreePool::expect_return`]).
+    expected: bool,
 }
 
 impl TreePool {
@@ -55,28 +64,62 @@ impl TreePool {
             max_bytes,
             next: AtomicU64::new(0),
             idle: Mutex::new(Vec::new()),
+            returning: Mutex::new(std::collections::HashMap::new()),
+            returned: std::sync::Condvar::new(),
             reused: AtomicU64::new(0),
         })
     }
 
-    /// The most recently used idle tree of `key`, or a new empty one.
+    /// The most recently used idle tree of `key` (waiting a little for one on its way back),
+    /// or a new empty one.
     pub fn lease(&self, key: &str) -> Result<Lease, WorkspaceError> {
-        {
-            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(at) = idle.iter().rposition(|tree| tree.key == key) {
-                let tree = idle.remove(at);
-                self.reused.fetch_add(1, Ordering::Relaxed);
-                return Ok(Lease { root: tree.root, state: Some(tree.state), key: tree.key });
+        let deadline = std::time::Instant::now() + WAIT_FOR_RETURN;
+        loop {
+            {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(at) = idle.iter().rposition(|tree| tree.key == key) {
+                    let tree = idle.remove(at);
+                    self.reused.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Lease { root: tree.root, state: Some(tree.state), key: tree.key, expected: false });
+                }
             }
+            let returning = self.returning.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if returning.get(key).copied().unwrap_or(0) == 0 || now >= deadline {
+                break;
+            }
+            drop(self.returned.wait_timeout(returning, deadline - now).unwrap_or_else(PoisonError::into_inner));
         }
         self.lease_new(key)
+    }
+
+    /// Announces that `lease`'s task has ended and its tree is on its way back.
+    pub fn expect_return(&self, lease: &mut Lease) {
+        if !lease.expected {
+            lease.expected = true;
+            *self.returning.lock().unwrap_or_else(PoisonError::into_inner).entry(lease.key.clone()).or_default() += 1;
+        }
+    }
+
+    /// A tree of `key` is back (kept or removed): whoever waits for it looks again.
+    fn arrived(&self, key: &str, expected: bool) {
+        if expected {
+            let mut returning = self.returning.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = returning.get_mut(key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    returning.remove(key);
+                }
+            }
+        }
+        self.returned.notify_all();
     }
 
     /// A new empty tree for `key`.
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-        Ok(Lease { root, state: None, key: key.to_owned() })
+        Ok(Lease { root, state: None, key: key.to_owned(), expected: false })
     }
 
     /// Takes `lease` back, its tree now holding `state`, and removes the least recently used
@@ -91,9 +134,10 @@ impl TreePool {
         }
         // What it holds on disk, excluded paths included, counts against the limit.
         let bytes = disk_bytes(&lease.root);
+        let Lease { root, key, expected, .. } = lease;
         let evicted: Vec<PathBuf> = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            idle.push(Idle { key: lease.key, root: lease.root, state, bytes });
+            idle.push(Idle { key: key.clone(), root, state, bytes });
             let mut evicted = Vec::new();
             while !idle.is_empty()
                 && (idle.len() > self.max_trees || idle.iter().map(|tree| tree.bytes).sum::<u64>() > self.max_bytes)
@@ -102,6 +146,7 @@ impl TreePool {
             }
             evicted
         };
+        self.arrived(&key, expected);
         for root in evicted {
             tracing::debug!(tree = %root.display(), "warm tree evicted");
             remove_tree(&root);
@@ -111,6 +156,7 @@ impl TreePool {
     /// Removes the tree of a task that did not end cleanly.
     pub fn discard(&self, lease: &Lease) {
         remove_tree(&lease.root);
+        self.arrived(&lease.key, lease.expected);
     }
 
     /// Idle trees now.
