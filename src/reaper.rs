@@ -1,4 +1,6 @@
-//! Nothing a task started outlives the agent that started it, even one killed with `kill -9`.
+//! A task's processes do not outlive the agent that started them, even one killed with
+//! `kill -9` — every process of the task's process group, that is: one that leaves it for a
+//! session of its own (`setsid`, daemons) is out of reach, as it is of a timeout.
 //!
 //! At start an agent spawns one small companion process (`sloth-runner __reap`, in a process
 //! group of its own, so a Ctrl-C meant for the agent does not reach it) and keeps the write end

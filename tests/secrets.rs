@@ -72,3 +72,25 @@ fn validate_warns_about_a_token_written_in_the_pipeline() {
     let run = clean.run(&["validate", "tasks.lua"]);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
 }
+
+#[test]
+fn a_task_does_not_find_the_agents_own_token_in_its_environment() {
+    let agent = Agent::start_with_env(&[], &[("SLOTH_AGENT_TOKEN", SENTINEL)]);
+    let test = Test::new()
+        .write(
+            "tasks.lua",
+            &format!(
+                r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+  {{ name = "shell", agent = "box", command = "env | grep -c SLOTH_AGENT_TOKEN || true" }},
+  {{ name = "lua", agent = "box", command = function() log.info("lua sees: " .. tostring(os.getenv("SLOTH_AGENT_TOKEN"))); return true end }},
+}} }} }}"#,
+                agent.address
+            ),
+        )
+        .env("SLOTH_AGENT_TOKEN", SENTINEL);
+    let run = test.run(&["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stderr, agent.log());
+    assert!(run.stderr.contains("box/shell | 0"), "{}", run.stderr);
+    assert!(run.stderr.contains("lua sees: nil"), "{}", run.stderr);
+    assert!(!run.stderr.contains(SENTINEL), "{}", run.stderr);
+}

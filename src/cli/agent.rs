@@ -109,12 +109,23 @@ pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     number.checked_mul(factor).ok_or_else(|| format!("invalid size '{text}': too large"))
 }
 
+/// Takes `SLOTH_AGENT_TOKEN` out of this process's environment once it is read: the tasks the
+/// agent runs (shell commands and Lua code alike) must not find the token that lets masters in
+/// — which, when masters use one token for every agent, would open the other agents too.
+#[allow(unsafe_code)]
+fn forget_token_variable() {
+    // SAFETY: called while the agent has a single thread (before its runtime, its task
+    // threads and its companion exist): nothing reads the environment concurrently.
+    unsafe { std::env::remove_var("SLOTH_AGENT_TOKEN") };
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn execute(args: AgentArgs) -> ExitCode {
     let token = args.token.clone().and_then(Token::new);
+    forget_token_variable();
     // Server TLS alone proves who the agent is, not who the master is: it takes a token or
     // client certificates to know who is sending.
     let authenticated = token.is_some() || args.tls_client_ca.is_some();

@@ -69,6 +69,12 @@ pub fn execute() -> ExitCode {
                 Input::Eof => break,
                 Input::Interrupted => buffer.clear(),
                 Input::Line(line) => {
+                    // Ctrl-C while waiting for more lines drops the unfinished chunk, as it does
+                    // at a terminal's prompt.
+                    if signals.code().is_some() {
+                        buffer.clear();
+                        signals.reset();
+                    }
                     if !buffer.is_empty() {
                         buffer.push('\n');
                     }

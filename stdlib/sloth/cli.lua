@@ -139,10 +139,10 @@ function M.validate(opts)
     tasks = tasks + #pipeline.groups[name].tasks
   end
   io.stdout:write(string.format("%s: ok (%d group(s), %d task(s))\n", opts.file, #pipeline.group_names, tasks))
-  for _, where in ipairs(secrets.literal_tokens(scripts.loaded)) do
+  for _, found in ipairs(secrets.literal_tokens(scripts.loaded)) do
     io.stderr:write(string.format(
-      "warning: %s: a token written in the pipeline travels to every agent with its files; read it from the environment (token = os.getenv(\"…\"))\n",
-      where))
+      "warning: %s: a token %s travels to every agent; read it from the environment (token = os.getenv(\"…\"))\n",
+      found.where, found.how))
   end
   return M.EXIT_OK
 end

@@ -50,10 +50,11 @@ function M.scrub(defs, pipeline)
   end
 end
 
---- `file:line` of every `token = "…"` written literally in `sources` (path -> content): such a
---- token reaches every agent with the pipeline's files.
+--- Every `token = "…"` written literally in `sources` (path -> content), and every token taken
+--- from `values`: such a token reaches every agent, with the pipeline's files or with the
+--- values. `{ where = "file:line", how = … }`.
 ---@param sources table<string, string>
----@return string[]
+---@return { where: string, how: string }[]
 function M.literal_tokens(sources)
   local found = {}
   local paths = {}
@@ -67,7 +68,9 @@ function M.literal_tokens(sources)
       line = line + 1
       local code = text:gsub("%-%-.*$", "")
       if code:find("token%s*=%s*[\"'%[]") then
-        found[#found + 1] = string.format("%s:%d", path, line)
+        found[#found + 1] = { where = string.format("%s:%d", path, line), how = "written in the pipeline" }
+      elseif code:find("token%s*=%s*values[%.%[]") then
+        found[#found + 1] = { where = string.format("%s:%d", path, line), how = "taken from values" }
       end
     end
   end

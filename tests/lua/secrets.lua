@@ -38,6 +38,11 @@ assert(pipeline.groups.g.agents.a.address == "127.0.0.1:1", "addresses stay")
 
 -- Literal tokens are found, by file and line; one read from the environment is not.
 local found = secrets.literal_tokens({
-  ["p.lua"] = 'a = { token = "x" }\nb = { token = os.getenv("T") }\n-- token = "in a comment"\nc = {token=[[y]]}\n',
+  ["p.lua"] = 'a = { token = "x" }\nb = { token = os.getenv("T") }\n-- token = "in a comment"\nc = {token=[[y]]}\nd = { token = values.tokens.d }\n',
 })
-assert(table.concat(found, ",") == "p.lua:1,p.lua:4", table.concat(found, ","))
+local listed = {}
+for i, item in ipairs(found) do
+  listed[i] = item.where .. " " .. item.how
+end
+assert(table.concat(listed, ",") == "p.lua:1 written in the pipeline,p.lua:4 written in the pipeline,p.lua:5 taken from values",
+  table.concat(listed, ","))
