@@ -8,7 +8,7 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// The bytes `hex` spells; None if it is not an even number of hex digits.
 pub fn decode(hex: &[u8]) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     hex.chunks(2)

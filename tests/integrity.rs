@@ -564,7 +564,7 @@ fn a_file_written_to_during_the_sync_does_not_fail_a_task_that_does_not_touch_it
     assert!(now.starts_with(&prefill), "live.log lost its first 20 MB");
     let tail = &now[prefill.len()..];
     assert!(
-        !tail.is_empty() && tail.len() % 5 == 0,
+        !tail.is_empty() && tail.len().is_multiple_of(5),
         "live.log's appended part is not whole lines: {} bytes",
         tail.len()
     );
