@@ -189,7 +189,7 @@ fn the_task_runs_under_the_masters_umask() {
 #[test]
 fn a_virtualenv_made_with_same_path_is_byte_identical_to_a_local_one() {
     let test = "a_virtualenv_made_with_same_path_is_byte_identical_to_a_local_one";
-    if !available("python3 -c 'import venv'", test) {
+    if !available("python3 -c 'import venv'", test) || !available("unshare --mount --propagation private true", test) {
         return;
     }
     let harness = Differential::new(|ws| {
@@ -303,7 +303,13 @@ const AS_NOBODY: &[&str] = &["setpriv", "--reuid=65534", "--regid=65534", "--cle
 #[test]
 fn an_agent_that_is_not_root_honours_same_path_in_a_user_namespace_of_its_own() {
     let test = "an_agent_that_is_not_root_honours_same_path_in_a_user_namespace_of_its_own";
-    if !available("setpriv --reuid=65534 --regid=65534 --clear-groups unshare --user --map-current-user true", test) {
+    // nobody must be able to make a user namespace, and to run this build of the binary.
+    let probe = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups unshare --user --map-current-user true && \
+         setpriv --reuid=65534 --regid=65534 --clear-groups '{}' --version",
+        crate::support::binary().display()
+    );
+    if !available(&probe, test) {
         return;
     }
     let harness = Differential::new(|ws| put(ws, b"readme", "from the master\n"));
@@ -437,6 +443,10 @@ fn same_path_refuses_a_work_dir_reached_through_a_link_into_the_workspace() {
 
 #[test]
 fn same_path_works_where_the_workspace_path_is_not_utf8() {
+    if !available("unshare --mount --propagation private true", "same_path_works_where_the_workspace_path_is_not_utf8")
+    {
+        return;
+    }
     let harness = Differential::new(|ws| put(ws, b"readme", "odd\n"));
     let odd = harness.root.path().join(std::ffi::OsStr::from_bytes(b"we ird\xff [x]"));
     fs::rename(harness.remote(), &odd).expect("rename to an odd name");
