@@ -1,6 +1,6 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
-//! Layering, low to high: `duration`, `process`, `locked_dir`, `task_view` → `modules` → `runtime` →
+//! Layering, low to high: `duration`, `physical_path`, `process`, `locked_dir`, `task_view` → `modules` → `runtime` →
 //! `cli`.
 
 pub mod cli;
@@ -9,6 +9,7 @@ pub mod events;
 pub mod hex;
 pub mod locked_dir;
 pub mod modules;
+pub mod physical_path;
 pub mod process;
 pub mod reaper;
 pub mod rpc;

@@ -111,9 +111,9 @@ pub fn show_at(source: &Path, target: &Path, task_dir: &Path) -> Result<SamePath
         return Err(why("not an absolute path below /"));
     }
     // Compared as the filesystem resolves them: a link on either path must not hide the clash.
-    let physical_task_dir = std::fs::canonicalize(task_dir).unwrap_or_else(|_| task_dir.to_path_buf());
-    let physical_source = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
-    let target_resolved = resolved(target);
+    let physical_task_dir = crate::physical_path::resolved(task_dir);
+    let physical_source = crate::physical_path::resolved(source);
+    let target_resolved = crate::physical_path::resolved(target);
     if physical_task_dir.starts_with(&target_resolved)
         || task_dir.starts_with(target)
         || physical_source.starts_with(&target_resolved)
@@ -137,24 +137,6 @@ pub fn show_at(source: &Path, target: &Path, task_dir: &Path) -> Result<SamePath
     nix::mount::mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .map_err(|errno| why(&format!("bind mount: {errno}")))?;
     Ok(guard)
-}
-
-/// `path` with its longest existing ancestor resolved (links followed), the rest as it is.
-fn resolved(path: &Path) -> PathBuf {
-    let mut rest = Vec::new();
-    let mut at = path;
-    loop {
-        if let Ok(real) = std::fs::canonicalize(at) {
-            return rest.iter().rev().fold(real, |path: PathBuf, name| path.join(name));
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                at = parent;
-            }
-            _ => return path.to_path_buf(),
-        }
-    }
 }
 
 /// Makes `target` a directory if it is not one (with its missing parents), counting this task

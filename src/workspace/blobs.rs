@@ -97,13 +97,6 @@ impl BlobCache {
             .collect()
     }
 
-    /// Like [`BlobCache::missing`], and keeps the contents that are present from being
-    /// removed until the returned pin is dropped (after the workspace is built).
-    pub fn missing_pinned(&self, manifest: &Manifest) -> (Vec<blake3::Hash>, Pin) {
-        let pin = self.pin(manifest);
-        (self.missing(manifest), pin)
-    }
-
     /// Keeps the contents of `manifest` from being removed until the returned pin is dropped.
     pub fn pin(&self, manifest: &Manifest) -> Pin {
         let hashes: Vec<[u8; 32]> = file_hashes(manifest).into_iter().collect();
@@ -423,8 +416,8 @@ mod tests {
 
         let mut only_c = all.clone();
         only_c.entries.retain(|path, _| path.as_bytes() == b"c");
-        let (missing, pin) = cache.missing_pinned(&only_c);
-        assert!(missing.is_empty());
+        let pin = cache.pin(&only_c);
+        assert!(cache.missing(&only_c).is_empty());
         assert_eq!(cache.trim().expect("trim"), 1, "12 bytes over a limit of 8: one blob goes");
         assert!(cache.missing(&only_c).is_empty(), "the pinned content stays");
         assert_eq!(cache.missing(&all).len(), 1);

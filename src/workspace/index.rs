@@ -27,31 +27,13 @@ fn cache_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from).and_then(absolute).map(|home| home.join(".cache")))
 }
 
-/// `path` with its longest existing ancestor resolved (links followed), the rest as it is.
-fn resolved(path: &Path) -> PathBuf {
-    let mut rest = Vec::new();
-    let mut at = path;
-    loop {
-        if let Ok(real) = std::fs::canonicalize(at) {
-            return rest.iter().rev().fold(real, |path: PathBuf, name| path.join(name));
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                at = parent;
-            }
-            _ => return path.to_path_buf(),
-        }
-    }
-}
-
 /// Where the index of the workspace at `root` is kept, in `cache`; None when that is inside
 /// the workspace (a workspace that holds the user's home): an index there would be part of
 /// what it indexes.
 fn location(cache: &Path, root: &Path) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let physical = std::fs::canonicalize(root).ok()?;
-    if resolved(cache).starts_with(&physical) || cache.starts_with(root) {
+    if crate::physical_path::resolved(cache).starts_with(&physical) || cache.starts_with(root) {
         return None;
     }
     let name = blake3::hash(physical.as_os_str().as_bytes()).to_hex();

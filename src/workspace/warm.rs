@@ -166,12 +166,6 @@ impl Plan {
         self.keep.values().filter(|(entry, _)| matches!(entry, Entry::File { .. })).count()
     }
 
-    /// Takes `path` back out of what is kept (its entry changed since the plan: it is
-    /// written).
-    pub fn forget(&mut self, path: &RelPath) {
-        self.keep.remove(path);
-    }
-
     /// Removes what goes and writes what is missing or different, from `cache`; the result is
     /// completed like a fresh build ([`Build::retry`], [`Build::finish`]).
     pub fn execute(

@@ -73,6 +73,25 @@ function M.closure(group, names)
   return selected
 end
 
+--- How `tasks` (a list; `index` maps a name to its position) depend on each other, counting
+--- only dependencies among them: for each position, how many it waits for, and for each name,
+--- the positions of the tasks that depend on it (once per time they name it).
+---@return integer[] unmet, table<string, integer[]> dependents
+function M.dependencies(tasks, index)
+  local unmet, dependents = {}, {}
+  for i, task in ipairs(tasks) do
+    unmet[i] = 0
+    for _, dep in ipairs(task.depends_on) do
+      if index[dep] then
+        unmet[i] = unmet[i] + 1
+        dependents[dep] = dependents[dep] or {}
+        table.insert(dependents[dep], i)
+      end
+    end
+  end
+  return unmet, dependents
+end
+
 --- Selected tasks in the order a one-at-a-time run starts them: repeatedly the earliest
 --- declared task whose dependencies are all placed. O(tasks + dependencies) with a heap.
 ---@param group table
@@ -86,16 +105,9 @@ function M.order(group, selected)
       index[task.name] = #tasks
     end
   end
-  local unmet, dependents, ready = {}, {}, heap.new()
-  for i, task in ipairs(tasks) do
-    unmet[i] = 0
-    for _, dep in ipairs(task.depends_on) do
-      if index[dep] then
-        unmet[i] = unmet[i] + 1
-        dependents[dep] = dependents[dep] or {}
-        table.insert(dependents[dep], i)
-      end
-    end
+  local unmet, dependents = M.dependencies(tasks, index)
+  local ready = heap.new()
+  for i in ipairs(tasks) do
     if unmet[i] == 0 then
       ready:push(i)
     end

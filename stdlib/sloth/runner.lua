@@ -4,6 +4,7 @@
 --- named in its `next_if_fail`; independent tasks go on. An `abort_if` that holds stops the
 --- whole run: nothing new starts and running tasks are cancelled.
 local core = require("sloth.core")
+local graph = require("sloth.graph")
 local heap = require("sloth.heap")
 local task_life = require("sloth.task_life")
 local workdirs = require("sloth.workdirs")
@@ -77,17 +78,9 @@ local function run_group(step, workdir, opts, run)
   for i, task in ipairs(tasks) do
     index[task.name] = i
   end
-  for i, task in ipairs(tasks) do
-    state[i], unmet[i] = "waiting", 0
-    for _, dep in ipairs(task.depends_on) do
-      if index[dep] then
-        unmet[i] = unmet[i] + 1
-        dependents[dep] = dependents[dep] or {}
-        table.insert(dependents[dep], i)
-      end
-    end
-  end
+  unmet, dependents = graph.dependencies(tasks, index)
   for i in ipairs(tasks) do
+    state[i] = "waiting"
     maybe_ready(i)
   end
 
