@@ -28,14 +28,8 @@ fn workspace(agent: &Agent, files: usize, command: &str, fields: &str) -> Test {
     for i in 0..files {
         test = test.write(&format!("ws/f{i}.txt"), &format!("file {i}\n"));
     }
-    test.write(
-        "tasks.lua",
-        &format!(
-            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
-             {{ name = \"t\", agent = \"box\", {fields} command = [==[{command}]==] }},\n}} }} }}\n",
-            agent.address
-        ),
-    )
+    set_task(&test, agent, command, fields);
+    test
 }
 
 /// The trees the agent keeps, in its `--work-dir`.
@@ -90,15 +84,7 @@ fn what_a_task_left_unapplied_is_gone_for_the_next_task() {
     assert_eq!(listing, ["f0.txt", "f1.txt", "f2.txt"], "exactly the manifest's files\n{}", second.stderr);
     assert_eq!(info(&agent).trees_reused, 1);
 
-    std::fs::write(
-        test.path().join("tasks.lua"),
-        format!(
-            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
-             {{ name = \"t\", agent = \"box\", command = [==[cat f1.txt; ls; echo x > left.txt; exit 3]==] }},\n}} }} }}\n",
-            agent.address
-        ),
-    )
-    .expect("pipeline");
+    set_task(&test, &agent, "cat f1.txt; ls; echo x > left.txt; exit 3", "");
     test.run(&["run", "tasks.lua"]).expect_code(1);
     let after_failure = test.run(&["run", "tasks.lua"]);
     assert!(!after_failure.stderr.contains("box/t | left.txt"), "{}", after_failure.stderr);
@@ -160,15 +146,7 @@ fn a_cancelled_tasks_tree_is_not_reused() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(trees(work.path()).is_empty(), "the cancelled task's tree is gone: {:?}", trees(work.path()));
-    std::fs::write(
-        test.path().join("tasks.lua"),
-        format!(
-            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
-             {{ name = \"t\", agent = \"box\", command = \"ls\" }},\n}} }} }}\n",
-            agent.address
-        ),
-    )
-    .expect("pipeline");
+    set_task(&test, &agent, "ls", "");
     let run = test.run(&["run", "tasks.lua"]).expect_code(0);
     assert!(!run.stderr.contains("partial.txt"), "{}", run.stderr);
     assert_eq!(info(&agent).trees_reused, 0);

@@ -230,22 +230,7 @@ fn same_path_refused_by_an_agent_that_cannot_is_a_clear_failure_before_running()
     let harness = Differential::new(|ws| put(ws, b"readme", "x\n"));
     let inside = harness.remote().join("agent-work");
     let mut agent = crate::support::agent::Agent::start(&["--work-dir", &inside.display().to_string()]);
-    let pipeline = harness.root.path().join("pipelines/refused.lua");
-    fs::write(
-        &pipeline,
-        format!(
-            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{}\" }} }},\n\
-             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }}, command = \"echo ran > ran.txt\" }} }} }} }}\n",
-            harness.remote().display(),
-            agent.address
-        ),
-    )
-    .expect("writing the pipeline");
-    let run = crate::support::Run::of({
-        let mut command = Command::new(crate::support::binary());
-        command.arg("run").arg(&pipeline);
-        command
-    });
+    let run = run_same_path(&harness, "refused", &harness.remote(), &agent.address, "echo ran > ran.txt");
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("workspace.same_path: cannot show the workspace at"), "{}", run.stderr);
     assert!(run.stderr.contains("--work-dir elsewhere"), "{}", run.stderr);
@@ -266,17 +251,7 @@ fn same_path_makes_a_mount_point_the_agent_lacks_and_removes_it_after() {
     fs::create_dir(&hidden).expect("mkdir hidden");
     let workspace = hidden.join("deep/ws");
     let pipeline = harness.root.path().join("pipelines/hidden.lua");
-    fs::write(
-        &pipeline,
-        format!(
-            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{}\" }} }},\n\
-             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }},\n\
-             command = \"pwd; cat readme; echo made > made.txt\" }} }} }} }}\n",
-            workspace.display(),
-            harness.agent.address
-        ),
-    )
-    .expect("writing the pipeline");
+    same_path_pipeline(&pipeline, &workspace, &harness.agent.address, "pwd; cat readme; echo made > made.txt");
     let script = format!(
         "mount -t tmpfs none '{hidden}' && mkdir -p '{ws}' && echo here > '{ws}/readme' && \"$0\" run '{pipeline}' && \
          echo \"came back: $(cat '{ws}/made.txt')\"",
@@ -284,11 +259,7 @@ fn same_path_makes_a_mount_point_the_agent_lacks_and_removes_it_after() {
         ws = workspace.display(),
         pipeline = pipeline.display()
     );
-    let run = crate::support::Run::of({
-        let mut command = Command::new("unshare");
-        command.args(["--mount", "--propagation", "private", "sh", "-c", &script]).arg(crate::support::binary());
-        command
-    });
+    let run = crate::support::Run::of(in_own_mount_namespace(&script));
     let context = format!("{}\n{}\n--- agent log\n{}", run.stdout, run.stderr, harness.agent.log());
     assert_eq!(run.code, Some(0), "{context}");
     assert!(run.stderr.contains(&format!("box/t | {}", workspace.display())), "the task ran at the path\n{context}");
@@ -321,22 +292,7 @@ fn an_agent_that_is_not_root_honours_same_path_in_a_user_namespace_of_its_own() 
     fs::set_permissions(&work, fs::Permissions::from_mode(0o777)).expect("chmod");
     let workspace = harness.remote();
     let pipeline = |address: &str| {
-        let path = harness.root.path().join("pipelines/nobody.lua");
-        fs::write(
-            &path,
-            format!(
-                "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{address}\" }} }},\n\
-                 tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }},\n\
-                 command = \"pwd; id -u; cat readme; echo made > made.txt\" }} }} }} }}\n",
-                workspace.display()
-            ),
-        )
-        .expect("writing the pipeline");
-        crate::support::Run::of({
-            let mut command = Command::new(crate::support::binary());
-            command.arg("run").arg(&path);
-            command
-        })
+        run_same_path(&harness, "nobody", &workspace, address, "pwd; id -u; cat readme; echo made > made.txt")
     };
     let work_arg = work.display().to_string();
 
@@ -419,22 +375,7 @@ fn same_path_refuses_a_work_dir_reached_through_a_link_into_the_workspace() {
     std::os::unix::fs::symlink(harness.remote(), &link).expect("symlink");
     let work = link.join("agent-work");
     let mut agent = crate::support::agent::Agent::start(&["--work-dir", &work.display().to_string()]);
-    let pipeline = harness.root.path().join("pipelines/linked.lua");
-    fs::write(
-        &pipeline,
-        format!(
-            "TaskDefinitions = {{ g = {{ workdir = [==[{}]==], agents = {{ box = {{ address = \"{}\" }} }},\n\
-             tasks = {{ {{ name = \"t\", agent = \"box\", workspace = {{ same_path = true }}, command = \"echo ran > ran.txt\" }} }} }} }}\n",
-            harness.remote().display(),
-            agent.address
-        ),
-    )
-    .expect("writing the pipeline");
-    let run = crate::support::Run::of({
-        let mut command = Command::new(crate::support::binary());
-        command.arg("run").arg(&pipeline);
-        command
-    });
+    let run = run_same_path(&harness, "linked", &harness.remote(), &agent.address, "echo ran > ran.txt");
     agent.stop();
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("--work-dir elsewhere"), "{}", run.stderr);
@@ -478,6 +419,22 @@ fn same_path_pipeline(path: &Path, workspace: &Path, address: &str, command: &st
         ),
     )
     .expect("writing the pipeline");
+}
+
+/// Runs `command` with `same_path` on the agent at `address`, in `workspace`, through a
+/// pipeline named `name`.
+fn run_same_path(
+    harness: &Differential,
+    name: &str,
+    workspace: &Path,
+    address: &str,
+    command: &str,
+) -> crate::support::Run {
+    let pipeline = harness.root.path().join(format!("pipelines/{name}.lua"));
+    same_path_pipeline(&pipeline, workspace, address, command);
+    let mut run = Command::new(crate::support::binary());
+    run.arg("run").arg(&pipeline);
+    crate::support::Run::of(run)
 }
 
 /// `sh -c script` in a mount namespace of its own (where the test mounts a tmpfs the agent
