@@ -5,6 +5,7 @@ pub mod auth;
 pub mod client;
 pub mod manifest;
 pub mod parts;
+mod receive;
 pub mod server;
 pub mod tls;
 pub mod work_dir;

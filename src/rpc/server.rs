@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,13 +19,14 @@ use super::proto::agent_server::Agent;
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
 use super::proto::{
-    ChangesDeleted, ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, NeedBlobs,
-    OutputLine, TaskResult, output_line,
+    ChangesDeleted, ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, OutputLine,
+    TaskResult, output_line,
 };
+use super::receive::{Warm, receive_incremental, receive_workspace};
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
-use crate::workspace::trees::{Lease, TreePool};
-use crate::workspace::{BlobCache, Limits, Manifest, WorkspaceError};
+use crate::workspace::trees::TreePool;
+use crate::workspace::{BlobCache, Limits, Manifest};
 
 /// Where a received task's workspace is.
 #[derive(Debug, Clone)]
@@ -225,243 +226,7 @@ impl Agent for AgentService {
     }
 }
 
-/// What a task's tree may be: one an earlier task of its workspace left (`key`), lent through
-/// `lease`; and the agent's count of files written into trees.
-struct Warm<'a> {
-    key: Option<&'a str>,
-    lease: &'a mut Option<Lease>,
-    files_written: &'a AtomicU64,
-}
-
-/// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
-/// workspace from the manifest — in a tree an earlier task of the same workspace left, writing
-/// only what differs, or in `<dir>/workspace` — verifying every content as it is used; a cached
-/// content that fails verification is asked for again, once. The task's base is what was built.
-async fn receive_incremental(
-    inbound: &mut Streaming<ExecuteRequest>,
-    dir: &std::path::Path,
-    (identity, limits): (&AgentIdentity, Limits),
-    tx: &Outbound,
-    ignore: Vec<String>,
-    warm: Warm<'_>,
-) -> Result<RemoteWorkspace, Status> {
-    let mut manifest = receive_manifest(inbound, limits.max_entries).await?;
-    if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
-        let (trees, key) = (Arc::clone(trees), key.to_owned());
-        *warm.lease = Some(blocking(move || trees.lease(&key)).await?);
-    }
-    let (root, state) = match warm.lease.as_ref() {
-        Some(lease) => (lease.root.clone(), lease.state.clone()),
-        None => (dir.join("workspace"), None),
-    };
-    // A kept tree is looked at first: only what it lacks is asked for.
-    let plan = match state {
-        Some(state) => {
-            let (planned_root, target) = (root.clone(), manifest.clone());
-            match blocking(move || crate::workspace::warm::plan(&planned_root, &state, &target)).await {
-                Ok(plan) => Some(plan),
-                Err(status) => {
-                    // Not usable (removed behind the agent's back, a mount left in it): a new
-                    // tree instead.
-                    tracing::warn!(tree = %root.display(), reason = %status.message(), "a kept tree is not reused");
-                    if let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) {
-                        let (trees, key) = (Arc::clone(trees), warm.key.unwrap_or_default().to_owned());
-                        *warm.lease = Some(
-                            blocking(move || {
-                                trees.discard(&lease);
-                                trees.lease_new(&key)
-                            })
-                            .await?,
-                        );
-                    }
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    let root = warm.lease.as_ref().map_or(root, |lease| lease.root.clone());
-    let pin = identity.cache.pin(&manifest);
-    let needed = match &plan {
-        Some(plan) => plan.needed(&manifest),
-        None => identity.cache.missing(&manifest),
-    };
-    let missing = identity.cache.missing_of(&needed);
-    tracing::info!(
-        entries = manifest.entries.len(),
-        missing = missing.len(),
-        warm = plan.is_some(),
-        "incremental sync"
-    );
-    ask_for(&missing, tx).await?;
-    let blobs = dir.join("blobs.tar.gz");
-    let amended = receive_workspace(inbound, &blobs).await?;
-    let amended_any = !amended.is_empty();
-    super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
-    // Contents sent as read (amended) are kept from trimming like the rest.
-    let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
-    let cache = identity.cache.clone();
-    let ready = root.clone();
-    let stored = blobs.clone();
-    let store_cache = cache.clone();
-    let target = manifest.clone();
-    let leased = warm.lease.is_some();
-    let build = blocking(move || {
-        store(&store_cache, &stored, &limits)?;
-        match plan {
-            Some(plan) => {
-                let kept = plan.kept_files();
-                let build = plan.execute(&root, &target, &store_cache, &limits)?;
-                Ok((build, kept))
-            }
-            None => {
-                // A new tree from the pool is there already, empty.
-                if !leased {
-                    std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-                }
-                Ok((store_cache.build(&target, &root, &limits)?, 0))
-            }
-        }
-    })
-    .await?;
-    let (mut build, kept) = build;
-    let again = build.missing();
-    if !again.is_empty() {
-        tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
-        ask_for(&again, tx).await?;
-        let amended = receive_workspace(inbound, &blobs).await?;
-        if !amended.is_empty() {
-            return Err(Status::invalid_argument("amendments are only sent with the first contents"));
-        }
-    }
-    let warm_tree = warm.lease.is_some();
-    let tree = ready.clone();
-    let built = blocking(move || {
-        if !again.is_empty() {
-            store(&cache, &blobs, &limits)?;
-            build.retry(&cache)?;
-        }
-        let built = build.finish()?;
-        drop(pin);
-        drop(pin_amended);
-        let removed = cache.trim()?;
-        if removed > 0 {
-            tracing::debug!(removed, "cache trimmed");
-        }
-        // A kept tree's identities now: the scan after the task reads only what changed.
-        if warm_tree { crate::workspace::warm::stamped(&tree, built) } else { Ok(built) }
-    })
-    .await?;
-    let written = (built.file_count() as u64).saturating_sub(kept as u64);
-    warm.files_written.fetch_add(written, Ordering::Relaxed);
-    Ok(RemoteWorkspace::Ready { root: ready, built: std::sync::Arc::new(built), ignore })
-}
-
-/// Runs filesystem work off the async threads; a workspace error refuses the task.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(e.to_string()))?.map_err(|e| {
-        match e.no_space_while("building the workspace at") {
-            e @ WorkspaceError::NoSpace { .. } => Status::resource_exhausted(e.to_string()),
-            e => Status::invalid_argument(e.to_string()),
-        }
-    })
-}
-
-fn store(cache: &BlobCache, blobs: &std::path::Path, limits: &Limits) -> Result<u64, WorkspaceError> {
-    let file = std::fs::File::open(blobs).map_err(WorkspaceError::io(blobs))?;
-    cache.store(std::io::BufReader::new(file), limits)
-}
-
-/// Sends NeedBlobs messages for `hashes` (at least one, the last one marked).
-async fn ask_for(hashes: &[blake3::Hash], tx: &Outbound) -> Result<(), Status> {
-    let mut chunks: Vec<&[blake3::Hash]> = hashes.chunks(super::NEED_CHUNK_HASHES).collect();
-    if chunks.is_empty() {
-        chunks.push(&[]);
-    }
-    let last = chunks.len() - 1;
-    for (i, chunk) in chunks.into_iter().enumerate() {
-        let need = NeedBlobs { hashes: chunk.iter().map(|hash| hash.as_bytes().to_vec()).collect(), last: i == last };
-        if tx.send(Ok(ExecuteResponse { event: Some(Event::Need(need)) })).await.is_err() {
-            return Err(Status::cancelled("the master went away"));
-        }
-    }
-    Ok(())
-}
-
-/// Reads manifest messages until `ManifestEnd`, checking the announced count and the limit.
-async fn receive_manifest(
-    inbound: &mut Streaming<ExecuteRequest>,
-    max_entries: u64,
-) -> Result<crate::workspace::Manifest, Status> {
-    let mut manifest = crate::workspace::Manifest::default();
-    loop {
-        match inbound.message().await? {
-            Some(ExecuteRequest { item: Some(Item::ManifestChunk(chunk)) }) => {
-                super::manifest::extend_from_wire(&mut manifest, chunk.entries).map_err(Status::invalid_argument)?;
-                if manifest.entries.len() as u64 > max_entries {
-                    return Err(Status::invalid_argument(format!("the workspace has more than {max_entries} entries")));
-                }
-            }
-            Some(ExecuteRequest { item: Some(Item::ManifestEnd(end)) }) => {
-                if end.entries != manifest.entries.len() as u64 {
-                    return Err(Status::invalid_argument(format!(
-                        "manifest truncated: announced {} entries, received {}",
-                        end.entries,
-                        manifest.entries.len()
-                    )));
-                }
-                return Ok(manifest);
-            }
-            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the manifest")),
-            None => return Err(Status::cancelled("the master ended the call before the manifest was complete")),
-        }
-    }
-}
-
-/// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size;
-/// returns the amendments that came before them.
-async fn receive_workspace(
-    inbound: &mut Streaming<ExecuteRequest>,
-    path: &std::path::Path,
-) -> Result<Vec<super::proto::FileEntry>, Status> {
-    let mut amended = Vec::new();
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
-    let mut received: u64 = 0;
-    loop {
-        match inbound.message().await? {
-            Some(ExecuteRequest { item: Some(Item::Amended(chunk)) }) if received == 0 => {
-                amended.extend(chunk.entries);
-                if amended.len() > super::NEED_CHUNK_HASHES * 64 {
-                    return Err(Status::invalid_argument("too many amended entries"));
-                }
-            }
-            Some(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }) => {
-                received += chunk.len() as u64;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
-            }
-            Some(ExecuteRequest { item: Some(Item::WorkspaceEnd(end)) }) => {
-                if end.size != received {
-                    return Err(Status::invalid_argument(format!(
-                        "workspace truncated: announced {} bytes, received {received}",
-                        end.size
-                    )));
-                }
-                file.flush().await.map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
-                return Ok(amended);
-            }
-            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace")),
-            None => return Err(Status::cancelled("the master ended the call before the workspace was complete")),
-        }
-    }
-}
-
-type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
+pub(super) type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
 
 /// Admission before anything is buffered or made for a task: a `--max-tasks` slot (when all
 /// are busy, the master is told the task is queued, and it waits), then the scripts and the
