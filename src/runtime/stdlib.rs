@@ -27,16 +27,23 @@ pub fn bundled_modules() -> impl Iterator<Item = &'static str> {
 pub fn preload(lua: &Lua, source: &StdlibSource) -> LuaResult<()> {
     match source {
         StdlibSource::Bundled => {
-            let compiled = compiled();
             for (i, (module, path, code)) in index::STDLIB.iter().enumerate() {
-                let bytecode = compiled.get(i).and_then(Option::as_deref);
-                let loader = lua.create_function(move |lua, _: mlua::MultiValue| match bytecode {
-                    Some(bytecode) => lua
-                        .load(bytecode)
-                        .set_name(format!("@{path}"))
-                        .set_mode(mlua::chunk::ChunkMode::Binary)
-                        .call::<Value>(()),
-                    None => lua.load(*code).set_name(format!("@{path}")).call::<Value>(()),
+                let loader = lua.create_function(move |lua, _: mlua::MultiValue| {
+                    let name = format!("@{path}");
+                    let slot = compiled(i);
+                    let function = match slot.get() {
+                        Some(bytecode) => lua
+                            .load(bytecode.as_slice())
+                            .set_name(name)
+                            .set_mode(mlua::chunk::ChunkMode::Binary)
+                            .into_function()?,
+                        None => {
+                            let function = lua.load(*code).set_name(name).into_function()?;
+                            let _ = slot.set(function.dump(false));
+                            function
+                        }
+                    };
+                    function.call::<Value>(())
                 })?;
                 lua.preload_module(module, loader)?;
             }
@@ -57,21 +64,14 @@ pub fn preload(lua: &Lua, source: &StdlibSource) -> LuaResult<()> {
     Ok(())
 }
 
-/// The bundled stdlib compiled once per process (every VM an agent makes for a task would
-/// otherwise parse it all again): each module's bytecode, with its chunk name and line
-/// information, so tracebacks still read `stdlib/sloth/graph.lua:42`. A module that does not
-/// compile is left to its source (its error then shows where it is required).
-fn compiled() -> &'static [Option<Vec<u8>>] {
-    static COMPILED: std::sync::OnceLock<Vec<Option<Vec<u8>>>> = std::sync::OnceLock::new();
-    COMPILED.get_or_init(|| {
-        let lua = Lua::new();
-        index::STDLIB
-            .iter()
-            .map(|(_, path, code)| {
-                lua.load(*code).set_name(format!("@{path}")).into_function().ok().map(|function| function.dump(false))
-            })
-            .collect()
-    })
+/// Where module `i` of the bundled stdlib is kept compiled, once per process: the first VM
+/// that requires it parses it and leaves its bytecode here (with its chunk name and line
+/// information, so tracebacks still read `stdlib/sloth/graph.lua:42`); every later VM — an
+/// agent makes one per task — loads that instead of parsing again.
+fn compiled(i: usize) -> &'static std::sync::OnceLock<Vec<u8>> {
+    use std::sync::OnceLock;
+    static COMPILED: OnceLock<Vec<OnceLock<Vec<u8>>>> = OnceLock::new();
+    &COMPILED.get_or_init(|| index::STDLIB.iter().map(|_| OnceLock::new()).collect())[i]
 }
 
 /// `(module name, path)` of every `.lua` file under `root`.
