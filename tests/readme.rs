@@ -37,9 +37,21 @@ fn every_readme_command_runs() {
             .strip_prefix("cargo run -- ")
             .or_else(|| command.strip_prefix("cargo run --release -- "))
             .unwrap_or_else(|| panic!("README command not covered by tests/readme.rs: {command}"));
-        let mut process = Command::new(binary());
-        process.current_dir(repo_root()).args(args.split_whitespace());
-        let run = Run::of(process);
+        let attempt = || {
+            let mut process = Command::new(binary());
+            process.current_dir(repo_root()).args(args.split_whitespace());
+            Run::of(process)
+        };
+        // The examples' agents listen on fixed ports, which an agent of another test (port 0,
+        // from the same ephemeral range) may hold for a moment: a few bounded tries.
+        let mut run = attempt();
+        for _ in 0..3 {
+            if run.code == Some(0) || !run.stderr.contains("Address already in use") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            run = attempt();
+        }
         assert_eq!(run.code, Some(0), "README command failed: {command}\n--- stderr\n{}", run.stderr);
     }
 }
