@@ -461,6 +461,34 @@ fn undoing_never_overwrites_what_was_saved_here_meanwhile() {
 }
 
 #[test]
+fn undoing_never_removes_a_directory_made_here_meanwhile_at_the_same_path() {
+    let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+    let (master, agent) = (dirs[0].path(), dirs[1].path());
+    let base = Manifest::scan(master, &Filter::builtin()).expect("scan");
+    std::fs::create_dir(agent.join("d")).expect("the task's mkdir");
+    std::fs::write(agent.join("e.txt"), "task").expect("the task's file");
+    let after = Manifest::scan(agent, &Filter::builtin()).expect("scan");
+    let changes = diff(&base, &after);
+    let mut archive = Vec::new();
+    pack(agent, &after, Some(&changes.changed), &mut archive).expect("pack");
+    // Once the apply has made d, another apply (or a local command) takes it away and makes
+    // its own d; then e.txt conflicts and the apply is taken back: the other d stays.
+    let mut observer = |step: Step<'_>| {
+        if matches!(step, Step::Place(path) if path.as_bytes() == b"e.txt") {
+            std::fs::remove_dir(master.join("d")).expect("rmdir the apply's d");
+            std::fs::create_dir(master.join("d")).expect("make another d");
+            std::fs::write(master.join("e.txt"), "made here").expect("make e here");
+        }
+    };
+    let base = Base { manifest: &base, rules: None };
+    let error = apply_observed(master, &archive[..], &changes.deleted, Some(base), &Limits::default(), &mut observer)
+        .expect_err("a conflict");
+    assert!(error.to_string().contains("'e.txt'"), "{error}");
+    assert!(master.join("d").is_dir(), "the directory made here meanwhile is not the apply's to remove");
+    assert_eq!(std::fs::read_to_string(master.join("e.txt")).expect("read"), "made here");
+}
+
+#[test]
 fn a_directory_mode_changed_on_both_sides_is_a_conflict() {
     let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
     let (master, agent) = (dirs[0].path(), dirs[1].path());
@@ -512,6 +540,48 @@ fn concurrent_applies_never_take_each_other_for_dead() {
     }
     let files = std::fs::read_dir(&root).expect("read").flatten().count();
     assert_eq!(files, 160, "every apply landed and no staging is left");
+}
+
+#[test]
+fn concurrent_applies_creating_the_same_directory_all_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let rounds = 40;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (root, barrier) = (root.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                for round in 0..rounds {
+                    let agent = tempfile::tempdir().expect("tempdir");
+                    let made = agent.path().join(format!("d{round}/sub"));
+                    std::fs::create_dir_all(&made).expect("mkdir");
+                    std::fs::write(made.join(format!("w{worker}.txt")), "x").expect("write");
+                    let after = Manifest::scan(agent.path(), &Filter::builtin()).expect("scan");
+                    let changed: Vec<RelPath> = after.entries.keys().cloned().collect();
+                    let mut archive = Vec::new();
+                    pack(agent.path(), &after, Some(&changed), &mut archive).expect("pack");
+                    let base = Manifest::default();
+                    let base = Base { manifest: &base, rules: None };
+                    // All four make d{round}/sub at once (a failure is kept, not raised, so
+                    // that the others are never left waiting here).
+                    barrier.wait();
+                    if let Err(error) = apply(&root, &archive[..], &[], Some(base), &Limits::default()) {
+                        failures.push(format!("worker {worker} round {round}: {error}"));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> =
+        workers.into_iter().flat_map(|worker| worker.join().expect("a worker panicked")).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    for round in 0..rounds {
+        let files = std::fs::read_dir(root.join(format!("d{round}/sub"))).expect("read").flatten().count();
+        assert_eq!(files, 4, "round {round}: every apply landed in the one directory");
+    }
 }
 
 #[test]

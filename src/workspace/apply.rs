@@ -395,10 +395,31 @@ impl Apply<'_> {
         }
     }
 
-    /// Makes the directory `path`, written down first (undo removes it if it is empty).
-    fn make_dir(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
-        self.journal.record(Undo::Remove { path: path.clone(), ino: 0, dir: true })?;
-        self.root.mkdir(path, 0o700, false)
+    /// Makes the directory `path`: made in the trash first, its inode written down, then
+    /// renamed into place without replacing — so that undo removes only this directory (if
+    /// empty), never one that another apply or a local command made at the same path
+    /// meanwhile. A directory made here meanwhile is merged into, as one found by the check.
+    fn make_dir(&mut self, path: &RelPath, set: u32) -> Result<(), WorkspaceError> {
+        let made = self.next_trash();
+        self.trash.mkdir(&made, 0o700, false)?;
+        let ino = self.trash.lstat(&made)?.map_or(0, |stat| stat.stamp.ino);
+        self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })?;
+        match self.root.rename_from(&self.trash, &made, path, true) {
+            Err(WorkspaceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.trash.rmdir(&made)?;
+                self.root.forget();
+                match self.root.lstat(path)? {
+                    Some(stat) if stat.kind == Kind::Dir => {
+                        let (mode, mtime) = (stat.mode, stat.mtime);
+                        self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set })
+                    }
+                    _ => Err(WorkspaceError::Conflict {
+                        details: vec![format!("'{path}' (created here while the changes were being applied)")],
+                    }),
+                }
+            }
+            other => other,
+        }
     }
 
     fn next_trash(&mut self) -> RelPath {
@@ -416,9 +437,9 @@ impl Apply<'_> {
                 }
                 Some(_) => {
                     self.move_to_trash(path, None)?;
-                    self.make_dir(path)?;
+                    self.make_dir(path, *set)?;
                 }
-                None => self.make_dir(path)?,
+                None => self.make_dir(path, *set)?,
             },
             Entry::File { .. } | Entry::Fifo { .. }
                 if existing.is_some_and(|stat| {

@@ -241,7 +241,8 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                     _ => root.rename_from(trash, saved, path, false),
                 }
             }
-            // A directory is written down before it is made (inode 0): removed only if empty.
+            // A directory the apply made: removed only if it is that one (its inode; 0 in
+            // journals of earlier versions, which wrote it down before making it) and empty.
             Undo::Remove { path, ino, dir } => match here {
                 Some(stat)
                     if (*dir && stat.kind == Kind::Dir && (*ino == 0 || stat.stamp.ino == *ino))
