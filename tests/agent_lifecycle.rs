@@ -233,8 +233,8 @@ fn an_agent_killed_mid_task_leaves_no_process_and_no_directory_once_an_agent_sta
     let _ = wait_exit(&mut master);
     // The task's processes (a background `sleep` of its shell) die with their agent.
     let gone = wait_until_gone(&sleep_pid);
-    if !gone {
-        let _ = Command::new("kill").args(["-KILL", &sleep_pid]).stderr(Stdio::null()).status();
+    if !gone && let Ok(pid) = sleep_pid.parse() {
+        crate::support::signal(pid, nix::sys::signal::Signal::SIGKILL);
     }
     assert!(gone, "the task's process {sleep_pid} outlived its agent");
     assert_eq!(left().len(), 1, "kill -9 leaves its directory: {:?}", left());

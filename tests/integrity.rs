@@ -621,8 +621,10 @@ struct KillSleep(String);
 impl Drop for KillSleep {
     fn drop(&mut self) {
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
-        if cmdline.starts_with(b"sleep") {
-            let _ = Command::new("kill").args(["-KILL", &self.0]).status();
+        if cmdline.starts_with(b"sleep")
+            && let Ok(pid) = self.0.parse()
+        {
+            crate::support::signal(pid, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

@@ -94,8 +94,15 @@ impl Agent {
 
     /// SIGTERM, then waits (bounded) for it to exit.
     pub fn stop(&mut self) -> ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.terminate();
         self.wait(Duration::from_secs(30))
+    }
+
+    /// SIGTERM, unless it has exited already (its pid may be someone else's by now).
+    fn terminate(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            super::signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        }
     }
 
     pub fn wait(&mut self, limit: Duration) -> ExitStatus {
@@ -116,7 +123,10 @@ impl Agent {
 impl Drop for Agent {
     /// SIGTERM first, so the agent removes its work directory; SIGKILL if it lingers.
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

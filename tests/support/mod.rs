@@ -126,7 +126,7 @@ impl Run {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let watchdog = std::thread::spawn(move || {
             if done_rx.recv_timeout(COMMAND_TIMEOUT).is_err() {
-                let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                signal(pid, nix::sys::signal::Signal::SIGKILL);
                 return true;
             }
             false
@@ -177,6 +177,12 @@ impl Run {
             .position(|line| line.contains(needle))
             .unwrap_or_else(|| panic!("no stderr line contains {needle:?}\n--- stderr\n{}", self.stderr))
     }
+}
+
+/// Sends `signal` to `pid`, best effort: a process that is gone already is no error (and
+/// prints nothing, as `kill(1)` would).
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
 
 /// Waits (bounded) until `path` holds a complete line and returns it, trimmed.
