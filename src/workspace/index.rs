@@ -131,8 +131,12 @@ fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super:
     std::fs::create_dir_all(&dir).map_err(super::WorkspaceError::io(&dir))?;
     let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(super::WorkspaceError::io(&dir))?;
     std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(super::WorkspaceError::io(temp.path()))?;
+    // Only a new index adds to the count: rewriting one (every snapshot) need not list them.
+    let new = std::fs::symlink_metadata(&path).is_err();
     temp.persist(&path).map_err(|e| super::WorkspaceError::Io { path, source: e.error })?;
-    trim(&dir);
+    if new {
+        trim(&dir);
+    }
     Ok(())
 }
 
@@ -175,6 +179,26 @@ mod tests {
         let again = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&index)).expect("scan");
         let a = RelPath::parse(b"a.txt").expect("path");
         assert!(matches!(&again.entries[&a], Entry::File { hash, .. } if *hash == blake3::hash(b"ALPHA")));
+    }
+
+    #[test]
+    fn the_indexes_kept_are_bounded_and_a_rewrite_keeps_the_newest() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let workspaces = tempfile::tempdir().expect("tempdir");
+        let mut roots = Vec::new();
+        for i in 0..MAX_INDEXES + 3 {
+            let root = workspaces.path().join(format!("w{i}"));
+            std::fs::create_dir(&root).expect("mkdir");
+            std::fs::write(root.join("a.txt"), "alpha").expect("write");
+            save_in(cache.path(), &root, &Manifest::scan(&root, &Filter::builtin()).expect("scan"));
+            roots.push(root);
+        }
+        let dir = cache.path().join("sloth-runner").join("index");
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), MAX_INDEXES, "the oldest went");
+        let last = roots.last().expect("a root");
+        save_in(cache.path(), last, &Manifest::scan(last, &Filter::builtin()).expect("scan"));
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), MAX_INDEXES);
+        assert!(load_in(cache.path(), last).is_some(), "the newest is kept");
     }
 
     #[test]
