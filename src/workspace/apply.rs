@@ -96,6 +96,12 @@ pub fn apply_observed(
     for note in recover(root)? {
         tracing::warn!(root = %root.display(), "{note}");
     }
+    // A task that changed nothing (most of them) costs no staging directory and no journal.
+    let (empty, changes) =
+        peek_empty(changes).map_err(|source| WorkspaceError::Io { path: root.to_path_buf(), source })?;
+    if empty && deleted.is_empty() {
+        return Ok(ApplyReport::default());
+    }
     let staging = Staging::create(root)?;
     let journal = Journal::create(&staging)?;
     let new_dir = staging.path().join("new");
@@ -120,6 +126,7 @@ pub fn apply_observed(
         unlinked: Vec::new(),
         journal,
         trashed: 0,
+        made_dirs: Vec::new(),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
@@ -128,7 +135,7 @@ pub fn apply_observed(
         .check(&deletions)
         .and_then(|()| apply.run(&deletions, observer))
         .map(|report| ApplyReport { stripped, ..report });
-    let Apply { root: root_dir, trash, journal, .. } = apply;
+    let Apply { root: root_dir, trash, journal, made_dirs, .. } = apply;
     let error = match result {
         Ok(report) => {
             journal.commit()?;
@@ -139,6 +146,7 @@ pub fn apply_observed(
         Err(error) => error.no_space_while("applying changes to"),
     };
     let kept = journal.undo(&root_dir, &trash);
+    drop(made_dirs);
     if kept.is_empty() {
         return Err(error);
     }
@@ -148,6 +156,27 @@ pub fn apply_observed(
         error: Box::new(error),
         kept: format!("{} in {}", kept.join(", "), staging.display()),
     })
+}
+
+/// The most directories one apply holds open (see [`Apply::make_dir`]).
+const MAX_HELD_DIRS: usize = 256;
+
+/// The compressed archives read ahead to tell an empty one (a task that changed nothing):
+/// gzip of an empty tar is a few dozen bytes.
+const PEEK_BYTES: usize = 4096;
+
+/// Whether `changes` is an archive without entries, and a reader of all of it. Undecidable
+/// (longer than [`PEEK_BYTES`], or not a well-formed archive) counts as not empty: the apply
+/// then reads it, and says what is wrong with it.
+fn peek_empty(mut changes: impl Read) -> std::io::Result<(bool, impl Read)> {
+    let mut head = Vec::with_capacity(PEEK_BYTES);
+    (&mut changes).take(PEEK_BYTES as u64 + 1).read_to_end(&mut head)?;
+    let empty = head.len() <= PEEK_BYTES && {
+        let mut tar = Vec::new();
+        let decoded = flate2::read::GzDecoder::new(&head[..]).take(PEEK_BYTES as u64 * 4).read_to_end(&mut tar);
+        decoded.is_ok() && tar.len() >= 1024 && tar.iter().all(|byte| *byte == 0)
+    };
+    Ok((empty, std::io::Cursor::new(head).chain(changes)))
 }
 
 struct Apply<'a> {
@@ -167,6 +196,8 @@ struct Apply<'a> {
     unlinked: Vec<RelPath>,
     journal: Journal,
     trashed: u64,
+    /// The directories this apply made, held open (see [`Apply::make_dir`]).
+    made_dirs: Vec<std::fs::File>,
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.
@@ -402,6 +433,14 @@ impl Apply<'_> {
     fn make_dir(&mut self, path: &RelPath, set: u32) -> Result<(), WorkspaceError> {
         let made = self.next_trash();
         self.trash.mkdir(&made, 0o700, false)?;
+        // Held open until the apply is over, so that its inode number cannot be freed and
+        // given to a directory made here meanwhile: an undo that finds it is sure it is ours.
+        // (Best effort, and bounded: descriptors are a limited resource.)
+        if self.made_dirs.len() < MAX_HELD_DIRS
+            && let Ok(dir) = std::fs::File::open(self.trash.display(&made))
+        {
+            self.made_dirs.push(dir);
+        }
         let ino = self.trash.lstat(&made)?.map_or(0, |stat| stat.stamp.ino);
         self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })?;
         match self.root.rename_from(&self.trash, &made, path, true) {
