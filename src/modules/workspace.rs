@@ -161,7 +161,8 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
         Some(options) => options.get::<Option<LuaPath>>("output")?.map(|path| resolve_dir(&lua, &path)),
         None => None,
     };
-    let scratch = scratch_dir(&lua)?;
+    // An agent writes into the task's directory: no scratch directory for it.
+    let scratch = if output.is_none() { Some(scratch_dir(&lua)?) } else { None };
     let archive = blocking("changes", move || {
         let filter = match (rules, base_rules) {
             (Some(rules), _) => rules,
@@ -177,6 +178,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 (Storage::Path(path), file)
             }
             None => {
+                let scratch = scratch.expect("a scratch directory without an output");
                 let (temp, file) = temp_archive(&scratch, "changes-")?;
                 (Storage::Temp(temp), file)
             }

@@ -4,13 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use super::CHUNK_SIZE;
 use super::MAX_MESSAGE;
 use super::auth::{SendToken, Token};
 use super::proto::agent_client::AgentClient as GrpcClient;
@@ -486,15 +485,13 @@ async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<
     let Some(tx) = tx else { return };
     let mut size: u64 = 0;
     loop {
-        let mut chunk = vec![0u8; CHUNK_SIZE];
-        let read = match file.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(read) => read,
+        let chunk = match super::next_chunk(&mut file).await {
+            Ok(chunk) if chunk.is_empty() => break,
+            Ok(chunk) => chunk,
             // The agent sees a stream without WorkspaceEnd and refuses the task.
             Err(_) => return,
         };
-        chunk.truncate(read);
-        size += read as u64;
+        size += chunk.len() as u64;
         if tx.send(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }).await.is_err() {
             return;
         }

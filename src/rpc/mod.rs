@@ -37,6 +37,16 @@ pub const MANIFEST_CHUNK_BYTES: usize = 1024 * 1024;
 /// Hashes per NeedBlobs message (~34 bytes each encoded).
 pub const NEED_CHUNK_HASHES: usize = 16 * 1024;
 
+/// The next chunk of `file` (at most [`CHUNK_SIZE`] bytes; empty at its end). The buffer
+/// grows with what is read: a small archive (a task that changed nothing) costs no zeroed
+/// 256 KiB.
+pub async fn next_chunk(file: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = Vec::new();
+    file.take(CHUNK_SIZE as u64).read_to_end(&mut chunk).await?;
+    Ok(chunk)
+}
+
 /// Splits `items` into batches of about `limit` bytes each (by `size_of`), so that no message
 /// built from one grows near gRPC's limit; an item larger than `limit` gets a batch alone.
 pub fn batches<T>(items: impl IntoIterator<Item = T>, size_of: impl Fn(&T) -> usize, limit: usize) -> Vec<Vec<T>> {

@@ -8,12 +8,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use tokio::io::AsyncReadExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::CHUNK_SIZE;
 use super::client::TaskSpec;
 use super::proto::agent_server::Agent;
 use super::proto::execute_request::Item;
@@ -337,14 +335,13 @@ async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Statu
         .map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
     let mut size: u64 = 0;
     loop {
-        let mut chunk = vec![0u8; CHUNK_SIZE];
-        let read =
-            file.read(&mut chunk).await.map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
-        if read == 0 {
+        let chunk = super::next_chunk(&mut file)
+            .await
+            .map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
+        if chunk.is_empty() {
             break;
         }
-        chunk.truncate(read);
-        size += read as u64;
+        size += chunk.len() as u64;
         if tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_err() {
             return Ok(());
         }

@@ -1,5 +1,6 @@
 //! The agent's [`TaskHandler`]: every received task runs in a fresh Lua VM on a thread of its
-//! own, through the stdlib's agent-side handler (`sloth.agent_side`).
+//! own (made ready before it arrives: [`super::task_workers`]), through the stdlib's
+//! agent-side handler (`sloth.agent_side`).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use mlua::{AnyUserData, Table, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::task_workers::{Prepared, ReadyThreads, Work};
 use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
 use crate::modules::archive_data::{ArchiveData, ManifestData, RulesData, Storage};
@@ -18,18 +20,29 @@ use crate::rpc::server::{RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler
 use crate::workspace::Filter;
 
 /// Runs tasks as `<agent name>/<task>` with the given stdlib.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LuaTaskHandler {
     agent_name: String,
-    stdlib: StdlibSource,
-    /// Most bytes one task's VM may hold.
-    memory_limit: Option<usize>,
+    options: RuntimeOptions,
     live_threads: Arc<AtomicUsize>,
+    ready: Arc<ReadyThreads>,
 }
+
+impl std::fmt::Debug for LuaTaskHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaTaskHandler").field("agent_name", &self.agent_name).finish_non_exhaustive()
+    }
+}
+
+/// Task threads kept ready (each holds a VM, a few MiB; two cover a task and the one that
+/// follows it while the first one's thread is being replaced).
+const READY_THREADS: usize = 2;
 
 impl LuaTaskHandler {
     pub fn new(agent_name: String, stdlib: StdlibSource, memory_limit: Option<usize>) -> Self {
-        Self { agent_name, stdlib, memory_limit, live_threads: Arc::new(AtomicUsize::new(0)) }
+        let options = RuntimeOptions { stdlib, values: None, memory_limit };
+        let ready = ReadyThreads::new(options.clone(), READY_THREADS);
+        Self { agent_name, options, live_threads: Arc::new(AtomicUsize::new(0)), ready }
     }
 
     /// Task threads still running (a cancelled one is still cleaning up).
@@ -55,18 +68,28 @@ impl TaskHandler for LuaTaskHandler {
         let (done_tx, done_rx) = oneshot::channel();
         let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
         let agent_name = self.agent_name.clone();
-        let stdlib = self.stdlib.clone();
-        let memory_limit = self.memory_limit;
+        let options = self.options.clone();
         self.live_threads.fetch_add(1, Ordering::SeqCst);
         let guard = LiveGuard(Arc::clone(&self.live_threads));
         // Lua code that never yields never sees `cancel_rx`; it sees this flag (preempt).
         let abort = Arc::new(AtomicBool::new(false));
         let vm_abort = Arc::clone(&abort);
-        let spawned = std::thread::Builder::new().name(format!("task {}", task.spec.task)).spawn(move || {
+        let name = task.spec.task.clone();
+        // `same_path` changes the thread's mount namespace before anything is made on it: such
+        // a task gets a thread of its own.
+        let fresh = task.spec.same_path.is_some();
+        let work: Work = Box::new(move |prepared| {
             let _guard = guard;
-            let outcome = run_on_this_thread(agent_name, (stdlib, memory_limit, vm_abort), task, events, cancel_rx);
+            name_this_thread(&format!("task {name}"));
+            let (outcome, vm) = run_on_this_thread(agent_name, (options, prepared, vm_abort), task, events, cancel_rx);
             let _ = done_tx.send(outcome);
+            // The VM goes after the master has the result.
+            drop(vm);
         });
+        let spawned = match if fresh { Err(work) } else { self.ready.run(work) } {
+            Ok(()) => Ok(()),
+            Err(work) => std::thread::Builder::new().name("task".to_owned()).spawn(move || work(None)).map(|_| ()),
+        };
         Box::pin(async move {
             spawned.map_err(|e| format!("cannot start a task thread: {e}"))?;
             // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
@@ -75,6 +98,17 @@ impl TaskHandler for LuaTaskHandler {
             let _abort_on_drop = AbortOnDrop(abort);
             done_rx.await.unwrap_or_else(|_| Err("the task thread ended without a result".to_owned()))
         })
+    }
+}
+
+/// Names the calling thread (what `ps -L` and `/proc/…/comm` show; at most 15 bytes).
+fn name_this_thread(name: &str) {
+    let mut bytes: Vec<u8> = name.bytes().filter(|byte| *byte != 0).take(15).collect();
+    while std::str::from_utf8(&bytes).is_err() {
+        bytes.pop();
+    }
+    if let Ok(name) = std::ffi::CString::new(bytes) {
+        let _ = nix::sys::prctl::set_name(&name);
     }
 }
 
@@ -87,31 +121,39 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Runs the task on this thread; returns its outcome and the VM, to be dropped once the
+/// outcome is on its way.
 fn run_on_this_thread(
     agent_name: String,
-    (stdlib, memory_limit, abort): (StdlibSource, Option<usize>, Arc<AtomicBool>),
+    (options, prepared, abort): (RuntimeOptions, Option<Prepared>, Arc<AtomicBool>),
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
     cancel: oneshot::Receiver<()>,
-) -> Result<RemoteOutcome, String> {
+) -> (Result<RemoteOutcome, String>, Option<Prepared>) {
     // Before anything starts on this thread: what it starts inherits the view.
-    let (_same_path, task) = same_path(task)?;
+    let (_same_path, task) = match same_path(task) {
+        Ok(shown) => shown,
+        Err(error) => return (Err(error), prepared),
+    };
     if let Some(note) = task.spec.umask.and_then(crate::task_view::private_umask) {
         let _ = events.send(TaskEvent::Log { level: tracing::Level::WARN, message: note, fields: String::new() });
     }
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let prepared = match prepared {
+        Some(prepared) => prepared,
+        None => match Prepared::make(&options) {
+            Ok(prepared) => prepared,
+            Err(error) => return (Err(error), None),
+        },
+    };
     let local = tokio::task::LocalSet::new();
-    let outcome = local.block_on(&tokio, async move {
+    let outcome = local.block_on(&prepared.tokio, async {
         tokio::select! {
-            outcome = run_in_vm(agent_name, (stdlib, memory_limit, abort), task, events) => outcome,
+            outcome = run_in_vm(agent_name, (&prepared.vm, abort), task, events) => outcome,
             _ = cancel => Err("cancelled".to_owned()),
         }
     });
     drop(local);
-    outcome
+    (outcome, Some(prepared))
 }
 
 /// With `same_path`, shows the task's workspace at the master's path to this thread (where
@@ -128,19 +170,18 @@ fn same_path(task: RemoteTask) -> Result<(Option<crate::task_view::SamePath>, Re
 
 async fn run_in_vm(
     agent_name: String,
-    (stdlib, memory_limit, abort): (StdlibSource, Option<usize>, Arc<AtomicBool>),
+    (runtime, abort): (&Runtime, Arc<AtomicBool>),
     task: RemoteTask,
     events: mpsc::UnboundedSender<TaskEvent>,
 ) -> Result<RemoteOutcome, String> {
     let spec = &task.spec;
-    let values: serde_json::Value = if spec.values_json.is_empty() {
-        serde_json::Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(&spec.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?
-    };
-    let options = RuntimeOptions { stdlib, values: Some(values), memory_limit };
-    let runtime = Runtime::new(&options).map_err(|e| error::describe(&e))?;
     let lua = runtime.lua();
+    if !spec.values_json.is_empty() {
+        let values: serde_json::Value =
+            serde_json::from_slice(&spec.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?;
+        let values = super::values::to_lua(lua, &values).map_err(|e| error::describe(&e))?;
+        lua.globals().set("values", values).map_err(|e| error::describe(&e))?;
+    }
     lua.set_app_data(super::preempt::Abort(abort));
     lua.set_app_data(EventSink(events));
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod jobs;
 pub mod preempt;
 pub mod stdlib;
+pub mod task_workers;
 pub mod values;
 
 pub use stdlib::StdlibSource;

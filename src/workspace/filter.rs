@@ -37,6 +37,15 @@ impl Filter {
 
     /// The built-in exclusions and exactly `patterns` (as [`Filter::patterns`] gave them).
     pub fn from_patterns(patterns: Vec<String>) -> Result<Self, WorkspaceError> {
+        if let Some(globs) = compiled::find(&patterns) {
+            return Ok(Self { globs, patterns });
+        }
+        let globs = Self::compile(&patterns)?;
+        compiled::keep(&patterns, &globs);
+        Ok(Self { globs, patterns })
+    }
+
+    fn compile(patterns: &[String]) -> Result<GlobSet, WorkspaceError> {
         let mut builder = GlobSetBuilder::new();
         if let Some(negated) = patterns.iter().find(|pattern| pattern.starts_with('!')) {
             return Err(WorkspaceError::Pattern {
@@ -52,10 +61,7 @@ impl Filter {
                 builder.add(compiled);
             }
         }
-        let globs = builder
-            .build()
-            .map_err(|e| WorkspaceError::Pattern { pattern: patterns.join(" "), reason: e.to_string() })?;
-        Ok(Self { globs, patterns })
+        builder.build().map_err(|e| WorkspaceError::Pattern { pattern: patterns.join(" "), reason: e.to_string() })
     }
 
     /// Only the built-in exclusions.
@@ -108,6 +114,36 @@ fn expand(pattern: &str) -> Vec<String> {
         return vec![anchored.to_owned()];
     }
     if trimmed.contains('/') { vec![trimmed.to_owned()] } else { vec![format!("**/{trimmed}")] }
+}
+
+/// Rule sets compiled lately: every task of a pipeline (on the master, and on an agent for
+/// every task it receives) takes the same few, and compiling one costs far more than matching.
+mod compiled {
+    use std::sync::{Mutex, PoisonError};
+
+    use globset::GlobSet;
+
+    /// How many distinct rule sets are kept, the least recently used going first.
+    const KEPT: usize = 16;
+
+    static RECENT: Mutex<Vec<(Vec<String>, GlobSet)>> = Mutex::new(Vec::new());
+
+    pub fn find(patterns: &[String]) -> Option<GlobSet> {
+        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = recent.iter().position(|(kept, _)| kept.as_slice() == patterns)?;
+        let found = recent.remove(at);
+        let globs = found.1.clone();
+        recent.push(found);
+        Some(globs)
+    }
+
+    pub fn keep(patterns: &[String], globs: &GlobSet) {
+        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
+        if recent.len() >= KEPT {
+            recent.remove(0);
+        }
+        recent.push((patterns.to_vec(), globs.clone()));
+    }
 }
 
 #[cfg(test)]
