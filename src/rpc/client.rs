@@ -323,6 +323,14 @@ impl AgentClient {
                         return Err(self.failed("the agent asked for the workspace's contents more than twice"));
                     }
                     let hashes = std::mem::take(&mut needed);
+                    if hashes.is_empty() {
+                        // The agent has every content: no archive, just its end.
+                        if let Some(sender) = &tx {
+                            let end = Item::WorkspaceEnd(WorkspaceEnd { size: 0 });
+                            let _ = sender.send(ExecuteRequest { item: Some(end) }).await;
+                        }
+                        continue;
+                    }
                     let (blobs, report) =
                         pack_needed(root.clone(), Arc::clone(manifest), hashes, scratch.to_path_buf()).await?;
                     if !report.amended.is_empty() {

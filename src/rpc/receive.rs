@@ -85,7 +85,7 @@ pub(super) async fn receive_incremental(
     );
     ask_for(&missing, tx).await?;
     let blobs = dir.join("blobs.tar.gz");
-    let amended = receive_workspace(inbound, &blobs).await?;
+    let Received { amended, bytes: sent } = receive_workspace(inbound, &blobs).await?;
     let amended_any = !amended.is_empty();
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
     // Contents sent as read (amended) are kept from trimming like the rest.
@@ -97,7 +97,9 @@ pub(super) async fn receive_incremental(
     let target = manifest.clone();
     let leased = warm.lease.is_some();
     let build = blocking(move || {
-        store(&store_cache, &stored, &limits)?;
+        if sent > 0 {
+            store(&store_cache, &stored, &limits)?;
+        }
         match plan {
             Some(plan) => {
                 let kept = plan.kept_files();
@@ -119,9 +121,12 @@ pub(super) async fn receive_incremental(
     if !again.is_empty() {
         tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
         ask_for(&again, tx).await?;
-        let amended = receive_workspace(inbound, &blobs).await?;
-        if !amended.is_empty() {
+        let again_received = receive_workspace(inbound, &blobs).await?;
+        if !again_received.amended.is_empty() {
             return Err(Status::invalid_argument("amendments are only sent with the first contents"));
+        }
+        if again_received.bytes == 0 {
+            return Err(Status::invalid_argument("the contents asked for again were not sent"));
         }
     }
     let warm_tree = warm.lease.is_some();
@@ -215,12 +220,12 @@ pub(super) async fn receive_manifest(
 pub(super) async fn receive_workspace(
     inbound: &mut Streaming<ExecuteRequest>,
     path: &std::path::Path,
-) -> Result<Vec<super::proto::FileEntry>, Status> {
+) -> Result<Received, Status> {
     let mut amended = Vec::new();
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
+    // Made on the first chunk: nothing asked for, nothing sent, no file.
+    let mut file: Option<tokio::fs::File> = None;
     let mut received: u64 = 0;
+    let cannot = |e: std::io::Error| Status::internal(format!("cannot store the workspace: {e}"));
     loop {
         match inbound.message().await? {
             Some(ExecuteRequest { item: Some(Item::Amended(chunk)) }) if received == 0 => {
@@ -231,9 +236,11 @@ pub(super) async fn receive_workspace(
             }
             Some(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }) => {
                 received += chunk.len() as u64;
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
+                let open = match &mut file {
+                    Some(open) => open,
+                    None => file.insert(tokio::fs::File::create(path).await.map_err(cannot)?),
+                };
+                open.write_all(&chunk).await.map_err(cannot)?;
             }
             Some(ExecuteRequest { item: Some(Item::WorkspaceEnd(end)) }) => {
                 if end.size != received {
@@ -242,11 +249,20 @@ pub(super) async fn receive_workspace(
                         end.size
                     )));
                 }
-                file.flush().await.map_err(|e| Status::internal(format!("cannot store the workspace: {e}")))?;
-                return Ok(amended);
+                if let Some(open) = &mut file {
+                    open.flush().await.map_err(cannot)?;
+                }
+                return Ok(Received { amended, bytes: received });
             }
             Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace")),
             None => return Err(Status::cancelled("the master ended the call before the workspace was complete")),
         }
     }
+}
+
+/// What [`receive_workspace`] took: entries sent as read, and the archive's size (0: none was
+/// sent, and no file was made).
+pub(super) struct Received {
+    pub amended: Vec<super::proto::FileEntry>,
+    pub bytes: u64,
 }

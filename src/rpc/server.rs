@@ -174,8 +174,13 @@ impl Agent for AgentService {
             } else {
                 let archive = dir.path().join("workspace.tar.gz");
                 match receive_workspace(&mut inbound, &archive).await {
-                    Ok(amended) if amended.is_empty() => Ok(RemoteWorkspace::Archive(archive)),
-                    Ok(_) => Err(Status::invalid_argument("amendments belong to an incremental workspace")),
+                    Ok(received) if !received.amended.is_empty() => {
+                        Err(Status::invalid_argument("amendments belong to an incremental workspace"))
+                    }
+                    Ok(received) if received.bytes == 0 => {
+                        Err(Status::invalid_argument("the workspace archive is empty"))
+                    }
+                    Ok(_) => Ok(RemoteWorkspace::Archive(archive)),
                     Err(status) => Err(status),
                 }
             };
