@@ -16,6 +16,7 @@ use super::{console_events, lua_args, lua_json};
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
 use crate::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
+use crate::rpc::received_changes::ReceivedChanges;
 use crate::rpc::tls::ClientTls;
 
 /// How long connecting to an agent may take before it counts as unreachable.
@@ -172,7 +173,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
             manifest: snapshot.manifest.clone(),
             ignore: snapshot.rules.as_ref().map(|rules| rules.patterns().to_vec()).unwrap_or_default(),
         },
-        Err(_) => WorkspaceSource::Archive(workspace.borrow::<ArchiveData>()?.path().to_path_buf()),
+        Err(_) => WorkspaceSource::Archive(workspace.borrow_mut::<ArchiveData>()?.file_path(&lua)?),
     };
     let (prefix, on_event) = match &options {
         Some(options) => (options.get::<Option<String>>("prefix")?, options.get::<Option<Function>>("on_event")?),
@@ -209,9 +210,18 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     result.set("ok", outcome.ok)?;
     result.set("message", outcome.message)?;
     result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
-    let size = outcome.changes.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    let (storage, size) = match outcome.changes {
+        ReceivedChanges::Memory(bytes) => {
+            let size = bytes.len() as u64;
+            (Storage::Memory(bytes.into()), size)
+        }
+        ReceivedChanges::File(file) => {
+            let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+            (Storage::Temp(file), size)
+        }
+    };
     let changes = ArchiveData {
-        storage: Storage::Temp(outcome.changes),
+        storage,
         base: None,
         deleted: outcome.deleted,
         amended: outcome.amended,

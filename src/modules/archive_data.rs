@@ -48,6 +48,9 @@ pub enum Storage {
     Temp(tempfile::NamedTempFile),
     /// A file someone else owns (on an agent: inside the task's directory).
     Path(PathBuf),
+    /// In memory (small changes from an agent); written to a temporary file only if Lua asks
+    /// for its path.
+    Memory(Arc<[u8]>),
 }
 
 /// A tar + gzip archive: a packed workspace, or a task's changes.
@@ -70,17 +73,44 @@ pub struct ArchiveData {
 }
 
 impl ArchiveData {
-    pub fn path(&self) -> &Path {
+    /// The archive's file; None while it is in memory (see [`ArchiveData::file_path`]).
+    pub fn path(&self) -> Option<&Path> {
         match &self.storage {
-            Storage::Temp(file) => file.path(),
-            Storage::Path(path) => path,
+            Storage::Temp(file) => Some(file.path()),
+            Storage::Path(path) => Some(path),
+            Storage::Memory(_) => None,
+        }
+    }
+
+    /// The archive's file, writing an in-memory archive to a temporary file first.
+    pub fn file_path(&mut self, lua: &mlua::Lua) -> mlua::Result<PathBuf> {
+        if let Storage::Memory(bytes) = &self.storage {
+            let scratch = scratch_dir(lua)?;
+            let mut temp = tempfile::NamedTempFile::new_in(&scratch)
+                .map_err(|e| mlua::Error::runtime(format!("cannot write an archive in {}: {e}", scratch.display())))?;
+            std::io::Write::write_all(&mut temp, bytes)
+                .map_err(|e| mlua::Error::runtime(format!("cannot write {}: {e}", temp.path().display())))?;
+            self.storage = Storage::Temp(temp);
+        }
+        Ok(self.path().expect("an archive in a file").to_path_buf())
+    }
+
+    /// A reader of the archive's bytes, wherever they are.
+    pub fn reader(&self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        match &self.storage {
+            Storage::Memory(bytes) => Ok(Box::new(std::io::Cursor::new(Arc::clone(bytes)))),
+            Storage::Temp(file) => Ok(Box::new(std::io::BufReader::new(file.reopen()?))),
+            Storage::Path(path) => Ok(Box::new(std::io::BufReader::new(std::fs::File::open(path)?))),
         }
     }
 }
 
 impl UserData for ArchiveData {
     fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
-        fields.add_field_method_get("path", |_, this| Ok(this.path().to_string_lossy().into_owned()));
+        fields.add_field_function_get("path", |lua, this| {
+            let path = this.borrow_mut::<ArchiveData>()?.file_path(lua)?;
+            Ok(path.to_string_lossy().into_owned())
+        });
         fields.add_field_method_get("size", |_, this| Ok(this.size));
         fields.add_field_method_get("entries", |_, this| Ok(this.entries));
         fields.add_field_method_get("deleted", |lua, this| {
@@ -145,4 +175,38 @@ pub fn base_manifest(value: &mlua::AnyUserData) -> mlua::Result<BaseData> {
     }
     let snapshot = value.borrow::<ManifestData>()?;
     Ok((Some(snapshot.manifest.clone()), snapshot.rules.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn an_archive_in_memory_reads_as_itself_and_gets_a_file_when_lua_asks_for_its_path() {
+        let lua = mlua::Lua::new();
+        let bytes: Arc<[u8]> = Arc::from(&b"gzip bytes"[..]);
+        let archive = ArchiveData {
+            storage: Storage::Memory(Arc::clone(&bytes)),
+            base: None,
+            deleted: vec![],
+            amended: vec![],
+            skipped: vec![],
+            after: None,
+            entries: 0,
+            size: bytes.len() as u64,
+        };
+        let mut read = Vec::new();
+        archive.reader().expect("reader").read_to_end(&mut read).expect("read");
+        assert_eq!(read, &bytes[..]);
+        assert!(archive.path().is_none(), "no file yet");
+        lua.globals().set("archive", lua.create_userdata(archive).expect("userdata")).expect("set");
+        let path: String = lua.load("return archive.path").eval().expect("path");
+        assert_eq!(std::fs::read(&path).expect("the file"), &bytes[..]);
+        let again: String = lua.load("return archive.path").eval().expect("path");
+        assert_eq!(again, path, "written once");
+        drop(lua);
+        assert!(!std::path::Path::new(&path).exists(), "removed with the VM's scratch directory and the archive");
+    }
 }

@@ -96,12 +96,11 @@ async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<A
 
 /// `workspace.unpack(archive, dir) -> { entries, bytes }`: `dir` must not exist or be empty.
 async fn unpack(lua: Lua, (archive, dir): (AnyUserData, LuaPath)) -> LuaResult<Table> {
-    let source = archive.borrow::<ArchiveData>()?.path().to_path_buf();
+    let source = archive_reader(&archive)?;
     let dest = resolve_dir(&lua, &dir);
     let stats = blocking("unpack", move || {
         std::fs::create_dir_all(&dest).map_err(WorkspaceError::io(&dest))?;
-        let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
-        core::unpack(std::io::BufReader::new(file), &dest, &Limits::default())
+        core::unpack(source, &dest, &Limits::default())
     })
     .await?;
     let table = lua.create_table()?;
@@ -133,7 +132,7 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
         // Files the last snapshot saw and that have not changed since are not read again.
         let known = core::index::load(&scanned);
         let manifest = Manifest::scan_known(&scanned, &filter, known.as_ref())?;
-        core::index::save(&scanned, &manifest);
+        core::index::save_if_changed(&scanned, known.as_ref(), &manifest);
         Ok((manifest, filter))
     })
     .await?;
@@ -195,7 +194,8 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             after: None,
         };
         archive.after = Some(Arc::new(after));
-        archive.size = std::fs::metadata(archive.path()).map_err(WorkspaceError::io(archive.path()))?.len();
+        let path = archive.path().expect("changes written to a file").to_path_buf();
+        archive.size = std::fs::metadata(&path).map_err(WorkspaceError::io(&path))?.len();
         Ok(archive)
     })
     .await?;
@@ -209,9 +209,10 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
 /// replaced here whose other names (hard links the task never saw) keep the old file.
 async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<Table> {
     let root = resolve_dir(&lua, &dir);
-    let (source, deleted, amended) = {
+    let source = archive_reader(&changes)?;
+    let (deleted, amended) = {
         let changes = changes.borrow::<ArchiveData>()?;
-        (changes.path().to_path_buf(), changes.deleted.clone(), changes.amended.clone())
+        (changes.deleted.clone(), changes.amended.clone())
     };
     let (base, rules) = match &options {
         Some(options) => match options.get::<Option<AnyUserData>>("base")? {
@@ -225,7 +226,6 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         None => false,
     };
     let report = blocking("apply", move || {
-        let file = std::fs::File::open(&source).map_err(WorkspaceError::io(&source))?;
         // The task started from what was sent: files that changed while being read went as read.
         let base = base.map(|base| {
             if amended.is_empty() {
@@ -237,7 +237,7 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         });
         let base = base.as_deref().map(|manifest| core::Base { manifest, rules: rules.as_deref() });
         let limits = Limits::default().with_setid_files(setuid);
-        core::apply(&root, std::io::BufReader::new(file), &deleted, base, &limits)
+        core::apply(&root, source, &deleted, base, &limits)
     })
     .await?;
     let table = lua.create_table()?;
@@ -256,4 +256,13 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         table.set(name, list)?;
     }
     Ok(table)
+}
+
+/// A reader of the archive held by `archive`, wherever its bytes are.
+fn archive_reader(archive: &AnyUserData) -> LuaResult<Box<dyn std::io::Read + Send>> {
+    let archive = archive.borrow::<ArchiveData>()?;
+    archive.reader().map_err(|e| {
+        let place = archive.path().map_or("memory".to_owned(), |path| path.display().to_string());
+        mlua::Error::runtime(format!("cannot read the archive ({place}): {e}"))
+    })
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
@@ -19,6 +18,7 @@ use super::proto::{
     ExecuteRequest, InfoRequest, InfoResponse, ManifestChunk, ManifestEnd, ScriptFile, TaskRequest, WorkspaceEnd,
     output_line,
 };
+use super::received_changes::{ChangesSink, ReceivedChanges};
 use super::tls::ClientTls;
 use std::os::unix::ffi::OsStringExt;
 
@@ -130,8 +130,8 @@ pub struct TaskOutcome {
     pub ok: bool,
     pub message: Option<String>,
     pub outputs_json: Vec<u8>,
-    /// The changes archive (tar + gzip), received into a temporary file.
-    pub changes: tempfile::NamedTempFile,
+    /// The changes archive (tar + gzip), in memory or in a temporary file.
+    pub changes: ReceivedChanges,
     pub deleted: Vec<RelPath>,
     /// Files that changed while they were read here: they went to the agent as read, so the
     /// task started from these entries, not from the snapshot's.
@@ -267,11 +267,8 @@ impl AgentClient {
             }
         };
 
-        let changes =
-            tempfile::NamedTempFile::new().map_err(|source| ClientError::Io { path: std::env::temp_dir(), source })?;
-        let mut changes_file = tokio::fs::File::from_std(
-            changes.reopen().map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?,
-        );
+        let mut changes = ChangesSink::default();
+        let changes_error = |source| ClientError::Io { path: std::env::temp_dir(), source };
         let mut result = None;
         let mut received: u64 = 0;
         let mut needed = Vec::new();
@@ -378,16 +375,9 @@ impl AgentClient {
                     if received > max_changes {
                         return Err(self.failed(&format!("the changes exceed the limit of {max_changes} bytes")));
                     }
-                    changes_file
-                        .write_all(&chunk)
-                        .await
-                        .map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?;
+                    changes.write(&chunk).map_err(changes_error)?;
                 }
                 Some(Event::ChangesEnd(end)) => {
-                    changes_file
-                        .flush()
-                        .await
-                        .map_err(|source| ClientError::Io { path: changes.path().to_path_buf(), source })?;
                     if end.size != received || end.deleted != deleted.len() as u64 {
                         return Err(self.failed(&format!(
                             "changes truncated: announced {} bytes and {} deletions, received {received} and {}",
@@ -401,7 +391,7 @@ impl AgentClient {
                         ok: result.ok,
                         message: result.message,
                         outputs_json: result.outputs_json,
-                        changes,
+                        changes: changes.finish().map_err(changes_error)?,
                         deleted: std::mem::take(&mut deleted),
                         amended: std::mem::take(&mut amended),
                     });

@@ -6,6 +6,7 @@ pub mod client;
 pub mod manifest;
 pub mod parts;
 mod receive;
+pub mod received_changes;
 pub mod server;
 pub mod tls;
 pub mod work_dir;

@@ -243,7 +243,10 @@ async fn run_in_vm(
             ok: result.get("ok")?,
             message: result.get("message")?,
             outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
-            changes_archive: PathBuf::from(changes.path()),
+            changes_archive: changes
+                .path()
+                .map(PathBuf::from)
+                .ok_or_else(|| mlua::Error::runtime("the changes are not in the task's directory"))?,
             deleted: changes.deleted.clone(),
             after: changes.after.clone(),
         })

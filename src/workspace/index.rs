@@ -93,6 +93,33 @@ fn parse(text: &str) -> Option<Manifest> {
     Some(manifest)
 }
 
+/// Keeps `manifest` as the index of the workspace at `root` unless the index it was scanned
+/// with (`known`) already says all of it: the same files, each proven untouched by it (so a
+/// newer scan time would prove nothing more). Rewriting an unchanged index costs a new file
+/// per snapshot — slow on filesystems that are slow to allocate inodes after deletes.
+pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Manifest) {
+    if let Some(known) = known
+        && says_all_of(known, manifest)
+    {
+        return;
+    }
+    save(root, manifest);
+}
+
+/// Whether the index `known` holds exactly `manifest`'s files, each proven untouched.
+fn says_all_of(known: &Manifest, manifest: &Manifest) -> bool {
+    let mut files = 0;
+    for (path, entry) in &manifest.entries {
+        let Entry::File { .. } = entry else { continue };
+        let Some(stamp) = manifest.stamps.get(path) else { return false };
+        if !known.untouched(path, stamp) {
+            return false;
+        }
+        files += 1;
+    }
+    files == known.stamps.len()
+}
+
 /// Keeps `manifest`'s files and identities as the index of the workspace at `root`. Best
 /// effort: a workspace where it cannot be written (read-only, `.sloth` not a directory) just
 /// has none.
@@ -199,6 +226,38 @@ mod tests {
         save_in(cache.path(), last, &Manifest::scan(last, &Filter::builtin()).expect("scan"));
         assert_eq!(std::fs::read_dir(&dir).expect("list").count(), MAX_INDEXES);
         assert!(load_in(cache.path(), last).is_some(), "the newest is kept");
+    }
+
+    #[test]
+    fn an_index_that_says_all_of_a_scan_is_not_written_again_and_any_change_is() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "alpha").expect("write");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("a.txt"))
+            .expect("open")
+            .set_modified(old)
+            .expect("mtime");
+        // The ctime is now: the first index cannot prove the file untouched yet.
+        let first = Manifest::scan(dir.path(), &Filter::builtin()).expect("scan");
+        save_in(cache.path(), dir.path(), &first);
+        let known = load_in(cache.path(), dir.path()).expect("an index");
+        assert!(!says_all_of(&known, &first), "a file changed within the margin of the scan");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let second = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&known)).expect("scan");
+        save_in(cache.path(), dir.path(), &second);
+        let known = load_in(cache.path(), dir.path()).expect("an index");
+        let third = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&known)).expect("scan");
+        assert!(says_all_of(&known, &third), "nothing changed: nothing to write");
+        std::fs::write(dir.path().join("b.txt"), "beta").expect("write");
+        let fourth = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&known)).expect("scan");
+        assert!(!says_all_of(&known, &fourth), "a new file");
+        std::fs::remove_file(dir.path().join("b.txt")).expect("rm");
+        std::fs::remove_file(dir.path().join("a.txt")).expect("rm");
+        let fifth = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&known)).expect("scan");
+        assert!(!says_all_of(&known, &fifth), "a file gone");
     }
 
     #[test]
