@@ -342,6 +342,11 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
                 continue;
             }
         };
+        // The lock may be on a directory its owner has just removed after completing (it was
+        // opened before, locked after): only the one still at that path is a dead apply's.
+        if !still_at(&lock, &staging) {
+            continue;
+        }
         let journal = staging.join(JOURNAL);
         let steps: Vec<Undo> = match File::open(&journal) {
             Ok(file) => std::io::BufReader::new(file)
@@ -374,6 +379,15 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
     Ok(recovered)
 }
 
+/// Whether `opened` is the directory at `path` now (not one removed since it was opened).
+fn still_at(opened: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (opened.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(opened), Ok(now)) => opened.dev() == now.dev() && opened.ino() == now.ino() && opened.nlink() > 0,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +403,19 @@ mod tests {
 
     fn rel(raw: &str) -> RelPath {
         RelPath::parse(raw.as_bytes()).expect("valid")
+    }
+
+    #[test]
+    fn a_staging_directory_removed_after_it_was_opened_is_not_taken_for_a_dead_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let staging = dir.path().join(".sloth-apply-done");
+        std::fs::create_dir(&staging).expect("mkdir");
+        let opened = File::open(&staging).expect("open");
+        assert!(still_at(&opened, &staging));
+        std::fs::remove_dir(&staging).expect("its owner removes it");
+        assert!(!still_at(&opened, &staging), "gone");
+        std::fs::create_dir(&staging).expect("another at the same path");
+        assert!(!still_at(&opened, &staging), "not the one opened");
     }
 
     #[test]
