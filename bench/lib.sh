@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmarks: `median_ms CMD...` prints the median wall time, in milliseconds,
 # of $runs runs of CMD (its output discarded).
 median_ms() {
@@ -24,6 +25,8 @@ median() {
 start_agent() {
   local bin=$1 out=$2
   shift 2
+  # Gone first: the child truncates OUT only once it runs, and an old line must not be read.
+  rm -f "$out" "$out.err"
   "$bin" agent -p 0 "$@" > "$out" 2> "$out.err" &
   agent_pid=$!
   agent_address=
