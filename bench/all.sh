@@ -5,7 +5,7 @@
 # with their default sizes. SLOTH_BIN and BASE_BIN are passed on: the scripts that compare
 # measure BASE_BIN in the same command (and trivial.sh runs once more with it). Without
 # SLOTH_BIN the release build is made once, here. A script that fails is reported and the
-# rest still run; the exit status says whether any failed. About 15 minutes with BASE_BIN on
+# rest still run; the exit status says whether any failed. About 20–25 minutes with BASE_BIN on
 # a 2-core machine.
 #
 #   bench/all.sh
