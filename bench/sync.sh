@@ -4,6 +4,7 @@
 # changes, apply), not ext4's slow inode creation after deletes (see ../shared/MEASURED.md).
 #
 #   BASE_BIN=/path/to/other/sloth-runner bench/sync.sh [RUNS]
+#   SLOTH_BIN=/path/to/sloth-runner BASE_BIN=… bench/sync.sh [RUNS]   # without building
 #
 # For 100 and 2,000 small files, a trivial remote task (one Lua function writing one file);
 # the median of RUNS whole `sloth-runner run` invocations, for BASE_BIN and for this build,
@@ -12,10 +13,13 @@ set -euo pipefail
 bench_dir=$(cd "$(dirname "$0")" && pwd)
 cd "$bench_dir/.."
 runs=${1:-21}
-cargo build --release --quiet
-head_bin="$PWD/target/release/sloth-runner"
-base_bin="${BASE_BIN:-$head_bin}"
+if [ -z "${SLOTH_BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+head_bin=$(realpath "${SLOTH_BIN:-$PWD/target/release/sloth-runner}")
+base_bin=$(realpath "${BASE_BIN:-$head_bin}")
 tmp_root=${SLOTH_BENCH_TMP:-/dev/shm}
+# shellcheck source=lib.sh
 . "$bench_dir/lib.sh"
 
 # one_build BIN FILES [FIELDS]: the median ms of a trivial remote task over a FILES-file
