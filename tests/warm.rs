@@ -303,3 +303,25 @@ fn a_chain_of_tasks_on_one_workspace_reuses_one_tree() {
     assert_eq!(counters.trees_reused, 7, "every task after the first got the tree back");
     assert_eq!(counters.files_written, 200 + 7, "the workspace once, then the log file each time it changed");
 }
+
+#[test]
+fn what_a_task_made_does_not_travel_back_up_for_the_next_task() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 5, "date +%s%N > made.txt", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let first = info(&agent);
+    assert!(first.contents_requested >= 5, "a cold task asks for every content: {first:?}");
+    assert!(first.bytes_received > 0 && first.bytes_sent > 0, "{first:?}");
+    for round in 0..2 {
+        let before = info(&agent);
+        let made = test.read("ws/made.txt");
+        test.run(&["run", "tasks.lua"]).expect_code(0);
+        assert_ne!(test.read("ws/made.txt"), made, "round {round}: the task made it anew");
+        let after = info(&agent);
+        assert_eq!(
+            after.contents_requested, before.contents_requested,
+            "round {round}: the file the last task made, applied here, is not asked for again"
+        );
+        assert_eq!(after.bytes_received, before.bytes_received, "round {round}: nothing went up");
+    }
+}

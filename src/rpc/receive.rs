@@ -20,7 +20,17 @@ use crate::workspace::{BlobCache, Limits, WorkspaceError};
 pub(super) struct Warm<'a> {
     pub(super) key: Option<&'a str>,
     pub(super) lease: &'a mut Option<Lease>,
-    pub(super) files_written: &'a AtomicU64,
+    pub(super) traffic: &'a Traffic,
+}
+
+/// What the agent has done since it started, as `Info` reports it.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Files written into task trees.
+    pub files_written: AtomicU64,
+    pub contents_requested: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
 }
 
 /// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
@@ -86,6 +96,8 @@ pub(super) async fn receive_incremental(
     ask_for(&missing, tx).await?;
     let blobs = dir.join("blobs.tar.gz");
     let Received { amended, bytes: sent } = receive_workspace(inbound, &blobs).await?;
+    warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
+    warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
     let amended_any = !amended.is_empty();
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
     // Contents sent as read (amended) are kept from trimming like the rest.
@@ -125,6 +137,8 @@ pub(super) async fn receive_incremental(
         if !again_received.amended.is_empty() {
             return Err(Status::invalid_argument("amendments are only sent with the first contents"));
         }
+        warm.traffic.contents_requested.fetch_add(again.len() as u64, Ordering::Relaxed);
+        warm.traffic.bytes_received.fetch_add(again_received.bytes, Ordering::Relaxed);
         if again_received.bytes == 0 {
             return Err(Status::invalid_argument("the contents asked for again were not sent"));
         }
@@ -148,7 +162,7 @@ pub(super) async fn receive_incremental(
     })
     .await?;
     let written = (built.file_count() as u64).saturating_sub(kept as u64);
-    warm.files_written.fetch_add(written, Ordering::Relaxed);
+    warm.traffic.files_written.fetch_add(written, Ordering::Relaxed);
     Ok(RemoteWorkspace::Ready { root: ready, built: std::sync::Arc::new(built), ignore })
 }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -20,7 +20,7 @@ use super::proto::{
     ChangesDeleted, ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, OutputLine,
     TaskResult, output_line,
 };
-use super::receive::{Warm, receive_incremental, receive_workspace};
+use super::receive::{Traffic, Warm, receive_incremental, receive_workspace};
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
 use crate::workspace::trees::TreePool;
@@ -94,20 +94,13 @@ pub struct AgentService {
     handler: Arc<dyn TaskHandler>,
     slots: Arc<Semaphore>,
     in_flight: Arc<AtomicU32>,
-    /// Files written into task trees.
-    files_written: Arc<AtomicU64>,
+    traffic: Arc<Traffic>,
 }
 
 impl AgentService {
     pub fn new(identity: AgentIdentity, handler: Arc<dyn TaskHandler>) -> Self {
         let slots = Arc::new(Semaphore::new(identity.max_tasks.max(1) as usize));
-        Self {
-            identity,
-            handler,
-            slots,
-            in_flight: Arc::new(AtomicU32::new(0)),
-            files_written: Arc::new(AtomicU64::new(0)),
-        }
+        Self { identity, handler, slots, in_flight: Arc::new(AtomicU32::new(0)), traffic: Arc::new(Traffic::default()) }
     }
 }
 
@@ -120,7 +113,10 @@ impl Agent for AgentService {
             labels: self.identity.labels.clone().into_iter().collect(),
             max_tasks: self.identity.max_tasks,
             tasks_in_flight: self.in_flight.load(Ordering::Relaxed),
-            files_written: self.files_written.load(Ordering::Relaxed),
+            files_written: self.traffic.files_written.load(Ordering::Relaxed),
+            contents_requested: self.traffic.contents_requested.load(Ordering::Relaxed),
+            bytes_received: self.traffic.bytes_received.load(Ordering::Relaxed),
+            bytes_sent: self.traffic.bytes_sent.load(Ordering::Relaxed),
             trees_reused: self.identity.trees.as_ref().map_or(0, |trees| trees.reused.load(Ordering::Relaxed)),
         }))
     }
@@ -153,7 +149,7 @@ impl Agent for AgentService {
         let handler = Arc::clone(&self.handler);
         let in_flight = Arc::clone(&self.in_flight);
         let identity = self.identity.clone();
-        let files_written = Arc::clone(&self.files_written);
+        let traffic = Arc::clone(&self.traffic);
         let slots = Arc::clone(&self.slots);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
         tokio::spawn(async move {
@@ -169,11 +165,15 @@ impl Agent for AgentService {
             let mut lease = None;
             let workspace = if incremental {
                 let limits = identity.limits.with_setid_files(task.setuid);
-                let warm = Warm { key: key.as_deref(), lease: &mut lease, files_written: &files_written };
+                let warm = Warm { key: key.as_deref(), lease: &mut lease, traffic: &traffic };
                 receive_incremental(&mut inbound, dir.path(), (&identity, limits), &tx, task.ignore.clone(), warm).await
             } else {
                 let archive = dir.path().join("workspace.tar.gz");
-                match receive_workspace(&mut inbound, &archive).await {
+                let received = receive_workspace(&mut inbound, &archive).await;
+                if let Ok(received) = &received {
+                    traffic.bytes_received.fetch_add(received.bytes, Ordering::Relaxed);
+                }
+                match received {
                     Ok(received) if !received.amended.is_empty() => {
                         Err(Status::invalid_argument("amendments belong to an incremental workspace"))
                     }
@@ -186,13 +186,15 @@ impl Agent for AgentService {
             };
             let mut after = None;
             let mut built = None;
+            let mut tree = None;
             match workspace {
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
                 }
                 Ok(workspace) => {
-                    if let RemoteWorkspace::Ready { built: as_built, .. } = &workspace {
+                    if let RemoteWorkspace::Ready { built: as_built, root, .. } = &workspace {
                         built = Some(Arc::clone(as_built));
+                        tree = Some(root.clone());
                     }
                     let spec = TaskSpec::from_messages(task, scripts);
                     let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
@@ -205,7 +207,7 @@ impl Agent for AgentService {
                             trees.expect_return(lease);
                         }
                     };
-                    after = run_task(handler.as_ref(), remote, &tx, &mut announce).await;
+                    after = run_task(handler.as_ref(), remote, (&tx, &traffic), &mut announce).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                 }
             }
@@ -214,7 +216,17 @@ impl Agent for AgentService {
             // What it records is the tree as built, not as the task left it: whatever the task
             // touched is written anew for the next one.
             let trees = identity.trees.clone();
+            let cache = identity.cache.clone();
             let _ = tokio::task::spawn_blocking(move || {
+                // What the task made comes back up with the next task's manifest once the
+                // master has applied it: kept now, it need not travel (before the tree goes
+                // back, which lets that next task in).
+                if let (Some(tree), Some(built), Some(after)) = (&tree, &built, &after) {
+                    let kept = cache.adopt(tree, built, after);
+                    if kept > 0 {
+                        tracing::debug!(contents = kept, "contents the task made kept in the cache");
+                    }
+                }
                 if let (Some(trees), Some(lease)) = (trees, lease) {
                     match (after, built) {
                         (Some(_), Some(built)) => trees.give_back(lease, built),
@@ -282,7 +294,7 @@ const MAX_PARTS: u64 = (super::MAX_FIELD_BYTES / super::PART_SIZE) as u64 + 3 + 
 async fn run_task(
     handler: &dyn TaskHandler,
     task: RemoteTask,
-    tx: &Outbound,
+    (tx, traffic): (&Outbound, &Traffic),
     ended: &mut (dyn FnMut() + Send),
 ) -> Option<Arc<Manifest>> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
@@ -312,7 +324,7 @@ async fn run_task(
             tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
             ended();
             let after = outcome.after.take();
-            if let Err(status) = send_outcome(outcome, tx).await {
+            if let Err(status) = send_outcome(outcome, tx, traffic).await {
                 let _ = tx.send(Err(status)).await;
                 return None;
             }
@@ -326,7 +338,7 @@ async fn run_task(
     }
 }
 
-async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Status> {
+async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound, traffic: &Traffic) -> Result<(), Status> {
     let (parts, outputs_json) = super::parts::outputs_parts(outcome.outputs_json);
     for part in parts {
         if tx.send(Ok(ExecuteResponse { event: Some(Event::OutputsPart(part)) })).await.is_err() {
@@ -347,6 +359,7 @@ async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound) -> Result<(), Statu
             break;
         }
         size += chunk.len() as u64;
+        traffic.bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_err() {
             return Ok(());
         }

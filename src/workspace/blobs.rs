@@ -180,6 +180,56 @@ impl BlobCache {
         Ok(stored)
     }
 
+    /// Keeps the contents a task made (files of `after` whose content `before` did not have)
+    /// from the tree at `root`: once the master applies them, the next task's manifest names
+    /// them, and they need not travel back up. Each is verified against its hash as it is
+    /// copied (a file changed since the scan is not kept); best effort, as a cache is.
+    /// Returns how many were kept.
+    pub fn adopt(&self, root: &Path, before: &Manifest, after: &Manifest) -> u64 {
+        let known: BTreeSet<[u8; 32]> = file_hashes(before);
+        let Ok(tree) = super::beneath::Root::open(root) else { return 0 };
+        let mut kept = 0;
+        let mut seen = BTreeSet::new();
+        for (path, entry) in &after.entries {
+            let Entry::File { hash, size, .. } = entry else { continue };
+            if known.contains(hash.as_bytes()) || !seen.insert(*hash.as_bytes()) || self.path(hash).exists() {
+                continue;
+            }
+            // Within what the cache may hold at all.
+            if *size > self.max_bytes / 4 {
+                continue;
+            }
+            match self.adopt_one(&tree, path, hash) {
+                Ok(true) => kept += 1,
+                Ok(false) => {}
+                Err(error) => tracing::debug!(%path, %error, "a content the task made is not kept"),
+            }
+        }
+        kept
+    }
+
+    fn adopt_one(
+        &self,
+        tree: &super::beneath::Root,
+        path: &RelPath,
+        hash: &blake3::Hash,
+    ) -> Result<bool, WorkspaceError> {
+        let mut file = tree.open_file(path)?;
+        let temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(WorkspaceError::io(&self.dir))?;
+        let mut writer = HashingWriter { inner: temp.as_file(), hasher: blake3::Hasher::new() };
+        let copied = std::io::copy(&mut file, &mut writer).map_err(WorkspaceError::io(&tree.display(path)))?;
+        if writer.hasher.finalize() != *hash {
+            return Ok(false);
+        }
+        let target = self.path(hash);
+        let existed = target.exists();
+        temp.persist(&target).map_err(|e| WorkspaceError::Io { path: target, source: e.error })?;
+        if !existed {
+            self.lock().bytes += copied;
+        }
+        Ok(true)
+    }
+
     /// Starts building the workspace `manifest` describes in `dest` (an empty directory) from
     /// the cache, verifying every content against its hash as it is copied: a content that is
     /// missing or wrong (bit rot, a full disk while it was stored) is dropped from the cache
