@@ -132,12 +132,25 @@ impl TreePool {
             self.discard(&lease);
             return;
         }
-        // What it holds on disk, excluded paths included, counts against the limit.
-        let bytes = disk_bytes(&lease.root);
+        // Back in the pool first (the next task of a chain may be waiting for it), counted
+        // for the files the scan after the task saw; then measured on disk, excluded paths
+        // included, which is what counts against the limit.
         let Lease { root, key, expected, .. } = lease;
+        let estimate = state.total_size();
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(Idle {
+            key: key.clone(),
+            root: root.clone(),
+            state,
+            bytes: estimate,
+        });
+        self.arrived(&key, expected);
+        let bytes = disk_bytes(&root);
         let evicted: Vec<PathBuf> = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            idle.push(Idle { key: key.clone(), root, state, bytes });
+            // (Unless a task has leased it meanwhile: it is measured when it comes back.)
+            if let Some(tree) = idle.iter_mut().find(|tree| tree.root == root) {
+                tree.bytes = bytes;
+            }
             let mut evicted = Vec::new();
             while !idle.is_empty()
                 && (idle.len() > self.max_trees || idle.iter().map(|tree| tree.bytes).sum::<u64>() > self.max_bytes)
@@ -146,7 +159,6 @@ impl TreePool {
             }
             evicted
         };
-        self.arrived(&key, expected);
         for root in evicted {
             tracing::debug!(tree = %root.display(), "warm tree evicted");
             remove_tree(&root);
