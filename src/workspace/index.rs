@@ -8,6 +8,7 @@
 //! It is a cache: a missing, unreadable or malformed index is ignored, and an identity proves a
 //! file unchanged only under the racily-clean rule ([`Manifest::untouched`]).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::beneath::Stamp;
@@ -139,8 +140,10 @@ fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super:
     let mut text = String::new();
     for (path, entry) in &manifest.entries {
         let (Entry::File { size, hash, .. }, Some(stamp)) = (entry, manifest.stamps.get(path)) else { continue };
-        text.push_str(&format!(
-            "{} {size} {} {} {} {} {} {} {}\n",
+        // One growing string, no allocation per line (a large workspace has many).
+        let _ = writeln!(
+            text,
+            "{} {size} {} {} {} {} {} {} {}",
             crate::hex::encode(path.as_bytes()),
             hash.to_hex(),
             stamp.dev,
@@ -149,7 +152,7 @@ fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super:
             stamp.mtime.nanos,
             stamp.ctime.secs,
             stamp.ctime.nanos
-        ));
+        );
     }
     let text =
         format!("{HEADER} {} {} {}\n{text}", scanned_at.secs, scanned_at.nanos, blake3::hash(text.as_bytes()).to_hex());
