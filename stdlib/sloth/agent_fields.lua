@@ -86,6 +86,10 @@ end
 --- `agent` names one of the group's agents; `delegate_to` (the task's, else the group's) is an
 --- address used as is.
 function M.resolve_target(self, group, task, group_delegate)
+  -- Most tasks run here: nothing to look up (or allocate) for them.
+  if task.agent == nil and not task.delegate_to and not group_delegate then
+    return
+  end
   local where = { group = group.name, task = task.name, field = "agent" }
   local known = sorted_keys(group.agents)
   local function unknown(name)

@@ -62,12 +62,11 @@ local function error_text(err)
   return (tostring(err):gsub("^runtime error: ", ""))
 end
 
-local function run_function(task, params, deps)
-  local results = table.pack(xpcall(task.command, user_traceback, params, deps))
-  if not results[1] then
-    return false, error_text(results[2])
+--- Checks what a command function returned (`called` is xpcall's first result).
+local function function_results(called, ok, message, outputs)
+  if not called then
+    return false, error_text(ok)
   end
-  local ok, message, outputs = results[2], results[3], results[4]
   if type(ok) ~= "boolean" then
     return false, string.format(
       "the command function must return a boolean first (ok, msg, outputs), got %s", type(ok))
@@ -79,6 +78,10 @@ local function run_function(task, params, deps)
     message = tostring(message)
   end
   return ok, message, outputs or {}
+end
+
+local function run_function(task, params, deps)
+  return function_results(xpcall(task.command, user_traceback, params, deps))
 end
 
 local function run_shell(task, workdir)

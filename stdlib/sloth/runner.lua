@@ -11,6 +11,9 @@ local workdirs = require("sloth.workdirs")
 
 local M = {}
 
+--- What a task nobody depends on iterates over (never modified).
+local NONE = {}
+
 --- The job body: one task's life, in its own coroutine whose context is the task's.
 local function task_job(task, deps, workdir, life)
   local started = core.now()
@@ -95,7 +98,7 @@ local function run_group(step, workdir, opts, run)
       state[i] = "done"
     end
     local status = result.status
-    for _, d in ipairs(dependents[task.name] or {}) do
+    for _, d in ipairs(dependents[task.name] or NONE) do
       if status == "failed" or status == "aborted" then
         block(d, string.format("dependency '%s' failed", task.name))
       elseif status == "skipped" then
@@ -132,7 +135,7 @@ local function run_group(step, workdir, opts, run)
     for _, dep in ipairs(task.depends_on) do
       deps[dep] = results[dep].outputs
     end
-    for failed, info in pairs(triggered[task.name] or {}) do
+    for failed, info in pairs(triggered[task.name] or NONE) do
       deps[failed] = info
     end
     local context = { group = group.name, task = task.name, prefix = ref(task), workdir = workdir, env = task.env }
@@ -173,6 +176,7 @@ local function run_group(step, workdir, opts, run)
     return top
   end
 
+  local ids = {} -- the running jobs' ids, refilled before each wait
   while true do
     -- Start (or skip) what can be, earliest declared first, until nothing is left to do.
     while not run.aborted_by do
@@ -200,11 +204,15 @@ local function run_group(step, workdir, opts, run)
     if next(running) == nil then
       break
     end
-    local ids = {}
+    local n = 0
     for id in pairs(running) do
-      ids[#ids + 1] = id
+      n = n + 1
+      ids[n] = id
     end
-    local id, job_ok, result = core.wait_any(table.unpack(ids))
+    for i = n + 1, #ids do
+      ids[i] = nil
+    end
+    local id, job_ok, result = core.wait_any(table.unpack(ids, 1, n))
     local task = running[id]
     running[id] = nil
     if not task.async then

@@ -6,6 +6,10 @@ local tables = require("sloth.tables")
 
 local M = {}
 
+--- The empty list of names a task gets for a list field it does not set; shared by every such
+--- task, so never modified.
+M.NO_NAMES = {}
+
 --- Longest pause between attempts, whatever `retry_delay` and the attempt number say.
 M.MAX_RETRY_DELAY = 60
 
@@ -51,6 +55,8 @@ local function hook(add, field, value)
   return nil
 end
 
+local LIST_FIELDS = { "artifacts", "consumes" }
+
 --- Reads the lifecycle fields of `raw` into `task`.
 ---@param add fun(field: string, problem: string)
 function M.read(add, raw, task)
@@ -81,9 +87,9 @@ function M.read(add, raw, task)
   if raw.post_exec ~= nil then
     task.post_exec = hook(add, "post_exec", raw.post_exec)
   end
-  task.next_if_fail = {}
+  task.next_if_fail = M.NO_NAMES
   if raw.next_if_fail ~= nil then
-    task.next_if_fail = names(raw.next_if_fail) or {}
+    task.next_if_fail = names(raw.next_if_fail) or M.NO_NAMES
     if not names(raw.next_if_fail) then
       add("next_if_fail", "must be a task name or a list of task names")
     end
@@ -96,8 +102,8 @@ function M.read(add, raw, task)
       add("async", "must be a boolean, got " .. type(raw.async))
     end
   end
-  for _, field in ipairs({ "artifacts", "consumes" }) do
-    task[field] = {}
+  for _, field in ipairs(LIST_FIELDS) do
+    task[field] = M.NO_NAMES
     if raw[field] ~= nil then
       local list = names(raw[field])
       if list then

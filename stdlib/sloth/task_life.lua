@@ -62,7 +62,8 @@ end
 --- "succeeded", "failed", "skipped" (run_if) or "aborted" (abort_if).
 ---@param life sloth.TaskLife
 function M.run(task, deps, workdir, life)
-  local params = execute.params(task, workdir)
+  -- The conditions' params, made only when there is a condition to call.
+  local params = (task.abort_if or task.run_if) and execute.params(task, workdir)
   if task.abort_if then
     local yes, err = condition("abort_if", task.abort_if, params, deps, workdir)
     if err then
@@ -88,10 +89,13 @@ function M.run(task, deps, workdir, life)
 
   local total = task.retries + 1
   local ok, message, outputs, n
-  local info = { number = 1, failures = {} }
+  -- What a dispatch policy learns about earlier attempts; a local task has no policy.
+  local info = task.remote and { number = 1, failures = {} }
   for i = 1, total do
     n = i
-    info.number = i
+    if info then
+      info.number = i
+    end
     ok, message, outputs = attempt(task, deps, workdir, info)
     if ok then
       break

@@ -36,12 +36,31 @@ local SYNC_BACK = { on_success = true, always = true, never = true }
 local sorted_keys = tables.sorted_keys
 local is_list_of_strings = tables.is_list_of_strings
 
+--- Where a field of a task or of a group is (the `where` of `known_fields`).
+local function task_field(field, group, task)
+  return { group = group, task = task, field = field }
+end
+local function group_field(field, group)
+  return { group = group, field = field }
+end
+
+--- Defaults shared by every task that does not set the field: never modified (a task that
+--- sets one gets its own table), so 100,000 tasks do not make 100,000 empty tables each.
+local NO_NAMES = task_fields.NO_NAMES
+local NO_ENV = {}
+local DEFAULT_WORKSPACE = { sync_back = "on_success", exclude = NO_NAMES, setuid = false, same_path = false }
+
 --- A validation pass over one pipeline: collects problems instead of stopping at the first.
 local Checker = {}
 Checker.__index = Checker
 
 local function new_checker(file, opts)
-  return setmetatable({ file = file, problems = {}, opts = opts or {} }, Checker)
+  local checker = setmetatable({ file = file, problems = {}, opts = opts or {} }, Checker)
+  --- `add(field, problem)` for the task being read (`at_group`, `at_task`).
+  checker.add_task_problem = function(field, problem)
+    checker:add(task_field(field, checker.at_group, checker.at_task), problem)
+  end
+  return checker
 end
 
 function Checker:add(where, problem)
@@ -50,8 +69,9 @@ function Checker:add(where, problem)
 end
 
 --- Reports every key of `raw` that `known` does not list (or lists as false: a field of the
---- language this version does not handle). `where(field)` locates a field.
-function Checker:known_fields(raw, known, where)
+--- language this version does not handle). `where(field, ...)` locates a field (the extra
+--- arguments spare a closure per table read).
+function Checker:known_fields(raw, known, where, ...)
   -- Sorted only when there is something to report (in a stable order).
   local odd
   for field in pairs(raw) do
@@ -65,13 +85,12 @@ function Checker:known_fields(raw, known, where)
   end
   for _, field in ipairs(sorted_keys(odd)) do
     if known[field] == nil then
-      self:add(where(tostring(field)), "unknown field")
+      self:add(where(tostring(field), ...), "unknown field")
     else
-      self:add(where(tostring(field)), "is not supported by this version of sloth-runner")
+      self:add(where(tostring(field), ...), "is not supported by this version of sloth-runner")
     end
   end
 end
-
 
 --- Reads one task table into its normalized form.
 function Checker:task(group_name, raw, position, key_name)
@@ -80,16 +99,14 @@ function Checker:task(group_name, raw, position, key_name)
     self:add({ group = group_name, task = where_task }, "must be a table, got " .. type(raw))
     return nil
   end
-  local task = { index = position, group = group_name, env = {}, depends_on = {}, pipeline_file = self.file }
+  local task = { index = position, group = group_name, env = NO_ENV, depends_on = NO_NAMES, pipeline_file = self.file }
   local merged, uses_problem = task_fields.apply_uses(raw)
   if not merged then
     self:add({ group = group_name, task = where_task, field = "uses" }, uses_problem)
     return nil
   end
   raw = merged
-  self:known_fields(raw, M.TASK_FIELDS, function(field)
-    return { group = group_name, task = where_task, field = field }
-  end)
+  self:known_fields(raw, M.TASK_FIELDS, task_field, group_name, where_task)
 
   local name = raw.name
   if key_name ~= nil then
@@ -105,25 +122,24 @@ function Checker:task(group_name, raw, position, key_name)
     return nil
   end
   task.name = name
-  local where = function(field)
-    return { group = group_name, task = name, field = field }
-  end
+  -- Problems of this task's fields, reported through one closure per checker.
+  self.at_group, self.at_task = group_name, name
 
   if raw.description ~= nil and type(raw.description) ~= "string" then
-    self:add(where("description"), "must be a string, got " .. type(raw.description))
+    self:add(task_field("description", group_name, name), "must be a string, got " .. type(raw.description))
   end
   task.description = raw.description
 
   local command = raw.command
   if command == nil then
-    self:add(where("command"), "is missing (a shell string or a function)")
+    self:add(task_field("command", group_name, name), "is missing (a shell string or a function)")
   elseif type(command) ~= "string" and type(command) ~= "function" then
-    self:add(where("command"), "must be a shell string or a function, got " .. type(command))
+    self:add(task_field("command", group_name, name), "must be a shell string or a function, got " .. type(command))
   end
   task.command = command
 
   if raw.params ~= nil and type(raw.params) ~= "table" then
-    self:add(where("params"), "must be a table, got " .. type(raw.params))
+    self:add(task_field("params", group_name, name), "must be a table, got " .. type(raw.params))
   end
   task.params = raw.params or {}
 
@@ -134,49 +150,48 @@ function Checker:task(group_name, raw, position, key_name)
     if is_list_of_strings(deps) then
       task.depends_on = deps
     else
-      self:add(where("depends_on"), "must be a task name or a list of task names")
+      self:add(task_field("depends_on", group_name, name), "must be a task name or a list of task names")
     end
   end
 
-  task_fields.read(function(field, problem)
-    self:add(where(field), problem)
-  end, raw, task)
+  task_fields.read(self.add_task_problem, raw, task)
 
   task.agent = raw.agent
   if raw.agent ~= nil and type(raw.agent) ~= "string" and not is_list_of_strings(raw.agent)
     and not (type(raw.agent) == "table" and type(raw.agent.labels) == "table") then
-    self:add(where("agent"), "must be an agent name, a list of names, \"*\" or { labels = { key = \"value\" } }")
+    self:add(task_field("agent", group_name, name), "must be an agent name, a list of names, \"*\" or { labels = { key = \"value\" } }")
   end
   if raw.delegate_to ~= nil then
-    task.delegate_to = agent_fields.delegate(self, where("delegate_to"), raw.delegate_to)
+    task.delegate_to = agent_fields.delegate(self, task_field("delegate_to", group_name, name), raw.delegate_to)
   end
-  task.workspace = { sync_back = "on_success", exclude = {}, setuid = false, same_path = false }
+  task.workspace = DEFAULT_WORKSPACE
   if raw.workspace ~= nil then
+    task.workspace = { sync_back = "on_success", exclude = NO_NAMES, setuid = false, same_path = false }
     if type(raw.workspace) ~= "table" then
-      self:add(where("workspace"), "must be a table { exclude = {globs}, sync_back = ..., setuid = bool, same_path = bool }, got " .. type(raw.workspace))
+      self:add(task_field("workspace", group_name, name), "must be a table { exclude = {globs}, sync_back = ..., setuid = bool, same_path = bool }, got " .. type(raw.workspace))
     else
       for key, value in pairs(raw.workspace) do
         if key == "exclude" then
           if is_list_of_strings(value) then
             task.workspace.exclude = value
           else
-            self:add(where("workspace.exclude"), "must be a list of glob strings")
+            self:add(task_field("workspace.exclude", group_name, name), "must be a list of glob strings")
           end
         elseif key == "sync_back" then
           if SYNC_BACK[value] then
             task.workspace.sync_back = value
           else
-            self:add(where("workspace.sync_back"), string.format(
+            self:add(task_field("workspace.sync_back", group_name, name), string.format(
               "must be \"on_success\", \"always\" or \"never\", got %s", tostring(value)))
           end
         elseif key == "setuid" or key == "same_path" then
           if type(value) == "boolean" then
             task.workspace[key] = value
           else
-            self:add(where("workspace." .. key), "must be true or false, got " .. type(value))
+            self:add(task_field("workspace." .. key, group_name, name), "must be true or false, got " .. type(value))
           end
         else
-          self:add(where("workspace." .. tostring(key)), "unknown field")
+          self:add(task_field("workspace." .. tostring(key), group_name, name), "unknown field")
         end
       end
     end
@@ -184,12 +199,13 @@ function Checker:task(group_name, raw, position, key_name)
 
   if raw.env ~= nil then
     if type(raw.env) ~= "table" then
-      self:add(where("env"), "must be a table of NAME = value, got " .. type(raw.env))
+      self:add(task_field("env", group_name, name), "must be a table of NAME = value, got " .. type(raw.env))
     else
+      task.env = {}
       for k, v in pairs(raw.env) do
         local tv = type(v)
         if type(k) ~= "string" or (tv ~= "string" and tv ~= "number" and tv ~= "boolean") then
-          self:add(where("env"), string.format("entry '%s' must map a name to a string, number or boolean", tostring(k)))
+          self:add(task_field("env", group_name, name), string.format("entry '%s' must map a name to a string, number or boolean", tostring(k)))
         else
           task.env[k] = tostring(v)
         end
@@ -208,9 +224,7 @@ function Checker:group(name, raw, base_dir)
     self:add({ group = name }, "must be a table, got " .. type(raw))
     return nil
   end
-  self:known_fields(raw, M.GROUP_FIELDS, function(field)
-    return { group = name, field = field }
-  end)
+  self:known_fields(raw, M.GROUP_FIELDS, group_field, name)
   local group = { name = name, description = raw.description, tasks = {}, by_name = {}, agents = {} }
   if raw.description ~= nil and type(raw.description) ~= "string" then
     self:add({ group = name, field = "description" }, "must be a string, got " .. type(raw.description))
@@ -254,8 +268,9 @@ function Checker:group(name, raw, base_dir)
   end
 
   -- A list keeps declaration order; a map (name = task) has none, so it runs in name order.
+  -- The entries as parallel lists (no table per task): raw task, position, map key.
   local is_list = #tasks > 0 or next(tasks) == nil
-  local entries = {}
+  local raws, positions, keys = {}, {}, {}
   if is_list then
     for key in pairs(tasks) do
       if math.type(key) ~= "integer" then
@@ -264,15 +279,15 @@ function Checker:group(name, raw, base_dir)
       end
     end
     for i, raw_task in ipairs(tasks) do
-      entries[#entries + 1] = { raw = raw_task }
-      entries[#entries].position = i
+      raws[i], positions[i] = raw_task, i
     end
   else
     for i, key in ipairs(sorted_keys(tasks)) do
       if type(key) ~= "string" then
         self:add({ group = name, field = "tasks" }, "map keys must be task names, got " .. type(key))
       else
-        entries[#entries + 1] = { raw = tasks[key], position = i, key = key }
+        local n = #raws + 1
+        raws[n], positions[n], keys[n] = tasks[key], i, key
       end
     end
   end
@@ -281,22 +296,22 @@ function Checker:group(name, raw, base_dir)
   -- whole pipeline for every task would make a task's cost grow with the pipeline.
   local only = self.opts.only
   if only then
-    local wanted = {}
-    for _, entry in ipairs(entries) do
-      local raw_task = entry.raw
+    local wanted_raws, wanted_positions, wanted_keys = {}, {}, {}
+    for i, raw_task in ipairs(raws) do
       local uses = type(raw_task) == "table" and type(raw_task.uses) == "table" and raw_task.uses or nil
-      local known = entry.key
+      local known = keys[i]
         or (type(raw_task) == "table" and type(raw_task.name) == "string" and raw_task.name)
         or (uses and type(uses.name) == "string" and uses.name)
       if known == nil or known == only.task then
-        wanted[#wanted + 1] = entry
+        local n = #wanted_raws + 1
+        wanted_raws[n], wanted_positions[n], wanted_keys[n] = raw_task, positions[i], keys[i]
       end
     end
-    entries = wanted
+    raws, positions, keys = wanted_raws, wanted_positions, wanted_keys
   end
 
-  for _, entry in ipairs(entries) do
-    local task = self:task(name, entry.raw, entry.position, entry.key)
+  for i = 1, #raws do
+    local task = self:task(name, raws[i], positions[i], keys[i])
     if task then
       if group.by_name[task.name] then
         self:add({ group = name, task = task.name, field = "name" }, "duplicate task name")
@@ -326,14 +341,18 @@ function Checker:group(name, raw, base_dir)
     group.handlers = {}
     return group
   end
+  local by_name = group.by_name
   for _, task in ipairs(group.tasks) do
-    for _, field in ipairs({ "depends_on", "next_if_fail" }) do
-      for _, other in ipairs(task[field]) do
-        if not group.by_name[other] then
-          self:add({ group = name, task = task.name, field = field }, string.format("unknown task '%s'", other))
-        elseif other == task.name and field == "next_if_fail" then
-          self:add({ group = name, task = task.name, field = field }, "a task cannot handle its own failure")
-        end
+    for _, other in ipairs(task.depends_on) do
+      if not by_name[other] then
+        self:add({ group = name, task = task.name, field = "depends_on" }, string.format("unknown task '%s'", other))
+      end
+    end
+    for _, other in ipairs(task.next_if_fail) do
+      if not by_name[other] then
+        self:add({ group = name, task = task.name, field = "next_if_fail" }, string.format("unknown task '%s'", other))
+      elseif other == task.name then
+        self:add({ group = name, task = task.name, field = "next_if_fail" }, "a task cannot handle its own failure")
       end
     end
   end

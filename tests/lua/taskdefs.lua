@@ -10,6 +10,21 @@ assert(p.group_names[1] == "g")
 assert(p.groups.g.tasks[2].depends_on[1] == "one")
 assert(p.groups.g.tasks[2].env.N == "1" and p.groups.g.tasks[2].env.B == "true")
 
+-- Tasks that leave a field out share its default; one that sets it never changes another's.
+local shared = taskdefs.from_value({ g = { tasks = {
+  { name = "a", command = "true" },
+  { name = "b", command = "true", env = { X = 1 }, workspace = { exclude = { "*.o" }, setuid = true },
+    next_if_fail = "a", artifacts = "out/*" },
+  { name = "c", command = "true" },
+} } }, "p.lua").groups.g.tasks
+for _, i in ipairs({ 1, 3 }) do
+  local task = shared[i]
+  assert(next(task.env) == nil and #task.depends_on == 0 and #task.next_if_fail == 0 and #task.artifacts == 0)
+  assert(#task.workspace.exclude == 0 and task.workspace.setuid == false and task.workspace.sync_back == "on_success")
+end
+assert(shared[2].env.X == "1" and shared[2].workspace.exclude[1] == "*.o" and shared[2].workspace.setuid == true)
+assert(shared[2].workspace.sync_back == "on_success" and shared[2].next_if_fail[1] == "a")
+
 local map = taskdefs.from_value({ g = { tasks = { b = { command = "true" }, a = { command = "true" } } } }, "p.lua")
 assert(map.groups.g.tasks[1].name == "a" and map.groups.g.tasks[2].name == "b")
 
