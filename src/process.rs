@@ -17,6 +17,13 @@ use tokio::process::{Child, Command};
 /// How long a timed-out process group gets between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_millis(500);
 
+/// [`umask`] as it was first read: for a process that never changes its own (the master,
+/// whose tasks change only theirs), read once rather than for every task.
+pub fn umask_at_start() -> Option<u32> {
+    static AT_START: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *AT_START.get_or_init(umask)
+}
+
 /// This process's umask, read without changing it (`/proc/self/status`, Linux 4.7 and later);
 /// None where it cannot be read.
 pub fn umask() -> Option<u32> {

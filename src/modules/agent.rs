@@ -145,7 +145,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         deps_json: lua_json::lua_to_bytes(&lua, request.get("deps")?, "the dependencies' outputs")?,
         values_json: lua_json::lua_to_bytes(&lua, request.get("values")?, "values")?,
         setuid: request.get::<Option<bool>>("setuid")?.unwrap_or(false),
-        umask: crate::process::umask(),
+        umask: crate::process::umask_at_start(),
         same_path: None,
         workspace: String::new(),
     };
@@ -238,14 +238,18 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
 /// else its host name) and the workspace's physical path.
 fn workspace_identity(root: &std::path::Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    let machine = std::fs::read("/etc/machine-id")
-        .ok()
-        .filter(|id| !id.is_empty())
-        .or_else(|| std::fs::read("/proc/sys/kernel/hostname").ok())
-        .unwrap_or_default();
+    // Read once: which machine this is does not change while the master runs.
+    static MACHINE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let machine = MACHINE.get_or_init(|| {
+        std::fs::read("/etc/machine-id")
+            .ok()
+            .filter(|id| !id.is_empty())
+            .or_else(|| std::fs::read("/proc/sys/kernel/hostname").ok())
+            .unwrap_or_default()
+    });
     let physical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&machine);
+    hasher.update(machine);
     hasher.update(b"\0");
     hasher.update(physical.as_os_str().as_bytes());
     hasher.finalize().to_hex().to_string()

@@ -93,14 +93,15 @@ pub fn apply_observed(
     limits: &Limits,
     observer: &mut dyn FnMut(Step<'_>),
 ) -> Result<ApplyReport, WorkspaceError> {
-    for note in recover(root)? {
-        tracing::warn!(root = %root.display(), "{note}");
-    }
-    // A task that changed nothing (most of them) costs no staging directory and no journal.
+    // A task that changed nothing (most of them) touches nothing here, reads nothing here:
+    // no staging directory, no journal, no look for an interrupted apply.
     let (empty, changes) =
         peek_empty(changes).map_err(|source| WorkspaceError::Io { path: root.to_path_buf(), source })?;
     if empty && deleted.is_empty() {
         return Ok(ApplyReport::default());
+    }
+    for note in recover(root)? {
+        tracing::warn!(root = %root.display(), "{note}");
     }
     let staging = Staging::create(root)?;
     let journal = Journal::create(&staging)?;
