@@ -10,6 +10,9 @@ agent = {}
 ---@field tasks_in_flight integer
 ---@field files_written integer files written into task trees since the agent started
 ---@field trees_reused integer tasks given the tree an earlier task of their workspace left
+---@field contents_requested integer file contents the agent asked masters for since it started
+---@field bytes_received integer bytes of workspace (contents or whole archives) received since it started
+---@field bytes_sent integer bytes of changes sent back since it started
 
 ---@class agent.Result
 ---@field ok boolean

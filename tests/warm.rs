@@ -325,3 +325,24 @@ fn what_a_task_made_does_not_travel_back_up_for_the_next_task() {
         assert_eq!(after.bytes_received, before.bytes_received, "round {round}: nothing went up");
     }
 }
+
+#[test]
+fn lua_sees_the_agents_counters() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 3, "echo made > made.txt", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let test = test.write(
+        "info.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = \"i\", command = function()\n\
+             local info = agent.connect(\"{}\"):info()\n\
+             print(string.format(\"asked=%d up=%s down=%s written=%d\", info.contents_requested,\n\
+               tostring(info.bytes_received > 0), tostring(info.bytes_sent > 0), info.files_written))\n\
+             return true end }} }} }} }}\n",
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "info.lua"]).expect_code(0);
+    let expected = format!("asked={} up=true down=true written=", info(&agent).contents_requested);
+    assert!(run.stdout.contains(&expected), "{}\n{}", run.stdout, run.stderr);
+}

@@ -107,6 +107,9 @@ impl UserData for ClientData {
             table.set("tasks_in_flight", info.tasks_in_flight)?;
             table.set("files_written", info.files_written)?;
             table.set("trees_reused", info.trees_reused)?;
+            table.set("contents_requested", info.contents_requested)?;
+            table.set("bytes_received", info.bytes_received)?;
+            table.set("bytes_sent", info.bytes_sent)?;
             Ok(table)
         });
         methods.add_async_method("execute", |lua, this, (request, options): (Table, Option<Table>)| async move {
