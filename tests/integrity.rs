@@ -471,6 +471,37 @@ fn two_concurrent_tasks_creating_the_same_directory_both_apply() {
 }
 
 #[test]
+fn many_new_directories_apply_under_a_small_descriptor_limit() {
+    let agent = Agent::start(&["--max-tasks", "3"]);
+    let make = |name: &str| format!("for i in $(seq 300); do mkdir -p {name}/$i && echo $i > {name}/$i/f; done");
+    let (a, b, c) = (make("a"), make("b"), make("c"));
+    let test = workspace(&agent, &[("a", &a), ("b", &b), ("c", &c)]);
+    // The master under a descriptor limit as small as some systems' default: applying
+    // hundreds of new directories at once must not need a descriptor each.
+    let mut master = Command::new("sh");
+    master
+        .current_dir(test.path())
+        .args(["-c", "ulimit -n 128 && exec \"$0\" run tasks.lua --jobs 3"])
+        .arg(crate::support::binary());
+    let run = Run::of(master);
+    for task in ["a", "b", "c"] {
+        assert_succeeded(&run, task);
+    }
+    for name in ["a", "b", "c"] {
+        for i in [1, 150, 300] {
+            assert_eq!(test.read(&format!("ws/{name}/{i}/f")), format!("{i}\n"), "{}", show(&run));
+        }
+    }
+    let stray: Vec<_> = std::fs::read_dir(ws(&test))
+        .expect("list")
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(".sloth"))
+        .map(|entry| entry.file_name())
+        .collect();
+    assert!(stray.is_empty(), "no staging left: {stray:?}");
+}
+
+#[test]
 fn two_concurrent_tasks_writing_one_file_differently_conflict_and_only_one_applies_whole() {
     let agent = Agent::start(&["--max-tasks", "2"]);
     let scratch = tempfile::tempdir().expect("tempdir");

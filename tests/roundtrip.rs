@@ -458,6 +458,32 @@ fn undoing_never_overwrites_what_was_saved_here_meanwhile() {
     assert_eq!(std::fs::read_to_string(master.join("a.txt")).expect("read"), "saved here");
     assert_eq!(std::fs::read_to_string(master.join("b.txt")).expect("read"), "edited here");
     assert_eq!(std::fs::read_to_string(master.join("c.txt")).expect("read"), "c0", "the deletion was taken back");
+    // The original a.txt stays where the message says, whatever looks for interrupted applies
+    // next (and no snapshot ships it).
+    let kept = |master: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(master)
+            .expect("list")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.file_name().is_some_and(|name| name.to_string_lossy().starts_with(".sloth-kept-")))
+            .collect()
+    };
+    let aside = kept(master);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(message.contains(&aside[0].display().to_string()), "{message}");
+    sloth_runner::workspace::recover(master).expect("recover");
+    let snapshot = Manifest::scan(master, &Filter::builtin()).expect("scan");
+    assert!(
+        snapshot.entries.keys().all(|path| !path.to_string().starts_with(".sloth")),
+        "{:?}",
+        snapshot.entries.keys()
+    );
+    let originals: Vec<String> = std::fs::read_dir(&aside[0])
+        .expect("the kept directory is still there")
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .collect();
+    assert!(originals.contains(&"a0".to_owned()), "the original a.txt is kept: {originals:?}");
 }
 
 #[test]

@@ -225,6 +225,10 @@ impl Agent for AgentService {
                     let kept = cache.adopt(tree, built, after);
                     if kept > 0 {
                         tracing::debug!(contents = kept, "contents the task made kept in the cache");
+                        // Within --cache-max now, not when the next task comes.
+                        if let Err(error) = cache.trim() {
+                            tracing::warn!(%error, "cannot trim the cache");
+                        }
                     }
                 }
                 if let (Some(trees), Some(lease)) = (trees, lease) {

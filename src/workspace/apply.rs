@@ -127,7 +127,6 @@ pub fn apply_observed(
         unlinked: Vec::new(),
         journal,
         trashed: 0,
-        made_dirs: Vec::new(),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
@@ -136,7 +135,7 @@ pub fn apply_observed(
         .check(&deletions)
         .and_then(|()| apply.run(&deletions, observer))
         .map(|report| ApplyReport { stripped, ..report });
-    let Apply { root: root_dir, trash, journal, made_dirs, .. } = apply;
+    let Apply { root: root_dir, trash, journal, .. } = apply;
     let error = match result {
         Ok(report) => {
             journal.commit()?;
@@ -147,7 +146,6 @@ pub fn apply_observed(
         Err(error) => error.no_space_while("applying changes to"),
     };
     let kept = journal.undo(&root_dir, &trash);
-    drop(made_dirs);
     if kept.is_empty() {
         return Err(error);
     }
@@ -158,9 +156,6 @@ pub fn apply_observed(
         kept: format!("{} in {}", kept.join(", "), staging.display()),
     })
 }
-
-/// The most directories one apply holds open (see [`Apply::make_dir`]).
-const MAX_HELD_DIRS: usize = 256;
 
 /// The compressed archives read ahead to tell an empty one (a task that changed nothing):
 /// gzip of an empty tar is a few dozen bytes.
@@ -197,8 +192,6 @@ struct Apply<'a> {
     unlinked: Vec<RelPath>,
     journal: Journal,
     trashed: u64,
-    /// The directories this apply made, held open (see [`Apply::make_dir`]).
-    made_dirs: Vec<std::fs::File>,
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.
@@ -434,16 +427,13 @@ impl Apply<'_> {
     fn make_dir(&mut self, path: &RelPath, set: u32) -> Result<(), WorkspaceError> {
         let made = self.next_trash();
         self.trash.mkdir(&made, 0o700, false)?;
-        // Held open until the apply is over, so that its inode number cannot be freed and
-        // given to a directory made here meanwhile: an undo that finds it is sure it is ours.
-        // (Best effort, and bounded: descriptors are a limited resource.)
-        if self.made_dirs.len() < MAX_HELD_DIRS
-            && let Ok(dir) = std::fs::File::open(self.trash.display(&made))
-        {
-            self.made_dirs.push(dir);
-        }
         let ino = self.trash.lstat(&made)?.map_or(0, |stat| stat.stamp.ino);
         self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })?;
+        // Its inode number may be given to a directory made here after this one is gone: its
+        // birth time tells them apart, where the filesystem keeps one.
+        if let Some(at) = self.trash.born(&made) {
+            self.journal.record(Undo::Born { path: path.clone(), at })?;
+        }
         match self.root.rename_from(&self.trash, &made, path, true) {
             Err(WorkspaceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
                 self.trash.rmdir(&made)?;

@@ -159,6 +159,9 @@ enum Blocked {
     /// A component is a symlink or not a directory: the path does not exist beneath the root
     /// as a place to read or write.
     Through { component: RelPath, link: bool },
+    /// A component could not be opened for another reason (out of file descriptors, no
+    /// permission): not an answer about the path, an error.
+    Failed { component: RelPath, errno: Errno },
 }
 
 /// An open directory that every operation stays beneath.
@@ -255,6 +258,9 @@ impl Root {
             let fd = match opened {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => return Err(Blocked::Missing),
+                Err(errno) if !matches!(errno, Errno::ENOTDIR | Errno::ELOOP) => {
+                    return Err(Blocked::Failed { component: here, errno });
+                }
                 Err(_) => {
                     let link = nix::sys::stat::fstatat(at, os(name), AtFlags::AT_SYMLINK_NOFOLLOW)
                         .is_ok_and(|stat| Stat::from_file_stat(&stat).kind == Kind::Symlink);
@@ -281,6 +287,9 @@ impl Root {
             Blocked::Missing => "its directory does not exist".to_owned(),
             Blocked::Through { component, link: true } => format!("writes through the symlink '{component}'"),
             Blocked::Through { component, link: false } => format!("its parent '{component}' is not a directory"),
+            Blocked::Failed { component, errno } => {
+                return WorkspaceError::Io { path: PathBuf::from(component.to_string()), source: errno.into() };
+            }
         };
         WorkspaceError::UnsafeEntry { entry: path.to_string(), reason }
     }
@@ -296,6 +305,15 @@ impl Root {
         self.with_parent(path, create, f).map_err(|blocked| Self::refused(path, blocked))?
     }
 
+    /// When the directory at `path` was made (its birth time), where the filesystem records
+    /// it; None otherwise, or when `path` is not a directory here.
+    pub fn born(&self, path: &RelPath) -> Option<Timestamp> {
+        let fd = self.resolve_dir(path, false).ok()?;
+        let created = File::from(fd).metadata().ok()?.created().ok()?;
+        let since = created.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(Timestamp::new(i64::try_from(since.as_secs()).ok()?, i64::from(since.subsec_nanos())))
+    }
+
     /// The entry at `path`, not following it; None when there is none beneath the root (also
     /// when a parent is missing, a file, or a symlink: the path then names nothing here).
     pub fn lstat(&self, path: &RelPath) -> Result<Option<Stat>, WorkspaceError> {
@@ -308,6 +326,7 @@ impl Root {
         });
         match found {
             Ok(result) => result,
+            Err(blocked @ Blocked::Failed { .. }) => Err(Self::refused(path, blocked)),
             Err(_) => Ok(None),
         }
     }

@@ -199,7 +199,7 @@ impl BlobCache {
             if *size > self.max_bytes / 4 {
                 continue;
             }
-            match self.adopt_one(&tree, path, hash) {
+            match self.adopt_one(&tree, path, hash, *size) {
                 Ok(true) => kept += 1,
                 Ok(false) => {}
                 Err(error) => tracing::debug!(%path, %error, "a content the task made is not kept"),
@@ -213,12 +213,20 @@ impl BlobCache {
         tree: &super::beneath::Root,
         path: &RelPath,
         hash: &blake3::Hash,
+        size: u64,
     ) -> Result<bool, WorkspaceError> {
-        let mut file = tree.open_file(path)?;
+        let file = tree.open_file(path)?;
+        let shown = tree.display(path);
+        // A regular file of the size scanned, read no further than that: a file something
+        // still writes to (or made sparse and huge since) is not copied past it.
+        let meta = file.metadata().map_err(WorkspaceError::io(&shown))?;
+        if !meta.is_file() || meta.len() != size {
+            return Ok(false);
+        }
         let temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(WorkspaceError::io(&self.dir))?;
         let mut writer = HashingWriter { inner: temp.as_file(), hasher: blake3::Hasher::new() };
-        let copied = std::io::copy(&mut file, &mut writer).map_err(WorkspaceError::io(&tree.display(path)))?;
-        if writer.hasher.finalize() != *hash {
+        let copied = std::io::copy(&mut file.take(size + 1), &mut writer).map_err(WorkspaceError::io(&shown))?;
+        if copied != size || writer.hasher.finalize() != *hash {
             return Ok(false);
         }
         let target = self.path(hash);
@@ -425,6 +433,24 @@ mod tests {
     use crate::workspace::blob_pack::pack_blobs;
     use crate::workspace::timestamp::Timestamp;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_task_made_content_is_adopted_only_as_scanned_and_only_if_new() {
+        let tree = tempfile::tempdir().expect("tempdir");
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        std::fs::write(tree.path().join("kept.txt"), "was there").expect("write");
+        let before = Manifest::scan(tree.path(), &Filter::builtin()).expect("scan");
+        std::fs::write(tree.path().join("made.txt"), "made by the task").expect("write");
+        let after = Manifest::scan(tree.path(), &Filter::builtin()).expect("scan");
+        // Grown since the scan (something still writes to it): not copied.
+        std::fs::write(tree.path().join("made.txt"), "made by the task, and more").expect("grow");
+        assert_eq!(cache.adopt(tree.path(), &before, &after), 0);
+        std::fs::write(tree.path().join("made.txt"), "made by the task").expect("back");
+        assert_eq!(cache.adopt(tree.path(), &before, &after), 1, "the new content only");
+        assert!(cache.missing_of(&[blake3::hash(b"made by the task")]).is_empty());
+        assert_eq!(cache.adopt(tree.path(), &before, &after), 0, "once");
+    }
 
     #[test]
     fn a_workspace_round_trips_through_blobs_and_the_cache_dedups() {

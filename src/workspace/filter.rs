@@ -12,9 +12,9 @@ use super::rel_path::RelPath;
 /// Name of the ignore file read at the workspace root.
 pub const IGNORE_FILE: &str = ".slothignore";
 
-/// Always excluded, at the root only: run state beside the pipeline and staging dirs of
-/// changes being applied. (A `.sloth` deeper down is an ordinary directory and travels.)
-const BUILTIN: &[&str] = &["/.sloth", "/.sloth-apply-*", "/.sloth-staging-*"];
+/// Always excluded, at the root only: run state beside the pipeline, staging dirs of changes
+/// being applied, and originals an apply could not put back. (A `.sloth` deeper down is an ordinary directory and travels.)
+const BUILTIN: &[&str] = &["/.sloth", "/.sloth-apply-*", "/.sloth-staging-*", "/.sloth-kept-*"];
 
 /// Which paths a workspace leaves out. It remembers the patterns it was made from, so the
 /// same rules can be sent to an agent rather than read again from a file that may have

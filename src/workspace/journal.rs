@@ -29,6 +29,9 @@ pub const STAGING_PREFIX: &str = ".sloth-apply-";
 /// A staging directory is made under this name first ([`LockedDir`]): recovery never sees one
 /// that is live but not yet locked.
 const UNPUBLISHED_PREFIX: &str = ".sloth-staging-";
+/// A staging directory that holds originals an undo could not put back is renamed to
+/// `<root>/.sloth-kept-*`: recovery never looks there (they stay until the user has seen them).
+pub const KEPT_PREFIX: &str = ".sloth-kept-";
 
 /// An apply's staging directory inside the workspace, locked for the apply's whole life and
 /// removed when dropped, unless kept.
@@ -49,10 +52,11 @@ impl Staging {
         self.dir.path()
     }
 
-    /// Leaves the directory in place (it holds originals someone must see); returns where.
+    /// Leaves the directory (it holds originals someone must see) under a name recovery
+    /// never takes; returns where.
     pub fn keep(mut self) -> PathBuf {
         self.keep = true;
-        self.path().to_path_buf()
+        set_aside(self.path())
     }
 }
 
@@ -81,6 +85,9 @@ pub enum Undo {
     /// Not a step: what the apply left at `path`, written right after placing it, so that
     /// undo can tell it from a file saved there since (even in place, same inode).
     Placed { path: RelPath, stamp: Stamp },
+    /// Not a step: when the directory the apply made at `path` was made, so that undo can
+    /// tell it from one made there since that was given the same inode number.
+    Born { path: RelPath, at: Timestamp },
 }
 
 impl Undo {
@@ -101,6 +108,7 @@ impl Undo {
             Undo::Meta { path, mode, mtime, set } => {
                 format!("meta {} {mode} {} {} {set}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
+            Undo::Born { path, at } => format!("born {} {} {}", hex(path.as_bytes()), at.secs, at.nanos),
             Undo::Placed { path, stamp } => format!(
                 "placed {} {} {} {} {} {} {} {}",
                 hex(path.as_bytes()),
@@ -130,6 +138,7 @@ impl Undo {
             "remove" => {
                 Some(Undo::Remove { path: path(1)?, ino: fields.get(2)?.parse().ok()?, dir: *fields.get(3)? == "dir" })
             }
+            "born" => Some(Undo::Born { path: path(1)?, at: time(2)? }),
             "mkdir" => Some(Undo::Mkdir { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
             "meta" => Some(Undo::Meta {
                 path: path(1)?,
@@ -198,9 +207,16 @@ impl Journal {
 fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
     let mut kept = Vec::new();
     let mut placed_stamps: HashMap<RelPath, Stamp> = HashMap::new();
+    let mut births: HashMap<RelPath, Timestamp> = HashMap::new();
     for step in &steps {
-        if let Undo::Placed { path, stamp } = step {
-            placed_stamps.insert(path.clone(), *stamp);
+        match step {
+            Undo::Placed { path, stamp } => {
+                placed_stamps.insert(path.clone(), *stamp);
+            }
+            Undo::Born { path, at } => {
+                births.insert(path.clone(), *at);
+            }
+            _ => {}
         }
     }
     // Files whose link count this undo changed (a name of theirs taken back): their ctime moved
@@ -216,8 +232,18 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             None => here.ino == ino,
         };
     for step in steps.into_iter().rev() {
+        if matches!(step, Undo::Placed { .. } | Undo::Born { .. }) {
+            continue;
+        }
         root.forget();
-        let here = root.lstat(step_path(&step)).ok().flatten();
+        // What cannot be looked at cannot be put back safely: said, and kept.
+        let here = match root.lstat(step_path(&step)) {
+            Ok(here) => here,
+            Err(error) => {
+                kept.push(format!("'{}' (could not be looked at: {error})", step_path(&step)));
+                continue;
+            }
+        };
         if let Some(stat) = &here
             && stat.kind == Kind::File
             && stat.nlink > 1
@@ -226,7 +252,7 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             relinked.insert((stat.stamp.dev, stat.stamp.ino));
         }
         let result = match &step {
-            Undo::Placed { .. } => continue,
+            Undo::Placed { .. } | Undo::Born { .. } => continue,
             Undo::Restore { trash: saved, path, placed } => {
                 let Some(kept_entry) = trash.lstat(saved).ok().flatten() else { continue };
                 match here {
@@ -245,7 +271,10 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             // journals of earlier versions, which wrote it down before making it) and empty.
             Undo::Remove { path, ino, dir } => match here {
                 Some(stat)
-                    if (*dir && stat.kind == Kind::Dir && (*ino == 0 || stat.stamp.ino == *ino))
+                    if (*dir
+                        && stat.kind == Kind::Dir
+                        && (*ino == 0 || stat.stamp.ino == *ino)
+                        && births.get(path).is_none_or(|at| root.born(path) == Some(*at)))
                         || (!*dir && ours(path, &stat.stamp, *ino, &relinked)) =>
                 {
                     if *dir {
@@ -307,7 +336,8 @@ fn step_path(step: &Undo) -> &RelPath {
         | Undo::Remove { path, .. }
         | Undo::Mkdir { path, .. }
         | Undo::Meta { path, .. }
-        | Undo::Placed { path, .. } => path,
+        | Undo::Placed { path, .. }
+        | Undo::Born { path, .. } => path,
     }
 }
 
@@ -373,10 +403,30 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             }
         } else {
             let _ = std::fs::remove_file(&journal);
-            recovered.push(format!("took back an interrupted apply ({shown}), except: {}", kept.join(", ")));
+            let aside = set_aside(&staging);
+            recovered.push(format!(
+                "took back an interrupted apply ({shown}), except: {} (kept in {})",
+                kept.join(", "),
+                aside.display()
+            ));
         }
     }
     Ok(recovered)
+}
+
+/// Renames the staging directory `staging` to its kept name (see [`KEPT_PREFIX`]); returns
+/// where it is now (where it was, if it cannot be renamed: then said in the log).
+fn set_aside(staging: &Path) -> PathBuf {
+    let name = staging.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let suffix = name.strip_prefix(STAGING_PREFIX).unwrap_or(&name);
+    let aside = staging.with_file_name(format!("{KEPT_PREFIX}{suffix}"));
+    match std::fs::rename(staging, &aside) {
+        Ok(()) => aside,
+        Err(error) => {
+            tracing::warn!(staging = %staging.display(), %error, "cannot set a kept staging directory aside");
+            staging.to_path_buf()
+        }
+    }
 }
 
 /// Whether `opened` is the directory at `path` now (not one removed since it was opened).
