@@ -148,7 +148,9 @@ impl Agent for AgentService {
         let (tx, rx) = mpsc::channel(64);
         let handler = Arc::clone(&self.handler);
         let in_flight = Arc::clone(&self.in_flight);
-        let identity = self.identity.clone();
+        let mut identity = self.identity.clone();
+        // Contents this master's tasks made are its own (see `BlobCache::for_principal`).
+        identity.cache = identity.cache.for_principal(&principal);
         let traffic = Arc::clone(&self.traffic);
         let slots = Arc::clone(&self.slots);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));

@@ -27,6 +27,9 @@ pub struct BlobCache {
     dir: PathBuf,
     max_bytes: u64,
     state: Arc<Mutex<CacheState>>,
+    /// Whose view this is ([`BlobCache::for_principal`]): contents that principal's tasks made
+    /// (`<hex hash>.<tag>`) count as present for it alone.
+    own: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -77,11 +80,35 @@ impl BlobCache {
             bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
         }
         let state = Arc::new(Mutex::new(CacheState { bytes, pinned: HashMap::new() }));
-        Ok(Self { dir, max_bytes, state })
+        Ok(Self { dir, max_bytes, state, own: None })
     }
 
+    /// The cache as the masters holding `principal` see it: what anyone sent, and what their
+    /// own tasks made. Another master's task outputs never count as present for them — they
+    /// could otherwise learn, by naming a content in a manifest, whether a task made it.
+    pub fn for_principal(&self, principal: &str) -> Self {
+        let tag = blake3::hash(principal.as_bytes()).to_hex()[..16].to_owned();
+        Self { own: Some(tag), ..self.clone() }
+    }
+
+    /// Where a content anyone sent is kept.
     fn path(&self, hash: &blake3::Hash) -> PathBuf {
         self.dir.join(hash.to_hex().as_str())
+    }
+
+    /// Where this view's own tasks' outputs are kept (None without a principal).
+    fn own_path(&self, hash: &blake3::Hash) -> Option<PathBuf> {
+        let tag = self.own.as_deref()?;
+        Some(self.dir.join(format!("{}.{tag}", hash.to_hex())))
+    }
+
+    /// Where the content `hash` is, for this view.
+    fn find(&self, hash: &blake3::Hash) -> Option<PathBuf> {
+        let shared = self.path(hash);
+        if shared.exists() {
+            return Some(shared);
+        }
+        self.own_path(hash).filter(|own| own.exists())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
@@ -93,7 +120,7 @@ impl BlobCache {
         file_hashes(manifest)
             .into_iter()
             .map(blake3::Hash::from_bytes)
-            .filter(|hash| !self.path(hash).exists())
+            .filter(|hash| self.find(hash).is_none())
             .collect()
     }
 
@@ -118,7 +145,8 @@ impl BlobCache {
         for entry in std::fs::read_dir(&self.dir).map_err(WorkspaceError::io(&self.dir))?.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(hash) = blake3::Hash::from_hex(&name) else { continue };
+            // `<hex hash>`, or `<hex hash>.<tag>` for a task's output.
+            let Ok(hash) = blake3::Hash::from_hex(name.split('.').next().unwrap_or_default()) else { continue };
             if state.pinned.contains_key(hash.as_bytes()) {
                 continue;
             }
@@ -181,18 +209,21 @@ impl BlobCache {
     }
 
     /// Keeps the contents a task made (files of `after` whose content `before` did not have)
-    /// from the tree at `root`: once the master applies them, the next task's manifest names
-    /// them, and they need not travel back up. Each is verified against its hash as it is
-    /// copied (a file changed since the scan is not kept); best effort, as a cache is.
-    /// Returns how many were kept.
+    /// from the tree at `root`, for this view's principal only: once the master applies them,
+    /// its next task's manifest names them, and they need not travel back up. Each is
+    /// verified against its hash as it is copied (a file changed since the scan is not kept);
+    /// best effort, as a cache is. Returns how many were kept.
     pub fn adopt(&self, root: &Path, before: &Manifest, after: &Manifest) -> u64 {
+        if self.own.is_none() {
+            return 0;
+        }
         let known: BTreeSet<[u8; 32]> = file_hashes(before);
         let Ok(tree) = super::beneath::Root::open(root) else { return 0 };
         let mut kept = 0;
         let mut seen = BTreeSet::new();
         for (path, entry) in &after.entries {
             let Entry::File { hash, size, .. } = entry else { continue };
-            if known.contains(hash.as_bytes()) || !seen.insert(*hash.as_bytes()) || self.path(hash).exists() {
+            if known.contains(hash.as_bytes()) || !seen.insert(*hash.as_bytes()) || self.find(hash).is_some() {
                 continue;
             }
             // Within what the cache may hold at all.
@@ -229,7 +260,7 @@ impl BlobCache {
         if copied != size || writer.hasher.finalize() != *hash {
             return Ok(false);
         }
-        let target = self.path(hash);
+        let Some(target) = self.own_path(hash) else { return Ok(false) };
         let existed = target.exists();
         temp.persist(&target).map_err(|e| WorkspaceError::Io { path: target, source: e.error })?;
         if !existed {
@@ -284,7 +315,7 @@ impl BlobCache {
 
     /// Distinct contents of `hashes` that are not in the cache.
     pub fn missing_of(&self, hashes: &[blake3::Hash]) -> Vec<blake3::Hash> {
-        hashes.iter().filter(|hash| !self.path(hash).exists()).copied().collect()
+        hashes.iter().filter(|hash| self.find(hash).is_none()).copied().collect()
     }
 
     /// Writes one file from its cached content and returns the entry as written (its size is
@@ -312,7 +343,7 @@ impl BlobCache {
         }
         // Where it goes is judged before whether its content is at hand.
         build.writer.root().check_parent(path)?;
-        let blob = self.path(hash);
+        let Some(blob) = self.find(hash) else { return Ok(None) };
         let source = match std::fs::File::open(&blob) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -337,12 +368,13 @@ impl BlobCache {
 
     /// Removes a blob whose content turned out wrong.
     fn forget(&self, hash: &blake3::Hash) {
-        let path = self.path(hash);
-        if let Ok(meta) = std::fs::metadata(&path)
-            && std::fs::remove_file(&path).is_ok()
-        {
-            let mut state = self.lock();
-            state.bytes = state.bytes.saturating_sub(meta.len());
+        for path in std::iter::once(self.path(hash)).chain(self.own_path(hash)) {
+            if let Ok(meta) = std::fs::metadata(&path)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                let mut state = self.lock();
+                state.bytes = state.bytes.saturating_sub(meta.len());
+            }
         }
     }
 }
@@ -438,7 +470,8 @@ mod tests {
     fn a_task_made_content_is_adopted_only_as_scanned_and_only_if_new() {
         let tree = tempfile::tempdir().expect("tempdir");
         let cache_dir = tempfile::tempdir().expect("tempdir");
-        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        let shared = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        let cache = shared.for_principal("token:one");
         std::fs::write(tree.path().join("kept.txt"), "was there").expect("write");
         let before = Manifest::scan(tree.path(), &Filter::builtin()).expect("scan");
         std::fs::write(tree.path().join("made.txt"), "made by the task").expect("write");
@@ -448,8 +481,12 @@ mod tests {
         assert_eq!(cache.adopt(tree.path(), &before, &after), 0);
         std::fs::write(tree.path().join("made.txt"), "made by the task").expect("back");
         assert_eq!(cache.adopt(tree.path(), &before, &after), 1, "the new content only");
-        assert!(cache.missing_of(&[blake3::hash(b"made by the task")]).is_empty());
+        let made = [blake3::hash(b"made by the task")];
+        assert!(cache.missing_of(&made).is_empty());
         assert_eq!(cache.adopt(tree.path(), &before, &after), 0, "once");
+        // Another master's view does not have it: it must send it, as if never made here.
+        assert_eq!(shared.for_principal("token:two").missing_of(&made), made);
+        assert_eq!(shared.adopt(tree.path(), &before, &after), 0, "nobody's view adopts nothing");
     }
 
     #[test]
