@@ -166,3 +166,31 @@ fn malformed_agents_and_workspace_fields_are_named() {
         ],
     );
 }
+
+#[test]
+fn a_mistyped_subcommand_or_task_gets_a_suggestion() {
+    let test = Test::new()
+        .write("tasks.lua", r#"TaskDefinitions = { g = { tasks = { { name = "compile", command = "touch ran" } } } }"#);
+    test.run(&["rnu", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has("unrecognized subcommand 'rnu'")
+        .stderr_has("did you mean 'run'?");
+    test.run(&["runn", "tasks.lua"]).expect_code(2).stderr_has("'run'");
+    let far = test.run(&["banana"]).expect_code(2);
+    assert!(!far.stderr.contains("did you mean"), "{}", far.stderr);
+    test.run(&["run", "tasks.lua", "-t", "compiel"])
+        .expect_code(2)
+        .stderr_has("unknown task 'compiel' (not in any selected group; did you mean 'compile'?)");
+    assert!(!test.exists("ran"));
+}
+
+#[test]
+fn a_mistyped_field_names_the_one_meant() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "ok", command = "touch ran" },
+            { name = "b", depend_on = "ok", command = "true" },
+        } } }"#,
+        &["tasks.lua: group 'g', task 'b': field 'depend_on': unknown field (did you mean 'depends_on'?)"],
+    );
+}

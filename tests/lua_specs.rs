@@ -40,6 +40,7 @@ specs!(
     reuse,
     scheduler,
     secrets,
+    suggest,
     taskdefs,
     timeout,
     workdirs,

@@ -56,7 +56,17 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let _ = error.print();
+            match subcommand_hint(&error) {
+                Some(hint) => {
+                    // The first line says what is wrong; the hint goes right under it.
+                    let text = error.render().to_string();
+                    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+                    eprint!("{first}\n\n  tip: did you mean '{hint}'?\n{rest}");
+                }
+                None => {
+                    let _ = error.print();
+                }
+            }
             return if error.use_stderr() { ExitCode::from(USAGE_ERROR) } else { ExitCode::SUCCESS };
         }
     };
@@ -78,4 +88,23 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// For a mistyped subcommand clap has no suggestion for (`rnu`), the closest one: a swap of
+/// two letters, one missing, extra or wrong.
+fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::InvalidSubcommand || error.get(ContextKind::SuggestedSubcommand).is_some() {
+        return None;
+    }
+    let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
+    const NAMES: [&str; 6] = ["run", "agent", "list", "validate", "repl", "version"];
+    let length = typed.chars().count();
+    let limit = if length < 3 { 0 } else { (length / 3).max(1) };
+    NAMES
+        .into_iter()
+        .map(|name| (strsim::damerau_levenshtein(&typed.to_lowercase(), name), name))
+        .filter(|(distance, _)| *distance <= limit)
+        .min()
+        .map(|(_, name)| name)
 }

@@ -4,6 +4,7 @@
 --- checker as `self` and reports problems through `self:add(where, problem)`.
 local paths = require("sloth.paths")
 local tables = require("sloth.tables")
+local suggest = require("sloth.suggest")
 
 local M = {}
 
@@ -24,7 +25,7 @@ function M.tls(self, group_name, agent_name, raw)
   local tls = {}
   for key, value in pairs(raw) do
     if not TLS_FIELDS[key] then
-      self:add(where(tostring(key)), "unknown field")
+      self:add(where(tostring(key)), "unknown field" .. suggest.hint(key, TLS_FIELDS))
     elseif type(value) ~= "string" then
       self:add(where(key), "must be a string, got " .. type(value))
     elseif key == "domain" then
@@ -94,7 +95,8 @@ function M.resolve_target(self, group, task, group_delegate)
   local known = sorted_keys(group.agents)
   local function unknown(name)
     self:add(where, string.format("unknown agent '%s' (%s)", name,
-      #known > 0 and "agents: " .. table.concat(known, ", ") or "the group declares no agents"))
+      #known > 0 and "agents: " .. table.concat(known, ", ") or "the group declares no agents")
+      .. suggest.hint(name, known))
   end
   local candidates = {}
   local agent = task.agent

@@ -2,6 +2,7 @@
 --- and lists a pipeline (`list`).
 local errors = require("sloth.errors")
 local graph = require("sloth.graph")
+local suggest = require("sloth.suggest")
 
 local M = {}
 
@@ -39,8 +40,17 @@ function M.build(pipeline, opts)
         end
       end
       if not found then
-        problems[#problems + 1] = string.format("%s: unknown task '%s' (not in any selected group)",
-          pipeline.file, task_name)
+        local names = {}
+        for _, group_name in ipairs(group_names) do
+          local group = pipeline.groups[group_name]
+          for name in pairs(group and group.by_name or {}) do
+            names[#names + 1] = name
+          end
+        end
+        table.sort(names)
+        local hint = suggest.closest(task_name, names)
+        problems[#problems + 1] = string.format("%s: unknown task '%s' (%s)", pipeline.file, task_name,
+          hint and string.format("not in any selected group; did you mean '%s'?", hint) or "not in any selected group")
       end
     end
   end

@@ -11,6 +11,7 @@ local task_fields = require("sloth.task_fields")
 local dispatch = require("sloth.dispatch")
 local agent_fields = require("sloth.agent_fields")
 local tables = require("sloth.tables")
+local suggest = require("sloth.suggest")
 
 local M = {}
 
@@ -83,9 +84,16 @@ function Checker:known_fields(raw, known, where, ...)
   if not odd then
     return
   end
+  local fields = {}
+  for name, handled in pairs(known) do
+    if handled then
+      fields[#fields + 1] = name
+    end
+  end
+  table.sort(fields)
   for _, field in ipairs(sorted_keys(odd)) do
     if known[field] == nil then
-      self:add(where(tostring(field), ...), "unknown field")
+      self:add(where(tostring(field), ...), "unknown field" .. suggest.hint(field, fields))
     else
       self:add(where(tostring(field), ...), "is not supported by this version of sloth-runner")
     end
@@ -191,7 +199,8 @@ function Checker:task(group_name, raw, position, key_name)
             self:add(task_field("workspace." .. key, group_name, name), "must be true or false, got " .. type(value))
           end
         else
-          self:add(task_field("workspace." .. tostring(key), group_name, name), "unknown field")
+          self:add(task_field("workspace." .. tostring(key), group_name, name),
+            "unknown field" .. suggest.hint(key, { "exclude", "same_path", "setuid", "sync_back" }))
         end
       end
     end
@@ -345,12 +354,14 @@ function Checker:group(name, raw, base_dir)
   for _, task in ipairs(group.tasks) do
     for _, other in ipairs(task.depends_on) do
       if not by_name[other] then
-        self:add({ group = name, task = task.name, field = "depends_on" }, string.format("unknown task '%s'", other))
+        self:add({ group = name, task = task.name, field = "depends_on" },
+          string.format("unknown task '%s'", other) .. suggest.hint(other, by_name))
       end
     end
     for _, other in ipairs(task.next_if_fail) do
       if not by_name[other] then
-        self:add({ group = name, task = task.name, field = "next_if_fail" }, string.format("unknown task '%s'", other))
+        self:add({ group = name, task = task.name, field = "next_if_fail" },
+          string.format("unknown task '%s'", other) .. suggest.hint(other, by_name))
       elseif other == task.name then
         self:add({ group = name, task = task.name, field = "next_if_fail" }, "a task cannot handle its own failure")
       end
