@@ -141,3 +141,26 @@ fn client_certificates_count_as_authentication_beyond_loopback() {
     assert!(agent.stop().success());
     assert!(!agent.log().contains("warning"), "{}", agent.log());
 }
+
+#[test]
+fn an_address_may_be_written_as_an_http_or_https_url() {
+    let pki = Pki::new();
+    let secure = Agent::start(&["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")]);
+    let ca = format!(r#", tls = {{ ca = "{}" }}"#, pki.path("ca.pem"));
+    let https = Test::new().write("tasks.lua", &pipeline(&format!("https://{}/", secure.address), &ca));
+    https.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(https.read("ran.txt"), "secure\n");
+    // A scheme that contradicts the settings is said, not guessed around.
+    let no_ca = Test::new().write("tasks.lua", &pipeline(&format!("https://{}", secure.address), ""));
+    no_ca.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("asks for TLS, but the agent has no tls settings");
+    assert!(!no_ca.exists("ran.txt"));
+    let http_with_tls = Test::new().write("tasks.lua", &pipeline(&format!("http://{}", secure.address), &ca));
+    http_with_tls.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("asks for plaintext");
+
+    let plain = Agent::start(&[]);
+    let http = Test::new().write("tasks.lua", &pipeline(&format!("HTTP://{}", plain.address), ""));
+    http.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(http.exists("ran.txt"));
+    let path = Test::new().write("tasks.lua", &pipeline(&format!("http://{}/agent", plain.address), ""));
+    path.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("without a path");
+}

@@ -154,7 +154,9 @@ impl AgentClient {
         tls: Option<&ClientTls>,
         connect_timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let unreachable = |reason: String| ClientError::Unreachable { address: address.to_owned(), reason };
+        let written = address;
+        let unreachable = |reason: String| ClientError::Unreachable { address: written.to_owned(), reason };
+        let address = host_and_port(written, tls.is_some()).map_err(unreachable)?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
             .map_err(|e| unreachable(format!("invalid address: {e}")))?;
@@ -173,11 +175,11 @@ impl AgentClient {
             .keep_alive_while_idle(true);
         let channel = endpoint.connect().await.map_err(|e| unreachable(error_chain(&e)))?;
         let interceptor =
-            SendToken::new(token).map_err(|reason| ClientError::Refused { address: address.to_owned(), reason })?;
+            SendToken::new(token).map_err(|reason| ClientError::Refused { address: written.to_owned(), reason })?;
         let grpc = GrpcClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        Ok(Self { address: address.to_owned(), grpc })
+        Ok(Self { address: written.to_owned(), grpc })
     }
 
     pub fn address(&self) -> &str {
@@ -440,6 +442,30 @@ fn transport_broke(status: &tonic::Status) -> bool {
         source = cause.source();
     }
     false
+}
+
+/// The `host:port` of an agent's address as written: `host:port`, `http://host:port` (plaintext)
+/// or `https://host:port` (TLS, which needs the agent's `tls` settings: the CA to trust). A
+/// scheme that contradicts the settings is an error rather than a guess.
+fn host_and_port(written: &str, tls: bool) -> Result<&str, String> {
+    let (scheme, rest) = match written.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
+        None => (None, written),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') {
+        return Err(format!("invalid address '{written}': an agent's address is host:port, without a path"));
+    }
+    match (scheme.as_deref(), tls) {
+        (None | Some("https"), true) | (None | Some("http"), false) => Ok(rest),
+        (Some("https"), false) => Err(format!(
+            "'{written}' asks for TLS, but the agent has no tls settings: give it tls = {{ ca = \"ca.pem\" }} (the CA that signed its certificate)"
+        )),
+        (Some("http"), true) => Err(format!(
+            "'{written}' asks for plaintext, but the agent has tls settings: write https://{rest} or {rest}"
+        )),
+        (Some(other), _) => Err(format!("invalid address '{written}': unknown scheme '{other}' (http or https)")),
+    }
 }
 
 /// Packs the contents the agent asked for into a temporary blob archive, off the async threads.
