@@ -255,6 +255,9 @@ fn an_agent_that_is_not_listening_fails_the_task_naming_agent_and_address() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     run.stderr_has(&format!("agent 'ghost' (127.0.0.1:{port})"))
         .stderr_has("cannot reach")
+        .stderr_has(&format!(
+            "nothing listens there: start one with `sloth-runner agent -p {port}`, or run with --spawn-agents"
+        ))
         .stderr_has("g/independent  succeeded");
 }
 

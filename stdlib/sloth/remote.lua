@@ -10,6 +10,7 @@ local dispatch = require("sloth.dispatch")
 local errors = require("sloth.errors")
 local pool = require("sloth.agent_pool")
 local scripts = require("sloth.scripts")
+local spawn = require("sloth.spawn")
 
 local M = {}
 
@@ -63,6 +64,20 @@ local function warn_not_carried(snapshot, task)
   end
 end
 
+--- What to do about an agent nothing listens for: start one (on this machine, or let the run
+--- start it).
+local function next_step(target, message)
+  if not tostring(message):find("Connection refused", 1, true) then
+    return ""
+  end
+  local port = spawn.loopback_port(target.address:gsub("^[Hh][Tt][Tt][Pp][Ss]?://", ""):gsub("/$", ""))
+  if port then
+    return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s, or run with --spawn-agents",
+      port, target.tls and " (and its --tls-cert, --tls-key)" or "")
+  end
+  return " — nothing listens there: start `sloth-runner agent` on that host, on that port"
+end
+
 --- Runs `task` on the agent its dispatch policy picks; returns `ok, message, outputs` like a
 --- local task. An agent that cannot be reached is marked unhealthy, so the next attempt (when
 --- `retries` allow) goes elsewhere.
@@ -95,7 +110,7 @@ function M.run_on(target, task, deps, workdir)
   local connected, client = pcall(agent.connect, target.address, { token = token, tls = target.tls })
   if not connected then
     pool.unreachable(target)
-    return false, about(target, client)
+    return false, about(target, client) .. next_step(target, client)
   end
   pool.reached(target, core.now() - started)
 
