@@ -17,13 +17,16 @@ use std::sync::{Mutex, PoisonError};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+/// The first argument that makes `sloth-runner` the companion.
+pub const COMPANION: &str = "__reap";
+
 static PIPE: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
 
 /// Starts the companion for this process (an agent); task process groups are announced to it
 /// from then on.
 pub fn start() -> std::io::Result<()> {
     let mut child = Command::new(std::env::current_exe()?)
-        .arg("__reap")
+        .arg(COMPANION)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -7,6 +7,7 @@ mod agent_lifecycle;
 mod cli_errors;
 mod cli_interrupt;
 mod cli_run;
+mod completions;
 mod differential;
 mod differential_props;
 mod dispatch;

@@ -46,13 +46,20 @@ enum Command {
     Repl,
     /// Print the version.
     Version,
-    /// An agent's companion that kills its tasks' processes when it dies (internal).
-    #[command(name = "__reap", hide = true)]
-    Reap,
+    /// Print a completion script for a shell (bash, zsh, fish, powershell, elvish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
+    // An agent's companion that kills its tasks' processes when it dies: internal, so not a
+    // subcommand (help and completions never offer it).
+    if std::env::args_os().nth(1).is_some_and(|first| first == crate::reaper::COMPANION) {
+        return crate::reaper::companion();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -82,7 +89,11 @@ pub fn main() -> ExitCode {
         Some(Command::List(args)) => list::execute(&args),
         Some(Command::Validate(args)) => validate::execute(&args),
         Some(Command::Repl) | None => repl::execute(),
-        Some(Command::Reap) => crate::reaper::companion(),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "sloth-runner", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Some(Command::Version) => {
             println!("sloth-runner {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -98,7 +109,7 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 6] = ["run", "agent", "list", "validate", "repl", "version"];
+    const NAMES: [&str; 7] = ["run", "agent", "list", "validate", "repl", "version", "completions"];
     let length = typed.chars().count();
     let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     NAMES
