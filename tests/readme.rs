@@ -37,9 +37,13 @@ fn every_readme_command_runs() {
             .strip_prefix("cargo run -- ")
             .or_else(|| command.strip_prefix("cargo run --release -- "))
             .unwrap_or_else(|| panic!("README command not covered by tests/readme.rs: {command}"));
+        // In a copy of the examples: what a run writes beside its pipeline stays out of the
+        // repository.
+        let scratch = tempfile::tempdir().expect("tempdir");
+        crate::support::copy_examples(scratch.path());
         let attempt = || {
             let mut process = Command::new(binary());
-            process.current_dir(repo_root()).args(args.split_whitespace());
+            process.current_dir(scratch.path()).args(args.split_whitespace());
             Run::of(process)
         };
         // The examples' agents listen on fixed ports, which an agent of another test (port 0,

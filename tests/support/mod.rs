@@ -179,6 +179,26 @@ impl Run {
     }
 }
 
+/// A copy of the repository's `examples/` in `dest/examples`: running an example writes beside
+/// it (`.sloth/artifacts/…`), which must never pile up in the repository.
+pub fn copy_examples(dest: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+        for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())).flatten() {
+            let (source, target) = (entry.path(), to.join(entry.file_name()));
+            if entry.file_name().to_string_lossy().starts_with(".sloth") {
+                continue;
+            }
+            if source.is_dir() {
+                copy(&source, &target);
+            } else {
+                std::fs::copy(&source, &target).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
+            }
+        }
+    }
+    copy(&repo_root().join("examples"), &dest.join("examples"));
+}
+
 /// Sends `signal` to `pid`, best effort: a process that is gone already is no error (and
 /// prints nothing, as `kill(1)` would).
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
