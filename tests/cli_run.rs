@@ -37,6 +37,15 @@ fn the_file_can_be_given_with_dash_f() {
 }
 
 #[test]
+fn upstream_spellings_work_too() {
+    let test = Test::new().write("tasks.lua", ORDERED);
+    test.run(&["list", "-f", "tasks.lua"]).expect_code(0).stdout_has("A");
+    test.run(&["validate", "--file", "tasks.lua"]).expect_code(0);
+    test.run(&["run", "-f", "tasks.lua", "-d"]).expect_code(0).stdout_has("dry run");
+    test.run(&["list"]).expect_code(2);
+}
+
+#[test]
 fn a_failing_command_fails_the_run_skips_its_dependents_and_spares_independent_tasks() {
     let test = Test::new().write(
         "tasks.lua",

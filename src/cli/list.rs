@@ -12,11 +12,18 @@ use crate::runtime::RuntimeOptions;
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// The pipeline file.
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    #[arg(value_name = "FILE", required_unless_present = "file_flag", conflicts_with = "file_flag")]
+    file: Option<PathBuf>,
+    /// The pipeline file (alternative spelling).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file_flag: Option<PathBuf>,
 }
 
 pub fn execute(args: &ListArgs) -> ExitCode {
-    let options = json!({ "file": args.file.to_string_lossy() });
+    let Some(file) = args.file.as_ref().or(args.file_flag.as_ref()) else {
+        eprintln!("error: no pipeline file given");
+        return ExitCode::from(super::USAGE_ERROR);
+    };
+    let options = json!({ "file": file.to_string_lossy() });
     session::run_entry("list", &options, &RuntimeOptions::from_env())
 }

@@ -27,7 +27,7 @@ pub struct RunArgs {
     #[arg(short = 'v', long = "values", value_name = "FILE")]
     values: Option<PathBuf>,
     /// Print the plan and run nothing.
-    #[arg(long)]
+    #[arg(short = 'd', long)]
     dry_run: bool,
     /// Print the exports and the final outputs as one JSON object on stdout (nothing else).
     #[arg(long = "return")]
