@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod agents;
 mod console;
 mod list;
 mod repl;
@@ -38,6 +39,8 @@ enum Command {
     Run(run::RunArgs),
     /// Serve tasks to masters over gRPC.
     Agent(agent::AgentArgs),
+    /// Probe the agents a pipeline declares: up or not, version, labels, load, round trip.
+    Agents(agents::AgentsArgs),
     /// List a pipeline's groups and tasks.
     List(list::ListArgs),
     /// Check a pipeline without running anything.
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(args)) => run::execute(args, verbosity),
         Some(Command::Agent(args)) => agent::execute(args),
+        Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::List(args)) => list::execute(&args),
         Some(Command::Validate(args)) => validate::execute(&args),
         Some(Command::Repl) | None => repl::execute(),
@@ -109,7 +113,7 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 7] = ["run", "agent", "list", "validate", "repl", "version", "completions"];
+    const NAMES: [&str; 8] = ["run", "agent", "agents", "list", "validate", "repl", "version", "completions"];
     let length = typed.chars().count();
     let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     NAMES

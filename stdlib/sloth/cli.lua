@@ -128,6 +128,15 @@ function M.list(opts)
   return M.EXIT_OK
 end
 
+---@param opts { file: string, groups?: string[], output?: string }
+function M.agents(opts)
+  local pipeline, code = load(opts.file)
+  if not pipeline then
+    return code
+  end
+  return require("sloth.agents_probe").report(pipeline, opts) and M.EXIT_OK or M.EXIT_FAILED
+end
+
 ---@param opts { file: string }
 function M.validate(opts)
   local pipeline, code = load(opts.file)

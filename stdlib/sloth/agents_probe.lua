@@ -1,0 +1,141 @@
+--- `sloth-runner agents FILE`: every agent the pipeline declares, probed at once — reachable or
+--- not and why, its version, labels, task slots, tasks in flight and round-trip time.
+local agent = require("agent")
+local core = require("sloth.core")
+local errors = require("sloth.errors")
+local json = require("sloth.json")
+
+local M = {}
+
+--- How long a probe may take to connect.
+local CONNECT_TIMEOUT = "3s"
+
+--- The declared agents of `groups` (every group when empty), in group then name order.
+local function declared(pipeline, groups)
+  local wanted = nil
+  if groups and #groups > 0 then
+    wanted = {}
+    for _, name in ipairs(groups) do
+      wanted[name] = true
+    end
+  end
+  local list = {}
+  for _, group_name in ipairs(pipeline.group_names) do
+    if not wanted or wanted[group_name] then
+      local agents = pipeline.groups[group_name].agents or {}
+      local names = {}
+      for name in pairs(agents) do
+        names[#names + 1] = name
+      end
+      table.sort(names)
+      for _, name in ipairs(names) do
+        list[#list + 1] = { group = group_name, agent = agents[name] }
+      end
+    end
+  end
+  return list
+end
+
+--- One agent's row.
+local function probe(entry)
+  local target = entry.agent
+  local row = { group = entry.group, name = target.name, address = target.address, up = false }
+  local started = core.now()
+  local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
+  local connected, client = pcall(agent.connect, target.address,
+    { token = token, tls = target.tls, connect_timeout = CONNECT_TIMEOUT })
+  if not connected then
+    row.error = errors.clean(client)
+    return row
+  end
+  local asked, info = pcall(client.info, client)
+  if not asked then
+    row.error = errors.clean(info)
+    return row
+  end
+  row.up = true
+  row.rtt_ms = math.floor((core.now() - started) * 10000 + 0.5) / 10
+  row.version = info.version
+  row.labels = info.labels
+  row.max_tasks = info.max_tasks
+  row.tasks_in_flight = info.tasks_in_flight
+  return row
+end
+
+local function labels_text(labels)
+  local keys = {}
+  for key in pairs(labels or {}) do
+    keys[#keys + 1] = key
+  end
+  table.sort(keys)
+  local parts = {}
+  for i, key in ipairs(keys) do
+    parts[i] = key .. "=" .. tostring(labels[key])
+  end
+  return #parts > 0 and table.concat(parts, ",") or "-"
+end
+
+local function print_table(rows)
+  local header = { "GROUP", "AGENT", "ADDRESS", "STATUS", "VERSION", "LABELS", "TASKS", "RTT" }
+  local lines = { header }
+  for _, row in ipairs(rows) do
+    lines[#lines + 1] = {
+      row.group, row.name, row.address, row.up and "up" or "down",
+      row.version or "-", row.up and labels_text(row.labels) or "-",
+      row.up and string.format("%d/%d", row.tasks_in_flight, row.max_tasks) or "-",
+      row.rtt_ms and string.format("%.1fms", row.rtt_ms) or "-",
+    }
+  end
+  local widths = {}
+  for _, line in ipairs(lines) do
+    for i, cell in ipairs(line) do
+      widths[i] = math.max(widths[i] or 0, #cell)
+    end
+  end
+  local out = {}
+  for _, line in ipairs(lines) do
+    local cells = {}
+    for i, cell in ipairs(line) do
+      cells[i] = i < #line and cell .. string.rep(" ", widths[i] - #cell) or cell
+    end
+    out[#out + 1] = table.concat(cells, "  ")
+  end
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  for _, row in ipairs(rows) do
+    if not row.up then
+      io.stderr:write(string.format("%s/%s (%s): %s\n", row.group, row.name, row.address, row.error))
+    end
+  end
+end
+
+--- Probes every declared agent at once; prints a table (or JSON); true when all answered.
+---@param pipeline table a loaded pipeline
+---@param opts { groups?: string[], output?: string }
+function M.report(pipeline, opts)
+  local entries = declared(pipeline, opts.groups)
+  local jobs = {}
+  for i, entry in ipairs(entries) do
+    jobs[i] = core.spawn(probe, nil, entry)
+  end
+  local rows = {}
+  local all_up = true
+  for i, job in ipairs(jobs) do
+    local ok, row = core.wait(job)
+    if not ok then
+      local entry = entries[i]
+      row = { group = entry.group, name = entry.agent.name, address = entry.agent.address, up = false, error = tostring(row) }
+    end
+    rows[i] = row
+    all_up = all_up and row.up
+  end
+  if opts.output == "json" then
+    io.stdout:write(json.encode({ v = 1, agents = rows }), "\n")
+  elseif #rows == 0 then
+    io.stdout:write("no agents declared\n")
+  else
+    print_table(rows)
+  end
+  return all_up
+end
+
+return M
