@@ -440,3 +440,36 @@ fn an_error_in_an_on_event_callback_fails_the_call_naming_it() {
         .stderr_has("the on_event callback failed")
         .stderr_has("boom in the callback");
 }
+
+#[test]
+fn the_summary_says_where_each_task_ran() {
+    let agent = Agent::start(&[]);
+    let run = Test::new()
+        .write(
+            "tasks.lua",
+            &format!(
+                r#"TaskDefinitions = {{ g = {{ agents = {{ builder = {{ address = "{}" }} }}, tasks = {{
+                    {{ name = "remote_one", agent = "builder", command = "true" }},
+                    {{ name = "here", command = "true" }},
+                }} }} }}"#,
+                agent.address
+            ),
+        )
+        .run(&["run", "tasks.lua"])
+        .expect_code(0);
+    let row = |task: &str| -> Vec<String> {
+        let line =
+            run.stderr.lines().rev().find(|line| line.starts_with(task)).unwrap_or_else(|| panic!("{}", run.stderr));
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert!(
+        run.stderr
+            .lines()
+            .any(|line| line.split_whitespace().collect::<Vec<_>>()
+                == ["TASK", "STATUS", "DURATION", "WHERE", "MESSAGE"]),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(row("g/remote_one")[3], "builder");
+    assert_eq!(row("g/here")[3], "local");
+}

@@ -90,6 +90,10 @@ function M.run(task, deps, workdir, attempt)
   if not target then
     return false, choice_error
   end
+  if attempt then
+    -- Where the task ran (its last attempt), for the summary.
+    attempt.agent = target.name
+  end
   pool.started(target)
   local results = table.pack(pcall(M.run_on, target, task, deps, workdir))
   pool.finished(target)

@@ -71,19 +71,34 @@ function M.new(opts)
     end
     local counts = { succeeded = 0, failed = 0, skipped = 0, aborted = 0 }
     local durations = {}
-    local w1, w2, w3 = #"TASK", #"STATUS", #"DURATION"
+    local w1, w2, w3, w4 = #"TASK", #"STATUS", #"DURATION", #"WHERE"
+    -- A WHERE column when any task went to an agent (an agent's name, or "local").
+    local remote = false
     for i, r in ipairs(results) do
       counts[r.status] = counts[r.status] + 1
       local duration = r.status == "skipped" and "-" or core.format_duration(r.duration)
       durations[i] = duration
       w1, w2, w3 = math.max(w1, #r.ref), math.max(w2, #r.status), math.max(w3, #duration)
+      if r.where then
+        remote = true
+        w4 = math.max(w4, #r.where)
+      end
     end
     local format = "%-" .. w1 .. "s  %-" .. w2 .. "s  %-" .. w3 .. "s  %s\n"
+    local header = string.format(format, "TASK", "STATUS", "DURATION", "MESSAGE")
+    if remote then
+      format = "%-" .. w1 .. "s  %-" .. w2 .. "s  %-" .. w3 .. "s  %-" .. w4 .. "s  %s\n"
+      header = string.format(format, "TASK", "STATUS", "DURATION", "WHERE", "MESSAGE")
+    end
     -- Written a few hundred rows at a time: stderr is unbuffered, and a write per row is most
     -- of the cost of a table of 100,000 tasks.
-    local lines = { "\n", string.format(format, "TASK", "STATUS", "DURATION", "MESSAGE") }
+    local lines = { "\n", header }
     for i, r in ipairs(results) do
-      lines[#lines + 1] = string.format(format, r.ref, r.status, durations[i], first_line(r.message))
+      if remote then
+        lines[#lines + 1] = string.format(format, r.ref, r.status, durations[i], r.where or "local", first_line(r.message))
+      else
+        lines[#lines + 1] = string.format(format, r.ref, r.status, durations[i], first_line(r.message))
+      end
       if #lines == 512 then
         out:write(table.concat(lines))
         lines = {}

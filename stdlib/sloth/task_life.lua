@@ -112,7 +112,8 @@ function M.run(task, deps, workdir, life)
       ok, message = false, err
     end
   end
-  return { status = ok and "succeeded" or "failed", message = message, outputs = outputs or {}, attempts = n }
+  return { status = ok and "succeeded" or "failed", message = message, outputs = outputs or {}, attempts = n,
+    where = info and info.agent }
 end
 
 return M
