@@ -473,3 +473,24 @@ fn the_summary_says_where_each_task_ran() {
     assert_eq!(row("g/remote_one")[3], "builder");
     assert_eq!(row("g/here")[3], "local");
 }
+
+#[test]
+fn a_remote_tasks_line_says_what_its_workspace_moved() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write("input.txt", "input\n").write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ builder = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "builder", command = "cat input.txt input.txt > out.txt" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    // Cold: the pipeline and the input go up; the one file made comes down.
+    let first = test.run(&["run", "tasks.lua"]).expect_code(0);
+    first.stderr_has("g/t  succeeded (").stderr_has("↑ 2 files ").stderr_has("↓ 1 file ");
+    // Warm, nothing changed here, the task makes the same file: nothing goes up.
+    let second = test.run(&["run", "tasks.lua"]).expect_code(0);
+    second.stderr_has("↑ 0 files 0 B, ↓ 1 file");
+    assert_eq!(test.read("out.txt"), "input\ninput\n");
+}

@@ -213,6 +213,8 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     result.set("ok", outcome.ok)?;
     result.set("message", outcome.message)?;
     result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
+    result.set("contents_sent", outcome.contents_sent)?;
+    result.set("bytes_sent", outcome.bytes_sent)?;
     let (storage, size) = match outcome.changes {
         ReceivedChanges::Memory(bytes) => {
             let size = bytes.len() as u64;

@@ -136,6 +136,9 @@ pub struct TaskOutcome {
     /// Files that changed while they were read here: they went to the agent as read, so the
     /// task started from these entries, not from the snapshot's.
     pub amended: Vec<(RelPath, Entry)>,
+    /// Contents sent to the agent for this task, and the bytes of their archives.
+    pub contents_sent: u64,
+    pub bytes_sent: u64,
 }
 
 /// A connection to one agent; cheap to clone (one HTTP/2 channel underneath).
@@ -284,6 +287,7 @@ impl AgentClient {
         };
         // The contents once, and once more for any the agent's cache held but failed to verify.
         let mut rounds = 0;
+        let (mut contents_sent, mut bytes_sent) = (0u64, 0u64);
         // The changes a task sends back are bounded like any archive.
         let max_changes = crate::workspace::Limits::default().max_bytes;
         loop {
@@ -352,6 +356,8 @@ impl AgentClient {
                     let amendments: Vec<_> =
                         report.amended.iter().map(|(path, entry)| super::manifest::to_wire(path, entry)).collect();
                     amended.extend(report.amended);
+                    contents_sent += report.sent;
+                    bytes_sent += blobs.as_file().metadata().map_or(0, |meta| meta.len());
                     tokio::spawn(upload_then_drop(file, amendments, tx.clone(), blobs));
                 }
                 Some(Event::OutputsPart(part)) => {
@@ -396,6 +402,8 @@ impl AgentClient {
                         changes: changes.finish().map_err(changes_error)?,
                         deleted: std::mem::take(&mut deleted),
                         amended: std::mem::take(&mut amended),
+                        contents_sent,
+                        bytes_sent,
                     });
                 }
                 None => {}

@@ -104,7 +104,10 @@ function M.run(task, deps, workdir, attempt)
   if not ok and attempt then
     attempt.failures[#attempt.failures + 1] = { agent = target.name, message = message }
   end
-  return table.unpack(results, 2, results.n)
+  if attempt then
+    attempt.sync = results[5]
+  end
+  return ok, message, results[4]
 end
 
 --- Runs `task` on `target`.
@@ -146,6 +149,9 @@ function M.run_on(target, task, deps, workdir)
     return false, message
   end
 
+  -- What travelled: contents up, changes down (files written or deleted here once applied).
+  local moved = { up = result.contents_sent or 0, up_bytes = result.bytes_sent or 0, down = 0,
+    down_bytes = result.changes.size or 0 }
   local sync = task.workspace.sync_back
   if sync == "always" or (sync == "on_success" and result.ok) then
     local applied, report = pcall(workspace.apply, workdir, result.changes, { base = base, setuid = task.workspace.setuid })
@@ -161,8 +167,9 @@ function M.run_on(target, task, deps, workdir)
     for _, dir in ipairs(report.kept) do
       log.warn(dir .. ": deleted by the task but kept here: it holds files the task never saw (excluded, or added here meanwhile)")
     end
+    moved.down = report.written + report.deleted
   end
-  return result.ok, result.message, result.outputs
+  return result.ok, result.message, result.outputs, moved
 end
 
 return M

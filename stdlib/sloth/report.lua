@@ -11,6 +11,27 @@ local function first_line(text)
   return (text:match("^[^\n]*"))
 end
 
+--- `12 KiB`, `3.4 MiB`: a byte count for people.
+local function size(bytes)
+  local units = { "B", "KiB", "MiB", "GiB", "TiB" }
+  local value, unit = bytes, 1
+  while value >= 1024 and unit < #units do
+    value, unit = value / 1024, unit + 1
+  end
+  return unit == 1 and string.format("%d B", bytes) or string.format("%.1f %s", value, units[unit])
+end
+
+--- `  ↑ 3 files 12.0 KiB, ↓ 1 file 40 B`: what a remote task's workspace moved.
+local function moved(sync)
+  if not sync then
+    return ""
+  end
+  local function files(n)
+    return n == 1 and "1 file" or string.format("%d files", n)
+  end
+  return string.format("  ↑ %s %s, ↓ %s %s", files(sync.up), size(sync.up_bytes), files(sync.down), size(sync.down_bytes))
+end
+
 local function indent(text)
   return "    " .. text:gsub("\n", "\n    ")
 end
@@ -32,7 +53,7 @@ function M.new(opts)
         local duration = core.format_duration(result.duration)
         local message = result.message and ("  " .. first_line(result.message)) or ""
         local attempts = (result.attempts or 1) > 1 and string.format(" after %d attempts", result.attempts) or ""
-        out:write(string.format("%s  succeeded (%s)%s%s\n", ref, duration, attempts, message))
+        out:write(string.format("%s  succeeded (%s)%s%s%s\n", ref, duration, attempts, moved(result.sync), message))
       end
     elseif result.status == "skipped" then
       reporter.skipped(ref, result.message)

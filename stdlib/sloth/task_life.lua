@@ -113,7 +113,7 @@ function M.run(task, deps, workdir, life)
     end
   end
   return { status = ok and "succeeded" or "failed", message = message, outputs = outputs or {}, attempts = n,
-    where = info and info.agent }
+    where = info and info.agent, sync = info and info.sync }
 end
 
 return M
