@@ -164,3 +164,35 @@ fn an_address_may_be_written_as_an_http_or_https_url() {
     let path = Test::new().write("tasks.lua", &pipeline(&format!("http://{}/agent", plain.address), ""));
     path.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("without a path");
 }
+
+#[test]
+fn a_tls_or_token_mismatch_says_what_to_check() {
+    let pki = Pki::new();
+    let secure = Agent::start(&["--tls-cert", &pki.path("server.pem"), "--tls-key", &pki.path("server.key")]);
+    let plain = Agent::start(&[]);
+    let cases = [
+        (secure.address.clone(), String::new(), "give it tls = { ca = \"ca.pem\" } here"),
+        (
+            secure.address.clone(),
+            format!(r#", tls = {{ ca = "{}" }}"#, pki.path("intruder.pem")),
+            "check tls.ca and tls.domain",
+        ),
+        (
+            plain.address.clone(),
+            format!(r#", tls = {{ ca = "{}" }}"#, pki.path("ca.pem")),
+            "the agent does not serve TLS",
+        ),
+    ];
+    for (address, tls, hint) in cases {
+        let test = Test::new().write("tasks.lua", &pipeline(&address, &tls));
+        test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has(hint);
+        assert!(!test.exists("ran.txt"));
+    }
+    let guarded = Agent::start(&["--token", "right"]);
+    for (token, hint) in
+        [(r#", token = "wrong""#, "differs from the agent's --token"), ("", "give the agent a `token` here")]
+    {
+        let test = Test::new().write("tasks.lua", &pipeline(&guarded.address, token));
+        test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has(hint);
+    }
+}

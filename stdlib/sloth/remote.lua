@@ -64,11 +64,31 @@ local function warn_not_carried(snapshot, task)
   end
 end
 
+--- What to check when the agent and this side disagree on TLS or the token.
+local function what_to_check(target, message)
+  local has = function(text)
+    return message:find(text, 1, true) ~= nil
+  end
+  if has("wrong token") then
+    return " — the agent's `token` here differs from the agent's --token (or its SLOTH_AGENT_TOKEN)"
+  elseif has("requires a token") then
+    return " — give the agent a `token` here, e.g. token = os.getenv(\"SLOTH_AGENT_TOKEN\")"
+  elseif has("invalid peer certificate") then
+    return " — the agent's certificate is not signed by tls.ca, or does not name this address: check tls.ca and tls.domain"
+  elseif target.tls and (has("corrupt message") or has("InvalidContentType")) then
+    return " — the agent does not serve TLS: remove tls here, or start it with --tls-cert and --tls-key"
+  elseif not target.tls and (has("transport error") or has("h2 protocol error")) then
+    return " — if the agent serves TLS (--tls-cert), give it tls = { ca = \"ca.pem\" } here"
+  end
+  return ""
+end
+
 --- What to do about an agent nothing listens for: start one (on this machine, or let the run
---- start it).
+--- start it); or what to check when the two sides disagree.
 local function next_step(target, message)
-  if not tostring(message):find("Connection refused", 1, true) then
-    return ""
+  message = tostring(message)
+  if not message:find("Connection refused", 1, true) then
+    return what_to_check(target, message)
   end
   local port = spawn.loopback_port(target.address:gsub("^[Hh][Tt][Tt][Pp][Ss]?://", ""):gsub("/$", ""))
   if port then
@@ -141,7 +161,7 @@ function M.run_on(target, task, deps, workdir)
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
-    local message = about(target, result)
+    local message = about(target, result) .. next_step(target, result)
     -- An agent that cannot be reached, or that died mid-task, is not where the retry goes.
     if message:find("cannot reach", 1, true) or message:find("stopped answering during the task", 1, true) then
       pool.unreachable(target)
