@@ -27,6 +27,9 @@ end
 --- `import(path)`: runs a Lua file relative to the importing file and returns its value.
 --- Each file runs once per VM; later imports return the same value.
 local imported = {}
+-- Files being imported right now, outermost first: one imported again before it finished is a
+-- cycle, said as one rather than as a stack overflow.
+local importing = {}
 function import(path)
   if type(path) ~= "string" then
     error("import: expected string for 'path', got " .. type(path), 2)
@@ -35,10 +38,22 @@ function import(path)
   if imported[full] ~= nil then
     return imported[full]
   end
+  for i, file in ipairs(importing) do
+    if file == full then
+      local chain = table.move(importing, i, #importing, 1, {})
+      chain[#chain + 1] = full
+      error("import cycle: " .. table.concat(chain, " → "), 2)
+    end
+  end
   local chunk, err = scripts.load(full)
   if not chunk then
     error("import: " .. tostring(err), 2)
   end
+  importing[#importing + 1] = full
+  -- Taken off again however the file ends (an error unwinds through it unchanged).
+  local _ <close> = setmetatable({}, { __close = function()
+    importing[#importing] = nil
+  end })
   local value = scripts.run(full, chunk)
   if value == nil then
     value = true
