@@ -1,28 +1,24 @@
 //! `sloth-runner list FILE`: groups, tasks, descriptions, dependencies.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use serde_json::json;
 
+use super::pipeline_file::PipelineFile;
 use super::session;
 use crate::runtime::RuntimeOptions;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// The pipeline file.
-    #[arg(value_name = "FILE", required_unless_present = "file_flag", conflicts_with = "file_flag")]
-    file: Option<PathBuf>,
-    /// The pipeline file (alternative spelling).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file_flag: Option<PathBuf>,
+    #[command(flatten)]
+    pipeline: PipelineFile,
 }
 
 pub fn execute(args: &ListArgs) -> ExitCode {
-    let Some(file) = args.file.as_ref().or(args.file_flag.as_ref()) else {
-        eprintln!("error: no pipeline file given");
-        return ExitCode::from(super::USAGE_ERROR);
+    let file = match args.pipeline.path() {
+        Ok(file) => file,
+        Err(code) => return code,
     };
     let options = json!({ "file": file.to_string_lossy() });
     session::run_entry("list", &options, &RuntimeOptions::from_env())

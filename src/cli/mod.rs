@@ -8,6 +8,7 @@ mod agent;
 mod agents;
 mod console;
 mod list;
+mod pipeline_file;
 mod repl;
 mod run;
 mod session;
@@ -87,7 +88,7 @@ pub fn main() -> ExitCode {
     };
     console::init(verbosity);
     match cli.command {
-        Some(Command::Run(args)) => run::execute(args, verbosity),
+        Some(Command::Run(args)) => run::execute(&args, verbosity),
         Some(Command::Agent(args)) => agent::execute(args),
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::List(args)) => list::execute(&args),

@@ -6,17 +6,14 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
+use super::pipeline_file::PipelineFile;
 use super::{USAGE_ERROR, Verbosity, session};
 use crate::runtime::{RuntimeOptions, values};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The pipeline file.
-    #[arg(value_name = "FILE", required_unless_present = "file_flag", conflicts_with = "file_flag")]
-    file: Option<PathBuf>,
-    /// The pipeline file (alternative spelling).
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file_flag: Option<PathBuf>,
+    #[command(flatten)]
+    pipeline: PipelineFile,
     /// Run only this group (repeatable); default: every group, in name order.
     #[arg(short, long = "group", value_name = "GROUP")]
     groups: Vec<String>,
@@ -45,10 +42,10 @@ pub struct RunArgs {
     lua_memory_limit: Option<u64>,
 }
 
-pub fn execute(args: RunArgs, verbosity: Verbosity) -> ExitCode {
-    let Some(file) = args.file.or(args.file_flag) else {
-        eprintln!("error: no pipeline file given");
-        return ExitCode::from(USAGE_ERROR);
+pub fn execute(args: &RunArgs, verbosity: Verbosity) -> ExitCode {
+    let file = match args.pipeline.path() {
+        Ok(file) => file.to_path_buf(),
+        Err(code) => return code,
     };
     let mut runtime_options = RuntimeOptions::from_env();
     runtime_options.memory_limit = args.lua_memory_limit.and_then(|limit| usize::try_from(limit).ok());

@@ -38,7 +38,7 @@ use super::filter::Filter;
 use super::journal::{Journal, Staging, Undo, recover};
 use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS, entry_now};
 use super::rel_path::RelPath;
-use super::unpack::{Limits, unpack_staged};
+use super::unpack::{Limits, peek_empty, unpack_staged};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -155,24 +155,6 @@ pub fn apply_observed(
         error: Box::new(error),
         kept: format!("{} in {}", kept.join(", "), staging.display()),
     })
-}
-
-/// The compressed archives read ahead to tell an empty one (a task that changed nothing):
-/// gzip of an empty tar is a few dozen bytes.
-const PEEK_BYTES: usize = 4096;
-
-/// Whether `changes` is an archive without entries, and a reader of all of it. Undecidable
-/// (longer than [`PEEK_BYTES`], or not a well-formed archive) counts as not empty: the apply
-/// then reads it, and says what is wrong with it.
-fn peek_empty(mut changes: impl Read) -> std::io::Result<(bool, impl Read)> {
-    let mut head = Vec::with_capacity(PEEK_BYTES);
-    (&mut changes).take(PEEK_BYTES as u64 + 1).read_to_end(&mut head)?;
-    let empty = head.len() <= PEEK_BYTES && {
-        let mut tar = Vec::new();
-        let decoded = flate2::read::GzDecoder::new(&head[..]).take(PEEK_BYTES as u64 * 4).read_to_end(&mut tar);
-        decoded.is_ok() && tar.len() >= 1024 && tar.iter().all(|byte| *byte == 0)
-    };
-    Ok((empty, std::io::Cursor::new(head).chain(changes)))
 }
 
 struct Apply<'a> {

@@ -20,6 +20,8 @@ use super::rel_path::RelPath;
 use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
+mod adopt;
+
 /// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored, kept under
 /// a size limit by removing the oldest blobs no task in progress needs.
 #[derive(Debug, Clone)]
@@ -206,67 +208,6 @@ impl BlobCache {
             }
         }
         Ok(stored)
-    }
-
-    /// Keeps the contents a task made (files of `after` whose content `before` did not have)
-    /// from the tree at `root`, for this view's principal only: once the master applies them,
-    /// its next task's manifest names them, and they need not travel back up. Each is
-    /// verified against its hash as it is copied (a file changed since the scan is not kept);
-    /// best effort, as a cache is. Returns how many were kept.
-    pub fn adopt(&self, root: &Path, before: &Manifest, after: &Manifest) -> u64 {
-        if self.own.is_none() {
-            return 0;
-        }
-        let known: BTreeSet<[u8; 32]> = file_hashes(before);
-        let Ok(tree) = super::beneath::Root::open(root) else { return 0 };
-        let mut kept = 0;
-        let mut seen = BTreeSet::new();
-        for (path, entry) in &after.entries {
-            let Entry::File { hash, size, .. } = entry else { continue };
-            if known.contains(hash.as_bytes()) || !seen.insert(*hash.as_bytes()) || self.find(hash).is_some() {
-                continue;
-            }
-            // Within what the cache may hold at all.
-            if *size > self.max_bytes / 4 {
-                continue;
-            }
-            match self.adopt_one(&tree, path, hash, *size) {
-                Ok(true) => kept += 1,
-                Ok(false) => {}
-                Err(error) => tracing::debug!(%path, %error, "a content the task made is not kept"),
-            }
-        }
-        kept
-    }
-
-    fn adopt_one(
-        &self,
-        tree: &super::beneath::Root,
-        path: &RelPath,
-        hash: &blake3::Hash,
-        size: u64,
-    ) -> Result<bool, WorkspaceError> {
-        let file = tree.open_file(path)?;
-        let shown = tree.display(path);
-        // A regular file of the size scanned, read no further than that: a file something
-        // still writes to (or made sparse and huge since) is not copied past it.
-        let meta = file.metadata().map_err(WorkspaceError::io(&shown))?;
-        if !meta.is_file() || meta.len() != size {
-            return Ok(false);
-        }
-        let temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(WorkspaceError::io(&self.dir))?;
-        let mut writer = HashingWriter { inner: temp.as_file(), hasher: blake3::Hasher::new() };
-        let copied = std::io::copy(&mut file.take(size + 1), &mut writer).map_err(WorkspaceError::io(&shown))?;
-        if copied != size || writer.hasher.finalize() != *hash {
-            return Ok(false);
-        }
-        let Some(target) = self.own_path(hash) else { return Ok(false) };
-        let existed = target.exists();
-        temp.persist(&target).map_err(|e| WorkspaceError::Io { path: target, source: e.error })?;
-        if !existed {
-            self.lock().bytes += copied;
-        }
-        Ok(true)
     }
 
     /// Starts building the workspace `manifest` describes in `dest` (an empty directory) from

@@ -4,6 +4,7 @@ local agent = require("agent")
 local core = require("sloth.core")
 local errors = require("sloth.errors")
 local json = require("sloth.json")
+local tables = require("sloth.tables")
 
 local M = {}
 
@@ -23,12 +24,7 @@ local function declared(pipeline, groups)
   for _, group_name in ipairs(pipeline.group_names) do
     if not wanted or wanted[group_name] then
       local agents = pipeline.groups[group_name].agents or {}
-      local names = {}
-      for name in pairs(agents) do
-        names[#names + 1] = name
-      end
-      table.sort(names)
-      for _, name in ipairs(names) do
+      for _, name in ipairs(tables.sorted_keys(agents)) do
         list[#list + 1] = { group = group_name, agent = agents[name] }
       end
     end
@@ -63,13 +59,8 @@ local function probe(entry)
 end
 
 local function labels_text(labels)
-  local keys = {}
-  for key in pairs(labels or {}) do
-    keys[#keys + 1] = key
-  end
-  table.sort(keys)
   local parts = {}
-  for i, key in ipairs(keys) do
+  for i, key in ipairs(tables.sorted_keys(labels or {})) do
     parts[i] = key .. "=" .. tostring(labels[key])
   end
   return #parts > 0 and table.concat(parts, ",") or "-"

@@ -90,7 +90,7 @@ local function next_step(target, message)
   if not message:find("Connection refused", 1, true) then
     return what_to_check(target, message)
   end
-  local port = spawn.loopback_port(target.address:gsub("^[Hh][Tt][Tt][Pp][Ss]?://", ""):gsub("/$", ""))
+  local port = spawn.loopback_port(target.address)
   if port then
     return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s, or run with --spawn-agents",
       port, target.tls and " (and its --tls-cert, --tls-key)" or "")

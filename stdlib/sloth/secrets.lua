@@ -4,6 +4,8 @@
 --- removed — from `TaskDefinitions` as the pipeline wrote it and from the pipeline as read —
 --- before the task runs. A token written literally in a pipeline still travels with its source:
 --- `validate` warns about those.
+local tables = require("sloth.tables")
+
 local M = {}
 
 local function scrub_connection(value)
@@ -57,12 +59,7 @@ end
 ---@return { where: string, how: string }[]
 function M.literal_tokens(sources)
   local found = {}
-  local paths = {}
-  for path in pairs(sources) do
-    paths[#paths + 1] = path
-  end
-  table.sort(paths)
-  for _, path in ipairs(paths) do
+  for _, path in ipairs(tables.sorted_keys(sources)) do
     local line = 0
     for text in (sources[path] .. "\n"):gmatch("([^\n]*)\n") do
       line = line + 1

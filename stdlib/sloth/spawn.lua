@@ -5,10 +5,12 @@ local agent = require("agent")
 
 local M = {}
 
---- The port of a loopback `host:port` address and the address to bind, or nil.
+--- The port of a loopback `host:port` address (also written `http://host:port`) and the
+--- address to bind, or nil.
 ---@param address string
 ---@return integer? port, string? bind
 function M.loopback_port(address)
+  address = address:gsub("^[Hh][Tt][Tt][Pp][Ss]?://", ""):gsub("/$", "")
   local host, port = address:match("^%[?([^%]]-)%]?:(%d+)$")
   if not host then
     return nil

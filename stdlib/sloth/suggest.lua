@@ -1,5 +1,7 @@
 --- "Did you mean …?": the known name closest to a mistyped one, when one is close enough to be
 --- what was meant (a typo, a missing or doubled letter, `_` for `-`), and nothing otherwise.
+local tables = require("sloth.tables")
+
 local M = {}
 
 --- Edit distance (insertions, deletions, substitutions, swaps of neighbours) between `a` and
@@ -46,19 +48,13 @@ function M.closest(name, candidates)
   end
   local list = candidates
   if #candidates == 0 and next(candidates) ~= nil then
-    list = {}
-    for key in pairs(candidates) do
-      if type(key) == "string" then
-        list[#list + 1] = key
-      end
-    end
-    table.sort(list)
+    list = tables.sorted_keys(candidates)
   end
   local limit = #name < 3 and 0 or math.max(1, #name // 3)
   local lowered = name:lower()
   local best, best_distance = nil, limit + 1
   for _, candidate in ipairs(list) do
-    if candidate ~= name then
+    if type(candidate) == "string" and candidate ~= name then
       local d = distance(lowered, candidate:lower(), limit)
       if d < best_distance then
         best, best_distance = candidate, d
