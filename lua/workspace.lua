@@ -57,10 +57,12 @@ function workspace.rules(dir, opts) end
 
 --- What changed in `dir` since `base`: an archive of the added and modified entries whose
 --- `deleted` lists the removed ones. The rules are `rules`, else `exclude` read now, else
---- the base's. `output` names the archive file (default: a temp file).
+--- the base's. `output` names the archive file; without it the archive stays in memory while
+--- small, else goes to a temporary file in `spill` (a directory, made if missing; default: the
+--- run's scratch directory). `archive.path` writes an in-memory archive to a file.
 ---@param dir string
 ---@param base workspace.Manifest
----@param opts? { rules?: workspace.Rules, exclude?: string[], output?: string }
+---@param opts? { rules?: workspace.Rules, exclude?: string[], output?: string, spill?: string }
 ---@return workspace.Archive
 function workspace.changes(dir, base, opts) end
 

@@ -116,11 +116,34 @@ impl Drop for GroupGuard {
     }
 }
 
+/// The shell a command line runs in: `sh` as this process's `PATH` finds it, looked up once —
+/// an exec per `PATH` entry that lacks it cost every command — unless the command's own
+/// environment sets `PATH`, which then decides.
+fn shell(env: &[(String, String)]) -> std::ffi::OsString {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    if env.iter().any(|(name, _)| name == "PATH") {
+        return "sh".into();
+    }
+    let found = FOUND.get_or_init(|| {
+        let path = std::env::var_os("PATH")?;
+        let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        // A relative entry means a different directory for every command's working directory.
+        if dirs.iter().any(|dir| !dir.is_absolute()) {
+            return None;
+        }
+        dirs.into_iter().map(|dir| dir.join("sh")).find(|candidate| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(candidate).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+    });
+    found.as_ref().map_or_else(|| "sh".into(), |path| path.as_os_str().to_owned())
+}
+
 /// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.
 pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Finished, ProcessError> {
     let mut command = match &spec.program {
         Program::Shell(line) => {
-            let mut command = Command::new("sh");
+            let mut command = Command::new(shell(&spec.env));
             command.arg("-c").arg(line);
             command
         }

@@ -43,7 +43,9 @@ pub fn start() -> std::io::Result<()> {
 pub fn note(group: i32, started: bool) {
     let mut pipe = PIPE.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(pipe) = pipe.as_mut() {
-        let _ = writeln!(pipe, "{}{group}", if started { '+' } else { '-' });
+        // One write (the pipe is unbuffered): a line never arrives in pieces.
+        let line = format!("{}{group}\n", if started { '+' } else { '-' });
+        let _ = pipe.write_all(line.as_bytes());
     }
 }
 

@@ -346,3 +346,44 @@ fn lua_sees_the_agents_counters() {
     let expected = format!("asked={} up=true down=true written=", info(&agent).contents_requested);
     assert!(run.stdout.contains(&expected), "{}\n{}", run.stdout, run.stderr);
 }
+
+/// Task directories left in the agent's `--work-dir`.
+fn task_dirs(work: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for agent_dir in std::fs::read_dir(work).expect("work dir").flatten() {
+        if let Ok(entries) = std::fs::read_dir(agent_dir.path()) {
+            found.extend(
+                entries
+                    .flatten()
+                    .filter(|entry| entry.file_name().to_string_lossy().starts_with("task-"))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    found
+}
+
+#[test]
+fn changes_too_large_for_memory_come_back_whole_and_no_task_directory_stays() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    // Random bytes do not compress: the archive is past what is kept in memory.
+    let test = workspace(&agent, 2, "head -c 3000000 /dev/urandom > big.bin && cksum < big.bin > big.sum", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let sum = std::process::Command::new("sh")
+        .args(["-c", "cksum < big.bin"])
+        .current_dir(test.path().join("ws"))
+        .output()
+        .expect("cksum");
+    assert_eq!(String::from_utf8_lossy(&sum.stdout), test.read("ws/big.sum"), "the file came back byte for byte");
+    assert_eq!(std::fs::metadata(test.path().join("ws/big.bin")).expect("big.bin").len(), 3_000_000);
+    // A small change, then none: neither needs a task directory; none is left either way.
+    set_task(&test, &agent, "echo small > small.txt", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/small.txt"), "small\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !task_dirs(work.path()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(task_dirs(work.path()), Vec::<PathBuf>::new(), "every task's directory is gone");
+}

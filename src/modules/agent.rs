@@ -16,8 +16,8 @@ use super::{console_events, lua_args, lua_json};
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
 use crate::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
-use crate::rpc::received_changes::ReceivedChanges;
 use crate::rpc::tls::ClientTls;
+use crate::workspace::spill::Spilled;
 
 /// How long connecting to an agent may take before it counts as unreachable.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -215,15 +215,10 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
     result.set("contents_sent", outcome.contents_sent)?;
     result.set("bytes_sent", outcome.bytes_sent)?;
-    let (storage, size) = match outcome.changes {
-        ReceivedChanges::Memory(bytes) => {
-            let size = bytes.len() as u64;
-            (Storage::Memory(bytes.into()), size)
-        }
-        ReceivedChanges::File(file) => {
-            let size = file.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-            (Storage::Temp(file), size)
-        }
+    let size = outcome.changes.size().unwrap_or(0);
+    let storage = match outcome.changes {
+        Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
+        Spilled::File(file) => Storage::Temp(file),
     };
     let changes = ArchiveData {
         storage,

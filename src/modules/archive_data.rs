@@ -95,6 +95,15 @@ impl ArchiveData {
         Ok(self.path().expect("an archive in a file").to_path_buf())
     }
 
+    /// The archive's size in bytes, wherever it is.
+    pub fn stored_size(&self) -> std::io::Result<u64> {
+        match &self.storage {
+            Storage::Memory(bytes) => Ok(bytes.len() as u64),
+            Storage::Temp(file) => Ok(file.as_file().metadata()?.len()),
+            Storage::Path(path) => Ok(std::fs::metadata(path)?.len()),
+        }
+    }
+
     /// A reader of the archive's bytes, wherever they are.
     pub fn reader(&self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
         match &self.storage {

@@ -9,6 +9,7 @@ use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
 use super::archive_data::{ArchiveData, ManifestData, RulesData, Storage, base_manifest, scratch_dir};
 use super::lua_args::LuaPath;
 use super::task_context;
+use crate::workspace::spill::{Spill, Spilled};
 use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
@@ -139,9 +140,11 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
     lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root, rules: Some(Arc::new(filter)) })
 }
 
-/// `workspace.changes(dir, base_manifest[, { rules | exclude, output }]) -> archive` whose
-/// `deleted` lists removed paths. The rules default to the base's (those of its snapshot);
-/// `output` names the file to write (default: a temporary file).
+/// `workspace.changes(dir, base_manifest[, { rules | exclude, output, spill }]) -> archive`
+/// whose `deleted` lists removed paths. The rules default to the base's (those of its
+/// snapshot). `output` names the file to write; without it the archive is kept in memory while
+/// small, else written to a temporary file in `spill` (a directory, made if missing; default:
+/// the run's scratch directory).
 async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let (base, base_rules) = {
@@ -156,12 +159,18 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
         },
         None => None,
     };
-    let output = match &options {
-        Some(options) => options.get::<Option<LuaPath>>("output")?.map(|path| resolve_dir(&lua, &path)),
-        None => None,
+    let path_option = |name: &str| -> LuaResult<Option<PathBuf>> {
+        match &options {
+            Some(options) => Ok(options.get::<Option<LuaPath>>(name)?.map(|path| resolve_dir(&lua, &path))),
+            None => Ok(None),
+        }
     };
-    // An agent writes into the task's directory: no scratch directory for it.
-    let scratch = if output.is_none() { Some(scratch_dir(&lua)?) } else { None };
+    let output = path_option("output")?;
+    let spill = match (&output, path_option("spill")?) {
+        (Some(_), _) => None,
+        (None, Some(dir)) => Some(dir),
+        (None, None) => Some(scratch_dir(&lua)?),
+    };
     let archive = blocking("changes", move || {
         let filter = match (rules, base_rules) {
             (Some(rules), _) => rules,
@@ -171,18 +180,23 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
         // What the base proves untouched (a warm tree's kept files) is not read again.
         let after = Manifest::scan_known(&root, &filter, Some(&base))?;
         let changes = core::diff(&base, &after);
-        let (storage, file) = match output {
-            Some(path) => {
+        let (storage, entries) = match (output, spill) {
+            (Some(path), _) => {
                 let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
-                (Storage::Path(path), file)
+                let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
+                (Storage::Path(path), entries)
             }
-            None => {
-                let scratch = scratch.expect("a scratch directory without an output");
-                let (temp, file) = temp_archive(&scratch, "changes-")?;
-                (Storage::Temp(temp), file)
+            (None, spill) => {
+                let mut sink = Spill::in_dir(spill.expect("a spill directory without an output"));
+                let entries = core::pack(&root, &after, Some(&changes.changed), &mut sink)?;
+                let dir = sink.spill_dir();
+                let storage = match sink.finish().map_err(WorkspaceError::io(&dir))? {
+                    Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
+                    Spilled::File(file) => Storage::Temp(file),
+                };
+                (storage, entries)
             }
         };
-        let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
         let mut archive = ArchiveData {
             storage,
             base: None,
@@ -194,8 +208,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             after: None,
         };
         archive.after = Some(Arc::new(after));
-        let path = archive.path().expect("changes written to a file").to_path_buf();
-        archive.size = std::fs::metadata(&path).map_err(WorkspaceError::io(&path))?.len();
+        archive.size = archive.stored_size().map_err(WorkspaceError::io(&root))?;
         Ok(archive)
     })
     .await?;

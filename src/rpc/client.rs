@@ -18,8 +18,8 @@ use super::proto::{
     ExecuteRequest, InfoRequest, InfoResponse, ManifestChunk, ManifestEnd, ScriptFile, TaskRequest, WorkspaceEnd,
     output_line,
 };
-use super::received_changes::{ChangesSink, ReceivedChanges};
 use super::tls::ClientTls;
+use crate::workspace::spill::{Spill, Spilled};
 use std::os::unix::ffi::OsStringExt;
 
 use crate::events::TaskEvent;
@@ -131,7 +131,7 @@ pub struct TaskOutcome {
     pub message: Option<String>,
     pub outputs_json: Vec<u8>,
     /// The changes archive (tar + gzip), in memory or in a temporary file.
-    pub changes: ReceivedChanges,
+    pub changes: Spilled,
     pub deleted: Vec<RelPath>,
     /// Files that changed while they were read here: they went to the agent as read, so the
     /// task started from these entries, not from the snapshot's.
@@ -272,7 +272,7 @@ impl AgentClient {
             }
         };
 
-        let mut changes = ChangesSink::default();
+        let mut changes = Spill::default();
         let changes_error = |source| ClientError::Io { path: std::env::temp_dir(), source };
         let mut result = None;
         let mut received: u64 = 0;
@@ -383,7 +383,7 @@ impl AgentClient {
                     if received > max_changes {
                         return Err(self.failed(&format!("the changes exceed the limit of {max_changes} bytes")));
                     }
-                    changes.write(&chunk).map_err(changes_error)?;
+                    std::io::Write::write_all(&mut changes, &chunk).map_err(changes_error)?;
                 }
                 Some(Event::ChangesEnd(end)) => {
                     if end.size != received || end.deleted != deleted.len() as u64 {

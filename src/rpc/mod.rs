@@ -6,8 +6,8 @@ pub mod client;
 pub mod manifest;
 pub mod parts;
 mod receive;
-pub mod received_changes;
 pub mod server;
+pub mod task_dir;
 pub mod tls;
 pub mod work_dir;
 

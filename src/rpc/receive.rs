@@ -12,6 +12,7 @@ use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
 use super::proto::{ExecuteRequest, ExecuteResponse, NeedBlobs};
 use super::server::{AgentIdentity, Outbound, RemoteWorkspace};
+use super::task_dir::TaskDir;
 use crate::workspace::trees::Lease;
 use crate::workspace::{BlobCache, Limits, WorkspaceError};
 
@@ -39,7 +40,7 @@ pub struct Traffic {
 /// content that fails verification is asked for again, once. The task's base is what was built.
 pub(super) async fn receive_incremental(
     inbound: &mut Streaming<ExecuteRequest>,
-    dir: &std::path::Path,
+    dir: &TaskDir,
     (identity, limits): (&AgentIdentity, Limits),
     tx: &Outbound,
     ignore: Vec<String>,
@@ -52,7 +53,7 @@ pub(super) async fn receive_incremental(
     }
     let (root, state) = match warm.lease.as_ref() {
         Some(lease) => (lease.root.clone(), lease.state.clone()),
-        None => (dir.join("workspace"), None),
+        None => (dir.path().join("workspace"), None),
     };
     // A kept tree is looked at first: only what it lacks is asked for.
     let plan = match state {
@@ -94,8 +95,8 @@ pub(super) async fn receive_incremental(
         "incremental sync"
     );
     ask_for(&missing, tx).await?;
-    let blobs = dir.join("blobs.tar.gz");
-    let Received { amended, bytes: sent } = receive_workspace(inbound, &blobs).await?;
+    let blobs = dir.path().join(BLOBS);
+    let Received { amended, bytes: sent } = receive_workspace(inbound, dir, BLOBS).await?;
     warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
     warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
     let amended_any = !amended.is_empty();
@@ -108,6 +109,9 @@ pub(super) async fn receive_incremental(
     let store_cache = cache.clone();
     let target = manifest.clone();
     let leased = warm.lease.is_some();
+    if !leased {
+        dir.make().map_err(|e| Status::internal(format!("cannot make the task's directory: {e}")))?;
+    }
     let build = blocking(move || {
         if sent > 0 {
             store(&store_cache, &stored, &limits)?;
@@ -133,7 +137,7 @@ pub(super) async fn receive_incremental(
     if !again.is_empty() {
         tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
         ask_for(&again, tx).await?;
-        let again_received = receive_workspace(inbound, &blobs).await?;
+        let again_received = receive_workspace(inbound, dir, BLOBS).await?;
         if !again_received.amended.is_empty() {
             return Err(Status::invalid_argument("amendments are only sent with the first contents"));
         }
@@ -229,11 +233,16 @@ pub(super) async fn receive_manifest(
     }
 }
 
-/// Spools the workspace chunks to `path` until `WorkspaceEnd`, checking the announced size;
-/// returns the amendments that came before them.
+/// Where the contents an incremental sync asked for are spooled, in the task's directory.
+const BLOBS: &str = "blobs.tar.gz";
+
+/// Spools the workspace chunks to `name` in the task's directory (both made on the first
+/// chunk) until `WorkspaceEnd`, checking the announced size; returns the amendments that came
+/// before them.
 pub(super) async fn receive_workspace(
     inbound: &mut Streaming<ExecuteRequest>,
-    path: &std::path::Path,
+    dir: &TaskDir,
+    name: &str,
 ) -> Result<Received, Status> {
     let mut amended = Vec::new();
     // Made on the first chunk: nothing asked for, nothing sent, no file.
@@ -252,7 +261,10 @@ pub(super) async fn receive_workspace(
                 received += chunk.len() as u64;
                 let open = match &mut file {
                     Some(open) => open,
-                    None => file.insert(tokio::fs::File::create(path).await.map_err(cannot)?),
+                    None => {
+                        let path = dir.make().map_err(cannot)?.join(name);
+                        file.insert(tokio::fs::File::create(path).await.map_err(cannot)?)
+                    }
                 };
                 open.write_all(&chunk).await.map_err(cannot)?;
             }

@@ -21,6 +21,7 @@ use super::proto::{
     TaskResult, output_line,
 };
 use super::receive::{Traffic, Warm, receive_incremental, receive_workspace};
+use super::task_dir::TaskDir;
 use crate::events::TaskEvent;
 use crate::process::OutputStream;
 use crate::workspace::trees::TreePool;
@@ -42,7 +43,8 @@ pub struct RemoteTask {
     /// What the master sent.
     pub spec: TaskSpec,
     pub workspace: RemoteWorkspace,
-    /// A private empty directory for this task, removed after the call.
+    /// A private directory for this task, removed after the call; not made yet unless
+    /// something needed it (see [`TaskDir`]).
     pub dir: PathBuf,
 }
 
@@ -52,11 +54,19 @@ pub struct RemoteOutcome {
     pub ok: bool,
     pub message: Option<String>,
     pub outputs_json: Vec<u8>,
-    /// The changes archive (tar + gzip), inside the task's directory.
-    pub changes_archive: PathBuf,
+    /// The changes archive (tar + gzip).
+    pub changes: ChangesArchive,
     pub deleted: Vec<crate::workspace::RelPath>,
     /// The workspace as scanned after the task, with identities (what a kept tree holds).
     pub after: Option<Arc<Manifest>>,
+}
+
+/// Where a task's changes archive is: in memory (small changes), or in a file (inside the
+/// task's directory, or a temporary file that goes with this value).
+#[derive(Debug)]
+pub enum ChangesArchive {
+    Memory(Arc<[u8]>),
+    File { path: PathBuf, _temp: Option<tempfile::NamedTempFile> },
 }
 
 /// Runs a received task. Dropping the returned future must stop the task and kill its
@@ -168,10 +178,10 @@ impl Agent for AgentService {
             let workspace = if incremental {
                 let limits = identity.limits.with_setid_files(task.setuid);
                 let warm = Warm { key: key.as_deref(), lease: &mut lease, traffic: &traffic };
-                receive_incremental(&mut inbound, dir.path(), (&identity, limits), &tx, task.ignore.clone(), warm).await
+                receive_incremental(&mut inbound, &dir, (&identity, limits), &tx, task.ignore.clone(), warm).await
             } else {
-                let archive = dir.path().join("workspace.tar.gz");
-                let received = receive_workspace(&mut inbound, &archive).await;
+                let archive = dir.path().join(ARCHIVE);
+                let received = receive_workspace(&mut inbound, &dir, ARCHIVE).await;
                 if let Ok(received) = &received {
                     traffic.bytes_received.fetch_add(received.bytes, Ordering::Relaxed);
                 }
@@ -249,17 +259,20 @@ impl Agent for AgentService {
 
 pub(super) type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
 
+/// Where a whole-workspace archive is spooled, in the task's directory.
+const ARCHIVE: &str = "workspace.tar.gz";
+
 /// Admission before anything is buffered or made for a task: a `--max-tasks` slot (when all
 /// are busy, the master is told the task is queued, and it waits), then the scripts and the
-/// parts of large fields (their number checked already), bounded in bytes, then the task's
-/// directory.
+/// parts of large fields (their number checked already), bounded in bytes; the task's
+/// directory is named, not made.
 async fn admit(
     slots: &Arc<Semaphore>,
     inbound: &mut Streaming<ExecuteRequest>,
     task: &mut super::proto::TaskRequest,
     identity: &AgentIdentity,
     tx: &Outbound,
-) -> Result<(tokio::sync::OwnedSemaphorePermit, Vec<super::proto::ScriptFile>, tempfile::TempDir), Status> {
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Vec<super::proto::ScriptFile>, TaskDir), Status> {
     let permit = match Arc::clone(slots).try_acquire_owned() {
         Ok(permit) => permit,
         Err(_) => {
@@ -279,10 +292,7 @@ async fn admit(
         }
     }
     let scripts = assembler.scripts;
-    let dir = tempfile::Builder::new()
-        .prefix("task-")
-        .tempdir_in(&identity.work_dir)
-        .map_err(|e| Status::internal(format!("cannot create a task directory: {e}")))?;
+    let dir = TaskDir::new(&identity.work_dir);
     tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental = task.incremental, "task received");
     Ok((permit, scripts, dir))
 }
@@ -353,21 +363,32 @@ async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound, traffic: &Traffic) 
     }
     let result = TaskResult { ok: outcome.ok, message: outcome.message, outputs_json };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::Result(result)) })).await;
-    let mut file = tokio::fs::File::open(&outcome.changes_archive)
-        .await
-        .map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
     let mut size: u64 = 0;
-    loop {
-        let chunk = super::next_chunk(&mut file)
-            .await
-            .map_err(|e| Status::internal(format!("cannot read the changes: {e}")))?;
-        if chunk.is_empty() {
-            break;
-        }
+    let mut send = async |chunk: Vec<u8>| {
         size += chunk.len() as u64;
         traffic.bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        if tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_err() {
-            return Ok(());
+        tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_ok()
+    };
+    match &outcome.changes {
+        ChangesArchive::Memory(bytes) => {
+            for chunk in bytes.chunks(super::CHUNK_SIZE) {
+                if !send(chunk.to_vec()).await {
+                    return Ok(());
+                }
+            }
+        }
+        ChangesArchive::File { path, .. } => {
+            let cannot = |e: std::io::Error| Status::internal(format!("cannot read the changes: {e}"));
+            let mut file = tokio::fs::File::open(path).await.map_err(cannot)?;
+            loop {
+                let chunk = super::next_chunk(&mut file).await.map_err(cannot)?;
+                if chunk.is_empty() {
+                    break;
+                }
+                if !send(chunk).await {
+                    return Ok(());
+                }
+            }
         }
     }
     let deleted = outcome.deleted.len() as u64;

@@ -3,7 +3,6 @@
 //! agent-side handler (`sloth.agent_side`).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -16,7 +15,7 @@ use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
 use crate::modules::archive_data::{ArchiveData, ManifestData, RulesData, Storage};
 use crate::modules::lua_json;
-use crate::rpc::server::{RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler};
+use crate::rpc::server::{ChangesArchive, RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler};
 use crate::workspace::Filter;
 
 /// Runs tasks as `<agent name>/<task>` with the given stdlib.
@@ -237,16 +236,19 @@ async fn run_in_vm(
 
     let outcome = || -> mlua::Result<RemoteOutcome> {
         let changes: AnyUserData = result.get("changes")?;
-        let changes = changes.borrow::<ArchiveData>()?;
+        let mut changes = changes.borrow_mut::<ArchiveData>()?;
         let outputs: Value = result.get("outputs")?;
+        // The archive leaves the VM with the outcome (the VM goes before it is sent).
+        let archive = match std::mem::replace(&mut changes.storage, Storage::Memory(Arc::from([]))) {
+            Storage::Memory(bytes) => ChangesArchive::Memory(bytes),
+            Storage::Temp(file) => ChangesArchive::File { path: file.path().to_path_buf(), _temp: Some(file) },
+            Storage::Path(path) => ChangesArchive::File { path, _temp: None },
+        };
         Ok(RemoteOutcome {
             ok: result.get("ok")?,
             message: result.get("message")?,
             outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
-            changes_archive: changes
-                .path()
-                .map(PathBuf::from)
-                .ok_or_else(|| mlua::Error::runtime("the changes are not in the task's directory"))?,
+            changes: archive,
             deleted: changes.deleted.clone(),
             after: changes.after.clone(),
         })

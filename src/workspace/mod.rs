@@ -21,6 +21,7 @@ pub mod journal;
 pub mod manifest;
 pub mod pack;
 pub mod rel_path;
+pub mod spill;
 pub mod timestamp;
 pub mod tree_writer;
 pub mod trees;

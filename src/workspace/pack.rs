@@ -25,8 +25,14 @@ pub fn pack(
     root: &Path,
     manifest: &Manifest,
     paths: Option<&[RelPath]>,
-    out: impl Write,
+    mut out: impl Write,
 ) -> Result<u64, WorkspaceError> {
+    if paths.is_some_and(<[RelPath]>::is_empty) {
+        // Most tasks change nothing: their archive is always the same bytes, and making a
+        // compressor for it costs more than the rest of packing it.
+        out.write_all(empty_archive()).map_err(WorkspaceError::io(root))?;
+        return Ok(0);
+    }
     let source = Root::open(root)?;
     let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
     builder.follow_symlinks(false);
@@ -55,6 +61,16 @@ pub fn pack(
     let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
     encoder.finish().map_err(WorkspaceError::io(root))?;
     Ok(count)
+}
+
+/// A tar + gzip archive without entries, made once.
+fn empty_archive() -> &'static [u8] {
+    static EMPTY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| {
+        let builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL)));
+        let encoder = builder.into_inner().expect("writing to memory cannot fail");
+        encoder.finish().expect("writing to memory cannot fail")
+    })
 }
 
 /// A header with the entry's time (PAX `mtime` with nanoseconds, written before it).
@@ -143,5 +159,21 @@ impl<R: Read> Read for ExactReader<R> {
         }
         self.remaining -= read as u64;
         Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_to_pack_is_an_archive_without_entries_that_an_apply_sees_as_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut out = Vec::new();
+        assert_eq!(pack(dir.path(), &Manifest::default(), Some(&[]), &mut out).expect("pack"), 0);
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&out[..]));
+        assert_eq!(archive.entries().expect("entries").count(), 0);
+        let (empty, _) = super::super::unpack::peek_empty(&out[..]).expect("peek");
+        assert!(empty, "the apply takes it for nothing to do");
     }
 }

@@ -47,7 +47,8 @@ function M.handle(req)
   if not job_ok then
     ok, message, outputs = false, tostring(ok), {}
   end
-  local changes = workspace.changes(root, base, { rules = rules, output = req.dir .. "/changes.tar.gz" })
+  -- Kept in memory while small; a large archive goes to a file in the task's directory.
+  local changes = workspace.changes(root, base, { rules = rules, spill = req.dir })
   for _, item in ipairs(changes.skipped) do
     log.warn(string.format("'%s' is %s: not carried back to the master", item.path, item.kind))
   end

@@ -1,0 +1,69 @@
+//! A task's private directory in the agent's work directory, made only when something needs
+//! it (a whole-workspace archive, a `same_path` view, changes too large for memory): most tasks
+//! need none, and making and removing a directory per task cost an agent as much as the rest
+//! of a trivial task on filesystems slow to make inodes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// The directory's path from the start; the directory itself once [`TaskDir::make`] (or
+/// anything told its path, such as a spill) has made it. Removed, with what is in it, when
+/// dropped.
+#[derive(Debug)]
+pub struct TaskDir {
+    path: PathBuf,
+}
+
+impl TaskDir {
+    /// A name of its own in `work_dir` (this process's id and a counter: the work directory
+    /// is this agent's alone), nothing made yet.
+    pub fn new(work_dir: &Path) -> Self {
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        TaskDir { path: work_dir.join(format!("task-{}-{number}", std::process::id())) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the directory if it is not there yet.
+    pub fn make(&self) -> std::io::Result<&Path> {
+        match std::fs::create_dir(&self.path) {
+            Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
+            _ => Ok(&self.path),
+        }
+    }
+}
+
+impl Drop for TaskDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.path) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(dir = %self.path.display(), %error, "cannot remove a task directory");
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_directory_is_made_on_demand_and_gone_when_dropped() {
+        let work = tempfile::tempdir().expect("tempdir");
+        let unused = TaskDir::new(work.path());
+        let used = TaskDir::new(work.path());
+        assert_ne!(unused.path(), used.path());
+        assert!(!unused.path().exists(), "nothing made before it is needed");
+        std::fs::write(used.make().expect("make").join("file"), b"x").expect("write");
+        used.make().expect("made twice is made");
+        let used_path = used.path().to_path_buf();
+        drop((unused, used));
+        assert!(!used_path.exists(), "removed with what it held");
+        assert_eq!(std::fs::read_dir(work.path()).expect("list").count(), 0);
+    }
+}
