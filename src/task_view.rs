@@ -31,9 +31,19 @@ const RECORD_SUFFIX: &str = ".mount-points";
 
 /// Gives this thread its own umask, `mask`. Returns a note when the thread keeps the
 /// process's umask instead (the system refuses `unshare`): the task runs under that one.
+///
+/// A thread serves several tasks one after another: once it has a umask of its own, each task
+/// sets it again (the agent's own umask, read once, never changes).
 pub fn private_umask(mask: u32) -> Option<String> {
+    thread_local! {
+        static OWN_UMASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
     let mask = mask & 0o777;
-    let current = crate::process::umask();
+    if OWN_UMASK.get() {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+        return None;
+    }
+    let current = crate::process::umask_at_start();
     if current == Some(mask) {
         return None;
     }
@@ -43,6 +53,7 @@ pub fn private_umask(mask: u32) -> Option<String> {
             current.map_or("(unknown)".to_owned(), |mask| format!("{mask:04o}"))
         ));
     }
+    OWN_UMASK.set(true);
     nix::sys::stat::umask(Mode::from_bits_truncate(mask));
     None
 }

@@ -387,3 +387,24 @@ fn changes_too_large_for_memory_come_back_whole_and_no_task_directory_stays() {
     }
     assert_eq!(task_dirs(work.path()), Vec::<PathBuf>::new(), "every task's directory is gone");
 }
+
+#[test]
+fn each_task_runs_under_its_own_masters_umask_on_a_reused_task_thread() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 1, "umask; touch made-$(umask)", "");
+    // The agent's task threads serve task after task: a umask one task set must not be the
+    // next one's.
+    for mask in ["077", "022", "027", "022", "077"] {
+        let run = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {mask} && exec \"$0\" run tasks.lua"))
+            .arg(crate::support::binary())
+            .current_dir(test.path())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("box/t | 0{mask}")), "umask {mask}: {stderr}");
+        assert!(test.exists(&format!("ws/made-0{mask}")), "umask {mask}: {stderr}");
+    }
+}

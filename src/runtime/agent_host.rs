@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use mlua::{AnyUserData, Table, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::task_workers::{Prepared, ReadyThreads, Work};
+use super::task_workers::{Prepared, ReadyThreads, Work, name_this_thread};
 use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
 use crate::modules::archive_data::{ArchiveData, ManifestData, RulesData, Storage};
@@ -80,14 +80,25 @@ impl TaskHandler for LuaTaskHandler {
         let work: Work = Box::new(move |prepared| {
             let _guard = guard;
             name_this_thread(&format!("task {name}"));
-            let (outcome, vm) = run_on_this_thread(agent_name, (options, prepared, vm_abort), task, events, cancel_rx);
+            let (outcome, prepared) =
+                run_on_this_thread(agent_name, (options, prepared, vm_abort), task, events, cancel_rx);
+            let ran_to_its_end = outcome.as_ref().map_or_else(|error| error != CANCELLED, |_| true);
             let _ = done_tx.send(outcome);
-            // The VM goes after the master has the result.
+            // The VM goes after the master has the result; the runtime serves the thread's
+            // next task, unless this one was cancelled midway or changed the thread's view of
+            // the filesystem.
+            let Prepared { tokio, vm } = prepared?;
             drop(vm);
+            (ran_to_its_end && !fresh).then_some(tokio)
         });
         let spawned = match if fresh { Err(work) } else { self.ready.run(work) } {
             Ok(()) => Ok(()),
-            Err(work) => std::thread::Builder::new().name("task".to_owned()).spawn(move || work(None)).map(|_| ()),
+            Err(work) => std::thread::Builder::new()
+                .name("task".to_owned())
+                .spawn(move || {
+                    work(None);
+                })
+                .map(|_| ()),
         };
         Box::pin(async move {
             spawned.map_err(|e| format!("cannot start a task thread: {e}"))?;
@@ -100,16 +111,8 @@ impl TaskHandler for LuaTaskHandler {
     }
 }
 
-/// Names the calling thread (what `ps -L` and `/proc/…/comm` show; at most 15 bytes).
-fn name_this_thread(name: &str) {
-    let mut bytes: Vec<u8> = name.bytes().filter(|byte| *byte != 0).take(15).collect();
-    while std::str::from_utf8(&bytes).is_err() {
-        bytes.pop();
-    }
-    if let Ok(name) = std::ffi::CString::new(bytes) {
-        let _ = nix::sys::prctl::set_name(&name);
-    }
-}
+/// How a task the master cancelled ends.
+const CANCELLED: &str = "cancelled";
 
 /// Raises the abort flag when dropped.
 struct AbortOnDrop(Arc<AtomicBool>);
@@ -148,7 +151,7 @@ fn run_on_this_thread(
     let outcome = local.block_on(&prepared.tokio, async {
         tokio::select! {
             outcome = run_in_vm(agent_name, (&prepared.vm, abort), task, events) => outcome,
-            _ = cancel => Err("cancelled".to_owned()),
+            _ = cancel => Err(CANCELLED.to_owned()),
         }
     });
     drop(local);
