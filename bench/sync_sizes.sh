@@ -7,6 +7,7 @@
 #   bench/sync_sizes.sh [ROUNDS] [WARM]                 (default 3 rounds, 5 warm tasks each)
 #   SLOTH_BIN=/path/to/sloth-runner bench/sync_sizes.sh
 #   SLOTH_BIN=… BASE_BIN=/path/to/other/sloth-runner bench/sync_sizes.sh   # and a baseline
+#   SLOTH_BENCH_SHAPES="20 10485760" bench/sync_sizes.sh                    # some shapes only
 #
 # For each shape, ROUNDS times: a fresh agent (`--work-dir` a new directory) and a fresh master
 # stat cache (XDG_CACHE_HOME), a cold task — everything goes up — then WARM tasks on the same
@@ -162,7 +163,8 @@ tar_ms() {
 }
 
 mkdir -p "$scratch/info"
-for shape in "2000 4096" "20000 200" "20 10485760"; do
+IFS=';' read -r -a shapes <<< "${SLOTH_BENCH_SHAPES:-2000 4096;20000 200;20 10485760}"
+for shape in "${shapes[@]}"; do
   read -r count size <<< "$shape"
   rm -rf "$scratch/ws"
   mkdir -p "$scratch/ws"

@@ -245,7 +245,7 @@ impl Agent for AgentService {
                 }
                 if let (Some(trees), Some(lease)) = (trees, lease) {
                     match (after, built) {
-                        (Some(_), Some(built)) => trees.give_back(lease, built),
+                        (Some(after), Some(built)) => trees.give_back(lease, built, &after),
                         _ => trees.discard(&lease),
                     }
                 }

@@ -126,6 +126,8 @@ pub struct Manifest {
     pub scanned_at: Option<Timestamp>,
     /// Local only: what the scan found but a workspace does not carry (sockets, devices).
     pub skipped: Vec<(RelPath, Kind)>,
+    /// Local only: what the scan's rules left out (what a kept tree holds beyond its entries).
+    pub excluded: Vec<RelPath>,
 }
 
 impl PartialEq for Manifest {
@@ -245,6 +247,7 @@ fn walk(
             reason: reason.into(),
         })?;
         if filter.excludes(&relative) {
+            manifest.excluded.push(relative);
             continue;
         }
         let path = root.join(relative.as_path());

@@ -130,9 +130,9 @@ impl TreePool {
         Ok(Lease { root, state: None, key: key.to_owned(), expected: false, pids_from: last_pid() })
     }
 
-    /// Takes `lease` back, its tree now holding `state`, and removes the least recently used
-    /// trees past the limits.
-    pub fn give_back(&self, lease: Lease, state: Arc<Manifest>) {
+    /// Takes `lease` back, its tree now holding `state` (`after`: what the scan after the task
+    /// found in it), and removes the least recently used trees past the limits.
+    pub fn give_back(&self, lease: Lease, state: Arc<Manifest>, after: &Manifest) {
         // A process the task left running in it (detached: its group was killed) could write
         // into the next task's tree: such a tree is not kept.
         if let Some(pid) = process_inside(&lease.root, lease.pids_from) {
@@ -141,10 +141,10 @@ impl TreePool {
             return;
         }
         // Back in the pool first (the next task of a chain may be waiting for it), counted
-        // for the files the scan after the task saw; then measured on disk, excluded paths
-        // included, which is what counts against the limit.
+        // for the files the scan after the task saw; then what its rules left out (build
+        // output, caches) is measured on disk: all of it counts against the limit.
         let Lease { root, key, expected, .. } = lease;
-        let estimate = state.total_size();
+        let estimate = on_disk(after);
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(Idle {
             key: key.clone(),
             root: root.clone(),
@@ -152,7 +152,8 @@ impl TreePool {
             bytes: estimate,
         });
         self.arrived(&key, expected);
-        let bytes = disk_bytes(&root);
+        let bytes =
+            estimate.saturating_add(after.excluded.iter().map(|path| disk_bytes(&root.join(path.as_path()))).sum());
         let evicted: Vec<PathBuf> = {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             // (Unless a task has leased it meanwhile: it is measured when it comes back.)
@@ -241,11 +242,30 @@ fn process_inside(root: &Path, since: Option<u32>) -> Option<u32> {
     None
 }
 
-/// Bytes of regular files in the tree, as it is on disk.
-fn disk_bytes(root: &Path) -> u64 {
+/// What the files of `manifest` take on disk, each rounded up to whole 4 KiB blocks (a small
+/// file takes a block).
+fn on_disk(manifest: &Manifest) -> u64 {
+    const BLOCK: u64 = 4096;
+    let files = manifest.entries.values().filter_map(|entry| match entry {
+        super::manifest::Entry::File { size, .. } => Some(size.div_ceil(BLOCK) * BLOCK),
+        _ => None,
+    });
+    files.fold(0u64, u64::saturating_add)
+}
+
+/// Bytes of regular files at `path` (a file, or a directory and everything below it) on
+/// disk; links are not followed.
+fn disk_bytes(path: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+    if meta.is_file() {
+        return meta.blocks() * 512;
+    }
+    if !meta.is_dir() {
+        return 0;
+    }
     let mut total = 0u64;
-    let mut stack = vec![root.to_path_buf()];
+    let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
@@ -271,16 +291,16 @@ mod tests {
         let a = pool.lease("a").expect("lease");
         assert!(a.state.is_none(), "a new tree");
         let a_root = a.root.clone();
-        pool.give_back(a, Arc::new(Manifest::default()));
+        pool.give_back(a, Arc::new(Manifest::default()), &Manifest::default());
         let again = pool.lease("a").expect("lease");
         assert_eq!(again.root, a_root, "the same tree again");
         let other = pool.lease("a").expect("lease");
         assert_ne!(other.root, a_root, "a second task of the same workspace gets its own tree");
         let b = pool.lease("b").expect("lease");
         let b_root = b.root.clone();
-        pool.give_back(again, Arc::new(Manifest::default()));
-        pool.give_back(other, Arc::new(Manifest::default()));
-        pool.give_back(b, Arc::new(Manifest::default()));
+        pool.give_back(again, Arc::new(Manifest::default()), &Manifest::default());
+        pool.give_back(other, Arc::new(Manifest::default()), &Manifest::default());
+        pool.give_back(b, Arc::new(Manifest::default()), &Manifest::default());
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 2, "two trees kept");
         assert!(!a_root.exists(), "the least recently used tree went");
         assert!(b_root.exists());
