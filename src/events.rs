@@ -10,8 +10,20 @@ use crate::process::OutputStream;
 /// One thing a task said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEvent {
-    Log { level: tracing::Level, message: String, fields: String },
-    Output { stream: OutputStream, line: String },
+    Log {
+        level: tracing::Level,
+        message: String,
+        fields: String,
+    },
+    Output {
+        stream: OutputStream,
+        line: String,
+    },
+    /// What the task's Lua code printed (`print`, one call): the master prints it as its own
+    /// `print` would, so a function task says the same wherever it runs.
+    Print {
+        text: String,
+    },
 }
 
 /// Where a VM's task events go (installed as VM app data on agents).

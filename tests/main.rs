@@ -18,6 +18,7 @@ mod integrity;
 mod lua_meta;
 mod lua_specs;
 mod netns;
+mod pipeline_vms;
 mod readme;
 mod remote;
 mod repl;

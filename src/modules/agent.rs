@@ -151,6 +151,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         umask: crate::process::umask_at_start(),
         same_path: None,
         workspace: String::new(),
+        run: run_identity(&lua),
     };
     let workspace: AnyUserData = request
         .get("workspace")
@@ -195,6 +196,14 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
                     console_events::log(*level, prefix.as_deref(), message, fields);
                 }
                 TaskEvent::Output { stream, line } => console_events::output(*stream, prefix.as_deref(), line),
+                // As the master's own `print` (which `--return` sends to stderr).
+                TaskEvent::Print { text } => {
+                    if let Err(error) =
+                        lua.globals().get::<Function>("print").and_then(|print| print.call::<()>(text.as_str()))
+                    {
+                        tracing::warn!(%error, "cannot print what the remote task printed");
+                    }
+                }
             }
             if let Some(callback) = &on_event
                 && callback_error.is_none()
@@ -234,6 +243,24 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     Ok(result)
 }
 
+/// This VM's run, as agents know it: random, made on first use.
+struct RunIdentity(String);
+
+fn run_identity(lua: &Lua) -> String {
+    if let Some(run) = lua.app_data_ref::<RunIdentity>() {
+        return run.0.clone();
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.update(&COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    hasher.update(&now.as_nanos().to_le_bytes());
+    let run = hasher.finalize().to_hex().to_string();
+    lua.set_app_data(RunIdentity(run.clone()));
+    run
+}
+
 /// Who a workspace is, the same from run to run: a digest of this machine (its machine id,
 /// else its host name) and the workspace's physical path.
 fn workspace_identity(root: &std::path::Path) -> String {
@@ -263,6 +290,10 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
             table.set("level", level.as_str().to_ascii_lowercase())?;
             table.set("message", message.as_str())?;
             table.set("fields", fields.as_str())?;
+        }
+        TaskEvent::Print { text } => {
+            table.set("kind", "print")?;
+            table.set("text", text.as_str())?;
         }
         TaskEvent::Output { stream, line } => {
             table.set("kind", "output")?;

@@ -30,6 +30,16 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     )?;
     let contexts = task_context::contexts(lua)?;
     core.set("contexts", &contexts)?;
+    // `core.print_to_master(text)`: on an agent, sends what a task printed to the master;
+    // false where there is no master to send it to.
+    core.set(
+        "print_to_master",
+        lua.create_function(|lua, text: mlua::LuaString| {
+            let Some(sink) = lua.app_data_ref::<crate::events::EventSink>() else { return Ok(false) };
+            sink.send(crate::events::TaskEvent::Print { text: text.to_string_lossy() });
+            Ok(true)
+        })?,
+    )?;
 
     let spawn_jobs = Rc::clone(jobs);
     let spawn_contexts = contexts.clone();

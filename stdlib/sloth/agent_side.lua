@@ -1,7 +1,7 @@
---- The agent's side of a remote task, run in a fresh VM per task: unpack the workspace into
---- the task's private directory, load the pipeline from the scripts the master shipped, run
---- the task there — always here: an agent never re-dispatches what it was sent — and pack what
---- it changed.
+--- The agent's side of a remote task: unpack the workspace into the task's private directory,
+--- load the pipeline from the scripts the master shipped (or find it loaded by an earlier task
+--- of it in this VM), run the task there — always here: an agent never re-dispatches what it
+--- was sent — and pack what it changed.
 local core = require("sloth.core")
 local execute = require("sloth.execute")
 local scripts = require("sloth.scripts")
@@ -12,19 +12,46 @@ local workspace = require("workspace")
 
 local M = {}
 
+-- What a task's Lua code prints goes to the master, which prints it as its own `print` would:
+-- a function task says the same wherever it runs.
+local raw_print = print
+print = function(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do
+    parts[i] = tostring(parts[i])
+  end
+  local text = table.concat(parts, "\t", 1, parts.n)
+  if not core.print_to_master(text) then
+    raw_print(text)
+  end
+end
+
+-- The pipeline this VM has loaded, kept for the next task of it: the agent gives this VM only
+-- tasks whose key (master, sources, values) is the same, as tasks of one local run share a VM.
+local loaded = { key = nil, defs = nil }
+
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
 --- from `req.workspace`, an archive.
----@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
+--- `req.key` names the pipeline (its master, sources and values); `req.scripts` is absent when
+--- this VM already loaded that pipeline for an earlier task.
+---@param req { agent: string, group: string, task: string, pipeline: string, key: string, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
 function M.handle(req)
   local root = req.root
   if req.workspace then
     workspace.unpack(req.workspace, root)
   end
-  scripts.shipped = req.scripts
-
-  local pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = { group = req.group, task = req.task } })
+  local read = { on_agent = true, only = { group = req.group, task = req.task } }
+  local pipeline
+  if req.key ~= nil and loaded.key == req.key then
+    pipeline = taskdefs.from_value(loaded.defs, req.pipeline, read)
+  else
+    scripts.shipped = req.scripts
+    loaded.key, loaded.defs = nil, nil
+    pipeline = taskdefs.load(req.pipeline, read)
+    loaded.key, loaded.defs = req.key, TaskDefinitions
+  end
   -- No task here reads how the master reaches its agents.
   secrets.scrub(TaskDefinitions, pipeline)
   local group = pipeline.groups[req.group]

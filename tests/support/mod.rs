@@ -85,6 +85,13 @@ impl Test {
         command.spawn().expect("starting sloth-runner")
     }
 
+    /// Like [`Test::spawn`], stdout captured too.
+    pub fn spawn_capturing(&self, args: &[&str]) -> std::process::Child {
+        let mut command = self.command(args);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().expect("starting sloth-runner")
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
