@@ -184,53 +184,46 @@ impl ReadyThreads {
         loop {
             // A VM kept for its pipeline waits for that pipeline's next task.
             if let Some(Kept { tokio, vm: Some((key, vm)) }) = kept.take() {
-                let holding = this.hold(key);
+                let (id, receiver) = this.hold(key);
                 this.arrived(key);
-                match holding {
-                    Some((id, receiver)) => {
-                        this.coming.fetch_sub(1, Ordering::SeqCst);
-                        let threads = Arc::downgrade(&this);
-                        drop(this);
-                        let work = match receiver.recv_timeout(HOLD_FOR) {
-                            Ok(work) => Some(work),
-                            Err(RecvTimeoutError::Disconnected) => return,
-                            Err(RecvTimeoutError::Timeout) => {
-                                let Some(threads) = threads.upgrade() else { return };
-                                // Still listed: nobody will send; else the work is on its way.
-                                let unlisted = {
-                                    let mut held = threads.held.lock().unwrap_or_else(PoisonError::into_inner);
-                                    let at = held.iter().position(|thread| thread.id == id);
-                                    at.map(|at| held.remove(at)).is_some()
-                                };
-                                if unlisted {
-                                    threads.coming.fetch_add(1, Ordering::SeqCst);
-                                    drop(vm);
-                                    kept = Some(Kept { tokio, vm: None });
-                                    this = threads;
-                                    continue;
-                                }
-                                drop(threads);
-                                receiver.recv().ok()
-                            }
+                this.coming.fetch_sub(1, Ordering::SeqCst);
+                let threads = Arc::downgrade(&this);
+                drop(this);
+                let work = match receiver.recv_timeout(HOLD_FOR) {
+                    Ok(work) => Some(work),
+                    // Let go for a more recent VM (or the agent is stopping).
+                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let Some(threads) = threads.upgrade() else { return };
+                        // Still listed: nobody will send; else the work is on its way.
+                        let unlisted = {
+                            let mut held = threads.held.lock().unwrap_or_else(PoisonError::into_inner);
+                            let at = held.iter().position(|thread| thread.id == id);
+                            at.map(|at| held.remove(at)).is_some()
                         };
-                        let Some(work) = work else { return };
-                        kept = work(Some(Prepared { tokio, vm, holds: Some(key) }));
-                        this = match threads.upgrade() {
-                            Some(threads) => threads,
-                            None => return,
-                        };
-                        if kept.is_none() {
-                            this.coming.fetch_sub(1, Ordering::SeqCst);
-                            return;
+                        if unlisted {
+                            threads.coming.fetch_add(1, Ordering::SeqCst);
+                            drop(vm);
+                            kept = Some(Kept { tokio, vm: None });
+                            this = threads;
+                            continue;
                         }
-                        name_this_thread("task (ready)");
-                        continue;
+                        drop(threads);
+                        receiver.recv().ok()
                     }
-                    None => {
-                        drop(vm);
-                        kept = Some(Kept { tokio, vm: None });
-                    }
+                };
+                let Some(work) = work else { return };
+                kept = work(Some(Prepared { tokio, vm, holds: Some(key) }));
+                this = match threads.upgrade() {
+                    Some(threads) => threads,
+                    None => return,
+                };
+                if kept.is_none() {
+                    this.coming.fetch_sub(1, Ordering::SeqCst);
+                    return;
                 }
+                name_this_thread("task (ready)");
+                continue;
             }
             let prepared = match kept.take() {
                 Some(Kept { tokio, .. }) => Prepared::on(tokio, &this.options),
@@ -299,14 +292,17 @@ impl ReadyThreads {
         self.returned.notify_waiters();
     }
 
-    /// Waits (a little, at most) while a VM of `key` is on its way to being held.
+    /// Waits (a little, at most) while a VM of `key` is on its way to being held and none is
+    /// held yet.
     pub async fn await_returning(&self, key: PipelineKey) {
         let deadline = tokio::time::Instant::now() + WAIT_FOR_RETURN;
         loop {
             let notified = self.returned.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if !self.returning.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&key) {
+            if self.held.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|thread| thread.key == key)
+                || !self.returning.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&key)
+            {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -322,16 +318,17 @@ impl ReadyThreads {
         Some(held.remove(at).sender)
     }
 
-    /// Lists the calling thread as holding a VM of `key`, if fewer than [`MAX_HELD`] are.
-    fn hold(&self, key: PipelineKey) -> Option<(u64, std::sync::mpsc::Receiver<Work>)> {
+    /// Lists the calling thread as holding a VM of `key`; past [`MAX_HELD`], the thread that
+    /// has held one longest lets it go (unlisted, it hears so and ends).
+    fn hold(&self, key: PipelineKey) -> (u64, std::sync::mpsc::Receiver<Work>) {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if held.len() >= MAX_HELD {
-            return None;
+        while held.len() >= MAX_HELD.max(1) {
+            drop(held.remove(0));
         }
         let id = self.next_held.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = sync_channel::<Work>(1);
         held.push(Held { id, key, sender });
-        Some((id, receiver))
+        (id, receiver)
     }
 }
 
