@@ -7,6 +7,7 @@ pub mod cli;
 pub mod duration;
 pub mod events;
 pub mod hex;
+pub mod json_events;
 pub mod locked_dir;
 pub mod modules;
 pub mod physical_path;

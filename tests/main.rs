@@ -15,6 +15,7 @@ mod dispatch;
 mod examples;
 mod incremental;
 mod integrity;
+mod json_events;
 mod lua_meta;
 mod lua_specs;
 mod netns;

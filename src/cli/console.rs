@@ -13,7 +13,11 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::modules::console_events::OUTPUT_TARGET;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::modules::console_events::{LOG_TARGET, OUTPUT_TARGET};
 
 /// How chatty the console is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,11 +35,43 @@ pub fn init(verbosity: Verbosity) {
         Verbosity::Verbose => "debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .event_format(ConsoleFormat)
-        .try_init();
+    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(ConsoleFormat);
+    // Every task's log and output lines, whatever the console shows (only once the stream is
+    // on: `run --output json`).
+    let stream = JsonLines.with_filter(
+        tracing_subscriber::filter::Targets::new()
+            .with_targets([(LOG_TARGET, Level::INFO), (OUTPUT_TARGET, Level::INFO)]),
+    );
+    let _ = tracing_subscriber::registry().with(console.with_filter(filter)).with(stream).try_init();
+}
+
+/// Log and output lines as `log` and `output` events of the JSON stream.
+struct JsonLines;
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for JsonLines {
+    fn on_event(&self, event: &Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if !crate::json_events::enabled() {
+            return;
+        }
+        let mut fields = ConsoleFields::default();
+        event.record(&mut fields);
+        let mut object = serde_json::Map::new();
+        if let Some(task) = fields.task {
+            object.insert("task".to_owned(), task.into());
+        }
+        if event.metadata().target() == OUTPUT_TARGET {
+            object.insert("stream".to_owned(), fields.stream.unwrap_or_else(|| "stdout".to_owned()).into());
+            object.insert("line".to_owned(), fields.message.into());
+            crate::json_events::emit("output", object);
+        } else {
+            object.insert("level".to_owned(), level_name(*event.metadata().level()).to_ascii_lowercase().into());
+            object.insert("message".to_owned(), fields.message.into());
+            if !fields.rest.is_empty() {
+                object.insert("fields".to_owned(), fields.rest.join(" ").into());
+            }
+            crate::json_events::emit("log", object);
+        }
+    }
 }
 
 struct ConsoleFormat;

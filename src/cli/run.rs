@@ -3,12 +3,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::pipeline_file::PipelineFile;
 use super::{USAGE_ERROR, Verbosity, session};
 use crate::runtime::{RuntimeOptions, values};
+
+/// What stdout carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// Only what a task prints (the progress and the summary go to stderr).
+    Human,
+    /// JSON events, one per line.
+    Json,
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -27,8 +36,12 @@ pub struct RunArgs {
     #[arg(short = 'd', long)]
     dry_run: bool,
     /// Print the exports and the final outputs as one JSON object on stdout (nothing else).
-    #[arg(long = "return")]
+    #[arg(long = "return", conflicts_with = "output")]
     return_json: bool,
+    /// `json`: stream the run as JSON events on stdout, one per line (see the README); what
+    /// people read stays on stderr.
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value = "human")]
+    output: Output,
     /// Start a local agent for every loopback agent address that does not answer, and stop
     /// them afterwards.
     #[arg(long)]
@@ -66,7 +79,11 @@ pub fn execute(args: &RunArgs, verbosity: Verbosity) -> ExitCode {
         "jobs": args.jobs,
         "spawn_agents": args.spawn_agents,
         "return_json": args.return_json,
+        "json_events": args.output == Output::Json,
         "quiet": verbosity == Verbosity::Quiet,
     });
+    if args.output == Output::Json {
+        crate::json_events::enable();
+    }
     session::run_entry("run", &options, &runtime_options)
 }

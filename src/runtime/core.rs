@@ -30,6 +30,36 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     )?;
     let contexts = task_context::contexts(lua)?;
     core.set("contexts", &contexts)?;
+    // `core.events_on()`: whether `run --output json` streams events; `core.event(type,
+    // fields)` writes one (nothing when the stream is off).
+    core.set("events_on", lua.create_function(|_, ()| Ok(crate::json_events::enabled()))?)?;
+    // `core.json_array(t)`: `t`, written as a JSON array even when empty.
+    core.set(
+        "json_array",
+        lua.create_function(|lua, table: Table| {
+            use mlua::LuaSerdeExt;
+            table.set_metatable(Some(lua.array_metatable()))?;
+            Ok(table)
+        })?,
+    )?;
+    core.set(
+        "event",
+        lua.create_function(|lua, (kind, fields): (String, Option<Table>)| {
+            if !crate::json_events::enabled() {
+                return Ok(());
+            }
+            let fields = match fields
+                .map(|fields| crate::modules::lua_json::from_lua(lua, Value::Table(fields), "an event"))
+            {
+                Some(Ok(serde_json::Value::Object(map))) => map,
+                Some(Ok(_)) | None => serde_json::Map::new(),
+                // (A field that is not text, say bytes that are not UTF-8: the event still goes.)
+                Some(Err(error)) => serde_json::Map::from_iter([("unencodable".to_owned(), error.to_string().into())]),
+            };
+            crate::json_events::emit(&kind, fields);
+            Ok(())
+        })?,
+    )?;
     // `core.print_to_master(text)`: on an agent, sends what a task printed to the master;
     // false where there is no master to send it to.
     core.set(

@@ -34,9 +34,17 @@ end
 local function load(file)
   local ok, pipeline = pcall(taskdefs.load, file)
   if not ok then
-    return nil, invalid(pipeline)
+    return nil, invalid(pipeline), pipeline
   end
   return pipeline
+end
+
+--- An error that stopped the run before anything ran, as one line of text.
+local function error_line(err)
+  if errors.is_validation(err) then
+    return table.concat(err.messages, "; ")
+  end
+  return errors.clean(err)
 end
 
 local function workdir_resolver()
@@ -46,14 +54,20 @@ local function workdir_resolver()
   end
 end
 
---- With `--return`, stdout carries only the JSON document: `print` and `io.write` go to stderr.
+--- With `--return` or `--output json`, stdout carries only JSON: `print` and `io.write` go to
+--- stderr (and what is printed is an `output` event of the stream, `stream = "print"`).
 local function keep_stdout_for_json()
   print = function(...)
     local parts = table.pack(...)
     for i = 1, parts.n do
       parts[i] = tostring(parts[i])
     end
-    io.stderr:write(table.concat(parts, "\t", 1, parts.n), "\n")
+    local text = table.concat(parts, "\t", 1, parts.n)
+    io.stderr:write(text, "\n")
+    if core.events_on() then
+      local context = core.contexts[coroutine.running()]
+      core.event("output", { task = context and context.prefix, stream = "print", line = text })
+    end
   end
   io.write = function(...)
     return io.stderr:write(...)
@@ -74,20 +88,28 @@ end
 
 ---@param opts { file: string, groups?: string[], tasks?: string[], dry_run?: boolean, jobs?: integer, quiet?: boolean, return_json?: boolean }
 function M.run(opts)
-  if opts.return_json then
+  if opts.return_json or opts.json_events then
     keep_stdout_for_json()
   end
-  local pipeline, code = load(opts.file)
+  local pipeline, code, err = load(opts.file)
   if not pipeline then
+    core.event("run_finished", { pipeline = opts.file, exit_code = code, ok = false, error = error_line(err) })
     return code
   end
   local ok, plan = pcall(plan_mod.build, pipeline, opts)
   if not ok then
-    return invalid(plan)
+    code = invalid(plan)
+    core.event("run_finished", { pipeline = opts.file, exit_code = code, ok = false, error = error_line(plan) })
+    return code
   end
   local workdir_of = workdir_resolver()
+  if core.events_on() then
+    core.event("run_started", { pipeline = pipeline.file, dry_run = opts.dry_run == true, jobs = opts.jobs or 1,
+      groups = plan_mod.described(plan, workdir_of) })
+  end
   if opts.dry_run then
-    plan_mod.print(plan, pipeline, workdir_of)
+    plan_mod.print(plan, pipeline, workdir_of, opts.json_events and io.stderr or io.stdout)
+    core.event("run_finished", { pipeline = pipeline.file, exit_code = M.EXIT_OK, ok = true, dry_run = true })
     return M.EXIT_OK
   end
   local spawned = {}
@@ -107,6 +129,15 @@ function M.run(opts)
     error(summary, 0)
   end
   reporter.summary(summary.results, summary.elapsed, summary.aborted_by)
+  if core.events_on() then
+    local counts = { succeeded = 0, failed = 0, skipped = 0, aborted = 0 }
+    for _, result in ipairs(summary.results) do
+      counts[result.status] = counts[result.status] + 1
+    end
+    core.event("run_finished", { pipeline = pipeline.file, exit_code = summary.ok and M.EXIT_OK or M.EXIT_FAILED,
+      ok = summary.ok, counts = counts, duration = math.floor(summary.elapsed * 1e6 + 0.5) / 1e6,
+      aborted_by = summary.aborted_by })
+  end
   if opts.return_json then
     local encoded, document = pcall(json.encode, return_document(summary))
     if not encoded then

@@ -1,5 +1,6 @@
 --- What a run will do: the selected groups and tasks, in order. Also prints it (`--dry-run`)
 --- and lists a pipeline (`list`).
+local core = require("sloth.core")
 local errors = require("sloth.errors")
 local graph = require("sloth.graph")
 local suggest = require("sloth.suggest")
@@ -77,9 +78,34 @@ local function describe_command(task)
   return "sh: " .. task.command
 end
 
---- Prints the plan without running anything.
-function M.print(plan, pipeline, workdir_of)
-  local out = io.stdout
+--- The plan as the JSON stream's `run_started` says it: groups in order, each with its tasks
+--- in order, where they run and what they wait for.
+function M.described(plan, workdir_of)
+  local groups = {}
+  for _, step in ipairs(plan) do
+    local tasks = {}
+    for i, task in ipairs(step.tasks) do
+      local agents = nil
+      if task.remote then
+        agents = core.json_array({})
+        for j, agent in ipairs(task.remote.candidates) do
+          agents[j] = agent.name
+        end
+      end
+      local depends_on = core.json_array({})
+      for j, name in ipairs(task.depends_on) do
+        depends_on[j] = name
+      end
+      tasks[i] = { name = task.name, depends_on = depends_on, agents = agents, command = describe_command(task) }
+    end
+    groups[#groups + 1] = { name = step.group.name, workdir = workdir_of(step.group), tasks = tasks }
+  end
+  return groups
+end
+
+--- Prints the plan without running anything (on `out`, default stdout).
+function M.print(plan, pipeline, workdir_of, out)
+  out = out or io.stdout
   out:write(string.format("plan for %s (dry run: nothing runs)\n", pipeline.file))
   for _, step in ipairs(plan) do
     local group = step.group

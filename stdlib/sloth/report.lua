@@ -36,18 +36,46 @@ local function indent(text)
   return "    " .. text:gsub("\n", "\n    ")
 end
 
+--- `group`, `task` of a "group/task" reference.
+local function parts(ref)
+  local group, task = ref:match("^(.-)/(.*)$")
+  return group or "", task or ref
+end
+
+--- Seconds to the microsecond (what a clock says beyond that is noise).
+local function seconds(value)
+  return value and math.floor(value * 1e6 + 0.5) / 1e6
+end
+
+--- A `task_*` event of the JSON stream (`run --output json`), when it is on.
+local function event(kind, ref, fields)
+  if core.events_on() then
+    fields.group, fields.task = parts(ref)
+    core.event(kind, fields)
+  end
+end
+
 ---@param opts { quiet?: boolean, out?: file* }
 function M.new(opts)
   local out = opts.out or io.stderr
   local reporter = {}
 
   function reporter.started(ref)
+    event("task_started", ref, {})
     if not opts.quiet then
       out:write(string.format("%s  started\n", ref))
     end
   end
 
   function reporter.finished(ref, result)
+    if result.status ~= "skipped" then
+      local outputs = type(result.outputs) == "table" and result.outputs or {}
+      event("task_finished", ref, { status = result.status, duration = seconds(result.duration), attempts = result.attempts or 1,
+        where = result.where or "local", message = result.message,
+        exit_code = math.type(outputs.exit_code) == "integer" and outputs.exit_code or nil,
+        sync = result.sync and { up = result.sync.up, up_bytes = result.sync.up_bytes, down = result.sync.down,
+          down_bytes = result.sync.down_bytes } or nil })
+    end
     if result.status == "succeeded" then
       if not opts.quiet then
         local duration = core.format_duration(result.duration)
@@ -70,6 +98,7 @@ function M.new(opts)
   end
 
   function reporter.retrying(ref, attempt, total, message, delay)
+    event("task_retrying", ref, { attempt = attempt, attempts = total, message = message, delay = delay })
     out:write(string.format("%s  attempt %d/%d failed: %s; retrying in %s\n", ref, attempt, total,
       first_line(message), core.format_duration(delay)))
   end
@@ -79,6 +108,7 @@ function M.new(opts)
   end
 
   function reporter.skipped(ref, reason)
+    event("task_skipped", ref, { message = reason })
     if not opts.quiet then
       out:write(string.format("%s  skipped: %s\n", ref, reason))
     end
