@@ -42,8 +42,7 @@ function Client:info() end
 --- Runs a task on the agent, under this process's umask; its log and output lines show live,
 --- prefixed with `prefix`, and what its Lua code printed is printed here with `print`.
 --- `on_event` sees each: `{ kind = "log", level, message, fields }`, `{ kind = "output",
---- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`. A later task of this VM's run
---- and of the same pipeline may run in the Lua VM this one left on the agent.
+--- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`.
 ---@param request agent.Request
 ---@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }) }
 ---@return agent.Result

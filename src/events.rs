@@ -19,12 +19,17 @@ pub enum TaskEvent {
         stream: OutputStream,
         line: String,
     },
-    /// What the task's Lua code printed (`print`, one call): the master prints it as its own
-    /// `print` would, so a function task says the same wherever it runs.
+    /// What the task's Lua code printed (`print`, one call, without its newline), in pieces
+    /// of at most [`PRINT_PIECE`] bytes (`more`: another piece of the same call follows): the
+    /// master prints it as it is, so a function task says the same wherever it runs.
     Print {
         text: String,
+        more: bool,
     },
 }
+
+/// The most bytes of one printed text per event (a message stays far below gRPC's limit).
+pub const PRINT_PIECE: usize = 1024 * 1024;
 
 /// Where a VM's task events go (installed as VM app data on agents).
 #[derive(Debug, Clone)]

@@ -151,7 +151,6 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         umask: crate::process::umask_at_start(),
         same_path: None,
         workspace: String::new(),
-        run: run_identity(&lua),
     };
     let workspace: AnyUserData = request
         .get("workspace")
@@ -197,13 +196,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
                 }
                 TaskEvent::Output { stream, line } => console_events::output(*stream, prefix.as_deref(), line),
                 // As the master's own `print` (which `--return` sends to stderr).
-                TaskEvent::Print { text } => {
-                    if let Err(error) =
-                        lua.globals().get::<Function>("print").and_then(|print| print.call::<()>(text.as_str()))
-                    {
-                        tracing::warn!(%error, "cannot print what the remote task printed");
-                    }
-                }
+                TaskEvent::Print { text, more } => print_here(&lua, text, *more),
             }
             if let Some(callback) = &on_event
                 && callback_error.is_none()
@@ -243,24 +236,6 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     Ok(result)
 }
 
-/// This VM's run, as agents know it: random, made on first use.
-struct RunIdentity(String);
-
-fn run_identity(lua: &Lua) -> String {
-    if let Some(run) = lua.app_data_ref::<RunIdentity>() {
-        return run.0.clone();
-    }
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(&std::process::id().to_le_bytes());
-    hasher.update(&COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    hasher.update(&now.as_nanos().to_le_bytes());
-    let run = hasher.finalize().to_hex().to_string();
-    lua.set_app_data(RunIdentity(run.clone()));
-    run
-}
-
 /// Who a workspace is, the same from run to run: a digest of this machine (its machine id,
 /// else its host name) and the workspace's physical path.
 fn workspace_identity(root: &std::path::Path) -> String {
@@ -282,6 +257,34 @@ fn workspace_identity(root: &std::path::Path) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
+/// What a remote task's Lua code printed, printed here as it was (whatever this VM's `print`
+/// has become: the agent's already went through the pipeline's): on stdout, or — when stdout
+/// is kept for JSON (`--return`, `--output json`) — on stderr and as an `output` event.
+fn print_here(lua: &Lua, text: &str, more: bool) {
+    use std::io::Write;
+    let line = if more { text.to_owned() } else { format!("{text}\n") };
+    if lua.app_data_ref::<StdoutKept>().is_some() {
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        let task = super::task_context::current(lua).prefix;
+        let mut fields = serde_json::Map::new();
+        if let Some(task) = task {
+            fields.insert("task".to_owned(), task.into());
+        }
+        fields.insert("stream".to_owned(), "print".into());
+        fields.insert("line".to_owned(), text.into());
+        if more {
+            fields.insert("more".to_owned(), true.into());
+        }
+        crate::json_events::emit("output", fields);
+    } else {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+/// Set on a VM whose stdout carries JSON only (`run --return`, `run --output json`).
+pub struct StdoutKept;
+
 fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
     let table = lua.create_table()?;
     match event {
@@ -291,7 +294,7 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
             table.set("message", message.as_str())?;
             table.set("fields", fields.as_str())?;
         }
-        TaskEvent::Print { text } => {
+        TaskEvent::Print { text, .. } => {
             table.set("kind", "print")?;
             table.set("text", text.as_str())?;
         }

@@ -66,9 +66,6 @@ pub struct TaskSpec {
     /// Who the workspace is (a digest of this machine and the workspace's path): tasks of the
     /// same workspace may reuse the agent's tree. Empty: a fresh tree.
     pub workspace: String,
-    /// Which run of the master it belongs to (random per master VM): later tasks of the same
-    /// run and pipeline may find the agent's VM as an earlier one left it. Empty: a fresh VM.
-    pub run: String,
 }
 
 impl TaskSpec {
@@ -92,7 +89,6 @@ impl TaskSpec {
             same_path: self.same_path.map(|path| path.into_os_string().into_vec()).unwrap_or_default(),
             workspace: self.workspace,
             parts: 0,
-            run: self.run,
         };
         let mut request = request;
         let follow_ups = super::parts::follow_ups(&mut request, scripts);
@@ -114,7 +110,6 @@ impl TaskSpec {
             same_path: (!request.same_path.is_empty())
                 .then(|| PathBuf::from(std::ffi::OsString::from_vec(request.same_path))),
             workspace: request.workspace,
-            run: request.run,
         }
     }
 }
@@ -307,7 +302,7 @@ impl AgentClient {
                     fields: log.fields,
                 }),
                 Some(Event::Output(line)) if line.stream == output_line::Stream::Print as i32 => {
-                    on_event(TaskEvent::Print { text: line.line });
+                    on_event(TaskEvent::Print { text: line.line, more: line.more });
                 }
                 Some(Event::Output(line)) => on_event(TaskEvent::Output {
                     stream: if line.stream == output_line::Stream::Stderr as i32 {

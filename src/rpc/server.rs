@@ -46,8 +46,6 @@ pub struct RemoteTask {
     /// A private directory for this task, removed after the call; not made yet unless
     /// something needed it (see [`TaskDir`]).
     pub dir: PathBuf,
-    /// Who sent it: the master's client certificate, else the agent's token (a digest).
-    pub principal: String,
 }
 
 /// How the handler says a task ended.
@@ -211,8 +209,7 @@ impl Agent for AgentService {
                         tree = Some(root.clone());
                     }
                     let spec = TaskSpec::from_messages(task, scripts);
-                    let remote =
-                        RemoteTask { spec, workspace, dir: dir.path().to_path_buf(), principal: principal.clone() };
+                    let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
                     in_flight.fetch_add(1, Ordering::Relaxed);
                     // Once the task has ended, its tree is on its way back: the next task of the
                     // workspace (the master hears the result first) waits for it.
@@ -411,8 +408,8 @@ fn event_message(event: TaskEvent) -> ExecuteResponse {
         TaskEvent::Log { level, message, fields } => {
             Event::Log(LogEvent { level: level.as_str().to_ascii_lowercase(), message, fields })
         }
-        TaskEvent::Print { text } => {
-            Event::Output(OutputLine { stream: output_line::Stream::Print as i32, line: text })
+        TaskEvent::Print { text, more } => {
+            Event::Output(OutputLine { stream: output_line::Stream::Print as i32, line: text, more })
         }
         TaskEvent::Output { stream, line } => Event::Output(OutputLine {
             stream: match stream {
@@ -420,6 +417,7 @@ fn event_message(event: TaskEvent) -> ExecuteResponse {
                 OutputStream::Stderr => output_line::Stream::Stderr as i32,
             },
             line,
+            more: false,
         }),
     };
     ExecuteResponse { event: Some(event) }

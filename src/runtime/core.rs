@@ -30,6 +30,15 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     )?;
     let contexts = task_context::contexts(lua)?;
     core.set("contexts", &contexts)?;
+    // `core.keep_stdout()`: stdout carries JSON only from now on (what remote tasks print goes
+    // to stderr).
+    core.set(
+        "keep_stdout",
+        lua.create_function(|lua, ()| {
+            lua.set_app_data(crate::modules::agent::StdoutKept);
+            Ok(())
+        })?,
+    )?;
     // `core.events_on()`: whether `run --output json` streams events; `core.event(type,
     // fields)` writes one (nothing when the stream is off).
     core.set("events_on", lua.create_function(|_, ()| Ok(crate::json_events::enabled()))?)?;
@@ -66,7 +75,20 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
         "print_to_master",
         lua.create_function(|lua, text: mlua::LuaString| {
             let Some(sink) = lua.app_data_ref::<crate::events::EventSink>() else { return Ok(false) };
-            sink.send(crate::events::TaskEvent::Print { text: text.to_string_lossy() });
+            let text = text.to_string_lossy();
+            let mut rest = text.as_str();
+            loop {
+                let mut cut = rest.len().min(crate::events::PRINT_PIECE);
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let (piece, after) = rest.split_at(cut);
+                sink.send(crate::events::TaskEvent::Print { text: piece.to_owned(), more: !after.is_empty() });
+                if after.is_empty() {
+                    break;
+                }
+                rest = after;
+            }
             Ok(true)
         })?,
     )?;

@@ -47,8 +47,6 @@ pub struct Lease {
     key: String,
     /// Announced as on its way back ([`TreePool::expect_return`]).
     expected: bool,
-    /// The last process id given out when the tree was lent: what the task starts comes after.
-    pids_from: Option<u32>,
 }
 
 impl TreePool {
@@ -82,13 +80,7 @@ impl TreePool {
                 if let Some(at) = idle.iter().rposition(|tree| tree.key == key) {
                     let tree = idle.remove(at);
                     self.reused.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Lease {
-                        root: tree.root,
-                        state: Some(tree.state),
-                        key: tree.key,
-                        expected: false,
-                        pids_from: last_pid(),
-                    });
+                    return Ok(Lease { root: tree.root, state: Some(tree.state), key: tree.key, expected: false });
                 }
             }
             let returning = self.returning.lock().unwrap_or_else(PoisonError::into_inner);
@@ -127,7 +119,7 @@ impl TreePool {
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-        Ok(Lease { root, state: None, key: key.to_owned(), expected: false, pids_from: last_pid() })
+        Ok(Lease { root, state: None, key: key.to_owned(), expected: false })
     }
 
     /// Takes `lease` back, its tree now holding `state` (`after`: what the scan after the task
@@ -135,7 +127,7 @@ impl TreePool {
     pub fn give_back(&self, lease: Lease, state: Arc<Manifest>, after: &Manifest) {
         // A process the task left running in it (detached: its group was killed) could write
         // into the next task's tree: such a tree is not kept.
-        if let Some(pid) = process_inside(&lease.root, lease.pids_from) {
+        if let Some(pid) = process_inside(&lease.root) {
             tracing::info!(tree = %lease.root.display(), pid, "a process still runs in the tree: not kept");
             self.discard(&lease);
             return;
@@ -211,31 +203,14 @@ fn unmount_below(root: &Path) {
     }
 }
 
-/// The last process id the kernel gave out (in this pid namespace), if it says.
-fn last_pid() -> Option<u32> {
-    std::fs::read_to_string("/proc/sys/kernel/ns_last_pid").ok()?.trim().parse().ok()
-}
-
-/// The most process ids looked at one by one; past it, all of `/proc` is listed instead.
-const MAX_PROBED: u32 = 4096;
-
-/// A process whose working directory is in `root`, if there is one. With `since` (the last
-/// process id given out before the task started), only processes started after it are looked
-/// at — a process the task left must be one of them (ids are given out in increasing order
-/// until they wrap, and then everything is looked at) — which spares an agent a look at every
-/// process of the host after every task.
-fn process_inside(root: &Path, since: Option<u32>) -> Option<u32> {
+/// A process whose working directory is in `root`, if there is one. Every process of the
+/// host is looked at: one the task left may have any id (ids wrap around after a busy task), and
+/// one started before it may have moved in since.
+fn process_inside(root: &Path) -> Option<u32> {
     let physical = std::fs::canonicalize(root).ok()?;
-    let inside = |pid: u32| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&physical));
-    if let (Some(from), Some(to)) = (since, last_pid())
-        && from <= to
-        && to - from <= MAX_PROBED
-    {
-        return (from + 1..=to).find(|pid| inside(*pid));
-    }
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
-        if inside(pid) {
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&physical)) {
             return Some(pid);
         }
     }

@@ -1,7 +1,7 @@
---- The agent's side of a remote task: unpack the workspace into the task's private directory,
---- load the pipeline from the scripts the master shipped (or find it loaded by an earlier task
---- of it in this VM), run the task there — always here: an agent never re-dispatches what it
---- was sent — and pack what it changed.
+--- The agent's side of a remote task, run in a VM of its own: unpack the workspace into the
+--- task's private directory, load the pipeline from the scripts the master shipped, run the task
+--- there — always here: an agent never re-dispatches what it was sent — and pack what it
+--- changed.
 local core = require("sloth.core")
 local execute = require("sloth.execute")
 local scripts = require("sloth.scripts")
@@ -12,46 +12,36 @@ local workspace = require("workspace")
 
 local M = {}
 
--- What a task's Lua code prints goes to the master, which prints it as its own `print` would:
--- a function task says the same wherever it runs.
-local raw_print = print
+-- What a task's Lua code prints goes to the master, which prints it as it is (on its stdout,
+-- or on stderr when its stdout carries JSON): a function task says the same wherever it runs.
+-- Not what the pipeline prints while it is read here: the master printed that when it read it.
+-- (What the wrapper uses is its own: a task that redefines `tostring` does not change it.)
+local raw_print, to_text, concat, pack = print, tostring, table.concat, table.pack
+local forwarding = false
 print = function(...)
-  local parts = table.pack(...)
+  local parts = pack(...)
   for i = 1, parts.n do
-    parts[i] = tostring(parts[i])
+    parts[i] = to_text(parts[i])
   end
-  local text = table.concat(parts, "\t", 1, parts.n)
-  if not core.print_to_master(text) then
+  local text = concat(parts, "\t", 1, parts.n)
+  if not (forwarding and core.print_to_master(text)) then
     raw_print(text)
   end
 end
 
--- The pipeline this VM has loaded, kept for the next task of it: the agent gives this VM only
--- tasks whose key (master, sources, values) is the same, as tasks of one local run share a VM.
-local loaded = { key = nil, defs = nil }
-
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
 --- from `req.workspace`, an archive.
---- `req.key` names the pipeline (its master, sources and values); `req.scripts` is absent when
---- this VM already loaded that pipeline for an earlier task.
----@param req { agent: string, group: string, task: string, pipeline: string, key: string, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
+---@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata }
 function M.handle(req)
   local root = req.root
   if req.workspace then
     workspace.unpack(req.workspace, root)
   end
-  local read = { on_agent = true, only = { group = req.group, task = req.task } }
-  local pipeline
-  if req.key ~= nil and loaded.key == req.key then
-    pipeline = taskdefs.from_value(loaded.defs, req.pipeline, read)
-  else
-    scripts.shipped = req.scripts
-    loaded.key, loaded.defs = nil, nil
-    pipeline = taskdefs.load(req.pipeline, read)
-    loaded.key, loaded.defs = req.key, TaskDefinitions
-  end
+  scripts.shipped = req.scripts
+
+  local pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = { group = req.group, task = req.task } })
   -- No task here reads how the master reaches its agents.
   secrets.scrub(TaskDefinitions, pipeline)
   local group = pipeline.groups[req.group]
@@ -70,7 +60,9 @@ function M.handle(req)
   -- it changed is read from the copy itself.
   local workdir = req.workdir or root
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
+  forwarding = true
   local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, workdir))
+  forwarding = false
   if not job_ok then
     ok, message, outputs = false, tostring(ok), {}
   end

@@ -57,6 +57,7 @@ end
 --- With `--return` or `--output json`, stdout carries only JSON: `print` and `io.write` go to
 --- stderr (and what is printed is an `output` event of the stream, `stream = "print"`).
 local function keep_stdout_for_json()
+  core.keep_stdout()
   print = function(...)
     local parts = table.pack(...)
     for i = 1, parts.n do

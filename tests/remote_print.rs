@@ -1,0 +1,69 @@
+//! What a remote Lua function task prints is printed by the master as it was printed: the same
+//! bytes as when the task runs on the master, wherever the pipeline's own `print` is.
+
+use crate::support::Test;
+use crate::support::agent::Agent;
+
+/// A pipeline whose function task `t` runs `body`, on `agent` when given; `top` goes before
+/// `TaskDefinitions`.
+fn pipeline(agent: Option<&Agent>, top: &str, body: &str) -> String {
+    let (agents, on) = match agent {
+        Some(agent) => (format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address), "agent = \"box\","),
+        None => (String::new(), ""),
+    };
+    format!(
+        "{top}\nTaskDefinitions = {{ g = {{ {agents} tasks = {{\n  {{ name = \"t\", {on} command = function() {body} return true end }},\n}} }} }}\n"
+    )
+}
+
+/// Runs the same task here and on an agent; both runs' stdout.
+fn here_and_there(top: &str, body: &str, args: &[&str]) -> (crate::support::Run, crate::support::Run) {
+    let local = Test::new().write("tasks.lua", &pipeline(None, top, body));
+    let here = local.run(&[&["run"], args, &["tasks.lua"]].concat()).expect_code(0);
+    let agent = Agent::start(&[]);
+    let remote = Test::new().write("tasks.lua", &pipeline(Some(&agent), top, body));
+    let there = remote.run(&[&["run"], args, &["tasks.lua"]].concat()).expect_code(0);
+    (here, there)
+}
+
+#[test]
+fn a_remote_task_prints_what_it_would_print_here() {
+    let body = r#"print("a", 1, nil, true); print(); print("x\ny")"#;
+    let (here, there) = here_and_there("", body, &[]);
+    assert_eq!(here.stdout, "a\t1\tnil\ttrue\n\nx\ny\n");
+    assert_eq!(there.stdout, here.stdout, "{}", there.stderr);
+}
+
+#[test]
+fn a_pipelines_own_print_applies_once_and_what_it_prints_while_read_is_not_repeated() {
+    let top = r#"local old = print
+print = function(...) old("[pfx]", ...) end
+print("reading the pipeline")"#;
+    // (Lua's `print` does not call the global `tostring`: redefining it changes nothing.)
+    let body = r#"print("hello"); tostring = function() return "hijacked" end; print(2)"#;
+    let (here, there) = here_and_there(top, body, &[]);
+    assert_eq!(here.stdout, "[pfx]\treading the pipeline\n[pfx]\thello\n[pfx]\t2\n");
+    assert_eq!(there.stdout, here.stdout, "{}", there.stderr);
+}
+
+#[test]
+fn a_print_larger_than_a_message_arrives_whole() {
+    let body = r#"print(string.rep("0123456789", 1800000))"#;
+    let (here, there) = here_and_there("", body, &[]);
+    assert_eq!(here.stdout.len(), 18_000_001);
+    assert!(
+        there.stdout == here.stdout,
+        "18 MB printed on the agent: {} bytes arrived\n{}",
+        there.stdout.len(),
+        there.stderr
+    );
+}
+
+#[test]
+fn with_stdout_kept_for_json_what_a_remote_task_prints_goes_to_stderr() {
+    let (here, there) = here_and_there("", r#"print("printed")"#, &["--return"]);
+    for run in [&here, &there] {
+        assert!(run.stdout.trim_start().starts_with('{') && !run.stdout.contains("printed"), "{}", run.stdout);
+        assert!(run.stderr.contains("printed\n"), "{}", run.stderr);
+    }
+}
