@@ -151,6 +151,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         umask: crate::process::umask_at_start(),
         same_path: None,
         workspace: String::new(),
+        run: run_identity(&lua),
     };
     let workspace: AnyUserData = request
         .get("workspace")
@@ -234,6 +235,24 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     };
     result.set("changes", lua.create_userdata(changes)?)?;
     Ok(result)
+}
+
+/// This VM's run, as agents know it: random, made on first use.
+struct RunIdentity(String);
+
+fn run_identity(lua: &Lua) -> String {
+    if let Some(run) = lua.app_data_ref::<RunIdentity>() {
+        return run.0.clone();
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&std::process::id().to_le_bytes());
+    hasher.update(&COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    hasher.update(&now.as_nanos().to_le_bytes());
+    let run = hasher.finalize().to_hex().to_string();
+    lua.set_app_data(RunIdentity(run.clone()));
+    run
 }
 
 /// Who a workspace is, the same from run to run: a digest of this machine (its machine id,

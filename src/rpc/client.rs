@@ -66,6 +66,9 @@ pub struct TaskSpec {
     /// Who the workspace is (a digest of this machine and the workspace's path): tasks of the
     /// same workspace may reuse the agent's tree. Empty: a fresh tree.
     pub workspace: String,
+    /// Which run of the master it belongs to (random per master VM): a later task of the same
+    /// run and pipeline may find the pipeline read already on the agent. Empty: a fresh VM.
+    pub run: String,
 }
 
 impl TaskSpec {
@@ -89,6 +92,7 @@ impl TaskSpec {
             same_path: self.same_path.map(|path| path.into_os_string().into_vec()).unwrap_or_default(),
             workspace: self.workspace,
             parts: 0,
+            run: self.run,
         };
         let mut request = request;
         let follow_ups = super::parts::follow_ups(&mut request, scripts);
@@ -110,6 +114,7 @@ impl TaskSpec {
             same_path: (!request.same_path.is_empty())
                 .then(|| PathBuf::from(std::ffi::OsString::from_vec(request.same_path))),
             workspace: request.workspace,
+            run: request.run,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct RemoteTask {
     /// A private directory for this task, removed after the call; not made yet unless
     /// something needed it (see [`TaskDir`]).
     pub dir: PathBuf,
+    /// Who sent it: the master's client certificate, else the agent's token (a digest).
+    pub principal: String,
 }
 
 /// How the handler says a task ended.
@@ -209,7 +211,8 @@ impl Agent for AgentService {
                         tree = Some(root.clone());
                     }
                     let spec = TaskSpec::from_messages(task, scripts);
-                    let remote = RemoteTask { spec, workspace, dir: dir.path().to_path_buf() };
+                    let remote =
+                        RemoteTask { spec, workspace, dir: dir.path().to_path_buf(), principal: principal.clone() };
                     in_flight.fetch_add(1, Ordering::Relaxed);
                     // Once the task has ended, its tree is on its way back: the next task of the
                     // workspace (the master hears the result first) waits for it.

@@ -1,6 +1,7 @@
-//! The agent's [`TaskHandler`]: every received task runs in a fresh Lua VM on a task thread
-//! (made ready before it arrives: [`super::task_workers`]), through the stdlib's agent-side
-//! handler (`sloth.agent_side`).
+//! The agent's [`TaskHandler`]: every received task runs on a task thread (made ready before it
+//! arrives: [`super::task_workers`]), in a fresh Lua VM — or in one that read the same pipeline
+//! for an earlier task of the run and has run nothing of it since — through the stdlib's
+//! agent-side handler (`sloth.agent_side`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use mlua::{AnyUserData, Table, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::task_workers::{Prepared, ReadyThreads, Work, name_this_thread};
+use super::task_workers::{Kept, PipelineKey, Prepared, ReadyThreads, Work, name_this_thread};
 use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
 use crate::modules::archive_data::{ArchiveData, ManifestData, RulesData, Storage};
@@ -77,30 +78,51 @@ impl TaskHandler for LuaTaskHandler {
         // `same_path` changes the thread's mount namespace before anything is made on it: such
         // a task gets a thread of its own.
         let fresh = task.spec.same_path.is_some();
+        let key = pipeline_key(&task);
+        let ready = Arc::clone(&self.ready);
         let work: Work = Box::new(move |prepared| {
             let _guard = guard;
             name_this_thread(&format!("task {name}"));
             let (outcome, prepared) =
-                run_on_this_thread(agent_name, (options, prepared, vm_abort), task, events, cancel_rx);
+                run_on_this_thread(agent_name, (options, prepared, vm_abort), (task, key), events, cancel_rx);
             let ran_to_its_end = outcome.as_ref().map_or_else(|error| error != CANCELLED, |_| true);
+            // The runtime serves the thread's next task, unless this one was cancelled midway
+            // or changed the thread's view of the filesystem; the VM serves the run's next task
+            // of this pipeline if the handler ended normally with nothing of it still running,
+            // else it goes — announced before the master hears the result, which may send that
+            // next task at once.
+            let Some(Prepared { tokio, vm, .. }) = prepared else {
+                let _ = done_tx.send(outcome);
+                return None;
+            };
+            if !ran_to_its_end || fresh {
+                let _ = done_tx.send(outcome);
+                return None;
+            }
+            let reusable = vm.lua().app_data_ref::<VmReusable>().is_some_and(|reusable| reusable.0);
+            let keep = key.filter(|_| outcome.is_ok() && reusable && vm.is_idle());
+            if let Some(key) = keep {
+                ready.expect_return(key);
+            }
             let _ = done_tx.send(outcome);
-            // The VM goes after the master has the result; the runtime serves the thread's
-            // next task, unless this one was cancelled midway or changed the thread's view of
-            // the filesystem.
-            let Prepared { tokio, vm } = prepared?;
-            drop(vm);
-            (ran_to_its_end && !fresh).then_some(tokio)
+            Some(Kept { tokio, vm: keep.map(|key| (key, vm)) })
         });
-        let spawned = match if fresh { Err(work) } else { self.ready.run(work) } {
-            Ok(()) => Ok(()),
-            Err(work) => std::thread::Builder::new()
-                .name("task".to_owned())
-                .spawn(move || {
-                    work(None);
-                })
-                .map(|_| ()),
-        };
+        let ready = Arc::clone(&self.ready);
         Box::pin(async move {
+            if let (false, Some(key)) = (fresh, key) {
+                ready.await_returning(key).await;
+            }
+            let spawned = match if fresh { Err(work) } else { ready.run(key, work) } {
+                Ok(()) => Ok(()),
+                Err(work) => std::thread::Builder::new()
+                    .name("task".to_owned())
+                    .spawn(move || {
+                        if let Some(kept) = work(None) {
+                            ready.adopt(kept);
+                        }
+                    })
+                    .map(|_| ()),
+            };
             spawned.map_err(|e| format!("cannot start a task thread: {e}"))?;
             // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
             // and kills its processes, and raises the abort flag for Lua code that never yields.
@@ -110,6 +132,35 @@ impl TaskHandler for LuaTaskHandler {
         })
     }
 }
+
+/// Which run and pipeline `task` belongs to, as far as a VM that read the pipeline can tell:
+/// who sent it, the master's run, the pipeline's sources and the run's values. None: the
+/// master names no run, and the task gets a fresh VM that nothing else will get.
+fn pipeline_key(task: &RemoteTask) -> Option<PipelineKey> {
+    let spec = &task.spec;
+    if spec.run.is_empty() {
+        return None;
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(task.principal.as_bytes());
+    field(spec.run.as_bytes());
+    field(spec.pipeline.as_bytes());
+    field(&spec.values_json);
+    let mut scripts: Vec<_> = spec.scripts.iter().collect();
+    scripts.sort();
+    for (path, content) in scripts {
+        field(path.as_bytes());
+        field(content.as_ref());
+    }
+    Some(*hasher.finalize().as_bytes())
+}
+
+/// Whether the VM ran nothing of the pipeline since it read it (the handler says, per task).
+struct VmReusable(bool);
 
 /// How a task the master cancelled ends.
 const CANCELLED: &str = "cancelled";
@@ -128,7 +179,7 @@ impl Drop for AbortOnDrop {
 fn run_on_this_thread(
     agent_name: String,
     (options, prepared, abort): (RuntimeOptions, Option<Prepared>, Arc<AtomicBool>),
-    task: RemoteTask,
+    (task, key): (RemoteTask, Option<PipelineKey>),
     events: mpsc::UnboundedSender<TaskEvent>,
     cancel: oneshot::Receiver<()>,
 ) -> (Result<RemoteOutcome, String>, Option<Prepared>) {
@@ -150,7 +201,7 @@ fn run_on_this_thread(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&prepared.tokio, async {
         tokio::select! {
-            outcome = run_in_vm(agent_name, (&prepared.vm, abort), task, events) => outcome,
+            outcome = run_in_vm(agent_name, (&prepared.vm, abort), (task, key, key.is_some() && prepared.holds == key), events) => outcome,
             _ = cancel => Err(CANCELLED.to_owned()),
         }
     });
@@ -170,10 +221,12 @@ fn same_path(task: RemoteTask) -> Result<(Option<crate::task_view::SamePath>, Re
     Ok((Some(shown), task))
 }
 
+/// Runs the task through `sloth.agent_side`. `loaded`: the VM holds the task's pipeline
+/// already (an earlier task of it ran here), so its scripts need not be handed over again.
 async fn run_in_vm(
     agent_name: String,
     (runtime, abort): (&Runtime, Arc<AtomicBool>),
-    task: RemoteTask,
+    (task, key, loaded): (RemoteTask, Option<PipelineKey>, bool),
     events: mpsc::UnboundedSender<TaskEvent>,
 ) -> Result<RemoteOutcome, String> {
     let spec = &task.spec;
@@ -185,6 +238,7 @@ async fn run_in_vm(
         lua.globals().set("values", values).map_err(|e| error::describe(&e))?;
     }
     lua.set_app_data(super::preempt::Abort(abort));
+    lua.set_app_data(VmReusable(false));
     lua.set_app_data(EventSink(events));
 
     let build = || -> mlua::Result<Table> {
@@ -193,11 +247,16 @@ async fn run_in_vm(
         request.set("group", spec.group.as_str())?;
         request.set("task", spec.task.as_str())?;
         request.set("pipeline", spec.pipeline.as_str())?;
-        let scripts = lua.create_table()?;
-        for (path, content) in &spec.scripts {
-            scripts.set(path.as_str(), lua.create_string(content)?)?;
+        if let Some(key) = key {
+            request.set("key", lua.create_string(key)?)?;
         }
-        request.set("scripts", scripts)?;
+        if !loaded {
+            let scripts = lua.create_table()?;
+            for (path, content) in &spec.scripts {
+                scripts.set(path.as_str(), lua.create_string(content)?)?;
+            }
+            request.set("scripts", scripts)?;
+        }
         request.set("params", lua_json::bytes_to_lua(lua, &spec.params_json, "params")?)?;
         request.set("deps", lua_json::bytes_to_lua(lua, &spec.deps_json, "deps")?)?;
         // Paths as bytes: a name need not be UTF-8.
@@ -241,6 +300,7 @@ async fn run_in_vm(
         let changes: AnyUserData = result.get("changes")?;
         let mut changes = changes.borrow_mut::<ArchiveData>()?;
         let outputs: Value = result.get("outputs")?;
+        lua.set_app_data(VmReusable(result.get::<Option<bool>>("reusable")?.unwrap_or(false)));
         // The archive leaves the VM with the outcome (the VM goes before it is sent).
         let archive = match std::mem::replace(&mut changes.storage, Storage::Memory(Arc::from([]))) {
             Storage::Memory(bytes) => ChangesArchive::Memory(bytes),

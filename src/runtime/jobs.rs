@@ -90,6 +90,11 @@ impl Jobs {
         true
     }
 
+    /// Whether no job is running.
+    pub fn is_idle(&self) -> bool {
+        self.running.borrow().is_empty()
+    }
+
     /// Stops every running job (the run is over or was interrupted).
     pub fn cancel_all(&self, lua: &Lua) {
         let jobs: Vec<_> = self.running.borrow_mut().drain().map(|(_, job)| job).collect();

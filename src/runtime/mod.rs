@@ -79,6 +79,11 @@ impl Runtime {
         self.jobs.cancel_all(&self.lua);
     }
 
+    /// Whether no job of this VM is running (whatever a task started has ended).
+    pub fn is_idle(&self) -> bool {
+        self.jobs.is_idle()
+    }
+
     pub fn lua(&self) -> &Lua {
         &self.lua
     }

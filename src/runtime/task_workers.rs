@@ -1,21 +1,43 @@
 //! Task threads made ready before tasks arrive: a thread with its async runtime and a Lua VM
 //! that has already loaded the agent-side handler, waiting for one task. A task takes a ready
 //! one — so its latency holds no thread, runtime or VM creation — and another is made behind
-//! it. A thread serves task after task, each in a VM of its own, made after the previous one
-//! was dropped: a VM never carries one task's state into another's. The thread and its
-//! runtime (with the runtime's blocking threads) are what is reused: making them cost every
-//! task three threads.
+//! it. A thread serves task after task; its runtime (with the runtime's blocking threads) is
+//! reused, since making them cost every task three threads.
+//!
+//! A VM whose task ran nothing of the pipeline after reading it (a shell command without hooks:
+//! the agent-side handler says so) is kept for the next task of the same run and pipeline from
+//! the same master (a [`PipelineKey`]), which then finds the pipeline read — exactly as a fresh
+//! read would leave it, since no Lua of the pipeline ran since — instead of reading it again (a
+//! cost that grew with the pipeline). Any other task takes a fresh VM. A kept VM is dropped when
+//! no such task comes for [`HOLD_FOR`], and the one kept longest goes when more than
+//! [`MAX_HELD`] would be kept.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use super::{Runtime, RuntimeOptions};
 
-/// What a ready thread has made: its runtime (for the task's async work) and its VM.
+/// Which pipeline a VM holds: a digest of the master's identity, the pipeline's sources and
+/// the run's values.
+pub type PipelineKey = [u8; 32];
+
+/// How long a VM waits for the next task of its pipeline.
+const HOLD_FOR: Duration = Duration::from_secs(30);
+
+/// The most VMs kept for their pipelines at once (each a few MiB).
+const MAX_HELD: usize = 4;
+
+/// How long a task waits for the VM of its pipeline that is on its way back.
+const WAIT_FOR_RETURN: Duration = Duration::from_secs(1);
+
+/// What a ready thread has made: its runtime (for the task's async work) and its VM, and
+/// which pipeline that VM already holds (None: fresh).
 pub struct Prepared {
     pub tokio: tokio::runtime::Runtime,
     pub vm: Runtime,
+    pub holds: Option<PipelineKey>,
 }
 
 impl Prepared {
@@ -28,7 +50,8 @@ impl Prepared {
         Self::on(tokio, options)
     }
 
-    /// A VM with the agent-side handler loaded, on `tokio` (a runtime an earlier task used).
+    /// A fresh VM with the agent-side handler loaded, on `tokio` (a runtime an earlier task
+    /// used).
     pub fn on(tokio: tokio::runtime::Runtime, options: &RuntimeOptions) -> Result<Self, String> {
         let vm = Runtime::new(options).map_err(|e| super::error::describe(&e))?;
         vm.lua()
@@ -36,19 +59,40 @@ impl Prepared {
             .set_name("=(sloth-runner agent)")
             .exec()
             .map_err(|e| super::error::describe(&e))?;
-        Ok(Self { tokio, vm })
+        Ok(Self { tokio, vm, holds: None })
     }
 }
 
+/// What a task gives back to its thread: the runtime when the thread may serve another task
+/// (the task ran to its end and changed nothing about the thread a later task must not
+/// inherit), and the VM with the pipeline it holds when a later task of that pipeline may
+/// have it.
+pub struct Kept {
+    pub tokio: tokio::runtime::Runtime,
+    pub vm: Option<(PipelineKey, Runtime)>,
+}
+
 /// The work a task thread is given: it runs on that thread, with what it prepared (None when
-/// it could not: the work then says why, or prepares itself). It gives the runtime back when
-/// the thread may serve another task (it ran to its end, and changed nothing about the thread
-/// that a later task must not inherit).
-pub type Work = Box<dyn FnOnce(Option<Prepared>) -> Option<tokio::runtime::Runtime> + Send>;
+/// it could not: the work then says why, or prepares itself).
+pub type Work = Box<dyn FnOnce(Option<Prepared>) -> Option<Kept> + Send>;
+
+/// A thread waiting with a VM that holds a pipeline.
+struct Held {
+    id: u64,
+    key: PipelineKey,
+    sender: SyncSender<Work>,
+}
 
 /// The ready threads of one agent.
 pub struct ReadyThreads {
     waiting: Mutex<Vec<SyncSender<Work>>>,
+    /// Threads keeping a VM for the next task of its pipeline, most recent last.
+    held: Mutex<Vec<Held>>,
+    /// VMs on their way to `held`, by pipeline: the task after them (the next of a chain,
+    /// sent as soon as the master has the result) waits for one rather than missing it.
+    returning: Mutex<std::collections::HashMap<PipelineKey, usize>>,
+    returned: tokio::sync::Notify,
+    next_held: AtomicU64,
     /// Threads being made ready, and serving threads that will be ready again after their
     /// task (counted, so a burst of tasks does not make a burst of them).
     coming: AtomicUsize,
@@ -61,14 +105,35 @@ impl ReadyThreads {
     /// Keeps `keep` threads ready, their VMs built with `options` (no `values`: each task
     /// brings its own).
     pub fn new(options: RuntimeOptions, keep: usize) -> Arc<Self> {
-        let threads = Arc::new(Self { waiting: Mutex::new(Vec::new()), coming: AtomicUsize::new(0), keep, options });
+        let threads = Arc::new(Self {
+            waiting: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
+            returning: Mutex::new(std::collections::HashMap::new()),
+            returned: tokio::sync::Notify::new(),
+            next_held: AtomicU64::new(0),
+            coming: AtomicUsize::new(0),
+            keep,
+            options,
+        });
         threads.top_up();
         threads
     }
 
-    /// Hands `work` to a ready thread; gives it back when none is ready.
-    pub fn run(self: &Arc<Self>, work: Work) -> Result<(), Work> {
+    /// Hands `work` (a task of pipeline `key`) to the thread holding that pipeline's VM, else
+    /// to a ready thread; gives it back when none is ready.
+    pub fn run(self: &Arc<Self>, key: Option<PipelineKey>, work: Work) -> Result<(), Work> {
         let mut work = work;
+        while let Some(holder) = key.and_then(|key| self.take_held(key)) {
+            self.coming.fetch_add(1, Ordering::SeqCst);
+            match holder.send(work) {
+                Ok(()) => return Ok(()),
+                // That thread is gone: try the next one.
+                Err(returned) => {
+                    self.coming.fetch_sub(1, Ordering::SeqCst);
+                    work = returned.0;
+                }
+            }
+        }
         loop {
             let Some(thread) = self.waiting.lock().unwrap_or_else(PoisonError::into_inner).pop() else {
                 self.top_up();
@@ -102,7 +167,8 @@ impl ReadyThreads {
                 continue;
             }
             let threads = Arc::clone(self);
-            let spawned = std::thread::Builder::new().name("task (ready)".to_owned()).spawn(move || threads.serve());
+            let spawned =
+                std::thread::Builder::new().name("task (ready)".to_owned()).spawn(move || threads.serve(None));
             if let Err(error) = spawned {
                 self.coming.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(%error, "cannot start a task thread ahead of its task");
@@ -111,15 +177,58 @@ impl ReadyThreads {
         }
     }
 
-    /// The body of a ready thread (counted in `coming` when it starts): prepare, wait for one
-    /// piece of work, run it; again while the work gives the runtime back and fewer than
-    /// `keep` threads are ready.
-    fn serve(self: Arc<Self>) {
+    /// The body of a ready thread (counted in `coming` while it is not waiting): prepare,
+    /// wait for work, run it; again while the work gives the runtime back — waiting first for
+    /// a task of the pipeline its VM holds, if the work left one.
+    fn serve(self: Arc<Self>, kept: Option<Kept>) {
         let mut this = self;
-        let mut runtime = None;
+        let mut kept = kept;
         loop {
-            let prepared = match runtime.take() {
-                Some(tokio) => Prepared::on(tokio, &this.options),
+            // A VM kept for its pipeline waits for that pipeline's next task.
+            if let Some(Kept { tokio, vm: Some((key, vm)) }) = kept.take() {
+                let (id, receiver) = this.hold(key);
+                this.arrived(key);
+                this.coming.fetch_sub(1, Ordering::SeqCst);
+                let threads = Arc::downgrade(&this);
+                drop(this);
+                let work = match receiver.recv_timeout(HOLD_FOR) {
+                    Ok(work) => Some(work),
+                    // Let go for a more recent VM (or the agent is stopping).
+                    Err(RecvTimeoutError::Disconnected) => return,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let Some(threads) = threads.upgrade() else { return };
+                        // Still listed: nobody will send; else the work is on its way.
+                        let unlisted = {
+                            let mut held = threads.held.lock().unwrap_or_else(PoisonError::into_inner);
+                            let at = held.iter().position(|thread| thread.id == id);
+                            at.map(|at| held.remove(at)).is_some()
+                        };
+                        if unlisted {
+                            threads.coming.fetch_add(1, Ordering::SeqCst);
+                            drop(vm);
+                            kept = Some(Kept { tokio, vm: None });
+                            this = threads;
+                            continue;
+                        }
+                        drop(threads);
+                        receiver.recv().ok()
+                    }
+                };
+                let Some(work) = work else { return };
+                kept = work(Some(Prepared { tokio, vm, holds: Some(key) }));
+                this = match threads.upgrade() {
+                    Some(threads) => threads,
+                    None => return,
+                };
+                if kept.is_none() {
+                    this.coming.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                name_this_thread("task (ready)");
+                continue;
+            }
+            let prepared = match kept.take() {
+                Some(Kept { tokio, .. }) => Prepared::on(tokio, &this.options),
                 None => Prepared::make(&this.options),
             };
             let prepared = match prepared {
@@ -146,17 +255,82 @@ impl ReadyThreads {
             let threads = Arc::downgrade(&this);
             drop(this);
             let Ok(work) = receiver.recv() else { return };
-            runtime = work(Some(prepared));
+            kept = work(Some(prepared));
             this = match threads.upgrade() {
                 Some(threads) => threads,
                 None => return,
             };
-            if runtime.is_none() {
+            if kept.is_none() {
                 this.coming.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
             name_this_thread("task (ready)");
         }
+    }
+
+    /// What a task's thread that was not a ready one (none was) does after the task: serve
+    /// further, from what the task left.
+    pub fn adopt(self: &Arc<Self>, kept: Kept) {
+        self.coming.fetch_add(1, Ordering::SeqCst);
+        Arc::clone(self).serve(Some(kept));
+    }
+
+    /// Announces a VM of `key` on its way to being held (its task has ended).
+    pub fn expect_return(&self, key: PipelineKey) {
+        *self.returning.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default() += 1;
+    }
+
+    /// A VM of `key` that was on its way is held now, or dropped.
+    fn arrived(&self, key: PipelineKey) {
+        {
+            let mut returning = self.returning.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(count) = returning.get_mut(&key) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    returning.remove(&key);
+                }
+            }
+        }
+        self.returned.notify_waiters();
+    }
+
+    /// Waits (a little, at most) while a VM of `key` is on its way to being held and none is
+    /// held yet.
+    pub async fn await_returning(&self, key: PipelineKey) {
+        let deadline = tokio::time::Instant::now() + WAIT_FOR_RETURN;
+        loop {
+            let notified = self.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.held.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|thread| thread.key == key)
+                || !self.returning.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&key)
+            {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Unlists the thread that most recently kept a VM of `key`; its sender.
+    fn take_held(&self, key: PipelineKey) -> Option<SyncSender<Work>> {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = held.iter().rposition(|thread| thread.key == key)?;
+        Some(held.remove(at).sender)
+    }
+
+    /// Lists the calling thread as holding a VM of `key`; past [`MAX_HELD`], the thread that
+    /// has held one longest lets it go (unlisted, it hears so and ends).
+    fn hold(&self, key: PipelineKey) -> (u64, std::sync::mpsc::Receiver<Work>) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        while held.len() >= MAX_HELD.max(1) {
+            drop(held.remove(0));
+        }
+        let id = self.next_held.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = sync_channel::<Work>(1);
+        held.push(Held { id, key, sender });
+        (id, receiver)
     }
 }
 

@@ -1,7 +1,7 @@
---- The agent's side of a remote task, run in a VM of its own: unpack the workspace into the
---- task's private directory, load the pipeline from the scripts the master shipped, run the task
---- there — always here: an agent never re-dispatches what it was sent — and pack what it
---- changed.
+--- The agent's side of a remote task: unpack the workspace into the task's private directory,
+--- load the pipeline from the scripts the master shipped (or find it read already: below), run
+--- the task there — always here: an agent never re-dispatches what it was sent — and pack what
+--- it changed.
 local core = require("sloth.core")
 local execute = require("sloth.execute")
 local scripts = require("sloth.scripts")
@@ -29,19 +29,33 @@ print = function(...)
   end
 end
 
+-- The pipeline this VM read, by key (master, run, sources, values). The agent gives this VM
+-- another task of that key only if no Lua of the pipeline ran here since it was read (the last
+-- task was a shell command without hooks: `reusable` below), so the pipeline is exactly as a
+-- fresh read would leave it — read once per run, as on the master.
+local loaded = { key = nil, defs = nil }
+
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
 --- from `req.workspace`, an archive.
----@param req { agent: string, group: string, task: string, pipeline: string, scripts: table<string, string>, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
----@return { ok: boolean, message: string?, outputs: table, changes: userdata }
+--- `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
+---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
+---@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean }
 function M.handle(req)
   local root = req.root
   if req.workspace then
     workspace.unpack(req.workspace, root)
   end
-  scripts.shipped = req.scripts
-
-  local pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = { group = req.group, task = req.task } })
+  local read = { on_agent = true, only = { group = req.group, task = req.task } }
+  local pipeline
+  if req.key ~= nil and loaded.key == req.key then
+    pipeline = taskdefs.from_value(loaded.defs, req.pipeline, read)
+  else
+    scripts.shipped = req.scripts
+    loaded.key, loaded.defs = nil, nil
+    pipeline = taskdefs.load(req.pipeline, read)
+    loaded.key, loaded.defs = req.key, TaskDefinitions
+  end
   -- No task here reads how the master reaches its agents.
   secrets.scrub(TaskDefinitions, pipeline)
   local group = pipeline.groups[req.group]
@@ -71,7 +85,10 @@ function M.handle(req)
   for _, item in ipairs(changes.skipped) do
     log.warn(string.format("'%s' is %s: not carried back to the master", item.path, item.kind))
   end
-  return { ok = ok, message = message, outputs = outputs or {}, changes = changes }
+  -- Nothing of the pipeline ran: a shell command, no hooks (what the master evaluates —
+  -- conditions, dispatch — never runs here).
+  local reusable = job_ok and type(task.command) == "string" and task.pre_exec == nil and task.post_exec == nil
+  return { ok = ok, message = message, outputs = outputs or {}, changes = changes, reusable = reusable }
 end
 
 return M
