@@ -66,3 +66,43 @@ fn after_a_function_task_the_next_task_reads_the_pipeline_afresh() {
     assert_eq!(test.read("ws/mode.txt"), "debug\n", "as read, as on the master");
     assert_eq!(reads(&test), 4, "read by the master and afresh for each task that follows Lua");
 }
+
+#[test]
+fn each_run_of_a_repl_has_the_pipeline_read_afresh_on_the_agent() {
+    // What the pipeline reads when it is read (here a file) is that run's, on the agent too.
+    let agent = Agent::start(&[]);
+    let test = Test::new().write("stamp.txt", "v1\n");
+    let stamp = test.path().join("stamp.txt");
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            "local stamp = assert(io.open({stamp:?})):read('l')\n\
+             TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n\
+             {{ name = \"a\", agent = \"box\", command = \"echo built-\" .. stamp .. \" > out.txt\" }},\n}} }} }}\n",
+            agent.address
+        ),
+    );
+    let session = "run(\"tasks.lua\")\nos.execute(\"echo v2 > stamp.txt\")\nrun(\"tasks.lua\")\n";
+    let run = test.run_with_input(&["repl"], session).expect_code(0);
+    assert_eq!(test.read("out.txt"), "built-v2\n", "{}", run.stderr);
+}
+
+#[test]
+fn a_pipeline_that_changes_the_standard_library_is_read_for_every_task() {
+    // A wrapped `pairs` runs whenever the engine iterates: such a VM is never kept.
+    let agent = Agent::start(&[]);
+    let test = counting(
+        &agent,
+        r#"{ name = "a", agent = "box", command = "echo a > a.txt" },
+  { name = "b", agent = "box", depends_on = "a", command = "echo b > b.txt" },"#,
+    );
+    let text = test.read("ws/tasks.lua").replacen(
+        "TaskDefinitions",
+        "local raw = pairs\npairs = function(t) return raw(t) end\nTaskDefinitions",
+        1,
+    );
+    let test = test.write("ws/tasks.lua", &text);
+    run_in_ws(&test).expect_code(0);
+    assert_eq!(test.read("ws/b.txt"), "b\n");
+    assert_eq!(reads(&test), 3, "read by the master, then by the agent for each task");
+}

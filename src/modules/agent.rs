@@ -237,13 +237,20 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     Ok(result)
 }
 
-/// This VM's run, as agents know it: random, made on first use.
+/// The VM's current run, as agents know it: random, made when a run begins
+/// ([`begin_run`]) or on first use.
 struct RunIdentity(String);
 
 fn run_identity(lua: &Lua) -> String {
     if let Some(run) = lua.app_data_ref::<RunIdentity>() {
         return run.0.clone();
     }
+    begin_run(lua)
+}
+
+/// A new run begins in this VM (each `run()` of a REPL is one): what agents read of the
+/// pipeline for an earlier run is not this run's.
+pub fn begin_run(lua: &Lua) -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut hasher = blake3::Hasher::new();
     hasher.update(&std::process::id().to_le_bytes());

@@ -39,6 +39,14 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
             Ok(())
         })?,
     )?;
+    // `core.begin_run()`: a run begins (agents read its pipeline afresh).
+    core.set(
+        "begin_run",
+        lua.create_function(|lua, ()| {
+            crate::modules::agent::begin_run(lua);
+            Ok(())
+        })?,
+    )?;
     // `core.events_on()`: whether `run --output json` streams events; `core.event(type,
     // fields)` writes one (nothing when the stream is off).
     core.set("events_on", lua.create_function(|_, ()| Ok(crate::json_events::enabled()))?)?;

@@ -29,11 +29,53 @@ print = function(...)
   end
 end
 
--- The pipeline this VM read, by key (master, run, sources, values). The agent gives this VM
--- another task of that key only if no Lua of the pipeline ran here since it was read (the last
--- task was a shell command without hooks: `reusable` below), so the pipeline is exactly as a
--- fresh read would leave it — read once per run, as on the master.
-local loaded = { key = nil, defs = nil }
+-- The pipeline this VM read, by key (master, run, sources, values), as read: every task
+-- normalized once. The agent gives this VM another task of that key only if nothing of the
+-- pipeline ran here since it was read (the last task was a shell command without hooks) and
+-- the standard library is still what the engine runs on (`untouched`): the pipeline is then
+-- exactly as that read left it — read once per run, as on the master.
+local loaded = { key = nil, pipeline = nil }
+
+-- What the engine runs on, as it was before any pipeline was read here: a pipeline that
+-- replaces any of it (a wrapped `pairs`, a string metatable, a debug hook) could act while the
+-- engine works for a later task, so such a VM is never kept.
+local lua_type, lua_pairs, lua_rawequal, debug_gethook = type, pairs, rawequal, debug.gethook
+local LIBRARIES = { "string", "table", "math", "os", "io", "coroutine", "utf8", "debug", "exec", "log", "workspace", "agent" }
+local function fingerprint()
+  local seen = {}
+  for name, value in lua_pairs(_G) do
+    if lua_type(value) == "function" then
+      seen["_G." .. name] = value
+    end
+  end
+  for _, library in ipairs(LIBRARIES) do
+    for name, value in lua_pairs(_G[library] or {}) do
+      seen[library .. "." .. name] = value
+    end
+  end
+  local string_meta = getmetatable("")
+  seen["string meta"] = string_meta and string_meta.__index
+  return seen
+end
+local baseline = fingerprint()
+local hook = debug_gethook()
+local function untouched()
+  if debug_gethook() ~= hook or getmetatable("") == nil then
+    return false
+  end
+  local now = fingerprint()
+  for name, value in lua_pairs(baseline) do
+    if name ~= "_G.print" and not lua_rawequal(now[name], value) then
+      return false
+    end
+  end
+  for name in lua_pairs(now) do
+    if baseline[name] == nil and name:sub(1, 3) ~= "_G." then
+      return false
+    end
+  end
+  return true
+end
 
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
@@ -46,15 +88,17 @@ function M.handle(req)
   if req.workspace then
     workspace.unpack(req.workspace, root)
   end
-  local read = { on_agent = true, only = { group = req.group, task = req.task } }
   local pipeline
   if req.key ~= nil and loaded.key == req.key then
-    pipeline = taskdefs.from_value(loaded.defs, req.pipeline, read)
+    pipeline = loaded.pipeline
   else
     scripts.shipped = req.scripts
-    loaded.key, loaded.defs = nil, nil
-    pipeline = taskdefs.load(req.pipeline, read)
-    loaded.key, loaded.defs = req.key, TaskDefinitions
+    loaded.key, loaded.pipeline = nil, nil
+    -- One read of every task when a later task may find it read (the master checked them
+    -- all); else only this task's, so that a task's cost does not grow with the pipeline.
+    local only = req.key == nil and { group = req.group, task = req.task } or nil
+    pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = only })
+    loaded.key, loaded.pipeline = req.key, pipeline
   end
   -- No task here reads how the master reaches its agents.
   secrets.scrub(TaskDefinitions, pipeline)
@@ -87,7 +131,8 @@ function M.handle(req)
   end
   -- Nothing of the pipeline ran: a shell command, no hooks (what the master evaluates —
   -- conditions, dispatch — never runs here).
-  local reusable = job_ok and type(task.command) == "string" and task.pre_exec == nil and task.post_exec == nil
+  local reusable = job_ok and lua_type(task.command) == "string" and task.pre_exec == nil and task.post_exec == nil
+    and untouched()
   return { ok = ok, message = message, outputs = outputs or {}, changes = changes, reusable = reusable }
 end
 

@@ -260,6 +260,7 @@ end
 ---@param opts { jobs?: integer, workdir_of: fun(group: table): string, reporter: table, store: table }
 ---@return { ok: boolean, results: table[], by_group: table<string, table<string, table>>, elapsed: number, aborted_by: string? }
 function M.run(plan, opts)
+  core.begin_run()
   local started = core.now()
   local run = { finished = {}, store = opts.store }
   local by_group = {}
