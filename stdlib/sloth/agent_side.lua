@@ -39,7 +39,8 @@ local loaded = { key = nil, pipeline = nil }
 -- What the engine runs on, as it was before any pipeline was read here: a pipeline that
 -- replaces any of it (a wrapped `pairs`, a string metatable, a debug hook) could act while the
 -- engine works for a later task, so such a VM is never kept.
-local lua_type, lua_pairs, lua_rawequal, debug_gethook = type, pairs, rawequal, debug.gethook
+local lua_type, lua_pairs, lua_next, lua_rawequal, lua_rawget = type, pairs, next, rawequal, rawget
+local debug_gethook = debug.gethook
 local LIBRARIES = { "string", "table", "math", "os", "io", "coroutine", "utf8", "debug", "exec", "log", "workspace", "agent" }
 local function fingerprint()
   local seen = {}
@@ -77,6 +78,23 @@ local function untouched()
   return true
 end
 
+--- Whether task `name` of `group`, as the pipeline wrote it, may leave the VM untouched: not a
+--- function, no hooks (a task from a template is judged once it is read).
+local function may_keep(defs, group, name)
+  local raw = lua_type(defs) == "table" and lua_rawget(defs, group)
+  local tasks = lua_type(raw) == "table" and lua_rawget(raw, "tasks")
+  if lua_type(tasks) ~= "table" then
+    return true
+  end
+  for key, task in lua_next, tasks do
+    if lua_type(task) == "table" and (key == name or lua_rawget(task, "name") == name) then
+      return lua_type(lua_rawget(task, "command")) ~= "function" and lua_rawget(task, "pre_exec") == nil
+        and lua_rawget(task, "post_exec") == nil
+    end
+  end
+  return true
+end
+
 --- `req.root` is the task's private workspace: already built from the master's manifest and
 --- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
 --- from `req.workspace`, an archive.
@@ -94,11 +112,16 @@ function M.handle(req)
   else
     scripts.shipped = req.scripts
     loaded.key, loaded.pipeline = nil, nil
-    -- One read of every task when a later task may find it read (the master checked them
-    -- all); else only this task's, so that a task's cost does not grow with the pipeline.
-    local only = req.key == nil and { group = req.group, task = req.task } or nil
-    pipeline = taskdefs.load(req.pipeline, { on_agent = true, only = only })
-    loaded.key, loaded.pipeline = req.key, pipeline
+    local defs = taskdefs.run_file(req.pipeline)
+    -- Every task read (the master checked them all) when a later task may find this VM: this
+    -- one may leave it untouched. Else only this task, so that its cost does not grow with
+    -- the pipeline.
+    local keep = req.key ~= nil and may_keep(defs, req.group, req.task)
+    local only = not keep and { group = req.group, task = req.task } or nil
+    pipeline = taskdefs.from_value(defs, req.pipeline, { on_agent = true, only = only })
+    if keep then
+      loaded.key, loaded.pipeline = req.key, pipeline
+    end
   end
   -- No task here reads how the master reaches its agents.
   secrets.scrub(TaskDefinitions, pipeline)

@@ -408,12 +408,12 @@ function M.from_value(defs, file, opts)
   return pipeline
 end
 
---- Runs a pipeline file and normalizes its `TaskDefinitions`. User modules and dispatch
---- plugins are found with `require` in the pipeline's directory, its `plugins/`, `./plugins/`
---- and SLOTH_PLUGIN_PATH first.
+--- Runs a pipeline file; its `TaskDefinitions` as it left them (not normalized). User modules
+--- and dispatch plugins are found with `require` in the pipeline's directory, its `plugins/`,
+--- `./plugins/` and SLOTH_PLUGIN_PATH first.
 ---@param file string
----@param opts? { on_agent?: boolean }
-function M.load(file, opts)
+---@return any defs
+function M.run_file(file)
   local dir = paths.dirname(file)
   local search = { paths.join(dir, "?.lua"), paths.join(dir, "?/init.lua"), paths.join(dir, "plugins/?.lua"), "plugins/?.lua" }
   for plugin_dir in (os.getenv("SLOTH_PLUGIN_PATH") or ""):gmatch("[^:;]+") do
@@ -429,7 +429,14 @@ function M.load(file, opts)
   if not ok then
     errors.raise_validation(tostring(run_error))
   end
-  return M.from_value(TaskDefinitions, file, opts)
+  return TaskDefinitions
+end
+
+--- Runs a pipeline file and normalizes its `TaskDefinitions` (see `run_file`, `from_value`).
+---@param file string
+---@param opts? { on_agent?: boolean, only?: { group: string, task: string } }
+function M.load(file, opts)
+  return M.from_value(M.run_file(file), file, opts)
 end
 
 return M
