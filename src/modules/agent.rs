@@ -257,6 +257,11 @@ pub fn begin_run(lua: &Lua) -> String {
     hasher.update(&COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     hasher.update(&now.as_nanos().to_le_bytes());
+    // Keys the system's randomness seeded: no other master guesses this run.
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..2 {
+        hasher.update(&std::collections::hash_map::RandomState::new().build_hasher().finish().to_le_bytes());
+    }
     let run = hasher.finalize().to_hex().to_string();
     lua.set_app_data(RunIdentity(run.clone()));
     run
