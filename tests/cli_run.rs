@@ -308,6 +308,19 @@ fn verbose_and_rust_log_show_debug_lines() {
 }
 
 #[test]
+fn verbose_shows_sloth_runners_detail_not_its_libraries() {
+    let agent = crate::support::agent::Agent::start(&[]);
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+  {{ name = "d", agent = "box", command = "echo x > x.txt" }} }} }} }}"#,
+        agent.address
+    );
+    let run = Test::new().write("tasks.lua", &pipeline).run(&["--verbose", "run", "tasks.lua"]).expect_code(0);
+    assert!(!run.stderr.contains("frame="), "no HTTP/2 frames:\n{}", run.stderr);
+    assert!(run.stderr.contains("g/d  succeeded"), "{}", run.stderr);
+}
+
+#[test]
 fn sloth_stdlib_dir_loads_the_engine_from_disk() {
     let test = Test::new().write("tasks.lua", ORDERED);
     // A copy of the stdlib whose validate entry point announces itself.

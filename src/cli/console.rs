@@ -32,7 +32,9 @@ pub fn init(verbosity: Verbosity) {
     let default = match verbosity {
         Verbosity::Quiet => "warn",
         Verbosity::Normal => "info",
-        Verbosity::Verbose => "debug",
+        // sloth-runner's own detail and the tasks' debug lines; the libraries under it (HTTP/2
+        // frames, connection pools, glob compilation) only through RUST_LOG.
+        Verbosity::Verbose => "info,sloth_runner=debug,lua=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(ConsoleFormat);
