@@ -194,3 +194,16 @@ fn a_mistyped_field_names_the_one_meant() {
         &["tasks.lua: group 'g', task 'b': field 'depend_on': unknown field (did you mean 'depends_on'?)"],
     );
 }
+
+#[test]
+fn an_error_while_the_pipeline_is_read_shows_the_users_frames_not_the_engines() {
+    let test = Test::new()
+        .write("helper.lua", "local M = {}\nfunction M.bad(x) return x.field.deep end\nreturn M\n")
+        .write("sub.lua", "local helper = require('helper')\nhelper.bad({})\n")
+        .write("tasks.lua", "import('sub.lua')\nTaskDefinitions = {}\n");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(2);
+    for frame in ["helper.lua:2: in function 'helper.bad'", "sub.lua:2: in main chunk", "tasks.lua:1: in main chunk"] {
+        assert!(run.stderr.contains(frame), "{frame}\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("stdlib/sloth/"), "{}", run.stderr);
+}

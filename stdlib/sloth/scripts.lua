@@ -71,12 +71,40 @@ end
 --- Files whose top level is running now, innermost last (see `run`).
 local running = {}
 
+--- An error raised while a pipeline's files run, with a traceback of the user's frames only
+--- (the engine's frames below them are noise to whoever reads it); an error that has its
+--- traceback already (from a file imported deeper) is left as it is.
+local function user_traceback(err)
+  if type(err) ~= "string" or err:find("\nstack traceback:\n", 1, true) then
+    return err
+  end
+  local trace = debug.traceback(err, 2)
+  local head, frames = trace:match("^(.-\nstack traceback:\n)(.*)$")
+  if not head then
+    return trace
+  end
+  -- The user's frames, an importing file's included; the engine's and its protected calls
+  -- left out.
+  local kept = {}
+  for line in frames:gmatch("[^\n]+") do
+    local engine = line:find("stdlib/sloth/", 1, true) or line:find("%[C%]: in function '[x]?pcall'")
+      or line:find("[C]: in ?", 1, true) or line:find("(...tail calls...)", 1, true)
+    if not engine then
+      kept[#kept + 1] = line
+    end
+  end
+  if #kept == 0 then
+    return err
+  end
+  return head .. table.concat(kept, "\n")
+end
+
 --- Runs a loaded chunk, remembering which file's top level is running.
 ---@param path string
 ---@param chunk function
 function M.run(path, chunk, ...)
   running[#running + 1] = path
-  local results = table.pack(pcall(chunk, ...))
+  local results = table.pack(xpcall(chunk, user_traceback, ...))
   running[#running] = nil
   if not results[1] then
     error(results[2], 0)

@@ -425,7 +425,7 @@ function M.run_file(file)
     errors.raise_validation(load_error)
   end
   TaskDefinitions = nil
-  local ok, run_error = xpcall(scripts.run, debug.traceback, file, chunk)
+  local ok, run_error = pcall(scripts.run, file, chunk)
   if not ok then
     errors.raise_validation(tostring(run_error))
   end
