@@ -317,6 +317,9 @@ fn verbose_shows_sloth_runners_detail_not_its_libraries() {
     );
     let run = Test::new().write("tasks.lua", &pipeline).run(&["--verbose", "run", "tasks.lua"]).expect_code(0);
     assert!(!run.stderr.contains("frame="), "no HTTP/2 frames:\n{}", run.stderr);
+    for detail in ["DEBUG  dispatched to agent 'box'", "(policy first, attempt 1", "DEBUG  synced with agent 'box'"] {
+        assert!(run.stderr.contains(detail), "{detail}\n{}", run.stderr);
+    }
     assert!(run.stderr.contains("g/d  succeeded"), "{}", run.stderr);
 }
 

@@ -114,6 +114,9 @@ function M.run(task, deps, workdir, attempt)
     -- Where the task ran (its last attempt), for the summary.
     attempt.agent = target.name
   end
+  log.debug(string.format("dispatched to %s (%s, attempt %d, %d candidate(s))", describe(target),
+    "policy " .. (task.remote.policy and task.remote.policy.name or "first"), attempt and attempt.number or 1,
+    #task.remote.candidates))
   pool.started(target)
   local results = table.pack(pcall(M.run_on, target, task, deps, workdir))
   pool.finished(target)
@@ -142,10 +145,13 @@ function M.run_on(target, task, deps, workdir)
   pool.reached(target, core.now() - started)
 
   -- A snapshot: the agent gets the manifest and asks only for the contents it lacks.
+  local snapshot_started = core.now()
   local scanned, base = pcall(workspace.snapshot, workdir, { exclude = task.workspace.exclude })
   if not scanned then
     return false, "reading the workspace " .. workdir .. ": " .. strip_prefix(base)
   end
+  log.debug(string.format("workspace %s: %d entries read in %s", workdir, base.entries,
+    core.format_duration(core.now() - snapshot_started)))
   warn_not_carried(base, task)
   local request = {
     group = task.group,
@@ -189,6 +195,8 @@ function M.run_on(target, task, deps, workdir)
     end
     moved.down = report.written + report.deleted
   end
+  log.debug(string.format("synced with %s: %d content(s) up (%d bytes); changes down (%d bytes): %d file(s) written or deleted here",
+    describe(target), moved.up, moved.up_bytes, moved.down_bytes, moved.down))
   return result.ok, result.message, result.outputs, moved
 end
 
