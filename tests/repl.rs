@@ -69,3 +69,19 @@ fn ctrl_c_cancels_the_running_line_and_its_processes_and_the_repl_goes_on() {
     assert!(out.contains("42"), "the REPL went on: {out}");
     assert!(!crate::support::agent::process_running(&["sleep 31.37"]), "the line's process was killed");
 }
+
+#[test]
+fn repl_file_evaluates_the_file_first_and_a_failing_one_ends_it() {
+    let test = Test::new()
+        .write("defs.lua", "local lib = import('lib/more.lua')\nx = 41\nfunction twice(n) return lib.times(n, 2) end\n")
+        .write("lib/more.lua", "return { times = function(a, b) return a * b end }\n")
+        .write("bad.lua", "local a = nil\na.b = 1\n");
+    for args in [&["repl", "defs.lua"][..], &["repl", "-f", "defs.lua"][..]] {
+        let run = test.run_with_input(args, "x + 1\ntwice(x)\n").expect_code(0);
+        assert_eq!(run.stdout, "42\n82\n", "{args:?}: {}", run.stderr);
+    }
+    let run = test.run_with_input(&["repl", "bad.lua"], "x\n").expect_code(1);
+    assert!(run.stderr.contains("bad.lua:2: attempt to index a nil value"), "{}", run.stderr);
+    assert!(!run.stderr.contains("stdlib/sloth/"), "{}", run.stderr);
+    test.run_with_input(&["repl", "missing.lua"], "").expect_code(1).stderr_has("missing.lua");
+}

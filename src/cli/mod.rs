@@ -47,7 +47,7 @@ enum Command {
     /// Check a pipeline without running anything.
     Validate(validate::ValidateArgs),
     /// An interactive Lua prompt with everything a pipeline has (also: no arguments).
-    Repl,
+    Repl(repl::ReplArgs),
     /// Print the version.
     Version,
     /// Print a completion script for a shell (bash, zsh, fish, powershell, elvish).
@@ -93,7 +93,8 @@ pub fn main() -> ExitCode {
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::List(args)) => list::execute(&args),
         Some(Command::Validate(args)) => validate::execute(&args),
-        Some(Command::Repl) | None => repl::execute(),
+        Some(Command::Repl(args)) => repl::execute(args.path()),
+        None => repl::execute(None),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "sloth-runner", &mut std::io::stdout());

@@ -27,7 +27,25 @@ enum Input {
     Eof,
 }
 
-pub fn execute() -> ExitCode {
+/// `repl [FILE]`, `repl -f FILE`.
+#[derive(Debug, clap::Args)]
+pub struct ReplArgs {
+    /// A Lua file to evaluate first (a pipeline, definitions to try things with).
+    #[arg(value_name = "FILE", conflicts_with = "file_flag")]
+    file: Option<std::path::PathBuf>,
+    /// The file to evaluate first (alternative spelling).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file_flag: Option<std::path::PathBuf>,
+}
+
+impl ReplArgs {
+    pub fn path(&self) -> Option<&std::path::Path> {
+        self.file.as_deref().or(self.file_flag.as_deref())
+    }
+}
+
+/// Runs the prompt, after evaluating `file` (a failure there ends it: exit 1).
+pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
     let tokio = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(tokio) => tokio,
         Err(e) => {
@@ -52,6 +70,24 @@ pub fn execute() -> ExitCode {
         if let Err(e) = runtime.call::<()>("sloth.repl", "setup", ()).await {
             eprintln!("error: {}", error::describe(&e));
             return ExitCode::FAILURE;
+        }
+        if let Some(file) = file {
+            let path = runtime.lua().create_string(file.as_os_str().as_encoded_bytes());
+            let evaluated = match path {
+                Ok(path) => runtime.call::<Option<String>>("sloth.repl", "evaluate_file", path).await,
+                Err(e) => Err(e),
+            };
+            match evaluated {
+                Ok(None) => {}
+                Ok(Some(message)) => {
+                    eprintln!("error: {message}");
+                    return ExitCode::FAILURE;
+                }
+                Err(e) => {
+                    eprintln!("error: {}", error::describe(&e));
+                    return ExitCode::FAILURE;
+                }
+            }
         }
         // A signal while a line runs cancels it, with every process it started: Ctrl-C goes
         // back to the prompt, SIGTERM and SIGHUP end the REPL.

@@ -53,6 +53,24 @@ local function compile(source)
   return load(source, "=repl", "t")
 end
 
+--- Evaluates the file `path` (`repl FILE`): its globals are the prompt's; its imports are
+--- found next to it. Returns nil, or the error (naming its file and line, with the user's
+--- frames).
+---@param path string
+---@return string? err
+function M.evaluate_file(path)
+  local scripts = require("sloth.scripts")
+  local chunk, err = scripts.load(path)
+  if not chunk then
+    return tostring(err)
+  end
+  local ok, run_error = pcall(scripts.run, path, chunk)
+  if not ok then
+    return tostring(run_error)
+  end
+  return nil
+end
+
 --- Evaluates `source`; returns "incomplete" when more lines are needed, else "done".
 ---@param source string
 ---@return "incomplete"|"done"
