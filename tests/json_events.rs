@@ -123,7 +123,11 @@ fn a_remote_task_says_where_it_ran_and_what_its_workspace_moved() {
     let a = find(&events, "task_finished", "a");
     assert_eq!(a["where"], "box");
     assert_eq!((a["sync"]["down"].as_i64(), a["sync"]["up"].as_i64()), (Some(1), Some(1)), "{a}");
-    assert_eq!(find(&events, "output", "a")["line"], "said");
+    let said = find(&events, "output", "a");
+    assert_eq!(
+        (said["line"].as_str(), said["task"].as_str(), said["from"].as_str()),
+        (Some("said"), Some("g/a"), Some("box/a"))
+    );
     let printed = events.iter().find(|event| event["stream"] == "print").expect("the agent's print");
     assert_eq!(printed["line"], "from the agent");
     assert_eq!(test.read("made.txt"), "made\n");

@@ -58,8 +58,15 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for JsonLines {
         let mut fields = ConsoleFields::default();
         event.record(&mut fields);
         let mut object = serde_json::Map::new();
-        if let Some(task) = fields.task {
-            object.insert("task".to_owned(), task.into());
+        match (fields.of, fields.task) {
+            (Some(of), Some(task)) if of != task => {
+                object.insert("task".to_owned(), of.into());
+                object.insert("from".to_owned(), task.into());
+            }
+            (Some(task), _) | (None, Some(task)) => {
+                object.insert("task".to_owned(), task.into());
+            }
+            (None, None) => {}
         }
         if event.metadata().target() == OUTPUT_TARGET {
             object.insert("stream".to_owned(), fields.stream.unwrap_or_else(|| "stdout".to_owned()).into());
@@ -121,6 +128,8 @@ fn level_name(level: Level) -> &'static str {
 struct ConsoleFields {
     message: String,
     task: Option<String>,
+    /// The task the line is of, when `task` (the prefix shown) says where it ran instead.
+    of: Option<String>,
     stream: Option<String>,
     rest: Vec<String>,
 }
@@ -130,6 +139,7 @@ impl Visit for ConsoleFields {
         match field.name() {
             "message" => self.message = value.to_owned(),
             "task" => self.task = Some(value.to_owned()),
+            "of" => self.of = Some(value.to_owned()),
             "stream" => self.stream = Some(value.to_owned()),
             // The `log` module pre-renders its fields as `k=v k=v`.
             "fields" => self.rest.push(value.to_owned()),

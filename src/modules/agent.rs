@@ -185,6 +185,8 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     };
 
     let scratch = super::archive_data::scratch_dir(&lua)?;
+    // The task these events are of, as this run calls it (`group/task`).
+    let of = super::task_context::current(&lua).prefix;
     // The first error an `on_event` callback raises fails the call once it is over (the
     // remote task itself goes on: its events are still shown).
     let mut callback_error: Option<mlua::Error> = None;
@@ -193,9 +195,11 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
             match &event {
                 TaskEvent::Log { level, message, fields } => {
                     let fields = (!fields.is_empty()).then_some(fields.as_str());
-                    console_events::log(*level, prefix.as_deref(), message, fields);
+                    console_events::log(*level, prefix.as_deref(), message, fields, of.as_deref());
                 }
-                TaskEvent::Output { stream, line } => console_events::output(*stream, prefix.as_deref(), line),
+                TaskEvent::Output { stream, line } => {
+                    console_events::output(*stream, prefix.as_deref(), line, of.as_deref());
+                }
                 // As the master's own `print` (which `--return` sends to stderr).
                 TaskEvent::Print { text, more } => print_here(&lua, text, *more),
             }

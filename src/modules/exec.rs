@@ -158,7 +158,7 @@ async fn run(
         match &sink {
             // On an agent, output goes to the master.
             Some(sink) => sink.send(TaskEvent::Output { stream, line: line.to_owned() }),
-            None => console_events::output(stream, prefix.as_deref(), line),
+            None => console_events::output(stream, prefix.as_deref(), line, None),
         }
     };
     tracing::debug!(program = %spec.program.display_name(), cwd = %spec.cwd.display(), "exec.run");

@@ -27,7 +27,7 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
                 return Ok(());
             }
             let context = task_context::current(lua);
-            console_events::log(level, context.prefix.as_deref(), &message, fields.as_deref());
+            console_events::log(level, context.prefix.as_deref(), &message, fields.as_deref(), None);
             Ok(())
         })?;
         table.set(name, function)?;
