@@ -77,7 +77,9 @@ local function what_to_check(target, message)
     return " — the agent's certificate is not signed by tls.ca, or does not name this address: check tls.ca and tls.domain"
   elseif target.tls and (has("corrupt message") or has("InvalidContentType")) then
     return " — the agent does not serve TLS: remove tls here, or start it with --tls-cert and --tls-key"
-  elseif not target.tls and (has("transport error") or has("h2 protocol error")) then
+  elseif not target.tls and (has("transport error") or has("h2 protocol error") or has("operation was canceled")
+      or has("Connection reset") or has("Broken pipe")) then
+    -- (A TLS agent drops a plaintext connection; which of these the client sees is a race.)
     return " — if the agent serves TLS (--tls-cert), give it tls = { ca = \"ca.pem\" } here"
   end
   return ""
