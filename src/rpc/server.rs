@@ -22,7 +22,7 @@ use super::proto::{
 };
 use super::receive::{Traffic, Warm, receive_incremental, receive_workspace};
 use super::task_dir::TaskDir;
-use crate::events::TaskEvent;
+use crate::events::{Backlog, EventSink, TaskEvent};
 use crate::process::OutputStream;
 use crate::workspace::trees::TreePool;
 use crate::workspace::{BlobCache, Limits, Manifest};
@@ -77,7 +77,7 @@ pub trait TaskHandler: Send + Sync + 'static {
     fn execute(
         &self,
         task: RemoteTask,
-        events: mpsc::UnboundedSender<TaskEvent>,
+        events: EventSink,
     ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, String>> + Send>>;
 }
 
@@ -317,17 +317,21 @@ async fn run_task(
     ended: &mut (dyn FnMut() + Send),
 ) -> Option<Arc<Manifest>> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    // What the task says and the master has not taken yet is bounded: past it, the task waits.
+    let backlog = Arc::new(Backlog::default());
     let (group, name) = (task.spec.group.clone(), task.spec.task.clone());
-    let work = handler.execute(task, events_tx);
+    let work = handler.execute(task, EventSink::new(events_tx, Arc::clone(&backlog)));
     tokio::pin!(work);
     let outcome = loop {
         tokio::select! {
             outcome = &mut work => break outcome,
             Some(event) = events_rx.recv() => {
+                let size = event.size();
                 if tx.send(Ok(event_message(event))).await.is_err() {
                     tracing::warn!(group = %group, task = %name, "the master went away: cancelling the task");
                     return None;
                 }
+                backlog.forwarded(size);
             }
             () = tx.closed() => {
                 tracing::warn!(group = %group, task = %name, "the master cancelled the call: cancelling the task");

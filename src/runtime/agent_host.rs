@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use mlua::{AnyUserData, Table, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::task_workers::{Kept, PipelineKey, Prepared, ReadyThreads, Work, name_this_thread};
 use super::{Runtime, RuntimeOptions, StdlibSource, error};
@@ -63,7 +63,7 @@ impl TaskHandler for LuaTaskHandler {
     fn execute(
         &self,
         task: RemoteTask,
-        events: mpsc::UnboundedSender<TaskEvent>,
+        events: EventSink,
     ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, String>> + Send>> {
         let (done_tx, done_rx) = oneshot::channel();
         let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
@@ -180,7 +180,7 @@ fn run_on_this_thread(
     agent_name: String,
     (options, prepared, abort): (RuntimeOptions, Option<Prepared>, Arc<AtomicBool>),
     (task, key): (RemoteTask, Option<PipelineKey>),
-    events: mpsc::UnboundedSender<TaskEvent>,
+    events: EventSink,
     cancel: oneshot::Receiver<()>,
 ) -> (Result<RemoteOutcome, String>, Option<Prepared>) {
     // Before anything starts on this thread: what it starts inherits the view.
@@ -189,7 +189,7 @@ fn run_on_this_thread(
         Err(error) => return (Err(error), prepared),
     };
     if let Some(note) = task.spec.umask.and_then(crate::task_view::private_umask) {
-        let _ = events.send(TaskEvent::Log { level: tracing::Level::WARN, message: note, fields: String::new() });
+        events.send(TaskEvent::Log { level: tracing::Level::WARN, message: note, fields: String::new() });
     }
     let prepared = match prepared {
         Some(prepared) => prepared,
@@ -227,7 +227,7 @@ async fn run_in_vm(
     agent_name: String,
     (runtime, abort): (&Runtime, Arc<AtomicBool>),
     (task, key, loaded): (RemoteTask, Option<PipelineKey>, bool),
-    events: mpsc::UnboundedSender<TaskEvent>,
+    events: EventSink,
 ) -> Result<RemoteOutcome, String> {
     let spec = &task.spec;
     let lua = runtime.lua();
@@ -239,7 +239,7 @@ async fn run_in_vm(
     }
     lua.set_app_data(super::preempt::Abort(abort));
     lua.set_app_data(VmReusable(false));
-    lua.set_app_data(EventSink(events));
+    lua.set_app_data(events);
 
     let build = || -> mlua::Result<Table> {
         let request = lua.create_table()?;
