@@ -227,16 +227,7 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
         Spilled::File(file) => Storage::Temp(file),
     };
-    let changes = ArchiveData {
-        storage,
-        base: None,
-        deleted: outcome.deleted,
-        amended: outcome.amended,
-        skipped: vec![],
-        after: None,
-        entries: 0,
-        size,
-    };
+    let changes = ArchiveData { deleted: outcome.deleted, amended: outcome.amended, size, ..ArchiveData::new(storage) };
     result.set("changes", lua.create_userdata(changes)?)?;
     Ok(result)
 }

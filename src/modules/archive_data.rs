@@ -73,6 +73,20 @@ pub struct ArchiveData {
 }
 
 impl ArchiveData {
+    /// An archive at `storage` with nothing else known about it yet.
+    pub fn new(storage: Storage) -> Self {
+        ArchiveData {
+            storage,
+            base: None,
+            deleted: vec![],
+            amended: vec![],
+            skipped: vec![],
+            after: None,
+            entries: 0,
+            size: 0,
+        }
+    }
+
     /// The archive's file; None while it is in memory (see [`ArchiveData::file_path`]).
     pub fn path(&self) -> Option<&Path> {
         match &self.storage {
@@ -196,16 +210,7 @@ mod tests {
     fn an_archive_in_memory_reads_as_itself_and_gets_a_file_when_lua_asks_for_its_path() {
         let lua = mlua::Lua::new();
         let bytes: Arc<[u8]> = Arc::from(&b"gzip bytes"[..]);
-        let archive = ArchiveData {
-            storage: Storage::Memory(Arc::clone(&bytes)),
-            base: None,
-            deleted: vec![],
-            amended: vec![],
-            skipped: vec![],
-            after: None,
-            entries: 0,
-            size: bytes.len() as u64,
-        };
+        let archive = ArchiveData { size: bytes.len() as u64, ..ArchiveData::new(Storage::Memory(Arc::clone(&bytes))) };
         let mut read = Vec::new();
         archive.reader().expect("reader").read_to_end(&mut read).expect("read");
         assert_eq!(read, &bytes[..]);

@@ -80,16 +80,7 @@ async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<A
         let (temp, file) = temp_archive(&scratch, "workspace-")?;
         let entries = core::pack(&root, &manifest, None, std::io::BufWriter::new(file))?;
         let size = std::fs::metadata(temp.path()).map_err(WorkspaceError::io(temp.path()))?.len();
-        Ok(ArchiveData {
-            storage: Storage::Temp(temp),
-            base: Some(Arc::new(manifest)),
-            deleted: vec![],
-            amended: vec![],
-            skipped: vec![],
-            after: None,
-            entries,
-            size,
-        })
+        Ok(ArchiveData { base: Some(Arc::new(manifest)), entries, size, ..ArchiveData::new(Storage::Temp(temp)) })
     })
     .await?;
     lua.create_userdata(archive)
@@ -198,16 +189,12 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             }
         };
         let mut archive = ArchiveData {
-            storage,
-            base: None,
             deleted: changes.deleted,
-            amended: vec![],
             skipped: after.skipped.clone(),
             entries,
-            size: 0,
-            after: None,
+            after: Some(Arc::new(after)),
+            ..ArchiveData::new(storage)
         };
-        archive.after = Some(Arc::new(after));
         archive.size = archive.stored_size().map_err(WorkspaceError::io(&root))?;
         Ok(archive)
     })

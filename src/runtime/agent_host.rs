@@ -264,16 +264,7 @@ async fn run_in_vm(
         request.set("dir", bytes(&task.dir)?)?;
         match &task.workspace {
             RemoteWorkspace::Archive(path) => {
-                let archive = ArchiveData {
-                    storage: Storage::Path(path.clone()),
-                    base: None,
-                    deleted: vec![],
-                    amended: vec![],
-                    skipped: vec![],
-                    after: None,
-                    entries: 0,
-                    size: 0,
-                };
+                let archive = ArchiveData::new(Storage::Path(path.clone()));
                 request.set("workspace", lua.create_userdata(archive)?)?;
                 request.set("root", bytes(&task.dir.join("workspace"))?)?;
             }

@@ -76,6 +76,20 @@ pub struct Kept {
 /// it could not: the work then says why, or prepares itself).
 pub type Work = Box<dyn FnOnce(Option<Prepared>) -> Option<Kept> + Send>;
 
+/// What a waiting thread received: the pool (not kept alive by the waiting), the work and
+/// what it runs with.
+type Received = (std::sync::Weak<ReadyThreads>, Work, Prepared);
+
+/// How waiting with a kept VM ended.
+enum Waited {
+    Work(Received),
+    /// No task of its pipeline came: the VM is dropped; the thread (counted as coming again)
+    /// may wait as a ready one, with its runtime.
+    Unwanted(Arc<ReadyThreads>, tokio::runtime::Runtime),
+    /// Let go, or the agent is stopping.
+    Gone,
+}
+
 /// A thread waiting with a VM that holds a pipeline.
 struct Held {
     id: u64,
@@ -124,35 +138,34 @@ impl ReadyThreads {
     pub fn run(self: &Arc<Self>, key: Option<PipelineKey>, work: Work) -> Result<(), Work> {
         let mut work = work;
         while let Some(holder) = key.and_then(|key| self.take_held(key)) {
-            self.coming.fetch_add(1, Ordering::SeqCst);
-            match holder.send(work) {
+            work = match self.hand(&holder, work) {
                 Ok(()) => return Ok(()),
-                // That thread is gone: try the next one.
-                Err(returned) => {
-                    self.coming.fetch_sub(1, Ordering::SeqCst);
-                    work = returned.0;
-                }
-            }
+                Err(work) => work,
+            };
         }
         loop {
             let Some(thread) = self.waiting.lock().unwrap_or_else(PoisonError::into_inner).pop() else {
                 self.top_up();
                 return Err(work);
             };
-            // Counted as coming until it is ready again (or ends).
-            self.coming.fetch_add(1, Ordering::SeqCst);
-            match thread.send(work) {
+            work = match self.hand(&thread, work) {
                 Ok(()) => {
                     self.top_up();
                     return Ok(());
                 }
-                // That thread is gone: try the next one.
-                Err(returned) => {
-                    self.coming.fetch_sub(1, Ordering::SeqCst);
-                    work = returned.0;
-                }
-            }
+                Err(work) => work,
+            };
         }
+    }
+
+    /// Sends `work` to a waiting thread, counted as coming until it is ready again (or ends);
+    /// gives the work back when that thread is gone.
+    fn hand(&self, thread: &SyncSender<Work>, work: Work) -> Result<(), Work> {
+        self.coming.fetch_add(1, Ordering::SeqCst);
+        thread.send(work).map_err(|returned| {
+            self.coming.fetch_sub(1, Ordering::SeqCst);
+            returned.0
+        })
     }
 
     /// Starts making threads ready until `keep` are ready or on their way.
@@ -184,77 +197,20 @@ impl ReadyThreads {
         let mut this = self;
         let mut kept = kept;
         loop {
-            // A VM kept for its pipeline waits for that pipeline's next task.
-            if let Some(Kept { tokio, vm: Some((key, vm)) }) = kept.take() {
-                let (id, receiver) = this.hold(key);
-                this.arrived(key);
-                this.coming.fetch_sub(1, Ordering::SeqCst);
-                let threads = Arc::downgrade(&this);
-                drop(this);
-                let work = match receiver.recv_timeout(HOLD_FOR) {
-                    Ok(work) => Some(work),
-                    // Let go for a more recent VM (or the agent is stopping).
-                    Err(RecvTimeoutError::Disconnected) => return,
-                    Err(RecvTimeoutError::Timeout) => {
-                        let Some(threads) = threads.upgrade() else { return };
-                        // Still listed: nobody will send; else the work is on its way.
-                        let unlisted = {
-                            let mut held = threads.held.lock().unwrap_or_else(PoisonError::into_inner);
-                            let at = held.iter().position(|thread| thread.id == id);
-                            at.map(|at| held.remove(at)).is_some()
-                        };
-                        if unlisted {
-                            threads.coming.fetch_add(1, Ordering::SeqCst);
-                            drop(vm);
-                            kept = Some(Kept { tokio, vm: None });
-                            this = threads;
-                            continue;
-                        }
-                        drop(threads);
-                        receiver.recv().ok()
+            let waited = match kept.take() {
+                // A VM kept for its pipeline waits for that pipeline's next task.
+                Some(Kept { tokio, vm: Some((key, vm)) }) => match this.wait_with(tokio, key, vm) {
+                    Waited::Work(received) => Some(received),
+                    Waited::Gone => None,
+                    Waited::Unwanted(threads, tokio) => {
+                        this = threads;
+                        kept = Some(Kept { tokio, vm: None });
+                        continue;
                     }
-                };
-                let Some(work) = work else { return };
-                kept = work(Some(Prepared { tokio, vm, holds: Some(key) }));
-                this = match threads.upgrade() {
-                    Some(threads) => threads,
-                    None => return,
-                };
-                if kept.is_none() {
-                    this.coming.fetch_sub(1, Ordering::SeqCst);
-                    return;
-                }
-                name_this_thread("task (ready)");
-                continue;
-            }
-            let prepared = match kept.take() {
-                Some(Kept { tokio, .. }) => Prepared::on(tokio, &this.options),
-                None => Prepared::make(&this.options),
+                },
+                kept => this.wait_ready(kept.map(|kept| kept.tokio)),
             };
-            let prepared = match prepared {
-                Ok(prepared) => prepared,
-                Err(error) => {
-                    // Tasks then make their own, and say why if it fails again.
-                    tracing::warn!(%error, "cannot prepare a task thread ahead of its task");
-                    this.coming.fetch_sub(1, Ordering::SeqCst);
-                    return;
-                }
-            };
-            let (sender, receiver) = sync_channel::<Work>(1);
-            {
-                let mut waiting = this.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-                let coming = this.coming.fetch_sub(1, Ordering::SeqCst) - 1;
-                if waiting.len() + coming >= this.keep {
-                    // Enough are ready or on their way without this one.
-                    return;
-                }
-                waiting.push(sender);
-            }
-            // Only this thread's sender in `waiting` can wake it; the agent ending drops it
-            // (this thread holds no strong reference while it waits).
-            let threads = Arc::downgrade(&this);
-            drop(this);
-            let Ok(work) = receiver.recv() else { return };
+            let Some((threads, work, prepared)) = waited else { return };
             kept = work(Some(prepared));
             this = match threads.upgrade() {
                 Some(threads) => threads,
@@ -266,6 +222,75 @@ impl ReadyThreads {
             }
             name_this_thread("task (ready)");
         }
+    }
+
+    /// Prepares a fresh VM (on `tokio`, a runtime an earlier task used, or a new one) and waits
+    /// as a ready thread; None when the thread should end (enough are ready, the agent is
+    /// stopping, nothing could be prepared).
+    fn wait_ready(self: Arc<Self>, tokio: Option<tokio::runtime::Runtime>) -> Option<Received> {
+        let prepared = match tokio {
+            Some(tokio) => Prepared::on(tokio, &self.options),
+            None => Prepared::make(&self.options),
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                // Tasks then make their own, and say why if it fails again.
+                tracing::warn!(%error, "cannot prepare a task thread ahead of its task");
+                self.coming.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+        };
+        let (sender, receiver) = sync_channel::<Work>(1);
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            let coming = self.coming.fetch_sub(1, Ordering::SeqCst) - 1;
+            if waiting.len() + coming >= self.keep {
+                // Enough are ready or on their way without this one.
+                return None;
+            }
+            waiting.push(sender);
+        }
+        // Only this thread's sender in `waiting` can wake it; the agent ending drops it (this
+        // thread holds no strong reference while it waits).
+        let threads = Arc::downgrade(&self);
+        drop(self);
+        let work = receiver.recv().ok()?;
+        Some((threads, work, prepared))
+    }
+
+    /// Waits with a VM holding pipeline `key` for that pipeline's next task, at most
+    /// [`HOLD_FOR`].
+    fn wait_with(self: Arc<Self>, tokio: tokio::runtime::Runtime, key: PipelineKey, vm: Runtime) -> Waited {
+        let (id, receiver) = self.hold(key);
+        self.arrived(key);
+        self.coming.fetch_sub(1, Ordering::SeqCst);
+        let threads = Arc::downgrade(&self);
+        drop(self);
+        let work = match receiver.recv_timeout(HOLD_FOR) {
+            Ok(work) => work,
+            // Let go for a more recent VM (or the agent is stopping).
+            Err(RecvTimeoutError::Disconnected) => return Waited::Gone,
+            Err(RecvTimeoutError::Timeout) => {
+                let Some(this) = threads.upgrade() else { return Waited::Gone };
+                // Still listed: nobody will send; else the work is on its way.
+                let unlisted = {
+                    let mut held = this.held.lock().unwrap_or_else(PoisonError::into_inner);
+                    let at = held.iter().position(|thread| thread.id == id);
+                    at.map(|at| held.remove(at)).is_some()
+                };
+                if unlisted {
+                    this.coming.fetch_add(1, Ordering::SeqCst);
+                    return Waited::Unwanted(this, tokio);
+                }
+                drop(this);
+                match receiver.recv() {
+                    Ok(work) => work,
+                    Err(_) => return Waited::Gone,
+                }
+            }
+        };
+        Waited::Work((threads, work, Prepared { tokio, vm, holds: Some(key) }))
     }
 
     /// What a task's thread that was not a ready one (none was) does after the task: serve
