@@ -53,7 +53,7 @@ function Client:address() end
 
 --- Connects to an agent (one channel per address for the whole run).
 ---@param address string host:port
----@param opts? { token?: string, tls?: { ca: string, cert?: string, key?: string, domain?: string }, connect_timeout?: number|string }
+---@param opts? { token?: string, tls?: { ca?: string, cert?: string, key?: string, domain?: string }, connect_timeout?: number|string }
 ---@return agent.Client
 function agent.connect(address, opts) end
 

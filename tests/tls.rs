@@ -150,10 +150,25 @@ fn an_address_may_be_written_as_an_http_or_https_url() {
     let https = Test::new().write("tasks.lua", &pipeline(&format!("https://{}/", secure.address), &ca));
     https.run(&["run", "tasks.lua"]).expect_code(0);
     assert_eq!(https.read("ran.txt"), "secure\n");
+    // `https://` without tls settings trusts the system's roots: here the test CA through
+    // SSL_CERT_FILE, as a machine whose store holds the CA would.
+    let system_roots = Test::new()
+        .write("tasks.lua", &pipeline(&format!("https://{}", secure.address), ""))
+        .env("SSL_CERT_FILE", &pki.path("ca.pem"));
+    system_roots.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(system_roots.read("ran.txt"), "secure\n");
+    // A store without the agent's CA: refused, with what to do; nothing ran.
+    let other = Pki::new();
+    let untrusted = Test::new()
+        .write("tasks.lua", &pipeline(&format!("https://{}", secure.address), ""))
+        .env("SSL_CERT_FILE", &other.path("ca.pem"));
+    untrusted
+        .run(&["run", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("invalid peer certificate")
+        .stderr_has("not signed by a CA this system trusts");
+    assert!(!untrusted.exists("ran.txt"));
     // A scheme that contradicts the settings is said, not guessed around.
-    let no_ca = Test::new().write("tasks.lua", &pipeline(&format!("https://{}", secure.address), ""));
-    no_ca.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("asks for TLS, but the agent has no tls settings");
-    assert!(!no_ca.exists("ran.txt"));
     let http_with_tls = Test::new().write("tasks.lua", &pipeline(&format!("http://{}", secure.address), &ca));
     http_with_tls.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("asks for plaintext");
 

@@ -48,7 +48,7 @@ fn tls_option(options: Option<&Table>) -> LuaResult<Option<ClientTls>> {
     let path = |key: &str| -> LuaResult<Option<std::path::PathBuf>> {
         Ok(tls.get::<Option<String>>(key)?.map(std::path::PathBuf::from))
     };
-    let ca = path("ca")?.ok_or_else(|| lua_error("connect", "invalid value for option 'tls' - 'ca' is missing"))?;
+    let ca = path("ca")?;
     let (cert, key) = (path("cert")?, path("key")?);
     if cert.is_some() != key.is_some() {
         return Err(lua_error("connect", "invalid value for option 'tls' - 'cert' and 'key' go together"));

@@ -164,7 +164,10 @@ impl AgentClient {
     ) -> Result<Self, ClientError> {
         let written = address;
         let unreachable = |reason: String| ClientError::Unreachable { address: written.to_owned(), reason };
-        let address = host_and_port(written, tls.is_some()).map_err(unreachable)?;
+        let (address, https) = host_and_port(written, tls.is_some()).map_err(unreachable)?;
+        // An `https://` address without tls settings trusts the system's roots.
+        let system_roots = ClientTls::default();
+        let tls = tls.or(https.then_some(&system_roots));
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
             .map_err(|e| unreachable(format!("invalid address: {e}")))?;
@@ -461,9 +464,9 @@ fn transport_broke(status: &tonic::Status) -> bool {
 }
 
 /// The `host:port` of an agent's address as written: `host:port`, `http://host:port` (plaintext)
-/// or `https://host:port` (TLS, which needs the agent's `tls` settings: the CA to trust). A
-/// scheme that contradicts the settings is an error rather than a guess.
-fn host_and_port(written: &str, tls: bool) -> Result<&str, String> {
+/// or `https://host:port` (TLS: with the agent's `tls` settings, or else the system's roots),
+/// and whether it asks for TLS. `http://` with tls settings is an error rather than a guess.
+fn host_and_port(written: &str, tls: bool) -> Result<(&str, bool), String> {
     let (scheme, rest) = match written.split_once("://") {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
         None => (None, written),
@@ -473,10 +476,8 @@ fn host_and_port(written: &str, tls: bool) -> Result<&str, String> {
         return Err(format!("invalid address '{written}': an agent's address is host:port, without a path"));
     }
     match (scheme.as_deref(), tls) {
-        (None | Some("https"), true) | (None | Some("http"), false) => Ok(rest),
-        (Some("https"), false) => Err(format!(
-            "'{written}' asks for TLS, but the agent has no tls settings: give it tls = {{ ca = \"ca.pem\" }} (the CA that signed its certificate)"
-        )),
+        (Some("https"), _) => Ok((rest, true)),
+        (None, _) | (Some("http"), false) => Ok((rest, false)),
         (Some("http"), true) => Err(format!(
             "'{written}' asks for plaintext, but the agent has tls settings: write https://{rest} or {rest}"
         )),

@@ -36,11 +36,12 @@ impl ServerTls {
     }
 }
 
-/// The master's side: the CA that signed the agent, optionally its own certificate and key
-/// (for agents that require them), and the name to expect in the agent's certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The master's side: the CA that signed the agent (without one, the system's roots, as for an
+/// `https://` address with no `tls` settings), optionally its own certificate and key (for
+/// agents that require them), and the name to expect in the agent's certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct ClientTls {
-    pub ca: PathBuf,
+    pub ca: Option<PathBuf>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub domain: Option<String>,
@@ -49,9 +50,12 @@ pub struct ClientTls {
 impl ClientTls {
     /// `host` is the host part of the agent's address, the default name to verify.
     pub fn config(&self, host: &str) -> Result<ClientTlsConfig, TlsFileError> {
-        let mut config = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read("CA certificate", &self.ca)?))
-            .domain_name(self.domain.clone().unwrap_or_else(|| host.to_owned()));
+        let mut config = ClientTlsConfig::new().domain_name(self.domain.clone().unwrap_or_else(|| host.to_owned()));
+        config = match &self.ca {
+            Some(ca) => config.ca_certificate(Certificate::from_pem(read("CA certificate", ca)?)),
+            // rustls-native-certs: the system's store, or SSL_CERT_FILE / SSL_CERT_DIR.
+            None => config.with_native_roots(),
+        };
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
             config = config.identity(Identity::from_pem(read("certificate", cert)?, read("key", key)?));
         }

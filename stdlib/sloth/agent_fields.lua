@@ -13,7 +13,8 @@ local TLS_FIELDS = { ca = true, cert = true, key = true, domain = true }
 
 local sorted_keys = tables.sorted_keys
 
---- An agent's `tls = { ca, cert?, key?, domain? }`: PEM paths relative to the pipeline file.
+--- An agent's `tls = { ca?, cert?, key?, domain? }`: PEM paths relative to the pipeline file.
+--- Without `ca` the system's roots are trusted (as for an `https://` address without `tls`).
 function M.tls(self, group_name, agent_name, raw)
   local where = function(field)
     return { group = group_name, field = "agents." .. agent_name .. ".tls" .. (field and ("." .. field) or "") }
@@ -33,9 +34,6 @@ function M.tls(self, group_name, agent_name, raw)
     else
       tls[key] = paths.absolute(value, self.base_dir)
     end
-  end
-  if raw.ca == nil then
-    self:add(where("ca"), "is missing (the CA certificate that signed the agent's)")
   end
   if (raw.cert == nil) ~= (raw.key == nil) then
     self:add(where(), "'cert' and 'key' go together")

@@ -73,11 +73,14 @@ local function what_to_check(target, message)
     return " — the agent's `token` here differs from the agent's --token (or its SLOTH_AGENT_TOKEN)"
   elseif has("requires a token") then
     return " — give the agent a `token` here, e.g. token = os.getenv(\"SLOTH_AGENT_TOKEN\")"
-  elseif has("invalid peer certificate") then
+  elseif has("invalid peer certificate") and target.tls and target.tls.ca then
     return " — the agent's certificate is not signed by tls.ca, or does not name this address: check tls.ca and tls.domain"
-  elseif target.tls and (has("corrupt message") or has("InvalidContentType")) then
+  elseif has("invalid peer certificate") or has("no native certs") then
+    return " — the agent's certificate is not signed by a CA this system trusts, or does not name this address:"
+      .. " give it tls = { ca = \"ca.pem\" } here (the CA that signed it), or check tls.domain"
+  elseif spawn.asks_tls(target) and (has("corrupt message") or has("InvalidContentType")) then
     return " — the agent does not serve TLS: remove tls here, or start it with --tls-cert and --tls-key"
-  elseif not target.tls and (has("transport error") or has("h2 protocol error") or has("operation was canceled")
+  elseif not spawn.asks_tls(target) and (has("transport error") or has("h2 protocol error") or has("operation was canceled")
       or has("Connection reset") or has("Broken pipe")) then
     -- (A TLS agent drops a plaintext connection; which of these the client sees is a race.)
     return " — if the agent serves TLS (--tls-cert), give it tls = { ca = \"ca.pem\" } here"
@@ -95,7 +98,7 @@ local function next_step(target, message)
   local port = spawn.loopback_port(target.address)
   if port then
     return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s, or run with --spawn-agents",
-      port, target.tls and " (and its --tls-cert, --tls-key)" or "")
+      port, spawn.asks_tls(target) and " (and its --tls-cert, --tls-key)" or "")
   end
   return " — nothing listens there: start `sloth-runner agent` on that host, on that port"
 end

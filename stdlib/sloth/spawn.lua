@@ -24,6 +24,13 @@ function M.loopback_port(address)
   return nil
 end
 
+--- Whether `target` is reached over TLS: it has `tls` settings, or its address is `https://`.
+---@param target { address: string, tls: table? }
+---@return boolean
+function M.asks_tls(target)
+  return target.tls ~= nil or target.address:match("^[Hh][Tt][Tt][Pp][Ss]://") ~= nil
+end
+
 --- Starts the missing agents; returns their handles.
 ---@param plan { tasks: table[] }[]
 ---@return table[]
@@ -50,7 +57,7 @@ function M.start_one(target, seen, started)
   if not port then
     return
   end
-  if target.tls then
+  if M.asks_tls(target) then
     io.stderr:write(string.format("not starting agent '%s': --spawn-agents starts agents without TLS\n", target.name))
   elseif not pcall(agent.connect, target.address, { token = token, connect_timeout = "500ms" }) then
     local handle = agent.spawn({ name = target.name, port = port, bind = bind, token = token, labels = target.labels })
