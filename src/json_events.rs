@@ -3,7 +3,6 @@
 //! millisecond). The engine (through `sloth.core`) says what happens to the run and its tasks;
 //! the console adds every log and output line. Nothing is written unless the stream is on.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The version of the stream's format; a consumer checks it.
@@ -34,7 +33,7 @@ pub fn emit(kind: &str, fields: serde_json::Map<String, serde_json::Value>) {
     event.extend(fields);
     let mut line = serde_json::Value::Object(event).to_string();
     line.push('\n');
-    let mut out = std::io::stdout().lock();
-    // A consumer that went away (a closed pipe) ends nothing: the run goes on.
-    let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+    // (Past the status line when stdout is the same terminal; a consumer that went away, a
+    // closed pipe, ends nothing: the run goes on.)
+    crate::status_line::write(crate::status_line::Stream::Stdout, line.as_bytes());
 }

@@ -15,5 +15,6 @@ pub mod process;
 pub mod reaper;
 pub mod rpc;
 pub mod runtime;
+pub mod status_line;
 pub mod task_view;
 pub mod workspace;

@@ -27,6 +27,7 @@ mod repl;
 mod roundtrip;
 mod secrets;
 mod sizes;
+mod status_line;
 mod tls;
 mod warm;
 mod workspace_safety;

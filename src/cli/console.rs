@@ -37,7 +37,9 @@ pub fn init(verbosity: Verbosity) {
         Verbosity::Verbose => "info,sloth_runner=debug,lua=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let console = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).event_format(ConsoleFormat);
+    let console = tracing_subscriber::fmt::layer()
+        .with_writer(crate::status_line::StderrLines::default)
+        .event_format(ConsoleFormat);
     // Every task's log and output lines, whatever the console shows (only once the stream is
     // on: `run --output json`).
     let stream = JsonLines.with_filter(

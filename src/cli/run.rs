@@ -85,5 +85,8 @@ pub fn execute(args: &RunArgs, verbosity: Verbosity) -> ExitCode {
     if args.output == Output::Json {
         crate::json_events::enable();
     }
-    session::run_entry("run", &options, &runtime_options)
+    let code = session::run_entry("run", &options, &runtime_options);
+    // However the run ended (an error included), the status line is gone before the exit.
+    crate::status_line::disable();
+    code
 }

@@ -190,8 +190,10 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     // The first error an `on_event` callback raises fails the call once it is over (the
     // remote task itself goes on: its events are still shown).
     let mut callback_error: Option<mlua::Error> = None;
+    let transfer = std::sync::Arc::new(crate::rpc::Transfer::default());
+    let _shown = crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &transfer);
     let outcome = client
-        .execute(spec, source, &scratch, |event| {
+        .execute_watched(spec, source, &scratch, &transfer, |event| {
             match &event {
                 TaskEvent::Log { level, message, fields } => {
                     let fields = (!fields.is_empty()).then_some(fields.as_str());
@@ -287,10 +289,10 @@ fn workspace_identity(root: &std::path::Path) -> String {
 /// has become: the agent's already went through the pipeline's): on stdout, or — when stdout
 /// is kept for JSON (`--return`, `--output json`) — on stderr and as an `output` event.
 fn print_here(lua: &Lua, text: &str, more: bool) {
-    use std::io::Write;
+    use crate::status_line::{Stream, write};
     let line = if more { text.to_owned() } else { format!("{text}\n") };
     if lua.app_data_ref::<StdoutKept>().is_some() {
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        write(Stream::Stderr, line.as_bytes());
         let task = super::task_context::current(lua).prefix;
         let mut fields = serde_json::Map::new();
         if let Some(task) = task {
@@ -303,8 +305,7 @@ fn print_here(lua: &Lua, text: &str, more: bool) {
         }
         crate::json_events::emit("output", fields);
     } else {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+        write(Stream::Stdout, line.as_bytes());
     }
 }
 

@@ -10,6 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::MAX_MESSAGE;
+use super::Transfer;
 use super::auth::{SendToken, Token};
 use super::proto::agent_client::AgentClient as GrpcClient;
 use super::proto::execute_request::Item;
@@ -203,12 +204,24 @@ impl AgentClient {
     }
 
     /// Sends `task` with its workspace, reports events as they arrive, and receives the
-    /// result and the changes (into a temporary file in `scratch`).
+    /// result and the changes (in memory, or a temporary file in `scratch` past a size).
     pub async fn execute(
         &mut self,
         task: TaskSpec,
         workspace: WorkspaceSource,
         scratch: &std::path::Path,
+        on_event: impl FnMut(TaskEvent),
+    ) -> Result<TaskOutcome, ClientError> {
+        self.execute_watched(task, workspace, scratch, &Arc::default(), on_event).await
+    }
+
+    /// [`execute`](Self::execute), counting the bytes each way in `transfer` as they go.
+    pub async fn execute_watched(
+        &mut self,
+        task: TaskSpec,
+        workspace: WorkspaceSource,
+        scratch: &std::path::Path,
+        transfer: &Arc<Transfer>,
         mut on_event: impl FnMut(TaskEvent),
     ) -> Result<TaskOutcome, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
@@ -220,6 +233,7 @@ impl AgentClient {
                 let file = tokio::fs::File::open(path)
                     .await
                     .map_err(|source| ClientError::Io { path: path.clone(), source })?;
+                transfer.will_send(file.metadata().await.map_or(0, |meta| meta.len()));
                 pending_upload = Some(file);
             }
             WorkspaceSource::Incremental { manifest, ignore, .. } => {
@@ -263,10 +277,11 @@ impl AgentClient {
         let mut tx = Some(tx);
         let upload = pending_upload.map(|file| {
             let sender = tx.take();
+            let transfer = Arc::clone(transfer);
             tokio::spawn(async move {
                 // After the preamble, so the archive never overtakes it.
                 let _ = preamble_finished.await;
-                upload(file, sender).await;
+                upload(file, sender, &transfer).await;
             })
         });
         let response = self.grpc.execute(ReceiverStream::new(rx)).await;
@@ -368,8 +383,10 @@ impl AgentClient {
                         report.amended.iter().map(|(path, entry)| super::manifest::to_wire(path, entry)).collect();
                     amended.extend(report.amended);
                     contents_sent += report.sent;
-                    bytes_sent += blobs.as_file().metadata().map_or(0, |meta| meta.len());
-                    tokio::spawn(upload_then_drop(file, amendments, tx.clone(), blobs));
+                    let size = blobs.as_file().metadata().map_or(0, |meta| meta.len());
+                    bytes_sent += size;
+                    transfer.will_send(size);
+                    tokio::spawn(upload_then_drop(file, amendments, tx.clone(), blobs, Arc::clone(transfer)));
                 }
                 Some(Event::OutputsPart(part)) => {
                     outputs_parts.extend_from_slice(&part);
@@ -391,6 +408,7 @@ impl AgentClient {
                 }
                 Some(Event::ChangesChunk(chunk)) => {
                     received += chunk.len() as u64;
+                    transfer.received_so_far(received);
                     if received > max_changes {
                         return Err(self.failed(&format!("the changes exceed the limit of {max_changes} bytes")));
                     }
@@ -510,6 +528,7 @@ async fn upload_then_drop(
     amended: Vec<super::proto::FileEntry>,
     tx: Option<tokio::sync::mpsc::Sender<ExecuteRequest>>,
     _keep: tempfile::NamedTempFile,
+    transfer: Arc<Transfer>,
 ) {
     let Some(sender) = tx else { return };
     for entries in super::batches(amended, |entry| entry.path.len() + 80, super::MANIFEST_CHUNK_BYTES) {
@@ -518,11 +537,11 @@ async fn upload_then_drop(
             return;
         }
     }
-    upload(file, Some(sender)).await;
+    upload(file, Some(sender), &transfer).await;
 }
 
 /// Streams an archive in chunks, then the end marker.
-async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<ExecuteRequest>>) {
+async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<ExecuteRequest>>, transfer: &Transfer) {
     let Some(tx) = tx else { return };
     let mut size: u64 = 0;
     loop {
@@ -533,9 +552,11 @@ async fn upload(mut file: tokio::fs::File, tx: Option<tokio::sync::mpsc::Sender<
             Err(_) => return,
         };
         size += chunk.len() as u64;
+        let length = chunk.len() as u64;
         if tx.send(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }).await.is_err() {
             return;
         }
+        transfer.sent(length);
     }
     let _ = tx.send(ExecuteRequest { item: Some(Item::WorkspaceEnd(WorkspaceEnd { size })) }).await;
 }

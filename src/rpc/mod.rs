@@ -9,7 +9,10 @@ mod receive;
 pub mod server;
 pub mod task_dir;
 pub mod tls;
+mod transfer;
 pub mod work_dir;
+
+pub use transfer::Transfer;
 
 /// Generated from `proto/sloth/agent/v1/agent.proto`.
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]

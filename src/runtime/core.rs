@@ -39,6 +39,37 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
             Ok(())
         })?,
     )?;
+    // The live status line (`sloth.status`): `status_on()` turns it on when stderr is a
+    // terminal that wants it (and says whether it is on), `status_off()` takes it away,
+    // `status_task(name, running)` says a task started or ended, and `console(stream,
+    // ends_line, fn, ...)` calls `fn(...)`, which writes to "stdout" or "stderr" some way of
+    // its own, with the line out of the way.
+    core.set("status_on", lua.create_function(|_, ()| Ok(crate::status_line::enable()))?)?;
+    core.set(
+        "status_off",
+        lua.create_function(|_, ()| {
+            crate::status_line::disable();
+            Ok(())
+        })?,
+    )?;
+    core.set(
+        "status_task",
+        lua.create_function(|_, (name, running): (String, bool)| {
+            crate::status_line::task(&name, running);
+            Ok(())
+        })?,
+    )?;
+    core.set(
+        "console",
+        lua.create_function(|_, (stream, ends_line, f, args): (String, Option<bool>, Function, mlua::MultiValue)| {
+            let stream = if stream == "stdout" {
+                crate::status_line::Stream::Stdout
+            } else {
+                crate::status_line::Stream::Stderr
+            };
+            crate::status_line::around(stream, ends_line, || f.call::<mlua::MultiValue>(args))
+        })?,
+    )?;
     // `core.begin_run()`: a run begins (agents read its pipeline afresh).
     core.set(
         "begin_run",

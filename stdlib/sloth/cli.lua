@@ -11,6 +11,7 @@ local exports = require("sloth.exports")
 local json = require("sloth.json")
 local scripts = require("sloth.scripts")
 local secrets = require("sloth.secrets")
+local status = require("sloth.status")
 
 local M = {}
 
@@ -92,6 +93,9 @@ function M.run(opts)
   if opts.return_json or opts.json_events then
     keep_stdout_for_json()
   end
+  if not opts.quiet then
+    status.start()
+  end
   local pipeline, code, err = load(opts.file)
   if not pipeline then
     core.event("run_finished", { pipeline = opts.file, exit_code = code, ok = false, error = error_line(err) })
@@ -126,6 +130,7 @@ function M.run(opts)
   local run_opts = { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter, store = artifacts.new_store(pipeline.dir) }
   local ran, summary = pcall(runner.run, plan, run_opts)
   spawn.stop(spawned)
+  status.stop()
   if not ran then
     error(summary, 0)
   end

@@ -61,6 +61,7 @@ function M.new(opts)
   local reporter = {}
 
   function reporter.started(ref)
+    core.status_task(ref, true)
     event("task_started", ref, {})
     if not opts.quiet then
       out:write(string.format("%s  started\n", ref))
@@ -68,6 +69,7 @@ function M.new(opts)
   end
 
   function reporter.finished(ref, result)
+    core.status_task(ref, false)
     if result.status ~= "skipped" then
       local outputs = type(result.outputs) == "table" and result.outputs or {}
       event("task_finished", ref, { status = result.status, duration = seconds(result.duration), attempts = result.attempts or 1,

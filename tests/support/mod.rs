@@ -92,7 +92,7 @@ impl Test {
         command.spawn().expect("starting sloth-runner")
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(binary());
         command
             .args(args)

@@ -1,0 +1,134 @@
+//! The live status line: on a terminal (a pseudo-terminal here) the bottom line names the
+//! running tasks while they run and is gone from what stays on the screen; without a terminal
+//! or with `NO_COLOR`, not one escape code is written.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Test, wait_exit};
+
+/// A slow shell task beside a Lua function that writes half a line, keeps the Lua thread busy
+/// (the line must not be drawn over that half), then ends the line.
+const PIPELINE: &str = r#"
+TaskDefinitions = { g = { tasks = {
+  { name = "slow", command = "sleep 0.8; echo slow-said-this" },
+  { name = "busy", command = function()
+      io.write("half a line")
+      local started = os.clock()
+      while os.clock() - started < 0.4 do end
+      io.write(", and its end\n")
+      print("a print")
+      return true
+    end },
+  { name = "after", depends_on = "slow", command = "sleep 0.3" },
+} } }
+"#;
+
+/// Runs `sloth-runner args…` with stdin, stdout and stderr on a new pseudo-terminal; its
+/// exit code and every byte the terminal received.
+fn run_on_terminal(test: &Test, args: &[&str]) -> (Option<i32>, Vec<u8>) {
+    // Both ends close-on-exec from the start: the suite's other tests spawn processes
+    // meanwhile, and one that inherited an end would keep this terminal open.
+    use nix::fcntl::OFlag;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).expect("posix_openpt");
+    nix::pty::grantpt(&master).expect("grantpt");
+    nix::pty::unlockpt(&master).expect("unlockpt");
+    let slave_path = nix::pty::ptsname_r(&master).expect("ptsname");
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
+        .open(&slave_path)
+        .expect("opening the terminal");
+    let mut command = test.command(args);
+    let end = || Stdio::from(slave.try_clone().expect("dup"));
+    command.stdin(end()).stdout(end()).stderr(end());
+    let mut child = command.spawn().expect("starting sloth-runner");
+    drop((command, slave));
+    let mut master = std::fs::File::from(std::os::fd::OwnedFd::from(master));
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // Until the last holder of the terminal is gone (EIO) or it ends.
+        while let Ok(read) = master.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buffer[..read]);
+        }
+        seen
+    });
+    let code = wait_exit(&mut child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !reader.is_finished() {
+        assert!(std::time::Instant::now() < deadline, "the terminal stayed open after the run");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (code, reader.join().expect("reader"))
+}
+
+/// The lines a terminal shows at the end: `\r` goes back to the line's start, `ESC[2K` erases
+/// it, `\n` ends it.
+fn screen(bytes: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let (mut lines, mut current) = (Vec::new(), String::new());
+    let mut rest = text.as_ref();
+    while let Some(c) = rest.chars().next() {
+        if let Some(after) = rest.strip_prefix("\x1b[2K") {
+            current.clear();
+            rest = after;
+            continue;
+        }
+        match c {
+            '\n' => lines.push(std::mem::take(&mut current)),
+            // The pty writes "\r\n" for "\n"; a status line never leaves a lone "\r" behind
+            // without an erase after it.
+            '\r' => {}
+            c => current.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+#[test]
+fn on_a_terminal_the_status_line_names_running_tasks_and_leaves_only_the_plain_lines() {
+    let test = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "");
+    let (code, bytes) = run_on_terminal(&test, &["run", "-j", "3", "tasks.lua"]);
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
+    assert_eq!(code, Some(0), "{raw}");
+    assert!(raw.contains("\x1b[2K"), "no status line was drawn:\n{raw:?}");
+    assert!(raw.contains("running: g/slow "), "the status line names the slow task:\n{raw:?}");
+    let lines = screen(&bytes);
+    assert!(
+        lines.iter().all(|line| !line.contains("running:")),
+        "a status line stayed on the screen or mixed into a line:\n{lines:#?}"
+    );
+    for expected in ["g/slow | slow-said-this", "half a line, and its end", "a print", "g/after  started"] {
+        assert!(lines.iter().any(|line| line == expected), "'{expected}' is not a line of its own:\n{lines:#?}");
+    }
+    assert!(lines.iter().any(|line| line.starts_with("3 task(s): 3 succeeded")), "{lines:#?}");
+}
+
+#[test]
+fn with_no_color_or_without_a_terminal_not_one_escape_code_is_written() {
+    let test = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "1");
+    let (code, bytes) = run_on_terminal(&test, &["run", "-j", "3", "tasks.lua"]);
+    let raw = String::from_utf8_lossy(&bytes).into_owned();
+    assert_eq!(code, Some(0), "{raw}");
+    assert!(!raw.contains('\x1b'), "NO_COLOR, yet an escape code:\n{raw:?}");
+    assert!(raw.contains("g/slow | slow-said-this"), "{raw}");
+
+    let dumb = Test::new().write("tasks.lua", PIPELINE).env("TERM", "dumb").env("NO_COLOR", "");
+    let (_, bytes) = run_on_terminal(&dumb, &["run", "-j", "3", "tasks.lua"]);
+    assert!(!bytes.contains(&0x1b), "TERM=dumb, yet an escape code:\n{:?}", String::from_utf8_lossy(&bytes));
+
+    let piped = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "");
+    let run = piped.run(&["run", "-j", "3", "tasks.lua"]).expect_code(0);
+    assert!(!run.stderr.contains('\x1b') && !run.stdout.contains('\x1b'), "{}{}", run.stdout, run.stderr);
+}
