@@ -62,6 +62,7 @@ impl Signals {
 
     fn received(&self, code: u8) {
         if self.code.swap(code, Ordering::SeqCst) != 0 {
+            crate::status_line::disable();
             eprintln!("interrupted again: exiting now");
             std::process::exit(i32::from(code));
         }
