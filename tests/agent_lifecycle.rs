@@ -274,6 +274,46 @@ fn a_task_past_the_lua_memory_limit_fails_here_and_on_an_agent_which_keeps_servi
 }
 
 #[test]
+fn a_busy_loop_anywhere_the_pipelines_code_runs_in_a_task_obeys_the_timeout() {
+    // The engine's own code runs without the preemption hook; every call into the pipeline's
+    // code from a task — hooks, a function inside `parallel`, a dispatch policy, a condition
+    // in a nested job — has it.
+    let spin = "function() while true do end end";
+    let places = [
+        ("pre_exec", format!("pre_exec = {spin}, command = 'true'")),
+        ("post_exec", format!("command = 'true', post_exec = {spin}")),
+        (
+            "parallel",
+            format!(
+                "command = function() local _, err = parallel({{ {{ command = {spin} }} }}); return false, err end"
+            ),
+        ),
+        ("nested_function", format!("command = function() local f = {spin}; return f() end")),
+    ];
+    for (name, fields) in places {
+        let test = Test::new().write(
+            "tasks.lua",
+            &format!(
+                "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = \"{name}\", timeout = \"1s\", {fields} }} }} }} }}"
+            ),
+        );
+        test.run(&["run", "tasks.lua"])
+            .expect_code(1)
+            .stderr_has(&format!("g/{name}  FAILED"))
+            .stderr_has("timed out after");
+    }
+    let policy = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ dispatch = {spin},
+                agents = {{ a = {{ address = "127.0.0.1:1" }}, b = {{ address = "127.0.0.1:2" }} }},
+                tasks = {{ {{ name = "picked", agent = "*", timeout = "1s", command = "true" }} }} }} }}"#
+        ),
+    );
+    policy.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("g/picked  FAILED").stderr_has("timed out after");
+}
+
+#[test]
 fn a_lua_busy_loop_obeys_its_timeout_here_and_on_an_agent_which_frees_the_slot() {
     let spin = "function() while true do end end";
     let test = Test::new().write(

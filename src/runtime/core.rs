@@ -39,6 +39,9 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
             Ok(())
         })?,
     )?;
+    // `core.preempt(on)`: the running coroutine gets (or loses) the hook that stops Lua code
+    // which never yields at a deadline or on cancellation; whether it had it.
+    core.set("preempt", lua.create_function(|lua, on: bool| super::preempt::set(lua, on))?)?;
     // The live status line (`sloth.status`): `status_on()` turns it on when stderr is a
     // terminal that wants it (and says whether it is on), `status_off()` takes it away,
     // `status_task(name, running)` says a task started or ended, and `console(stream,

@@ -40,9 +40,13 @@ impl Jobs {
         let future = thread.clone().into_async::<MultiValue>(args)?;
         let jobs = Rc::clone(self);
         let done = thread.clone();
+        let done_lua = lua.weak();
         let handle = tokio::task::spawn_local(async move {
             let outcome = future.await.map_err(|error| super::error::describe(&error));
             jobs.deadlines.clear(&done);
+            if let Some(lua) = done_lua.try_upgrade() {
+                super::preempt::forget(&lua, &done);
+            }
             jobs.running.borrow_mut().remove(&id);
             jobs.finished.borrow_mut().insert(id, outcome);
             jobs.changed.notify_waiters();
@@ -111,6 +115,7 @@ fn stop(lua: &Lua, jobs: impl IntoIterator<Item = (JoinHandle<()>, Thread)>) {
     let mut stopped = false;
     for (handle, thread) in jobs {
         handle.abort();
+        super::preempt::forget(lua, &thread);
         if let Ok(noop) = lua.create_function(|_, ()| Ok(())) {
             // A coroutine that is running right now (cancelling itself) cannot be reset; it ends
             // when its task is dropped.

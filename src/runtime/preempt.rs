@@ -3,9 +3,17 @@
 //! does. An instruction-count hook (every million instructions: milliseconds apart, nothing
 //! when idle) checks the running coroutine's deadline and the VM's abort flag, and raises an
 //! error right there.
+//!
+//! The hook is per coroutine, and only while the pipeline's code runs: the engine sets it
+//! around every call into the pipeline — reading it (and what it imports), a REPL line, a task's
+//! function, hooks and conditions, a dispatch policy, `clean_workdir_after_run` — through
+//! `sloth.preempt` (`core.preempt`); coroutines the pipeline creates inherit it. The engine's own
+//! code between those calls (reading the tasks, the scheduler, a task's bookkeeping, sync) runs
+//! without it: with a count hook Lua calls into its debug machinery on every instruction,
+//! whatever the count; the engine never loops without end.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,20 +48,61 @@ impl Deadlines {
 #[derive(Debug, Clone)]
 pub struct Abort(pub Arc<AtomicBool>);
 
-/// Installs the hook on `lua`; coroutines created afterwards carry it.
+/// The coroutines (by address) that have the hook, as far as [`set`] knows. An
+/// address left behind by a coroutine that ended hooked can only make a later one at that
+/// address keep its hook longer than needed, never go without it: [`set`] always hooks.
+#[derive(Debug, Default, Clone)]
+struct Hooked(Rc<RefCell<HashSet<usize>>>);
+
+/// Prepares `lua` for preemption (the deadlines the hook checks).
 pub fn install(lua: &Lua, deadlines: &Deadlines) -> LuaResult<()> {
     lua.set_app_data(deadlines.clone());
-    lua.set_global_hook(HookTriggers::new().every_nth_instruction(EVERY), |lua, _| {
-        if lua.app_data_ref::<Abort>().is_some_and(|abort| abort.0.load(Ordering::Relaxed)) {
-            return Err(mlua::Error::runtime("cancelled"));
+    lua.set_app_data(Hooked::default());
+    Ok(())
+}
+
+/// Forgets `thread` (it ended).
+pub fn forget(lua: &Lua, thread: &mlua::Thread) {
+    if let Some(hooked) = lua.app_data_ref::<Hooked>() {
+        hooked.0.borrow_mut().remove(&(thread.to_pointer() as usize));
+    }
+}
+
+/// Turns the hook on or off for the running coroutine; whether it was on.
+pub fn set(lua: &Lua, on: bool) -> LuaResult<bool> {
+    let key = lua.current_thread().to_pointer() as usize;
+    let was_on = lua.app_data_ref::<Hooked>().is_some_and(|hooked| hooked.0.borrow().contains(&key));
+    if on {
+        lua.set_hook(triggers(), check)?;
+    } else {
+        lua.remove_hook();
+    }
+    if let Some(hooked) = lua.app_data_ref::<Hooked>() {
+        let mut hooked = hooked.0.borrow_mut();
+        if on {
+            hooked.insert(key);
+        } else {
+            hooked.remove(&key);
         }
-        let expired = lua
-            .app_data_ref::<Deadlines>()
-            .and_then(|deadlines| deadlines.of(&lua.current_thread()))
-            .filter(|(at, _)| Instant::now() >= *at);
-        match expired {
-            Some((_, message)) => Err(mlua::Error::runtime(message)),
-            None => Ok(VmState::Continue),
-        }
-    })
+    }
+    Ok(was_on)
+}
+
+fn triggers() -> HookTriggers {
+    HookTriggers::new().every_nth_instruction(EVERY)
+}
+
+/// The hook: the VM's abort flag, then the running coroutine's deadline.
+fn check(lua: &Lua, _: &mlua::debug::Debug) -> LuaResult<VmState> {
+    if lua.app_data_ref::<Abort>().is_some_and(|abort| abort.0.load(Ordering::Relaxed)) {
+        return Err(mlua::Error::runtime("cancelled"));
+    }
+    let expired = lua
+        .app_data_ref::<Deadlines>()
+        .and_then(|deadlines| deadlines.of(&lua.current_thread()))
+        .filter(|(at, _)| Instant::now() >= *at);
+    match expired {
+        Some((_, message)) => Err(mlua::Error::runtime(message)),
+        None => Ok(VmState::Continue),
+    }
 }

@@ -59,9 +59,10 @@ local function fingerprint()
   return seen
 end
 local baseline = fingerprint()
-local hook = debug_gethook()
 local function untouched()
-  if debug_gethook() ~= hook or getmetatable("") == nil then
+  -- (The engine's own hook is a native one, which `debug.gethook` does not return as a
+  -- function: a function here is the pipeline's.)
+  if lua_type(debug_gethook()) == "function" or getmetatable("") == nil then
     return false
   end
   local now = fingerprint()

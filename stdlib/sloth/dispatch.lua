@@ -7,6 +7,7 @@
 --- in_flight, healthy, latency } }, attempt = n, failures = { { agent, message } } }`;
 --- `select(ctx)` returns a candidate's name. Built-in policies prefer healthy agents.
 local pool = require("sloth.agent_pool")
+local preempt = require("sloth.preempt")
 
 local M = {}
 
@@ -66,7 +67,7 @@ function M.resolve(value)
     if M.builtin[value] then
       return { name = value, select = M.builtin[value] }
     end
-    local loaded, plugin = pcall(require, value)
+    local loaded, plugin = preempt.pcall(require, value)
     if not loaded then
       return nil, string.format("'%s' is neither a built-in policy (first, round_robin, random, least_busy) "
         .. "nor a plugin module that loads: %s", value, tostring(plugin):match("^[^\n]*"))
@@ -103,7 +104,7 @@ function M.choose(task, attempt)
     }
     by_name[agent.name] = agent
   end
-  local called, choice = pcall(remote.policy.select, ctx)
+  local called, choice = preempt.pcall(remote.policy.select, ctx)
   if not called then
     return nil, string.format("dispatch policy '%s' failed: %s", remote.policy.name, tostring(choice))
   end

@@ -2,6 +2,7 @@
 --- (so `log` lines are prefixed and relative paths resolve against the workdir).
 local exec = require("exec")
 local core = require("sloth.core")
+local preempt = require("sloth.preempt")
 
 local M = {}
 
@@ -39,7 +40,7 @@ end
 --- Calls a user function, catching errors with the user's traceback.
 ---@return boolean called, any ...
 function M.call(fn, ...)
-  return xpcall(fn, user_traceback, ...)
+  return preempt.xpcall(fn, user_traceback, ...)
 end
 
 --- A size in bytes as people write it: 64M, 1G, 512K.
@@ -81,7 +82,7 @@ local function function_results(called, ok, message, outputs)
 end
 
 local function run_function(task, params, deps)
-  return function_results(xpcall(task.command, user_traceback, params, deps))
+  return function_results(preempt.xpcall(task.command, user_traceback, params, deps))
 end
 
 local function run_shell(task, workdir)
@@ -96,7 +97,7 @@ end
 
 --- Calls a `pre_exec`/`post_exec` hook; `false, message` (naming the hook) when it fails.
 local function call_hook(name, hook, ...)
-  local results = table.pack(xpcall(hook, user_traceback, ...))
+  local results = table.pack(preempt.xpcall(hook, user_traceback, ...))
   if not results[1] then
     return false, name .. " failed: " .. tostring(results[2])
   end

@@ -6,6 +6,7 @@
 local core = require("sloth.core")
 local graph = require("sloth.graph")
 local heap = require("sloth.heap")
+local preempt = require("sloth.preempt")
 local task_life = require("sloth.task_life")
 local workdirs = require("sloth.workdirs")
 
@@ -278,7 +279,8 @@ function M.run(plan, opts)
       if not workdir then
         error(prepared, 0)
       end
-      by_group[step.group.name] = run_group(step, workdir, opts, run)
+      -- The scheduler calls none of the pipeline's code itself (its jobs do).
+      by_group[step.group.name] = preempt.without(run_group, step, workdir, opts, run)
       workdirs.finish(step.group, prepared, by_group[step.group.name], opts.reporter)
     end
   end

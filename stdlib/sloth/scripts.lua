@@ -3,6 +3,7 @@
 --- (imports work even from outside the workspace); on the agent they are served from what was
 --- shipped instead of the disk.
 local paths = require("sloth.paths")
+local preempt = require("sloth.preempt")
 
 local M = {}
 
@@ -104,7 +105,7 @@ end
 ---@param chunk function
 function M.run(path, chunk, ...)
   running[#running + 1] = path
-  local results = table.pack(xpcall(chunk, user_traceback, ...))
+  local results = table.pack(preempt.xpcall(chunk, user_traceback, ...))
   running[#running] = nil
   if not results[1] then
     error(results[2], 0)

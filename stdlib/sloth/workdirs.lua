@@ -6,6 +6,7 @@
 local core = require("sloth.core")
 local errors = require("sloth.errors")
 local fs = require("sloth.fs")
+local preempt = require("sloth.preempt")
 
 local M = {}
 
@@ -42,7 +43,7 @@ function M.finish(group, state, results, reporter)
   end
   local remove = state.temporary
   if group.clean_workdir then
-    local ok, decision = pcall(group.clean_workdir, result)
+    local ok, decision = preempt.pcall(group.clean_workdir, result)
     if not ok then
       reporter.note(string.format("group '%s': clean_workdir_after_run failed, keeping %s: %s", group.name, state.dir,
         errors.clean(decision)))
