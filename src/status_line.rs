@@ -3,7 +3,7 @@
 //!
 //! It is drawn only when stderr is a terminal, `NO_COLOR` is unset and `TERM` is not `dumb`;
 //! otherwise nothing here writes a byte and the output is the plain, stable lines. Whatever
-//! writes to the terminal while it is drawn goes through [`write`] or [`around`], which take
+//! writes to the terminal while it is drawn goes through [`write`] or [`begin`]…[`end`], which take
 //! the line away first (under one lock, so a line and the status never mix); a ticker thread
 //! draws it again a moment later, and never in the middle of a line someone started and did
 //! not end.
@@ -15,7 +15,7 @@
 //! which those crates' suspend calls (a closure run under their lock) do not offer.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -67,7 +67,7 @@ struct Line {
 struct State {
     on: bool,
     drawn: bool,
-    /// Writers at work past the line ([`around`]): it is not drawn meanwhile.
+    /// Writers at work past the line ([`begin`] without its [`end`] yet): it is not drawn meanwhile.
     held: usize,
     /// Whether the last byte each stream wrote to the terminal ended a line.
     stdout_at_start: bool,
@@ -82,7 +82,8 @@ static LINE: OnceLock<Line> = OnceLock::new();
 pub fn enable() -> bool {
     let wanted = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
-        && std::env::var_os("TERM").is_none_or(|term| term != "dumb");
+        // (No TERM, or an empty one, is taken for a terminal that cannot move the cursor.)
+        && std::env::var_os("TERM").is_some_and(|term| !term.is_empty() && term != "dumb");
     if !wanted {
         return false;
     }
@@ -110,16 +111,27 @@ pub fn enable() -> bool {
     }
 }
 
-/// Takes the line away for good (the run is over); later writes go straight out.
+/// Takes the line away for good (the run is over); later writes go straight out. Never waits
+/// long: a second Ctrl-C calls it while a writer may be stuck on a full pipe (the ticker, which
+/// draws under the lock, looks at `GONE` again after drawing).
 pub fn disable() {
-    if let Some(line) = LINE.get() {
-        let mut state = lock(line);
-        erase(&mut state);
-        state.on = false;
-        state.running.clear();
-        state.transfers.clear();
+    let Some(line) = LINE.get() else { return };
+    GONE.store(true, Ordering::SeqCst);
+    for _ in 0..50 {
+        if let Ok(mut state) = line.state.try_lock() {
+            erase(&mut state);
+            state.on = false;
+            state.running.clear();
+            state.transfers.clear();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
+    GONE.store(false, Ordering::SeqCst);
 }
+
+/// Set while [`disable`] runs: the ticker draws nothing, and takes away what it just drew.
+static GONE: AtomicBool = AtomicBool::new(false);
 
 /// A task started (`group/task`), or ended.
 pub fn task(name: &str, running: bool) {
@@ -153,46 +165,51 @@ impl Drop for Watched {
 
 /// Writes `bytes` to `stream` (and flushes it), taking the status line away first.
 pub fn write(stream: Stream, bytes: &[u8]) {
-    let Some(line) = LINE.get() else {
-        write_out(stream, bytes);
-        return;
-    };
-    let mut state = lock(line);
-    if stream == Stream::Stderr || line.stdout_is_terminal {
-        erase(&mut state);
-    }
+    begin();
     write_out(stream, bytes);
-    if let Some(last) = bytes.last() {
-        set_at_start(&mut state, stream, *last == b'\n');
-    }
+    end(Ends::Known(stream, bytes.last().map(|last| *last == b'\n')));
 }
 
-/// Runs `f` — which writes to `stream` some other way (Lua's own files, a command's inherited
-/// output) — with the status line taken away and not drawn until it returns; `ends_line`:
-/// whether what `f` writes ends a line (None: it writes nothing, or nobody knows). The lock is
-/// not held while `f` runs (it may run a command for minutes): other writers go on, and the
-/// line stays away.
-pub fn around<R>(stream: Stream, ends_line: Option<bool>, f: impl FnOnce() -> R) -> R {
-    let Some(line) = LINE.get() else { return f() };
-    {
+/// How the output of a writer ended, for [`end`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ends {
+    /// On `stream`: with a line's end (`Some(true)`), in the middle of a line (`Some(false)`),
+    /// or as it was (`None`: nothing written).
+    Known(Stream, Option<bool>),
+    /// Nobody knows (a command wrote to the terminal itself): as if in the middle of a line on
+    /// both streams, so the line waits for the next whole line.
+    Unknown,
+}
+
+/// Takes the status line away and keeps it away until the matching [`end`]: someone is about
+/// to write to the terminal. No lock is held in between — the writer may block on a full pipe
+/// or run a command for minutes — so other writers go on meanwhile.
+pub fn begin() {
+    if let Some(line) = LINE.get() {
         let mut state = lock(line);
-        // (Whatever `stream` says: a `print` may have been sent to stderr meanwhile.)
         erase(&mut state);
         state.held += 1;
     }
-    struct Release<'a>(&'a Line);
-    impl Drop for Release<'_> {
-        fn drop(&mut self) {
-            lock(self.0).held -= 1;
+}
+
+/// The writer that called [`begin`] is done.
+pub fn end(ends: Ends) {
+    let Some(line) = LINE.get() else { return };
+    let mut state = lock(line);
+    state.held = state.held.saturating_sub(1);
+    match ends {
+        Ends::Known(stream, Some(at_start)) => set_at_start(&mut state, stream, at_start),
+        Ends::Known(_, None) => {}
+        Ends::Unknown => {
+            state.stderr_at_start = false;
+            state.stdout_at_start = false;
         }
     }
-    let release = Release(line);
-    let result = f();
-    drop(release);
-    if let Some(ends_line) = ends_line {
-        set_at_start(&mut lock(line), stream, ends_line);
-    }
-    result
+}
+
+/// Whether the line is on (what writes to the terminal should go through [`write`]).
+pub fn is_on() -> bool {
+    LINE.get().is_some_and(|line| lock(line).on)
 }
 
 fn set_at_start(state: &mut State, stream: Stream, at_start: bool) {
@@ -230,7 +247,7 @@ fn tick() {
     loop {
         std::thread::sleep(TICK);
         let mut state = lock(line);
-        if !state.on {
+        if !state.on || GONE.load(Ordering::SeqCst) {
             continue;
         }
         if state.running.is_empty() && state.transfers.is_empty() {
@@ -245,6 +262,9 @@ fn tick() {
         let text = fit(&describe(&state, Instant::now()), width.saturating_sub(1));
         write_out(Stream::Stderr, format!("{ERASE}{text}").as_bytes());
         state.drawn = true;
+        if GONE.load(Ordering::SeqCst) {
+            erase(&mut state);
+        }
     }
 }
 
@@ -255,16 +275,16 @@ fn describe(state: &State, now: Instant) -> String {
         let (sent, to_send) = (transfer.sent.load(Ordering::Relaxed), transfer.to_send.load(Ordering::Relaxed));
         let received = transfer.received.load(Ordering::Relaxed);
         if to_send >= BAR_FROM && sent < to_send {
-            parts.push(format!("{name} ↑ {} {:.1}/{}", bar(sent, to_send), mib(sent), size(to_send)));
+            parts.push(format!("{} ↑ {} {:.1}/{}", shown(name), bar(sent, to_send), mib(sent), size(to_send)));
         } else if received >= BAR_FROM {
-            parts.push(format!("{name} ↓ {}", size(received)));
+            parts.push(format!("{} ↓ {}", shown(name), size(received)));
         }
     }
     if !state.running.is_empty() {
         let tasks: Vec<String> = state
             .running
             .iter()
-            .map(|(name, since)| format!("{name} {:.1}s", now.duration_since(*since).as_secs_f64()))
+            .map(|(name, since)| format!("{} {:.1}s", shown(name), now.duration_since(*since).as_secs_f64()))
             .collect();
         parts.push(format!("{} running: {}", state.running.len(), tasks.join(", ")));
     }
@@ -285,12 +305,29 @@ fn size(bytes: u64) -> String {
     format!("{:.1} MiB", mib(bytes))
 }
 
-/// `text` cut to `width` characters, with an ellipsis when cut.
+/// A task's name as the line shows it: control characters (a newline, an escape) as `?`, so
+/// that a name can neither break the line nor drive the terminal.
+fn shown(name: &str) -> String {
+    name.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// `text` cut to `width` terminal columns (a wide character takes two), with an ellipsis when
+/// cut.
 fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+    use unicode_width::UnicodeWidthChar;
+    let columns = |c: char| c.width().unwrap_or(0);
+    if text.chars().map(columns).sum::<usize>() <= width {
         return text.to_owned();
     }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    let mut cut = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + columns(c) + 1 > width {
+            break;
+        }
+        used += columns(c);
+        cut.push(c);
+    }
     cut.push('…');
     cut
 }
@@ -328,5 +365,7 @@ mod tests {
         assert_eq!(fit("abcdef", 4), "abc…");
         assert_eq!(fit("abc", 4), "abc");
         assert_eq!(fit("ééééé", 3), "éé…");
+        assert_eq!(fit("漢字漢字", 5), "漢字…");
+        assert_eq!(shown("a\nb\x1b[2K"), "a?b?[2K");
     }
 }

@@ -447,3 +447,18 @@ fn an_invalid_timeout_is_a_usage_error() {
         .expect_code(2)
         .stderr_has("tasks.lua: group 'g', task 't': field 'timeout': invalid duration '10 secs'");
 }
+
+#[test]
+fn a_task_name_longer_than_a_format_width_fits_the_summary() {
+    // string.format's widths stop at 99: the summary pads by hand.
+    let name = "n".repeat(150);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(r#"TaskDefinitions = {{ g = {{ tasks = {{ {{ name = "{name}", command = "true" }}, {{ name = "short", command = "true" }} }} }} }}"#),
+    );
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let table: Vec<&str> = run.stderr.lines().skip_while(|line| !line.starts_with("TASK ")).collect();
+    let row = table.iter().find(|line| line.starts_with(&format!("g/{name}  succeeded"))).expect("the long row");
+    let short = table.iter().find(|line| line.starts_with("g/short ")).expect("the short row");
+    assert_eq!(row.find("succeeded"), short.find("succeeded"), "columns line up:\n{}", run.stderr);
+}

@@ -13,7 +13,7 @@ use crate::support::{Test, wait_exit};
 /// (the line must not be drawn over that half), then ends the line.
 const PIPELINE: &str = r#"
 TaskDefinitions = { g = { tasks = {
-  { name = "slow", command = "sleep 0.8; echo slow-said-this" },
+  { name = "slow", command = "sleep 1.5; echo slow-said-this" },
   { name = "busy", command = function()
       io.write("half a line")
       local started = os.clock()
@@ -23,12 +23,30 @@ TaskDefinitions = { g = { tasks = {
       return true
     end },
   { name = "after", depends_on = "slow", command = "sleep 0.3" },
+  { name = "command", command = function()
+      os.execute("printf 'a command wrote this'")
+      local started = os.clock()
+      while os.clock() - started < 0.4 do end
+      print(", and a print ended it")
+      return true
+    end },
 } } }
 "#;
 
 /// Runs `sloth-runner args…` with stdin, stdout and stderr on a new pseudo-terminal; its
 /// exit code and every byte the terminal received.
 fn run_on_terminal(test: &Test, args: &[&str]) -> (Option<i32>, Vec<u8>) {
+    run_on_terminal_with(test, args, None, |_| {})
+}
+
+/// [`run_on_terminal`], with stdout elsewhere when `stdout` is given, and `meanwhile` called
+/// with the process id once it runs.
+fn run_on_terminal_with(
+    test: &Test,
+    args: &[&str],
+    stdout: Option<Stdio>,
+    meanwhile: impl FnOnce(u32),
+) -> (Option<i32>, Vec<u8>) {
     // Both ends close-on-exec from the start: the suite's other tests spawn processes
     // meanwhile, and one that inherited an end would keep this terminal open.
     use nix::fcntl::OFlag;
@@ -44,8 +62,9 @@ fn run_on_terminal(test: &Test, args: &[&str]) -> (Option<i32>, Vec<u8>) {
         .expect("opening the terminal");
     let mut command = test.command(args);
     let end = || Stdio::from(slave.try_clone().expect("dup"));
-    command.stdin(end()).stdout(end()).stderr(end());
+    command.stdin(end()).stdout(stdout.unwrap_or_else(end)).stderr(end());
     let mut child = command.spawn().expect("starting sloth-runner");
+    meanwhile(child.id());
     drop((command, slave));
     let mut master = std::fs::File::from(std::os::fd::OwnedFd::from(master));
     let reader = std::thread::spawn(move || {
@@ -109,10 +128,16 @@ fn on_a_terminal_the_status_line_names_running_tasks_and_leaves_only_the_plain_l
         lines.iter().all(|line| !line.contains("running:")),
         "a status line stayed on the screen or mixed into a line:\n{lines:#?}"
     );
-    for expected in ["g/slow | slow-said-this", "half a line, and its end", "a print", "g/after  started"] {
+    for expected in [
+        "g/slow | slow-said-this",
+        "half a line, and its end",
+        "a print",
+        "a command wrote this, and a print ended it",
+        "g/after  started",
+    ] {
         assert!(lines.iter().any(|line| line == expected), "'{expected}' is not a line of its own:\n{lines:#?}");
     }
-    assert!(lines.iter().any(|line| line.starts_with("3 task(s): 3 succeeded")), "{lines:#?}");
+    assert!(lines.iter().any(|line| line.starts_with("4 task(s): 4 succeeded")), "{lines:#?}");
 }
 
 #[test]
@@ -131,4 +156,51 @@ fn with_no_color_or_without_a_terminal_not_one_escape_code_is_written() {
     let piped = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "");
     let run = piped.run(&["run", "-j", "3", "tasks.lua"]).expect_code(0);
     assert!(!run.stderr.contains('\x1b') && !run.stdout.contains('\x1b'), "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_status_line_behind() {
+    let test = Test::new()
+        .write(
+            "tasks.lua",
+            r#"TaskDefinitions = { g = { tasks = { { name = "long", command = "touch started; sleep 30" } } } }"#,
+        )
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "");
+    let started = test.path().join("started");
+    let (code, bytes) = run_on_terminal_with(&test, &["run", "tasks.lua"], None, |pid| {
+        assert!(crate::support::wait_for_path(&started), "the task never started");
+        // Long enough for the line to be drawn (ticks are 100 ms apart).
+        std::thread::sleep(Duration::from_millis(400));
+        crate::support::signal(pid, nix::sys::signal::Signal::SIGINT);
+    });
+    assert_eq!(code, Some(130), "{:?}", String::from_utf8_lossy(&bytes));
+    let lines = screen(&bytes);
+    assert!(String::from_utf8_lossy(&bytes).contains("running: g/long"), "{lines:#?}");
+    assert!(lines.iter().all(|line| !line.contains("running:")), "{lines:#?}");
+    assert!(lines.iter().any(|line| line == "interrupted: cancelling running tasks"), "{lines:#?}");
+}
+
+#[test]
+fn a_second_interrupt_ends_the_run_even_while_a_full_stdout_pipe_blocks_it() {
+    // `run -o json | less`, and less stopped reading: the JSON writer blocks on the pipe.
+    let test = Test::new()
+        .write(
+            "tasks.lua",
+            r#"TaskDefinitions = { g = { tasks = { { name = "flood", command = "touch started; yes flood | head -c 5000000; sleep 30" } } } }"#,
+        )
+        .env("TERM", "xterm")
+        .env("NO_COLOR", "");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    let started = test.path().join("started");
+    let (code, _) =
+        run_on_terminal_with(&test, &["run", "-o", "json", "tasks.lua"], Some(Stdio::from(writer)), |pid| {
+            assert!(crate::support::wait_for_path(&started), "the task never started");
+            std::thread::sleep(Duration::from_millis(500));
+            crate::support::signal(pid, nix::sys::signal::Signal::SIGINT);
+            std::thread::sleep(Duration::from_millis(200));
+            crate::support::signal(pid, nix::sys::signal::Signal::SIGINT);
+        });
+    drop(reader);
+    assert_eq!(code, Some(130));
 }

@@ -46,17 +46,17 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
             result = runtime.call::<i64>("sloth.cli", entry, options) => match (signals.code(), result) {
                 // Lua code stopped by the signal (its hook) ends with an error: the signal says why.
                 (Some(code), _) => {
-                    eprintln!("interrupted: cancelling running tasks");
+                    say("interrupted: cancelling running tasks");
                     code
                 }
                 (None, Ok(code)) => u8::try_from(code).unwrap_or(1),
                 (None, Err(error)) => {
-                    eprintln!("error: {}", error::describe(&error));
+                    say(&format!("error: {}", error::describe(&error)));
                     1
                 }
             },
             code = signals.first() => {
-                eprintln!("interrupted: cancelling running tasks");
+                say("interrupted: cancelling running tasks");
                 code
             }
         }
@@ -65,4 +65,10 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
     // Dropping the LocalSet drops the cancelled jobs before the process exits.
     drop(local);
     ExitCode::from(code)
+}
+
+/// A line of the session's own, after the status line (if any) is gone for good.
+fn say(line: &str) {
+    crate::status_line::disable();
+    eprintln!("{line}");
 }

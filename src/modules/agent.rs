@@ -366,7 +366,8 @@ async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
         .args(["--quiet", "agent", "--port", &port.to_string(), "--bind", &bind, "--name", &name, "--grace", "2s"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // Its log on this terminal, past the status line when that is drawn.
+        .stderr(if crate::status_line::is_on() { Stdio::piped() } else { Stdio::inherit() })
         // Its own process group: a Ctrl-C at the terminal reaches the master, which stops it.
         .process_group(0);
     if let Some(token) = token {
@@ -384,6 +385,15 @@ async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
         }
     }
     let mut child = command.spawn().map_err(|e| lua_error("spawn", format!("starting agent '{name}': {e}")))?;
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).split(b'\n');
+            while let Ok(Some(mut line)) = lines.next_segment().await {
+                line.push(b'\n');
+                crate::status_line::write(crate::status_line::Stream::Stderr, &line);
+            }
+        });
+    }
     let stdout = child.stdout.take().ok_or_else(|| lua_error("spawn", "no stdout"))?;
     let mut first = String::new();
     let read = tokio::time::timeout(SPAWN_READY_TIMEOUT, BufReader::new(stdout).read_line(&mut first)).await;

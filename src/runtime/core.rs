@@ -44,9 +44,10 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     core.set("preempt", lua.create_function(|lua, on: bool| super::preempt::set(lua, on))?)?;
     // The live status line (`sloth.status`): `status_on()` turns it on when stderr is a
     // terminal that wants it (and says whether it is on), `status_off()` takes it away,
-    // `status_task(name, running)` says a task started or ended, and `console(stream,
-    // ends_line, fn, ...)` calls `fn(...)`, which writes to "stdout" or "stderr" some way of
-    // its own, with the line out of the way.
+    // `status_task(name, running)` says a task started or ended; `console_begin()` and
+    // `console_end(stream, ends_line)` bracket a write to the terminal that Lua makes itself
+    // (`stream` "stdout", "stderr", or "unknown" for a command's own output; `ends_line` nil
+    // when nothing was written).
     core.set("status_on", lua.create_function(|_, ()| Ok(crate::status_line::enable()))?)?;
     core.set(
         "status_off",
@@ -63,14 +64,22 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
     core.set(
-        "console",
-        lua.create_function(|_, (stream, ends_line, f, args): (String, Option<bool>, Function, mlua::MultiValue)| {
-            let stream = if stream == "stdout" {
-                crate::status_line::Stream::Stdout
-            } else {
-                crate::status_line::Stream::Stderr
-            };
-            crate::status_line::around(stream, ends_line, || f.call::<mlua::MultiValue>(args))
+        "console_begin",
+        lua.create_function(|_, ()| {
+            crate::status_line::begin();
+            Ok(())
+        })?,
+    )?;
+    core.set(
+        "console_end",
+        lua.create_function(|_, (stream, ends_line): (String, Option<bool>)| {
+            use crate::status_line::{Ends, Stream};
+            crate::status_line::end(match stream.as_str() {
+                "stdout" => Ends::Known(Stream::Stdout, ends_line),
+                "stderr" => Ends::Known(Stream::Stderr, ends_line),
+                _ => Ends::Unknown,
+            });
+            Ok(())
         })?,
     )?;
     // `core.begin_run()`: a run begins (agents read its pipeline afresh).

@@ -137,20 +137,25 @@ function M.new(opts)
         w4 = math.max(w4, #r.where)
       end
     end
-    local format = "%-" .. w1 .. "s  %-" .. w2 .. "s  %-" .. w3 .. "s  %s\n"
-    local header = string.format(format, "TASK", "STATUS", "DURATION", "MESSAGE")
-    if remote then
-      format = "%-" .. w1 .. "s  %-" .. w2 .. "s  %-" .. w3 .. "s  %-" .. w4 .. "s  %s\n"
-      header = string.format(format, "TASK", "STATUS", "DURATION", "WHERE", "MESSAGE")
+    -- Padded by hand: string.format's widths stop at 99 (a long task name is no error).
+    local widths = remote and { w1, w2, w3, w4 } or { w1, w2, w3 }
+    local function row(...)
+      local cells = { ... }
+      for i, width in ipairs(widths) do
+        cells[i] = cells[i] .. string.rep(" ", width - #cells[i])
+      end
+      return table.concat(cells, "  ") .. "\n"
     end
+    local header = remote and row("TASK", "STATUS", "DURATION", "WHERE", "MESSAGE")
+      or row("TASK", "STATUS", "DURATION", "MESSAGE")
     -- Written a few hundred rows at a time: stderr is unbuffered, and a write per row is most
     -- of the cost of a table of 100,000 tasks.
     local lines = { "\n", header }
     for i, r in ipairs(results) do
       if remote then
-        lines[#lines + 1] = string.format(format, r.ref, r.status, durations[i], r.where or "local", first_line(r.message))
+        lines[#lines + 1] = row(r.ref, r.status, durations[i], r.where or "local", first_line(r.message))
       else
-        lines[#lines + 1] = string.format(format, r.ref, r.status, durations[i], first_line(r.message))
+        lines[#lines + 1] = row(r.ref, r.status, durations[i], first_line(r.message))
       end
       if #lines == 512 then
         out:write(table.concat(lines))

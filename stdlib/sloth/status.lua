@@ -1,17 +1,35 @@
 --- The live status line of `run` on a terminal (drawn by the host: which tasks are running and
 --- for how long, how far a large transfer has got). While it is on, what Lua writes to stdout or
---- stderr — `print`, `io.write`, `write` on io.stdout or io.stderr, and the output of
+--- stderr — `print`, `io.write`, `write` and `flush` on io.stdout or io.stderr, the output of
 --- `os.execute`'s command — takes it out of the way first, so lines and the status never mix.
+--- (Not what escapes Lua's own files: a command started with `io.popen` writing to the terminal,
+--- a file opened on /dev/stderr.)
 local core = require("sloth.core")
 
 local M = {}
 
---- Whether the last non-empty piece of what `write` is given ends a line (nil: nothing).
+local begin, finish = core.console_begin, core.console_end
+
+--- A to-be-closed value whose closing ends a write (errors included): one per outcome, made once.
+local function closer(stream, ends_line)
+  return setmetatable({}, { __close = function()
+    finish(stream, ends_line)
+  end })
+end
+local ENDED = {
+  stdout = { [true] = closer("stdout", true), [false] = closer("stdout", false), none = closer("stdout", nil) },
+  stderr = { [true] = closer("stderr", true), [false] = closer("stderr", false), none = closer("stderr", nil) },
+}
+local UNKNOWN = closer("unknown", nil)
+
+--- How the last non-empty piece of what `write` is given ends (nil: nothing written).
 local function ends_line(...)
   for i = select("#", ...), 1, -1 do
     local piece = select(i, ...)
-    if type(piece) == "string" and piece ~= "" then
-      return piece:sub(-1) == "\n"
+    if type(piece) == "string" then
+      if piece ~= "" then
+        return piece:sub(-1) == "\n"
+      end
     elseif type(piece) == "number" then
       return false
     end
@@ -19,40 +37,83 @@ local function ends_line(...)
   return nil
 end
 
+local function ended(stream, ...)
+  local ends = ends_line(...)
+  return ENDED[stream][ends == nil and "none" or ends]
+end
+
 local wrapped = false
 
---- The writers, routed past the line (once per VM: they pass straight through when it is off).
+--- The writers, routed past the line (once per VM; when the line is off they only cost a call).
+--- The originals keep their names here, so that their errors read as before ("bad argument #1
+--- to 'write'").
 local function wrap_writers()
   if wrapped then
     return
   end
   wrapped = true
   local stdout, stderr = io.stdout, io.stderr
-  local print_plain, write_plain, execute_plain = print, io.write, os.execute
-  local stream_of = function(file)
+  local function stream_of(file)
     return (rawequal(file, stdout) and "stdout") or (rawequal(file, stderr) and "stderr") or nil
   end
-  print = function(...)
-    return core.console("stdout", true, print_plain, ...)
-  end
-  io.write = function(...)
-    local stream = stream_of(io.output())
-    if not stream then
-      return write_plain(...)
+  do
+    local print = print
+    _G.print = function(...)
+      begin()
+      local _ <close> = ENDED.stdout[true]
+      return print(...)
     end
-    return core.console(stream, ends_line(...), write_plain, ...)
+  end
+  do
+    local write, output = io.write, io.output
+    io.write = function(...)
+      local stream = stream_of(output())
+      if not stream then
+        return write(...)
+      end
+      begin()
+      local _ <close> = ended(stream, ...)
+      return write(...)
+    end
+  end
+  do
+    local flush = io.flush
+    io.flush = function(...)
+      begin()
+      local _ <close> = ENDED.stdout.none
+      return flush(...)
+    end
   end
   local methods = getmetatable(stdout).__index
-  local file_write = methods.write
-  methods.write = function(file, ...)
-    local stream = stream_of(file)
-    if not stream then
-      return file_write(file, ...)
+  do
+    local write = methods.write
+    methods.write = function(file, ...)
+      if file ~= stdout and file ~= stderr then
+        return write(file, ...)
+      end
+      begin()
+      local _ <close> = ended(stream_of(file), ...)
+      return write(file, ...)
     end
-    return core.console(stream, ends_line(...), file_write, file, ...)
   end
-  os.execute = function(...)
-    return core.console("stderr", nil, execute_plain, ...)
+  do
+    local flush = methods.flush
+    methods.flush = function(file, ...)
+      if file ~= stdout and file ~= stderr then
+        return flush(file, ...)
+      end
+      begin()
+      local _ <close> = ENDED[stream_of(file)].none
+      return flush(file, ...)
+    end
+  end
+  do
+    local execute = os.execute
+    os.execute = function(...)
+      begin()
+      local _ <close> = UNKNOWN
+      return execute(...)
+    end
   end
 end
 
@@ -69,13 +130,6 @@ end
 --- Takes the line away (the run is over).
 function M.stop()
   core.status_off()
-end
-
---- A task started or ended.
----@param ref string `group/task`
----@param running boolean
-function M.task(ref, running)
-  core.status_task(ref, running)
 end
 
 return M
