@@ -168,6 +168,13 @@ fn an_address_may_be_written_as_an_http_or_https_url() {
         .stderr_has("invalid peer certificate")
         .stderr_has("not signed by a CA this system trusts");
     assert!(!untrusted.exists("ran.txt"));
+    let missing = Test::new()
+        .write("tasks.lua", &pipeline(&format!("https://{}", secure.address), ""))
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem");
+    missing
+        .run(&["run", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("SSL_CERT_FILE names /nonexistent/ca.pem, which cannot be read");
     // A scheme that contradicts the settings is said, not guessed around.
     let http_with_tls = Test::new().write("tasks.lua", &pipeline(&format!("http://{}", secure.address), &ca));
     http_with_tls.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("asks for plaintext");

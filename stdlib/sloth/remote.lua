@@ -76,8 +76,15 @@ local function what_to_check(target, message)
   elseif has("invalid peer certificate") and target.tls and target.tls.ca then
     return " — the agent's certificate is not signed by tls.ca, or does not name this address: check tls.ca and tls.domain"
   elseif has("invalid peer certificate") or has("no native certs") then
+    local named = os.getenv("SSL_CERT_FILE")
+    local readable = named and named ~= "" and io.open(named, "r")
+    if readable then
+      readable:close()
+    end
+    local unreadable = named and named ~= "" and not readable
     return " — the agent's certificate is not signed by a CA this system trusts, or does not name this address:"
       .. " give it tls = { ca = \"ca.pem\" } here (the CA that signed it), or check tls.domain"
+      .. (unreadable and string.format(" (SSL_CERT_FILE names %s, which cannot be read)", named) or "")
   elseif spawn.asks_tls(target) and (has("corrupt message") or has("InvalidContentType")) then
     return " — the agent does not serve TLS: remove tls here, or start it with --tls-cert and --tls-key"
   elseif not spawn.asks_tls(target) and (has("transport error") or has("h2 protocol error") or has("operation was canceled")
