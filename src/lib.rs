@@ -9,6 +9,7 @@ pub mod events;
 pub mod hex;
 pub mod json_events;
 pub mod locked_dir;
+pub mod memory;
 pub mod modules;
 pub mod physical_path;
 pub mod process;

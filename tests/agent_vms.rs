@@ -106,3 +106,31 @@ fn a_pipeline_that_changes_the_standard_library_is_read_for_every_task() {
     assert_eq!(test.read("ws/b.txt"), "b\n");
     assert_eq!(reads(&test), 3, "read by the master, then by the agent for each task");
 }
+
+/// The agent's threads that keep a VM for their pipeline's next task.
+fn holding_threads(agent: &Agent) -> usize {
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", agent.pid())).expect("the agent's threads");
+    tasks
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "task (held)")
+        .count()
+}
+
+#[test]
+fn a_later_run_of_a_pipeline_lets_the_vms_kept_for_earlier_runs_go() {
+    let agent = Agent::start(&[]);
+    let test = counting(
+        &agent,
+        r#"{ name = "a", agent = "box", command = "true" },
+  { name = "b", agent = "box", depends_on = "a", command = "true" },"#,
+    );
+    for _ in 0..3 {
+        run_in_ws(&test).expect_code(0);
+    }
+    // Each run kept its VM for a next task of that run; only the last run's may still come.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while holding_threads(&agent) > 1 {
+        assert!(std::time::Instant::now() < deadline, "{} threads still keep a VM", holding_threads(&agent));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -154,6 +154,7 @@ pub fn execute(args: AgentArgs) -> ExitCode {
     if let Err(error) = crate::reaper::start() {
         eprintln!("warning: cannot start the companion that stops tasks' processes if this agent dies: {error}");
     }
+    crate::memory::limit_arenas();
     let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(tokio) => tokio,
         Err(error) => {

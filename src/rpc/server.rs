@@ -112,7 +112,10 @@ pub struct AgentService {
 impl AgentService {
     pub fn new(identity: AgentIdentity, handler: Arc<dyn TaskHandler>) -> Self {
         let slots = Arc::new(Semaphore::new(identity.max_tasks.max(1) as usize));
-        Self { identity, handler, slots, in_flight: Arc::new(AtomicU32::new(0)), traffic: Arc::new(Traffic::default()) }
+        let in_flight = Arc::new(AtomicU32::new(0));
+        // (The thread ends when the service is gone: it holds `in_flight` weakly.)
+        crate::memory::give_back_when_idle(&in_flight);
+        Self { identity, handler, slots, in_flight, traffic: Arc::new(Traffic::default()) }
     }
 }
 
@@ -224,6 +227,7 @@ impl Agent for AgentService {
                     };
                     after = run_task(handler.as_ref(), remote, (&tx, &traffic), &mut announce).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
+                    crate::memory::touched();
                 }
             }
             // The tree goes back to the pool only after a task that ran to its end; the task's

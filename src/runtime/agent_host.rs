@@ -141,22 +141,25 @@ fn pipeline_key(task: &RemoteTask) -> Option<PipelineKey> {
     if spec.run.is_empty() {
         return None;
     }
-    let mut hasher = blake3::Hasher::new();
-    let mut field = |bytes: &[u8]| {
+    let field = |hasher: &mut blake3::Hasher, bytes: &[u8]| {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     };
-    field(task.principal.as_bytes());
-    field(spec.run.as_bytes());
-    field(spec.pipeline.as_bytes());
-    field(&spec.values_json);
+    let mut family = blake3::Hasher::new();
+    field(&mut family, task.principal.as_bytes());
+    field(&mut family, spec.pipeline.as_bytes());
+    field(&mut family, &spec.values_json);
     let mut scripts: Vec<_> = spec.scripts.iter().collect();
     scripts.sort();
     for (path, content) in scripts {
-        field(path.as_bytes());
-        field(content.as_ref());
+        field(&mut family, path.as_bytes());
+        field(&mut family, content.as_ref());
     }
-    Some(*hasher.finalize().as_bytes())
+    let family = *family.finalize().as_bytes();
+    let mut read = blake3::Hasher::new();
+    field(&mut read, &family);
+    field(&mut read, spec.run.as_bytes());
+    Some(PipelineKey { read: *read.finalize().as_bytes(), family })
 }
 
 /// Whether the VM ran nothing of the pipeline since it read it (the handler says, per task).
@@ -248,7 +251,7 @@ async fn run_in_vm(
         request.set("task", spec.task.as_str())?;
         request.set("pipeline", spec.pipeline.as_str())?;
         if let Some(key) = key {
-            request.set("key", lua.create_string(key)?)?;
+            request.set("key", lua.create_string(key.read)?)?;
         }
         if !loaded {
             let scripts = lua.create_table()?;

@@ -19,9 +19,14 @@ use std::time::Duration;
 
 use super::{Runtime, RuntimeOptions};
 
-/// Which pipeline a VM holds: a digest of the master's identity, the pipeline's sources and
-/// the run's values.
-pub type PipelineKey = [u8; 32];
+/// Which pipeline a VM holds: a digest of the master's identity, the run, the pipeline's
+/// sources and the run's values (`read`); and the same without the run (`family`): a VM held
+/// for one run of a pipeline is of no use once a later run of it has begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub read: [u8; 32],
+    pub family: [u8; 32],
+}
 
 /// How long a VM waits for the next task of its pipeline.
 const HOLD_FOR: Duration = Duration::from_secs(30);
@@ -203,6 +208,7 @@ impl ReadyThreads {
                     Waited::Work(received) => Some(received),
                     Waited::Gone => None,
                     Waited::Unwanted(threads, tokio) => {
+                        name_this_thread("task (ready)");
                         this = threads;
                         kept = Some(Kept { tokio, vm: None });
                         continue;
@@ -216,11 +222,15 @@ impl ReadyThreads {
                 Some(threads) => threads,
                 None => return,
             };
-            if kept.is_none() {
-                this.coming.fetch_sub(1, Ordering::SeqCst);
-                return;
+            match &kept {
+                None => {
+                    this.coming.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                // (What `ps -L` shows: a thread keeping a VM for its pipeline's next task.)
+                Some(Kept { vm: Some(_), .. }) => name_this_thread("task (held)"),
+                Some(Kept { vm: None, .. }) => name_this_thread("task (ready)"),
             }
-            name_this_thread("task (ready)");
         }
     }
 
@@ -345,10 +355,12 @@ impl ReadyThreads {
         Some(held.remove(at).sender)
     }
 
-    /// Lists the calling thread as holding a VM of `key`; past [`MAX_HELD`], the thread that
-    /// has held one longest lets it go (unlisted, it hears so and ends).
+    /// Lists the calling thread as holding a VM of `key`; the threads holding one of an
+    /// earlier run of that pipeline, and past [`MAX_HELD`] the one that has held one longest,
+    /// let theirs go (unlisted, they hear so and end).
     fn hold(&self, key: PipelineKey) -> (u64, std::sync::mpsc::Receiver<Work>) {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.retain(|thread| thread.key.family != key.family || thread.key == key);
         while held.len() >= MAX_HELD.max(1) {
             drop(held.remove(0));
         }

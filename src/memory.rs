@@ -1,0 +1,77 @@
+//! What a long-running agent gives back. glibc's allocator keeps memory a thread freed in that
+//! thread's arena, and makes up to eight arenas per core; an agent serves tasks on pools of
+//! threads that come and go (task threads, blocking threads), each growing an arena of its own,
+//! and reads each run's pipeline in a fresh VM. Measured on a 400-task chain per run: 10 MiB idle,
+//! then +2.5 MiB per run, still growing after 2,400 tasks. So the agent keeps two arenas, and
+//! hands freed memory back to the system once it has been idle a moment after work (again after
+//! the VMs it held for a pipeline's next task have gone). Elsewhere these do nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bumped when work ends or a held VM goes: there may be memory to give back.
+static ACTIVITY: AtomicU64 = AtomicU64::new(0);
+
+/// How long the agent must have been idle before memory is given back, and when again (after
+/// held VMs went: they are held for 30 s).
+const AFTER: [Duration; 2] = [Duration::from_secs(3), Duration::from_secs(33)];
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Something that held memory ended.
+pub fn touched() {
+    ACTIVITY.fetch_add(1, Ordering::Relaxed);
+}
+
+/// At an agent's start, before its threads: at most two arenas.
+pub fn limit_arenas() {
+    glibc::limit_arenas(2);
+}
+
+/// Starts the thread that gives memory back while nothing is `in_flight`; it ends with them.
+pub fn give_back_when_idle(in_flight: &Arc<AtomicU32>) {
+    let in_flight = Arc::downgrade(in_flight);
+    let _ = std::thread::Builder::new().name("give-back".to_owned()).spawn(move || {
+        let mut seen = ACTIVITY.load(Ordering::Relaxed);
+        let mut since = Instant::now();
+        let mut given = AFTER.len();
+        loop {
+            std::thread::sleep(LOOK_EVERY);
+            let Some(in_flight) = in_flight.upgrade() else { return };
+            let now = ACTIVITY.load(Ordering::Relaxed);
+            if now != seen || in_flight.load(Ordering::Relaxed) > 0 {
+                (seen, since, given) = (now, Instant::now(), 0);
+                continue;
+            }
+            if given < AFTER.len() && since.elapsed() >= AFTER[given] {
+                glibc::trim();
+                given += 1;
+                tracing::debug!(pass = given, "gave freed memory back to the system");
+            }
+        }
+    });
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod glibc {
+    use nix::libc;
+
+    #[allow(unsafe_code)]
+    pub fn limit_arenas(arenas: i32) {
+        // SAFETY: mallopt only sets an allocator parameter; called before the agent's threads.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+    }
+
+    #[allow(unsafe_code)]
+    pub fn trim() {
+        // SAFETY: malloc_trim releases free memory at the top and inside the heaps; it takes the
+        // allocator's own locks and may be called from any thread.
+        unsafe { libc::malloc_trim(0) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod glibc {
+    pub fn limit_arenas(_arenas: i32) {}
+    pub fn trim() {}
+}
