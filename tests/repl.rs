@@ -1,21 +1,39 @@
-//! The interactive REPL, driven through a pipe: expressions print their values, statements
-//! span lines, errors do not end the session, and pipelines run from it.
+//! The interactive REPL on a real terminal: expressions print their values, statements span
+//! lines (typed or pasted), lines typed ahead are all evaluated, errors do not end the session,
+//! pipelines run from it, history survives the session. Piped input is one chunk, as `lua -`
+//! reads it.
 
 use crate::support::Test;
+use crate::support::terminal::Terminal;
 
-const SESSION: &str = r#"1 + 1
-t = { name = "sloth", list = { 1, 2 } }
-t
-function double(n)
-  return n * 2
-end
-double(21)
-error("oops")
-exec.run("echo from-shell")
-fs.write("made-by-repl.txt", "yes")
-run("tasks.lua")
-print("still here")
-"#;
+const PROMPT: &str = "sloth> ";
+
+/// A REPL (`args`) in `test`'s directory on a new terminal, its first prompt shown.
+fn repl(test: &Test, args: &[&str]) -> Terminal {
+    let terminal = Terminal::spawn(test.command(args), None);
+    terminal.wait_for(0, PROMPT);
+    terminal
+}
+
+/// Types `line` and Enter at human speed; waits for `expect` and then the next prompt after
+/// it (`sloth> `, or `  ...> ` when the chunk goes on); the offset past that prompt.
+fn enter(terminal: &mut Terminal, line: &str, expect: &str) -> usize {
+    let from = terminal.len();
+    terminal.type_slowly(line);
+    terminal.send(b"\r");
+    // (The line as typed is echoed first: what it shows comes after its end.)
+    let echoed = terminal.wait_for(from, "\r\n");
+    let at = terminal.wait_for(echoed, expect);
+    terminal.wait_for(at, "> ")
+}
+
+fn quit(mut terminal: Terminal) -> String {
+    terminal.send(b"\x04");
+    let (code, bytes) = terminal.finish();
+    let output = String::from_utf8_lossy(&bytes).into_owned();
+    assert_eq!(code, Some(0), "{output}");
+    output
+}
 
 #[test]
 fn the_repl_evaluates_lines_keeps_state_and_survives_errors() {
@@ -24,50 +42,81 @@ fn the_repl_evaluates_lines_keeps_state_and_survives_errors() {
         r#"TaskDefinitions = { g = { tasks = { { name = "t", command = "echo pipeline-ran > ran.txt" } } } }"#,
     );
     for args in [&["repl"][..], &[][..]] {
-        let run = test.run_with_input(args, SESSION).expect_code(0);
-        let lines: Vec<&str> = run.stdout.lines().collect();
-        assert_eq!(lines[0], "2", "{}", run.stdout);
-        assert!(run.stdout.contains("  name = \"sloth\","), "{}", run.stdout);
-        assert!(run.stdout.contains("\n42\n"), "{}", run.stdout);
-        assert!(run.stdout.contains("\"from-shell\\n\"\t\"\"\tnil"), "{}", run.stdout);
-        assert!(run.stdout.contains("still here"), "{}", run.stdout);
-        assert!(run.stderr.contains("repl:1: oops"), "{}", run.stderr);
-        assert!(run.stderr.contains("g/t  succeeded"), "{}", run.stderr);
+        let mut terminal = repl(&test, args);
+        enter(&mut terminal, "1 + 1", "2\r\n");
+        enter(&mut terminal, r#"t = { name = "sloth", list = { 1, 2 } }"#, "");
+        enter(&mut terminal, "t", r#"name = "sloth""#);
+        // A function typed line by line: the prompt says the chunk goes on.
+        let at = enter(&mut terminal, "function double(n)", "");
+        assert!(terminal.output()[..at].ends_with("...> "), "{}", terminal.output());
+        enter(&mut terminal, "  return n * 2", "");
+        enter(&mut terminal, "end", "");
+        enter(&mut terminal, "double(21)", "42\r\n");
+        enter(&mut terminal, r#"error("oops")"#, "repl:1: oops");
+        enter(&mut terminal, r#"exec.run("echo from-shell")"#, r#""from-shell\n""#);
+        enter(&mut terminal, r#"fs.write("made-by-repl.txt", "yes")"#, "");
+        enter(&mut terminal, r#"run("tasks.lua")"#, "g/t  succeeded");
+        enter(&mut terminal, r#"print("still " .. "here")"#, "still here");
+        quit(terminal);
         assert_eq!(test.read("made-by-repl.txt"), "yes");
         assert_eq!(test.read("ran.txt"), "pipeline-ran\n");
     }
 }
 
 #[test]
+fn lines_typed_ahead_and_a_pasted_function_are_all_evaluated() {
+    let test = Test::new();
+    let mut terminal = repl(&test, &["repl"]);
+    // Four lines at once, before the first is evaluated: none is lost.
+    terminal.send(b"x = 1\rx = x + 1\rx = x + 1\rprint('x is ' .. x)\r");
+    terminal.wait_for(0, "x is 3");
+    // A bracketed paste of several lines is one chunk.
+    let from = terminal.len();
+    terminal.send(b"\x1b[200~function triple(n)\n  return n * 3\nend\x1b[201~\r");
+    terminal.wait_for(from, PROMPT);
+    enter(&mut terminal, "triple(14)", "42\r\n");
+    quit(terminal);
+}
+
+#[test]
+fn history_survives_the_session() {
+    let test = Test::new();
+    let mut first = repl(&test, &["repl"]);
+    enter(&mut first, "answer = 6 * 7", "");
+    quit(first);
+    let mut second = repl(&test, &["repl"]);
+    // Up brings back the last session's line.
+    let from = second.len();
+    second.send(b"\x1b[A");
+    second.wait_for(from, "answer = 6 * 7");
+    second.send(b"\r");
+    second.wait_for(from, PROMPT);
+    enter(&mut second, "answer", "42\r\n");
+    quit(second);
+}
+
+#[test]
 fn ctrl_c_cancels_the_running_line_and_its_processes_and_the_repl_goes_on() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let test = Test::new();
     let mark = test.path().join("started");
-    let mut repl = Command::new(crate::support::binary())
-        .arg("repl")
-        .current_dir(test.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the repl");
-    let mut stdin = repl.stdin.take().expect("stdin");
-    writeln!(stdin, "exec.run(\"touch '{}'; sleep 31.37\")", mark.display()).expect("write");
+    let mut terminal = repl(&test, &["repl"]);
+    terminal.type_slowly(&format!("exec.run(\"touch '{}'; sleep 31.37\")\r", mark.display()));
     assert!(crate::support::wait_for_path(&mark), "the line started");
-    let pid = repl.id().to_string();
-    let interrupted = Command::new("kill").args(["-INT", &pid]).status().expect("kill -INT");
-    assert!(interrupted.success());
-    writeln!(stdin, "print(40 + 2)").expect("write");
-    drop(stdin);
-    let code = crate::support::wait_exit(&mut repl);
-    let mut out = String::new();
-    std::io::Read::read_to_string(repl.stdout.as_mut().expect("stdout"), &mut out).expect("read");
-    let err = crate::support::stderr_of(&mut repl);
-    assert_eq!(code, Some(0), "{out}\n{err}");
-    assert!(err.contains("interrupted: the line's tasks were cancelled"), "{err}");
-    assert!(out.contains("42"), "the REPL went on: {out}");
+    let from = terminal.len();
+    crate::support::signal(terminal.pid(), nix::sys::signal::Signal::SIGINT);
+    terminal.wait_for(from, "interrupted: the line's tasks were cancelled");
+    enter(&mut terminal, "print(40 + 2)", "42\r\n");
+    quit(terminal);
     assert!(!crate::support::agent::process_running(&["sleep 31.37"]), "the line's process was killed");
+}
+
+#[test]
+fn piped_input_is_one_chunk_and_its_error_names_the_line() {
+    let test = Test::new();
+    let run = test.run_with_input(&["repl"], "local x = 40\nprint(x + 2)\n").expect_code(0);
+    assert_eq!(run.stdout, "42\n");
+    let run = test.run_with_input(&[], "local x = 1\n\nerror('on line three')\n").expect_code(1);
+    assert!(run.stderr.contains("stdin:3: on line three"), "{}", run.stderr);
 }
 
 #[test]
@@ -77,10 +126,10 @@ fn repl_file_evaluates_the_file_first_and_a_failing_one_ends_it() {
         .write("lib/more.lua", "return { times = function(a, b) return a * b end }\n")
         .write("bad.lua", "local a = nil\na.b = 1\n");
     for args in [&["repl", "defs.lua"][..], &["repl", "-f", "defs.lua"][..]] {
-        let run = test.run_with_input(args, "x + 1\ntwice(x)\n").expect_code(0);
+        let run = test.run_with_input(args, "print(x + 1)\nprint(twice(x))\n").expect_code(0);
         assert_eq!(run.stdout, "42\n82\n", "{args:?}: {}", run.stderr);
     }
-    let run = test.run_with_input(&["repl", "bad.lua"], "x\n").expect_code(1);
+    let run = test.run_with_input(&["repl", "bad.lua"], "print(x)\n").expect_code(1);
     assert!(run.stderr.contains("bad.lua:2: attempt to index a nil value"), "{}", run.stderr);
     assert!(!run.stderr.contains("stdlib/sloth/"), "{}", run.stderr);
     test.run_with_input(&["repl", "missing.lua"], "").expect_code(1).stderr_has("missing.lua");

@@ -2,12 +2,11 @@
 //! running tasks while they run and is gone from what stays on the screen; without a terminal
 //! or with `NO_COLOR`, not one escape code is written.
 
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Test, wait_exit};
+use crate::support::Test;
+use crate::support::terminal::Terminal;
 
 /// A slow shell task beside a Lua function that writes half a line, keeps the Lua thread busy
 /// (the line must not be drawn over that half), then ends the line.
@@ -47,45 +46,9 @@ fn run_on_terminal_with(
     stdout: Option<Stdio>,
     meanwhile: impl FnOnce(u32),
 ) -> (Option<i32>, Vec<u8>) {
-    // Both ends close-on-exec from the start: the suite's other tests spawn processes
-    // meanwhile, and one that inherited an end would keep this terminal open.
-    use nix::fcntl::OFlag;
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).expect("posix_openpt");
-    nix::pty::grantpt(&master).expect("grantpt");
-    nix::pty::unlockpt(&master).expect("unlockpt");
-    let slave_path = nix::pty::ptsname_r(&master).expect("ptsname");
-    let slave = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_CLOEXEC)
-        .open(&slave_path)
-        .expect("opening the terminal");
-    let mut command = test.command(args);
-    let end = || Stdio::from(slave.try_clone().expect("dup"));
-    command.stdin(end()).stdout(stdout.unwrap_or_else(end)).stderr(end());
-    let mut child = command.spawn().expect("starting sloth-runner");
-    meanwhile(child.id());
-    drop((command, slave));
-    let mut master = std::fs::File::from(std::os::fd::OwnedFd::from(master));
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buffer = [0u8; 4096];
-        // Until the last holder of the terminal is gone (EIO) or it ends.
-        while let Ok(read) = master.read(&mut buffer) {
-            if read == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buffer[..read]);
-        }
-        seen
-    });
-    let code = wait_exit(&mut child);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !reader.is_finished() {
-        assert!(std::time::Instant::now() < deadline, "the terminal stayed open after the run");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (code, reader.join().expect("reader"))
+    let terminal = Terminal::spawn(test.command(args), stdout);
+    meanwhile(terminal.pid());
+    terminal.finish()
 }
 
 /// The lines a terminal shows at the end: `\r` goes back to the line's start, `ESC[2K` erases

@@ -2,6 +2,7 @@
 //! has. Line editing and history (rustyline) run on their own thread; each chunk is evaluated
 //! by the stdlib (`sloth.repl`) in one VM, so async natives like `exec.run` work as in a task.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
 
@@ -56,7 +57,16 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
     let (lines_tx, mut lines_rx) = mpsc::unbounded_channel();
     // After each line the evaluator says whether the next prompt continues a chunk.
     let (prompt_tx, prompt_rx) = std_mpsc::channel::<bool>();
-    std::thread::spawn(move || read_lines(&lines_tx, &prompt_rx));
+    // Input that is not a terminal (a pipe, a file) is one chunk, as `lua -` reads it: a local
+    // of one line is there on the next.
+    let piped = !std::io::stdin().is_terminal();
+    if !piped {
+        // The line editor sets its own SIGINT handler when it is made; ours (below) must come
+        // after it, so that it runs (and runs the editor's too) rather than being replaced.
+        let (ready_tx, ready_rx) = std_mpsc::channel::<()>();
+        std::thread::spawn(move || read_lines(&lines_tx, &prompt_rx, &ready_tx));
+        let _ = ready_rx.recv_timeout(std::time::Duration::from_secs(5));
+    }
 
     let local = tokio::task::LocalSet::new();
     let code = local.block_on(&tokio, async move {
@@ -99,6 +109,9 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
             }
         };
         runtime.lua().set_app_data(Abort(Arc::clone(&signals.abort)));
+        if piped {
+            return evaluate_stdin(&runtime, &signals).await;
+        }
         let mut buffer = String::new();
         while let Some(input) = lines_rx.recv().await {
             match input {
@@ -151,9 +164,51 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
     code
 }
 
+/// Evaluates all of stdin as one chunk (named `stdin`): exit 1 when it fails, the signal's code
+/// when one stops it.
+async fn evaluate_stdin(runtime: &Runtime, signals: &Signals) -> ExitCode {
+    let mut source = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut source) {
+        eprintln!("error: reading stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let source = match runtime.lua().create_string(&source) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("error: {}", error::describe(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let evaluated = tokio::select! {
+        result = runtime.call::<Option<String>>("sloth.repl", "evaluate_chunk", source) => result,
+        code = signals.first() => {
+            runtime.cancel_jobs();
+            eprintln!("interrupted: the input's tasks were cancelled");
+            return ExitCode::from(code);
+        }
+    };
+    match evaluated {
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(message)) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{}", error::describe(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The line-editing loop: one line at a time, waiting for the evaluation before prompting.
-fn read_lines(lines: &mpsc::UnboundedSender<Input>, continuing: &std_mpsc::Receiver<bool>) {
-    let Ok(mut editor) = DefaultEditor::new() else {
+fn read_lines(
+    lines: &mpsc::UnboundedSender<Input>,
+    continuing: &std_mpsc::Receiver<bool>,
+    ready: &std_mpsc::Sender<()>,
+) {
+    let editor = DefaultEditor::new();
+    let _ = ready.send(());
+    let Ok(mut editor) = editor else {
         let _ = lines.send(Input::Eof);
         return;
     };

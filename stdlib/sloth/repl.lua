@@ -71,6 +71,23 @@ function M.evaluate_file(path)
   return nil
 end
 
+--- Evaluates `source` — all of a piped stdin — as one chunk named `stdin`; returns nil, or the
+--- error (naming the line, with the user's frames). Expressions' values are not printed: it is
+--- a program, as for `lua -`.
+---@param source string
+---@return string? err
+function M.evaluate_chunk(source)
+  local chunk, err = load(source, "=stdin", "t")
+  if not chunk then
+    return tostring(err)
+  end
+  local ok, run_error = require("sloth.execute").call(chunk)
+  if not ok then
+    return tostring(run_error)
+  end
+  return nil
+end
+
 --- Evaluates `source`; returns "incomplete" when more lines are needed, else "done".
 ---@param source string
 ---@return "incomplete"|"done"

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod crafted;
+pub mod terminal;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
