@@ -4,7 +4,39 @@
 --- `workspace`, `fs`, `data`, `values`, `import`, and `run(file[, opts])` to run a pipeline.
 local M = {}
 
---- A readable rendering of a value; tables are expanded to `depth` levels, keys sorted.
+--- Entries a table shows before it says how many more there are.
+M.MAX_ENTRIES = 50
+--- A table fits on one line up to this width.
+local ONE_LINE = 72
+
+local KEYWORDS = {}
+for word in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+  KEYWORDS[word] = true
+end
+
+local function key_label(key)
+  if type(key) == "string" and key:match("^[%a_][%w_]*$") and not KEYWORDS[key] then
+    return key
+  end
+  return "[" .. M.show(key, 0) .. "]"
+end
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta == tb and (ta == "number" or ta == "string") then
+    return a < b
+  end
+  if ta == tb then
+    return tostring(a) < tostring(b)
+  end
+  return ta < tb
+end
+
+--- A readable rendering of a value, as Lua would read it back where it can: strings quoted,
+--- a table's sequence first (`{ 1, 2, 3 }`), then its other keys sorted; short tables on one
+--- line, longer ones indented; `depth` levels deep (`{...}` below), a table met again on the
+--- way down as `<cycle>`, past `MAX_ENTRIES` entries a count of the rest. Metamethods are not
+--- called (a table with `__tostring` shows as that).
 ---@param value any
 ---@param depth? integer
 function M.show(value, depth, indent, seen)
@@ -12,7 +44,8 @@ function M.show(value, depth, indent, seen)
   if type(value) == "string" then
     return (string.format("%q", value):gsub("\\\n", "\\n"))
   end
-  if type(value) ~= "table" or getmetatable(value) and getmetatable(value).__tostring then
+  local meta = type(value) == "table" and getmetatable(value)
+  if type(value) ~= "table" or (type(meta) == "table" and rawget(meta, "__tostring")) then
     return tostring(value)
   end
   if seen[value] then
@@ -25,24 +58,63 @@ function M.show(value, depth, indent, seen)
     return "{...}"
   end
   seen[value] = true
-  local keys = {}
-  for k in pairs(value) do
-    keys[#keys + 1] = k
-  end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then
-      return a < b
-    end
-    return type(a) < type(b)
-  end)
   local inner = indent .. "  "
-  local lines = {}
-  for _, k in ipairs(keys) do
-    local label = type(k) == "string" and k:match("^[%a_][%w_]*$") and k or "[" .. M.show(k, 0) .. "]"
-    lines[#lines + 1] = inner .. label .. " = " .. M.show(value[k], depth - 1, inner, seen) .. ","
+  local items, total = {}, 0
+  local length = rawlen(value)
+  for i = 1, length do
+    total = total + 1
+    if #items < M.MAX_ENTRIES then
+      items[#items + 1] = M.show(rawget(value, i), depth - 1, inner, seen)
+    end
+  end
+  local positional = #items
+  local keys = {}
+  for key in next, value do
+    if not (math.type(key) == "integer" and key >= 1 and key <= length) then
+      keys[#keys + 1] = key
+    end
+  end
+  table.sort(keys, key_order)
+  for _, key in ipairs(keys) do
+    total = total + 1
+    if #items < M.MAX_ENTRIES then
+      items[#items + 1] = key_label(key) .. " = " .. M.show(rawget(value, key), depth - 1, inner, seen)
+    end
   end
   seen[value] = nil
-  return "{\n" .. table.concat(lines, "\n") .. "\n" .. indent .. "}"
+  local more = total > #items and string.format("… %d more", total - #items) or nil
+  local line = "{ " .. table.concat(items, ", ") .. (more and (", " .. more) or "") .. " }"
+  if #line + #indent <= ONE_LINE and not line:find("\n", 1, true) then
+    return line
+  end
+  if more then
+    items[#items + 1] = more
+  end
+  -- A sequence's entries that each fit on a line share lines, as many as fit; keyed entries
+  -- and nested tables that span lines get a line of their own.
+  local lines, current, current_shares = {}, nil, false
+  for i, item in ipairs(items) do
+    local piece = item .. (i < #items and "," or "")
+    local shares = i <= positional and not item:find("\n", 1, true)
+    if not shares or not current or not current_shares or #current + 1 + #piece + #inner > ONE_LINE then
+      if current then
+        lines[#lines + 1] = current
+      end
+      current, current_shares = piece, shares
+    else
+      current = current .. " " .. piece
+    end
+  end
+  lines[#lines + 1] = current
+  return "{\n" .. inner .. table.concat(lines, "\n" .. inner) .. "\n" .. indent .. "}"
+end
+
+--- A result as the prompt prints it: a string as it is, anything else as `show` renders it.
+function M.result(value)
+  if type(value) == "string" then
+    return value
+  end
+  return M.show(value)
 end
 
 local function compile(source)
@@ -108,7 +180,7 @@ function M.eval(source)
   if results.n > 1 then
     local shown = {}
     for i = 2, results.n do
-      shown[#shown + 1] = M.show(results[i])
+      shown[#shown + 1] = M.result(results[i])
     end
     io.stdout:write(table.concat(shown, "\t"), "\n")
   end
