@@ -37,6 +37,7 @@ specs!(
     next_if_fail,
     paths_in_tasks,
     retries,
+    repl_complete,
     repl_show,
     reuse,
     scheduler,

@@ -135,3 +135,82 @@ fn repl_file_evaluates_the_file_first_and_a_failing_one_ends_it() {
     assert!(!run.stderr.contains("stdlib/sloth/"), "{}", run.stderr);
     test.run_with_input(&["repl", "missing.lua"], "").expect_code(1).stderr_has("missing.lua");
 }
+
+#[test]
+fn tab_completes_module_members_table_fields_and_commands() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { build = { description = "builds-it", tasks = { { name = "t", command = "true" } } } }"#,
+    );
+    let mut terminal = repl(&test, &["repl"]);
+    // `exec.ru` + Tab is `exec.run`.
+    let from = terminal.len();
+    terminal.type_slowly("exec.ru\t");
+    terminal.wait_for(from, "exec.run");
+    enter(&mut terminal, r#"("echo completed-" .. "member")"#, "completed-member");
+    // `:he` + Tab is `:help`.
+    let from = terminal.len();
+    terminal.type_slowly(":he\t");
+    terminal.wait_for(from, ":help");
+    terminal.send(b"\r");
+    terminal.wait_for(from, "Commands:");
+    terminal.wait_for(from, PROMPT);
+    // A field of a table the loaded pipeline made.
+    enter(&mut terminal, ":load tasks.lua", "ok (1 group(s), 1 task(s))");
+    let from = terminal.len();
+    terminal.type_slowly("TaskDefinitions.bu\t");
+    terminal.wait_for(from, "TaskDefinitions.build");
+    enter(&mut terminal, ".descr\t", "builds-it");
+    quit(terminal);
+}
+
+#[test]
+fn load_list_and_run_a_pipeline_with_a_remote_task_from_the_prompt() {
+    let agent = crate::support::agent::Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ ship = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "build", command = "echo built > built.txt" }},
+                {{ name = "deliver", agent = "box", depends_on = "build", command = "cat built.txt > delivered.txt" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    let mut terminal = repl(&test, &["repl"]);
+    enter(&mut terminal, ":help", ":run [GROUP [TASK...]]");
+    enter(&mut terminal, ":list", "no pipeline loaded");
+    enter(&mut terminal, ":load tasks.lua", "tasks.lua: ok");
+    enter(&mut terminal, ":list", "deliver  (depends on: build)");
+    enter(&mut terminal, ":run", "2 task(s): 2 succeeded");
+    assert_eq!(test.read("delivered.txt"), "built\n");
+    enter(&mut terminal, ":agents", "box");
+    enter(&mut terminal, ":rnu", "did you mean 'run'?");
+    terminal.type_slowly(":quit\r");
+    let (code, _) = terminal.finish();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn ctrl_c_during_run_cancels_it_and_leaves_no_process() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = { { name = "wait", command = "touch started; sleep 31.41" } } } }"#,
+    );
+    let mut terminal = repl(&test, &["repl"]);
+    enter(&mut terminal, ":load tasks.lua", "tasks.lua: ok");
+    terminal.type_slowly(":run\r");
+    assert!(crate::support::wait_for_path(&test.path().join("started")), "the task started");
+    let from = terminal.len();
+    crate::support::signal(terminal.pid(), nix::sys::signal::Signal::SIGINT);
+    terminal.wait_for(from, "interrupted: the line's tasks were cancelled");
+    terminal.wait_for(from, PROMPT);
+    // (The cancelled job's process group is killed as the line ends.)
+    assert!(!crate::support::agent::process_running(&["sleep 31.41"]), "the task's process was killed");
+    enter(&mut terminal, "print(6 * 7)", "42\r\n");
+    // No status line of the cancelled run is drawn over the prompt afterwards.
+    let after = terminal.len();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!terminal.output()[after..].contains("running:"), "{}", terminal.output());
+    quit(terminal);
+}

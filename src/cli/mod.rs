@@ -10,6 +10,7 @@ mod console;
 mod list;
 mod pipeline_file;
 mod repl;
+mod repl_complete;
 mod run;
 mod session;
 mod signals;

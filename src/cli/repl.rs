@@ -6,12 +6,14 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
 
-use rustyline::DefaultEditor;
+use rustyline::Editor;
 use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
 use tokio::sync::mpsc;
 
 use std::sync::Arc;
 
+use super::repl_complete::{Question, ReplHelper};
 use super::signals::Signals;
 use crate::runtime::preempt::Abort;
 use crate::runtime::{Runtime, RuntimeOptions, error};
@@ -60,11 +62,13 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
     // Input that is not a terminal (a pipe, a file) is one chunk, as `lua -` reads it: a local
     // of one line is there on the next.
     let piped = !std::io::stdin().is_terminal();
+    // The editor's questions for Tab completion, answered by the VM between lines.
+    let (questions_tx, mut questions_rx) = mpsc::unbounded_channel::<Question>();
     if !piped {
         // The line editor sets its own SIGINT handler when it is made; ours (below) must come
         // after it, so that it runs (and runs the editor's too) rather than being replaced.
         let (ready_tx, ready_rx) = std_mpsc::channel::<()>();
-        std::thread::spawn(move || read_lines(&lines_tx, &prompt_rx, &ready_tx));
+        std::thread::spawn(move || read_lines(&lines_tx, &prompt_rx, &ready_tx, questions_tx));
         let _ = ready_rx.recv_timeout(std::time::Duration::from_secs(5));
     }
 
@@ -113,7 +117,17 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
             return evaluate_stdin(&runtime, &signals).await;
         }
         let mut buffer = String::new();
-        while let Some(input) = lines_rx.recv().await {
+        loop {
+            let input = tokio::select! {
+                input = lines_rx.recv() => match input {
+                    Some(input) => input,
+                    None => break,
+                },
+                Some(question) = questions_rx.recv() => {
+                    answer(&runtime, question).await;
+                    continue;
+                }
+            };
             match input {
                 Input::Eof => break,
                 Input::Interrupted => buffer.clear(),
@@ -134,6 +148,9 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
                         result = runtime.call::<String>("sloth.repl", "eval", buffer.as_str()) => result,
                         _ = signals.first() => Err(mlua::Error::runtime("interrupted")),
                     };
+                    // A `:run` (or `run()`) that was cut short leaves no status line behind
+                    // over the prompt.
+                    crate::status_line::disable();
                     if let Some(code) = signals.code() {
                         runtime.cancel_jobs();
                         eprintln!("interrupted: the line's tasks were cancelled");
@@ -145,6 +162,7 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
                     } else {
                         match evaluated {
                             Ok(status) if status == "incomplete" => {}
+                            Ok(status) if status == "quit" => break,
                             Ok(_) => buffer.clear(),
                             Err(e) => {
                                 eprintln!("{}", error::describe(&e));
@@ -162,6 +180,15 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
     });
     drop(local);
     code
+}
+
+/// The candidates for the word before the cursor (`sloth.repl_complete`); none if it fails.
+async fn answer(runtime: &Runtime, question: Question) {
+    let found = runtime
+        .call::<(usize, Vec<String>)>("sloth.repl_complete", "candidates", (question.line, question.pos))
+        .await
+        .unwrap_or((question.pos, Vec::new()));
+    let _ = question.answer.send(found);
 }
 
 /// Evaluates all of stdin as one chunk (named `stdin`): exit 1 when it fails, the signal's code
@@ -205,13 +232,15 @@ fn read_lines(
     lines: &mpsc::UnboundedSender<Input>,
     continuing: &std_mpsc::Receiver<bool>,
     ready: &std_mpsc::Sender<()>,
+    questions: mpsc::UnboundedSender<Question>,
 ) {
-    let editor = DefaultEditor::new();
+    let editor = Editor::<ReplHelper, DefaultHistory>::new();
     let _ = ready.send(());
     let Ok(mut editor) = editor else {
         let _ = lines.send(Input::Eof);
         return;
     };
+    editor.set_helper(Some(ReplHelper::new(questions)));
     let history = std::env::var_os("HOME").map(|home| std::path::PathBuf::from(home).join(".sloth_history"));
     if let Some(history) = &history {
         let _ = editor.load_history(history);

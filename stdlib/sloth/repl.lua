@@ -160,10 +160,15 @@ function M.evaluate_chunk(source)
   return nil
 end
 
---- Evaluates `source`; returns "incomplete" when more lines are needed, else "done".
+--- Evaluates `source` — Lua, or a `:` command (`:help`) — and returns "incomplete" when more
+--- lines are needed, "quit" when it asks to leave, else "done".
 ---@param source string
----@return "incomplete"|"done"
+---@return "incomplete"|"done"|"quit"
 function M.eval(source)
+  local commands = require("sloth.repl_commands")
+  if commands.is_command(source) then
+    return commands.execute(source)
+  end
   local chunk, err = compile(source)
   if not chunk then
     if err:match("<eof>$") then

@@ -1,0 +1,34 @@
+-- What Tab completes at the REPL's prompt.
+local complete = require("sloth.repl_complete").candidates
+
+local function check(line, want_start, want)
+  local start, found = complete(line, #line)
+  local text = table.concat(found, " ")
+  assert(start == want_start, line .. ": start " .. start .. ", wanted " .. want_start)
+  for _, name in ipairs(want) do
+    assert((" " .. text .. " "):find(" " .. name .. " ", 1, true), line .. ": no " .. name .. " in " .. text)
+  end
+  return found
+end
+
+-- Module members, globals, keywords.
+local found = check("exec.ru", 5, { "run" })
+assert(#found == 1, table.concat(found, " "))
+check("x = ex", 4, { "exec" })
+check("loc", 0, { "local" })
+-- Fields of any table a global reaches.
+TaskDefinitions = { build = { tasks = { { name = "t" } }, description = "b" } }
+check("TaskDefinitions.build.t", 22, { "tasks" })
+check("TaskDefinitions.bu", 16, { "build" })
+-- Methods through a metatable's __index table: a string's.
+s = "text"
+found = check("s:", 2, { "upper", "lower", "rep" })
+-- `:` commands at the start of the line.
+check(":he", 1, { "help" })
+found = check(":r", 1, { "run", "reload" })
+-- Nothing through an __index function or into an unknown path.
+local called = false
+trap = setmetatable({}, { __index = function() called = true end })
+check("trap.x.y", 8, {})
+assert(not called)
+check("nothing_here.at_all", 19, {})
