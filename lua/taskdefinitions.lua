@@ -2,10 +2,10 @@
 --- The shapes of a pipeline's `TaskDefinitions`, for editors (LuaLS).
 
 ---@class sloth.Agent
----@field address string host:port of a `sloth-runner agent`
+---@field address string host:port of a `sloth-runner agent` (also `http://host:port`, or `https://host:port` for TLS)
 ---@field labels? table<string, string>
 ---@field token? string the agent's shared secret (default: $SLOTH_AGENT_TOKEN)
----@field tls? { ca: string, cert?: string, key?: string, domain?: string } talk TLS: the CA that signed the agent's certificate, this master's certificate and key (for agents started with --tls-client-ca), the name to expect (default: the address's host); paths relative to the pipeline
+---@field tls? { ca?: string, cert?: string, key?: string, domain?: string } talk TLS: the CA that signed the agent's certificate (default: the system's roots, as for an `https://` address), this master's certificate and key (for agents started with --tls-client-ca), the name to expect (default: the address's host); paths relative to the pipeline
 
 ---@class sloth.Candidate
 ---@field name string

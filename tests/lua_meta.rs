@@ -35,13 +35,20 @@ fn every_supported_field_is_documented() {
     let runtime = Runtime::new(&RuntimeOptions::default()).expect("VM builds");
     let text = std::fs::read_to_string(repo_root().join("lua/taskdefinitions.lua")).expect("lua/taskdefinitions.lua");
     let taskdefs: mlua::Table = runtime.lua().load("return require('sloth.taskdefs')").eval().expect("taskdefs");
-    for (class, fields) in [("sloth.Task", "TASK_FIELDS"), ("sloth.Group", "GROUP_FIELDS")] {
+    let agent_fields: mlua::Table =
+        runtime.lua().load("return require('sloth.agent_fields')").eval().expect("agent_fields");
+    for (class, fields, module) in [
+        ("sloth.Task", "TASK_FIELDS", &taskdefs),
+        ("sloth.Group", "GROUP_FIELDS", &taskdefs),
+        ("sloth.Workspace", "WORKSPACE_FIELDS", &taskdefs),
+        ("sloth.Agent", "AGENT_FIELDS", &agent_fields),
+    ] {
         let section: String = text
             .split("---@class ")
             .find(|section| section.starts_with(class) && section[class.len()..].starts_with(['\n', ':']))
             .unwrap_or_else(|| panic!("no ---@class {class}"))
             .to_owned();
-        let table: mlua::Table = taskdefs.get(fields).expect("field table");
+        let table: mlua::Table = module.get(fields).expect("field table");
         for pair in table.pairs::<String, bool>() {
             let (field, supported) = pair.expect("field entry");
             let documented =
@@ -49,4 +56,106 @@ fn every_supported_field_is_documented() {
             assert_eq!(documented, supported, "{class}.{field}: supported = {supported}, documented = {documented}");
         }
     }
+    // An agent's `tls` table, written inline: `{ ca?: string, cert?: string, ... }`.
+    let tls_line = text.lines().find(|line| line.starts_with("---@field tls? {")).expect("sloth.Agent's tls");
+    let inline =
+        tls_line.split_once('{').and_then(|(_, rest)| rest.split_once('}')).map(|(inside, _)| inside).unwrap_or("");
+    let documented: BTreeSet<String> = inline
+        .split(',')
+        .filter_map(|field| field.split(':').next())
+        .map(|name| name.trim().trim_end_matches('?').to_owned())
+        .collect();
+    let tls: mlua::Table = agent_fields.get("TLS_FIELDS").expect("TLS_FIELDS");
+    let supported: BTreeSet<String> = tls.pairs::<String, bool>().map(|pair| pair.expect("tls field").0).collect();
+    assert_eq!(documented, supported, "sloth.Agent's tls fields");
+}
+
+/// `function module.name(…)` / `function Class:name(…)` in `lua/<module>.lua`, with the
+/// `---@param` names (`?` kept) and the number of `---@return` lines of the comment above it.
+fn stub_signatures(module: &str) -> Vec<(String, Vec<String>, usize)> {
+    let path = repo_root().join("lua").join(format!("{module}.lua"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut found = Vec::new();
+    let (mut params, mut returns) = (Vec::new(), 0);
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("---@param ") {
+            params.push(rest.split_whitespace().next().unwrap_or_default().to_owned());
+        } else if line.starts_with("---@return") {
+            returns += 1;
+        } else if let Some(rest) = line.strip_prefix("function ") {
+            let name = rest.split('(').next().unwrap_or_default();
+            let name = name.strip_prefix(&format!("{module}.")).unwrap_or(name).to_owned();
+            let declared: Vec<String> = rest
+                .split_once('(')
+                .and_then(|(_, args)| args.split_once(')'))
+                .map(|(args, _)| {
+                    args.split(',').map(|arg| arg.trim().to_owned()).filter(|arg| !arg.is_empty()).collect()
+                })
+                .unwrap_or_default();
+            let bare: Vec<String> = params.iter().map(|param| param.trim_end_matches('?').to_owned()).collect();
+            assert_eq!(bare, declared, "lua/{module}.lua: {name}: ---@param names differ from the function's");
+            found.push((name, std::mem::take(&mut params), returns));
+            returns = 0;
+        } else if !line.starts_with("---") {
+            params.clear();
+            returns = 0;
+        }
+    }
+    found
+}
+
+#[test]
+fn every_native_function_is_documented_with_its_parameters_and_results() {
+    use sloth_runner::modules::signatures::SIGNATURES;
+    for (module, signatures) in SIGNATURES {
+        let stubs = stub_signatures(module);
+        for signature in *signatures {
+            let (_, params, returns) = stubs
+                .iter()
+                .find(|(name, _, _)| name == signature.name)
+                .unwrap_or_else(|| panic!("lua/{module}.lua does not define {}", signature.name));
+            assert_eq!(params, signature.params, "lua/{module}.lua: {}: parameters", signature.name);
+            assert_eq!(*returns, signature.returns, "lua/{module}.lua: {}: number of results", signature.name);
+        }
+        for (name, _, _) in &stubs {
+            assert!(
+                signatures.iter().any(|signature| signature.name == name),
+                "lua/{module}.lua defines {name}, which the host does not register"
+            );
+        }
+    }
+    // And every module the host registers has its signatures.
+    let listed: BTreeSet<&str> = SIGNATURES.iter().map(|(module, _)| *module).collect();
+    let registered: BTreeSet<&str> = MODULES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(listed, registered);
+}
+
+#[test]
+fn the_globals_pipelines_have_are_documented() {
+    // What the prelude defines, against lua/globals.lua.
+    let runtime = Runtime::new(&RuntimeOptions::default()).expect("VM builds");
+    let text = std::fs::read_to_string(repo_root().join("lua/globals.lua")).expect("lua/globals.lua");
+    for global in ["import", "export", "parallel"] {
+        let value: mlua::Value = runtime.lua().globals().get(global).expect("global");
+        assert!(value.is_function(), "{global} is a function");
+        assert!(text.contains(&format!("function {global}(")), "lua/globals.lua documents {global}");
+    }
+    for module in ["fs", "data"] {
+        let table: mlua::Table = runtime.lua().globals().get(module).expect("module is a global");
+        let mut defined: Vec<String> = table.pairs::<String, mlua::Value>().map(|pair| pair.expect("key").0).collect();
+        defined.sort();
+        let prefix = format!("function {module}.");
+        let mut documented: Vec<String> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('(').next())
+            .map(str::to_owned)
+            .collect();
+        documented.sort();
+        assert_eq!(defined, documented, "lua/globals.lua: {module}");
+    }
+    // The editor configuration points at these definitions.
+    let luarc = std::fs::read_to_string(repo_root().join(".luarc.json")).expect(".luarc.json");
+    let luarc: serde_json::Value = serde_json::from_str(&luarc).expect(".luarc.json is JSON");
+    assert_eq!(luarc["workspace.library"], serde_json::json!(["lua"]));
 }

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod log;
 pub mod lua_args;
 pub mod lua_json;
+pub mod signatures;
 pub mod task_context;
 pub mod workspace;
 

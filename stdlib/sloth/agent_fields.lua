@@ -10,6 +10,8 @@ local M = {}
 
 local AGENT_FIELDS = { address = true, labels = true, token = true, tls = true }
 local TLS_FIELDS = { ca = true, cert = true, key = true, domain = true }
+-- (What the definitions for editors in lua/taskdefinitions.lua must document.)
+M.AGENT_FIELDS, M.TLS_FIELDS = AGENT_FIELDS, TLS_FIELDS
 
 local sorted_keys = tables.sorted_keys
 

@@ -49,6 +49,9 @@ end
 --- sets one gets its own table), so 100,000 tasks do not make 100,000 empty tables each.
 local NO_NAMES = task_fields.NO_NAMES
 local NO_ENV = {}
+--- A task's `workspace` fields.
+M.WORKSPACE_FIELDS = { exclude = true, sync_back = true, setuid = true, same_path = true }
+
 local DEFAULT_WORKSPACE = { sync_back = "on_success", exclude = NO_NAMES, setuid = false, same_path = false }
 
 --- A validation pass over one pipeline: collects problems instead of stopping at the first.
@@ -200,7 +203,7 @@ function Checker:task(group_name, raw, position, key_name)
           end
         else
           self:add(task_field("workspace." .. tostring(key), group_name, name),
-            "unknown field" .. suggest.hint(key, { "exclude", "same_path", "setuid", "sync_back" }))
+            "unknown field" .. suggest.hint(key, M.WORKSPACE_FIELDS))
         end
       end
     end
