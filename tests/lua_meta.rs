@@ -159,3 +159,54 @@ fn the_globals_pipelines_have_are_documented() {
     let luarc: serde_json::Value = serde_json::from_str(&luarc).expect(".luarc.json is JSON");
     assert_eq!(luarc["workspace.library"], serde_json::json!(["lua"]));
 }
+
+/// The `---@field` names of `---@class class` in lua/taskdefinitions.lua: (all, required).
+fn class_fields(class: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = std::fs::read_to_string(repo_root().join("lua/taskdefinitions.lua")).expect("lua/taskdefinitions.lua");
+    let section = text
+        .split("---@class ")
+        .find(|section| section.starts_with(class) && section[class.len()..].starts_with(['\n', ':']))
+        .unwrap_or_else(|| panic!("no ---@class {class}"));
+    let (mut all, mut required) = (BTreeSet::new(), BTreeSet::new());
+    for line in section.lines().filter_map(|line| line.strip_prefix("---@field ")) {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        all.insert(name.trim_end_matches('?').to_owned());
+        if !name.ends_with('?') {
+            required.insert(name.to_owned());
+        }
+    }
+    (all, required)
+}
+
+#[test]
+fn a_dispatch_policy_gets_the_ctx_the_definitions_describe() {
+    let runtime = Runtime::new(&RuntimeOptions::default()).expect("VM builds");
+    // A function policy sees the ctx; latency is known for the first candidate only.
+    let keys: mlua::Table = runtime
+        .lua()
+        .load(
+            r#"
+            local dispatch = require("sloth.dispatch")
+            local pool = require("sloth.agent_pool")
+            local seen
+            local candidates = {
+              { name = "a", address = "127.0.0.1:1", labels = {} },
+              { name = "b", address = "127.0.0.1:2", labels = {} },
+            }
+            pool.state(candidates[1]).latency = 0.01
+            local task = { name = "t", group = "g", params = {}, remote = { candidates = candidates,
+              policy = assert(dispatch.resolve(function(ctx) seen = ctx return "a" end)) } }
+            assert(dispatch.choose(task, { number = 1, failures = {} }).name == "a")
+            local function keys(t) local out = {} for k in pairs(t) do out[#out + 1] = k end return out end
+            return { ctx = keys(seen), candidate = keys(seen.candidates[1]) }
+            "#,
+        )
+        .eval()
+        .expect("dispatch runs");
+    for (part, class) in [("ctx", "sloth.DispatchContext"), ("candidate", "sloth.Candidate")] {
+        let present: BTreeSet<String> = keys.get::<Vec<String>>(part).expect("keys").into_iter().collect();
+        let (documented, required) = class_fields(class);
+        assert!(present.is_subset(&documented), "{class}: the engine gives {present:?}, documented {documented:?}");
+        assert!(required.is_subset(&present), "{class}: documented as always there {required:?}, given {present:?}");
+    }
+}
