@@ -35,6 +35,7 @@ specs!(
     hooks,
     log,
     next_if_fail,
+    options,
     paths_in_tasks,
     retries,
     repl_complete,

@@ -38,6 +38,10 @@ fn lua_error(function: &str, error: impl std::fmt::Display) -> mlua::Error {
 /// What tells two connections apart: address, token (by fingerprint) and TLS setting.
 type ChannelKey = (String, Option<blake3::Hash>, Option<ClientTls>);
 
+/// The fields of `client:execute`'s request.
+const REQUEST_FIELDS: &[&str] =
+    &["group", "task", "pipeline", "scripts", "params", "deps", "values", "workspace", "setuid", "same_path"];
+
 /// One channel per address, token and TLS setting for the whole run (VM).
 #[derive(Default)]
 struct Channels(RefCell<HashMap<ChannelKey, AgentClient>>);
@@ -45,6 +49,7 @@ struct Channels(RefCell<HashMap<ChannelKey, AgentClient>>);
 /// The `tls` option: `{ ca, cert?, key?, domain? }` (paths to PEM files).
 fn tls_option(options: Option<&Table>) -> LuaResult<Option<ClientTls>> {
     let Some(tls) = options.map(|o| o.get::<Option<Table>>("tls")).transpose()?.flatten() else { return Ok(None) };
+    lua_args::known_keys(&tls, "agent.connect", "tls field", &["ca", "cert", "key", "domain"])?;
     let path = |key: &str| -> LuaResult<Option<std::path::PathBuf>> {
         Ok(tls.get::<Option<String>>(key)?.map(std::path::PathBuf::from))
     };
@@ -58,6 +63,9 @@ fn tls_option(options: Option<&Table>) -> LuaResult<Option<ClientTls>> {
 
 /// `agent.connect(address[, { token, tls, connect_timeout }]) -> client`
 async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+    if let Some(options) = &options {
+        lua_args::known_keys(options, "agent.connect", "option", &["token", "tls", "connect_timeout"])?;
+    }
     let tls = tls_option(options.as_ref())?;
     let (token, timeout) = match &options {
         Some(options) => {
@@ -127,6 +135,10 @@ impl UserData for ClientData {
 /// shows the workspace to the task at its path here. The task runs under this process's umask.
 /// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`.
 async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Option<Table>) -> LuaResult<Table> {
+    lua_args::known_keys(&request, "client:execute", "request field", REQUEST_FIELDS)?;
+    if let Some(options) = &options {
+        lua_args::known_keys(options, "client:execute", "option", &["prefix", "on_event"])?;
+    }
     let field = |name: &str| -> LuaResult<String> {
         request
             .get::<Option<String>>(name)?
@@ -355,6 +367,7 @@ impl Drop for SpawnedAgents {
 /// `agent.spawn{ name, port[, bind, token, labels] } -> { address, pid, stop = fn }`: starts
 /// `sloth-runner agent` as a child process and waits for its `listening on` line.
 async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
+    lua_args::known_keys(&options, "agent.spawn", "option", &["name", "port", "bind", "token", "labels"])?;
     let name: String = options.get("name")?;
     let port: u16 = options.get("port")?;
     let bind: String = options.get::<Option<String>>("bind")?.unwrap_or_else(|| "127.0.0.1".to_owned());

@@ -31,10 +31,38 @@ pub fn duration(value: &Value, function: &str, option: &str) -> LuaResult<Durati
         |reason: String| mlua::Error::runtime(format!("{function}: invalid value for option '{option}' - {reason}"));
     match value {
         Value::Integer(seconds) if *seconds >= 0 => Ok(Duration::from_secs(*seconds as u64)),
+        Value::Integer(_) => Err(invalid("expected a non-negative number".to_owned())),
         Value::Number(seconds) => {
             Duration::try_from_secs_f64(*seconds).map_err(|_| invalid("expected a non-negative number".to_owned()))
         }
         Value::String(text) => crate::duration::parse(&text.to_str()?).map_err(|e| invalid(e.to_string())),
         other => Err(invalid(format!("expected seconds or a duration such as '10s', got {}", other.type_name()))),
     }
+}
+
+/// Refuses a key of `table` (an options table, a request) that `function` does not read:
+/// a misspelt option is an error naming it, not an option silently left out
+/// (`agent.connect(address, { tokn = ... })` would connect without a token). `what` says
+/// which table ("option", "request field", "tls field").
+pub fn known_keys(table: &mlua::Table, function: &str, what: &str, known: &[&str]) -> LuaResult<()> {
+    for pair in table.pairs::<Value, Value>() {
+        let (key, _) = pair?;
+        let name = match &key {
+            Value::String(text) => text.to_string_lossy(),
+            other => format!("{other:?}"),
+        };
+        if !known.contains(&name.as_str()) {
+            let closest = known
+                .iter()
+                .map(|candidate| (strsim::damerau_levenshtein(&name, candidate), *candidate))
+                .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
+                .min();
+            let hint = closest.map(|(_, candidate)| format!(" (did you mean '{candidate}'?)")).unwrap_or_default();
+            return Err(mlua::Error::runtime(format!(
+                "{function}: unknown {what} '{name}'{hint}; known: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }

@@ -53,9 +53,18 @@ fn resolve_dir(lua: &Lua, dir: &LuaPath) -> PathBuf {
     task_context::current(lua).resolve(&dir.0)
 }
 
+/// Refuses options `function` does not read (a misspelt `exclude` would exclude nothing).
+fn known(options: &Table, function: &str, names: &[&str]) -> LuaResult<()> {
+    super::lua_args::known_keys(options, &format!("workspace.{function}"), "option", names)
+}
+
 /// `exclude` globs from an options table.
 fn exclude_option(options: Option<&Table>, function: &str) -> LuaResult<Vec<String>> {
     let Some(options) = options else { return Ok(Vec::new()) };
+    // (`changes` reads more options: it checks its own.)
+    if function != "changes" {
+        known(options, function, &["exclude"])?;
+    }
     match options.get::<Value>("exclude")? {
         Value::Nil => Ok(Vec::new()),
         Value::Table(list) => list
@@ -137,6 +146,9 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
 /// small, else written to a temporary file in `spill` (a directory, made if missing; default:
 /// the run's scratch directory).
 async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
+    if let Some(options) = &options {
+        known(options, "changes", &["rules", "exclude", "output", "spill"])?;
+    }
     let root = resolve_dir(&lua, &dir);
     let (base, base_rules) = {
         let base = base.borrow::<ManifestData>()?;
@@ -208,6 +220,9 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
 /// otherwise the bits are cleared and the files listed in `stripped`. `unlinked` lists files
 /// replaced here whose other names (hard links the task never saw) keep the old file.
 async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<Table> {
+    if let Some(options) = &options {
+        known(options, "apply", &["base", "setuid"])?;
+    }
     let root = resolve_dir(&lua, &dir);
     let source = archive_reader(&changes)?;
     let (deleted, amended) = {
