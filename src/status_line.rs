@@ -106,7 +106,12 @@ pub fn enable() -> bool {
     if started {
         std::thread::Builder::new().name("status-line".to_owned()).spawn(tick).is_ok()
     } else {
-        lock(line).on = true;
+        // A new run (from a REPL): whatever an earlier one left unfinished, a prompt and its
+        // line came since.
+        let mut state = lock(line);
+        state.on = true;
+        state.stdout_at_start = true;
+        state.stderr_at_start = true;
         true
     }
 }

@@ -214,3 +214,65 @@ fn ctrl_c_during_run_cancels_it_and_leaves_no_process() {
     assert!(!terminal.output()[after..].contains("running:"), "{}", terminal.output());
     quit(terminal);
 }
+
+#[test]
+fn ctrl_c_stops_printing_that_never_ends_and_a_label_is_no_command() {
+    let test = Test::new();
+    let mut terminal = repl(&test, &["repl"]);
+    let from = terminal.len();
+    terminal.type_slowly("setmetatable({}, { __tostring = function() while true do end end })\r");
+    terminal.wait_for(from, "\r\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    crate::support::signal(terminal.pid(), nix::sys::signal::Signal::SIGINT);
+    terminal.wait_for(from, "interrupted: the line's tasks were cancelled");
+    terminal.wait_for(from, PROMPT);
+    // `::name::` is Lua (a label), not a command.
+    enter(&mut terminal, r#"::top:: print("label " .. "ok")"#, "label ok");
+    quit(terminal);
+}
+
+#[test]
+fn an_interrupted_run_stops_the_agents_it_spawned() {
+    let port = crate::support::agent::free_port();
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "127.0.0.1:{port}" }} }}, tasks = {{
+                {{ name = "wait", agent = "box", command = "touch started; sleep 31.43" }},
+            }} }} }}"#
+        ),
+    );
+    let mut terminal = repl(&test, &["repl"]);
+    enter(&mut terminal, ":load tasks.lua", "tasks.lua: ok");
+    terminal.type_slowly(":run --spawn-agents\r");
+    terminal.wait_for(0, "started agent 'box'");
+    let agent = ["agent", "--port", &port.to_string()];
+    assert!(crate::support::agent::process_running(&agent), "the agent runs");
+    // The task's copy of the workspace is on the agent: wait for the sleep itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !crate::support::agent::process_running(&["sleep 31.43"]) {
+        assert!(std::time::Instant::now() < deadline, "the remote task never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let from = terminal.len();
+    crate::support::signal(terminal.pid(), nix::sys::signal::Signal::SIGINT);
+    terminal.wait_for(from, "interrupted: the line's tasks were cancelled");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::support::agent::process_running(&agent) || crate::support::agent::process_running(&["sleep 31.43"]) {
+        assert!(std::time::Instant::now() < deadline, "the spawned agent or its task outlived the interrupted run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    quit(terminal);
+}
+
+#[test]
+fn piped_input_skips_a_byte_order_mark_and_a_shebang_line_as_lua_does() {
+    let test = Test::new();
+    let run =
+        test.run_with_input(&["repl"], "\u{feff}#!/usr/bin/env sloth-runner repl\nprint('ran')\nerror('line three')\n");
+    assert_eq!(run.code, Some(1));
+    assert_eq!(run.stdout, "ran\n");
+    assert!(run.stderr.contains("stdin:3: line three"), "{}", run.stderr);
+    let run = test.run_with_input(&["repl"], "error({})\n").expect_code(1);
+    assert!(run.stderr.contains("(error object is a table value)"), "{}", run.stderr);
+}

@@ -153,6 +153,7 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
                     crate::status_line::disable();
                     if let Some(code) = signals.code() {
                         runtime.cancel_jobs();
+                        crate::modules::agent::stop_spawned(runtime.lua());
                         eprintln!("interrupted: the line's tasks were cancelled");
                         buffer.clear();
                         if code != 130 {

@@ -350,6 +350,12 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
 #[derive(Default)]
 pub struct SpawnedAgents(RefCell<HashMap<u32, tokio::process::Child>>);
 
+/// Stops the agents `agent.spawn` started in this VM and nobody stopped (a REPL line that was
+/// interrupted while they served it).
+pub fn stop_spawned(lua: &Lua) {
+    drop(lua.remove_app_data::<SpawnedAgents>());
+}
+
 impl Drop for SpawnedAgents {
     /// The run ended without stopping them (Ctrl-C, an error): SIGTERM lets each agent cancel
     /// its tasks and remove its directories on its own; nobody waits for it here.

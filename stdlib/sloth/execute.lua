@@ -19,6 +19,14 @@ end
 --- The error with a traceback of the user's frames only: the engine's frames below the
 --- task's function are noise to whoever reads it.
 local function user_traceback(err)
+  -- (As `lua` says it: an error value that is not text and cannot say itself. The host's
+  -- errors are userdata that can.)
+  local kind = type(err)
+  local meta = getmetatable(err)
+  if kind == "table" and not (type(meta) == "table" and meta.__tostring) or kind == "nil" or kind == "boolean"
+    or kind == "function" or kind == "thread" then
+    err = string.format("(error object is a %s value)", kind)
+  end
   local trace = debug.traceback(tostring(err), 2)
   local cut = trace:find("\n\t%[C%]: in function 'xpcall'")
   return cut and trace:sub(1, cut - 1) or trace

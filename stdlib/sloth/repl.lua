@@ -26,10 +26,32 @@ local function key_order(a, b)
   if ta == tb and (ta == "number" or ta == "string") then
     return a < b
   end
+  if ta == tb and ta == "boolean" then
+    return not a and b
+  end
   if ta == tb then
-    return tostring(a) < tostring(b)
+    -- (By address: tostring would call a key's __tostring.)
+    return string.format("%p", a) < string.format("%p", b)
   end
   return ta < tb
+end
+
+--- A string as Lua source, which also keeps the terminal safe: control characters escaped
+--- (`%q` does C0), and so are C1 controls and bytes that are not UTF-8.
+local function quote(text)
+  local quoted = string.format("%q", text):gsub("\\\n", "\\n")
+  if not quoted:find("[\128-\255]") then
+    return quoted
+  end
+  if utf8.len(quoted) then
+    -- Valid UTF-8: only the C1 controls (U+0080 to U+009F, \xC2\x80 to \xC2\x9F).
+    return (quoted:gsub("\194([\128-\159])", function(byte)
+      return string.format("\\194\\%d", byte:byte())
+    end))
+  end
+  return (quoted:gsub("[\128-\255]", function(byte)
+    return string.format("\\%d", byte:byte())
+  end))
 end
 
 --- A readable rendering of a value, as Lua would read it back where it can: strings quoted,
@@ -42,7 +64,7 @@ end
 function M.show(value, depth, indent, seen)
   depth, indent, seen = depth or 3, indent or "", seen or {}
   if type(value) == "string" then
-    return (string.format("%q", value):gsub("\\\n", "\\n"))
+    return quote(value)
   end
   local meta = type(value) == "table" and getmetatable(value)
   if type(value) ~= "table" or (type(meta) == "table" and rawget(meta, "__tostring")) then
@@ -60,7 +82,11 @@ function M.show(value, depth, indent, seen)
   seen[value] = true
   local inner = indent .. "  "
   local items, total = {}, 0
-  local length = rawlen(value)
+  -- The sequence: 1, 2, ... up to the first hole (not `#`, whose border may lie far out).
+  local length = 0
+  while rawget(value, length + 1) ~= nil do
+    length = length + 1
+  end
   for i = 1, length do
     total = total + 1
     if #items < M.MAX_ENTRIES then
@@ -149,6 +175,12 @@ end
 ---@param source string
 ---@return string? err
 function M.evaluate_chunk(source)
+  -- As `lua -` reads it: a UTF-8 byte order mark and a first line starting with `#` (`#!`)
+  -- are skipped (the line's end kept, so line numbers stay).
+  source = source:gsub("^\239\187\191", "")
+  if source:sub(1, 1) == "#" then
+    source = source:gsub("^[^\n]*", "")
+  end
   local chunk, err = load(source, "=stdin", "t")
   if not chunk then
     return tostring(err)
@@ -183,11 +215,19 @@ function M.eval(source)
     return "done"
   end
   if results.n > 1 then
-    local shown = {}
-    for i = 2, results.n do
-      shown[#shown + 1] = M.result(results[i])
+    -- Printing may run the values' own code (`__tostring`): stoppable, like any of it.
+    local shown, text = require("sloth.preempt").pcall(function()
+      local parts = {}
+      for i = 2, results.n do
+        parts[#parts + 1] = M.result(results[i])
+      end
+      return table.concat(parts, "\t")
+    end)
+    if shown then
+      io.stdout:write(text, "\n")
+    else
+      io.stderr:write("cannot print the result: ", tostring(text), "\n")
     end
-    io.stdout:write(table.concat(shown, "\t"), "\n")
   end
   io.stdout:flush()
   return "done"

@@ -38,7 +38,11 @@ local function run(args)
   while i <= #args do
     local arg = args[i]
     if arg == "-j" or arg == "--jobs" then
-      opts.jobs = tonumber(args[i + 1]) or error(":run: " .. arg .. " needs a number", 0)
+      local jobs = math.tointeger(tonumber(args[i + 1]))
+      if not jobs or jobs < 1 then
+        error(":run: " .. arg .. " needs a whole number of at least 1", 0)
+      end
+      opts.jobs = jobs
       i = i + 1
     elseif arg == "--spawn-agents" then
       opts.spawn_agents = true
@@ -109,19 +113,47 @@ local HANDLERS = {
   end,
 }
 
---- Whether `line` is a `:` command.
+--- Whether `line` is a `:` command (not a `::label::`).
 function M.is_command(line)
-  return line:match("^%s*:") ~= nil
+  return line:match("^%s*:$") ~= nil or line:match("^%s*:[^:]") ~= nil
+end
+
+--- The words of a command line: blanks separate them, a backslash escapes the next
+--- character, quotes ("..." or '...') keep blanks (file names with spaces, as Tab writes them).
+local function words_of(text)
+  local words, current, quote, escaped = {}, nil, nil, false
+  for char in text:gmatch(".") do
+    if escaped then
+      current, escaped = (current or "") .. char, false
+    elseif char == "\\" and quote ~= "'" then
+      escaped = true
+    elseif quote then
+      if char == quote then
+        quote = nil
+      else
+        current = current .. char
+      end
+    elseif char == '"' or char == "'" then
+      quote, current = char, current or ""
+    elseif char:match("%s") then
+      if current then
+        words[#words + 1], current = current, nil
+      end
+    else
+      current = (current or "") .. char
+    end
+  end
+  if current then
+    words[#words + 1] = current
+  end
+  return words
 end
 
 --- Runs the `:` command on `line`; "quit" when it asks to leave, else "done".
 ---@param line string
 ---@return "quit"|"done"
 function M.execute(line)
-  local words = {}
-  for word in line:gsub("^%s*:", ""):gmatch("%S+") do
-    words[#words + 1] = word
-  end
+  local words = words_of((line:gsub("^%s*:", "")))
   local name = table.remove(words, 1)
   if name == nil then
     help()

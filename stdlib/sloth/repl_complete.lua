@@ -65,13 +65,16 @@ function M.candidates(line, pos)
     table.sort(found)
     return pos - #command, found
   end
+  -- A command's arguments: nothing here (file names for `:load` come from the editor).
+  if before:match("^%s*:%a") then
+    return pos, {}
+  end
   local path = before:match("[%a_][%w_%.:]*$") or ""
-  if before:sub(#before - #path, #before - #path):match("[%w_%.:\"'%]]") and #path < #before then
-    -- (Inside a word or a string, not at the start of a name.)
-    local previous = before:sub(#before - #path, #before - #path)
-    if previous == "\"" or previous == "'" then
-      return pos, {}
-    end
+  local ahead = before:sub(#before - #path, #before - #path)
+  -- Nothing typed (Tab to indent), or a name after an expression this cannot evaluate
+  -- (`t[1].pr`, `f():x`), or inside a string or a number.
+  if path == "" or (#path < #before and ahead:match("[%.:%)%]\"'%w]")) then
+    return pos, {}
   end
   local parts, separators = {}, {}
   for separator, name in ("." .. path):gmatch("([%.:])([%w_]*)") do

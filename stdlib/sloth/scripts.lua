@@ -39,8 +39,12 @@ function M.read(path)
   if not file then
     return nil, err
   end
-  local content = file:read("a")
+  local content, read_error = file:read("a")
   file:close()
+  if content == nil then
+    -- (A directory opens, and then cannot be read.)
+    return nil, string.format("%s: %s", path, read_error or "cannot be read")
+  end
   M.loaded[key] = content
   return content
 end

@@ -32,3 +32,11 @@ trap = setmetatable({}, { __index = function() called = true end })
 check("trap.x.y", 8, {})
 assert(not called)
 check("nothing_here.at_all", 19, {})
+-- Nothing to complete: an empty word (Tab to indent), a name after an expression, a command's
+-- arguments, inside a string.
+assert(#select(2, complete("", 0)) == 0)
+assert(#select(2, complete("  ", 2)) == 0)
+assert(#select(2, complete("t[1].pr", 7)) == 0)
+assert(#select(2, complete("f():un", 6)) == 0)
+assert(#select(2, complete(":run pr", 7)) == 0)
+assert(#select(2, complete("x = 'pri", 8)) == 0)

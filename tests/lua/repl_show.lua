@@ -44,3 +44,18 @@ assert(show(setmetatable({}, { __tostring = function() return "<thing>" end })) 
 -- At the prompt, a string is printed as it is.
 assert(repl.result("raw\ttext") == "raw\ttext")
 assert(repl.result(42) == "42")
+-- A table whose `#` border lies far out is shown by its entries, not counted to it.
+local sparse = { true, true, true, true }
+sparse[1 << 40] = true
+local shown = show(sparse)
+assert(shown:find("[1099511627776] = true", 1, true), shown)
+-- Keys are sorted without calling their __tostring (a key is shown by it, once).
+local calls = 0
+local odd_key = setmetatable({}, { __tostring = function() calls = calls + 1 return "odd" end })
+local keyed = show({ [odd_key] = 1, [{}] = 2, [{}] = 3 })
+assert(keyed:find("[odd] = 1", 1, true), keyed)
+assert(calls == 1, calls)
+-- Strings keep the terminal safe: C1 controls and bytes that are not UTF-8 are escaped.
+assert(show("a\194\155b") == '"a\\194\\155b"', show("a\194\155b"))
+assert(show("\255x") == '"\\255x"', show("\255x"))
+assert(show("héllo") == '"héllo"', show("héllo"))
