@@ -90,8 +90,10 @@ fn history_survives_the_session() {
     let from = second.len();
     second.send(b"\x1b[A");
     second.wait_for(from, "answer = 6 * 7");
+    let before_enter = second.len();
     second.send(b"\r");
-    second.wait_for(from, PROMPT);
+    let echoed = second.wait_for(before_enter, "\r\n");
+    second.wait_for(echoed, PROMPT);
     enter(&mut second, "answer", "42\r\n");
     quit(second);
 }
