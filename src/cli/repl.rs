@@ -252,6 +252,11 @@ fn read_lines(
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
+                    // Written as it is entered: the REPL may end (Ctrl-D, `:quit`, a signal)
+                    // before this thread would get to save it.
+                    if let Some(history) = &history {
+                        let _ = editor.append_history(history);
+                    }
                 }
                 Input::Line(line)
             }
@@ -267,8 +272,5 @@ fn read_lines(
             Ok(false) => prompt = PROMPT,
             Err(_) => break,
         }
-    }
-    if let Some(history) = &history {
-        let _ = editor.save_history(history);
     }
 }
