@@ -91,19 +91,6 @@ function fs.ls(path) end
 ---@return string? err
 function fs.tmpname() end
 
---- JSON helpers; each returns `value, err` instead of raising.
-data = {}
-
----@param value any
----@return string? text
----@return string? err
-function data.to_json(value) end
-
----@param text string
----@return any value
----@return string? err
-function data.parse_json(text) end
-
 --- At the REPL: runs a pipeline as `sloth-runner run` does; its exit code.
 ---@param file string
 ---@param opts? { groups?: string[], tasks?: string[], jobs?: integer, dry_run?: boolean }

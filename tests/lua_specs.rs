@@ -26,6 +26,7 @@ specs!(
     concurrency,
     conditions,
     core_jobs,
+    data_json,
     dispatch,
     engine_failure,
     engine_order,

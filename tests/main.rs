@@ -10,6 +10,7 @@ mod cli_errors;
 mod cli_interrupt;
 mod cli_run;
 mod completions;
+mod data_props;
 mod differential;
 mod differential_props;
 mod dispatch;

@@ -5,6 +5,7 @@ use mlua::{Lua, Result as LuaResult, Table};
 pub mod agent;
 pub mod archive_data;
 pub mod console_events;
+pub mod data;
 pub mod exec;
 pub mod log;
 pub mod lua_args;
@@ -17,5 +18,10 @@ pub mod workspace;
 pub type Constructor = fn(&Lua) -> LuaResult<Table>;
 
 /// Every native module, by the name scripts use (global and `require`).
-pub const MODULES: &[(&str, Constructor)] =
-    &[("log", log::module), ("exec", exec::module), ("agent", agent::module), ("workspace", workspace::module)];
+pub const MODULES: &[(&str, Constructor)] = &[
+    ("log", log::module),
+    ("exec", exec::module),
+    ("agent", agent::module),
+    ("workspace", workspace::module),
+    ("data", data::module),
+];

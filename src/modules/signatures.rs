@@ -38,6 +38,15 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
         ],
     ),
     (
+        "data",
+        &[
+            sig("to_json", &["value", "opts?"], 2),
+            sig("parse_json", &["text"], 2),
+            sig("to_yaml", &["value"], 2),
+            sig("parse_yaml", &["text"], 2),
+        ],
+    ),
+    (
         "workspace",
         &[
             sig("pack", &["dir", "opts?"], 1),

@@ -3,8 +3,8 @@
 local agent = require("agent")
 local core = require("sloth.core")
 local errors = require("sloth.errors")
-local json = require("sloth.json")
 local tables = require("sloth.tables")
+local data = require("data")
 
 local M = {}
 
@@ -120,7 +120,7 @@ function M.report(pipeline, opts)
     all_up = all_up and row.up
   end
   if opts.output == "json" then
-    io.stdout:write(json.encode({ v = 1, agents = rows }), "\n")
+    io.stdout:write(assert(data.to_json({ v = 1, agents = rows })), "\n")
   elseif #rows == 0 then
     io.stdout:write("no agents declared\n")
   else

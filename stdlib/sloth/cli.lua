@@ -8,9 +8,9 @@ local core = require("sloth.core")
 local spawn = require("sloth.spawn")
 local artifacts = require("sloth.artifacts")
 local exports = require("sloth.exports")
-local json = require("sloth.json")
 local scripts = require("sloth.scripts")
 local secrets = require("sloth.secrets")
+local data = require("data")
 local status = require("sloth.status")
 
 local M = {}
@@ -145,9 +145,9 @@ function M.run(opts)
       aborted_by = summary.aborted_by })
   end
   if opts.return_json then
-    local encoded, document = pcall(json.encode, return_document(summary))
-    if not encoded then
-      io.stderr:write("error: --return: " .. tostring(document) .. "\n")
+    local document, err = data.to_json(return_document(summary))
+    if not document then
+      io.stderr:write("error: --return: " .. tostring(err) .. "\n")
       return M.EXIT_FAILED
     end
     io.stdout:write(document, "\n")

@@ -8,11 +8,9 @@ local scripts = require("sloth.scripts")
 
 local contexts = core.contexts
 
--- Helpers existing pipelines use, as globals and through `require`.
+-- Helpers existing pipelines use, as globals and through `require` (`data` is native).
 fs = require("sloth.fs")
-data = require("sloth.data")
 package.loaded.fs = fs
-package.loaded.data = data
 
 --- `export(table)`: publishes values (`run --return` prints them).
 function export(values)
