@@ -75,7 +75,7 @@ local MODULES = {
   { "log", "log.info/warn/error/debug(message, fields?)" },
   { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err" },
   { "fs", "fs.read/write/append/exists/mkdir/rm/rm_r/ls/tmpname" },
-  { "data", "data.to_json/parse_json" },
+  { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
   { "run", "run(file[, { groups, tasks, jobs, dry_run }]) -> exit code" },
