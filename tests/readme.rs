@@ -44,7 +44,7 @@ fn every_readme_command_runs() {
         // The examples' agents listen on fixed ports (50051; 50061 and 50062), which an agent
         // of another test (port 0, from the same ephemeral range) may hold: where it can, each
         // command runs in a network namespace of its own, whose loopback nobody else uses.
-        let isolation = private_loopback();
+        let isolation = crate::support::private_loopback();
         let mut process = match &isolation {
             Some(prefix) => {
                 let mut process = Command::new(&prefix[0]);
@@ -53,33 +53,11 @@ fn every_readme_command_runs() {
             }
             None => Command::new(binary()),
         };
+        // (Not `Test::command`: the README's commands run with the user's environment.)
         process.current_dir(scratch.path()).args(args.split_whitespace());
         let run = Run::of(process);
         assert_eq!(run.code, Some(0), "README command failed: {command}\n--- stderr\n{}", run.stderr);
     }
-}
-
-/// The command prefix that runs a program in a new network namespace with its loopback up
-/// (`unshare --net` as root, `unshare -rn` otherwise), or None where namespaces cannot be
-/// made; then the commands share this machine's loopback and may meet a busy port.
-fn private_loopback() -> Option<Vec<String>> {
-    const UP_THEN_RUN: &str = "ip link set lo up && exec \"$@\"";
-    for flags in ["--net", "-rn"] {
-        let prefix: Vec<String> =
-            ["unshare", flags, "sh", "-c", UP_THEN_RUN, "sh"].iter().map(|part| part.to_string()).collect();
-        let works = Command::new(&prefix[0])
-            .args(&prefix[1..])
-            .arg("true")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if works {
-            return Some(prefix);
-        }
-    }
-    eprintln!("README commands share this machine's loopback: no network namespace can be made here");
-    None
 }
 
 #[test]

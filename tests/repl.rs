@@ -235,7 +235,10 @@ fn ctrl_c_stops_printing_that_never_ends_and_a_label_is_no_command() {
 
 #[test]
 fn an_interrupted_run_stops_the_agents_it_spawned() {
-    let port = crate::support::agent::free_port();
+    // The pipeline names a fixed port: in a network namespace of its own where one can be
+    // made, so no other test's agent can hold it.
+    let isolation = crate::support::private_loopback();
+    let port = if isolation.is_some() { 50_071 } else { crate::support::agent::free_port() };
     let test = Test::new().write(
         "tasks.lua",
         &format!(
@@ -244,7 +247,8 @@ fn an_interrupted_run_stops_the_agents_it_spawned() {
             }} }} }}"#
         ),
     );
-    let mut terminal = repl(&test, &["repl"]);
+    let mut terminal = Terminal::spawn(test.command_in(isolation.as_deref().unwrap_or_default(), &["repl"]), None);
+    terminal.wait_for(0, PROMPT);
     enter(&mut terminal, ":load tasks.lua", "tasks.lua: ok");
     terminal.type_slowly(":run --spawn-agents\r");
     terminal.wait_for(0, "started agent 'box'");

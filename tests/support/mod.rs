@@ -94,7 +94,19 @@ impl Test {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(binary());
+        self.command_in(&[], args)
+    }
+
+    /// [`Test::command`] run through `prefix` (say, [`private_loopback`]'s).
+    pub fn command_in(&self, prefix: &[String], args: &[&str]) -> Command {
+        let mut command = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         command
             .args(args)
             .current_dir(self.dir.path())
@@ -296,4 +308,27 @@ pub fn long_path_tree(root: &Path, top: &str, count: usize) -> usize {
         }
     }
     path_bytes
+}
+
+/// The command prefix that runs a program in a new network namespace with its loopback up
+/// (`unshare --net` as root, `unshare -rn` otherwise): fixed ports there are nobody else's.
+/// None where namespaces cannot be made.
+pub fn private_loopback() -> Option<Vec<String>> {
+    const UP_THEN_RUN: &str = "ip link set lo up && exec \"$@\"";
+    for flags in ["--net", "-rn"] {
+        let prefix: Vec<String> =
+            ["unshare", flags, "sh", "-c", UP_THEN_RUN, "sh"].iter().map(|part| part.to_string()).collect();
+        let works = Command::new(&prefix[0])
+            .args(&prefix[1..])
+            .arg("true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if works {
+            return Some(prefix);
+        }
+    }
+    eprintln!("no network namespace can be made here: fixed ports are shared with the machine");
+    None
 }
