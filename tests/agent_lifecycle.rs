@@ -499,19 +499,37 @@ fn the_health_service_answers_without_a_token_and_nothing_else_does() {
 
 #[test]
 fn a_task_waiting_for_a_slot_is_shown_as_queued_and_then_runs() {
+    use std::io::BufRead;
     let agent = Agent::start(&["--max-tasks", "1"]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let go = scratch.path().join("go");
+    // The first task holds the only slot until the test has seen the second one queued.
     let test = Test::new().write(
         "tasks.lua",
         &format!(
             r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
-                {{ name = "first", agent = "box", command = "sleep 0.5; echo first" }},
+                {{ name = "first", agent = "box", command = "for i in $(seq 2000); do [ -e '{}' ] && break; sleep 0.01; done; echo first" }},
                 {{ name = "second", agent = "box", command = "echo second" }},
             }} }} }}"#,
-            agent.address
+            agent.address,
+            go.display()
         ),
     );
-    let run = test.run(&["run", "--jobs", "2", "tasks.lua"]);
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert!(run.stderr.contains("queued on agent 'test-agent': its 1 task slot(s) are busy"), "{}", run.stderr);
-    assert!(run.stderr.contains("box/second | second"), "{}", run.stderr);
+    let mut run = test.spawn_capturing(&["run", "--jobs", "2", "tasks.lua"]);
+    let stderr = std::io::BufReader::new(run.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    let mut lines = stderr.lines();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        seen.push(line.clone());
+        if line.contains("queued on agent 'test-agent': its 1 task slot(s) are busy") {
+            break;
+        }
+    }
+    std::fs::write(&go, "").expect("go");
+    seen.extend(lines.map_while(Result::ok));
+    let seen = seen.join("\n");
+    assert_eq!(crate::support::wait_exit(&mut run), Some(0), "{seen}");
+    assert!(seen.contains("queued on agent 'test-agent'"), "{seen}");
+    assert!(seen.contains("box/second | second"), "{seen}");
 }

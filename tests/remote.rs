@@ -356,11 +356,19 @@ fn a_file_changed_by_two_concurrent_remote_tasks_is_a_conflict_named_by_path() {
         &r#"
 TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
   { name = "first", agent = "box", command = "echo first > shared.txt; echo a > only-first.txt" },
-  { name = "second", agent = "box", command = "sleep 0.5; echo second > shared.txt; echo b > only-second.txt" },
+  { name = "second", agent = "box", command = "WAIT; echo second > shared.txt; echo b > only-second.txt" },
 } } }
 "#
-        .replace("ADDR", &agent.address),
+        .replace("ADDR", &agent.address)
+        // Ordered by what happened, not by a sleep: the second task ends only once the first
+        // task's change is on the master (the agent shares this machine).
+        .replace("WAIT", "for i in $(seq 2000); do grep -q first 'MASTER/shared.txt' && break; sleep 0.01; done"),
     );
+    let test = {
+        let master = test.path().display().to_string();
+        let text = std::fs::read_to_string(test.path().join("tasks.lua")).expect("tasks.lua");
+        test.write("tasks.lua", &text.replace("MASTER", &master))
+    };
     let run = test.run(&["run", "tasks.lua", "--jobs", "2"]).expect_code(1);
     run.stderr_has("conflict").stderr_has("shared.txt");
     assert_eq!(test.read("shared.txt"), "first\n", "the first change applied, the conflicting one did not");
