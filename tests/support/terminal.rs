@@ -95,7 +95,7 @@ impl Terminal {
             }
             assert!(
                 Instant::now() < deadline,
-                "{needle:?} never came; the terminal shows:\n{}",
+                "{needle:?} never came after byte {from}; the terminal shows (escaped, from 400 bytes before):\n{}",
                 String::from_utf8_lossy(&self.seen.lock().expect("output")[from.saturating_sub(400)..]).escape_debug()
             );
             std::thread::sleep(Duration::from_millis(10));
