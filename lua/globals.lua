@@ -5,8 +5,9 @@
 ---@type table<string, sloth.Group>
 TaskDefinitions = {}
 
---- The run's values (`sloth-runner run --values FILE`): travel to every agent as they are.
----@type table
+--- The mapping of `sloth-runner run -v/--values FILE` (YAML; an empty table without one);
+--- travels to every agent as it is.
+---@type table<string, any>
 values = {}
 
 --- Runs a Lua file relative to the importing file, once per VM, and returns its value (true
@@ -21,8 +22,9 @@ function export(values) end
 
 ---@class sloth.ParallelTask
 ---@field name? string
----@field command string|fun(params: table, deps: table): boolean, string?, table?
+---@field command sloth.Command
 ---@field params? table
+---@field env? table<string, string|number|boolean> on top of the calling task's
 
 ---@class sloth.ParallelResult
 ---@field name string

@@ -10,15 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Bumped when work ends or a held VM goes: there may be memory to give back.
+/// Bumped when a task ends: there may be memory to give back.
 static ACTIVITY: AtomicU64 = AtomicU64::new(0);
 
-/// How long the agent must have been idle before memory is given back, and when again (after
-/// held VMs went: they are held for 30 s).
-const AFTER: [Duration; 2] = [Duration::from_secs(3), Duration::from_secs(33)];
+/// How long the agent must have been idle before memory is given back, and when again: once
+/// the VMs kept for a pipeline's next task have gone too.
+const AFTER: [Duration; 2] =
+    [Duration::from_secs(3), Duration::from_secs(3 + crate::runtime::task_workers::HOLD_FOR.as_secs())];
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
-/// Something that held memory ended.
+/// A task ended.
 pub fn touched() {
     ACTIVITY.fetch_add(1, Ordering::Relaxed);
 }

@@ -19,6 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::rpc::Transfer;
+
 /// How often the line is redrawn.
 const TICK: Duration = Duration::from_millis(100);
 /// Transfers smaller than this finish too fast for a bar to help.
@@ -56,8 +58,6 @@ pub enum Stream {
     Stdout,
     Stderr,
 }
-
-pub use crate::rpc::Transfer;
 
 struct Line {
     state: Mutex<State>,

@@ -8,7 +8,7 @@
 //! UTF-8, NaN or an infinity, two keys that are the same text (`[1]` and `["1"]`) — is an
 //! error naming where it is (`$.build.steps[2]`).
 
-use mlua::{Lua, Result as LuaResult, Table, Value};
+use mlua::{IntoLuaMulti, Lua, LuaSerdeExt, Result as LuaResult, Table, Value};
 use serde_json::{Map, Number, Value as Json};
 
 /// Deeper than this is taken for a cycle.
@@ -27,42 +27,54 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
                 }
                 None => false,
             };
-            let written = to_json(&value).and_then(|json| {
-                if pretty { serde_json::to_string_pretty(&json) } else { serde_json::to_string(&json) }
+            written(lua, &value, |json| {
+                if pretty { serde_json::to_string_pretty(json) } else { serde_json::to_string(json) }
                     .map_err(|e| e.to_string())
-            });
-            answer(lua, written.map(|text| lua.create_string(text).map(Value::String)))
-        })?,
-    )?;
-    table.set(
-        "parse_json",
-        lua.create_function(|lua, text: mlua::LuaString| {
-            let parsed = serde_json::from_slice::<Json>(&text.as_bytes()).map_err(|e| format!("invalid JSON: {e}"));
-            answer(lua, parsed.map(|json| to_lua(lua, &json)))
+            })
         })?,
     )?;
     table.set(
         "to_yaml",
         lua.create_function(|lua, value: Value| {
-            let written = to_json(&value).and_then(|json| serde_yaml_ng::to_string(&json).map_err(|e| e.to_string()));
-            answer(lua, written.map(|text| lua.create_string(text).map(Value::String)))
+            written(lua, &value, |json| serde_yaml_ng::to_string(json).map_err(|e| e.to_string()))
+        })?,
+    )?;
+    table.set(
+        "parse_json",
+        lua.create_function(|lua, text: mlua::LuaString| {
+            parsed(lua, serde_json::from_slice(&text.as_bytes()).map_err(|e| format!("invalid JSON: {e}")))
         })?,
     )?;
     table.set(
         "parse_yaml",
         lua.create_function(|lua, text: mlua::LuaString| {
-            let parsed = serde_yaml_ng::from_slice::<Json>(&text.as_bytes()).map_err(|e| format!("invalid YAML: {e}"));
-            answer(lua, parsed.map(|json| to_lua(lua, &json)))
+            parsed(lua, serde_yaml_ng::from_slice(&text.as_bytes()).map_err(|e| format!("invalid YAML: {e}")))
         })?,
     )?;
     Ok(table)
 }
 
-/// `value` or `nil, err`.
-fn answer(lua: &Lua, result: Result<LuaResult<Value>, String>) -> LuaResult<mlua::MultiValue> {
-    match result {
-        Ok(value) => Ok(mlua::MultiValue::from_iter([value?])),
-        Err(error) => Ok(mlua::MultiValue::from_iter([Value::Nil, Value::String(lua.create_string(error)?)])),
+/// `value` written by `format`, or `nil, err`.
+fn written(
+    lua: &Lua,
+    value: &Value,
+    format: impl FnOnce(&Json) -> Result<String, String>,
+) -> LuaResult<mlua::MultiValue> {
+    match to_json(value).and_then(|json| format(&json)) {
+        Ok(text) => lua.create_string(text)?.into_lua_multi(lua),
+        Err(error) => (Value::Nil, error).into_lua_multi(lua),
+    }
+}
+
+/// The Lua value of a parsed document (null as `data.null`, arrays plain tables), or
+/// `nil, err`.
+fn parsed(lua: &Lua, document: Result<Json, String>) -> LuaResult<mlua::MultiValue> {
+    match document {
+        Ok(json) => {
+            let options = mlua::serde::SerializeOptions::new().set_array_metatable(false);
+            lua.to_value_with(&json, options)?.into_lua_multi(lua)
+        }
+        Err(error) => (Value::Nil, error).into_lua_multi(lua),
     }
 }
 
@@ -137,31 +149,4 @@ fn table_to_json(table: &Table, path: &mut String, depth: usize) -> Result<Json,
         }
     }
     Ok(Json::Object(object))
-}
-
-/// Lua for a JSON value: null as `data.null`, arrays and objects as tables.
-pub fn to_lua(lua: &Lua, json: &Json) -> LuaResult<Value> {
-    Ok(match json {
-        Json::Null => Value::NULL,
-        Json::Bool(flag) => Value::Boolean(*flag),
-        Json::Number(number) => match number.as_i64() {
-            Some(integer) => Value::Integer(integer),
-            None => Value::Number(number.as_f64().unwrap_or(f64::NAN)),
-        },
-        Json::String(text) => Value::String(lua.create_string(text)?),
-        Json::Array(items) => {
-            let table = lua.create_table_with_capacity(items.len(), 0)?;
-            for (index, item) in items.iter().enumerate() {
-                table.raw_set(index + 1, to_lua(lua, item)?)?;
-            }
-            Value::Table(table)
-        }
-        Json::Object(entries) => {
-            let table = lua.create_table_with_capacity(0, entries.len())?;
-            for (key, value) in entries {
-                table.raw_set(key.as_str(), to_lua(lua, value)?)?;
-            }
-            Value::Table(table)
-        }
-    })
 }

@@ -29,7 +29,7 @@ pub struct PipelineKey {
 }
 
 /// How long a VM waits for the next task of its pipeline.
-const HOLD_FOR: Duration = Duration::from_secs(30);
+pub(crate) const HOLD_FOR: Duration = Duration::from_secs(30);
 
 /// The most VMs kept for their pipelines at once (each a few MiB).
 const MAX_HELD: usize = 4;

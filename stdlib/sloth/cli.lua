@@ -93,9 +93,7 @@ function M.run(opts)
   if opts.return_json or opts.json_events then
     keep_stdout_for_json()
   end
-  if not opts.quiet then
-    status.start()
-  end
+  local status_shown = not opts.quiet and status.start()
   local pipeline, code, err = load(opts.file)
   if not pipeline then
     core.event("run_finished", { pipeline = opts.file, exit_code = code, ok = false, error = error_line(err) })
@@ -126,7 +124,7 @@ function M.run(opts)
     end
     spawned = handles
   end
-  local reporter = report.new({ quiet = opts.quiet })
+  local reporter = report.new({ quiet = opts.quiet, status = status_shown })
   local run_opts = { jobs = opts.jobs, workdir_of = workdir_of, reporter = reporter, store = artifacts.new_store(pipeline.dir) }
   local ran, summary = pcall(runner.run, plan, run_opts)
   spawn.stop(spawned)

@@ -9,8 +9,11 @@ M.MAX_ENTRIES = 50
 --- A table fits on one line up to this width.
 local ONE_LINE = 72
 
+--- Lua's reserved words, in order (Tab offers them; a key spelt as one needs brackets).
+M.KEYWORDS = {}
 local KEYWORDS = {}
 for word in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+  M.KEYWORDS[#M.KEYWORDS + 1] = word
   KEYWORDS[word] = true
 end
 

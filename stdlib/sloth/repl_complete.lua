@@ -6,10 +6,7 @@ local commands = require("sloth.repl_commands")
 
 local M = {}
 
-local KEYWORDS = {}
-for word in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
-  KEYWORDS[#KEYWORDS + 1] = word
-end
+local KEYWORDS = require("sloth.repl").KEYWORDS
 
 --- The table whose fields follow `value` (a table itself, or the `__index` table of its
 --- metatable), or nil.

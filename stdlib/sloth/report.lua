@@ -55,13 +55,15 @@ local function event(kind, ref, fields)
   end
 end
 
----@param opts { quiet?: boolean, out?: file* }
+---@param opts { quiet?: boolean, out?: file*, status?: boolean } `status`: the live status line is on (it is told what runs)
 function M.new(opts)
   local out = opts.out or io.stderr
   local reporter = {}
 
   function reporter.started(ref)
-    core.status_task(ref, true)
+    if opts.status then
+      core.status_task(ref, true)
+    end
     event("task_started", ref, {})
     if not opts.quiet then
       out:write(string.format("%s  started\n", ref))
@@ -69,7 +71,9 @@ function M.new(opts)
   end
 
   function reporter.finished(ref, result)
-    core.status_task(ref, false)
+    if opts.status then
+      core.status_task(ref, false)
+    end
     if result.status ~= "skipped" then
       local outputs = type(result.outputs) == "table" and result.outputs or {}
       event("task_finished", ref, { status = result.status, duration = seconds(result.duration), attempts = result.attempts or 1,
