@@ -37,7 +37,7 @@ use super::beneath::{Kind, Root, Stat};
 use super::filter::Filter;
 use super::journal::{Journal, Staging, Undo, recover};
 use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS, entry_now};
-use super::rel_path::RelPath;
+use super::rel_path::{PathMap, PathSet, RelPath};
 use super::unpack::{Limits, peek_empty, unpack_staged};
 
 /// What an apply did.
@@ -166,9 +166,9 @@ struct Apply<'a> {
     staged: &'a BTreeMap<RelPath, Entry>,
     /// Staged files that are hard links of each other: placed by rename, all of them, so
     /// that they are one file here too.
-    linked: std::collections::HashSet<RelPath>,
+    linked: PathSet<RelPath>,
     /// How many names each hard-link group of the base has (by its first path).
-    base_names: std::collections::HashMap<RelPath, u64>,
+    base_names: PathMap<RelPath, u64>,
     /// Whether files' setuid and setgid bits travel.
     setid_files: bool,
     unlinked: Vec<RelPath>,
@@ -177,7 +177,7 @@ struct Apply<'a> {
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.
-fn names_by_group(base: &Manifest) -> std::collections::HashMap<RelPath, u64> {
+fn names_by_group(base: &Manifest) -> PathMap<RelPath, u64> {
     base.hard_link_groups().into_iter().map(|(leader, others)| (leader.clone(), others.len() as u64 + 1)).collect()
 }
 

@@ -10,14 +10,13 @@
 //! A step written down but never taken undoes to nothing: the entry to restore is not in the
 //! trash, or the path does not hold the inode the step would have put there.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stamp};
-use super::rel_path::RelPath;
+use super::rel_path::{PathMap, RelPath};
 use super::timestamp::Timestamp;
 use crate::hex::{decode as unhex, encode as hex};
 use crate::locked_dir::{LockedDir, UNPUBLISHED_STALE, is_older_than, try_lock};
@@ -206,8 +205,8 @@ impl Journal {
 /// there. Returns a note for each original that could not go back.
 fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
     let mut kept = Vec::new();
-    let mut placed_stamps: HashMap<RelPath, Stamp> = HashMap::new();
-    let mut births: HashMap<RelPath, Timestamp> = HashMap::new();
+    let mut placed_stamps: PathMap<RelPath, Stamp> = PathMap::default();
+    let mut births: PathMap<RelPath, Timestamp> = PathMap::default();
     for step in &steps {
         match step {
             Undo::Placed { path, stamp } => {

@@ -1,7 +1,7 @@
 //! A workspace's content at one moment: every entry with its kind, mode, modification time
 //! and content hash, by its path as bytes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stamp, Stat};
 use super::filter::Filter;
-use super::rel_path::RelPath;
+use super::rel_path::{PathMap, RelPath};
 use super::timestamp::Timestamp;
 
 /// Permission bits a workspace carries: all twelve.
@@ -119,7 +119,7 @@ impl Entry {
 pub struct Manifest {
     pub entries: BTreeMap<RelPath, Entry>,
     /// Local only, never sent: identities as scanned.
-    pub stamps: HashMap<RelPath, Stamp>,
+    pub stamps: PathMap<RelPath, Stamp>,
     /// Local only: when the scan began. An identity only proves an entry untouched if it was
     /// last modified well before then (git's "racily clean" rule): on a filesystem with coarse
     /// times, an edit in the same second keeps the same mtime.
@@ -152,7 +152,11 @@ impl Manifest {
     pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
         let mut manifest = Self { scanned_at: Some(Timestamp::now()), ..Self::default() };
         let mut inodes = Inodes { known, ..Inodes::default() };
-        walk(root, None, filter, &mut manifest, &mut inodes)?;
+        // Entries in walk order, made a map at once: a bulk build from (nearly) sorted input
+        // instead of a search per insert.
+        let mut found = Vec::new();
+        walk(root, None, filter, &mut manifest, &mut inodes, &mut found)?;
+        manifest.entries = found.into_iter().collect();
         manifest.link_groups(inodes);
         Ok(manifest)
     }
@@ -213,8 +217,8 @@ impl Manifest {
 /// of the first name hashed, so the others are not read again.
 #[derive(Default)]
 struct Inodes<'a> {
-    groups: HashMap<(u64, u64), Vec<RelPath>>,
-    hashed: HashMap<(u64, u64), Entry>,
+    groups: PathMap<(u64, u64), Vec<RelPath>>,
+    hashed: PathMap<(u64, u64), Entry>,
     /// An earlier look at the same tree: contents of files it proves untouched.
     known: Option<&'a Manifest>,
 }
@@ -225,6 +229,7 @@ fn walk(
     filter: &Filter,
     manifest: &mut Manifest,
     inodes: &mut Inodes<'_>,
+    found: &mut Vec<(RelPath, Entry)>,
 ) -> Result<(), WorkspaceError> {
     let dir = match prefix {
         None => root.to_path_buf(),
@@ -250,12 +255,13 @@ fn walk(
             manifest.excluded.push(relative);
             continue;
         }
-        let path = root.join(relative.as_path());
+        // The full path only where one is opened or named in an error.
+        let full = || root.join(relative.as_path());
         let meta = match dir_entry.metadata() {
             Ok(meta) => meta,
             // Removed since the directory was listed: it is not part of this moment.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(WorkspaceError::Io { path, source: error }),
+            Err(error) => return Err(WorkspaceError::Io { path: full(), source: error }),
         };
         let stat = Stat::from_metadata(&meta);
         let entry = match stat.kind {
@@ -284,6 +290,7 @@ fn walk(
                 match inodes.hashed.get(&inode).cloned().or(known) {
                     Some(entry) => entry,
                     None => {
+                        let path = full();
                         let file = match open_regular(&path) {
                             Ok(file) => file,
                             Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
@@ -300,6 +307,7 @@ fn walk(
                 }
             }
             Kind::Symlink => {
+                let path = full();
                 let target = match std::fs::read_link(&path) {
                     Ok(target) => target,
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
@@ -316,9 +324,11 @@ fn walk(
         };
         manifest.stamps.insert(relative.clone(), stat.stamp);
         let is_dir = matches!(entry, Entry::Dir { .. });
-        manifest.entries.insert(relative.clone(), entry);
         if is_dir {
-            walk(root, Some(&relative), filter, manifest, inodes)?;
+            found.push((relative.clone(), entry));
+            walk(root, Some(&relative), filter, manifest, inodes, found)?;
+        } else {
+            found.push((relative, entry));
         }
     }
     Ok(())

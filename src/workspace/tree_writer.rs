@@ -6,7 +6,6 @@
 //! written (not the sizes declared), and directory modes and times set last, deepest first, so
 //! a read-only directory was writable while it was filled and its time is not disturbed.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -14,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::WorkspaceError;
 use super::beneath::Root;
 use super::manifest::{Entry, MODE_MASK, SETID_BITS};
-use super::rel_path::RelPath;
+use super::rel_path::{PathSet, RelPath};
 use super::timestamp::Timestamp;
 use super::unpack::Limits;
 
@@ -25,7 +24,7 @@ pub struct TreeWriter {
     limits: Limits,
     entries: u64,
     bytes: u64,
-    seen: HashSet<RelPath>,
+    seen: PathSet<RelPath>,
     dirs: Vec<(RelPath, u32, Timestamp)>,
     stripped: Vec<RelPath>,
 }
@@ -48,7 +47,7 @@ impl TreeWriter {
             limits,
             entries: 0,
             bytes: 0,
-            seen: HashSet::new(),
+            seen: PathSet::default(),
             dirs: Vec::new(),
             stripped: Vec::new(),
         })

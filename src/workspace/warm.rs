@@ -15,14 +15,13 @@
 //! setuid rules), and the result is a [`Build`]: contents missing from the cache are fetched
 //! and written the same way.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
 use super::blobs::{BlobCache, Build};
 use super::manifest::{Entry, Manifest, hash_reader};
-use super::rel_path::RelPath;
+use super::rel_path::{PathMap, PathSet, RelPath};
 use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
@@ -31,7 +30,7 @@ use super::unpack::Limits;
 pub struct Plan {
     /// Entries already as the manifest says in content (file bytes, link target, kind), with
     /// their identity now; their mode and time may still need setting.
-    keep: HashMap<RelPath, (Entry, Stat)>,
+    keep: PathMap<RelPath, (Entry, Stat)>,
     /// Entries to remove (deepest first when removed), and directories to make writable first.
     remove: Vec<RelPath>,
     locked_dirs: Vec<(RelPath, u32)>,
@@ -50,7 +49,7 @@ pub struct Plan {
 pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, WorkspaceError> {
     let tree = Root::open(root)?;
     let root_dev = std::fs::symlink_metadata(root).map_err(WorkspaceError::io(root))?;
-    let mut disk = BTreeMap::new();
+    let mut disk = Vec::new();
     stat_walk(root, None, &mut disk)?;
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     {
@@ -63,7 +62,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
         }
     }
     // Which names each file has in the tree: a kept file must have exactly its manifest's.
-    let mut names_on_disk: HashMap<u64, Vec<&RelPath>> = HashMap::new();
+    let mut names_on_disk: PathMap<u64, Vec<&RelPath>> = PathMap::default();
     for (path, stat) in &disk {
         if stat.kind == Kind::File && stat.nlink > 1 {
             names_on_disk.entry(stat.stamp.ino).or_default().push(path);
@@ -80,13 +79,14 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
         names.sort();
         names
     };
-    let mut foreign_dirs: std::collections::HashSet<RelPath> = std::collections::HashSet::new();
-    let mut plan = Plan { keep: HashMap::new(), remove: Vec::new(), locked_dirs: Vec::new() };
+    let mut foreign_dirs: PathSet<RelPath> = PathSet::default();
+    let mut plan = Plan { keep: PathMap::default(), remove: Vec::new(), locked_dirs: Vec::new() };
     for (path, stat) in &disk {
         if stat.kind == Kind::Dir && stat.mode & 0o300 != 0o300 {
             plan.locked_dirs.push((path.clone(), stat.mode));
         }
-        let under_foreign = path.ancestors().any(|ancestor| foreign_dirs.contains(&ancestor));
+        let under_foreign =
+            !foreign_dirs.is_empty() && path.ancestors().any(|ancestor| foreign_dirs.contains(&ancestor));
         let owned = stat.uid == uid && stat.gid == gid;
         if stat.kind == Kind::Dir && !owned {
             foreign_dirs.insert(path.clone());
@@ -111,7 +111,9 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
                     _ => None,
                 };
                 let names_right = if stat.nlink == 1 {
-                    group_of(path, wanted).len() == 1
+                    // One name on disk, and one in the manifest: neither a follower of a
+                    // group nor a group's leader.
+                    !matches!(wanted, Entry::File { link: Some(_), .. }) && !groups.contains_key(path)
                 } else {
                     let mut now: Vec<RelPath> =
                         names_on_disk.get(&stat.stamp.ino).into_iter().flatten().map(|name| (*name).clone()).collect();
@@ -237,8 +239,9 @@ impl Plan {
     }
 }
 
-/// Every entry beneath `root`, not following links, with what lstat says.
-fn stat_walk(root: &Path, prefix: Option<&RelPath>, out: &mut BTreeMap<RelPath, Stat>) -> Result<(), WorkspaceError> {
+/// Every entry beneath `root`, not following links, with what lstat says: parents before
+/// their children.
+fn stat_walk(root: &Path, prefix: Option<&RelPath>, out: &mut Vec<(RelPath, Stat)>) -> Result<(), WorkspaceError> {
     use std::os::unix::ffi::OsStrExt;
     let dir = prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
     for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))? {
@@ -254,9 +257,11 @@ fn stat_walk(root: &Path, prefix: Option<&RelPath>, out: &mut BTreeMap<RelPath, 
         })?;
         let meta = entry.metadata().map_err(WorkspaceError::io(root.join(relative.as_path())))?;
         let stat = Stat::from_metadata(&meta);
-        out.insert(relative.clone(), stat);
         if stat.kind == Kind::Dir {
+            out.push((relative.clone(), stat));
             stat_walk(root, Some(&relative), out)?;
+        } else {
+            out.push((relative, stat));
         }
     }
     Ok(())
