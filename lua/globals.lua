@@ -1,5 +1,6 @@
 ---@meta
---- The globals every pipeline (and the REPL) has beside the native modules, for editors (LuaLS).
+--- The globals every pipeline (and the REPL) has beside the native modules (`fs`, `data` and
+--- the others have their own files here), for editors (LuaLS).
 
 --- The pipeline: groups by name.
 ---@type table<string, sloth.Group>
@@ -38,60 +39,6 @@ function export(values) end
 ---@return sloth.ParallelResult[] results
 ---@return string? err
 function parallel(tasks) end
-
---- File helpers; each returns `value, err` instead of raising. Relative paths resolve against
---- the running task's workdir.
-fs = {}
-
----@param path string
----@return string? content
----@return string? err
-function fs.read(path) end
-
----@param path string
----@param content string
----@return boolean? ok
----@return string? err
-function fs.write(path, content) end
-
----@param path string
----@param content string
----@return boolean? ok
----@return string? err
-function fs.append(path, content) end
-
----@param path string
----@return boolean
-function fs.exists(path) end
-
---- Creates a directory and its parents.
----@param path string
----@return boolean? ok
----@return string? err
-function fs.mkdir(path) end
-
---- Removes a file or an empty directory.
----@param path string
----@return boolean? ok
----@return string? err
-function fs.rm(path) end
-
---- Removes a file or a directory with everything in it.
----@param path string
----@return boolean? ok
----@return string? err
-function fs.rm_r(path) end
-
---- Names in a directory, sorted.
----@param path string
----@return string[]? names
----@return string? err
-function fs.ls(path) end
-
---- A fresh temporary directory.
----@return string? path
----@return string? err
-function fs.tmpname() end
 
 --- At the REPL: runs a pipeline as `sloth-runner run` does; its exit code.
 ---@param file string

@@ -64,5 +64,5 @@
 ---@field post_exec? fun(params: sloth.Params, outputs: table): boolean, string? runs after the command succeeded; false fails the task
 ---@field next_if_fail? string|string[] failure handlers: tasks that run only when this one fails, seeing `deps[this] = { failed = true, message, outputs }`
 ---@field uses? sloth.Task a base task (e.g. from `import`); every local field overrides it, `params` merged key by key
----@field artifacts? string|string[] globs (relative to the workdir) saved after success under .sloth/artifacts/<run-id>/
+---@field artifacts? string|string[] globs relative to the workdir (the `fs.glob` dialect: `**` crosses directories; one matching nothing fails the task) saved after success under .sloth/artifacts/<run-id>/
 ---@field consumes? string|string[] artifact names copied into the workdir before the task runs

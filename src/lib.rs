@@ -1,11 +1,12 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
-//! Layering, low to high: `duration`, `physical_path`, `process`, `locked_dir`, `task_view` → `modules` → `runtime` →
-//! `cli`.
+//! Layering, low to high: `duration`, `physical_path`, `process`, `locked_dir`, `task_view`, `files` → `modules` →
+//! `runtime` → `cli`.
 
 pub mod cli;
 pub mod duration;
 pub mod events;
+pub mod files;
 pub mod hex;
 pub mod json_events;
 pub mod locked_dir;

@@ -31,6 +31,7 @@ specs!(
     engine_failure,
     engine_order,
     exec_run,
+    fs_ops,
     graph,
     helpers_fs_data,
     hooks,

@@ -7,6 +7,7 @@ pub mod archive_data;
 pub mod console_events;
 pub mod data;
 pub mod exec;
+pub mod fs;
 pub mod log;
 pub mod lua_args;
 pub mod lua_json;
@@ -24,4 +25,5 @@ pub const MODULES: &[(&str, Constructor)] = &[
     ("agent", agent::module),
     ("workspace", workspace::module),
     ("data", data::module),
+    ("fs", fs::module),
 ];

@@ -1,6 +1,6 @@
 //! The native modules' functions as scripts call them: each parameter (`?` when it may be
 //! left out) and how many values come back. Kept beside the code that registers them (the
-//! argument tuples in `log.rs`, `exec.rs`, `agent.rs`, `workspace.rs`); the definitions for
+//! argument tuples in `log.rs`, `exec.rs`, `agent.rs`, `workspace.rs`, `data.rs`, `fs.rs`); the definitions for
 //! editors in `lua/` must say the same, which the test suite checks.
 
 /// One function (`name`, or `Class:name` for a method of the values a module returns).
@@ -44,6 +44,24 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("parse_json", &["text"], 2),
             sig("to_yaml", &["value"], 2),
             sig("parse_yaml", &["text"], 2),
+        ],
+    ),
+    (
+        "fs",
+        &[
+            sig("read", &["path"], 2),
+            sig("write", &["path", "content"], 1),
+            sig("append", &["path", "content"], 1),
+            sig("exists", &["path"], 1),
+            sig("stat", &["path"], 2),
+            sig("ls", &["path?"], 2),
+            sig("glob", &["pattern", "opts?"], 2),
+            sig("mkdir", &["path"], 1),
+            sig("rm", &["path"], 1),
+            sig("rm_r", &["path"], 1),
+            sig("copy", &["src", "dst"], 1),
+            sig("tmpdir", &[], 2),
+            sig("tmpname", &[], 1),
         ],
     ),
     (

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root};
@@ -55,8 +55,9 @@ impl Filter {
         }
         for pattern in BUILTIN.iter().copied().chain(patterns.iter().map(String::as_str)) {
             for glob in expand(pattern) {
-                let compiled = GlobBuilder::new(&glob).literal_separator(true).build().map_err(|e| {
-                    WorkspaceError::Pattern { pattern: pattern.to_owned(), reason: e.kind().to_string() }
+                let compiled = dialect(&glob).map_err(|e| WorkspaceError::Pattern {
+                    pattern: pattern.to_owned(),
+                    reason: e.kind().to_string(),
                 })?;
                 builder.add(compiled);
             }
@@ -104,6 +105,13 @@ fn read_ignore_file(root: &Path) -> Result<Option<String>, WorkspaceError> {
     std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_IGNORE_FILE), &mut text)
         .map_err(WorkspaceError::io(&path))?;
     Ok(Some(text))
+}
+
+/// The one glob dialect of sloth-runner (exclusions here, `fs.glob` and artifacts): globset
+/// with `*` and `?` stopping at `/` and `**` crossing directories, so that a pattern means the
+/// same wherever a pipeline writes one.
+pub fn dialect(pattern: &str) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
 }
 
 /// gitignore-like reading: a pattern without `/` matches a name at any depth; a leading `/`

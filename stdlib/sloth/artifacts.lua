@@ -1,7 +1,7 @@
 --- Artifacts: files a task saves after success (`artifacts`, globs relative to its workdir)
 --- and files a task needs before it runs (`consumes`, names saved earlier in the run). They
 --- live under `.sloth/artifacts/<run-id>/` beside the pipeline.
-local exec = require("exec")
+local fs = require("fs")
 local paths = require("sloth.paths")
 
 local M = {}
@@ -10,46 +10,70 @@ local M = {}
 ---@param pipeline_dir string
 function M.new_store(pipeline_dir)
   local run_id = os.date("!%Y%m%dT%H%M%SZ") .. string.format("-%06x", math.random(0, 0xffffff))
-  return { dir = paths.join(pipeline_dir, ".sloth/artifacts/" .. run_id), saved = {} }
+  local state = paths.absolute(paths.join(pipeline_dir, ".sloth"))
+  return { dir = paths.join(pipeline_dir, ".sloth/artifacts/" .. run_id), state = state, saved = {} }
 end
 
-local function copy(from, to)
-  local _, err_out, err = exec.run({ "sh", "-c", 'mkdir -p -- "$(dirname -- "$2")" && cp -a -- "$1" "$2"', "sh", from, to })
-  if err then
-    return nil, (err_out:gsub("%s+$", "")) ~= "" and err_out:gsub("%s+$", "") or tostring(err)
+--- Whether `path` (absolute, normalized) is `dir` or beneath it.
+local function within(path, dir)
+  return path == dir or path:sub(1, #dir + 1) == dir .. "/"
+end
+
+--- Paths in `workdir` that `glob` matches (`fs.glob`: `**` crosses directories), relative to
+--- it, without the run state beside the pipeline: a `**` run in the pipeline's directory must
+--- not save earlier runs' artifacts again.
+local function expand(store, glob, workdir)
+  local matches, err = fs.glob(glob, { root = workdir })
+  if not matches then
+    return nil, err
   end
-  return true
-end
-
---- Files in `workdir` matching `glob` (shell pattern rules), relative to `workdir`.
-local function expand(glob, workdir)
-  local out, _, err = exec.run(
-    { "sh", "-c", 'for f in $1; do [ -e "$f" ] && printf "%s\\n" "$f"; done; true', "sh", glob },
-    { cwd = workdir }
-  )
-  local matches = {}
-  if not err then
-    for line in out:gmatch("[^\n]+") do
-      matches[#matches + 1] = line
+  local base = paths.absolute(workdir)
+  local kept = {}
+  for _, name in ipairs(matches) do
+    if not within(paths.normalize(paths.join(base, name)), store.state) then
+      kept[#kept + 1] = name
     end
   end
-  return matches
+  return kept
+end
+
+--- Whether a directory holding `key` was already copied whole.
+local function covered(copied, key)
+  local parent = paths.dirname(key)
+  while parent ~= "." and parent ~= "/" do
+    if copied[parent] then
+      return true
+    end
+    parent = paths.dirname(parent)
+  end
+  return false
 end
 
 --- Saves what `task.artifacts` matches in `workdir`; a glob matching nothing is an error.
 ---@return boolean? ok, string? err
 function M.save(store, task, workdir)
+  -- Directories copied whole: what a pattern matches beneath them is already saved.
+  local copied = {}
   for _, glob in ipairs(task.artifacts) do
-    local matches = expand(glob, workdir)
+    local matches, glob_err = expand(store, glob, workdir)
+    if not matches then
+      return nil, string.format("artifacts: pattern '%s': %s", glob, glob_err)
+    end
     if #matches == 0 then
       return nil, string.format("artifacts: nothing in %s matches '%s'", workdir, glob)
     end
     for _, name in ipairs(matches) do
-      local ok, err = copy(paths.join(workdir, name), paths.join(store.dir, name))
-      if not ok then
-        return nil, string.format("artifacts: saving '%s': %s", name, err)
+      local key = paths.normalize(name)
+      if not covered(copied, key) then
+        local from = paths.join(workdir, name)
+        local err = fs.copy(from, paths.join(store.dir, key))
+        if err then
+          return nil, string.format("artifacts: saving '%s': %s", name, err)
+        end
+        local stat = fs.stat(from)
+        copied[key] = stat ~= nil and stat.type == "dir"
       end
-      store.saved[paths.normalize(name)] = task.group .. "/" .. task.name
+      store.saved[key] = task.group .. "/" .. task.name
     end
   end
   return true
@@ -69,8 +93,8 @@ function M.restore(store, task, workdir)
       return nil, string.format("consumes: no artifact '%s' in this run (saved so far: %s)", name,
         #known > 0 and table.concat(known, ", ") or "none")
     end
-    local ok, err = copy(paths.join(store.dir, key), paths.join(workdir, key))
-    if not ok then
+    local err = fs.copy(paths.join(store.dir, key), paths.join(workdir, key))
+    if err then
       return nil, string.format("consumes: copying '%s': %s", name, err)
     end
   end

@@ -8,10 +8,6 @@ local scripts = require("sloth.scripts")
 
 local contexts = core.contexts
 
--- Helpers existing pipelines use, as globals and through `require` (`data` is native).
-fs = require("sloth.fs")
-package.loaded.fs = fs
-
 --- `export(table)`: publishes values (`run --return` prints them).
 function export(values)
   require("sloth.exports").add(values)

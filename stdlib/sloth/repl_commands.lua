@@ -74,7 +74,7 @@ M.COMMANDS = {
 local MODULES = {
   { "log", "log.info/warn/error/debug(message, fields?)" },
   { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err" },
-  { "fs", "fs.read/write/append/exists/mkdir/rm/rm_r/ls/tmpname" },
+  { "fs", "fs.read/stat/ls/glob/tmpdir -> value, err; fs.write/append/mkdir/rm/rm_r/copy -> err; fs.exists, fs.tmpname" },
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },

@@ -5,7 +5,7 @@
 --- directory sloth-runner was started in is never removed.
 local core = require("sloth.core")
 local errors = require("sloth.errors")
-local fs = require("sloth.fs")
+local fs = require("fs")
 local preempt = require("sloth.preempt")
 
 local M = {}
@@ -18,13 +18,13 @@ function M.prepare(group, default)
     return group.workdir or default, { dir = group.workdir or default, temporary = false }
   end
   if group.workdir then
-    local ok, err = fs.mkdir(group.workdir)
-    if not ok then
+    local err = fs.mkdir(group.workdir)
+    if err then
       return nil, string.format("group '%s': cannot create workdir %s: %s", group.name, group.workdir, err)
     end
     return group.workdir, { dir = group.workdir, temporary = false }
   end
-  local dir, err = fs.tmpname()
+  local dir, err = fs.tmpdir()
   if not dir then
     return nil, string.format("group '%s': cannot create a temporary workdir: %s", group.name, err)
   end
@@ -58,8 +58,8 @@ function M.finish(group, state, results, reporter)
     reporter.note(string.format("group '%s': not removing %s: it is where sloth-runner was started", group.name, state.dir))
     return
   end
-  local ok, err = fs.rm_r(state.dir)
-  if not ok then
+  local err = fs.rm_r(state.dir)
+  if err then
     reporter.note(string.format("group '%s': could not remove %s: %s", group.name, state.dir, err))
   end
 end

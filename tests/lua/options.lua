@@ -8,7 +8,7 @@ local function fails_with(expected, fn, ...)
   return err
 end
 
-local dir = fs.tmpname()
+local dir = assert(fs.tmpdir())
 fails_with("workspace.snapshot: unknown option 'exlude' (did you mean 'exclude'?)", workspace.snapshot, dir, { exlude = { "*.o" } })
 fails_with("workspace.pack: unknown option 'exclud'", workspace.pack, dir, { exclud = {} })
 fails_with("workspace.rules: unknown option 'ignore'", workspace.rules, dir, { ignore = {} })
@@ -26,4 +26,6 @@ fails_with("agent.spawn: unknown option 'prot' (did you mean 'port'?)", agent.sp
 -- A negative timeout says so.
 fails_with("expected a non-negative number", exec.run, "true", { timeout = -1 })
 fails_with("exec.run: unknown option 'timout'", exec.run, "true", { timout = 1 })
-fs.rm_r(dir)
+fails_with("fs.glob: unknown option 'rot' (did you mean 'root'?)", fs.glob, "*", { rot = dir })
+fails_with("fs.glob: expected table for 'opts', got string", fs.glob, "*", dir)
+assert(fs.rm_r(dir) == nil)

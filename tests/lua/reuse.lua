@@ -55,7 +55,7 @@ assert(exported.version == "1.2.3" and exported.channel == "beta")
 
 -- import is relative to the importing file and runs each file once.
 local dir = h.tmpdir()
-assert(fs.mkdir(dir .. "/lib"))
+assert(fs.mkdir(dir .. "/lib") == nil)
 h.write(dir .. "/lib/counter.lua", "COUNTER_LOADS = (COUNTER_LOADS or 0) + 1\nreturn { value = 7 }\n")
 h.write(dir .. "/lib/entry.lua", "return import('counter.lua')\n")
 local first = import(dir .. "/lib/entry.lua")

@@ -17,7 +17,7 @@ end
 -- A fresh temporary workdir, removed afterwards by default.
 local seen
 local summary = run({ g = { create_workdir_before_run = true, tasks = {
-  { name = "t", command = function(params) seen = params.workdir; return fs.write("x.txt", "x") end },
+  { name = "t", command = function(params) seen = params.workdir; return fs.write("x.txt", "x") == nil end },
 } } })
 assert(summary.ok and seen)
 assert(not fs.exists(seen), "the temporary workdir was kept")
@@ -29,7 +29,7 @@ summary = run({ g = { create_workdir_before_run = true,
   tasks = { { name = "t", command = function(params) seen = params.workdir; return true, "m", { k = 1 } end } } } })
 assert(fs.exists(seen), "clean_workdir_after_run returned false but the workdir went")
 assert(got.success == true and got.outputs.t.k == 1)
-fs.rm_r(seen)
+assert(fs.rm_r(seen) == nil)
 
 -- A named workdir survives unless the function says otherwise; it is created if missing.
 local named = h.tmpdir() .. "/named/deeper"

@@ -1,0 +1,41 @@
+//! Removing a path, or a tree, without ever following a link out of it.
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::FileError;
+
+/// Removes a file, a link (not what it points at) or an empty directory.
+pub fn remove(path: &Path) -> Result<(), FileError> {
+    let meta = std::fs::symlink_metadata(path).map_err(FileError::io(path))?;
+    if meta.is_dir() {
+        std::fs::remove_dir(path).map_err(FileError::io(path))
+    } else {
+        std::fs::remove_file(path).map_err(FileError::io(path))
+    }
+}
+
+/// Removes `path` and, for a directory, everything in it, as `rm -rf` does: nothing there is
+/// not an error. A link inside the tree is removed as a link (std's `remove_dir_all` opens each
+/// directory relative to its parent without following links, so a link swapped in meanwhile
+/// cannot send it elsewhere). `.`, `..` and `/` are refused, as `rm` refuses them.
+pub fn remove_tree(path: &Path) -> Result<(), FileError> {
+    let path = &super::without_trailing_slashes(path);
+    let name = path.as_os_str().as_bytes().rsplit(|byte| *byte == b'/').next().unwrap_or_default();
+    if name == b"." || name == b".." || path.parent().is_none() {
+        return Err(FileError::refused(path, "refusing to remove '.', '..' or '/'"));
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(FileError::Io { path: path.to_path_buf(), source: error }),
+    };
+    let removed = if meta.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    match removed {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            Err(FileError::Io { path: path.to_path_buf(), source: error })
+        }
+        _ => Ok(()),
+    }
+}
