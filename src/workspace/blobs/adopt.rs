@@ -53,18 +53,15 @@ impl BlobCache {
         if !meta.is_file() || meta.len() != size {
             return Ok(false);
         }
-        let temp = tempfile::NamedTempFile::new_in(&self.dir).map_err(WorkspaceError::io(&self.dir))?;
-        let mut writer = HashingWriter { inner: temp.as_file(), hasher: blake3::Hasher::new() };
+        let temp = self.files.temp().map_err(WorkspaceError::io(&self.dir))?;
+        let mut writer = HashingWriter { inner: &temp.file, hasher: blake3::Hasher::new() };
         let copied = std::io::copy(&mut file.take(size + 1), &mut writer).map_err(WorkspaceError::io(&shown))?;
         if copied != size || writer.hasher.finalize() != *hash {
             return Ok(false);
         }
-        let Some(target) = self.own_path(hash) else { return Ok(false) };
-        let existed = target.exists();
-        temp.persist(&target).map_err(|e| WorkspaceError::Io { path: target, source: e.error })?;
-        if !existed {
-            self.lock().bytes += copied;
-        }
+        let Some(name) = self.own_name(hash) else { return Ok(false) };
+        temp.publish(&name).map_err(WorkspaceError::io(self.dir.join(&name)))?;
+        self.record(name, copied);
         Ok(true)
     }
 }
