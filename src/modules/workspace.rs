@@ -125,14 +125,23 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
     let exclude = exclude_option(options.as_ref(), "snapshot")?;
     let scanned = root.clone();
     let (manifest, filter) = blocking("snapshot", move || {
-        // An apply that died halfway is taken back before anything reads the workspace.
-        for note in core::recover(&scanned)? {
-            tracing::warn!(root = %scanned.display(), "{note}");
-        }
-        let filter = Filter::new(&scanned, &exclude)?;
         // Files the last snapshot saw and that have not changed since are not read again.
         let known = core::index::load(&scanned);
-        let manifest = Manifest::scan_known(&scanned, &filter, known.as_ref())?;
+        let look = || -> Result<(Manifest, Filter), WorkspaceError> {
+            let filter = Filter::new(&scanned, &exclude)?;
+            Ok((Manifest::scan_known(&scanned, &filter, known.as_ref())?, filter))
+        };
+        let (mut manifest, mut filter) = look()?;
+        // An apply that died halfway left its staging directory at the root (the scan lists
+        // it among what it leaves out): that is taken back, and the workspace — the rules
+        // file included — read again. Looking for one by listing the root first would cost a
+        // second listing of it on every snapshot.
+        if manifest.excluded.iter().any(core::is_apply_leftover) {
+            for note in core::recover(&scanned)? {
+                tracing::warn!(root = %scanned.display(), "{note}");
+            }
+            (manifest, filter) = look()?;
+        }
         core::index::save_if_changed(&scanned, known.as_ref(), &manifest);
         Ok((manifest, filter))
     })

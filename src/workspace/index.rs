@@ -8,7 +8,6 @@
 //! It is a cache: a missing, unreadable or malformed index is ignored, and an identity proves a
 //! file unchanged only under the racily-clean rule ([`Manifest::untouched`]).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::beneath::Stamp;
@@ -75,22 +74,28 @@ fn parse(text: &str) -> Option<Manifest> {
     if header.next()? != blake3::hash(body.as_bytes()).to_hex().as_str() {
         return None;
     }
-    let lines = body.lines();
     let mut manifest = Manifest { scanned_at: Some(scanned_at), ..Manifest::default() };
-    for line in lines {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [path, size, hash, dev, ino, mtime_s, mtime_n, ctime_s, ctime_n] = fields.as_slice() else {
+    let mut files = Vec::new();
+    for line in body.lines() {
+        let mut fields = line.split(' ');
+        let mut next = || fields.next();
+        let (path, size, hash) = (next()?, next()?, next()?);
+        let (dev, ino) = (next()?, next()?);
+        let (mtime_s, mtime_n, ctime_s, ctime_n) = (next()?, next()?, next()?, next()?);
+        if next().is_some() {
             return None;
-        };
+        }
         let path = RelPath::parse(&crate::hex::decode(path.as_bytes())?).ok()?;
         let size: u64 = size.parse().ok()?;
         let hash = blake3::Hash::from_hex(hash).ok()?;
         let mtime = Timestamp::new(mtime_s.parse().ok()?, mtime_n.parse().ok()?);
         let ctime = Timestamp::new(ctime_s.parse().ok()?, ctime_n.parse().ok()?);
         let stamp = Stamp { dev: dev.parse().ok()?, ino: ino.parse().ok()?, size, mtime, ctime };
-        manifest.entries.insert(path.clone(), Entry::File { mode: 0, size, hash, mtime, link: None });
-        manifest.stamps.insert(path, stamp);
+        manifest.stamps.insert(path.clone(), stamp);
+        files.push((path, Entry::File { mode: 0, size, hash, mtime, link: None }));
     }
+    // Written in order: the map is built at once.
+    manifest.entries = files.into_iter().collect();
     Some(manifest)
 }
 
@@ -148,21 +153,27 @@ fn save_in(cache: &Path, root: &Path, manifest: &Manifest) {
 fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super::WorkspaceError> {
     let Some(scanned_at) = manifest.scanned_at else { return Ok(()) };
     let mut text = String::new();
+    let mut number = itoa::Buffer::new();
     for (path, entry) in &manifest.entries {
         let (Entry::File { size, hash, .. }, Some(stamp)) = (entry, manifest.stamps.get(path)) else { continue };
-        // One growing string, no allocation per line (a large workspace has many).
-        let _ = writeln!(
-            text,
-            "{} {size} {} {} {} {} {} {} {}",
-            crate::hex::encode(path.as_bytes()),
-            hash.to_hex(),
-            stamp.dev,
-            stamp.ino,
-            stamp.mtime.secs,
-            stamp.mtime.nanos,
-            stamp.ctime.secs,
-            stamp.ctime.nanos
-        );
+        // One growing string, nothing formatted or allocated per line (a large workspace has
+        // many, and they are written on every snapshot that saw a change).
+        crate::hex::encode_into(path.as_bytes(), &mut text);
+        text.push(' ');
+        text.push_str(number.format(*size));
+        text.push(' ');
+        text.push_str(hash.to_hex().as_str());
+        for field in [stamp.dev, stamp.ino] {
+            text.push(' ');
+            text.push_str(number.format(field));
+        }
+        for time in [stamp.mtime, stamp.ctime] {
+            text.push(' ');
+            text.push_str(number.format(time.secs));
+            text.push(' ');
+            text.push_str(number.format(time.nanos));
+        }
+        text.push('\n');
     }
     let text =
         format!("{HEADER} {} {} {}\n{text}", scanned_at.secs, scanned_at.nanos, blake3::hash(text.as_bytes()).to_hex());

@@ -340,6 +340,14 @@ fn step_path(step: &Undo) -> &RelPath {
     }
 }
 
+/// Whether `path` (as a scan of a workspace lists what it leaves out) is what an apply leaves
+/// at the root while it runs: where [`recover`] may have something to take back.
+pub fn is_apply_leftover(path: &RelPath) -> bool {
+    let name = path.as_bytes();
+    !name.contains(&b'/')
+        && (name.starts_with(STAGING_PREFIX.as_bytes()) || name.starts_with(UNPUBLISHED_PREFIX.as_bytes()))
+}
+
 /// Takes back what applies that died halfway left in `root`: every staging directory whose
 /// journal nobody holds. Returns what was recovered, one line each.
 pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {

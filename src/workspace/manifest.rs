@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::WorkspaceError;
@@ -151,11 +150,45 @@ impl Manifest {
     /// it untouched since.
     pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
         let mut manifest = Self { scanned_at: Some(Timestamp::now()), ..Self::default() };
-        let mut inodes = Inodes { known, ..Inodes::default() };
+        let listing = super::tree_walk::list(root, Some(filter))?;
+        manifest.excluded = listing.excluded;
+        let looked =
+            super::tree_walk::look_at_each(root, &listing.paths, |tree, path, stat| look(tree, path, stat, known))?;
+        manifest.stamps.reserve(listing.paths.len());
+        let mut inodes = Inodes::default();
         // Entries in walk order, made a map at once: a bulk build from (nearly) sorted input
         // instead of a search per insert.
-        let mut found = Vec::new();
-        walk(root, None, filter, &mut manifest, &mut inodes, &mut found)?;
+        let mut found = Vec::with_capacity(listing.paths.len());
+        let tree = Root::open(root)?;
+        for (path, looked) in listing.paths.into_iter().zip(looked) {
+            let (entry, stamp) = match looked {
+                None => continue,
+                Some(Looked::Skipped(kind)) => {
+                    tracing::debug!(%path, kind = kind.name(), "not carried");
+                    manifest.skipped.push((path, kind));
+                    continue;
+                }
+                Some(Looked::Entry(entry, stamp)) => (entry, stamp),
+                // A file with other names: read once for all of them, here, in order.
+                Some(Looked::Linked { stat, known }) => {
+                    let inode = (stat.stamp.dev, stat.stamp.ino);
+                    inodes.groups.entry(inode).or_default().push(path.clone());
+                    let entry = match inodes.hashed.get(&inode).cloned().or(known) {
+                        Some(entry) => entry,
+                        None => match hash_file(&tree, &path, &stat)? {
+                            Some(entry) => {
+                                inodes.hashed.insert(inode, entry.clone());
+                                entry
+                            }
+                            None => continue,
+                        },
+                    };
+                    (entry, stat.stamp)
+                }
+            };
+            manifest.stamps.insert(path.clone(), stamp);
+            found.push((path, entry));
+        }
         manifest.entries = found.into_iter().collect();
         manifest.link_groups(inodes);
         Ok(manifest)
@@ -213,144 +246,95 @@ impl Manifest {
     }
 }
 
-/// Files with more than one name, by device and inode, as the walk meets them; and the entry
+/// Files with more than one name, by device and inode, as the scan meets them; and the entry
 /// of the first name hashed, so the others are not read again.
 #[derive(Default)]
-struct Inodes<'a> {
+struct Inodes {
     groups: PathMap<(u64, u64), Vec<RelPath>>,
     hashed: PathMap<(u64, u64), Entry>,
-    /// An earlier look at the same tree: contents of files it proves untouched.
-    known: Option<&'a Manifest>,
 }
 
-fn walk(
-    root: &Path,
-    prefix: Option<&RelPath>,
-    filter: &Filter,
-    manifest: &mut Manifest,
-    inodes: &mut Inodes<'_>,
-    found: &mut Vec<(RelPath, Entry)>,
-) -> Result<(), WorkspaceError> {
-    let dir = match prefix {
-        None => root.to_path_buf(),
-        Some(prefix) => root.join(prefix.as_path()),
-    };
-    // Stat-ed through the open directory (no path walk per entry), in name order.
-    let mut listed: Vec<(Vec<u8>, std::fs::DirEntry)> = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))? {
-        let entry = entry.map_err(WorkspaceError::io(&dir))?;
-        listed.push((entry.file_name().as_bytes().to_vec(), entry));
-    }
-    listed.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, dir_entry) in listed {
-        let relative = match prefix {
-            None => RelPath::from_name(&name),
-            Some(prefix) => Ok(prefix.join_name(&name)),
-        }
-        .map_err(|reason| WorkspaceError::UnsafeEntry {
-            entry: super::rel_path::display_bytes(&name),
-            reason: reason.into(),
-        })?;
-        if filter.excludes(&relative) {
-            manifest.excluded.push(relative);
-            continue;
-        }
-        // The full path only where one is opened or named in an error.
-        let full = || root.join(relative.as_path());
-        let meta = match dir_entry.metadata() {
-            Ok(meta) => meta,
-            // Removed since the directory was listed: it is not part of this moment.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(WorkspaceError::Io { path: full(), source: error }),
-        };
-        let stat = Stat::from_metadata(&meta);
-        let entry = match stat.kind {
-            Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
-            Kind::File => {
-                use std::os::unix::fs::MetadataExt;
-                let inode = (meta.dev(), meta.ino());
-                let linked = meta.nlink() > 1;
-                if linked {
-                    inodes.groups.entry(inode).or_default().push(relative.clone());
+/// What a look at one entry found.
+enum Looked {
+    Entry(Entry, Stamp),
+    /// A file with more than one name, and its content if `known` proves it: hashed (once
+    /// for all its names) after the look.
+    Linked {
+        stat: Stat,
+        known: Option<Entry>,
+    },
+    /// What a workspace does not carry (sockets, devices).
+    Skipped(Kind),
+}
+
+/// Looks at one entry: its kind and identity, and a file's content — from `known` (an
+/// earlier look at the same tree) when that proves the file untouched, else read and hashed.
+/// None when it is gone (or no longer what it was when looked at).
+fn look(tree: &Root, path: &RelPath, stat: Stat, known: Option<&Manifest>) -> Result<Option<Looked>, WorkspaceError> {
+    let entry = match stat.kind {
+        Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
+        Kind::File => {
+            let known = known.filter(|known| known.untouched(path, &stat.stamp)).and_then(|known| {
+                match known.entries.get(path) {
+                    Some(Entry::File { size, hash, .. }) => Some(Entry::File {
+                        mode: stat.mode & MODE_MASK,
+                        size: *size,
+                        hash: *hash,
+                        mtime: stat.mtime,
+                        link: None,
+                    }),
+                    _ => None,
                 }
-                let known =
-                    inodes.known.filter(|known| known.untouched(&relative, &stat.stamp)).and_then(|known| match known
-                        .entries
-                        .get(&relative)
-                    {
-                        Some(Entry::File { size, hash, .. }) => Some(Entry::File {
-                            mode: stat.mode & MODE_MASK,
-                            size: *size,
-                            hash: *hash,
-                            mtime: stat.mtime,
-                            link: None,
-                        }),
-                        _ => None,
-                    });
-                match inodes.hashed.get(&inode).cloned().or(known) {
+            });
+            if stat.nlink > 1 {
+                return Ok(Some(Looked::Linked { stat, known }));
+            }
+            match known {
+                Some(entry) => entry,
+                None => match hash_file(tree, path, &stat)? {
                     Some(entry) => entry,
-                    None => {
-                        let path = full();
-                        let file = match open_regular(&path) {
-                            Ok(file) => file,
-                            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                            Err(error) => return Err(WorkspaceError::Io { path, source: error }),
-                        };
-                        let (size, hash) = hash_reader(file, &path)?;
-                        let entry =
-                            Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None };
-                        if linked {
-                            inodes.hashed.insert(inode, entry.clone());
-                        }
-                        entry
-                    }
-                }
+                    None => return Ok(None),
+                },
             }
-            Kind::Symlink => {
-                let path = full();
-                let target = match std::fs::read_link(&path) {
-                    Ok(target) => target,
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(error) => return Err(WorkspaceError::Io { path, source: error }),
-                };
-                Entry::Symlink { target: target.as_os_str().as_bytes().to_vec(), mtime: stat.mtime }
-            }
-            Kind::Fifo => Entry::Fifo { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
-            kind @ (Kind::Socket | Kind::Device) => {
-                tracing::debug!(path = %relative, kind = kind.name(), "not carried");
-                manifest.skipped.push((relative, kind));
-                continue;
-            }
-        };
-        manifest.stamps.insert(relative.clone(), stat.stamp);
-        let is_dir = matches!(entry, Entry::Dir { .. });
-        if is_dir {
-            found.push((relative.clone(), entry));
-            walk(root, Some(&relative), filter, manifest, inodes, found)?;
-        } else {
-            found.push((relative, entry));
         }
-    }
-    Ok(())
+        Kind::Symlink => match tree.read_link(path) {
+            Ok(target) => Entry::Symlink { target, mtime: stat.mtime },
+            Err(error) if gone(&error) => return Ok(None),
+            Err(error) => return Err(error),
+        },
+        Kind::Fifo => Entry::Fifo { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
+        kind @ (Kind::Socket | Kind::Device) => return Ok(Some(Looked::Skipped(kind))),
+    };
+    Ok(Some(Looked::Entry(entry, stat.stamp)))
 }
 
-/// Opens a file seen as regular for reading, never following a link and never blocking (it
-/// may have been swapped for a fifo since it was seen).
-fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    use nix::fcntl::OFlag;
-    use std::os::unix::fs::OpenOptionsExt;
-    let opened =
-        std::fs::OpenOptions::new().read(true).custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW).bits()).open(path);
-    let file = match opened {
-        Err(error) if error.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "now a symlink"));
-        }
-        other => other?,
+/// Reads and hashes the file `path` seen as `stat`; None when it is no longer a regular file
+/// there (gone, or replaced by a link or a fifo since it was seen).
+fn hash_file(tree: &Root, path: &RelPath, stat: &Stat) -> Result<Option<Entry>, WorkspaceError> {
+    let file = match tree.open_file(path) {
+        Ok(file) => file,
+        Err(error) if gone(&error) => return Ok(None),
+        Err(error) => return Err(error),
     };
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no longer a regular file"));
+    let full = tree.display(path);
+    if !file.metadata().map_err(WorkspaceError::io(&full))?.is_file() {
+        return Ok(None);
     }
-    Ok(file)
+    let (size, hash) = hash_reader(file, &full)?;
+    Ok(Some(Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None }))
+}
+
+/// Whether `error` says the entry is no longer there as it was seen: gone, or now a link
+/// (which `O_NOFOLLOW` refuses), or beneath something no longer a directory.
+fn gone(error: &WorkspaceError) -> bool {
+    match error {
+        WorkspaceError::Io { source, .. } => matches!(
+            source.raw_os_error().map(nix::errno::Errno::from_raw),
+            Some(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR)
+        ),
+        WorkspaceError::UnsafeEntry { .. } => true,
+        _ => false,
+    }
 }
 
 /// Size and BLAKE3 of everything `reader` yields: what was read, once.
@@ -392,6 +376,7 @@ pub fn entry_now(root: &Root, path: &RelPath) -> Result<Option<(Entry, Stamp)>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn scans_files_dirs_links_of_every_kind_and_odd_names() {

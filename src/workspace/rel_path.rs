@@ -25,6 +25,15 @@ pub type PathSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 impl RelPath {
     /// Normalizes `raw` (`./a//b/` → `a/b`), or says why it is refused.
     pub fn parse(raw: &[u8]) -> Result<Self, &'static str> {
+        // Most paths (every one a manifest or an index holds) are normalized already.
+        if Self::is_normalized(raw) {
+            return Ok(Self(raw.to_vec()));
+        }
+        Self::normalize(raw)
+    }
+
+    /// [`RelPath::parse`] the long way: every component looked at and joined again.
+    fn normalize(raw: &[u8]) -> Result<Self, &'static str> {
         if raw.contains(&0) {
             return Err("contains a NUL byte");
         }
@@ -43,6 +52,14 @@ impl RelPath {
             return Err("is empty");
         }
         Ok(Self(parts.join(&b'/')))
+    }
+
+    /// Whether `raw` is a normalized relative path as it is: components that are not empty,
+    /// `.` or `..`, and no NUL byte.
+    fn is_normalized(raw: &[u8]) -> bool {
+        !raw.is_empty()
+            && !raw.contains(&0)
+            && raw.split(|byte| *byte == b'/').all(|part| !matches!(part, b"" | b"." | b".."))
     }
 
     /// `self/name` for one checked component `name` (no `/`, not `.` or `..`).
@@ -145,6 +162,15 @@ fn write_escaped(out: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+        #[test]
+        fn a_path_taken_as_it_is_is_what_normalizing_gives(raw in proptest::collection::vec(
+            proptest::sample::select(vec![b'a', b'.', b'/', 0u8, 0xff]), 0..12)) {
+            proptest::prop_assert_eq!(RelPath::parse(&raw), RelPath::normalize(&raw));
+        }
+    }
 
     #[test]
     fn normalizes_and_refuses() {

@@ -49,8 +49,7 @@ pub struct Plan {
 pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, WorkspaceError> {
     let tree = Root::open(root)?;
     let root_dev = std::fs::symlink_metadata(root).map_err(WorkspaceError::io(root))?;
-    let mut disk = Vec::new();
-    stat_walk(root, None, &mut disk)?;
+    let disk = stat_walk(root)?;
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     {
         use std::os::unix::fs::MetadataExt;
@@ -241,30 +240,10 @@ impl Plan {
 
 /// Every entry beneath `root`, not following links, with what lstat says: parents before
 /// their children.
-fn stat_walk(root: &Path, prefix: Option<&RelPath>, out: &mut Vec<(RelPath, Stat)>) -> Result<(), WorkspaceError> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
-    for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))? {
-        let entry = entry.map_err(WorkspaceError::io(&dir))?;
-        let name = entry.file_name();
-        let relative = match prefix {
-            None => RelPath::from_name(name.as_bytes()),
-            Some(prefix) => Ok(prefix.join_name(name.as_bytes())),
-        }
-        .map_err(|reason| WorkspaceError::UnsafeEntry {
-            entry: super::rel_path::display_bytes(name.as_bytes()),
-            reason: reason.into(),
-        })?;
-        let meta = entry.metadata().map_err(WorkspaceError::io(root.join(relative.as_path())))?;
-        let stat = Stat::from_metadata(&meta);
-        if stat.kind == Kind::Dir {
-            out.push((relative.clone(), stat));
-            stat_walk(root, Some(&relative), out)?;
-        } else {
-            out.push((relative, stat));
-        }
-    }
-    Ok(())
+fn stat_walk(root: &Path) -> Result<Vec<(RelPath, Stat)>, WorkspaceError> {
+    let listing = super::tree_walk::list(root, None)?;
+    let looked = super::tree_walk::look_at_each(root, &listing.paths, |_, _, stat| Ok(Some(stat)))?;
+    Ok(listing.paths.into_iter().zip(looked).filter_map(|(path, stat)| Some((path, stat?))).collect())
 }
 
 /// `manifest` with the identity of every entry as the tree at `root` holds it now (those it
