@@ -11,7 +11,7 @@ agent = {}
 ---@field files_written integer files written into task trees since the agent started
 ---@field trees_reused integer tasks given the tree an earlier task of their workspace left
 ---@field contents_requested integer file contents the agent asked masters for since it started
----@field bytes_received integer bytes of workspace (contents or whole archives) received since it started
+---@field bytes_received integer bytes of workspace contents received since it started
 ---@field bytes_sent integer bytes of changes sent back since it started
 
 ---@class agent.Result
@@ -28,7 +28,7 @@ agent = {}
 ---@field params table
 ---@field deps table<string, table>
 ---@field values table
----@field workspace workspace.Manifest|workspace.Archive a snapshot (the agent asks only for what it lacks) or an archive from `workspace.pack` (sent whole)
+---@field workspace workspace.Manifest a snapshot (`workspace.snapshot`): the agent asks only for the contents it lacks
 ---@field setuid? boolean carry setuid and setgid bits of files (default false: the agent clears them)
 ---@field same_path? boolean show the workspace to the task at the snapshot's own path (a private mount namespace on the agent)
 

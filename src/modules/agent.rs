@@ -15,7 +15,8 @@ use super::archive_data::{ArchiveData, ManifestData, Storage};
 use super::{console_events, lua_args, lua_json};
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
-use crate::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
+use crate::rpc::client::{AgentClient, Call, Snapshot};
+use crate::rpc::task_spec::TaskSpec;
 use crate::rpc::tls::ClientTls;
 use crate::workspace::spill::Spilled;
 
@@ -130,9 +131,9 @@ impl UserData for ClientData {
 }
 
 /// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace, setuid,
-/// same_path }[, { prefix, on_event }])` where `workspace` is a snapshot (incremental sync) or
-/// a packed archive (sent whole); `setuid` carries files' setuid and setgid bits, `same_path`
-/// shows the workspace to the task at its path here. The task runs under this process's umask.
+/// same_path }[, { prefix, on_event }])` where `workspace` is a snapshot (the agent asks for
+/// the contents it lacks); `setuid` carries files' setuid and setgid bits, `same_path` shows
+/// the workspace to the task at its path here. The task runs under this process's umask.
 /// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`.
 async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Option<Table>) -> LuaResult<Table> {
     lua_args::known_keys(&request, "client:execute", "request field", REQUEST_FIELDS)?;
@@ -165,32 +166,24 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         workspace: String::new(),
         run: run_identity(&lua),
     };
-    let workspace: AnyUserData = request
-        .get("workspace")
-        .map_err(|_| lua_error("execute", "request field 'workspace' must be an archive or a snapshot"))?;
-    let mut spec = spec;
-    if let Ok(snapshot) = workspace.borrow::<ManifestData>() {
-        spec.workspace = workspace_identity(&snapshot.root);
-    }
-    if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
-        // Where the task would run here: the physical path, as a process started there sees it.
-        let root = match workspace.borrow::<ManifestData>() {
-            Ok(snapshot) => snapshot.root.clone(),
-            Err(_) => return Err(lua_error("execute", "same_path needs the workspace as a snapshot")),
-        };
-        let physical =
-            std::fs::canonicalize(&root).map_err(|e| lua_error("execute", format!("{}: {e}", root.display())))?;
-        spec.same_path = Some(physical);
-    }
-    // A snapshot syncs incrementally (only what the agent lacks); an archive goes whole.
-    let source = match workspace.borrow::<ManifestData>() {
-        Ok(snapshot) => WorkspaceSource::Incremental {
+    let workspace: AnyUserData = request.get("workspace").map_err(|_| not_a_snapshot())?;
+    let source = {
+        let snapshot = workspace.borrow::<ManifestData>().map_err(|_| not_a_snapshot())?;
+        Snapshot {
             root: snapshot.root.clone(),
             manifest: snapshot.manifest.clone(),
             ignore: snapshot.rules.as_ref().map(|rules| rules.patterns().to_vec()).unwrap_or_default(),
-        },
-        Err(_) => WorkspaceSource::Archive(workspace.borrow_mut::<ArchiveData>()?.file_path(&lua)?),
+        }
     };
+    // The workspace's physical path: who it is for the agent's kept trees, and where a
+    // `same_path` task is shown it (as a process started there sees it).
+    let physical = tokio::fs::canonicalize(&source.root).await;
+    let mut spec = spec;
+    spec.workspace = workspace_identity(physical.as_deref().unwrap_or(&source.root));
+    if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
+        let physical = physical.map_err(|e| lua_error("execute", format!("{}: {e}", source.root.display())))?;
+        spec.same_path = Some(physical);
+    }
     let (prefix, on_event) = match &options {
         Some(options) => (options.get::<Option<String>>("prefix")?, options.get::<Option<Function>>("on_event")?),
         None => (None, None),
@@ -202,10 +195,11 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     // The first error an `on_event` callback raises fails the call once it is over (the
     // remote task itself goes on: its events are still shown).
     let mut callback_error: Option<mlua::Error> = None;
-    let transfer = std::sync::Arc::new(crate::rpc::Transfer::default());
-    let _shown = crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &transfer);
+    let call = Call::new(scratch);
+    let _shown =
+        crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &call.transfer);
     let outcome = client
-        .execute_watched(spec, source, &scratch, &transfer, |event| {
+        .execute(spec, source, &call, |event| {
             match &event {
                 TaskEvent::Log { level, message, fields } => {
                     let fields = (!fields.is_empty()).then_some(fields.as_str());
@@ -246,6 +240,10 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     Ok(result)
 }
 
+fn not_a_snapshot() -> mlua::Error {
+    lua_error("execute", "request field 'workspace' must be a snapshot (workspace.snapshot)")
+}
+
 /// The VM's current run, as agents know it: random, made when a run begins
 /// ([`begin_run`]) or on first use.
 struct RunIdentity(String);
@@ -278,7 +276,7 @@ pub fn begin_run(lua: &Lua) -> String {
 
 /// Who a workspace is, the same from run to run: a digest of this machine (its machine id,
 /// else its host name) and the workspace's physical path.
-fn workspace_identity(root: &std::path::Path) -> String {
+fn workspace_identity(physical: &std::path::Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     // Read once: which machine this is does not change while the master runs.
     static MACHINE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -289,7 +287,6 @@ fn workspace_identity(root: &std::path::Path) -> String {
             .or_else(|| std::fs::read("/proc/sys/kernel/hostname").ok())
             .unwrap_or_default()
     });
-    let physical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let mut hasher = blake3::Hasher::new();
     hasher.update(machine);
     hasher.update(b"\0");
