@@ -35,25 +35,31 @@ agent = {}
 ---@class agent.Client
 local Client = {}
 
---- The agent's identity and load.
+--- The agent's identity and load; a failed call raises a `sloth.Error`.
 ---@return agent.Info
 function Client:info() end
 
 --- Runs a task on the agent, under this process's umask; its log and output lines show live,
 --- prefixed with `prefix`, and what its Lua code printed is printed here with `print`.
 --- `on_event` sees each: `{ kind = "log", level, message, fields }`, `{ kind = "output",
---- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`.
+--- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`. Past `timeout` the call is
+--- cancelled, which kills the task on the agent. A failed call raises a `sloth.Error` naming
+--- the agent: "unreachable", "refused", "lost", "timeout", "failed", or what the agent found
+--- ("invalid", "no_space"); a task that ran and failed is `ok = false`, not an error.
 ---@param request agent.Request
----@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }) }
+---@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }), timeout?: number|string }
 ---@return agent.Result
 function Client:execute(request, opts) end
 
 ---@return string
 function Client:address() end
 
---- Connects to an agent (one channel per address for the whole run).
+--- Connects to an agent (one channel per address for the whole run). `name` is how its errors
+--- name the agent ("agent 'name' (address)"; without it "the agent at address"). A connection
+--- that cannot be made raises a `sloth.Error` of kind "unreachable" (or "refused", when the
+--- agent refuses this master's certificate), with its `cause` when known.
 ---@param address string host:port
----@param opts? { token?: string, tls?: { ca?: string, cert?: string, key?: string, domain?: string }, connect_timeout?: number|string }
+---@param opts? { token?: string, tls?: { ca?: string, cert?: string, key?: string, domain?: string }, connect_timeout?: number|string, name?: string }
 ---@return agent.Client
 function agent.connect(address, opts) end
 

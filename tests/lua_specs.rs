@@ -30,6 +30,7 @@ specs!(
     dispatch,
     engine_failure,
     engine_order,
+    error_values,
     exec_run,
     graph,
     helpers_fs_data,

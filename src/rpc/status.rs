@@ -4,10 +4,9 @@
 
 use std::path::Path;
 
-use nix::errno::Errno;
-
 use tonic::Status;
 
+use crate::error_kind::ErrorKind;
 use crate::workspace::WorkspaceError;
 use crate::workspace::beneath::is_no_space;
 
@@ -43,14 +42,16 @@ fn code_of(error: &WorkspaceError) -> tonic::Code {
 /// being done, and where.
 pub(super) fn of_io(doing: &str, path: &Path, error: &std::io::Error) -> Status {
     let message = format!("{doing} {}: {error}", path.display());
-    let full =
-        matches!(error.raw_os_error(), Some(code) if code == Errno::ENOSPC as i32 || code == Errno::EDQUOT as i32);
-    if full { Status::resource_exhausted(message) } else { Status::internal(message) }
+    match ErrorKind::of_io(error) {
+        ErrorKind::NoSpace => Status::resource_exhausted(message),
+        _ => Status::internal(message),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::errno::Errno;
     use tonic::Code;
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use prost::bytes::Bytes;
 
 use super::sync_up::SyncUp;
-use super::{ClientError, TaskOutcome};
+use super::{AgentName, ClientError, TaskOutcome};
 use crate::rpc::Transfer;
 use crate::rpc::proto::{ChangesDeleted, ChangesEnd, TaskResult};
 use crate::workspace::spill::{IN_MEMORY, Spill};
@@ -42,10 +42,10 @@ impl Changes {
     }
 
     /// Part of the task's outputs (JSON), bounded like any large field.
-    pub(super) fn outputs_part(&mut self, part: &[u8], address: &str) -> Result<(), ClientError> {
+    pub(super) fn outputs_part(&mut self, part: &[u8], agent: &AgentName) -> Result<(), ClientError> {
         self.outputs.extend_from_slice(part);
         if self.outputs.len() > crate::rpc::MAX_FIELD_BYTES {
-            return Err(ClientError::failed(address, "the task's outputs exceed the limit"));
+            return Err(ClientError::failed(agent, "the task's outputs exceed the limit"));
         }
         Ok(())
     }
@@ -59,23 +59,23 @@ impl Changes {
     }
 
     /// Paths the task deleted, checked, no more than a workspace holds.
-    pub(super) fn deleted(&mut self, more: ChangesDeleted, address: &str) -> Result<(), ClientError> {
-        let paths = crate::rpc::manifest::paths_from_wire(more.paths).map_err(|e| ClientError::failed(address, e))?;
+    pub(super) fn deleted(&mut self, more: ChangesDeleted, agent: &AgentName) -> Result<(), ClientError> {
+        let paths = crate::rpc::manifest::paths_from_wire(more.paths).map_err(|e| ClientError::failed(agent, e))?;
         self.deleted.extend(paths);
         if self.deleted.len() as u64 > Limits::default().max_entries {
-            return Err(ClientError::failed(address, "the agent deleted more paths than a workspace holds"));
+            return Err(ClientError::failed(agent, "the agent deleted more paths than a workspace holds"));
         }
         Ok(())
     }
 
     /// One chunk of the changes archive, bounded like any archive. Past what stays in memory
     /// the archive is a file: the write runs off the async threads.
-    pub(super) async fn chunk(&mut self, chunk: Bytes, address: &str) -> Result<(), ClientError> {
+    pub(super) async fn chunk(&mut self, chunk: Bytes, agent: &AgentName) -> Result<(), ClientError> {
         self.received += chunk.len() as u64;
         self.transfer.received_so_far(self.received);
         let max = Limits::default().max_bytes;
         if self.received > max {
-            return Err(ClientError::failed(address, format!("the changes exceed the limit of {max} bytes")));
+            return Err(ClientError::failed(agent, format!("the changes exceed the limit of {max} bytes")));
         }
         if self.received <= IN_MEMORY as u64 {
             let archive = self.archive.as_mut().ok_or_else(|| lost_archive(&self.scratch))?;
@@ -96,12 +96,12 @@ impl Changes {
     pub(super) async fn end(
         mut self,
         end: ChangesEnd,
-        address: &str,
+        agent: &AgentName,
         sync: SyncUp,
     ) -> Result<TaskOutcome, ClientError> {
         if end.size != self.received || end.deleted != self.deleted.len() as u64 {
             return Err(ClientError::failed(
-                address,
+                agent,
                 format!(
                     "changes truncated: announced {} bytes and {} deletions, received {} and {}",
                     end.size,
@@ -111,10 +111,8 @@ impl Changes {
                 ),
             ));
         }
-        let result = self
-            .result
-            .take()
-            .ok_or_else(|| ClientError::failed(address, "the agent sent changes without a result"))?;
+        let result =
+            self.result.take().ok_or_else(|| ClientError::failed(agent, "the agent sent changes without a result"))?;
         let archive = self.archive.take().ok_or_else(|| lost_archive(&self.scratch))?;
         // Finishing a file flushes it: off the async threads too.
         let archive =
@@ -124,6 +122,7 @@ impl Changes {
             message: result.message,
             outputs_json: result.outputs_json,
             changes: archive,
+            changes_size: self.received,
             deleted: self.deleted,
             amended: sync.amended,
             contents_sent: sync.contents_sent,

@@ -20,8 +20,8 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-pub use self::error::ClientError;
-use self::error::{error_chain, root_cause, transport_broke};
+pub use self::error::{AgentName, Cause, ClientError};
+use self::error::{cause_of, error_chain, root_cause, transport_broke};
 use super::MAX_MESSAGE;
 use super::Transfer;
 use super::auth::{SendToken, Token};
@@ -57,11 +57,14 @@ pub struct Call {
     pub scratch: PathBuf,
     /// Counts the bytes each way as they go, for whoever watches (the status line).
     pub transfer: Arc<Transfer>,
+    /// How long the call may take, task included; past it the call is cancelled, which kills
+    /// the task on the agent. None: as long as it takes.
+    pub timeout: Option<Duration>,
 }
 
 impl Call {
     pub fn new(scratch: impl Into<PathBuf>) -> Self {
-        Call { scratch: scratch.into(), transfer: Arc::default() }
+        Call { scratch: scratch.into(), transfer: Arc::default(), timeout: None }
     }
 }
 
@@ -74,6 +77,8 @@ pub struct TaskOutcome {
     /// The changes archive (tar + gzip), in memory or in a temporary file in the call's
     /// scratch directory.
     pub changes: Spilled,
+    /// The changes archive's size in bytes.
+    pub changes_size: u64,
     pub deleted: Vec<RelPath>,
     /// Files that changed while they were read here: they went to the agent as read, so the
     /// task started from these entries, not from the snapshot's.
@@ -86,8 +91,12 @@ pub struct TaskOutcome {
 /// A connection to one agent; cheap to clone (one HTTP/2 channel underneath).
 #[derive(Clone, Debug)]
 pub struct AgentClient {
-    address: String,
+    agent: AgentName,
     grpc: GrpcClient<InterceptedService<Channel, SendToken>>,
+    /// Whether calls carry a token (a refusal then means a wrong one).
+    token: bool,
+    /// Whether the connection is TLS (what a failure can come down to depends on it).
+    tls: bool,
 }
 
 impl AgentClient {
@@ -99,9 +108,9 @@ impl AgentClient {
         tls: Option<&ClientTls>,
         connect_timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let written = address;
-        let unreachable = |reason: String| ClientError::Unreachable { address: written.to_owned(), reason };
-        let (address, https) = host_and_port(written, tls.is_some()).map_err(unreachable)?;
+        let agent = AgentName { address: address.to_owned(), name: None };
+        let unreachable = |reason: String| ClientError::Unreachable { agent: agent.clone(), reason, cause: None };
+        let (address, https) = host_and_port(&agent.address, tls.is_some()).map_err(unreachable)?;
         // An `https://` address without tls settings trusts the system's roots.
         let system_roots = ClientTls::default();
         let tls = tls.or(https.then_some(&system_roots));
@@ -111,7 +120,12 @@ impl AgentClient {
         if let Some(tls) = tls {
             let host = address.rsplit_once(':').map_or(address, |(host, _)| host).trim_matches(['[', ']']);
             let config = tls.config(host).map_err(|e| unreachable(e.to_string()))?;
-            endpoint = endpoint.tls_config(config).map_err(|e| unreachable(format!("TLS: {}", error_chain(&e))))?;
+            endpoint = endpoint.tls_config(config).map_err(|e| {
+                // Without a CA of its own and a certificate to present (whose PEM could be what
+                // fails), what fails here is loading the system's roots.
+                let cause = (tls.ca.is_none() && tls.cert.is_none()).then_some(Cause::NoTrustedRoots);
+                ClientError::Unreachable { agent: agent.clone(), reason: format!("TLS: {}", error_chain(&e)), cause }
+            })?;
         }
         let endpoint = endpoint
             .tcp_nodelay(true)
@@ -121,17 +135,30 @@ impl AgentClient {
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
-        let channel = endpoint.connect().await.map_err(|e| unreachable(error_chain(&e)))?;
-        let interceptor =
-            SendToken::new(token).map_err(|reason| ClientError::Refused { address: written.to_owned(), reason })?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ClientError::connecting(&agent, error_chain(&e), cause_of(&e, tls.is_some())))?;
+        let interceptor = SendToken::new(token).map_err(|reason| ClientError::Refused {
+            agent: agent.clone(),
+            reason,
+            cause: None,
+        })?;
         let grpc = GrpcClient::with_interceptor(channel, interceptor)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        Ok(Self { address: written.to_owned(), grpc })
+        Ok(Self { agent, grpc, token: token.is_some(), tls: tls.is_some() })
+    }
+
+    /// The same connection, naming the agent `name` in its errors ("agent 'name' (address)")
+    /// instead of by its address alone.
+    pub fn named(mut self, name: Option<String>) -> Self {
+        self.agent.name = name;
+        self
     }
 
     pub fn address(&self) -> &str {
-        &self.address
+        &self.agent.address
     }
 
     pub async fn info(&mut self) -> Result<InfoResponse, ClientError> {
@@ -142,8 +169,26 @@ impl AgentClient {
     /// Runs `task` on the agent in a copy of `workspace`, reporting what the task says through
     /// `on_event` as it says it; its result and changes come back in the outcome (the changes
     /// in memory while small, else in a temporary file in `call.scratch`). Dropping the future
-    /// cancels the call, which kills the task on the agent.
+    /// cancels the call, which kills the task on the agent; so does `call.timeout` passing.
     pub async fn execute(
+        &mut self,
+        task: TaskSpec,
+        workspace: Snapshot,
+        call: &Call,
+        on_event: impl FnMut(TaskEvent),
+    ) -> Result<TaskOutcome, ClientError> {
+        let agent = self.agent.clone();
+        let run = self.run(task, workspace, call, on_event);
+        match call.timeout {
+            None => run.await,
+            Some(limit) => {
+                tokio::time::timeout(limit, run).await.unwrap_or_else(|_| Err(ClientError::TimedOut { agent, limit }))
+            }
+        }
+    }
+
+    /// The call's phases, as [`AgentClient::execute`] says.
+    async fn run(
         &mut self,
         task: TaskSpec,
         workspace: Snapshot,
@@ -152,11 +197,11 @@ impl AgentClient {
     ) -> Result<TaskOutcome, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         opening::send_beside(opening::messages(task, &workspace), tx.clone());
-        let mut inbound =
-            self.grpc.execute(ReceiverStream::new(rx)).await.map_err(|s| self.status_error(&s))?.into_inner();
+        let response = self.grpc.execute(ReceiverStream::new(rx)).await;
+        let mut inbound = response.map_err(|s| self.status_error(&s))?.into_inner();
         let mut sync = sync_up::SyncUp::new(workspace, tx, call.scratch.clone(), Arc::clone(&call.transfer));
         let mut changes = changes::Changes::new(call.scratch.clone(), Arc::clone(&call.transfer));
-        let address = self.address.clone();
+        let agent = self.agent.clone();
         loop {
             // An upload that fails (a file that cannot be read) fails the task at once.
             let message = tokio::select! {
@@ -164,7 +209,7 @@ impl AgentClient {
                 failed = sync.failure() => return Err(failed),
             };
             let Some(message) = message else {
-                return Err(ClientError::failed(&address, "the agent ended the call before sending the changes"));
+                return Err(ClientError::failed(&agent, "the agent ended the call before sending the changes"));
             };
             let Some(event) = message.event else { continue };
             let event = match events::task_event(event) {
@@ -175,12 +220,12 @@ impl AgentClient {
                 Err(other) => other,
             };
             match event {
-                Event::Need(need) => sync.on_need(&need, &address, &mut on_event).await?,
-                Event::OutputsPart(part) => changes.outputs_part(&part, &address)?,
+                Event::Need(need) => sync.on_need(&need, &agent, &mut on_event).await?,
+                Event::OutputsPart(part) => changes.outputs_part(&part, &agent)?,
                 Event::Result(result) => changes.result(result),
-                Event::Deleted(more) => changes.deleted(more, &address)?,
-                Event::ChangesChunk(chunk) => changes.chunk(chunk, &address).await?,
-                Event::ChangesEnd(end) => return changes.end(end, &address, sync).await,
+                Event::Deleted(more) => changes.deleted(more, &agent)?,
+                Event::ChangesChunk(chunk) => changes.chunk(chunk, &agent).await?,
+                Event::ChangesEnd(end) => return changes.end(end, &agent, sync).await,
                 Event::Log(_) | Event::Output(_) => {}
             }
         }
@@ -190,21 +235,28 @@ impl AgentClient {
     /// the agent said is [`AgentClient::status_error`].
     fn stream_error(&self, status: &tonic::Status) -> ClientError {
         if transport_broke(status) {
-            return ClientError::Lost { address: self.address.clone(), reason: root_cause(status) };
+            return ClientError::Lost { agent: self.agent.clone(), reason: root_cause(status) };
         }
         self.status_error(status)
     }
 
+    /// What the agent answered (or the transport, before the call started), by the status's
+    /// code: it could not be reached, it refused the call (a missing or wrong token, a task it
+    /// will not run as asked), or it failed — with a kind the code tells.
     fn status_error(&self, status: &tonic::Status) -> ClientError {
-        let address = self.address.clone();
+        let agent = self.agent.clone();
         let reason =
             if status.message().is_empty() { format!("{:?}", status.code()) } else { status.message().to_owned() };
+        let cause = cause_of(status, self.tls);
         match status.code() {
-            Code::Unavailable => ClientError::Unreachable { address, reason },
-            Code::Unauthenticated | Code::PermissionDenied | Code::FailedPrecondition => {
-                ClientError::Refused { address, reason }
+            Code::Unavailable => ClientError::connecting(&agent, reason, cause),
+            Code::Unauthenticated => {
+                let cause = Some(if self.token { Cause::WrongToken } else { Cause::TokenRequired });
+                ClientError::Refused { agent, reason, cause }
             }
-            _ => ClientError::Failed { address, reason },
+            Code::PermissionDenied | Code::FailedPrecondition => ClientError::Refused { agent, reason, cause },
+            _ if cause == Some(Cause::CertificateRefused) => ClientError::Refused { agent, reason, cause },
+            code => ClientError::Failed { agent, reason, code: Some(code), cause },
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::Sender;
 use tokio::task::JoinSet;
 
-use super::{ClientError, Snapshot};
+use super::{AgentName, ClientError, Snapshot};
 use crate::events::TaskEvent;
 use crate::rpc::Transfer;
 use crate::rpc::chunks;
@@ -68,21 +68,20 @@ impl SyncUp {
     pub(super) async fn on_need(
         &mut self,
         need: &NeedBlobs,
-        address: &str,
+        agent: &AgentName,
         on_event: &mut impl FnMut(TaskEvent),
     ) -> Result<(), ClientError> {
-        let hashes =
-            crate::rpc::manifest::hashes_from_wire(&need.hashes).map_err(|e| ClientError::failed(address, e))?;
+        let hashes = crate::rpc::manifest::hashes_from_wire(&need.hashes).map_err(|e| ClientError::failed(agent, e))?;
         self.needed.extend(hashes);
         if self.needed.len() as u64 > Limits::default().max_entries {
-            return Err(ClientError::failed(address, "the agent asked for more contents than a workspace holds"));
+            return Err(ClientError::failed(agent, "the agent asked for more contents than a workspace holds"));
         }
         if !need.last {
             return Ok(());
         }
         self.rounds += 1;
         if self.rounds > MAX_ROUNDS {
-            return Err(ClientError::failed(address, "the agent asked for the workspace's contents more than twice"));
+            return Err(ClientError::failed(agent, "the agent asked for the workspace's contents more than twice"));
         }
         let hashes = std::mem::take(&mut self.needed);
         if hashes.is_empty() {
