@@ -22,6 +22,10 @@ fn compile_proto() {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Chunks of archives as `Bytes`: a chunk read from a file goes into its message, and
+        // from a received message to its file, without being copied.
+        .bytes(".sloth.agent.v1.ExecuteRequest.workspace_chunk")
+        .bytes(".sloth.agent.v1.ExecuteResponse.changes_chunk")
         .compile_fds(descriptors)
         .expect("generating gRPC code");
 }

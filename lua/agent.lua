@@ -11,7 +11,7 @@ agent = {}
 ---@field files_written integer files written into task trees since the agent started
 ---@field trees_reused integer tasks given the tree an earlier task of their workspace left
 ---@field contents_requested integer file contents the agent asked masters for since it started
----@field bytes_received integer bytes of workspace (contents or whole archives) received since it started
+---@field bytes_received integer bytes of workspace contents received since it started
 ---@field bytes_sent integer bytes of changes sent back since it started
 
 ---@class agent.Result
@@ -28,32 +28,38 @@ agent = {}
 ---@field params table
 ---@field deps table<string, table>
 ---@field values table
----@field workspace workspace.Manifest|workspace.Archive a snapshot (the agent asks only for what it lacks) or an archive from `workspace.pack` (sent whole)
+---@field workspace workspace.Manifest a snapshot (`workspace.snapshot`): the agent asks only for the contents it lacks
 ---@field setuid? boolean carry setuid and setgid bits of files (default false: the agent clears them)
 ---@field same_path? boolean show the workspace to the task at the snapshot's own path (a private mount namespace on the agent)
 
 ---@class agent.Client
 local Client = {}
 
---- The agent's identity and load.
+--- The agent's identity and load; a failed call raises a `sloth.Error`.
 ---@return agent.Info
 function Client:info() end
 
 --- Runs a task on the agent, under this process's umask; its log and output lines show live,
 --- prefixed with `prefix`, and what its Lua code printed is printed here with `print`.
 --- `on_event` sees each: `{ kind = "log", level, message, fields }`, `{ kind = "output",
---- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`.
+--- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`. Past `timeout` the call is
+--- cancelled, which kills the task on the agent. A failed call raises a `sloth.Error` naming
+--- the agent: "unreachable", "refused", "lost", "timeout", "failed", or what the agent found
+--- ("invalid", "no_space"); a task that ran and failed is `ok = false`, not an error.
 ---@param request agent.Request
----@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }) }
+---@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }), timeout?: number|string }
 ---@return agent.Result
 function Client:execute(request, opts) end
 
 ---@return string
 function Client:address() end
 
---- Connects to an agent (one channel per address for the whole run).
+--- Connects to an agent (one channel per address for the whole run). `name` is how its errors
+--- name the agent ("agent 'name' (address)"; without it "the agent at address"). A connection
+--- that cannot be made raises a `sloth.Error` of kind "unreachable" (or "refused", when the
+--- agent refuses this master's certificate), with its `cause` when known.
 ---@param address string host:port
----@param opts? { token?: string, tls?: { ca?: string, cert?: string, key?: string, domain?: string }, connect_timeout?: number|string }
+---@param opts? { token?: string, tls?: { ca?: string, cert?: string, key?: string, domain?: string }, connect_timeout?: number|string, name?: string }
 ---@return agent.Client
 function agent.connect(address, opts) end
 

@@ -9,11 +9,12 @@ exec = {}
 ---@field timeout? number|string seconds, or a duration such as "100ms", "10s", "1m"; kills the whole process tree
 ---@field stream? boolean show each output line live as a log line of the running task
 
----@class exec.Error
+--- How a command failed: `kind` is "exit", "signal", "timeout", or "io" when the program could
+--- not start; `message` says how it ended, and `tostring(err)` gives the same.
+---@class exec.Error: sloth.Error
 ---@field code? integer exit code (127 when the program could not start)
 ---@field signal? integer the signal that killed it
 ---@field timed_out boolean
----@field message string how it ended; `tostring(err)` gives the same
 
 --- Runs a command and waits for it without blocking other running tasks. A string runs with
 --- `sh -c`; a table is an argument vector run without a shell. The command runs in its own

@@ -11,6 +11,42 @@ TaskDefinitions = {}
 ---@type table<string, any>
 values = {}
 
+--- What native functions raise when they fail (and `exec.run` returns): a table that prints
+--- as `call: message` (`tostring(err)`, the text such errors always had) and whose `kind` says
+--- what happened — decide on `kind` and `cause`, never on the message's words. Errors in how a
+--- function is called (an unknown option, a value of the wrong type) are plain Lua errors.
+---@class sloth.Error
+---@field kind sloth.ErrorKind
+---@field message string what went wrong, without the function's name
+---@field call? string the function that failed, as scripts call it (`"agent.connect"`); none for `exec.run`'s
+---@field address? string the agent's address, for an error about an agent (its message names the agent)
+---@field agent? string the agent's name, when `agent.connect` was given one
+---@field path? string the file or archive entry concerned, when one is
+---@field cause? sloth.ErrorCause what a failed connection or a refused call came down to, when known
+
+---@alias sloth.ErrorKind
+---| "unreachable" # the agent could not be reached: nothing listens there, the network, a TLS mismatch
+---| "refused" # the agent refused the call: a missing or wrong token, a certificate it does not accept, a task it will not run as asked
+---| "timeout" # a call or command took longer than it was given
+---| "lost" # the connection to the agent broke during the task
+---| "failed" # the agent failed the call for a reason of its own
+---| "conflict" # a path changed both here and by the task: nothing was applied
+---| "no_space" # a disk (here or the agent's) or a quota ran out
+---| "invalid" # refused as unsafe or malformed: a crafted archive entry, a bad manifest, past a size or entry limit, a corrupt archive, an invalid pattern
+---| "io" # a file could not be read or written (for `exec.run`: the program could not start)
+---| "exit" # a command exited with a code other than 0
+---| "signal" # a command was killed by a signal
+
+---@alias sloth.ErrorCause
+---| "nothing_listens" # nothing listens at the address
+---| "untrusted_certificate" # the agent's certificate is not signed by a CA trusted here (`tls.ca`, else the system's), or does not name the address
+---| "no_trusted_roots" # no CA certificate could be loaded from this system's store
+---| "not_tls" # TLS was asked for, and the agent answered in plaintext
+---| "connection_dropped" # the connection was dropped before the agent answered a plaintext call, as an agent that serves TLS does
+---| "token_required" # the agent requires a token, and none was sent
+---| "wrong_token" # the token sent is not the agent's
+---| "certificate_refused" # the agent refused this master's certificate (mutual TLS), or that it had none
+
 --- Runs a Lua file relative to the importing file, once per VM, and returns its value (true
 --- when it returns nothing); an import cycle is an error naming the chain.
 ---@param path string

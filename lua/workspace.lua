@@ -1,7 +1,9 @@
 ---@meta workspace
 --- Workspaces as archives: what travels to an agent and what comes back. Available as the
 --- global `workspace` and through `require("workspace")`. Relative directories resolve against
---- the running task's workdir. Everything here runs off the async threads.
+--- the running task's workdir. Everything here runs off the async threads. A failure raises a
+--- `sloth.Error` whose `path` names the file or entry: "conflict", "no_space", "invalid" (a
+--- crafted entry, past a limit, a corrupt archive, a bad pattern) or "io".
 workspace = {}
 
 ---@class workspace.Archive
@@ -69,7 +71,7 @@ function workspace.changes(dir, base, opts) end
 --- Applies `changes` to `dir`: staged aside, then renamed into place, never through a link.
 --- With `base` (the archive or snapshot the task started from), a path changed both here and
 --- by the task — checked before anything is touched and again right before each rename — is
---- a conflict and nothing is applied. A broken archive or a full disk changes nothing.
+--- a conflict (a `sloth.Error` of kind "conflict") and nothing is applied. A broken archive or a full disk changes nothing.
 --- `kept` lists directories the task deleted that still hold entries it never saw. A change
 --- of mode or time alone is made in place. Files keep setuid and setgid bits only with
 --- `setuid`; otherwise the bits are cleared and the files listed in `stripped`. `unlinked`

@@ -1,10 +1,11 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
-//! Layering, low to high: `duration`, `physical_path`, `process`, `locked_dir`, `task_view`, `files` → `modules` →
-//! `runtime` → `cli`.
+//! Layering, low to high: `duration`, `error_kind`, `physical_path`, `process`, `locked_dir`, `task_view`,
+//! `files` → `modules` → `runtime` → `cli`.
 
 pub mod cli;
 pub mod duration;
+pub mod error_kind;
 pub mod events;
 pub mod files;
 pub mod hex;

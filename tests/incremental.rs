@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sloth_runner::rpc::client::{AgentClient, WorkspaceSource};
+use sloth_runner::rpc::client::{AgentClient, Call, Snapshot};
 use sloth_runner::rpc::proto::FileEntry;
 use sloth_runner::rpc::proto::file_entry::Kind;
 use sloth_runner::workspace::{Entry, Manifest, RelPath};
@@ -38,47 +38,8 @@ fn a_second_run_sends_no_content_the_agent_already_has() {
 
 /// Sends a task whose workspace is `entries` (crafted wire entries, as a hostile master
 /// would) to the agent, answering its requests for contents with an empty archive; the error.
-fn send_raw(agent: &Agent, entries: Vec<FileEntry>) -> String {
-    use sloth_runner::rpc::proto::agent_client::AgentClient as RawClient;
-    use sloth_runner::rpc::proto::execute_request::Item;
-    use sloth_runner::rpc::proto::{ExecuteRequest, ManifestChunk, ManifestEnd, ScriptFile, TaskRequest, WorkspaceEnd};
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-    tokio.block_on(async {
-        let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
-        let spec = crate::support::agent::trivial_task_spec();
-        let (script_path, script) = spec.scripts[0].clone();
-        let count = entries.len() as u64;
-        let empty_archive = crate::support::crafted::archive(&[]);
-        let messages = vec![
-            Item::Task(TaskRequest {
-                group: spec.group,
-                task: spec.task,
-                pipeline: spec.pipeline,
-                scripts: 1,
-                incremental: true,
-                ..Default::default()
-            }),
-            Item::Script(ScriptFile { path: script_path, content: script }),
-            Item::ManifestChunk(ManifestChunk { entries }),
-            Item::ManifestEnd(ManifestEnd { entries: count }),
-            Item::WorkspaceChunk(empty_archive.clone()),
-            Item::WorkspaceEnd(WorkspaceEnd { size: empty_archive.len() as u64 }),
-        ];
-        let outbound = tokio_stream::iter(messages.into_iter().map(|item| ExecuteRequest { item: Some(item) }));
-        let call = async {
-            let mut inbound = client.execute(outbound).await?.into_inner();
-            while let Some(message) = inbound.message().await? {
-                if let Some(sloth_runner::rpc::proto::execute_response::Event::Result(result)) = message.event {
-                    return Ok::<_, tonic::Status>(format!("the task ran: {result:?}"));
-                }
-            }
-            Ok("the call ended".to_owned())
-        };
-        match tokio::time::timeout(Duration::from_secs(30), call).await.expect("the agent answered in time") {
-            Ok(outcome) => panic!("a hostile manifest was accepted: {outcome}"),
-            Err(status) => status.message().to_owned(),
-        }
-    })
+fn send_raw(agent: &Agent, entries: Vec<FileEntry>) -> tonic::Status {
+    crate::support::agent::send_raw(agent, entries, crate::support::crafted::archive(&[]))
 }
 
 fn wire_file(path: &[u8]) -> FileEntry {
@@ -133,7 +94,10 @@ fn a_real_agent_refuses_hostile_manifests_naming_the_entry() {
         ),
     ];
     for (label, entries, named) in cases {
-        let error = send_raw(&agent, entries);
+        let status = send_raw(&agent, entries);
+        // What the master sent is at fault, and the agent says so by the status's code.
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{label}: {status:?}");
+        let error = status.message();
         assert!(error.contains(&named), "{label}: the error does not name '{named}': {error}");
         assert!(!std::path::Path::new(&absolute).exists(), "{label}: wrote outside");
         assert!(!outside.path().join("x.txt").exists(), "{label}: wrote through a link");
@@ -157,7 +121,7 @@ fn a_file_changed_since_the_manifest_is_sent_as_read() {
         link: None,
     };
     manifest.entries.insert(RelPath::parse(b"a.txt").expect("valid"), claimed);
-    let spec = sloth_runner::rpc::client::TaskSpec {
+    let spec = sloth_runner::rpc::task_spec::TaskSpec {
         group: "g".into(),
         task: "t".into(),
         pipeline: "tasks.lua".into(),
@@ -171,15 +135,11 @@ fn a_file_changed_since_the_manifest_is_sent_as_read() {
     let (outcome, lines) = tokio.block_on(async {
         let mut client =
             AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
-        let source = WorkspaceSource::Incremental {
-            root: root.path().to_path_buf(),
-            manifest: Arc::new(manifest),
-            ignore: vec![],
-        };
+        let source = Snapshot { root: root.path().to_path_buf(), manifest: Arc::new(manifest), ignore: vec![] };
         let mut lines = Vec::new();
         let outcome = tokio::time::timeout(
             Duration::from_secs(30),
-            client.execute(spec, source, &std::env::temp_dir(), |event| lines.push(format!("{event:?}"))),
+            client.execute(spec, source, &Call::new(std::env::temp_dir()), |event| lines.push(format!("{event:?}"))),
         )
         .await
         .expect("the agent answered in time")

@@ -154,6 +154,29 @@ fn the_globals_pipelines_have_are_documented() {
     assert_eq!(luarc["workspace.library"], serde_json::json!(["lua"]));
 }
 
+#[test]
+fn the_error_kinds_and_causes_are_documented_as_the_host_has_them() {
+    use sloth_runner::error_kind::ErrorKind;
+    use sloth_runner::rpc::client::Cause;
+    let text = std::fs::read_to_string(repo_root().join("lua/globals.lua")).expect("lua/globals.lua");
+    let kinds: BTreeSet<String> = ErrorKind::ALL.iter().map(|kind| kind.as_str().to_owned()).collect();
+    assert_eq!(alias_values(&text, "sloth.ErrorKind"), kinds, "lua/globals.lua: sloth.ErrorKind");
+    let causes: BTreeSet<String> = Cause::ALL.iter().map(|cause| cause.as_str().to_owned()).collect();
+    assert_eq!(alias_values(&text, "sloth.ErrorCause"), causes, "lua/globals.lua: sloth.ErrorCause");
+}
+
+/// The quoted values of `---@alias name`, one `---| "value" # …` line each.
+fn alias_values(text: &str, name: &str) -> BTreeSet<String> {
+    let header = format!("---@alias {name}");
+    text.lines()
+        .skip_while(|line| line.trim_end() != header)
+        .skip(1)
+        .map_while(|line| line.strip_prefix("---| \""))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The `---@field` names of `---@class class` in lua/taskdefinitions.lua: (all, required).
 fn class_fields(class: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let text = std::fs::read_to_string(repo_root().join("lua/taskdefinitions.lua")).expect("lua/taskdefinitions.lua");

@@ -30,6 +30,7 @@ specs!(
     dispatch,
     engine_failure,
     engine_order,
+    error_values,
     exec_run,
     fs_ops,
     graph,

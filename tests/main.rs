@@ -23,6 +23,7 @@ mod lua_specs;
 mod netns;
 mod readme;
 mod remote;
+mod remote_errors;
 mod remote_print;
 mod repl;
 mod roundtrip;

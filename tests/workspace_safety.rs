@@ -1,10 +1,9 @@
 //! Crafted archives are refused — by the extraction code itself, by a real agent receiving one
-//! as a workspace, and by the master receiving one as a task's changes — with an error naming
-//! the entry and nothing written outside the root.
+//! as the contents it asked for, and by the master receiving one as a task's changes — with an
+//! error naming the entry and nothing written outside the root.
 
 use std::path::Path;
 
-use sloth_runner::rpc::client::WorkspaceSource;
 use sloth_runner::workspace::{ApplyReport, Limits, Manifest, RelPath, WorkspaceError, unpack};
 
 use crate::support::Test;
@@ -170,41 +169,42 @@ fn apply_changes(
     sloth_runner::workspace::apply(root, changes, deleted, base, &Limits::default())
 }
 
+/// The one archive a real agent extracts is the contents it asked for: each entry must be a
+/// regular file named by the hash of what it holds. A crafted one is refused — by the status
+/// code that says the master sent it — naming the entry, and nothing is written outside.
 #[test]
-fn a_real_agent_refuses_a_hostile_workspace_and_writes_nothing_outside() {
+fn a_real_agent_refuses_crafted_contents_and_writes_nothing_outside() {
     let outside = tempfile::tempdir().expect("tempdir");
     let work_dir = tempfile::tempdir().expect("tempdir");
     let agent = Agent::start(&["--work-dir", &work_dir.path().to_string_lossy()]);
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-    for (label, bytes, entry, must_not_exist) in hostile(outside.path()) {
-        let file = tempfile::NamedTempFile::new().expect("temp file");
-        std::fs::write(file.path(), &bytes).expect("write archive");
-        let result = tokio.block_on(async {
-            let mut client = sloth_runner::rpc::client::AgentClient::connect(
-                &agent.address,
-                None,
-                None,
-                std::time::Duration::from_secs(5),
-            )
-            .await
-            .expect("connect");
-            let spec = crate::support::agent::trivial_task_spec();
-            tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                client.execute(
-                    spec,
-                    WorkspaceSource::Archive(file.path().to_path_buf()),
-                    &std::env::temp_dir(),
-                    |_| {},
-                ),
-            )
-            .await
-            .expect("the agent answered in time")
-        });
-        let error = result.expect_err(label).to_string();
-        assert!(error.contains("refused archive entry") && error.contains(&entry), "{label}: {error}");
-        assert!(!must_not_exist.exists(), "{label}: {} was written", must_not_exist.display());
-        assert!(!work_dir.path().join("escaped.txt").exists());
+    let content = b"owned";
+    let hash = blake3::hash(content).to_hex().to_string();
+    let manifest = vec![sloth_runner::rpc::proto::FileEntry {
+        path: b"a.txt".to_vec(),
+        kind: sloth_runner::rpc::proto::file_entry::Kind::File as i32,
+        mode: 0o644,
+        size: content.len() as u64,
+        hash: blake3::hash(content).as_bytes().to_vec(),
+        ..Default::default()
+    }];
+    let absolute = outside.path().join("absolute.txt");
+    let absolute_name = absolute.to_string_lossy().into_owned();
+    let outside_name = outside.path().to_string_lossy().into_owned();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("an entry climbing out", archive(&[("../escaped.txt", Kind::File(content))]), "../escaped.txt"),
+        ("an absolute entry", archive(&[(&absolute_name, Kind::File(content))]), &absolute_name),
+        ("a symlink named by the hash", archive(&[(&hash, Kind::Symlink(&outside_name))]), &hash),
+        ("a device named by the hash", archive(&[(&hash, Kind::CharDevice)]), &hash),
+        ("content other than its name says", archive(&[(&hash, Kind::File(b"forged"))]), &hash),
+    ];
+    for (label, blobs, entry) in cases {
+        let status = crate::support::agent::send_raw(&agent, manifest.clone(), blobs);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{label}: {status:?}");
+        let error = status.message();
+        assert!(error.contains("refused archive entry") && error.contains(entry), "{label}: {error}");
+        assert!(!absolute.exists(), "{label}: {} was written", absolute.display());
+        assert!(std::fs::read_dir(outside.path()).expect("list").next().is_none(), "{label}: wrote outside");
+        assert!(!work_dir.path().join("escaped.txt").exists(), "{label}: escaped the agent's directory");
     }
 }
 
@@ -238,7 +238,7 @@ impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let events = vec![
             Event::Result(TaskResult { ok: true, message: Some("done".into()), outputs_json: b"{}".to_vec() }),
-            Event::ChangesChunk(self.changes.clone()),
+            Event::ChangesChunk(self.changes.clone().into()),
             Event::Deleted(ChangesDeleted { paths: self.deleted.iter().map(|p| p.as_bytes().to_vec()).collect() }),
             Event::ChangesEnd(ChangesEnd { deleted: self.deleted.len() as u64, size: self.changes.len() as u64 }),
         ];

@@ -1,21 +1,25 @@
 //! `agent`: talk to remote agents — `agent.connect(address[, opts]) -> client`,
 //! `client:info()`, `client:execute(request[, opts])` — and start local ones
 //! (`agent.spawn{ name, port }`, for `run --spawn-agents`). The one place outside `rpc/` that
-//! sees the wire types' conversions.
+//! sees the wire types' conversions. A failed call raises an error value whose `kind` says
+//! what happened (see [`super::error_value`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, UserDataMethods, Value};
+use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, UserDataFields, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::archive_data::{ArchiveData, ManifestData, Storage};
+use super::error_value::{ErrorValue, async_raising};
 use super::{console_events, lua_args, lua_json};
+use crate::error_kind::ErrorKind;
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
-use crate::rpc::client::{AgentClient, TaskSpec, WorkspaceSource};
+use crate::rpc::client::{AgentClient, Call, Snapshot};
+use crate::rpc::task_spec::TaskSpec;
 use crate::rpc::tls::ClientTls;
 use crate::workspace::spill::Spilled;
 
@@ -26,7 +30,7 @@ const SPAWN_READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
-    table.set("connect", lua.create_async_function(connect)?)?;
+    table.set("connect", async_raising(lua, connect)?)?;
     table.set("spawn", lua.create_async_function(spawn)?)?;
     Ok(table)
 }
@@ -61,31 +65,34 @@ fn tls_option(options: Option<&Table>) -> LuaResult<Option<ClientTls>> {
     Ok(Some(ClientTls { ca, cert, key, domain: tls.get("domain")? }))
 }
 
-/// `agent.connect(address[, { token, tls, connect_timeout }]) -> client`
-async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaResult<AnyUserData> {
+/// `agent.connect(address[, { token, tls, connect_timeout, name }]) -> client`; `name` is how
+/// the client's errors name the agent ("agent 'name' (address)"; else "the agent at address").
+async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaResult<Result<AnyUserData, ErrorValue>> {
     if let Some(options) = &options {
-        lua_args::known_keys(options, "agent.connect", "option", &["token", "tls", "connect_timeout"])?;
+        lua_args::known_keys(options, "agent.connect", "option", &["token", "tls", "connect_timeout", "name"])?;
     }
     let tls = tls_option(options.as_ref())?;
-    let (token, timeout) = match &options {
+    let (token, timeout, name) = match &options {
         Some(options) => {
             let token = options.get::<Option<String>>("token")?.and_then(Token::new);
             let timeout = match options.get::<Value>("connect_timeout")? {
                 Value::Nil => DEFAULT_CONNECT_TIMEOUT,
                 value => lua_args::duration(&value, "agent.connect", "connect_timeout")?,
             };
-            (token, timeout)
+            (token, timeout, options.get::<Option<String>>("name")?)
         }
-        None => (None, DEFAULT_CONNECT_TIMEOUT),
+        None => (None, DEFAULT_CONNECT_TIMEOUT, None),
     };
     let key = (address.clone(), token.as_ref().map(Token::fingerprint), tls.clone());
     let cached = lua.app_data_ref::<Channels>().and_then(|channels| channels.0.borrow().get(&key).cloned());
     let client = match cached {
         Some(client) => client,
         None => {
-            let client = AgentClient::connect(&address, token.as_ref(), tls.as_ref(), timeout)
-                .await
-                .map_err(|e| lua_error("connect", e))?;
+            let connected = AgentClient::connect(&address, token.as_ref(), tls.as_ref(), timeout).await;
+            let client = match connected {
+                Ok(client) => client,
+                Err(error) => return Ok(Err(ErrorValue::of_client("agent.connect", &error.named(name)))),
+            };
             if lua.app_data_ref::<Channels>().is_none() {
                 lua.set_app_data(Channels::default());
             }
@@ -95,49 +102,74 @@ async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaRe
             client
         }
     };
-    lua.create_userdata(ClientData(client))
+    Ok(Ok(lua.create_userdata(ClientData(client.named(name)))?))
 }
 
 /// A connected agent.
 struct ClientData(AgentClient);
 
 impl UserData for ClientData {
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_async_method("info", |lua, this, ()| async move {
-            let mut client = this.0.clone();
-            drop(this);
-            let info = client.info().await.map_err(|e| lua_error("info", e))?;
-            let table = lua.create_table()?;
-            table.set("name", info.name)?;
-            table.set("version", info.version)?;
-            table.set("labels", lua.create_table_from(info.labels)?)?;
-            table.set("max_tasks", info.max_tasks)?;
-            table.set("tasks_in_flight", info.tasks_in_flight)?;
-            table.set("files_written", info.files_written)?;
-            table.set("trees_reused", info.trees_reused)?;
-            table.set("contents_requested", info.contents_requested)?;
-            table.set("bytes_received", info.bytes_received)?;
-            table.set("bytes_sent", info.bytes_sent)?;
-            Ok(table)
-        });
-        methods.add_async_method("execute", |lua, this, (request, options): (Table, Option<Table>)| async move {
-            let client = this.0.clone();
-            drop(this);
-            execute(lua, client, request, options).await
-        });
-        methods.add_method("address", |_, this, ()| Ok(this.0.address().to_owned()));
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        // Methods that fail with error values are Lua functions (see `error_value`): the
+        // client's methods are a table of them.
+        fields.add_meta_field_with("__index", client_methods);
     }
 }
 
+/// `client:info()`, `client:execute(request[, opts])`, `client:address()`.
+fn client_methods(lua: &Lua) -> LuaResult<Table> {
+    let methods = lua.create_table()?;
+    methods.set("info", async_raising(lua, info)?)?;
+    methods.set(
+        "execute",
+        async_raising(lua, |lua, (this, request, options): (AnyUserData, Table, Option<Table>)| async move {
+            let client = this.borrow::<ClientData>()?.0.clone();
+            execute(lua, client, request, options).await
+        })?,
+    )?;
+    methods.set(
+        "address",
+        lua.create_function(|_, this: AnyUserData| Ok(this.borrow::<ClientData>()?.0.address().to_owned()))?,
+    )?;
+    Ok(methods)
+}
+
+/// `client:info() -> { name, version, labels, max_tasks, tasks_in_flight, … }`
+async fn info(lua: Lua, this: AnyUserData) -> LuaResult<Result<Table, ErrorValue>> {
+    let mut client = this.borrow::<ClientData>()?.0.clone();
+    let info = match client.info().await {
+        Ok(info) => info,
+        Err(error) => return Ok(Err(ErrorValue::of_client("agent.info", &error))),
+    };
+    let table = lua.create_table()?;
+    table.set("name", info.name)?;
+    table.set("version", info.version)?;
+    table.set("labels", lua.create_table_from(info.labels)?)?;
+    table.set("max_tasks", info.max_tasks)?;
+    table.set("tasks_in_flight", info.tasks_in_flight)?;
+    table.set("files_written", info.files_written)?;
+    table.set("trees_reused", info.trees_reused)?;
+    table.set("contents_requested", info.contents_requested)?;
+    table.set("bytes_received", info.bytes_received)?;
+    table.set("bytes_sent", info.bytes_sent)?;
+    Ok(Ok(table))
+}
+
 /// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace, setuid,
-/// same_path }[, { prefix, on_event }])` where `workspace` is a snapshot (incremental sync) or
-/// a packed archive (sent whole); `setuid` carries files' setuid and setgid bits, `same_path`
+/// same_path }[, { prefix, on_event, timeout }])` where `workspace` is a snapshot (the agent
+/// asks for the contents it lacks); `setuid` carries files' setuid and setgid bits, `same_path`
 /// shows the workspace to the task at its path here. The task runs under this process's umask.
-/// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`.
-async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Option<Table>) -> LuaResult<Table> {
+/// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`;
+/// past `timeout` the call is cancelled (killing the task) and fails with kind "timeout".
+async fn execute(
+    lua: Lua,
+    mut client: AgentClient,
+    request: Table,
+    options: Option<Table>,
+) -> LuaResult<Result<Table, ErrorValue>> {
     lua_args::known_keys(&request, "client:execute", "request field", REQUEST_FIELDS)?;
     if let Some(options) = &options {
-        lua_args::known_keys(options, "client:execute", "option", &["prefix", "on_event"])?;
+        lua_args::known_keys(options, "client:execute", "option", &["prefix", "on_event", "timeout"])?;
     }
     let field = |name: &str| -> LuaResult<String> {
         request
@@ -165,35 +197,42 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
         workspace: String::new(),
         run: run_identity(&lua),
     };
-    let workspace: AnyUserData = request
-        .get("workspace")
-        .map_err(|_| lua_error("execute", "request field 'workspace' must be an archive or a snapshot"))?;
-    let mut spec = spec;
-    if let Ok(snapshot) = workspace.borrow::<ManifestData>() {
-        spec.workspace = workspace_identity(&snapshot.root);
-    }
-    if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
-        // Where the task would run here: the physical path, as a process started there sees it.
-        let root = match workspace.borrow::<ManifestData>() {
-            Ok(snapshot) => snapshot.root.clone(),
-            Err(_) => return Err(lua_error("execute", "same_path needs the workspace as a snapshot")),
-        };
-        let physical =
-            std::fs::canonicalize(&root).map_err(|e| lua_error("execute", format!("{}: {e}", root.display())))?;
-        spec.same_path = Some(physical);
-    }
-    // A snapshot syncs incrementally (only what the agent lacks); an archive goes whole.
-    let source = match workspace.borrow::<ManifestData>() {
-        Ok(snapshot) => WorkspaceSource::Incremental {
+    let workspace: AnyUserData = request.get("workspace").map_err(|_| not_a_snapshot())?;
+    let source = {
+        let snapshot = workspace.borrow::<ManifestData>().map_err(|_| not_a_snapshot())?;
+        Snapshot {
             root: snapshot.root.clone(),
             manifest: snapshot.manifest.clone(),
             ignore: snapshot.rules.as_ref().map(|rules| rules.patterns().to_vec()).unwrap_or_default(),
-        },
-        Err(_) => WorkspaceSource::Archive(workspace.borrow_mut::<ArchiveData>()?.file_path(&lua)?),
+        }
     };
-    let (prefix, on_event) = match &options {
-        Some(options) => (options.get::<Option<String>>("prefix")?, options.get::<Option<Function>>("on_event")?),
-        None => (None, None),
+    // The workspace's physical path: who it is for the agent's kept trees, and where a
+    // `same_path` task is shown it (as a process started there sees it).
+    let physical = tokio::fs::canonicalize(&source.root).await;
+    let mut spec = spec;
+    spec.workspace = workspace_identity(physical.as_deref().unwrap_or(&source.root));
+    if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
+        match physical {
+            Ok(physical) => spec.same_path = Some(physical),
+            Err(error) => {
+                let message = format!("{}: {error}", source.root.display());
+                let path = Some(source.root.display().to_string());
+                return Ok(Err(ErrorValue::new(ErrorKind::of_io(&error), message)
+                    .raised_by("agent.execute")
+                    .with("path", path)));
+            }
+        }
+    }
+    let (prefix, on_event, timeout) = match &options {
+        Some(options) => (
+            options.get::<Option<String>>("prefix")?,
+            options.get::<Option<Function>>("on_event")?,
+            match options.get::<Value>("timeout")? {
+                Value::Nil => None,
+                value => Some(lua_args::duration(&value, "client:execute", "timeout")?),
+            },
+        ),
+        None => (None, None, None),
     };
 
     let scratch = super::archive_data::scratch_dir(&lua)?;
@@ -202,10 +241,11 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     // The first error an `on_event` callback raises fails the call once it is over (the
     // remote task itself goes on: its events are still shown).
     let mut callback_error: Option<mlua::Error> = None;
-    let transfer = std::sync::Arc::new(crate::rpc::Transfer::default());
-    let _shown = crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &transfer);
+    let call = Call { timeout, ..Call::new(scratch) };
+    let _shown =
+        crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &call.transfer);
     let outcome = client
-        .execute_watched(spec, source, &scratch, &transfer, |event| {
+        .execute(spec, source, &call, |event| {
             match &event {
                 TaskEvent::Log { level, message, fields } => {
                     let fields = (!fields.is_empty()).then_some(fields.as_str());
@@ -224,8 +264,11 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
                 callback_error = Some(error);
             }
         })
-        .await
-        .map_err(|e| lua_error("execute", e))?;
+        .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => return Ok(Err(ErrorValue::of_client("agent.execute", &error))),
+    };
     if let Some(error) = callback_error {
         return Err(lua_error("execute", format!("the on_event callback failed: {error}")));
     }
@@ -236,14 +279,18 @@ async fn execute(lua: Lua, mut client: AgentClient, request: Table, options: Opt
     result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
     result.set("contents_sent", outcome.contents_sent)?;
     result.set("bytes_sent", outcome.bytes_sent)?;
-    let size = outcome.changes.size().unwrap_or(0);
+    let size = outcome.changes_size;
     let storage = match outcome.changes {
         Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
         Spilled::File(file) => Storage::Temp(file),
     };
     let changes = ArchiveData { deleted: outcome.deleted, amended: outcome.amended, size, ..ArchiveData::new(storage) };
     result.set("changes", lua.create_userdata(changes)?)?;
-    Ok(result)
+    Ok(Ok(result))
+}
+
+fn not_a_snapshot() -> mlua::Error {
+    lua_error("execute", "request field 'workspace' must be a snapshot (workspace.snapshot)")
 }
 
 /// The VM's current run, as agents know it: random, made when a run begins
@@ -278,7 +325,7 @@ pub fn begin_run(lua: &Lua) -> String {
 
 /// Who a workspace is, the same from run to run: a digest of this machine (its machine id,
 /// else its host name) and the workspace's physical path.
-fn workspace_identity(root: &std::path::Path) -> String {
+fn workspace_identity(physical: &std::path::Path) -> String {
     use std::os::unix::ffi::OsStrExt;
     // Read once: which machine this is does not change while the master runs.
     static MACHINE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -289,7 +336,6 @@ fn workspace_identity(root: &std::path::Path) -> String {
             .or_else(|| std::fs::read("/proc/sys/kernel/hostname").ok())
             .unwrap_or_default()
     });
-    let physical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let mut hasher = blake3::Hasher::new();
     hasher.update(machine);
     hasher.update(b"\0");

@@ -1,20 +1,22 @@
 //! `exec`: `exec.run(cmd[, opts]) -> stdout, stderr, err`.
 //!
-//! `cmd` is a string (run by `sh -c`) or an argv table (no shell). `err` is nil on exit 0, else a
-//! table `{ code, signal, timed_out, message }` that prints as its message. The function is
-//! async: while the child runs, other tasks' coroutines keep going.
+//! `cmd` is a string (run by `sh -c`) or an argv table (no shell). `err` is nil on exit 0, else an
+//! error value (see [`super::error_value`]) `{ kind, message, code, signal, timed_out }` that
+//! prints as its message; `kind` is "exit", "signal", "timeout", or "io" for a program that
+//! could not start. The function is async: while the child runs, other tasks' coroutines keep
+//! going.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use mlua::{FromLua, Lua, Result as LuaResult, Table, Value};
 
+use super::error_value::ErrorValue;
 use super::task_context::{self, TaskContext};
 use super::{console_events, lua_args};
+use crate::error_kind::ErrorKind;
 use crate::events::{EventSink, TaskEvent};
 use crate::process::{self, Exit, OutputStream, Program, Spec};
-
-const ERROR_META_KEY: &str = "sloth.exec.error_meta";
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
@@ -167,41 +169,34 @@ async fn run(
         // The program could not start (not found, not executable): a failed command, like a
         // shell's 127, not a Lua error.
         Err(error) => {
-            let err = error_table(&lua, Some(127), None, false, &error.to_string())?;
+            let err = failure(&lua, ErrorKind::Io, (Some(127), None), &error.to_string())?;
             return Ok((Value::String(lua.create_string("")?), Value::String(lua.create_string("")?), err));
         }
     };
     let err = match finished.exit {
         Exit::Code(0) => Value::Nil,
-        Exit::Code(code) => error_table(&lua, Some(code), None, false, &format!("exited with code {code}"))?,
+        Exit::Code(code) => failure(&lua, ErrorKind::Exit, (Some(code), None), &format!("exited with code {code}"))?,
         Exit::Signal(signal) => {
             let name = nix::sys::signal::Signal::try_from(signal).map(|s| s.as_str()).unwrap_or("unknown");
-            error_table(&lua, None, Some(signal), false, &format!("killed by signal {signal} ({name})"))?
+            failure(&lua, ErrorKind::Signal, (None, Some(signal)), &format!("killed by signal {signal} ({name})"))?
         }
-        Exit::TimedOut(limit) => {
-            error_table(&lua, None, None, true, &format!("timed out after {}", crate::duration::format(limit)))?
-        }
+        Exit::TimedOut(limit) => failure(
+            &lua,
+            ErrorKind::Timeout,
+            (None, None),
+            &format!("timed out after {}", crate::duration::format(limit)),
+        )?,
     };
     Ok((Value::String(lua.create_string(&finished.stdout)?), Value::String(lua.create_string(&finished.stderr)?), err))
 }
 
-fn error_table(lua: &Lua, code: Option<i32>, signal: Option<i32>, timed_out: bool, message: &str) -> LuaResult<Value> {
-    let table = lua.create_table()?;
-    table.set("code", code)?;
-    table.set("signal", signal)?;
-    table.set("timed_out", timed_out)?;
-    table.set("message", message)?;
-    table.set_metatable(Some(error_meta(lua)?))?;
-    Ok(Value::Table(table))
-}
-
-/// The metatable that makes an error print as its message.
-fn error_meta(lua: &Lua) -> LuaResult<Table> {
-    if let Ok(meta) = lua.named_registry_value::<Table>(ERROR_META_KEY) {
-        return Ok(meta);
-    }
-    let meta = lua.create_table()?;
-    meta.set("__tostring", lua.create_function(|_, err: Table| err.get::<String>("message"))?)?;
-    lua.set_named_registry_value(ERROR_META_KEY, &meta)?;
-    Ok(meta)
+/// How the command failed, as the error value `exec.run` returns (not raises): its kind, its
+/// exit code or signal, and whether it timed out.
+fn failure(lua: &Lua, kind: ErrorKind, (code, signal): (Option<i32>, Option<i32>), message: &str) -> LuaResult<Value> {
+    ErrorValue::new(kind, message)
+        .with_integer("code", code.map(i64::from))
+        .with_integer("signal", signal.map(i64::from))
+        .with_flag("timed_out", kind == ErrorKind::Timeout)
+        .into_table(lua)
+        .map(Value::Table)
 }

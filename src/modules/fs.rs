@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use mlua::{IntoLuaMulti, Lua, MultiValue, Result as LuaResult, Table, Value};
 
+use super::error_value::ErrorValue;
 use super::task_context;
+use crate::error_kind::ErrorKind;
 use crate::files::{self, FileError};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
@@ -21,33 +23,33 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     table.set(
         "read",
         lua.create_function(|lua, path: Value| {
-            let path = path_arg(lua, &path, "read", "'path'")?;
-            answer(lua, "read", files::read(&path), |bytes| Ok(Value::String(lua.create_string(bytes)?)))
+            let path = path_arg(lua, &path, "fs.read", "'path'")?;
+            answer(lua, "fs.read", files::read(&path), |bytes| Ok(Value::String(lua.create_string(bytes)?)))
         })?,
     )?;
     table.set(
         "write",
         lua.create_function(|lua, (path, content): (Value, Value)| {
-            let path = path_arg(lua, &path, "write", "'path'")?;
-            Ok(done("write", files::write(&path, &content_arg(lua, &content, "write")?)))
+            let path = path_arg(lua, &path, "fs.write", "'path'")?;
+            Ok(done("fs.write", files::write(&path, &content_arg(lua, &content, "fs.write")?)))
         })?,
     )?;
     table.set(
         "append",
         lua.create_function(|lua, (path, content): (Value, Value)| {
-            let path = path_arg(lua, &path, "append", "'path'")?;
-            Ok(done("append", files::append(&path, &content_arg(lua, &content, "append")?)))
+            let path = path_arg(lua, &path, "fs.append", "'path'")?;
+            Ok(done("fs.append", files::append(&path, &content_arg(lua, &content, "fs.append")?)))
         })?,
     )?;
     table.set(
         "exists",
-        lua.create_function(|lua, path: Value| Ok(files::exists(&path_arg(lua, &path, "exists", "'path'")?)))?,
+        lua.create_function(|lua, path: Value| Ok(files::exists(&path_arg(lua, &path, "fs.exists", "'path'")?)))?,
     )?;
     table.set(
         "stat",
         lua.create_function(|lua, path: Value| {
-            let path = path_arg(lua, &path, "stat", "'path'")?;
-            answer(lua, "stat", files::stat(&path), |stat| stat_table(lua, &stat))
+            let path = path_arg(lua, &path, "fs.stat", "'path'")?;
+            answer(lua, "fs.stat", files::stat(&path), |stat| stat_table(lua, &stat))
         })?,
     )?;
     table.set(
@@ -55,39 +57,39 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
         lua.create_function(|lua, path: Value| {
             let path = match path {
                 Value::Nil => task_context::current(lua).base_dir(),
-                path => path_arg(lua, &path, "ls", "'path'")?,
+                path => path_arg(lua, &path, "fs.ls", "'path'")?,
             };
-            answer(lua, "ls", files::list(&path), |names| sequence(lua, &names))
+            answer(lua, "fs.ls", files::list(&path), |names| sequence(lua, &names))
         })?,
     )?;
     table.set("glob", lua.create_function(glob)?)?;
     table.set(
         "mkdir",
         lua.create_function(|lua, path: Value| {
-            Ok(done("mkdir", files::make_dir(&path_arg(lua, &path, "mkdir", "'path'")?)))
+            Ok(done("fs.mkdir", files::make_dir(&path_arg(lua, &path, "fs.mkdir", "'path'")?)))
         })?,
     )?;
     table.set(
         "rm",
-        lua.create_function(|lua, path: Value| Ok(done("rm", files::remove(&path_arg(lua, &path, "rm", "'path'")?))))?,
+        lua.create_function(|lua, path: Value| Ok(done("fs.rm", files::remove(&path_arg(lua, &path, "fs.rm", "'path'")?))))?,
     )?;
     table.set(
         "rm_r",
         lua.create_function(|lua, path: Value| {
-            Ok(done("rm_r", files::remove_tree(&path_arg(lua, &path, "rm_r", "'path'")?)))
+            Ok(done("fs.rm_r", files::remove_tree(&path_arg(lua, &path, "fs.rm_r", "'path'")?)))
         })?,
     )?;
     table.set(
         "copy",
         lua.create_function(|lua, (src, dst): (Value, Value)| {
-            let src = path_arg(lua, &src, "copy", "'src'")?;
-            let dst = path_arg(lua, &dst, "copy", "'dst'")?;
-            Ok(done("copy", files::copy(&src, &dst)))
+            let src = path_arg(lua, &src, "fs.copy", "'src'")?;
+            let dst = path_arg(lua, &dst, "fs.copy", "'dst'")?;
+            Ok(done("fs.copy", files::copy(&src, &dst)))
         })?,
     )?;
     table.set(
         "tmpdir",
-        lua.create_function(|lua, ()| answer(lua, "tmpdir", files::temp_dir(), |dir| bytes(lua, &dir)))?,
+        lua.create_function(|lua, ()| answer(lua, "fs.tmpdir", files::temp_dir(), |dir| bytes(lua, &dir)))?,
     )?;
     table.set("tmpname", lua.create_function(|lua, ()| bytes(lua, files::temp_name()))?)?;
     Ok(table)
@@ -97,7 +99,7 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
 /// `pattern`, relative to it.
 fn glob(lua: &Lua, (pattern, options): (Value, Value)) -> LuaResult<MultiValue> {
     let Value::String(pattern) = pattern else {
-        return Err(expected("glob", "string", "'pattern'", &pattern));
+        return Err(expected("fs.glob", "string", "'pattern'", &pattern));
     };
     let root = match options {
         Value::Nil => None,
@@ -105,10 +107,10 @@ fn glob(lua: &Lua, (pattern, options): (Value, Value)) -> LuaResult<MultiValue> 
             super::lua_args::known_keys(&options, "fs.glob", "option", &["root"])?;
             match options.get::<Value>("root")? {
                 Value::Nil => None,
-                root => Some(path_arg(lua, &root, "glob", "option 'root'")?),
+                root => Some(path_arg(lua, &root, "fs.glob", "option 'root'")?),
             }
         }
-        other => return Err(expected("glob", "table", "'opts'", &other)),
+        other => return Err(expected("fs.glob", "table", "'opts'", &other)),
     };
     let root = root.unwrap_or_else(|| task_context::current(lua).base_dir());
     let found = match pattern.to_str() {
@@ -118,13 +120,13 @@ fn glob(lua: &Lua, (pattern, options): (Value, Value)) -> LuaResult<MultiValue> 
             reason: "not UTF-8 (write the names' bytes as '?' or '*')".to_owned(),
         }),
     };
-    answer(lua, "glob", found, |paths| sequence(lua, &paths))
+    answer(lua, "fs.glob", found, |paths| sequence(lua, &paths))
 }
 
-/// `value` or `nil, "fs.<function>: <error>"`.
+/// `value` or `nil, err`.
 fn answer<T>(
     lua: &Lua,
-    function: &str,
+    function: &'static str,
     result: Result<T, FileError>,
     convert: impl FnOnce(T) -> LuaResult<Value>,
 ) -> LuaResult<MultiValue> {
@@ -134,13 +136,28 @@ fn answer<T>(
     }
 }
 
-/// A writer's answer: nil, or `"fs.<function>: <error>"`.
-fn done(function: &str, result: Result<(), FileError>) -> Option<String> {
+/// A writer's answer: nil, or err.
+fn done(function: &'static str, result: Result<(), FileError>) -> Option<ErrorValue> {
     result.err().map(|error| failure(function, &error))
 }
 
-fn failure(function: &str, error: &FileError) -> String {
-    format!("fs.{function}: {error}")
+/// The error as a value with a kind (`io`, `no_space`, `invalid`) and the path it names,
+/// printing as `fs.<function>: <error>`.
+fn failure(function: &'static str, error: &FileError) -> ErrorValue {
+    let (kind, path) = match error {
+        FileError::Io { path, source } if source.raw_os_error().is_some_and(is_no_space_errno) => {
+            (ErrorKind::NoSpace, Some(path))
+        }
+        FileError::Io { path, .. } | FileError::Refused { path, .. } => (ErrorKind::Io, Some(path)),
+        FileError::Pattern { .. } => (ErrorKind::Invalid, None),
+    };
+    ErrorValue::new(kind, error.to_string())
+        .raised_by(function)
+        .with("path", path.map(|path| path.to_string_lossy().into_owned()))
+}
+
+fn is_no_space_errno(code: i32) -> bool {
+    code == nix::errno::Errno::ENOSPC as i32 || code == nix::errno::Errno::EDQUOT as i32
 }
 
 /// "fs.<function>: expected string for 'path', got nil", with the type as Lua's `type` says it.
@@ -149,7 +166,7 @@ fn expected(function: &str, kind: &str, name: &str, got: &Value) -> mlua::Error 
         Value::Integer(_) | Value::Number(_) => "number",
         other => other.type_name(),
     };
-    mlua::Error::runtime(format!("fs.{function}: expected {kind} for {name}, got {got}"))
+    mlua::Error::runtime(format!("{function}: expected {kind} for {name}, got {got}"))
 }
 
 /// A path argument (any bytes) resolved against the running task's workdir, trailing slashes
@@ -161,7 +178,7 @@ fn path_arg(lua: &Lua, value: &Value, function: &str, name: &str) -> LuaResult<P
     };
     let raw = text.as_bytes();
     if raw.is_empty() {
-        return Err(mlua::Error::runtime(format!("fs.{function}: {name} is an empty path")));
+        return Err(mlua::Error::runtime(format!("{function}: {name} is an empty path")));
     }
     let path = task_context::current(lua).resolve(Path::new(OsStr::from_bytes(&raw)));
     Ok(files::without_trailing_slashes(&path))

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod archive_data;
 pub mod console_events;
 pub mod data;
+pub mod error_value;
 pub mod exec;
 pub mod fs;
 pub mod log;

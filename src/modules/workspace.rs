@@ -1,5 +1,7 @@
 //! `workspace`: pack a directory, unpack an archive safely, snapshot, compute a task's changes,
-//! and apply changes atomically. The work runs on blocking threads: other tasks go on.
+//! and apply changes atomically. The work runs on blocking threads: other tasks go on. A
+//! failure raises an error value whose `kind` says what happened (a conflict, a full disk, a
+//! crafted entry) and whose `path` names the file or entry (see [`super::error_value`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,19 +9,21 @@ use std::sync::Arc;
 use mlua::{AnyUserData, Lua, Result as LuaResult, Table, Value};
 
 use super::archive_data::{ArchiveData, ManifestData, RulesData, Storage, base_manifest, scratch_dir};
+use super::error_value::{ErrorValue, async_raising};
 use super::lua_args::LuaPath;
 use super::task_context;
+use crate::error_kind::ErrorKind;
 use crate::workspace::spill::{Spill, Spilled};
 use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
-    table.set("pack", lua.create_async_function(pack)?)?;
-    table.set("unpack", lua.create_async_function(unpack)?)?;
-    table.set("snapshot", lua.create_async_function(snapshot)?)?;
-    table.set("changes", lua.create_async_function(changes)?)?;
-    table.set("apply", lua.create_async_function(apply)?)?;
-    table.set("rules", lua.create_async_function(rules)?)?;
+    table.set("pack", async_raising(lua, pack)?)?;
+    table.set("unpack", async_raising(lua, unpack)?)?;
+    table.set("snapshot", async_raising(lua, snapshot)?)?;
+    table.set("changes", async_raising(lua, changes)?)?;
+    table.set("apply", async_raising(lua, apply)?)?;
+    table.set("rules", async_raising(lua, rules)?)?;
     Ok(table)
 }
 
@@ -27,12 +31,37 @@ fn lua_error(function: &str, error: impl std::fmt::Display) -> mlua::Error {
     mlua::Error::runtime(format!("workspace.{function}: {error}"))
 }
 
-/// Runs blocking filesystem work off the async threads.
+/// What a function answers: its value, or the error value it raises (see `error_value`).
+type Answer<T> = LuaResult<Result<T, ErrorValue>>;
+
+/// Runs blocking filesystem work off the async threads; a workspace error becomes the error
+/// value `workspace.<function>` raises.
 async fn blocking<T: Send + 'static>(
     function: &'static str,
     work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
-) -> LuaResult<T> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| lua_error(function, e))?.map_err(|e| lua_error(function, e))
+) -> Answer<T> {
+    let done = tokio::task::spawn_blocking(work).await.map_err(|e| lua_error(function, e))?;
+    Ok(done.map_err(|error| ErrorValue::of_workspace(call_name(function), &error)))
+}
+
+/// Builds the Lua value from what the work returned, or passes its error value on.
+fn answer<T, U>(done: Result<T, ErrorValue>, make: impl FnOnce(T) -> LuaResult<U>) -> Answer<U> {
+    match done {
+        Ok(value) => make(value).map(Ok),
+        Err(error) => Ok(Err(error)),
+    }
+}
+
+/// `workspace.<function>`, as scripts call it.
+fn call_name(function: &str) -> &'static str {
+    match function {
+        "pack" => "workspace.pack",
+        "unpack" => "workspace.unpack",
+        "snapshot" => "workspace.snapshot",
+        "changes" => "workspace.changes",
+        "apply" => "workspace.apply",
+        _ => "workspace.rules",
+    }
 }
 
 /// A new temporary archive file in `scratch`, and a handle to write it.
@@ -79,7 +108,7 @@ fn exclude_option(options: Option<&Table>, function: &str) -> LuaResult<Vec<Stri
 }
 
 /// `workspace.pack(dir[, { exclude = {globs} }]) -> archive`
-async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "pack")?;
     let scratch = scratch_dir(&lua)?;
@@ -92,39 +121,46 @@ async fn pack(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<A
         Ok(ArchiveData { base: Some(Arc::new(manifest)), entries, size, ..ArchiveData::new(Storage::Temp(temp)) })
     })
     .await?;
-    lua.create_userdata(archive)
+    answer(archive, |archive| lua.create_userdata(archive))
 }
 
 /// `workspace.unpack(archive, dir) -> { entries, bytes }`: `dir` must not exist or be empty.
-async fn unpack(lua: Lua, (archive, dir): (AnyUserData, LuaPath)) -> LuaResult<Table> {
-    let source = archive_reader(&archive)?;
+async fn unpack(lua: Lua, (archive, dir): (AnyUserData, LuaPath)) -> Answer<Table> {
+    let source = match archive_reader(&archive, "unpack")? {
+        Ok(source) => source,
+        Err(error) => return Ok(Err(error)),
+    };
     let dest = resolve_dir(&lua, &dir);
     let stats = blocking("unpack", move || {
         std::fs::create_dir_all(&dest).map_err(WorkspaceError::io(&dest))?;
         core::unpack(source, &dest, &Limits::default())
     })
     .await?;
+    let stats = match stats {
+        Ok(stats) => stats,
+        Err(error) => return Ok(Err(error)),
+    };
     let table = lua.create_table()?;
     table.set("entries", stats.entries)?;
     table.set("bytes", stats.bytes)?;
-    Ok(table)
+    Ok(Ok(table))
 }
 
 /// `workspace.rules(dir[, { exclude }]) -> rules`: the built-in exclusions, `exclude` and
 /// `dir/.slothignore` as they are now — fixed, whatever the task later does to the file.
-async fn rules(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn rules(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "rules")?;
     let filter = blocking("rules", move || Filter::new(&root, &exclude)).await?;
-    lua.create_userdata(RulesData(Arc::new(filter)))
+    answer(filter, |filter| lua.create_userdata(RulesData(Arc::new(filter))))
 }
 
 /// `workspace.snapshot(dir[, { exclude }]) -> manifest`, which keeps the rules it was read with.
-async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<AnyUserData> {
     let root = resolve_dir(&lua, &dir);
     let exclude = exclude_option(options.as_ref(), "snapshot")?;
     let scanned = root.clone();
-    let (manifest, filter) = blocking("snapshot", move || {
+    let snapshot = blocking("snapshot", move || {
         // Files the last snapshot saw and that have not changed since are not read again.
         let known = core::index::load(&scanned);
         let look = || -> Result<(Manifest, Filter), WorkspaceError> {
@@ -146,7 +182,9 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
         Ok((manifest, filter))
     })
     .await?;
-    lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root, rules: Some(Arc::new(filter)) })
+    answer(snapshot, |(manifest, filter)| {
+        lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root, rules: Some(Arc::new(filter)) })
+    })
 }
 
 /// `workspace.changes(dir, base_manifest[, { rules | exclude, output, spill }]) -> archive`
@@ -154,7 +192,7 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> LuaResu
 /// snapshot). `output` names the file to write; without it the archive is kept in memory while
 /// small, else written to a temporary file in `spill` (a directory, made if missing; default:
 /// the run's scratch directory).
-async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<AnyUserData> {
+async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> Answer<AnyUserData> {
     if let Some(options) = &options {
         known(options, "changes", &["rules", "exclude", "output", "spill"])?;
     }
@@ -220,7 +258,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
         Ok(archive)
     })
     .await?;
-    lua.create_userdata(archive)
+    answer(archive, |archive| lua.create_userdata(archive))
 }
 
 /// `workspace.apply(dir, changes[, { base = packed_archive_or_snapshot, setuid = false }])
@@ -228,12 +266,15 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
 /// archive or on a conflict with `base`. Files keep setuid and setgid bits only with `setuid`;
 /// otherwise the bits are cleared and the files listed in `stripped`. `unlinked` lists files
 /// replaced here whose other names (hard links the task never saw) keep the old file.
-async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<Table>)) -> LuaResult<Table> {
+async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<Table>)) -> Answer<Table> {
     if let Some(options) = &options {
         known(options, "apply", &["base", "setuid"])?;
     }
     let root = resolve_dir(&lua, &dir);
-    let source = archive_reader(&changes)?;
+    let source = match archive_reader(&changes, "apply")? {
+        Ok(source) => source,
+        Err(error) => return Ok(Err(error)),
+    };
     let (deleted, amended) = {
         let changes = changes.borrow::<ArchiveData>()?;
         (changes.deleted.clone(), changes.amended.clone())
@@ -264,6 +305,10 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         core::apply(&root, source, &deleted, base, &limits)
     })
     .await?;
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => return Ok(Err(error)),
+    };
     let table = lua.create_table()?;
     table.set("written", report.written)?;
     table.set("deleted", report.deleted)?;
@@ -279,14 +324,17 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         }
         table.set(name, list)?;
     }
-    Ok(table)
+    Ok(Ok(table))
 }
 
-/// A reader of the archive held by `archive`, wherever its bytes are.
-fn archive_reader(archive: &AnyUserData) -> LuaResult<Box<dyn std::io::Read + Send>> {
+/// A reader of the archive held by `archive`, wherever its bytes are; an archive file that
+/// cannot be opened is an error value naming it.
+fn archive_reader(archive: &AnyUserData, function: &'static str) -> Answer<Box<dyn std::io::Read + Send>> {
     let archive = archive.borrow::<ArchiveData>()?;
-    archive.reader().map_err(|e| {
+    Ok(archive.reader().map_err(|error| {
         let place = archive.path().map_or("memory".to_owned(), |path| path.display().to_string());
-        mlua::Error::runtime(format!("cannot read the archive ({place}): {e}"))
-    })
+        ErrorValue::new(ErrorKind::of_io(&error), format!("cannot read the archive ({place}): {error}"))
+            .raised_by(call_name(function))
+            .with("path", archive.path().map(|path| path.display().to_string()))
+    }))
 }

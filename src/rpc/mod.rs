@@ -2,12 +2,15 @@
 //! No mlua here: the server reaches Lua through the [`server::TaskHandler`] trait.
 
 pub mod auth;
+mod chunks;
 pub mod client;
 pub mod manifest;
 pub mod parts;
 mod receive;
 pub mod server;
+mod status;
 pub mod task_dir;
+pub mod task_spec;
 pub mod tls;
 mod transfer;
 pub mod work_dir;
@@ -40,16 +43,6 @@ pub const MANIFEST_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// Hashes per NeedBlobs message (~34 bytes each encoded).
 pub const NEED_CHUNK_HASHES: usize = 16 * 1024;
-
-/// The next chunk of `file` (at most [`CHUNK_SIZE`] bytes; empty at its end). The buffer
-/// grows with what is read: a small archive (a task that changed nothing) costs no zeroed
-/// 256 KiB.
-pub async fn next_chunk(file: &mut tokio::fs::File) -> std::io::Result<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut chunk = Vec::new();
-    file.take(CHUNK_SIZE as u64).read_to_end(&mut chunk).await?;
-    Ok(chunk)
-}
 
 /// Splits `items` into batches of about `limit` bytes each (by `size_of`), so that no message
 /// built from one grows near gRPC's limit; an item larger than `limit` gets a batch alone.

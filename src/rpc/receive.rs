@@ -46,7 +46,7 @@ pub(super) async fn receive_incremental(
     ignore: Vec<String>,
     warm: Warm<'_>,
 ) -> Result<RemoteWorkspace, Status> {
-    let mut manifest = receive_manifest(inbound, limits.max_entries).await?;
+    let manifest = receive_manifest(inbound, limits.max_entries).await?;
     if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
         let (trees, key) = (Arc::clone(trees), key.to_owned());
         *warm.lease = Some(blocking(move || trees.lease(&key)).await?);
@@ -82,12 +82,18 @@ pub(super) async fn receive_incremental(
         None => None,
     };
     let root = warm.lease.as_ref().map_or(root, |lease| lease.root.clone());
-    let pin = identity.cache.pin(&manifest);
-    let needed = match &plan {
-        Some(plan) => plan.needed(&manifest),
-        None => identity.cache.missing(&manifest),
-    };
-    let missing = identity.cache.missing_of(&needed);
+    // What the cache lacks is found by looking for a file per content: off the async threads.
+    let cache = identity.cache.clone();
+    let (plan, pin, missing, mut manifest) = blocking(move || {
+        let pin = cache.pin(&manifest);
+        let needed = match &plan {
+            Some(plan) => plan.needed(&manifest),
+            None => cache.missing(&manifest),
+        };
+        let missing = cache.missing_of(&needed);
+        Ok((plan, pin, missing, manifest))
+    })
+    .await?;
     tracing::info!(
         entries = manifest.entries.len(),
         missing = missing.len(),
@@ -101,7 +107,8 @@ pub(super) async fn receive_incremental(
     warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
     let amended_any = !amended.is_empty();
     super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
-    // Contents sent as read (amended) are kept from trimming like the rest.
+    // Contents sent as read (amended) are kept from trimming like the rest (a pin only counts:
+    // nothing is read).
     let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
     let cache = identity.cache.clone();
     let ready = root.clone();
@@ -110,7 +117,7 @@ pub(super) async fn receive_incremental(
     let target = manifest.clone();
     let leased = warm.lease.is_some();
     if !leased {
-        dir.make().map_err(|e| Status::internal(format!("cannot make the task's directory: {e}")))?;
+        make_dir(dir).await?;
     }
     let build = blocking(move || {
         if sent > 0 {
@@ -167,19 +174,27 @@ pub(super) async fn receive_incremental(
     .await?;
     let written = (built.file_count() as u64).saturating_sub(kept as u64);
     warm.traffic.files_written.fetch_add(written, Ordering::Relaxed);
-    Ok(RemoteWorkspace::Ready { root: ready, built: std::sync::Arc::new(built), ignore })
+    Ok(RemoteWorkspace { root: ready, built: Arc::new(built), ignore })
 }
 
-/// Runs filesystem work off the async threads; a workspace error refuses the task.
+/// Runs filesystem work off the async threads; a workspace error fails the task with the
+/// status its kind calls for (see [`super::status`]).
 pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
 ) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(e.to_string()))?.map_err(|e| {
-        match e.no_space_while("building the workspace at") {
-            e @ WorkspaceError::NoSpace { .. } => Status::resource_exhausted(e.to_string()),
-            e => Status::invalid_argument(e.to_string()),
-        }
-    })
+    let done = tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(e.to_string()))?;
+    done.map_err(super::status::of_workspace)
+}
+
+/// Makes the task's directory (if it is not there yet), off the async threads.
+async fn make_dir(dir: &TaskDir) -> Result<std::path::PathBuf, Status> {
+    let path = dir.path().to_path_buf();
+    let made = path.clone();
+    tokio::task::spawn_blocking(move || TaskDir::make_at(&made))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| super::status::of_io("cannot make the task's directory", &path, &e))?;
+    Ok(path)
 }
 
 pub(super) fn store(cache: &BlobCache, blobs: &std::path::Path, limits: &Limits) -> Result<u64, WorkspaceError> {
@@ -248,7 +263,8 @@ pub(super) async fn receive_workspace(
     // Made on the first chunk: nothing asked for, nothing sent, no file.
     let mut file: Option<tokio::fs::File> = None;
     let mut received: u64 = 0;
-    let cannot = |e: std::io::Error| Status::internal(format!("cannot store the workspace: {e}"));
+    let spooled = dir.path().join(name);
+    let cannot = |e: std::io::Error| super::status::of_io("cannot store the workspace at", &spooled, &e);
     loop {
         match inbound.message().await? {
             Some(ExecuteRequest { item: Some(Item::Amended(chunk)) }) if received == 0 => {
@@ -262,8 +278,8 @@ pub(super) async fn receive_workspace(
                 let open = match &mut file {
                     Some(open) => open,
                     None => {
-                        let path = dir.make().map_err(cannot)?.join(name);
-                        file.insert(tokio::fs::File::create(path).await.map_err(cannot)?)
+                        make_dir(dir).await?;
+                        file.insert(tokio::fs::File::create(&spooled).await.map_err(cannot)?)
                     }
                 };
                 open.write_all(&chunk).await.map_err(cannot)?;

@@ -8,11 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use prost::bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::client::TaskSpec;
 use super::proto::agent_server::Agent;
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
@@ -20,21 +20,22 @@ use super::proto::{
     ChangesDeleted, ChangesEnd, ExecuteRequest, ExecuteResponse, InfoRequest, InfoResponse, LogEvent, OutputLine,
     TaskResult, output_line,
 };
-use super::receive::{Traffic, Warm, receive_incremental, receive_workspace};
+use super::receive::{Traffic, Warm, receive_incremental};
 use super::task_dir::TaskDir;
+use super::task_spec::TaskSpec;
+use super::{chunks, status};
 use crate::events::{Backlog, EventSink, TaskEvent};
 use crate::process::OutputStream;
 use crate::workspace::trees::TreePool;
 use crate::workspace::{BlobCache, Limits, Manifest};
 
-/// Where a received task's workspace is.
+/// A received task's workspace, built from the manifest and the blob cache: where, what was
+/// built (exactly what is there), and the rules the master took the manifest with.
 #[derive(Debug, Clone)]
-pub enum RemoteWorkspace {
-    /// A whole-workspace archive (tar + gzip) still to extract.
-    Archive(PathBuf),
-    /// Already built from the manifest and the blob cache (incremental sync): where, what was
-    /// built (exactly what is there), and the rules the master took the manifest with.
-    Ready { root: PathBuf, built: std::sync::Arc<crate::workspace::Manifest>, ignore: Vec<String> },
+pub struct RemoteWorkspace {
+    pub root: PathBuf,
+    pub built: Arc<Manifest>,
+    pub ignore: Vec<String>,
 }
 
 /// A task as the handler receives it: plain data, the workspace on disk.
@@ -71,6 +72,38 @@ pub enum ChangesArchive {
     File { path: PathBuf, _temp: Option<tempfile::NamedTempFile> },
 }
 
+/// Why a handler did not run a task to its end.
+#[derive(Debug)]
+pub enum TaskFailure {
+    /// This agent will not run it as asked (a `same_path` view it has no right to make): the
+    /// master hears FAILED_PRECONDITION.
+    Refused(String),
+    /// The task could not run (its thread or VM could not be made, the handler failed): the
+    /// master hears INTERNAL.
+    Failed(String),
+    /// The master cancelled the call.
+    Cancelled,
+}
+
+impl TaskFailure {
+    fn status(self) -> Status {
+        match self {
+            TaskFailure::Refused(message) => Status::failed_precondition(message),
+            TaskFailure::Failed(message) => Status::internal(message),
+            TaskFailure::Cancelled => Status::cancelled("the task was cancelled"),
+        }
+    }
+}
+
+impl std::fmt::Display for TaskFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskFailure::Refused(message) | TaskFailure::Failed(message) => f.write_str(message),
+            TaskFailure::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
 /// Runs a received task. Dropping the returned future must stop the task and kill its
 /// processes (the master cancelled the call).
 pub trait TaskHandler: Send + Sync + 'static {
@@ -78,7 +111,7 @@ pub trait TaskHandler: Send + Sync + 'static {
         &self,
         task: RemoteTask,
         events: EventSink,
-    ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, String>> + Send>>;
+    ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, TaskFailure>> + Send>>;
 }
 
 /// Who the agent is and what it accepts.
@@ -153,7 +186,12 @@ impl Agent for AgentService {
             Some(ExecuteRequest { item: Some(Item::Task(task)) }) => task,
             _ => return Err(Status::invalid_argument("the first message must be a TaskRequest")),
         };
-        let incremental = task.incremental;
+        if !task.incremental {
+            return Err(Status::invalid_argument(
+                "this agent takes a workspace only as its manifest and the contents it lacks (incremental \
+                 sync), not as a whole archive: the master is of an earlier version",
+            ));
+        }
         if task.scripts > MAX_SCRIPTS || task.parts > MAX_PARTS {
             return Err(Status::invalid_argument(format!(
                 "the TaskRequest announces {} scripts and {} parts; at most {MAX_SCRIPTS} and {MAX_PARTS} are taken",
@@ -180,27 +218,10 @@ impl Agent for AgentService {
             };
             // The slot (`_permit`) is the task's until everything of it is gone.
             let mut lease = None;
-            let workspace = if incremental {
-                let limits = identity.limits.with_setid_files(task.setuid);
-                let warm = Warm { key: key.as_deref(), lease: &mut lease, traffic: &traffic };
-                receive_incremental(&mut inbound, &dir, (&identity, limits), &tx, task.ignore.clone(), warm).await
-            } else {
-                let archive = dir.path().join(ARCHIVE);
-                let received = receive_workspace(&mut inbound, &dir, ARCHIVE).await;
-                if let Ok(received) = &received {
-                    traffic.bytes_received.fetch_add(received.bytes, Ordering::Relaxed);
-                }
-                match received {
-                    Ok(received) if !received.amended.is_empty() => {
-                        Err(Status::invalid_argument("amendments belong to an incremental workspace"))
-                    }
-                    Ok(received) if received.bytes == 0 => {
-                        Err(Status::invalid_argument("the workspace archive is empty"))
-                    }
-                    Ok(_) => Ok(RemoteWorkspace::Archive(archive)),
-                    Err(status) => Err(status),
-                }
-            };
+            let limits = identity.limits.with_setid_files(task.setuid);
+            let warm = Warm { key: key.as_deref(), lease: &mut lease, traffic: &traffic };
+            let workspace =
+                receive_incremental(&mut inbound, &dir, (&identity, limits), &tx, task.ignore.clone(), warm).await;
             let mut after = None;
             let mut built = None;
             let mut tree = None;
@@ -209,10 +230,8 @@ impl Agent for AgentService {
                     let _ = tx.send(Err(status)).await;
                 }
                 Ok(workspace) => {
-                    if let RemoteWorkspace::Ready { built: as_built, root, .. } = &workspace {
-                        built = Some(Arc::clone(as_built));
-                        tree = Some(root.clone());
-                    }
+                    built = Some(Arc::clone(&workspace.built));
+                    tree = Some(workspace.root.clone());
                     let spec = TaskSpec::from_messages(task, scripts);
                     let remote =
                         RemoteTask { spec, workspace, dir: dir.path().to_path_buf(), principal: principal.clone() };
@@ -266,9 +285,6 @@ impl Agent for AgentService {
 
 pub(super) type Outbound = mpsc::Sender<Result<ExecuteResponse, Status>>;
 
-/// Where a whole-workspace archive is spooled, in the task's directory.
-const ARCHIVE: &str = "workspace.tar.gz";
-
 /// Admission before anything is buffered or made for a task: a `--max-tasks` slot (when all
 /// are busy, the master is told the task is queued, and it waits), then the scripts and the
 /// parts of large fields (their number checked already), bounded in bytes; the task's
@@ -300,7 +316,7 @@ async fn admit(
     }
     let scripts = assembler.scripts;
     let dir = TaskDir::new(&identity.work_dir);
-    tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), incremental = task.incremental, "task received");
+    tracing::info!(group = %task.group, task = %task.task, dir = %dir.path().display(), "task received");
     Ok((permit, scripts, dir))
 }
 
@@ -351,59 +367,58 @@ async fn run_task(
             tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
             ended();
             let after = outcome.after.take();
-            if let Err(status) = send_outcome(outcome, tx, traffic).await {
+            let sent = send_outcome(&mut outcome, tx, traffic).await;
+            // A temporary file of changes is removed off the async threads.
+            if let ChangesArchive::File { _temp: Some(_), .. } = &outcome.changes {
+                let changes = std::mem::replace(&mut outcome.changes, ChangesArchive::Memory(Arc::from([])));
+                tokio::task::spawn_blocking(move || drop(changes));
+            }
+            if let Err(status) = sent {
                 let _ = tx.send(Err(status)).await;
                 return None;
             }
             after
         }
-        Err(message) => {
-            tracing::warn!(group = %group, task = %name, error = %message, "task could not run");
-            let _ = tx.send(Err(Status::internal(message))).await;
+        Err(failure) => {
+            tracing::warn!(group = %group, task = %name, error = %failure, "task could not run");
+            let _ = tx.send(Err(failure.status())).await;
             None
         }
     }
 }
 
-async fn send_outcome(outcome: RemoteOutcome, tx: &Outbound, traffic: &Traffic) -> Result<(), Status> {
-    let (parts, outputs_json) = super::parts::outputs_parts(outcome.outputs_json);
+/// Sends the task's outputs, its result, the changes archive in chunks, the deleted paths and
+/// the end that announces how many of each went.
+async fn send_outcome(outcome: &mut RemoteOutcome, tx: &Outbound, traffic: &Traffic) -> Result<(), Status> {
+    let (parts, outputs_json) = super::parts::outputs_parts(std::mem::take(&mut outcome.outputs_json));
     for part in parts {
         if tx.send(Ok(ExecuteResponse { event: Some(Event::OutputsPart(part)) })).await.is_err() {
             return Ok(());
         }
     }
-    let result = TaskResult { ok: outcome.ok, message: outcome.message, outputs_json };
+    let result = TaskResult { ok: outcome.ok, message: outcome.message.take(), outputs_json };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::Result(result)) })).await;
-    let mut size: u64 = 0;
-    let mut send = async |chunk: Vec<u8>| {
-        size += chunk.len() as u64;
-        traffic.bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_ok()
-    };
-    match &outcome.changes {
+    // Where the bytes come from, named in a read error (memory cannot fail).
+    let (chunks, place): (chunks::Chunks, &std::path::Path) = match &outcome.changes {
         ChangesArchive::Memory(bytes) => {
-            for chunk in bytes.chunks(super::CHUNK_SIZE) {
-                if !send(chunk.to_vec()).await {
-                    return Ok(());
-                }
-            }
+            (Box::pin(chunks::of_memory(Bytes::from_owner(Arc::clone(bytes)))), std::path::Path::new("memory"))
         }
         ChangesArchive::File { path, .. } => {
-            let cannot = |e: std::io::Error| Status::internal(format!("cannot read the changes: {e}"));
-            let mut file = tokio::fs::File::open(path).await.map_err(cannot)?;
-            loop {
-                let chunk = super::next_chunk(&mut file).await.map_err(cannot)?;
-                if chunk.is_empty() {
-                    break;
-                }
-                if !send(chunk).await {
-                    return Ok(());
-                }
-            }
+            let file =
+                tokio::fs::File::open(path).await.map_err(|e| status::of_io("cannot read the changes at", path, &e))?;
+            (Box::pin(chunks::of_file(file)), path)
         }
-    }
+    };
+    let sent = chunks::send_all(chunks, |chunk| async move {
+        traffic.bytes_sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesChunk(chunk)) })).await.is_ok()
+    })
+    .await
+    .map_err(|e| status::of_io("cannot read the changes at", place, &e))?;
+    // None: the master went away.
+    let Some(size) = sent else { return Ok(()) };
     let deleted = outcome.deleted.len() as u64;
-    let paths = outcome.deleted.into_iter().map(crate::workspace::RelPath::into_bytes);
+    let paths = std::mem::take(&mut outcome.deleted).into_iter().map(crate::workspace::RelPath::into_bytes);
     for paths in super::batches(paths, |path| path.len() + 4, super::MANIFEST_CHUNK_BYTES) {
         if tx.send(Ok(ExecuteResponse { event: Some(Event::Deleted(ChangesDeleted { paths })) })).await.is_err() {
             return Ok(());

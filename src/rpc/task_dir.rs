@@ -1,5 +1,5 @@
 //! A task's private directory in the agent's work directory, made only when something needs
-//! it (a whole-workspace archive, a `same_path` view, changes too large for memory): most tasks
+//! it (the contents the agent asked for, a `same_path` view, changes too large for memory): most tasks
 //! need none, and making and removing a directory per task cost an agent as much as the rest
 //! of a trivial task on filesystems slow to make inodes.
 
@@ -30,9 +30,16 @@ impl TaskDir {
 
     /// Makes the directory if it is not there yet.
     pub fn make(&self) -> std::io::Result<&Path> {
-        match std::fs::create_dir(&self.path) {
+        Self::make_at(&self.path)?;
+        Ok(&self.path)
+    }
+
+    /// Makes the directory at `path` (a [`TaskDir`]'s) if it is not there yet: what
+    /// [`TaskDir::make`] does, for a caller that runs it on another thread.
+    pub fn make_at(path: &Path) -> std::io::Result<()> {
+        match std::fs::create_dir(path) {
             Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => Err(error),
-            _ => Ok(&self.path),
+            _ => Ok(()),
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{Runtime, RuntimeOptions, StdlibSource, error};
 use crate::events::{EventSink, TaskEvent};
 use crate::modules::archive_data::{ArchiveData, ManifestData, RulesData, Storage};
 use crate::modules::lua_json;
-use crate::rpc::server::{ChangesArchive, RemoteOutcome, RemoteTask, RemoteWorkspace, TaskHandler};
+use crate::rpc::server::{ChangesArchive, RemoteOutcome, RemoteTask, TaskFailure, TaskHandler};
 use crate::workspace::Filter;
 
 /// Runs tasks as `<agent name>/<task>` with the given stdlib.
@@ -64,7 +64,7 @@ impl TaskHandler for LuaTaskHandler {
         &self,
         task: RemoteTask,
         events: EventSink,
-    ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, String>> + Send>> {
+    ) -> Pin<Box<dyn Future<Output = Result<RemoteOutcome, TaskFailure>> + Send>> {
         let (done_tx, done_rx) = oneshot::channel();
         let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
         let agent_name = self.agent_name.clone();
@@ -85,7 +85,7 @@ impl TaskHandler for LuaTaskHandler {
             name_this_thread(&format!("task {name}"));
             let (outcome, prepared) =
                 run_on_this_thread(agent_name, (options, prepared, vm_abort), (task, key), events, cancel_rx);
-            let ran_to_its_end = outcome.as_ref().map_or_else(|error| error != CANCELLED, |_| true);
+            let ran_to_its_end = !matches!(outcome, Err(TaskFailure::Cancelled));
             // The runtime serves the thread's next task, unless this one was cancelled midway
             // or changed the thread's view of the filesystem; the VM serves the run's next task
             // of this pipeline if the handler ended normally with nothing of it still running,
@@ -123,12 +123,14 @@ impl TaskHandler for LuaTaskHandler {
                     })
                     .map(|_| ()),
             };
-            spawned.map_err(|e| format!("cannot start a task thread: {e}"))?;
+            spawned.map_err(|e| TaskFailure::Failed(format!("cannot start a task thread: {e}")))?;
             // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
             // and kills its processes, and raises the abort flag for Lua code that never yields.
             let _cancel_on_drop = cancel_tx;
             let _abort_on_drop = AbortOnDrop(abort);
-            done_rx.await.unwrap_or_else(|_| Err("the task thread ended without a result".to_owned()))
+            done_rx
+                .await
+                .unwrap_or_else(|_| Err(TaskFailure::Failed("the task thread ended without a result".to_owned())))
         })
     }
 }
@@ -165,9 +167,6 @@ fn pipeline_key(task: &RemoteTask) -> Option<PipelineKey> {
 /// Whether the VM ran nothing of the pipeline since it read it (the handler says, per task).
 struct VmReusable(bool);
 
-/// How a task the master cancelled ends.
-const CANCELLED: &str = "cancelled";
-
 /// Raises the abort flag when dropped.
 struct AbortOnDrop(Arc<AtomicBool>);
 
@@ -185,11 +184,11 @@ fn run_on_this_thread(
     (task, key): (RemoteTask, Option<PipelineKey>),
     events: EventSink,
     cancel: oneshot::Receiver<()>,
-) -> (Result<RemoteOutcome, String>, Option<Prepared>) {
+) -> (Result<RemoteOutcome, TaskFailure>, Option<Prepared>) {
     // Before anything starts on this thread: what it starts inherits the view.
     let (_same_path, task) = match same_path(task) {
         Ok(shown) => shown,
-        Err(error) => return (Err(error), prepared),
+        Err(refused) => return (Err(TaskFailure::Refused(refused)), prepared),
     };
     if let Some(note) = task.spec.umask.and_then(crate::task_view::private_umask) {
         events.send(TaskEvent::Log { level: tracing::Level::WARN, message: note, fields: String::new() });
@@ -198,14 +197,14 @@ fn run_on_this_thread(
         Some(prepared) => prepared,
         None => match Prepared::make(&options) {
             Ok(prepared) => prepared,
-            Err(error) => return (Err(error), None),
+            Err(error) => return (Err(TaskFailure::Failed(error)), None),
         },
     };
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&prepared.tokio, async {
         tokio::select! {
-            outcome = run_in_vm(agent_name, (&prepared.vm, abort), (task, key, key.is_some() && prepared.holds == key), events) => outcome,
-            _ = cancel => Err(CANCELLED.to_owned()),
+            outcome = run_in_vm(agent_name, (&prepared.vm, abort), (task, key, key.is_some() && prepared.holds == key), events) => outcome.map_err(TaskFailure::Failed),
+            _ = cancel => Err(TaskFailure::Cancelled),
         }
     });
     drop(local);
@@ -214,13 +213,11 @@ fn run_on_this_thread(
 
 /// With `same_path`, shows the task's workspace at the master's path to this thread (where
 /// the task then runs; what it changed is still read from the agent's own copy, which no
-/// unmount can swap for an empty directory).
+/// unmount can swap for an empty directory). An agent that cannot (no right to make a mount
+/// namespace) refuses the task, saying why.
 fn same_path(task: RemoteTask) -> Result<(Option<crate::task_view::SamePath>, RemoteTask), String> {
     let Some(target) = task.spec.same_path.clone() else { return Ok((None, task)) };
-    let RemoteWorkspace::Ready { root, .. } = &task.workspace else {
-        return Err("workspace.same_path needs the workspace sent incrementally".to_owned());
-    };
-    let shown = crate::task_view::show_at(root, &target, &task.dir)?;
+    let shown = crate::task_view::show_at(&task.workspace.root, &target, &task.dir)?;
     Ok((Some(shown), task))
 }
 
@@ -265,26 +262,21 @@ async fn run_in_vm(
         // Paths as bytes: a name need not be UTF-8.
         let bytes = |path: &std::path::Path| lua.create_string(path.as_os_str().as_encoded_bytes());
         request.set("dir", bytes(&task.dir)?)?;
-        match &task.workspace {
-            RemoteWorkspace::Archive(path) => {
-                let archive = ArchiveData::new(Storage::Path(path.clone()));
-                request.set("workspace", lua.create_userdata(archive)?)?;
-                request.set("root", bytes(&task.dir.join("workspace"))?)?;
-            }
-            RemoteWorkspace::Ready { root, built, ignore } => {
-                request.set("root", bytes(root)?)?;
-                if let Some(target) = &spec.same_path {
-                    request.set("workdir", bytes(target)?)?;
-                }
-                // What was just built, so the handler need not scan it again, and the rules the
-                // master took its snapshot with.
-                let rules = Filter::from_patterns(ignore.clone()).map_err(mlua::Error::external)?;
-                let rules = Arc::new(rules);
-                let base = ManifestData { manifest: built.clone(), root: root.clone(), rules: Some(rules.clone()) };
-                request.set("base", lua.create_userdata(base)?)?;
-                request.set("rules", lua.create_userdata(RulesData(rules))?)?;
-            }
+        let workspace = &task.workspace;
+        request.set("root", bytes(&workspace.root)?)?;
+        if let Some(target) = &spec.same_path {
+            request.set("workdir", bytes(target)?)?;
         }
+        // What was just built, so the handler need not scan it again, and the rules the master
+        // took its snapshot with.
+        let rules = Arc::new(Filter::from_patterns(workspace.ignore.clone()).map_err(mlua::Error::external)?);
+        let base = ManifestData {
+            manifest: workspace.built.clone(),
+            root: workspace.root.clone(),
+            rules: Some(rules.clone()),
+        };
+        request.set("base", lua.create_userdata(base)?)?;
+        request.set("rules", lua.create_userdata(RulesData(rules))?)?;
         Ok(request)
     };
     let request = build().map_err(|e| error::describe(&e))?;

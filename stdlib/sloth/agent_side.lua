@@ -1,4 +1,4 @@
---- The agent's side of a remote task: unpack the workspace into the task's private directory,
+--- The agent's side of a remote task, in the private copy of the workspace the host built:
 --- load the pipeline from the scripts the master shipped (or find it read already: below), run
 --- the task there — always here: an agent never re-dispatches what it was sent — and pack what
 --- it changed.
@@ -96,17 +96,13 @@ local function may_keep(defs, group, name)
   return true
 end
 
---- `req.root` is the task's private workspace: already built from the master's manifest and
---- the agent's cache (incremental sync; `req.base` is then that manifest), or to be extracted
---- from `req.workspace`, an archive.
---- `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
----@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, workspace: userdata?, base: userdata?, rules: userdata? }
+--- `req.root` is the task's private workspace, already built from the master's manifest and
+--- the agent's cache; `req.base` is that manifest and `req.rules` the rules the master took it
+--- with. `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
+---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, base: userdata, rules: userdata }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean }
 function M.handle(req)
   local root = req.root
-  if req.workspace then
-    workspace.unpack(req.workspace, root)
-  end
   local pipeline
   if req.key ~= nil and loaded.key == req.key then
     pipeline = loaded.pipeline
@@ -133,11 +129,10 @@ function M.handle(req)
   end
   task.params = req.params
 
-  -- The rules that decide what comes back are those the master took its snapshot with (sent
-  -- with an incremental workspace), or else fixed now, before the task runs: a task that adds
-  -- a pattern to `.slothignore` must not make the files it matches look deleted.
-  local rules = req.rules or workspace.rules(root, { exclude = task.workspace.exclude })
-  local base = req.base or workspace.snapshot(root, { exclude = task.workspace.exclude })
+  -- The rules that decide what comes back are those the master took its snapshot with, fixed
+  -- before the task runs: a task that adds a pattern to `.slothignore` must not make the files
+  -- it matches look deleted.
+  local rules, base = req.rules, req.base
   -- Where the task runs: its copy, or (`same_path`) the master's path showing that copy. What
   -- it changed is read from the copy itself.
   local workdir = req.workdir or root

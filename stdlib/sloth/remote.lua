@@ -21,21 +21,20 @@ local function describe(target)
   return string.format("agent '%s' (%s)", target.name, target.address)
 end
 
---- A native error's message, without the host's decorations.
-local function strip_prefix(message)
-  return errors.clean(message)
+--- A native error about `target`, naming it once: an error about the agent names it already
+--- (the client was given its name); any other gets the agent's description in front.
+local function about(target, err)
+  if errors.is_native(err) and err.address then
+    return err.message
+  end
+  return describe(target) .. ": " .. errors.clean(err)
 end
 
---- A native error about `target`, naming it once: "the agent at ADDRESS" in the message
---- becomes the agent's description; otherwise the description goes in front.
-local function about(target, message)
-  local text = errors.clean(message)
-  local at = "the agent at " .. target.address
-  local from = text:find(at, 1, true)
-  if from then
-    return text:sub(1, from - 1) .. describe(target) .. text:sub(from + #at)
+--- The name the client gives the agent in its errors: none when it is named by its address.
+local function error_name(target)
+  if target.name ~= target.address then
+    return target.name
   end
-  return describe(target) .. ": " .. text
 end
 
 --- Up to a few names from `list` (strings, or `{ path = … }` tables), and how many more.
@@ -64,50 +63,49 @@ local function warn_not_carried(snapshot, task)
   end
 end
 
---- What to check when the agent and this side disagree on TLS or the token.
-local function what_to_check(target, message)
-  local has = function(text)
-    return message:find(text, 1, true) ~= nil
+--- Why this system's roots may not hold the agent's CA: SSL_CERT_FILE names a file that cannot
+--- be read.
+local function unreadable_cert_file()
+  local named = os.getenv("SSL_CERT_FILE")
+  if not named or named == "" then
+    return ""
   end
-  if has("wrong token") then
-    return " — the agent's `token` here differs from the agent's --token (or its SLOTH_AGENT_TOKEN)"
-  elseif has("requires a token") then
-    return " — give the agent a `token` here, e.g. token = os.getenv(\"SLOTH_AGENT_TOKEN\")"
-  elseif has("invalid peer certificate") and target.tls and target.tls.ca then
-    return " — the agent's certificate is not signed by tls.ca, or does not name this address: check tls.ca and tls.domain"
-  elseif has("invalid peer certificate") or has("no native certs") then
-    local named = os.getenv("SSL_CERT_FILE")
-    local readable = named and named ~= "" and io.open(named, "r")
-    if readable then
-      readable:close()
+  local readable = io.open(named, "r")
+  if readable then
+    readable:close()
+    return ""
+  end
+  return string.format(" (SSL_CERT_FILE names %s, which cannot be read)", named)
+end
+
+--- What to do about a failed connection or a refused call, by what it came down to: start an
+--- agent where nothing listens (on this machine, or let the run start it); or what to check
+--- when the two sides disagree on TLS or the token.
+local function next_step(target, err)
+  local cause = errors.cause(err)
+  if cause == "nothing_listens" then
+    local port = spawn.loopback_port(target.address)
+    if port then
+      return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s, or run with --spawn-agents",
+        port, spawn.asks_tls(target) and " (and its --tls-cert, --tls-key)" or "")
     end
-    local unreadable = named and named ~= "" and not readable
+    return " — nothing listens there: start `sloth-runner agent` on that host, on that port"
+  elseif cause == "wrong_token" then
+    return " — the agent's `token` here differs from the agent's --token (or its SLOTH_AGENT_TOKEN)"
+  elseif cause == "token_required" then
+    return " — give the agent a `token` here, e.g. token = os.getenv(\"SLOTH_AGENT_TOKEN\")"
+  elseif cause == "untrusted_certificate" and target.tls and target.tls.ca then
+    return " — the agent's certificate is not signed by tls.ca, or does not name this address: check tls.ca and tls.domain"
+  elseif cause == "untrusted_certificate" or cause == "no_trusted_roots" then
     return " — the agent's certificate is not signed by a CA this system trusts, or does not name this address:"
-      .. " give it tls = { ca = \"ca.pem\" } here (the CA that signed it), or check tls.domain"
-      .. (unreadable and string.format(" (SSL_CERT_FILE names %s, which cannot be read)", named) or "")
-  elseif spawn.asks_tls(target) and (has("corrupt message") or has("InvalidContentType")) then
+      .. " give it tls = { ca = \"ca.pem\" } here (the CA that signed it), or check tls.domain" .. unreadable_cert_file()
+  elseif cause == "not_tls" then
     return " — the agent does not serve TLS: remove tls here, or start it with --tls-cert and --tls-key"
-  elseif not spawn.asks_tls(target) and (has("transport error") or has("h2 protocol error") or has("operation was canceled")
-      or has("Connection reset") or has("Broken pipe")) then
-    -- (A TLS agent drops a plaintext connection; which of these the client sees is a race.)
+  elseif cause == "connection_dropped" then
+    -- (A TLS agent drops a plaintext connection; how the client hears it is a race.)
     return " — if the agent serves TLS (--tls-cert), give it tls = { ca = \"ca.pem\" } here"
   end
   return ""
-end
-
---- What to do about an agent nothing listens for: start one (on this machine, or let the run
---- start it); or what to check when the two sides disagree.
-local function next_step(target, message)
-  message = tostring(message)
-  if not message:find("Connection refused", 1, true) then
-    return what_to_check(target, message)
-  end
-  local port = spawn.loopback_port(target.address)
-  if port then
-    return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s, or run with --spawn-agents",
-      port, spawn.asks_tls(target) and " (and its --tls-cert, --tls-key)" or "")
-  end
-  return " — nothing listens there: start `sloth-runner agent` on that host, on that port"
 end
 
 --- Runs `task` on the agent its dispatch policy picks; returns `ok, message, outputs` like a
@@ -149,7 +147,8 @@ end
 function M.run_on(target, task, deps, workdir)
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
   local started = core.now()
-  local connected, client = pcall(agent.connect, target.address, { token = token, tls = target.tls })
+  local connected, client = pcall(agent.connect, target.address,
+    { token = token, tls = target.tls, name = error_name(target) })
   if not connected then
     pool.unreachable(target)
     return false, about(target, client) .. next_step(target, client)
@@ -160,7 +159,7 @@ function M.run_on(target, task, deps, workdir)
   local snapshot_started = core.now()
   local scanned, base = pcall(workspace.snapshot, workdir, { exclude = task.workspace.exclude })
   if not scanned then
-    return false, "reading the workspace " .. workdir .. ": " .. strip_prefix(base)
+    return false, "reading the workspace " .. workdir .. ": " .. errors.clean(base)
   end
   log.debug(string.format("workspace %s: %d entries read in %s", workdir, base.entries,
     core.format_duration(core.now() - snapshot_started)))
@@ -179,12 +178,12 @@ function M.run_on(target, task, deps, workdir)
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
-    local message = about(target, result) .. next_step(target, result)
     -- An agent that cannot be reached, or that died mid-task, is not where the retry goes.
-    if message:find("cannot reach", 1, true) or message:find("stopped answering during the task", 1, true) then
+    local kind = errors.kind(result)
+    if kind == "unreachable" or kind == "lost" then
       pool.unreachable(target)
     end
-    return false, message
+    return false, about(target, result) .. next_step(target, result)
   end
 
   -- What travelled: contents up, changes down (files written or deleted here once applied).
@@ -194,7 +193,7 @@ function M.run_on(target, task, deps, workdir)
   if sync == "always" or (sync == "on_success" and result.ok) then
     local applied, report = pcall(workspace.apply, workdir, result.changes, { base = base, setuid = task.workspace.setuid })
     if not applied then
-      return false, "applying the changes from " .. describe(target) .. ": " .. strip_prefix(report)
+      return false, "applying the changes from " .. describe(target) .. ": " .. errors.clean(report)
     end
     if #report.unlinked > 0 then
       log.warn(names(report.unlinked) .. ": replaced; other names of the file here (hard links outside the workspace, left out of it, or made meanwhile) keep the old one")

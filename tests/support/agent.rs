@@ -158,8 +158,8 @@ pub fn process_running(needles: &[&str]) -> bool {
 }
 
 /// A task the agent can load from the script shipped with it: group `g`, task `t`, `true`.
-pub fn trivial_task_spec() -> sloth_runner::rpc::client::TaskSpec {
-    sloth_runner::rpc::client::TaskSpec {
+pub fn trivial_task_spec() -> sloth_runner::rpc::task_spec::TaskSpec {
+    sloth_runner::rpc::task_spec::TaskSpec {
         group: "g".into(),
         task: "t".into(),
         pipeline: "tasks.lua".into(),
@@ -169,4 +169,51 @@ pub fn trivial_task_spec() -> sloth_runner::rpc::client::TaskSpec {
         )],
         ..Default::default()
     }
+}
+
+/// Sends the trivial task as a hostile master would: `entries` (crafted wire entries) as its
+/// workspace's manifest and `blobs` as the archive of contents, whatever the agent asks for.
+/// The status the agent refuses it with (the task running is a test failure).
+pub fn send_raw(agent: &Agent, entries: Vec<sloth_runner::rpc::proto::FileEntry>, blobs: Vec<u8>) -> tonic::Status {
+    use sloth_runner::rpc::proto::agent_client::AgentClient as RawClient;
+    use sloth_runner::rpc::proto::execute_request::Item;
+    use sloth_runner::rpc::proto::execute_response::Event;
+    use sloth_runner::rpc::proto::{ExecuteRequest, ManifestChunk, ManifestEnd, ScriptFile, TaskRequest, WorkspaceEnd};
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    tokio.block_on(async {
+        let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
+        let spec = trivial_task_spec();
+        let (script_path, script) = spec.scripts[0].clone();
+        let count = entries.len() as u64;
+        let size = blobs.len() as u64;
+        let messages = vec![
+            Item::Task(TaskRequest {
+                group: spec.group,
+                task: spec.task,
+                pipeline: spec.pipeline,
+                scripts: 1,
+                incremental: true,
+                ..Default::default()
+            }),
+            Item::Script(ScriptFile { path: script_path, content: script }),
+            Item::ManifestChunk(ManifestChunk { entries }),
+            Item::ManifestEnd(ManifestEnd { entries: count }),
+            Item::WorkspaceChunk(blobs.into()),
+            Item::WorkspaceEnd(WorkspaceEnd { size }),
+        ];
+        let outbound = tokio_stream::iter(messages.into_iter().map(|item| ExecuteRequest { item: Some(item) }));
+        let call = async {
+            let mut inbound = client.execute(outbound).await?.into_inner();
+            while let Some(message) = inbound.message().await? {
+                if let Some(Event::Result(result)) = message.event {
+                    return Ok::<_, tonic::Status>(format!("the task ran: {result:?}"));
+                }
+            }
+            Ok("the call ended".to_owned())
+        };
+        match tokio::time::timeout(Duration::from_secs(30), call).await.expect("the agent answered in time") {
+            Ok(outcome) => panic!("a hostile workspace was accepted: {outcome}"),
+            Err(status) => status,
+        }
+    })
 }

@@ -1,0 +1,156 @@
+//! Remote failures reach Lua as error values whose `kind` (and `cause`) a script decides on —
+//! an agent nothing listens for, a wrong or missing token, a task past its timeout, a change
+//! that conflicts — and that print exactly as they always did. Real agents, real gRPC; the Lua
+//! runs in a VM with the native modules and the stdlib, as the engine's does.
+
+use std::time::Duration;
+
+use sloth_runner::runtime::{Runtime, RuntimeOptions, error};
+
+use crate::support::agent::{Agent, free_port};
+
+/// Upper bound for one script (each waits on nothing unbounded).
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Helpers every script gets: a temporary directory, files, and a request for the task `t` of
+/// group `g` that runs `command` in a snapshot of `dir`.
+const PRELUDE: &str = r#"
+local function tmpdir()
+  local out, _, err = exec.run({ "mktemp", "-d" })
+  assert(err == nil, tostring(err))
+  return (out:gsub("%s+$", ""))
+end
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local text = f:read("a")
+  f:close()
+  return text
+end
+local function request(snapshot, command)
+  local pipeline = string.format("TaskDefinitions = { g = { tasks = { { name = 't', command = %q } } } }", command)
+  return { group = "g", task = "t", pipeline = "tasks.lua", scripts = { ["tasks.lua"] = pipeline },
+    params = {}, deps = {}, values = {}, workspace = snapshot }
+end
+local function starts(text, prefix)
+  assert(text:sub(1, #prefix) == prefix, string.format("%q does not start with %q", text, prefix))
+end
+"#;
+
+/// Runs `script` (after [`PRELUDE`]) with `ADDRESS` set to `address`; the script asserts.
+fn run_lua(address: &str, script: &str) {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let local = tokio::task::LocalSet::new();
+    let outcome = local.block_on(&tokio, async {
+        let runtime = Runtime::new(&RuntimeOptions::default()).map_err(|e| error::describe(&e))?;
+        let lua = runtime.lua();
+        lua.globals().set("ADDRESS", address).map_err(|e| error::describe(&e))?;
+        let chunk = lua.load(format!("{PRELUDE}\n{script}")).set_name("=remote_errors");
+        match tokio::time::timeout(SCRIPT_TIMEOUT, chunk.call_async::<()>(())).await {
+            Ok(result) => result.map_err(|e| error::describe(&e)),
+            Err(_) => Err(format!("did not finish within {SCRIPT_TIMEOUT:?}")),
+        }
+    });
+    if let Err(message) = outcome {
+        panic!("the script failed:\n{message}");
+    }
+}
+
+#[test]
+fn an_agent_nothing_listens_for_is_unreachable() {
+    let address = format!("127.0.0.1:{}", free_port());
+    run_lua(
+        &address,
+        r#"
+        local ok, err = pcall(agent.connect, ADDRESS)
+        assert(not ok, "connected to nothing")
+        assert(err.kind == "unreachable", "kind: " .. tostring(err.kind))
+        assert(err.cause == "nothing_listens", "cause: " .. tostring(err.cause))
+        assert(err.address == ADDRESS and err.agent == nil and err.call == "agent.connect")
+        -- The text it always had.
+        starts(tostring(err), "agent.connect: cannot reach the agent at " .. ADDRESS .. ": ")
+        assert(tostring(err) == "agent.connect: " .. err.message)
+        -- A client given the agent's name names it so.
+        local _, named = pcall(agent.connect, ADDRESS, { name = "ghost" })
+        assert(named.kind == "unreachable" and named.agent == "ghost", tostring(named))
+        starts(tostring(named), "agent.connect: cannot reach agent 'ghost' (" .. ADDRESS .. "): ")
+        "#,
+    );
+}
+
+#[test]
+fn a_wrong_or_missing_token_is_refused() {
+    let agent = Agent::start(&["--token", "the-right-token"]);
+    run_lua(
+        &agent.address,
+        r#"
+        local wrong = agent.connect(ADDRESS, { token = "a-wrong-token" })
+        local ok, err = pcall(wrong.info, wrong)
+        assert(not ok and err.kind == "refused", tostring(err))
+        assert(err.cause == "wrong_token", "cause: " .. tostring(err.cause))
+        assert(tostring(err) == "agent.info: the agent at " .. ADDRESS .. " refused the call: wrong token", tostring(err))
+
+        local ok, err = pcall(wrong.execute, wrong, request(workspace.snapshot(tmpdir()), "true"))
+        assert(not ok and err.kind == "refused" and err.cause == "wrong_token", tostring(err))
+        assert(tostring(err) == "agent.execute: the agent at " .. ADDRESS .. " refused the call: wrong token", tostring(err))
+
+        local bare = agent.connect(ADDRESS)
+        local ok, err = pcall(bare.info, bare)
+        assert(not ok and err.kind == "refused" and err.cause == "token_required", tostring(err))
+        assert(tostring(err) == "agent.info: the agent at " .. ADDRESS .. " refused the call: this agent requires a token",
+          tostring(err))
+        "#,
+    );
+}
+
+#[test]
+fn a_remote_task_past_its_timeout_is_a_timeout_and_stops_on_the_agent() {
+    let agent = Agent::start(&[]);
+    run_lua(
+        &agent.address,
+        r#"
+        local core = require("sloth.core")
+        local client = agent.connect(ADDRESS)
+        local started = core.now()
+        local ok, err = pcall(client.execute, client, request(workspace.snapshot(tmpdir()), "sleep 30"), { timeout = "300ms" })
+        assert(not ok and err.kind == "timeout", tostring(err))
+        assert(err.address == ADDRESS and err.cause == nil)
+        assert(tostring(err) == "agent.execute: the agent at " .. ADDRESS .. " did not finish the task within 300ms", tostring(err))
+        assert(core.now() - started < 20, "the call outlived its timeout")
+        -- Cancelling the call stopped the task: the agent has nothing in flight (bounded wait).
+        local deadline = core.now() + 15
+        while client:info().tasks_in_flight > 0 and core.now() < deadline do
+          core.sleep(0.05)
+        end
+        assert(client:info().tasks_in_flight == 0, "the task still runs on the agent")
+        "#,
+    );
+}
+
+#[test]
+fn a_change_made_here_meanwhile_is_a_conflict() {
+    let agent = Agent::start(&[]);
+    run_lua(
+        &agent.address,
+        r#"
+        local dir = tmpdir()
+        write(dir .. "/shared.txt", "base\n")
+        local base = workspace.snapshot(dir)
+        local client = agent.connect(ADDRESS)
+        local result = client:execute(request(base, "echo remote > shared.txt"))
+        assert(result.ok, tostring(result.message))
+        -- The same file changes here before the task's change is applied.
+        write(dir .. "/shared.txt", "changed here\n")
+        local ok, err = pcall(workspace.apply, dir, result.changes, { base = base })
+        assert(not ok and err.kind == "conflict", tostring(err))
+        assert(err.call == "workspace.apply" and err.address == nil)
+        starts(tostring(err), "workspace.apply: conflict: changed both here and by the task, nothing was applied: ")
+        assert(tostring(err):find("shared.txt", 1, true), tostring(err))
+        assert(read(dir .. "/shared.txt") == "changed here\n", "the conflicting change was applied")
+        "#,
+    );
+}
