@@ -71,7 +71,9 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     )?;
     table.set(
         "rm",
-        lua.create_function(|lua, path: Value| Ok(done("fs.rm", files::remove(&path_arg(lua, &path, "fs.rm", "'path'")?))))?,
+        lua.create_function(|lua, path: Value| {
+            Ok(done("fs.rm", files::remove(&path_arg(lua, &path, "fs.rm", "'path'")?)))
+        })?,
     )?;
     table.set(
         "rm_r",

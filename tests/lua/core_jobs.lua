@@ -28,7 +28,8 @@ assert(ok and value == "t:g/t", value)
 -- cancel stops the job and kills the process it is waiting on.
 local dir = h.tmpdir()
 local job = core.spawn(function()
-  exec.run("sleep 30 & echo $! > " .. dir .. "/pid; wait")
+  -- Written whole, then renamed: a reader never sees the file empty.
+  exec.run("sleep 30 & echo $! > " .. dir .. "/pid.part && mv " .. dir .. "/pid.part " .. dir .. "/pid; wait")
   h.write(dir .. "/finished", "yes")
 end)
 local deadline = core.now() + 10
