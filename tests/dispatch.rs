@@ -119,3 +119,24 @@ fn least_busy_sends_concurrent_tasks_to_different_agents() {
         .stderr_has("a/t1  INFO  done")
         .stderr_has("b/t2  INFO  done");
 }
+
+#[test]
+fn a_remote_task_stopped_by_its_timeout_no_longer_counts_as_busy() {
+    let (a, b) = two_agents();
+    // t1 times out on a (the first of two idle agents); t3 starts only after that, once the
+    // local t2 is done. With a free again, least_busy picks it (the first of two idle).
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{ dispatch = "least_busy", {}, tasks = {{
+              {{ name = "t1", agent = "*", timeout = "1s", command = "sleep 30" }},
+              {{ name = "t2", command = "sleep 2" }},
+              {{ name = "t3", agent = "*", depends_on = "t2", command = function()
+                  log.info("ran"); return true end }},
+            }} }} }}"#,
+        agents_table(&a, &b)
+    );
+    Test::new()
+        .write("tasks.lua", &pipeline)
+        .run(&["run", "tasks.lua", "--jobs", "2"])
+        .expect_code(1)
+        .stderr_has("a/t3  INFO  ran");
+}

@@ -128,8 +128,13 @@ function M.run(task, deps, workdir, attempt)
     "policy " .. (task.remote.policy and task.remote.policy.name or "first"), attempt and attempt.number or 1,
     #task.remote.candidates))
   pool.started(target)
+  -- Finished however the call ends: also when the task's job is cancelled (its timeout, a
+  -- failed sibling, Ctrl-C) and the coroutine is closed mid-call, or a policy would count the
+  -- task in flight on this agent for the rest of the run.
+  local _ <close> = setmetatable({}, { __close = function()
+    pool.finished(target)
+  end })
   local results = table.pack(pcall(M.run_on, target, task, deps, workdir))
-  pool.finished(target)
   if not results[1] then
     error(results[2], 0)
   end
