@@ -17,7 +17,8 @@ fn pipeline(live: &str, dead_port: u16) -> String {
 #[test]
 fn agents_shows_who_answers_as_a_table_and_as_json() {
     let agent = Agent::start(&["--labels", "os=linux,tier=fast"]);
-    let dead_port = crate::support::agent::free_port();
+    let dead = crate::support::agent::dead_port();
+    let dead_port = dead.port;
     let test = Test::new().write("tasks.lua", &pipeline(&agent.address, dead_port));
 
     let table = test.run(&["agents", "tasks.lua"]).expect_code(1);

@@ -356,7 +356,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[test]
 fn dry_run_shows_where_remote_tasks_run_without_contacting_agents() {
-    let port = crate::support::agent::free_port();
+    let dead = crate::support::agent::dead_port();
+    let port = dead.port;
     Test::new()
         .write(
             "tasks.lua",

@@ -2,7 +2,7 @@
 //! agent when one cannot be reached — with real agents on 127.0.0.1.
 
 use crate::support::Test;
-use crate::support::agent::{Agent, free_port};
+use crate::support::agent::{Agent, dead_port};
 
 fn two_agents() -> (Agent, Agent) {
     (Agent::start(&["--labels", "tier=cpu"]), Agent::start(&["--labels", "tier=gpu"]))
@@ -52,7 +52,8 @@ fn labels_select_the_candidates() {
 #[test]
 fn an_unreachable_agent_is_marked_unhealthy_and_the_retry_goes_to_another() {
     let alive = Agent::start(&[]);
-    let dead = free_port();
+    let dead_socket = dead_port();
+    let dead = dead_socket.port;
     let pipeline = format!(
         r#"TaskDefinitions = {{ g = {{
             agents = {{ dead = {{ address = "127.0.0.1:{dead}" }}, alive = {{ address = "{}" }} }},

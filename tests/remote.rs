@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use crate::support::Test;
-use crate::support::agent::{Agent, free_port};
+use crate::support::agent::{Agent, dead_port};
 
 /// The seed's example, as written there (Portuguese), with the agent's real port.
 const SEED_EXAMPLE: &str = r#"
@@ -238,7 +238,8 @@ TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
 
 #[test]
 fn an_agent_that_is_not_listening_fails_the_task_naming_agent_and_address() {
-    let port = free_port();
+    let dead = dead_port();
+    let port = dead.port;
     let started = Instant::now();
     let run = Test::new()
         .write(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sloth_runner::runtime::{Runtime, RuntimeOptions, error};
 
-use crate::support::agent::{Agent, free_port};
+use crate::support::agent::{Agent, dead_port};
 
 /// Upper bound for one script (each waits on nothing unbounded).
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,7 +62,8 @@ fn run_lua(address: &str, script: &str) {
 
 #[test]
 fn an_agent_nothing_listens_for_is_unreachable() {
-    let address = format!("127.0.0.1:{}", free_port());
+    let dead = dead_port();
+    let address = format!("127.0.0.1:{}", dead.port);
     run_lua(
         &address,
         r#"

@@ -139,7 +139,24 @@ impl Drop for Agent {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port nothing listens on for as long as this lives: a TCP socket is bound to it
+/// without listening, so a connection is refused and nothing else can take the port meanwhile
+/// (as it could one bound and released).
+pub struct DeadPort {
+    _socket: std::os::fd::OwnedFd,
+    pub port: u16,
+}
+
+pub fn dead_port() -> DeadPort {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
+    let socket = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).expect("a socket");
+    bind(std::os::fd::AsRawFd::as_raw_fd(&socket), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind port 0");
+    let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&socket)).expect("its address");
+    DeadPort { _socket: socket, port: bound.port() }
+}
+
+/// A loopback port nothing listens on now (bound, then released), for an agent a test starts
+/// on it later.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr").port()
