@@ -7,14 +7,13 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod agents;
 mod console;
-mod list;
+mod file_command;
 mod pipeline_file;
 mod repl;
 mod repl_complete;
 mod run;
 mod session;
 mod signals;
-mod validate;
 
 pub use console::Verbosity;
 
@@ -44,9 +43,9 @@ enum Command {
     /// Probe the agents a pipeline declares: up or not, version, labels, load, round trip.
     Agents(agents::AgentsArgs),
     /// List a pipeline's groups and tasks.
-    List(list::ListArgs),
+    List(file_command::FileArgs),
     /// Check a pipeline without running anything.
-    Validate(validate::ValidateArgs),
+    Validate(file_command::FileArgs),
     /// An interactive Lua prompt with everything a pipeline has (also: no arguments).
     Repl(repl::ReplArgs),
     /// Print the version.
@@ -92,8 +91,8 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::execute(&args, verbosity),
         Some(Command::Agent(args)) => agent::execute(args),
         Some(Command::Agents(args)) => agents::execute(&args),
-        Some(Command::List(args)) => list::execute(&args),
-        Some(Command::Validate(args)) => validate::execute(&args),
+        Some(Command::List(args)) => file_command::execute("list", &args),
+        Some(Command::Validate(args)) => file_command::execute("validate", &args),
         Some(Command::Repl(args)) => repl::execute(args.path()),
         None => repl::execute(None),
         Some(Command::Completions { shell }) => {
