@@ -20,28 +20,32 @@ pub enum StdlibSource {
 
 /// Names of the bundled stdlib modules.
 pub fn bundled_modules() -> impl Iterator<Item = &'static str> {
-    index::STDLIB.iter().map(|(module, _, _)| *module)
+    index::STDLIB.iter().map(|(module, _, _, _)| *module)
 }
 
 /// Registers every stdlib module in `package.preload`.
 pub fn preload(lua: &Lua, source: &StdlibSource) -> LuaResult<()> {
     match source {
         StdlibSource::Bundled => {
-            for (i, (module, path, code)) in index::STDLIB.iter().enumerate() {
+            for (i, (module, path, code, built)) in index::STDLIB.iter().enumerate() {
                 let loader = lua.create_function(move |lua, _: mlua::MultiValue| {
                     let name = format!("@{path}");
+                    let binary = |bytecode: &[u8]| {
+                        lua.load(bytecode).set_name(name.clone()).set_mode(mlua::chunk::ChunkMode::Binary).into_function()
+                    };
+                    // Compiled at build time; a Lua that cannot load that bytecode (another
+                    // version or word size) parses the source instead, once per process.
                     let slot = compiled(i);
-                    let function = match slot.get() {
-                        Some(bytecode) => lua
-                            .load(bytecode.as_slice())
-                            .set_name(name)
-                            .set_mode(mlua::chunk::ChunkMode::Binary)
-                            .into_function()?,
-                        None => {
-                            let function = lua.load(*code).set_name(name).into_function()?;
-                            let _ = slot.set(function.dump(false));
-                            function
-                        }
+                    let function = match binary(built) {
+                        Ok(function) => function,
+                        Err(_) => match slot.get() {
+                            Some(bytecode) => binary(bytecode)?,
+                            None => {
+                                let function = lua.load(*code).set_name(name).into_function()?;
+                                let _ = slot.set(function.dump(false));
+                                function
+                            }
+                        },
                     };
                     function.call::<Value>(())
                 })?;

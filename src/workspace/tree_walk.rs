@@ -72,7 +72,7 @@ fn list_dir(
 
 /// Fewer entries than this are looked at on the calling thread: starting threads would cost
 /// more than they save.
-const PARALLEL_FROM: usize = 2048;
+const PARALLEL_FROM: usize = 512;
 
 /// The most threads a walk uses.
 const MAX_THREADS: usize = 8;
@@ -132,7 +132,7 @@ mod tests {
         std::os::unix::fs::symlink("d0", dir.path().join("link")).expect("symlink");
         let listing = list(dir.path(), None).expect("list");
         assert_eq!(listing.paths.len(), 4 + 4 * 1200 + 1);
-        assert!(listing.paths.len() >= PARALLEL_FROM, "large enough to be cut in parts");
+        assert!(listing.paths.len() >= 2 * PARALLEL_FROM, "large enough to be cut in parts");
         let looked = look_at_each(dir.path(), &listing.paths, |_, path, stat| Ok(Some((path.clone(), stat.kind))))
             .expect("look");
         let seen: Vec<RelPath> = looked.iter().flatten().map(|(path, _)| path.clone()).collect();
