@@ -46,7 +46,8 @@ pub(super) async fn receive_incremental(
     ignore: Vec<String>,
     warm: Warm<'_>,
 ) -> Result<RemoteWorkspace, Status> {
-    let manifest = receive_manifest(inbound, limits.max_entries).await?;
+    // Shared, not copied, between the steps below (a large workspace's manifest is big).
+    let mut manifest = Arc::new(receive_manifest(inbound, limits.max_entries).await?);
     if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
         let (trees, key) = (Arc::clone(trees), key.to_owned());
         *warm.lease = Some(blocking(move || trees.lease(&key)).await?);
@@ -58,7 +59,7 @@ pub(super) async fn receive_incremental(
     // A kept tree is looked at first: only what it lacks is asked for.
     let plan = match state {
         Some(state) => {
-            let (planned_root, target) = (root.clone(), manifest.clone());
+            let (planned_root, target) = (root.clone(), Arc::clone(&manifest));
             match blocking(move || crate::workspace::warm::plan(&planned_root, &state, &target)).await {
                 Ok(plan) => Some(plan),
                 Err(status) => {
@@ -84,14 +85,20 @@ pub(super) async fn receive_incremental(
     let root = warm.lease.as_ref().map_or(root, |lease| lease.root.clone());
     // What the cache lacks is found by looking for a file per content: off the async threads.
     let cache = identity.cache.clone();
-    let (plan, pin, missing, mut manifest) = blocking(move || {
-        let pin = cache.pin(&manifest);
-        let needed = match &plan {
-            Some(plan) => plan.needed(&manifest),
-            None => cache.missing(&manifest),
+    let target = Arc::clone(&manifest);
+    let (plan, pin, missing) = blocking(move || {
+        // Kept from trimming until the tree is built: what a kept tree still needs, or every
+        // content of a new one (those already cached are copied from the cache).
+        let (needed, pin) = match &plan {
+            Some(plan) => {
+                let needed = plan.needed(&target);
+                let pin = cache.pin_hashes(&needed);
+                (needed, pin)
+            }
+            None => (cache.missing(&target), cache.pin(&target)),
         };
         let missing = cache.missing_of(&needed);
-        Ok((plan, pin, missing, manifest))
+        Ok((plan, pin, missing))
     })
     .await?;
     tracing::info!(
@@ -106,7 +113,9 @@ pub(super) async fn receive_incremental(
     warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
     warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
     let amended_any = !amended.is_empty();
-    super::manifest::amend_from_wire(&mut manifest, amended).map_err(Status::invalid_argument)?;
+    if amended_any {
+        super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended).map_err(Status::invalid_argument)?;
+    }
     // Contents sent as read (amended) are kept from trimming like the rest (a pin only counts:
     // nothing is read).
     let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
@@ -114,7 +123,7 @@ pub(super) async fn receive_incremental(
     let ready = root.clone();
     let stored = blobs.clone();
     let store_cache = cache.clone();
-    let target = manifest.clone();
+    let target = Arc::clone(&manifest);
     let leased = warm.lease.is_some();
     if !leased {
         make_dir(dir).await?;

@@ -72,12 +72,17 @@ impl Drop for Pin {
     }
 }
 
-fn file_hashes(manifest: &Manifest) -> BTreeSet<[u8; 32]> {
-    manifest
+/// The distinct contents of `manifest`'s files, sorted (a sorted list, not a set: built once
+/// per task over every file of the workspace).
+fn file_hashes(manifest: &Manifest) -> Vec<[u8; 32]> {
+    let mut hashes: Vec<[u8; 32]> = manifest
         .entries
         .values()
         .filter_map(|entry| if let Entry::File { hash, .. } = entry { Some(*hash.as_bytes()) } else { None })
-        .collect()
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    hashes
 }
 
 impl BlobCache {
@@ -164,7 +169,15 @@ impl BlobCache {
 
     /// Keeps the contents of `manifest` from being removed until the returned pin is dropped.
     pub fn pin(&self, manifest: &Manifest) -> Pin {
-        let hashes: Vec<[u8; 32]> = file_hashes(manifest).into_iter().collect();
+        self.pin_bytes(file_hashes(manifest))
+    }
+
+    /// Keeps the contents `hashes` from being removed until the returned pin is dropped.
+    pub fn pin_hashes(&self, hashes: &[blake3::Hash]) -> Pin {
+        self.pin_bytes(hashes.iter().map(|hash| *hash.as_bytes()).collect())
+    }
+
+    fn pin_bytes(&self, hashes: Vec<[u8; 32]>) -> Pin {
         let mut state = self.lock();
         for hash in &hashes {
             *state.pinned.entry(*hash).or_default() += 1;

@@ -22,13 +22,13 @@ impl BlobCache {
         if self.own.is_none() {
             return 0;
         }
-        let known: BTreeSet<[u8; 32]> = file_hashes(before);
+        let known = file_hashes(before);
         let Ok(tree) = Root::open(root) else { return 0 };
         let mut kept = 0;
         let mut seen = BTreeSet::new();
         for (path, entry) in &after.entries {
             let Entry::File { hash, size, .. } = entry else { continue };
-            if known.contains(hash.as_bytes()) || !seen.insert(*hash.as_bytes()) || self.find(hash).is_some() {
+            if known.binary_search(hash.as_bytes()).is_ok() || !seen.insert(*hash.as_bytes()) || self.find(hash).is_some() {
                 continue;
             }
             // Within what the cache may hold at all.
