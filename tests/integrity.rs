@@ -169,6 +169,14 @@ const REAL_DATA: &str = "the real data, line one\n";
 /// every cached copy of that content with `corrupt(content)`, then runs a task that only reads
 /// data.txt and writes other.txt.
 fn corrupted_cache_case(corrupt: fn(&[u8]) -> Vec<u8>) {
+    replaced_cache_case(|path, real| {
+        std::fs::write(path, corrupt(real)).unwrap_or_else(|e| panic!("corrupting {}: {e}", path.display()));
+    });
+}
+
+/// [`corrupted_cache_case`], with every cached copy of the content replaced by `replace(path,
+/// content)` (a link, a pipe...).
+fn replaced_cache_case(replace: impl Fn(&Path, &[u8])) {
     let cache = tempfile::tempdir().expect("tempdir");
     let agent = Agent::start(&["--cache-dir", &cache.path().to_string_lossy()]);
     let test = workspace(&agent, &[("t", "cat data.txt > out.txt")]).write("ws/data.txt", REAL_DATA);
@@ -179,9 +187,8 @@ fn corrupted_cache_case(corrupt: fn(&[u8]) -> Vec<u8>) {
     let mut cached = Vec::new();
     find_cached(cache.path(), &hash, REAL_DATA.as_bytes(), &mut cached);
     assert!(!cached.is_empty(), "data.txt's content is not in the cache dir {}", cache.path().display());
-    let bad = corrupt(REAL_DATA.as_bytes());
     for path in &cached {
-        std::fs::write(path, &bad).unwrap_or_else(|e| panic!("corrupting {}: {e}", path.display()));
+        replace(path, REAL_DATA.as_bytes());
     }
 
     std::fs::write(test.path().join("tasks.lua"), pipeline(&agent, &[("t", "cat data.txt; echo hi > other.txt")]))
@@ -226,6 +233,37 @@ fn a_cached_blob_truncated_to_fewer_bytes_is_not_used() {
 #[test]
 fn a_cached_blob_emptied_is_not_used() {
     corrupted_cache_case(|_| Vec::new());
+}
+
+/// Replaces the blob at `path` by a link to a new file in `outside` holding `content`.
+fn link_to(outside: &Path, path: &Path, content: &[u8]) {
+    let target = outside.join(path.file_name().expect("a blob's name"));
+    std::fs::write(&target, content).expect("writing the link's target");
+    std::fs::remove_file(path).expect("removing the blob");
+    std::os::unix::fs::symlink(&target, path).expect("linking the blob");
+}
+
+#[test]
+fn a_cached_blob_replaced_by_a_link_is_fetched_again() {
+    // Even to the right bytes: a blob is a regular file of the cache's own, or it is not there.
+    let outside = tempfile::tempdir().expect("tempdir");
+    replaced_cache_case(|path, real| link_to(outside.path(), path, real));
+    replaced_cache_case(|path, real| link_to(outside.path(), path, &real[1..]));
+    replaced_cache_case(|path, _| {
+        std::fs::remove_file(path).expect("removing the blob");
+        std::os::unix::fs::symlink("nowhere", path).expect("linking the blob");
+    });
+    for target in std::fs::read_dir(outside.path()).expect("list").flatten() {
+        assert!(std::fs::read(target.path()).is_ok(), "a link's target is left alone: {}", target.path().display());
+    }
+}
+
+#[test]
+fn a_cached_blob_replaced_by_a_named_pipe_is_fetched_again() {
+    replaced_cache_case(|path, _| {
+        std::fs::remove_file(path).expect("removing the blob");
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

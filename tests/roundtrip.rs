@@ -437,6 +437,80 @@ fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
     assert_eq!(left, ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "the staging is gone");
 }
 
+/// With `SLOTH_TEST_DIE_REPLACING_RULES=<dir>`, applies a change that replaces the root's
+/// `.slothignore` by a link (and a.txt, b.txt) in `<dir>`, and exits the process the moment
+/// the rules and a.txt are placed: an apply killed halfway with the rules file half done.
+#[test]
+fn die_in_the_middle_of_an_apply_replacing_the_rules() {
+    let Some(dir) = std::env::var_os("SLOTH_TEST_DIE_REPLACING_RULES") else { return };
+    let master = Path::new(&dir);
+    std::fs::write(master.join(".slothignore"), "*.log\n").expect("write the rules");
+    for (name, content) in [("a.txt", "a0"), ("b.txt", "b0"), ("build.log", "log")] {
+        std::fs::write(master.join(name), content).expect("write");
+    }
+    let base = Manifest::scan(master, &Filter::new(master, &[]).expect("rules")).expect("scan");
+    let agent = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::symlink("elsewhere", agent.path().join(".slothignore")).expect("symlink");
+    for (name, content) in [("a.txt", "a1"), ("b.txt", "b1")] {
+        std::fs::write(agent.path().join(name), content).expect("write");
+    }
+    let after = Manifest::scan(agent.path(), &Filter::builtin()).expect("scan");
+    let changed: Vec<RelPath> = after.entries.keys().cloned().collect();
+    let mut archive = Vec::new();
+    pack(agent.path(), &after, Some(&changed), &mut archive).expect("pack");
+    let base = Base { manifest: &base, rules: None };
+    let mut observer = |step: Step<'_>| {
+        if matches!(step, Step::Place(path) if path.as_bytes() == b"b.txt") {
+            std::process::exit(0);
+        }
+    };
+    let _ = apply_observed(master, &archive[..], &[], Some(base), &Limits::default(), &mut observer);
+}
+
+/// The snapshot a remote task starts from takes back a dead apply before it is used — also
+/// when what the apply left half done is the rules file the snapshot reads first.
+#[test]
+fn a_snapshot_takes_back_a_dead_apply_that_was_replacing_the_rules_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "roundtrip::die_in_the_middle_of_an_apply_replacing_the_rules", "--test-threads", "1"])
+        .env("SLOTH_TEST_DIE_REPLACING_RULES", dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running the dying apply");
+    assert!(status.success());
+    let rules = dir.path().join(".slothignore");
+    assert!(
+        std::fs::symlink_metadata(&rules).expect("the rules").file_type().is_symlink(),
+        "the apply got as far as placing the link"
+    );
+    let shown = dir.path().display().to_string();
+    let test = crate::support::Test::new().write(
+        "pipeline.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ tasks = {{
+                {{ name = "snap", command = function()
+                    local manifest = workspace.snapshot({shown:?})
+                    assert(manifest, "a manifest")
+                    return true, "snapshot taken"
+                end }},
+            }} }} }}"#
+        ),
+    );
+    test.run(&["run", "pipeline.lua"]).expect_code(0);
+    assert!(std::fs::symlink_metadata(&rules).expect("the rules").is_file(), "the rules file is back");
+    assert_eq!(std::fs::read_to_string(&rules).expect("read"), "*.log\n");
+    for (name, content) in [("a.txt", "a0"), ("b.txt", "b0"), ("build.log", "log")] {
+        assert_eq!(std::fs::read_to_string(dir.path().join(name)).expect("read"), content, "{name}");
+    }
+    let left: BTreeSet<String> = std::fs::read_dir(dir.path())
+        .expect("read")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [".slothignore", "a.txt", "b.txt", "build.log"].map(str::to_owned).into(), "the staging is gone");
+}
+
 #[test]
 fn undoing_never_overwrites_what_was_saved_here_meanwhile() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -167,17 +167,32 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
             let filter = Filter::new(&scanned, &exclude)?;
             Ok((Manifest::scan_known(&scanned, &filter, known.as_ref())?, filter))
         };
-        let (mut manifest, mut filter) = look()?;
+        let first = look();
         // An apply that died halfway left its staging directory at the root (the scan lists
         // it among what it leaves out): that is taken back, and the workspace — the rules
         // file included — read again. Looking for one by listing the root first would cost a
-        // second listing of it on every snapshot.
-        if manifest.excluded.iter().any(core::is_apply_leftover) {
-            for note in core::recover(&scanned)? {
-                tracing::warn!(root = %scanned.display(), "{note}");
-            }
-            (manifest, filter) = look()?;
+        // second listing of it on every snapshot. A scan that fails may be failing on what
+        // such an apply left half done (a rules file it was replacing by a link): then the
+        // root is looked at for one all the same, and read again if one was taken back.
+        let leftover = match &first {
+            Ok((manifest, _)) => manifest.excluded.iter().any(core::is_apply_leftover),
+            Err(_) => true,
+        };
+        if !leftover {
+            let (manifest, filter) = first?;
+            core::index::save_if_changed(&scanned, known.as_ref(), &manifest);
+            return Ok((manifest, filter));
         }
+        let notes = match (core::recover(&scanned), first) {
+            (Ok(notes), Err(error)) if notes.is_empty() => return Err(error),
+            // The scan's own error says more than the recovery's.
+            (Err(_), Err(error)) => return Err(error),
+            (notes, _) => notes?,
+        };
+        for note in &notes {
+            tracing::warn!(root = %scanned.display(), "{note}");
+        }
+        let (manifest, filter) = look()?;
         core::index::save_if_changed(&scanned, known.as_ref(), &manifest);
         Ok((manifest, filter))
     })

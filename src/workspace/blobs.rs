@@ -337,7 +337,14 @@ impl BlobCache {
         let Some(name) = self.find(hash) else { return Ok(None) };
         let blob = self.dir.join(&name);
         let source = match self.files.open_blob(&name) {
-            Ok(file) => file,
+            Ok(file) if file.metadata().is_ok_and(|meta| meta.is_file()) => file,
+            // Something else put there behind the agent's back — a link (which O_NOFOLLOW
+            // refuses), a pipe, a directory — is no blob: removed, and fetched again as a
+            // missing one would be.
+            Ok(_) => return Ok(self.not_a_blob(&blob, hash)),
+            Err(error) if error.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => {
+                return Ok(self.not_a_blob(&blob, hash));
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 self.unrecord(&name);
                 return Ok(None);
@@ -361,10 +368,17 @@ impl BlobCache {
         self.build(manifest, dest, limits)?.finish()
     }
 
-    /// Removes a blob whose content turned out wrong.
+    /// Forgets the blob at `blob`, which is not a regular file: nothing to write from.
+    fn not_a_blob(&self, blob: &Path, hash: &blake3::Hash) -> Option<Entry> {
+        tracing::warn!(blob = %blob.display(), "a cached content is not a regular file: fetching it again");
+        self.forget(hash);
+        None
+    }
+
+    /// Removes a blob whose content turned out wrong (or that is not a file at all).
     fn forget(&self, hash: &blake3::Hash) {
         for path in std::iter::once(self.path(hash)).chain(self.own_path(hash)) {
-            if let Ok(meta) = std::fs::metadata(&path)
+            if let Ok(meta) = std::fs::symlink_metadata(&path)
                 && std::fs::remove_file(&path).is_ok()
             {
                 let mut state = self.lock();

@@ -172,7 +172,6 @@ impl Manifest {
                 // A file with other names: read once for all of them, here, in order.
                 Some(Looked::Linked { stat, known }) => {
                     let inode = (stat.stamp.dev, stat.stamp.ino);
-                    inodes.groups.entry(inode).or_default().push(path.clone());
                     let entry = match inodes.hashed.get(&inode).cloned().or(known) {
                         Some(entry) => entry,
                         None => match hash_file(&tree, &path, &stat)? {
@@ -180,9 +179,14 @@ impl Manifest {
                                 inodes.hashed.insert(inode, entry.clone());
                                 entry
                             }
-                            None => continue,
+                            // Gone since it was looked at: not a member of any group.
+                            None if tree.lstat(&path)?.is_none() => continue,
+                            // Replaced: never left out (it would read as deleted).
+                            None => return Err(kept_changing(&tree, &path)),
                         },
                     };
+                    // A member only once it is an entry: a group's first path is one.
+                    inodes.groups.entry(inode).or_default().push(path.clone());
                     (entry, stat.stamp)
                 }
             };
@@ -267,10 +271,41 @@ enum Looked {
     Skipped(Kind),
 }
 
+/// How many times an entry replaced by another kind while it is read (a file renamed over by
+/// a link, a link by a file) is looked at again before the scan gives up on it.
+const LOOKS: usize = 16;
+
+/// The error for an entry that kept being replaced while the scan read it: never left out
+/// (left out of the tree a task left, a path is a deletion carried back to the master).
+fn kept_changing(tree: &Root, path: &RelPath) -> WorkspaceError {
+    WorkspaceError::Refused { path: tree.display(path), reason: "kept changing while it was read".to_owned() }
+}
+
 /// Looks at one entry: its kind and identity, and a file's content — from `known` (an
 /// earlier look at the same tree) when that proves the file untouched, else read and hashed.
-/// None when it is gone (or no longer what it was when looked at).
+/// An entry replaced since `stat` was taken is looked at again, as it is now; None only when
+/// nothing is there any more.
 fn look(tree: &Root, path: &RelPath, stat: Stat, known: Option<&Manifest>) -> Result<Option<Looked>, WorkspaceError> {
+    let mut stat = stat;
+    for _ in 0..LOOKS {
+        if let Some(looked) = look_once(tree, path, stat, known)? {
+            return Ok(Some(looked));
+        }
+        match tree.lstat(path)? {
+            Some(now) => stat = now,
+            None => return Ok(None),
+        }
+    }
+    Err(kept_changing(tree, path))
+}
+
+/// [`look`] at the entry as `stat` saw it; None when it is no longer that (gone, or replaced).
+fn look_once(
+    tree: &Root,
+    path: &RelPath,
+    stat: Stat,
+    known: Option<&Manifest>,
+) -> Result<Option<Looked>, WorkspaceError> {
     let entry = match stat.kind {
         Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
         Kind::File => {
@@ -299,7 +334,8 @@ fn look(tree: &Root, path: &RelPath, stat: Stat, known: Option<&Manifest>) -> Re
         }
         Kind::Symlink => match tree.read_link(path) {
             Ok(target) => Entry::Symlink { target, mtime: stat.mtime },
-            Err(error) if gone(&error) => return Ok(None),
+            // EINVAL: no longer a link.
+            Err(error) if gone(&error) || errno(&error) == Some(nix::errno::Errno::EINVAL) => return Ok(None),
             Err(error) => return Err(error),
         },
         Kind::Fifo => Entry::Fifo { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
@@ -328,12 +364,19 @@ fn hash_file(tree: &Root, path: &RelPath, stat: &Stat) -> Result<Option<Entry>, 
 /// (which `O_NOFOLLOW` refuses), or beneath something no longer a directory.
 fn gone(error: &WorkspaceError) -> bool {
     match error {
-        WorkspaceError::Io { source, .. } => matches!(
-            source.raw_os_error().map(nix::errno::Errno::from_raw),
+        WorkspaceError::Io { .. } => matches!(
+            errno(error),
             Some(nix::errno::Errno::ENOENT | nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR)
         ),
         WorkspaceError::UnsafeEntry { .. } => true,
         _ => false,
+    }
+}
+
+fn errno(error: &WorkspaceError) -> Option<nix::errno::Errno> {
+    match error {
+        WorkspaceError::Io { source, .. } => source.raw_os_error().map(nix::errno::Errno::from_raw),
+        _ => None,
     }
 }
 
@@ -377,6 +420,48 @@ pub fn entry_now(root: &Root, path: &RelPath) -> Result<Option<(Entry, Stamp)>, 
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
+
+    /// An entry swapped for another kind (rename over it, as editors and build tools do)
+    /// between the look at it and the read of it is still there: the scan records what it
+    /// finds, never leaves the path out (a path left out of the tree a task left is a
+    /// deletion carried back to the master).
+    #[test]
+    fn an_entry_swapped_between_its_look_and_its_read_is_never_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, stage) = (dir.path().join("ws"), dir.path().join("stage"));
+        std::fs::create_dir(&root).expect("mkdir");
+        std::fs::create_dir(&stage).expect("mkdir");
+        std::fs::write(root.join("x"), "file").expect("write");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (root, stage, stop) = (root.clone(), stage, std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if swaps.is_multiple_of(2) {
+                        std::os::unix::fs::symlink("file", stage.join("next")).expect("symlink");
+                    } else {
+                        std::fs::write(stage.join("next"), "file").expect("write");
+                    }
+                    std::fs::rename(stage.join("next"), root.join("x")).expect("swap");
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let mut left_out = 0;
+        for _ in 0..3000 {
+            match Manifest::scan(&root, &Filter::builtin()) {
+                Ok(manifest) if manifest.entries.len() != 1 => left_out += 1,
+                Ok(_) => {}
+                Err(error) => panic!("a swap is not an error: {error}"),
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let swaps = swapper.join().expect("swapper");
+        assert!(swaps > 0);
+        assert_eq!(left_out, 0, "scans that left 'x' out");
+    }
 
     #[test]
     fn scans_files_dirs_links_of_every_kind_and_odd_names() {

@@ -7,7 +7,13 @@
 //! Each thread looks through a [`Root`] of its own: every path is resolved beneath the root
 //! one component at a time, never through a link, as everywhere else.
 
+use std::os::fd::AsFd;
 use std::path::Path;
+
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, fstatat};
 
 use super::WorkspaceError;
 use super::beneath::{Root, Stat};
@@ -24,27 +30,50 @@ pub(super) struct Listing {
 
 /// Lists the tree at `root`, leaving out what `filter` excludes. Which entries are
 /// directories is what the listing says of them (no lstat); one replaced since is seen as it
-/// is when looked at.
+/// is when looked at. Each directory is opened relative to the one holding it, never through a
+/// link (one swapped in for a directory since its parent was listed is not listed: its own
+/// look finds it a link), so no name from outside the tree is ever read.
 pub(super) fn list(root: &Path, filter: Option<&Filter>) -> Result<Listing, WorkspaceError> {
     let mut listing = Listing::default();
-    list_dir(root, None, filter, &mut listing)?;
+    // The root itself is the caller's choice: a link to it is followed, once.
+    let dir = Dir::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|errno| WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() })?;
+    list_dir(root, dir, None, filter, &mut listing)?;
     Ok(listing)
 }
 
 fn list_dir(
     root: &Path,
+    mut dir: Dir,
     prefix: Option<&RelPath>,
     filter: Option<&Filter>,
     listing: &mut Listing,
 ) -> Result<(), WorkspaceError> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
-    let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))? {
-        let entry = entry.map_err(WorkspaceError::io(&dir))?;
-        // Gone since it was listed: it is not part of this moment.
-        let Ok(kind) = entry.file_type() else { continue };
-        names.push((entry.file_name().as_bytes().to_vec(), kind.is_dir()));
+    let shown = || prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
+    let fail = |errno: Errno| WorkspaceError::Io { path: shown(), source: errno.into() };
+    let mut listed: Vec<(Vec<u8>, Option<Type>)> = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(fail)?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            listed.push((name.to_vec(), entry.file_type()));
+        }
+    }
+    let mut names: Vec<(Vec<u8>, bool)> = Vec::with_capacity(listed.len());
+    for (name, kind) in listed {
+        let is_dir = match kind {
+            Some(kind) => kind == Type::Directory,
+            // The filesystem does not say (DT_UNKNOWN): lstat, through the directory.
+            None => match fstatat(dir.as_fd(), name.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(stat) => SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR,
+                // Gone since it was listed: it is not part of this moment.
+                Err(Errno::ENOENT) => continue,
+                // Anything else (no permission) is an error, never an entry silently left
+                // out: left out of the tree a task left, it would read as deleted.
+                Err(errno) => return Err(fail(errno)),
+            },
+        };
+        names.push((name, is_dir));
     }
     names.sort_unstable();
     for (name, is_dir) in names {
@@ -60,11 +89,17 @@ fn list_dir(
             listing.excluded.push(relative);
             continue;
         }
-        if is_dir {
-            listing.paths.push(relative.clone());
-            list_dir(root, Some(&relative), filter, listing)?;
-        } else {
-            listing.paths.push(relative);
+        listing.paths.push(relative.clone());
+        if !is_dir {
+            continue;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match Dir::openat(dir.as_fd(), name.as_slice(), flags, Mode::empty()) {
+            Ok(child) => list_dir(root, child, Some(&relative), filter, listing)?,
+            // Gone, or no longer a directory (a link, a file) since it was listed: its look
+            // sees what it is now.
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {}
+            Err(errno) => return Err(WorkspaceError::Io { path: root.join(relative.as_path()), source: errno.into() }),
         }
     }
     Ok(())
@@ -145,6 +180,50 @@ mod tests {
         // Walk order: a directory's entries right after it.
         let d0 = listing.paths.iter().position(|path| path.as_bytes() == b"d0").expect("d0");
         assert_eq!(listing.paths[d0 + 1].as_bytes(), b"d0/f0000");
+    }
+
+    /// A directory swapped for a link to somewhere else between the listing of its parent and
+    /// its own is not listed through the link: no name from outside the tree is ever read.
+    #[test]
+    fn a_directory_swapped_for_a_link_is_never_listed_through_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, stage, outside) = (dir.path().join("ws"), dir.path().join("stage"), dir.path().join("outside"));
+        for made in [&root, &stage, &outside] {
+            std::fs::create_dir(made).expect("mkdir");
+        }
+        std::fs::write(outside.join("secret"), "not the workspace's").expect("write");
+        std::fs::create_dir(root.join("d")).expect("mkdir");
+        std::fs::write(root.join("d/inside"), "the workspace's").expect("write");
+        std::os::unix::fs::symlink(&outside, stage.join("other")).expect("symlink");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (root, stop) = (root.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    nix::fcntl::renameat2(
+                        nix::fcntl::AT_FDCWD,
+                        &stage.join("other"),
+                        nix::fcntl::AT_FDCWD,
+                        &root.join("d"),
+                        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                    )
+                    .expect("swap");
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        let mut through = 0;
+        for _ in 0..3000 {
+            let listing = list(&root, None).expect("list");
+            if listing.paths.iter().any(|path| path.as_bytes() == b"d/secret") {
+                through += 1;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(swapper.join().expect("swapper") > 0);
+        assert_eq!(through, 0, "listings that read the outside directory's names");
     }
 
     #[test]
