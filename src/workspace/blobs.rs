@@ -94,8 +94,15 @@ impl BlobCache {
         let mut bytes = 0;
         let mut names = PathSet::default();
         for entry in std::fs::read_dir(&dir).map_err(WorkspaceError::io(&dir))?.flatten() {
+            let name = entry.file_name();
+            // A blob being written when its writer died: never published, never to be (the
+            // directory is this cache's alone from now on), and not to count against its size.
+            if dir::is_temp(&name) {
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
             bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            if let Some(name) = entry.file_name().to_str() {
+            if let Some(name) = name.to_str() {
                 names.insert(name.to_owned());
             }
         }
@@ -524,6 +531,19 @@ mod tests {
         let dest = tempfile::tempdir().expect("tempdir");
         cache.materialize(&manifest, dest.path(), &Limits::default()).expect("materialize");
         assert_eq!(Manifest::scan(dest.path(), &Filter::builtin()).expect("scan"), manifest);
+    }
+
+    #[test]
+    fn a_blob_its_writer_never_published_is_removed_and_not_counted() {
+        let cache_dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(cache_dir.path().join(".tmp-999999-3"), vec![0u8; 4096]).expect("a dead writer's file");
+        let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+        assert_eq!(cache.lock().bytes, 0, "nothing published");
+        assert!(!cache_dir.path().join(".tmp-999999-3").exists(), "removed");
+        // And one being written now goes when dropped unpublished.
+        let temp = cache.files.temp().expect("temp");
+        drop(temp);
+        assert_eq!(std::fs::read_dir(cache_dir.path()).expect("list").count(), 0);
     }
 
     #[test]

@@ -28,7 +28,10 @@ impl BlobCache {
         let mut seen = BTreeSet::new();
         for (path, entry) in &after.entries {
             let Entry::File { hash, size, .. } = entry else { continue };
-            if known.binary_search(hash.as_bytes()).is_ok() || !seen.insert(*hash.as_bytes()) || self.find(hash).is_some() {
+            if known.binary_search(hash.as_bytes()).is_ok()
+                || !seen.insert(*hash.as_bytes())
+                || self.find(hash).is_some()
+            {
                 continue;
             }
             // Within what the cache may hold at all.

@@ -12,6 +12,14 @@ use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::Mode;
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
+/// What temporary files' names start with: no blob's name does (blobs are named by hex hash).
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// Whether `name` is a temporary file's (one a writer left if it died before publishing it).
+pub(super) fn is_temp(name: &std::ffi::OsStr) -> bool {
+    std::os::unix::ffi::OsStrExt::as_bytes(name).starts_with(TEMP_PREFIX.as_bytes())
+}
+
 /// An open cache directory.
 #[derive(Debug)]
 pub(super) struct CacheDir {
@@ -40,7 +48,7 @@ impl CacheDir {
     pub(super) fn temp(&self) -> std::io::Result<TempBlob<'_>> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
         loop {
-            let name = format!(".tmp-{}-{}", std::process::id(), NEXT_TEMP.fetch_add(1, Ordering::Relaxed));
+            let name = format!("{TEMP_PREFIX}{}-{}", std::process::id(), NEXT_TEMP.fetch_add(1, Ordering::Relaxed));
             match openat(self.fd.as_fd(), name.as_str(), flags, Mode::from_bits_truncate(0o644)) {
                 Ok(fd) => return Ok(TempBlob { dir: self, name: Some(name), file: File::from(fd) }),
                 Err(nix::errno::Errno::EEXIST) => continue,
