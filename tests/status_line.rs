@@ -8,11 +8,12 @@ use std::time::Duration;
 use crate::support::Test;
 use crate::support::terminal::Terminal;
 
-/// A slow shell task beside a Lua function that writes half a line, keeps the Lua thread busy
-/// (the line must not be drawn over that half), then ends the line.
+/// A slow shell task (it ends once the test has seen the line name it: whatever the load, it
+/// outlasts the others) beside a Lua function that writes half a line, keeps the Lua thread
+/// busy (the line must not be drawn over that half), then ends the line.
 const PIPELINE: &str = r#"
 TaskDefinitions = { g = { tasks = {
-  { name = "slow", command = "sleep 1.5; echo slow-said-this" },
+  { name = "slow", command = "for i in $(seq 1500); do [ -e release ] && break; sleep 0.02; done; echo slow-said-this" },
   { name = "busy", command = function()
       io.write("half a line")
       local started = os.clock()
@@ -81,7 +82,10 @@ fn screen(bytes: &[u8]) -> Vec<String> {
 #[test]
 fn on_a_terminal_the_status_line_names_running_tasks_and_leaves_only_the_plain_lines() {
     let test = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "");
-    let (code, bytes) = run_on_terminal(&test, &["run", "-j", "3", "tasks.lua"]);
+    let terminal = Terminal::spawn(test.command(&["run", "-j", "3", "tasks.lua"]), None);
+    terminal.wait_for(0, "running: g/slow ");
+    std::fs::write(test.path().join("release"), "").expect("let the slow task end");
+    let (code, bytes) = terminal.finish();
     let raw = String::from_utf8_lossy(&bytes).into_owned();
     assert_eq!(code, Some(0), "{raw}");
     assert!(raw.contains("\x1b[2K"), "no status line was drawn:\n{raw:?}");
@@ -105,18 +109,18 @@ fn on_a_terminal_the_status_line_names_running_tasks_and_leaves_only_the_plain_l
 
 #[test]
 fn with_no_color_or_without_a_terminal_not_one_escape_code_is_written() {
-    let test = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "1");
+    let test = Test::new().write("tasks.lua", PIPELINE).write("release", "").env("TERM", "xterm").env("NO_COLOR", "1");
     let (code, bytes) = run_on_terminal(&test, &["run", "-j", "3", "tasks.lua"]);
     let raw = String::from_utf8_lossy(&bytes).into_owned();
     assert_eq!(code, Some(0), "{raw}");
     assert!(!raw.contains('\x1b'), "NO_COLOR, yet an escape code:\n{raw:?}");
     assert!(raw.contains("g/slow | slow-said-this"), "{raw}");
 
-    let dumb = Test::new().write("tasks.lua", PIPELINE).env("TERM", "dumb").env("NO_COLOR", "");
+    let dumb = Test::new().write("tasks.lua", PIPELINE).write("release", "").env("TERM", "dumb").env("NO_COLOR", "");
     let (_, bytes) = run_on_terminal(&dumb, &["run", "-j", "3", "tasks.lua"]);
     assert!(!bytes.contains(&0x1b), "TERM=dumb, yet an escape code:\n{:?}", String::from_utf8_lossy(&bytes));
 
-    let piped = Test::new().write("tasks.lua", PIPELINE).env("TERM", "xterm").env("NO_COLOR", "");
+    let piped = Test::new().write("tasks.lua", PIPELINE).write("release", "").env("TERM", "xterm").env("NO_COLOR", "");
     let run = piped.run(&["run", "-j", "3", "tasks.lua"]).expect_code(0);
     assert!(!run.stderr.contains('\x1b') && !run.stdout.contains('\x1b'), "{}{}", run.stdout, run.stderr);
 }
