@@ -31,7 +31,10 @@ pub fn preload(lua: &Lua, source: &StdlibSource) -> LuaResult<()> {
                 let loader = lua.create_function(move |lua, _: mlua::MultiValue| {
                     let name = format!("@{path}");
                     let binary = |bytecode: &[u8]| {
-                        lua.load(bytecode).set_name(name.clone()).set_mode(mlua::chunk::ChunkMode::Binary).into_function()
+                        lua.load(bytecode)
+                            .set_name(name.clone())
+                            .set_mode(mlua::chunk::ChunkMode::Binary)
+                            .into_function()
                     };
                     // Compiled at build time; a Lua that cannot load that bytecode (another
                     // version or word size) parses the source instead, once per process.

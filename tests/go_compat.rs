@@ -1,0 +1,67 @@
+//! Pipelines written for the Go sloth-runner, run through the real binary: the behaviour
+//! differences it accepts (a missing group workdir, `execution_mode`) and the one it refuses
+//! with an explanation (`next_if_fail` read the other way round).
+
+use crate::support::Test;
+
+#[test]
+fn a_missing_group_workdir_is_created_and_kept() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  build = {
+    workdir = "out/build",
+    execution_mode = "sequential",
+    clean_workdir_after_run = function(result)
+      local f = assert(io.open(os.getenv("REPORT"), "w"))
+      f:write(tostring(result.success), " ", tostring(result.output.artifact))
+      f:close()
+      return false
+    end,
+    tasks = {
+      { name = "compile", command = "echo built > app.bin" },
+      { name = "package", depends_on = "compile", command = function()
+          return true, "packaged", { artifact = "app.bin" }
+        end },
+    },
+  },
+}
+"#,
+    );
+    let report = test.path().join("report.txt");
+    let report = report.to_str().expect("a UTF-8 temp path");
+    let test = test.env("REPORT", report);
+    test.run(&["validate", "-f", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("warning: tasks.lua: group 'build': field 'execution_mode': has no effect in sloth-runner");
+    assert!(!test.exists("out/build"), "validate created the workdir");
+    test.run(&["run", "-f", "tasks.lua"]).expect_code(0).stderr_has("field 'execution_mode': has no effect");
+    assert_eq!(test.read("out/build/app.bin"), "built\n");
+    assert_eq!(test.read("report.txt"), "true app.bin");
+}
+
+#[test]
+fn next_if_fail_on_the_handler_is_refused_with_the_meaning_here() {
+    Test::new()
+        .write(
+            "tasks.lua",
+            r#"
+TaskDefinitions = {
+  ci = {
+    tasks = {
+      { name = "build", command = "true" },
+      { name = "cleanup", next_if_fail = "build", command = "touch cleaned" },
+    },
+  },
+}
+"#,
+        )
+        .run(&["run", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has(
+            "tasks.lua: group 'ci', task 'cleanup': field 'next_if_fail': 'build' is declared before 'cleanup'; \
+             next_if_fail lists the tasks to run when 'cleanup' fails",
+        )
+        .stderr_has("put next_if_fail = \"cleanup\" on 'build'");
+}
