@@ -31,6 +31,7 @@ specs!(
     engine_failure,
     engine_order,
     error_values,
+    exec_command,
     exec_run,
     fs_ops,
     graph,

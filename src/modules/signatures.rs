@@ -26,7 +26,7 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("error", &["message", "fields?"], 0),
         ],
     ),
-    ("exec", &[sig("run", &["cmd", "opts?"], 3)]),
+    ("exec", &[sig("run", &["cmd", "opts?"], 3), sig("command", &["cmd", "..."], 3)]),
     (
         "agent",
         &[

@@ -73,7 +73,7 @@ M.COMMANDS = {
 
 local MODULES = {
   { "log", "log.info/warn/error/debug(message, fields?)" },
-  { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err" },
+  { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err; exec.command(program, ...args) -> the same, no shell" },
   { "fs", "fs.read/stat/ls/glob/tmpdir -> value, err; fs.write/append/mkdir/rm/rm_r/copy -> err; fs.exists, fs.tmpname" },
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
