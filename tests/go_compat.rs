@@ -65,3 +65,43 @@ TaskDefinitions = {
         )
         .stderr_has("put next_if_fail = \"cleanup\" on 'build'");
 }
+
+const SUCCESS_LINES: &str = r#"
+TaskDefinitions = {
+  deploy = {
+    agents = { box = { address = "127.0.0.1:PORT" } },
+    tasks = {
+      { name = "here", command = function()
+          log.success("deployed here", { env = "prod", status = "overridden" })
+          return true
+        end },
+      { name = "there", agent = "box", command = function()
+          log.success("deployed there")
+          return true
+        end },
+    },
+  },
+}
+"#;
+
+#[test]
+fn log_success_is_an_info_line_marked_as_a_success_here_and_from_an_agent() {
+    let agent = crate::support::agent::Agent::start(&[]);
+    let test = Test::new().write("tasks.lua", &SUCCESS_LINES.replace("PORT", agent.port()));
+    test.run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("deploy/here  INFO  deployed here env=prod status=success")
+        .stderr_has("box/there  INFO  deployed there status=success");
+    let run = test.run(&["run", "--output", "json", "tasks.lua"]).expect_code(0);
+    let logs: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON event"))
+        .filter(|event| event["type"] == "log")
+        .collect();
+    assert_eq!(logs.len(), 2, "{}", run.stdout);
+    for event in &logs {
+        assert_eq!(event["level"], "info", "{event}");
+        assert!(event["fields"].as_str().is_some_and(|fields| fields.ends_with("status=success")), "{event}");
+    }
+}

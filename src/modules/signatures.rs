@@ -24,6 +24,7 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("info", &["message", "fields?"], 0),
             sig("warn", &["message", "fields?"], 0),
             sig("error", &["message", "fields?"], 0),
+            sig("success", &["message", "fields?"], 0),
         ],
     ),
     ("exec", &[sig("run", &["cmd", "opts?"], 3), sig("command", &["cmd", "..."], 3)]),

@@ -72,7 +72,7 @@ M.COMMANDS = {
 }
 
 local MODULES = {
-  { "log", "log.info/warn/error/debug(message, fields?)" },
+  { "log", "log.info/warn/error/debug/success(message, fields?)" },
   { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err; exec.command(program, ...args) -> the same, no shell" },
   { "fs", "fs.read/stat/ls/glob/tmpdir -> value, err; fs.write/append/mkdir/rm/rm_r/copy -> err; fs.exists, fs.tmpname" },
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
