@@ -105,3 +105,64 @@ fn log_success_is_an_info_line_marked_as_a_success_here_and_from_an_agent() {
         assert!(event["fields"].as_str().is_some_and(|fields| fields.ends_with("status=success")), "{event}");
     }
 }
+
+/// The identity and configuration git gets in these tests: nothing of the user's leaks in.
+fn git_env(test: Test, home: &std::path::Path) -> Test {
+    let home = home.to_str().expect("a UTF-8 temp path");
+    test.env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Sloth")
+        .env("GIT_AUTHOR_EMAIL", "sloth@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Sloth")
+        .env("GIT_COMMITTER_EMAIL", "sloth@example.invalid")
+}
+
+#[test]
+fn a_pipeline_uses_the_git_global_as_the_go_examples_do() {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let test = git_env(Test::new(), home.path()).write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  release = {
+    workdir = "build",
+    tasks = {
+      { name = "clone", command = function()
+          local repo = git.clone(os.getenv("ORIGIN"), "app")
+          if not repo.success then
+            return false, "clone failed: " .. repo.stderr
+          end
+          local f = assert(io.open("app/VERSION", "w"))
+          f:write("1.0.0\n")
+          f:close()
+          local _, err = repo:add("VERSION"):commit("release 1.0.0"):tag("v1.0.0"):push({ remote = "origin", branch = "main", tags = true })
+          if err then
+            return false, tostring(err)
+          end
+          log.success("released", { version = "1.0.0" })
+          return true, "released"
+        end },
+    },
+  },
+}
+"#,
+    );
+    let origin = test.path().join("origin.git");
+    let status = std::process::Command::new("git")
+        .args(["init", "--bare", "--initial-branch=main"])
+        .arg(&origin)
+        .status()
+        .expect("running git init");
+    assert!(status.success());
+    let test = test.env("ORIGIN", origin.to_str().expect("a UTF-8 temp path"));
+    test.run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("release/clone  INFO  released status=success version=1.0.0");
+    assert_eq!(test.read("build/app/VERSION"), "1.0.0\n");
+    let log = std::process::Command::new("git")
+        .arg(format!("--git-dir={}", origin.display()))
+        .args(["log", "--format=%s %D", "main"])
+        .output()
+        .expect("running git log");
+    assert_eq!(String::from_utf8_lossy(&log.stdout), "release 1.0.0 HEAD -> main, tag: v1.0.0\n");
+}

@@ -34,6 +34,7 @@ specs!(
     exec_command,
     exec_run,
     fs_ops,
+    git,
     graph,
     helpers_fs_data,
     hooks,

@@ -78,6 +78,7 @@ local MODULES = {
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
+  { "git", "git.clone(url, path) / git.repo(path) -> repo, err; repo:checkout/pull/push/add/commit/tag/result" },
   { "run", "run(file[, { groups, tasks, jobs, dry_run }]) -> exit code" },
   { "import", "import(path) -> what the Lua file at path returns" },
 }
