@@ -55,6 +55,11 @@ local function run(call, dir, args)
   local argv = { "git" }
   table.move(args, 1, #args, 2, argv)
   local shown = table.concat(argv, " ")
+  if dir and not core.is_dir(dir) then
+    -- The working tree went away since it was opened: an error value, as for any failure.
+    local err = core.error_value("io", string.format("%s is not a directory", dir), { call = call, path = dir, command = shown })
+    return { success = false, stdout = "", stderr = "", command = shown, error = err }, err
+  end
   local stdout, stderr, failure = exec.run(argv, { cwd = dir })
   local result = { success = failure == nil, stdout = stdout, stderr = stderr, command = shown }
   if failure == nil then
@@ -122,13 +127,7 @@ end
 ---@return table repo_or_failed, table? err
 function M.repo(path)
   check_string("git.repo", "path", path)
-  local full = absolute(path)
-  local repo = new_repo(full)
-  if not core.is_dir(full) then
-    local err = core.error_value("io", string.format("%s is not a directory", full), { call = "git.repo", path = full })
-    return failed(repo, { success = false, stdout = "", stderr = "", error = err }, err)
-  end
-  return in_repo(repo, "git.repo", { "rev-parse", "--show-toplevel" })
+  return in_repo(new_repo(absolute(path)), "git.repo", { "rev-parse", "--show-toplevel" })
 end
 
 --- `git checkout [-b] branch`: `{ create = true }` makes the branch.

@@ -86,6 +86,13 @@ run(function()
   local _, no_dir = git.repo("nowhere")
   assert(no_dir.kind == "io" and tostring(no_dir) == "git.repo: " .. workdir .. "/nowhere is not a directory", tostring(no_dir))
 
+  -- A working tree removed after it was opened: an error value too, not a raise.
+  local gone = assert(git.clone(workdir .. "/origin.git", "gone"))
+  assert(exec.command("rm", "-rf", workdir .. "/gone") == "")
+  local gone_result, gone_err = gone:pull()
+  assert(gone_result.success == false and gone_err.kind == "io", tostring(gone_err))
+  assert(tostring(gone_err) == "repo:pull: " .. workdir .. "/gone is not a directory", tostring(gone_err))
+
   -- Called wrongly: a Lua error naming the argument.
   ok, message = pcall(git.clone, workdir .. "/origin.git")
   assert(not ok and tostring(message):find("git.clone: expected a non-empty string for 'path', got nil", 1, true),
