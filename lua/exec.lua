@@ -15,6 +15,7 @@ exec = {}
 ---@field code? integer exit code (127 when the program could not start)
 ---@field signal? integer the signal that killed it
 ---@field timed_out boolean
+---@field not_found? boolean when the program could not start: true if it does not exist (not installed, not on PATH)
 
 --- Runs a command and waits for it without blocking other running tasks. A string runs with
 --- `sh -c`; a table is an argument vector run without a shell. The command runs in its own
@@ -25,5 +26,16 @@ exec = {}
 ---@return string stderr
 ---@return exec.Error? err nil when the command exited with 0
 function exec.run(cmd, opts) end
+
+--- Runs a program with these arguments, exactly as given (no shell: `$HOME` or `*` stay
+--- literal), as `exec.run({ cmd, ... })` does: in the task's workdir, with its `env`, killed with
+--- its process tree when the task times out or the run is cancelled. The Go sloth-runner's
+--- spelling. A program that does not exist is an `err` naming it (`kind` "io", `not_found`).
+---@param cmd string the program: a name looked up on PATH, or a path
+---@param ... string|number its arguments
+---@return string stdout
+---@return string stderr
+---@return exec.Error? err nil when the command exited with 0
+function exec.command(cmd, ...) end
 
 return exec

@@ -68,6 +68,9 @@ function export(values) end
 ---@field ok boolean
 ---@field message? string
 ---@field outputs table
+---@field status "success"|"failed" `ok` as the Go tool's pipelines read it
+---@field duration number seconds the task took
+---@field error? string the failure's message; nil when it succeeded
 
 --- Runs task tables at once from inside a task, in its workdir; their results in order, and
 --- an error naming the failures (nil when all succeeded).

@@ -23,4 +23,11 @@ function log.warn(message, fields) end
 ---@param fields? table<string, any> extra key=value pairs
 function log.error(message, fields) end
 
+--- Logs at info level, marked as a success by a `status=success` field (which replaces a
+--- `status` of `fields`): `group/task  INFO  deployed status=success`. The Go sloth-runner's
+--- pipelines call it.
+---@param message any converted with tostring
+---@param fields? table<string, any> extra key=value pairs
+function log.success(message, fields) end
+
 return log

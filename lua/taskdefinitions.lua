@@ -30,12 +30,13 @@
 ---@class sloth.Group
 ---@field description? string
 ---@field tasks sloth.Task[]|table<string, sloth.Task> a list (runs in declaration order) or a map name -> task
----@field workdir? string where the group's tasks run, relative to the pipeline file (default: where sloth-runner started)
+---@field workdir? string where the group's tasks run, relative to the pipeline file (default: where sloth-runner started); created if it does not exist, and kept afterwards unless `clean_workdir_after_run` returns true
 ---@field agents? table<string, sloth.Agent> agents the group's tasks may name; never contacted unless a task runs there
 ---@field delegate_to? string|{ address: string } run every task of the group on the agent at this address
 ---@field dispatch? "first"|"round_robin"|"random"|"least_busy"|string|fun(ctx: sloth.DispatchContext): string|{ name: string, select: fun(ctx: sloth.DispatchContext): string } how a task with several candidate agents picks one: a built-in policy, a plugin module name (found with require in the pipeline's directory, plugins/, ./plugins/, SLOTH_PLUGIN_PATH), a function, or a plugin table; default "first"
----@field create_workdir_before_run? boolean run in a fresh temporary directory (or create the named `workdir` if missing)
----@field clean_workdir_after_run? fun(result: { success: boolean, error?: string, outputs: table }): boolean remove the workdir afterwards? (a named one is kept unless this returns true; a temporary one is removed unless it returns false)
+---@field create_workdir_before_run? boolean run in a fresh temporary directory (when no `workdir` is named)
+---@field clean_workdir_after_run? fun(result: { success: boolean, error?: string, outputs: table<string, table>, output: table }): boolean remove the workdir afterwards? (a named one is kept unless this returns true, even when the run created it; a temporary one is removed unless it returns false); `output` is the outputs of the group's last task (declaration order) that ran
+---@field execution_mode? string accepted for pipelines written for the Go sloth-runner, with a warning: it has no effect here (use `--jobs N`)
 
 ---@class sloth.Params: table
 ---@field workdir string the task's working directory
@@ -62,7 +63,7 @@
 ---@field abort_if? string|fun(params: sloth.Params, deps: table): boolean true stops the whole run: nothing new starts, running tasks are cancelled
 ---@field pre_exec? fun(params: sloth.Params, deps: table): boolean, string? runs before the command; false fails the task
 ---@field post_exec? fun(params: sloth.Params, outputs: table): boolean, string? runs after the command succeeded; false fails the task
----@field next_if_fail? string|string[] failure handlers: tasks that run only when this one fails, seeing `deps[this] = { failed = true, message, outputs }`
+---@field next_if_fail? string|string[] failure handlers: tasks that run only when this one fails, seeing `deps[this] = { failed = true, message, outputs }`. Not the Go tool's reading (a handler listing the tasks it watches): listing a task this one depends on, or, in a list of tasks, one declared before it, is refused with an explanation
 ---@field uses? sloth.Task a base task (e.g. from `import`); every local field overrides it, `params` merged key by key
 ---@field artifacts? string|string[] globs relative to the workdir (the `fs.glob` dialect: `**` crosses directories; one matching nothing fails the task) saved after success under .sloth/artifacts/<run-id>/
 ---@field consumes? string|string[] artifact names copied into the workdir before the task runs

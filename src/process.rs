@@ -99,6 +99,14 @@ pub enum ProcessError {
     Wait { program: String, source: std::io::Error },
 }
 
+impl ProcessError {
+    /// The program does not exist (not on PATH, or no such file): a tool that is not
+    /// installed, which callers say in those words rather than as a spawn error.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ProcessError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 /// Kills the process group it names when dropped.
 struct GroupGuard(Pid);
 

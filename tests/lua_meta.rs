@@ -34,6 +34,26 @@ fn every_native_module_function_is_documented_and_nothing_more() {
     }
 }
 
+/// Stdlib modules pipelines use as globals (over `exec`): documented like the native ones.
+const STDLIB_MODULES: &[&str] = &["git"];
+
+#[test]
+fn every_stdlib_module_function_is_documented_and_nothing_more() {
+    let runtime = Runtime::new(&RuntimeOptions::default()).expect("VM builds");
+    for name in STDLIB_MODULES {
+        let table: mlua::Table = runtime.lua().globals().get(*name).expect("module is a global");
+        let required: mlua::Table = runtime.lua().load(format!("return require('{name}')")).eval().expect("require");
+        assert_eq!(table, required, "the global {name} is what require('{name}') returns");
+        let registered: BTreeSet<String> = table
+            .pairs::<String, mlua::Value>()
+            .map(|pair| pair.expect("string keys"))
+            .filter(|(_, value)| value.is_function())
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(registered, documented_functions(name), "lua/{name}.lua differs from stdlib/{name}.lua");
+    }
+}
+
 #[test]
 fn every_supported_field_is_documented() {
     let runtime = Runtime::new(&RuntimeOptions::default()).expect("VM builds");

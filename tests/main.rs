@@ -15,6 +15,7 @@ mod differential;
 mod differential_props;
 mod dispatch;
 mod examples;
+mod go_compat;
 mod incremental;
 mod integrity;
 mod json_events;

@@ -1,15 +1,18 @@
-//! `exec`: `exec.run(cmd[, opts]) -> stdout, stderr, err`.
+//! `exec`: `exec.run(cmd[, opts]) -> stdout, stderr, err` and
+//! `exec.command(cmd, ...args) -> stdout, stderr, err`.
 //!
 //! `cmd` is a string (run by `sh -c`) or an argv table (no shell). `err` is nil on exit 0, else an
 //! error value (see [`super::error_value`]) `{ kind, message, code, signal, timed_out }` that
 //! prints as its message; `kind` is "exit", "signal", "timeout", or "io" for a program that
-//! could not start. The function is async: while the child runs, other tasks' coroutines keep
-//! going.
+//! could not start (then `not_found` says whether it does not exist). The functions are async:
+//! while the child runs, other tasks' coroutines keep going. `exec.command` is the Go tool's
+//! spelling of the argv form: the program and its arguments as separate values, no shell, no
+//! options.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mlua::{FromLua, Lua, Result as LuaResult, Table, Value};
+use mlua::{FromLua, Lua, Result as LuaResult, Table, Value, Variadic};
 
 use super::error_value::ErrorValue;
 use super::task_context::{self, TaskContext};
@@ -26,10 +29,51 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
             // Read the calling task's context now, while its coroutine is the running one.
             let context = task_context::current(&lua);
             let sink = lua.app_data_ref::<EventSink>().map(|sink| sink.clone());
-            async move { run(lua, command, options.unwrap_or_default(), context, sink).await }
+            async move {
+                let program = read_program(command)?;
+                run(lua, program, options.unwrap_or_default(), context, sink).await
+            }
+        })?,
+    )?;
+    table.set(
+        "command",
+        lua.create_async_function(|lua, (command, args): (Value, Variadic<Value>)| {
+            let context = task_context::current(&lua);
+            let sink = lua.app_data_ref::<EventSink>().map(|sink| sink.clone());
+            async move {
+                let program = read_command(&command, &args)?;
+                run(lua, program, ExecOptions::default(), context, sink).await
+            }
         })?,
     )?;
     Ok(table)
+}
+
+/// `exec.command`'s arguments as an argument vector: a program name, then strings or numbers.
+fn read_command(command: &Value, args: &[Value]) -> LuaResult<Program> {
+    let Value::String(program) = command else {
+        return Err(mlua::Error::runtime(format!(
+            "exec.command: expected a program name (string) for 'cmd', got {}",
+            command.type_name()
+        )));
+    };
+    let mut argv = vec![program.to_str()?.to_string()];
+    for (i, arg) in args.iter().enumerate() {
+        match arg {
+            Value::String(_) | Value::Integer(_) | Value::Number(_) => argv.push(arg.to_string()?),
+            other => {
+                return Err(mlua::Error::runtime(format!(
+                    "exec.command: argument #{} must be a string or a number, got {}",
+                    i + 2,
+                    other.type_name()
+                )));
+            }
+        }
+    }
+    if argv[0].is_empty() {
+        return Err(mlua::Error::runtime("exec.command: the program name 'cmd' is empty"));
+    }
+    Ok(Program::Argv(argv))
 }
 
 /// Options of `exec.run`.
@@ -135,12 +179,11 @@ fn read_program(command: Value) -> LuaResult<Program> {
 
 async fn run(
     lua: Lua,
-    command: Value,
+    program: Program,
     options: ExecOptions,
     context: TaskContext,
     sink: Option<EventSink>,
 ) -> LuaResult<(Value, Value, Value)> {
-    let program = read_program(command)?;
     let cwd = match &options.cwd {
         Some(dir) => context.resolve(dir),
         None => context.base_dir(),
@@ -169,7 +212,12 @@ async fn run(
         // The program could not start (not found, not executable): a failed command, like a
         // shell's 127, not a Lua error.
         Err(error) => {
-            let err = failure(&lua, ErrorKind::Io, (Some(127), None), &error.to_string())?;
+            let err = ErrorValue::new(ErrorKind::Io, error.to_string())
+                .with_integer("code", Some(127))
+                .with_flag("timed_out", false)
+                .with_flag("not_found", error.is_not_found())
+                .into_table(&lua)
+                .map(Value::Table)?;
             return Ok((Value::String(lua.create_string("")?), Value::String(lua.create_string("")?), err));
         }
     };

@@ -1,6 +1,10 @@
-//! `log`: `log.info/warn/error/debug(msg[, fields])` as tracing events with target `lua`.
+//! `log`: `log.info/warn/error/debug(msg[, fields])` as tracing events with target `lua`, and
+//! `log.success(msg[, fields])`, which the Go tool's pipelines call.
 //!
 //! The console shows them as `<group>/<task>  INFO  msg key=value` while a task runs.
+//! `log.success` is an info line marked by a `status=success` field: a field rather than a level
+//! of its own, so the mark reaches the console, the JSON event stream and the master (from an
+//! agent) through the paths every log line already takes.
 
 use mlua::{Lua, Result as LuaResult, Table, Value};
 use tracing::Level;
@@ -8,14 +12,21 @@ use tracing::Level;
 use super::{console_events, task_context};
 use crate::events::{EventSink, TaskEvent};
 
+/// The field `log.success` adds to its line.
+const SUCCESS_MARK: (&str, &str) = ("status", "success");
+
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
-    for (name, level) in
-        [("debug", Level::DEBUG), ("info", Level::INFO), ("warn", Level::WARN), ("error", Level::ERROR)]
-    {
+    for (name, level, mark) in [
+        ("debug", Level::DEBUG, None),
+        ("info", Level::INFO, None),
+        ("warn", Level::WARN, None),
+        ("error", Level::ERROR, None),
+        ("success", Level::INFO, Some(SUCCESS_MARK)),
+    ] {
         let function = lua.create_function(move |lua, (message, fields): (Value, Option<Table>)| {
             let message = message.to_string()?;
-            let fields = fields.map(|fields| format_fields(&fields)).transpose()?;
+            let fields = format_fields(fields.as_ref(), mark)?;
             // On an agent the line goes to the master; it shows locally only with --verbose.
             if let Some(sink) = lua.app_data_ref::<EventSink>() {
                 sink.send(TaskEvent::Log {
@@ -35,13 +46,26 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     Ok(table)
 }
 
-/// `k=v` pairs sorted by key, so the same fields always print the same way.
-fn format_fields(fields: &Table) -> LuaResult<String> {
+/// `k=v` pairs sorted by key, so the same fields always print the same way; `mark` replaces a
+/// field of the same name. None when there are none.
+fn format_fields(fields: Option<&Table>, mark: Option<(&str, &str)>) -> LuaResult<Option<String>> {
     let mut pairs = Vec::new();
-    for pair in fields.pairs::<Value, Value>() {
-        let (key, value) = pair?;
-        pairs.push(format!("{}={}", key.to_string()?, value.to_string()?));
+    if let Some(fields) = fields {
+        for pair in fields.pairs::<Value, Value>() {
+            let (key, value) = pair?;
+            let key = key.to_string()?;
+            if mark.is_some_and(|(name, _)| name == key) {
+                continue;
+            }
+            pairs.push(format!("{key}={}", value.to_string()?));
+        }
+    }
+    if let Some((name, value)) = mark {
+        pairs.push(format!("{name}={value}"));
+    }
+    if pairs.is_empty() && fields.is_none() {
+        return Ok(None);
     }
     pairs.sort();
-    Ok(pairs.join(" "))
+    Ok(Some(pairs.join(" ")))
 }

@@ -24,9 +24,10 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("info", &["message", "fields?"], 0),
             sig("warn", &["message", "fields?"], 0),
             sig("error", &["message", "fields?"], 0),
+            sig("success", &["message", "fields?"], 0),
         ],
     ),
-    ("exec", &[sig("run", &["cmd", "opts?"], 3)]),
+    ("exec", &[sig("run", &["cmd", "opts?"], 3), sig("command", &["cmd", "..."], 3)]),
     (
         "agent",
         &[

@@ -6,7 +6,9 @@
 //! - `cancel(id)` stops one; `now()` is a monotonic clock in seconds; `sleep(seconds)` yields;
 //! - `cwd()`, `is_dir(path)`, `parse_duration(text)`, `format_duration(seconds)`: small facts
 //!   standard Lua cannot get;
-//! - `contexts` is the weak `coroutine -> context` map; `context()` the running task's context.
+//! - `contexts` is the weak `coroutine -> context` map; `context()` the running task's context;
+//! - `error_value(kind, message, fields?)`: an error value as native functions return them
+//!   (`sloth.Error`), for stdlib wrappers whose failures must read the same.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -231,6 +233,26 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
     core.set("is_dir", lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).is_dir()))?)?;
+
+    // Stdlib modules over `exec` (git, …) return their failures as the same values native
+    // functions do, so scripts decide on `kind` whoever failed.
+    core.set(
+        "error_value",
+        lua.create_function(|lua, (kind, message, fields): (String, String, Option<Table>)| {
+            let kind = crate::error_kind::ErrorKind::ALL
+                .into_iter()
+                .find(|known| known.as_str() == kind)
+                .ok_or_else(|| mlua::Error::runtime(format!("sloth.core.error_value: unknown kind '{kind}'")))?;
+            let error = crate::modules::error_value::ErrorValue::new(kind, message).into_table(lua)?;
+            if let Some(fields) = fields {
+                for pair in fields.pairs::<Value, Value>() {
+                    let (name, value) = pair?;
+                    error.raw_set(name, value)?;
+                }
+            }
+            Ok(error)
+        })?,
+    )?;
 
     core.set(
         "parse_duration",

@@ -31,11 +31,15 @@ local function invalid(err)
   return M.EXIT_INVALID
 end
 
---- Loads the pipeline; `nil, code` when it is not valid.
+--- Loads the pipeline; `nil, code` when it is not valid. Warnings (fields accepted but
+--- without effect) go to stderr, whatever the command.
 local function load(file)
   local ok, pipeline = pcall(taskdefs.load, file)
   if not ok then
     return nil, invalid(pipeline), pipeline
+  end
+  for _, warning in ipairs(pipeline.warnings or {}) do
+    io.stderr:write("warning: " .. warning .. "\n")
   end
   return pipeline
 end

@@ -1,11 +1,20 @@
 --- `parallel({ task, ... })`: runs task tables (`{ name?, command, params? }`) at once from
 --- inside a task, in its workdir, and returns their results in order:
---- `{ { name, ok, message, outputs }, ... }`, plus an error message naming the failures (nil
---- when all succeeded).
+--- `{ { name, ok, message, outputs, status, duration, error }, ... }`, plus an error message
+--- naming the failures (nil when all succeeded). `status` ("success" or "failed"), `duration`
+--- (seconds) and `error` (the message of a failure, else nil) are the fields the Go tool's
+--- pipelines read.
 local core = require("sloth.core")
 local execute = require("sloth.execute")
 
 local M = {}
+
+--- A parallel task that notes when it ended (the results are collected in order, later).
+local function timed(job, task, workdir)
+  local ok, message, outputs = execute.run_here(task, {}, workdir)
+  job.finished = core.now()
+  return ok, message, outputs
+end
 
 ---@param tasks table[]
 ---@return table[] results, string? err
@@ -42,15 +51,22 @@ function M.run(tasks)
       workdir = workdir,
       env = env,
     }
-    jobs[i] = { task = task, id = core.spawn(execute.run_here, job_context, task, {}, workdir) }
+    local job = { task = task, started = core.now() }
+    job.id = core.spawn(timed, job_context, job, task, workdir)
+    jobs[i] = job
   end
   local results, failures = {}, {}
   for i, job in ipairs(jobs) do
     local job_ok, ok, message, outputs = core.wait(job.id)
+    -- Jobs are awaited in order, so a job that finished early is timed when it is collected;
+    -- it records its own end instead.
+    local finished = job.finished or core.now()
     if not job_ok then
       ok, message, outputs = false, tostring(ok), {}
     end
-    results[i] = { name = job.task.name, ok = ok, message = message, outputs = outputs or {} }
+    results[i] = { name = job.task.name, ok = ok, message = message, outputs = outputs or {},
+      status = ok and "success" or "failed", duration = finished - job.started,
+      error = (not ok) and tostring(message) or nil }
     if not ok then
       failures[#failures + 1] = string.format("%s: %s", job.task.name, tostring(message))
     end

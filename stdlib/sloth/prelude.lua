@@ -18,6 +18,9 @@ function parallel(tasks)
   return require("sloth.parallel").run(tasks)
 end
 
+--- Stdlib modules the Go tool's pipelines use as globals (also `require("git")`).
+git = require("git")
+
 --- `import(path)`: runs a Lua file relative to the importing file and returns its value.
 --- Each file runs once per VM; later imports return the same value.
 local imported = {}

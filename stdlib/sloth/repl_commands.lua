@@ -72,12 +72,13 @@ M.COMMANDS = {
 }
 
 local MODULES = {
-  { "log", "log.info/warn/error/debug(message, fields?)" },
-  { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err" },
+  { "log", "log.info/warn/error/debug/success(message, fields?)" },
+  { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err; exec.command(program, ...args) -> the same, no shell" },
   { "fs", "fs.read/stat/ls/glob/tmpdir -> value, err; fs.write/append/mkdir/rm/rm_r/copy -> err; fs.exists, fs.tmpname" },
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
+  { "git", "git.clone(url, path) / git.repo(path) -> repo, err; repo:checkout/pull/push/add/commit/tag/result" },
   { "run", "run(file[, { groups, tasks, jobs, dry_run }]) -> exit code" },
   { "import", "import(path) -> what the Lua file at path returns" },
 }

@@ -12,6 +12,8 @@ local dispatch = require("sloth.dispatch")
 local agent_fields = require("sloth.agent_fields")
 local tables = require("sloth.tables")
 local suggest = require("sloth.suggest")
+local handlers = require("sloth.handlers")
+local fs = require("fs")
 
 local M = {}
 
@@ -29,6 +31,14 @@ M.GROUP_FIELDS = {
   description = true, tasks = true, workdir = true, agents = true, delegate_to = true,
   create_workdir_before_run = true, clean_workdir_after_run = true,
   dispatch = true,
+  -- The Go tool's pipelines set it and the Go tool ignored it: accepted with a warning.
+  execution_mode = true,
+}
+
+--- Group fields accepted for pipelines written for the Go tool, with the warning they give:
+--- they do nothing here, and saying so beats refusing a pipeline that ran there.
+M.INERT_GROUP_FIELDS = {
+  execution_mode = "has no effect in sloth-runner (tasks run in dependency order; use --jobs N to run independent tasks at once)",
 }
 
 
@@ -59,7 +69,7 @@ local Checker = {}
 Checker.__index = Checker
 
 local function new_checker(file, opts)
-  local checker = setmetatable({ file = file, problems = {}, opts = opts or {} }, Checker)
+  local checker = setmetatable({ file = file, problems = {}, warnings = {}, opts = opts or {} }, Checker)
   --- `add(field, problem)` for the task being read (`at_group`, `at_task`).
   checker.add_task_problem = function(field, problem)
     checker:add(task_field(field, checker.at_group, checker.at_task), problem)
@@ -70,6 +80,12 @@ end
 function Checker:add(where, problem)
   where.file = self.file
   self.problems[#self.problems + 1] = errors.locate(where, problem)
+end
+
+--- Something accepted that the user should know about; does not stop the run.
+function Checker:warn(where, message)
+  where.file = self.file
+  self.warnings[#self.warnings + 1] = errors.locate(where, message)
 end
 
 --- Reports every key of `raw` that `known` does not list (or lists as false: a field of the
@@ -237,6 +253,11 @@ function Checker:group(name, raw, base_dir)
     return nil
   end
   self:known_fields(raw, M.GROUP_FIELDS, group_field, name)
+  for _, field in ipairs(sorted_keys(M.INERT_GROUP_FIELDS)) do
+    if raw[field] ~= nil and not self.opts.on_agent then
+      self:warn({ group = name, field = field }, M.INERT_GROUP_FIELDS[field])
+    end
+  end
   local group = { name = name, description = raw.description, tasks = {}, by_name = {}, agents = {} }
   if raw.description ~= nil and type(raw.description) ~= "string" then
     self:add({ group = name, field = "description" }, "must be a string, got " .. type(raw.description))
@@ -250,8 +271,10 @@ function Checker:group(name, raw, base_dir)
       self:add({ group = name, field = "workdir" }, "must be a string, got " .. type(raw.workdir))
     else
       group.workdir = paths.absolute(raw.workdir, base_dir)
-      if not self.opts.on_agent and not raw.create_workdir_before_run and not core.is_dir(group.workdir) then
-        self:add({ group = name, field = "workdir" }, "directory does not exist: " .. group.workdir)
+      -- A missing one is created when the group runs (sloth.workdirs), as the Go tool did;
+      -- something else in its place cannot become a directory.
+      if not self.opts.on_agent and not core.is_dir(group.workdir) and fs.exists(group.workdir) then
+        self:add({ group = name, field = "workdir" }, "exists and is not a directory: " .. group.workdir)
       end
     end
   end
@@ -370,6 +393,7 @@ function Checker:group(name, raw, base_dir)
       end
     end
   end
+  handlers.check_direction(self, group, is_list)
   group.handlers = {}
   for _, task in ipairs(group.tasks) do
     for _, handler in ipairs(task.next_if_fail) do
@@ -408,6 +432,7 @@ function M.from_value(defs, file, opts)
   if #checker.problems > 0 then
     error(errors.validation(checker.problems), 0)
   end
+  pipeline.warnings = checker.warnings
   return pipeline
 end
 

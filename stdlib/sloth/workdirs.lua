@@ -1,8 +1,10 @@
 --- A group's working directory over a run: `create_workdir_before_run` makes a fresh
---- temporary one (or creates the named `workdir` if missing), and afterwards
---- `clean_workdir_after_run(result)` decides whether it goes. A workdir the user named is never
---- removed unless that function says so; a temporary one is, unless it says otherwise; the
---- directory sloth-runner was started in is never removed.
+--- temporary one, a named `workdir` that does not exist yet is created (with or without that
+--- field, as the Go tool did), and afterwards `clean_workdir_after_run(result)` decides whether
+--- it goes. A workdir the user named is never removed unless that function says so — even when
+--- this run created it: the name says the user wants it there, and what the tasks left in it is
+--- theirs. A temporary one is removed unless the function says otherwise; the directory
+--- sloth-runner was started in is never removed.
 local core = require("sloth.core")
 local errors = require("sloth.errors")
 local fs = require("fs")
@@ -14,15 +16,15 @@ local M = {}
 --- it cannot be made.
 ---@return string? workdir, table|string state_or_err
 function M.prepare(group, default)
-  if not group.create_workdir then
-    return group.workdir or default, { dir = group.workdir or default, temporary = false }
-  end
   if group.workdir then
     local err = fs.mkdir(group.workdir)
     if err then
       return nil, string.format("group '%s': cannot create workdir %s: %s", group.name, group.workdir, err)
     end
     return group.workdir, { dir = group.workdir, temporary = false }
+  end
+  if not group.create_workdir then
+    return default, { dir = default, temporary = false }
   end
   local dir, err = fs.tmpdir()
   if not dir then
@@ -31,7 +33,8 @@ function M.prepare(group, default)
   return dir, { dir = dir, temporary = true }
 end
 
---- Applies the clean-up decision once the group's tasks are done.
+--- Applies the clean-up decision once the group's tasks are done. The decision function gets
+--- `{ success, error?, outputs = { task = outputs }, output = last task's outputs }`.
 function M.finish(group, state, results, reporter)
   local result = { success = true, outputs = {} }
   for name, r in pairs(results) do
@@ -41,6 +44,16 @@ function M.finish(group, state, results, reporter)
       result.error = result.error or string.format("%s: %s", name, tostring(r.message))
     end
   end
+  -- `output`: what the Go tool passed, the outputs of the group's last task (in declaration
+  -- order) that ran.
+  for i = #group.tasks, 1, -1 do
+    local r = results[group.tasks[i].name]
+    if r and (r.status == "succeeded" or r.status == "failed") then
+      result.output = r.outputs or {}
+      break
+    end
+  end
+  result.output = result.output or {}
   local remove = state.temporary
   if group.clean_workdir then
     local ok, decision = preempt.pcall(group.clean_workdir, result)

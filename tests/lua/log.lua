@@ -9,3 +9,10 @@ for _, level in ipairs({ "debug", "info", "warn", "error" }) do
 end
 local ok, err = pcall(log.info, "x", "not a table")
 assert(not ok and tostring(err):find("table"), "fields must be a table")
+
+-- log.success (the Go tool's): an info line marked as a success; fields as for the others.
+assert(type(log.success) == "function")
+log.success("deployed", { env = "prod" })
+log.success("deployed")
+ok, err = pcall(log.success, "x", "not a table")
+assert(not ok and tostring(err):find("table"), "fields must be a table")

@@ -26,8 +26,14 @@ summary = h.run({ g = { tasks = {
       assert(core.now() - started < 0.58, "parallel ran in sequence")
       assert(results[1].name == "one" and results[1].ok and results[1].outputs.stdout == "one\n")
       assert(results[2].message == "two" and results[2].outputs.n == 2)
+      -- The fields the Go tool's pipelines read: status, duration (seconds), error.
+      assert(results[1].status == "success" and results[1].error == nil)
+      assert(results[1].duration >= 0.3 and results[1].duration < 5, results[1].duration)
       local failed, failure = parallel({ { command = "exit 3" }, { command = "true" } })
       assert(failed[1].ok == false and failed[2].ok == true)
+      assert(failed[1].status == "failed" and failed[2].status == "success")
+      assert(failed[1].error:find("exited with code 3", 1, true), failed[1].error)
+      assert(failed[2].error == nil and failed[2].duration < failed[1].duration + 5)
       assert(failure:find("parallel#1", 1, true), failure)
       return true
     end },

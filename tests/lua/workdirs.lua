@@ -28,7 +28,7 @@ summary = run({ g = { create_workdir_before_run = true,
   clean_workdir_after_run = function(result) got = result; return false end,
   tasks = { { name = "t", command = function(params) seen = params.workdir; return true, "m", { k = 1 } end } } } })
 assert(fs.exists(seen), "clean_workdir_after_run returned false but the workdir went")
-assert(got.success == true and got.outputs.t.k == 1)
+assert(got.success == true and got.outputs.t.k == 1 and got.output.k == 1)
 assert(fs.rm_r(seen) == nil)
 
 -- A named workdir survives unless the function says otherwise; it is created if missing.
@@ -45,3 +45,22 @@ assert(got.success == false and got.error:find("exited with code 2", 1, true), t
 summary = run({ g = { workdir = named, clean_workdir_after_run = function() return true end,
   tasks = { { name = "t", command = "true" } } } })
 assert(not fs.exists(named), "clean_workdir_after_run returned true but the named workdir stayed")
+
+-- `output` is the outputs of the last task (declaration order) that ran: a skipped one is passed over.
+summary = run({ g = { clean_workdir_after_run = function(result) got = result; return false end, tasks = {
+  { name = "first", command = function() return true, "m", { from = "first" } end },
+  { name = "broken", command = "exit 1" },
+  { name = "last", command = function() return true, "m", { from = "last" } end },
+  { name = "never", depends_on = "broken", command = "true" },
+} } })
+assert(not summary.ok and got.output.from == "last", tostring(got.output.from))
+
+-- A named workdir that does not exist is created without create_workdir_before_run, and
+-- (like every named workdir) kept unless clean_workdir_after_run says otherwise.
+local fresh = h.tmpdir() .. "/made/by/the/run"
+summary = run({ g = { workdir = fresh, tasks = { { name = "t", command = "echo made > here.txt" } } } })
+assert(summary.ok and h.read(fresh .. "/here.txt") == "made\n", "the missing workdir was not created")
+local other = h.tmpdir() .. "/made/too"
+summary = run({ g = { workdir = other, clean_workdir_after_run = function() return true end,
+  tasks = { { name = "t", command = "true" } } } })
+assert(summary.ok and not fs.exists(other), "clean_workdir_after_run returned true but the created workdir stayed")

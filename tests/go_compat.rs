@@ -1,0 +1,168 @@
+//! Pipelines written for the Go sloth-runner, run through the real binary: the behaviour
+//! differences it accepts (a missing group workdir, `execution_mode`) and the one it refuses
+//! with an explanation (`next_if_fail` read the other way round).
+
+use crate::support::Test;
+
+#[test]
+fn a_missing_group_workdir_is_created_and_kept() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  build = {
+    workdir = "out/build",
+    execution_mode = "sequential",
+    clean_workdir_after_run = function(result)
+      local f = assert(io.open(os.getenv("REPORT"), "w"))
+      f:write(tostring(result.success), " ", tostring(result.output.artifact))
+      f:close()
+      return false
+    end,
+    tasks = {
+      { name = "compile", command = "echo built > app.bin" },
+      { name = "package", depends_on = "compile", command = function()
+          return true, "packaged", { artifact = "app.bin" }
+        end },
+    },
+  },
+}
+"#,
+    );
+    let report = test.path().join("report.txt");
+    let report = report.to_str().expect("a UTF-8 temp path");
+    let test = test.env("REPORT", report);
+    test.run(&["validate", "-f", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("warning: tasks.lua: group 'build': field 'execution_mode': has no effect in sloth-runner");
+    assert!(!test.exists("out/build"), "validate created the workdir");
+    test.run(&["run", "-f", "tasks.lua"]).expect_code(0).stderr_has("field 'execution_mode': has no effect");
+    assert_eq!(test.read("out/build/app.bin"), "built\n");
+    assert_eq!(test.read("report.txt"), "true app.bin");
+}
+
+#[test]
+fn next_if_fail_on_the_handler_is_refused_with_the_meaning_here() {
+    Test::new()
+        .write(
+            "tasks.lua",
+            r#"
+TaskDefinitions = {
+  ci = {
+    tasks = {
+      { name = "build", command = "true" },
+      { name = "cleanup", next_if_fail = "build", command = "touch cleaned" },
+    },
+  },
+}
+"#,
+        )
+        .run(&["run", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has(
+            "tasks.lua: group 'ci', task 'cleanup': field 'next_if_fail': 'build' is declared before 'cleanup'; \
+             next_if_fail lists the tasks to run when 'cleanup' fails",
+        )
+        .stderr_has("put next_if_fail = \"cleanup\" on 'build'");
+}
+
+const SUCCESS_LINES: &str = r#"
+TaskDefinitions = {
+  deploy = {
+    agents = { box = { address = "127.0.0.1:PORT" } },
+    tasks = {
+      { name = "here", command = function()
+          log.success("deployed here", { env = "prod", status = "overridden" })
+          return true
+        end },
+      { name = "there", agent = "box", command = function()
+          log.success("deployed there")
+          return true
+        end },
+    },
+  },
+}
+"#;
+
+#[test]
+fn log_success_is_an_info_line_marked_as_a_success_here_and_from_an_agent() {
+    let agent = crate::support::agent::Agent::start(&[]);
+    let test = Test::new().write("tasks.lua", &SUCCESS_LINES.replace("PORT", agent.port()));
+    test.run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("deploy/here  INFO  deployed here env=prod status=success")
+        .stderr_has("box/there  INFO  deployed there status=success");
+    let run = test.run(&["run", "--output", "json", "tasks.lua"]).expect_code(0);
+    let logs: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON event"))
+        .filter(|event| event["type"] == "log")
+        .collect();
+    assert_eq!(logs.len(), 2, "{}", run.stdout);
+    for event in &logs {
+        assert_eq!(event["level"], "info", "{event}");
+        assert!(event["fields"].as_str().is_some_and(|fields| fields.ends_with("status=success")), "{event}");
+    }
+}
+
+/// The identity and configuration git gets in these tests: nothing of the user's leaks in.
+fn git_env(test: Test, home: &std::path::Path) -> Test {
+    let home = home.to_str().expect("a UTF-8 temp path");
+    test.env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Sloth")
+        .env("GIT_AUTHOR_EMAIL", "sloth@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Sloth")
+        .env("GIT_COMMITTER_EMAIL", "sloth@example.invalid")
+}
+
+#[test]
+fn a_pipeline_uses_the_git_global_as_the_go_examples_do() {
+    let home = tempfile::tempdir().expect("a temp dir");
+    let test = git_env(Test::new(), home.path()).write(
+        "tasks.lua",
+        r#"
+TaskDefinitions = {
+  release = {
+    workdir = "build",
+    tasks = {
+      { name = "clone", command = function()
+          local repo = git.clone(os.getenv("ORIGIN"), "app")
+          if not repo.success then
+            return false, "clone failed: " .. repo.stderr
+          end
+          local f = assert(io.open("app/VERSION", "w"))
+          f:write("1.0.0\n")
+          f:close()
+          local _, err = repo:add("VERSION"):commit("release 1.0.0"):tag("v1.0.0"):push({ remote = "origin", branch = "main", tags = true })
+          if err then
+            return false, tostring(err)
+          end
+          log.success("released", { version = "1.0.0" })
+          return true, "released"
+        end },
+    },
+  },
+}
+"#,
+    );
+    let origin = test.path().join("origin.git");
+    let status = std::process::Command::new("git")
+        .args(["init", "--bare", "--initial-branch=main"])
+        .arg(&origin)
+        .status()
+        .expect("running git init");
+    assert!(status.success());
+    let test = test.env("ORIGIN", origin.to_str().expect("a UTF-8 temp path"));
+    test.run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("release/clone  INFO  released status=success version=1.0.0");
+    assert_eq!(test.read("build/app/VERSION"), "1.0.0\n");
+    let log = std::process::Command::new("git")
+        .arg(format!("--git-dir={}", origin.display()))
+        .args(["log", "--format=%s %D", "main"])
+        .output()
+        .expect("running git log");
+    assert_eq!(String::from_utf8_lossy(&log.stdout), "release 1.0.0 HEAD -> main, tag: v1.0.0\n");
+}
