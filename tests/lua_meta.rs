@@ -24,14 +24,19 @@ fn every_native_module_function_is_documented_and_nothing_more() {
     let runtime = Runtime::new(&RuntimeOptions::default()).expect("VM builds");
     for (name, _) in MODULES {
         let table: mlua::Table = runtime.lua().globals().get(*name).expect("module is a global");
-        let registered: BTreeSet<String> = table
-            .pairs::<String, mlua::Value>()
-            .map(|pair| pair.expect("string keys"))
-            .filter(|(_, value)| value.is_function())
-            .map(|(name, _)| name)
-            .collect();
+        let registered = functions_of(&table);
         assert_eq!(registered, documented_functions(name), "lua/{name}.lua differs from the registered module");
     }
+}
+
+/// The names of the functions a module table holds.
+fn functions_of(table: &mlua::Table) -> BTreeSet<String> {
+    table
+        .pairs::<String, mlua::Value>()
+        .map(|pair| pair.expect("string keys"))
+        .filter(|(_, value)| value.is_function())
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Stdlib modules pipelines use as globals (over `exec`): documented like the native ones.
@@ -44,12 +49,7 @@ fn every_stdlib_module_function_is_documented_and_nothing_more() {
         let table: mlua::Table = runtime.lua().globals().get(*name).expect("module is a global");
         let required: mlua::Table = runtime.lua().load(format!("return require('{name}')")).eval().expect("require");
         assert_eq!(table, required, "the global {name} is what require('{name}') returns");
-        let registered: BTreeSet<String> = table
-            .pairs::<String, mlua::Value>()
-            .map(|pair| pair.expect("string keys"))
-            .filter(|(_, value)| value.is_function())
-            .map(|(name, _)| name)
-            .collect();
+        let registered = functions_of(&table);
         assert_eq!(registered, documented_functions(name), "lua/{name}.lua differs from stdlib/{name}.lua");
     }
 }

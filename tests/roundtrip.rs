@@ -411,16 +411,31 @@ fn die_in_the_middle_of_an_apply() {
     let _ = apply_observed(master, &archive[..], &deleted, Some(base), &Limits::default(), &mut observer);
 }
 
-#[test]
-fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Runs the test `child` of this binary with `variable=dir`: an apply in `dir` that exits
+/// the process halfway (a kill, as far as the workspace can tell).
+fn die_in(child: &str, variable: &str, dir: &Path) {
     let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", "roundtrip::die_in_the_middle_of_an_apply", "--test-threads", "1"])
-        .env("SLOTH_TEST_DIE_APPLYING", dir.path())
+        .args(["--exact", child, "--test-threads", "1"])
+        .env(variable, dir)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("running the dying apply");
     assert!(status.success());
+}
+
+/// The names in directory `dir`.
+fn names_in(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .expect("read")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    die_in("roundtrip::die_in_the_middle_of_an_apply", "SLOTH_TEST_DIE_APPLYING", dir.path());
     // Half applied: c.txt deleted and a.txt replaced, b.txt not yet; the staging is left.
     assert!(!dir.path().join("c.txt").exists(), "the apply got as far as deleting c.txt");
     assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "a1");
@@ -429,12 +444,7 @@ fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
     for (name, content) in [("a.txt", "a0"), ("b.txt", "b0"), ("c.txt", "c0")] {
         assert_eq!(std::fs::read_to_string(dir.path().join(name)).expect("read"), content, "{name}");
     }
-    let left: BTreeSet<String> = std::fs::read_dir(dir.path())
-        .expect("read")
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "the staging is gone");
+    assert_eq!(names_in(dir.path()), ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "the staging is gone");
 }
 
 /// With `SLOTH_TEST_DIE_REPLACING_RULES=<dir>`, applies a change that replaces the root's
@@ -472,13 +482,11 @@ fn die_in_the_middle_of_an_apply_replacing_the_rules() {
 #[test]
 fn a_snapshot_takes_back_a_dead_apply_that_was_replacing_the_rules_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--exact", "roundtrip::die_in_the_middle_of_an_apply_replacing_the_rules", "--test-threads", "1"])
-        .env("SLOTH_TEST_DIE_REPLACING_RULES", dir.path())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("running the dying apply");
-    assert!(status.success());
+    die_in(
+        "roundtrip::die_in_the_middle_of_an_apply_replacing_the_rules",
+        "SLOTH_TEST_DIE_REPLACING_RULES",
+        dir.path(),
+    );
     let rules = dir.path().join(".slothignore");
     assert!(
         std::fs::symlink_metadata(&rules).expect("the rules").file_type().is_symlink(),
@@ -503,12 +511,11 @@ fn a_snapshot_takes_back_a_dead_apply_that_was_replacing_the_rules_file() {
     for (name, content) in [("a.txt", "a0"), ("b.txt", "b0"), ("build.log", "log")] {
         assert_eq!(std::fs::read_to_string(dir.path().join(name)).expect("read"), content, "{name}");
     }
-    let left: BTreeSet<String> = std::fs::read_dir(dir.path())
-        .expect("read")
-        .flatten()
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, [".slothignore", "a.txt", "b.txt", "build.log"].map(str::to_owned).into(), "the staging is gone");
+    assert_eq!(
+        names_in(dir.path()),
+        [".slothignore", "a.txt", "b.txt", "build.log"].map(str::to_owned).into(),
+        "the staging is gone"
+    );
 }
 
 #[test]
