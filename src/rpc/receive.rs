@@ -83,24 +83,18 @@ pub(super) async fn receive_incremental(
         None => None,
     };
     let root = warm.lease.as_ref().map_or(root, |lease| lease.root.clone());
-    // What the cache lacks is found by looking for a file per content: off the async threads.
-    let cache = identity.cache.clone();
-    let target = Arc::clone(&manifest);
-    let (plan, pin, missing) = blocking(move || {
-        // Kept from trimming until the tree is built: what a kept tree still needs, or every
-        // content of a new one (those already cached are copied from the cache).
-        let (needed, pin) = match &plan {
-            Some(plan) => {
-                let needed = plan.needed(&target);
-                let pin = cache.pin_hashes(&needed);
-                (needed, pin)
-            }
-            None => (cache.missing(&target), cache.pin(&target)),
-        };
-        let missing = cache.missing_of(&needed);
-        Ok((plan, pin, missing))
-    })
-    .await?;
+    // Kept from trimming until the tree is built: what a kept tree still needs, or every
+    // content of a new one (those already cached are copied from the cache). The cache knows
+    // what it holds in memory: no file work, no trip to a blocking thread.
+    let (needed, pin) = match &plan {
+        Some(plan) => {
+            let needed = plan.needed(&manifest);
+            let pin = identity.cache.pin_hashes(&needed);
+            (needed, pin)
+        }
+        None => (identity.cache.missing(&manifest), identity.cache.pin(&manifest)),
+    };
+    let missing = identity.cache.missing_of(&needed);
     tracing::info!(
         entries = manifest.entries.len(),
         missing = missing.len(),
