@@ -1,7 +1,8 @@
 ---@meta fs
 --- Files. Available as the global `fs` and through `require("fs")`. Readers return
 --- `value, err`; writers return a single `err`, nil on success (`assert(fs.write(p, s) == nil)`).
---- An err names the function and the path: `fs.read: /w/x.txt: No such file or directory`.
+--- An err is a `sloth.Error` (`kind` "io", "no_space" or "invalid"; `path`; `call`) that prints
+--- as the function and the path: `fs.read: /w/x.txt: No such file or directory`.
 --- A wrong argument (a table for a path, an empty path, an unknown option) raises instead.
 --- Relative paths resolve against the running task's workdir (outside a task, the current
 --- directory). Names and contents are bytes: spaces, newlines, non-UTF-8 and NUL are kept.
@@ -19,19 +20,19 @@ fs = {}
 --- The whole content of a file.
 ---@param path string
 ---@return string? content
----@return string? err
+---@return sloth.Error? err
 function fs.read(path) end
 
 --- Replaces a file's content (the file is created if missing; its directory is not).
 ---@param path string
 ---@param content string|number any bytes; a number is written as Lua prints it
----@return string? err
+---@return sloth.Error? err
 function fs.write(path, content) end
 
 --- Adds to the end of a file (created if missing).
 ---@param path string
 ---@param content string|number
----@return string? err
+---@return sloth.Error? err
 function fs.append(path, content) end
 
 --- Whether something is at `path`. A link counts as itself: a dangling link exists (use
@@ -43,13 +44,13 @@ function fs.exists(path) end
 --- What is at `path`, without following a link.
 ---@param path string
 ---@return fs.Stat? stat
----@return string? err
+---@return sloth.Error? err
 function fs.stat(path) end
 
 --- Every name in a directory, dotfiles included, sorted by their bytes.
 ---@param path? string default "."
 ---@return string[]? names
----@return string? err
+---@return sloth.Error? err
 function fs.ls(path) end
 
 --- Paths under `root` that `pattern` matches, relative to `root`, sorted (a directory's entries
@@ -61,23 +62,23 @@ function fs.ls(path) end
 ---@param pattern string
 ---@param opts? { root?: string } root: default the task's workdir
 ---@return string[]? paths
----@return string? err
+---@return sloth.Error? err
 function fs.glob(pattern, opts) end
 
 --- Creates a directory and its missing parents; one already there is fine.
 ---@param path string
----@return string? err
+---@return sloth.Error? err
 function fs.mkdir(path) end
 
 --- Removes a file, a link (not its target) or an empty directory.
 ---@param path string
----@return string? err
+---@return sloth.Error? err
 function fs.rm(path) end
 
 --- Removes a path and everything beneath it, as `rm -rf`: nothing there is not an err, links
 --- inside are removed as links (what they point at stays). `.`, `..` and `/` are refused.
 ---@param path string
----@return string? err
+---@return sloth.Error? err
 function fs.rm_r(path) end
 
 --- Copies a file, a link (as a link) or a directory with everything in it to `dst` — the
@@ -87,13 +88,13 @@ function fs.rm_r(path) end
 --- itself, a file over a directory or a directory over a file, fifos and devices.
 ---@param src string
 ---@param dst string
----@return string? err
+---@return sloth.Error? err
 function fs.copy(src, dst) end
 
 --- A new directory only its owner can enter, in the system's temporary directory (`TMPDIR`).
 --- It is not removed for you (`fs.rm_r` it).
 ---@return string? path
----@return string? err
+---@return sloth.Error? err
 function fs.tmpdir() end
 
 --- A path in the temporary directory where nothing is now. Only a name: nothing is created,
