@@ -59,7 +59,7 @@ function export(values) end
 
 ---@class sloth.ParallelTask
 ---@field name? string
----@field command sloth.Command
+---@field command? sloth.Command without one, the entry does nothing and succeeds (as in the Go tool)
 ---@field params? table
 ---@field env? table<string, string|number|boolean> on top of the calling task's
 

@@ -1,5 +1,6 @@
---- `parallel({ task, ... })`: runs task tables (`{ name?, command, params? }`) at once from
---- inside a task, in its workdir, and returns their results in order:
+--- `parallel({ task, ... })`: runs task tables (`{ name?, command?, params?, env? }`; one
+--- without a command does nothing and succeeds, as in the Go tool) at once from inside a task,
+--- in its workdir, and returns their results in order:
 --- `{ { name, ok, message, outputs, status, duration, error }, ... }`, plus an error message
 --- naming the failures (nil when all succeeded). `status` ("success" or "failed"), `duration`
 --- (seconds) and `error` (the message of a failure, else nil) are the fields the Go tool's
@@ -26,8 +27,18 @@ function M.run(tasks)
   local workdir = context and context.workdir or core.cwd()
   local jobs = {}
   for i, spec in ipairs(tasks) do
-    if type(spec) ~= "table" or (type(spec.command) ~= "string" and type(spec.command) ~= "function") then
-      error(string.format("parallel: task #%d needs a 'command' (a shell string or a function)", i), 2)
+    if type(spec) ~= "table" then
+      error(string.format("parallel: task #%d is a %s, not a task table", i, type(spec)), 2)
+    end
+    local command = spec.command
+    if command == nil then
+      -- As in the Go sloth-runner: an entry without a command does nothing, and succeeds.
+      command = function()
+        return true
+      end
+    elseif type(command) ~= "string" and type(command) ~= "function" then
+      error(string.format("parallel: task #%d: 'command' must be a shell string or a function, got %s", i,
+        type(command)), 2)
     end
     -- The calling task's environment, then the parallel task's own on top.
     local env = {}
@@ -40,7 +51,7 @@ function M.run(tasks)
     local task = {
       name = spec.name or ("parallel#" .. i),
       group = context and context.group or "",
-      command = spec.command,
+      command = command,
       params = spec.params or {},
       env = env,
     }

@@ -35,6 +35,12 @@ summary = h.run({ g = { tasks = {
       assert(failed[1].error:find("exited with code 3", 1, true), failed[1].error)
       assert(failed[2].error == nil and failed[2].duration < failed[1].duration + 5)
       assert(failure:find("parallel#1", 1, true), failure)
+      -- An entry without a command does nothing and succeeds (as the Go tool's); a command of
+      -- another type is refused, naming the entry.
+      local noop, noop_err = parallel({ { name = "placeholder" }, { command = "true" } })
+      assert(noop_err == nil and noop[1].ok and noop[1].status == "success" and noop[1].name == "placeholder")
+      local refused, why = pcall(parallel, { { command = "true" }, { command = 42 } })
+      assert(not refused and tostring(why):find("task #2: 'command' must be", 1, true), tostring(why))
       return true
     end },
 } } })
