@@ -166,3 +166,20 @@ TaskDefinitions = {
         .expect("running git log");
     assert_eq!(String::from_utf8_lossy(&log.stdout), "release 1.0.0 HEAD -> main, tag: v1.0.0\n");
 }
+
+#[test]
+fn a_values_file_takes_the_environment_as_the_go_tool_wrote_it() {
+    Test::new()
+        .write("values.yaml", "region: \"{{ .Env.SLOTH_TEST_REGION }}\"\nzone: \"{{.Env.SLOTH_TEST_REGION}}a\"\nnone: \"{{ .Env.SLOTH_TEST_UNSET }}\"\n")
+        .write(
+            "tasks.lua",
+            r#"TaskDefinitions = { g = { tasks = { { name = "t", command = function()
+                assert(values.region == "eu-west-1" and values.zone == "eu-west-1a" and values.none == "",
+                  values.region .. "/" .. values.zone .. "/" .. values.none)
+                return true
+              end } } } }"#,
+        )
+        .env("SLOTH_TEST_REGION", "eu-west-1")
+        .run(&["run", "tasks.lua", "-v", "values.yaml"])
+        .expect_code(0);
+}
