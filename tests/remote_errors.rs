@@ -209,3 +209,30 @@ fn an_agent_whose_disk_fills_while_packing_the_changes_says_no_space() {
         "#,
     );
 }
+
+#[test]
+fn a_file_here_that_fails_a_call_is_named_with_the_agent_the_call_was_for() {
+    let agent = Agent::start(&[]);
+    run_lua(
+        &agent.address,
+        r#"
+        local dir = tmpdir()
+        write(dir .. "/gone.txt", "soon gone\n")
+        local snapshot = workspace.snapshot(dir)
+        -- Gone before its contents go up: the call fails on this side.
+        os.remove(dir .. "/gone.txt")
+        local client = agent.connect(ADDRESS, { name = "box" })
+        local ok, err = pcall(client.execute, client, request(snapshot, "true"))
+        assert(not ok and err.kind == "io", tostring(err))
+        assert(err.address == ADDRESS and err.agent == "box", tostring(err))
+        assert(err.path == dir .. "/gone.txt", "path: " .. tostring(err.path))
+        starts(tostring(err), "agent.execute: agent 'box' (" .. ADDRESS .. "): ")
+        assert(tostring(err):find("gone.txt", 1, true), tostring(err))
+
+        local bare = agent.connect(ADDRESS)
+        local ok, err = pcall(bare.execute, bare, request(snapshot, "true"))
+        assert(not ok and err.address == ADDRESS and err.agent == nil, tostring(err))
+        starts(tostring(err), "agent.execute: the agent at " .. ADDRESS .. ": ")
+        "#,
+    );
+}
