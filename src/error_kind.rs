@@ -87,12 +87,14 @@ impl ErrorKind {
 
     /// The kind of an I/O error: a full disk or quota (ENOSPC, EDQUOT), or any other.
     pub fn of_io(error: &std::io::Error) -> Self {
-        use nix::errno::Errno;
-        match error.raw_os_error() {
-            Some(code) if code == Errno::ENOSPC as i32 || code == Errno::EDQUOT as i32 => ErrorKind::NoSpace,
-            _ => ErrorKind::Io,
-        }
+        if is_no_space_io(error) { ErrorKind::NoSpace } else { ErrorKind::Io }
     }
+}
+
+/// Whether an I/O error is the disk or a quota running out (ENOSPC, EDQUOT) — by its kind,
+/// which wrappers keep (tempfile's errors name the path and have no OS code of their own).
+pub fn is_no_space_io(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 /// The file or archive entry a workspace error is about, when it names one.
@@ -130,6 +132,19 @@ mod tests {
         assert_eq!(ErrorKind::of_io(&denied), ErrorKind::Io);
         let quota = std::io::Error::from_raw_os_error(nix::errno::Errno::EDQUOT as i32);
         assert_eq!(ErrorKind::of_io(&quota), ErrorKind::NoSpace);
+    }
+
+    #[test]
+    fn a_full_disk_is_no_space_also_when_a_wrapper_names_the_path() {
+        // What tempfile returns when making a file on a full disk: the OS error inside, its
+        // kind outside, no OS code of its own.
+        let full = std::io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32);
+        let wrapped = std::io::Error::new(full.kind(), format!("{full} at path \"/scratch/.tmpX\""));
+        assert_eq!(wrapped.raw_os_error(), None);
+        assert_eq!(ErrorKind::of_io(&wrapped), ErrorKind::NoSpace);
+        let workspace = WorkspaceError::Io { path: "/w/a".into(), source: wrapped };
+        assert_eq!(ErrorKind::of_workspace(&workspace), ErrorKind::NoSpace);
+        assert!(crate::workspace::beneath::is_no_space(&workspace));
     }
 
     #[test]

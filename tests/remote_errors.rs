@@ -155,3 +155,84 @@ fn a_change_made_here_meanwhile_is_a_conflict() {
         "#,
     );
 }
+
+/// A tmpfs of `size` (as `mount -o size=` takes it) on a temporary directory, unmounted when
+/// dropped; None where one cannot be mounted (not root, no `mount`): the test then skips.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn an_agent_whose_disk_fills_while_packing_the_changes_says_no_space() {
+    let Some(disk) = SmallDisk::mount("4m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let work_dir = disk.dir.path().to_str().expect("UTF-8 path").to_owned();
+    let agent = Agent::start(&["--work-dir", &work_dir]);
+    // 2.5 MB the task writes fit in the task's tree; their archive, incompressible, does not.
+    run_lua(
+        &agent.address,
+        r#"
+        local dir = tmpdir()
+        write(dir .. "/kept.txt", "mine\n")
+        local client = agent.connect(ADDRESS)
+        local ok, err = pcall(client.execute, client,
+          request(workspace.snapshot(dir), "head -c 2500000 /dev/urandom > big.bin"))
+        assert(not ok, "a task whose changes could not be packed succeeded")
+        assert(err.kind == "no_space", "kind: " .. tostring(err.kind) .. ": " .. tostring(err))
+        assert(err.address == ADDRESS, tostring(err))
+        local text = tostring(err)
+        assert(text:find("No space left on device", 1, true), text)
+        assert(not text:find("stack traceback", 1, true), "a Lua traceback in the message: " .. text)
+        assert(read(dir .. "/kept.txt") == "mine\n")
+        assert(io.open(dir .. "/big.bin", "r") == nil, "something of the changes landed here")
+        "#,
+    );
+}
+
+#[test]
+fn a_file_here_that_fails_a_call_is_named_with_the_agent_the_call_was_for() {
+    let agent = Agent::start(&[]);
+    run_lua(
+        &agent.address,
+        r#"
+        local dir = tmpdir()
+        write(dir .. "/gone.txt", "soon gone\n")
+        local snapshot = workspace.snapshot(dir)
+        -- Gone before its contents go up: the call fails on this side.
+        os.remove(dir .. "/gone.txt")
+        local client = agent.connect(ADDRESS, { name = "box" })
+        local ok, err = pcall(client.execute, client, request(snapshot, "true"))
+        assert(not ok and err.kind == "io", tostring(err))
+        assert(err.address == ADDRESS and err.agent == "box", tostring(err))
+        assert(err.path == dir .. "/gone.txt", "path: " .. tostring(err.path))
+        starts(tostring(err), "agent.execute: agent 'box' (" .. ADDRESS .. "): ")
+        assert(tostring(err):find("gone.txt", 1, true), tostring(err))
+
+        local bare = agent.connect(ADDRESS)
+        local ok, err = pcall(bare.execute, bare, request(snapshot, "true"))
+        assert(not ok and err.address == ADDRESS and err.agent == nil, tostring(err))
+        starts(tostring(err), "agent.execute: the agent at " .. ADDRESS .. ": ")
+        "#,
+    );
+}

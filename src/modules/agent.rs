@@ -267,7 +267,7 @@ async fn execute(
         .await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
-        Err(error) => return Ok(Err(ErrorValue::of_client("agent.execute", &error))),
+        Err(error) => return Ok(Err(ErrorValue::of_call("agent.execute", &error, client.agent()))),
     };
     if let Some(error) = callback_error {
         return Err(lua_error("execute", format!("the on_event callback failed: {error}")));

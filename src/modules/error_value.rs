@@ -74,6 +74,22 @@ impl ErrorValue {
             .with("path", crate::error_kind::workspace_path(error))
     }
 
+    /// The error of a call to `agent` (a file of this side's that failed it included, whose
+    /// own text names no agent: it gets the agent's description in front).
+    pub fn of_call(
+        call: &'static str,
+        error: &crate::rpc::client::ClientError,
+        agent: &crate::rpc::client::AgentName,
+    ) -> Self {
+        if error.agent().is_some() {
+            return Self::of_client(call, error);
+        }
+        let mut value =
+            Self::of_client(call, error).with("address", Some(agent.address.clone())).with("agent", agent.name.clone());
+        value.message = format!("{agent}: {}", value.message);
+        value
+    }
+
     /// The error as a call to an agent says it, naming the agent, with what it came down to.
     pub fn of_client(call: &'static str, error: &crate::rpc::client::ClientError) -> Self {
         let agent = error.agent();

@@ -147,19 +147,13 @@ fn done(function: &'static str, result: Result<(), FileError>) -> Option<ErrorVa
 /// printing as `fs.<function>: <error>`.
 fn failure(function: &'static str, error: &FileError) -> ErrorValue {
     let (kind, path) = match error {
-        FileError::Io { path, source } if source.raw_os_error().is_some_and(is_no_space_errno) => {
-            (ErrorKind::NoSpace, Some(path))
-        }
+        FileError::Io { path, source } if crate::error_kind::is_no_space_io(source) => (ErrorKind::NoSpace, Some(path)),
         FileError::Io { path, .. } | FileError::Refused { path, .. } => (ErrorKind::Io, Some(path)),
         FileError::Pattern { .. } => (ErrorKind::Invalid, None),
     };
     ErrorValue::new(kind, error.to_string())
         .raised_by(function)
         .with("path", path.map(|path| path.to_string_lossy().into_owned()))
-}
-
-fn is_no_space_errno(code: i32) -> bool {
-    code == nix::errno::Errno::ENOSPC as i32 || code == nix::errno::Errno::EDQUOT as i32
 }
 
 /// "fs.<function>: expected string for 'path', got nil", with the type as Lua's `type` says it.

@@ -81,6 +81,9 @@ pub enum TaskFailure {
     /// The task could not run (its thread or VM could not be made, the handler failed): the
     /// master hears INTERNAL.
     Failed(String),
+    /// The task ran, but the agent's disk or quota ran out before its changes were packed:
+    /// the master hears RESOURCE_EXHAUSTED, as for any full disk of the agent's.
+    NoSpace(String),
     /// The master cancelled the call.
     Cancelled,
 }
@@ -90,6 +93,7 @@ impl TaskFailure {
         match self {
             TaskFailure::Refused(message) => Status::failed_precondition(message),
             TaskFailure::Failed(message) => Status::internal(message),
+            TaskFailure::NoSpace(message) => Status::resource_exhausted(message),
             TaskFailure::Cancelled => Status::cancelled("the task was cancelled"),
         }
     }
@@ -98,7 +102,9 @@ impl TaskFailure {
 impl std::fmt::Display for TaskFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TaskFailure::Refused(message) | TaskFailure::Failed(message) => f.write_str(message),
+            TaskFailure::Refused(message) | TaskFailure::Failed(message) | TaskFailure::NoSpace(message) => {
+                f.write_str(message)
+            }
             TaskFailure::Cancelled => f.write_str("cancelled"),
         }
     }

@@ -203,7 +203,7 @@ fn run_on_this_thread(
     let local = tokio::task::LocalSet::new();
     let outcome = local.block_on(&prepared.tokio, async {
         tokio::select! {
-            outcome = run_in_vm(agent_name, (&prepared.vm, abort), (task, key, key.is_some() && prepared.holds == key), events) => outcome.map_err(TaskFailure::Failed),
+            outcome = run_in_vm(agent_name, (&prepared.vm, abort), (task, key, key.is_some() && prepared.holds == key), events) => outcome,
             _ = cancel => Err(TaskFailure::Cancelled),
         }
     });
@@ -228,14 +228,15 @@ async fn run_in_vm(
     (runtime, abort): (&Runtime, Arc<AtomicBool>),
     (task, key, loaded): (RemoteTask, Option<PipelineKey>, bool),
     events: EventSink,
-) -> Result<RemoteOutcome, String> {
+) -> Result<RemoteOutcome, TaskFailure> {
+    let failed = |e: mlua::Error| TaskFailure::Failed(error::describe(&e));
     let spec = &task.spec;
     let lua = runtime.lua();
     if !spec.values_json.is_empty() {
-        let values: serde_json::Value =
-            serde_json::from_slice(&spec.values_json).map_err(|e| format!("values: invalid JSON: {e}"))?;
-        let values = super::values::to_lua(lua, &values).map_err(|e| error::describe(&e))?;
-        lua.globals().set("values", values).map_err(|e| error::describe(&e))?;
+        let values: serde_json::Value = serde_json::from_slice(&spec.values_json)
+            .map_err(|e| TaskFailure::Failed(format!("values: invalid JSON: {e}")))?;
+        let values = super::values::to_lua(lua, &values).map_err(failed)?;
+        lua.globals().set("values", values).map_err(failed)?;
     }
     lua.set_app_data(super::preempt::Abort(abort));
     lua.set_app_data(VmReusable(false));
@@ -279,8 +280,18 @@ async fn run_in_vm(
         request.set("rules", lua.create_userdata(RulesData(rules))?)?;
         Ok(request)
     };
-    let request = build().map_err(|e| error::describe(&e))?;
-    let result: Table = runtime.call("sloth.agent_side", "handle", request).await.map_err(|e| error::describe(&e))?;
+    let request = build().map_err(failed)?;
+    let result: Table = runtime.call("sloth.agent_side", "handle", request).await.map_err(failed)?;
+    // The task ran, and its changes could not be packed: the agent's own trouble, of the kind
+    // the error value says (a full disk is the master's to hear as one).
+    if let Some(failure) = result.get::<Option<Table>>("failure").map_err(failed)? {
+        let kind: Option<String> = failure.get("kind").map_err(failed)?;
+        let message: String = failure.get("message").map_err(failed)?;
+        return Err(match kind.as_deref() {
+            Some("no_space") => TaskFailure::NoSpace(message),
+            _ => TaskFailure::Failed(message),
+        });
+    }
 
     let outcome = || -> mlua::Result<RemoteOutcome> {
         let changes: AnyUserData = result.get("changes")?;
@@ -302,5 +313,5 @@ async fn run_in_vm(
             after: changes.after.clone(),
         })
     };
-    outcome().map_err(|e| error::describe(&e))
+    outcome().map_err(failed)
 }

@@ -480,9 +480,7 @@ impl Root {
 /// Whether `error` is the disk (or a quota) running out.
 pub fn is_no_space(error: &WorkspaceError) -> bool {
     match error {
-        WorkspaceError::Io { source, .. } => {
-            matches!(source.raw_os_error(), Some(code) if code == Errno::ENOSPC as i32 || code == Errno::EDQUOT as i32)
-        }
+        WorkspaceError::Io { source, .. } => crate::error_kind::is_no_space_io(source),
         _ => false,
     }
 }

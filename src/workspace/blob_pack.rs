@@ -50,6 +50,7 @@ const READ_IN_MEMORY: u64 = 16 * 1024 * 1024;
 /// (entries named by hash). Each file is read once and what was read is hashed and sent: a
 /// file written to since the manifest was taken goes as it was read, under its new hash, and
 /// is listed in [`BlobPack::amended`] — never under a hash that is not its content's.
+/// Finishing `out` failing names `spool`, the scratch directory the caller writes it in.
 pub fn pack_blobs(
     root: &Path,
     manifest: &Manifest,
@@ -96,8 +97,10 @@ pub fn pack_blobs(
             report.amended.push(((*path).clone(), new));
         }
     }
-    let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
-    encoder.finish().map_err(WorkspaceError::io(root))?;
+    let encoder = builder.into_inner().map_err(WorkspaceError::io(spool))?;
+    // Flushed here: a buffered writer dropped unflushed loses the error of its last bytes, and
+    // the archive would go up short of its end.
+    encoder.finish().and_then(|mut out| out.flush()).map_err(WorkspaceError::io(spool))?;
     report.sent = sent.len() as u64;
     Ok(report)
 }

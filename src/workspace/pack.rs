@@ -59,7 +59,9 @@ pub fn pack(
         None => manifest.entries.keys().try_for_each(&mut add)?,
     }
     let encoder = builder.into_inner().map_err(WorkspaceError::io(root))?;
-    encoder.finish().map_err(WorkspaceError::io(root))?;
+    // The last bytes may still be in `out`'s buffer: a writer dropped unflushed (a BufWriter)
+    // loses its error with them, and the archive would end short of its end, unannounced.
+    encoder.finish().and_then(|mut out| out.flush()).map_err(WorkspaceError::io(root))?;
     Ok(count)
 }
 
@@ -175,5 +177,44 @@ mod tests {
         assert_eq!(archive.entries().expect("entries").count(), 0);
         let (empty, _) = super::super::unpack::peek_empty(&out[..]).expect("peek");
         assert!(empty, "the apply takes it for nothing to do");
+    }
+
+    /// A disk that is full: every write fails, as ENOSPC.
+    struct FullDisk;
+
+    impl Write for FullDisk {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_archive_whose_last_bytes_cannot_be_written_is_an_error_not_a_truncated_archive() {
+        // Small: the whole archive stays in the BufWriter until it is flushed, and a BufWriter
+        // dropped unflushed drops the error with the bytes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.txt"), "content").expect("write");
+        let manifest = Manifest::scan(dir.path(), &crate::workspace::Filter::builtin()).expect("scan");
+        let packed = pack(dir.path(), &manifest, None, std::io::BufWriter::new(FullDisk));
+        assert!(packed.is_err(), "packing to a full disk succeeded: {packed:?}");
+        let hashes: Vec<blake3::Hash> = manifest
+            .entries
+            .values()
+            .filter_map(|entry| match entry {
+                Entry::File { hash, .. } => Some(*hash),
+                _ => None,
+            })
+            .collect();
+        let packed = super::super::blob_pack::pack_blobs(
+            dir.path(),
+            &manifest,
+            &hashes,
+            std::io::BufWriter::new(FullDisk),
+            dir.path(),
+        );
+        assert!(packed.is_err(), "packing the contents asked for to a full disk succeeded");
     }
 }

@@ -100,7 +100,7 @@ end
 --- the agent's cache; `req.base` is that manifest and `req.rules` the rules the master took it
 --- with. `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
 ---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, base: userdata, rules: userdata }
----@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean }
+---@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean } | { failure: { kind: string?, message: string } }
 function M.handle(req)
   local root = req.root
   local pipeline
@@ -144,7 +144,13 @@ function M.handle(req)
     ok, message, outputs = false, tostring(ok), {}
   end
   -- Kept in memory while small; a large archive goes to a file in the task's directory.
-  local changes = workspace.changes(root, base, { rules = rules, spill = req.dir })
+  local packed, changes = pcall(workspace.changes, root, base, { rules = rules, spill = req.dir })
+  if not packed then
+    -- The agent's own trouble (its disk full, its tree unreadable), not the task's: the host
+    -- answers by the error's kind, with its message (no traceback of this file).
+    local kind = lua_type(changes) == "table" and changes.kind or nil
+    return { failure = { kind = kind, message = to_text(changes) } }
+  end
   for _, item in ipairs(changes.skipped) do
     log.warn(string.format("'%s' is %s: not carried back to the master", item.path, item.kind))
   end

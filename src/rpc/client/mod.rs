@@ -161,6 +161,11 @@ impl AgentClient {
         &self.agent.address
     }
 
+    /// How this client's errors name the agent.
+    pub fn agent(&self) -> &AgentName {
+        &self.agent
+    }
+
     pub async fn info(&mut self) -> Result<InfoResponse, ClientError> {
         let response = self.grpc.info(InfoRequest {}).await.map_err(|s| self.status_error(&s))?;
         Ok(response.into_inner())
