@@ -141,3 +141,27 @@ fn a_remote_task_stopped_by_its_timeout_no_longer_counts_as_busy() {
         .expect_code(1)
         .stderr_has("a/t3  INFO  ran");
 }
+
+#[test]
+fn an_agent_that_refuses_this_master_is_not_where_the_retry_goes() {
+    let strict = Agent::start(&["--token", "the-right-one"]);
+    let open = Agent::start(&[]);
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{
+            agents = {{ strict = {{ address = "{}", token = "a-wrong-one" }}, open = {{ address = "{}" }} }},
+            tasks = {{
+              {{ name = "t", agent = {{ "strict", "open" }}, retries = 1, retry_delay = "10ms",
+                command = function() log.info("made it"); return true end }},
+              {{ name = "u", agent = {{ "strict", "open" }}, depends_on = "t",
+                command = function() log.info("went straight to the one that accepts"); return true end }},
+            }} }} }}"#,
+        strict.address, open.address
+    );
+    Test::new()
+        .write("tasks.lua", &pipeline)
+        .run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("g/t  attempt 1/2 failed")
+        .stderr_has("open/t  INFO  made it")
+        .stderr_has("open/u  INFO  went straight to the one that accepts");
+}

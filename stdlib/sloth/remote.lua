@@ -183,9 +183,11 @@ function M.run_on(target, task, deps, workdir)
   }
   local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
   if not called then
-    -- An agent that cannot be reached, or that died mid-task, is not where the retry goes.
+    -- An agent that cannot be reached, that died mid-task, or that refuses this master (a
+    -- token or certificate it does not accept: it will not change its mind) is not where the
+    -- retry goes.
     local kind = errors.kind(result)
-    if kind == "unreachable" or kind == "lost" then
+    if kind == "unreachable" or kind == "lost" or kind == "refused" then
       pool.unreachable(target)
     end
     return false, about(target, result) .. next_step(target, result)
