@@ -6,7 +6,7 @@
 //! and on the bytes written (one blob may be named many times). Contents are verified against
 //! their hash when they are stored and again when they are used.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,7 +21,10 @@ use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
 mod adopt;
+mod build;
 mod dir;
+
+pub use build::Build;
 
 /// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored, kept under
 /// a size limit by removing the oldest blobs no task in progress needs.
@@ -395,82 +398,6 @@ impl BlobCache {
                 self.unrecord(name);
             }
         }
-    }
-}
-
-/// A workspace being built from a manifest: what is written, and the files whose contents
-/// must be fetched again.
-#[derive(Debug)]
-pub struct Build {
-    writer: TreeWriter,
-    pending: Vec<(RelPath, Entry)>,
-    built: Manifest,
-}
-
-impl Build {
-    /// A build writing with `writer`, nothing written yet.
-    pub(super) fn on(writer: TreeWriter) -> Self {
-        Self { writer, pending: Vec::new(), built: Manifest::default() }
-    }
-
-    pub(super) fn writer_mut(&mut self) -> &mut TreeWriter {
-        &mut self.writer
-    }
-
-    /// Records `entry` as built at `path`.
-    pub(super) fn insert(&mut self, path: RelPath, entry: Entry) {
-        self.built.entries.insert(path, entry);
-    }
-
-    /// Records the identity of the entry at `path`, as it was left.
-    pub(super) fn stamp(&mut self, path: RelPath, stamp: super::beneath::Stamp) {
-        self.built.stamps.insert(path, stamp);
-    }
-
-    /// Distinct contents still needed.
-    pub fn missing(&self) -> Vec<blake3::Hash> {
-        let hashes: BTreeSet<[u8; 32]> = self
-            .pending
-            .iter()
-            .filter_map(|(_, entry)| match entry {
-                Entry::File { hash, link: None, .. } => Some(*hash.as_bytes()),
-                _ => None,
-            })
-            .collect();
-        hashes.into_iter().map(blake3::Hash::from_bytes).collect()
-    }
-
-    /// Writes the pending files again from `cache` (after their contents were fetched again);
-    /// a content still missing or wrong now fails, naming the file.
-    pub fn retry(&mut self, cache: &BlobCache) -> Result<(), WorkspaceError> {
-        for (path, entry) in std::mem::take(&mut self.pending) {
-            let Some(written) = cache.write_verified(self, &path, &entry)? else {
-                let Entry::File { hash, .. } = &entry else { continue };
-                return Err(WorkspaceError::UnsafeEntry {
-                    entry: path.to_string(),
-                    reason: format!("its content {} did not arrive intact", &hash.to_hex()[..16]),
-                });
-            };
-            self.built.entries.insert(path, written);
-        }
-        Ok(())
-    }
-
-    /// Completes the tree (directory modes and times) and returns what was built: the
-    /// manifest's entries with every content verified, and modes and times as the filesystem
-    /// holds them — the base the task's changes are judged against, so that a filesystem that
-    /// keeps less (coarser times) never makes untouched files look changed.
-    pub fn finish(mut self) -> Result<Manifest, WorkspaceError> {
-        if let Some((path, _)) = self.pending.first() {
-            return Err(WorkspaceError::UnsafeEntry {
-                entry: path.to_string(),
-                reason: "its content is not in the cache".to_owned(),
-            });
-        }
-        for (path, held) in self.writer.finish()? {
-            self.built.entries.insert(path, held);
-        }
-        Ok(self.built)
     }
 }
 

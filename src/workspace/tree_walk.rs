@@ -112,6 +112,13 @@ const PARALLEL_FROM: usize = 512;
 /// The most threads a walk uses.
 const MAX_THREADS: usize = 8;
 
+/// Threads a large walk uses: the cores this process may run on (up to [`MAX_THREADS`]), found
+/// once — finding them reads the cgroup's files, which every scan would otherwise do again.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from).min(MAX_THREADS))
+}
+
 /// `look(tree, path, stat)` for every path, in order, with what lstat says of it; None where
 /// the path is gone since it was listed (or `look` says so). Large lists are cut in one
 /// contiguous part per core, each looked at by a thread of its own.
@@ -120,7 +127,6 @@ pub(super) fn look_at_each<T: Send>(
     paths: &[RelPath],
     look: impl Fn(&Root, &RelPath, Stat) -> Result<Option<T>, WorkspaceError> + Sync,
 ) -> Result<Vec<Option<T>>, WorkspaceError> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(MAX_THREADS);
     let part = |paths: &[RelPath]| -> Result<Vec<Option<T>>, WorkspaceError> {
         let tree = Root::open(root)?;
         let mut looked = Vec::with_capacity(paths.len());
@@ -132,7 +138,8 @@ pub(super) fn look_at_each<T: Send>(
         }
         Ok(looked)
     };
-    if threads < 2 || paths.len() < PARALLEL_FROM {
+    let threads = if paths.len() < PARALLEL_FROM { 1 } else { cores() };
+    if threads < 2 {
         return part(paths);
     }
     let parts: Vec<Result<Vec<Option<T>>, WorkspaceError>> = std::thread::scope(|scope| {
