@@ -50,7 +50,9 @@ local function fingerprint()
     end
   end
   for _, library in ipairs(LIBRARIES) do
-    for name, value in lua_pairs(_G[library] or {}) do
+    -- (rawget: a module loaded on first use is not loaded by looking; one a pipeline loaded
+    -- since the baseline is a difference, and the VM is not kept.)
+    for name, value in lua_pairs(lua_rawget(_G, library) or {}) do
       seen[library .. "." .. name] = value
     end
   end

@@ -18,8 +18,20 @@ function parallel(tasks)
   return require("sloth.parallel").run(tasks)
 end
 
---- Stdlib modules the Go tool's pipelines use as globals (also `require("git")`).
-git = require("git")
+--- Stdlib modules the Go tool's pipelines use as globals, loaded on first use
+--- (`sloth.lazy_globals`).
+local LAZY_GLOBALS = require("sloth.lazy_globals")
+setmetatable(_G, {
+  __index = function(_, name)
+    local module = LAZY_GLOBALS[name]
+    if module == nil then
+      return nil
+    end
+    local value = require(module)
+    rawset(_G, name, value)
+    return value
+  end,
+})
 
 --- `import(path)`: runs a Lua file relative to the importing file and returns its value.
 --- Each file runs once per VM; later imports return the same value.

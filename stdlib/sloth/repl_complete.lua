@@ -21,10 +21,17 @@ local function fields_of(value, seen)
   return own, index
 end
 
+-- Globals loaded on first use (`git`, …): their names complete before they are loaded, and
+-- completing inside one loads it (a stdlib module: nothing of the user's runs).
+local LAZY_GLOBALS = require("sloth.lazy_globals")
+
 --- `value`'s field `name`, raw, then through its metatable's `__index` table.
 local function field(value, name)
   local own, index = fields_of(value)
   local found = own and rawget(own, name)
+  if found == nil and value == _G and LAZY_GLOBALS[name] then
+    found = require(LAZY_GLOBALS[name])
+  end
   if found == nil and index then
     found = rawget(index, name)
   end
@@ -83,6 +90,7 @@ function M.candidates(line, pos)
   local found, seen = {}, {}
   if #parts == 0 then
     add_names(found, seen, _G, prefix)
+    add_names(found, seen, LAZY_GLOBALS, prefix)
     for _, word in ipairs(KEYWORDS) do
       if word:sub(1, #prefix) == prefix and not seen[word] then
         found[#found + 1] = word

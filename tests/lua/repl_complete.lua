@@ -16,6 +16,11 @@ local found = check("exec.ru", 5, { "run" })
 assert(#found == 1, table.concat(found, " "))
 check("x = ex", 4, { "exec" })
 check("loc", 0, { "local" })
+-- Stdlib globals loaded on first use complete before they are loaded, and inside.
+assert(rawget(_G, "git") == nil, "git is not loaded before a script names it")
+check("gi", 0, { "git" })
+check("git.cl", 4, { "clone" })
+assert(rawget(_G, "git") == nil and git.clone ~= nil and rawget(_G, "git") == git)
 -- Fields of any table a global reaches.
 TaskDefinitions = { build = { tasks = { { name = "t" } }, description = "b" } }
 check("TaskDefinitions.build.t", 22, { "tasks" })

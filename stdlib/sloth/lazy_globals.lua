@@ -1,0 +1,6 @@
+--- Stdlib modules the Go tool's pipelines use as globals (each also `require(NAME)`), by global
+--- name: the module each loads. The prelude loads one the first time a script names it, so a
+--- VM whose pipeline uses none of them does not pay for them. To add a module, add it here.
+return {
+  git = "git",
+}
