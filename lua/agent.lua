@@ -13,6 +13,7 @@ agent = {}
 ---@field contents_requested integer file contents the agent asked masters for since it started
 ---@field bytes_received integer bytes of workspace contents received since it started
 ---@field bytes_sent integer bytes of changes sent back since it started
+---@field manifest_entries_received integer manifest entries that came over the wire since it started (a large manifest of a workspace it holds a tree of comes as an outline: only the parts it lacks travel)
 
 ---@class agent.Result
 ---@field ok boolean

@@ -907,6 +907,17 @@ fn thousands_of_small_files_some_modified_some_deleted_a_directory_renamed() {
             assert!(local.tree.nodes.contains_key(b"tree/d12-renamed/s0/f00.txt".as_slice()));
         })
         .check();
+    // Again on the same trees, after edits here: the agent holds the tree (and the manifest)
+    // the first task left, and takes every unchanged part of the manifest from it.
+    harness.edit(|ws| {
+        put(ws, b"tree/d03/s1/f05.txt", "edited on the master\n");
+        fs::remove_file(ws.join("tree/d04/s2/f01.txt")).expect("remove on the master");
+        put(ws, b"tree/d29/s4/added.txt", "added on the master\n");
+    });
+    harness
+        .step("cat tree/d03/s1/f05.txt tree/d29/s4/added.txt\necho more >> tree/d05/s0/f00.txt\nfind tree -type f | wc -l")
+        .expect_local(|local| assert_eq!(local.stdout, ["edited on the master", "added on the master", "2993"]))
+        .check();
 }
 
 #[test]

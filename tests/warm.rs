@@ -12,7 +12,7 @@ use crate::support::Test;
 use crate::support::agent::Agent;
 
 /// The agent's counters.
-fn info(agent: &Agent) -> InfoResponse {
+pub(crate) fn info(agent: &Agent) -> InfoResponse {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     tokio.block_on(async {
         let mut client =
@@ -23,7 +23,7 @@ fn info(agent: &Agent) -> InfoResponse {
 
 /// A workspace of `files` files and a pipeline running `command` on `agent` (`fields` go in
 /// the task's table).
-fn workspace(agent: &Agent, files: usize, command: &str, fields: &str) -> Test {
+pub(crate) fn workspace(agent: &Agent, files: usize, command: &str, fields: &str) -> Test {
     let mut test = Test::new();
     for i in 0..files {
         test = test.write(&format!("ws/f{i}.txt"), &format!("file {i}\n"));
@@ -33,7 +33,7 @@ fn workspace(agent: &Agent, files: usize, command: &str, fields: &str) -> Test {
 }
 
 /// The trees the agent keeps, in its `--work-dir`.
-fn trees(work: &Path) -> Vec<PathBuf> {
+pub(crate) fn trees(work: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for agent_dir in std::fs::read_dir(work).expect("work dir").flatten() {
         if let Ok(entries) = std::fs::read_dir(agent_dir.path().join("trees")) {
@@ -186,7 +186,7 @@ fn eviction_under_a_tiny_limit_stays_correct() {
 }
 
 /// Rewrites the pipeline of `test` to run `command` on `agent` (`fields` in the task).
-fn set_task(test: &Test, agent: &Agent, command: &str, fields: &str) {
+pub(crate) fn set_task(test: &Test, agent: &Agent, command: &str, fields: &str) {
     std::fs::write(
         test.path().join("tasks.lua"),
         format!(

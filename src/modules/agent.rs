@@ -152,6 +152,7 @@ async fn info(lua: Lua, this: AnyUserData) -> LuaResult<Result<Table, ErrorValue
     table.set("contents_requested", info.contents_requested)?;
     table.set("bytes_received", info.bytes_received)?;
     table.set("bytes_sent", info.bytes_sent)?;
+    table.set("manifest_entries_received", info.manifest_entries_received)?;
     Ok(Ok(table))
 }
 

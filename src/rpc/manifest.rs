@@ -5,13 +5,9 @@ use super::proto::FileEntry;
 use super::proto::file_entry::Kind;
 use crate::workspace::{Entry, Manifest, RelPath, Timestamp};
 
-/// The manifest as wire entries, in messages of about `chunk_bytes` each.
-pub fn to_wire_chunks(manifest: &Manifest, chunk_bytes: usize) -> Vec<Vec<FileEntry>> {
-    super::batches(
-        manifest.entries.iter().map(|(path, entry)| to_wire(path, entry)),
-        |entry| entry.path.len() + entry.target.len() + entry.hash.len() + 32,
-        chunk_bytes,
-    )
+/// About how many bytes `entry` takes in a message (to keep messages near their size).
+pub fn wire_size(entry: &FileEntry) -> usize {
+    entry.path.len() + entry.target.len() + entry.hash.len() + entry.link.len() + 32
 }
 
 pub fn to_wire(path: &RelPath, entry: &Entry) -> FileEntry {
@@ -89,16 +85,23 @@ pub fn from_wire(wire: FileEntry) -> Result<(RelPath, Entry), String> {
 pub fn extend_from_wire(manifest: &mut Manifest, entries: Vec<FileEntry>) -> Result<(), String> {
     for wire in entries {
         let (path, entry) = from_wire(wire)?;
-        if manifest.entries.contains_key(&path) {
-            return Err(format!("manifest entry '{path}': duplicate"));
-        }
-        if let Entry::File { link: Some(leader), .. } = &entry
-            && !matches!(manifest.entries.get(leader), Some(Entry::File { link: None, .. }))
-        {
-            return Err(format!("manifest entry '{path}': a hard link to '{leader}', which is not a file before it"));
-        }
-        manifest.entries.insert(path, entry);
+        insert_checked(manifest, path, entry)?;
     }
+    Ok(())
+}
+
+/// Adds one entry to `manifest`: refused when its path is there already, or when it is a hard
+/// link to anything but a file before it.
+pub fn insert_checked(manifest: &mut Manifest, path: RelPath, entry: Entry) -> Result<(), String> {
+    if manifest.entries.contains_key(&path) {
+        return Err(format!("manifest entry '{path}': duplicate"));
+    }
+    if let Entry::File { link: Some(leader), .. } = &entry
+        && !matches!(manifest.entries.get(leader), Some(Entry::File { link: None, .. }))
+    {
+        return Err(format!("manifest entry '{path}': a hard link to '{leader}', which is not a file before it"));
+    }
+    manifest.entries.insert(path, entry);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod client;
 pub mod manifest;
 pub mod parts;
 mod receive;
+mod receive_manifest;
 pub mod server;
 mod status;
 pub mod task_dir;

@@ -11,6 +11,7 @@ use tonic::{Status, Streaming};
 use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
 use super::proto::{ExecuteRequest, ExecuteResponse, NeedBlobs};
+use super::receive_manifest::receive_manifest;
 use super::server::{AgentIdentity, Outbound, RemoteWorkspace};
 use super::task_dir::TaskDir;
 use crate::workspace::trees::Lease;
@@ -32,6 +33,8 @@ pub struct Traffic {
     pub contents_requested: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Manifest entries that came over the wire (by outline: those of parts it lacked).
+    pub manifest_entries_received: AtomicU64,
 }
 
 /// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
@@ -46,8 +49,7 @@ pub(super) async fn receive_incremental(
     ignore: Vec<String>,
     warm: Warm<'_>,
 ) -> Result<RemoteWorkspace, Status> {
-    // Shared, not copied, between the steps below (a large workspace's manifest is big).
-    let mut manifest = Arc::new(receive_manifest(inbound, limits.max_entries).await?);
+    // The tree first: a manifest sent by outline takes what it can from what that tree held.
     if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
         let (trees, key) = (Arc::clone(trees), key.to_owned());
         *warm.lease = Some(blocking(move || trees.lease(&key)).await?);
@@ -56,6 +58,8 @@ pub(super) async fn receive_incremental(
         Some(lease) => (lease.root.clone(), lease.state.clone()),
         None => (dir.path().join("workspace"), None),
     };
+    // Shared, not copied, between the steps below (a large workspace's manifest is big).
+    let mut manifest = Arc::new(receive_manifest(inbound, limits.max_entries, state.clone(), tx, warm.traffic).await?);
     // A kept tree is looked at first: only what it lacks is asked for.
     let plan = match state {
         Some(state) => {
@@ -219,36 +223,6 @@ pub(super) async fn ask_for(hashes: &[blake3::Hash], tx: &Outbound) -> Result<()
         }
     }
     Ok(())
-}
-
-/// Reads manifest messages until `ManifestEnd`, checking the announced count and the limit.
-pub(super) async fn receive_manifest(
-    inbound: &mut Streaming<ExecuteRequest>,
-    max_entries: u64,
-) -> Result<crate::workspace::Manifest, Status> {
-    let mut manifest = crate::workspace::Manifest::default();
-    loop {
-        match inbound.message().await? {
-            Some(ExecuteRequest { item: Some(Item::ManifestChunk(chunk)) }) => {
-                super::manifest::extend_from_wire(&mut manifest, chunk.entries).map_err(Status::invalid_argument)?;
-                if manifest.entries.len() as u64 > max_entries {
-                    return Err(Status::invalid_argument(format!("the workspace has more than {max_entries} entries")));
-                }
-            }
-            Some(ExecuteRequest { item: Some(Item::ManifestEnd(end)) }) => {
-                if end.entries != manifest.entries.len() as u64 {
-                    return Err(Status::invalid_argument(format!(
-                        "manifest truncated: announced {} entries, received {}",
-                        end.entries,
-                        manifest.entries.len()
-                    )));
-                }
-                return Ok(manifest);
-            }
-            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the manifest")),
-            None => return Err(Status::cancelled("the master ended the call before the manifest was complete")),
-        }
-    }
 }
 
 /// Where the contents an incremental sync asked for are spooled, in the task's directory.

@@ -171,6 +171,7 @@ impl Agent for AgentService {
             contents_requested: self.traffic.contents_requested.load(Ordering::Relaxed),
             bytes_received: self.traffic.bytes_received.load(Ordering::Relaxed),
             bytes_sent: self.traffic.bytes_sent.load(Ordering::Relaxed),
+            manifest_entries_received: self.traffic.manifest_entries_received.load(Ordering::Relaxed),
             trees_reused: self.identity.trees.as_ref().map_or(0, |trees| trees.reused.load(Ordering::Relaxed)),
         }))
     }

@@ -19,6 +19,7 @@ pub mod filter;
 pub mod index;
 pub mod journal;
 pub mod manifest;
+pub mod outline;
 pub mod pack;
 pub mod rel_path;
 pub mod spill;

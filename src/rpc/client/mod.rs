@@ -1,8 +1,8 @@
 //! The master's side of the wire: connect to an agent, ask its info, run a task on it.
 //!
 //! A task's call goes in four phases, one file each: the task and its scripts with the
-//! workspace's manifest go first ([`opening`]); the agent asks for the contents its cache
-//! lacks, which go up beside the call ([`sync_up`]); what the task says comes while it runs
+//! workspace's manifest (or its outline) go first ([`opening`]); the agent asks for the parts
+//! of an outline and the contents its cache lacks, which go up beside the call ([`sync_up`]); what the task says comes while it runs
 //! ([`events`]); its result and its changes come last ([`changes`]).
 
 mod changes;
@@ -201,10 +201,12 @@ impl AgentClient {
         mut on_event: impl FnMut(TaskEvent),
     ) -> Result<TaskOutcome, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
-        opening::send_beside(opening::messages(task, &workspace), tx.clone());
+        let (messages, outline) = opening::messages(task, &workspace);
+        opening::send_beside(messages, tx.clone());
         let response = self.grpc.execute(ReceiverStream::new(rx)).await;
         let mut inbound = response.map_err(|s| self.status_error(&s))?.into_inner();
         let mut sync = sync_up::SyncUp::new(workspace, tx, call.scratch.clone(), Arc::clone(&call.transfer));
+        sync.offered(outline);
         let mut changes = changes::Changes::new(call.scratch.clone(), Arc::clone(&call.transfer));
         let agent = self.agent.clone();
         loop {
@@ -226,6 +228,7 @@ impl AgentClient {
             };
             match event {
                 Event::Need(need) => sync.on_need(&need, &agent, &mut on_event).await?,
+                Event::NeedParts(need) => sync.on_need_parts(&need, &agent)?,
                 Event::OutputsPart(part) => changes.outputs_part(&part, &agent)?,
                 Event::Result(result) => changes.result(result),
                 Event::Deleted(more) => changes.deleted(more, &agent)?,

@@ -14,7 +14,8 @@ use crate::events::TaskEvent;
 use crate::rpc::Transfer;
 use crate::rpc::chunks;
 use crate::rpc::proto::execute_request::Item;
-use crate::rpc::proto::{ExecuteRequest, FileEntry, ManifestChunk, NeedBlobs, WorkspaceEnd};
+use crate::rpc::proto::{ExecuteRequest, FileEntry, ManifestChunk, NeedBlobs, NeedParts, WorkspaceEnd};
+use crate::workspace::outline::Part;
 use crate::workspace::{BlobPack, Entry, Limits, Manifest, RelPath, pack_blobs};
 
 /// The contents sent once, and once more for any the agent's cache held but failed to verify.
@@ -33,6 +34,9 @@ pub(super) struct SyncUp {
     scratch: PathBuf,
     transfer: Arc<Transfer>,
     uploads: JoinSet<Result<(), ClientError>>,
+    /// The outline the manifest was offered by, while its parts are still to be asked for.
+    outline: Option<Vec<Part>>,
+    parts_asked: Vec<u32>,
     /// Files that changed while they were read here: they went to the agent as read.
     pub(super) amended: Vec<(RelPath, Entry)>,
     /// Contents sent, and the bytes of their archives.
@@ -56,10 +60,54 @@ impl SyncUp {
             scratch,
             transfer,
             uploads: JoinSet::new(),
+            outline: None,
+            parts_asked: Vec::new(),
             amended: Vec::new(),
             contents_sent: 0,
             bytes_sent: 0,
         }
+    }
+
+    /// The manifest went by `outline` (None: whole).
+    pub(super) fn offered(&mut self, outline: Option<Vec<Part>>) {
+        self.outline = outline;
+    }
+
+    /// Takes one NeedParts message; once the last is in, sends the entries of exactly the
+    /// parts asked for, in order, and their end. Parts are asked for once, by index, ascending.
+    pub(super) fn on_need_parts(&mut self, need: &NeedParts, agent: &AgentName) -> Result<(), ClientError> {
+        let Some(parts) = &self.outline else {
+            return Err(ClientError::failed(agent, "the agent asked for parts of a manifest that was not outlined"));
+        };
+        for &index in &need.parts {
+            let after_last = self.parts_asked.last().is_none_or(|&last| index > last);
+            if index as usize >= parts.len() || !after_last {
+                return Err(ClientError::failed(
+                    agent,
+                    format!("the agent asked for manifest part {index}, not one of the outline's in order"),
+                ));
+            }
+            self.parts_asked.push(index);
+        }
+        if !need.last {
+            return Ok(());
+        }
+        let parts = self.outline.take().unwrap_or_default();
+        let asked = std::mem::take(&mut self.parts_asked);
+        let mut asked = asked.iter().peekable();
+        let mut entries = self.sent.entries.iter();
+        let mut chosen = Vec::new();
+        for (index, part) in parts.iter().enumerate() {
+            let wanted = asked.next_if_eq(&&(index as u32)).is_some();
+            for entry in entries.by_ref().take(part.entries as usize) {
+                if wanted {
+                    chosen.push(entry);
+                }
+            }
+        }
+        let messages = super::opening::entries_messages(chosen.into_iter()).collect();
+        super::opening::send_beside(messages, self.tx.clone());
+        Ok(())
     }
 
     /// Takes one NeedBlobs message; once the last of a round is in, packs what was asked for
