@@ -42,6 +42,7 @@ specs!(
     next_if_fail,
     options,
     paths_in_tasks,
+    pulumi,
     python,
     retries,
     repl_complete,

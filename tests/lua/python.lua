@@ -6,7 +6,7 @@ local h = require("_helpers")
 assert(python == require("python"), "python is the same table as a global and through require")
 
 -- python3 -m venv DIR makes DIR/bin/activate and DIR/bin/{pip,python} (this same script).
-local fakebin, log = h.fakebin({ "python3" }, [[
+local fakebin, calls = h.fakebin({ "python3" }, [[
 case "$name" in
 python3)
   case "$3" in *broken*) echo "Error: [Errno 13] Permission denied: '$3'" >&2; exit 1 ;; esac
@@ -41,7 +41,7 @@ run(function()
   local venv = python.venv(".venv")
   assert(venv.path == workdir .. "/.venv", venv.path)
   assert(venv:exists() == false)
-  assert(#h.calls(log) == 0)
+  assert(#h.calls(calls) == 0)
 
   -- create, then pip with a string (split at whitespace, as the Go module did), chained.
   local chained, err = venv:create():pip("install -r requirements.txt")
@@ -50,14 +50,14 @@ run(function()
   assert(venv.stdout == "Successfully installed -r", venv.stdout)
   assert(venv:exists() == true)
   local bin = workdir .. "/.venv/bin/"
-  h.same_calls(h.calls(log), {
+  h.same_calls(h.calls(calls), {
     { "python3", workdir, "-m", "venv", workdir .. "/.venv" },
     { "pip", workdir, "install", "-r", "requirements.txt" },
   })
 
   -- pip with a list: each element one argument, spaces and quotes kept, nothing expanded.
   assert(select(2, venv:pip({ "install", "my pkg", "it's \"q\"", "$HOME" })) == nil)
-  h.same_calls(h.calls(log), { { "pip", workdir, "install", "my pkg", "it's \"q\"", "$HOME" } })
+  h.same_calls(h.calls(calls), { { "pip", workdir, "install", "my pkg", "it's \"q\"", "$HOME" } })
 
   -- exec: its result (trimmed, as the Go module), not the venv.
   local result, exec_err = venv:exec({ "app dir/main.py", "--name", "a b" })
@@ -66,10 +66,10 @@ run(function()
   assert(result.stdout == "hello from app dir/main.py (3 args)", result.stdout)
   assert(result.stderr == "a warning", result.stderr)
   assert(result.command == bin .. "python 'app dir/main.py' --name 'a b'", result.command)
-  h.same_calls(h.calls(log), { { "python", workdir, "app dir/main.py", "--name", "a b" } })
+  h.same_calls(h.calls(calls), { { "python", workdir, "app dir/main.py", "--name", "a b" } })
   local string_result = venv:exec("main.py --port 8080")
   assert(string_result.stdout == "hello from main.py (3 args)", string_result.stdout)
-  h.same_calls(h.calls(log), { { "python", workdir, "main.py", "--port", "8080" } })
+  h.same_calls(h.calls(calls), { { "python", workdir, "main.py", "--port", "8080" } })
   assert(venv:result() == string_result)
 
   -- A failing pip: the failed result, and an error value naming the command, stderr kept.
@@ -86,7 +86,7 @@ run(function()
   assert(not ok and tostring(message):find("python: cannot call pip: the previous python call failed: venv:pip:", 1, true),
     tostring(message))
   assert(select(2, venv:pip("install x")) == nil and venv.success == true)
-  h.calls(log)
+  h.calls(calls)
 
   -- A venv that cannot be made: the error keeps python's words.
   local broken = python.venv("broken venv")
