@@ -48,6 +48,7 @@ specs!(
     repl_complete,
     repl_show,
     reuse,
+    salt,
     scheduler,
     secrets,
     suggest,

@@ -5,4 +5,5 @@ return {
   git = "git",
   pulumi = "pulumi",
   python = "python",
+  salt = "salt",
 }
