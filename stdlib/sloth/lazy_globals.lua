@@ -3,4 +3,7 @@
 --- VM whose pipeline uses none of them does not pay for them. To add a module, add it here.
 return {
   git = "git",
+  pulumi = "pulumi",
+  python = "python",
+  salt = "salt",
 }

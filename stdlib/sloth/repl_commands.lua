@@ -79,6 +79,9 @@ local MODULES = {
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
   { "git", "git.clone(url, path) / git.repo(path) -> repo, err; repo:checkout/pull/push/add/commit/tag/result" },
+  { "python", "python.venv(path) -> venv; venv:exists() / :create/pip/exec(args) -> result, err" },
+  { "pulumi", "pulumi.stack(name, { workdir, login, venv }) -> stack; stack:up/preview/destroy/refresh/outputs/config/config_map/select -> result, err; pulumi.login, pulumi.install_plugin" },
+  { "salt", "salt.client{ config }:target(tgt, form) / salt.target(tgt, form) -> target; target:cmd(fn, ...)/ping() -> result, err; salt.key.list/accept/delete/wait_and_accept" },
   { "run", "run(file[, { groups, tasks, jobs, dry_run }]) -> exit code" },
   { "import", "import(path) -> what the Lua file at path returns" },
 }

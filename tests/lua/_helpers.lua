@@ -92,4 +92,53 @@ function M.contains(haystack, needle)
   assert(haystack:find(needle, 1, true), string.format("%q does not contain %q", haystack, needle))
 end
 
+--- Fake command-line tools: `names` in a new directory (put it first on a task's PATH), each
+--- the same shell script, which records its name, working directory and arguments in the
+--- returned log (see `calls`), then runs `body` (`$name` is the name it was called by).
+function M.fakebin(names, body)
+  local dir = M.tmpdir()
+  local log = dir .. "/calls.log"
+  local script = "#!/bin/sh\nname=$(basename \"$0\")\n{ printf '%s\\000%s' \"$name\" \"$(pwd)\"; "
+    .. "for arg in \"$@\"; do printf '\\000%s' \"$arg\"; done; printf '\\n'; } >> '" .. log .. "'\n" .. body
+  for _, name in ipairs(names) do
+    M.write(dir .. "/" .. name, script)
+    local _, _, err = exec.run({ "chmod", "+x", dir .. "/" .. name })
+    assert(err == nil, tostring(err))
+  end
+  return dir, log
+end
+
+--- The calls a `fakebin` log recorded since the last look, each `{ name, cwd, argv }` (`argv`
+--- without the name); the log is emptied.
+function M.calls(log)
+  local text = M.read(log) or ""
+  M.write(log, "")
+  local calls = {}
+  for line in text:gmatch("([^\n]*)\n") do
+    local fields = {}
+    for field in (line .. "\0"):gmatch("([^\0]*)\0") do
+      fields[#fields + 1] = field
+    end
+    calls[#calls + 1] = { name = fields[1], cwd = fields[2], argv = { table.unpack(fields, 3) } }
+  end
+  return calls
+end
+
+--- Asserts `calls` are `want`: each `{ name, cwd, argv... }`, compared whole.
+function M.same_calls(calls, want)
+  local function show(list)
+    local lines = {}
+    for i, call in ipairs(list) do
+      local words = { call.name or call[1], "@", call.cwd or call[2] }
+      for _, arg in ipairs(call.argv or { table.unpack(call, 3) }) do
+        words[#words + 1] = string.format("%q", arg)
+      end
+      lines[i] = table.concat(words, " ")
+    end
+    return table.concat(lines, "\n")
+  end
+  local got, wanted = show(calls), show(want)
+  assert(got == wanted, "calls:\n" .. got .. "\nwanted:\n" .. wanted)
+end
+
 return M
