@@ -50,6 +50,7 @@ specs!(
     secrets,
     suggest,
     taskdefs,
+    terraform,
     timeout,
     workdirs,
 );

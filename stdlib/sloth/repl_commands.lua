@@ -79,6 +79,10 @@ local MODULES = {
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
   { "git", "git.clone(url, path) / git.repo(path) -> repo, err; repo:checkout/pull/push/add/commit/tag/result" },
+  { "gcp", "gcp.exec(args) / gcp.client{ project }:compute{ zone }:instances():list() (storage/sql/gke, service_account) -> result, err" },
+  { "aws", "aws.exec(args, { profile }) / aws.s3.sync{...} / aws.secretsmanager.get_secret{...} / aws.client{ profile } -> value, err" },
+  { "docker", "docker.exec(args) / build{ tag, path } / push{ tag } / run{ image } -> result, err" },
+  { "terraform", "terraform.init/plan/apply/destroy{ workdir, ... } -> result, err; terraform.output{ workdir, name } -> value, err" },
   { "run", "run(file[, { groups, tasks, jobs, dry_run }]) -> exit code" },
   { "import", "import(path) -> what the Lua file at path returns" },
 }
