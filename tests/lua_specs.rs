@@ -23,6 +23,7 @@ macro_rules! specs {
 
 specs!(
     artifacts,
+    aws,
     concurrency,
     conditions,
     core_jobs,

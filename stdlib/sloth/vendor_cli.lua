@@ -155,7 +155,7 @@ function M.run(call, argv, dir)
     if failure.kind == "exit" then
       result.exit_code = failure.code
     end
-    local said = stderr:gsub("%s+$", "")
+    local said = stderr:match("^%s*(.-)%s*$")
     local message = string.format("%s %s", shown, tostring(failure))
     if said ~= "" then
       message = message .. ": " .. said
