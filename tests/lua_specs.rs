@@ -29,6 +29,7 @@ specs!(
     core_jobs,
     data_json,
     dispatch,
+    docker,
     engine_failure,
     engine_order,
     error_values,
