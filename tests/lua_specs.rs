@@ -36,6 +36,7 @@ specs!(
     exec_command,
     exec_run,
     fs_ops,
+    gcp,
     git,
     graph,
     helpers_fs_data,
