@@ -19,7 +19,10 @@ case "$1" in
     done
     printf '#0 building with "default" instance using docker driver\n#8 naming to docker.io/library/app:1.0 done\n' >&2 ;;
   push) printf 'The push refers to repository [registry.example.com/app]\n1.0: digest: sha256:4bd0e5ac5e47a8e4ab83c7b1aa3f1a9e5e1bb2a0cd6b8e4dfe3e6c7b2d2b4f10 size: 1570\n' ;;
-  run) echo 3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e ;;
+  run)
+    for last in "$@"; do :; done
+    if [ "$last" = hang ]; then echo $$ > hang.pid; exec sleep 30; fi
+    echo 3f4e5d6c7b8a9f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5b6a7f8e9d0c1b2a3f4e ;;
   inspect) cat <<'JSON'
 [
     {
@@ -109,3 +112,18 @@ fake.task(workdir, fake.no_tools(), function()
   assert(tostring(err) == "`docker` is not installed (needed by docker.push)", tostring(err))
   return true
 end)
+
+-- The task's timeout stops the command (and the task), as for any command a task runs.
+local summary = h.run({ g = { workdir = workdir, tasks = { { name = "t", timeout = "1s", env = fakes.env,
+  command = function()
+    docker.run({ image = "hang" })
+    return true
+  end } } } })
+local message = summary.by_group.g.t.message
+assert(summary.by_group.g.t.status == "failed" and message:find("^timed out after 1"), message)
+-- (The fake writes its pid as it starts; one killed before it got there left nothing to check.)
+local pid = (h.read(workdir .. "/hang.pid") or ""):gsub("%s+$", "")
+if pid ~= "" then
+  assert(h.wait_until_dead(pid), "the hanging docker " .. pid .. " survived the timeout")
+  fake.expect(fakes.calls(), { { workdir, "docker", "run", "hang" } })
+end
