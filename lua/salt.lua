@@ -102,27 +102,27 @@ function Target:result() end
 
 --- Minion keys, over `salt-key --out=json` (each function also takes `{ config = DIR }`).
 ---@class salt.Key
-local Key = {}
+salt.key = {}
 
 --- `salt-key --out=json --list=all`: the IDs in each state (a list, empty when none).
 ---@param opts? { config?: string }
 ---@return { minions: string[], minions_pre: string[], minions_rejected: string[], minions_denied: string[] }? keys
 ---@return salt.Error? err
-function Key.list(opts) end
+function salt.key.list(opts) end
 
 --- `salt-key --out=json --yes --accept=ID` (salt-key reads ID as a glob).
 ---@param id string
 ---@param opts? { config?: string }
 ---@return salt.Result result `minions`: the IDs accepted
 ---@return salt.Error? err
-function Key.accept(id, opts) end
+function salt.key.accept(id, opts) end
 
 --- `salt-key --out=json --yes --delete=ID` (salt-key reads ID as a glob).
 ---@param id string
 ---@param opts? { config?: string }
 ---@return salt.Result result `minions`: the IDs deleted
 ---@return salt.Error? err
-function Key.delete(id, opts) end
+function salt.key.delete(id, opts) end
 
 --- Waits for a pending key — of minion `opts.id`, or the first of any — polling
 --- `salt-key --list=pre` every `interval`, and accepts it. After `timeout` without one: an
@@ -130,9 +130,6 @@ function Key.delete(id, opts) end
 ---@param opts? { id?: string, timeout?: number|string, interval?: number|string, config?: string } timeout: default 300 seconds; interval: default 2
 ---@return string? id the minion whose key was accepted
 ---@return salt.Error? err
-function Key.wait_and_accept(opts) end
-
----@type salt.Key
-salt.key = Key
+function salt.key.wait_and_accept(opts) end
 
 return salt

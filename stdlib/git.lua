@@ -15,71 +15,21 @@
 --- which `git.repo(path)` opens); the repository keeps its absolute path, so it can be handed
 --- to another task. Commands run with the task's `env`, and stop with it (timeout,
 --- cancellation).
-local core = require("sloth.core")
-local exec = require("exec")
-local paths = require("sloth.paths")
+local tool = require("sloth.tool")
 
 local M = {}
 
 local Repo = {}
 Repo.__index = Repo
 
---- A failed call's result: its fields, and repository methods that refuse to go on.
-local Failed = {
-  __index = function(result, key)
-    if Repo[key] ~= nil then
-      return function()
-        error(string.format("git: cannot call %s: the previous git call failed: %s", key,
-          tostring(rawget(result, "error"))), 2)
-      end
-    end
-    return nil
-  end,
-}
-
---- `path` as an absolute path, relative to the running task's workdir.
-local function absolute(path)
-  local context = core.context()
-  return paths.absolute(path, context and context.workdir or nil)
-end
-
-local function check_string(call, name, value)
-  if type(value) ~= "string" or value == "" then
-    error(string.format("%s: expected a non-empty string for '%s', got %s", call, name,
-      value == "" and "an empty string" or type(value)), 3)
-  end
-end
+local Failed = tool.failed_meta("git", Repo)
+local absolute, check_string = tool.absolute, tool.check_string
 
 --- Runs `git args...` in `dir` (nil: the task's workdir); the result table and the error value.
 local function run(call, dir, args)
   local argv = { "git" }
   table.move(args, 1, #args, 2, argv)
-  local shown = table.concat(argv, " ")
-  if dir and not core.is_dir(dir) then
-    -- The working tree went away since it was opened: an error value, as for any failure.
-    local err = core.error_value("io", string.format("%s is not a directory", dir), { call = call, path = dir, command = shown })
-    return { success = false, stdout = "", stderr = "", command = shown, error = err }, err
-  end
-  local stdout, stderr, failure = exec.run(argv, { cwd = dir })
-  local result = { success = failure == nil, stdout = stdout, stderr = stderr, command = shown }
-  if failure == nil then
-    return result, nil
-  end
-  local err
-  if failure.not_found then
-    err = core.error_value("io", string.format("`git` is not installed (needed by %s)", call),
-      { code = failure.code, not_found = true, command = shown })
-  else
-    local said = stderr:gsub("%s+$", "")
-    local message = string.format("%s %s", shown, tostring(failure))
-    if said ~= "" then
-      message = message .. ": " .. said
-    end
-    err = core.error_value(failure.kind, message, { call = call, code = failure.code, signal = failure.signal,
-      timed_out = failure.timed_out, command = shown, stdout = stdout, stderr = stderr })
-  end
-  result.error = err
-  return result, err
+  return tool.run(argv, { call = call, cwd = dir })
 end
 
 --- The repository after a successful call: it carries that call's result.

@@ -23,17 +23,20 @@ macro_rules! specs {
 
 specs!(
     artifacts,
+    aws,
     concurrency,
     conditions,
     core_jobs,
     data_json,
     dispatch,
+    docker,
     engine_failure,
     engine_order,
     error_values,
     exec_command,
     exec_run,
     fs_ops,
+    gcp,
     git,
     graph,
     helpers_fs_data,
@@ -53,6 +56,7 @@ specs!(
     secrets,
     suggest,
     taskdefs,
+    terraform,
     timeout,
     workdirs,
 );

@@ -42,7 +42,7 @@ local loaded = { key = nil, pipeline = nil }
 local lua_type, lua_pairs, lua_next, lua_rawequal, lua_rawget = type, pairs, next, rawequal, rawget
 local debug_gethook = debug.gethook
 local LIBRARIES = { "string", "table", "math", "os", "io", "coroutine", "utf8", "debug", "exec", "log", "workspace", "agent",
-  "git", "python", "pulumi", "salt" }
+  "git", "python", "pulumi", "salt", "gcp", "aws", "docker", "terraform" }
 local function fingerprint()
   local seen = {}
   for name, value in lua_pairs(_G) do

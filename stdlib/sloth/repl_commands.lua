@@ -82,6 +82,10 @@ local MODULES = {
   { "python", "python.venv(path) -> venv; venv:exists() / :create/pip/exec(args) -> result, err" },
   { "pulumi", "pulumi.stack(name, { workdir, login, venv }) -> stack; stack:up/preview/destroy/refresh/outputs/config/config_map/select -> result, err; pulumi.login, pulumi.install_plugin" },
   { "salt", "salt.client{ config }:target(tgt, form) / salt.target(tgt, form) -> target; target:cmd(fn, ...)/ping() -> result, err; salt.key.list/accept/delete/wait_and_accept" },
+  { "gcp", "gcp.exec(args) / gcp.client{ project }:compute{ zone }:instances():list() (storage/sql/gke, service_account) -> result, err" },
+  { "aws", "aws.exec(args, { profile }) / aws.s3.sync{...} / aws.secretsmanager.get_secret{...} / aws.client{ profile } -> value, err" },
+  { "docker", "docker.exec(args) / build{ tag, path } / push{ tag } / run{ image } -> result, err" },
+  { "terraform", "terraform.init/plan/apply/destroy{ workdir, ... } -> result, err; terraform.output{ workdir, name } -> value, err" },
   { "run", "run(file[, { groups, tasks, jobs, dry_run }]) -> exit code" },
   { "import", "import(path) -> what the Lua file at path returns" },
 }

@@ -1,9 +1,11 @@
---- Running a command-line tool for a stdlib module over `exec` (python, pulumi, salt): the
---- result table and the error value their calls return, as `git` does — the error names the
---- call and the command and keeps its stdout and stderr; a tool that is not installed is said
---- in those words. Commands run in the task's workdir (or `cwd`), with its `env`, and stop with
---- the task (timeout, cancellation), as `exec.run` does.
+--- What the stdlib modules over a command-line tool share (git, python, pulumi, salt, gcp, aws,
+--- docker, terraform): running the tool with an argument vector (no shell) through `exec`, so
+--- it runs in the task's workdir (or `cwd`) with its `env` and stops with the task (timeout,
+--- cancellation); the result `{ success, stdout, stderr, code, exit_code, command }` and an
+--- error value that names the call and the command and keeps the tool's stdout and stderr; a
+--- tool that is not installed said in those words; arguments checked into error values.
 local core = require("sloth.core")
+local data = require("data")
 local exec = require("exec")
 local paths = require("sloth.paths")
 
@@ -68,7 +70,8 @@ end
 --- `env` (added to the task's), `tool` (the name a missing program is said as; default
 --- argv[1]), `missing` (a message to say instead when the program does not exist), `shown`
 --- (the command as messages say it; default argv). The result: `success`, `stdout`,
---- `stderr`, `command`, and `code` (the exit code; nil when killed).
+--- `stderr`, `command`, `code` (the exit code; nil when killed) and `exit_code` (-1 when the
+--- program did not exit by itself).
 function M.run(argv, opts)
   local call = opts.call
   local shown = opts.shown or M.show(argv)
@@ -79,8 +82,11 @@ function M.run(argv, opts)
     return { success = false, stdout = "", stderr = "", command = shown, error = err }, err
   end
   local stdout, stderr, failure = exec.run(argv, { cwd = dir, env = opts.env })
+  -- exit_code: -1 when the program did not exit by itself (not started, killed, timed out),
+  -- as the Go modules had it.
   local result = { success = failure == nil, stdout = stdout, stderr = stderr, command = shown,
-    code = failure == nil and 0 or failure.code }
+    code = failure == nil and 0 or failure.code,
+    exit_code = failure == nil and 0 or (failure.kind == "exit" and failure.code or -1) }
   if failure == nil then
     return result, nil
   end
@@ -91,7 +97,7 @@ function M.run(argv, opts)
     err = core.error_value("io", message, { call = opts.missing and call or nil, code = failure.code,
       not_found = true, command = shown })
   else
-    local said = stderr:gsub("%s+$", "")
+    local said = stderr:match("^%s*(.-)%s*$")
     local message = string.format("%s %s", shown, tostring(failure))
     if said ~= "" then
       message = message .. ": " .. said
@@ -122,7 +128,6 @@ end
 --- Parses JSON `text`; the value, or nil and an error value (kind "invalid") naming `call`
 --- and the command that printed it.
 function M.parse_json(call, result, text)
-  local data = require("data")
   local value, reason = data.parse_json(text)
   if reason == nil then
     return value, nil
@@ -133,6 +138,123 @@ function M.parse_json(call, result, text)
   end
   return nil, core.error_value("invalid", string.format("%s printed no JSON (%s): %s", result.command, reason, shown),
     { call = call, command = result.command, stdout = result.stdout, stderr = result.stderr })
+end
+
+--- An "invalid" error value for `call`, about its argument `field`: `nil, err`.
+function M.invalid(call, field, message)
+  return nil, core.error_value("invalid", message, { call = call, field = field })
+end
+
+--- What a value is, for messages.
+local function describe(value)
+  if value == "" then
+    return "an empty string"
+  end
+  return type(value)
+end
+
+--- The parameters table of `call`, or `nil, err`.
+function M.params(call, params)
+  if type(params) ~= "table" then
+    return M.invalid(call, nil, string.format("expected a table of parameters, got %s", type(params)))
+  end
+  return params
+end
+
+--- `params[field]` as a non-empty string (a number is taken as its text), or `nil, err`.
+function M.required(call, params, field)
+  local value = params[field]
+  if type(value) == "number" then
+    return tostring(value)
+  end
+  if value == nil then
+    return M.invalid(call, field, string.format("'%s' is required", field))
+  end
+  if type(value) ~= "string" or value == "" then
+    return M.invalid(call, field, string.format("expected a non-empty string for '%s', got %s", field, describe(value)))
+  end
+  return value
+end
+
+--- `params[field]` as a string when given (nil or "" when not: absent), or `nil, err`.
+function M.optional(call, params, field)
+  local value = params[field]
+  if value == nil or value == "" then
+    return false
+  end
+  if type(value) == "number" then
+    return tostring(value)
+  end
+  if type(value) ~= "string" then
+    return M.invalid(call, field, string.format("expected a string for '%s', got %s", field, type(value)))
+  end
+  return value
+end
+
+--- `value` as a list of strings (numbers as their text), or `nil, err`; nil is an empty list
+--- unless `required`.
+function M.strings(call, field, value, required)
+  if value == nil and not required then
+    return {}
+  end
+  if type(value) ~= "table" or (required and #value == 0) then
+    return M.invalid(call, field, string.format("expected a %slist of strings for '%s', got %s",
+      required and "non-empty " or "", field, type(value) == "table" and "an empty table" or type(value)))
+  end
+  local list = {}
+  for i, item in ipairs(value) do
+    if type(item) ~= "string" and type(item) ~= "number" then
+      return M.invalid(call, field, string.format("expected a string for '%s[%d]', got %s", field, i, type(item)))
+    end
+    list[i] = tostring(item)
+  end
+  return list
+end
+
+--- A `{ NAME = value }` table as `NAME=value` strings, sorted by name (the same command every
+--- time), or `nil, err`.
+function M.assignments(call, field, value)
+  if value == nil then
+    return {}
+  end
+  if type(value) ~= "table" then
+    return M.invalid(call, field, string.format("expected a table for '%s', got %s", field, type(value)))
+  end
+  local names = {}
+  for name, item in pairs(value) do
+    if type(name) ~= "string" or (type(item) ~= "string" and type(item) ~= "number" and type(item) ~= "boolean") then
+      return M.invalid(call, field, string.format("expected '%s' to map names to strings, got %s = %s", field,
+        tostring(name), type(item)))
+    end
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  for i, name in ipairs(names) do
+    names[i] = name .. "=" .. tostring(value[name])
+  end
+  return names
+end
+
+--- A command's stdout parsed as JSON, or `nil, err` (see `parse_json`).
+function M.decode(call, result)
+  return M.parse_json(call, result, result.stdout)
+end
+
+--- stdout parsed, when it is a JSON array or object; nil otherwise.
+function M.json_of(stdout)
+  if not stdout:find("^%s*[%[{]") then
+    return nil
+  end
+  local value, problem = data.parse_json(stdout)
+  if problem ~= nil then
+    return nil
+  end
+  return value
+end
+
+--- `result` (a failed call's) with `failed_meta`: calling one of `methods` on it raises.
+function M.failed(result, methods, module)
+  return setmetatable(result, M.failed_meta(module, methods))
 end
 
 return M
