@@ -1,10 +1,12 @@
-//! What a long-running agent gives back. glibc's allocator keeps memory a thread freed in that
-//! thread's arena, and makes up to eight arenas per core; an agent serves tasks on pools of
-//! threads that come and go (task threads, blocking threads), each growing an arena of its own,
-//! and reads each run's pipeline in a fresh VM. Measured on a 400-task chain per run: 10 MiB idle,
-//! then +2.5 MiB per run, still growing after 2,400 tasks. So the agent keeps two arenas, and
-//! hands freed memory back to the system once it has been idle a moment after work (again after
-//! the VMs it held for a pipeline's next task have gone). Elsewhere these do nothing.
+//! What a long-running agent gives back. An agent serves tasks on pools of threads that come
+//! and go (task threads, blocking threads) and reads each run's pipeline in a fresh VM; with
+//! glibc's allocator, which keeps what a thread freed in that thread's arena and makes up to
+//! eight arenas per core, a 400-task chain per run measured 10 MiB idle, then +2.5 MiB per run,
+//! still growing after 2,400 tasks. The allocator is mimalloc now (`src/main.rs`), which gives
+//! freed pages back by itself after a moment; glibc's still serves what C code allocates with
+//! `malloc`. So the agent keeps glibc to two arenas, and once it has been idle a moment after
+//! work (again after the VMs it held for a pipeline's next task have gone) has both allocators
+//! give back what they can. Elsewhere these do nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -46,11 +48,20 @@ pub fn give_back_when_idle(in_flight: &Arc<AtomicU32>) {
             }
             if given < AFTER.len() && since.elapsed() >= AFTER[given] {
                 glibc::trim();
+                collect();
                 given += 1;
                 tracing::debug!(pass = given, "gave freed memory back to the system");
             }
         }
     });
+}
+
+/// Has mimalloc (the allocator, see `src/main.rs`) free what it can and give it back.
+#[allow(unsafe_code)]
+fn collect() {
+    // SAFETY: mi_collect only frees and purges the allocator's own free memory; it may be
+    // called from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
