@@ -265,11 +265,13 @@ fn check_url(request: &Request) -> Result<http::Uri, HttpError> {
     if scheme.is_some_and(|scheme| !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https")) {
         return Err(fail("only http and https URLs are supported"));
     }
+    const NOT_ABSOLUTE: &str = "not an absolute URL (expected http://… or https://…)";
+    if scheme.is_none() {
+        return Err(fail(NOT_ABSOLUTE));
+    }
     let uri: http::Uri = request.url.parse().map_err(|_| fail("not a valid URL"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        Some(_) => return Err(fail("only http and https URLs are supported")),
-        None => return Err(fail("not an absolute URL (expected http://… or https://…)")),
+    if uri.scheme_str().is_none() {
+        return Err(fail(NOT_ABSOLUTE));
     }
     if uri.host().is_none_or(str::is_empty) {
         return Err(fail("the URL has no host"));
@@ -360,5 +362,40 @@ fn tls_failed(error: &rustls::Error) -> String {
     match error {
         rustls::Error::InvalidMessage(_) => format!("TLS failed: {error} (does the server speak https?)"),
         _ => format!("TLS failed: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(url: &str) -> Request {
+        Request { method: Method::Get, url: url.to_owned(), headers: Vec::new(), body: Vec::new(), timeout: None }
+    }
+
+    #[test]
+    fn errors_show_a_url_without_its_user_and_password() {
+        assert_eq!(get("https://me:secret@host:8443/a?b=c@d").shown_url(), "https://host:8443/a?b=c@d");
+        assert_eq!(get("http://host/a@b").shown_url(), "http://host/a@b");
+        assert_eq!(get("not a url").shown_url(), "not a url");
+    }
+
+    #[test]
+    fn only_absolute_http_and_https_urls_are_accepted() {
+        for url in ["http://127.0.0.1:8080/x", "https://example.com", "HTTP://host/"] {
+            assert!(check_url(&get(url)).is_ok(), "{url}");
+        }
+        for (url, reason) in [
+            ("ftp://host/x", "only http and https"),
+            ("file:///etc/passwd", "only http and https"),
+            ("/a/path", "not an absolute URL"),
+            ("host/path", "not an absolute URL"),
+            ("http://", "not a valid URL"),
+            ("http://a b/", "not a valid URL"),
+        ] {
+            let error = check_url(&get(url)).expect_err(url);
+            assert_eq!(error.kind(), ErrorKind::Invalid, "{url}");
+            assert!(error.to_string().contains(reason), "{url}: {error}");
+        }
     }
 }
