@@ -22,17 +22,19 @@ values = {}
 ---@field address? string the agent's address, for an error about an agent (its message names the agent)
 ---@field agent? string the agent's name, when `agent.connect` was given one
 ---@field path? string the file or archive entry concerned, when one is
+---@field url? string the URL of a `net` call (without a user and password)
+---@field status? integer the HTTP status a `net.download` refused
 ---@field cause? sloth.ErrorCause what a failed connection or a refused call came down to, when known
 
 ---@alias sloth.ErrorKind
----| "unreachable" # the agent could not be reached: nothing listens there, the network, a TLS mismatch
+---| "unreachable" # the agent (or a `net` server) could not be reached: nothing listens there, the network, a TLS mismatch
 ---| "refused" # the agent refused the call: a missing or wrong token, a certificate it does not accept, a task it will not run as asked
 ---| "timeout" # a call or command took longer than it was given
----| "lost" # the connection to the agent broke during the task
----| "failed" # the agent failed the call for a reason of its own
+---| "lost" # the connection to the agent broke during the task (for `net`: before the whole body arrived)
+---| "failed" # the agent failed the call for a reason of its own (for `net.download`: a status other than 2xx, in `status`)
 ---| "conflict" # a path changed both here and by the task: nothing was applied
 ---| "no_space" # a disk (here or the agent's) or a quota ran out
----| "invalid" # refused as unsafe or malformed: a crafted archive entry, a bad manifest, past a size or entry limit, a corrupt archive, an invalid pattern
+---| "invalid" # refused as unsafe or malformed: a crafted archive entry, a bad manifest, past a size or entry limit, a corrupt archive, an invalid pattern, a URL that is not http(s)
 ---| "io" # a file could not be read or written (for `exec.run`: the program could not start)
 ---| "exit" # a command exited with a code other than 0
 ---| "signal" # a command was killed by a signal

@@ -1,7 +1,7 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
 //! Layering, low to high: `duration`, `error_kind`, `physical_path`, `process`, `locked_dir`, `task_view`,
-//! `files` → `modules` → `runtime` → `cli`.
+//! `files`, `http_client` → `modules` → `runtime` → `cli`.
 
 pub mod cli;
 pub mod duration;
@@ -9,6 +9,7 @@ pub mod error_kind;
 pub mod events;
 pub mod files;
 pub mod hex;
+pub mod http_client;
 pub mod json_events;
 pub mod locked_dir;
 pub mod memory;

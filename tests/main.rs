@@ -21,6 +21,7 @@ mod integrity;
 mod json_events;
 mod lua_meta;
 mod lua_specs;
+mod net;
 mod netns;
 mod outline;
 mod readme;

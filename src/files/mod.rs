@@ -44,7 +44,7 @@ impl FileError {
 
 /// The system's words for an error ("No such file or directory"), without Rust's
 /// "(os error 2)" suffix: the message is for people reading a pipeline's output.
-fn describe(error: &io::Error) -> String {
+pub(crate) fn describe(error: &io::Error) -> String {
     match error.raw_os_error() {
         Some(code) => nix::errno::Errno::from_raw(code).desc().to_owned(),
         None => error.to_string(),

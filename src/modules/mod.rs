@@ -12,6 +12,7 @@ pub mod fs;
 pub mod log;
 pub mod lua_args;
 pub mod lua_json;
+pub mod net;
 pub mod signatures;
 pub mod task_context;
 pub mod workspace;
@@ -27,4 +28,5 @@ pub const MODULES: &[(&str, Constructor)] = &[
     ("workspace", workspace::module),
     ("data", data::module),
     ("fs", fs::module),
+    ("net", net::module),
 ];

@@ -1,6 +1,6 @@
 //! The native modules' functions as scripts call them: each parameter (`?` when it may be
 //! left out) and how many values come back. Kept beside the code that registers them (the
-//! argument tuples in `log.rs`, `exec.rs`, `agent.rs`, `workspace.rs`, `data.rs`, `fs.rs`); the definitions for
+//! argument tuples in `log.rs`, `exec.rs`, `agent.rs`, `workspace.rs`, `data.rs`, `fs.rs`, `net.rs`); the definitions for
 //! editors in `lua/` must say the same, which the test suite checks.
 
 /// One function (`name`, or `Class:name` for a method of the values a module returns).
@@ -63,6 +63,14 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("copy", &["src", "dst"], 1),
             sig("tmpdir", &[], 2),
             sig("tmpname", &[], 1),
+        ],
+    ),
+    (
+        "net",
+        &[
+            sig("http_get", &["url", "opts?"], 4),
+            sig("http_post", &["url", "body", "headers_or_opts?"], 4),
+            sig("download", &["url", "dest", "opts?"], 1),
         ],
     ),
     (

@@ -41,7 +41,7 @@ local loaded = { key = nil, pipeline = nil }
 -- engine works for a later task, so such a VM is never kept.
 local lua_type, lua_pairs, lua_next, lua_rawequal, lua_rawget = type, pairs, next, rawequal, rawget
 local debug_gethook = debug.gethook
-local LIBRARIES = { "string", "table", "math", "os", "io", "coroutine", "utf8", "debug", "exec", "log", "workspace", "agent",
+local LIBRARIES = { "string", "table", "math", "os", "io", "coroutine", "utf8", "debug", "exec", "log", "workspace", "agent", "net",
   "git", "python", "pulumi", "salt", "gcp", "aws", "docker", "terraform" }
 local function fingerprint()
   local seen = {}

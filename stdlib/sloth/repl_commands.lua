@@ -76,6 +76,7 @@ local MODULES = {
   { "exec", "exec.run(command, { cwd, env, stdin, timeout, stream }) -> stdout, stderr, err; exec.command(program, ...args) -> the same, no shell" },
   { "fs", "fs.read/stat/ls/glob/tmpdir -> value, err; fs.write/append/mkdir/rm/rm_r/copy -> err; fs.exists, fs.tmpname" },
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
+  { "net", "net.http_get(url, { headers, timeout }) / net.http_post(url, body, headers_or_opts) -> body, status, headers, err; net.download(url, dest, opts) -> err" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
   { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
   { "git", "git.clone(url, path) / git.repo(path) -> repo, err; repo:checkout/pull/push/add/commit/tag/result" },
