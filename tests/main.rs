@@ -32,6 +32,7 @@ mod roundtrip;
 mod secrets;
 mod sizes;
 mod status_line;
+mod test_command;
 mod tls;
 mod warm;
 mod workspace_safety;

@@ -14,6 +14,7 @@ mod repl_complete;
 mod run;
 mod session;
 mod signals;
+mod test;
 
 pub use console::Verbosity;
 
@@ -46,6 +47,8 @@ enum Command {
     List(file_command::FileArgs),
     /// Check a pipeline without running anything.
     Validate(file_command::FileArgs),
+    /// Run a Lua test file against a pipeline, with the globals `test` and `assert` (only here).
+    Test(test::TestArgs),
     /// An interactive Lua prompt with everything a pipeline has (also: no arguments).
     Repl(repl::ReplArgs),
     /// Print the version.
@@ -93,6 +96,7 @@ pub fn main() -> ExitCode {
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::List(args)) => file_command::execute("list", &args),
         Some(Command::Validate(args)) => file_command::execute("validate", &args),
+        Some(Command::Test(args)) => test::execute(&args),
         Some(Command::Repl(args)) => repl::execute(args.path()),
         None => repl::execute(None),
         Some(Command::Completions { shell }) => {
@@ -115,7 +119,7 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 8] = ["run", "agent", "agents", "list", "validate", "repl", "version", "completions"];
+    const NAMES: [&str; 9] = ["run", "agent", "agents", "list", "validate", "test", "repl", "version", "completions"];
     let length = typed.chars().count();
     let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     NAMES
