@@ -22,6 +22,7 @@ mod json_events;
 mod lua_meta;
 mod lua_specs;
 mod netns;
+mod new_command;
 mod outline;
 mod readme;
 mod remote;
