@@ -6,6 +6,7 @@ mod support;
 mod agent_lifecycle;
 mod agent_vms;
 mod agents_command;
+mod check_command;
 mod cli_errors;
 mod cli_interrupt;
 mod cli_run;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod agents;
+mod check;
 mod console;
 mod file_command;
 mod new;
@@ -49,6 +50,11 @@ enum Command {
     List(file_command::FileArgs),
     /// Check a pipeline without running anything.
     Validate(file_command::FileArgs),
+    /// Check the environment: `check dependencies` lists the command-line tools the modules use.
+    Check {
+        #[command(subcommand)]
+        command: check::CheckCommand,
+    },
     /// Write a new pipeline from a template (to stdout, or to a file with -o).
     New(new::NewArgs),
     /// Pipeline templates for `new`.
@@ -105,6 +111,7 @@ pub fn main() -> ExitCode {
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::List(args)) => file_command::execute("list", &args),
         Some(Command::Validate(args)) => file_command::execute("validate", &args),
+        Some(Command::Check { command }) => check::execute(&command),
         Some(Command::New(args)) => new::execute(&args),
         Some(Command::Template { command }) => templates::execute(&command),
         Some(Command::Test(args)) => test::execute(&args),
@@ -130,8 +137,20 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 11] =
-        ["run", "agent", "agents", "list", "validate", "test", "new", "template", "repl", "version", "completions"];
+    const NAMES: [&str; 12] = [
+        "run",
+        "agent",
+        "agents",
+        "list",
+        "validate",
+        "test",
+        "new",
+        "template",
+        "check",
+        "repl",
+        "version",
+        "completions",
+    ];
     let length = typed.chars().count();
     let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     NAMES
