@@ -139,12 +139,17 @@ fn shell(env: &[(String, String)]) -> std::ffi::OsString {
         if dirs.iter().any(|dir| !dir.is_absolute()) {
             return None;
         }
-        dirs.into_iter().map(|dir| dir.join("sh")).find(|candidate| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(candidate).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
+        find_executable(&dirs, "sh")
     });
     found.as_ref().map_or_else(|| "sh".into(), |path| path.as_os_str().to_owned())
+}
+
+/// The first executable file `name` in `dirs` (the directories of a `PATH`, in order).
+pub fn find_executable(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    dirs.iter().map(|dir| dir.join(name)).find(|candidate| {
+        std::fs::metadata(candidate).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.

@@ -6,14 +6,18 @@ use clap::{Parser, Subcommand};
 
 mod agent;
 mod agents;
+mod check;
 mod console;
 mod file_command;
+mod new;
 mod pipeline_file;
 mod repl;
 mod repl_complete;
 mod run;
 mod session;
 mod signals;
+mod templates;
+mod test;
 
 pub use console::Verbosity;
 
@@ -46,6 +50,20 @@ enum Command {
     List(file_command::FileArgs),
     /// Check a pipeline without running anything.
     Validate(file_command::FileArgs),
+    /// Check the environment: `check dependencies` lists the command-line tools the modules use.
+    Check {
+        #[command(subcommand)]
+        command: check::CheckCommand,
+    },
+    /// Write a new pipeline from a template (to stdout, or to a file with -o).
+    New(new::NewArgs),
+    /// Pipeline templates for `new`.
+    Template {
+        #[command(subcommand)]
+        command: templates::TemplateCommand,
+    },
+    /// Run a Lua test file against a pipeline, with the globals `test` and `assert` (only here).
+    Test(test::TestArgs),
     /// An interactive Lua prompt with everything a pipeline has (also: no arguments).
     Repl(repl::ReplArgs),
     /// Print the version.
@@ -93,6 +111,10 @@ pub fn main() -> ExitCode {
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::List(args)) => file_command::execute("list", &args),
         Some(Command::Validate(args)) => file_command::execute("validate", &args),
+        Some(Command::Check { command }) => check::execute(&command),
+        Some(Command::New(args)) => new::execute(&args),
+        Some(Command::Template { command }) => templates::execute(&command),
+        Some(Command::Test(args)) => test::execute(&args),
         Some(Command::Repl(args)) => repl::execute(args.path()),
         None => repl::execute(None),
         Some(Command::Completions { shell }) => {
@@ -115,7 +137,20 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 8] = ["run", "agent", "agents", "list", "validate", "repl", "version", "completions"];
+    const NAMES: [&str; 12] = [
+        "run",
+        "agent",
+        "agents",
+        "list",
+        "validate",
+        "test",
+        "new",
+        "template",
+        "check",
+        "repl",
+        "version",
+        "completions",
+    ];
     let length = typed.chars().count();
     let limit = if length < 3 { 0 } else { (length / 3).max(1) };
     NAMES

@@ -195,4 +195,18 @@ function M.validate(opts)
   return M.EXIT_OK
 end
 
+---@param opts { workflow: string, file: string }
+function M.test(opts)
+  local pipeline, code = load(opts.workflow)
+  if not pipeline then
+    return code
+  end
+  local passed, err = require("sloth.test_runner").run(pipeline, opts.file)
+  if passed == nil then
+    io.stderr:write("error: test file " .. tostring(err) .. "\n")
+    return M.EXIT_INVALID
+  end
+  return passed and M.EXIT_OK or M.EXIT_FAILED
+end
+
 return M

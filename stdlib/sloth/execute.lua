@@ -1,6 +1,7 @@
 --- Runs one task's command inside the running job, whose coroutine carries the task's context
 --- (so `log` lines are prefixed and relative paths resolve against the workdir).
-local exec = require("exec")
+-- Taken now: a test's mock of `exec.run` is for the pipeline's code, not its shell commands.
+local exec_run = require("exec").run
 local core = require("sloth.core")
 local preempt = require("sloth.preempt")
 
@@ -94,7 +95,7 @@ local function run_function(task, params, deps)
 end
 
 local function run_shell(task, workdir)
-  local stdout, stderr, err = exec.run(task.command, { cwd = workdir, stream = true })
+  local stdout, stderr, err = exec_run(task.command, { cwd = workdir, stream = true })
   local outputs = { stdout = stdout, stderr = stderr, exit_code = err and err.code or 0 }
   if err then
     local tail = last_line(stderr)
