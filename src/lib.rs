@@ -15,6 +15,7 @@ pub mod locked_dir;
 pub mod memory;
 pub mod modules;
 pub mod physical_path;
+pub mod pipeline_template;
 pub mod process;
 pub mod reaper;
 pub mod rpc;
