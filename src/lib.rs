@@ -1,7 +1,7 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
 //! Layering, low to high: `duration`, `error_kind`, `physical_path`, `process`, `locked_dir`, `task_view`,
-//! `files`, `http_client` → `modules` → `runtime` → `cli`.
+//! `files`, `http_client`, `pipeline_template` → `modules` → `runtime` → `cli`.
 
 pub mod cli;
 pub mod duration;

@@ -24,7 +24,7 @@ pub(super) struct Branch {
 }
 
 /// What ended a list of nodes.
-enum End {
+enum Stop {
     Eof,
     Else { line_breaks: usize },
     ElseIf { branch: Branch, line_breaks: usize },
@@ -35,16 +35,16 @@ pub(super) fn tree(tokens: Vec<Token<'_>>) -> Result<Vec<Node>, Failure> {
     let mut tokens = tokens.into_iter();
     let (nodes, end, line) = list(&mut tokens)?;
     match end {
-        End::Eof => Ok(nodes),
-        End::End { .. } => Err(Failure::at(line, "{{ end }} without an {{ if }} or a {{ range }} before it")),
-        End::Else { .. } | End::ElseIf { .. } => {
+        Stop::Eof => Ok(nodes),
+        Stop::End { .. } => Err(Failure::at(line, "{{ end }} without an {{ if }} or a {{ range }} before it")),
+        Stop::Else { .. } | Stop::ElseIf { .. } => {
             Err(Failure::at(line, "{{ else }} without an {{ if }} or a {{ range }} before it"))
         }
     }
 }
 
 /// Nodes up to an `else`, an `end` or the end of the file; the line of what ended them.
-fn list(tokens: &mut std::vec::IntoIter<Token<'_>>) -> Result<(Vec<Node>, End, usize), Failure> {
+fn list(tokens: &mut std::vec::IntoIter<Token<'_>>) -> Result<(Vec<Node>, Stop, usize), Failure> {
     let mut nodes = Vec::new();
     while let Some(token) = tokens.next() {
         let (body, line, line_breaks) = match token {
@@ -88,26 +88,26 @@ fn list(tokens: &mut std::vec::IntoIter<Token<'_>>) -> Result<(Vec<Node>, End, u
                     // (After the line breaks of an `else if` marker, if any.)
                     branch.body.extend(body);
                     match end {
-                        End::Eof => {
+                        Stop::Eof => {
                             return Err(Failure::at(
                                 line,
                                 format!("{} is never closed with {{{{ end }}}}", branch.source),
                             ));
                         }
-                        End::End { line_breaks } => {
+                        Stop::End { line_breaks } => {
                             branches.push(branch);
                             break (Vec::new(), line_breaks);
                         }
-                        End::ElseIf { branch: next, line_breaks } => {
+                        Stop::ElseIf { branch: next, line_breaks } => {
                             branches.push(branch);
                             branch = next;
                             branch.body.push(Node::LineBreaks(line_breaks));
                         }
-                        End::Else { line_breaks } => {
+                        Stop::Else { line_breaks } => {
                             branches.push(branch);
                             let (mut body, end, else_line) = list(tokens)?;
                             body.insert(0, Node::LineBreaks(line_breaks));
-                            let End::End { line_breaks } = end else {
+                            let Stop::End { line_breaks } = end else {
                                 return Err(Failure::at(
                                     else_line,
                                     "{{ if }}'s {{ else }} is not closed with {{ end }}",
@@ -124,29 +124,29 @@ fn list(tokens: &mut std::vec::IntoIter<Token<'_>>) -> Result<(Vec<Node>, End, u
                 nodes.push(Node::LineBreaks(line_breaks));
                 let (body, end, end_line) = list(tokens)?;
                 let (otherwise, end) = match end {
-                    End::Else { line_breaks } => {
+                    Stop::Else { line_breaks } => {
                         let (mut otherwise, end, _) = list(tokens)?;
                         otherwise.insert(0, Node::LineBreaks(line_breaks));
                         (otherwise, end)
                     }
-                    End::ElseIf { .. } => return Err(Failure::at(end_line, "{{ else if }} in a {{ range }}")),
+                    Stop::ElseIf { .. } => return Err(Failure::at(end_line, "{{ else if }} in a {{ range }}")),
                     end => (Vec::new(), end),
                 };
-                let End::End { line_breaks } = end else {
+                let Stop::End { line_breaks } = end else {
                     return Err(Failure::at(line, format!("{source} is never closed with {{{{ end }}}}")));
                 };
                 nodes.push(Node::Range { expr, line, source, body, otherwise });
                 nodes.push(Node::LineBreaks(line_breaks));
             }
-            Action::Else => return Ok((nodes, End::Else { line_breaks }, line)),
+            Action::Else => return Ok((nodes, Stop::Else { line_breaks }, line)),
             Action::ElseIf(condition) => {
                 let branch = Branch { condition, line, source, body: Vec::new() };
-                return Ok((nodes, End::ElseIf { branch, line_breaks }, line));
+                return Ok((nodes, Stop::ElseIf { branch, line_breaks }, line));
             }
-            Action::End => return Ok((nodes, End::End { line_breaks }, line)),
+            Action::End => return Ok((nodes, Stop::End { line_breaks }, line)),
         }
     }
-    Ok((nodes, End::Eof, 0))
+    Ok((nodes, Stop::Eof, 0))
 }
 
 /// How many line breaks the source of `nodes` holds (and so their output).

@@ -10,8 +10,8 @@ pub(super) fn one_line(text: &str) -> Result<String, &'static str> {
     let mut i = 0;
     while i < bytes.len() {
         let rest = &text[i..];
-        if rest.starts_with("--") {
-            match long_bracket(&rest[2..]) {
+        if let Some(comment) = rest.strip_prefix("--") {
+            match long_bracket(comment) {
                 Some(len) => {
                     let close = rest[2 + len..].find(&closing(len)).ok_or("an unclosed long comment")?;
                     i += 2 + len + close + len;
