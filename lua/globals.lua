@@ -64,6 +64,8 @@ function export(values) end
 ---@field command? sloth.Command without one, the entry does nothing and succeeds (as in the Go tool)
 ---@field params? table
 ---@field env? table<string, string|number|boolean> on top of the calling task's
+---@field pre_exec? fun(params: table, input: table): boolean, string? runs first; false fails the entry
+---@field post_exec? fun(params: table, outputs: table): boolean, string? runs after a success
 
 ---@class sloth.ParallelResult
 ---@field name string
@@ -75,11 +77,14 @@ function export(values) end
 ---@field error? string the failure's message; nil when it succeeded
 
 --- Runs task tables at once from inside a task, in its workdir; their results in order, and
---- an error naming the failures (nil when all succeeded).
+--- an error naming the failures (nil when all succeeded). `input`, as in the Go tool, is the
+--- second argument of each task's `command` and `pre_exec` functions (where a task of the
+--- pipeline gets its dependencies' outputs); an empty table when not given.
 ---@param tasks sloth.ParallelTask[]
+---@param input? table
 ---@return sloth.ParallelResult[] results
 ---@return string? err
-function parallel(tasks) end
+function parallel(tasks, input) end
 
 --- At the REPL: runs a pipeline as `sloth-runner run` does; its exit code.
 ---@param file string

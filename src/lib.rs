@@ -1,7 +1,7 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
 //! Layering, low to high: `duration`, `error_kind`, `physical_path`, `process`, `locked_dir`, `task_view`,
-//! `files`, `http_client` → `modules` → `runtime` → `cli`.
+//! `files`, `http_client`, `pipeline_template` → `modules` → `runtime` → `cli`.
 
 pub mod cli;
 pub mod duration;
@@ -15,6 +15,7 @@ pub mod locked_dir;
 pub mod memory;
 pub mod modules;
 pub mod physical_path;
+pub mod pipeline_template;
 pub mod process;
 pub mod reaper;
 pub mod rpc;

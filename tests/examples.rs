@@ -11,6 +11,7 @@ const RUN_BY_README: &[&str] = &["dispatch.lua", "distributed.lua"];
 /// (example file, extra arguments)
 const EXAMPLES: &[(&str, &[&str])] = &[
     ("build.lua", &[]),
+    ("go_template.lua", &["-e", "Production", "--shards", "1,2"]),
     ("hello.lua", &[]),
     ("release.lua", &["--return"]),
     ("values.lua", &["-v", "examples/values.yaml"]),

@@ -183,3 +183,155 @@ fn a_values_file_takes_the_environment_as_the_go_tool_wrote_it() {
         .run(&["run", "tasks.lua", "-v", "values.yaml"])
         .expect_code(0);
 }
+
+/// A pipeline written for the Go tool's template data: `.Env`, `.IsProduction`, `.Shards`.
+const TEMPLATED: &str = r#"
+TaskDefinitions = {
+  main = {
+    description = "for {{ .Env }}",
+    tasks = {
+      { name = "show", command = function()
+          return true, "env={{ .Env }} prod={{ .IsProduction }} shards={{ .Shards }}"
+        end },
+      { name = "say", command = "echo deploying to {{ .Env }}" },
+    },
+  },
+}
+"#;
+
+#[test]
+fn the_pipeline_file_is_rendered_with_each_template_flag() {
+    let test = Test::new().write("tasks.lua", TEMPLATED);
+    test.run(&["run", "-e", "Staging", "tasks.lua"]).expect_code(0).stderr_has("env=Staging prod=false shards=[1 2 3]");
+    test.run(&["run", "--prod", "tasks.lua"]).expect_code(0).stderr_has("env=Development prod=true shards=[1 2 3]");
+    test.run(&["run", "--shards", "7, 8", "-f", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("env=Development prod=false shards=[7 8]");
+    test.run(&["run", "--env", "Production", "-p", "--shards", "", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("env=Production prod=true shards=[]");
+    test.run(&["list", "-e", "Production", "tasks.lua"]).expect_code(0).stdout_has("for Production");
+    test.run(&["run", "--dry-run", "-e", "Production", "tasks.lua"])
+        .expect_code(0)
+        .stdout_has("sh: echo deploying to Production");
+    test.run(&["validate", "-p", "tasks.lua"]).expect_code(0).stderr_lacks("warning");
+    test.run(&["run", "--shards", "1,x", "tasks.lua"]).expect_code(2).stderr_has("invalid shard number 'x'");
+}
+
+#[test]
+fn range_if_and_eq_shape_the_pipeline() {
+    let pipeline = r#"
+local targets = { {{ range .Shards }}"shard-{{ . }}", {{ end }} }
+TaskDefinitions = {
+  main = {
+    tasks = {
+      { name = "where", command = function()
+{{ if eq .Env "Production" }}
+          return true, "to production: " .. table.concat(targets, " ")
+{{ else if .IsProduction }}
+          return true, "production-like: " .. table.concat(targets, " ")
+{{ else }}
+          return true, "to {{ .Env }}: " .. table.concat(targets, " ")
+{{ end }}
+        end },
+{{ range .Shards }}
+      { name = "shard_{{ . }}", depends_on = "where", command = "echo shard {{ . }} of {{ len $.Shards }}" },
+{{ end }}
+    },
+  },
+}
+"#;
+    let test = Test::new().write("tasks.lua", pipeline);
+    test.run(&["run", "-e", "Production", "--shards", "1,2", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("to production: shard-1 shard-2")
+        .stderr_has("main/shard_1 | shard 1 of 2")
+        .stderr_has("main/shard_2 | shard 2 of 2");
+    test.run(&["run", "-e", "Qa", "-p", "--shards", "3", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("production-like: shard-3")
+        .stderr_has("main/shard_3 | shard 3 of 1");
+    test.run(&["run", "-e", "Qa", "tasks.lua"]).expect_code(0).stderr_has("to Qa: shard-1 shard-2 shard-3");
+}
+
+#[test]
+fn without_the_template_flags_the_file_is_read_as_it_is() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"
+local matrix = {{ "a", "b" }, { "c" }}
+TaskDefinitions = {
+  main = {
+    tasks = {
+      { name = "nested", command = function()
+          return true, string.format("%d rows, %s, {{ .Env }}", #matrix, matrix[1][2])
+        end },
+    },
+  },
+}
+"#,
+    );
+    test.run(&["run", "tasks.lua"])
+        .expect_code(0)
+        .stderr_has("2 rows, b, {{ .Env }}")
+        .stderr_has("warning: tasks.lua:7: {{ .Env }}, {{ .IsProduction }} and {{ .Shards }} are rendered only with");
+    // With a flag, Lua's `{{` is a template action: refused, saying how to write the table.
+    test.run(&["run", "-e", "Production", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has("error: tasks.lua:2: {{ \"a\", \"b\" }, { \"c\" }}: the pipeline template does not support")
+        .stderr_has("a Lua table written '{{' must be written '{ {'");
+}
+
+#[test]
+fn an_unsupported_template_construct_names_the_file_and_line() {
+    Test::new()
+        .write("tasks.lua", "-- deploy\n\nlocal name = \"{{ with .Env }}{{ . }}{{ end }}\"\nTaskDefinitions = {}\n")
+        .run(&["validate", "-e", "Production", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has("error: tasks.lua:3: {{ with .Env }}: the pipeline template does not support 'with'");
+    Test::new()
+        .write("tasks.lua", "local a = 1\nlocal b = \"{{ .Env | printf \"%q\" }}\"\n")
+        .run(&["run", "-p", "tasks.lua"])
+        .expect_code(2)
+        .stderr_has("error: tasks.lua:2: {{ .Env | printf \"%q\" }}: the pipeline template does not support pipes");
+}
+
+#[test]
+fn lua_errors_after_rendering_name_the_lines_of_the_file() {
+    let pipeline = r#"{{/* a comment
+over two lines */}}
+{{ if .IsProduction }}
+local replicas = 3
+local zone = "eu"
+{{ else }}
+local replicas = 1
+{{ end }}
+local shards = {
+{{ range .Shards }}
+  {{ . }}, -- shard {{ . }}
+{{ end }}
+}
+TaskDefinitions = {
+  main = {
+    tasks = {
+      { name = "fails", command = function()
+          error("replicas " .. replicas .. ", shards " .. #shards)
+        end },
+    },
+  },
+}
+"#;
+    let test = Test::new().write("tasks.lua", pipeline);
+    test.run(&["run", "-p", "--shards", "1,2,3,4", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("tasks.lua:18: replicas 3, shards 4");
+    test.run(&["run", "-e", "Development", "tasks.lua"])
+        .expect_code(1)
+        .stderr_has("tasks.lua:18: replicas 1, shards 3");
+    // A syntax error, too.
+    let broken = pipeline.replace("TaskDefinitions = {\n  main", "TaskDefinitions = {\n  main main");
+    test.write("broken.lua", &broken)
+        .run(&["validate", "-p", "broken.lua"])
+        .expect_code(2)
+        .stderr_has("broken.lua:15:");
+}

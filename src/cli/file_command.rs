@@ -9,12 +9,15 @@ use serde_json::json;
 
 use super::pipeline_file::PipelineFile;
 use super::session;
+use super::template_flags::TemplateFlags;
 use crate::runtime::RuntimeOptions;
 
 #[derive(Debug, Args)]
 pub struct FileArgs {
     #[command(flatten)]
     pipeline: PipelineFile,
+    #[command(flatten)]
+    template: TemplateFlags,
 }
 
 /// Runs the stdlib's `entry` on the pipeline file.
@@ -23,6 +26,10 @@ pub fn execute(entry: &str, args: &FileArgs) -> ExitCode {
         Ok(file) => file,
         Err(code) => return code,
     };
-    let options = json!({ "file": file.to_string_lossy() });
+    let source = match args.template.source(file) {
+        Ok(source) => source,
+        Err(code) => return code,
+    };
+    let options = json!({ "file": file.to_string_lossy(), "source": source });
     session::run_entry(entry, &options, &RuntimeOptions::from_env())
 }

@@ -16,6 +16,7 @@ mod repl_complete;
 mod run;
 mod session;
 mod signals;
+mod template_flags;
 mod templates;
 mod test;
 

@@ -7,6 +7,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::pipeline_file::PipelineFile;
+use super::template_flags::TemplateFlags;
 use super::{USAGE_ERROR, Verbosity, session};
 use crate::runtime::{RuntimeOptions, values};
 
@@ -23,6 +24,8 @@ enum Output {
 pub struct RunArgs {
     #[command(flatten)]
     pipeline: PipelineFile,
+    #[command(flatten)]
+    template: TemplateFlags,
     /// Run only this group (repeatable); default: every group, in name order.
     #[arg(short, long = "group", value_name = "GROUP")]
     groups: Vec<String>,
@@ -60,6 +63,10 @@ pub fn execute(args: &RunArgs, verbosity: Verbosity) -> ExitCode {
         Ok(file) => file.to_path_buf(),
         Err(code) => return code,
     };
+    let source = match args.template.source(&file) {
+        Ok(source) => source,
+        Err(code) => return code,
+    };
     let mut runtime_options = RuntimeOptions::from_env();
     runtime_options.memory_limit = args.lua_memory_limit.and_then(|limit| usize::try_from(limit).ok());
     if let Some(path) = &args.values {
@@ -73,6 +80,7 @@ pub fn execute(args: &RunArgs, verbosity: Verbosity) -> ExitCode {
     }
     let options = json!({
         "file": file.to_string_lossy(),
+        "source": source,
         "groups": args.groups,
         "tasks": args.tasks,
         "dry_run": args.dry_run,

@@ -31,9 +31,13 @@ local function invalid(err)
   return M.EXIT_INVALID
 end
 
---- Loads the pipeline; `nil, code` when it is not valid. Warnings (fields accepted but
---- without effect) go to stderr, whatever the command.
-local function load(file)
+--- Loads the pipeline (from `source` instead of the file when given: the file rendered as a
+--- template); `nil, code` when it is not valid. Warnings (fields accepted but without effect)
+--- go to stderr, whatever the command.
+local function load(file, source)
+  if source then
+    scripts.provide(file, source)
+  end
   local ok, pipeline = pcall(taskdefs.load, file)
   if not ok then
     return nil, invalid(pipeline), pipeline
@@ -92,13 +96,13 @@ local function return_document(summary)
   return { exports = exports.values, outputs = outputs }
 end
 
----@param opts { file: string, groups?: string[], tasks?: string[], dry_run?: boolean, jobs?: integer, quiet?: boolean, return_json?: boolean }
+---@param opts { file: string, source?: string, groups?: string[], tasks?: string[], dry_run?: boolean, jobs?: integer, quiet?: boolean, return_json?: boolean }
 function M.run(opts)
   if opts.return_json or opts.json_events then
     keep_stdout_for_json()
   end
   local status_shown = not opts.quiet and status.start()
-  local pipeline, code, err = load(opts.file)
+  local pipeline, code, err = load(opts.file, opts.source)
   if not pipeline then
     core.event("run_finished", { pipeline = opts.file, exit_code = code, ok = false, error = error_line(err) })
     return code
@@ -157,9 +161,9 @@ function M.run(opts)
   return summary.ok and M.EXIT_OK or M.EXIT_FAILED
 end
 
----@param opts { file: string }
+---@param opts { file: string, source?: string }
 function M.list(opts)
-  local pipeline, code = load(opts.file)
+  local pipeline, code = load(opts.file, opts.source)
   if not pipeline then
     return code
   end
@@ -176,9 +180,9 @@ function M.agents(opts)
   return require("sloth.agents_probe").report(pipeline, opts) and M.EXIT_OK or M.EXIT_FAILED
 end
 
----@param opts { file: string }
+---@param opts { file: string, source?: string }
 function M.validate(opts)
-  local pipeline, code = load(opts.file)
+  local pipeline, code = load(opts.file, opts.source)
   if not pipeline then
     return code
   end

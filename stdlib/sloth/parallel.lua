@@ -1,28 +1,35 @@
---- `parallel({ task, ... })`: runs task tables (`{ name?, command?, params?, env? }`; one
---- without a command does nothing and succeeds, as in the Go tool) at once from inside a task,
+--- `parallel({ task, ... }, input?)`: runs task tables (`{ name?, command?, params?, env?,
+--- pre_exec?, post_exec? }`; one without a command does nothing and succeeds, as in the Go
+--- tool) at once from inside a task,
 --- in its workdir, and returns their results in order:
 --- `{ { name, ok, message, outputs, status, duration, error }, ... }`, plus an error message
 --- naming the failures (nil when all succeeded). `status` ("success" or "failed"), `duration`
 --- (seconds) and `error` (the message of a failure, else nil) are the fields the Go tool's
---- pipelines read.
+--- pipelines read. `input` (a table) is, as in the Go tool, the second argument of each task's
+--- `command` and `pre_exec` functions, where a pipeline's task gets its dependencies' outputs.
 local core = require("sloth.core")
 local execute = require("sloth.execute")
 
 local M = {}
 
 --- A parallel task that notes when it ended (the results are collected in order, later).
-local function timed(job, task, workdir)
-  local ok, message, outputs = execute.run_here(task, {}, workdir)
+local function timed(job, task, input, workdir)
+  local ok, message, outputs = execute.run_here(task, input, workdir)
   job.finished = core.now()
   return ok, message, outputs
 end
 
 ---@param tasks table[]
+---@param input? table
 ---@return table[] results, string? err
-function M.run(tasks)
+function M.run(tasks, input)
   if type(tasks) ~= "table" then
     error("parallel: expected a list of task tables, got " .. type(tasks), 2)
   end
+  if input ~= nil and type(input) ~= "table" then
+    error("parallel: expected a table for 'input', got " .. type(input), 2)
+  end
+  input = input or {}
   local context = core.context()
   local workdir = context and context.workdir or core.cwd()
   local jobs = {}
@@ -40,6 +47,11 @@ function M.run(tasks)
       error(string.format("parallel: task #%d: 'command' must be a shell string or a function, got %s", i,
         type(command)), 2)
     end
+    for _, hook in ipairs({ "pre_exec", "post_exec" }) do
+      if spec[hook] ~= nil and type(spec[hook]) ~= "function" then
+        error(string.format("parallel: task #%d: '%s' must be a function, got %s", i, hook, type(spec[hook])), 2)
+      end
+    end
     -- The calling task's environment, then the parallel task's own on top.
     local env = {}
     for name, value in pairs(context and context.env or {}) do
@@ -54,6 +66,8 @@ function M.run(tasks)
       command = command,
       params = spec.params or {},
       env = env,
+      pre_exec = spec.pre_exec,
+      post_exec = spec.post_exec,
     }
     local job_context = {
       group = task.group,
@@ -63,7 +77,7 @@ function M.run(tasks)
       env = env,
     }
     local job = { task = task, started = core.now() }
-    job.id = core.spawn(timed, job_context, job, task, workdir)
+    job.id = core.spawn(timed, job_context, job, task, input, workdir)
     jobs[i] = job
   end
   local results, failures = {}, {}

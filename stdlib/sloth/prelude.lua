@@ -13,9 +13,9 @@ function export(values)
   require("sloth.exports").add(values)
 end
 
---- `parallel({ task, ... })`: runs task tables at once; returns their results.
-function parallel(tasks)
-  return require("sloth.parallel").run(tasks)
+--- `parallel({ task, ... }, input?)`: runs task tables at once; returns their results.
+function parallel(tasks, input)
+  return require("sloth.parallel").run(tasks, input)
 end
 
 --- Stdlib modules the Go tool's pipelines use as globals, loaded on first use

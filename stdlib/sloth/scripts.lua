@@ -13,6 +13,10 @@ M.loaded = {}
 --- path -> content shipped by the master (agent side); nil on the master.
 M.shipped = nil
 
+--- path -> content to use instead of the file's (master side): the pipeline file rendered as
+--- a template (`-e`, `-p`, `--shards`). It is what agents are shipped, too.
+M.provided = {}
+
 -- The real `io.open`: the prelude makes the global one resolve against the running task's
 -- workdir, but scripts are found relative to the files that load them.
 local raw_open = io.open
@@ -34,6 +38,10 @@ function M.read(path)
       return nil, "cannot open " .. path .. " (not shipped by the master)"
     end
     return content
+  end
+  if M.provided[key] then
+    M.loaded[key] = M.provided[key]
+    return M.provided[key]
   end
   local file, err = raw_open(path, "rb")
   if not file then
@@ -60,10 +68,20 @@ function M.load(path)
   return load(content, "@" .. path, "t")
 end
 
+--- Reads `path` as `content` from now on (see `provided`).
+---@param path string
+---@param content string
+function M.provide(path, content)
+  M.provided[M.key(path)] = content
+end
+
 --- Whether a script exists (shipped, or on disk).
 function M.exists(path)
   if M.shipped then
     return M.shipped[M.key(path)] ~= nil
+  end
+  if M.provided[M.key(path)] then
+    return true
   end
   local file = raw_open(path, "rb")
   if file then

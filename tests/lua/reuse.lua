@@ -59,6 +59,34 @@ summary = h.run({ g = { tasks = {
 } } })
 assert(summary.ok, summary.by_group.g.with_env.message)
 
+-- parallel(tasks, input): as in the Go tool, input is the second argument of each task's command
+-- and pre_exec (where a pipeline's task gets its dependencies' outputs); {} without it.
+summary = h.run({ g = { tasks = {
+  { name = "with_input", command = function()
+      local seen = {}
+      local results, err = parallel({
+        { name = "a", params = { n = "1" }, pre_exec = function(_, input)
+            seen.pre = input.region
+            return true
+          end, command = function(params, input)
+            return true, input.region .. " " .. params.n .. " " .. params.task_name
+          end },
+        { name = "b", command = function(_, input) return true, input.region end },
+      }, { region = "eu-west-1" })
+      assert(err == nil, err)
+      assert(results[1].message == "eu-west-1 1 a", results[1].message)
+      assert(results[2].message == "eu-west-1" and seen.pre == "eu-west-1")
+      local plain = parallel({ { command = function(_, input)
+          return true, type(input) .. " " .. tostring(next(input))
+        end } })
+      assert(plain[1].message == "table nil", plain[1].message)
+      local refused, why = pcall(parallel, { { command = "true" } }, "eu")
+      assert(not refused and tostring(why):find("expected a table for 'input', got string", 1, true), tostring(why))
+      return true
+    end },
+} } })
+assert(summary.ok, summary.by_group.g.with_input.message)
+
 -- export merges into one table.
 export({ version = "1.2.3" })
 export({ channel = "beta" })
