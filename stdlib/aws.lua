@@ -76,35 +76,17 @@ local function get_secret(call, profile, id)
   return value.SecretString
 end
 
---- `params[a]` or, failing that, `params[b]` (the code's and the docs' names), required.
-local function either(call, params, a, b)
-  if params[a] == nil and params[b] ~= nil then
-    return cli.required(call, params, b)
-  end
-  return cli.required(call, params, a)
-end
-
 M.s3 = {}
 
 --- The docs' `aws.s3.sync{ source, destination, profile?, delete? }` (`from`/`to` too): the
 --- result on success, `nil, err` on failure (so the docs' `if not ok` sees it).
 function M.s3.sync(params)
   local call = "aws.s3.sync"
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local from, from_err = either(call, params, "source", "from")
-  if not from then
-    return nil, from_err
-  end
-  local to, to_err = either(call, params, "destination", "to")
-  if not to then
-    return nil, to_err
-  end
-  local profile, profile_err = profile_of(call, params)
-  if profile == nil then
-    return nil, profile_err
+  local read = cli.reader(call, params)
+  local from, to = read:either("source", "from"), read:either("destination", "to")
+  local profile = read:optional("profile")
+  if read.err then
+    return nil, read.err
   end
   local result, run_err = sync(call, profile, from, to, params.delete)
   if run_err then
@@ -119,17 +101,10 @@ M.secretsmanager = {}
 --- `nil, err`.
 function M.secretsmanager.get_secret(params)
   local call = "aws.secretsmanager.get_secret"
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local id, id_err = cli.required(call, params, "secret_id")
-  if not id then
-    return nil, id_err
-  end
-  local profile, profile_err = profile_of(call, params)
-  if profile == nil then
-    return nil, profile_err
+  local read = cli.reader(call, params)
+  local id, profile = read:required("secret_id"), read:optional("profile")
+  if read.err then
+    return nil, read.err
   end
   return get_secret(call, profile, id)
 end
@@ -173,17 +148,10 @@ end
 --- result and the error.
 function S3:sync(params)
   local call = "s3:sync"
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local from, from_err = either(call, params, "from", "source")
-  if not from then
-    return nil, from_err
-  end
-  local to, to_err = either(call, params, "to", "destination")
-  if not to then
-    return nil, to_err
+  local read = cli.reader(call, params)
+  local from, to = read:either("from", "source"), read:either("to", "destination")
+  if read.err then
+    return nil, read.err
   end
   local result, run_err = sync(call, self.client.profile, from, to, params.delete)
   self.success, self.stdout, self.stderr = result.success, result.stdout, result.stderr

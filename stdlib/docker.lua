@@ -31,25 +31,11 @@ end
 --- `docker build -t TAG [-f DOCKERFILE] [--build-arg K=V]... PATH` (build args sorted by name).
 function M.build(params)
   local call = "docker.build"
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local tag, tag_err = cli.required(call, params, "tag")
-  if not tag then
-    return nil, tag_err
-  end
-  local path, path_err = cli.required(call, params, "path")
-  if not path then
-    return nil, path_err
-  end
-  local dockerfile, dockerfile_err = cli.optional(call, params, "dockerfile")
-  if dockerfile == nil then
-    return nil, dockerfile_err
-  end
-  local build_args, args_err = cli.assignments(call, "build_args", params.build_args)
-  if not build_args then
-    return nil, args_err
+  local read = cli.reader(call, params)
+  local tag, path = read:required("tag"), read:required("path")
+  local dockerfile, build_args = read:optional("dockerfile"), read:assignments("build_args")
+  if read.err then
+    return nil, read.err
   end
   local args = { "build", "-t", tag }
   if dockerfile then
@@ -65,13 +51,10 @@ end
 --- `docker push TAG`.
 function M.push(params)
   local call = "docker.push"
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local tag, tag_err = cli.required(call, params, "tag")
-  if not tag then
-    return nil, tag_err
+  local read = cli.reader(call, params)
+  local tag = read:required("tag")
+  if read.err then
+    return nil, read.err
   end
   return run(call, { "push", tag })
 end
@@ -79,25 +62,11 @@ end
 --- `docker run [-d] [--name NAME] [-p PORT]... [-e K=V]... IMAGE` (env sorted by name).
 function M.run(params)
   local call = "docker.run"
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local image, image_err = cli.required(call, params, "image")
-  if not image then
-    return nil, image_err
-  end
-  local name, name_err = cli.optional(call, params, "name")
-  if name == nil then
-    return nil, name_err
-  end
-  local ports, ports_err = cli.strings(call, "ports", params.ports)
-  if not ports then
-    return nil, ports_err
-  end
-  local env, env_err = cli.assignments(call, "env", params.env)
-  if not env then
-    return nil, env_err
+  local read = cli.reader(call, params)
+  local image, name = read:required("image"), read:optional("name")
+  local ports, env = read:strings("ports"), read:assignments("env")
+  if read.err then
+    return nil, read.err
   end
   local args = { "run" }
   if params.detach then

@@ -192,17 +192,10 @@ end
 --- `gcloud --project P projects add-iam-policy-binding P --member M --role R --format=json`.
 function ServiceAccount:add_iam_binding(opts)
   local call = "sa:add_iam_binding"
-  local ok, err = cli.params(call, opts)
-  if not ok then
-    return nil, err
-  end
-  local member, member_err = cli.required(call, opts, "member")
-  if not member then
-    return nil, member_err
-  end
-  local role, role_err = cli.required(call, opts, "role")
-  if not role then
-    return nil, role_err
+  local read = cli.reader(call, opts)
+  local member, role = read:required("member"), read:required("role")
+  if read.err then
+    return nil, read.err
   end
   return in_account(self, call,
     { "projects", "add-iam-policy-binding", self.project, "--member", member, "--role", role, "--format=json" })

@@ -12,17 +12,11 @@ local cli = require("sloth.tool")
 
 local M = {}
 
---- The absolute workdir of `call`'s params, or `nil, err`.
-local function workdir_of(call, params)
-  local ok, err = cli.params(call, params)
-  if not ok then
-    return nil, err
-  end
-  local dir, dir_err = cli.required(call, params, "workdir")
-  if not dir then
-    return nil, dir_err
-  end
-  return cli.absolute(dir)
+--- A reader of `call`'s params (see `sloth.tool`), and the absolute workdir they name.
+local function read_params(call, params)
+  local read = cli.reader(call, params)
+  local dir = read:required("workdir")
+  return read, dir and cli.absolute(dir)
 end
 
 --- Runs `terraform args...` in `dir`; with `json`, `-json` and the lines it printed, parsed,
@@ -46,9 +40,9 @@ end
 
 --- `terraform init -input=false -no-color`.
 function M.init(params)
-  local dir, err = workdir_of("terraform.init", params)
-  if not dir then
-    return nil, err
+  local read, dir = read_params("terraform.init", params)
+  if read.err then
+    return nil, read.err
   end
   return run("terraform.init", dir, { "init", "-input=false", "-no-color" })
 end
@@ -56,13 +50,10 @@ end
 --- `terraform plan -input=false -no-color [-out=FILE]` (`-json` with `json = true`).
 function M.plan(params)
   local call = "terraform.plan"
-  local dir, err = workdir_of(call, params)
-  if not dir then
-    return nil, err
-  end
-  local out, out_err = cli.optional(call, params, "out")
-  if out == nil then
-    return nil, out_err
+  local read, dir = read_params(call, params)
+  local out = read:optional("out")
+  if read.err then
+    return nil, read.err
   end
   local args = { "plan", "-input=false", "-no-color" }
   if out then
@@ -74,13 +65,10 @@ end
 --- `terraform apply -input=false -no-color [-auto-approve] [PLAN]` (`-json` with `json = true`).
 function M.apply(params)
   local call = "terraform.apply"
-  local dir, err = workdir_of(call, params)
-  if not dir then
-    return nil, err
-  end
-  local plan, plan_err = cli.optional(call, params, "plan")
-  if plan == nil then
-    return nil, plan_err
+  local read, dir = read_params(call, params)
+  local plan = read:optional("plan")
+  if read.err then
+    return nil, read.err
   end
   local args = { "apply", "-input=false", "-no-color" }
   if params.auto_approve then
@@ -95,9 +83,9 @@ end
 --- `terraform destroy -input=false -no-color [-auto-approve]` (`-json` with `json = true`).
 function M.destroy(params)
   local call = "terraform.destroy"
-  local dir, err = workdir_of(call, params)
-  if not dir then
-    return nil, err
+  local read, dir = read_params(call, params)
+  if read.err then
+    return nil, read.err
   end
   local args = { "destroy", "-input=false", "-no-color" }
   if params.auto_approve then
@@ -110,13 +98,10 @@ end
 --- `{ name = { value, type, sensitive } }`.
 function M.output(params)
   local call = "terraform.output"
-  local dir, err = workdir_of(call, params)
-  if not dir then
-    return nil, err
-  end
-  local name, name_err = cli.optional(call, params, "name")
-  if name == nil then
-    return nil, name_err
+  local read, dir = read_params(call, params)
+  local name = read:optional("name")
+  if read.err then
+    return nil, read.err
   end
   local args = { "output", "-json" }
   if name then

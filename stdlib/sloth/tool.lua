@@ -236,6 +236,65 @@ function M.assignments(call, field, value)
   return names
 end
 
+--- A reader of `call`'s parameters table: each read gives the value, and the first problem
+--- (the table itself, a missing or wrong field) is kept in `reader.err` — an "invalid" error
+--- value naming the call and the field; reads after it give nothing. A call reads every field
+--- it needs, then returns `nil, reader.err` when there is one.
+local Reader = {}
+Reader.__index = Reader
+
+function M.reader(call, params)
+  local reader = setmetatable({ call = call, params = {} }, Reader)
+  local _, err = M.params(call, params)
+  if err then
+    reader.err = err
+  else
+    reader.params = params
+  end
+  return reader
+end
+
+--- Keeps the first problem; the value (nil once there is one).
+local function take(reader, value, err)
+  if err ~= nil and reader.err == nil then
+    reader.err = err
+  end
+  if reader.err ~= nil then
+    return nil
+  end
+  return value
+end
+
+--- A non-empty string field (a number as its text).
+function Reader:required(field)
+  return take(self, M.required(self.call, self.params, field))
+end
+
+--- A string field when given; false when absent or "".
+function Reader:optional(field)
+  return take(self, M.optional(self.call, self.params, field))
+end
+
+--- The first of `fields` that is given, required (names the first when none is).
+function Reader:either(...)
+  for _, field in ipairs({ ... }) do
+    if self.params[field] ~= nil then
+      return self:required(field)
+    end
+  end
+  return self:required((...))
+end
+
+--- A list of strings (`{}` when absent unless `required`).
+function Reader:strings(field, required)
+  return take(self, M.strings(self.call, field, self.params[field], required))
+end
+
+--- A `{ NAME = value }` field as sorted `NAME=value` strings.
+function Reader:assignments(field)
+  return take(self, M.assignments(self.call, field, self.params[field]))
+end
+
 --- A command's stdout parsed as JSON, or `nil, err` (see `parse_json`).
 function M.decode(call, result)
   return M.parse_json(call, result, result.stdout)
