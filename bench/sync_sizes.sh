@@ -13,7 +13,8 @@
 # stat cache (XDG_CACHE_HOME), a cold task — everything goes up — then WARM tasks on the same
 # agent, each after this script rewrote one workspace file (new random content, same size: one
 # file goes up) and whose command rewrites another (one file comes back). Whole
-# `sloth-runner run` invocations; medians of the cold and of the warm times. Beside them:
+# `sloth-runner run` invocations, the builds taking turns round by round; medians of the cold
+# and of the warm times. Beside them:
 # `tar czf - . | tar xzf -` and `tar cf - . | tar xf -` of the same tree into a fresh directory
 # (the baseline a cold task should match).
 #
@@ -102,49 +103,60 @@ sync_lines() { sed -n 's/.*incremental sync \(.*\)$/\1/p' "$scratch/agent.out.er
 # human BYTES
 human() { awk -v b="$1" 'BEGIN { if (b >= 1048576) printf "%.1f MiB", b / 1048576; else if (b >= 1024) printf "%.1f KiB", b / 1024; else printf "%d B", b }'; }
 
-# measure BIN LABEL SIZE: the rounds above for one build; prints a line, sets cold_ms and warm_ms.
-measure() {
-  local bin=$1 label=$2 size=$3 colds=() warms=() round w t written
-  for round in $(seq "$rounds"); do
-    fresh_agent "$bin"
-    colds+=("$(run_ms "$bin")")
-    read -r written _ <<< "$(agent_info "$bin" "$agent_address")"
-    cold_written=$written
-    for w in $(seq "$warm"); do
-      head -c "$size" /dev/urandom > "$scratch/ws/f00000"
-      t=$(run_ms "$bin")
-      warms+=("$t")
-    done
-    read -r written _ <<< "$(agent_info "$bin" "$agent_address")"
-    warm_written=$(awk -v a="$written" -v b="$cold_written" -v n="$warm" 'BEGIN { if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/) print "?"; else printf "%.1f", (a - b) / n }')
-    cold_sync=$(sync_lines | head -1)
-    warm_sync=$(sync_lines | tail -1)
-    done_agent
-    : "$round" "$w"
-  done
-  cold_ms=$(printf '%s\n' "${colds[@]}" | median)
-  warm_ms=$(printf '%s\n' "${warms[@]}" | median)
-  local bytes=""
-  if [ "$has_python" = yes ]; then
-    local cold_up cold_down warm_up warm_down proxy_pid
-    fresh_agent "$bin"
-    python3 "$bench_dir/count_proxy.py" "$agent_address" "$scratch/proxy.stats" > "$scratch/proxy.out" 2> "$scratch/proxy.err" &
-    proxy_pid=$!
-    pids+=("$proxy_pid")
-    for _ in $(seq 1000); do grep -q "^listening on" "$scratch/proxy.out" 2>/dev/null && break; sleep 0.01; done
-    printf 'address: "%s"\n' "$(sed -n 's/^listening on //p' "$scratch/proxy.out")" > "$scratch/values.yaml"
-    run_ms "$bin" > /dev/null
-    read -r cold_up cold_down <<< "$(proxy_bytes)"
+# one_round BIN SIZE COLDS WARMS: one round for one build (a fresh agent, a cold task, the warm
+# tasks); appends its times to the arrays named COLDS and WARMS, and sets what the agent said
+# (cold_sync, warm_sync, cold_written, warm_written).
+one_round() {
+  local bin=$1 size=$2 w t written
+  local -n round_colds=$3 round_warms=$4
+  fresh_agent "$bin"
+  round_colds+=("$(run_ms "$bin")")
+  read -r written _ <<< "$(agent_info "$bin" "$agent_address")"
+  cold_written=$written
+  for w in $(seq "$warm"); do
     head -c "$size" /dev/urandom > "$scratch/ws/f00000"
-    run_ms "$bin" > /dev/null
-    read -r warm_up warm_down <<< "$(proxy_bytes)"
-    warm_up=$((warm_up - cold_up))
-    warm_down=$((warm_down - cold_down))
-    stop_agent "$proxy_pid"
-    done_agent
-    bytes="; bytes up/down: cold $(human "$cold_up") / $(human "$cold_down"), warm $(human "$warm_up") / $(human "$warm_down")"
-  fi
-  echo "  $label: cold ${cold_ms} ms (${colds[*]}), warm ${warm_ms} ms (median of ${#warms[@]}: min $(printf '%s\n' "${warms[@]}" | sort -n | head -1), max $(printf '%s\n' "${warms[@]}" | sort -n | tail -1))$bytes"
+    t=$(run_ms "$bin")
+    round_warms+=("$t")
+  done
+  read -r written _ <<< "$(agent_info "$bin" "$agent_address")"
+  warm_written=$(awk -v a="$written" -v b="$cold_written" -v n="$warm" 'BEGIN { if (a !~ /^[0-9]+$/ || b !~ /^[0-9]+$/) print "?"; else printf "%.1f", (a - b) / n }')
+  cold_sync=$(sync_lines | head -1)
+  warm_sync=$(sync_lines | tail -1)
+  done_agent
+  : "$w"
+}
+
+# bytes_of BIN SIZE: "; bytes up/down: …" of one cold and one warm task, counted by the proxy
+# (nothing without python3).
+bytes_of() {
+  local bin=$1 size=$2
+  [ "$has_python" = yes ] || return 0
+  local cold_up cold_down warm_up warm_down proxy_pid
+  fresh_agent "$bin"
+  python3 "$bench_dir/count_proxy.py" "$agent_address" "$scratch/proxy.stats" > "$scratch/proxy.out" 2> "$scratch/proxy.err" &
+  proxy_pid=$!
+  pids+=("$proxy_pid")
+  for _ in $(seq 1000); do grep -q "^listening on" "$scratch/proxy.out" 2>/dev/null && break; sleep 0.01; done
+  printf 'address: "%s"\n' "$(sed -n 's/^listening on //p' "$scratch/proxy.out")" > "$scratch/values.yaml"
+  run_ms "$bin" > /dev/null
+  read -r cold_up cold_down <<< "$(proxy_bytes)"
+  head -c "$size" /dev/urandom > "$scratch/ws/f00000"
+  run_ms "$bin" > /dev/null
+  read -r warm_up warm_down <<< "$(proxy_bytes)"
+  warm_up=$((warm_up - cold_up))
+  warm_down=$((warm_down - cold_down))
+  stop_agent "$proxy_pid"
+  done_agent
+  echo "; bytes up/down: cold $(human "$cold_up") / $(human "$cold_down"), warm $(human "$warm_up") / $(human "$warm_down")"
+}
+
+# report LABEL COLDS WARMS BYTES: a build's line; sets cold_ms and warm_ms.
+report() {
+  local label=$1 bytes=$4
+  local -n report_colds=$2 report_warms=$3
+  cold_ms=$(printf '%s\n' "${report_colds[@]}" | median)
+  warm_ms=$(printf '%s\n' "${report_warms[@]}" | median)
+  echo "  $label: cold ${cold_ms} ms (${report_colds[*]}), warm ${warm_ms} ms (median of ${#report_warms[@]}: min $(printf '%s\n' "${report_warms[@]}" | sort -n | head -1), max $(printf '%s\n' "${report_warms[@]}" | sort -n | tail -1))$bytes"
   echo "    agent log: cold ${cold_sync:-?}; last warm ${warm_sync:-?}; files written (Info): cold ${cold_written:-?}, warm ${warm_written} per task"
 }
 
@@ -176,11 +188,31 @@ TaskDefinitions = { g = { agents = { a = { address = values.address } }, tasks =
 LUA
   echo "$count files x $size B ($(human $((count * size))) of random data), $tmp_root:"
   echo "  tar czf | tar xzf: $(tar_ms zf) ms; tar cf | tar xf: $(tar_ms f) ms (median of 3)"
-  measure "$head_bin" "this build" "$size"
+  # With a base, the builds take turns round by round: a machine whose load changes during
+  # the run weighs on both alike.
+  head_colds=() head_warms=() base_colds=() base_warms=()
+  for round in $(seq "$rounds"); do
+    one_round "$head_bin" "$size" head_colds head_warms
+    head_info=("$cold_sync" "$warm_sync" "$cold_written" "$warm_written")
+    if [ -n "${BASE_BIN:-}" ]; then
+      one_round "$(realpath "$BASE_BIN")" "$size" base_colds base_warms
+      base_info=("$cold_sync" "$warm_sync" "$cold_written" "$warm_written")
+    fi
+    : "$round"
+  done
+  # (The agent log and counters shown are each build's last round's.)
+  if [ -n "${BASE_BIN:-}" ]; then
+    cold_sync=${base_info[0]} warm_sync=${base_info[1]} cold_written=${base_info[2]} warm_written=${base_info[3]}
+    base_line=$(report "base" base_colds base_warms "$(bytes_of "$(realpath "$BASE_BIN")" "$size")")
+  fi
+  cold_sync=${head_info[0]} warm_sync=${head_info[1]} cold_written=${head_info[2]} warm_written=${head_info[3]}
+  report "this build" head_colds head_warms "$(bytes_of "$head_bin" "$size")"
   if [ -n "${BASE_BIN:-}" ]; then
     head_cold=$cold_ms
     head_warm=$warm_ms
-    measure "$(realpath "$BASE_BIN")" "base" "$size"
-    echo "  this build / base: cold $(awk "BEGIN { printf \"%.2f\", $head_cold / $cold_ms }"), warm $(awk "BEGIN { printf \"%.2f\", $head_warm / $warm_ms }")"
+    echo "$base_line"
+    base_cold=$(printf '%s\n' "${base_colds[@]}" | median)
+    base_warm=$(printf '%s\n' "${base_warms[@]}" | median)
+    echo "  this build / base: cold $(awk "BEGIN { printf \"%.2f\", $head_cold / $base_cold }"), warm $(awk "BEGIN { printf \"%.2f\", $head_warm / $base_warm }")"
   fi
 done
