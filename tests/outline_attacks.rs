@@ -1,0 +1,215 @@
+//! A crafted master sending a manifest by outline: every inconsistency (in the outline, in the
+//! parts' entries, in what it sends for the parts the agent asked for) is refused with an
+//! INVALID_ARGUMENT naming what is wrong, nothing of it lands in a kept tree, and the agent
+//! serves the next task with exactly that task's files.
+
+use std::time::Duration;
+
+use sloth_runner::rpc::manifest::from_wire;
+use sloth_runner::rpc::proto::agent_client::AgentClient as RawClient;
+use sloth_runner::rpc::proto::execute_request::Item;
+use sloth_runner::rpc::proto::execute_response::Event;
+use sloth_runner::rpc::proto::file_entry::Kind;
+use sloth_runner::rpc::proto::{ExecuteRequest, FileEntry, ManifestChunk, ManifestEnd, ManifestOutline, WorkspaceEnd};
+use sloth_runner::rpc::task_spec::TaskSpec;
+use sloth_runner::workspace::outline;
+
+use crate::support::agent::Agent;
+use crate::warm::{info, trees};
+
+/// How long one crafted conversation may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A directory entry (a manifest of directories needs no contents: no archive to craft).
+fn dir(path: &str) -> FileEntry {
+    FileEntry {
+        path: path.as_bytes().to_vec(),
+        kind: Kind::Dir as i32,
+        mode: 0o755,
+        mtime_secs: 1_700_000_000,
+        ..Default::default()
+    }
+}
+
+/// `count` directories `d00000`…, in manifest order.
+fn dirs(count: usize) -> Vec<FileEntry> {
+    (0..count).map(|i| dir(&format!("d{i:05}"))).collect()
+}
+
+/// The hash a part of exactly `entries` is named by.
+fn hash_of(entries: &[FileEntry]) -> Vec<u8> {
+    let parsed: Vec<_> = entries.iter().cloned().map(|entry| from_wire(entry).expect("a valid entry")).collect();
+    outline::hash_of(parsed.iter().map(|(path, entry)| (path, entry))).hash.as_bytes().to_vec()
+}
+
+/// `entries` cut as the master cuts them: each part's entries.
+fn honest_parts(entries: &[FileEntry]) -> Vec<Vec<FileEntry>> {
+    let parsed: std::collections::BTreeMap<_, _> =
+        entries.iter().cloned().map(|entry| from_wire(entry).expect("a valid entry")).collect();
+    let mut all = entries.iter().cloned();
+    outline::outline(&parsed).iter().map(|part| all.by_ref().take(part.entries as usize).collect()).collect()
+}
+
+/// One outline message naming `parts`, marked last.
+fn outline_of(parts: &[Vec<FileEntry>]) -> Item {
+    Item::Outline(ManifestOutline {
+        hashes: parts.iter().map(|part| hash_of(part)).collect(),
+        entries: parts.iter().map(|part| part.len() as u32).collect(),
+        last: true,
+    })
+}
+
+/// The entries `asked` (indexes into `parts`) and their end, as an honest master sends them.
+fn entries_of(parts: &[Vec<FileEntry>], asked: &[u32]) -> Vec<Item> {
+    let entries: Vec<FileEntry> = asked.iter().flat_map(|&i| parts[i as usize].clone()).collect();
+    let count = entries.len() as u64;
+    vec![Item::ManifestChunk(ManifestChunk { entries }), Item::ManifestEnd(ManifestEnd { entries: count })]
+}
+
+/// How a crafted conversation went.
+#[derive(Debug)]
+struct Talk {
+    /// The parts the agent asked for (all NeedParts messages together).
+    asked: Vec<u32>,
+    /// The task's output lines, when it ran; the status the agent ended the call with else.
+    outcome: Result<Vec<String>, tonic::Status>,
+}
+
+/// A task of workspace `identity` running `command`, its manifest sent as `opening`; once the
+/// agent has asked for parts (its last NeedParts), `answer` says what is sent for them; no
+/// content is ever sent (the manifests hold no files).
+fn talk(
+    agent: &Agent,
+    identity: &str,
+    command: &str,
+    opening: Vec<Item>,
+    mut answer: impl FnMut(&[u32]) -> Vec<Item>,
+) -> Talk {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    tokio.block_on(async {
+        let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
+        let spec = TaskSpec {
+            group: "g".into(),
+            task: "t".into(),
+            pipeline: "tasks.lua".into(),
+            scripts: vec![(
+                "tasks.lua".into(),
+                format!(
+                    "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = 't', command = [==[{command}]==] }} }} }} }}"
+                )
+                .into_bytes(),
+            )],
+            workspace: identity.to_owned(),
+            ..Default::default()
+        };
+        let (request, follow_ups) = spec.into_messages();
+        let (tx, rx) = tokio::sync::mpsc::channel::<ExecuteRequest>(1024);
+        let send = |item: Item| {
+            let tx = tx.clone();
+            async move { tx.send(ExecuteRequest { item: Some(item) }).await.expect("the request stream is open") }
+        };
+        send(Item::Task(request)).await;
+        for message in follow_ups {
+            tx.send(message).await.expect("open");
+        }
+        for item in opening {
+            send(item).await;
+        }
+        let mut asked = Vec::new();
+        let mut output = Vec::new();
+        let call = async {
+            let mut inbound = client.execute(tokio_stream::wrappers::ReceiverStream::new(rx)).await?.into_inner();
+            while let Some(message) = inbound.message().await? {
+                match message.event {
+                    Some(Event::NeedParts(need)) => {
+                        asked.extend(need.parts);
+                        if need.last {
+                            for item in answer(&asked) {
+                                send(item).await;
+                            }
+                        }
+                    }
+                    Some(Event::Need(need)) if need.last => {
+                        assert!(need.hashes.is_empty(), "a manifest of directories needs no contents");
+                        send(Item::WorkspaceEnd(WorkspaceEnd { size: 0 })).await;
+                    }
+                    Some(Event::Output(line)) => output.push(line.line),
+                    Some(Event::ChangesEnd(_)) => return Ok(()),
+                    _ => {}
+                }
+            }
+            Err(tonic::Status::unknown("the call ended without the changes"))
+        };
+        let ended = tokio::time::timeout(CALL_TIMEOUT, call).await.expect("the agent answered in time");
+        drop(tx);
+        Talk { asked, outcome: ended.map(|()| output) }
+    })
+}
+
+/// Directories in the manifests: past the size from which a manifest goes by outline.
+const FILES: usize = 600;
+
+#[test]
+fn an_outline_the_master_never_finishes_ends_with_the_call() {
+    let agent = Agent::start(&[]);
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let status = tokio.block_on(async {
+        let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
+        let spec = TaskSpec {
+            group: "g".into(),
+            task: "t".into(),
+            pipeline: "tasks.lua".into(),
+            scripts: vec![("tasks.lua".into(), b"TaskDefinitions = {}".to_vec())],
+            workspace: "unfinished".into(),
+            ..Default::default()
+        };
+        let (request, follow_ups) = spec.into_messages();
+        let part = dirs(3);
+        let unfinished = Item::Outline(ManifestOutline { hashes: vec![hash_of(&part)], entries: vec![3], last: false });
+        let messages: Vec<ExecuteRequest> = std::iter::once(ExecuteRequest { item: Some(Item::Task(request)) })
+            .chain(follow_ups)
+            .chain(std::iter::once(ExecuteRequest { item: Some(unfinished) }))
+            .collect();
+        let call = async {
+            let mut inbound = client.execute(tokio_stream::iter(messages)).await?.into_inner();
+            while let Some(message) = inbound.message().await? {
+                assert!(!matches!(message.event, Some(Event::NeedParts(_))), "parts asked before the outline's end");
+            }
+            Ok::<_, tonic::Status>(())
+        };
+        tokio::time::timeout(CALL_TIMEOUT, call).await.expect("the agent answered in time").expect_err("refused")
+    });
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    assert!(status.message().contains("before the manifest's outline was complete"), "{status:?}");
+    assert_eq!(info(&agent).tasks_in_flight, 0);
+}
+
+#[test]
+fn a_refused_manifest_leaves_the_workspaces_tree_for_its_next_task() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let manifest = dirs(FILES);
+    let parts = honest_parts(&manifest);
+    let honest = || {
+        let answered = parts.clone();
+        talk(&agent, "kept", "ls | wc -l", vec![outline_of(&parts)], move |asked| entries_of(&answered, asked))
+    };
+    honest().outcome.expect("an honest outline");
+    let kept = trees(work.path());
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    // Refused while the manifest comes (the tree is lent by then), twice.
+    for _ in 0..2 {
+        let refused = talk(&agent, "kept", "ls | wc -l", vec![outline_of(&parts)], |_| {
+            vec![
+                Item::ManifestChunk(ManifestChunk { entries: vec![dir("intruder")] }),
+                Item::ManifestEnd(ManifestEnd { entries: 1 }),
+            ]
+        });
+        assert_eq!(refused.outcome.expect_err("refused").code(), tonic::Code::InvalidArgument);
+    }
+    assert_eq!(trees(work.path()), kept, "the same tree, idle again");
+    let next = honest();
+    assert!(next.asked.is_empty(), "the tree and what it held were kept: {:?}", next.asked);
+    assert_eq!(next.outcome.expect("an honest outline"), [FILES.to_string()]);
+    assert_eq!(info(&agent).trees_reused, 3);
+}
