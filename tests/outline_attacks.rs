@@ -15,7 +15,7 @@ use sloth_runner::rpc::task_spec::TaskSpec;
 use sloth_runner::workspace::outline;
 
 use crate::support::agent::Agent;
-use crate::warm::{info, trees};
+use crate::warm::{info, trees, workspace};
 
 /// How long one crafted conversation may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,6 +26,19 @@ fn dir(path: &str) -> FileEntry {
         path: path.as_bytes().to_vec(),
         kind: Kind::Dir as i32,
         mode: 0o755,
+        mtime_secs: 1_700_000_000,
+        ..Default::default()
+    }
+}
+
+/// A file entry (a hard link to `link`, unless empty).
+fn file(path: &str, link: &str) -> FileEntry {
+    FileEntry {
+        path: path.as_bytes().to_vec(),
+        kind: Kind::File as i32,
+        mode: 0o644,
+        hash: vec![7; 32],
+        link: link.as_bytes().to_vec(),
         mtime_secs: 1_700_000_000,
         ..Default::default()
     }
@@ -146,8 +159,233 @@ fn talk(
     })
 }
 
-/// Directories in the manifests: past the size from which a manifest goes by outline.
+/// The status a crafted conversation must end in.
+fn refused(talk: Talk, label: &str) -> tonic::Status {
+    match talk.outcome {
+        Ok(output) => panic!("{label}: the task ran: {output:?}"),
+        Err(status) => status,
+    }
+}
+
+/// A workspace of files on the master, run once on `agent` so that it keeps its tree.
 const FILES: usize = 600;
+
+#[test]
+fn crafted_outlines_are_refused_naming_what_is_wrong_and_the_agent_serves_the_next_task() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    // A real workspace's tree, kept: nothing below may land in it.
+    let real = workspace(&agent, FILES, "ls | wc -l", "");
+    real.run(&["run", "tasks.lua"]).expect_code(0);
+    // A crafted workspace, run honestly once: the agent holds a manifest for it.
+    let manifest = dirs(FILES);
+    let parts = honest_parts(&manifest);
+    assert!(parts.len() > 3, "{} parts", parts.len());
+    let crafted = "crafted-workspace";
+    let honest = |agent: &Agent| {
+        let answered = parts.clone();
+        talk(agent, crafted, "ls | wc -l", vec![outline_of(&parts)], move |asked| entries_of(&answered, asked))
+    };
+    let first = honest(&agent);
+    assert_eq!(first.outcome.expect("an honest outline"), [FILES.to_string()]);
+    assert_eq!(first.asked, (0..parts.len() as u32).collect::<Vec<_>>(), "a cold tree asks for every part");
+    let again = honest(&agent);
+    assert!(again.asked.is_empty(), "a warm tree asks for nothing: {:?}", again.asked);
+    assert_eq!(again.outcome.expect("an honest outline"), [FILES.to_string()]);
+
+    let known = |i: usize| hash_of(&parts[i]);
+    let mut other = parts.clone();
+    other[1][0].mtime_secs += 1;
+    other[2][0].mtime_secs += 1;
+    let changed_hash = hash_of(&other[1]);
+    let intruder = dir("intruder");
+    let send_all = |parts: Vec<Vec<FileEntry>>| move |asked: &[u32]| entries_of(&parts, asked);
+    let nothing = |_: &[u32]| Vec::new();
+    type Answer = Box<dyn FnMut(&[u32]) -> Vec<Item>>;
+    let cases: Vec<(&str, Vec<Item>, Answer, &str)> = vec![
+        (
+            "hashes and counts of different numbers",
+            vec![Item::Outline(ManifestOutline { hashes: vec![known(0), known(1)], entries: vec![1], last: true })],
+            Box::new(nothing),
+            "2 hashes for 1 counts",
+        ),
+        (
+            "a short hash",
+            vec![Item::Outline(ManifestOutline { hashes: vec![vec![1; 31]], entries: vec![1], last: true })],
+            Box::new(nothing),
+            "part 0: bad hash",
+        ),
+        (
+            "a part of no entries",
+            vec![Item::Outline(ManifestOutline { hashes: vec![known(0), known(1)], entries: vec![0, 1], last: true })],
+            Box::new(nothing),
+            "part 0 holds 0 entries",
+        ),
+        (
+            "a part larger than a part can be",
+            vec![Item::Outline(ManifestOutline { hashes: vec![vec![1; 32]], entries: vec![1025], last: true })],
+            Box::new(nothing),
+            "part 0 holds 1025 entries",
+        ),
+        (
+            "more entries than the agent takes",
+            vec![Item::Outline(ManifestOutline {
+                hashes: vec![vec![1; 32]; 1954],
+                entries: vec![1024; 1954],
+                last: true,
+            })],
+            Box::new(nothing),
+            "more than 2000000 entries",
+        ),
+        (
+            "a part held, announced with another count",
+            vec![Item::Outline(ManifestOutline {
+                hashes: vec![known(0), changed_hash.clone()],
+                entries: vec![parts[0].len() as u32 + 1, parts[1].len() as u32],
+                last: true,
+            })],
+            Box::new(send_all(other.clone())),
+            "manifest outline: part 0 holds",
+        ),
+        (
+            "a part whose entries are not its hash's",
+            vec![outline_of(&other)],
+            Box::new({
+                let mut sent = other.clone();
+                sent[1][0].mtime_secs += 1;
+                send_all(sent)
+            }),
+            "manifest part 1: its entries are not the ones the outline names",
+        ),
+        (
+            "the parts' entries in another order",
+            vec![outline_of(&other)],
+            Box::new({
+                let other = other.clone();
+                move |asked: &[u32]| {
+                    let mut reversed: Vec<u32> = asked.to_vec();
+                    reversed.reverse();
+                    entries_of(&other, &reversed)
+                }
+            }),
+            "its entries are not the ones the outline names",
+        ),
+        (
+            "the same path in two parts",
+            vec![outline_of(&[parts[0].clone(), parts[0].clone()])],
+            Box::new(send_all(vec![parts[0].clone(), parts[0].clone()])),
+            "duplicate",
+        ),
+        (
+            "a path that is not normalized",
+            vec![Item::Outline(ManifestOutline { hashes: vec![vec![1; 32]], entries: vec![1], last: true })],
+            Box::new(|_: &[u32]| entries_of(&[vec![dir("a//b")]], &[0])),
+            "'a//b': is not a normalized relative path",
+        ),
+        (
+            "a hard link to a later path",
+            vec![Item::Outline(ManifestOutline { hashes: vec![vec![1; 32]], entries: vec![1], last: true })],
+            Box::new(move |_: &[u32]| entries_of(&[vec![file("a", "b")]], &[0])),
+            "'a': a hard link to 'b', which does not come before it",
+        ),
+        (
+            "a hard link to a path of a later part",
+            vec![outline_of(&[vec![file("b", "a")], vec![file("a", "")]])],
+            Box::new(send_all(vec![vec![file("b", "a")], vec![file("a", "")]])),
+            "'b': a hard link to 'a', which is not a file before it",
+        ),
+        (
+            "entries for parts not asked for",
+            vec![outline_of(&other)],
+            Box::new({
+                let other = other.clone();
+                move |asked: &[u32]| {
+                    assert!(!asked.contains(&0), "part 0 is held");
+                    let mut wrong = asked.to_vec();
+                    wrong[0] = 0;
+                    entries_of(&other, &wrong)
+                }
+            }),
+            "manifest parts:",
+        ),
+        (
+            "fewer entries than the parts asked for",
+            vec![outline_of(&other)],
+            Box::new({
+                let other = other.clone();
+                move |asked: &[u32]| {
+                    let mut items = entries_of(&other, asked);
+                    let Item::ManifestChunk(chunk) = &mut items[0] else { unreachable!() };
+                    chunk.entries.pop();
+                    let count = chunk.entries.len() as u64;
+                    items[1] = Item::ManifestEnd(ManifestEnd { entries: count });
+                    items
+                }
+            }),
+            "entries for parts holding",
+        ),
+        (
+            "more entries than the parts asked for",
+            vec![outline_of(&other)],
+            Box::new({
+                let (other, intruder) = (other.clone(), intruder.clone());
+                move |asked: &[u32]| {
+                    let mut items = entries_of(&other, asked);
+                    let Item::ManifestChunk(chunk) = &mut items[0] else { unreachable!() };
+                    chunk.entries.push(intruder.clone());
+                    let count = chunk.entries.len() as u64;
+                    items[1] = Item::ManifestEnd(ManifestEnd { entries: count });
+                    items
+                }
+            }),
+            "more entries than the parts asked for",
+        ),
+        (
+            "an end that miscounts",
+            vec![outline_of(&other)],
+            Box::new({
+                let other = other.clone();
+                move |asked: &[u32]| {
+                    let mut items = entries_of(&other, asked);
+                    items[1] = Item::ManifestEnd(ManifestEnd { entries: 1 });
+                    items
+                }
+            }),
+            "manifest truncated",
+        ),
+        (
+            "an outline never marked last, then entries",
+            vec![
+                Item::Outline(ManifestOutline {
+                    hashes: vec![known(0)],
+                    entries: vec![parts[0].len() as u32],
+                    last: false,
+                }),
+                Item::ManifestChunk(ManifestChunk { entries: parts[0].clone() }),
+            ],
+            Box::new(nothing),
+            "unexpected message while receiving the manifest's outline",
+        ),
+    ];
+    for (label, opening, answer, expected) in cases {
+        let status = refused(talk(&agent, crafted, "ls | wc -l", opening, answer), label);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{label}: {status:?}");
+        assert!(status.message().contains(expected), "{label}: {:?}", status.message());
+        for tree in trees(work.path()) {
+            assert!(!tree.join("intruder").exists(), "{label}: written into {}", tree.display());
+        }
+    }
+
+    // The agent serves the next tasks, each with exactly its files; the crafted workspace's
+    // tree was given back as it was after each refusal.
+    let next = honest(&agent);
+    assert!(next.asked.is_empty(), "the tree was kept: {:?}", next.asked);
+    assert_eq!(next.outcome.expect("an honest outline"), [FILES.to_string()]);
+    let reused = info(&agent).trees_reused;
+    let run = real.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains(&format!("box/t | {FILES}")), "{}", run.stderr);
+    assert_eq!(info(&agent).trees_reused, reused + 1, "the real workspace's tree was kept through it all");
+}
 
 #[test]
 fn an_outline_the_master_never_finishes_ends_with_the_call() {
