@@ -451,3 +451,24 @@ fn a_refused_manifest_leaves_the_workspaces_tree_for_its_next_task() {
     assert_eq!(next.outcome.expect("an honest outline"), [FILES.to_string()]);
     assert_eq!(info(&agent).trees_reused, 3);
 }
+
+#[test]
+fn what_a_task_left_unapplied_is_undone_when_its_manifest_comes_from_what_the_agent_holds() {
+    // The agent holds the manifest its tree was built to, not what the task left in it: the
+    // next task's manifest comes whole from it, and the tree is still brought back to it.
+    let agent = Agent::start(&[]);
+    let test = workspace(
+        &agent,
+        FILES,
+        "cat f1.txt; ls | wc -l; echo junk > junk.txt; echo more >> f1.txt; rm f2.txt",
+        "workspace = { sync_back = \"never\" },",
+    );
+    let first = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(first.stderr.contains(&format!("box/t | {FILES}")), "{}", first.stderr);
+    let received = info(&agent).manifest_entries_received;
+    let second = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let lines: Vec<&str> = second.stderr.lines().filter_map(|line| line.strip_prefix("box/t | ")).collect();
+    assert_eq!(lines, ["file 1", &FILES.to_string()], "exactly the master's files\n{}", second.stderr);
+    assert_eq!(info(&agent).manifest_entries_received, received, "no part of the manifest travelled");
+    assert_eq!(info(&agent).trees_reused, 1);
+}
