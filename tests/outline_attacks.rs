@@ -240,7 +240,7 @@ fn crafted_outlines_are_refused_naming_what_is_wrong_and_the_agent_serves_the_ne
         (
             "a part held, announced with another count",
             vec![Item::Outline(ManifestOutline {
-                hashes: vec![known(0), changed_hash.clone()],
+                hashes: vec![known(0), changed_hash],
                 entries: vec![parts[0].len() as u32 + 1, parts[1].len() as u32],
                 last: true,
             })],
@@ -328,7 +328,7 @@ fn crafted_outlines_are_refused_naming_what_is_wrong_and_the_agent_serves_the_ne
             "more entries than the parts asked for",
             vec![outline_of(&other)],
             Box::new({
-                let (other, intruder) = (other.clone(), intruder.clone());
+                let (other, intruder) = (other.clone(), intruder);
                 move |asked: &[u32]| {
                     let mut items = entries_of(&other, asked);
                     let Item::ManifestChunk(chunk) = &mut items[0] else { unreachable!() };
