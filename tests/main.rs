@@ -26,6 +26,7 @@ mod net;
 mod netns;
 mod new_command;
 mod outline;
+mod outline_attacks;
 mod readme;
 mod remote;
 mod remote_errors;

@@ -59,7 +59,21 @@ pub(super) async fn receive_incremental(
         None => (dir.path().join("workspace"), None),
     };
     // Shared, not copied, between the steps below (a large workspace's manifest is big).
-    let mut manifest = Arc::new(receive_manifest(inbound, limits.max_entries, state.clone(), tx, warm.traffic).await?);
+    let mut manifest = match receive_manifest(inbound, limits.max_entries, state.clone(), tx, warm.traffic).await {
+        Ok(manifest) => Arc::new(manifest),
+        Err(status) => {
+            // Nothing was written into the tree yet: the next task of the workspace has it.
+            if let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) {
+                let trees = Arc::clone(trees);
+                blocking(move || {
+                    trees.put_back(lease);
+                    Ok(())
+                })
+                .await?;
+            }
+            return Err(status);
+        }
+    };
     // A kept tree is looked at first: only what it lacks is asked for.
     let plan = match state {
         Some(state) => {

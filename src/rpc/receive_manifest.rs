@@ -32,7 +32,8 @@ pub(super) async fn receive_manifest(
         }
         first => {
             let mut manifest = Manifest::default();
-            let count = receive_entries(inbound, Some(first), max_entries, |entries| {
+            let too_many = format!("the workspace has more than {max_entries} entries");
+            let count = receive_entries(inbound, Some(first), (max_entries, &too_many), |entries| {
                 super::manifest::extend_from_wire(&mut manifest, entries)
             })
             .await?;
@@ -52,11 +53,12 @@ async fn next(inbound: &mut Streaming<ExecuteRequest>, receiving: &str) -> Resul
 }
 
 /// ManifestChunk messages (from `first`, when given) until ManifestEnd, each batch handed to
-/// `take`; checks the announced count and the limit; returns the count.
+/// `take`; checks the announced count and the limit (`too_many` says what past it is);
+/// returns the count.
 async fn receive_entries(
     inbound: &mut Streaming<ExecuteRequest>,
     mut first: Option<Item>,
-    max_entries: u64,
+    (max_entries, too_many): (u64, &str),
     mut take: impl FnMut(Vec<FileEntry>) -> Result<(), String>,
 ) -> Result<u64, Status> {
     let mut received: u64 = 0;
@@ -69,7 +71,7 @@ async fn receive_entries(
             Item::ManifestChunk(chunk) => {
                 received += chunk.entries.len() as u64;
                 if received > max_entries {
-                    return Err(Status::invalid_argument(format!("the workspace has more than {max_entries} entries")));
+                    return Err(Status::invalid_argument(too_many));
                 }
                 take(chunk.entries).map_err(Status::invalid_argument)?;
             }
@@ -146,11 +148,23 @@ async fn by_outline(
         }
         None => Default::default(),
     };
+    // A hash names its entries, and so their number: a part held under it holds as many.
+    for (index, part) in parts.iter().enumerate() {
+        if let Some(&(_, count)) = held.get(&part.hash)
+            && count != part.entries
+        {
+            return Err(Status::invalid_argument(format!(
+                "manifest outline: part {index} holds {} entries, but the part its hash names holds {count}",
+                part.entries
+            )));
+        }
+    }
     let needed: Vec<u32> = (0..parts.len()).filter(|&i| !held.contains_key(&parts[i].hash)).map(|i| i as u32).collect();
     ask_for_parts(&needed, tx).await?;
     let expected: u64 = needed.iter().map(|&i| u64::from(parts[i as usize].entries)).sum();
     let mut wire = Vec::with_capacity(expected as usize);
-    let received = receive_entries(inbound, None, expected, |entries| {
+    let too_many = format!("manifest parts: more entries than the parts asked for hold ({expected})");
+    let received = receive_entries(inbound, None, (expected, &too_many), |entries| {
         wire.extend(entries);
         Ok(())
     })

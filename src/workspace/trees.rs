@@ -47,6 +47,8 @@ pub struct Lease {
     key: String,
     /// Announced as on its way back ([`TreePool::expect_return`]).
     expected: bool,
+    /// What it was counted for while idle.
+    bytes: u64,
 }
 
 impl TreePool {
@@ -80,7 +82,13 @@ impl TreePool {
                 if let Some(at) = idle.iter().rposition(|tree| tree.key == key) {
                     let tree = idle.remove(at);
                     self.reused.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Lease { root: tree.root, state: Some(tree.state), key: tree.key, expected: false });
+                    return Ok(Lease {
+                        root: tree.root,
+                        state: Some(tree.state),
+                        key: tree.key,
+                        expected: false,
+                        bytes: tree.bytes,
+                    });
                 }
             }
             let returning = self.returning.lock().unwrap_or_else(PoisonError::into_inner);
@@ -119,7 +127,21 @@ impl TreePool {
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-        Ok(Lease { root, state: None, key: key.to_owned(), expected: false })
+        Ok(Lease { root, state: None, key: key.to_owned(), expected: false, bytes: 0 })
+    }
+
+    /// Takes back a tree nothing was done to (its task was refused before its tree was
+    /// touched): idle again as it was, for the next task of its workspace; a new one is removed.
+    pub fn put_back(&self, lease: Lease) {
+        let Lease { root, state, key, expected, bytes } = lease;
+        match state {
+            Some(state) => {
+                let idle = Idle { key: key.clone(), root, state, bytes };
+                self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
+            }
+            None => remove_tree(&root),
+        }
+        self.arrived(&key, expected);
     }
 
     /// Takes `lease` back, its tree now holding `state` (`after`: what the scan after the task

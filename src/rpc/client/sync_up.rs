@@ -37,6 +37,8 @@ pub(super) struct SyncUp {
     /// The outline the manifest was offered by, while its parts are still to be asked for.
     outline: Option<Vec<Part>>,
     parts_asked: Vec<u32>,
+    /// The parts asked for were sent.
+    parts_sent: bool,
     /// Files that changed while they were read here: they went to the agent as read.
     pub(super) amended: Vec<(RelPath, Entry)>,
     /// Contents sent, and the bytes of their archives.
@@ -62,6 +64,7 @@ impl SyncUp {
             uploads: JoinSet::new(),
             outline: None,
             parts_asked: Vec::new(),
+            parts_sent: false,
             amended: Vec::new(),
             contents_sent: 0,
             bytes_sent: 0,
@@ -77,7 +80,12 @@ impl SyncUp {
     /// parts asked for, in order, and their end. Parts are asked for once, by index, ascending.
     pub(super) fn on_need_parts(&mut self, need: &NeedParts, agent: &AgentName) -> Result<(), ClientError> {
         let Some(parts) = &self.outline else {
-            return Err(ClientError::failed(agent, "the agent asked for parts of a manifest that was not outlined"));
+            let reason = if self.parts_sent {
+                "the agent asked for manifest parts again, after the last of them"
+            } else {
+                "the agent asked for parts of a manifest that was not outlined"
+            };
+            return Err(ClientError::failed(agent, reason));
         };
         for &index in &need.parts {
             let after_last = self.parts_asked.last().is_none_or(|&last| index > last);
@@ -93,6 +101,7 @@ impl SyncUp {
             return Ok(());
         }
         let parts = self.outline.take().unwrap_or_default();
+        self.parts_sent = true;
         let asked = std::mem::take(&mut self.parts_asked);
         let mut asked = asked.iter().peekable();
         let mut entries = self.sent.entries.iter();
@@ -244,6 +253,95 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot of `count` directories, offered by its outline; the messages it sends.
+    fn outlined(count: usize) -> (SyncUp, Vec<Part>, tokio::sync::mpsc::Receiver<ExecuteRequest>) {
+        let manifest = Manifest {
+            entries: (0..count)
+                .map(|i| {
+                    let path = RelPath::parse(format!("d{i:05}").as_bytes()).expect("path");
+                    (path, Entry::Dir { mode: 0o755, mtime: crate::workspace::Timestamp::default() })
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let parts = crate::workspace::outline::outline(&manifest.entries);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let workspace =
+            Snapshot { root: PathBuf::from("/nonexistent"), manifest: Arc::new(manifest), ignore: Vec::new() };
+        let mut sync = SyncUp::new(workspace, tx, std::env::temp_dir(), Arc::default());
+        sync.offered(Some(parts.clone()));
+        (sync, parts, rx)
+    }
+
+    fn agent() -> AgentName {
+        AgentName { address: "127.0.0.1:1".into(), name: None }
+    }
+
+    #[tokio::test]
+    async fn the_master_sends_exactly_the_parts_asked_for_in_order() {
+        let (mut sync, parts, mut rx) = outlined(1500);
+        assert!(parts.len() > 4, "{} parts", parts.len());
+        sync.on_need_parts(&NeedParts { parts: vec![0], last: false }, &agent()).expect("first");
+        sync.on_need_parts(&NeedParts { parts: vec![2, 4], last: true }, &agent()).expect("last");
+        let mut received = Vec::new();
+        let end = loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv()).await.expect("sent");
+            match message.and_then(|message| message.item) {
+                Some(Item::ManifestChunk(chunk)) => received.extend(chunk.entries),
+                Some(Item::ManifestEnd(end)) => break end.entries,
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        let starts: Vec<usize> =
+            parts.iter().scan(0, |at, part| Some(std::mem::replace(at, *at + part.entries as usize))).collect();
+        let expected: Vec<Vec<u8>> = [0, 2, 4]
+            .iter()
+            .flat_map(|&i| (starts[i]..starts[i] + parts[i].entries as usize).map(|n| format!("d{n:05}").into_bytes()))
+            .collect();
+        assert_eq!(received.iter().map(|entry| entry.path.clone()).collect::<Vec<_>>(), expected);
+        assert_eq!(end, expected.len() as u64);
+    }
+
+    #[test]
+    fn parts_asked_for_out_of_order_twice_beyond_the_outline_or_again_are_refused() {
+        let cases: [(&str, Vec<NeedParts>, &str); 6] = [
+            ("descending", vec![NeedParts { parts: vec![2, 1], last: true }], "manifest part 1"),
+            ("twice", vec![NeedParts { parts: vec![1, 1], last: true }], "manifest part 1"),
+            (
+                "twice, in two messages",
+                vec![NeedParts { parts: vec![1], last: false }, NeedParts { parts: vec![1], last: true }],
+                "manifest part 1",
+            ),
+            ("beyond the outline", vec![NeedParts { parts: vec![999], last: true }], "manifest part 999"),
+            (
+                "again after the last",
+                vec![NeedParts { parts: vec![0], last: true }, NeedParts { parts: vec![1], last: true }],
+                "again",
+            ),
+            (
+                "again, nothing the first time",
+                vec![NeedParts { parts: vec![], last: true }, NeedParts { parts: vec![], last: true }],
+                "again",
+            ),
+        ];
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+        let _entered = runtime.enter();
+        for (label, needs, expected) in cases {
+            let (mut sync, _, _rx) = outlined(1500);
+            let (last, first) = needs.split_last().expect("a message");
+            for need in first {
+                sync.on_need_parts(need, &agent()).expect(label);
+            }
+            let error = sync.on_need_parts(last, &agent()).expect_err(label).to_string();
+            assert!(error.contains(expected), "{label}: {error}");
+        }
+        // A manifest sent whole has no parts.
+        let (mut sync, _, _rx) = outlined(10);
+        sync.offered(None);
+        let error = sync.on_need_parts(&NeedParts { parts: vec![0], last: true }, &agent()).expect_err("whole");
+        assert!(error.to_string().contains("not outlined"), "{error}");
+    }
 
     #[tokio::test]
     async fn an_archive_that_cannot_be_read_fails_the_call_naming_it() {
