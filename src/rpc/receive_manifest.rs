@@ -47,7 +47,12 @@ pub(super) async fn receive_manifest(
 async fn next(inbound: &mut Streaming<ExecuteRequest>, receiving: &str) -> Result<Item, Status> {
     match inbound.message().await? {
         Some(ExecuteRequest { item: Some(item) }) => Ok(item),
-        Some(_) => Err(Status::invalid_argument(format!("an empty message while receiving {receiving}"))),
+        // A message with no item this agent knows: empty, or one a newer master sends.
+        Some(_) => Err(Status::invalid_argument(format!(
+            "a message this agent (sloth-runner {}) does not know while receiving {receiving}: is the master a newer \
+             version?",
+            env!("CARGO_PKG_VERSION")
+        ))),
         None => Err(Status::cancelled(format!("the master ended the call before {receiving} was complete"))),
     }
 }
