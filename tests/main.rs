@@ -13,6 +13,7 @@ mod cli_interrupt;
 mod cli_run;
 mod completions;
 mod data_props;
+mod deploy;
 mod differential;
 mod differential_props;
 mod dispatch;
