@@ -4,6 +4,7 @@
 mod support;
 
 mod agent_lifecycle;
+mod agent_ops;
 mod agent_vms;
 mod agents_command;
 mod check_command;
@@ -12,6 +13,7 @@ mod cli_interrupt;
 mod cli_run;
 mod completions;
 mod data_props;
+mod deploy;
 mod differential;
 mod differential_props;
 mod dispatch;

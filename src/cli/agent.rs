@@ -1,6 +1,7 @@
 //! `sloth-runner agent`: serve tasks to masters over gRPC.
 //!
-//! The first line on stdout is `listening on ADDR` (with the real port for `-p 0`). Without a
+//! The first line on stdout is `listening on ADDR` (with the real port for `-p 0`); with
+//! `--metrics-addr`, the next is `metrics on ADDR`. Without a
 //! token the agent only listens on loopback, unless `--insecure` says otherwise. SIGTERM or
 //! Ctrl-C: stop accepting, give running tasks a grace period, cancel the rest, remove the
 //! temporary directories, exit 0.
@@ -82,6 +83,11 @@ pub struct AgentArgs {
     /// differs (0: a fresh tree for every task). Together they hold at most --cache-max.
     #[arg(long, default_value_t = 8)]
     warm_trees: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0 picks a free
+    /// one, printed as `metrics on ADDR`). They tell no secrets, but say what the agent does:
+    /// expose them only to your monitoring.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     /// How long running tasks may go on after SIGTERM before they are cancelled.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
@@ -248,6 +254,24 @@ async fn serve(
         principal: token.as_ref().map(|token| token.fingerprint().to_hex().to_string()),
     };
     let service = AgentService::new(identity, Arc::new(handler));
+    let metrics = match args.metrics_addr {
+        None => None,
+        Some(metrics_addr) => match tokio::net::TcpListener::bind(metrics_addr).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                eprintln!("error: cannot listen on {metrics_addr} for --metrics-addr: {error}");
+                return (ExitCode::FAILURE, Some(work_root));
+            }
+        },
+    };
+    let metrics_address = metrics.as_ref().and_then(|listener| listener.local_addr().ok());
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(listener) = metrics {
+        let registry = crate::rpc::metrics::registry(service.stats());
+        tokio::spawn(crate::rpc::metrics::serve(listener, registry, async {
+            let _ = metrics_stopped.await;
+        }));
+    }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<AgentServer<AgentService>>().await;
 
@@ -281,6 +305,9 @@ async fn serve(
 
     // The readiness line: tests and `--spawn-agents` wait for it.
     println!("listening on {address}");
+    if let Some(metrics_address) = metrics_address {
+        println!("metrics on {metrics_address}");
+    }
     let _ = std::io::stdout().flush();
     tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, token = token.is_some(), tls = args.tls_cert.is_some(), "agent ready");
 
@@ -298,6 +325,8 @@ async fn serve(
             let _ = stop_rx.await;
         });
     tokio::pin!(server);
+    // Scraped until the agent stops (its last counts included).
+    let _metrics_stop = metrics_stop;
     tokio::select! {
         result = &mut server => {
             if let Err(error) = result {

@@ -27,8 +27,18 @@ pub enum Verbosity {
     Verbose,
 }
 
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: `<group>/<task>  INFO  message key=value`.
+    Text,
+    /// One JSON object a line — `timestamp`, `level`, `target`, and `fields` (with `message`) —
+    /// for a log collector.
+    Json,
+}
+
 /// Installs the console subscriber. `RUST_LOG`, when set, overrides the verbosity flags.
-pub fn init(verbosity: Verbosity) {
+pub fn init(verbosity: Verbosity, format: LogFormat) {
     let default = match verbosity {
         Verbosity::Quiet => "warn",
         Verbosity::Normal => "info",
@@ -37,9 +47,18 @@ pub fn init(verbosity: Verbosity) {
         Verbosity::Verbose => "info,sloth_runner=debug,lua=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let console = tracing_subscriber::fmt::layer()
-        .with_writer(crate::status_line::StderrLines::default)
-        .event_format(ConsoleFormat);
+    let console = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(crate::status_line::StderrLines::default)
+            .event_format(ConsoleFormat)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(crate::status_line::StderrLines::default)
+            .boxed(),
+    };
     // Every task's log and output lines, whatever the console shows (only once the stream is
     // on: `run --output json`).
     let stream = JsonLines.with_filter(

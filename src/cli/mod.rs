@@ -9,6 +9,7 @@ mod agents;
 mod check;
 mod console;
 mod file_command;
+mod health;
 mod new;
 mod pipeline_file;
 mod repl;
@@ -20,7 +21,7 @@ mod template_flags;
 mod templates;
 mod test;
 
-pub use console::Verbosity;
+pub use console::{LogFormat, Verbosity};
 
 /// Exit code when the pipeline or the command line is wrong and nothing ran.
 pub const USAGE_ERROR: u8 = 2;
@@ -34,6 +35,10 @@ pub struct Cli {
     /// Show only warnings and errors (and the summary).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// How logs are written on stderr: for people (text), or one JSON object a line with
+    /// timestamp, level, target and fields (json), for a log collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// What to do; without one, an interactive Lua prompt.
     #[command(subcommand)]
     command: Option<Command>,
@@ -47,6 +52,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Probe the agents a pipeline declares: up or not, version, labels, load, round trip.
     Agents(agents::AgentsArgs),
+    /// Ask one agent whether it serves (the gRPC health check): exit 0 if so, 1 if not.
+    Health(health::HealthArgs),
     /// List a pipeline's groups and tasks.
     List(file_command::FileArgs),
     /// Check a pipeline without running anything.
@@ -105,11 +112,12 @@ pub fn main() -> ExitCode {
         (_, true) => Verbosity::Quiet,
         _ => Verbosity::Normal,
     };
-    console::init(verbosity);
+    console::init(verbosity, cli.log_format);
     match cli.command {
         Some(Command::Run(args)) => run::execute(&args, verbosity),
         Some(Command::Agent(args)) => agent::execute(args),
         Some(Command::Agents(args)) => agents::execute(&args),
+        Some(Command::Health(args)) => health::execute(&args),
         Some(Command::List(args)) => file_command::execute("list", &args),
         Some(Command::Validate(args)) => file_command::execute("validate", &args),
         Some(Command::Check { command }) => check::execute(&command),
@@ -138,10 +146,11 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 13] = [
         "run",
         "agent",
         "agents",
+        "health",
         "list",
         "validate",
         "test",

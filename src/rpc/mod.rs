@@ -4,11 +4,14 @@
 pub mod auth;
 mod chunks;
 pub mod client;
+pub mod health;
 pub mod manifest;
+pub mod metrics;
 pub mod parts;
 mod receive;
 mod receive_manifest;
 pub mod server;
+pub mod stats;
 mod status;
 pub mod task_dir;
 pub mod task_spec;

@@ -35,6 +35,9 @@ pub struct Traffic {
     pub bytes_sent: AtomicU64,
     /// Manifest entries that came over the wire (by outline: those of parts it lacked).
     pub manifest_entries_received: AtomicU64,
+    /// Contents a task's tree needed that the cache held (hits) or lacked (misses, asked for).
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
 }
 
 /// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
@@ -104,15 +107,21 @@ pub(super) async fn receive_incremental(
     // Kept from trimming until the tree is built: what a kept tree still needs, or every
     // content of a new one (those already cached are copied from the cache). The cache knows
     // what it holds in memory: no file work, no trip to a blocking thread.
-    let (needed, pin) = match &plan {
+    let (needed, looked_up, pin) = match &plan {
         Some(plan) => {
             let needed = plan.needed(&manifest);
             let pin = identity.cache.pin_hashes(&needed);
-            (needed, pin)
+            let looked_up = needed.len();
+            (needed, looked_up, pin)
         }
-        None => (identity.cache.missing(&manifest), identity.cache.pin(&manifest)),
+        None => {
+            let (missing, named) = identity.cache.lookup(&manifest);
+            (missing, named, identity.cache.pin(&manifest))
+        }
     };
     let missing = identity.cache.missing_of(&needed);
+    warm.traffic.cache_misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
+    warm.traffic.cache_hits.fetch_add(looked_up.saturating_sub(missing.len()) as u64, Ordering::Relaxed);
     tracing::info!(
         entries = manifest.entries.len(),
         missing = missing.len(),

@@ -21,6 +21,7 @@ use super::proto::{
     TaskResult, output_line,
 };
 use super::receive::{Traffic, Warm, receive_incremental};
+use super::stats::{AgentStats, Outcome, TaskStats};
 use super::task_dir::TaskDir;
 use super::task_spec::TaskSpec;
 use super::{chunks, status};
@@ -146,6 +147,7 @@ pub struct AgentService {
     slots: Arc<Semaphore>,
     in_flight: Arc<AtomicU32>,
     traffic: Arc<Traffic>,
+    tasks: Arc<TaskStats>,
 }
 
 impl AgentService {
@@ -154,7 +156,20 @@ impl AgentService {
         let in_flight = Arc::new(AtomicU32::new(0));
         // (The thread ends when the service is gone: it holds `in_flight` weakly.)
         crate::memory::give_back_when_idle(&in_flight);
-        Self { identity, handler, slots, in_flight, traffic: Arc::new(Traffic::default()) }
+        let (traffic, tasks) = (Arc::default(), Arc::default());
+        Self { identity, handler, slots, in_flight, traffic, tasks }
+    }
+
+    /// Handles on the agent's counters, read when its metrics are scraped.
+    pub fn stats(&self) -> AgentStats {
+        AgentStats {
+            max_tasks: self.identity.max_tasks,
+            in_flight: Arc::clone(&self.in_flight),
+            traffic: Arc::clone(&self.traffic),
+            tasks: Arc::clone(&self.tasks),
+            cache: self.identity.cache.clone(),
+            trees: self.identity.trees.clone(),
+        }
     }
 }
 
@@ -212,6 +227,7 @@ impl Agent for AgentService {
         // Contents this master's tasks made are its own (see `BlobCache::for_principal`).
         identity.cache = identity.cache.for_principal(&principal);
         let traffic = Arc::clone(&self.traffic);
+        let stats = Arc::clone(&self.tasks);
         let slots = Arc::clone(&self.slots);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
         tokio::spawn(async move {
@@ -243,6 +259,7 @@ impl Agent for AgentService {
                     let remote =
                         RemoteTask { spec, workspace, dir: dir.path().to_path_buf(), principal: principal.clone() };
                     in_flight.fetch_add(1, Ordering::Relaxed);
+                    let started = std::time::Instant::now();
                     // Once the task has ended, its tree is on its way back: the next task of the
                     // workspace (the master hears the result first) waits for it.
                     let trees = identity.trees.clone();
@@ -251,8 +268,10 @@ impl Agent for AgentService {
                             trees.expect_return(lease);
                         }
                     };
-                    after = run_task(handler.as_ref(), remote, (&tx, &traffic), &mut announce).await;
+                    let outcome;
+                    (outcome, after) = run_task(handler.as_ref(), remote, (&tx, &traffic), &mut announce).await;
                     in_flight.fetch_sub(1, Ordering::Relaxed);
+                    stats.record(outcome, started.elapsed());
                     crate::memory::touched();
                 }
             }
@@ -335,14 +354,15 @@ const MAX_SCRIPTS: u32 = 10_000;
 /// partial one per field and script).
 const MAX_PARTS: u64 = (super::MAX_FIELD_BYTES / super::PART_SIZE) as u64 + 3 + MAX_SCRIPTS as u64;
 
-/// Runs the handler, forwarding its events; stops it if the master goes away. Returns the
-/// tree's state after a task that ran to its end (None: cancelled, or it could not run).
+/// Runs the handler, forwarding its events; stops it if the master goes away. Returns how the
+/// task ended and the tree's state after a task that ran to its end (None: cancelled, or it
+/// could not run).
 async fn run_task(
     handler: &dyn TaskHandler,
     task: RemoteTask,
     (tx, traffic): (&Outbound, &Traffic),
     ended: &mut (dyn FnMut() + Send),
-) -> Option<Arc<Manifest>> {
+) -> (Outcome, Option<Arc<Manifest>>) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     // What the task says and the master has not taken yet is bounded: past it, the task waits.
     let backlog = Arc::new(Backlog::default());
@@ -356,13 +376,13 @@ async fn run_task(
                 let size = event.size();
                 if tx.send(Ok(event_message(event))).await.is_err() {
                     tracing::warn!(group = %group, task = %name, "the master went away: cancelling the task");
-                    return None;
+                    return (Outcome::Cancelled, None);
                 }
                 backlog.forwarded(size);
             }
             () = tx.closed() => {
                 tracing::warn!(group = %group, task = %name, "the master cancelled the call: cancelling the task");
-                return None;
+                return (Outcome::Cancelled, None);
             }
         }
     };
@@ -372,6 +392,7 @@ async fn run_task(
     match outcome {
         Ok(mut outcome) => {
             tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
+            let ran = if outcome.ok { Outcome::Succeeded } else { Outcome::Failed };
             ended();
             let after = outcome.after.take();
             let sent = send_outcome(&mut outcome, tx, traffic).await;
@@ -382,14 +403,19 @@ async fn run_task(
             }
             if let Err(status) = sent {
                 let _ = tx.send(Err(status)).await;
-                return None;
+                return (ran, None);
             }
-            after
+            (ran, after)
         }
         Err(failure) => {
             tracing::warn!(group = %group, task = %name, error = %failure, "task could not run");
+            let outcome = match failure {
+                TaskFailure::Refused(_) => Outcome::Refused,
+                TaskFailure::Cancelled => Outcome::Cancelled,
+                TaskFailure::Failed(_) | TaskFailure::NoSpace(_) => Outcome::Error,
+            };
             let _ = tx.send(Err(failure.status())).await;
-            None
+            (outcome, None)
         }
     }
 }

@@ -172,9 +172,22 @@ impl BlobCache {
 
     /// Distinct contents of `manifest` that are not in the cache.
     pub fn missing(&self, manifest: &Manifest) -> Vec<blake3::Hash> {
+        self.lookup(manifest).0
+    }
+
+    /// Distinct contents of `manifest` that are not in the cache, and how many it names.
+    pub fn lookup(&self, manifest: &Manifest) -> (Vec<blake3::Hash>, usize) {
         let hashes = file_hashes(manifest);
+        let named = hashes.len();
         let state = self.lock();
-        hashes.into_iter().map(blake3::Hash::from_bytes).filter(|hash| self.find_in(&state, hash).is_none()).collect()
+        let missing =
+            hashes.into_iter().map(blake3::Hash::from_bytes).filter(|hash| self.find_in(&state, hash).is_none());
+        (missing.collect(), named)
+    }
+
+    /// Bytes of contents the cache holds now.
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
     }
 
     /// Keeps the contents of `manifest` from being removed until the returned pin is dropped.

@@ -123,6 +123,11 @@ impl TreePool {
         self.returned.notify_all();
     }
 
+    /// New trees made since the agent started (a task that found no tree of its workspace).
+    pub fn created(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
     /// A new empty tree for `key`.
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));

@@ -14,6 +14,8 @@ pub struct Agent {
     child: Child,
     pub address: String,
     log: tempfile::NamedTempFile,
+    /// The lines the agent printed after `listening on`.
+    lines: std::sync::Mutex<mpsc::Receiver<String>>,
 }
 
 impl Agent {
@@ -59,12 +61,9 @@ impl Agent {
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the agent never blocks on a full pipe.
-            let mut rest = String::new();
-            while reader.read_line(&mut rest).is_ok_and(|n| n > 0) {
-                rest.clear();
+            // Every line, read on so that the agent never blocks on a full pipe.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let _ = tx.send(std::mem::take(&mut line));
             }
         });
         let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_else(|_| {
@@ -76,7 +75,13 @@ impl Agent {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from the agent: {line:?}"))
             .to_owned();
-        Self { child, address, log }
+        Self { child, address, log, lines: std::sync::Mutex::new(rx) }
+    }
+
+    /// The next line the agent prints on stdout after `listening on` (e.g. `metrics on ADDR`).
+    pub fn next_line(&self) -> String {
+        let lines = self.lines.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines.recv_timeout(READY_TIMEOUT).expect("another line from the agent").trim_end().to_owned()
     }
 
     pub fn pid(&self) -> u32 {

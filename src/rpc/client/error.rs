@@ -274,7 +274,7 @@ pub(super) fn root_cause(error: &dyn Error) -> String {
 
 /// An error with its sources, which is where transport errors keep the useful part; a cause
 /// whose text is already there is not repeated.
-pub(super) fn error_chain(error: &dyn Error) -> String {
+pub(in crate::rpc) fn error_chain(error: &dyn Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

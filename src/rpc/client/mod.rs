@@ -20,8 +20,9 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
+pub(in crate::rpc) use self::error::error_chain;
 pub use self::error::{AgentName, Cause, ClientError};
-use self::error::{cause_of, error_chain, root_cause, transport_broke};
+use self::error::{cause_of, root_cause, transport_broke};
 use super::MAX_MESSAGE;
 use super::Transfer;
 use super::auth::{SendToken, Token};
@@ -272,7 +273,7 @@ impl AgentClient {
 /// The `host:port` of an agent's address as written: `host:port`, `http://host:port` (plaintext)
 /// or `https://host:port` (TLS: with the agent's `tls` settings, or else the system's roots),
 /// and whether it asks for TLS. `http://` with tls settings is an error rather than a guess.
-fn host_and_port(written: &str, tls: bool) -> Result<(&str, bool), String> {
+pub(in crate::rpc) fn host_and_port(written: &str, tls: bool) -> Result<(&str, bool), String> {
     let (scheme, rest) = match written.split_once("://") {
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
         None => (None, written),
