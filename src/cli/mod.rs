@@ -8,6 +8,7 @@ mod agent;
 mod agents;
 mod check;
 mod console;
+mod exec;
 mod file_command;
 mod new;
 mod pipeline_file;
@@ -47,6 +48,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Probe the agents a pipeline declares: up or not, version, labels, load, round trip.
     Agents(agents::AgentsArgs),
+    /// Run a shell command on agents (by name, "*", label=value or address) without writing a pipeline.
+    Exec(exec::ExecArgs),
     /// List a pipeline's groups and tasks.
     List(file_command::FileArgs),
     /// Check a pipeline without running anything.
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
         Some(Command::Run(args)) => run::execute(&args, verbosity),
         Some(Command::Agent(args)) => agent::execute(args),
         Some(Command::Agents(args)) => agents::execute(&args),
+        Some(Command::Exec(args)) => exec::execute(&args),
         Some(Command::List(args)) => file_command::execute("list", &args),
         Some(Command::Validate(args)) => file_command::execute("validate", &args),
         Some(Command::Check { command }) => check::execute(&command),
@@ -138,10 +142,11 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 12] = [
+    const NAMES: [&str; 13] = [
         "run",
         "agent",
         "agents",
+        "exec",
         "list",
         "validate",
         "test",
