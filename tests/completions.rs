@@ -15,9 +15,19 @@ fn completions(shell: &str) -> Run {
 fn every_shell_gets_a_script_naming_the_subcommands_and_their_flags() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let script = completions(shell).stdout;
-        for word in
-            ["run", "agent", "validate", "spawn-agents", "max-tasks", "workflow", "template", "force", "dependencies"]
-        {
+        for word in [
+            "run",
+            "agent",
+            "exec",
+            "sync-many",
+            "validate",
+            "spawn-agents",
+            "max-tasks",
+            "workflow",
+            "template",
+            "force",
+            "dependencies",
+        ] {
             assert!(script.contains(word), "{shell}: no '{word}' in\n{script}");
         }
         assert!(!script.contains("__reap"), "{shell}: the internal companion is not offered");

@@ -22,6 +22,7 @@ macro_rules! specs {
 }
 
 specs!(
+    adhoc_targets,
     artifacts,
     aws,
     concurrency,

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adhoc_exec;
 mod agent_lifecycle;
 mod agent_ops;
 mod agent_vms;

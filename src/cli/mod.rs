@@ -8,6 +8,7 @@ mod agent;
 mod agents;
 mod check;
 mod console;
+mod exec;
 mod file_command;
 mod health;
 mod new;
@@ -54,6 +55,8 @@ enum Command {
     Agents(agents::AgentsArgs),
     /// Ask one agent whether it serves (the gRPC health check): exit 0 if so, 1 if not.
     Health(health::HealthArgs),
+    /// Run a shell command on agents (by name, "*", label=value or address) without writing a pipeline.
+    Exec(exec::ExecArgs),
     /// List a pipeline's groups and tasks.
     List(file_command::FileArgs),
     /// Check a pipeline without running anything.
@@ -118,6 +121,7 @@ pub fn main() -> ExitCode {
         Some(Command::Agent(args)) => agent::execute(args),
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::Health(args)) => health::execute(&args),
+        Some(Command::Exec(args)) => exec::execute(&args),
         Some(Command::List(args)) => file_command::execute("list", &args),
         Some(Command::Validate(args)) => file_command::execute("validate", &args),
         Some(Command::Check { command }) => check::execute(&command),
@@ -151,6 +155,7 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         "agent",
         "agents",
         "health",
+        "exec",
         "list",
         "validate",
         "test",

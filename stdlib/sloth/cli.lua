@@ -180,6 +180,41 @@ function M.agents(opts)
   return require("sloth.agents_probe").report(pipeline, opts) and M.EXIT_OK or M.EXIT_FAILED
 end
 
+---@param opts { file?: string, target: string, command: string, sync?: boolean, sync_many?: boolean, jobs?: integer, timeout?: number }
+function M.exec(opts)
+  local adhoc = require("sloth.adhoc")
+  local file = opts.file
+  if not file and not adhoc.is_address(opts.target) then
+    file = adhoc.DEFAULT_FILE
+    if not scripts.exists(file) then
+      return invalid(string.format("'%s' names agents of a pipeline, and there is no %s here: give the pipeline with -f FILE "
+        .. "(or an agent's address host:port as the target)", opts.target, file))
+    end
+  end
+  local declared = {}
+  if file then
+    local pipeline, code = load(file)
+    if not pipeline then
+      return code
+    end
+    declared = adhoc.declared(pipeline)
+  end
+  local targets, problem = adhoc.select(declared, opts.target, file)
+  if not targets then
+    return invalid(problem)
+  end
+  if opts.sync and #targets > 1 and not opts.sync_many then
+    local names = {}
+    for i, target in ipairs(targets) do
+      names[i] = target.name
+    end
+    return invalid(string.format("--sync with %d agents (%s): each would apply its changes to this directory, and a file "
+      .. "two of them change fails the later one as a conflict; select one agent, or pass --sync-many to accept that",
+      #targets, table.concat(names, ", ")))
+  end
+  return adhoc.run(targets, opts) and M.EXIT_OK or M.EXIT_FAILED
+end
+
 ---@param opts { file: string, source?: string }
 function M.validate(opts)
   local pipeline, code = load(opts.file, opts.source)

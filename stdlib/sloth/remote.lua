@@ -80,14 +80,16 @@ end
 
 --- What to do about a failed connection or a refused call, by what it came down to: start an
 --- agent where nothing listens (on this machine, or let the run start it); or what to check
---- when the two sides disagree on TLS or the token.
-local function next_step(target, err)
+--- when the two sides disagree on TLS or the token. `spawn_hint`: whether the master can start
+--- the agent itself (`run --spawn-agents`).
+local function next_step(target, err, spawn_hint)
   local cause = errors.cause(err)
   if cause == "nothing_listens" then
     local port = spawn.loopback_port(target.address)
     if port then
-      return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s, or run with --spawn-agents",
-        port, spawn.asks_tls(target) and " (and its --tls-cert, --tls-key)" or "")
+      return string.format(" — nothing listens there: start one with `sloth-runner agent -p %d`%s%s",
+        port, spawn.asks_tls(target) and " (and its --tls-cert, --tls-key)" or "",
+        spawn_hint ~= false and ", or run with --spawn-agents" or "")
     end
     return " — nothing listens there: start `sloth-runner agent` on that host, on that port"
   elseif cause == "wrong_token" then
@@ -148,15 +150,19 @@ function M.run(task, deps, workdir, attempt)
   return ok, message, results[4]
 end
 
---- Runs `task` on `target`.
-function M.run_on(target, task, deps, workdir)
+--- Runs `task` on `target`. `opts.prefix` is how its output lines are prefixed here (default
+--- `agent/task`); `opts.scripts` the pipeline's files to ship (default: every file loaded);
+--- `opts.spawn_hint = false` leaves `--spawn-agents` out of what to do about an agent not found.
+---@param opts? { prefix?: string, scripts?: table<string, string>, spawn_hint?: boolean }
+function M.run_on(target, task, deps, workdir, opts)
+  opts = opts or {}
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
   local started = core.now()
   local connected, client = pcall(agent.connect, target.address,
     { token = token, tls = target.tls, name = error_name(target) })
   if not connected then
     pool.unreachable(target)
-    return false, about(target, client) .. next_step(target, client)
+    return false, about(target, client) .. next_step(target, client, opts.spawn_hint)
   end
   pool.reached(target, core.now() - started)
 
@@ -173,7 +179,7 @@ function M.run_on(target, task, deps, workdir)
     group = task.group,
     task = task.name,
     pipeline = scripts.key(task.pipeline_file),
-    scripts = scripts.loaded,
+    scripts = opts.scripts or scripts.loaded,
     params = task.params,
     deps = deps,
     values = values,
@@ -181,7 +187,7 @@ function M.run_on(target, task, deps, workdir)
     setuid = task.workspace.setuid,
     same_path = task.workspace.same_path,
   }
-  local called, result = pcall(client.execute, client, request, { prefix = target.name .. "/" .. task.name })
+  local called, result = pcall(client.execute, client, request, { prefix = opts.prefix or target.name .. "/" .. task.name })
   if not called then
     -- An agent that cannot be reached, that died mid-task, or that refuses this master (a
     -- token or certificate it does not accept: it will not change its mind) is not where the
@@ -190,7 +196,7 @@ function M.run_on(target, task, deps, workdir)
     if kind == "unreachable" or kind == "lost" or kind == "refused" then
       pool.unreachable(target)
     end
-    return false, about(target, result) .. next_step(target, result)
+    return false, about(target, result) .. next_step(target, result, opts.spawn_hint)
   end
 
   -- What travelled: contents up, changes down (files written or deleted here once applied).
