@@ -150,7 +150,7 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 13] = [
+    const NAMES: [&str; 14] = [
         "run",
         "agent",
         "agents",
