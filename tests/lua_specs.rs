@@ -22,6 +22,7 @@ macro_rules! specs {
 }
 
 specs!(
+    agent_discovery,
     artifacts,
     aws,
     concurrency,

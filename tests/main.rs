@@ -4,6 +4,7 @@
 mod support;
 
 mod agent_lifecycle;
+mod agent_pools;
 mod agent_vms;
 mod agents_command;
 mod check_command;
