@@ -66,6 +66,21 @@ fn a_pool_from_srv_records_spreads_tasks_over_its_members() {
 }
 
 #[test]
+fn tasks_that_need_a_pool_at_once_share_one_lookup() {
+    let (agents, zone) = fleet();
+    let dns = DnsServer::start(zone);
+    let tasks = r#"on_pool("t1"), on_pool("t2"), on_pool("t3")"#;
+    Test::new()
+        .write("tasks.lua", &pipeline(&format!("dns+srv://{SERVICE}"), &dns, r#"dispatch = "round_robin","#, tasks))
+        .run(&["run", "tasks.lua", "--jobs", "3"])
+        .expect_code(0);
+    assert_eq!(dns.queries(), 1);
+    for agent in &agents {
+        assert!(info(agent).contents_requested > 0, "every member was sent a task");
+    }
+}
+
+#[test]
 fn the_tasks_of_a_stopped_member_fail_over_to_the_others() {
     let (mut agents, zone) = fleet();
     let dns = DnsServer::start(zone);
