@@ -64,6 +64,26 @@ function Client:address() end
 ---@return agent.Client
 function agent.connect(address, opts) end
 
+---@class agent.Member
+---@field host string what tells the member apart: the SRV record's target, or the A/AAAA record's address
+---@field port integer
+---@field address string where to connect: "ip:port" ("[ip]:port" for IPv6)
+---@field server_name string the name its certificate is expected to carry: the SRV target, or the dns:// name
+
+--- The members of an agent pool, found through DNS: `dns+srv://NAME` gives one per SRV record
+--- of NAME (its target, reached at the target's lowest address, and its port), in priority
+--- order; `dns://NAME:PORT` one per A and AAAA record of NAME, on PORT. Asked of `nameserver`
+--- ("ip:port", "ip" for port 53, or "host:port") or else of the system's resolvers
+--- (/etc/resolv.conf); each query within `timeout` (default 5s). Calls for the same URL while
+--- one is under way share its answer. A failure raises a `sloth.Error` naming the URL, with
+--- `url`: kind "unreachable" when the name does not exist or has no such records, or the
+--- server failed the query; "timeout" when no answer came in time; "invalid" for a malformed
+--- URL.
+---@param url string
+---@param opts? { nameserver?: string, timeout?: number|string }
+---@return agent.Member[]
+function agent.discover(url, opts) end
+
 --- Starts `sloth-runner agent` on this machine and waits until it listens.
 ---@param opts { name: string, port: integer, bind?: string, token?: string, labels?: table<string, string> }
 ---@return { address: string, pid: integer, name: string, stop: fun() }

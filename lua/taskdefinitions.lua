@@ -2,7 +2,9 @@
 --- The shapes of a pipeline's `TaskDefinitions`, for editors (LuaLS).
 
 ---@class sloth.Agent
----@field address string host:port of a `sloth-runner agent` (also `http://host:port`, or `https://host:port` for TLS)
+---@field address? string host:port of a `sloth-runner agent` (also `http://host:port`, or `https://host:port` for TLS); or else `discover`
+---@field discover? string a pool of agents found through DNS, instead of `address`: "dns+srv://NAME" (each SRV record of NAME: an agent's host and port) or "dns://NAME:PORT" (each A/AAAA record of NAME, on PORT); members are named "POOL/host:port", share this entry's labels, token and tls, and are resolved when a task first needs them and again when all have failed
+---@field nameserver? string with `discover`: the DNS server to ask, "host:port" (default: the system's, /etc/resolv.conf)
 ---@field labels? table<string, string>
 ---@field token? string the agent's shared secret (default: $SLOTH_AGENT_TOKEN)
 ---@field tls? { ca?: string, cert?: string, key?: string, domain?: string } talk TLS: the CA that signed the agent's certificate (default: the system's roots, as for an `https://` address), this master's certificate and key (for agents started with --tls-client-ca), the name to expect (default: the address's host); paths relative to the pipeline

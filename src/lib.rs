@@ -1,9 +1,10 @@
 //! sloth-runner: a minimal Rust host for a task engine written in Lua.
 //!
 //! Layering, low to high: `duration`, `error_kind`, `physical_path`, `process`, `locked_dir`, `task_view`,
-//! `files`, `http_client`, `pipeline_template` → `modules` → `runtime` → `cli`.
+//! `files`, `http_client`, `pipeline_template`, `discovery` → `modules` → `runtime` → `cli`.
 
 pub mod cli;
+pub mod discovery;
 pub mod duration;
 pub mod error_kind;
 pub mod events;

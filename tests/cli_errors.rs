@@ -149,6 +149,24 @@ fn an_unknown_agent_name_stops_everything_before_it_runs() {
 }
 
 #[test]
+fn malformed_agent_pools_are_named() {
+    expect_invalid(
+        r#"TaskDefinitions = { g = {
+            agents = { a = { discover = "http://x:1" }, b = { discover = "dns://x:1", address = "x:1" },
+                       c = { address = "x:1", nameserver = "127.0.0.1:53" }, d = { discover = "dns://x" },
+                       e = { discover = "dns+srv://_s._tcp.x", nameserver = 53 } },
+            tasks = { { name = "ok", command = "touch ran" } } } }"#,
+        &[
+            "group 'g': field 'agents.a.discover': must be \"dns+srv://NAME\" (SRV records: host and port of each agent) or \"dns://NAME:PORT\"",
+            "group 'g': field 'agents.b': has both 'address' and 'discover'",
+            "group 'g': field 'agents.c.nameserver': goes with 'discover', not with an agent's 'address'",
+            "group 'g': field 'agents.d.discover': must be",
+            "group 'g': field 'agents.e.nameserver': must be the DNS server's \"host:port\"",
+        ],
+    );
+}
+
+#[test]
 fn malformed_agents_and_workspace_fields_are_named() {
     expect_invalid(
         r#"TaskDefinitions = { g = {

@@ -23,6 +23,7 @@ macro_rules! specs {
 
 specs!(
     adhoc_targets,
+    agent_discovery,
     artifacts,
     aws,
     concurrency,

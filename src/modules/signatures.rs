@@ -33,6 +33,7 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
         &[
             sig("connect", &["address", "opts?"], 1),
             sig("spawn", &["opts"], 1),
+            sig("discover", &["url", "opts?"], 1),
             sig("Client:info", &[], 1),
             sig("Client:execute", &["request", "opts?"], 1),
             sig("Client:address", &[], 1),

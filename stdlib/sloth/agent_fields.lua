@@ -1,5 +1,6 @@
 --- The agent-related fields of a pipeline, read during validation: a group's `agents` table
---- (with `token` and `tls`), `delegate_to`, and where each task may run (`task.remote`: its
+--- (with `token` and `tls`; an entry with `discover` is a pool found through DNS, see
+--- `sloth.agent_discovery`), `delegate_to`, and where each task may run (`task.remote`: its
 --- candidate agents and the group's dispatch policy). Each reader takes the validation
 --- checker as `self` and reports problems through `self:add(where, problem)`.
 local paths = require("sloth.paths")
@@ -8,7 +9,7 @@ local suggest = require("sloth.suggest")
 
 local M = {}
 
-local AGENT_FIELDS = { address = true, labels = true, token = true, tls = true }
+local AGENT_FIELDS = { address = true, discover = true, nameserver = true, labels = true, token = true, tls = true }
 local TLS_FIELDS = { ca = true, cert = true, key = true, domain = true }
 -- (What the definitions for editors in lua/taskdefinitions.lua must document.)
 M.AGENT_FIELDS, M.TLS_FIELDS = AGENT_FIELDS, TLS_FIELDS
@@ -43,6 +44,20 @@ function M.tls(self, group_name, agent_name, raw)
   return tls
 end
 
+--- Whether `url` has the shape of a discovery URL: `dns+srv://NAME` or `dns://NAME:PORT`
+--- (`agent.discover` reads it).
+---@return boolean
+function M.discovery_url(url)
+  if type(url) ~= "string" then
+    return false
+  end
+  if url:match("^dns%+srv://[^/:@?#%s]+$") then
+    return true
+  end
+  local port = url:match("^dns://[^/:@?#%s]+:(%d+)$")
+  return port ~= nil and tonumber(port) >= 1 and tonumber(port) <= 65535
+end
+
 --- `delegate_to`: an address string or `{ address = ... }`; returns the address or nil.
 function M.delegate(self, where, raw)
   local address = raw
@@ -65,10 +80,32 @@ function M.agents(self, group_name, raw)
   for _, name in ipairs(sorted_keys(raw)) do
     local agent = raw[name]
     local where = { group = group_name, field = "agents." .. tostring(name) }
+    local function at(field)
+      return { group = group_name, field = "agents." .. tostring(name) .. "." .. field }
+    end
     if type(agent) ~= "table" then
       self:add(where, "must be a table with an 'address', got " .. type(agent))
+    elseif agent.discover ~= nil then
+      if agent.address ~= nil then
+        self:add(where, "has both 'address' and 'discover': an agent has an address, a pool is discovered")
+      elseif not M.discovery_url(agent.discover) then
+        self:add(at("discover"), "must be \"dns+srv://NAME\" (SRV records: host and port of each agent) or "
+          .. "\"dns://NAME:PORT\" (every A/AAAA record of NAME, on PORT), got " .. tostring(agent.discover))
+      elseif agent.nameserver ~= nil and (type(agent.nameserver) ~= "string" or agent.nameserver == "") then
+        self:add(at("nameserver"), "must be the DNS server's \"host:port\"")
+      else
+        self:known_fields(agent, AGENT_FIELDS, at)
+        if agent.token ~= nil and type(agent.token) ~= "string" then
+          self:add(at("token"), "must be a string")
+        end
+        agents[name] = { name = name, discover = agent.discover, nameserver = agent.nameserver,
+          labels = agent.labels or {}, token = agent.token,
+          tls = agent.tls ~= nil and M.tls(self, group_name, name, agent.tls) or nil }
+      end
     elseif type(agent.address) ~= "string" or agent.address == "" then
-      self:add(where, "has no 'address' (host:port)")
+      self:add(where, "has no 'address' (host:port), nor 'discover' (dns+srv://NAME, dns://NAME:PORT)")
+    elseif agent.nameserver ~= nil then
+      self:add(at("nameserver"), "goes with 'discover', not with an agent's 'address'")
     else
       self:known_fields(agent, AGENT_FIELDS, function(field)
         return { group = group_name, field = "agents." .. tostring(name) .. "." .. field }

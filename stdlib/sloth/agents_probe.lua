@@ -1,7 +1,10 @@
 --- `sloth-runner agents FILE`: every agent the pipeline declares, probed at once — reachable or
---- not and why, its version, labels, task slots, tasks in flight and round-trip time.
+--- not and why, its version, labels, task slots, tasks in flight and round-trip time. A pool
+--- (found through DNS) is resolved first and shows a row per member, or one row saying why it
+--- resolved to nothing.
 local agent = require("agent")
 local core = require("sloth.core")
+local discovery = require("sloth.agent_discovery")
 local errors = require("sloth.errors")
 local tables = require("sloth.tables")
 local data = require("data")
@@ -35,7 +38,7 @@ end
 --- One agent's row.
 local function probe(entry)
   local target = entry.agent
-  local row = { group = entry.group, name = target.name, address = target.address, up = false }
+  local row = { group = entry.group, name = target.name, address = target.address, pool = target.pool, up = false }
   local started = core.now()
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
   local connected, client = pcall(agent.connect, target.address,
@@ -93,28 +96,71 @@ local function print_table(rows)
   end
   io.stdout:write(table.concat(out, "\n"), "\n")
   for _, row in ipairs(rows) do
-    if not row.up then
+    if row.pool and row.pool == row.name then
+      io.stderr:write(string.format("%s: %s\n", row.group, row.error))
+    elseif not row.up then
       io.stderr:write(string.format("%s/%s (%s): %s\n", row.group, row.name, row.address, row.error))
     end
   end
+end
+
+--- The row of a pool that resolved to nothing.
+local function empty_pool(entry, problem)
+  return { group = entry.group, name = entry.agent.name, address = entry.agent.discover, pool = entry.agent.name,
+    up = false, error = problem }
+end
+
+--- Entries with each pool replaced by its members (pools resolved at once), and the rows of
+--- pools that resolved to nothing, by their entry's position.
+local function expand(entries)
+  local jobs = {}
+  for i, entry in ipairs(entries) do
+    if discovery.is_pool(entry.agent) then
+      jobs[i] = core.spawn(discovery.resolve, nil, entry.agent)
+    end
+  end
+  local list = {}
+  for i, entry in ipairs(entries) do
+    if jobs[i] then
+      local ok, members, err = core.wait(jobs[i])
+      if ok and members then
+        for _, member in ipairs(members) do
+          list[#list + 1] = { group = entry.group, agent = member }
+        end
+      else
+        list[#list + 1] = { group = entry.group, agent = entry.agent,
+          failed = discovery.problem(entry.agent, ok and err or members) }
+      end
+    else
+      list[#list + 1] = entry
+    end
+  end
+  return list
 end
 
 --- Probes every declared agent at once; prints a table (or JSON); true when all answered.
 ---@param pipeline table a loaded pipeline
 ---@param opts { groups?: string[], output?: string }
 function M.report(pipeline, opts)
-  local entries = declared(pipeline, opts.groups)
+  local entries = expand(declared(pipeline, opts.groups))
   local jobs = {}
   for i, entry in ipairs(entries) do
-    jobs[i] = core.spawn(probe, nil, entry)
+    if not entry.failed then
+      jobs[i] = core.spawn(probe, nil, entry)
+    end
   end
   local rows = {}
   local all_up = true
-  for i, job in ipairs(jobs) do
-    local ok, row = core.wait(job)
-    if not ok then
-      local entry = entries[i]
-      row = { group = entry.group, name = entry.agent.name, address = entry.agent.address, up = false, error = tostring(row) }
+  for i, entry in ipairs(entries) do
+    local row
+    if entry.failed then
+      row = empty_pool(entry, entry.failed)
+    else
+      local ok
+      ok, row = core.wait(jobs[i])
+      if not ok then
+        row = { group = entry.group, name = entry.agent.name, address = entry.agent.address, up = false, error = tostring(row) }
+      end
     end
     rows[i] = row
     all_up = all_up and row.up

@@ -6,6 +6,7 @@
 --- `ctx = { task = { name, group, params }, candidates = { { name, address, labels,
 --- in_flight, healthy, latency } }, attempt = n, failures = { { agent, message } } }`;
 --- `select(ctx)` returns a candidate's name. Built-in policies prefer healthy agents.
+local discovery = require("sloth.agent_discovery")
 local pool = require("sloth.agent_pool")
 local preempt = require("sloth.preempt")
 
@@ -80,14 +81,20 @@ function M.resolve(value)
   return nil, "must be a policy name, a function(ctx) or a plugin { name = ..., select = function(ctx) ... end }"
 end
 
---- Picks the agent for this attempt of `task`; nil and a message when the policy fails.
+--- Picks the agent for this attempt of `task` among its candidates (a pool's members in its
+--- place); nil and a message when the policy fails or no candidate is left.
 ---@param task table with `remote = { candidates, policy }`
 ---@param attempt { number: integer, failures: { agent: string, message: string }[] }
 ---@return table? agent, string? err
 function M.choose(task, attempt)
   local remote = task.remote
-  if #remote.candidates == 1 then
-    return remote.candidates[1]
+  -- Pools (found through DNS) stand for their members.
+  local candidates, problem = discovery.expand(remote.candidates)
+  if not candidates then
+    return nil, problem
+  end
+  if #candidates == 1 then
+    return candidates[1]
   end
   local ctx = {
     task = { name = task.name, group = task.group, params = task.params },
@@ -96,7 +103,7 @@ function M.choose(task, attempt)
     failures = attempt and attempt.failures or {},
   }
   local by_name = {}
-  for _, agent in ipairs(remote.candidates) do
+  for _, agent in ipairs(candidates) do
     local state = pool.state(agent)
     ctx.candidates[#ctx.candidates + 1] = {
       name = agent.name, address = agent.address, labels = agent.labels,

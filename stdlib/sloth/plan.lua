@@ -1,6 +1,7 @@
 --- What a run will do: the selected groups and tasks, in order. Also prints it (`--dry-run`)
 --- and lists a pipeline (`list`).
 local core = require("sloth.core")
+local discovery = require("sloth.agent_discovery")
 local errors = require("sloth.errors")
 local graph = require("sloth.graph")
 local suggest = require("sloth.suggest")
@@ -103,13 +104,42 @@ function M.described(plan, workdir_of)
   return groups
 end
 
---- Prints the plan without running anything (on `out`, default stdout).
+--- The pools (agents found through DNS) the tasks of `step` may run on, resolved now, each
+--- with a line saying what it resolved to; `members[pool]` is nil for one that resolved to
+--- nothing.
+local function print_pools(step, out)
+  local members, seen = {}, {}
+  for _, task in ipairs(step.tasks) do
+    for _, candidate in ipairs(task.remote and task.remote.candidates or {}) do
+      if discovery.is_pool(candidate) and not seen[candidate] then
+        seen[candidate] = true
+        local found, problem = discovery.members(candidate)
+        if found then
+          members[candidate] = found
+          local names = {}
+          for i, agent in ipairs(found) do
+            names[i] = string.format("%s at %s", agent.name, agent.address)
+          end
+          out:write(string.format("  agent pool '%s' (%s): %d agent(s): %s\n", candidate.name, candidate.discover,
+            #found, table.concat(names, ", ")))
+        else
+          out:write("  " .. problem .. "\n")
+        end
+      end
+    end
+  end
+  return members
+end
+
+--- Prints the plan without running anything (on `out`, default stdout). Pools the plan uses
+--- are resolved, to show their members.
 function M.print(plan, pipeline, workdir_of, out)
   out = out or io.stdout
   out:write(string.format("plan for %s (dry run: nothing runs)\n", pipeline.file))
   for _, step in ipairs(plan) do
     local group = step.group
     out:write(string.format("group %s: %d task(s), workdir %s\n", group.name, #step.tasks, workdir_of(group)))
+    local pools = print_pools(step, out)
     for i, task in ipairs(step.tasks) do
       local after = ""
       if #task.depends_on > 0 then
@@ -119,8 +149,17 @@ function M.print(plan, pipeline, workdir_of, out)
       if task.remote then
         local names = {}
         for _, agent in ipairs(task.remote.candidates) do
-          names[#names + 1] = agent.name == agent.address and ("agent at " .. agent.address)
-            or string.format("agent %s at %s", agent.name, agent.address)
+          if discovery.is_pool(agent) then
+            for _, m in ipairs(pools[agent] or {}) do
+              names[#names + 1] = string.format("agent %s at %s", m.name, m.address)
+            end
+            if not pools[agent] then
+              names[#names + 1] = string.format("agent pool %s (no agents)", agent.name)
+            end
+          else
+            names[#names + 1] = agent.name == agent.address and ("agent at " .. agent.address)
+              or string.format("agent %s at %s", agent.name, agent.address)
+          end
         end
         where = table.concat(names, " | ")
         if #names > 1 then

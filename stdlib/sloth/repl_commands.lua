@@ -78,7 +78,7 @@ local MODULES = {
   { "data", "data.to_json/parse_json/to_yaml/parse_yaml, data.null" },
   { "net", "net.http_get(url, { headers, timeout }) / net.http_post(url, body, headers_or_opts) -> body, status, headers, err; net.download(url, dest, opts) -> err" },
   { "workspace", "workspace.snapshot/pack/unpack/changes/apply" },
-  { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}" },
+  { "agent", "agent.connect(address, opts):execute(request) / :info(), agent.spawn{...}, agent.discover(url, opts)" },
   { "git", "git.clone(url, path) / git.repo(path) -> repo, err; repo:checkout/pull/push/add/commit/tag/result" },
   { "python", "python.venv(path) -> venv; venv:exists() / :create/pip/exec(args) -> result, err" },
   { "pulumi", "pulumi.stack(name, { workdir, login, venv }) -> stack; stack:up/preview/destroy/refresh/outputs/config/config_map/select -> result, err; pulumi.login, pulumi.install_plugin" },

@@ -46,9 +46,10 @@ function M.start(plan)
   return started
 end
 
---- Starts `target` unless it was seen, is not on loopback, uses TLS, or answers already.
+--- Starts `target` unless it was seen, is not on loopback, uses TLS, or answers already (a
+--- pool found through DNS is never started).
 function M.start_one(target, seen, started)
-  if seen[target.address] then
+  if target.discover or seen[target.address] then
     return
   end
   seen[target.address] = true

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod crafted;
+pub mod dns;
 pub mod http;
 pub mod terminal;
 pub mod tree;
