@@ -31,11 +31,12 @@ when the command succeeded on every agent, 1 when it failed (or could not run) o
 #[command(after_help = EXAMPLES)]
 pub struct ExecArgs {
     /// The pipeline whose agents TARGET selects from (default: tasks.lua, unless TARGET is an
-    /// address).
+    /// address or a discovery URL).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
-    /// Which agents: a declared agent's name, "*" (all of them), label=value[,label=value],
-    /// an address host:port, or several names and addresses separated by commas.
+    /// Which agents: a declared agent's name (a pool: its members), "*" (all of them),
+    /// label=value[,label=value], an address host:port, a discovery URL (dns+srv://NAME,
+    /// dns://NAME:PORT), or several names and addresses separated by commas.
     #[arg(value_name = "TARGET")]
     target: String,
     /// The command, run with `sh -c` on each agent (its words joined with spaces, as ssh does).

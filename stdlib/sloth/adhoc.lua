@@ -3,7 +3,9 @@
 --- them (tokens, TLS); each gets the command as a pipeline's remote shell task is sent
 --- (`remote.run_on`), with an empty workspace, or the current directory with `--sync`.
 local core = require("sloth.core")
+local discovery = require("sloth.agent_discovery")
 local errors = require("sloth.errors")
+local fields = require("sloth.agent_fields")
 local fs = require("fs")
 local pool = require("sloth.agent_pool")
 local remote = require("sloth.remote")
@@ -126,8 +128,12 @@ end
 ---@param file string? the pipeline read, for messages
 ---@return table[]? agents, string? problem
 function M.select(declared, target, file)
-  if target:find("=", 1, true) then
-    return by_labels(declared, target, file)
+  if target:find("=", 1, true) and not fields.discovery_url(target) then
+    local chosen, problem = by_labels(declared, target, file)
+    if not chosen then
+      return nil, problem
+    end
+    return discovery.expand(chosen)
   end
   local chosen, seen = {}, {}
   local function add(agent)
@@ -145,7 +151,10 @@ function M.select(declared, target, file)
         found = true
       end
     end
-    if not found and M.is_address(part) then
+    if not found and fields.discovery_url(part) then
+      -- A pool named by its URL alone: its members, as a declared pool's.
+      add({ name = part, discover = part, labels = {} })
+    elseif not found and M.is_address(part) then
       add({ name = part, address = part, labels = {} })
     elseif not found and part == "*" then
       return nil, string.format("\"*\" selects no agent: %s", known_text(declared, file))
@@ -157,7 +166,8 @@ function M.select(declared, target, file)
   if #chosen == 0 then
     return nil, string.format("target '%s' selects no agent (%s)", target, known_text(declared, file))
   end
-  return chosen
+  -- Pools (declared, or named by a discovery URL) stand for the agents DNS names now.
+  return discovery.expand(chosen)
 end
 
 --- Runs the command on one agent; its row of the summary.

@@ -184,11 +184,12 @@ end
 function M.exec(opts)
   local adhoc = require("sloth.adhoc")
   local file = opts.file
-  if not file and not adhoc.is_address(opts.target) then
+  if not file and not adhoc.is_address(opts.target)
+    and not require("sloth.agent_fields").discovery_url(opts.target) then
     file = adhoc.DEFAULT_FILE
     if not scripts.exists(file) then
       return invalid(string.format("'%s' names agents of a pipeline, and there is no %s here: give the pipeline with -f FILE "
-        .. "(or an agent's address host:port as the target)", opts.target, file))
+        .. "(or an agent's address host:port, or a discovery URL, as the target)", opts.target, file))
     end
   end
   local declared = {}
