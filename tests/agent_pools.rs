@@ -192,8 +192,7 @@ fn agents_and_dry_run_list_the_members() {
 fn exec_runs_on_every_member_of_a_pool_named_or_selected_by_its_labels() {
     let (agents, zone) = fleet();
     let dns = DnsServer::start(zone);
-    let test =
-        Test::new().write("tasks.lua", &pipeline(&format!("dns+srv://{SERVICE}"), &dns, "", r#"on_pool("t")"#));
+    let test = Test::new().write("tasks.lua", &pipeline(&format!("dns+srv://{SERVICE}"), &dns, "", r#"on_pool("t")"#));
     for target in ["fleet", "tier=fleet"] {
         let run = test.run(&["exec", "-f", "tasks.lua", target, "--", "echo", "from-the-pool"]).expect_code(0);
         for n in 1..=3 {
