@@ -6,6 +6,7 @@ mod support;
 mod adhoc_exec;
 mod agent_lifecycle;
 mod agent_ops;
+mod agent_registry;
 mod agent_vms;
 mod agents_command;
 mod check_command;
