@@ -81,6 +81,9 @@ fn agents_register_are_listed_run_commands_drop_out_and_stop() {
 
     // `agent run`: on that agent, output as `exec` shows it, its exit code in the summary.
     ops.run(&["agent", "run", "beta", "--", "echo", "hi from $WHO"]).expect_code(0).stderr_has("beta | hi from beta");
+    ops.run(&["agent", "run", "beta", "--", "echo token=${SLOTH_MASTER_TOKEN:-none}"])
+        .expect_code(0)
+        .stderr_has("beta | token=none");
     let failed = ops.run(&["agent", "run", "gamma", "--", "exit 3"]).expect_code(1);
     let row: Vec<&str> =
         failed.stdout.lines().find(|line| line.starts_with("gamma")).unwrap_or("").split_whitespace().collect();

@@ -147,9 +147,10 @@ pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     number.checked_mul(factor).ok_or_else(|| format!("invalid size '{text}': too large"))
 }
 
-/// Takes `SLOTH_AGENT_TOKEN` out of this process's environment once it is read: the tasks the
-/// agent runs (shell commands and Lua code alike) must not find the token that lets masters in
-/// — which, when masters use one token for every agent, would open the other agents too.
+/// Takes `SLOTH_AGENT_TOKEN` (and `SLOTH_MASTER_TOKEN`, for `--master`) out of this process's
+/// environment once it is read: the tasks the agent runs (shell commands and Lua code alike)
+/// must not find the token that lets masters in — which, when masters use one token for every
+/// agent, would open the other agents too — nor the one that can stop any agent of a master.
 #[allow(unsafe_code)]
 fn forget_token_variable() {
     // SAFETY: called while the agent has a single thread (before its runtime, its task
