@@ -53,7 +53,7 @@ enum Command {
     Run(run::RunArgs),
     /// Serve tasks to masters over gRPC (registered with a master with --master); `agent
     /// list|run|stop`: the agents a master knows.
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Keep a registry of the agents that announce themselves (`agent --master`), for `agent
     /// list`, `agent run` and `agent stop`.
     Master(master::MasterArgs),
@@ -124,7 +124,7 @@ pub fn main() -> ExitCode {
     console::init(verbosity, cli.log_format);
     match cli.command {
         Some(Command::Run(args)) => run::execute(&args, verbosity),
-        Some(Command::Agent(args)) => agent::execute(args),
+        Some(Command::Agent(args)) => agent::execute(*args),
         Some(Command::Master(args)) => master::execute(&args),
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::Health(args)) => health::execute(&args),

@@ -124,7 +124,7 @@ pub fn execute(command: &RegistryCommand) -> ExitCode {
     };
     // (The client's channel is made inside the runtime.)
     let entered = tokio.enter();
-    let client = match master.client() {
+    let mut client = match master.client() {
         None => {
             eprintln!("error: which master? Give --master ADDR, or set SLOTH_MASTER");
             return ExitCode::from(USAGE_ERROR);
@@ -136,14 +136,14 @@ pub fn execute(command: &RegistryCommand) -> ExitCode {
         Some(Ok(client)) => client,
     };
     match command {
-        RegistryCommand::List(args) => match tokio.block_on(client.clone().list()) {
+        RegistryCommand::List(args) => match tokio.block_on(client.list()) {
             Ok(agents) => {
                 print_list(&agents, args.output);
                 ExitCode::SUCCESS
             }
             Err(error) => fail(&error),
         },
-        RegistryCommand::Stop(args) => match tokio.block_on(client.clone().stop(&args.name)) {
+        RegistryCommand::Stop(args) => match tokio.block_on(client.stop(&args.name)) {
             Ok(()) => {
                 println!("{}: asked to stop (it stops on its next heartbeat)", args.name);
                 ExitCode::SUCCESS
@@ -152,7 +152,7 @@ pub fn execute(command: &RegistryCommand) -> ExitCode {
         },
         RegistryCommand::Run(args) => {
             let master_address = client.address().to_owned();
-            let listed = tokio.block_on(client.clone().list());
+            let listed = tokio.block_on(client.list());
             drop(client);
             drop(entered);
             drop(tokio);
