@@ -169,11 +169,17 @@ fn wait_for_log(agent: &Agent, needle: &str) {
 }
 
 #[test]
-fn the_agent_daemon_flags_and_its_subcommands_do_not_mix() {
+fn the_agent_daemon_flags_and_its_subcommands_do_not_mix_and_a_master_needs_auth_beyond_loopback() {
     Test::new()
         .run(&["agent", "--max-tasks", "2", "list", "--master", "127.0.0.1:1"])
         .expect_code(2)
         .stderr_has("cannot be used with");
+    // A master beyond loopback without a token or client certificates: refused, as an agent.
+    Test::new()
+        .run(&["master", "-p", "0", "--bind", "0.0.0.0"])
+        .expect_code(2)
+        .stderr_has("refusing to listen on 0.0.0.0 without a token")
+        .stderr_has("SLOTH_MASTER_TOKEN");
     let help = Test::new().run(&["agent", "--help"]).expect_code(0);
     for word in ["list", "run", "stop", "--master", "--heartbeat", "--advertise", "SLOTH_MASTER"] {
         assert!(help.stdout.contains(word), "no '{word}' in\n{}", help.stdout);
