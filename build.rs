@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const PROTO: &str = "proto/sloth/agent/v1/agent.proto";
+const PROTOS: [&str; 2] = ["proto/sloth/agent/v1/agent.proto", "proto/sloth/registry/v1/registry.proto"];
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -19,8 +19,10 @@ fn main() {
 }
 
 fn compile_proto() {
-    println!("cargo:rerun-if-changed={PROTO}");
-    let descriptors = protox::compile([PROTO], ["proto"]).expect("compiling proto/ with protox");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(PROTOS, ["proto"]).expect("compiling proto/ with protox");
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)

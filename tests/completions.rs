@@ -27,6 +27,8 @@ fn every_shell_gets_a_script_naming_the_subcommands_and_their_flags() {
             "template",
             "force",
             "dependencies",
+            "master",
+            "heartbeat",
         ] {
             assert!(script.contains(word), "{shell}: no '{word}' in\n{script}");
         }

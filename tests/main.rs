@@ -7,6 +7,7 @@ mod adhoc_exec;
 mod agent_lifecycle;
 mod agent_ops;
 mod agent_pools;
+mod agent_registry;
 mod agent_vms;
 mod agents_command;
 mod check_command;

@@ -5,6 +5,11 @@
 //! token the agent only listens on loopback, unless `--insecure` says otherwise. SIGTERM or
 //! Ctrl-C: stop accepting, give running tasks a grace period, cancel the rest, remove the
 //! temporary directories, exit 0.
+//!
+//! With `--master ADDR` the agent registers with that master (`sloth-runner master`) and sends
+//! it heartbeats; a master that is down is tried again with backoff, never a reason to exit;
+//! `agent stop NAME` reaches the agent in the answer to a heartbeat and stops it as SIGTERM
+//! does. `agent list|run|stop` (see `registry.rs`) are the operator's side.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -19,16 +24,31 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 use super::USAGE_ERROR;
+use super::registry::{MasterConnection, RegistryCommand};
 use crate::rpc::auth::{RequireToken, Token};
 use crate::rpc::proto::agent_server::AgentServer;
+use crate::rpc::registry::client::announce;
+use crate::rpc::registry_proto::AgentRecord;
 use crate::rpc::server::{AgentIdentity, AgentService};
 use crate::rpc::tls::ServerTls;
 use crate::rpc::work_dir::WorkRoot;
 use crate::runtime::RuntimeOptions;
 use crate::runtime::agent_host::LuaTaskHandler;
 
+const AGENT_HELP: &str = "\
+Without a subcommand, `agent` is the daemon: `sloth-runner agent -p 50051 [--master ADDR]`.
+The subcommands ask a master (`sloth-runner master`) about the agents registered with it:
+  sloth-runner agent list --master 127.0.0.1:50053
+  sloth-runner agent run web-1 -- uptime
+  sloth-runner agent stop web-1
+(--master defaults to SLOTH_MASTER, its token to SLOTH_MASTER_TOKEN.)";
+
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, after_help = AGENT_HELP)]
 pub struct AgentArgs {
+    /// Ask a master about its registered agents (without one: run the agent).
+    #[command(subcommand)]
+    command: Option<RegistryCommand>,
     /// Port to listen on (0 picks a free one).
     #[arg(short, long, default_value_t = 50051)]
     port: u16,
@@ -91,6 +111,18 @@ pub struct AgentArgs {
     /// How long running tasks may go on after SIGTERM before they are cancelled.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     grace: Duration,
+    /// Register with the master at ADDR (`--master`), with its token (`--master-token`, not
+    /// the agent's own --token) and TLS settings.
+    #[command(flatten)]
+    master: MasterConnection,
+    /// The address the master hands out for this agent (default: the address it listens on,
+    /// or HOST_NAME:PORT when it listens on every interface; https://… when it serves TLS).
+    #[arg(long, value_name = "HOST:PORT", requires = "master")]
+    advertise: Option<String>,
+    /// How often the agent tells the master it is there; the master drops it after three
+    /// missed heartbeats.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    heartbeat: Duration,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -115,39 +147,60 @@ pub(super) fn parse_size(text: &str) -> Result<u64, String> {
     number.checked_mul(factor).ok_or_else(|| format!("invalid size '{text}': too large"))
 }
 
-/// Takes `SLOTH_AGENT_TOKEN` out of this process's environment once it is read: the tasks the
-/// agent runs (shell commands and Lua code alike) must not find the token that lets masters in
-/// — which, when masters use one token for every agent, would open the other agents too.
+/// Takes `SLOTH_AGENT_TOKEN` (and `SLOTH_MASTER_TOKEN`, for `--master`) out of this process's
+/// environment once it is read: the tasks the agent runs (shell commands and Lua code alike)
+/// must not find the token that lets masters in — which, when masters use one token for every
+/// agent, would open the other agents too — nor the one that can stop any agent of a master.
 #[allow(unsafe_code)]
 fn forget_token_variable() {
     // SAFETY: called while the agent has a single thread (before its runtime, its task
     // threads and its companion exist): nothing reads the environment concurrently.
-    unsafe { std::env::remove_var("SLOTH_AGENT_TOKEN") };
+    unsafe {
+        std::env::remove_var("SLOTH_AGENT_TOKEN");
+        std::env::remove_var("SLOTH_MASTER_TOKEN");
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
+/// Refuses (exit 2) to listen beyond loopback without authentication unless `insecure`, and
+/// warns when it does; `token_variable` is the environment variable of the token, `exposure`
+/// what a stranger could do ("run commands here").
+pub(super) fn refuse_unauthenticated(
+    bind: IpAddr,
+    authenticated: bool,
+    insecure: bool,
+    (token_variable, exposure): (&str, &str),
+) -> Result<(), ExitCode> {
+    if bind.is_loopback() || authenticated {
+        return Ok(());
+    }
+    if !insecure {
+        eprintln!(
+            "error: refusing to listen on {bind} without a token: anyone who can reach it could {exposure}. \
+             Pass --token (or {token_variable}) or --tls-client-ca, or --insecure if that is really what you want"
+        );
+        return Err(ExitCode::from(USAGE_ERROR));
+    }
+    eprintln!("warning: listening on {bind} without a token: anyone who can reach this port can {exposure}");
+    Ok(())
+}
+
 pub fn execute(args: AgentArgs) -> ExitCode {
+    if let Some(command) = &args.command {
+        return super::registry::execute(command);
+    }
     let token = args.token.clone().and_then(Token::new);
     forget_token_variable();
     // Server TLS alone proves who the agent is, not who the master is: it takes a token or
     // client certificates to know who is sending.
     let authenticated = token.is_some() || args.tls_client_ca.is_some();
-    if !args.bind.is_loopback() && !authenticated {
-        if !args.insecure {
-            eprintln!(
-                "error: refusing to listen on {} without a token: anyone who can reach it could run commands here. \
-                 Pass --token (or SLOTH_AGENT_TOKEN) or --tls-client-ca, or --insecure if that is really what you want",
-                args.bind
-            );
-            return ExitCode::from(USAGE_ERROR);
-        }
-        eprintln!(
-            "warning: listening on {} without a token: anyone who can reach this port can run commands here",
-            args.bind
-        );
+    if let Err(code) =
+        refuse_unauthenticated(args.bind, authenticated, args.insecure, ("SLOTH_AGENT_TOKEN", "run commands here"))
+    {
+        return code;
     }
     // Before any thread starts: a process with threads cannot enter a user namespace.
     if args.user_namespace
@@ -254,6 +307,7 @@ async fn serve(
         principal: token.as_ref().map(|token| token.fingerprint().to_hex().to_string()),
     };
     let service = AgentService::new(identity, Arc::new(handler));
+    let in_flight = Arc::clone(&service.stats().in_flight);
     let metrics = match args.metrics_addr {
         None => None,
         Some(metrics_addr) => match tokio::net::TcpListener::bind(metrics_addr).await {
@@ -303,6 +357,37 @@ async fn serve(
         }
     };
 
+    // With --master: registered, heartbeats sent, until the master says stop (then `told`).
+    let (told_to_stop, told) = tokio::sync::oneshot::channel::<()>();
+    let announcer = match args.master.client() {
+        None => None,
+        Some(Err(error)) => {
+            eprintln!("error: --master: {error}");
+            return (ExitCode::from(USAGE_ERROR), Some(work_root));
+        }
+        Some(Ok(master)) => {
+            let record = AgentRecord {
+                name: name.clone(),
+                address: advertised(&args, address),
+                labels: args.labels.iter().cloned().collect(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                max_tasks: args.max_tasks,
+                heartbeat_ms: u64::try_from(args.heartbeat.as_millis()).unwrap_or(u64::MAX).max(1),
+            };
+            Some(tokio::spawn(async move {
+                announce(master, record, in_flight).await;
+                let _ = told_to_stop.send(());
+            }))
+        }
+    };
+    let stop_signal = async move {
+        tokio::select! {
+            () = stop_signal => {}
+            // (An agent without a master is never told.)
+            Ok(()) = told => {}
+        }
+    };
+
     // The readiness line: tests and `--spawn-agents` wait for it.
     println!("listening on {address}");
     if let Some(metrics_address) = metrics_address {
@@ -336,6 +421,9 @@ async fn serve(
         }
         () = stop_signal => {
             tracing::info!(agent = %name, grace = ?args.grace, "stopping: no new tasks");
+            if let Some(announcer) = &announcer {
+                announcer.abort();
+            }
             let _ = stop_tx.send(());
             if tokio::time::timeout(args.grace, &mut server).await.is_err() {
                 tracing::warn!(agent = %name, "grace period over: cancelling running tasks");
@@ -347,7 +435,7 @@ async fn serve(
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
 /// the future is first polled, so a signal right after the readiness line is not missed.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
@@ -357,6 +445,18 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = interrupt.recv() => {}
         }
     })
+}
+
+/// The address the master hands out for this agent: `--advertise`, else the one it listens
+/// on — the host's name in place of an unspecified address (0.0.0.0, ::) — with https:// when
+/// it serves TLS.
+fn advertised(args: &AgentArgs, bound: SocketAddr) -> String {
+    if let Some(address) = &args.advertise {
+        return address.clone();
+    }
+    let host_port =
+        if bound.ip().is_unspecified() { format!("{}:{}", host_name(), bound.port()) } else { bound.to_string() };
+    if args.tls_cert.is_some() { format!("https://{host_port}") } else { host_port }
 }
 
 fn host_name() -> String {

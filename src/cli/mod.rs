@@ -11,8 +11,10 @@ mod console;
 mod exec;
 mod file_command;
 mod health;
+mod master;
 mod new;
 mod pipeline_file;
+mod registry;
 mod repl;
 mod repl_complete;
 mod run;
@@ -49,8 +51,12 @@ pub struct Cli {
 enum Command {
     /// Run a pipeline.
     Run(run::RunArgs),
-    /// Serve tasks to masters over gRPC.
-    Agent(agent::AgentArgs),
+    /// Serve tasks to masters over gRPC (registered with a master with --master); `agent
+    /// list|run|stop`: the agents a master knows.
+    Agent(Box<agent::AgentArgs>),
+    /// Keep a registry of the agents that announce themselves (`agent --master`), for `agent
+    /// list`, `agent run` and `agent stop`.
+    Master(master::MasterArgs),
     /// Probe the agents a pipeline declares: up or not, version, labels, load, round trip.
     Agents(agents::AgentsArgs),
     /// Ask one agent whether it serves (the gRPC health check): exit 0 if so, 1 if not.
@@ -118,7 +124,8 @@ pub fn main() -> ExitCode {
     console::init(verbosity, cli.log_format);
     match cli.command {
         Some(Command::Run(args)) => run::execute(&args, verbosity),
-        Some(Command::Agent(args)) => agent::execute(args),
+        Some(Command::Agent(args)) => agent::execute(*args),
+        Some(Command::Master(args)) => master::execute(&args),
         Some(Command::Agents(args)) => agents::execute(&args),
         Some(Command::Health(args)) => health::execute(&args),
         Some(Command::Exec(args)) => exec::execute(&args),
@@ -150,9 +157,10 @@ fn subcommand_hint(error: &clap::Error) -> Option<&'static str> {
         return None;
     }
     let Some(ContextValue::String(typed)) = error.get(ContextKind::InvalidSubcommand) else { return None };
-    const NAMES: [&str; 14] = [
+    const NAMES: [&str; 15] = [
         "run",
         "agent",
+        "master",
         "agents",
         "health",
         "exec",

@@ -42,12 +42,19 @@ impl std::fmt::Debug for Token {
 #[derive(Clone, Debug)]
 pub struct RequireToken {
     expected: Option<blake3::Hash>,
+    /// What a call without a token hears.
+    missing: &'static str,
 }
 
 impl RequireToken {
     /// `None` lets every call through (an agent without a token, on loopback).
     pub fn new(token: Option<&Token>) -> Self {
-        Self { expected: token.map(Token::digest) }
+        Self { expected: token.map(Token::digest), missing: "this agent requires a token" }
+    }
+
+    /// The same for a master's registry (`sloth-runner master`).
+    pub fn for_master(token: Option<&Token>) -> Self {
+        Self { expected: token.map(Token::digest), missing: "this master requires a token" }
     }
 }
 
@@ -59,7 +66,7 @@ impl Interceptor for RequireToken {
             .get(HEADER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("this agent requires a token"))?;
+            .ok_or_else(|| Status::unauthenticated(self.missing))?;
         if blake3::hash(presented.as_bytes()) == expected {
             Ok(request)
         } else {

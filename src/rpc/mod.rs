@@ -1,4 +1,5 @@
-//! gRPC: the generated wire types (the one include site), the client and the agent server.
+//! gRPC: the generated wire types (the one include site), the client, the agent server and
+//! the master's registry.
 //! No mlua here: the server reaches Lua through the [`server::TaskHandler`] trait.
 
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod parts;
 mod receive;
 mod receive_manifest;
+pub mod registry;
 pub mod server;
 pub mod stats;
 mod status;
@@ -25,6 +27,12 @@ pub use transfer::Transfer;
 #[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
 pub mod proto {
     tonic::include_proto!("sloth.agent.v1");
+}
+
+/// Generated from `proto/sloth/registry/v1/registry.proto`.
+#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
+pub mod registry_proto {
+    tonic::include_proto!("sloth.registry.v1");
 }
 
 /// Size of the chunks archives travel in: far below gRPC's 4 MiB message limit.

@@ -180,9 +180,13 @@ function M.agents(opts)
   return require("sloth.agents_probe").report(pipeline, opts) and M.EXIT_OK or M.EXIT_FAILED
 end
 
----@param opts { file?: string, target: string, command: string, sync?: boolean, sync_many?: boolean, jobs?: integer, timeout?: number }
+---@param opts { file?: string, target: string, agent?: table, command: string, sync?: boolean, sync_many?: boolean, jobs?: integer, timeout?: number }
 function M.exec(opts)
   local adhoc = require("sloth.adhoc")
+  if opts.agent then
+    -- `agent run NAME`: the agent a master's registry names, found already.
+    return adhoc.run({ opts.agent }, opts) and M.EXIT_OK or M.EXIT_FAILED
+  end
   local file = opts.file
   if not file and not adhoc.is_address(opts.target)
     and not require("sloth.agent_fields").discovery_url(opts.target) then

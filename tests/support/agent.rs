@@ -43,12 +43,33 @@ impl Agent {
         Self::spawn(command, args, &[])
     }
 
+    /// Starts `sloth-runner agent -p 0 --name NAME ARGS...` with `env` and waits until it listens.
+    pub fn start_named(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary());
+        command.args(["agent", "-p", "0", "--name", name]);
+        Self::launch(command, args, env)
+    }
+
+    /// Starts `sloth-runner master -p PORT ARGS...` (a master's registry: it prints its
+    /// `listening on` line as an agent does) and waits until it listens.
+    pub fn start_master(port: u16, args: &[&str]) -> Self {
+        let mut command = Command::new(binary());
+        command.args(["master", "-p", &port.to_string()]);
+        Self::launch(command, args, &[])
+    }
+
     fn spawn(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
+        command.args(["agent", "-p", "0", "--name", "test-agent"]);
+        Self::launch(command, args, env)
+    }
+
+    fn launch(mut command: Command, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = tempfile::NamedTempFile::new().expect("agent log file");
         command
-            .args(["agent", "-p", "0", "--name", "test-agent"])
             .args(args)
             .env_remove("SLOTH_AGENT_TOKEN")
+            .env_remove("SLOTH_MASTER")
+            .env_remove("SLOTH_MASTER_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log.reopen().expect("agent log file"));
@@ -108,6 +129,17 @@ impl Agent {
         if matches!(self.child.try_wait(), Ok(None)) {
             super::signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
         }
+    }
+
+    /// SIGKILL, as a crash or a pulled plug would, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn wait(&mut self, limit: Duration) -> ExitStatus {
