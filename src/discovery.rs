@@ -1,7 +1,9 @@
 //! The members of an agent pool, found through DNS: `dns+srv://NAME` (every SRV record of the
 //! name: a host and a port per instance) or `dns://NAME:PORT` (every A and AAAA record of the
-//! name, on that port). Asked of the system's resolvers (/etc/resolv.conf) or of one
-//! nameserver; every query has a timeout. No mlua: `modules/agent.rs` is the Lua façade.
+//! name, on that port), asked of the system's resolvers (/etc/resolv.conf) or of one
+//! nameserver — or through a master's registry: `sloth://HOST:PORT` (every agent registered
+//! with `sloth-runner master` there, at the address it advertised). Every query has a timeout.
+//! No mlua: `modules/agent.rs` is the Lua façade.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -19,6 +21,8 @@ pub enum Query {
     Srv { name: String },
     /// `dns://NAME:PORT`: the A and AAAA records of NAME, each on PORT.
     Address { name: String, port: u16 },
+    /// `sloth://HOST:PORT`: the agents registered with the master there.
+    Registry { master: String },
 }
 
 impl Query {
@@ -44,7 +48,21 @@ impl Query {
                 .ok_or_else(|| invalid("the port is not a number from 1 to 65535"))?;
             return Ok(Query::Address { name: checked_name(name)?, port });
         }
-        Err(invalid("expected dns+srv://NAME (SRV records) or dns://NAME:PORT (A/AAAA records)"))
+        if let Some(rest) = url.strip_prefix("sloth://") {
+            let (host, port) =
+                rest.rsplit_once(':').ok_or_else(|| invalid("sloth:// needs a port: sloth://HOST:PORT"))?;
+            if port.parse::<u16>().ok().filter(|port| *port > 0).is_none() {
+                return Err(invalid("the port is not a number from 1 to 65535"));
+            }
+            if host.is_empty() || host.contains(['/', '@', '?', '#', ' ']) {
+                return Err(invalid("expected a master's HOST:PORT"));
+            }
+            return Ok(Query::Registry { master: rest.to_owned() });
+        }
+        Err(invalid(
+            "expected dns+srv://NAME (SRV records), dns://NAME:PORT (A/AAAA records) or sloth://HOST:PORT (a master's \
+             registry)",
+        ))
     }
 }
 
@@ -106,7 +124,45 @@ pub async fn discover(url: &str, options: &Options) -> Result<Vec<Member>, Disco
             Ok(ips.into_iter().map(|ip| Member { host: ip.to_string(), port, ip, server_name: name.clone() }).collect())
         }
         Query::Srv { name } => asking.srv(&name).await,
+        Query::Registry { master } => registered(url, &master, options).await,
     }
+}
+
+/// The agents registered with the master at `master`, asked with the token in
+/// `SLOTH_MASTER_TOKEN` (as `agent list` asks), each at the address it advertised — a host name
+/// looked up — and named by its registered name.
+async fn registered(url: &str, master: &str, options: &Options) -> Result<Vec<Member>, DiscoveryError> {
+    use crate::rpc::registry::client::MasterClient;
+    let failed = |message: String| DiscoveryError::Failed {
+        url: url.to_owned(),
+        name: "its agents".to_owned(),
+        server: format!("the master at {master}"),
+        message,
+    };
+    let token = std::env::var("SLOTH_MASTER_TOKEN").ok().and_then(crate::rpc::auth::Token::new);
+    let mut client =
+        MasterClient::new(master, token.as_ref(), None, options.timeout).map_err(|error| failed(error.to_string()))?;
+    let listed = client.list().await.map_err(|error| failed(error.to_string()))?;
+    let mut members = Vec::new();
+    for agent in listed.into_iter().filter(|agent| !agent.stopping).filter_map(|agent| agent.agent) {
+        // (An agent serving TLS advertises https://: the pool's `tls` settings say how to trust it.)
+        let written = agent.address.trim_start_matches("http://").trim_start_matches("https://");
+        let Some((host, port)) = written.rsplit_once(':') else { continue };
+        let Ok(port) = port.parse::<u16>() else { continue };
+        let host = host.trim_matches(['[', ']']);
+        let lookup = tokio::time::timeout(options.timeout, tokio::net::lookup_host((host, port)));
+        let Ok(Ok(mut addresses)) = lookup.await else {
+            tracing::warn!(agent = %agent.name, address = %agent.address, "a registered agent's address does not resolve: left out");
+            continue;
+        };
+        let Some(found) = addresses.next() else { continue };
+        members.push(Member { host: agent.name, port, ip: found.ip(), server_name: host.to_owned() });
+    }
+    if members.is_empty() {
+        return Err(failed("no agent is registered with it".to_owned()));
+    }
+    members.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+    Ok(members)
 }
 
 fn server(options: &Options) -> String {
@@ -253,9 +309,21 @@ mod tests {
             Query::parse("dns://builders.internal:50051").ok(),
             Some(Query::Address { name: "builders.internal".into(), port: 50051 })
         );
-        for bad in
-            ["dns://builders.internal", "dns://builders:0", "dns://:50051", "http://x:1", "dns+srv://", "dns+srv://a/b"]
-        {
+        assert_eq!(
+            Query::parse("sloth://registry.internal:50053").ok(),
+            Some(Query::Registry { master: "registry.internal:50053".into() })
+        );
+        for bad in [
+            "dns://builders.internal",
+            "dns://builders:0",
+            "dns://:50051",
+            "http://x:1",
+            "dns+srv://",
+            "dns+srv://a/b",
+            "sloth://x",
+            "sloth://:0",
+            "sloth://a/b:1",
+        ] {
             assert!(matches!(Query::parse(bad), Err(DiscoveryError::Invalid { .. })), "{bad}");
         }
     }

@@ -185,3 +185,28 @@ fn the_agent_daemon_flags_and_its_subcommands_do_not_mix_and_a_master_needs_auth
         assert!(help.stdout.contains(word), "no '{word}' in\n{}", help.stdout);
     }
 }
+
+#[test]
+fn a_pipeline_discovers_the_agents_registered_with_a_master() {
+    let master = Agent::start_master(free_port(), &["--token", TOKEN]);
+    let _alpha = registered(&master, "alpha", TOKEN);
+    let _beta = registered(&master, "beta", TOKEN);
+    wait_for_names(&operator(&master.address, TOKEN), &["alpha", "beta"]);
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{ dispatch = "round_robin",
+  agents = {{ fleet = {{ discover = "sloth://{}" }} }},
+  tasks = {{
+    {{ name = "t1", agent = "*", command = "echo on $WHO" }},
+    {{ name = "t2", agent = "*", command = "echo on $WHO" }},
+  }} }} }}"#,
+        master.address
+    );
+    let test = operator(&master.address, TOKEN).write("tasks.lua", &pipeline);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains("on alpha") && run.stderr.contains("on beta"), "{}", run.stderr);
+    assert!(run.stderr.contains("fleet/alpha:") && run.stderr.contains("fleet/beta:"), "{}", run.stderr);
+    // A wrong token for the registry: the pool resolves to nothing, said with the URL.
+    let refused = operator(&master.address, "wrong").write("tasks.lua", &pipeline).run(&["run", "tasks.lua"]);
+    assert_ne!(refused.code, Some(0));
+    assert!(refused.stderr.contains(&format!("sloth://{}", master.address)), "{}", refused.stderr);
+}

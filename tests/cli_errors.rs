@@ -157,7 +157,7 @@ fn malformed_agent_pools_are_named() {
                        e = { discover = "dns+srv://_s._tcp.x", nameserver = 53 } },
             tasks = { { name = "ok", command = "touch ran" } } } }"#,
         &[
-            "group 'g': field 'agents.a.discover': must be \"dns+srv://NAME\" (SRV records: host and port of each agent) or \"dns://NAME:PORT\"",
+            "group 'g': field 'agents.a.discover': must be \"dns+srv://NAME\" (SRV records: host and port of each agent), \"dns://NAME:PORT\"",
             "group 'g': field 'agents.b': has both 'address' and 'discover'",
             "group 'g': field 'agents.c.nameserver': goes with 'discover', not with an agent's 'address'",
             "group 'g': field 'agents.d.discover': must be",

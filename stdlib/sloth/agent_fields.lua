@@ -44,8 +44,8 @@ function M.tls(self, group_name, agent_name, raw)
   return tls
 end
 
---- Whether `url` has the shape of a discovery URL: `dns+srv://NAME` or `dns://NAME:PORT`
---- (`agent.discover` reads it).
+--- Whether `url` has the shape of a discovery URL: `dns+srv://NAME`, `dns://NAME:PORT` or
+--- `sloth://HOST:PORT` (a master's registry) — `agent.discover` reads it.
 ---@return boolean
 function M.discovery_url(url)
   if type(url) ~= "string" then
@@ -54,7 +54,7 @@ function M.discovery_url(url)
   if url:match("^dns%+srv://[^/:@?#%s]+$") then
     return true
   end
-  local port = url:match("^dns://[^/:@?#%s]+:(%d+)$")
+  local port = url:match("^dns://[^/:@?#%s]+:(%d+)$") or url:match("^sloth://[^/@?#%s]+:(%d+)$")
   return port ~= nil and tonumber(port) >= 1 and tonumber(port) <= 65535
 end
 
@@ -89,8 +89,9 @@ function M.agents(self, group_name, raw)
       if agent.address ~= nil then
         self:add(where, "has both 'address' and 'discover': an agent has an address, a pool is discovered")
       elseif not M.discovery_url(agent.discover) then
-        self:add(at("discover"), "must be \"dns+srv://NAME\" (SRV records: host and port of each agent) or "
-          .. "\"dns://NAME:PORT\" (every A/AAAA record of NAME, on PORT), got " .. tostring(agent.discover))
+        self:add(at("discover"), "must be \"dns+srv://NAME\" (SRV records: host and port of each agent), "
+          .. "\"dns://NAME:PORT\" (every A/AAAA record of NAME, on PORT) or \"sloth://HOST:PORT\" (the agents "
+          .. "registered with the master there), got " .. tostring(agent.discover))
       elseif agent.nameserver ~= nil and (type(agent.nameserver) ~= "string" or agent.nameserver == "") then
         self:add(at("nameserver"), "must be the DNS server's \"host:port\"")
       else
