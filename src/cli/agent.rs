@@ -25,12 +25,12 @@ use tonic::transport::server::TcpIncoming;
 
 use super::USAGE_ERROR;
 use super::registry::{MasterConnection, RegistryCommand};
+use super::serving::{ServingArgs, refuse_unauthenticated};
 use crate::rpc::auth::{RequireToken, Token};
 use crate::rpc::proto::agent_server::AgentServer;
 use crate::rpc::registry::client::announce;
 use crate::rpc::registry_proto::AgentRecord;
 use crate::rpc::server::{AgentIdentity, AgentService};
-use crate::rpc::tls::ServerTls;
 use crate::rpc::work_dir::WorkRoot;
 use crate::runtime::RuntimeOptions;
 use crate::runtime::agent_host::LuaTaskHandler;
@@ -70,18 +70,8 @@ pub struct AgentArgs {
     /// Shared secret every master must present.
     #[arg(long, env = "SLOTH_AGENT_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Serve over TLS with this certificate (PEM); needs --tls-key.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Require masters to present a certificate signed by this CA (mutual TLS).
-    #[arg(long, requires = "tls_cert")]
-    tls_client_ca: Option<PathBuf>,
-    /// Allow listening beyond loopback without a token or client certificates.
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    serving: ServingArgs,
     /// Most memory one task's Lua VM may hold, e.g. "256M"; a task past it fails with "Lua
     /// memory limit (…) exceeded" and the agent goes on.
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
@@ -165,29 +155,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
-/// Refuses (exit 2) to listen beyond loopback without authentication unless `insecure`, and
-/// warns when it does; `token_variable` is the environment variable of the token, `exposure`
-/// what a stranger could do ("run commands here").
-pub(super) fn refuse_unauthenticated(
-    bind: IpAddr,
-    authenticated: bool,
-    insecure: bool,
-    (token_variable, exposure): (&str, &str),
-) -> Result<(), ExitCode> {
-    if bind.is_loopback() || authenticated {
-        return Ok(());
-    }
-    if !insecure {
-        eprintln!(
-            "error: refusing to listen on {bind} without a token: anyone who can reach it could {exposure}. \
-             Pass --token (or {token_variable}) or --tls-client-ca, or --insecure if that is really what you want"
-        );
-        return Err(ExitCode::from(USAGE_ERROR));
-    }
-    eprintln!("warning: listening on {bind} without a token: anyone who can reach this port can {exposure}");
-    Ok(())
-}
-
 pub fn execute(args: AgentArgs) -> ExitCode {
     if let Some(command) = &args.command {
         return super::registry::execute(command);
@@ -196,10 +163,13 @@ pub fn execute(args: AgentArgs) -> ExitCode {
     forget_token_variable();
     // Server TLS alone proves who the agent is, not who the master is: it takes a token or
     // client certificates to know who is sending.
-    let authenticated = token.is_some() || args.tls_client_ca.is_some();
-    if let Err(code) =
-        refuse_unauthenticated(args.bind, authenticated, args.insecure, ("SLOTH_AGENT_TOKEN", "run commands here"))
-    {
+    let authenticated = args.serving.authenticated(token.is_some());
+    if let Err(code) = refuse_unauthenticated(
+        args.bind,
+        authenticated,
+        args.serving.insecure,
+        ("SLOTH_AGENT_TOKEN", "run commands here"),
+    ) {
         return code;
     }
     // Before any thread starts: a process with threads cannot enter a user namespace.
@@ -331,23 +301,13 @@ async fn serve(
 
     // A master that stops answering (stopped, cut off) is noticed within ~8 s, and its tasks
     // are cancelled with their processes: a ping every 3 s, 5 s to answer it.
-    let mut builder = Server::builder()
+    let builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(3)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)));
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let tls = ServerTls { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() };
-        let configured = tls
-            .config()
-            .map_err(|e| e.to_string())
-            .and_then(|config| builder.tls_config(config).map_err(|e| format!("TLS: {e}")));
-        match configured {
-            Ok(with_tls) => builder = with_tls,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return (ExitCode::from(USAGE_ERROR), None);
-            }
-        }
-    }
+    let mut builder = match args.serving.with_tls(builder) {
+        Ok(builder) => builder,
+        Err(code) => return (code, None),
+    };
 
     let stop_signal = match shutdown_signal() {
         Ok(signal) => signal,
@@ -394,7 +354,7 @@ async fn serve(
         println!("metrics on {metrics_address}");
     }
     let _ = std::io::stdout().flush();
-    tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, token = token.is_some(), tls = args.tls_cert.is_some(), "agent ready");
+    tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, token = token.is_some(), tls = args.serving.tls_cert.is_some(), "agent ready");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -456,7 +416,7 @@ fn advertised(args: &AgentArgs, bound: SocketAddr) -> String {
     }
     let host_port =
         if bound.ip().is_unspecified() { format!("{}:{}", host_name(), bound.port()) } else { bound.to_string() };
-    if args.tls_cert.is_some() { format!("https://{host_port}") } else { host_port }
+    if args.serving.tls_cert.is_some() { format!("https://{host_port}") } else { host_port }
 }
 
 fn host_name() -> String {

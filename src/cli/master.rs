@@ -8,7 +8,6 @@
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -16,12 +15,11 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
-use super::USAGE_ERROR;
-use super::agent::{refuse_unauthenticated, shutdown_signal};
+use super::agent::shutdown_signal;
+use super::serving::{ServingArgs, refuse_unauthenticated};
 use crate::rpc::auth::{RequireToken, Token};
 use crate::rpc::registry::RegistryService;
 use crate::rpc::registry_proto::registry_server::RegistryServer;
-use crate::rpc::tls::ServerTls;
 
 #[derive(Debug, Args)]
 pub struct MasterArgs {
@@ -34,27 +32,17 @@ pub struct MasterArgs {
     /// Shared secret every agent and operator must present (their --master-token).
     #[arg(long, env = "SLOTH_MASTER_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Serve over TLS with this certificate (PEM); needs --tls-key.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Require agents and operators to present a certificate signed by this CA (mutual TLS).
-    #[arg(long, requires = "tls_cert")]
-    tls_client_ca: Option<PathBuf>,
-    /// Allow listening beyond loopback without a token or client certificates.
-    #[arg(long)]
-    insecure: bool,
+    #[command(flatten)]
+    serving: ServingArgs,
 }
 
 pub fn execute(args: &MasterArgs) -> ExitCode {
     let token = args.token.clone().and_then(Token::new);
-    let authenticated = token.is_some() || args.tls_client_ca.is_some();
+    let authenticated = args.serving.authenticated(token.is_some());
     if let Err(code) = refuse_unauthenticated(
         args.bind,
         authenticated,
-        args.insecure,
+        args.serving.insecure,
         ("SLOTH_MASTER_TOKEN", "register agents and stop any of them"),
     ) {
         return code;
@@ -84,21 +72,10 @@ async fn serve(args: &MasterArgs, token: Option<Token>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut builder = Server::builder();
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        let tls = ServerTls { cert: cert.clone(), key: key.clone(), client_ca: args.tls_client_ca.clone() };
-        let configured = tls
-            .config()
-            .map_err(|e| e.to_string())
-            .and_then(|config| builder.tls_config(config).map_err(|e| format!("TLS: {e}")));
-        match configured {
-            Ok(with_tls) => builder = with_tls,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::from(USAGE_ERROR);
-            }
-        }
-    }
+    let mut builder = match args.serving.with_tls(Server::builder()) {
+        Ok(builder) => builder,
+        Err(code) => return code,
+    };
     let stop_signal = match shutdown_signal() {
         Ok(signal) => signal,
         Err(error) => {
@@ -111,7 +88,7 @@ async fn serve(args: &MasterArgs, token: Option<Token>) -> ExitCode {
 
     println!("listening on {address}");
     let _ = std::io::stdout().flush();
-    tracing::info!(%address, token = token.is_some(), tls = args.tls_cert.is_some(), "master ready");
+    tracing::info!(%address, token = token.is_some(), tls = args.serving.tls_cert.is_some(), "master ready");
 
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = builder

@@ -18,6 +18,7 @@ mod registry;
 mod repl;
 mod repl_complete;
 mod run;
+mod serving;
 mod session;
 mod signals;
 mod template_flags;
