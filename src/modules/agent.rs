@@ -1,24 +1,19 @@
 //! `agent`: talk to remote agents — `agent.connect(address[, opts]) -> client`,
 //! `client:info()`, `client:execute(request[, opts])` — and start local ones
-//! (`agent.spawn{ name, port }`, for `run --spawn-agents`), and find the members of an agent
-//! pool through DNS (`agent.discover(url[, opts])`). The one place outside `rpc/` that
+//! (`agent.spawn{ name, port }`, for `run --spawn-agents`: [`spawn`]), and find the members
+//! of an agent pool (`agent.discover(url[, opts])`: [`discover`]). The one place outside `rpc/` that
 //! sees the wire types' conversions. A failed call raises an error value whose `kind` says
 //! what happened (see [`super::error_value`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::Stdio;
-use std::rc::Rc;
 use std::time::Duration;
 
 use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, UserDataFields, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::archive_data::{ArchiveData, ManifestData, Storage};
 use super::error_value::{ErrorValue, async_raising};
 use super::{console_events, lua_args, lua_json};
-use crate::discovery::{self, DiscoveryError};
 use crate::error_kind::ErrorKind;
 use crate::events::TaskEvent;
 use crate::rpc::auth::Token;
@@ -29,16 +24,17 @@ use crate::workspace::spill::Spilled;
 
 /// How long connecting to an agent may take before it counts as unreachable.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long each DNS query of `agent.discover` may take.
-const DEFAULT_DISCOVER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a spawned agent has to print its `listening on` line.
-const SPAWN_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+mod discover;
+mod spawn;
+
+pub use spawn::{SpawnedAgents, stop_spawned};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
     table.set("connect", async_raising(lua, connect)?)?;
-    table.set("spawn", lua.create_async_function(spawn)?)?;
-    table.set("discover", async_raising(lua, discover)?)?;
+    table.set("spawn", lua.create_async_function(spawn::spawn)?)?;
+    table.set("discover", async_raising(lua, discover::discover)?)?;
     Ok(table)
 }
 
@@ -110,105 +106,6 @@ async fn connect(lua: Lua, (address, options): (String, Option<Table>)) -> LuaRe
         }
     };
     Ok(Ok(lua.create_userdata(ClientData(client.named(name)))?))
-}
-
-/// One discovery's outcome, shared by the calls that asked for it while it was under way.
-type Discovery = Rc<tokio::sync::OnceCell<Result<Vec<discovery::Member>, DiscoveryError>>>;
-
-/// The discoveries under way in this VM, by URL and nameserver: tasks that need a pool at
-/// the same moment make one set of queries.
-#[derive(Default)]
-struct Discoveries(RefCell<HashMap<(String, Option<SocketAddr>), Discovery>>);
-
-/// `agent.discover(url[, { nameserver, timeout }]) -> { { host, port, address, server_name } }`:
-/// the members `dns+srv://NAME` or `dns://NAME:PORT` names, asked of `nameserver` ("ip:port",
-/// "ip", or "host:port") or the system's resolvers, each query within `timeout` (default 5s).
-async fn discover(lua: Lua, (url, options): (String, Option<Table>)) -> LuaResult<Result<Table, ErrorValue>> {
-    if let Some(options) = &options {
-        lua_args::known_keys(options, "agent.discover", "option", &["nameserver", "timeout"])?;
-    }
-    let (nameserver, timeout) = match &options {
-        Some(options) => (
-            options.get::<Option<String>>("nameserver")?,
-            match options.get::<Value>("timeout")? {
-                Value::Nil => DEFAULT_DISCOVER_TIMEOUT,
-                value => lua_args::duration(&value, "agent.discover", "timeout")?,
-            },
-        ),
-        None => (None, DEFAULT_DISCOVER_TIMEOUT),
-    };
-    let nameserver = match nameserver {
-        Some(written) => Some(nameserver_address(&written).await?),
-        None => None,
-    };
-    let key = (url.clone(), nameserver);
-    let shared = lua.app_data_ref::<Discoveries>().and_then(|under_way| under_way.0.borrow().get(&key).cloned());
-    let cell = match shared {
-        Some(cell) => cell,
-        None => {
-            if lua.app_data_ref::<Discoveries>().is_none() {
-                lua.set_app_data(Discoveries::default());
-            }
-            let cell = Discovery::default();
-            if let Some(under_way) = lua.app_data_ref::<Discoveries>() {
-                under_way.0.borrow_mut().insert(key.clone(), Rc::clone(&cell));
-            }
-            cell
-        }
-    };
-    let options = discovery::Options { nameserver, timeout };
-    let outcome = cell.get_or_init(|| discovery::discover(&url, &options)).await.clone();
-    // Done: a later call (a failover) asks again.
-    if let Some(under_way) = lua.app_data_ref::<Discoveries>() {
-        let mut under_way = under_way.0.borrow_mut();
-        if under_way.get(&key).is_some_and(|current| Rc::ptr_eq(current, &cell)) {
-            under_way.remove(&key);
-        }
-    }
-    let members = match outcome {
-        Ok(members) => members,
-        Err(error) => {
-            let kind = match &error {
-                DiscoveryError::Invalid { .. } => ErrorKind::Invalid,
-                DiscoveryError::NoRecords { .. } | DiscoveryError::Failed { .. } => ErrorKind::Unreachable,
-                DiscoveryError::Timeout { .. } => ErrorKind::Timeout,
-            };
-            return Ok(Err(ErrorValue::new(kind, error.to_string())
-                .raised_by("agent.discover")
-                .with("url", Some(url))));
-        }
-    };
-    let list = lua.create_table()?;
-    for member in members {
-        let entry = lua.create_table()?;
-        entry.set("host", member.host.as_str())?;
-        entry.set("port", member.port)?;
-        entry.set("address", member.address())?;
-        entry.set("server_name", member.server_name.as_str())?;
-        list.push(entry)?;
-    }
-    Ok(Ok(list))
-}
-
-/// The `nameserver` option: `ip:port`, `[v6]:port`, `ip` (port 53), or `host:port` (looked up
-/// with the system's resolver).
-async fn nameserver_address(written: &str) -> LuaResult<SocketAddr> {
-    if let Ok(address) = written.parse::<SocketAddr>() {
-        return Ok(address);
-    }
-    if let Ok(ip) = written.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
-        return Ok(SocketAddr::new(ip, 53));
-    }
-    let invalid = |reason: String| {
-        mlua::Error::runtime(format!("agent.discover: invalid value for option 'nameserver' - {reason}"))
-    };
-    if !written.contains(':') {
-        return Err(invalid(format!("expected host:port, got '{written}'")));
-    }
-    match tokio::net::lookup_host(written).await {
-        Ok(mut found) => found.next().ok_or_else(|| invalid(format!("'{written}' has no address"))),
-        Err(error) => Err(invalid(format!("'{written}': {error}"))),
-    }
 }
 
 /// A connected agent.
@@ -497,123 +394,4 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
         }
     }
     Ok(table)
-}
-
-/// Agents this VM started; they are stopped when the VM's runtime goes away.
-#[derive(Default)]
-pub struct SpawnedAgents(RefCell<HashMap<u32, tokio::process::Child>>);
-
-/// Stops the agents `agent.spawn` started in this VM and nobody stopped (a REPL line that was
-/// interrupted while they served it).
-pub fn stop_spawned(lua: &Lua) {
-    drop(lua.remove_app_data::<SpawnedAgents>());
-}
-
-impl Drop for SpawnedAgents {
-    /// The run ended without stopping them (Ctrl-C, an error): SIGTERM lets each agent cancel
-    /// its tasks and remove its directories on its own; nobody waits for it here.
-    fn drop(&mut self) {
-        for (_, child) in self.0.borrow_mut().drain() {
-            // Only a child still running has a pid; never signal pid 0 (our own group).
-            if let Some(pid) = child.id().filter(|pid| *pid > 0) {
-                let _ =
-                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-            }
-        }
-    }
-}
-
-/// `agent.spawn{ name, port[, bind, token, labels] } -> { address, pid, stop = fn }`: starts
-/// `sloth-runner agent` as a child process and waits for its `listening on` line.
-async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
-    lua_args::known_keys(&options, "agent.spawn", "option", &["name", "port", "bind", "token", "labels"])?;
-    let name: String = options.get("name")?;
-    let port: u16 = options.get("port")?;
-    let bind: String = options.get::<Option<String>>("bind")?.unwrap_or_else(|| "127.0.0.1".to_owned());
-    let token: Option<String> = options.get("token")?;
-    let labels: Option<Table> = options.get("labels")?;
-    let exe = std::env::current_exe().map_err(|e| lua_error("spawn", e))?;
-    let mut command = tokio::process::Command::new(exe);
-    command
-        .args(["--quiet", "agent", "--port", &port.to_string(), "--bind", &bind, "--name", &name, "--grace", "2s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        // Its log on this terminal, past the status line when that is drawn.
-        .stderr(if crate::status_line::is_on() { Stdio::piped() } else { Stdio::inherit() })
-        // Its own process group: a Ctrl-C at the terminal reaches the master, which stops it.
-        .process_group(0);
-    if let Some(token) = token {
-        command.env("SLOTH_AGENT_TOKEN", token);
-    }
-    if let Some(labels) = labels {
-        let mut pairs = Vec::new();
-        for pair in labels.pairs::<String, String>() {
-            let (key, value) = pair?;
-            pairs.push(format!("{key}={value}"));
-        }
-        if !pairs.is_empty() {
-            pairs.sort();
-            command.arg("--labels").arg(pairs.join(","));
-        }
-    }
-    let mut child = command.spawn().map_err(|e| lua_error("spawn", format!("starting agent '{name}': {e}")))?;
-    if let Some(stderr) = child.stderr.take() {
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).split(b'\n');
-            while let Ok(Some(mut line)) = lines.next_segment().await {
-                line.push(b'\n');
-                crate::status_line::write(crate::status_line::Stream::Stderr, &line);
-            }
-        });
-    }
-    let stdout = child.stdout.take().ok_or_else(|| lua_error("spawn", "no stdout"))?;
-    let mut first = String::new();
-    let read = tokio::time::timeout(SPAWN_READY_TIMEOUT, BufReader::new(stdout).read_line(&mut first)).await;
-    let address = match read {
-        Ok(Ok(_)) if first.starts_with("listening on ") => {
-            first.trim_end().trim_start_matches("listening on ").to_owned()
-        }
-        _ => {
-            let _ = child.kill().await;
-            return Err(lua_error(
-                "spawn",
-                format!("agent '{name}' on port {port} did not start (first line: {:?})", first.trim_end()),
-            ));
-        }
-    };
-    // No pid: it has already exited (and signalling pid 0 would hit our own process group).
-    let Some(pid) = child.id() else {
-        return Err(lua_error("spawn", format!("agent '{name}' on port {port} exited as it started")));
-    };
-    if lua.app_data_ref::<SpawnedAgents>().is_none() {
-        lua.set_app_data(SpawnedAgents::default());
-    }
-    if let Some(spawned) = lua.app_data_ref::<SpawnedAgents>() {
-        spawned.0.borrow_mut().insert(pid, child);
-    }
-    let handle = lua.create_table()?;
-    handle.set("address", address)?;
-    handle.set("pid", pid)?;
-    handle.set("name", name)?;
-    handle.set(
-        "stop",
-        lua.create_async_function(move |lua, _: mlua::MultiValue| async move {
-            let child = lua.app_data_ref::<SpawnedAgents>().and_then(|spawned| spawned.0.borrow_mut().remove(&pid));
-            if let Some(child) = child {
-                stop_child(child).await;
-            }
-            Ok(())
-        })?,
-    )?;
-    Ok(handle)
-}
-
-/// SIGTERM, a grace period for the agent's own cleanup, then SIGKILL.
-async fn stop_child(mut child: tokio::process::Child) {
-    if let Some(pid) = child.id().filter(|pid| *pid > 0) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
-    }
-    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-        let _ = child.kill().await;
-    }
 }
