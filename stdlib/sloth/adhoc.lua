@@ -222,21 +222,7 @@ local function print_summary(rows)
     lines[#lines + 1] = { row.agent, row.status, row.exit_code and tostring(row.exit_code) or "-",
       core.format_duration(row.duration), row.message and tostring(row.message):match("^[^\n]*") or "" }
   end
-  local widths = {}
-  for _, line in ipairs(lines) do
-    for i, cell in ipairs(line) do
-      widths[i] = math.max(widths[i] or 0, #cell)
-    end
-  end
-  local out = {}
-  for _, line in ipairs(lines) do
-    local cells = {}
-    for i, cell in ipairs(line) do
-      cells[i] = i < #line and cell .. string.rep(" ", widths[i] - #cell) or cell
-    end
-    out[#out + 1] = (table.concat(cells, "  "):gsub("%s+$", ""))
-  end
-  io.stdout:write(table.concat(out, "\n"), "\n")
+  io.stdout:write(tables.columns(lines), "\n")
 end
 
 --- Runs `opts.command` on every agent of `targets`, up to `opts.jobs` at once; prints the

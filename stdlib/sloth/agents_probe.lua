@@ -80,21 +80,7 @@ local function print_table(rows)
       row.rtt_ms and string.format("%.1fms", row.rtt_ms) or "-",
     }
   end
-  local widths = {}
-  for _, line in ipairs(lines) do
-    for i, cell in ipairs(line) do
-      widths[i] = math.max(widths[i] or 0, #cell)
-    end
-  end
-  local out = {}
-  for _, line in ipairs(lines) do
-    local cells = {}
-    for i, cell in ipairs(line) do
-      cells[i] = i < #line and cell .. string.rep(" ", widths[i] - #cell) or cell
-    end
-    out[#out + 1] = table.concat(cells, "  ")
-  end
-  io.stdout:write(table.concat(out, "\n"), "\n")
+  io.stdout:write(tables.columns(lines), "\n")
   for _, row in ipairs(rows) do
     if row.pool and row.pool == row.name then
       io.stderr:write(string.format("%s: %s\n", row.group, row.error))

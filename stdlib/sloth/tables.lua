@@ -28,4 +28,26 @@ function M.is_list_of_strings(v)
   return true
 end
 
+--- Rows of cells (strings) as aligned text: each column as wide as its widest cell, two spaces
+--- between columns, the last one not padded; one line per row, no trailing spaces.
+---@param rows string[][]
+---@return string
+function M.columns(rows)
+  local widths = {}
+  for _, row in ipairs(rows) do
+    for i, cell in ipairs(row) do
+      widths[i] = math.max(widths[i] or 0, #cell)
+    end
+  end
+  local out = {}
+  for _, row in ipairs(rows) do
+    local cells = {}
+    for i, cell in ipairs(row) do
+      cells[i] = i < #row and cell .. string.rep(" ", widths[i] - #cell) or cell
+    end
+    out[#out + 1] = (table.concat(cells, "  "):gsub("%s+$", ""))
+  end
+  return table.concat(out, "\n")
+end
+
 return M
