@@ -210,3 +210,20 @@ fn a_pipeline_discovers_the_agents_registered_with_a_master() {
     assert_ne!(refused.code, Some(0));
     assert!(refused.stderr.contains(&format!("sloth://{}", master.address)), "{}", refused.stderr);
 }
+
+#[test]
+fn a_second_agent_under_a_taken_name_is_refused_and_says_why() {
+    let master = Agent::start_master(free_port(), &["--token", TOKEN]);
+    let operator = operator(&master.address, TOKEN);
+    let first = registered(&master, "twin", TOKEN);
+    wait_for_names(&operator, &["twin"]);
+    let second = registered(&master, "twin", TOKEN);
+    let deadline = Instant::now() + SETTLE;
+    while !second.log().contains("is the agent's at") {
+        assert!(Instant::now() < deadline, "the second agent never heard why: {}", second.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = listed(&operator);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].1.ends_with(&format!(":{}", first.port())), "still the first agent: {listed:?}");
+}

@@ -77,9 +77,22 @@ impl Registry for RegistryService {
         if record.address.is_empty() {
             return Err(Status::invalid_argument(format!("agent '{}' registers without an address", record.name)));
         }
+        let mut agents = self.live();
+        // A name is one agent: a second one under it (another address) would take over the
+        // first's heartbeats and its place in the list. The same agent registering again (it
+        // restarted, or this master did) takes its place back.
+        if let Some(holder) = agents.get(&record.name).filter(|holder| holder.record.address != record.address) {
+            return Err(Status::already_exists(format!(
+                "the name '{}' is the agent's at {} (seen {} ms ago): start this agent with another --name, or stop \
+                 that one (it leaves the registry after {MISSED_HEARTBEATS} missed heartbeats)",
+                record.name,
+                holder.record.address,
+                holder.last_seen.elapsed().as_millis()
+            )));
+        }
         tracing::info!(agent = %record.name, address = %record.address, version = %record.version, "registered");
         let entry = Entry { record, in_flight: 0, last_seen: Instant::now(), stopping: false };
-        self.live().insert(entry.record.name.clone(), entry);
+        agents.insert(entry.record.name.clone(), entry);
         Ok(Response::new(RegisterResponse {}))
     }
 
@@ -157,5 +170,23 @@ mod tests {
         assert!(names(&registry).is_empty());
         let missing = registry.stop(Request::new(StopRequest { name: "a".into() })).await.expect_err("unknown");
         assert_eq!(missing.code(), tonic::Code::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_name_belongs_to_one_agent_while_it_lives() {
+        let registry = RegistryService::default();
+        let register = |record: AgentRecord| registry.register(Request::new(RegisterRequest { agent: Some(record) }));
+        register(record("a", 60_000)).await.expect("first");
+        // The same agent again (a restart): its place back.
+        register(record("a", 60_000)).await.expect("the same address");
+        let other = AgentRecord { address: "127.0.0.1:2".into(), ..record("a", 60_000) };
+        let refused = register(other.clone()).await.expect_err("another agent under the name");
+        assert_eq!(refused.code(), tonic::Code::AlreadyExists);
+        assert!(refused.message().contains("127.0.0.1:1") && refused.message().contains("--name"), "{refused:?}");
+        // Once the first has gone (missed its heartbeats), the name is free.
+        register(record("b", 10)).await.expect("b");
+        std::thread::sleep(Duration::from_millis(40));
+        let moved = AgentRecord { address: "127.0.0.1:3".into(), ..record("b", 10) };
+        register(moved).await.expect("b's name, free again");
     }
 }
