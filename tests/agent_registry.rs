@@ -227,3 +227,19 @@ fn a_second_agent_under_a_taken_name_is_refused_and_says_why() {
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(listed[0].1.ends_with(&format!(":{}", first.port())), "still the first agent: {listed:?}");
 }
+
+#[test]
+fn an_agent_stopped_by_sigterm_leaves_the_list_at_once() {
+    let master = Agent::start_master(free_port(), &["--token", TOKEN]);
+    let operator = operator(&master.address, TOKEN);
+    // Heartbeats a minute apart: only the agent's own word takes it off the list this soon.
+    let mut leaving = Agent::start_named(
+        "leaving",
+        &["--master", &master.address, "--heartbeat", "60s"],
+        &[("SLOTH_MASTER_TOKEN", TOKEN)],
+    );
+    let _staying = registered(&master, "staying", TOKEN);
+    wait_for_names(&operator, &["leaving", "staying"]);
+    assert!(leaving.stop().success());
+    assert_eq!(names(&operator), ["staying"]);
+}

@@ -334,10 +334,12 @@ async fn serve(
                 max_tasks: args.max_tasks,
                 heartbeat_ms: u64::try_from(args.heartbeat.as_millis()).unwrap_or(u64::MAX).max(1),
             };
-            Some(tokio::spawn(async move {
+            let leaving = (master.clone(), record.name.clone(), record.address.clone());
+            let task = tokio::spawn(async move {
                 announce(master, record, in_flight).await;
                 let _ = told_to_stop.send(());
-            }))
+            });
+            Some((task, leaving))
         }
     };
     let stop_signal = async move {
@@ -381,8 +383,14 @@ async fn serve(
         }
         () = stop_signal => {
             tracing::info!(agent = %name, grace = ?args.grace, "stopping: no new tasks");
-            if let Some(announcer) = &announcer {
+            if let Some((announcer, (mut master, name, address))) = announcer {
                 announcer.abort();
+                // Out of the master's list now rather than after three missed heartbeats; a
+                // master that does not answer within a second is left to find out.
+                let left = tokio::time::timeout(Duration::from_secs(1), master.leave(&name, &address)).await;
+                if !matches!(left, Ok(Ok(()))) {
+                    tracing::debug!(agent = %name, "could not tell the master this agent leaves");
+                }
             }
             let _ = stop_tx.send(());
             if tokio::time::timeout(args.grace, &mut server).await.is_err() {

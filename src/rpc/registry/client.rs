@@ -13,7 +13,7 @@ use super::super::auth::{SendToken, Token};
 use super::super::client::{error_chain, host_and_port};
 use super::super::registry_proto::registry_client::RegistryClient;
 use super::super::registry_proto::{
-    AgentRecord, HeartbeatRequest, ListRequest, RegisterRequest, RegisteredAgent, StopRequest,
+    AgentRecord, HeartbeatRequest, LeaveRequest, ListRequest, RegisterRequest, RegisteredAgent, StopRequest,
 };
 use super::super::tls::ClientTls;
 
@@ -116,6 +116,13 @@ impl MasterClient {
     pub async fn list(&mut self) -> Result<Vec<RegisteredAgent>, MasterError> {
         let response = self.grpc.list(ListRequest {}).await.map_err(|s| self.error(&s))?;
         Ok(response.into_inner().agents)
+    }
+
+    /// Leaves the registry (an agent that stops), as the agent registered at `address`.
+    pub async fn leave(&mut self, name: &str, address: &str) -> Result<(), MasterError> {
+        let request = LeaveRequest { name: name.to_owned(), address: address.to_owned() };
+        self.grpc.leave(request).await.map_err(|s| self.error(&s))?;
+        Ok(())
     }
 
     pub async fn stop(&mut self, name: &str) -> Result<(), MasterError> {

@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status};
 
 use super::registry_proto::registry_server::Registry;
 use super::registry_proto::{
-    AgentRecord, HeartbeatRequest, HeartbeatResponse, ListRequest, ListResponse, RegisterRequest, RegisterResponse,
-    RegisteredAgent, StopRequest, StopResponse,
+    AgentRecord, HeartbeatRequest, HeartbeatResponse, LeaveRequest, LeaveResponse, ListRequest, ListResponse,
+    RegisterRequest, RegisterResponse, RegisteredAgent, StopRequest, StopResponse,
 };
 
 /// Heartbeats an agent may miss before the master drops it.
@@ -137,6 +137,16 @@ impl Registry for RegistryService {
         tracing::info!(agent = %name, "stop asked: the agent hears it on its next heartbeat");
         entry.stopping = true;
         Ok(Response::new(StopResponse {}))
+    }
+
+    async fn leave(&self, request: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+        let LeaveRequest { name, address } = request.into_inner();
+        let mut agents = self.live();
+        if agents.get(&name).is_some_and(|entry| entry.record.address == address) {
+            tracing::info!(agent = %name, %address, "left");
+            agents.remove(&name);
+        }
+        Ok(Response::new(LeaveResponse {}))
     }
 }
 
