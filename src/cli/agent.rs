@@ -99,7 +99,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// How long running tasks may go on after SIGTERM before they are cancelled.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::duration::parse)]
     grace: Duration,
     /// Register with the master at ADDR (`--master`), with its token (`--master-token`, not
     /// the agent's own --token) and TLS settings.
@@ -111,7 +111,7 @@ pub struct AgentArgs {
     advertise: Option<String>,
     /// How often the agent tells the master it is there; the master drops it after three
     /// missed heartbeats.
-    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse)]
     heartbeat: Duration,
 }
 
@@ -149,10 +149,6 @@ fn forget_token_variable() {
         std::env::remove_var("SLOTH_AGENT_TOKEN");
         std::env::remove_var("SLOTH_MASTER_TOKEN");
     }
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn execute(args: AgentArgs) -> ExitCode {

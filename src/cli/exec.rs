@@ -55,12 +55,8 @@ pub struct ExecArgs {
     #[arg(short, long, value_name = "N", default_value_t = DEFAULT_JOBS, value_parser = clap::value_parser!(u32).range(1..))]
     jobs: u32,
     /// Give up on an agent after this long (e.g. "30s", "5m"), killing the command there.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse)]
     timeout: Option<Duration>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map_err(|error| error.to_string())
 }
 
 pub fn execute(args: &ExecArgs) -> ExitCode {

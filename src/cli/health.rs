@@ -15,7 +15,7 @@ pub struct HealthArgs {
     /// The agent's address: host:port, or https://host:port for an agent serving TLS.
     address: String,
     /// Give up after this long.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse)]
     timeout: Duration,
     /// Trust this CA (PEM) for an agent serving TLS (default: the system's roots).
     #[arg(long)]
@@ -23,10 +23,6 @@ pub struct HealthArgs {
     /// The name to verify in the agent's certificate (default: the address's host).
     #[arg(long, requires = "tls_ca")]
     tls_domain: Option<String>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
 pub fn execute(args: &HealthArgs) -> ExitCode {

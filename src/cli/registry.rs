@@ -92,7 +92,7 @@ pub struct RunArgs {
     #[arg(long)]
     sync: bool,
     /// Give up after this long (e.g. "30s"), killing the command there.
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = crate::duration::parse)]
     timeout: Option<Duration>,
 }
 
@@ -103,10 +103,6 @@ pub struct StopArgs {
     /// The agent's name, as `agent list` shows it.
     #[arg(value_name = "NAME")]
     name: String,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::duration::parse(text).map_err(|error| error.to_string())
 }
 
 pub fn execute(command: &RegistryCommand) -> ExitCode {

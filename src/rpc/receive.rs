@@ -107,21 +107,14 @@ pub(super) async fn receive_incremental(
     // Kept from trimming until the tree is built: what a kept tree still needs, or every
     // content of a new one (those already cached are copied from the cache). The cache knows
     // what it holds in memory: no file work, no trip to a blocking thread.
-    let (needed, looked_up, pin) = match &plan {
-        Some(plan) => {
-            let needed = plan.needed(&manifest);
-            let pin = identity.cache.pin_hashes(&needed);
-            let looked_up = needed.len();
-            (needed, looked_up, pin)
-        }
-        None => {
-            let (missing, named) = identity.cache.lookup(&manifest);
-            (missing, named, identity.cache.pin(&manifest))
-        }
+    let needed = match &plan {
+        Some(plan) => plan.needed(&manifest),
+        None => BlobCache::contents_of(&manifest),
     };
+    let pin = identity.cache.pin_hashes(&needed);
     let missing = identity.cache.missing_of(&needed);
     warm.traffic.cache_misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
-    warm.traffic.cache_hits.fetch_add(looked_up.saturating_sub(missing.len()) as u64, Ordering::Relaxed);
+    warm.traffic.cache_hits.fetch_add(needed.len().saturating_sub(missing.len()) as u64, Ordering::Relaxed);
     tracing::info!(
         entries = manifest.entries.len(),
         missing = missing.len(),
