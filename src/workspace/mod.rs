@@ -24,6 +24,7 @@ pub mod pack;
 pub mod rel_path;
 pub mod spill;
 pub mod timestamp;
+mod tree_processes;
 mod tree_walk;
 pub mod tree_writer;
 pub mod trees;

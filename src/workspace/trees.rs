@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::WorkspaceError;
 use super::manifest::Manifest;
+use super::tree_processes::{PidMark, process_inside};
 
 /// Idle trees, by key, least recently used first.
 #[derive(Debug)]
@@ -49,6 +50,8 @@ pub struct Lease {
     expected: bool,
     /// What it was counted for while idle.
     bytes: u64,
+    /// The process ids handed out before it was lent (a process the task leaves has a later one).
+    mark: Option<PidMark>,
 }
 
 impl TreePool {
@@ -88,6 +91,7 @@ impl TreePool {
                         key: tree.key,
                         expected: false,
                         bytes: tree.bytes,
+                        mark: PidMark::now(),
                     });
                 }
             }
@@ -132,13 +136,13 @@ impl TreePool {
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-        Ok(Lease { root, state: None, key: key.to_owned(), expected: false, bytes: 0 })
+        Ok(Lease { root, state: None, key: key.to_owned(), expected: false, bytes: 0, mark: PidMark::now() })
     }
 
     /// Takes back a tree nothing was done to (its task was refused before its tree was
     /// touched): idle again as it was, for the next task of its workspace; a new one is removed.
     pub fn put_back(&self, lease: Lease) {
-        let Lease { root, state, key, expected, bytes } = lease;
+        let Lease { root, state, key, expected, bytes, .. } = lease;
         match state {
             Some(state) => {
                 let idle = Idle { key: key.clone(), root, state, bytes };
@@ -154,7 +158,7 @@ impl TreePool {
     pub fn give_back(&self, lease: Lease, state: Arc<Manifest>, after: &Manifest) {
         // A process the task left running in it (detached: its group was killed) could write
         // into the next task's tree: such a tree is not kept.
-        if let Some(pid) = process_inside(&lease.root) {
+        if let Some(pid) = process_inside(&lease.root, lease.mark) {
             tracing::info!(tree = %lease.root.display(), pid, "a process still runs in the tree: not kept");
             self.discard(&lease);
             return;
@@ -228,20 +232,6 @@ fn unmount_below(root: &Path) {
             tracing::warn!(mount = %point.display(), %errno, "cannot detach a mount left in a tree");
         }
     }
-}
-
-/// A process whose working directory is in `root`, if there is one. Every process of the
-/// host is looked at: one the task left may have any id (ids wrap around after a busy task), and
-/// one started before it may have moved in since.
-fn process_inside(root: &Path) -> Option<u32> {
-    let physical = std::fs::canonicalize(root).ok()?;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
-        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&physical)) {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 /// What the files of `manifest` take on disk, each rounded up to whole 4 KiB blocks (a small

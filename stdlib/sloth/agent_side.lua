@@ -119,12 +119,13 @@ function M.handle(req)
     local keep = req.key ~= nil and may_keep(defs, req.group, req.task)
     local only = not keep and { group = req.group, task = req.task } or nil
     pipeline = taskdefs.from_value(defs, req.pipeline, { on_agent = true, only = only })
+    -- No task here reads how the master reaches its agents. (Once per read: a VM is given
+    -- another task only if nothing of the pipeline ran since, so nothing put them back.)
+    secrets.scrub(TaskDefinitions, pipeline)
     if keep then
       loaded.key, loaded.pipeline = req.key, pipeline
     end
   end
-  -- No task here reads how the master reaches its agents.
-  secrets.scrub(TaskDefinitions, pipeline)
   local group = pipeline.groups[req.group]
   local task = group and group.by_name[req.task]
   if not task then

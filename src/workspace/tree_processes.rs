@@ -1,0 +1,164 @@
+//! Whether a process still runs in a tree a task ran in (its working directory there): a tree
+//! such a process could write into is not lent to the next task.
+//!
+//! Looking at a process costs a `readlink` of `/proc/PID/cwd` (~15 µs here: permission checks
+//! and a path the kernel builds), so looking at every process of the host after every task
+//! costs milliseconds on a busy host — more than a trivial task itself. A process the task left
+//! was created while its tree was lent, so it carries one of the ids handed out since: those
+//! after the last id handed out when the tree was lent, up to the last one handed out now
+//! (`/proc/loadavg` says which), wrapping around at `pid_max`. Only those are looked at — unless
+//! the lease lasted long enough for the ids to go all the way round, which no count of ids can
+//! tell: then every process is.
+//!
+//! A process started elsewhere that moves into a tree later is not looked for: the trees'
+//! directory is private (0700), so only the agent's own user could, and that user can write into
+//! any tree anyway.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Faster than any host creates processes and threads (each takes an id): a lease shorter than
+/// `pid_max` ids at this rate cannot have seen the ids go all the way round.
+const IDS_PER_SECOND_AT_MOST: u64 = 1_000_000;
+
+/// Ranges of ids up to this long are looked up id by id; longer ones by listing `/proc`.
+const LOOKED_UP_ONE_BY_ONE: u64 = 2048;
+
+/// The ids handed out before a tree was lent.
+#[derive(Debug, Clone, Copy)]
+pub struct PidMark {
+    last: u32,
+    at: Instant,
+}
+
+impl PidMark {
+    /// Now; None where `/proc` does not say (every process is looked at then).
+    pub fn now() -> Option<Self> {
+        Some(Self { last: last_pid()?, at: Instant::now() })
+    }
+}
+
+/// Which ids a process created since a mark may carry.
+#[derive(Debug, PartialEq, Eq)]
+enum Since {
+    /// `after < id <= upto`, or, wrapped, `id > after || id <= upto`.
+    Ids { after: u32, upto: u32, wrapped: bool, count: u64 },
+    /// Any: the ids may have gone all the way round.
+    Any,
+}
+
+impl Since {
+    fn between(mark: PidMark, last_now: u32, pid_max: u32, elapsed: Duration) -> Self {
+        let could_hand_out = elapsed.as_secs_f64() * IDS_PER_SECOND_AT_MOST as f64;
+        if pid_max == 0 || could_hand_out >= f64::from(pid_max) / 2.0 {
+            return Self::Any;
+        }
+        let wrapped = last_now < mark.last;
+        let count = if wrapped {
+            u64::from(pid_max - mark.last) + u64::from(last_now)
+        } else {
+            u64::from(last_now - mark.last)
+        };
+        Self::Ids { after: mark.last, upto: last_now, wrapped, count }
+    }
+
+    fn contains(&self, pid: u32) -> bool {
+        match *self {
+            Self::Any => true,
+            Self::Ids { after, upto, wrapped: false, .. } => pid > after && pid <= upto,
+            Self::Ids { after, upto, wrapped: true, .. } => pid > after || pid <= upto,
+        }
+    }
+}
+
+/// A process whose working directory is in `root` and that was created since `since` (any
+/// process of the host without a mark), if there is one.
+pub fn process_inside(root: &Path, since: Option<PidMark>) -> Option<u32> {
+    let physical = std::fs::canonicalize(root).ok()?;
+    let inside = |pid: u32| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&physical));
+    let since = match (since, last_pid(), pid_max()) {
+        (Some(mark), Some(last_now), Some(pid_max)) => Since::between(mark, last_now, pid_max, mark.at.elapsed()),
+        _ => Since::Any,
+    };
+    if let Since::Ids { after, wrapped, count, .. } = since
+        && count <= LOOKED_UP_ONE_BY_ONE
+    {
+        // (Wrapped: the ids after `after`, then from 1; `contains` keeps those handed out.)
+        let ids = (1..=count).map(|step| {
+            let id = u64::from(after) + step;
+            if wrapped { (id % u64::from(pid_max().unwrap_or(u32::MAX))) as u32 } else { id as u32 }
+        });
+        return ids.filter(|&pid| pid != 0 && since.contains(pid)).find(|&pid| inside(pid));
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        if since.contains(pid) && inside(pid) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The last process id handed out in this process's pid namespace (`/proc/loadavg`'s fifth
+/// field).
+fn last_pid() -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_ascii_whitespace().nth(4)?.parse().ok()
+}
+
+/// Ids wrap around past this.
+fn pid_max() -> Option<u32> {
+    static PID_MAX: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *PID_MAX.get_or_init(|| std::fs::read_to_string("/proc/sys/kernel/pid_max").ok()?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(last: u32) -> PidMark {
+        PidMark { last, at: Instant::now() }
+    }
+
+    #[test]
+    fn ids_since_a_mark_are_those_after_it_up_to_the_last_one_wrapping_at_pid_max() {
+        let since = Since::between(mark(100), 110, 32768, Duration::from_millis(5));
+        assert_eq!(since, Since::Ids { after: 100, upto: 110, wrapped: false, count: 10 });
+        assert!(since.contains(101) && since.contains(110));
+        assert!(!since.contains(100) && !since.contains(111) && !since.contains(7));
+
+        let since = Since::between(mark(32760), 305, 32768, Duration::from_millis(5));
+        assert_eq!(since, Since::Ids { after: 32760, upto: 305, wrapped: true, count: 313 });
+        assert!(since.contains(32761) && since.contains(32767) && since.contains(300) && since.contains(305));
+        assert!(!since.contains(32760) && !since.contains(306) && !since.contains(1000));
+
+        let none = Since::between(mark(100), 100, 32768, Duration::from_millis(5));
+        assert!(!none.contains(100) && !none.contains(101));
+    }
+
+    #[test]
+    fn a_lease_long_enough_for_the_ids_to_go_round_looks_at_every_process() {
+        assert_eq!(Since::between(mark(100), 110, 32768, Duration::from_millis(20)), Since::Any);
+        assert_eq!(Since::between(mark(100), 110, 4_194_304, Duration::from_secs(3)), Since::Any);
+        assert!(matches!(Since::between(mark(100), 110, 4_194_304, Duration::from_secs(1)), Since::Ids { .. }));
+        assert!(Since::Any.contains(1) && Since::Any.contains(u32::MAX));
+    }
+
+    #[test]
+    fn a_process_started_after_the_mark_is_found_in_the_tree_and_one_elsewhere_is_not() {
+        let tree = tempfile::tempdir().expect("tree");
+        let elsewhere = tempfile::tempdir().expect("elsewhere");
+        let mark = PidMark::now().expect("/proc/loadavg");
+        let mut outside =
+            std::process::Command::new("sleep").arg("30").current_dir(elsewhere.path()).spawn().expect("sleep");
+        assert_eq!(process_inside(tree.path(), Some(mark)), None, "nothing runs in the tree");
+        let mut inside = std::process::Command::new("sleep").arg("30").current_dir(tree.path()).spawn().expect("sleep");
+        assert_eq!(process_inside(tree.path(), Some(mark)), Some(inside.id()));
+        assert_eq!(process_inside(tree.path(), None), Some(inside.id()), "every process looked at");
+        for child in [&mut outside, &mut inside] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert_eq!(process_inside(tree.path(), Some(mark)), None, "gone");
+    }
+}
