@@ -177,8 +177,14 @@ fn corrupted_cache_case(corrupt: fn(&[u8]) -> Vec<u8>) {
 /// [`corrupted_cache_case`], with every cached copy of the content replaced by `replace(path,
 /// content)` (a link, a pipe...).
 fn replaced_cache_case(replace: impl Fn(&Path, &[u8])) {
+    replaced_cache_case_on(&[], replace);
+}
+
+/// [`replaced_cache_case`] on an agent started with `args` besides its cache directory.
+fn replaced_cache_case_on(args: &[&str], replace: impl Fn(&Path, &[u8])) {
     let cache = tempfile::tempdir().expect("tempdir");
-    let agent = Agent::start(&["--cache-dir", &cache.path().to_string_lossy()]);
+    let cache_dir = cache.path().to_string_lossy().into_owned();
+    let agent = Agent::start(&[&["--cache-dir", cache_dir.as_str()], args].concat());
     let test = workspace(&agent, &[("t", "cat data.txt > out.txt")]).write("ws/data.txt", REAL_DATA);
     assert_succeeded(&test.run(&["run", "tasks.lua"]), "t");
     assert_eq!(test.read("ws/out.txt"), REAL_DATA);
@@ -223,6 +229,15 @@ fn find_cached(dir: &Path, hash: &str, content: &[u8], found: &mut Vec<PathBuf>)
 #[test]
 fn a_cached_blob_overwritten_with_other_bytes_of_the_same_length_is_not_used() {
     corrupted_cache_case(|real| vec![b'X'; real.len()]);
+}
+
+#[test]
+fn a_cached_blob_overwritten_is_not_used_for_a_new_tree_either() {
+    // No tree kept: the second task's tree is built anew from the cache, the bad content is
+    // found as it is copied, and asked for again.
+    replaced_cache_case_on(&["--warm-trees", "0"], |path, real| {
+        std::fs::write(path, vec![b'X'; real.len()]).expect("corrupting");
+    });
 }
 
 #[test]

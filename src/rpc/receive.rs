@@ -40,10 +40,12 @@ pub struct Traffic {
     pub cache_misses: AtomicU64,
 }
 
-/// Incremental sync: asks for the contents the cache lacks, stores them, and builds the
-/// workspace from the manifest — in a tree an earlier task of the same workspace left, writing
-/// only what differs, or in `<dir>/workspace` — verifying every content as it is used; a cached
-/// content that fails verification is asked for again, once. The task's base is what was built.
+/// Incremental sync: asks for the contents the cache lacks and builds the workspace from the
+/// manifest — in a tree an earlier task of the same workspace left, writing only what differs
+/// (from the cache, where what came is stored first), or a new one (written straight from what
+/// came, the cache filled from it while the task runs: the [`CacheFill`] returned) — verifying
+/// every content as it is used; a cached content that fails verification is asked for again,
+/// once. The task's base is what was built.
 pub(super) async fn receive_incremental(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &TaskDir,
@@ -51,7 +53,7 @@ pub(super) async fn receive_incremental(
     tx: &Outbound,
     ignore: Vec<String>,
     warm: Warm<'_>,
-) -> Result<RemoteWorkspace, Status> {
+) -> Result<(RemoteWorkspace, Option<CacheFill>), Status> {
     // The tree first: a manifest sent by outline takes what it can from what that tree held.
     if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
         let (trees, key) = (Arc::clone(trees), key.to_owned());
@@ -111,6 +113,9 @@ pub(super) async fn receive_incremental(
         Some(plan) => plan.needed(&manifest),
         None => BlobCache::contents_of(&manifest),
     };
+    // What came for a new tree may still be on its way into the cache: waited for, not sent
+    // again.
+    identity.cache.settled().await;
     let pin = identity.cache.pin_hashes(&needed);
     let missing = identity.cache.missing_of(&needed);
     warm.traffic.cache_misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
@@ -139,35 +144,52 @@ pub(super) async fn receive_incremental(
     let store_cache = cache.clone();
     let target = Arc::clone(&manifest);
     let leased = warm.lease.is_some();
+    let warm_plan_absent = plan.is_none();
     if !leased {
         make_dir(dir).await?;
     }
-    let build = blocking(move || {
-        if sent > 0 {
-            store(&store_cache, &stored, &limits)?;
+    let build = blocking(move || match plan {
+        Some(plan) => {
+            if sent > 0 {
+                store(&store_cache, &stored, &limits)?;
+            }
+            let kept = plan.kept_files();
+            let build = plan.execute(&root, &target, &store_cache, &limits)?;
+            Ok((build, kept))
         }
-        match plan {
-            Some(plan) => {
-                let kept = plan.kept_files();
-                let build = plan.execute(&root, &target, &store_cache, &limits)?;
-                Ok((build, kept))
+        None => {
+            // A new tree from the pool is there already, empty.
+            if !leased {
+                std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
             }
-            None => {
-                // A new tree from the pool is there already, empty.
-                if !leased {
-                    std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-                }
-                Ok((store_cache.build(&target, &root, &limits)?, 0))
+            let mut build = store_cache.build(&target, &root, &limits)?;
+            if sent > 0 {
+                let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
+                store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
             }
+            Ok((build, 0))
         }
     })
     .await?;
     let (mut build, kept) = build;
+    // What came for a new tree went straight into it: the cache gets it now, beside the task.
+    let fill = (sent > 0 && warm_plan_absent).then(|| {
+        let (cache, blobs) = (identity.cache.clone(), blobs.clone());
+        let filling = cache.filling();
+        CacheFill(tokio::task::spawn_blocking(move || {
+            let _filling = filling;
+            match store(&cache, &blobs, &limits).and_then(|_| cache.trim()) {
+                Ok(removed) if removed > 0 => tracing::debug!(removed, "cache trimmed"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "the contents that came are not kept in the cache"),
+            }
+        }))
+    });
     let again = build.missing();
     if !again.is_empty() {
         tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
         ask_for(&again, tx).await?;
-        let again_received = receive_workspace(inbound, dir, BLOBS).await?;
+        let again_received = receive_workspace(inbound, dir, BLOBS_AGAIN).await?;
         if !again_received.amended.is_empty() {
             return Err(Status::invalid_argument("amendments are only sent with the first contents"));
         }
@@ -179,9 +201,10 @@ pub(super) async fn receive_incremental(
     }
     let warm_tree = warm.lease.is_some();
     let tree = ready.clone();
+    let blobs_again = dir.path().join(BLOBS_AGAIN);
     let built = blocking(move || {
         if !again.is_empty() {
-            store(&cache, &blobs, &limits)?;
+            store(&cache, &blobs_again, &limits)?;
             build.retry(&cache)?;
         }
         let built = build.finish()?;
@@ -197,7 +220,18 @@ pub(super) async fn receive_incremental(
     .await?;
     let written = (built.file_count() as u64).saturating_sub(kept as u64);
     warm.traffic.files_written.fetch_add(written, Ordering::Relaxed);
-    Ok(RemoteWorkspace { root: ready, built: Arc::new(built), ignore })
+    Ok((RemoteWorkspace { root: ready, built: Arc::new(built), ignore }, fill))
+}
+
+/// The cache being filled with what came for a new tree, beside its task and after it (a task
+/// deciding what it lacks meanwhile waits for it: [`BlobCache::settled`]): awaited before the
+/// task's directory, which holds what came, goes.
+pub(super) struct CacheFill(tokio::task::JoinHandle<()>);
+
+impl CacheFill {
+    pub(super) async fn done(self) {
+        let _ = self.0.await;
+    }
 }
 
 /// Runs filesystem work off the async threads; a workspace error fails the task with the
@@ -243,6 +277,8 @@ pub(super) async fn ask_for(hashes: &[blake3::Hash], tx: &Outbound) -> Result<()
 
 /// Where the contents an incremental sync asked for are spooled, in the task's directory.
 const BLOBS: &str = "blobs.tar.gz";
+/// Where contents asked for again (a cached one failed verification) are spooled.
+const BLOBS_AGAIN: &str = "blobs-again.tar.gz";
 
 /// Spools the workspace chunks to `name` in the task's directory (both made on the first
 /// chunk) until `WorkspaceEnd`, checking the announced size; returns the amendments that came

@@ -248,11 +248,13 @@ impl Agent for AgentService {
             let mut after = None;
             let mut built = None;
             let mut tree = None;
+            let mut fill = None;
             match workspace {
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
                 }
-                Ok(workspace) => {
+                Ok((workspace, cache_fill)) => {
+                    fill = cache_fill;
                     built = Some(Arc::clone(&workspace.built));
                     tree = Some(workspace.root.clone());
                     let spec = TaskSpec::from_messages(task, scripts);
@@ -281,7 +283,7 @@ impl Agent for AgentService {
             // touched is written anew for the next one.
             let trees = identity.trees.clone();
             let cache = identity.cache.clone();
-            let _ = tokio::task::spawn_blocking(move || {
+            let dir = tokio::task::spawn_blocking(move || {
                 // What the task made comes back up with the next task's manifest once the
                 // master has applied it: kept now, it need not travel (before the tree goes
                 // back, which lets that next task in).
@@ -301,9 +303,16 @@ impl Agent for AgentService {
                         _ => trees.discard(&lease),
                     }
                 }
-                drop(dir)
+                dir
             })
             .await;
+            // The task's directory holds what came for a new tree, on its way into the cache.
+            if let Some(fill) = fill {
+                fill.done().await;
+            }
+            if let Ok(dir) = dir {
+                let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
+            }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -23,8 +23,10 @@ use super::unpack::Limits;
 mod adopt;
 mod build;
 mod dir;
+mod fill;
 
 pub use build::Build;
+pub use fill::Filling;
 
 /// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored, kept under
 /// a size limit by removing the oldest blobs no task in progress needs.
@@ -38,6 +40,8 @@ pub struct BlobCache {
     /// Whose view this is ([`BlobCache::for_principal`]): contents that principal's tasks made
     /// (`<hex hash>.<tag>`) count as present for it alone.
     own: Option<String>,
+    /// Stores running beside their tasks ([`BlobCache::filling`]).
+    fills: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 #[derive(Debug, Default)]
@@ -111,7 +115,8 @@ impl BlobCache {
         }
         let state = Arc::new(Mutex::new(CacheState { bytes, pinned: HashMap::new(), names }));
         let files = Arc::new(dir::CacheDir::open(&dir).map_err(WorkspaceError::io(&dir))?);
-        Ok(Self { dir, files, max_bytes, state, own: None })
+        let fills = Arc::new(tokio::sync::watch::Sender::new(0));
+        Ok(Self { dir, files, max_bytes, state, own: None, fills })
     }
 
     /// The cache as the masters holding `principal` see it: what anyone sent, and what their
@@ -240,41 +245,56 @@ impl BlobCache {
     }
 
     /// Stores the blobs of a blob archive (tar + gzip, entries named by hex hash), checking
-    /// each content against its name.
+    /// each content against its name; one the cache holds already is read through. Returns how
+    /// many the archive held.
     pub fn store(&self, reader: impl Read, limits: &Limits) -> Result<u64, WorkspaceError> {
         let mut archive = tar::Archive::new(GzDecoder::new(reader));
         let mut stored = 0u64;
         let mut bytes = 0u64;
         for entry in archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))? {
             let mut entry = entry.map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
-            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let refuse = |reason: &str| WorkspaceError::UnsafeEntry { entry: name.clone(), reason: reason.to_owned() };
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                return Err(refuse("a blob must be a regular file"));
-            }
-            let expected = blake3::Hash::from_hex(&name).map_err(|_| refuse("a blob must be named by its hash"))?;
+            let (name, expected) = blob_name(&entry)?;
             stored += 1;
             if stored > limits.max_entries {
                 return Err(WorkspaceError::TooLarge { what: "entry count", limit: limits.max_entries, entry: name });
             }
-            let temp = self.files.temp().map_err(WorkspaceError::io(&self.dir))?;
-            let mut writer = HashingWriter { inner: &temp.file, hasher: blake3::Hasher::new() };
             let remaining = limits.max_bytes.saturating_sub(bytes);
-            let copied = std::io::copy(&mut (&mut entry).take(remaining + 1), &mut writer)
-                .map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
-            if copied > remaining {
-                return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name });
-            }
-            bytes += copied;
-            if writer.hasher.finalize() != expected {
-                return Err(refuse("its content does not match its hash"));
-            }
-            // Atomic: a concurrent task storing the same blob writes the same bytes.
-            let target = expected.to_hex().to_string();
-            temp.publish(&target).map_err(WorkspaceError::io(self.dir.join(&target)))?;
-            self.record(target, copied);
+            bytes += if self.lock().names.contains(expected.to_hex().as_str()) {
+                read_through(&mut entry, &name, remaining, limits)?
+            } else {
+                self.store_one(&mut entry, (&name, &expected), remaining, limits)?
+            };
         }
         Ok(stored)
+    }
+
+    /// Stores one blob of an archive (`expected`: its name as a hash), at most `remaining`
+    /// bytes; returns its size.
+    fn store_one(
+        &self,
+        entry: &mut impl Read,
+        (name, expected): (&str, &blake3::Hash),
+        remaining: u64,
+        limits: &Limits,
+    ) -> Result<u64, WorkspaceError> {
+        let temp = self.files.temp().map_err(WorkspaceError::io(&self.dir))?;
+        let mut writer = HashingWriter { inner: &temp.file, hasher: blake3::Hasher::new() };
+        let copied = std::io::copy(&mut entry.take(remaining + 1), &mut writer)
+            .map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+        if copied > remaining {
+            return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name.to_owned() });
+        }
+        if writer.hasher.finalize() != *expected {
+            return Err(WorkspaceError::UnsafeEntry {
+                entry: name.to_owned(),
+                reason: "its content does not match its hash".to_owned(),
+            });
+        }
+        // Atomic: a concurrent task storing the same blob writes the same bytes.
+        let target = expected.to_hex().to_string();
+        temp.publish(&target).map_err(WorkspaceError::io(self.dir.join(&target)))?;
+        self.record(target, copied);
+        Ok(copied)
     }
 
     /// Starts building the workspace `manifest` describes in `dest` (an empty directory) from
@@ -407,6 +427,29 @@ impl BlobCache {
             }
         }
     }
+}
+
+/// The name of a blob archive's entry and the hash it claims: a regular file named by its
+/// content's BLAKE3 in hex.
+fn blob_name(entry: &tar::Entry<'_, impl Read>) -> Result<(String, blake3::Hash), WorkspaceError> {
+    let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+    let refuse = |reason: &str| WorkspaceError::UnsafeEntry { entry: name.clone(), reason: reason.to_owned() };
+    if entry.header().entry_type() != tar::EntryType::Regular {
+        return Err(refuse("a blob must be a regular file"));
+    }
+    let expected = blake3::Hash::from_hex(&name).map_err(|_| refuse("a blob must be named by its hash"))?;
+    Ok((name, expected))
+}
+
+/// Reads a blob nothing needs through to its end (at most `remaining` bytes: a decompression
+/// bomb is refused all the same); returns its size.
+fn read_through(entry: &mut impl Read, name: &str, remaining: u64, limits: &Limits) -> Result<u64, WorkspaceError> {
+    let copied = std::io::copy(&mut entry.take(remaining + 1), &mut std::io::sink())
+        .map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+    if copied > remaining {
+        return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name.to_owned() });
+    }
+    Ok(copied)
 }
 
 #[cfg(test)]

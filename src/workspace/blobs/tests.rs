@@ -193,3 +193,72 @@ fn a_blob_that_does_not_match_its_name_is_refused() {
             == 1
     );
 }
+
+#[test]
+fn a_new_tree_is_written_straight_from_the_archive_and_only_shared_contents_enter_the_cache() {
+    let source = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(source.path().join("d")).expect("mkdir");
+    std::fs::write(source.path().join("d/a.txt"), "same").expect("write");
+    std::fs::write(source.path().join("b.txt"), "same").expect("write");
+    std::fs::write(source.path().join("c.sh"), "other").expect("write");
+    std::fs::set_permissions(source.path().join("c.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::hard_link(source.path().join("c.sh"), source.path().join("h.sh")).expect("hard link");
+    std::os::unix::fs::symlink("d/a.txt", source.path().join("link")).expect("symlink");
+    let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    let missing = cache.missing(&manifest);
+    let mut archive = Vec::new();
+    pack_blobs(source.path(), &manifest, &missing, &mut archive, source.path()).expect("pack");
+
+    let dest = tempfile::tempdir().expect("tempdir");
+    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+    assert_eq!(build.missing().len(), 2, "nothing cached: both contents lacking");
+    assert_eq!(cache.fill(&mut build, &archive[..], &Limits::default()).expect("fill"), 2);
+    assert!(build.missing().is_empty());
+    let built = build.finish().expect("finish");
+    assert_eq!(Manifest::scan(dest.path(), &Filter::builtin()).expect("scan"), manifest);
+    assert_eq!(built.entries.len(), manifest.entries.len());
+    use std::os::unix::fs::MetadataExt;
+    let inode = |name: &str| std::fs::metadata(dest.path().join(name)).expect("stat").ino();
+    assert_eq!(inode("c.sh"), inode("h.sh"), "a hard link again");
+    // The content two files share went through the cache; the other waits for `store`.
+    assert_eq!(cache.missing_of(&[blake3::hash(b"same"), blake3::hash(b"other")]), vec![blake3::hash(b"other")]);
+    cache.store(&archive[..], &Limits::default()).expect("store");
+    assert!(cache.missing(&manifest).is_empty(), "stored from the same archive");
+}
+
+#[test]
+fn a_wanted_content_that_does_not_match_its_name_is_refused_and_not_left_in_the_tree() {
+    let source = tempfile::tempdir().expect("tempdir");
+    std::fs::write(source.path().join("c.sh"), "other").expect("write");
+    let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+    let name = blake3::hash(b"other").to_hex().to_string();
+    let mut archive = GzEncoder::new(Vec::new(), Compression::fast());
+    {
+        let mut tar = tar::Builder::new(&mut archive);
+        for (entry, content) in [("0".repeat(64), &b"unwanted"[..]), (name.clone(), &b"evil!"[..])] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, entry, content).expect("append");
+        }
+        tar.finish().expect("finish");
+    }
+    let archive = archive.finish().expect("gzip");
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+    let refused = cache.fill(&mut build, &archive[..], &Limits::default()).expect_err("a wrong content");
+    assert!(
+        matches!(&refused, WorkspaceError::UnsafeEntry { entry, reason } if *entry == name && reason.contains("does not match")),
+        "{refused:?}"
+    );
+    assert!(!dest.path().join("c.sh").exists(), "nothing of it left behind");
+    let limits = Limits { max_entries: 1, ..Limits::default() };
+    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+    let refused = cache.fill(&mut build, &archive[..], &limits).expect_err("too many");
+    assert!(matches!(refused, WorkspaceError::TooLarge { what: "entry count", .. }), "{refused:?}");
+}
