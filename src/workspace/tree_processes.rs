@@ -75,7 +75,7 @@ impl Since {
 /// process of the host without a mark), if there is one.
 pub fn process_inside(root: &Path, since: Option<PidMark>) -> Option<u32> {
     let physical = std::fs::canonicalize(root).ok()?;
-    let inside = |pid: u32| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&physical));
+    let inside = |pid: u32| holds_something_in(pid, &physical);
     let since = match (since, last_pid(), pid_max()) {
         (Some(mark), Some(last_now), Some(pid_max)) => Since::between(mark, last_now, pid_max, mark.at.elapsed()),
         _ => Since::Any,
@@ -97,6 +97,34 @@ pub fn process_inside(root: &Path, since: Option<PidMark>) -> Option<u32> {
         }
     }
     None
+}
+
+/// Whether process `pid` can still reach into the tree at `physical`: its working or root
+/// directory there, a descriptor open on something there, or a file there mapped. A daemon
+/// opens its log and maps its files, then starts a session of its own and goes to `/`: it
+/// writes into the tree all the same, through what it holds.
+fn holds_something_in(pid: u32, physical: &Path) -> bool {
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let there = |link: &Path| std::fs::read_link(link).is_ok_and(|target| target.starts_with(physical));
+    if there(&proc.join("cwd")) || there(&proc.join("root")) {
+        return true;
+    }
+    if let Ok(fds) = std::fs::read_dir(proc.join("fd"))
+        && fds.flatten().any(|fd| there(&fd.path()))
+    {
+        return true;
+    }
+    // Mapped files: `/proc/PID/maps` names each one's path last on its line (" (deleted)"
+    // after it when it is gone, still under the tree).
+    let Ok(maps) = std::fs::read(proc.join("maps")) else { return false };
+    let physical = physical.as_os_str().as_encoded_bytes();
+    maps.split(|&byte| byte == b'\n').any(|line| {
+        // The path is the last field, and the first '/' on the line begins it.
+        line.iter().position(|&byte| byte == b'/').is_some_and(|at| {
+            let path = &line[at..];
+            path.starts_with(physical) && matches!(path.get(physical.len()), None | Some(b'/' | b' '))
+        })
+    })
 }
 
 /// The last process id handed out in this process's pid namespace (`/proc/loadavg`'s fifth
@@ -155,7 +183,23 @@ mod tests {
         let mut inside = std::process::Command::new("sleep").arg("30").current_dir(tree.path()).spawn().expect("sleep");
         assert_eq!(process_inside(tree.path(), Some(mark)), Some(inside.id()));
         assert_eq!(process_inside(tree.path(), None), Some(inside.id()), "every process looked at");
-        for child in [&mut outside, &mut inside] {
+        // Elsewhere, but holding a file of the tree open (a daemon's log).
+        std::fs::write(tree.path().join("log"), "").expect("log");
+        let mut holding = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 3>>\"$0\"; exec sleep 30")
+            .arg(tree.path().join("log"))
+            .current_dir(elsewhere.path())
+            .spawn()
+            .expect("sh");
+        let _ = inside.kill();
+        let _ = inside.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while process_inside(tree.path(), Some(mark)) != Some(holding.id()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(process_inside(tree.path(), Some(mark)), Some(holding.id()), "a descriptor open in the tree");
+        for child in [&mut outside, &mut inside, &mut holding] {
             let _ = child.kill();
             let _ = child.wait();
         }

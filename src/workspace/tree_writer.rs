@@ -282,32 +282,69 @@ enum CopyError {
     Failed(WorkspaceError),
 }
 
-/// Copies at most `limit` bytes (one more is an error) from `reader` to `out`, hashing them.
+/// Blocks of zeros this long, at offsets that are multiples of it, are left as holes.
+const HOLE: usize = 4096;
+
+/// Copies at most `limit` bytes (one more is an error) from `reader` to `out` (a new, empty
+/// file), hashing them. Whole aligned blocks of zeros are skipped, not written: a sparse file
+/// stays sparse, as `cp` and `tar -S` keep it, instead of taking its full size on disk.
 fn copy_hashing(
     mut reader: impl Read,
-    out: &mut impl Write,
+    out: &mut std::fs::File,
     limit: u64,
     read_error: &dyn Fn(std::io::Error) -> WorkspaceError,
     path: &Path,
 ) -> Result<(u64, blake3::Hash), CopyError> {
+    let failed = |source| CopyError::Failed(WorkspaceError::Io { path: path.to_path_buf(), source });
     super::buffer::with_buffer(|buf| {
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
         loop {
-            let read = match reader.read(buf) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(CopyError::Failed(read_error(error))),
-            };
+            // The buffer filled (but at the end): every chunk begins at a multiple of its
+            // length, so a block of zeros is never split between two chunks.
+            let mut read = 0;
+            while read < buf.len() {
+                match reader.read(&mut buf[read..]) {
+                    Ok(0) => break,
+                    Ok(more) => read += more,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(CopyError::Failed(read_error(error))),
+                }
+            }
+            if read == 0 {
+                break;
+            }
+            let offset = size;
             size += read as u64;
             if size > limit {
                 return Err(CopyError::TooLarge);
             }
             hasher.update(&buf[..read]);
-            out.write_all(&buf[..read])
-                .map_err(|source| CopyError::Failed(WorkspaceError::Io { path: path.to_path_buf(), source }))?;
+            write_sparse(out, &buf[..read], offset).map_err(failed)?;
         }
+        // A hole at the end: the size is the file's all the same.
+        out.set_len(size).map_err(failed)?;
         Ok((size, hasher.finalize()))
     })
+}
+
+/// Writes `bytes`, which belong at `offset` of `out` (where `out`'s position is), leaving
+/// whole aligned blocks of zeros as holes; what lies between them goes in one write.
+fn write_sparse(out: &mut std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut at = 0;
+    // Written up to here; zeros skipped from there to `at`.
+    let mut written = 0;
+    while at < bytes.len() {
+        let to_boundary = HOLE - ((offset + at as u64) % HOLE as u64) as usize;
+        let end = (at + to_boundary).min(bytes.len());
+        let hole = end - at == HOLE && bytes[at..end].iter().all(|&byte| byte == 0);
+        if hole {
+            out.write_all(&bytes[written..at])?;
+            out.seek(SeekFrom::Current(HOLE as i64))?;
+            written = end;
+        }
+        at = end;
+    }
+    out.write_all(&bytes[written..])
 }
