@@ -74,7 +74,8 @@ function agent.connect(address, opts) end
 --- of NAME (its target, reached at the target's lowest address, and its port), in priority
 --- order; `dns://NAME:PORT` one per A and AAAA record of NAME, on PORT; `sloth://HOST:PORT`
 --- one per agent registered with the master there (`sloth-runner master`; `host` is its
---- registered name), asked with the token in SLOTH_MASTER_TOKEN. DNS is asked of `nameserver`
+--- registered name), asked with the token in SLOTH_MASTER_TOKEN, over TLS as SLOTH_MASTER_TLS_CA,
+--- SLOTH_MASTER_TLS_CERT and SLOTH_MASTER_TLS_KEY say. DNS is asked of `nameserver`
 --- ("ip:port", "ip" for port 53, or "host:port") or else of the system's resolvers
 --- (/etc/resolv.conf); each query within `timeout` (default 5s). Calls for the same URL while
 --- one is under way share its answer. A failure raises a `sloth.Error` naming the URL, with

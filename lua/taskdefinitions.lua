@@ -3,7 +3,7 @@
 
 ---@class sloth.Agent
 ---@field address? string host:port of a `sloth-runner agent` (also `http://host:port`, or `https://host:port` for TLS); or else `discover`
----@field discover? string a pool of agents found through DNS, instead of `address`: "dns+srv://NAME" (each SRV record of NAME: an agent's host and port) or "dns://NAME:PORT" (each A/AAAA record of NAME, on PORT) or "sloth://HOST:PORT" (each agent registered with that master, token from SLOTH_MASTER_TOKEN); members are named "POOL/host:port", share this entry's labels, token and tls, and are resolved when a task first needs them and again when all have failed
+---@field discover? string a pool of agents found through DNS, instead of `address`: "dns+srv://NAME" (each SRV record of NAME: an agent's host and port) or "dns://NAME:PORT" (each A/AAAA record of NAME, on PORT) or "sloth://HOST:PORT" (each agent registered with that master, token from SLOTH_MASTER_TOKEN, TLS from SLOTH_MASTER_TLS_CA/_CERT/_KEY); members are named "POOL/host:port", share this entry's labels, token and tls, and are resolved when a task first needs them and again when all have failed
 ---@field nameserver? string with `discover`: the DNS server to ask, "host:port" (default: the system's, /etc/resolv.conf)
 ---@field labels? table<string, string>
 ---@field token? string the agent's shared secret (default: $SLOTH_AGENT_TOKEN)

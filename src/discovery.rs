@@ -2,7 +2,8 @@
 //! name: a host and a port per instance) or `dns://NAME:PORT` (every A and AAAA record of the
 //! name, on that port), asked of the system's resolvers (/etc/resolv.conf) or of one
 //! nameserver — or through a master's registry: `sloth://HOST:PORT` (every agent registered
-//! with `sloth-runner master` there, at the address it advertised). Every query has a timeout.
+//! with `sloth-runner master` there, at the address it advertised; asked as `agent list` asks,
+//! with the `SLOTH_MASTER_TOKEN` and `SLOTH_MASTER_TLS_*` variables). Every query has a timeout.
 //! No mlua: `modules/agent.rs` is the Lua façade.
 
 use std::net::{IpAddr, SocketAddr};
@@ -129,8 +130,9 @@ pub async fn discover(url: &str, options: &Options) -> Result<Vec<Member>, Disco
 }
 
 /// The agents registered with the master at `master`, asked with the token in
-/// `SLOTH_MASTER_TOKEN` (as `agent list` asks), each at the address it advertised — a host name
-/// looked up — and named by its registered name.
+/// `SLOTH_MASTER_TOKEN` and over TLS as the `SLOTH_MASTER_TLS_*` variables say (as `agent list`
+/// asks), each at the address it advertised — a host name looked up — and named by its
+/// registered name.
 async fn registered(url: &str, master: &str, options: &Options) -> Result<Vec<Member>, DiscoveryError> {
     use crate::rpc::registry::client::MasterClient;
     let failed = |message: String| DiscoveryError::Failed {
@@ -140,8 +142,9 @@ async fn registered(url: &str, master: &str, options: &Options) -> Result<Vec<Me
         message,
     };
     let token = std::env::var("SLOTH_MASTER_TOKEN").ok().and_then(crate::rpc::auth::Token::new);
-    let mut client =
-        MasterClient::new(master, token.as_ref(), None, options.timeout).map_err(|error| failed(error.to_string()))?;
+    let tls = crate::rpc::registry::master_tls::from_env().map_err(failed)?;
+    let mut client = MasterClient::new(master, token.as_ref(), tls.as_ref(), options.timeout)
+        .map_err(|error| failed(error.to_string()))?;
     let listed = client.list().await.map_err(|error| failed(error.to_string()))?;
     let mut members = Vec::new();
     for agent in listed.into_iter().filter(|agent| !agent.stopping).filter_map(|agent| agent.agent) {

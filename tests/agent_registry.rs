@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use crate::support::Test;
 use crate::support::agent::{Agent, free_port};
 
-const TOKEN: &str = "registry-secret";
+pub(crate) const TOKEN: &str = "registry-secret";
 
 /// How long a test waits for the registry to reach a state (heartbeats are 100 ms).
-const SETTLE: Duration = Duration::from_secs(20);
+pub(crate) const SETTLE: Duration = Duration::from_secs(20);
 
 /// An agent named `name` registered with `master`, telling it WHO=name in its tasks' env.
 fn registered(master: &Agent, name: &str, token: &str) -> Agent {
@@ -26,7 +26,7 @@ fn operator(master_address: &str, token: &str) -> Test {
 }
 
 /// (name, address) of every agent `agent list -o json` shows.
-fn listed(operator: &Test) -> Vec<(String, String)> {
+pub(crate) fn listed(operator: &Test) -> Vec<(String, String)> {
     let run = operator.run(&["agent", "list", "-o", "json"]).expect_code(0);
     let agents: serde_json::Value = serde_json::from_str(&run.stdout).expect("agent list -o json is JSON");
     agents
@@ -39,12 +39,12 @@ fn listed(operator: &Test) -> Vec<(String, String)> {
         .collect()
 }
 
-fn names(operator: &Test) -> Vec<String> {
+pub(crate) fn names(operator: &Test) -> Vec<String> {
     listed(operator).into_iter().map(|(name, _)| name).collect()
 }
 
 /// Polls until `names(operator)` is `expected` (sorted), failing after [`SETTLE`].
-fn wait_for_names(operator: &Test, expected: &[&str]) {
+pub(crate) fn wait_for_names(operator: &Test, expected: &[&str]) {
     let deadline = Instant::now() + SETTLE;
     loop {
         let now = names(operator);
@@ -160,7 +160,7 @@ fn agents_register_again_with_a_restarted_master() {
 }
 
 /// Polls until the agent's log holds `needle`, failing after [`SETTLE`].
-fn wait_for_log(agent: &Agent, needle: &str) {
+pub(crate) fn wait_for_log(agent: &Agent, needle: &str) {
     let deadline = Instant::now() + SETTLE;
     while !agent.log().contains(needle) {
         assert!(Instant::now() < deadline, "no '{needle}' in the agent's log:\n{}", agent.log());

@@ -8,6 +8,7 @@ mod agent_lifecycle;
 mod agent_ops;
 mod agent_pools;
 mod agent_registry;
+mod agent_registry_tls;
 mod agent_vms;
 mod agents_command;
 mod check_command;

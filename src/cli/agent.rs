@@ -41,7 +41,8 @@ The subcommands ask a master (`sloth-runner master`) about the agents registered
   sloth-runner agent list --master 127.0.0.1:50053
   sloth-runner agent run web-1 -- uptime
   sloth-runner agent stop web-1
-(--master defaults to SLOTH_MASTER, its token to SLOTH_MASTER_TOKEN.)";
+(--master defaults to SLOTH_MASTER, its token to SLOTH_MASTER_TOKEN, and --master-tls-ca,
+--master-tls-cert, --master-tls-key to SLOTH_MASTER_TLS_CA, _CERT, _KEY.)";
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, after_help = AGENT_HELP)]

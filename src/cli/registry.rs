@@ -10,8 +10,8 @@ use serde_json::json;
 use super::{USAGE_ERROR, session};
 use crate::rpc::auth::Token;
 use crate::rpc::registry::client::{MasterClient, MasterError};
+use crate::rpc::registry::master_tls;
 use crate::rpc::registry_proto::RegisteredAgent;
-use crate::rpc::tls::ClientTls;
 use crate::runtime::RuntimeOptions;
 
 /// How long a call to the master may take.
@@ -27,13 +27,13 @@ pub struct MasterConnection {
     #[arg(long, env = "SLOTH_MASTER_TOKEN", hide_env_values = true)]
     pub master_token: Option<String>,
     /// Trust this CA (PEM) for a master serving TLS (default: the system's roots).
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", env = master_tls::CA_VARIABLE)]
     pub master_tls_ca: Option<PathBuf>,
     /// Present this certificate (PEM) to a master that requires client certificates.
-    #[arg(long, value_name = "PEM", requires = "master_tls_key")]
+    #[arg(long, value_name = "PEM", env = master_tls::CERT_VARIABLE)]
     pub master_tls_cert: Option<PathBuf>,
     /// The private key (PEM) of --master-tls-cert.
-    #[arg(long, value_name = "PEM", requires = "master_tls_cert")]
+    #[arg(long, value_name = "PEM", env = master_tls::KEY_VARIABLE)]
     pub master_tls_key: Option<PathBuf>,
 }
 
@@ -42,13 +42,14 @@ impl MasterConnection {
     pub fn client(&self) -> Option<Result<MasterClient, MasterError>> {
         let address = self.master.as_deref()?;
         let token = self.master_token.clone().and_then(Token::new);
-        let tls = (self.master_tls_ca.is_some() || self.master_tls_cert.is_some()).then(|| ClientTls {
-            ca: self.master_tls_ca.clone(),
-            cert: self.master_tls_cert.clone(),
-            key: self.master_tls_key.clone(),
-            domain: None,
-        });
-        Some(MasterClient::new(address, token.as_ref(), tls.as_ref(), MASTER_TIMEOUT))
+        // (A certificate without its key is checked here rather than by clap, which would not
+        // name the variable when the environment gave one of them.)
+        let tls =
+            master_tls::settings(self.master_tls_ca.clone(), self.master_tls_cert.clone(), self.master_tls_key.clone());
+        Some(
+            tls.map_err(MasterError::Settings)
+                .and_then(|tls| MasterClient::new(address, token.as_ref(), tls.as_ref(), MASTER_TIMEOUT)),
+        )
     }
 }
 
@@ -190,7 +191,9 @@ pub fn execute(command: &RegistryCommand) -> ExitCode {
 fn fail(error: &MasterError) -> ExitCode {
     eprintln!("error: {error}");
     match error {
-        MasterError::NotFound { .. } | MasterError::Address(_) => ExitCode::from(USAGE_ERROR),
+        MasterError::NotFound { .. } | MasterError::Address(_) | MasterError::Settings(_) => {
+            ExitCode::from(USAGE_ERROR)
+        }
         _ => ExitCode::FAILURE,
     }
 }

@@ -70,6 +70,9 @@ impl Agent {
             .env_remove("SLOTH_AGENT_TOKEN")
             .env_remove("SLOTH_MASTER")
             .env_remove("SLOTH_MASTER_TOKEN")
+            .env_remove("SLOTH_MASTER_TLS_CA")
+            .env_remove("SLOTH_MASTER_TLS_CERT")
+            .env_remove("SLOTH_MASTER_TLS_KEY")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log.reopen().expect("agent log file"));

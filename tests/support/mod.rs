@@ -7,6 +7,7 @@ pub mod agent;
 pub mod crafted;
 pub mod dns;
 pub mod http;
+pub mod pki;
 pub mod terminal;
 pub mod tree;
 

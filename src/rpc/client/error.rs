@@ -191,7 +191,7 @@ impl ClientError {
 
 /// What `error` (a connection's or a call's failure, with its sources) came down to, over TLS
 /// or not: an I/O error's kind, a TLS error, an HTTP/2 connection dropped.
-pub(super) fn cause_of(error: &(dyn Error + 'static), tls: bool) -> Option<Cause> {
+pub(in crate::rpc) fn cause_of(error: &(dyn Error + 'static), tls: bool) -> Option<Cause> {
     for cause in chain(error) {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as Io;
@@ -215,6 +215,25 @@ pub(super) fn cause_of(error: &(dyn Error + 'static), tls: bool) -> Option<Cause
         }
     }
     None
+}
+
+/// Whether `error` is the connection going away under the call — reset, closed, cancelled —
+/// rather than an answer; over TLS (`tls`), also the TLS layer failing once the connection was
+/// made (an I/O error of kind InvalidData: the alert a server sent, whose rustls type HTTP/2
+/// keeps only as text). Over TLS 1.3 this is what a server refusing the client's certificate
+/// looks like: the client's handshake was over before the server checked it.
+pub(in crate::rpc) fn connection_dropped(error: &(dyn Error + 'static), tls: bool) -> bool {
+    use std::io::ErrorKind as Io;
+    chain(error).any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| match io.kind() {
+            Io::ConnectionReset | Io::ConnectionAborted | Io::BrokenPipe | Io::UnexpectedEof => true,
+            Io::InvalidData => tls,
+            _ => false,
+        }) || cause.downcast_ref::<h2::Error>().is_some_and(|e| e.is_io() || e.is_go_away() || e.is_reset())
+            || cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(|e| e.is_canceled() || e.is_closed() || e.is_incomplete_message())
+    })
 }
 
 /// What a TLS failure says about the two sides.

@@ -20,9 +20,9 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-pub(in crate::rpc) use self::error::error_chain;
 pub use self::error::{AgentName, Cause, ClientError};
-use self::error::{cause_of, root_cause, transport_broke};
+pub(in crate::rpc) use self::error::{cause_of, connection_dropped, error_chain};
+use self::error::{root_cause, transport_broke};
 use super::MAX_MESSAGE;
 use super::Transfer;
 use super::auth::{SendToken, Token};

@@ -16,6 +16,7 @@ use super::super::registry_proto::{
     AgentRecord, HeartbeatRequest, LeaveRequest, ListRequest, RegisterRequest, RegisteredAgent, StopRequest,
 };
 use super::super::tls::ClientTls;
+use super::hint::{self, Side};
 
 /// The longest an agent waits between two attempts to reach a master that does not answer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -25,10 +26,14 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub enum MasterError {
     #[error("invalid master address: {0}")]
     Address(String),
-    #[error("cannot reach the master at {address}: {reason}")]
-    Unreachable { address: String, reason: String },
-    #[error("the master at {address} refused: {reason} (check --master-token or SLOTH_MASTER_TOKEN)")]
-    Refused { address: String, reason: String },
+    /// TLS settings that do not go together (a certificate without its key).
+    #[error("{0}")]
+    Settings(String),
+    /// `hint`: what to check, said after the reason (" — …"), or empty.
+    #[error("cannot reach the master at {address}: {reason}{hint}")]
+    Unreachable { address: String, reason: String, hint: String },
+    #[error("the master at {address} refused: {reason}{hint}")]
+    Refused { address: String, reason: String, hint: String },
     #[error("{reason}")]
     NotFound { reason: String },
     #[error("the master at {address} failed: {reason}")]
@@ -40,11 +45,13 @@ impl MasterError {
         let address = address.to_owned();
         let reason = status.message().to_owned();
         match status.code() {
-            Code::Unauthenticated | Code::PermissionDenied => MasterError::Refused { address, reason },
+            Code::Unauthenticated | Code::PermissionDenied => {
+                MasterError::Refused { address, reason, hint: " (check --master-token or SLOTH_MASTER_TOKEN)".into() }
+            }
             Code::NotFound => MasterError::NotFound { reason },
             Code::Unavailable | Code::DeadlineExceeded | Code::Unknown => {
                 let reason = if reason.is_empty() { format!("{:?}", status.code()) } else { reason };
-                MasterError::Unreachable { address, reason }
+                MasterError::Unreachable { address, reason, hint: String::new() }
             }
             _ => MasterError::Failed { address, reason },
         }
@@ -55,6 +62,8 @@ impl MasterError {
 #[derive(Debug, Clone)]
 pub struct MasterClient {
     address: String,
+    /// How this client talks TLS, for what to say when the master refuses it.
+    side: Side,
     grpc: RegistryClient<InterceptedService<Channel, SendToken>>,
 }
 
@@ -77,13 +86,19 @@ impl MasterClient {
             .timeout(timeout);
         if let Some(tls) = tls {
             let host = host_port.rsplit_once(':').map_or(host_port, |(host, _)| host).trim_matches(['[', ']']);
-            let unreachable = |reason: String| MasterError::Unreachable { address: address.to_owned(), reason };
+            let unreachable =
+                |reason: String| MasterError::Unreachable { address: address.to_owned(), reason, hint: String::new() };
             let config = tls.config(host).map_err(|e| unreachable(e.to_string()))?;
             endpoint = endpoint.tls_config(config).map_err(|e| unreachable(format!("TLS: {}", error_chain(&e))))?;
         }
         let interceptor = SendToken::new(token).map_err(MasterError::Address)?;
         let grpc = RegistryClient::with_interceptor(endpoint.connect_lazy(), interceptor);
-        Ok(Self { address: address.to_owned(), grpc })
+        let side = Side {
+            tls: tls.is_some(),
+            ca: tls.is_some_and(|tls| tls.ca.is_some()),
+            cert: tls.is_some_and(|tls| tls.cert.is_some()),
+        };
+        Ok(Self { address: address.to_owned(), side, grpc })
     }
 
     pub fn address(&self) -> &str {
@@ -91,12 +106,24 @@ impl MasterClient {
     }
 
     fn error(&self, status: &Status) -> MasterError {
-        // A connection that failed shows as UNAVAILABLE with the transport's error inside.
-        match std::error::Error::source(status) {
-            Some(source) if status.code() == Code::Unavailable || status.code() == Code::Unknown => {
-                MasterError::Unreachable { address: self.address.clone(), reason: error_chain(source) }
+        // A connection that failed shows as UNAVAILABLE (or CANCELLED, when it went away under
+        // the call) with the transport's error inside.
+        let source = std::error::Error::source(status);
+        let transport = || source.map_or_else(|| status.message().to_owned(), error_chain);
+        let address = self.address.clone();
+        match hint::explain(status, self.side) {
+            Some(explained) => {
+                let reason = explained.reason.map_or_else(transport, str::to_owned);
+                if explained.refused {
+                    MasterError::Refused { address, reason, hint: explained.hint }
+                } else {
+                    MasterError::Unreachable { address, reason, hint: explained.hint }
+                }
             }
-            _ => MasterError::of(&self.address, status),
+            None if source.is_some() && matches!(status.code(), Code::Unavailable | Code::Unknown) => {
+                MasterError::Unreachable { address, reason: transport(), hint: String::new() }
+            }
+            None => MasterError::of(&self.address, status),
         }
     }
 

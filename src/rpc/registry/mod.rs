@@ -3,6 +3,8 @@
 //! learns its agents again from their next heartbeats (answered NOT_FOUND, they register anew).
 
 pub mod client;
+mod hint;
+pub mod master_tls;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
