@@ -299,6 +299,7 @@ fn copy_hashing(
     super::buffer::with_buffer(|buf| {
         let mut hasher = blake3::Hasher::new();
         let mut size = 0u64;
+        let mut ends_in_hole = false;
         loop {
             // The buffer filled (but at the end): every chunk begins at a multiple of its
             // length, so a block of zeros is never split between two chunks.
@@ -320,17 +321,20 @@ fn copy_hashing(
                 return Err(CopyError::TooLarge);
             }
             hasher.update(&buf[..read]);
-            write_sparse(out, &buf[..read], offset).map_err(failed)?;
+            ends_in_hole = write_sparse(out, &buf[..read], offset).map_err(failed)?;
         }
         // A hole at the end: the size is the file's all the same.
-        out.set_len(size).map_err(failed)?;
+        if ends_in_hole {
+            out.set_len(size).map_err(failed)?;
+        }
         Ok((size, hasher.finalize()))
     })
 }
 
 /// Writes `bytes`, which belong at `offset` of `out` (where `out`'s position is), leaving
-/// whole aligned blocks of zeros as holes; what lies between them goes in one write.
-fn write_sparse(out: &mut std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+/// whole aligned blocks of zeros as holes; what lies between them goes in one write. Says
+/// whether they ended in a hole (the file's length is then still short of them).
+fn write_sparse(out: &mut std::fs::File, bytes: &[u8], offset: u64) -> std::io::Result<bool> {
     use std::io::{Seek, SeekFrom};
     let mut at = 0;
     // Written up to here; zeros skipped from there to `at`.
@@ -346,5 +350,6 @@ fn write_sparse(out: &mut std::fs::File, bytes: &[u8], offset: u64) -> std::io::
         }
         at = end;
     }
-    out.write_all(&bytes[written..])
+    out.write_all(&bytes[written..])?;
+    Ok(written == bytes.len() && !bytes.is_empty())
 }
