@@ -23,9 +23,10 @@ pub enum TaskEvent {
     },
     /// What the task's Lua code printed (`print`, one call, without its newline), in pieces
     /// of at most [`PRINT_PIECE`] bytes (`more`: another piece of the same call follows): the
-    /// master prints it as it is, so a function task says the same wherever it runs.
+    /// master prints it as it is, so a function task says the same wherever it runs (its
+    /// bytes: what Lua prints need not be UTF-8).
     Print {
-        text: String,
+        text: Vec<u8>,
         more: bool,
     },
 }

@@ -119,7 +119,6 @@ fn what_a_remote_function_task_writes_to_stdout_and_stderr_is_printed_as_it_is_h
 }
 
 #[test]
-#[ignore = "open: core.print_to_master sends text (to_string_lossy): bytes that are not UTF-8 arrive as U+FFFD"]
 fn bytes_a_remote_function_task_prints_that_are_not_utf8_arrive_unchanged() {
     let agent = Agent::start(&[]);
     let test = local_and_remote(&agent, "print('bin:\\255\\254:end');");

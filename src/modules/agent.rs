@@ -350,24 +350,28 @@ fn workspace_identity(physical: &std::path::Path) -> String {
 /// What a remote task's Lua code printed, printed here as it was (whatever this VM's `print`
 /// has become: the agent's already went through the pipeline's): on stdout, or — when stdout
 /// is kept for JSON (`--return`, `--output json`) — on stderr and as an `output` event.
-fn print_here(lua: &Lua, text: &str, more: bool) {
+fn print_here(lua: &Lua, text: &[u8], more: bool) {
     use crate::status_line::{Stream, write};
-    let line = if more { text.to_owned() } else { format!("{text}\n") };
+    let mut line = text.to_vec();
+    if !more {
+        line.push(b'\n');
+    }
     if lua.app_data_ref::<StdoutKept>().is_some() {
-        write(Stream::Stderr, line.as_bytes());
+        write(Stream::Stderr, &line);
+        let text = String::from_utf8_lossy(text);
         let task = super::task_context::current(lua).prefix;
         let mut fields = serde_json::Map::new();
         if let Some(task) = task {
             fields.insert("task".to_owned(), task.into());
         }
         fields.insert("stream".to_owned(), "print".into());
-        fields.insert("line".to_owned(), text.into());
+        fields.insert("line".to_owned(), text.as_ref().into());
         if more {
             fields.insert("more".to_owned(), true.into());
         }
         crate::json_events::emit("output", fields);
     } else {
-        write(Stream::Stdout, line.as_bytes());
+        write(Stream::Stdout, &line);
     }
 }
 
@@ -385,7 +389,7 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
         }
         TaskEvent::Print { text, .. } => {
             table.set("kind", "print")?;
-            table.set("text", text.as_str())?;
+            table.set("text", lua.create_string(text)?)?;
         }
         TaskEvent::Output { stream, line } => {
             table.set("kind", "output")?;

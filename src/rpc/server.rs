@@ -477,7 +477,11 @@ fn event_message(event: TaskEvent) -> ExecuteResponse {
             Event::Log(LogEvent { level: level.as_str().to_ascii_lowercase(), message, fields })
         }
         TaskEvent::Print { text, more } => {
-            Event::Output(OutputLine { stream: output_line::Stream::Print as i32, line: text, more })
+            let (line, raw) = match String::from_utf8(text) {
+                Ok(line) => (line, Vec::new()),
+                Err(not_text) => (String::new(), not_text.into_bytes()),
+            };
+            Event::Output(OutputLine { stream: output_line::Stream::Print as i32, line, more, raw })
         }
         TaskEvent::Output { stream, line } => Event::Output(OutputLine {
             stream: match stream {
@@ -486,6 +490,7 @@ fn event_message(event: TaskEvent) -> ExecuteResponse {
             },
             line,
             more: false,
+            raw: Vec::new(),
         }),
     };
     ExecuteResponse { event: Some(event) }

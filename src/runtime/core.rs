@@ -128,15 +128,17 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
         "print_to_master",
         lua.create_function(|lua, text: mlua::LuaString| {
             let Some(sink) = lua.app_data_ref::<crate::events::EventSink>() else { return Ok(false) };
-            let text = text.to_string_lossy();
-            let mut rest = text.as_str();
+            // Bytes as they are (a `print` here writes them so); text is cut between characters.
+            let text = text.as_bytes();
+            let utf8 = std::str::from_utf8(&text).is_ok();
+            let mut rest: &[u8] = &text;
             loop {
                 let mut cut = rest.len().min(crate::events::PRINT_PIECE);
-                while !rest.is_char_boundary(cut) {
+                while utf8 && cut < rest.len() && (rest[cut] & 0xC0) == 0x80 {
                     cut -= 1;
                 }
                 let (piece, after) = rest.split_at(cut);
-                sink.send(crate::events::TaskEvent::Print { text: piece.to_owned(), more: !after.is_empty() });
+                sink.send(crate::events::TaskEvent::Print { text: piece.to_vec(), more: !after.is_empty() });
                 if after.is_empty() {
                     break;
                 }

@@ -15,7 +15,8 @@ pub(super) fn task_event(event: Event) -> Result<TaskEvent, Event> {
             fields: log.fields,
         }),
         Event::Output(line) if line.stream == output_line::Stream::Print as i32 => {
-            Ok(TaskEvent::Print { text: line.line, more: line.more })
+            let text = if line.raw.is_empty() { line.line.into_bytes() } else { line.raw };
+            Ok(TaskEvent::Print { text, more: line.more })
         }
         Event::Output(line) => Ok(TaskEvent::Output {
             stream: if line.stream == output_line::Stream::Stderr as i32 {
