@@ -28,6 +28,8 @@ pub enum TaskEvent {
     Print {
         text: Vec<u8>,
         more: bool,
+        /// Written to the standard error, as it is (`more` then always: no newline is added).
+        stderr: bool,
     },
 }
 

@@ -95,7 +95,6 @@ fn local_and_remote(agent: &Agent, body: &str) -> Test {
 }
 
 #[test]
-#[ignore = "open: on an agent only `print` is forwarded; io.write, io.stdout/io.stderr and os.execute's children write on the agent's own stdout and stderr"]
 fn what_a_remote_function_task_writes_to_stdout_and_stderr_is_printed_as_it_is_here() {
     let agent = Agent::start(&[]);
     let test = local_and_remote(

@@ -259,7 +259,7 @@ async fn execute(
                     console_events::output(*stream, prefix.as_deref(), line, of.as_deref());
                 }
                 // As the master's own `print` (which `--return` sends to stderr).
-                TaskEvent::Print { text, more } => print_here(&lua, text, *more),
+                TaskEvent::Print { text, more, stderr } => print_here(&lua, text, *more, *stderr),
             }
             if let Some(callback) = &on_event
                 && callback_error.is_none()
@@ -350,11 +350,16 @@ fn workspace_identity(physical: &std::path::Path) -> String {
 /// What a remote task's Lua code printed, printed here as it was (whatever this VM's `print`
 /// has become: the agent's already went through the pipeline's): on stdout, or — when stdout
 /// is kept for JSON (`--return`, `--output json`) — on stderr and as an `output` event.
-fn print_here(lua: &Lua, text: &[u8], more: bool) {
+fn print_here(lua: &Lua, text: &[u8], more: bool, stderr: bool) {
     use crate::status_line::{Stream, write};
     let mut line = text.to_vec();
     if !more {
         line.push(b'\n');
+    }
+    // What the task wrote to its standard error goes to this one, as it is.
+    if stderr {
+        write(Stream::Stderr, &line);
+        return;
     }
     if lua.app_data_ref::<StdoutKept>().is_some() {
         write(Stream::Stderr, &line);
@@ -387,9 +392,12 @@ fn event_table(lua: &Lua, event: &TaskEvent) -> LuaResult<Table> {
             table.set("message", message.as_str())?;
             table.set("fields", fields.as_str())?;
         }
-        TaskEvent::Print { text, .. } => {
+        TaskEvent::Print { text, stderr, .. } => {
             table.set("kind", "print")?;
             table.set("text", lua.create_string(text)?)?;
+            if *stderr {
+                table.set("stderr", true)?;
+            }
         }
         TaskEvent::Output { stream, line } => {
             table.set("kind", "output")?;

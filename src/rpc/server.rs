@@ -476,12 +476,13 @@ fn event_message(event: TaskEvent) -> ExecuteResponse {
         TaskEvent::Log { level, message, fields } => {
             Event::Log(LogEvent { level: level.as_str().to_ascii_lowercase(), message, fields })
         }
-        TaskEvent::Print { text, more } => {
+        TaskEvent::Print { text, more, stderr } => {
             let (line, raw) = match String::from_utf8(text) {
                 Ok(line) => (line, Vec::new()),
                 Err(not_text) => (String::new(), not_text.into_bytes()),
             };
-            Event::Output(OutputLine { stream: output_line::Stream::Print as i32, line, more, raw })
+            let stream = if stderr { output_line::Stream::WriteStderr } else { output_line::Stream::Print };
+            Event::Output(OutputLine { stream: stream as i32, line, more, raw })
         }
         TaskEvent::Output { stream, line } => Event::Output(OutputLine {
             stream: match stream {

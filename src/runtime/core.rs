@@ -122,12 +122,21 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
             Ok(())
         })?,
     )?;
-    // `core.print_to_master(text)`: on an agent, sends what a task printed to the master;
-    // false where there is no master to send it to.
+    // `core.print_to_master(text, written)`: on an agent, sends what a task printed to the
+    // master (`written`: "stdout" or "stderr", what it wrote there as it is, no newline
+    // added); false where there is no master to send it to.
     core.set(
         "print_to_master",
-        lua.create_function(|lua, text: mlua::LuaString| {
+        lua.create_function(|lua, (text, written): (mlua::LuaString, Option<String>)| {
             let Some(sink) = lua.app_data_ref::<crate::events::EventSink>() else { return Ok(false) };
+            let (raw, stderr) = match written.as_deref() {
+                None => (false, false),
+                Some("stdout") => (true, false),
+                Some("stderr") => (true, true),
+                Some(other) => {
+                    return Err(mlua::Error::runtime(format!("print_to_master: no stream '{other}'")));
+                }
+            };
             // Bytes as they are (a `print` here writes them so); text is cut between characters.
             let text = text.as_bytes();
             let utf8 = std::str::from_utf8(&text).is_ok();
@@ -138,7 +147,8 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
                     cut -= 1;
                 }
                 let (piece, after) = rest.split_at(cut);
-                sink.send(crate::events::TaskEvent::Print { text: piece.to_vec(), more: !after.is_empty() });
+                let more = raw || !after.is_empty();
+                sink.send(crate::events::TaskEvent::Print { text: piece.to_vec(), more, stderr });
                 if after.is_empty() {
                     break;
                 }

@@ -29,6 +29,75 @@ print = function(...)
   end
 end
 
+-- So does what it writes to the standard streams (`io.write`, `io.stdout:write`,
+-- `io.stderr:write`), as it is: the agent's own streams are its log, shared by every task.
+local io_write, io_output, io_stdout, io_stderr = io.write, io.output, io.stdout, io.stderr
+local file_methods = getmetatable(io_stdout).__index
+local file_write = file_methods.write
+local math_type, string_format, value_type = math.type, string.format, type
+--- Sends `...` (what `file:write` takes) to the master's `stream`; false (nothing sent) when
+--- not forwarding or an argument is not a string or number (the real `write` says so).
+local function written(stream, ...)
+  if not forwarding then
+    return false
+  end
+  local parts = pack(...)
+  for i = 1, parts.n do
+    local value = parts[i]
+    local kind = math_type(value)
+    if kind == "integer" then
+      parts[i] = string_format("%d", value)
+    elseif kind == "float" then
+      parts[i] = string_format("%.14g", value)
+    elseif value_type(value) ~= "string" then
+      return false
+    end
+  end
+  return core.print_to_master(concat(parts, "", 1, parts.n), stream)
+end
+io.write = function(...)
+  local out = io_output()
+  if out == io_stdout and written("stdout", ...) then
+    return out
+  end
+  return io_write(...)
+end
+file_methods.write = function(file, ...)
+  if (file == io_stdout and written("stdout", ...)) or (file == io_stderr and written("stderr", ...)) then
+    return file
+  end
+  return file_write(file, ...)
+end
+
+-- And what a command it starts with `os.execute` writes, which would go to the agent's own
+-- streams: kept in temporary files while it runs, then sent as it is (each stream whole, once
+-- the command is over).
+local os_execute, io_open, os_remove, os_tmpname = os.execute, io.open, os.remove, os.tmpname
+local function quoted(path)
+  return "'" .. path:gsub("'", "'\\''") .. "'"
+end
+local function send_file(path, stream)
+  local file = io_open(path, "rb")
+  if file then
+    local bytes = file:read("a")
+    file:close()
+    if bytes and #bytes > 0 then
+      core.print_to_master(bytes, stream)
+    end
+  end
+  os_remove(path)
+end
+os.execute = function(command)
+  if not (forwarding and value_type(command) == "string") then
+    return os_execute(command)
+  end
+  local out, err = os_tmpname(), os_tmpname()
+  local results = pack(os_execute("{ " .. command .. "\n} >" .. quoted(out) .. " 2>" .. quoted(err)))
+  send_file(out, "stdout")
+  send_file(err, "stderr")
+  return table.unpack(results, 1, results.n)
+end
+
 -- The pipeline this VM read, by key (master, run, sources, values), as read: every task
 -- normalized once. The agent gives this VM another task of that key only if nothing of the
 -- pipeline ran here since it was read (the last task was a shell command without hooks) and

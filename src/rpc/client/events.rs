@@ -14,9 +14,13 @@ pub(super) fn task_event(event: Event) -> Result<TaskEvent, Event> {
             message: log.message,
             fields: log.fields,
         }),
-        Event::Output(line) if line.stream == output_line::Stream::Print as i32 => {
+        Event::Output(line)
+            if line.stream == output_line::Stream::Print as i32
+                || line.stream == output_line::Stream::WriteStderr as i32 =>
+        {
+            let stderr = line.stream == output_line::Stream::WriteStderr as i32;
             let text = if line.raw.is_empty() { line.line.into_bytes() } else { line.raw };
-            Ok(TaskEvent::Print { text, more: line.more })
+            Ok(TaskEvent::Print { text, more: line.more || stderr, stderr })
         }
         Event::Output(line) => Ok(TaskEvent::Output {
             stream: if line.stream == output_line::Stream::Stderr as i32 {
