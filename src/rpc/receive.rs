@@ -148,30 +148,41 @@ pub(super) async fn receive_incremental(
     if !leased {
         make_dir(dir).await?;
     }
-    let build = blocking(move || match plan {
-        Some(plan) => {
-            if sent > 0 {
-                store(&store_cache, &stored, &limits)?;
+    let warm_tree = leased;
+    let tree = ready.clone();
+    let pins = (pin, pin_amended);
+    // Built, and completed at once unless a cached content failed verification (then it is
+    // asked for again, and the build completed after).
+    let built = blocking(move || {
+        let (build, kept) = match plan {
+            Some(plan) => {
+                if sent > 0 {
+                    store(&store_cache, &stored, &limits)?;
+                }
+                let kept = plan.kept_files();
+                (plan.execute(&root, &target, &store_cache, &limits)?, kept)
             }
-            let kept = plan.kept_files();
-            let build = plan.execute(&root, &target, &store_cache, &limits)?;
-            Ok((build, kept))
+            None => {
+                // A new tree from the pool is there already, empty.
+                if !leased {
+                    std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
+                }
+                let mut build = store_cache.build(&target, &root, &limits)?;
+                if sent > 0 {
+                    let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
+                    store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
+                }
+                (build, 0)
+            }
+        };
+        if build.missing().is_empty() {
+            let built = complete(build, &store_cache, pins, (warm_tree, &root))?;
+            return Ok((Built::Done(built), kept));
         }
-        None => {
-            // A new tree from the pool is there already, empty.
-            if !leased {
-                std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-            }
-            let mut build = store_cache.build(&target, &root, &limits)?;
-            if sent > 0 {
-                let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
-                store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
-            }
-            Ok((build, 0))
-        }
+        Ok((Built::Lacking(build, pins), kept))
     })
     .await?;
-    let (mut build, kept) = build;
+    let (built, kept) = built;
     // What came for a new tree went straight into it: the cache gets it now, beside the task.
     let fill = (sent > 0 && warm_plan_absent).then(|| {
         let (cache, blobs) = (identity.cache.clone(), blobs.clone());
@@ -185,42 +196,60 @@ pub(super) async fn receive_incremental(
             }
         }))
     });
-    let again = build.missing();
-    if !again.is_empty() {
-        tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
-        ask_for(&again, tx).await?;
-        let again_received = receive_workspace(inbound, dir, BLOBS_AGAIN).await?;
-        if !again_received.amended.is_empty() {
-            return Err(Status::invalid_argument("amendments are only sent with the first contents"));
+    let built = match built {
+        Built::Done(built) => built,
+        Built::Lacking(mut build, pins) => {
+            let again = build.missing();
+            tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
+            ask_for(&again, tx).await?;
+            let again_received = receive_workspace(inbound, dir, BLOBS_AGAIN).await?;
+            if !again_received.amended.is_empty() {
+                return Err(Status::invalid_argument("amendments are only sent with the first contents"));
+            }
+            warm.traffic.contents_requested.fetch_add(again.len() as u64, Ordering::Relaxed);
+            warm.traffic.bytes_received.fetch_add(again_received.bytes, Ordering::Relaxed);
+            if again_received.bytes == 0 {
+                return Err(Status::invalid_argument("the contents asked for again were not sent"));
+            }
+            let blobs_again = dir.path().join(BLOBS_AGAIN);
+            blocking(move || {
+                store(&cache, &blobs_again, &limits)?;
+                build.retry(&cache)?;
+                complete(build, &cache, pins, (warm_tree, &tree))
+            })
+            .await?
         }
-        warm.traffic.contents_requested.fetch_add(again.len() as u64, Ordering::Relaxed);
-        warm.traffic.bytes_received.fetch_add(again_received.bytes, Ordering::Relaxed);
-        if again_received.bytes == 0 {
-            return Err(Status::invalid_argument("the contents asked for again were not sent"));
-        }
-    }
-    let warm_tree = warm.lease.is_some();
-    let tree = ready.clone();
-    let blobs_again = dir.path().join(BLOBS_AGAIN);
-    let built = blocking(move || {
-        if !again.is_empty() {
-            store(&cache, &blobs_again, &limits)?;
-            build.retry(&cache)?;
-        }
-        let built = build.finish()?;
-        drop(pin);
-        drop(pin_amended);
-        let removed = cache.trim()?;
-        if removed > 0 {
-            tracing::debug!(removed, "cache trimmed");
-        }
-        // A kept tree's identities now: the scan after the task reads only what changed.
-        if warm_tree { crate::workspace::warm::stamped(&tree, built) } else { Ok(built) }
-    })
-    .await?;
+    };
     let written = (built.file_count() as u64).saturating_sub(kept as u64);
     warm.traffic.files_written.fetch_add(written, Ordering::Relaxed);
     Ok((RemoteWorkspace { root: ready, built: Arc::new(built), ignore }, fill))
+}
+
+/// A tree built: complete, or lacking contents a cached copy of which failed verification
+/// (the pins keep the rest from trimming until it is complete).
+enum Built {
+    Done(crate::workspace::manifest::Manifest),
+    Lacking(crate::workspace::Build, Pins),
+}
+
+type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
+
+/// Completes a tree whose every content is written: what was built (for a kept tree, with its
+/// entries' identities, so that the scan after the task reads only what changed); the cache
+/// trimmed once nothing of it is needed any more.
+fn complete(
+    build: crate::workspace::Build,
+    cache: &BlobCache,
+    pins: Pins,
+    (warm_tree, tree): (bool, &std::path::Path),
+) -> Result<crate::workspace::manifest::Manifest, WorkspaceError> {
+    let built = build.finish()?;
+    drop(pins);
+    let removed = cache.trim()?;
+    if removed > 0 {
+        tracing::debug!(removed, "cache trimmed");
+    }
+    if warm_tree { crate::workspace::warm::stamped(tree, built) } else { Ok(built) }
 }
 
 /// The cache being filled with what came for a new tree, beside its task and after it (a task

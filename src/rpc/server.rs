@@ -283,6 +283,9 @@ impl Agent for AgentService {
             // touched is written anew for the next one.
             let trees = identity.trees.clone();
             let cache = identity.cache.clone();
+            // The task's directory holds what came for a new tree, on its way into the cache:
+            // it goes once that is over.
+            let dir_waits = fill.is_some();
             let dir = tokio::task::spawn_blocking(move || {
                 // What the task made comes back up with the next task's manifest once the
                 // master has applied it: kept now, it need not travel (before the tree goes
@@ -303,14 +306,13 @@ impl Agent for AgentService {
                         _ => trees.discard(&lease),
                     }
                 }
-                dir
+                if dir_waits { Some(dir) } else { None }
             })
             .await;
-            // The task's directory holds what came for a new tree, on its way into the cache.
             if let Some(fill) = fill {
                 fill.done().await;
             }
-            if let Ok(dir) = dir {
+            if let Ok(Some(dir)) = dir {
                 let _ = tokio::task::spawn_blocking(move || drop(dir)).await;
             }
         });
