@@ -179,7 +179,7 @@ pub(super) async fn receive_incremental(
             let built = complete(build, &store_cache, pins, (warm_tree, &root))?;
             return Ok((Built::Done(built), kept));
         }
-        Ok((Built::Lacking(build, pins), kept))
+        Ok((Built::Lacking(Box::new((build, pins))), kept))
     })
     .await?;
     let (built, kept) = built;
@@ -198,7 +198,8 @@ pub(super) async fn receive_incremental(
     });
     let built = match built {
         Built::Done(built) => built,
-        Built::Lacking(mut build, pins) => {
+        Built::Lacking(lacking) => {
+            let (mut build, pins) = *lacking;
             let again = build.missing();
             tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
             ask_for(&again, tx).await?;
@@ -229,7 +230,8 @@ pub(super) async fn receive_incremental(
 /// (the pins keep the rest from trimming until it is complete).
 enum Built {
     Done(crate::workspace::manifest::Manifest),
-    Lacking(crate::workspace::Build, Pins),
+    /// (Boxed: the rare case.)
+    Lacking(Box<(crate::workspace::Build, Pins)>),
 }
 
 type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
