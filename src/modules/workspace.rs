@@ -44,6 +44,23 @@ async fn blocking<T: Send + 'static>(
     Ok(done.map_err(|error| ErrorValue::of_workspace(call_name(function), &error)))
 }
 
+/// [`blocking`], or here at once when the work is `small` (a handful of entries): a trip to a
+/// blocking thread costs more than such work, for every task.
+async fn blocking_unless_small<T: Send + 'static>(
+    function: &'static str,
+    small: bool,
+    work: impl FnOnce() -> Result<T, WorkspaceError> + Send + 'static,
+) -> Answer<T> {
+    if small {
+        return Ok(work().map_err(|error| ErrorValue::of_workspace(call_name(function), &error)));
+    }
+    blocking(function, work).await
+}
+
+/// A base this small makes a scan of what a task changed small work (unless the task made
+/// many files: then it is done here all the same, once).
+const SMALL_BASE: usize = 64;
+
 /// Builds the Lua value from what the work returned, or passes its error value on.
 fn answer<T, U>(done: Result<T, ErrorValue>, make: impl FnOnce(T) -> LuaResult<U>) -> Answer<U> {
     match done {
@@ -236,7 +253,8 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
         (None, Some(dir)) => Some(dir),
         (None, None) => Some(scratch_dir(&lua)?),
     };
-    let archive = blocking("changes", move || {
+    let small = base.entries.len() <= SMALL_BASE;
+    let archive = blocking_unless_small("changes", small, move || {
         let filter = match (rules, base_rules) {
             (Some(rules), _) => rules,
             (None, Some(rules)) if exclude.is_empty() => rules,

@@ -56,8 +56,13 @@ pub(super) async fn receive_incremental(
 ) -> Result<(RemoteWorkspace, Option<CacheFill>), Status> {
     // The tree first: a manifest sent by outline takes what it can from what that tree held.
     if let (Some(key), Some(trees)) = (warm.key, &identity.trees) {
-        let (trees, key) = (Arc::clone(trees), key.to_owned());
-        *warm.lease = Some(blocking(move || trees.lease(&key)).await?);
+        *warm.lease = match trees.lease_idle(key) {
+            Some(lease) => Some(lease),
+            None => {
+                let (trees, key) = (Arc::clone(trees), key.to_owned());
+                Some(blocking(move || trees.lease(&key)).await?)
+            }
+        };
     }
     let (root, state) = match warm.lease.as_ref() {
         Some(lease) => (lease.root.clone(), lease.state.clone()),

@@ -75,25 +75,31 @@ impl TreePool {
         })
     }
 
+    /// The most recently used idle tree of `key`, if one is idle now: no waiting, no file
+    /// work (what the next task of a chain finds, without a trip to a blocking thread).
+    pub fn lease_idle(&self, key: &str) -> Option<Lease> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = idle.iter().rposition(|tree| tree.key == key)?;
+        let tree = idle.remove(at);
+        drop(idle);
+        self.reused.fetch_add(1, Ordering::Relaxed);
+        Some(Lease {
+            root: tree.root,
+            state: Some(tree.state),
+            key: tree.key,
+            expected: false,
+            bytes: tree.bytes,
+            mark: PidMark::now(),
+        })
+    }
+
     /// The most recently used idle tree of `key` (waiting a little for one on its way back),
     /// or a new empty one.
     pub fn lease(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let deadline = std::time::Instant::now() + WAIT_FOR_RETURN;
         loop {
-            {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(at) = idle.iter().rposition(|tree| tree.key == key) {
-                    let tree = idle.remove(at);
-                    self.reused.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Lease {
-                        root: tree.root,
-                        state: Some(tree.state),
-                        key: tree.key,
-                        expected: false,
-                        bytes: tree.bytes,
-                        mark: PidMark::now(),
-                    });
-                }
+            if let Some(lease) = self.lease_idle(key) {
+                return Ok(lease);
             }
             let returning = self.returning.lock().unwrap_or_else(PoisonError::into_inner);
             let now = std::time::Instant::now();
