@@ -34,6 +34,7 @@ mod new_command;
 mod outline;
 mod outline_attacks;
 mod readme;
+mod red_team_fill;
 mod red_team_rt;
 mod remote;
 mod remote_errors;

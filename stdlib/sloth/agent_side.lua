@@ -92,7 +92,9 @@ os.execute = function(command)
     return os_execute(command)
   end
   local out, err = os_tmpname(), os_tmpname()
-  local results = pack(os_execute("{ " .. command .. "\n} >" .. quoted(out) .. " 2>" .. quoted(err)))
+  -- (The command as `sh -c` runs it here, only its streams redirected: a command ending in a
+  -- backslash, or whose shell names its lines in an error, behaves as it does here.)
+  local results = pack(os_execute("exec >" .. quoted(out) .. " 2>" .. quoted(err) .. " sh -c " .. quoted(command)))
   send_file(out, "stdout")
   send_file(err, "stderr")
   return table.unpack(results, 1, results.n)
