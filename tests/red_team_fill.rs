@@ -413,7 +413,6 @@ impl Drop for SmallDisk {
 }
 
 #[test]
-#[ignore = "open: a content several files share is stored into the cache before it is written (BlobCache::fill), so a full cache fails the task, as a corrupt archive (INVALID_ARGUMENT: store_one calls the cache's write error corrupt)"]
 fn a_full_cache_never_fails_a_task_whose_tree_has_room() {
     let Some(disk) = SmallDisk::mount("64k") else {
         eprintln!("skipped: cannot mount a tmpfs here");

@@ -279,8 +279,23 @@ impl BlobCache {
     ) -> Result<u64, WorkspaceError> {
         let temp = self.files.temp().map_err(WorkspaceError::io(&self.dir))?;
         let mut writer = HashingWriter { inner: &temp.file, hasher: blake3::Hasher::new() };
-        let copied = std::io::copy(&mut entry.take(remaining + 1), &mut writer)
-            .map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+        // What failed tells whose trouble it is: reading, the archive's; writing, the cache's
+        // (its disk full, say).
+        let copied = super::buffer::with_buffer(|buf| -> Result<u64, WorkspaceError> {
+            let mut source = entry.take(remaining + 1);
+            let mut copied = 0u64;
+            loop {
+                let read = match source.read(buf) {
+                    Ok(0) => return Ok(copied),
+                    Ok(read) => read,
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(error) => return Err(WorkspaceError::Corrupt(format!("{name}: {error}"))),
+                };
+                std::io::Write::write_all(&mut writer, &buf[..read])
+                    .map_err(|source| WorkspaceError::Io { path: self.dir.clone(), source })?;
+                copied += read as u64;
+            }
+        })?;
         if copied > remaining {
             return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name.to_owned() });
         }

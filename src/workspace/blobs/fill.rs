@@ -47,8 +47,8 @@ impl BlobCache {
     /// Writes the files `build` still lacks whose contents `reader` (a blob archive, as
     /// [`BlobCache::store`] takes it) holds, each checked against its name as it is written
     /// (a file whose content does not match is removed, and the build fails naming the blob).
-    /// A content several files share is stored into the cache and copied from there; hard
-    /// links to files written now follow them. The same limits as `store` hold over the whole
+    /// A content several files share is read into memory once (a large one: stored into the
+    /// cache and copied from there); hard links to files written now follow them. The same limits as `store` hold over the whole
     /// archive. Returns how many contents the archive held.
     pub fn fill(&self, build: &mut Build, reader: impl Read, limits: &Limits) -> Result<u64, WorkspaceError> {
         let mut wanted: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
@@ -73,6 +73,12 @@ impl BlobCache {
                 &[at] => {
                     bytes += write_one(build, at, &mut entry, (&name, &expected), remaining, limits)?;
                     written[at] = true;
+                }
+                several if entry.header().size().is_ok_and(|size| size <= SHARED_IN_MEMORY) => {
+                    bytes += write_shared(build, several, &mut entry, (&name, &expected), remaining, limits)?;
+                    for &at in several {
+                        written[at] = true;
+                    }
                 }
                 several => {
                     bytes += self.store_one(&mut entry, (&name, &expected), remaining, limits)?;
@@ -100,6 +106,38 @@ impl BlobCache {
         }
         Ok(contents)
     }
+}
+
+/// A content several files share, up to this size, is held in memory while they are written
+/// (a larger one goes through the cache): a full cache does not fail a tree that has room.
+const SHARED_IN_MEMORY: u64 = 16 << 20;
+
+/// Writes pending files `all` of `build`, which share one content, from an archive's blob read
+/// into memory and verified against `expected`; returns the blob's size.
+fn write_shared(
+    build: &mut Build,
+    all: &[usize],
+    blob: &mut impl Read,
+    (name, expected): (&str, &blake3::Hash),
+    remaining: u64,
+    limits: &Limits,
+) -> Result<u64, WorkspaceError> {
+    let mut bytes = Vec::new();
+    blob.take(remaining + 1).read_to_end(&mut bytes).map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+    let size = bytes.len() as u64;
+    if size > remaining {
+        return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name.to_owned() });
+    }
+    if blake3::hash(&bytes) != *expected {
+        return Err(WorkspaceError::UnsafeEntry {
+            entry: name.to_owned(),
+            reason: "its content does not match its hash".to_owned(),
+        });
+    }
+    for &at in all {
+        write_one(build, at, &mut &bytes[..], (name, expected), remaining, limits)?;
+    }
+    Ok(size)
 }
 
 /// Writes pending file `at` of `build` from an archive's blob, verified against `expected`;
