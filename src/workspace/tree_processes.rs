@@ -8,7 +8,9 @@
 //! after the last id handed out when the tree was lent, up to the last one handed out now
 //! (`/proc/loadavg` says which), wrapping around at `pid_max`. Only those are looked at — unless
 //! the lease lasted long enough for the ids to go all the way round, which no count of ids can
-//! tell: then every process is.
+//! tell: then every process is. Either way a process that started before the lease (its start
+//! time, a small read) is passed over before what it holds (its descriptors and mappings, many
+//! reads) is looked at, and so is a thread of another process.
 //!
 //! A process started elsewhere that moves into a tree later is not looked for: the trees'
 //! directory is private (0700), so only the agent's own user could, and that user can write into
@@ -24,17 +26,19 @@ const IDS_PER_SECOND_AT_MOST: u64 = 1_000_000;
 /// Ranges of ids up to this long are looked up id by id; longer ones by listing `/proc`.
 const LOOKED_UP_ONE_BY_ONE: u64 = 2048;
 
-/// The ids handed out before a tree was lent.
+/// The ids handed out before a tree was lent, and when it was lent (in clock ticks since the
+/// host started, as `/proc/PID/stat` says when a process started).
 #[derive(Debug, Clone, Copy)]
 pub struct PidMark {
     last: u32,
     at: Instant,
+    ticks: Option<u64>,
 }
 
 impl PidMark {
     /// Now; None where `/proc` does not say (every process is looked at then).
     pub fn now() -> Option<Self> {
-        Some(Self { last: last_pid()?, at: Instant::now() })
+        Some(Self { last: last_pid()?, at: Instant::now(), ticks: uptime_ticks() })
     }
 }
 
@@ -75,7 +79,13 @@ impl Since {
 /// process of the host without a mark), if there is one.
 pub fn process_inside(root: &Path, since: Option<PidMark>) -> Option<u32> {
     let physical = std::fs::canonicalize(root).ok()?;
-    let inside = |pid: u32| holds_something_in(pid, &physical);
+    // A process that started before the lease is none the task left (looking at that costs a
+    // small read; what it holds, many).
+    let started_after = since.and_then(|mark| mark.ticks);
+    let inside = |pid: u32| {
+        started_after.is_none_or(|ticks| start_ticks(pid).is_some_and(|started| started >= ticks))
+            && holds_something_in(pid, &physical)
+    };
     let since = match (since, last_pid(), pid_max()) {
         (Some(mark), Some(last_now), Some(pid_max)) => Since::between(mark, last_now, pid_max, mark.at.elapsed()),
         _ => Since::Any,
@@ -109,6 +119,11 @@ fn holds_something_in(pid: u32, physical: &Path) -> bool {
     if there(&proc.join("cwd")) || there(&proc.join("root")) {
         return true;
     }
+    // A thread of another process shares that process's descriptors and mappings: they are
+    // looked at with the process, if it is one the task left.
+    if thread_of_another(pid) {
+        return false;
+    }
     if let Ok(fds) = std::fs::read_dir(proc.join("fd"))
         && fds.flatten().any(|fd| there(&fd.path()))
     {
@@ -125,6 +140,38 @@ fn holds_something_in(pid: u32, physical: &Path) -> bool {
             path.starts_with(physical) && matches!(path.get(physical.len()), None | Some(b'/' | b' '))
         })
     })
+}
+
+/// Whether id `pid` is a thread of a process with another id (`Tgid` in its status).
+fn thread_of_another(pid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let tgid = status.lines().find_map(|line| line.strip_prefix("Tgid:")).and_then(|id| id.trim().parse::<u32>().ok());
+    tgid.is_some_and(|tgid| tgid != pid)
+}
+
+/// When process `pid` started, in clock ticks since the host did (`/proc/PID/stat`'s 22nd
+/// field, counted after the command name, which may hold spaces and parentheses).
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = stat.iter().rposition(|&byte| byte == b')')?;
+    let fields = std::str::from_utf8(&stat[after_name + 1..]).ok()?;
+    // Field 3 (the state) is the first after the name: the start time is 19 further on.
+    fields.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Now, in clock ticks since the host started (`/proc/uptime`, to a hundredth of a second),
+/// less two ticks: a process that started as the lease did is counted as after it.
+fn uptime_ticks() -> Option<u64> {
+    static TICKS_PER_SECOND: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let per_second = (*TICKS_PER_SECOND.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .and_then(|ticks| u64::try_from(ticks).ok())
+    }))?;
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let seconds: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+    Some(((seconds * per_second as f64) as u64).saturating_sub(2))
 }
 
 /// The last process id handed out in this process's pid namespace (`/proc/loadavg`'s fifth
@@ -145,7 +192,7 @@ mod tests {
     use super::*;
 
     fn mark(last: u32) -> PidMark {
-        PidMark { last, at: Instant::now() }
+        PidMark { last, at: Instant::now(), ticks: None }
     }
 
     #[test]
@@ -204,5 +251,23 @@ mod tests {
             let _ = child.wait();
         }
         assert_eq!(process_inside(tree.path(), Some(mark)), None, "gone");
+    }
+
+    #[test]
+    fn a_process_older_than_the_lease_is_not_counted_as_one_the_task_left() {
+        let tree = tempfile::tempdir().expect("tree");
+        let mut old = std::process::Command::new("sleep").arg("30").current_dir(tree.path()).spawn().expect("sleep");
+        let started = start_ticks(old.id()).expect("its start time");
+        // The clock moves on in ticks (a hundredth of a second, most often).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while uptime_ticks().expect("uptime") <= started && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Every id looked at (a range too long for one by one), the start time deciding.
+        let mark = PidMark { last: 1, at: Instant::now(), ticks: uptime_ticks() };
+        assert_eq!(process_inside(tree.path(), Some(mark)), None, "it started before the lease");
+        assert_eq!(process_inside(tree.path(), None), Some(old.id()), "without a mark it counts");
+        let _ = old.kill();
+        let _ = old.wait();
     }
 }
