@@ -15,6 +15,7 @@ use sloth_runner::rpc::proto::file_entry::Kind as WireKind;
 use sloth_runner::rpc::proto::{ExecuteRequest, FileEntry, ManifestChunk, ManifestEnd, WorkspaceEnd};
 use sloth_runner::rpc::task_spec::TaskSpec;
 
+use crate::red_team_rt::local_and_remote;
 use crate::support::Test;
 use crate::support::agent::Agent;
 use crate::warm::{set_task, workspace};
@@ -561,19 +562,6 @@ fn a_server_started_by_an_earlier_task_holding_a_file_of_the_tree_keeps_it_from_
 
 // ---------------------------------------------------------------------------------------------
 // What a remote function task writes, here and there.
-
-/// `body` as a function task, once here (`local.lua`) and once on `agent` (`remote.lua`).
-fn local_and_remote(agent: &Agent, body: &str) -> Test {
-    let pipeline = |on_agent: bool| {
-        format!(
-            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
-             {{ name = \"t\", {}command = function() {body} return true end }},\n}} }} }}\n",
-            agent.address,
-            if on_agent { "agent = \"box\", " } else { "" }
-        )
-    };
-    Test::new().write("ws/a.txt", "a\n").write("local.lua", &pipeline(false)).write("remote.lua", &pipeline(true))
-}
 
 /// Runs `pipeline` in `test`: its exit code, raw stdout, and the lines of its stderr that are
 /// the task's own (sloth-runner's status lines and timings left out).

@@ -82,7 +82,7 @@ fn raw_run(test: &Test, pipeline: &str) -> (Vec<u8>, String) {
 }
 
 /// `body` as a function task, once here (`local.lua`) and once on `agent` (`remote.lua`).
-fn local_and_remote(agent: &Agent, body: &str) -> Test {
+pub(crate) fn local_and_remote(agent: &Agent, body: &str) -> Test {
     let pipeline = |on_agent: bool| {
         format!(
             "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \

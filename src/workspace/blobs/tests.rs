@@ -34,12 +34,7 @@ fn a_task_made_content_is_adopted_only_as_scanned_and_only_if_new() {
 
 #[test]
 fn a_workspace_round_trips_through_blobs_and_the_cache_dedups() {
-    let source = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(source.path().join("d")).expect("mkdir");
-    std::fs::write(source.path().join("d/a.txt"), "same").expect("write");
-    std::fs::write(source.path().join("b.txt"), "same").expect("write");
-    std::fs::write(source.path().join("c.sh"), "other").expect("write");
-    std::fs::set_permissions(source.path().join("c.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let source = two_contents_three_files();
     std::os::unix::fs::symlink("d/a.txt", source.path().join("link")).expect("symlink");
     let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
 
@@ -196,12 +191,7 @@ fn a_blob_that_does_not_match_its_name_is_refused() {
 
 #[test]
 fn a_new_tree_is_written_straight_from_the_archive_and_the_cache_gets_it_from_the_same_archive_after() {
-    let source = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir(source.path().join("d")).expect("mkdir");
-    std::fs::write(source.path().join("d/a.txt"), "same").expect("write");
-    std::fs::write(source.path().join("b.txt"), "same").expect("write");
-    std::fs::write(source.path().join("c.sh"), "other").expect("write");
-    std::fs::set_permissions(source.path().join("c.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let source = two_contents_three_files();
     std::fs::hard_link(source.path().join("c.sh"), source.path().join("h.sh")).expect("hard link");
     std::os::unix::fs::symlink("d/a.txt", source.path().join("link")).expect("symlink");
     let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
@@ -263,4 +253,16 @@ fn a_wanted_content_that_does_not_match_its_name_is_refused_and_not_left_in_the_
     let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
     let refused = cache.fill(&mut build, &archive[..], &limits).expect_err("too many");
     assert!(matches!(refused, WorkspaceError::TooLarge { what: "entry count", .. }), "{refused:?}");
+}
+
+/// A tree of three files holding two contents (`d/a.txt` and `b.txt` the same, `c.sh`
+/// another, executable).
+fn two_contents_three_files() -> tempfile::TempDir {
+    let source = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(source.path().join("d")).expect("mkdir");
+    std::fs::write(source.path().join("d/a.txt"), "same").expect("write");
+    std::fs::write(source.path().join("b.txt"), "same").expect("write");
+    std::fs::write(source.path().join("c.sh"), "other").expect("write");
+    std::fs::set_permissions(source.path().join("c.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    source
 }
