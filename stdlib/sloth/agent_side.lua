@@ -31,16 +31,15 @@ end
 
 -- So does what it writes to the standard streams (`io.write`, `io.stdout:write`,
 -- `io.stderr:write`), as it is: the agent's own streams are its log, shared by every task.
-local io_write, io_output, io_stdout, io_stderr = io.write, io.output, io.stdout, io.stderr
+local io_write, io_output, io_stdout, io_stderr, io_type = io.write, io.output, io.stdout, io.stderr, io.type
 local file_methods = getmetatable(io_stdout).__index
 local file_write = file_methods.write
-local math_type, string_format, value_type = math.type, string.format, type
---- Sends `...` (what `file:write` takes) to the master's `stream`; false (nothing sent) when
---- not forwarding or an argument is not a string or number (the real `write` says so).
-local function written(stream, ...)
-  if not forwarding then
-    return false
-  end
+local math_type, string_format, value_type, select_n = math.type, string.format, type, select
+local unpack, debug_getinfo, get_meta, raw_get = table.unpack, debug.getinfo, getmetatable, rawget
+
+--- The arguments of a write as the bytes `write` writes for them (numbers as it formats them),
+--- up to the first that is neither a string nor a number: its position is returned too.
+local function texts(...)
   local parts = pack(...)
   for i = 1, parts.n do
     local value = parts[i]
@@ -50,54 +49,115 @@ local function written(stream, ...)
     elseif kind == "float" then
       parts[i] = string_format("%.14g", value)
     elseif value_type(value) ~= "string" then
-      return false
+      return parts, i
     end
   end
-  return core.print_to_master(concat(parts, "", 1, parts.n), stream)
+  return parts, nil
 end
+
+--- Raises the error `write` raises for argument `position` (`value`), as the caller's call
+--- names it: a method call does not count the file (`self_counted` says the wrapper takes it).
+local function bad_argument(position, value, self_counted, unnamed)
+  local call = debug_getinfo(2, "n") or {}
+  local meta = get_meta(value)
+  local name = value_type(meta) == "table" and raw_get(meta, "__name")
+  local got = value_type(name) == "string" and name or value_type(value)
+  local shift = (self_counted and call.namewhat ~= "method") and 1 or 0
+  error(string_format("bad argument #%d to '%s' (string expected, got %s)", position + shift, call.name or unnamed, got), 3)
+end
+
+--- Sends the first `count` of `parts` to the master's `stream`.
+local function send(parts, count, stream)
+  if count > 0 then
+    core.print_to_master(concat(parts, "", 1, count), stream)
+  end
+end
+
 io.write = function(...)
   local out = io_output()
-  if out == io_stdout and written("stdout", ...) then
-    return out
+  local parts, bad = texts(...)
+  local forwarded = forwarding and out == io_stdout
+  if not bad then
+    if forwarded then
+      send(parts, parts.n, "stdout")
+      return out
+    end
+    return io_write(...)
   end
-  return io_write(...)
+  -- What comes before a bad argument is written, as `write` does.
+  if forwarded then
+    send(parts, bad - 1, "stdout")
+  elseif bad > 1 then
+    io_write(unpack(parts, 1, bad - 1))
+  end
+  bad_argument(bad, (select_n(bad, ...)), false, "io.write")
 end
+
 file_methods.write = function(file, ...)
-  if (file == io_stdout and written("stdout", ...)) or (file == io_stderr and written("stderr", ...)) then
-    return file
+  local stream = forwarding and io_type(file) == "file"
+    and (file == io_stdout and "stdout" or file == io_stderr and "stderr") or nil
+  if not stream then
+    local parts, bad = texts(...)
+    if not bad or io_type(file) ~= "file" then
+      return file_write(file, ...)
+    end
+    if bad > 1 then
+      file_write(file, unpack(parts, 1, bad - 1))
+    end
+    bad_argument(bad, (select_n(bad, ...)), true, "?")
   end
-  return file_write(file, ...)
+  local parts, bad = texts(...)
+  send(parts, bad and bad - 1 or parts.n, stream)
+  if bad then
+    bad_argument(bad, (select_n(bad, ...)), true, "?")
+  end
+  return file
 end
 
 -- And what a command it starts with `os.execute` writes, which would go to the agent's own
--- streams: kept in temporary files while it runs, then sent as it is (each stream whole, once
--- the command is over).
+-- streams: kept in temporary files, sent as it is when the command returns (each stream
+-- whole), and what a command it left in the background writes later, when the task ends.
 local os_execute, io_open, os_remove, os_tmpname = os.execute, io.open, os.remove, os.tmpname
 local function quoted(path)
   return "'" .. path:gsub("'", "'\\''") .. "'"
 end
-local function send_file(path, stream)
-  local file = io_open(path, "rb")
+-- The task's temporary files: path, stream, bytes sent so far.
+local command_outputs = {}
+local function send_new(output)
+  local file = io_open(output.path, "rb")
   if file then
+    file:seek("set", output.sent)
     local bytes = file:read("a")
     file:close()
     if bytes and #bytes > 0 then
-      core.print_to_master(bytes, stream)
+      output.sent = output.sent + #bytes
+      core.print_to_master(bytes, output.stream)
     end
   end
-  os_remove(path)
 end
 os.execute = function(command)
   if not (forwarding and value_type(command) == "string") then
     return os_execute(command)
   end
-  local out, err = os_tmpname(), os_tmpname()
+  local out = { path = os_tmpname(), stream = "stdout", sent = 0 }
+  local err = { path = os_tmpname(), stream = "stderr", sent = 0 }
+  command_outputs[#command_outputs + 1], command_outputs[#command_outputs + 2] = out, err
   -- (The command as `sh -c` runs it here, only its streams redirected: a command ending in a
   -- backslash, or whose shell names its lines in an error, behaves as it does here.)
-  local results = pack(os_execute("exec >" .. quoted(out) .. " 2>" .. quoted(err) .. " sh -c " .. quoted(command)))
-  send_file(out, "stdout")
-  send_file(err, "stderr")
-  return table.unpack(results, 1, results.n)
+  local results = pack(os_execute("exec >" .. quoted(out.path) .. " 2>" .. quoted(err.path) .. " sh -c " .. quoted(command)))
+  -- (With what commands it left in the background wrote meanwhile, as they would show here.)
+  for _, output in ipairs(command_outputs) do
+    send_new(output)
+  end
+  return unpack(results, 1, results.n)
+end
+--- Sends what the task's commands wrote since, and removes their files.
+local function outputs_done()
+  for _, output in ipairs(command_outputs) do
+    send_new(output)
+    os_remove(output.path)
+  end
+  command_outputs = {}
 end
 
 -- The pipeline this VM read, by key (master, run, sources, values), as read: every task
@@ -214,6 +274,7 @@ function M.handle(req)
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
   forwarding = true
   local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, workdir))
+  outputs_done()
   forwarding = false
   if not job_ok then
     ok, message, outputs = false, tostring(ok), {}
