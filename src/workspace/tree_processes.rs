@@ -14,7 +14,10 @@
 //!
 //! A process started elsewhere that moves into a tree later is not looked for: the trees'
 //! directory is private (0700), so only the agent's own user could, and that user can write into
-//! any tree anyway.
+//! any tree anyway. Nor is one an earlier task of the tree left that held nothing of it when that
+//! task ended and opens a file of it later (a server a later task tells the path): no look at
+//! what processes hold can see that; not keeping a tree while any process its tasks left lives
+//! would, at the price of a new tree whenever a build leaves a daemon (gradle, sccache).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
