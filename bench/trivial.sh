@@ -46,14 +46,19 @@ end } } } }
 LUA
 cd "$scratch/ws"
 ticks() { awk '{ print $14 + $15 }' "/proc/$agent_pid/stat"; }
+# Context switches of the agent's threads (those alive at both readings): a count, which the
+# host's load moves far less than times.
+switches() { cat /proc/"$agent_pid"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { n += $2 } END { print n + 0 }'; }
 rss() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$agent_pid/status"; }
 idle_rss=$(rss)
 "$bin" --quiet run chain.lua > /dev/null 2>&1 # warm: the agent's cache and tree
 before=$(ticks)
+switches_before=$(switches)
 start=$(date +%s%N)
 "$bin" run chain.lua > run.out 2>&1
 end=$(date +%s%N)
 after=$(ticks)
+switches_after=$(switches)
 hz=$(getconf CLK_TCK)
 # The summary table's rows (`g/t12  succeeded  9ms  -`), not the live lines.
 durations=$(awk '$1 ~ /^g\/t[0-9]+$/ && $2 == "succeeded" && $3 ~ /^[0-9]+ms$/ { sub(/ms$/, "", $3); print $3 }' run.out | sort -n)
@@ -64,6 +69,6 @@ floor_start=$(date +%s%N)
 for _ in $(seq 200); do sh -c true; done
 floor_end=$(date +%s%N)
 rtt=$("$bin" run rtt.lua 2>&1 | sed -n 's/.*RTT //p')
-echo "trivial remote task, chain of $n ($count succeeded): mean $(awk "BEGIN { printf \"%.2f\", ($end - $start) / 1e6 / $n }") ms per task (whole run), p50 ${p50} ms, p99 ${p99} ms; agent CPU $(awk "BEGIN { printf \"%.2f\", ($after - $before) * 1000 / $hz / $n }") ms per task"
+echo "trivial remote task, chain of $n ($count succeeded): mean $(awk "BEGIN { printf \"%.2f\", ($end - $start) / 1e6 / $n }") ms per task (whole run), p50 ${p50} ms, p99 ${p99} ms; agent CPU $(awk "BEGIN { printf \"%.2f\", ($after - $before) * 1000 / $hz / $n }") ms per task, $(( (switches_after - switches_before) / n )) context switches per task"
 echo "agent RSS: idle ${idle_rss} MiB, after $((2 * n)) tasks $(rss) MiB"
 echo "floors: sh -c true $(awk "BEGIN { printf \"%.2f\", ($floor_end - $floor_start) / 1e6 / 200 }") ms, gRPC Info round trip ${rtt} ms (median of 500)"
