@@ -353,3 +353,41 @@ fn write_sparse(out: &mut std::fs::File, bytes: &[u8], offset: u64) -> std::io::
     out.write_all(&bytes[written..])?;
     Ok(written == bytes.len() && !bytes.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Runs of bytes: zeros (holes to be) or data, of any length, at any offset.
+    fn content() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec((any::<bool>(), 1usize..3 * HOLE, any::<u8>()), 0..6).prop_map(|runs| {
+            let mut bytes = Vec::new();
+            for (zeros, len, byte) in runs {
+                bytes.extend(std::iter::repeat_n(if zeros { 0 } else { byte | 1 }, len));
+            }
+            bytes
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// What is written reads back as the bytes given, whatever holes were left, and the
+        /// hash and size are theirs.
+        #[test]
+        fn a_file_written_with_holes_reads_back_as_its_bytes(bytes in content()) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("f");
+            let mut file = std::fs::File::create_new(&path).expect("create");
+            let read_error = |e: std::io::Error| WorkspaceError::Corrupt(e.to_string());
+            let Ok((size, hash)) = copy_hashing(&bytes[..], &mut file, u64::MAX, &read_error, &path) else {
+                panic!("the copy failed");
+            };
+            drop(file);
+            prop_assert_eq!(size, bytes.len() as u64);
+            prop_assert_eq!(hash, blake3::hash(&bytes));
+            prop_assert_eq!(std::fs::read(&path).expect("read"), bytes);
+        }
+    }
+}
