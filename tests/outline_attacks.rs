@@ -101,20 +101,7 @@ fn talk(
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     tokio.block_on(async {
         let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
-        let spec = TaskSpec {
-            group: "g".into(),
-            task: "t".into(),
-            pipeline: "tasks.lua".into(),
-            scripts: vec![(
-                "tasks.lua".into(),
-                format!(
-                    "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = 't', command = [==[{command}]==] }} }} }} }}"
-                )
-                .into_bytes(),
-            )],
-            workspace: identity.to_owned(),
-            ..Default::default()
-        };
+        let spec = TaskSpec { workspace: identity.to_owned(), ..crate::support::agent::shell_task_spec(command) };
         let (request, follow_ups) = spec.into_messages();
         let (tx, rx) = tokio::sync::mpsc::channel::<ExecuteRequest>(1024);
         let send = |item: Item| {

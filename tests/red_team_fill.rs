@@ -13,7 +13,6 @@ use sloth_runner::rpc::proto::execute_request::Item;
 use sloth_runner::rpc::proto::execute_response::Event;
 use sloth_runner::rpc::proto::file_entry::Kind as WireKind;
 use sloth_runner::rpc::proto::{ExecuteRequest, FileEntry, ManifestChunk, ManifestEnd, WorkspaceEnd};
-use sloth_runner::rpc::task_spec::TaskSpec;
 
 use crate::red_team_rt::local_and_remote;
 use crate::support::Test;
@@ -62,19 +61,7 @@ fn converse(agent: &Agent, files: Vec<FileEntry>, command: &str, archives: Vec<V
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
     tokio.block_on(async {
         let mut client = RawClient::connect(format!("http://{}", agent.address)).await.expect("connect");
-        let spec = TaskSpec {
-            group: "g".into(),
-            task: "t".into(),
-            pipeline: "tasks.lua".into(),
-            scripts: vec![(
-                "tasks.lua".into(),
-                format!(
-                    "TaskDefinitions = {{ g = {{ tasks = {{ {{ name = 't', command = [==[{command}]==] }} }} }} }}"
-                )
-                .into_bytes(),
-            )],
-            ..Default::default()
-        };
+        let spec = crate::support::agent::shell_task_spec(command);
         let (request, follow_ups) = spec.into_messages();
         let (tx, rx) = tokio::sync::mpsc::channel::<ExecuteRequest>(1024);
         let send = |item: Item| {

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 
 use super::pipeline_file::PipelineFile;
-use super::session;
+use super::{ListFormat, session};
 use crate::runtime::RuntimeOptions;
 
 #[derive(Debug, Args)]
@@ -17,14 +17,8 @@ pub struct AgentsArgs {
     #[arg(short, long = "group", value_name = "GROUP")]
     groups: Vec<String>,
     /// A table for people, or one JSON document.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
-    Table,
-    Json,
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    output: ListFormat,
 }
 
 pub fn execute(args: &AgentsArgs) -> ExitCode {
@@ -33,8 +27,8 @@ pub fn execute(args: &AgentsArgs) -> ExitCode {
         Err(code) => return code,
     };
     let output = match args.output {
-        Output::Table => "table",
-        Output::Json => "json",
+        ListFormat::Table => "table",
+        ListFormat::Json => "json",
     };
     let options = json!({ "file": file.to_string_lossy(), "groups": args.groups, "output": output });
     session::run_entry("agents", &options, &RuntimeOptions::from_env())

@@ -30,6 +30,13 @@ pub use console::{LogFormat, Verbosity};
 /// Exit code when the pipeline or the command line is wrong and nothing ran.
 pub const USAGE_ERROR: u8 = 2;
 
+/// How a listing (`agents`, `agent list`) is printed: a table for people, or one JSON document.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "sloth-runner", version, about = "Runs Lua task pipelines, locally and on remote agents")]
 pub struct Cli {

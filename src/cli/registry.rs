@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::{USAGE_ERROR, session};
+use super::{ListFormat, USAGE_ERROR, session};
 use crate::rpc::auth::Token;
 use crate::rpc::registry::client::{MasterClient, MasterError};
 use crate::rpc::registry::master_tls;
@@ -69,14 +69,8 @@ pub struct ListArgs {
     #[command(flatten)]
     master: MasterConnection,
     /// A table for people, or one JSON document.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    output: Output,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Output {
-    Table,
-    Json,
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    output: ListFormat,
 }
 
 #[derive(Debug, Args)]
@@ -204,10 +198,10 @@ fn labels_text(labels: &std::collections::HashMap<String, String>) -> String {
     if pairs.is_empty() { "-".to_owned() } else { pairs.join(",") }
 }
 
-fn print_list(agents: &[RegisteredAgent], output: Output) {
+fn print_list(agents: &[RegisteredAgent], output: ListFormat) {
     let records = agents.iter().filter_map(|entry| entry.agent.as_ref().map(|agent| (entry, agent)));
     match output {
-        Output::Json => {
+        ListFormat::Json => {
             let list: Vec<_> = records
                 .map(|(entry, agent)| {
                     json!({
@@ -225,7 +219,7 @@ fn print_list(agents: &[RegisteredAgent], output: Output) {
                 .collect();
             println!("{}", serde_json::Value::Array(list));
         }
-        Output::Table => {
+        ListFormat::Table => {
             let mut rows = vec![[
                 "NAME".to_owned(),
                 "ADDRESS".to_owned(),

@@ -89,18 +89,17 @@ pub fn process_inside(root: &Path, since: Option<PidMark>) -> Option<u32> {
         started_after.is_none_or(|ticks| start_ticks(pid).is_some_and(|started| started >= ticks))
             && holds_something_in(pid, &physical)
     };
-    let since = match (since, last_pid(), pid_max()) {
-        (Some(mark), Some(last_now), Some(pid_max)) => Since::between(mark, last_now, pid_max, mark.at.elapsed()),
-        _ => Since::Any,
+    let (since, pid_max) = match (since, last_pid(), pid_max()) {
+        (Some(mark), Some(last_now), Some(pid_max)) => {
+            (Since::between(mark, last_now, pid_max, mark.at.elapsed()), pid_max)
+        }
+        _ => (Since::Any, u32::MAX),
     };
-    if let Since::Ids { after, wrapped, count, .. } = since
+    if let Since::Ids { after, count, .. } = since
         && count <= LOOKED_UP_ONE_BY_ONE
     {
-        // (Wrapped: the ids after `after`, then from 1; `contains` keeps those handed out.)
-        let ids = (1..=count).map(|step| {
-            let id = u64::from(after) + step;
-            if wrapped { (id % u64::from(pid_max().unwrap_or(u32::MAX))) as u32 } else { id as u32 }
-        });
+        // The ids after `after`, past `pid_max` from 0 again; `contains` keeps those handed out.
+        let ids = (1..=count).map(|step| ((u64::from(after) + step) % u64::from(pid_max)) as u32);
         return ids.filter(|&pid| pid != 0 && since.contains(pid)).find(|&pid| inside(pid));
     }
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {

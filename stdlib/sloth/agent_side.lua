@@ -37,22 +37,35 @@ local file_write = file_methods.write
 local math_type, string_format, value_type, select_n = math.type, string.format, type, select
 local unpack, debug_getinfo, get_meta, raw_get = table.unpack, debug.getinfo, getmetatable, rawget
 
---- The arguments of a write as the bytes `write` writes for them (numbers as it formats them),
---- up to the first that is neither a string nor a number: its position is returned too.
-local function texts(...)
+--- Where the first argument of a write that is neither a string nor a number is, if one is
+--- (no table made: a write to a file of the task's is on its way here too).
+local function first_bad(...)
+  for i = 1, select_n("#", ...) do
+    local kind = value_type((select_n(i, ...)))
+    if kind ~= "string" and kind ~= "number" then
+      return i
+    end
+  end
+  return nil
+end
+
+--- Sends the first `upto` arguments of a write to the master's `stream`, as the bytes `write`
+--- writes for them (numbers as it formats them).
+local function send(stream, upto, ...)
+  if upto == 0 then
+    return
+  end
   local parts = pack(...)
-  for i = 1, parts.n do
+  for i = 1, upto do
     local value = parts[i]
     local kind = math_type(value)
     if kind == "integer" then
       parts[i] = string_format("%d", value)
     elseif kind == "float" then
       parts[i] = string_format("%.14g", value)
-    elseif value_type(value) ~= "string" then
-      return parts, i
     end
   end
-  return parts, nil
+  core.print_to_master(concat(parts, "", 1, upto), stream)
 end
 
 --- Raises the error `write` raises for argument `position` (`value`), as the caller's call
@@ -66,48 +79,35 @@ local function bad_argument(position, value, self_counted, unnamed)
   error(string_format("bad argument #%d to '%s' (string expected, got %s)", position + shift, call.name or unnamed, got), 3)
 end
 
---- Sends the first `count` of `parts` to the master's `stream`.
-local function send(parts, count, stream)
-  if count > 0 then
-    core.print_to_master(concat(parts, "", 1, count), stream)
-  end
-end
-
+-- (Either wrapper: what comes before a bad argument is written, as `write` does, then it fails
+-- as `write` fails.)
 io.write = function(...)
-  local out = io_output()
-  local parts, bad = texts(...)
-  local forwarded = forwarding and out == io_stdout
-  if not bad then
-    if forwarded then
-      send(parts, parts.n, "stdout")
-      return out
-    end
+  local out, bad = io_output(), first_bad(...)
+  local upto = bad and bad - 1 or select_n("#", ...)
+  if forwarding and out == io_stdout then
+    send("stdout", upto, ...)
+  elseif not bad then
     return io_write(...)
+  elseif upto > 0 then
+    io_write(unpack(pack(...), 1, upto))
   end
-  -- What comes before a bad argument is written, as `write` does.
-  if forwarded then
-    send(parts, bad - 1, "stdout")
-  elseif bad > 1 then
-    io_write(unpack(parts, 1, bad - 1))
+  if bad then
+    bad_argument(bad, (select_n(bad, ...)), false, "io.write")
   end
-  bad_argument(bad, (select_n(bad, ...)), false, "io.write")
+  return out
 end
 
 file_methods.write = function(file, ...)
-  local stream = forwarding and io_type(file) == "file"
-    and (file == io_stdout and "stdout" or file == io_stderr and "stderr") or nil
-  if not stream then
-    local parts, bad = texts(...)
-    if not bad or io_type(file) ~= "file" then
-      return file_write(file, ...)
-    end
-    if bad > 1 then
-      file_write(file, unpack(parts, 1, bad - 1))
-    end
-    bad_argument(bad, (select_n(bad, ...)), true, "?")
+  local bad = first_bad(...)
+  local upto = bad and bad - 1 or select_n("#", ...)
+  local stream = forwarding and (file == io_stdout and "stdout" or file == io_stderr and "stderr") or nil
+  if stream and io_type(file) == "file" then
+    send(stream, upto, ...)
+  elseif not bad or io_type(file) ~= "file" then
+    return file_write(file, ...)
+  elseif upto > 0 then
+    file_write(file, unpack(pack(...), 1, upto))
   end
-  local parts, bad = texts(...)
-  send(parts, bad and bad - 1 or parts.n, stream)
   if bad then
     bad_argument(bad, (select_n(bad, ...)), true, "?")
   end

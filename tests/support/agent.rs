@@ -216,13 +216,20 @@ pub fn process_running(needles: &[&str]) -> bool {
 
 /// A task the agent can load from the script shipped with it: group `g`, task `t`, `true`.
 pub fn trivial_task_spec() -> sloth_runner::rpc::task_spec::TaskSpec {
+    shell_task_spec("true")
+}
+
+/// A task the agent can load from the script shipped with it: group `g`, task `t`, running the
+/// shell `command`.
+pub fn shell_task_spec(command: &str) -> sloth_runner::rpc::task_spec::TaskSpec {
     sloth_runner::rpc::task_spec::TaskSpec {
         group: "g".into(),
         task: "t".into(),
         pipeline: "tasks.lua".into(),
         scripts: vec![(
             "tasks.lua".into(),
-            b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'true' } } } }".to_vec(),
+            format!("TaskDefinitions = {{ g = {{ tasks = {{ {{ name = 't', command = [==[{command}]==] }} }} }} }}")
+                .into_bytes(),
         )],
         ..Default::default()
     }
