@@ -180,9 +180,9 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
     let snapshot = blocking("snapshot", move || {
         // Files the last snapshot saw and that have not changed since are not read again.
         let known = core::index::load(&scanned);
-        let look = || -> Result<(Manifest, Filter), WorkspaceError> {
+        let look = || -> Result<(Arc<Manifest>, Filter), WorkspaceError> {
             let filter = Filter::new(&scanned, &exclude)?;
-            Ok((Manifest::scan_known(&scanned, &filter, known.as_ref())?, filter))
+            Ok((Arc::new(Manifest::scan_known(&scanned, &filter, known.as_deref())?), filter))
         };
         let first = look();
         // An apply that died halfway left its staging directory at the root (the scan lists
@@ -197,7 +197,7 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
         };
         if !leftover {
             let (manifest, filter) = first?;
-            core::index::save_if_changed(&scanned, known.as_ref(), &manifest);
+            core::index::save_if_changed(&scanned, known.as_deref(), &manifest);
             return Ok((manifest, filter));
         }
         let notes = match (core::recover(&scanned), first) {
@@ -210,12 +210,12 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
             tracing::warn!(root = %scanned.display(), "{note}");
         }
         let (manifest, filter) = look()?;
-        core::index::save_if_changed(&scanned, known.as_ref(), &manifest);
+        core::index::save_if_changed(&scanned, known.as_deref(), &manifest);
         Ok((manifest, filter))
     })
     .await?;
     answer(snapshot, |(manifest, filter)| {
-        lua.create_userdata(ManifestData { manifest: Arc::new(manifest), root, rules: Some(Arc::new(filter)) })
+        lua.create_userdata(ManifestData { manifest, root, rules: Some(Arc::new(filter)) })
     })
 }
 

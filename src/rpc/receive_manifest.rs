@@ -195,7 +195,7 @@ fn assemble(
 ) -> Result<Manifest, String> {
     let known_entries: Vec<(&RelPath, &Entry)> = known.map(|m| m.entries.iter().collect()).unwrap_or_default();
     let mut wire = wire.into_iter();
-    let mut manifest = Manifest::default();
+    let mut all: Vec<(RelPath, Entry)> = Vec::with_capacity(parts.iter().map(|part| part.entries as usize).sum());
     for (index, part) in parts.iter().enumerate() {
         let entries: Vec<(RelPath, Entry)> = match held.get(&part.hash) {
             Some(&(start, count)) if count == part.entries => known_entries
@@ -216,14 +216,34 @@ fn assemble(
                 entries
             }
         };
-        for (path, entry) in entries {
-            super::manifest::insert_checked(&mut manifest, path, entry)?;
-        }
+        all.extend(entries);
     }
     if wire.next().is_some() {
         return Err("manifest parts: more entries than the parts asked for".to_owned());
     }
-    Ok(manifest)
+    // A master sends its entries in order: then the map is built at once, and order alone
+    // rules out a path twice. Anything else is checked entry by entry.
+    if !all.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        let mut manifest = Manifest::default();
+        for (path, entry) in all {
+            super::manifest::insert_checked(&mut manifest, path, entry)?;
+        }
+        return Ok(manifest);
+    }
+    for (at, (path, entry)) in all.iter().enumerate() {
+        if let Entry::File { link: Some(leader), .. } = entry {
+            let before = &all[..at];
+            let leader_ok = before
+                .binary_search_by(|(candidate, _)| candidate.cmp(leader))
+                .is_ok_and(|found| matches!(before[found].1, Entry::File { link: None, .. }));
+            if !leader_ok {
+                return Err(format!(
+                    "manifest entry '{path}': a hard link to '{leader}', which is not a file before it"
+                ));
+            }
+        }
+    }
+    Ok(Manifest { entries: all.into_iter().collect(), ..Manifest::default() })
 }
 
 /// Sends NeedParts messages for `parts` (at least one, the last one marked).

@@ -325,6 +325,7 @@ impl BlobCache {
             });
         }
         let mut build = Build::on(TreeWriter::new(dest, *limits)?);
+        build.writer.reserve(manifest.entries.len());
         for (path, entry) in &manifest.entries {
             match entry {
                 Entry::Dir { mode, mtime } => build.writer.dir(path, *mode, *mtime)?,

@@ -9,13 +9,22 @@
 //! file unchanged only under the racily-clean rule ([`Manifest::untouched`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::beneath::Stamp;
 use super::manifest::{Entry, Manifest};
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
 
-const HEADER: &str = "sloth-index 1";
+/// The first line's start; the format's version is its number. Version 2 holds the files as
+/// fixed fields in binary (version 1 was text: hex to decode and numbers to parse made reading
+/// the index of a 20,000-file workspace a tenth of a warm run).
+const HEADER: &str = "sloth-index 2";
+
+/// Bytes of one file's record beyond its path: the path's length (u32), size (u64), hash (32),
+/// device and inode (u64 each), mtime and ctime (i64 seconds, u32 nanoseconds each), all
+/// little-endian.
+const RECORD_FIXED: usize = 4 + 8 + 32 + 8 + 8 + 2 * (8 + 4);
 
 /// The user's cache directory; None without one (relative paths are ignored, as the XDG
 /// specification says).
@@ -40,9 +49,43 @@ fn location(cache: &Path, root: &Path) -> Option<PathBuf> {
     Some(cache.join("sloth-runner").join("index").join(name.as_str()))
 }
 
-/// The index of the workspace at `root`, if there is a readable one.
-pub fn load(root: &Path) -> Option<Manifest> {
-    load_in(&cache_dir()?, root)
+/// The index of the workspace at `root`: the last one this process kept for it, else a
+/// readable one on disk.
+pub fn load(root: &Path) -> Option<Arc<Manifest>> {
+    let physical = std::fs::canonicalize(root).ok();
+    if let Some(kept) = physical.as_deref().and_then(remembered) {
+        return Some(kept);
+    }
+    let loaded = Arc::new(load_in(&cache_dir()?, root)?);
+    if let Some(physical) = physical {
+        remember(physical, Arc::clone(&loaded));
+    }
+    Some(loaded)
+}
+
+/// Workspaces whose last index this process holds: the snapshots of one run (a snapshot before
+/// every remote task) read their workspace's index once, not once each.
+const REMEMBERED: usize = 4;
+
+/// The last index kept for each of the latest workspaces, by physical path, newest last.
+type Remembered = Vec<(PathBuf, Arc<Manifest>)>;
+
+fn memo() -> std::sync::MutexGuard<'static, Remembered> {
+    static MEMO: Mutex<Remembered> = Mutex::new(Vec::new());
+    MEMO.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn remembered(physical: &Path) -> Option<Arc<Manifest>> {
+    memo().iter().find(|(path, _)| path == physical).map(|(_, manifest)| Arc::clone(manifest))
+}
+
+fn remember(physical: PathBuf, manifest: Arc<Manifest>) {
+    let mut memo = memo();
+    memo.retain(|(path, _)| *path != physical);
+    if memo.len() >= REMEMBERED {
+        memo.remove(0);
+    }
+    memo.push((physical, manifest));
 }
 
 /// The most an index is read (a large workspace's is a few MiB).
@@ -61,38 +104,52 @@ fn load_in(cache: &Path, root: &Path) -> Option<Manifest> {
     if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
         return None;
     }
-    let mut text = String::new();
-    file.take(MAX_INDEX_BYTES).read_to_string(&mut text).ok()?;
-    parse(&text)
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_INDEX_BYTES).read_to_end(&mut data).ok()?;
+    parse(&data)
 }
 
-fn parse(text: &str) -> Option<Manifest> {
-    let (first, body) = text.split_once('\n')?;
+fn parse(data: &[u8]) -> Option<Manifest> {
+    let split = data.iter().position(|&byte| byte == b'\n')?;
+    let (first, body) = (std::str::from_utf8(&data[..split]).ok()?, &data[split + 1..]);
     let mut header = first.strip_prefix(HEADER)?.split_whitespace();
     let scanned_at = Timestamp::new(header.next()?.parse().ok()?, header.next()?.parse().ok()?);
+    let count: usize = header.next()?.parse().ok()?;
     // A damaged index is no index.
-    if header.next()? != blake3::hash(body.as_bytes()).to_hex().as_str() {
+    if header.next()? != blake3::hash(body).to_hex().as_str() || header.next().is_some() {
+        return None;
+    }
+    // Each record takes its fixed bytes at least: a count the body cannot hold is damage, and
+    // never reserves more than the body's size says.
+    if count > body.len() / RECORD_FIXED {
         return None;
     }
     let mut manifest = Manifest { scanned_at: Some(scanned_at), ..Manifest::default() };
-    let mut files = Vec::new();
-    for line in body.lines() {
-        let mut fields = line.split(' ');
-        let mut next = || fields.next();
-        let (path, size, hash) = (next()?, next()?, next()?);
-        let (dev, ino) = (next()?, next()?);
-        let (mtime_s, mtime_n, ctime_s, ctime_n) = (next()?, next()?, next()?, next()?);
-        if next().is_some() {
-            return None;
-        }
-        let path = RelPath::parse(&crate::hex::decode(path.as_bytes())?).ok()?;
-        let size: u64 = size.parse().ok()?;
-        let hash = blake3::Hash::from_hex(hash).ok()?;
-        let mtime = Timestamp::new(mtime_s.parse().ok()?, mtime_n.parse().ok()?);
-        let ctime = Timestamp::new(ctime_s.parse().ok()?, ctime_n.parse().ok()?);
-        let stamp = Stamp { dev: dev.parse().ok()?, ino: ino.parse().ok()?, size, mtime, ctime };
-        manifest.stamps.insert(path.clone(), stamp);
+    manifest.stamps.reserve(count);
+    let mut files = Vec::with_capacity(count);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let (taken, left) = rest.split_at_checked(n)?;
+            rest = left;
+            Some(taken)
+        };
+        let u32_at = |bytes: &[u8]| u32::from_le_bytes(bytes.try_into().expect("four bytes"));
+        let u64_at = |bytes: &[u8]| u64::from_le_bytes(bytes.try_into().expect("eight bytes"));
+        let path_len = u32_at(take(4)?) as usize;
+        let path = RelPath::parse(take(path_len)?).ok()?;
+        let fixed = take(RECORD_FIXED - 4)?;
+        let size = u64_at(&fixed[0..8]);
+        let hash = blake3::Hash::from_bytes(fixed[8..40].try_into().expect("32 bytes"));
+        let (dev, ino) = (u64_at(&fixed[40..48]), u64_at(&fixed[48..56]));
+        let time =
+            |at: usize| Timestamp::new(u64_at(&fixed[at..at + 8]) as i64, i64::from(u32_at(&fixed[at + 8..at + 12])));
+        let (mtime, ctime) = (time(56), time(68));
+        manifest.stamps.insert(path.clone(), Stamp { dev, ino, size, mtime, ctime });
         files.push((path, Entry::File { mode: 0, size, hash, mtime, link: None }));
+    }
+    if files.len() != count {
+        return None;
     }
     // Written in order: the map is built at once.
     manifest.entries = files.into_iter().collect();
@@ -103,7 +160,7 @@ fn parse(text: &str) -> Option<Manifest> {
 /// with (`known`) already says all of it: the same files, each proven untouched by it (so a
 /// newer scan time would prove nothing more). Rewriting an unchanged index costs a new file
 /// per snapshot — slow on filesystems that are slow to allocate inodes after deletes.
-pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Manifest) {
+pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Arc<Manifest>) {
     if let Some(known) = known
         && says_all_of(known, manifest)
     {
@@ -119,6 +176,10 @@ pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Manifes
         }
         return;
     }
+    // Kept in memory whether or not the disk takes it: what it proves holds in this process.
+    if let Ok(physical) = std::fs::canonicalize(root) {
+        remember(physical, Arc::clone(manifest));
+    }
     save(root, manifest);
 }
 
@@ -133,7 +194,8 @@ fn says_all_of(known: &Manifest, manifest: &Manifest) -> bool {
         }
         files += 1;
     }
-    files == known.stamps.len()
+    // (An index read from disk holds files only; one kept in memory is a whole manifest.)
+    files == known.entries.values().filter(|entry| matches!(entry, Entry::File { .. })).count()
 }
 
 /// Keeps `manifest`'s files and identities as the index of the workspace at `root`. Best
@@ -152,36 +214,31 @@ fn save_in(cache: &Path, root: &Path, manifest: &Manifest) {
 
 fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super::WorkspaceError> {
     let Some(scanned_at) = manifest.scanned_at else { return Ok(()) };
-    let mut text = String::new();
-    let mut number = itoa::Buffer::new();
+    let mut body: Vec<u8> = Vec::with_capacity(manifest.stamps.len() * (RECORD_FIXED + 24));
+    let mut count = 0usize;
     for (path, entry) in &manifest.entries {
         let (Entry::File { size, hash, .. }, Some(stamp)) = (entry, manifest.stamps.get(path)) else { continue };
-        // One growing string, nothing formatted or allocated per line (a large workspace has
-        // many, and they are written on every snapshot that saw a change).
-        crate::hex::encode_into(path.as_bytes(), &mut text);
-        text.push(' ');
-        text.push_str(number.format(*size));
-        text.push(' ');
-        text.push_str(hash.to_hex().as_str());
-        for field in [stamp.dev, stamp.ino] {
-            text.push(' ');
-            text.push_str(number.format(field));
-        }
+        let Ok(path_len) = u32::try_from(path.as_bytes().len()) else { continue };
+        body.extend_from_slice(&path_len.to_le_bytes());
+        body.extend_from_slice(path.as_bytes());
+        body.extend_from_slice(&size.to_le_bytes());
+        body.extend_from_slice(hash.as_bytes());
+        body.extend_from_slice(&stamp.dev.to_le_bytes());
+        body.extend_from_slice(&stamp.ino.to_le_bytes());
         for time in [stamp.mtime, stamp.ctime] {
-            text.push(' ');
-            text.push_str(number.format(time.secs));
-            text.push(' ');
-            text.push_str(number.format(time.nanos));
+            body.extend_from_slice(&time.secs.to_le_bytes());
+            body.extend_from_slice(&time.nanos.to_le_bytes());
         }
-        text.push('\n');
+        count += 1;
     }
-    let text =
-        format!("{HEADER} {} {} {}\n{text}", scanned_at.secs, scanned_at.nanos, blake3::hash(text.as_bytes()).to_hex());
+    let header =
+        format!("{HEADER} {} {} {count} {}\n", scanned_at.secs, scanned_at.nanos, blake3::hash(&body).to_hex());
     let Some(path) = location(cache, root) else { return Ok(()) };
     let dir = path.parent().expect("the index has a directory").to_path_buf();
     std::fs::create_dir_all(&dir).map_err(super::WorkspaceError::io(&dir))?;
     let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(super::WorkspaceError::io(&dir))?;
-    std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(super::WorkspaceError::io(temp.path()))?;
+    std::io::Write::write_all(&mut temp, header.as_bytes()).map_err(super::WorkspaceError::io(temp.path()))?;
+    std::io::Write::write_all(&mut temp, &body).map_err(super::WorkspaceError::io(temp.path()))?;
     // Only a new index adds to the count: rewriting one (every snapshot) need not list them.
     let new = std::fs::symlink_metadata(&path).is_err();
     temp.persist(&path).map_err(|e| super::WorkspaceError::Io { path, source: e.error })?;
@@ -284,6 +341,28 @@ mod tests {
         assert!(!says_all_of(&known, &fifth), "a file gone");
     }
 
+    /// The snapshot a process kept is the next one's index (no file read), and it says all of
+    /// an unchanged scan though it holds directories too.
+    #[test]
+    fn a_snapshot_kept_in_memory_is_the_next_ones_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        std::fs::write(dir.path().join("sub/a.txt"), "alpha").expect("write");
+        // Older than the racily-clean margin when scanned.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let first = Arc::new(Manifest::scan(dir.path(), &Filter::builtin()).expect("scan"));
+        remember(std::fs::canonicalize(dir.path()).expect("canonical"), Arc::clone(&first));
+        let known = load(dir.path()).expect("an index");
+        assert!(Arc::ptr_eq(&known, &first), "the one kept, not one read from disk");
+        let second = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&known)).expect("scan");
+        assert!(says_all_of(&known, &second));
+        std::fs::write(dir.path().join("sub/a.txt"), "ALPHA").expect("rewrite");
+        let third = Manifest::scan_known(dir.path(), &Filter::builtin(), Some(&known)).expect("scan");
+        let a = RelPath::parse(b"sub/a.txt").expect("path");
+        assert!(matches!(&third.entries[&a], Entry::File { hash, .. } if *hash == blake3::hash(b"ALPHA")));
+        assert!(!says_all_of(&known, &third));
+    }
+
     #[test]
     fn a_malformed_index_is_ignored_and_nothing_is_written_in_the_workspace() {
         let cache = tempfile::tempdir().expect("tempdir");
@@ -294,10 +373,24 @@ mod tests {
         assert_eq!(names, ["a.txt"], "the workspace holds only its own files");
         let path = location(cache.path(), dir.path()).expect("a location");
         assert!(load_in(cache.path(), dir.path()).is_some());
-        let good = std::fs::read_to_string(&path).expect("read");
-        let (header, body) = good.split_once('\n').expect("a header");
-        std::fs::write(&path, format!("{header}\n{}", body.replacen("612e", "622e", 1))).expect("damage it");
+        let good = std::fs::read(&path).expect("read");
+        let mut damaged = good.clone();
+        *damaged.last_mut().expect("a body") ^= 1;
+        std::fs::write(&path, &damaged).expect("damage it");
         assert!(load_in(cache.path(), dir.path()).is_none(), "a damaged index is ignored");
+        // Cut short, or with a count its body does not hold: no index either.
+        std::fs::write(&path, &good[..good.len() - 3]).expect("cut it");
+        assert!(load_in(cache.path(), dir.path()).is_none(), "a truncated index is ignored");
+        let text = String::from_utf8_lossy(&good);
+        let (header, _) = text.split_once('\n').expect("a header");
+        let fields: Vec<&str> = header.split(' ').collect();
+        let lying = format!("{} {} {} {} 99999999 {}\n", fields[0], fields[1], fields[2], fields[3], fields[5]);
+        let mut lying = lying.into_bytes();
+        lying.extend_from_slice(&good[header.len() + 1..]);
+        std::fs::write(&path, &lying).expect("lie about the count");
+        assert!(load_in(cache.path(), dir.path()).is_none(), "an index whose count lies is ignored");
+        std::fs::write(&path, &good).expect("restore");
+        assert!(load_in(cache.path(), dir.path()).is_some());
         std::fs::remove_file(&path).expect("rm");
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
         assert!(load_in(cache.path(), dir.path()).is_none(), "a pipe is not waited on");

@@ -77,6 +77,12 @@ impl TreeWriter {
         mode
     }
 
+    /// Room for `entries` more entries (a tree about to be written from a manifest of that
+    /// size), so that the set of names written does not grow by steps.
+    pub fn reserve(&mut self, entries: usize) {
+        self.seen.reserve(entries);
+    }
+
     fn admit(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
         self.entries += 1;
         if self.entries > self.limits.max_entries {

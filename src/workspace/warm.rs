@@ -80,6 +80,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
     };
     let mut foreign_dirs: PathSet<RelPath> = PathSet::default();
     let mut plan = Plan { keep: PathMap::default(), remove: Vec::new(), locked_dirs: Vec::new() };
+    plan.keep.reserve(target.entries.len());
     for (path, stat) in &disk {
         if stat.kind == Kind::Dir && stat.mode & 0o300 != 0o300 {
             plan.locked_dirs.push((path.clone(), stat.mode));
@@ -202,6 +203,7 @@ impl Plan {
         }
         writer.root().forget();
         let mut build = Build::on(writer);
+        build.reserve(target.entries.len());
         for (path, entry) in &target.entries {
             let kept = self.keep.get(path).map(|(kept, _)| kept);
             // A file the master amended while sending it (its entry changed since the plan).

@@ -22,23 +22,39 @@ impl BlobCache {
         if self.own.is_none() {
             return 0;
         }
-        let known = file_hashes(before);
-        let Ok(tree) = Root::open(root) else { return 0 };
+        // Both in path order: a file whose path held the same content before is passed over
+        // as the two are walked side by side; every content before is listed only when some
+        // file's is new at its path (most tasks change a few files of many).
+        let mut known: Option<Vec<[u8; 32]>> = None;
+        let mut tree: Option<Root> = None;
         let mut kept = 0;
         let mut seen = BTreeSet::new();
+        let mut earlier = before.entries.iter().peekable();
         for (path, entry) in &after.entries {
             let Entry::File { hash, size, .. } = entry else { continue };
+            while earlier.next_if(|(old, _)| *old < path).is_some() {}
+            if matches!(earlier.peek(), Some((old, Entry::File { hash: was, .. })) if *old == path && was == hash) {
+                continue;
+            }
+            let known = known.get_or_insert_with(|| file_hashes(before));
             if known.binary_search(hash.as_bytes()).is_ok()
                 || !seen.insert(*hash.as_bytes())
                 || self.find(hash).is_some()
             {
                 continue;
             }
+            let tree = match &tree {
+                Some(tree) => tree,
+                None => match Root::open(root) {
+                    Ok(opened) => tree.insert(opened),
+                    Err(_) => return kept,
+                },
+            };
             // Within what the cache may hold at all.
             if *size > self.max_bytes / 4 {
                 continue;
             }
-            match self.adopt_one(&tree, path, hash, *size) {
+            match self.adopt_one(tree, path, hash, *size) {
                 Ok(true) => kept += 1,
                 Ok(false) => {}
                 Err(error) => tracing::debug!(%path, %error, "a content the task made is not kept"),

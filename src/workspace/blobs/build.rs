@@ -24,6 +24,12 @@ impl Build {
         Self { writer, pending: Vec::new(), built: Manifest::default() }
     }
 
+    /// Room for a tree of `entries` entries.
+    pub(in crate::workspace) fn reserve(&mut self, entries: usize) {
+        self.writer.reserve(entries);
+        self.built.stamps.reserve(entries);
+    }
+
     pub(in crate::workspace) fn writer_mut(&mut self) -> &mut TreeWriter {
         &mut self.writer
     }
