@@ -336,11 +336,11 @@ impl BlobCache {
                 Entry::Symlink { target, mtime } => build.writer.symlink(path, target, *mtime)?,
                 Entry::Fifo { mode, mtime } => {
                     let written = build.writer.fifo(path, *mode, *mtime)?;
-                    build.built.entries.insert(path.clone(), written);
+                    build.written.insert(path.clone(), written);
                     continue;
                 }
             }
-            build.built.entries.insert(path.clone(), entry.clone());
+            build.written.insert(path.clone(), entry.clone());
         }
         Ok(build)
     }
@@ -350,7 +350,7 @@ impl BlobCache {
     pub(super) fn write_into(&self, build: &mut Build, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
         match self.write_verified(build, path, entry)? {
             Some(written) => {
-                build.built.entries.insert(path.clone(), written);
+                build.written.insert(path.clone(), written);
             }
             None => build.pending.push((path.clone(), entry.clone())),
         }
@@ -375,7 +375,7 @@ impl BlobCache {
         let Entry::File { mode, hash, mtime, link, .. } = entry else { return Ok(Some(entry.clone())) };
         if let Some(leader) = link {
             // Another name of a file written before it, once that one is written.
-            let Some(written) = build.built.entries.get(leader).cloned() else {
+            let Some(written) = build.written.get(leader).cloned() else {
                 if build.pending.iter().any(|(pending, _)| pending == leader) {
                     return Ok(None);
                 }

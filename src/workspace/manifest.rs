@@ -152,8 +152,13 @@ impl Manifest {
         let mut manifest = Self { scanned_at: Some(Timestamp::now()), ..Self::default() };
         let listing = super::tree_walk::list(root, Some(filter))?;
         manifest.excluded = listing.excluded;
-        let looked =
-            super::tree_walk::look_at_each(root, &listing.paths, |tree, path, stat| look(tree, path, stat, known))?;
+        // Each thread follows `known` in the walk's order.
+        let looked = super::tree_walk::look_at_each_with(
+            root,
+            &listing.paths,
+            || known.map(|known| (known, super::in_order::InOrder::new(&known.entries))),
+            |known, tree, path, stat| look(tree, path, stat, known.as_mut()),
+        )?;
         manifest.stamps.reserve(listing.paths.len());
         let mut inodes = Inodes::default();
         // Entries in walk order, made a map at once: a bulk build from (nearly) sorted input
@@ -241,12 +246,19 @@ impl Manifest {
     /// moves the ctime past a clock tick), 3 s where they are whole seconds (FAT, some network
     /// filesystems), so that a change within the same tick is never taken for no change.
     pub fn untouched(&self, path: &RelPath, stamp: &Stamp) -> bool {
+        self.stamps.get(path) == Some(stamp) && self.settled(stamp)
+    }
+
+    /// Whether an entry with identity `stamp` was last modified and changed well before this
+    /// manifest's scan (the time half of [`Manifest::untouched`], for a caller that compared
+    /// the identity already).
+    pub fn settled(&self, stamp: &Stamp) -> bool {
         const FINE_MARGIN_NS: i128 = 100_000_000;
         const COARSE_MARGIN_NS: i128 = 3_000_000_000;
         let coarse = stamp.mtime.nanos == 0 && stamp.ctime.nanos == 0;
         let margin = if coarse { COARSE_MARGIN_NS } else { FINE_MARGIN_NS };
         let last = stamp.mtime.as_nanos().max(stamp.ctime.as_nanos());
-        self.stamps.get(path) == Some(stamp) && self.scanned_at.is_some_and(|at| last + margin <= at.as_nanos())
+        self.scanned_at.is_some_and(|at| last + margin <= at.as_nanos())
     }
 }
 
@@ -257,6 +269,9 @@ struct Inodes {
     groups: PathMap<(u64, u64), Vec<RelPath>>,
     hashed: PathMap<(u64, u64), Entry>,
 }
+
+/// An earlier look at the same tree, and a place in its entries (looked up in walk order).
+type Known<'a> = (&'a Manifest, super::in_order::InOrder<'a, Entry>);
 
 /// What a look at one entry found.
 enum Looked {
@@ -285,10 +300,15 @@ fn kept_changing(tree: &Root, path: &RelPath) -> WorkspaceError {
 /// earlier look at the same tree) when that proves the file untouched, else read and hashed.
 /// An entry replaced since `stat` was taken is looked at again, as it is now; None only when
 /// nothing is there any more.
-fn look(tree: &Root, path: &RelPath, stat: Stat, known: Option<&Manifest>) -> Result<Option<Looked>, WorkspaceError> {
+fn look(
+    tree: &Root,
+    path: &RelPath,
+    stat: Stat,
+    mut known: Option<&mut Known<'_>>,
+) -> Result<Option<Looked>, WorkspaceError> {
     let mut stat = stat;
     for _ in 0..LOOKS {
-        if let Some(looked) = look_once(tree, path, stat, known)? {
+        if let Some(looked) = look_once(tree, path, stat, known.as_deref_mut())? {
             return Ok(Some(looked));
         }
         match tree.lstat(path)? {
@@ -304,13 +324,13 @@ fn look_once(
     tree: &Root,
     path: &RelPath,
     stat: Stat,
-    known: Option<&Manifest>,
+    known: Option<&mut Known<'_>>,
 ) -> Result<Option<Looked>, WorkspaceError> {
     let entry = match stat.kind {
         Kind::Dir => Entry::Dir { mode: stat.mode & MODE_MASK, mtime: stat.mtime },
         Kind::File => {
-            let known = known.filter(|known| known.untouched(path, &stat.stamp)).and_then(|known| {
-                match known.entries.get(path) {
+            let known = known.filter(|(known, _)| known.untouched(path, &stat.stamp)).and_then(|(_, entries)| {
+                match entries.get(path) {
                     Some(Entry::File { size, hash, .. }) => Some(Entry::File {
                         mode: stat.mode & MODE_MASK,
                         size: *size,

@@ -16,6 +16,7 @@ pub mod blobs;
 mod buffer;
 pub mod diff;
 pub mod filter;
+mod in_order;
 pub mod index;
 pub mod journal;
 pub mod manifest;

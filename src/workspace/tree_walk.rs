@@ -127,12 +127,24 @@ pub(super) fn look_at_each<T: Send>(
     paths: &[RelPath],
     look: impl Fn(&Root, &RelPath, Stat) -> Result<Option<T>, WorkspaceError> + Sync,
 ) -> Result<Vec<Option<T>>, WorkspaceError> {
+    look_at_each_with(root, paths, || (), |(), tree, path, stat| look(tree, path, stat))
+}
+
+/// [`look_at_each`], each thread's looks sharing a state of their own (`start()`): a place in
+/// a map the paths are looked up in, in order.
+pub(super) fn look_at_each_with<S, T: Send>(
+    root: &Path,
+    paths: &[RelPath],
+    start: impl Fn() -> S + Sync,
+    look: impl Fn(&mut S, &Root, &RelPath, Stat) -> Result<Option<T>, WorkspaceError> + Sync,
+) -> Result<Vec<Option<T>>, WorkspaceError> {
     let part = |paths: &[RelPath]| -> Result<Vec<Option<T>>, WorkspaceError> {
         let tree = Root::open(root)?;
+        let mut state = start();
         let mut looked = Vec::with_capacity(paths.len());
         for path in paths {
             looked.push(match tree.lstat(path)? {
-                Some(stat) => look(&tree, path, stat)?,
+                Some(stat) => look(&mut state, &tree, path, stat)?,
                 None => None,
             });
         }

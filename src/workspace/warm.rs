@@ -20,6 +20,7 @@ use std::path::Path;
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
 use super::blobs::{BlobCache, Build};
+use super::in_order::InOrder;
 use super::manifest::{Entry, Manifest, hash_reader};
 use super::rel_path::{PathMap, PathSet, RelPath};
 use super::tree_writer::TreeWriter;
@@ -81,6 +82,8 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
     let mut foreign_dirs: PathSet<RelPath> = PathSet::default();
     let mut plan = Plan { keep: PathMap::default(), remove: Vec::new(), locked_dirs: Vec::new() };
     plan.keep.reserve(target.entries.len());
+    // The tree is walked in about the order both manifests hold their entries.
+    let (mut wanted_at, mut built_at) = (InOrder::new(&target.entries), InOrder::new(&state.entries));
     for (path, stat) in &disk {
         if stat.kind == Kind::Dir && stat.mode & 0o300 != 0o300 {
             plan.locked_dirs.push((path.clone(), stat.mode));
@@ -91,7 +94,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
         if stat.kind == Kind::Dir && !owned {
             foreign_dirs.insert(path.clone());
         }
-        let Some(wanted) = target.entries.get(path).filter(|_| owned && !under_foreign) else {
+        let Some(wanted) = wanted_at.get(path).filter(|_| owned && !under_foreign) else {
             plan.remove.push(path.clone());
             continue;
         };
@@ -99,8 +102,8 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
             (Kind::Dir, Entry::Dir { .. }) => Some(Entry::Dir { mode: stat.mode, mtime: stat.mtime }),
             (Kind::File, Entry::File { size, hash, .. }) => {
                 let as_built = state.stamps.get(path) == Some(&stat.stamp);
-                let known = match state.entries.get(path) {
-                    Some(Entry::File { size, hash, .. }) if as_built && state.untouched(path, &stat.stamp) => {
+                let known = match built_at.get(path) {
+                    Some(Entry::File { size, hash, .. }) if as_built && state.settled(&stat.stamp) => {
                         Some((*size, *hash))
                     }
                     // Recorded in the same instant as a change could have been made.
@@ -205,10 +208,10 @@ impl Plan {
         let mut build = Build::on(writer);
         build.reserve(target.entries.len());
         for (path, entry) in &target.entries {
-            let kept = self.keep.get(path).map(|(kept, _)| kept);
+            let kept = self.keep.get(path);
             // A file the master amended while sending it (its entry changed since the plan).
             let kept = match kept {
-                Some(Entry::File { size, hash, .. }) if !matches!(entry, Entry::File { size: s, hash: h, .. } if s == size && h == hash) =>
+                Some((Entry::File { size, hash, .. }, _)) if !matches!(entry, Entry::File { size: s, hash: h, .. } if s == size && h == hash) =>
                 {
                     build.writer_mut().root().unlink(path)?;
                     None
@@ -217,9 +220,8 @@ impl Plan {
             };
             match (kept, entry) {
                 (_, Entry::Dir { mode, mtime }) => build.writer_mut().dir(path, *mode, *mtime)?,
-                (Some(_), _) => {
-                    let (_, stat) = self.keep[path];
-                    let (held, stamp) = build.writer_mut().keep(path, entry, &stat)?;
+                (Some((_, stat)), _) => {
+                    let (held, stamp) = build.writer_mut().keep(path, entry, stat)?;
                     build.insert(path.clone(), held);
                     build.stamp(path.clone(), stamp);
                 }

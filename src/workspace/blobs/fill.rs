@@ -85,7 +85,7 @@ impl BlobCache {
                     for &at in several {
                         let (path, entry) = build.pending[at].clone();
                         if let Some(done) = self.write_verified(build, &path, &entry)? {
-                            build.built.entries.insert(path, done);
+                            build.written.insert(path, done);
                             written[at] = true;
                         }
                     }
@@ -167,6 +167,6 @@ fn write_one(
         return Err(refused);
     }
     let size = *size;
-    build.built.entries.insert(path, done);
+    build.written.insert(path, done);
     Ok(size)
 }
