@@ -155,12 +155,16 @@ pub(super) fn look_at_each_with<S, T: Send>(
         return part(paths);
     }
     let parts: Vec<Result<Vec<Option<T>>, WorkspaceError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            paths.chunks(paths.len().div_ceil(threads)).map(|chunk| scope.spawn(move || part(chunk))).collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
+        // The first part on this thread, the others each on a new one.
+        let mut chunks = paths.chunks(paths.len().div_ceil(threads));
+        let first = chunks.next().unwrap_or_default();
+        let part = &part;
+        let handles: Vec<_> = chunks.map(|chunk| scope.spawn(move || part(chunk))).collect();
+        let mut parts = vec![part(first)];
+        parts.extend(
+            handles.into_iter().map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+        );
+        parts
     });
     let mut looked = Vec::with_capacity(paths.len());
     for part in parts {
