@@ -302,7 +302,10 @@ impl Agent for AgentService {
                 }
                 if let (Some(trees), Some(lease)) = (trees, lease) {
                     match (after, built) {
-                        (Some(after), Some(built)) => trees.give_back(lease, built, &after),
+                        (Some(after), Some(built)) => {
+                            let state = crate::workspace::warm::proven_by(built, &after);
+                            trees.give_back(lease, state, &after)
+                        }
                         _ => trees.discard(&lease),
                     }
                 }

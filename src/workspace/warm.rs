@@ -268,3 +268,104 @@ pub fn stamped(root: &Path, mut manifest: Manifest) -> Result<Manifest, Workspac
     }
     Ok(manifest)
 }
+
+/// Unsettled entries of a tree as built past which the scan after its task is worth carrying
+/// into what the tree is kept as (a few, the files a warm build wrote, are read again by the
+/// next plan at little cost).
+const UNSETTLED_WORTH_PROVING: usize = 64;
+
+/// What a tree built as `built` is kept as, once the scan after its task (`after`) has looked
+/// at it. An entry's identity proves it unchanged only if it was recorded well after the entry
+/// last changed (the racily-clean rule): a new tree's files were all written just before they
+/// were recorded, and the next task would read every one of them again. The scan after the
+/// task read those (or trusted them where they were proven), so an entry it found with the
+/// same identity and the same content is known as of that scan: the tree is kept with the
+/// scan's time, and without the identity of every entry the scan found otherwise — changed by
+/// the task, or by anything in the moment before it was recorded — which the next task then
+/// writes anew.
+pub fn proven_by(built: std::sync::Arc<Manifest>, after: &Manifest) -> std::sync::Arc<Manifest> {
+    let later = matches!((built.scanned_at, after.scanned_at), (Some(was), Some(now)) if now > was);
+    let unsettled = built.stamps.values().filter(|stamp| !built.settled(stamp)).take(UNSETTLED_WORTH_PROVING + 1);
+    if !later || unsettled.count() <= UNSETTLED_WORTH_PROVING {
+        return built;
+    }
+    let mut state = std::sync::Arc::unwrap_or_clone(built);
+    let Manifest { entries, stamps, .. } = &mut state;
+    stamps.retain(|path, stamp| {
+        after.stamps.get(path) == Some(stamp)
+            && match (entries.get(path), after.entries.get(path)) {
+                (Some(Entry::File { size, hash, .. }), Some(Entry::File { size: now_size, hash: now_hash, .. })) => {
+                    size == now_size && hash == now_hash
+                }
+                (Some(Entry::File { .. }), _) => false,
+                _ => true,
+            }
+    });
+    state.scanned_at = after.scanned_at;
+    std::sync::Arc::new(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::workspace::Timestamp;
+    use crate::workspace::beneath::Stamp;
+
+    fn file(content: &[u8]) -> Entry {
+        Entry::File {
+            mode: 0o644,
+            size: content.len() as u64,
+            hash: blake3::hash(content),
+            mtime: Timestamp::new(0, 0),
+            link: None,
+        }
+    }
+
+    /// A new tree: every file recorded just after it was written, at `at`.
+    fn built(files: usize, at: Timestamp) -> Manifest {
+        let mut manifest = Manifest { scanned_at: Some(at), ..Manifest::default() };
+        for i in 0..files {
+            let path = RelPath::parse(format!("f{i:03}").as_bytes()).expect("path");
+            let stamp = Stamp { dev: 1, ino: i as u64, size: 1, mtime: at, ctime: at };
+            manifest.entries.insert(path.clone(), file(b"x"));
+            manifest.stamps.insert(path, stamp);
+        }
+        manifest
+    }
+
+    #[test]
+    fn the_scan_after_a_task_proves_what_it_found_unchanged_and_nothing_else() {
+        // (Nanoseconds: a filesystem with fine times, whose margin is short.)
+        let at = Timestamp::new(1_000, 500);
+        let built = Arc::new(built(UNSETTLED_WORTH_PROVING + 10, at));
+        assert!(!built.untouched(
+            &RelPath::parse(b"f000").expect("path"),
+            &built.stamps.values().next().copied().expect("a stamp")
+        ));
+        let mut after = (*built).clone();
+        after.scanned_at = Some(Timestamp::new(1_001, 0));
+        let (same_stamp_new_content, new_stamp, gone) = (
+            RelPath::parse(b"f001").expect("path"),
+            RelPath::parse(b"f002").expect("path"),
+            RelPath::parse(b"f003").expect("path"),
+        );
+        // Changed in the instant it was recorded: the same identity, other bytes.
+        after.entries.insert(same_stamp_new_content.clone(), file(b"y"));
+        after.stamps.get_mut(&new_stamp).expect("stamp").ctime = Timestamp::new(1_000, 5);
+        after.entries.remove(&gone);
+        after.stamps.remove(&gone);
+        let state = proven_by(Arc::clone(&built), &after);
+        assert_eq!(state.scanned_at, after.scanned_at);
+        for changed in [&same_stamp_new_content, &new_stamp, &gone] {
+            assert!(!state.stamps.contains_key(changed), "{changed} is not proven");
+        }
+        let kept = RelPath::parse(b"f004").expect("path");
+        assert!(state.untouched(&kept, &built.stamps[&kept]), "a file found as built is proven by the later scan");
+        assert_eq!(state.entries, built.entries, "what the tree was built to is unchanged");
+        // A tree whose files were proven already is kept as it was built.
+        let settled = Arc::new(Manifest { scanned_at: Some(Timestamp::new(2_000, 0)), ..(*built).clone() });
+        assert!(Arc::ptr_eq(&proven_by(Arc::clone(&settled), &after), &settled));
+    }
+}

@@ -138,3 +138,32 @@ impl Build {
         Ok(self.built)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::workspace::Timestamp;
+
+    proptest! {
+        /// Entries recorded in any order, some more than once, end as a map's inserts would
+        /// leave them, and each lookup on the way answers what that map would.
+        #[test]
+        fn what_is_recorded_is_what_a_map_would_hold(inserts in proptest::collection::vec(("[a-d/]{1,3}", 0u32..4), 0..60)) {
+            let mut written = Written::default();
+            let mut map = BTreeMap::new();
+            for (raw, mode) in inserts {
+                let Ok(path) = RelPath::parse(raw.as_bytes()) else { continue };
+                let entry = Entry::Dir { mode, mtime: Timestamp::new(0, 0) };
+                written.insert(path.clone(), entry.clone());
+                map.insert(path.clone(), entry);
+                prop_assert_eq!(written.get(&path), map.get(&path));
+            }
+            for path in map.keys() {
+                prop_assert_eq!(written.get(path), map.get(path));
+            }
+            prop_assert_eq!(written.into_map(), map);
+        }
+    }
+}
