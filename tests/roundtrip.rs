@@ -384,6 +384,54 @@ fn an_edit_racing_the_apply_is_a_conflict_and_every_step_is_undone() {
     }
 }
 
+/// Two applies into one workspace at once, both making `build/`: the one that made it is
+/// still making it (its own mode not set yet) when the other merges into it, and that other
+/// then fails on a file both wrote. Undoing it must not put back the mode the directory had
+/// while it was being made: the first apply has set its own since.
+#[test]
+fn a_failed_apply_leaves_a_directory_another_apply_made_as_that_apply_left_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = dir.path().join("master");
+    std::fs::create_dir(&master).expect("mkdir");
+    std::fs::write(master.join("keep.txt"), "kept").expect("write");
+    let base = Manifest::scan(&master, &Filter::builtin()).expect("scan");
+    let agent = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(agent.path().join("build")).expect("mkdir");
+    std::fs::set_permissions(agent.path().join("build"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(agent.path().join("build/only-a.txt"), "A").expect("write");
+    std::fs::write(agent.path().join("build/same.txt"), "A").expect("write");
+    let after = Manifest::scan(agent.path(), &Filter::builtin()).expect("scan");
+    let changed: Vec<RelPath> = after.entries.keys().cloned().collect();
+    let mut archive = Vec::new();
+    pack(agent.path(), &after, Some(&changed), &mut archive).expect("pack");
+    let build = master.join("build");
+    let mut observer = |step: Step<'_>| {
+        let Step::Place(path) = step else { return };
+        match path.as_bytes() {
+            // The other apply's directory, renamed into place, its mode not set yet.
+            b"build" => {
+                std::fs::create_dir(&build).expect("the other apply's directory");
+                std::fs::set_permissions(&build, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+            }
+            // The other apply places its file and finishes: its directory's mode is set.
+            b"build/same.txt" => {
+                std::fs::write(build.join("same.txt"), "B").expect("write");
+                std::fs::set_permissions(&build, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
+            _ => {}
+        }
+    };
+    let base = Base { manifest: &base, rules: None };
+    let error = apply_observed(&master, &archive[..], &[], Some(base), &Limits::default(), &mut observer)
+        .expect_err("the file both wrote is a conflict");
+    assert!(error.to_string().contains("build/same.txt"), "{error}");
+    let mode = std::fs::symlink_metadata(&build).expect("build").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755, "the directory's mode as the other apply set it");
+    assert_eq!(std::fs::read_to_string(build.join("same.txt")).expect("read"), "B");
+    assert!(!build.join("only-a.txt").exists(), "the failed apply's own file is taken back");
+}
+
 #[test]
 fn without_a_race_the_same_changes_apply() {
     let dir = tempfile::tempdir().expect("tempdir");

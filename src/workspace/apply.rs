@@ -38,6 +38,7 @@ use super::filter::Filter;
 use super::journal::{Journal, Staging, Undo, recover};
 use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS, entry_now};
 use super::rel_path::{PathMap, PathSet, RelPath};
+use super::timestamp::Timestamp;
 use super::unpack::{Limits, peek_empty, unpack_staged};
 
 /// What an apply did.
@@ -127,6 +128,7 @@ pub fn apply_observed(
         unlinked: Vec::new(),
         journal,
         trashed: 0,
+        found_dirs: PathMap::default(),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
@@ -174,6 +176,9 @@ struct Apply<'a> {
     unlinked: Vec<RelPath>,
     journal: Journal,
     trashed: u64,
+    /// Directories found in place (made by nobody, or by another apply meanwhile), with the mode
+    /// and time they had: what undo puts back once this apply has set theirs.
+    found_dirs: PathMap<RelPath, (u32, Timestamp)>,
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.
@@ -359,6 +364,15 @@ impl Apply<'_> {
         }
         for (path, mode, mtime) in dirs.into_iter().rev() {
             self.root.forget();
+            // Now this apply changes the mode of a directory it found: undo may put it back.
+            if let Some(&(found_mode, found_mtime)) = self.found_dirs.get(path) {
+                self.journal.record(Undo::Meta {
+                    path: path.clone(),
+                    mode: found_mode,
+                    mtime: found_mtime,
+                    set: mode,
+                })?;
+            }
             self.root.chmod(path, mode)?;
             self.root.set_mtime(path, mtime)?;
         }
@@ -406,7 +420,7 @@ impl Apply<'_> {
     /// renamed into place without replacing — so that undo removes only this directory (if
     /// empty), never one that another apply or a local command made at the same path
     /// meanwhile. A directory made here meanwhile is merged into, as one found by the check.
-    fn make_dir(&mut self, path: &RelPath, set: u32) -> Result<(), WorkspaceError> {
+    fn make_dir(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
         let made = self.next_trash();
         self.trash.mkdir(&made, 0o700, false)?;
         let ino = self.trash.lstat(&made)?.map_or(0, |stat| stat.stamp.ino);
@@ -421,10 +435,7 @@ impl Apply<'_> {
                 self.trash.rmdir(&made)?;
                 self.root.forget();
                 match self.root.lstat(path)? {
-                    Some(stat) if stat.kind == Kind::Dir => {
-                        let (mode, mtime) = (stat.mode, stat.mtime);
-                        self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set })
-                    }
+                    Some(stat) if stat.kind == Kind::Dir => self.found_dir(path, &stat),
                     _ => Err(WorkspaceError::Conflict {
                         details: vec![format!("'{path}' (created here while the changes were being applied)")],
                     }),
@@ -432,6 +443,17 @@ impl Apply<'_> {
             }
             other => other,
         }
+    }
+
+    /// A directory found at `path` (`stat`), into which the task's entries go: undo puts its
+    /// time back (placing entries changes it) — and its mode only if it is still the one found.
+    /// Its mode is not this apply's to put back until this apply has set it (see `run`): one
+    /// another apply made at the same moment, still being made, holds a mode that apply is
+    /// about to change, and undoing this one must not put it back.
+    fn found_dir(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
+        let (mode, mtime) = (stat.mode, stat.mtime);
+        self.found_dirs.insert(path.clone(), (mode, mtime));
+        self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set: mode })
     }
 
     fn next_trash(&mut self) -> RelPath {
@@ -442,16 +464,13 @@ impl Apply<'_> {
     fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
         let existing = self.root.lstat(path)?;
         match entry {
-            Entry::Dir { mode: set, .. } => match existing {
-                Some(stat) if stat.kind == Kind::Dir => {
-                    let (mode, mtime, set) = (stat.mode, stat.mtime, *set);
-                    self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set })?;
-                }
+            Entry::Dir { .. } => match existing {
+                Some(stat) if stat.kind == Kind::Dir => self.found_dir(path, &stat)?,
                 Some(_) => {
                     self.move_to_trash(path, None)?;
-                    self.make_dir(path, *set)?;
+                    self.make_dir(path)?;
                 }
-                None => self.make_dir(path, *set)?,
+                None => self.make_dir(path)?,
             },
             Entry::File { .. } | Entry::Fifo { .. }
                 if existing.is_some_and(|stat| {
