@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::WorkspaceError;
-use super::beneath::Root;
+use super::beneath::{Root, Stamp, Stat};
 use super::manifest::{Entry, MODE_MASK, SETID_BITS};
-use super::rel_path::{PathSet, RelPath};
+use super::rel_path::{PathMap, RelPath};
 use super::timestamp::Timestamp;
 use super::unpack::Limits;
 
@@ -24,10 +24,15 @@ pub struct TreeWriter {
     limits: Limits,
     entries: u64,
     bytes: u64,
-    seen: PathSet<RelPath>,
+    /// Every entry written, and a file's identity as it was left (none once another name is
+    /// linked to it, which changes it).
+    seen: PathMap<RelPath, Option<Stamp>>,
     dirs: Vec<(RelPath, u32, Timestamp)>,
     stripped: Vec<RelPath>,
 }
+
+/// Files written, each with its identity as it was left.
+pub type Stamps = Vec<(RelPath, Stamp)>;
 
 /// A time as `SystemTime` (before the epoch too).
 pub fn system_time(time: Timestamp) -> SystemTime {
@@ -47,7 +52,7 @@ impl TreeWriter {
             limits,
             entries: 0,
             bytes: 0,
-            seen: PathSet::default(),
+            seen: PathMap::default(),
             dirs: Vec::new(),
             stripped: Vec::new(),
         })
@@ -92,7 +97,7 @@ impl TreeWriter {
                 entry: path.to_string(),
             });
         }
-        if !self.seen.insert(path.clone()) {
+        if self.seen.insert(path.clone(), None).is_some() {
             return Err(WorkspaceError::UnsafeEntry { entry: path.to_string(), reason: "duplicate entry".to_owned() });
         }
         Ok(())
@@ -155,6 +160,10 @@ impl TreeWriter {
             .map_err(WorkspaceError::io(&full))?;
         let held = file.metadata().map_err(WorkspaceError::io(&full))?;
         use std::os::unix::fs::MetadataExt;
+        // Its identity as left: what a look at it after the build would see (no second look).
+        if let Some(stamp) = self.seen.get_mut(path) {
+            *stamp = Some(Stat::from_metadata(&held).stamp);
+        }
         Ok(Entry::File {
             mode: held.mode() & MODE_MASK,
             size,
@@ -172,7 +181,7 @@ impl TreeWriter {
         let Entry::File { mode, size, hash, mtime, .. } = written else {
             return Err(refuse(format!("a hard link to '{to}', which is not a file")));
         };
-        if to >= path || !self.seen.contains(to) {
+        if to >= path || !self.seen.contains_key(to) {
             return Err(refuse(format!("a hard link to '{to}', which does not come before it")));
         }
         match self.root.lstat(to)? {
@@ -181,6 +190,10 @@ impl TreeWriter {
         }
         self.root.check_parent(path)?;
         self.root.hard_link_from(&self.root, to, path)?;
+        // Another name changes the file's identity (its link count, its ctime).
+        if let Some(stamp) = self.seen.get_mut(to) {
+            *stamp = None;
+        }
         Ok(Entry::File { mode: *mode, size: *size, hash: *hash, mtime: *mtime, link: Some(to.clone()) })
     }
 
@@ -261,6 +274,18 @@ impl TreeWriter {
     /// Sets the directories' modes and times, deepest first; the tree is complete. Returns
     /// each directory as the filesystem holds it.
     pub fn finish(self) -> Result<Vec<(RelPath, Entry)>, WorkspaceError> {
+        self.finish_with_stamps().map(|(dirs, _)| dirs)
+    }
+
+    /// [`TreeWriter::finish`], and the identity of each file written as it was left (a file
+    /// another name was linked to has none: it is looked at again).
+    pub fn finish_with_stamps(mut self) -> Result<(Vec<(RelPath, Entry)>, Stamps), WorkspaceError> {
+        let stamps: Vec<(RelPath, Stamp)> =
+            std::mem::take(&mut self.seen).into_iter().filter_map(|(path, stamp)| Some((path, stamp?))).collect();
+        Ok((self.finish_dirs()?, stamps))
+    }
+
+    fn finish_dirs(self) -> Result<Vec<(RelPath, Entry)>, WorkspaceError> {
         let mut dirs = self.dirs;
         dirs.sort_by(|a, b| b.0.depth().cmp(&a.0.depth()).then_with(|| b.0.cmp(&a.0)));
         let mut held = Vec::with_capacity(dirs.len());

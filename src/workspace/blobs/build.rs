@@ -131,9 +131,12 @@ impl Build {
                 reason: "its content is not in the cache".to_owned(),
             });
         }
-        for (path, held) in self.writer.finish()? {
+        let (dirs, stamps) = self.writer.finish_with_stamps()?;
+        for (path, held) in dirs {
             self.written.insert(path, held);
         }
+        // The files' identities as they were written: the tree is not looked at again for them.
+        self.built.stamps.extend(stamps);
         self.built.entries = self.written.into_map();
         Ok(self.built)
     }
