@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark, one after the other, each under its own heading: trivial.sh (a chain of
-# trivial remote tasks), throughput.sh (independent remote tasks over 4 agents), sync.sh and
-# sync_sizes.sh (workspace round trips), scheduler.sh (the local scheduler) and memory.sh —
-# with their default sizes. SLOTH_BIN and BASE_BIN are passed on: the scripts that compare
+# trivial remote tasks), throughput.sh (independent remote tasks over 4 agents), sync.sh,
+# sync_sizes.sh and warm_chain.sh (workspace round trips), scheduler.sh (the local scheduler)
+# and memory.sh — with their default sizes. SLOTH_BIN and BASE_BIN are passed on: the scripts that compare
 # measure BASE_BIN in the same command (and trivial.sh runs once more with it). Without
 # SLOTH_BIN the release build is made once, here. A script that fails is reported and the
 # rest still run; the exit status says whether any failed. About 20–25 minutes with BASE_BIN on
@@ -48,6 +48,7 @@ fi
 section "throughput.sh" "$bench_dir/throughput.sh"
 section "sync.sh" "$bench_dir/sync.sh"
 section "sync_sizes.sh" "$bench_dir/sync_sizes.sh"
+section "warm_chain.sh" "$bench_dir/warm_chain.sh"
 section "scheduler.sh (this build)" "$bench_dir/scheduler.sh"
 section "memory.sh" "$bench_dir/memory.sh"
 
