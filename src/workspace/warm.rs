@@ -50,11 +50,11 @@ pub struct Plan {
 pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, WorkspaceError> {
     let tree = Root::open(root)?;
     let root_dev = std::fs::symlink_metadata(root).map_err(WorkspaceError::io(root))?;
-    let disk = stat_walk(root)?;
+    let disk = stat_walk(root, state)?;
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     {
         use std::os::unix::fs::MetadataExt;
-        if let Some((path, _)) = disk.iter().find(|(_, stat)| stat.stamp.dev != root_dev.dev()) {
+        if let Some((path, _)) = disk.iter().find(|(_, (stat, _))| stat.stamp.dev != root_dev.dev()) {
             return Err(WorkspaceError::Refused {
                 path: tree.display(path),
                 reason: "on another filesystem (a mount an earlier task left): the tree is not reused".to_owned(),
@@ -63,7 +63,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
     }
     // Which names each file has in the tree: a kept file must have exactly its manifest's.
     let mut names_on_disk: PathMap<u64, Vec<&RelPath>> = PathMap::default();
-    for (path, stat) in &disk {
+    for (path, (stat, _)) in &disk {
         if stat.kind == Kind::File && stat.nlink > 1 {
             names_on_disk.entry(stat.stamp.ino).or_default().push(path);
         }
@@ -84,7 +84,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
     plan.keep.reserve(target.entries.len());
     // The tree is walked in about the order both manifests hold their entries.
     let (mut wanted_at, mut built_at) = (InOrder::new(&target.entries), InOrder::new(&state.entries));
-    for (path, stat) in &disk {
+    for (path, (stat, read)) in &disk {
         if stat.kind == Kind::Dir && stat.mode & 0o300 != 0o300 {
             plan.locked_dirs.push((path.clone(), stat.mode));
         }
@@ -106,11 +106,15 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
                     Some(Entry::File { size, hash, .. }) if as_built && state.settled(&stat.stamp) => {
                         Some((*size, *hash))
                     }
-                    // Recorded in the same instant as a change could have been made.
-                    Some(Entry::File { .. }) if as_built => {
-                        let file = tree.open_file(path)?;
-                        Some(hash_reader(file, &tree.display(path))?)
-                    }
+                    // Recorded in the same instant as a change could have been made: read
+                    // on the walk's threads.
+                    Some(Entry::File { .. }) if as_built => match read {
+                        Some(read) => Some(*read),
+                        None => {
+                            let file = tree.open_file(path)?;
+                            Some(hash_reader(file, &tree.display(path))?)
+                        }
+                    },
                     _ => None,
                 };
                 let names_right = if stat.nlink == 1 {
@@ -244,11 +248,27 @@ impl Plan {
 
 /// Every entry beneath `root`, not following links, with what lstat says: parents before
 /// their children.
-fn stat_walk(root: &Path) -> Result<Vec<(RelPath, Stat)>, WorkspaceError> {
+///
+/// A file whose identity is as `state` recorded it but was recorded in the same instant as a
+/// change could have been made (the racily-clean rule: every file of a tree built just before
+/// its task) is read and hashed here, on the walk's threads, and its size and hash come with
+/// it.
+fn stat_walk(root: &Path, state: &Manifest) -> Result<Vec<(RelPath, Looked)>, WorkspaceError> {
     let listing = super::tree_walk::list(root, None)?;
-    let looked = super::tree_walk::look_at_each(root, &listing.paths, |_, _, stat| Ok(Some(stat)))?;
-    Ok(listing.paths.into_iter().zip(looked).filter_map(|(path, stat)| Some((path, stat?))).collect())
+    let looked = super::tree_walk::look_at_each(root, &listing.paths, |tree, path, stat| {
+        let unproven = stat.kind == Kind::File
+            && state.stamps.get(path) == Some(&stat.stamp)
+            && !state.settled(&stat.stamp)
+            && matches!(state.entries.get(path), Some(Entry::File { .. }));
+        let read = if unproven { Some(hash_reader(tree.open_file(path)?, &tree.display(path))?) } else { None };
+        Ok(Some((stat, read)))
+    })?;
+    Ok(listing.paths.into_iter().zip(looked).filter_map(|(path, looked)| Some((path, looked?))).collect())
 }
+
+/// An entry as the walk saw it, and what a file recorded in the same instant as a change could
+/// have been made holds now (size and hash).
+type Looked = (Stat, Option<(u64, blake3::Hash)>);
 
 /// `manifest` with the identity of every entry as the tree at `root` holds it now (those it
 /// carries already, kept entries, are as lstat saw them when they were kept), and now as the
