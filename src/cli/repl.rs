@@ -49,6 +49,7 @@ impl ReplArgs {
 
 /// Runs the prompt, after evaluating `file` (a failure there ends it: exit 1).
 pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
+    crate::workspace::content_memo::enable(crate::workspace::content_memo::MASTER_LIMIT);
     let tokio = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(tokio) => tokio,
         Err(e) => {

@@ -59,6 +59,8 @@ pub struct RunArgs {
 }
 
 pub fn execute(args: &RunArgs, verbosity: Verbosity) -> ExitCode {
+    // A run sends its workspace: small files are kept as its snapshots read them.
+    crate::workspace::content_memo::enable(crate::workspace::content_memo::MASTER_LIMIT);
     let file = match args.pipeline.path() {
         Ok(file) => file.to_path_buf(),
         Err(code) => return code,

@@ -69,17 +69,23 @@ pub fn pack_blobs(
     let mut sent = BTreeSet::new();
     let mut report = BlobPack::default();
     for wanted in hashes.iter().map(|hash| *hash.as_bytes()).collect::<BTreeSet<_>>() {
+        // Read by the scan that named it, and kept as read: not read again.
+        if let Some(bytes) =
+            by_hash.contains_key(&wanted).then(|| super::content_memo::get(&blake3::Hash::from_bytes(wanted))).flatten()
+        {
+            let name = blake3::Hash::from_bytes(wanted).to_hex();
+            let mut header = blob_header(bytes.len() as u64);
+            builder.append_data(&mut header, name.as_str(), &bytes[..]).map_err(WorkspaceError::io(spool))?;
+            sent.insert(wanted);
+            continue;
+        }
         for (path, entry) in by_hash.get(&wanted).map(Vec::as_slice).unwrap_or_default() {
             let Entry::File { mode, link, .. } = entry else { continue };
             let content = read_once(&source, path, spool)?;
             let hash = *content.hash.as_bytes();
             if sent.insert(hash) {
                 let name = content.hash.to_hex();
-                let mut header = tar::Header::new_gnu();
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o600);
-                header.set_mtime(0);
-                header.set_size(content.size);
+                let mut header = blob_header(content.size);
                 builder
                     .append_data(&mut header, name.as_str(), content.reader().map_err(WorkspaceError::io(spool))?)
                     .map_err(WorkspaceError::io(root.join(path.as_path())))?;
@@ -103,6 +109,16 @@ pub fn pack_blobs(
     encoder.finish().and_then(|mut out| out.flush()).map_err(WorkspaceError::io(spool))?;
     report.sent = sent.len() as u64;
     Ok(report)
+}
+
+/// The header of a blob of `size` bytes (its name is its hash; nothing else about it travels).
+fn blob_header(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_size(size);
+    header
 }
 
 /// A file's content as read once.

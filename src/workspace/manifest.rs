@@ -376,6 +376,20 @@ fn hash_file(tree: &Root, path: &RelPath, stat: &Stat) -> Result<Option<Entry>, 
     if !file.metadata().map_err(WorkspaceError::io(&full))?.is_file() {
         return Ok(None);
     }
+    // A small file a master is about to send: its bytes are kept as read (see content_memo).
+    if super::content_memo::wants(stat.size) {
+        let mut bytes = Vec::with_capacity(usize::try_from(stat.size).unwrap_or(0));
+        (&file).take(stat.size.saturating_add(1)).read_to_end(&mut bytes).map_err(WorkspaceError::io(&full))?;
+        if bytes.len() as u64 <= stat.size {
+            let hash = blake3::hash(&bytes);
+            super::content_memo::offer(&hash, &bytes);
+            let size = bytes.len() as u64;
+            return Ok(Some(Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None }));
+        }
+        // Grown past what it was seen as: read on, as any other file.
+        let (size, hash) = hash_reader(std::io::Cursor::new(bytes).chain(&file), &full)?;
+        return Ok(Some(Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None }));
+    }
     let (size, hash) = hash_reader(file, &full)?;
     Ok(Some(Entry::File { mode: stat.mode & MODE_MASK, size, hash, mtime: stat.mtime, link: None }))
 }

@@ -14,6 +14,7 @@ pub mod beneath;
 pub mod blob_pack;
 pub mod blobs;
 mod buffer;
+pub mod content_memo;
 pub mod diff;
 pub mod filter;
 mod in_order;
