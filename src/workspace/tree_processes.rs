@@ -154,11 +154,39 @@ fn thread_of_another(pid: u32) -> bool {
 /// When process `pid` started, in clock ticks since the host did (`/proc/PID/stat`'s 22nd
 /// field, counted after the command name, which may hold spaces and parentheses).
 fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // Read into a buffer of its own, without asking its size first (procfs says 0): read for
+    // every process when all of them are looked at.
+    let path = format!("/proc/{pid}/stat");
+    let mut buffer = [0u8; 2048];
+    let stat: std::borrow::Cow<'_, [u8]> = match read_small(&path, &mut buffer) {
+        Some(len) => std::borrow::Cow::Borrowed(&buffer[..len]),
+        None => std::borrow::Cow::Owned(std::fs::read(&path).ok()?),
+    };
     let after_name = stat.iter().rposition(|&byte| byte == b')')?;
     let fields = std::str::from_utf8(&stat[after_name + 1..]).ok()?;
     // Field 3 (the state) is the first after the name: the start time is 19 further on.
     fields.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// `path` read whole into `buffer`: its length, or None when it does not fit (or cannot be
+/// read).
+fn read_small(path: &str, buffer: &mut [u8]) -> Option<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut len = 0;
+    loop {
+        match file.read(&mut buffer[len..]) {
+            Ok(0) => return Some(len),
+            Ok(read) => {
+                len += read;
+                if len == buffer.len() {
+                    return None;
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Now, in clock ticks since the host started (`/proc/uptime`, to a hundredth of a second),
@@ -271,5 +299,17 @@ mod tests {
         assert_eq!(process_inside(tree.path(), None), Some(old.id()), "without a mark it counts");
         let _ = old.kill();
         let _ = old.wait();
+    }
+
+    #[test]
+    fn a_process_start_is_read_from_its_stat_and_comes_before_now() {
+        let own = std::process::id();
+        let started = start_ticks(own).expect("this process's start");
+        let now = uptime_ticks().expect("now");
+        assert!(started <= now + 2, "started {started}, now {now}");
+        assert_eq!(start_ticks(u32::MAX), None, "no such process");
+        // Too large for the buffer: None, never a part of it.
+        let mut tiny = [0u8; 8];
+        assert_eq!(read_small(&format!("/proc/{own}/stat"), &mut tiny), None);
     }
 }

@@ -133,7 +133,14 @@ impl TreeWriter {
         read_error: impl Fn(std::io::Error) -> WorkspaceError,
     ) -> Result<Entry, WorkspaceError> {
         self.admit(path)?;
-        let mut file = self.root.create_file(path, 0o600, true)?;
+        // Made with its mode where the umask leaves it whole (no chmod after); a setuid or
+        // setgid file is made private and given its bits once written (writing clears them).
+        let plain = mode & MODE_MASK & !SETID_BITS == mode & MODE_MASK;
+        let made_as = match crate::process::umask_at_start() {
+            Some(umask) if plain && mode & MODE_MASK & umask == 0 => mode & MODE_MASK,
+            _ => 0o600,
+        };
+        let mut file = self.root.create_file(path, made_as, true)?;
         let full = self.root.display(path);
         let remaining = self.limits.max_bytes.saturating_sub(self.bytes);
         let written = copy_hashing(reader, &mut file, remaining, &read_error, &full);
@@ -153,13 +160,26 @@ impl TreeWriter {
         self.bytes += size;
         // After the content: writing clears setuid and setgid.
         let mode = self.file_mode(path, mode);
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(&full))?;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let set_mode = |file: &std::fs::File| {
+            file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(&full))
+        };
         let time = system_time(mtime);
-        file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
-            .map_err(WorkspaceError::io(&full))?;
-        let held = file.metadata().map_err(WorkspaceError::io(&full))?;
-        use std::os::unix::fs::MetadataExt;
+        let set_time = |file: &std::fs::File| {
+            file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
+                .map_err(WorkspaceError::io(&full))
+        };
+        if made_as != mode {
+            set_mode(&file)?;
+        }
+        set_time(&file)?;
+        let mut held = file.metadata().map_err(WorkspaceError::io(&full))?;
+        // Made otherwise than the umask says (a default ACL on the directory): set after all.
+        if held.mode() & MODE_MASK != mode && made_as == mode {
+            set_mode(&file)?;
+            set_time(&file)?;
+            held = file.metadata().map_err(WorkspaceError::io(&full))?;
+        }
         // Its identity as left: what a look at it after the build would see (no second look).
         if let Some(stamp) = self.seen.get_mut(path) {
             *stamp = Some(Stat::from_metadata(&held).stamp);
@@ -389,6 +409,35 @@ fn write_sparse(out: &mut std::fs::File, bytes: &[u8], offset: u64) -> std::io::
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Every mode a file can be asked for is the one it has, whether the umask would have left
+    /// it whole when the file was made or not, and with its identity as a later look sees it.
+    #[test]
+    fn a_file_has_the_mode_it_was_asked_for_whatever_the_umask() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits { setid_files: true, ..Limits::default() };
+        let mut writer = TreeWriter::new(dir.path(), limits).expect("writer");
+        let modes = [0o644, 0o600, 0o755, 0o666, 0o777, 0o444, 0o000, 0o4755, 0o2750];
+        for mode in modes {
+            let path = RelPath::parse(format!("m{mode:o}").as_bytes()).expect("path");
+            let written = writer
+                .file(&path, mode, Timestamp::new(1_000, 0), &b"content"[..], |e| WorkspaceError::Io {
+                    path: dir.path().to_path_buf(),
+                    source: e,
+                })
+                .expect("file");
+            let on_disk = std::fs::symlink_metadata(dir.path().join(path.as_path())).expect("stat");
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(on_disk.mode() & MODE_MASK, mode, "{mode:o} on disk");
+            assert!(matches!(written, Entry::File { mode: held, .. } if held == mode), "{mode:o} as written");
+        }
+        let (_, stamps) = writer.finish_with_stamps().expect("finish");
+        assert_eq!(stamps.len(), modes.len());
+        for (path, stamp) in stamps {
+            let now = Root::open(dir.path()).expect("root").lstat(&path).expect("lstat").expect("there");
+            assert_eq!(stamp, now.stamp, "{path}: the identity a look sees");
+        }
+    }
 
     /// Runs of bytes: zeros (holes to be) or data, of any length, at any offset.
     fn content() -> impl Strategy<Value = Vec<u8>> {
