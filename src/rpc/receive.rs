@@ -149,11 +149,12 @@ pub(super) async fn receive_incremental(
     let store_cache = cache.clone();
     let target = Arc::clone(&manifest);
     let leased = warm.lease.is_some();
-    let warm_plan_absent = plan.is_none();
+    // What came for a new tree is written into it straight from the archive; the cache is
+    // filled from it after (a kept tree's plan stores it first, below).
+    let fills_cache = sent > 0 && plan.is_none();
     if !leased {
         make_dir(dir).await?;
     }
-    let warm_tree = leased;
     let tree = ready.clone();
     let pins = (pin, pin_amended);
     // Built, and completed at once unless a cached content failed verification (then it is
@@ -181,7 +182,7 @@ pub(super) async fn receive_incremental(
             }
         };
         if build.missing().is_empty() {
-            let built = complete(build, &store_cache, pins, (warm_tree, &root))?;
+            let built = complete(build, &store_cache, pins, (leased, &root))?;
             return Ok((Built::Done(built), kept));
         }
         Ok((Built::Lacking(Box::new((build, pins))), kept))
@@ -189,7 +190,7 @@ pub(super) async fn receive_incremental(
     .await?;
     let (built, kept) = built;
     // What came for a new tree went straight into it: the cache gets it now, beside the task.
-    let fill = (sent > 0 && warm_plan_absent).then(|| {
+    let fill = fills_cache.then(|| {
         let (cache, blobs) = (identity.cache.clone(), blobs.clone());
         let filling = cache.filling();
         CacheFill(tokio::task::spawn_blocking(move || {
@@ -221,7 +222,7 @@ pub(super) async fn receive_incremental(
             blocking(move || {
                 store(&cache, &blobs_again, &limits)?;
                 build.retry(&cache)?;
-                complete(build, &cache, pins, (warm_tree, &tree))
+                complete(build, &cache, pins, (leased, &tree))
             })
             .await?
         }

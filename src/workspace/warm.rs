@@ -108,13 +108,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
                     }
                     // Recorded in the same instant as a change could have been made: read
                     // on the walk's threads.
-                    Some(Entry::File { .. }) if as_built => match read {
-                        Some(read) => Some(*read),
-                        None => {
-                            let file = tree.open_file(path)?;
-                            Some(hash_reader(file, &tree.display(path))?)
-                        }
-                    },
+                    Some(Entry::File { .. }) if as_built => *read,
                     _ => None,
                 };
                 let names_right = if stat.nlink == 1 {

@@ -1,0 +1,149 @@
+//! The checks of an apply: before anything is touched, every path the task changed must be
+//! as the task started from (else a conflict, naming it) and reachable without a link; and
+//! again right before each step, for what changed here meanwhile.
+
+use super::Apply;
+use crate::workspace::WorkspaceError;
+use crate::workspace::beneath::Kind;
+use crate::workspace::manifest::{Entry, MODE_MASK, entry_now};
+use crate::workspace::rel_path::RelPath;
+
+/// What the master's path is now, against what the task started from.
+enum Now {
+    /// As the task saw it (or both sides made the same change).
+    Unchanged,
+    /// Different: what happened here, for the conflict message.
+    Changed(&'static str),
+}
+
+impl Apply<'_> {
+    /// Every check that can be made before touching anything: links in the way, and paths
+    /// changed here since the task started.
+    pub(super) fn check(&self, deletions: &[&RelPath]) -> Result<(), WorkspaceError> {
+        for path in deletions.iter().copied().chain(self.staged.keys()) {
+            self.check_included(path)?;
+        }
+        let mut conflicts = Vec::new();
+        for path in deletions {
+            if let Now::Changed(here) = self.now(path, None)? {
+                conflicts.push(format!("'{path}' ({here}; deleted by the task)"));
+            }
+        }
+        for (path, entry) in self.staged {
+            self.check_parents(path)?;
+            if let Now::Changed(here) = self.now(path, Some(entry))? {
+                let task = if self.base_entry(path).is_some() { "changed by the task" } else { "created by the task" };
+                conflicts.push(format!("'{path}' ({here}; {task})"));
+            }
+        }
+        if conflicts.is_empty() { Ok(()) } else { Err(WorkspaceError::Conflict { details: conflicts }) }
+    }
+
+    /// A path the workspace's rules leave out (or below one) is not the task's to change.
+    fn check_included(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+        let Some(rules) = self.rules else { return Ok(()) };
+        if let Some(excluded) = path.ancestors().chain(std::iter::once(path.clone())).find(|p| rules.excludes(p)) {
+            return Err(WorkspaceError::UnsafeEntry {
+                entry: path.to_string(),
+                reason: format!("'{excluded}' is left out of the workspace here, so the task cannot have changed it"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every ancestor of a staged path must be a real directory here or one the changes make.
+    fn check_parents(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+        for ancestor in path.ancestors() {
+            if matches!(self.staged.get(&ancestor), Some(Entry::Dir { .. })) {
+                continue;
+            }
+            let reason = match self.root.lstat(&ancestor)?.map(|stat| stat.kind) {
+                Some(Kind::Dir) => continue,
+                Some(Kind::Symlink) => format!("writes through the symlink '{ancestor}'"),
+                Some(_) => format!("its parent '{ancestor}' is not a directory here"),
+                None if self.base.is_some() => {
+                    return Err(WorkspaceError::Conflict {
+                        details: vec![format!(
+                            "'{path}' (its directory '{ancestor}' is gone here; written by the task)"
+                        )],
+                    });
+                }
+                None => continue,
+            };
+            return Err(WorkspaceError::UnsafeEntry { entry: path.to_string(), reason });
+        }
+        Ok(())
+    }
+
+    /// Whether `path` here is still as the task started from (`new`: what the task makes of
+    /// it, None for a deletion). Cheap when the identity is unchanged; hashes otherwise.
+    fn now(&self, path: &RelPath, new: Option<&Entry>) -> Result<Now, WorkspaceError> {
+        let Some(base) = self.base else { return Ok(Now::Unchanged) };
+        let before = base.entries.get(path);
+        let stat = self.root.lstat(path)?;
+        match (&stat, before) {
+            (None, None) => return Ok(Now::Unchanged),
+            // Gone here and deleted by the task: the same end.
+            (None, Some(_)) if new.is_none() => return Ok(Now::Unchanged),
+            (None, Some(_)) => return Ok(Now::Changed("deleted here")),
+            // Something a workspace does not carry is never the task's to replace.
+            (Some(stat), _) if stat.kind == Kind::Socket => return Ok(Now::Changed("a socket here")),
+            (Some(stat), _) if stat.kind == Kind::Device => return Ok(Now::Changed("a device file here")),
+            // Directories merge: both sides may add to one, or both create it; only their modes
+            // can conflict.
+            (Some(stat), _)
+                if stat.kind == Kind::Dir
+                    && matches!(new, Some(Entry::Dir { .. }) | None)
+                    && matches!(before, Some(Entry::Dir { .. }) | None) =>
+            {
+                let here = stat.mode & MODE_MASK;
+                return Ok(match (before, new) {
+                    (None, None) => Now::Changed("created here"),
+                    (Some(Entry::Dir { mode: old, .. }), Some(Entry::Dir { mode: new, .. }))
+                        if here != *old && here != *new =>
+                    {
+                        Now::Changed("its mode changed here")
+                    }
+                    _ => Now::Unchanged,
+                });
+            }
+            (Some(stat), Some(_)) if base.untouched(path, &stat.stamp) => return Ok(Now::Unchanged),
+            _ => {}
+        }
+        let current = entry_now(&self.root, path)?.map(|(entry, _)| entry);
+        let unchanged = match (&current, before) {
+            (None, None) => true,
+            (Some(current), Some(before)) => current.same_content(before) && same_time(current, before),
+            _ => false,
+        };
+        if unchanged || matches!((&current, new), (Some(current), Some(new)) if current.same_content(new)) {
+            return Ok(Now::Unchanged);
+        }
+        Ok(Now::Changed(match (&current, before) {
+            (None, _) => "deleted here",
+            (Some(_), None) => "created here",
+            (Some(current), Some(before)) if std::mem::discriminant(current) != std::mem::discriminant(before) => {
+                "replaced here"
+            }
+            _ => "changed here",
+        }))
+    }
+
+    /// The check of [`Apply::check`] once more, right before the step: a path changed since
+    /// then is a conflict.
+    pub(super) fn recheck(&self, path: &RelPath, new: Option<&Entry>) -> Result<(), WorkspaceError> {
+        match self.now(path, new)? {
+            Now::Unchanged => Ok(()),
+            Now::Changed(here) => Err(WorkspaceError::Conflict {
+                details: vec![format!("'{path}' ({here} while the changes were being applied)")],
+            }),
+        }
+    }
+}
+
+fn same_time(a: &Entry, b: &Entry) -> bool {
+    match (a, b) {
+        (Entry::File { .. }, Entry::File { .. }) => a.mtime() == b.mtime(),
+        _ => true,
+    }
+}
