@@ -281,3 +281,43 @@ fn a_run_here_and_a_run_there_of_one_pipeline_print_the_same_lines() {
     let (remote_out, _) = raw_run(&test, "remote.lua");
     assert_eq!(String::from_utf8_lossy(&remote_out), String::from_utf8_lossy(&local_out));
 }
+
+#[test]
+fn a_users_directories_named_like_an_applys_are_never_removed_by_a_remote_task() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 1, "echo made > out.txt", "");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for name in [".sloth-apply-notes", ".sloth-staging-abcdef", ".sloth-kept-mine"] {
+        let dir = test.path().join("ws").join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        std::fs::write(dir.join("todo.txt"), "precious\n").expect("write");
+        std::fs::File::open(&dir).expect("open").set_modified(long_ago).expect("age");
+    }
+    for _ in 0..2 {
+        test.run(&["run", "tasks.lua"]).expect_code(0);
+    }
+    assert_eq!(test.read("ws/out.txt"), "made\n");
+    for name in [".sloth-apply-notes", ".sloth-staging-abcdef", ".sloth-kept-mine"] {
+        assert_eq!(test.read(&format!("ws/{name}/todo.txt")), "precious\n", "{name}");
+    }
+}
+
+#[test]
+fn a_kept_tree_swapped_for_a_link_while_idle_is_not_used_and_what_it_leads_to_is_untouched() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = workspace(&agent, 2, "ls > listing.txt", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let trees = crate::warm::trees(work.path());
+    assert_eq!(trees.len(), 1, "one tree kept");
+    let victim = tempfile::tempdir().expect("tempdir");
+    std::fs::write(victim.path().join("precious.txt"), "alive\n").expect("write");
+    std::fs::remove_dir_all(&trees[0]).expect("rm tree");
+    std::os::unix::fs::symlink(victim.path(), &trees[0]).expect("swap for a link");
+    std::fs::write(test.path().join("ws/f9.txt"), "new\n").expect("write");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/listing.txt"), "f0.txt\nf1.txt\nf9.txt\nlisting.txt\n", "the task saw its workspace");
+    let left: Vec<_> = std::fs::read_dir(victim.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("precious.txt")], "nothing written where the link leads");
+    assert_eq!(std::fs::read_to_string(victim.path().join("precious.txt")).expect("read"), "alive\n");
+}

@@ -201,7 +201,13 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
             return Ok((manifest, filter));
         }
         let notes = match (core::recover(&scanned), first) {
-            (Ok(notes), Err(error)) if notes.is_empty() => return Err(error),
+            // Nothing taken back (none was an apply's, or one that had begun nothing): the
+            // first look stands.
+            (Ok(notes), first) if notes.is_empty() => {
+                let (manifest, filter) = first?;
+                core::index::save_if_changed(&scanned, known.as_deref(), &manifest);
+                return Ok((manifest, filter));
+            }
             // The scan's own error says more than the recovery's.
             (Err(_), Err(error)) => return Err(error),
             (notes, _) => notes?,

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::locked_dir::{LockedDir, UNPUBLISHED_STALE, is_older_than, try_lock};
+use crate::locked_dir::{LockedDir, is_marked, remove_abandoned_unpublished, try_lock};
 
 const PREFIX: &str = "sloth-agent-";
 const UNPUBLISHED_PREFIX: &str = "sloth-agent-starting-";
@@ -44,10 +44,17 @@ impl WorkRoot {
             if path == self.path() || !name.starts_with(PREFIX) || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
                 continue;
             }
-            if name.starts_with(UNPUBLISHED_PREFIX) && !is_older_than(&path, UNPUBLISHED_STALE) {
+            if name.starts_with(UNPUBLISHED_PREFIX) {
+                if remove_abandoned_unpublished(&path, UNPUBLISHED_PREFIX) {
+                    removed.push(path);
+                }
                 continue;
             }
-            if let Ok(Some(_lock)) = try_lock(&path) {
+            // Only a directory an agent made (marked) is an agent's: one named alike is
+            // somebody's.
+            if let Ok(Some(_lock)) = try_lock(&path)
+                && is_marked(&path)
+            {
                 // What its same_path tasks made outside it goes first.
                 crate::task_view::remove_leftover_mount_points(&path);
                 if std::fs::remove_dir_all(&path).is_ok() {
@@ -62,5 +69,27 @@ impl WorkRoot {
 impl Drop for WorkRoot {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(self.path());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_agents_directory_goes_and_one_only_named_like_it_stays() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dead = LockedDir::create(parent.path(), UNPUBLISHED_PREFIX, PREFIX).expect("made");
+        let dead_path = dead.path().to_path_buf();
+        std::fs::write(dead_path.join("cached"), "x").expect("write");
+        drop(dead);
+        let user = parent.path().join("sloth-agent-notes");
+        std::fs::create_dir(&user).expect("mkdir");
+        std::fs::write(user.join("todo.txt"), "precious").expect("write");
+        let (root, removed) = WorkRoot::create(parent.path()).expect("work root");
+        assert_eq!(removed, vec![dead_path.clone()]);
+        assert!(!dead_path.exists());
+        assert_eq!(std::fs::read_to_string(user.join("todo.txt")).expect("kept"), "precious");
+        drop(root);
     }
 }

@@ -19,7 +19,7 @@ use super::beneath::{Kind, Root, Stamp};
 use super::rel_path::{PathMap, RelPath};
 use super::timestamp::Timestamp;
 use crate::hex::{decode as unhex, encode as hex};
-use crate::locked_dir::{LockedDir, UNPUBLISHED_STALE, is_older_than, try_lock};
+use crate::locked_dir::{LockedDir, is_marked, remove_abandoned_unpublished, try_lock};
 
 /// The journal's name inside a staging directory.
 const JOURNAL: &str = "journal";
@@ -319,16 +319,6 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
     kept
 }
 
-/// Removes an unpublished staging directory that a dead process left (nobody holds it, and it
-/// is old); it never held anything of the workspace.
-fn remove_if_stale(path: &Path) {
-    if is_older_than(path, UNPUBLISHED_STALE)
-        && let Ok(Some(_lock)) = try_lock(path)
-    {
-        let _ = std::fs::remove_dir_all(path);
-    }
-}
-
 fn step_path(step: &Undo) -> &RelPath {
     match step {
         Undo::Restore { path, .. }
@@ -363,7 +353,8 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             continue;
         }
         if name.to_string_lossy().starts_with(UNPUBLISHED_PREFIX) {
-            remove_if_stale(&entry.path());
+            // Never held anything of the workspace.
+            remove_abandoned_unpublished(&entry.path(), UNPUBLISHED_PREFIX);
             continue;
         }
         if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
@@ -382,6 +373,12 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         // The lock may be on a directory its owner has just removed after completing (it was
         // opened before, locked after): only the one still at that path is a dead apply's.
         if !still_at(&lock, &staging) {
+            continue;
+        }
+        // Named like one, but not one an apply made: somebody's, left alone (and, as the
+        // name is reserved, out of what is synced).
+        if !is_marked(&staging) {
+            tracing::debug!(dir = %staging.display(), "named like a staging directory but not one: left alone");
             continue;
         }
         let journal = staging.join(JOURNAL);
@@ -449,9 +446,18 @@ fn still_at(opened: &File, path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// A staging directory made as an apply makes one, named `name`, its maker gone.
+    fn abandoned_staging(root: &Path, name: &str) -> PathBuf {
+        let made = LockedDir::create(root, UNPUBLISHED_PREFIX, STAGING_PREFIX).expect("staging");
+        let staging = root.join(name);
+        std::fs::rename(made.path(), &staging).expect("rename");
+        drop(made);
+        staging
+    }
+
     /// A staging directory as an apply killed at some point leaves it, with `lines`.
     fn dead_apply(root: &Path, lines: &[Undo]) -> PathBuf {
-        let staging = root.join(".sloth-apply-dead");
+        let staging = abandoned_staging(root, ".sloth-apply-dead");
         std::fs::create_dir_all(staging.join("new")).expect("mkdir");
         let text: String = lines.iter().map(|step| step.to_line() + "\n").collect();
         std::fs::write(staging.join(JOURNAL), text).expect("journal");
@@ -511,12 +517,55 @@ mod tests {
     fn a_completed_apply_killed_while_cleaning_up_is_only_removed() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.txt"), "applied").expect("write");
-        let staging = dir.path().join(".sloth-apply-done");
+        let staging = abandoned_staging(dir.path(), ".sloth-apply-done");
         std::fs::create_dir_all(staging.join("new")).expect("mkdir");
         std::fs::write(staging.join("t1"), "replaced").expect("trash");
         assert!(recover(dir.path()).expect("recover").is_empty(), "nothing to report");
         assert!(!staging.exists());
         assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).expect("read"), "applied");
+    }
+
+    #[test]
+    fn directories_only_named_like_an_applys_are_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for name in [".sloth-apply-notes", ".sloth-staging-abcdef", ".sloth-staging-notes"] {
+            let user = dir.path().join(name);
+            std::fs::create_dir(&user).expect("mkdir");
+            std::fs::write(user.join("todo.txt"), "precious").expect("write");
+            // Even with a file named like a journal, and old.
+            std::fs::write(user.join(JOURNAL), "restore 7431 612e747874 -\n").expect("write");
+            File::open(&user).expect("open").set_modified(long_ago).expect("age");
+        }
+        let empty = dir.path().join(".sloth-staging-my-notes");
+        std::fs::create_dir(&empty).expect("mkdir");
+        File::open(&empty).expect("open").set_modified(long_ago).expect("age");
+        assert!(recover(dir.path()).expect("recover").is_empty());
+        for name in [".sloth-apply-notes", ".sloth-staging-abcdef", ".sloth-staging-notes"] {
+            assert_eq!(std::fs::read_to_string(dir.path().join(name).join("todo.txt")).expect(name), "precious");
+        }
+        assert!(empty.is_dir(), "an empty one not named as an apply names them stays too");
+    }
+
+    #[test]
+    fn an_applys_own_unpublished_directory_left_long_ago_goes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        // Died before publishing it (marked), and before marking it (empty, named as made).
+        let marked = LockedDir::create(dir.path(), UNPUBLISHED_PREFIX, STAGING_PREFIX).expect("staging");
+        let unpublished = dir.path().join(".sloth-staging-Ab12Cd");
+        std::fs::rename(marked.path(), &unpublished).expect("rename");
+        drop(marked);
+        let unmarked = dir.path().join(".sloth-staging-Zz9Yy8");
+        std::fs::create_dir(&unmarked).expect("mkdir");
+        let recent = dir.path().join(".sloth-staging-Qq1Ww2");
+        std::fs::create_dir(&recent).expect("mkdir");
+        for old in [&unpublished, &unmarked] {
+            File::open(old).expect("open").set_modified(long_ago).expect("age");
+        }
+        recover(dir.path()).expect("recover");
+        assert!(!unpublished.exists() && !unmarked.exists(), "abandoned long ago");
+        assert!(recent.exists(), "one being made now stays");
     }
 
     #[test]

@@ -35,8 +35,24 @@ const WAIT_FOR_RETURN: std::time::Duration = std::time::Duration::from_secs(1);
 struct Idle {
     key: String,
     root: PathBuf,
+    identity: Identity,
     state: Arc<Manifest>,
     bytes: u64,
+}
+
+/// The directory a tree was made as (device, inode): a tree whose root is no longer that
+/// directory — swapped for a link or another directory while idle — is not lent, so nothing is
+/// ever brought to a manifest, or run, through a path that leads elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity(u64, u64);
+
+impl Identity {
+    /// What is at `root` now, if it is a directory (not a link).
+    fn of(root: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(root).ok()?;
+        meta.is_dir().then(|| Self(meta.dev(), meta.ino()))
+    }
 }
 
 /// A tree lent to one task: where it is, and what it held when last looked at (None: new and
@@ -44,6 +60,7 @@ struct Idle {
 #[derive(Debug)]
 pub struct Lease {
     pub root: PathBuf,
+    identity: Identity,
     pub state: Option<Arc<Manifest>>,
     key: String,
     /// Announced as on its way back ([`TreePool::expect_return`]).
@@ -78,19 +95,28 @@ impl TreePool {
     /// The most recently used idle tree of `key`, if one is idle now: no waiting, no file
     /// work (what the next task of a chain finds, without a trip to a blocking thread).
     pub fn lease_idle(&self, key: &str) -> Option<Lease> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let at = idle.iter().rposition(|tree| tree.key == key)?;
-        let tree = idle.remove(at);
-        drop(idle);
-        self.reused.fetch_add(1, Ordering::Relaxed);
-        Some(Lease {
-            root: tree.root,
-            state: Some(tree.state),
-            key: tree.key,
-            expected: false,
-            bytes: tree.bytes,
-            mark: PidMark::now(),
-        })
+        loop {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = idle.iter().rposition(|tree| tree.key == key)?;
+            let tree = idle.remove(at);
+            drop(idle);
+            // (One `lstat`: the only look at the disk here.)
+            if Identity::of(&tree.root) != Some(tree.identity) {
+                tracing::warn!(tree = %tree.root.display(), "a kept tree was replaced while idle: removed, not used");
+                remove_tree(&tree.root);
+                continue;
+            }
+            self.reused.fetch_add(1, Ordering::Relaxed);
+            return Some(Lease {
+                root: tree.root,
+                identity: tree.identity,
+                state: Some(tree.state),
+                key: tree.key,
+                expected: false,
+                bytes: tree.bytes,
+                mark: PidMark::now(),
+            });
+        }
     }
 
     /// The most recently used idle tree of `key` (waiting a little for one on its way back),
@@ -142,16 +168,20 @@ impl TreePool {
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-        Ok(Lease { root, state: None, key: key.to_owned(), expected: false, bytes: 0, mark: PidMark::now() })
+        let identity = Identity::of(&root).ok_or_else(|| WorkspaceError::Io {
+            path: root.clone(),
+            source: std::io::Error::other("not the directory just made"),
+        })?;
+        Ok(Lease { root, identity, state: None, key: key.to_owned(), expected: false, bytes: 0, mark: PidMark::now() })
     }
 
     /// Takes back a tree nothing was done to (its task was refused before its tree was
     /// touched): idle again as it was, for the next task of its workspace; a new one is removed.
     pub fn put_back(&self, lease: Lease) {
-        let Lease { root, state, key, expected, bytes, .. } = lease;
+        let Lease { root, identity, state, key, expected, bytes, .. } = lease;
         match state {
             Some(state) => {
-                let idle = Idle { key: key.clone(), root, state, bytes };
+                let idle = Idle { key: key.clone(), root, identity, state, bytes };
                 self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
             }
             None => remove_tree(&root),
@@ -172,11 +202,12 @@ impl TreePool {
         // Back in the pool first (the next task of a chain may be waiting for it), counted
         // for the files the scan after the task saw; then what its rules left out (build
         // output, caches) is measured on disk: all of it counts against the limit.
-        let Lease { root, key, expected, .. } = lease;
+        let Lease { root, identity, key, expected, .. } = lease;
         let estimate = on_disk(after);
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(Idle {
             key: key.clone(),
             root: root.clone(),
+            identity,
             state,
             bytes: estimate,
         });
@@ -213,6 +244,15 @@ impl TreePool {
 /// Removes a tree, read-only directories included, never descending into a filesystem
 /// mounted in it (a task may have left a bind mount): those are detached first.
 pub fn remove_tree(root: &Path) {
+    // A tree swapped for a link (or a file): the link goes, never what it leads to.
+    match std::fs::symlink_metadata(root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            let _ = std::fs::remove_file(root);
+            return;
+        }
+        Err(_) => return,
+    }
     unmount_below(root);
     if std::fs::remove_dir_all(root).is_ok() {
         return;
