@@ -321,3 +321,40 @@ fn a_kept_tree_swapped_for_a_link_while_idle_is_not_used_and_what_it_leads_to_is
     assert_eq!(left, vec![std::ffi::OsString::from("precious.txt")], "nothing written where the link leads");
     assert_eq!(std::fs::read_to_string(victim.path().join("precious.txt")).expect("read"), "alive\n");
 }
+
+/// A user who is not root (uid 65534 when the tests run as root): what a task did in a
+/// read-only directory of the user's — opening it, writing, closing it again — lands here as a
+/// run here would leave it (the apply opens the directory for its steps and closes it again).
+#[test]
+fn what_a_task_did_in_a_read_only_directory_lands_for_a_user_who_is_not_root() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let agent = Agent::start(&[]);
+    let test = workspace(
+        &agent,
+        1,
+        "chmod u+w r && echo more >> r/f && echo new > r/n && rm r/gone && rm -r r/sub && chmod 555 r",
+        "",
+    )
+    .write("ws/r/f", "r\n")
+    .write("ws/r/gone", "x\n")
+    .write("ws/r/sub/inner", "x\n");
+    let ws = test.path().join("ws");
+    for dir in ["r/sub", "r"] {
+        std::fs::set_permissions(ws.join(dir), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    }
+    let mut run = test.command(&["run", "tasks.lua"]);
+    if nix::unistd::geteuid().is_root() {
+        test.hand_to(65534, 65534);
+        run.uid(65534).gid(65534);
+    }
+    let mtime = |path: &str| std::fs::symlink_metadata(ws.join(path)).expect("lstat").modified().expect("mtime");
+    let before = mtime("r");
+    crate::support::Run::of(run).expect_code(0);
+    assert_eq!(test.read("ws/r/f"), "r\nmore\n");
+    assert_eq!(test.read("ws/r/n"), "new\n");
+    assert!(!ws.join("r/gone").exists() && !ws.join("r/sub").exists(), "deleted");
+    let meta = std::fs::symlink_metadata(ws.join("r")).expect("lstat");
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o555, "closed again");
+    assert_ne!(mtime("r"), before, "the task's entries moved its time, as here");
+}

@@ -3,7 +3,7 @@
 //! random task edits — creations, modifications, appends, deletions, renames, chmods (all
 //! twelve bits), file↔directory, links inside and out, hard links, named pipes, odd names —
 //! the master ends exactly equal to the tree the task left (contents, modes, links, hard-link
-//! groups, file times), or, when the change is refused, exactly as it was.
+//! groups, the times of files, directories and links), or, when the change is refused, exactly as it was.
 //! And a change racing the apply, at the moment of a rename, is a conflict that undoes every
 //! step already taken.
 
@@ -290,6 +290,7 @@ proptest! {
         let (master, agent) = (Tree::read_all(&trip.master), Tree::read_all(&trip.agent));
         master.assert_same(&agent, "after the apply");
         prop_assert_eq!(&master.mtimes, &agent.mtimes, "file times");
+        prop_assert_eq!(&master.other_times, &agent.other_times, "directories' and links' times");
     }
 
     #[test]
@@ -324,6 +325,7 @@ proptest! {
             let now = Tree::read_all(&trip.master);
             now.assert_same(&trip.before_apply, "a refused apply");
             prop_assert_eq!(&now.mtimes, &trip.before_apply.mtimes);
+            prop_assert_eq!(&now.other_times, &trip.before_apply.other_times);
         } else {
             prop_assert!(trip.result.is_ok(), "{:?}", trip.result);
         }
@@ -813,4 +815,39 @@ fn setuid_bits_the_agent_never_saw_stay_as_they_are_here() {
     assert_eq!(touch_a_setuid_file(0o4755, None, None), 0o4755, "a touch keeps them");
     assert_eq!(touch_a_setuid_file(0o4755, Some(0o755), None), 0o755, "removed here meanwhile: not put back");
     assert_eq!(touch_a_setuid_file(0o4755, None, Some(0o745)), 0o4745, "chmod g-x keeps them, as here");
+}
+
+#[test]
+fn a_directory_replaced_here_meanwhile_is_a_conflict_named_with_every_other() {
+    let p = |name: &'static [u8]| vec![name];
+    let nodes = vec![
+        (p(b"d"), Node::Dir { mode: 0o755 }),
+        (vec![&b"d"[..], &b"x"[..]], Node::File { content: b"x".to_vec(), mode: 0o644 }),
+        (vec![&b"d"[..], &b"y"[..]], Node::File { content: b"y".to_vec(), mode: 0o644 }),
+        (p(b"f"), Node::File { content: b"f".to_vec(), mode: 0o644 }),
+        (p(b"s"), Node::File { content: b"s".to_vec(), mode: 0o644 }),
+    ];
+    let append = |path: Vec<&'static [u8]>| Edit::Append { path, content: b"+".to_vec() };
+    let edits =
+        vec![append(vec![&b"d"[..], &b"x"[..]]), append(vec![&b"d"[..], &b"y"[..]]), append(p(b"f")), append(p(b"s"))];
+    // Meanwhile here: `d` moved aside and a link put in its place; `f` and `s` rewritten.
+    let trip = round_trip(&nodes, &edits, |root, _, _| {
+        let top = root.path().to_path_buf();
+        std::fs::rename(top.join("d"), top.join("d.old")).expect("mv");
+        std::os::unix::fs::symlink("d.old", top.join("d")).expect("ln -s");
+        for name in ["f", "s"] {
+            std::fs::remove_file(top.join(name)).expect("rm");
+            std::fs::write(top.join(name), "edited here").expect("write");
+        }
+    });
+    let Err(WorkspaceError::Conflict { details }) = &trip.result else { panic!("a conflict: {:?}", trip.result) };
+    assert_eq!(
+        details,
+        &vec![
+            "'d/x' (its directory 'd' is a symlink here now; written by the task)".to_owned(),
+            "'f' (changed here; changed by the task)".to_owned(),
+            "'s' (changed here; changed by the task)".to_owned(),
+        ]
+    );
+    Tree::read_all(&trip.master).assert_same(&trip.before_apply, "a refused apply");
 }

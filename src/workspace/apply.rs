@@ -131,6 +131,8 @@ pub fn apply_observed(
         journal,
         trashed: 0,
         found_dirs: PathMap::default(),
+        parents: BTreeMap::new(),
+        privileged: nix::unistd::geteuid().is_root(),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
@@ -181,6 +183,22 @@ struct Apply<'a> {
     /// Directories found in place (made by nobody, or by another apply meanwhile), with the mode
     /// and time they had: what undo puts back once this apply has set theirs.
     found_dirs: PathMap<RelPath, (u32, Timestamp)>,
+    /// Directories whose entries this apply changes, as found (see [`Apply::entering`]).
+    parents: BTreeMap<RelPath, Parent>,
+    /// Whether permissions do not stop this process (root): no directory needs opening.
+    privileged: bool,
+}
+
+/// A directory whose entries the apply changes, as it was before: put back as it was at the
+/// end — its time (placing an entry moves it, where the task, writing in place, did not), and
+/// its mode if the apply had to open it.
+#[derive(Debug, Clone, Copy)]
+struct Parent {
+    mode: u32,
+    mtime: Timestamp,
+    /// Made writable for the apply: a read-only directory of the user's, into which the task
+    /// wrote (`chmod u+w d; echo x > d/f; chmod u-w d` here changes it in place).
+    opened: bool,
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.
@@ -205,6 +223,7 @@ impl Apply<'_> {
             self.root.forget();
             self.recheck(path, None)?;
             let Some(stat) = self.root.lstat(path)? else { continue };
+            self.entering(path)?;
             if stat.kind == Kind::Dir {
                 self.journal.record(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime })?;
                 if self.root.rmdir(path)? {
@@ -244,6 +263,7 @@ impl Apply<'_> {
             }
             report.written += 1;
         }
+        self.leave_parents()?;
         for (path, mode, mtime) in dirs.into_iter().rev() {
             self.root.forget();
             // Now this apply changes the mode of a directory it found: undo may put it back.
@@ -260,6 +280,50 @@ impl Apply<'_> {
         }
         report.unlinked = std::mem::take(&mut self.unlinked);
         Ok(report)
+    }
+
+    /// Before a step that changes the entries of `path`'s directory: that directory as found
+    /// is remembered and journalled (the first time), and opened if it is read-only and the
+    /// user's (as the task opened it on the agent, or the step would fail here where it did not
+    /// there): undo and recovery close it again and put its time back.
+    fn entering(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
+        let Some(parent) = path.parent() else { return Ok(()) };
+        if self.parents.contains_key(&parent) {
+            return Ok(());
+        }
+        let Some(stat) = self.root.lstat(&parent)? else { return Ok(()) };
+        if stat.kind != Kind::Dir {
+            return Ok(());
+        }
+        let opened = !self.privileged && stat.mode & 0o300 != 0o300 && stat.uid == nix::unistd::geteuid().as_raw();
+        let set = if opened { stat.mode | 0o300 } else { stat.mode };
+        // (Undo puts its time back too, after the steps in it are taken back.)
+        self.journal.record(Undo::Meta { path: parent.clone(), mode: stat.mode, mtime: stat.mtime, set })?;
+        if opened {
+            self.root.chmod(&parent, set)?;
+        }
+        self.parents.insert(parent, Parent { mode: stat.mode, mtime: stat.mtime, opened });
+        Ok(())
+    }
+
+    /// Puts back the directories whose entries were changed (deepest first) as they were:
+    /// those the changes set (their mode and time) are left to the pass that sets them.
+    fn leave_parents(&mut self) -> Result<(), WorkspaceError> {
+        for (path, parent) in std::mem::take(&mut self.parents).iter().rev() {
+            if matches!(self.staged.get(path), Some(Entry::Dir { .. })) {
+                continue;
+            }
+            self.root.forget();
+            let Some(stat) = self.root.lstat(path)? else { continue };
+            if stat.kind != Kind::Dir {
+                continue;
+            }
+            if parent.opened && stat.mode == parent.mode | 0o300 {
+                self.root.chmod(path, parent.mode)?;
+            }
+            self.root.set_mtime(path, parent.mtime)?;
+        }
+        Ok(())
     }
 
     /// How many names the task knew `path`'s file by (its hard-link group in the base).
@@ -322,7 +386,7 @@ impl Apply<'_> {
     /// another apply made at the same moment, still being made, holds a mode that apply is
     /// about to change, and undoing this one must not put it back.
     fn found_dir(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
-        let (mode, mtime) = (stat.mode, stat.mtime);
+        let (mode, mtime) = (self.mode_as_found(path, stat.mode), stat.mtime);
         self.found_dirs.insert(path.clone(), (mode, mtime));
         self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set: mode })
     }
@@ -334,6 +398,7 @@ impl Apply<'_> {
 
     fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
         let existing = self.root.lstat(path)?;
+        self.entering(path)?;
         match entry {
             Entry::Dir { .. } => match existing {
                 Some(stat) if stat.kind == Kind::Dir => self.found_dir(path, &stat)?,

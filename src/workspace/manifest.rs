@@ -49,14 +49,14 @@ pub enum Entry {
 
 impl Entry {
     /// Whether `other` differs from `self` in anything a task's change carries: a directory's
-    /// mode; a pipe's mode and time; a file's content, mode, time and hard-link group; a link's
-    /// target. (A directory's time follows its contents and a link's time is set with it;
-    /// neither is a change by itself.)
+    /// mode and time; a pipe's mode and time; a file's content, mode, time and hard-link group;
+    /// a link's target and time. (A directory's time is what the task left it at — moved by
+    /// the entries it made or removed there, or set — as a run here would leave it.)
     pub fn same_as(&self, other: &Entry) -> bool {
         match (self, other) {
-            (Entry::Dir { mode: a, .. }, Entry::Dir { mode: b, .. }) => a == b,
+            (Entry::Dir { mode: a, mtime: t }, Entry::Dir { mode: b, mtime: u }) => a == b && t == u,
             (Entry::Fifo { mode: a, mtime: t }, Entry::Fifo { mode: b, mtime: u }) => a == b && t == u,
-            (Entry::Symlink { target: a, .. }, Entry::Symlink { target: b, .. }) => a == b,
+            (Entry::Symlink { target: a, mtime: t }, Entry::Symlink { target: b, mtime: u }) => a == b && t == u,
             (a @ Entry::File { .. }, b @ Entry::File { .. }) => a == b,
             _ => false,
         }
@@ -69,6 +69,8 @@ impl Entry {
             (Entry::File { mode: m1, size: s1, hash: h1, .. }, Entry::File { mode: m2, size: s2, hash: h2, .. }) => {
                 m1 == m2 && s1 == s2 && h1 == h2
             }
+            (Entry::Dir { mode: a, .. }, Entry::Dir { mode: b, .. }) => a == b,
+            (Entry::Symlink { target: a, .. }, Entry::Symlink { target: b, .. }) => a == b,
             _ => self.same_as(other),
         }
     }

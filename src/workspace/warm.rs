@@ -128,7 +128,8 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
                     _ => None,
                 }
             }
-            (Kind::Symlink, Entry::Symlink { target: wanted_target, .. }) => {
+            // (A link whose time alone moved is made again: its time is part of it.)
+            (Kind::Symlink, Entry::Symlink { target: wanted_target, mtime }) if stat.mtime == *mtime => {
                 let now = tree.read_link(path)?;
                 (now == *wanted_target).then(|| wanted.clone())
             }

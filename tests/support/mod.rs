@@ -63,6 +63,21 @@ impl Test {
         self
     }
 
+    /// Gives the test's directories (everything in them) to `uid`:`gid`, for runs as that
+    /// user (`Command::uid`).
+    pub fn hand_to(&self, uid: u32, gid: u32) {
+        fn walk(path: &Path, uid: u32, gid: u32) {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).expect("chown");
+            if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir()) {
+                for entry in std::fs::read_dir(path).expect("list").flatten() {
+                    walk(&entry.path(), uid, gid);
+                }
+            }
+        }
+        walk(self.dir.path(), uid, gid);
+        walk(self.cache.path(), uid, gid);
+    }
+
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
     }

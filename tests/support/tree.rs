@@ -32,6 +32,8 @@ pub enum Node {
 pub struct Tree {
     pub nodes: BTreeMap<Vec<u8>, Node>,
     pub mtimes: BTreeMap<Vec<u8>, i128>,
+    /// Directories' and symlinks' mtimes in nanoseconds.
+    pub other_times: BTreeMap<Vec<u8>, i128>,
     /// Files that are hard links of each other: each group's paths, sorted.
     pub links: BTreeSet<Vec<Vec<u8>>>,
 }
@@ -146,12 +148,15 @@ fn walk(
         let meta = std::fs::symlink_metadata(&path).unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
         let mode = meta.permissions().mode() & 0o7777;
         let kind = meta.file_type();
+        let nanos = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+        if kind.is_dir() || kind.is_symlink() {
+            tree.other_times.insert(relative.clone(), nanos);
+        }
         let node = if kind.is_dir() {
             walk(root, &path, skip, tree, inodes);
             Node::Dir { mode }
         } else if kind.is_file() {
             let contents = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-            let nanos = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
             tree.mtimes.insert(relative.clone(), nanos);
             if meta.nlink() > 1 {
                 inodes.entry((meta.dev(), meta.ino())).or_default().push(relative.clone());

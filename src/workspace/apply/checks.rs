@@ -29,8 +29,17 @@ impl Apply<'_> {
                 conflicts.push(format!("'{path}' ({here}; deleted by the task)"));
             }
         }
+        // Directories found gone or replaced here: named once, for the first path below.
+        let mut lost: Vec<RelPath> = Vec::new();
         for (path, entry) in self.staged {
-            self.check_parents(path)?;
+            if lost.iter().any(|dir| path.starts_with(dir)) {
+                continue;
+            }
+            if let Some((dir, conflict)) = self.check_parents(path)? {
+                conflicts.push(conflict);
+                lost.push(dir);
+                continue;
+            }
             if let Now::Changed(here) = self.now(path, Some(entry))? {
                 let task = if self.base_entry(path).is_some() { "changed by the task" } else { "created by the task" };
                 conflicts.push(format!("'{path}' ({here}; {task})"));
@@ -52,27 +61,33 @@ impl Apply<'_> {
     }
 
     /// Every ancestor of a staged path must be a real directory here or one the changes make.
-    fn check_parents(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+    /// One the task started from that is gone or replaced here is a conflict (returned, to be
+    /// named with the others); a write through a link the task was sent as a link is refused.
+    fn check_parents(&self, path: &RelPath) -> Result<Option<(RelPath, String)>, WorkspaceError> {
         for ancestor in path.ancestors() {
             if matches!(self.staged.get(&ancestor), Some(Entry::Dir { .. })) {
                 continue;
             }
+            let was_dir = matches!(self.base_entry(&ancestor), Some(Entry::Dir { .. }));
             let reason = match self.root.lstat(&ancestor)?.map(|stat| stat.kind) {
                 Some(Kind::Dir) => continue,
+                Some(kind) if was_dir => {
+                    let now = if kind == Kind::Symlink { "a symlink" } else { "not a directory" };
+                    let conflict =
+                        format!("'{path}' (its directory '{ancestor}' is {now} here now; written by the task)");
+                    return Ok(Some((ancestor, conflict)));
+                }
                 Some(Kind::Symlink) => format!("writes through the symlink '{ancestor}'"),
                 Some(_) => format!("its parent '{ancestor}' is not a directory here"),
                 None if self.base.is_some() => {
-                    return Err(WorkspaceError::Conflict {
-                        details: vec![format!(
-                            "'{path}' (its directory '{ancestor}' is gone here; written by the task)"
-                        )],
-                    });
+                    let conflict = format!("'{path}' (its directory '{ancestor}' is gone here; written by the task)");
+                    return Ok(Some((ancestor, conflict)));
                 }
                 None => continue,
             };
             return Err(WorkspaceError::UnsafeEntry { entry: path.to_string(), reason });
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Whether `path` here is still as the task started from (`new`: what the task makes of
@@ -96,7 +111,7 @@ impl Apply<'_> {
                     && matches!(new, Some(Entry::Dir { .. }) | None)
                     && matches!(before, Some(Entry::Dir { .. }) | None) =>
             {
-                let here = stat.mode & MODE_MASK;
+                let here = self.mode_as_found(path, stat.mode) & MODE_MASK;
                 return Ok(match (before, new) {
                     (None, None) => Now::Changed("created here"),
                     (Some(Entry::Dir { mode: old, .. }), Some(Entry::Dir { mode: new, .. }))
@@ -127,6 +142,14 @@ impl Apply<'_> {
             }
             _ => "changed here",
         }))
+    }
+
+    /// A directory's mode as it was before this apply opened it for its steps (if it did).
+    pub(super) fn mode_as_found(&self, path: &RelPath, mode: u32) -> u32 {
+        match self.parents.get(path) {
+            Some(parent) if parent.opened && mode == parent.mode | 0o300 => parent.mode,
+            _ => mode,
+        }
     }
 
     /// The check of [`Apply::check`] once more, right before the step: a path changed since
