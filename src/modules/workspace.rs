@@ -261,40 +261,44 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
     };
     let small = base.entries.len() <= SMALL_BASE;
     let archive = blocking_unless_small("changes", small, move || {
-        let filter = match (rules, base_rules) {
-            (Some(rules), _) => rules,
-            (None, Some(rules)) if exclude.is_empty() => rules,
-            _ => Arc::new(Filter::new(&root, &exclude)?),
+        // A full disk (the agent's, mostly) said plainly, not as the file being read then.
+        let collect = || -> Result<ArchiveData, WorkspaceError> {
+            let filter = match (rules, base_rules) {
+                (Some(rules), _) => rules,
+                (None, Some(rules)) if exclude.is_empty() => rules,
+                _ => Arc::new(Filter::new(&root, &exclude)?),
+            };
+            // What the base proves untouched (a warm tree's kept files) is not read again.
+            let after = Manifest::scan_known(&root, &filter, Some(&base))?;
+            let changes = core::diff(&base, &after);
+            let (storage, entries) = match (output, spill) {
+                (Some(path), _) => {
+                    let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
+                    let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
+                    (Storage::Path(path), entries)
+                }
+                (None, spill) => {
+                    let mut sink = Spill::in_dir(spill.expect("a spill directory without an output"));
+                    let entries = core::pack(&root, &after, Some(&changes.changed), &mut sink)?;
+                    let dir = sink.spill_dir();
+                    let storage = match sink.finish().map_err(WorkspaceError::io(&dir))? {
+                        Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
+                        Spilled::File(file) => Storage::Temp(file),
+                    };
+                    (storage, entries)
+                }
+            };
+            let mut archive = ArchiveData {
+                deleted: changes.deleted,
+                skipped: after.skipped.clone(),
+                entries,
+                after: Some(Arc::new(after)),
+                ..ArchiveData::new(storage)
+            };
+            archive.size = archive.stored_size().map_err(WorkspaceError::io(&root))?;
+            Ok(archive)
         };
-        // What the base proves untouched (a warm tree's kept files) is not read again.
-        let after = Manifest::scan_known(&root, &filter, Some(&base))?;
-        let changes = core::diff(&base, &after);
-        let (storage, entries) = match (output, spill) {
-            (Some(path), _) => {
-                let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
-                let entries = core::pack(&root, &after, Some(&changes.changed), std::io::BufWriter::new(file))?;
-                (Storage::Path(path), entries)
-            }
-            (None, spill) => {
-                let mut sink = Spill::in_dir(spill.expect("a spill directory without an output"));
-                let entries = core::pack(&root, &after, Some(&changes.changed), &mut sink)?;
-                let dir = sink.spill_dir();
-                let storage = match sink.finish().map_err(WorkspaceError::io(&dir))? {
-                    Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
-                    Spilled::File(file) => Storage::Temp(file),
-                };
-                (storage, entries)
-            }
-        };
-        let mut archive = ArchiveData {
-            deleted: changes.deleted,
-            skipped: after.skipped.clone(),
-            entries,
-            after: Some(Arc::new(after)),
-            ..ArchiveData::new(storage)
-        };
-        archive.size = archive.stored_size().map_err(WorkspaceError::io(&root))?;
-        Ok(archive)
+        collect().map_err(|error| error.no_space_while("collecting the task's changes at"))
     })
     .await?;
     answer(archive, |archive| lua.create_userdata(archive))
