@@ -152,12 +152,13 @@ pub fn find_executable(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
     })
 }
 
-/// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.
-pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Finished, ProcessError> {
+/// The command for `spec`, leading a process group of its own, its input piped or empty.
+fn command_for(spec: &Spec) -> Result<Command, ProcessError> {
     let mut command = match &spec.program {
         Program::Shell(line) => {
             let mut command = Command::new(shell(&spec.env));
-            command.arg("-c").arg(line);
+            // Named as `sh -c` names it (`$0`, its messages), wherever it was found.
+            command.arg0("sh").arg("-c").arg(line);
             command
         }
         Program::Argv(argv) => {
@@ -171,9 +172,56 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .process_group(0);
+    Ok(command)
+}
+
+/// Runs `spec` as Lua's `os.execute` and `io.popen` run a command, but owning its tree as
+/// [`run`] does: its output goes to `stdout` (this process's own when None) and its errors to
+/// this process's own, unread; its group is killed when it exits, times out, or the caller
+/// stops waiting.
+pub async fn run_plain(spec: &Spec, stdout: Option<std::fs::File>) -> Result<Exit, ProcessError> {
+    let mut command = command_for(spec)?;
+    command.stdout(stdout.map_or_else(Stdio::inherit, Stdio::from)).stderr(Stdio::inherit());
+    let program = spec.program.display_name();
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
+        program: program.clone(),
+        cwd: spec.cwd.clone(),
+        source,
+    })?;
+    let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
+    if let Some(group) = &group {
+        crate::reaper::note(group.0.as_raw(), true);
+    }
+    let stdin = child.stdin.take();
+    let work = async {
+        let feed = async {
+            if let (Some(mut pipe), Some(input)) = (stdin, spec.stdin.as_deref()) {
+                let _ = pipe.write_all(input).await;
+            }
+        };
+        let (status, ()) = tokio::join!(child.wait(), feed);
+        status
+    };
+    let exit = match spec.timeout {
+        None => exit_of(work.await, &program)?,
+        Some(limit) => match tokio::time::timeout(limit, work).await {
+            Ok(status) => exit_of(status, &program)?,
+            Err(_) => {
+                terminate(&mut child, group.as_ref()).await;
+                Exit::TimedOut(limit)
+            }
+        },
+    };
+    // What it left in its group goes with it.
+    drop(group);
+    Ok(exit)
+}
+
+/// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.
+pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Finished, ProcessError> {
+    let mut command = command_for(spec)?;
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
     let program = spec.program.display_name();
     let mut child = command.spawn().map_err(|source| ProcessError::Spawn {

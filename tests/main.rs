@@ -31,6 +31,7 @@ mod lua_specs;
 mod net;
 mod netns;
 mod new_command;
+mod os_commands;
 mod outline;
 mod outline_attacks;
 mod readme;

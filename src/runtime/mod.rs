@@ -9,6 +9,7 @@ pub mod agent_host;
 pub mod core;
 pub mod error;
 pub mod jobs;
+mod os_commands;
 pub mod preempt;
 pub mod stdlib;
 pub mod task_workers;
@@ -62,7 +63,9 @@ impl Runtime {
 
         let jobs = Rc::new(jobs::Jobs::default());
         preempt::install(&lua, &jobs.deadlines)?;
-        lua.register_module("sloth.core", core::module(&lua, &jobs)?)?;
+        let core = core::module(&lua, &jobs)?;
+        os_commands::register(&lua, &core)?;
+        lua.register_module("sloth.core", &core)?;
         stdlib::preload(&lua, &options.stdlib)?;
 
         let values = match &options.values {

@@ -126,24 +126,10 @@ io.output = function(file)
   return original_io_output(resolve(file))
 end
 
--- Shell commands started from Lua run in the task's workdir too.
-local function in_workdir(command)
-  local context = contexts[coroutine.running()]
-  if type(command) == "string" and context and context.workdir then
-    return "cd '" .. context.workdir:gsub("'", "'\\''") .. "' && " .. command
-  end
-  return command
-end
-local original_execute, original_popen = os.execute, io.popen
-os.execute = function(command)
-  if command == nil then
-    return original_execute()
-  end
-  return original_execute(in_workdir(command))
-end
-io.popen = function(command, mode)
-  return original_popen(in_workdir(command), mode)
-end
+-- Shell commands started from Lua run in the task's workdir too, and belong to the task.
+local os_commands = require("sloth.os_commands")
+os.execute = os_commands.execute
+io.popen = os_commands.popen
 
 -- A coroutine created inside a task belongs to that task.
 local original_create = coroutine.create

@@ -1,0 +1,59 @@
+//! `core.execute(command[, input[, output_path]]) -> true | nil, "exit" | "signal", code`: what
+//! the stdlib's `os.execute` and `io.popen` run a command with. Lua's own call `system()` and
+//! `popen()`: the command would share this process's group (out of reach of a timeout, of
+//! Ctrl-C, of the agent's cleanup) and block the VM, every other task with it. Here it runs as
+//! `exec.run` runs one — a process group of its own, killed with the task — and the calling
+//! coroutine waits for it without blocking the others; its output goes where Lua's would.
+
+use std::path::PathBuf;
+
+use mlua::{Lua, LuaString, MultiValue, Result as LuaResult, Table, Value};
+
+use crate::modules::task_context;
+use crate::process::{self, Exit, Program, Spec};
+
+pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
+    core.set(
+        "execute",
+        lua.create_async_function(
+            |lua, (command, input, output): (LuaString, Option<LuaString>, Option<LuaString>)| {
+                // The calling task's workdir and environment, read while its coroutine runs.
+                let context = task_context::current(&lua);
+                async move {
+                    let output = match output {
+                        Some(path) => {
+                            use std::os::unix::ffi::OsStrExt;
+                            let path = PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
+                            Some(std::fs::File::create(&path).map_err(|error| {
+                                mlua::Error::runtime(format!("io.popen: {}: {error}", path.display()))
+                            })?)
+                        }
+                        None => None,
+                    };
+                    let spec = Spec {
+                        program: Program::Shell(command.to_str()?.to_string()),
+                        cwd: context.base_dir(),
+                        env: context.env.clone(),
+                        stdin: input.map(|input| input.as_bytes().to_vec()),
+                        timeout: None,
+                    };
+                    let exit = process::run_plain(&spec, output).await;
+                    let (ok, how, code) = match exit {
+                        Ok(Exit::Code(0)) => (true, "exit", 0),
+                        Ok(Exit::Code(code)) => (false, "exit", code),
+                        Ok(Exit::Signal(signal)) => (false, "signal", signal),
+                        Ok(Exit::TimedOut(_)) => (false, "signal", nix::sys::signal::Signal::SIGKILL as i32),
+                        // As a shell says of a command it cannot start.
+                        Err(_) => (false, "exit", 127),
+                    };
+                    let ok = if ok { Value::Boolean(true) } else { Value::Nil };
+                    Ok(MultiValue::from_vec(vec![
+                        ok,
+                        Value::String(lua.create_string(how)?),
+                        Value::Integer(code.into()),
+                    ]))
+                }
+            },
+        )?,
+    )
+}

@@ -1,0 +1,104 @@
+--- Lua's `os.execute` and `io.popen`, run as `exec.run` runs a command (see
+--- src/runtime/os_commands.rs): in the calling task's workdir, with its `env`, in a process
+--- group killed with the task (a timeout, Ctrl-C, a cancelled remote task), the other tasks
+--- going on meanwhile. What they return, and where the output goes, is what Lua's do:
+--- `os.execute` -> true | nil, "exit" | "signal", code, the command's output on this process's
+--- own streams; `io.popen(cmd)` -> a file to read what it wrote (the command has run to its end
+--- first), whose `close` returns what `os.execute` would; `io.popen(cmd, "w")` -> a file to
+--- write its input, run when closed.
+local core = require("sloth.core")
+
+local M = {}
+
+local lua_execute, lua_popen, lua_open, lua_remove, lua_tmpname = os.execute, io.popen, io.open, os.remove, os.tmpname
+local execute = core.execute
+
+function M.execute(command)
+  if type(command) ~= "string" then
+    -- No command (is there a shell?), or not a string: Lua's own answer, or its own error.
+    return lua_execute(command)
+  end
+  return execute(command)
+end
+
+--- A file-like value over `file` whose `close` says how the command ended (`status`, or what
+--- `finish()` returns when it is first closed).
+local function command_file(file, finish)
+  local status
+  local wrapper = {}
+  local function close()
+    if not status then
+      status = table.pack(finish())
+    end
+    return table.unpack(status, 1, status.n)
+  end
+  setmetatable(wrapper, {
+    __name = "FILE*",
+    __index = function(_, name)
+      if name == "close" then
+        return close
+      end
+      local method = file[name]
+      if type(method) ~= "function" then
+        return nil
+      end
+      return function(self, ...)
+        local results = table.pack(method(self == wrapper and file or self, ...))
+        -- (`f:write(...)` returns the file it wrote to: this one.)
+        if results[1] == file then
+          results[1] = wrapper
+        end
+        return table.unpack(results, 1, results.n)
+      end
+    end,
+    __tostring = function()
+      return tostring(file)
+    end,
+    __close = close,
+  })
+  return wrapper
+end
+
+function M.popen(command, mode)
+  if type(command) ~= "string" or (mode ~= nil and mode ~= "r" and mode ~= "w") then
+    return lua_popen(command, mode)
+  end
+  if mode == "w" then
+    local input = {}
+    local sink = {
+      write = function(self, ...)
+        for i = 1, select("#", ...) do
+          local piece = select(i, ...)
+          if type(piece) ~= "string" and type(piece) ~= "number" then
+            error(string.format("bad argument #%d to 'write' (string expected, got %s)", i, type(piece)), 2)
+          end
+          input[#input + 1] = tostring(piece)
+        end
+        return self
+      end,
+      flush = function(self)
+        return self
+      end,
+      setvbuf = function()
+        return true
+      end,
+      close = function() end,
+    }
+    return command_file(sink, function()
+      return execute(command, table.concat(input))
+    end)
+  end
+  local path = lua_tmpname()
+  local ok, how, code = execute(command, nil, path)
+  local file, err = lua_open(path, "rb")
+  lua_remove(path)
+  if not file then
+    return nil, err
+  end
+  return command_file(file, function()
+    file:close()
+    return ok, how, code
+  end)
+end
+
+return M

@@ -1,0 +1,116 @@
+//! `os.execute` and `io.popen` in a pipeline's Lua: they answer as Lua's do, and the commands
+//! they start belong to the task — stopped by its timeout, by Ctrl-C, with the agent's task —
+//! while the other tasks go on.
+
+use std::process::{Command, Stdio};
+
+use crate::support::agent::Agent;
+use crate::support::{Test, binary, wait_exit, wait_for_line_file, wait_until_gone};
+
+const ANSWERS: &str = r#"
+TaskDefinitions = { g = {AGENTS tasks = {
+  { name = "t", AGENT command = function()
+      print(os.execute("echo from-execute; exit 3"))
+      print(os.execute())
+      local f = io.popen("printf 'l1\\nl2\\n'; exit 2")
+      print(f:read("l"), f:read("a"))
+      print(f:close())
+      local w = io.popen("cat > got.txt", "w")
+      w:write("in", 1, "\n"):write("more\n")
+      print(w:close())
+      print(io.open("got.txt"):read("a"))
+      for line in io.popen("seq 3"):lines() do io.write(line, ",") end
+      print()
+      print(os.execute("kill -9 $$"))
+      return true
+  end },
+} } }
+"#;
+
+#[test]
+fn os_execute_and_io_popen_answer_as_lua_does_here_and_on_an_agent() {
+    let expected = "from-execute\nnil\texit\t3\ntrue\nl1\tl2\n\nnil\texit\t2\ntrue\texit\t0\nin1\nmore\n\n1,2,3,\nnil\tsignal\t9\n";
+    let here = Test::new().write("tasks.lua", &ANSWERS.replace("AGENTS", "").replace("AGENT", ""));
+    let run = here.run(&["--quiet", "run", "tasks.lua"]).expect_code(0);
+    assert_eq!(run.stdout, expected);
+    let agent = Agent::start(&[]);
+    let there = Test::new().write(
+        "tasks.lua",
+        &ANSWERS
+            .replace("AGENTS", &format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address))
+            .replace("AGENT", "agent = \"box\","),
+    );
+    let run = there.run(&["--quiet", "run", "tasks.lua"]).expect_code(0);
+    assert_eq!(run.stdout, expected);
+    assert_eq!(there.read("got.txt"), "in1\nmore\n", "what the task wrote came back");
+}
+
+/// A pipeline whose task `t` starts `sleep 30` through `how` (writing its pid to `sleeper.pid`
+/// first), with `fields` in the task's table.
+fn sleeper(test: Test, how: &str, fields: &str, agents: &str) -> Test {
+    let pidfile = test.path().join("sleeper.pid").display().to_string();
+    let command = format!("echo $$ > '{pidfile}'; exec sleep 30");
+    let call = match how {
+        "os.execute" => format!("os.execute([[{command}]])"),
+        _ => format!("io.popen([[{command}]]):close()"),
+    };
+    test.write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ {agents} tasks = {{
+                {{ name = "t", {fields} command = function() {call} return true end }},
+                {{ name = "after", depends_on = "t", command = "touch after-ran" }},
+            }} }} }}"#
+        ),
+    )
+}
+
+#[test]
+fn a_timeout_stops_what_os_execute_and_io_popen_started_here_and_on_an_agent() {
+    let agent = Agent::start(&[]);
+    for how in ["os.execute", "io.popen"] {
+        for (agents, field) in
+            [("", ""), (&*format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address), "agent = \"box\",")]
+        {
+            let test = sleeper(Test::new(), how, &format!("timeout = \"1s\", {field}"), agents);
+            let run = test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("timed out after 1.00s");
+            let pid = test.read("sleeper.pid");
+            assert!(wait_until_gone(pid.trim()), "{how} {field}: its command outlived the timeout\n{}", run.stderr);
+            assert!(!test.exists("after-ran"));
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_stops_what_os_execute_and_io_popen_started() {
+    for how in ["os.execute", "io.popen"] {
+        let test = sleeper(Test::new(), how, "", "");
+        let mut child = Command::new(binary())
+            .args(["run", "tasks.lua"])
+            .current_dir(test.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sloth-runner");
+        let pid = wait_for_line_file(&test.path().join("sleeper.pid"));
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+        assert_eq!(wait_exit(&mut child), Some(130), "{how}");
+        assert!(wait_until_gone(&pid), "{how}: its command outlived the interrupted run");
+        assert!(!test.exists("after-ran"), "{how}");
+    }
+}
+
+#[test]
+fn other_tasks_go_on_while_one_waits_for_os_execute() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "waits", command = function()
+                os.execute("while [ ! -e other-ran ]; do sleep 0.05; done")
+                return true
+            end },
+            { name = "other", command = "touch other-ran" },
+        } } }"#,
+    );
+    test.run(&["run", "-j", "2", "tasks.lua"]).expect_code(0);
+}
