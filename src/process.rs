@@ -17,6 +17,10 @@ use tokio::process::{Child, Command};
 /// How long a timed-out process group gets between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_millis(500);
 
+/// How long the output of a command whose leader has exited (its group killed) is still read:
+/// only a process in a session of its own can hold it then, and it is not waited for.
+const STRAGGLER_GRACE: Duration = Duration::from_secs(1);
+
 /// [`umask`] as it was first read: for a process that never changes its own (the master,
 /// whose tasks change only theirs), read once rather than for every task.
 pub fn umask_at_start() -> Option<u32> {
@@ -234,8 +238,9 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         crate::reaper::note(group.0.as_raw(), true);
     }
 
-    let stdout_buf = RefCell::new(Vec::new());
-    let stderr_buf = RefCell::new(Vec::new());
+    let stdout_buf = RefCell::new(Capture::default());
+    let stderr_buf = RefCell::new(Capture::default());
+    let held = std::cell::Cell::new(None);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let stdin = child.stdin.take();
@@ -256,12 +261,32 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
             }
             status
         };
-        let (status, (), (), ()) = tokio::join!(
-            wait,
-            pump(stdout, OutputStream::Stdout, &stdout_buf, on_line),
-            pump(stderr, OutputStream::Stderr, &stderr_buf, on_line),
-            feed,
-        );
+        let reading = async {
+            tokio::join!(
+                pump(stdout, OutputStream::Stdout, &stdout_buf, on_line),
+                pump(stderr, OutputStream::Stderr, &stderr_buf, on_line),
+            );
+        };
+        let exited = async {
+            let (status, ()) = tokio::join!(wait, feed);
+            status
+        };
+        tokio::pin!(reading, exited);
+        let mut read_all = false;
+        let status = loop {
+            tokio::select! {
+                () = &mut reading, if !read_all => read_all = true,
+                status = &mut exited => break status,
+            }
+        };
+        // The leader is gone and its group killed: whatever still holds the output is a
+        // process in a session of its own (`setsid`). What it wrote so far is read; it is
+        // not waited for.
+        if !read_all && tokio::time::timeout(STRAGGLER_GRACE, &mut reading).await.is_err() {
+            let note = "sloth-runner: a process the command started in a session of its own still holds its output; not waited for";
+            on_line(OutputStream::Stderr, note);
+            held.set(Some(note));
+        }
         status
     };
 
@@ -276,7 +301,12 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         },
     };
     drop(group);
-    Ok(Finished { exit, stdout: stdout_buf.into_inner(), stderr: stderr_buf.into_inner() })
+    let mut stderr = stderr_buf.into_inner().into_bytes();
+    if let Some(note) = held.get() {
+        stderr.extend_from_slice(note.as_bytes());
+        stderr.push(b'\n');
+    }
+    Ok(Finished { exit, stdout: stdout_buf.into_inner().into_bytes(), stderr })
 }
 
 fn exit_of(status: std::io::Result<std::process::ExitStatus>, program: &str) -> Result<Exit, ProcessError> {
@@ -312,19 +342,46 @@ pub const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
 /// A live line longer than this is shown in pieces of this size.
 const LINE_LIMIT: usize = 1024 * 1024;
 
-/// Reads `pipe` to its end: each line goes to `on_line` as it arrives, and the last
-/// [`CAPTURE_LIMIT`] bytes into `buf` (with a note of what was dropped before them).
+/// What a stream's reader keeps as it reads (so that what was read is there even if the
+/// reading is given up): the last bytes, and how many went before them.
+#[derive(Default)]
+struct Capture {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+impl Capture {
+    /// The last [`CAPTURE_LIMIT`] bytes, after a line saying how much went before them.
+    fn into_bytes(mut self) -> Vec<u8> {
+        if self.kept.len() > CAPTURE_LIMIT {
+            let excess = self.kept.len() - CAPTURE_LIMIT;
+            self.kept.drain(..excess);
+            self.dropped += excess as u64;
+        }
+        if self.dropped == 0 {
+            return self.kept;
+        }
+        let mut all = format!(
+            "[sloth-runner: {} bytes of output before these were not kept; the last {CAPTURE_LIMIT} are]\n",
+            self.dropped
+        )
+        .into_bytes();
+        all.extend_from_slice(&self.kept);
+        all
+    }
+}
+
+/// Reads `pipe` to its end: each line goes to `on_line` as it arrives, and the bytes into
+/// `buf` as they come (see [`Capture`]).
 async fn pump(
     pipe: Option<impl AsyncRead + Unpin>,
     stream: OutputStream,
-    buf: &RefCell<Vec<u8>>,
+    buf: &RefCell<Capture>,
     on_line: &dyn Fn(OutputStream, &str),
 ) {
     let Some(mut pipe) = pipe else { return };
     let mut chunk = vec![0u8; 16 * 1024];
     let mut line: Vec<u8> = Vec::new();
-    let mut kept: Vec<u8> = Vec::new();
-    let mut dropped: u64 = 0;
     let emit = |line: &[u8]| {
         let text = String::from_utf8_lossy(line);
         on_line(stream, text.trim_end_matches('\r'));
@@ -335,12 +392,15 @@ async fn pump(
             Ok(n) => n,
         };
         let data = &chunk[..read];
-        kept.extend_from_slice(data);
-        // Trimmed in batches, so that keeping the tail stays linear.
-        if kept.len() > 2 * CAPTURE_LIMIT {
-            let excess = kept.len() - CAPTURE_LIMIT;
-            kept.drain(..excess);
-            dropped += excess as u64;
+        {
+            let mut capture = buf.borrow_mut();
+            capture.kept.extend_from_slice(data);
+            // Trimmed in batches, so that keeping the tail stays linear.
+            if capture.kept.len() > 2 * CAPTURE_LIMIT {
+                let excess = capture.kept.len() - CAPTURE_LIMIT;
+                capture.kept.drain(..excess);
+                capture.dropped += excess as u64;
+            }
         }
         // Only the new bytes are looked at for line ends.
         let mut rest = data;
@@ -359,21 +419,6 @@ async fn pump(
     if !line.is_empty() {
         emit(&line);
     }
-    if kept.len() > CAPTURE_LIMIT {
-        let excess = kept.len() - CAPTURE_LIMIT;
-        kept.drain(..excess);
-        dropped += excess as u64;
-    }
-    let mut all = buf.borrow_mut();
-    if dropped > 0 {
-        all.extend_from_slice(
-            format!(
-                "[sloth-runner: {dropped} bytes of output before these were not kept; the last {CAPTURE_LIMIT} are]\n"
-            )
-            .as_bytes(),
-        );
-    }
-    all.extend_from_slice(&kept);
 }
 
 #[cfg(test)]
@@ -421,6 +466,22 @@ mod tests {
         let finished = run(&shell("sleep 30 & echo done"), &|_, _| {}).await.expect("sh runs");
         assert_eq!(finished.exit, Exit::Code(0));
         assert!(started.elapsed() < Duration::from_secs(20), "the straggler was not killed");
+    }
+
+    #[tokio::test]
+    async fn a_process_in_a_session_of_its_own_holding_the_output_is_not_waited_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("pid");
+        let line = format!("setsid sh -c 'echo $$ > {}; exec sleep 30' & echo hi", pidfile.display());
+        let finished = tokio::time::timeout(Duration::from_secs(20), run(&shell(&line), &|_, _| {}))
+            .await
+            .expect("not waited for")
+            .expect("sh runs");
+        let pid = std::fs::read_to_string(&pidfile).expect("pid");
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid.trim().parse().expect("a pid")), Signal::SIGKILL);
+        assert_eq!(finished.exit, Exit::Code(0));
+        assert_eq!(finished.stdout, b"hi\n");
+        assert!(String::from_utf8_lossy(&finished.stderr).contains("session of its own"), "said");
     }
 
     #[tokio::test]

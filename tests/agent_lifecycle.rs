@@ -533,3 +533,39 @@ fn a_task_waiting_for_a_slot_is_shown_as_queued_and_then_runs() {
     assert!(seen.contains("queued on agent 'test-agent'"), "{seen}");
     assert!(seen.contains("box/second | second"), "{seen}");
 }
+
+#[test]
+fn a_process_left_in_a_session_of_its_own_holding_the_output_does_not_hold_the_task_here_or_there() {
+    let agent = Agent::start(&[]);
+    let test = Test::new();
+    let pids = test.path().display().to_string();
+    // (The command waits until the process is in its session: only then is it out of reach.)
+    let command = |name: &str| {
+        format!(
+            "setsid sh -c 'echo $$ > {pids}/{name}.pid; exec sleep 30' & \
+             while [ ! -s {pids}/{name}.pid ]; do sleep 0.01; done; echo hi"
+        )
+    };
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "here", command = [[{}]] }},
+                {{ name = "there", agent = "box", command = [[{}]] }},
+            }} }} }}"#,
+            agent.address,
+            command("here"),
+            command("there")
+        ),
+    );
+    let run = test.run(&["run", "-j", "2", "tasks.lua"]);
+    for name in ["here", "there"] {
+        let pid = wait_for_line_file(&test.path().join(format!("{name}.pid")));
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    }
+    let run = run.expect_code(0);
+    for prefix in ["g/here", "box/there"] {
+        assert!(run.stderr.contains(&format!("{prefix} | hi")), "{}", run.stderr);
+    }
+    assert!(run.stderr.contains("session of its own still holds its output"), "said\n{}", run.stderr);
+}
