@@ -13,8 +13,8 @@ use std::path::Path;
 use proptest::prelude::*;
 use sloth_runner::workspace::beneath::{Kind, Root};
 use sloth_runner::workspace::{
-    Base, BlobCache, Filter, Limits, Manifest, RelPath, Step, Timestamp, WorkspaceError, apply, apply_observed, diff,
-    pack, pack_blobs,
+    Base, BlobCache, Filter, Limits, Manifest, RelPath, Step, Timestamp, WorkspaceError, apply, apply_interruptible,
+    apply_observed, diff, pack, pack_blobs,
 };
 
 use crate::support::tree::Tree;
@@ -850,4 +850,37 @@ fn a_directory_replaced_here_meanwhile_is_a_conflict_named_with_every_other() {
         ]
     );
     Tree::read_all(&trip.master).assert_same(&trip.before_apply, "a refused apply");
+}
+
+/// Reads an archive, and says the run was interrupted once it has all been read.
+struct InterruptAtTheEnd<'a> {
+    bytes: &'a [u8],
+    interrupted: &'a std::sync::atomic::AtomicBool,
+}
+
+impl std::io::Read for InterruptAtTheEnd<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::io::Read::read(&mut self.bytes, buf)?;
+        if n == 0 {
+            self.interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_apply_interrupted_before_or_while_its_changes_are_staged_leaves_the_workspace_as_it_was() {
+    for when in ["before", "at the end of staging"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (archive, deleted, base) = three_changes(dir.path());
+        let before = Tree::read_all(dir.path());
+        let interrupted = std::sync::atomic::AtomicBool::new(when == "before");
+        let reader = InterruptAtTheEnd { bytes: &archive, interrupted: &interrupted };
+        let base = Base { manifest: &base, rules: None };
+        let result = apply_interruptible(dir.path(), reader, &deleted, Some(base), &Limits::default(), &interrupted);
+        assert!(matches!(&result, Err(error) if error.to_string().contains("interrupted")), "{when}: {result:?}");
+        let now = Tree::read_all(dir.path());
+        now.assert_same(&before, when);
+        assert_eq!(now.mtimes, before.mtimes, "{when}");
+    }
 }

@@ -333,6 +333,10 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         Some(options) => options.get::<Option<bool>>("setuid")?.unwrap_or(false),
         None => false,
     };
+    // Set if this call is dropped (the run interrupted, the task cancelled) while the apply
+    // runs on its thread, which cannot be stopped otherwise: it then gives up and undoes.
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut on_drop = SetOnDrop(Some(Arc::clone(&interrupted)));
     let report = blocking("apply", move || {
         // The task started from what was sent: files that changed while being read went as read.
         let base = base.map(|base| {
@@ -345,9 +349,10 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         });
         let base = base.as_deref().map(|manifest| core::Base { manifest, rules: rules.as_deref() });
         let limits = Limits::default().with_setid_files(setuid);
-        core::apply(&root, source, &deleted, base, &limits)
+        core::apply_interruptible(&root, source, &deleted, base, &limits, &interrupted)
     })
     .await?;
+    on_drop.0 = None;
     let report = match report {
         Ok(report) => report,
         Err(error) => return Ok(Err(error)),
@@ -368,6 +373,17 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         table.set(name, list)?;
     }
     Ok(Ok(table))
+}
+
+/// Sets its flag when dropped, unless taken first.
+struct SetOnDrop(Option<Arc<std::sync::atomic::AtomicBool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// A reader of the archive held by `archive`, wherever its bytes are; an archive file that

@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
@@ -95,6 +96,59 @@ pub fn apply_observed(
     base: Option<Base<'_>>,
     limits: &Limits,
     observer: &mut dyn FnMut(Step<'_>),
+) -> Result<ApplyReport, WorkspaceError> {
+    apply_steps(root, changes, deleted, base, limits, &mut |step| {
+        observer(step);
+        Ok(())
+    })
+}
+
+/// [`apply`], given up — every step already taken undone — as soon as `interrupted` is set
+/// (the run was interrupted while the changes were being staged or applied): an interrupted
+/// run leaves its workspace as it was, not with a change it said it cancelled.
+pub fn apply_interruptible(
+    root: &Path,
+    changes: impl Read,
+    deleted: &[RelPath],
+    base: Option<Base<'_>>,
+    limits: &Limits,
+    interrupted: &AtomicBool,
+) -> Result<ApplyReport, WorkspaceError> {
+    let changes = Interruptible { inner: changes, interrupted };
+    apply_steps(root, changes, deleted, base, limits, &mut |_| {
+        if interrupted.load(Ordering::Relaxed) {
+            return Err(WorkspaceError::Refused {
+                path: root.to_path_buf(),
+                reason: "the run was interrupted: nothing of the changes was applied".to_owned(),
+            });
+        }
+        Ok(())
+    })
+}
+
+/// The changes archive, read until the run is interrupted.
+struct Interruptible<'a, R> {
+    inner: R,
+    interrupted: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Interruptible<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            // (Not `ErrorKind::Interrupted`: readers take that for a signal, and read again.)
+            return Err(std::io::Error::other("the run was interrupted"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+fn apply_steps(
+    root: &Path,
+    changes: impl Read,
+    deleted: &[RelPath],
+    base: Option<Base<'_>>,
+    limits: &Limits,
+    observer: &mut dyn FnMut(Step<'_>) -> Result<(), WorkspaceError>,
 ) -> Result<ApplyReport, WorkspaceError> {
     // A task that changed nothing (most of them) touches nothing here, reads nothing here:
     // no staging directory, no journal, no look for an interrupted apply.
@@ -214,11 +268,11 @@ impl Apply<'_> {
     fn run(
         &mut self,
         deletions: &[&RelPath],
-        observer: &mut dyn FnMut(Step<'_>),
+        observer: &mut dyn FnMut(Step<'_>) -> Result<(), WorkspaceError>,
     ) -> Result<ApplyReport, WorkspaceError> {
         let mut report = ApplyReport::default();
         for path in deletions.iter().rev() {
-            observer(Step::Delete(path));
+            observer(Step::Delete(path))?;
             // Each step resolves its path as the tree is now, not as an earlier step saw it.
             self.root.forget();
             self.recheck(path, None)?;
@@ -240,7 +294,7 @@ impl Apply<'_> {
         let mut dirs = Vec::new();
         let mut groups: std::collections::HashMap<&RelPath, Vec<&RelPath>> = std::collections::HashMap::new();
         for (path, entry) in self.staged {
-            observer(Step::Place(path));
+            observer(Step::Place(path))?;
             self.root.forget();
             self.recheck(path, Some(entry))?;
             self.place(path, entry)?;

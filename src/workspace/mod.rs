@@ -33,7 +33,7 @@ pub mod trees;
 pub mod unpack;
 pub mod warm;
 
-pub use apply::{ApplyReport, Base, Step, apply, apply_observed};
+pub use apply::{ApplyReport, Base, Step, apply, apply_interruptible, apply_observed};
 pub use blob_pack::{BlobPack, pack_blobs};
 pub use blobs::{BlobCache, Build};
 pub use diff::{Changes, diff};
