@@ -7,7 +7,9 @@
 //! Only a directory that proves to be one of these is ever cleaned up after: a name alone
 //! proves nothing (a user's `.sloth-apply-notes` in a workspace, a `sloth-agent-old` in the
 //! temp dir). Each is marked before it is published ([`MARKER`]), and a published directory
-//! is taken for an abandoned one only if this user owns it and it holds the mark.
+//! is taken for an abandoned one only if this user owns it and it holds the mark — and, where
+//! the directory lives among files others supply (a workspace: a checkout, an archive, which
+//! can carry a mark too), only with a proof kept outside it (see `workspace::staging_proof`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,17 @@ impl LockedDir {
     /// Makes `<parent>/<prefix><random>`, going through `<parent>/<unpublished><random>` so that
     /// nobody sees it published before it is locked.
     pub fn create(parent: &Path, unpublished: &str, prefix: &str) -> std::io::Result<Self> {
+        Self::create_with(parent, unpublished, prefix, |_| Ok(()))
+    }
+
+    /// [`LockedDir::create`], calling `prepare` with the directory (marked, locked, not yet
+    /// published) to put in it what must be there before anyone can see it.
+    pub fn create_with(
+        parent: &Path,
+        unpublished: &str,
+        prefix: &str,
+        prepare: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> std::io::Result<Self> {
         let made = tempfile::Builder::new().prefix(unpublished).rand_bytes(RANDOM_CHARS).tempdir_in(parent)?.keep();
         let lock = match try_lock(&made) {
             Ok(Some(lock)) => lock,
@@ -42,7 +55,7 @@ impl LockedDir {
                 return Err(other.err().unwrap_or_else(|| std::io::Error::other("locked by someone else")));
             }
         };
-        if let Err(error) = mark(&made) {
+        if let Err(error) = mark(&made).and_then(|()| prepare(&made)) {
             let _ = std::fs::remove_dir_all(&made);
             return Err(error);
         }
@@ -87,16 +100,23 @@ pub fn is_marked(dir: &Path) -> bool {
 }
 
 /// Removes `dir`, an unpublished directory (named `<unpublished><random>`) whose owner died
-/// while making it: old, unlocked, and either marked or — its owner died before marking it —
-/// empty, of this user's, and named as [`LockedDir::create`] names them. Whether it was removed.
-pub fn remove_abandoned_unpublished(dir: &Path, unpublished: &str) -> bool {
+/// while making it: old, unlocked, and either `proven` (given the locked directory) — or, its
+/// owner having died before it was complete, of this user's, named as [`LockedDir::create`]
+/// names them, and holding nothing but files of its own making (`own`: the mark and what
+/// `prepare` writes), which are all that is removed then. Whether it was removed.
+pub fn remove_abandoned_unpublished(
+    dir: &Path,
+    unpublished: &str,
+    own: &[&str],
+    proven: impl FnOnce(&File) -> bool,
+) -> bool {
     use std::os::unix::fs::MetadataExt;
     if !is_older_than(dir, UNPUBLISHED_STALE) {
         return false;
     }
-    let Ok(Some(_lock)) = try_lock(dir) else { return false };
-    if is_marked(dir) {
-        return std::fs::remove_dir_all(dir).is_ok();
+    let Ok(Some(lock)) = try_lock(dir) else { return false };
+    if proven(&lock) {
+        return remove_marked(dir, own).is_ok();
     }
     let random = dir
         .file_name()
@@ -105,8 +125,50 @@ pub fn remove_abandoned_unpublished(dir: &Path, unpublished: &str) -> bool {
         .is_some_and(|rest| rest.len() == RANDOM_CHARS && rest.bytes().all(|byte| byte.is_ascii_alphanumeric()));
     let mine =
         std::fs::symlink_metadata(dir).is_ok_and(|meta| meta.is_dir() && meta.uid() == nix::unistd::geteuid().as_raw());
-    // `remove_dir` removes only an empty directory: nothing in it can be lost.
-    random && mine && std::fs::remove_dir(dir).is_ok()
+    if !(random && mine) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let mut found = Vec::new();
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let name = entry.file_name();
+        let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if !regular || !(name == MARKER || own.iter().any(|own| name == *own)) {
+            return false;
+        }
+        found.push(entry.path());
+    }
+    for path in found {
+        let _ = std::fs::remove_file(path);
+    }
+    // `remove_dir` removes only an empty directory: nothing put there since can be lost.
+    std::fs::remove_dir(dir).is_ok()
+}
+
+/// Removes a marked directory, the mark and `last` (what proves it is one of these) last:
+/// one that is only partly removed (its remover killed) still proves to be one, and is still
+/// cleaned up after.
+pub fn remove_marked(dir: &Path, last: &[&str]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name();
+        if name == MARKER || last.iter().any(|last| name == *last) {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for name in last.iter().chain(std::iter::once(&MARKER)) {
+        match std::fs::remove_file(dir.join(name)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    std::fs::remove_dir(dir)
 }
 
 /// How many random characters `tempfile` puts after the prefix (its default).

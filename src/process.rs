@@ -181,12 +181,18 @@ fn command_for(spec: &Spec) -> Result<Command, ProcessError> {
 }
 
 /// Runs `spec` as Lua's `os.execute` and `io.popen` run a command, but owning its tree as
-/// [`run`] does: its output goes to `stdout` (this process's own when None) and its errors to
-/// this process's own, unread; its group is killed when it exits, times out, or the caller
-/// stops waiting.
-pub async fn run_plain(spec: &Spec, stdout: Option<std::fs::File>) -> Result<Exit, ProcessError> {
+/// [`run`] does: its output goes to `stdout` and its errors to `stderr` (this process's own
+/// when None), unread; its group is killed when it exits, times out, or the caller stops
+/// waiting.
+pub async fn run_plain(
+    spec: &Spec,
+    stdout: Option<std::fs::File>,
+    stderr: Option<std::fs::File>,
+) -> Result<Exit, ProcessError> {
     let mut command = command_for(spec)?;
-    command.stdout(stdout.map_or_else(Stdio::inherit, Stdio::from)).stderr(Stdio::inherit());
+    command
+        .stdout(stdout.map_or_else(Stdio::inherit, Stdio::from))
+        .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
     let program = spec.program.display_name();
     let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
         program: program.clone(),
@@ -263,6 +269,9 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         };
         let reading = async {
             tokio::join!(
+                // (Stdout first when both have something: as a terminal would show `echo a;
+                // echo b >&2`, whatever the order of the polls before.)
+                biased;
                 pump(stdout, OutputStream::Stdout, &stdout_buf, on_line),
                 pump(stderr, OutputStream::Stderr, &stderr_buf, on_line),
             );
@@ -275,6 +284,8 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         let mut read_all = false;
         let status = loop {
             tokio::select! {
+                // (Output first: what the command wrote is read before its end is seen.)
+                biased;
                 () = &mut reading, if !read_all => read_all = true,
                 status = &mut exited => break status,
             }
@@ -472,7 +483,11 @@ mod tests {
     async fn a_process_in_a_session_of_its_own_holding_the_output_is_not_waited_for() {
         let dir = tempfile::tempdir().expect("tempdir");
         let pidfile = dir.path().join("pid");
-        let line = format!("setsid sh -c 'echo $$ > {}; exec sleep 30' & echo hi", pidfile.display());
+        // (It waits until the process is in its session: only then is it out of reach.)
+        let line = format!(
+            "setsid sh -c 'echo $$ > {0}; exec sleep 30' & while [ ! -s {0} ]; do sleep 0.01; done; echo hi",
+            pidfile.display()
+        );
         let finished = tokio::time::timeout(Duration::from_secs(20), run(&shell(&line), &|_, _| {}))
             .await
             .expect("not waited for")

@@ -350,11 +350,86 @@ fn what_a_task_did_in_a_read_only_directory_lands_for_a_user_who_is_not_root() {
     }
     let mtime = |path: &str| std::fs::symlink_metadata(ws.join(path)).expect("lstat").modified().expect("mtime");
     let before = mtime("r");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::open(&ws).expect("open").set_modified(long_ago).expect("age");
     crate::support::Run::of(run).expect_code(0);
+    assert_eq!(mtime(""), long_ago, "the workspace's own time: the task added or removed no name there");
     assert_eq!(test.read("ws/r/f"), "r\nmore\n");
     assert_eq!(test.read("ws/r/n"), "new\n");
     assert!(!ws.join("r/gone").exists() && !ws.join("r/sub").exists(), "deleted");
     let meta = std::fs::symlink_metadata(ws.join("r")).expect("lstat");
     assert_eq!(meta.permissions().mode() & 0o7777, 0o555, "closed again");
     assert_ne!(mtime("r"), before, "the task's entries moved its time, as here");
+}
+
+/// A run in `test` as a user who is not root: 65534 when the tests run as root (give it the
+/// test's files first: [`Test::hand_to`]).
+fn run_as_a_user(test: &Test, args: &[&str]) -> crate::support::Run {
+    use std::os::unix::process::CommandExt;
+    let mut run = test.command(args);
+    if nix::unistd::geteuid().is_root() {
+        run.uid(65534).gid(65534);
+    }
+    crate::support::Run::of(run)
+}
+
+#[test]
+fn read_only_directories_a_task_replaced_or_two_tasks_wrote_in_land_for_a_user_who_is_not_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 0, "", "").write("ws/d/f", "f\n").write("ws/shared/x", "x\n");
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n\
+               {{ name = \"replace\", agent = \"box\", command = [[chmod u+w d && rm -r d && echo now a file > d]] }},\n\
+               {{ name = \"one\", agent = \"box\", command = [[chmod u+w shared && for i in 1 2 3 4 5; do echo 1 > shared/one$i; done && chmod u-w shared]] }},\n\
+               {{ name = \"two\", agent = \"box\", command = [[chmod u+w shared && for i in 1 2 3 4 5; do echo 2 > shared/two$i; done && chmod u-w shared]] }},\n\
+             }} }} }}\n",
+            agent.address
+        ),
+    )
+    .expect("pipeline");
+    let ws = test.path().join("ws");
+    for dir in ["d", "shared"] {
+        std::fs::set_permissions(ws.join(dir), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    }
+    if nix::unistd::geteuid().is_root() {
+        test.hand_to(65534, 65534);
+    }
+    run_as_a_user(&test, &["run", "-j", "3", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/d"), "now a file\n");
+    for i in 1..=5 {
+        assert_eq!(test.read(&format!("ws/shared/one{i}")), "1\n");
+        assert_eq!(test.read(&format!("ws/shared/two{i}")), "2\n");
+    }
+    let mode = std::fs::symlink_metadata(ws.join("shared")).expect("lstat").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o555, "closed again");
+}
+
+#[test]
+fn a_read_only_directory_that_is_not_the_users_fails_the_apply_plainly_and_keeps_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give a directory to another user");
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 1, "chmod u+w d && echo g > d/g && chmod u-w d", "").write("ws/d/f", "f\n");
+    let ws = test.path().join("ws");
+    test.hand_to(65534, 65534);
+    std::os::unix::fs::lchown(ws.join("d"), Some(0), Some(0)).expect("chown");
+    std::fs::set_permissions(ws.join("d"), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let everything = || crate::support::tree::Tree::read(&ws, &|_| false);
+    let before = everything();
+    let run =
+        run_as_a_user(&test, &["run", "tasks.lua"]).expect_code(1).stderr_has("d/g").stderr_has("Permission denied");
+    assert!(!run.stderr.contains("kept"), "nothing was changed here meanwhile, nothing kept:\n{}", run.stderr);
+    everything().assert_same(&before, "a refused apply");
+    let leftovers: Vec<_> = std::fs::read_dir(&ws)
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".sloth"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

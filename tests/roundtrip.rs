@@ -543,7 +543,13 @@ fn a_snapshot_takes_back_a_dead_apply_that_was_replacing_the_rules_file() {
         "the apply got as far as placing the link"
     );
     let shown = dir.path().display().to_string();
-    let test = crate::support::Test::new().write(
+    // The same user's cache as the dead apply's (where its proof is kept).
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))
+        .expect("a cache directory");
+    let test = crate::support::Test::new().env("XDG_CACHE_HOME", &cache.display().to_string()).write(
         "pipeline.lua",
         &format!(
             r#"TaskDefinitions = {{ g = {{ tasks = {{

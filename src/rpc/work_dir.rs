@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::locked_dir::{LockedDir, is_marked, remove_abandoned_unpublished, try_lock};
+use crate::locked_dir::{LockedDir, is_marked, remove_abandoned_unpublished, remove_marked, try_lock};
 
 const PREFIX: &str = "sloth-agent-";
 const UNPUBLISHED_PREFIX: &str = "sloth-agent-starting-";
@@ -45,7 +45,7 @@ impl WorkRoot {
                 continue;
             }
             if name.starts_with(UNPUBLISHED_PREFIX) {
-                if remove_abandoned_unpublished(&path, UNPUBLISHED_PREFIX) {
+                if remove_abandoned_unpublished(&path, UNPUBLISHED_PREFIX, &[], |_| is_marked(&path)) {
                     removed.push(path);
                 }
                 continue;
@@ -57,7 +57,7 @@ impl WorkRoot {
             {
                 // What its same_path tasks made outside it goes first.
                 crate::task_view::remove_leftover_mount_points(&path);
-                if std::fs::remove_dir_all(&path).is_ok() {
+                if remove_marked(&path, &[]).or_else(|_| std::fs::remove_dir_all(&path)).is_ok() {
                     removed.push(path);
                 }
             }

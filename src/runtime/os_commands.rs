@@ -1,4 +1,4 @@
-//! `core.execute(command[, input[, output_path]]) -> true | nil, "exit" | "signal", code`: what
+//! `core.execute(command[, input[, output_path[, errors_path]]]) -> true | nil, "exit" | "signal", code`: what
 //! the stdlib's `os.execute` and `io.popen` run a command with. Lua's own call `system()` and
 //! `popen()`: the command would share this process's group (out of reach of a timeout, of
 //! Ctrl-C, of the agent's cleanup) and block the VM, every other task with it. Here it runs as
@@ -16,20 +16,18 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
     core.set(
         "execute",
         lua.create_async_function(
-            |lua, (command, input, output): (LuaString, Option<LuaString>, Option<LuaString>)| {
+            |lua,
+             (command, input, output, errors): (
+                LuaString,
+                Option<LuaString>,
+                Option<LuaString>,
+                Option<LuaString>,
+            )| {
                 // The calling task's workdir and environment, read while its coroutine runs.
                 let context = task_context::current(&lua);
                 async move {
-                    let output = match output {
-                        Some(path) => {
-                            use std::os::unix::ffi::OsStrExt;
-                            let path = PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
-                            Some(std::fs::File::create(&path).map_err(|error| {
-                                mlua::Error::runtime(format!("io.popen: {}: {error}", path.display()))
-                            })?)
-                        }
-                        None => None,
-                    };
+                    let output = output.map(|path| create(&path)).transpose()?;
+                    let errors = errors.map(|path| create(&path)).transpose()?;
                     let spec = Spec {
                         program: Program::Shell(command.to_str()?.to_string()),
                         cwd: context.base_dir(),
@@ -37,7 +35,7 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
                         stdin: input.map(|input| input.as_bytes().to_vec()),
                         timeout: None,
                     };
-                    let exit = process::run_plain(&spec, output).await;
+                    let exit = process::run_plain(&spec, output, errors).await;
                     let (ok, how, code) = match exit {
                         Ok(Exit::Code(0)) => (true, "exit", 0),
                         Ok(Exit::Code(code)) => (false, "exit", code),
@@ -56,4 +54,11 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
             },
         )?,
     )
+}
+
+/// The file at `path` (a name Lua chose), made empty.
+fn create(path: &LuaString) -> LuaResult<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&path.as_bytes()));
+    std::fs::File::create(&path).map_err(|error| mlua::Error::runtime(format!("{}: {error}", path.display())))
 }

@@ -157,6 +157,16 @@ fn apply_steps(
     if empty && deleted.is_empty() {
         return Ok(ApplyReport::default());
     }
+    // One apply at a time in a workspace, across processes: concurrent tasks' applies of one
+    // workspace would otherwise see each other's steps half taken (a directory one of them
+    // opened, made, or is setting) and take them for changes made here.
+    let _one_at_a_time = lock_whole(root)?;
+    // The root's time as found: put back if the apply adds or removes no name there (what
+    // its staging directory did to it is none of the task's doing).
+    let root_time = std::fs::metadata(root).ok().map(|meta| {
+        use std::os::unix::fs::MetadataExt;
+        Timestamp::new(meta.mtime(), meta.mtime_nsec())
+    });
     for note in recover(root)? {
         tracing::warn!(root = %root.display(), "{note}");
     }
@@ -186,6 +196,7 @@ fn apply_steps(
         trashed: 0,
         found_dirs: PathMap::default(),
         parents: BTreeMap::new(),
+        root_names_changed: false,
         privileged: nix::unistd::geteuid().is_root(),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
@@ -195,18 +206,23 @@ fn apply_steps(
         .check(&deletions)
         .and_then(|()| apply.run(&deletions, observer))
         .map(|report| ApplyReport { stripped, ..report });
-    let Apply { root: root_dir, trash, journal, .. } = apply;
+    let Apply { root: root_dir, trash, journal, root_names_changed, .. } = apply;
     let error = match result {
         Ok(report) => {
             journal.commit()?;
             // The staging directory goes with what was replaced or deleted.
             drop(staging);
+            if !root_names_changed {
+                put_time_back(root, root_time);
+            }
             return Ok(report);
         }
         Err(error) => error.no_space_while("applying changes to"),
     };
     let kept = journal.undo(&root_dir, &trash);
     if kept.is_empty() {
+        drop(staging);
+        put_time_back(root, root_time);
         return Err(error);
     }
     // Something saved here meanwhile stays; the originals it would have replaced stay too.
@@ -241,6 +257,31 @@ struct Apply<'a> {
     parents: BTreeMap<RelPath, Parent>,
     /// Whether permissions do not stop this process (root): no directory needs opening.
     privileged: bool,
+    /// Whether a name was added at the root or removed from it (its time then moved as the
+    /// task's did).
+    root_names_changed: bool,
+}
+
+/// The workspace locked for one apply (see [`apply_steps`]); unlocked when dropped.
+fn lock_whole(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, WorkspaceError> {
+    let dir = std::fs::File::open(root).map_err(WorkspaceError::io(root))?;
+    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() })
+}
+
+/// Sets the time of the directory `root` back to `time` (as found), where it can.
+fn put_time_back(root: &Path, time: Option<Timestamp>) {
+    let Some(time) = time else { return };
+    let spec = nix::sys::time::TimeSpec::new(time.secs, i64::from(time.nanos));
+    if let Err(errno) = nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        root,
+        &spec,
+        &spec,
+        nix::sys::stat::UtimensatFlags::FollowSymlink,
+    ) {
+        tracing::debug!(root = %root.display(), %errno, "cannot put the workspace's time back");
+    }
 }
 
 /// A directory whose entries the apply changes, as it was before: put back as it was at the
@@ -278,6 +319,7 @@ impl Apply<'_> {
             self.recheck(path, None)?;
             let Some(stat) = self.root.lstat(path)? else { continue };
             self.entering(path)?;
+            self.root_names_changed |= path.parent().is_none();
             if stat.kind == Kind::Dir {
                 self.journal.record(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime })?;
                 if self.root.rmdir(path)? {
@@ -317,21 +359,31 @@ impl Apply<'_> {
             }
             report.written += 1;
         }
-        self.leave_parents()?;
         for (path, mode, mtime) in dirs.into_iter().rev() {
             self.root.forget();
-            // Now this apply changes the mode of a directory it found: undo may put it back.
-            if let Some(&(found_mode, found_mtime)) = self.found_dirs.get(path) {
-                self.journal.record(Undo::Meta {
-                    path: path.clone(),
-                    mode: found_mode,
-                    mtime: found_mtime,
-                    set: mode,
-                })?;
+            let task_set_mode = !matches!(self.base_entry(path), Some(Entry::Dir { mode: old, .. }) if *old == mode);
+            if task_set_mode {
+                // Now this apply changes the mode of a directory it found: undo may put it back.
+                if let Some(&(found_mode, found_mtime)) = self.found_dirs.get(path) {
+                    self.journal.record(Undo::Meta {
+                        path: path.clone(),
+                        mode: found_mode,
+                        mtime: found_mtime,
+                        set: mode,
+                    })?;
+                }
+                self.root.chmod(path, mode)?;
+            } else if let Some(parent) = self.parents.get(path).copied()
+                && parent.opened
+                && self.root.lstat(path)?.is_some_and(|stat| stat.mode == parent.mode | 0o300)
+            {
+                // Its time alone changed (a mode changed here meanwhile stays); opened for
+                // this apply's steps: closed again.
+                self.root.chmod(path, parent.mode)?;
             }
-            self.root.chmod(path, mode)?;
             self.root.set_mtime(path, mtime)?;
         }
+        self.leave_parents()?;
         report.unlinked = std::mem::take(&mut self.unlinked);
         Ok(report)
     }
@@ -453,6 +505,7 @@ impl Apply<'_> {
     fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
         let existing = self.root.lstat(path)?;
         self.entering(path)?;
+        self.root_names_changed |= existing.is_none() && path.parent().is_none();
         match entry {
             Entry::Dir { .. } => match existing {
                 Some(stat) if stat.kind == Kind::Dir => self.found_dir(path, &stat)?,

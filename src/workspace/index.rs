@@ -28,7 +28,7 @@ const RECORD_FIXED: usize = 4 + 8 + 32 + 8 + 8 + 2 * (8 + 4);
 
 /// The user's cache directory; None without one (relative paths are ignored, as the XDG
 /// specification says).
-fn cache_dir() -> Option<PathBuf> {
+pub(super) fn cache_dir() -> Option<PathBuf> {
     let absolute = |dir: PathBuf| dir.is_absolute().then_some(dir);
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)

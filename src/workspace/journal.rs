@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stamp};
 use super::rel_path::{PathMap, RelPath};
+use super::staging_proof::{self, Proof, TOKEN_FILE};
 use super::timestamp::Timestamp;
 use crate::hex::{decode as unhex, encode as hex};
-use crate::locked_dir::{LockedDir, is_marked, remove_abandoned_unpublished, try_lock};
+use crate::locked_dir::{LockedDir, remove_abandoned_unpublished, remove_marked, try_lock};
 
 /// The journal's name inside a staging directory.
 const JOURNAL: &str = "journal";
@@ -38,13 +39,24 @@ pub const KEPT_PREFIX: &str = ".sloth-kept-";
 pub struct Staging {
     dir: LockedDir,
     keep: bool,
+    /// What proves it an apply's to recovery (see [`staging_proof`]); None where no proof can
+    /// be kept.
+    proof: Option<Proof>,
 }
 
 impl Staging {
-    /// A new, locked staging directory in `root`.
+    /// A new, locked staging directory in `root`, proven an apply's before anyone sees it.
     pub fn create(root: &Path) -> Result<Self, WorkspaceError> {
-        let dir = LockedDir::create(root, UNPUBLISHED_PREFIX, STAGING_PREFIX).map_err(WorkspaceError::io(root))?;
-        Ok(Self { dir, keep: false })
+        let mut proof = None;
+        let dir = LockedDir::create_with(root, UNPUBLISHED_PREFIX, STAGING_PREFIX, |made| {
+            proof = staging_proof::issue(made, root)?;
+            Ok(())
+        })
+        .map_err(WorkspaceError::io(root))?;
+        if proof.is_none() {
+            tracing::debug!(root = %root.display(), "no cache directory outside the workspace: an apply that dies halfway is not taken back");
+        }
+        Ok(Self { dir, keep: false, proof })
     }
 
     pub fn path(&self) -> &Path {
@@ -55,14 +67,34 @@ impl Staging {
     /// never takes; returns where.
     pub fn keep(mut self) -> PathBuf {
         self.keep = true;
+        if let Some(proof) = self.proof.take() {
+            proof.withdraw();
+        }
         set_aside(self.path())
+    }
+}
+
+#[cfg(test)]
+impl Staging {
+    /// Left as an apply that died leaves it: unlocked, in place, still proven.
+    fn abandon(mut self) -> PathBuf {
+        self.keep = true;
+        std::mem::forget(self.proof.take());
+        self.path().to_path_buf()
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if !self.keep {
+        if self.keep {
+            return;
+        }
+        // What proves it an apply's goes last: killed halfway, it is still taken for one.
+        if remove_marked(self.dir.path(), &[TOKEN_FILE]).is_err() {
             let _ = std::fs::remove_dir_all(self.dir.path());
+        }
+        if let Some(proof) = self.proof.take() {
+            proof.withdraw();
         }
     }
 }
@@ -296,6 +328,9 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                 Some(_) => continue,
             },
             Undo::Meta { path, mode, mtime, set } => match here {
+                // As it was: nothing to put back (and nothing to be refused, on a directory
+                // this user may not change).
+                Some(stat) if stat.mode == *mode && stat.mtime == *mtime => continue,
                 Some(stat) if stat.kind == Kind::Dir && (stat.mode == *mode || stat.mode == *set) => {
                     root.chmod(path, *mode).and_then(|()| root.set_mtime(path, *mtime))
                 }
@@ -354,7 +389,10 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         }
         if name.to_string_lossy().starts_with(UNPUBLISHED_PREFIX) {
             // Never held anything of the workspace.
-            remove_abandoned_unpublished(&entry.path(), UNPUBLISHED_PREFIX);
+            let path = entry.path();
+            remove_abandoned_unpublished(&path, UNPUBLISHED_PREFIX, &[TOKEN_FILE], |opened| {
+                staging_proof::find(&path, opened, root).map(Proof::withdraw).is_some()
+            });
             continue;
         }
         if !name.to_string_lossy().starts_with(STAGING_PREFIX) {
@@ -375,12 +413,12 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         if !still_at(&lock, &staging) {
             continue;
         }
-        // Named like one, but not one an apply made: somebody's, left alone (and, as the
-        // name is reserved, out of what is synced).
-        if !is_marked(&staging) {
-            tracing::debug!(dir = %staging.display(), "named like a staging directory but not one: left alone");
+        // Named like one, but not one an apply of this user made (however it looks inside):
+        // somebody's, left alone (and, as the name is reserved, out of what is synced).
+        let Some(proof) = staging_proof::find(&staging, &lock, root) else {
+            tracing::debug!(dir = %staging.display(), "named like a staging directory but not proven one: left alone");
             continue;
-        }
+        };
         let journal = staging.join(JOURNAL);
         let steps: Vec<Undo> = match File::open(&journal) {
             Ok(file) => std::io::BufReader::new(file)
@@ -398,15 +436,17 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         };
         let shown = name.to_string_lossy();
         if kept.is_empty() {
-            if let Err(error) = std::fs::remove_dir_all(&staging) {
+            if let Err(error) = remove_marked(&staging, &[TOKEN_FILE]) {
                 tracing::warn!(staging = %staging.display(), error = %error, "cannot remove a staging directory");
             }
+            proof.withdraw();
             drop(lock);
             if had_steps {
                 recovered.push(format!("took back an interrupted apply ({shown})"));
             }
         } else {
             let _ = std::fs::remove_file(&journal);
+            proof.withdraw();
             let aside = set_aside(&staging);
             recovered.push(format!(
                 "took back an interrupted apply ({shown}), except: {} (kept in {})",
@@ -448,10 +488,9 @@ mod tests {
 
     /// A staging directory made as an apply makes one, named `name`, its maker gone.
     fn abandoned_staging(root: &Path, name: &str) -> PathBuf {
-        let made = LockedDir::create(root, UNPUBLISHED_PREFIX, STAGING_PREFIX).expect("staging");
+        let made = Staging::create(root).expect("staging").abandon();
         let staging = root.join(name);
-        std::fs::rename(made.path(), &staging).expect("rename");
-        drop(made);
+        std::fs::rename(&made, &staging).expect("rename");
         staging
     }
 
@@ -548,14 +587,34 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_made_to_look_like_a_dead_apply_is_never_replayed_or_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Everything a real one holds, copied from one: the mark, a token, a journal that would
+        // put a file in place.
+        let real = abandoned_staging(dir.path(), ".sloth-apply-real");
+        let forged = dir.path().join(".sloth-apply-forged");
+        std::fs::create_dir(&forged).expect("mkdir");
+        for name in [".sloth-owned", TOKEN_FILE] {
+            std::fs::copy(real.join(name), forged.join(name)).expect("copy");
+        }
+        std::fs::write(forged.join("t1"), "#!/bin/sh\necho planted\n").expect("write");
+        let planted = Undo::Restore { trash: rel("t1"), path: rel("hook"), placed: None };
+        std::fs::write(forged.join(JOURNAL), planted.to_line() + "\n").expect("journal");
+        std::fs::write(forged.join("notes.txt"), "precious").expect("write");
+        recover(dir.path()).expect("recover");
+        assert!(!dir.path().join("hook").exists(), "the forged journal was replayed");
+        assert_eq!(std::fs::read_to_string(forged.join("notes.txt")).expect("kept"), "precious");
+        assert!(!real.exists(), "the real one (an apply that had begun nothing) is cleaned up");
+    }
+
+    #[test]
     fn an_applys_own_unpublished_directory_left_long_ago_goes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         // Died before publishing it (marked), and before marking it (empty, named as made).
-        let marked = LockedDir::create(dir.path(), UNPUBLISHED_PREFIX, STAGING_PREFIX).expect("staging");
+        let marked = Staging::create(dir.path()).expect("staging").abandon();
         let unpublished = dir.path().join(".sloth-staging-Ab12Cd");
-        std::fs::rename(marked.path(), &unpublished).expect("rename");
-        drop(marked);
+        std::fs::rename(&marked, &unpublished).expect("rename");
         let unmarked = dir.path().join(".sloth-staging-Zz9Yy8");
         std::fs::create_dir(&unmarked).expect("mkdir");
         let recent = dir.path().join(".sloth-staging-Qq1Ww2");

@@ -25,6 +25,7 @@ pub mod outline;
 pub mod pack;
 pub mod rel_path;
 pub mod spill;
+mod staging_proof;
 pub mod timestamp;
 mod tree_processes;
 mod tree_walk;

@@ -1,11 +1,12 @@
 --- Lua's `os.execute` and `io.popen`, run as `exec.run` runs a command (see
 --- src/runtime/os_commands.rs): in the calling task's workdir, with its `env`, in a process
 --- group killed with the task (a timeout, Ctrl-C, a cancelled remote task), the other tasks
---- going on meanwhile. What they return, and where the output goes, is what Lua's do:
---- `os.execute` -> true | nil, "exit" | "signal", code, the command's output on this process's
---- own streams; `io.popen(cmd)` -> a file to read what it wrote (the command has run to its end
---- first), whose `close` returns what `os.execute` would; `io.popen(cmd, "w")` -> a file to
---- write its input, run when closed.
+--- going on meanwhile. What they return is what Lua's do: `os.execute` -> true | nil, "exit" |
+--- "signal", code; `io.popen(cmd)` -> a file to read what it wrote (the command has run to its
+--- end first), whose `close` returns what `os.execute` would; `io.popen(cmd, "w")` -> a file to
+--- write its input, run when closed. What `os.execute`'s command writes is written out, each
+--- stream whole, when it returns (as `io.write` and `io.stderr:write` would): the other tasks
+--- write meanwhile, and a line of theirs never lands inside one of its — as on an agent.
 local core = require("sloth.core")
 
 local M = {}
@@ -13,12 +14,33 @@ local M = {}
 local lua_execute, lua_popen, lua_open, lua_remove, lua_tmpname = os.execute, io.popen, io.open, os.remove, os.tmpname
 local execute = core.execute
 
+--- The bytes of the file at `path`, which is removed.
+local function taken(path)
+  local file = lua_open(path, "rb")
+  local bytes = file and file:read("a")
+  if file then
+    file:close()
+  end
+  lua_remove(path)
+  return bytes or ""
+end
+
 function M.execute(command)
   if type(command) ~= "string" then
     -- No command (is there a shell?), or not a string: Lua's own answer, or its own error.
     return lua_execute(command)
   end
-  return execute(command)
+  local out, err = lua_tmpname(), lua_tmpname()
+  local results = table.pack(execute(command, nil, out, err))
+  local written, errors = taken(out), taken(err)
+  if #written > 0 then
+    io.write(written)
+    io.stdout:flush()
+  end
+  if #errors > 0 then
+    io.stderr:write(errors)
+  end
+  return table.unpack(results, 1, results.n)
 end
 
 --- A file-like value over `file` whose `close` says how the command ended (`status`, or what

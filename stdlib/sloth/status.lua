@@ -1,8 +1,8 @@
 --- The live status line of `run` on a terminal (drawn by the host: which tasks are running and
 --- for how long, how far a large transfer has got). While it is on, what Lua writes to stdout or
---- stderr — `print`, `io.write`, `write` and `flush` on io.stdout or io.stderr, the output of
---- `os.execute`'s command — takes it out of the way first, so lines and the status never mix.
---- (Not what escapes Lua's own files: a command started with `io.popen` writing to the terminal,
+--- stderr — `print`, `io.write`, `write` and `flush` on io.stdout or io.stderr, and so the output
+--- of `os.execute`'s command — takes it out of the way first, so lines and the status never mix.
+--- (Not what escapes Lua's own files: what a command started with `io.popen` writes to stderr,
 --- a file opened on /dev/stderr.)
 local core = require("sloth.core")
 
@@ -20,7 +20,6 @@ local ENDED = {
   stdout = { [true] = closer("stdout", true), [false] = closer("stdout", false), none = closer("stdout", nil) },
   stderr = { [true] = closer("stderr", true), [false] = closer("stderr", false), none = closer("stderr", nil) },
 }
-local UNKNOWN = closer("unknown", nil)
 
 --- How the last non-empty piece of what `write` is given ends (nil: nothing written).
 local function ends_line(...)
@@ -105,14 +104,6 @@ local function wrap_writers()
       begin()
       local _ <close> = ENDED[stream_of(file)].none
       return flush(file, ...)
-    end
-  end
-  do
-    local execute = os.execute
-    os.execute = function(...)
-      begin()
-      local _ <close> = UNKNOWN
-      return execute(...)
     end
   end
 end

@@ -114,8 +114,9 @@ impl Apply<'_> {
                 let here = self.mode_as_found(path, stat.mode) & MODE_MASK;
                 return Ok(match (before, new) {
                     (None, None) => Now::Changed("created here"),
+                    // (A task that left the mode as it was changed the directory's time alone.)
                     (Some(Entry::Dir { mode: old, .. }), Some(Entry::Dir { mode: new, .. }))
-                        if here != *old && here != *new =>
+                        if new != old && here != *old && here != *new =>
                     {
                         Now::Changed("its mode changed here")
                     }
@@ -123,6 +124,15 @@ impl Apply<'_> {
                 });
             }
             (Some(stat), Some(_)) if base.untouched(path, &stat.stamp) => return Ok(Now::Unchanged),
+            // A directory this apply opened for its steps (so its ctime moved) and that the task
+            // replaced: as the task saw it if its mode, as found, is.
+            (Some(stat), Some(Entry::Dir { mode: old, .. }))
+                if stat.kind == Kind::Dir
+                    && self.parents.get(path).is_some_and(|parent| parent.opened)
+                    && self.mode_as_found(path, stat.mode) & MODE_MASK == *old & MODE_MASK =>
+            {
+                return Ok(Now::Unchanged);
+            }
             _ => {}
         }
         let current = entry_now(&self.root, path)?.map(|(entry, _)| entry);

@@ -1,0 +1,88 @@
+//! Which staging directories in a workspace an apply of this user made. Recovery replays the
+//! journal it finds in one and removes it: that must never be done to a directory that only
+//! looks like one — a name, a mark, a journal can all come in a checkout or an archive (and a
+//! replayed journal could put any file anywhere in the workspace). The proof is a random token
+//! written in the directory before it is published, and a record under that token in the
+//! user's cache directory (outside the workspace, where no checkout reaches) of the directory's
+//! device and inode.
+//!
+//! Without a cache directory outside the workspace there is no proof: an apply then still
+//! runs, but one that dies halfway is left for the user to see (never replayed).
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The token's file inside a staging directory.
+pub const TOKEN_FILE: &str = ".sloth-apply-token";
+
+/// A token's length: 16 random bytes, in hex.
+const TOKEN_LEN: usize = 32;
+
+/// The record of one staging directory, removed once the directory is.
+#[derive(Debug)]
+pub struct Proof {
+    record: PathBuf,
+}
+
+impl Proof {
+    /// The directory is gone (or set aside for good): its record goes.
+    pub fn withdraw(self) {
+        let _ = std::fs::remove_file(&self.record);
+    }
+}
+
+/// Where the records of the staging directories of the workspace at `root` are kept; None
+/// when the cache directory is missing or inside the workspace.
+fn records(root: &Path) -> Option<PathBuf> {
+    let cache = super::index::cache_dir()?;
+    let physical = std::fs::canonicalize(root).ok()?;
+    if crate::physical_path::resolved(&cache).starts_with(&physical) || cache.starts_with(root) {
+        return None;
+    }
+    Some(cache.join("sloth-runner").join("staging"))
+}
+
+/// Writes a token into `dir` (a staging directory of the workspace `root`, not yet
+/// published) and its record; None where no record can be kept.
+pub fn issue(dir: &Path, root: &Path) -> std::io::Result<Option<Proof>> {
+    use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
+    let Some(records) = records(root) else { return Ok(None) };
+    let mut bytes = [0u8; TOKEN_LEN / 2];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    let token = crate::hex::encode(&bytes);
+    std::fs::create_dir_all(&records)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    let record = records.join(&token);
+    std::fs::write(&record, format!("{} {}\n", meta.dev(), meta.ino()))?;
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(TOKEN_FILE))
+        .and_then(|mut file| file.write_all(token.as_bytes()));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&record);
+        return Err(error);
+    }
+    Ok(Some(Proof { record }))
+}
+
+/// The proof that `dir` (opened and locked as `opened`) is a staging directory an apply of
+/// this user made in the workspace `root`, if it holds.
+pub fn find(dir: &Path, opened: &File, root: &Path) -> Option<Proof> {
+    use std::os::unix::fs::MetadataExt;
+    let token_path = dir.join(TOKEN_FILE);
+    let meta = std::fs::symlink_metadata(&token_path).ok()?;
+    if !meta.is_file() || meta.len() != TOKEN_LEN as u64 {
+        return None;
+    }
+    let token = std::fs::read_to_string(&token_path).ok()?;
+    if !token.bytes().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase()) {
+        return None;
+    }
+    let record = records(root)?.join(&token);
+    let recorded = std::fs::read_to_string(&record).ok()?;
+    let here = opened.metadata().ok()?;
+    (recorded == format!("{} {}\n", here.dev(), here.ino())).then_some(Proof { record })
+}
