@@ -180,6 +180,31 @@ fn command_for(spec: &Spec) -> Result<Command, ProcessError> {
     Ok(command)
 }
 
+/// Starts `command` (made by [`command_for`]), the leader of its own process group, which the
+/// reaper learns of (and which is killed when the returned guard is dropped).
+fn spawn_leading(command: Command, spec: &Spec, program: &str) -> Result<(Child, Option<GroupGuard>), ProcessError> {
+    let mut command = command;
+    let child = command.spawn().map_err(|source| ProcessError::Spawn {
+        program: program.to_owned(),
+        cwd: spec.cwd.clone(),
+        source,
+    })?;
+    let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
+    if let Some(group) = &group {
+        crate::reaper::note(group.0.as_raw(), true);
+    }
+    Ok((child, group))
+}
+
+/// `work` to its end, or None when `limit` passes first (`work` is dropped then, and with it
+/// its hold on the child).
+async fn unless_late<T>(limit: Option<Duration>, work: impl std::future::Future<Output = T>) -> Option<T> {
+    match limit {
+        None => Some(work.await),
+        Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+    }
+}
+
 /// Runs `spec` as Lua's `os.execute` and `io.popen` run a command, but owning its tree as
 /// [`run`] does: its output goes to `stdout` and its errors to `stderr` (this process's own
 /// when None), unread; its group is killed when it exits, times out, or the caller stops
@@ -194,15 +219,7 @@ pub async fn run_plain(
         .stdout(stdout.map_or_else(Stdio::inherit, Stdio::from))
         .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
     let program = spec.program.display_name();
-    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-        program: program.clone(),
-        cwd: spec.cwd.clone(),
-        source,
-    })?;
-    let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
-    if let Some(group) = &group {
-        crate::reaper::note(group.0.as_raw(), true);
-    }
+    let (mut child, group) = spawn_leading(command, spec, &program)?;
     let stdin = child.stdin.take();
     let work = async {
         let feed = async {
@@ -213,15 +230,12 @@ pub async fn run_plain(
         let (status, ()) = tokio::join!(child.wait(), feed);
         status
     };
-    let exit = match spec.timeout {
-        None => exit_of(work.await, &program)?,
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(status) => exit_of(status, &program)?,
-            Err(_) => {
-                terminate(&mut child, group.as_ref()).await;
-                Exit::TimedOut(limit)
-            }
-        },
+    let exit = match unless_late(spec.timeout, work).await {
+        Some(status) => exit_of(status, &program)?,
+        None => {
+            terminate(&mut child, group.as_ref()).await;
+            Exit::TimedOut(spec.timeout.unwrap_or_default())
+        }
     };
     // What it left in its group goes with it.
     drop(group);
@@ -234,15 +248,7 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
     let program = spec.program.display_name();
-    let mut child = command.spawn().map_err(|source| ProcessError::Spawn {
-        program: program.clone(),
-        cwd: spec.cwd.clone(),
-        source,
-    })?;
-    let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
-    if let Some(group) = &group {
-        crate::reaper::note(group.0.as_raw(), true);
-    }
+    let (mut child, group) = spawn_leading(command, spec, &program)?;
 
     let stdout_buf = RefCell::new(Capture::default());
     let stderr_buf = RefCell::new(Capture::default());
@@ -301,15 +307,12 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
         status
     };
 
-    let exit = match spec.timeout {
-        None => exit_of(work.await, &program)?,
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(status) => exit_of(status, &program)?,
-            Err(_) => {
-                terminate(&mut child, group.as_ref()).await;
-                Exit::TimedOut(limit)
-            }
-        },
+    let exit = match unless_late(spec.timeout, work).await {
+        Some(status) => exit_of(status, &program)?,
+        None => {
+            terminate(&mut child, group.as_ref()).await;
+            Exit::TimedOut(spec.timeout.unwrap_or_default())
+        }
     };
     drop(group);
     let mut stderr = stderr_buf.into_inner().into_bytes();
