@@ -114,3 +114,43 @@ fn other_tasks_go_on_while_one_waits_for_os_execute() {
     );
     test.run(&["run", "-j", "2", "tasks.lua"]).expect_code(0);
 }
+
+const CANNOT_WAIT: &str = r#"
+TaskDefinitions = { g = {AGENTS tasks = {
+  { name = "t", AGENT command = function()
+      print(coroutine.resume(coroutine.create(function() return os.execute("touch co_ran; exit 5") end)))
+      print(("x"):gsub("x", function() return io.popen("echo in-gsub"):read("l") end))
+      local t = { 3, 1, 2 }
+      table.sort(t, function(a, b) os.execute("true") return a < b end)
+      print(t[1], t[2], t[3])
+      for line in coroutine.wrap(function()
+        for l in io.popen("printf 'a\\nb\\n'"):lines() do coroutine.yield(l) end
+      end) do io.write(line, ";") end
+      print()
+      local r = io.popen("echo r-out; echo r-err >&2")
+      print(r:read("a"), r:close())
+      local w = io.popen("cat; echo w-err >&2", "w")
+      w:write("from-w\n")
+      print(w:close())
+      return true
+  end },
+} } }
+"#;
+
+#[test]
+fn where_lua_cannot_wait_commands_run_as_luas_own_and_every_stream_arrives_here_and_there() {
+    let expected = "true\tnil\texit\t5\nin-gsub\t1\n1\t2\t3\na;b;\nr-out\n\ttrue\texit\t0\nfrom-w\ntrue\texit\t0\n";
+    let agent = Agent::start(&[]);
+    for (agents, field) in [
+        (String::new(), ""),
+        (format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address), "agent = \"box\","),
+    ] {
+        let test = Test::new().write("tasks.lua", &CANNOT_WAIT.replace("AGENTS", &agents).replace("AGENT", field));
+        let run = test.run(&["--quiet", "run", "tasks.lua"]).expect_code(0);
+        assert_eq!(run.stdout, expected, "{field}");
+        assert!(test.exists("co_ran"), "{field}: the command in the pipeline's own coroutine ran");
+        for line in ["r-err", "w-err"] {
+            assert!(run.stderr.contains(line), "{field}: {line} reached the master\n{}", run.stderr);
+        }
+    }
+}

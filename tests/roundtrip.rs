@@ -890,3 +890,29 @@ fn an_apply_interrupted_before_or_while_its_changes_are_staged_leaves_the_worksp
         assert_eq!(now.mtimes, before.mtimes, "{when}");
     }
 }
+
+#[test]
+fn an_apply_waiting_for_another_of_its_workspace_stops_waiting_when_interrupted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (archive, deleted, base) = three_changes(dir.path());
+    let before = Tree::read_all(dir.path());
+    // Another apply (another process, as far as locks go) holds the workspace.
+    let held =
+        nix::fcntl::Flock::lock(std::fs::File::open(dir.path()).expect("open"), nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| errno)
+            .expect("lock");
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    let base = Base { manifest: &base, rules: None };
+    let result = std::thread::scope(|scope| {
+        // (Interrupted once the apply has read the start of its changes and waits: it reads
+        // them from memory, in far less than this.)
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            interrupted.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        apply_interruptible(dir.path(), &archive[..], &deleted, Some(base), &Limits::default(), &interrupted)
+    });
+    assert!(matches!(&result, Err(error) if error.to_string().contains("waiting for another apply")), "{result:?}");
+    drop(held);
+    Tree::read_all(dir.path()).assert_same(&before, "nothing applied");
+}

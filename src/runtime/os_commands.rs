@@ -13,6 +13,20 @@ use crate::modules::task_context;
 use crate::process::{self, Exit, Program, Spec};
 
 pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
+    // `core.scratch_file() -> path`: a new empty file in the run's scratch directory (removed
+    // with it when the run ends, whatever happens to the task that asked for it).
+    core.set(
+        "scratch_file",
+        lua.create_function(|lua, ()| {
+            let dir = crate::modules::archive_data::scratch_dir(lua)?;
+            let (_, path) = tempfile::Builder::new()
+                .prefix("command-")
+                .tempfile_in(&dir)
+                .and_then(|file| file.keep().map_err(|error| error.error))
+                .map_err(|error| mlua::Error::runtime(format!("{}: {error}", dir.display())))?;
+            lua.create_string(path.as_os_str().as_encoded_bytes())
+        })?,
+    )?;
     core.set(
         "execute",
         lua.create_async_function(

@@ -97,7 +97,7 @@ pub fn apply_observed(
     limits: &Limits,
     observer: &mut dyn FnMut(Step<'_>),
 ) -> Result<ApplyReport, WorkspaceError> {
-    apply_steps(root, changes, deleted, base, limits, &mut |step| {
+    apply_steps(root, changes, deleted, base, limits, None, &mut |step| {
         observer(step);
         Ok(())
     })
@@ -115,7 +115,7 @@ pub fn apply_interruptible(
     interrupted: &AtomicBool,
 ) -> Result<ApplyReport, WorkspaceError> {
     let changes = Interruptible { inner: changes, interrupted };
-    apply_steps(root, changes, deleted, base, limits, &mut |_| {
+    apply_steps(root, changes, deleted, base, limits, Some(interrupted), &mut |_| {
         if interrupted.load(Ordering::Relaxed) {
             return Err(WorkspaceError::Refused {
                 path: root.to_path_buf(),
@@ -148,6 +148,7 @@ fn apply_steps(
     deleted: &[RelPath],
     base: Option<Base<'_>>,
     limits: &Limits,
+    interrupted: Option<&AtomicBool>,
     observer: &mut dyn FnMut(Step<'_>) -> Result<(), WorkspaceError>,
 ) -> Result<ApplyReport, WorkspaceError> {
     // A task that changed nothing (most of them) touches nothing here, reads nothing here:
@@ -160,7 +161,7 @@ fn apply_steps(
     // One apply at a time in a workspace, across processes: concurrent tasks' applies of one
     // workspace would otherwise see each other's steps half taken (a directory one of them
     // opened, made, or is setting) and take them for changes made here.
-    let _one_at_a_time = lock_whole(root)?;
+    let _one_at_a_time = lock_whole(root, interrupted)?;
     // The root's time as found: put back if the apply adds or removes no name there (what
     // its staging directory did to it is none of the task's doing).
     let root_time = std::fs::metadata(root).ok().map(|meta| {
@@ -262,11 +263,35 @@ struct Apply<'a> {
     root_names_changed: bool,
 }
 
-/// The workspace locked for one apply (see [`apply_steps`]); unlocked when dropped.
-fn lock_whole(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, WorkspaceError> {
-    let dir = std::fs::File::open(root).map_err(WorkspaceError::io(root))?;
-    nix::fcntl::Flock::lock(dir, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, errno)| WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() })
+/// The workspace locked for one apply (see [`apply_steps`]); unlocked when dropped. While
+/// another holds it, waits — saying so past a second (a process that holds a lock on the
+/// directory for long is named by nothing else) — unless the run is `interrupted`.
+fn lock_whole(
+    root: &Path,
+    interrupted: Option<&AtomicBool>,
+) -> Result<nix::fcntl::Flock<std::fs::File>, WorkspaceError> {
+    use nix::fcntl::{Flock, FlockArg};
+    let mut dir = std::fs::File::open(root).map_err(WorkspaceError::io(root))?;
+    let started = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => dir = file,
+            Err((_, errno)) => return Err(WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() }),
+        }
+        if interrupted.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+            return Err(WorkspaceError::Refused {
+                path: root.to_path_buf(),
+                reason: "the run was interrupted while waiting for another apply of this workspace".to_owned(),
+            });
+        }
+        if !said && started.elapsed() > std::time::Duration::from_secs(1) {
+            tracing::warn!(root = %root.display(), "waiting for another apply of this workspace (a process holds a lock on its directory)");
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Sets the time of the directory `root` back to `time` (as found), where it can.

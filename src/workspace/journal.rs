@@ -417,6 +417,16 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
         // somebody's, left alone (and, as the name is reserved, out of what is synced).
         let Some(proof) = staging_proof::find(&staging, &lock, root) else {
             tracing::debug!(dir = %staging.display(), "named like a staging directory but not proven one: left alone");
+            // One with a journal may be a dead apply whose proof could not be kept (no cache
+            // directory outside the workspace) or is gone: said, for the user to look at.
+            if staging.join(JOURNAL).is_file() {
+                recovered.push(format!(
+                    "left as it is: {} holds an apply's journal but is not proven one of this user's (no record of it in the \
+                     cache directory outside the workspace); if an apply died there, the workspace may be half-applied: \
+                     look at it, then remove the directory",
+                    staging.display()
+                ));
+            }
             continue;
         };
         let journal = staging.join(JOURNAL);
@@ -579,7 +589,12 @@ mod tests {
         let empty = dir.path().join(".sloth-staging-my-notes");
         std::fs::create_dir(&empty).expect("mkdir");
         File::open(&empty).expect("open").set_modified(long_ago).expect("age");
-        assert!(recover(dir.path()).expect("recover").is_empty());
+        // (What holds a journal is named, for the user to look at.)
+        let notes = recover(dir.path()).expect("recover");
+        assert!(
+            notes.len() == 1 && notes[0].starts_with("left as it is: ") && notes[0].contains(".sloth-apply-notes"),
+            "{notes:?}"
+        );
         for name in [".sloth-apply-notes", ".sloth-staging-abcdef", ".sloth-staging-notes"] {
             assert_eq!(std::fs::read_to_string(dir.path().join(name).join("todo.txt")).expect(name), "precious");
         }

@@ -4,15 +4,38 @@
 --- going on meanwhile. What they return is what Lua's do: `os.execute` -> true | nil, "exit" |
 --- "signal", code; `io.popen(cmd)` -> a file to read what it wrote (the command has run to its
 --- end first), whose `close` returns what `os.execute` would; `io.popen(cmd, "w")` -> a file to
---- write its input, run when closed. What `os.execute`'s command writes is written out, each
---- stream whole, when it returns (as `io.write` and `io.stderr:write` would): the other tasks
---- write meanwhile, and a line of theirs never lands inside one of its — as on an agent.
+--- write its input, run when closed. What a command writes that is not read is written out,
+--- each stream whole, when it returns (as `io.write` and `io.stderr:write` would): the other
+--- tasks write meanwhile, and a line of theirs never lands inside one of its — as on an agent.
+---
+--- Where the caller cannot wait (a coroutine the pipeline made and resumes itself, a `require`d
+--- module's body, a `string.gsub` or `table.sort` callback), they are Lua's own, in the task's
+--- workdir.
 local core = require("sloth.core")
 
 local M = {}
 
-local lua_execute, lua_popen, lua_open, lua_remove, lua_tmpname = os.execute, io.popen, io.open, os.remove, os.tmpname
-local execute = core.execute
+local lua_execute, lua_popen, lua_open, lua_remove = os.execute, io.popen, io.open, os.remove
+local execute, scratch_file, contexts = core.execute, core.scratch_file, core.contexts
+
+--- Coroutines the pipeline's code made (`coroutine.create`, `coroutine.wrap`): it resumes
+--- them itself, so a wait inside one would end at its `resume`, not in the engine.
+M.user_coroutines = setmetatable({}, { __mode = "k" })
+
+--- Whether the running code can wait for a command while the other tasks go on.
+local function can_wait()
+  local co, main = coroutine.running()
+  return not main and coroutine.isyieldable() and not M.user_coroutines[co]
+end
+
+--- `command` run in the task's workdir by Lua's own functions.
+local function in_workdir(command)
+  local context = contexts[coroutine.running()]
+  if context and context.workdir then
+    return "cd '" .. context.workdir:gsub("'", "'\\''") .. "' && " .. command
+  end
+  return command
+end
 
 --- The bytes of the file at `path`, which is removed.
 local function taken(path)
@@ -25,21 +48,28 @@ local function taken(path)
   return bytes or ""
 end
 
+--- Writes out what a command wrote to the streams that were not read.
+local function pass_on(written, errors)
+  if written and #written > 0 then
+    io.write(written)
+    io.stdout:flush()
+  end
+  if errors and #errors > 0 then
+    io.stderr:write(errors)
+  end
+end
+
 function M.execute(command)
   if type(command) ~= "string" then
     -- No command (is there a shell?), or not a string: Lua's own answer, or its own error.
     return lua_execute(command)
   end
-  local out, err = lua_tmpname(), lua_tmpname()
+  if not can_wait() then
+    return lua_execute(in_workdir(command))
+  end
+  local out, err = scratch_file(), scratch_file()
   local results = table.pack(execute(command, nil, out, err))
-  local written, errors = taken(out), taken(err)
-  if #written > 0 then
-    io.write(written)
-    io.stdout:flush()
-  end
-  if #errors > 0 then
-    io.stderr:write(errors)
-  end
+  pass_on(taken(out), taken(err))
   return table.unpack(results, 1, results.n)
 end
 
@@ -85,6 +115,9 @@ function M.popen(command, mode)
   if type(command) ~= "string" or (mode ~= nil and mode ~= "r" and mode ~= "w") then
     return lua_popen(command, mode)
   end
+  if not can_wait() then
+    return lua_popen(in_workdir(command), mode)
+  end
   if mode == "w" then
     local input = {}
     local sink = {
@@ -107,11 +140,15 @@ function M.popen(command, mode)
       close = function() end,
     }
     return command_file(sink, function()
-      return execute(command, table.concat(input))
+      local out, err = scratch_file(), scratch_file()
+      local results = table.pack(execute(command, table.concat(input), out, err))
+      pass_on(taken(out), taken(err))
+      return table.unpack(results, 1, results.n)
     end)
   end
-  local path = lua_tmpname()
-  local ok, how, code = execute(command, nil, path)
+  local path, errors = scratch_file(), scratch_file()
+  local ok, how, code = execute(command, nil, path, errors)
+  pass_on(nil, taken(errors))
   local file, err = lua_open(path, "rb")
   lua_remove(path)
   if not file then

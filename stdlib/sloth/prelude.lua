@@ -136,6 +136,7 @@ local original_create = coroutine.create
 coroutine.create = function(fn)
   local co = original_create(fn)
   contexts[co] = contexts[coroutine.running()]
+  os_commands.user_coroutines[co] = true
   return co
 end
 coroutine.wrap = function(fn)
