@@ -22,6 +22,9 @@ TaskDefinitions = { g = {AGENTS tasks = {
       for line in io.popen("seq 3"):lines() do io.write(line, ",") end
       print()
       print(os.execute("kill -9 $$"))
+      local f = io.popen("true")
+      print(io.type(f), f:close())
+      print(io.type(f), pcall(f.close, f))
       return true
   end },
 } } }
@@ -29,7 +32,8 @@ TaskDefinitions = { g = {AGENTS tasks = {
 
 #[test]
 fn os_execute_and_io_popen_answer_as_lua_does_here_and_on_an_agent() {
-    let expected = "from-execute\nnil\texit\t3\ntrue\nl1\tl2\n\nnil\texit\t2\ntrue\texit\t0\nin1\nmore\n\n1,2,3,\nnil\tsignal\t9\n";
+    let expected = "from-execute\nnil\texit\t3\ntrue\nl1\tl2\n\nnil\texit\t2\ntrue\texit\t0\nin1\nmore\n\n1,2,3,\nnil\tsignal\t9\n\
+                    file\ttrue\texit\t0\nclosed file\tfalse\tattempt to use a closed file\n";
     let here = Test::new().write("tasks.lua", &ANSWERS.replace("AGENTS", "").replace("AGENT", ""));
     let run = here.run(&["--quiet", "run", "tasks.lua"]).expect_code(0);
     assert_eq!(run.stdout, expected);

@@ -73,16 +73,28 @@ function M.execute(command)
   return table.unpack(results, 1, results.n)
 end
 
---- A file-like value over `file` whose `close` says how the command ended (`status`, or what
---- `finish()` returns when it is first closed).
+--- The files `io.popen` gave, open (true) or closed (false): what `io.type` says of them.
+local command_files = setmetatable({}, { __mode = "k" })
+
+local lua_io_type = io.type
+function M.io_type(value)
+  local open = command_files[value]
+  if open ~= nil then
+    return open and "file" or "closed file"
+  end
+  return lua_io_type(value)
+end
+
+--- A file-like value over `file` whose `close` says how the command ended (what `finish()`
+--- returns); closed twice, it is an error, as a file's second close is.
 local function command_file(file, finish)
-  local status
   local wrapper = {}
   local function close()
-    if not status then
-      status = table.pack(finish())
+    if not command_files[wrapper] then
+      error("attempt to use a closed file", 2)
     end
-    return table.unpack(status, 1, status.n)
+    command_files[wrapper] = false
+    return finish()
   end
   setmetatable(wrapper, {
     __name = "FILE*",
@@ -106,8 +118,13 @@ local function command_file(file, finish)
     __tostring = function()
       return tostring(file)
     end,
-    __close = close,
+    __close = function()
+      if command_files[wrapper] then
+        close()
+      end
+    end,
   })
+  command_files[wrapper] = true
   return wrapper
 end
 
@@ -127,7 +144,8 @@ function M.popen(command, mode)
           if type(piece) ~= "string" and type(piece) ~= "number" then
             error(string.format("bad argument #%d to 'write' (string expected, got %s)", i, type(piece)), 2)
           end
-          input[#input + 1] = tostring(piece)
+          -- (A number as a file's `write` writes it: 3.0 as 3.)
+          input[#input + 1] = math.type(piece) == "float" and string.format("%.14g", piece) or tostring(piece)
         end
         return self
       end,

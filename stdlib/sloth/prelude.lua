@@ -130,6 +130,7 @@ end
 local os_commands = require("sloth.os_commands")
 os.execute = os_commands.execute
 io.popen = os_commands.popen
+io.type = os_commands.io_type
 
 -- A coroutine created inside a task belongs to that task.
 local original_create = coroutine.create
