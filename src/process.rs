@@ -242,6 +242,64 @@ pub async fn run_plain(
     Ok(exit)
 }
 
+/// [`run_plain`] for a caller that cannot wait asynchronously (Lua code that cannot yield):
+/// the thread blocks, looking every few milliseconds whether `stop` says to stop (a deadline,
+/// an interrupted run: then the group is killed and its word is the error). The input, if any,
+/// is given through a file, not a pipe this thread would have to feed.
+pub fn run_blocking(
+    spec: &Spec,
+    stdout: Option<std::fs::File>,
+    stderr: Option<std::fs::File>,
+    stop: &dyn Fn() -> Option<String>,
+) -> Result<Result<Exit, String>, ProcessError> {
+    use std::io::{Seek, Write};
+    let mut command = std::process::Command::new(match &spec.program {
+        Program::Shell(_) => shell(&spec.env),
+        Program::Argv(argv) => argv.first().ok_or(ProcessError::EmptyArgv)?.into(),
+    });
+    match &spec.program {
+        Program::Shell(line) => {
+            std::os::unix::process::CommandExt::arg0(&mut command, "sh").arg("-c").arg(line);
+        }
+        Program::Argv(argv) => {
+            command.args(&argv[1..]);
+        }
+    }
+    let program = spec.program.display_name();
+    let spawn_error = |source| ProcessError::Spawn { program: program.clone(), cwd: spec.cwd.clone(), source };
+    let stdin = match &spec.stdin {
+        Some(input) => {
+            let mut file = tempfile::tempfile().map_err(spawn_error)?;
+            file.write_all(input).and_then(|()| file.rewind()).map_err(spawn_error)?;
+            Stdio::from(file)
+        }
+        None => Stdio::null(),
+    };
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .stdout(stdout.map_or_else(Stdio::inherit, Stdio::from))
+        .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
+    let mut child = command.spawn().map_err(spawn_error)?;
+    let group = GroupGuard(Pid::from_raw(child.id() as i32));
+    crate::reaper::note(group.0.as_raw(), true);
+    loop {
+        if let Some(status) =
+            child.try_wait().map_err(|source| ProcessError::Wait { program: program.clone(), source })?
+        {
+            return Ok(Ok(exit_of(Ok(status), &program)?));
+        }
+        if let Some(reason) = stop() {
+            group.signal(Signal::SIGKILL);
+            let _ = child.wait();
+            return Ok(Err(reason));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.
 pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Finished, ProcessError> {
     let mut command = command_for(spec)?;

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 
 use crate::support::agent::Agent;
-use crate::support::{Test, binary, wait_exit, wait_for_line_file, wait_until_gone};
+use crate::support::{Run, Test, binary, wait_exit, wait_for_line_file, wait_until_gone};
 
 const ANSWERS: &str = r#"
 TaskDefinitions = { g = {AGENTS tasks = {
@@ -157,4 +157,37 @@ fn where_lua_cannot_wait_commands_run_as_luas_own_and_every_stream_arrives_here_
             assert!(run.stderr.contains(line), "{field}: {line} reached the master\n{}", run.stderr);
         }
     }
+}
+
+#[test]
+fn where_lua_cannot_wait_a_command_still_has_the_tasks_env_stdin_timeout_and_streams() {
+    let test = Test::new();
+    let pidfile = test.path().join("sleeper.pid").display().to_string();
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ tasks = {{
+                {{ name = "t", timeout = "1s", env = {{ FOO = "foo-env" }}, command = function()
+                    coroutine.wrap(function() os.execute("echo co FOO=$FOO") end)()
+                    local read = coroutine.wrap(function() return io.popen("cat"):read("a") end)()
+                    print("stdin gave " .. #read .. " bytes")
+                    io.output("log.txt")
+                    os.execute("echo exec-out")
+                    io.output():close()
+                    io.output(io.stdout)
+                    coroutine.wrap(function() os.execute("echo $$ > '{pidfile}'; exec sleep 30") end)()
+                    return true
+                end }},
+            }} }} }}"#
+        ),
+    );
+    let run =
+        Run::with_input(test.command(&["run", "--output", "json", "tasks.lua"]), "stdin the task must not read\n")
+            .expect_code(1);
+    assert!(run.stdout.lines().all(|line| line.starts_with('{')), "stdout stays JSON:\n{}", run.stdout);
+    for said in ["co FOO=foo-env", "exec-out", "stdin gave 0 bytes", "timed out after 1.00s"] {
+        assert!(run.stderr.contains(said) || run.stdout.contains(said), "{said}\n{}\n{}", run.stdout, run.stderr);
+    }
+    assert_eq!(test.read("log.txt"), "", "a command's output goes where it would, not to io.output");
+    assert!(wait_until_gone(test.read("sleeper.pid").trim()), "the command outlived the task's timeout");
 }

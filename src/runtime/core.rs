@@ -41,6 +41,11 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
             Ok(())
         })?,
     )?;
+    // `core.stdout_kept()`: whether stdout carries JSON only (see `keep_stdout`).
+    core.set(
+        "stdout_kept",
+        lua.create_function(|lua, ()| Ok(lua.app_data_ref::<crate::modules::agent::StdoutKept>().is_some()))?,
+    )?;
     // `core.preempt(on)`: the running coroutine gets (or loses) the hook that stops Lua code
     // which never yields at a deadline or on cancellation; whether it had it.
     core.set("preempt", lua.create_function(|lua, on: bool| super::preempt::set(lua, on))?)?;

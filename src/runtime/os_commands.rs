@@ -49,25 +49,73 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
                         stdin: input.map(|input| input.as_bytes().to_vec()),
                         timeout: None,
                     };
-                    let exit = process::run_plain(&spec, output, errors).await;
-                    let (ok, how, code) = match exit {
-                        Ok(Exit::Code(0)) => (true, "exit", 0),
-                        Ok(Exit::Code(code)) => (false, "exit", code),
-                        Ok(Exit::Signal(signal)) => (false, "signal", signal),
-                        Ok(Exit::TimedOut(_)) => (false, "signal", nix::sys::signal::Signal::SIGKILL as i32),
-                        // As a shell says of a command it cannot start.
-                        Err(_) => (false, "exit", 127),
-                    };
-                    let ok = if ok { Value::Boolean(true) } else { Value::Nil };
-                    Ok(MultiValue::from_vec(vec![
-                        ok,
-                        Value::String(lua.create_string(how)?),
-                        Value::Integer(code.into()),
-                    ]))
+                    values(&lua, &process::run_plain(&spec, output, errors).await)
                 }
             },
         )?,
     )
+}
+
+/// `core.execute_blocking(command, input, output_path, errors_path, owner) -> as core.execute`:
+/// the same where the caller cannot wait (see stdlib/sloth/os_commands.lua), the thread
+/// blocked; stopped, the command killed and an error raised, when the run is interrupted or the
+/// deadline of `owner` (the task's job coroutine) passes.
+pub fn register_blocking(lua: &Lua, core: &Table) -> LuaResult<()> {
+    core.set(
+        "execute_blocking",
+        lua.create_function(
+            |lua,
+             (command, input, output, errors, owner): (
+                LuaString,
+                Option<LuaString>,
+                Option<LuaString>,
+                Option<LuaString>,
+                Option<mlua::Thread>,
+            )| {
+                let context = task_context::current(lua);
+                let spec = Spec {
+                    program: Program::Shell(command.to_str()?.to_string()),
+                    cwd: context.base_dir(),
+                    env: context.env,
+                    stdin: input.map(|input| input.as_bytes().to_vec()),
+                    timeout: None,
+                };
+                let output = output.map(|path| create(&path)).transpose()?;
+                let errors = errors.map(|path| create(&path)).transpose()?;
+                let stop = || {
+                    let aborted = lua
+                        .app_data_ref::<super::preempt::Abort>()
+                        .is_some_and(|abort| abort.0.load(std::sync::atomic::Ordering::Relaxed));
+                    if aborted {
+                        return Some("cancelled".to_owned());
+                    }
+                    let deadlines = lua.app_data_ref::<super::preempt::Deadlines>()?;
+                    let owner = owner.as_ref()?;
+                    deadlines.of(owner).filter(|(at, _)| std::time::Instant::now() >= *at).map(|(_, message)| message)
+                };
+                let exit = match process::run_blocking(&spec, output, errors, &stop) {
+                    Ok(Ok(exit)) => Ok(exit),
+                    Ok(Err(reason)) => return Err(mlua::Error::runtime(reason)),
+                    Err(error) => Err(error),
+                };
+                values(lua, &exit)
+            },
+        )?,
+    )
+}
+
+/// What `os.execute` returns for how a command ended.
+fn values(lua: &Lua, exit: &Result<Exit, process::ProcessError>) -> LuaResult<MultiValue> {
+    let (ok, how, code) = match *exit {
+        Ok(Exit::Code(0)) => (true, "exit", 0),
+        Ok(Exit::Code(code)) => (false, "exit", code),
+        Ok(Exit::Signal(signal)) => (false, "signal", signal),
+        Ok(Exit::TimedOut(_)) => (false, "signal", nix::sys::signal::Signal::SIGKILL as i32),
+        // As a shell says of a command it cannot start.
+        Err(_) => (false, "exit", 127),
+    };
+    let ok = if ok { Value::Boolean(true) } else { Value::Nil };
+    Ok(MultiValue::from_vec(vec![ok, Value::String(lua.create_string(how)?), Value::Integer(code.into())]))
 }
 
 /// The file at `path` (a name Lua chose), made empty.

@@ -9,32 +9,33 @@
 --- tasks write meanwhile, and a line of theirs never lands inside one of its — as on an agent.
 ---
 --- Where the caller cannot wait (a coroutine the pipeline made and resumes itself, a `require`d
---- module's body, a `string.gsub` or `table.sort` callback), they are Lua's own, in the task's
---- workdir.
+--- module's body, a `string.gsub` or `table.sort` callback), the command runs the same way but
+--- the task's thread waits for it (other tasks wait too): still stopped by the task's timeout
+--- and by Ctrl-C.
 local core = require("sloth.core")
 
 local M = {}
 
 local lua_execute, lua_popen, lua_open, lua_remove = os.execute, io.popen, io.open, os.remove
-local execute, scratch_file, contexts = core.execute, core.scratch_file, core.contexts
+local scratch_file, execute_blocking = core.scratch_file, core.execute_blocking
 
---- Coroutines the pipeline's code made (`coroutine.create`, `coroutine.wrap`): it resumes
---- them itself, so a wait inside one would end at its `resume`, not in the engine.
+--- Coroutines the pipeline's code made (`coroutine.create`, `coroutine.wrap`), each with the
+--- coroutine that made it: it resumes them itself, so a wait inside one would end at its
+--- `resume`, not in the engine.
 M.user_coroutines = setmetatable({}, { __mode = "k" })
 
---- Whether the running code can wait for a command while the other tasks go on.
-local function can_wait()
+--- `core.execute`, or where the running code cannot wait while the other tasks go on, the
+--- blocking one, stopped at the deadline of the task's own coroutine.
+local function execute(command, input, out, err)
   local co, main = coroutine.running()
-  return not main and coroutine.isyieldable() and not M.user_coroutines[co]
-end
-
---- `command` run in the task's workdir by Lua's own functions.
-local function in_workdir(command)
-  local context = contexts[coroutine.running()]
-  if context and context.workdir then
-    return "cd '" .. context.workdir:gsub("'", "'\\''") .. "' && " .. command
+  if not main and coroutine.isyieldable() and not M.user_coroutines[co] then
+    return core.execute(command, input, out, err)
   end
-  return command
+  local owner = co
+  while M.user_coroutines[owner] do
+    owner = M.user_coroutines[owner]
+  end
+  return execute_blocking(command, input, out, err, owner)
 end
 
 --- The bytes of the file at `path`, which is removed.
@@ -48,11 +49,13 @@ local function taken(path)
   return bytes or ""
 end
 
---- Writes out what a command wrote to the streams that were not read.
+--- Writes out what a command wrote to the streams that were not read: to stdout, as the
+--- command would have (whatever `io.output` is now) — stderr when stdout carries JSON only.
 local function pass_on(written, errors)
   if written and #written > 0 then
-    io.write(written)
-    io.stdout:flush()
+    local out = core.stdout_kept() and io.stderr or io.stdout
+    out:write(written)
+    out:flush()
   end
   if errors and #errors > 0 then
     io.stderr:write(errors)
@@ -63,9 +66,6 @@ function M.execute(command)
   if type(command) ~= "string" then
     -- No command (is there a shell?), or not a string: Lua's own answer, or its own error.
     return lua_execute(command)
-  end
-  if not can_wait() then
-    return lua_execute(in_workdir(command))
   end
   local out, err = scratch_file(), scratch_file()
   local results = table.pack(execute(command, nil, out, err))
@@ -131,9 +131,6 @@ end
 function M.popen(command, mode)
   if type(command) ~= "string" or (mode ~= nil and mode ~= "r" and mode ~= "w") then
     return lua_popen(command, mode)
-  end
-  if not can_wait() then
-    return lua_popen(in_workdir(command), mode)
   end
   if mode == "w" then
     local input = {}

@@ -137,7 +137,7 @@ local original_create = coroutine.create
 coroutine.create = function(fn)
   local co = original_create(fn)
   contexts[co] = contexts[coroutine.running()]
-  os_commands.user_coroutines[co] = true
+  os_commands.user_coroutines[co] = coroutine.running()
   return co
 end
 coroutine.wrap = function(fn)
