@@ -171,6 +171,42 @@ pub fn remove_marked(dir: &Path, last: &[&str]) -> std::io::Result<()> {
     std::fs::remove_dir(dir)
 }
 
+/// Removes the directories of `parent` named `<prefix>*` whose owners died (see the module's
+/// comment), but `except` (the caller's own); `before` is called on each about to go (what its
+/// owner made elsewhere, to be undone first). Returns what was removed.
+pub fn remove_dead(
+    parent: &Path,
+    (unpublished, prefix): (&str, &str),
+    except: &Path,
+    before: impl Fn(&Path),
+) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(parent) else { return removed };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path == except || !name.starts_with(prefix) || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        if name.starts_with(unpublished) {
+            if remove_abandoned_unpublished(&path, unpublished, &[], |_| is_marked(&path)) {
+                removed.push(path);
+            }
+            continue;
+        }
+        // Only a marked directory is one of these: one named alike is somebody's.
+        if let Ok(Some(_lock)) = try_lock(&path)
+            && is_marked(&path)
+        {
+            before(&path);
+            if remove_marked(&path, &[]).or_else(|_| std::fs::remove_dir_all(&path)).is_ok() {
+                removed.push(path);
+            }
+        }
+    }
+    removed
+}
+
 /// How many random characters `tempfile` puts after the prefix (its default).
 const RANDOM_CHARS: usize = 6;
 

@@ -191,3 +191,25 @@ fn where_lua_cannot_wait_a_command_still_has_the_tasks_env_stdin_timeout_and_str
     assert_eq!(test.read("log.txt"), "", "a command's output goes where it would, not to io.output");
     assert!(wait_until_gone(test.read("sleeper.pid").trim()), "the command outlived the task's timeout");
 }
+
+#[test]
+fn a_run_reclaims_the_scratch_directory_a_run_killed_outright_left_and_nothing_else() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // What a run killed with SIGKILL leaves: its scratch directory, marked, no longer locked.
+    let dead = sloth_runner::locked_dir::LockedDir::create(tmp.path(), "sloth-run-starting-", "sloth-run-")
+        .expect("a scratch directory");
+    let dead_path = dead.path().to_path_buf();
+    std::fs::write(dead_path.join("command-x"), "left").expect("write");
+    drop(dead);
+    let mine = tmp.path().join("sloth-run-notes");
+    std::fs::create_dir(&mine).expect("mkdir");
+    std::fs::write(mine.join("todo.txt"), "precious").expect("write");
+    let test = Test::new()
+        .env("TMPDIR", &tmp.path().display().to_string())
+        .write("tasks.lua", r#"TaskDefinitions = { g = { tasks = { { name = "t", command = function() os.execute("true") return true end } } } }"#);
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(!dead_path.exists(), "the dead run's scratch directory is gone");
+    assert_eq!(std::fs::read_to_string(mine.join("todo.txt")).expect("kept"), "precious");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("list").flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("sloth-run-notes")], "this run's own is gone too");
+}

@@ -23,20 +23,31 @@ fn skipped_list(lua: &mlua::Lua, skipped: &[(RelPath, Kind)]) -> mlua::Result<ml
     Ok(list)
 }
 
-/// The run's scratch directory for temporary archives. It belongs to the VM's host, which
-/// removes it when the run ends (`Runtime` drops it), whatever Lua still references.
-pub struct Scratch(tempfile::TempDir);
+/// The run's scratch directory for temporary archives and commands' output. It belongs to
+/// the VM's host, which removes it when the run ends (`Runtime` drops it), whatever Lua still
+/// references; one a run killed outright left is removed by the next run that makes one (it
+/// is a [`LockedDir`](crate::locked_dir::LockedDir), locked for its run's life).
+pub struct Scratch(crate::locked_dir::LockedDir);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.path());
+    }
+}
 
 /// The scratch directory, created on first use.
 pub fn scratch_dir(lua: &mlua::Lua) -> mlua::Result<PathBuf> {
     if let Some(scratch) = lua.app_data_ref::<Scratch>() {
         return Ok(scratch.0.path().to_path_buf());
     }
-    let dir = tempfile::Builder::new()
-        .prefix("sloth-run-")
-        .tempdir()
+    const NAMES: (&str, &str) = ("sloth-run-starting-", "sloth-run-");
+    let parent = std::env::temp_dir();
+    let dir = crate::locked_dir::LockedDir::create(&parent, NAMES.0, NAMES.1)
         .map_err(|e| mlua::Error::runtime(format!("cannot create a scratch directory: {e}")))?;
     let path = dir.path().to_path_buf();
+    for dead in crate::locked_dir::remove_dead(&parent, NAMES, &path, |_| {}) {
+        tracing::debug!(dir = %dead.display(), "removed the scratch directory of a run that died");
+    }
     lua.set_app_data(Scratch(dir));
     Ok(path)
 }

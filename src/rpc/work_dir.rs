@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::locked_dir::{LockedDir, is_marked, remove_abandoned_unpublished, remove_marked, try_lock};
+use crate::locked_dir::{LockedDir, remove_dead};
 
 const PREFIX: &str = "sloth-agent-";
 const UNPUBLISHED_PREFIX: &str = "sloth-agent-starting-";
@@ -34,35 +34,10 @@ impl WorkRoot {
         self.dir.path()
     }
 
-    /// Removes the work directories of agents that died in `parent`.
+    /// Removes the work directories of agents that died in `parent` (what their same_path
+    /// tasks made outside them first).
     fn remove_dead(&self, parent: &Path) -> Vec<PathBuf> {
-        let mut removed = Vec::new();
-        let Ok(entries) = std::fs::read_dir(parent) else { return removed };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path == self.path() || !name.starts_with(PREFIX) || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                continue;
-            }
-            if name.starts_with(UNPUBLISHED_PREFIX) {
-                if remove_abandoned_unpublished(&path, UNPUBLISHED_PREFIX, &[], |_| is_marked(&path)) {
-                    removed.push(path);
-                }
-                continue;
-            }
-            // Only a directory an agent made (marked) is an agent's: one named alike is
-            // somebody's.
-            if let Ok(Some(_lock)) = try_lock(&path)
-                && is_marked(&path)
-            {
-                // What its same_path tasks made outside it goes first.
-                crate::task_view::remove_leftover_mount_points(&path);
-                if remove_marked(&path, &[]).or_else(|_| std::fs::remove_dir_all(&path)).is_ok() {
-                    removed.push(path);
-                }
-            }
-        }
-        removed
+        remove_dead(parent, (UNPUBLISHED_PREFIX, PREFIX), self.path(), crate::task_view::remove_leftover_mount_points)
     }
 }
 
