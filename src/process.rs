@@ -157,17 +157,18 @@ pub fn find_executable(dirs: &[PathBuf], name: &str) -> Option<PathBuf> {
 }
 
 /// The command for `spec`, leading a process group of its own, its input piped or empty.
-fn command_for(spec: &Spec) -> Result<Command, ProcessError> {
+fn command_for(spec: &Spec) -> Result<std::process::Command, ProcessError> {
+    use std::os::unix::process::CommandExt;
     let mut command = match &spec.program {
         Program::Shell(line) => {
-            let mut command = Command::new(shell(&spec.env));
+            let mut command = std::process::Command::new(shell(&spec.env));
             // Named as `sh -c` names it (`$0`, its messages), wherever it was found.
             command.arg0("sh").arg("-c").arg(line);
             command
         }
         Program::Argv(argv) => {
             let (program, args) = argv.split_first().ok_or(ProcessError::EmptyArgv)?;
-            let mut command = Command::new(program);
+            let mut command = std::process::Command::new(program);
             command.args(args);
             command
         }
@@ -214,7 +215,7 @@ pub async fn run_plain(
     stdout: Option<std::fs::File>,
     stderr: Option<std::fs::File>,
 ) -> Result<Exit, ProcessError> {
-    let mut command = command_for(spec)?;
+    let mut command = Command::from(command_for(spec)?);
     command
         .stdout(stdout.map_or_else(Stdio::inherit, Stdio::from))
         .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
@@ -253,18 +254,7 @@ pub fn run_blocking(
     stop: &dyn Fn() -> Option<String>,
 ) -> Result<Result<Exit, String>, ProcessError> {
     use std::io::{Seek, Write};
-    let mut command = std::process::Command::new(match &spec.program {
-        Program::Shell(_) => shell(&spec.env),
-        Program::Argv(argv) => argv.first().ok_or(ProcessError::EmptyArgv)?.into(),
-    });
-    match &spec.program {
-        Program::Shell(line) => {
-            std::os::unix::process::CommandExt::arg0(&mut command, "sh").arg("-c").arg(line);
-        }
-        Program::Argv(argv) => {
-            command.args(&argv[1..]);
-        }
-    }
+    let mut command = command_for(spec)?;
     let program = spec.program.display_name();
     let spawn_error = |source| ProcessError::Spawn { program: program.clone(), cwd: spec.cwd.clone(), source };
     let stdin = match &spec.stdin {
@@ -275,10 +265,7 @@ pub fn run_blocking(
         }
         None => Stdio::null(),
     };
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     command
-        .current_dir(&spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(stdin)
         .stdout(stdout.map_or_else(Stdio::inherit, Stdio::from))
         .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
@@ -302,7 +289,7 @@ pub fn run_blocking(
 
 /// Runs `spec` to completion, calling `on_line` for every line of output as it arrives.
 pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Finished, ProcessError> {
-    let mut command = command_for(spec)?;
+    let mut command = Command::from(command_for(spec)?);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
     let program = spec.program.display_name();
