@@ -134,7 +134,14 @@ pub fn remove_abandoned_unpublished(
         let Ok(entry) = entry else { return false };
         let name = entry.file_name();
         let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
-        if !regular || !(name == MARKER || own.iter().any(|own| name == *own)) {
+        // The mark as written (not any file so named), or a file of its making — small as they
+        // are (a token), nothing a user would keep there.
+        let ours = if name == MARKER {
+            std::fs::read(entry.path()).is_ok_and(|text| text == MARKER_TEXT)
+        } else {
+            own.iter().any(|own| name == *own) && entry.metadata().is_ok_and(|meta| meta.len() <= 64)
+        };
+        if !regular || !ours {
             return false;
         }
         found.push(entry.path());

@@ -213,3 +213,31 @@ fn a_run_reclaims_the_scratch_directory_a_run_killed_outright_left_and_nothing_e
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("list").flatten().map(|e| e.file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from("sloth-run-notes")], "this run's own is gone too");
 }
+
+#[test]
+fn a_coroutine_the_pipeline_made_runs_under_the_deadline_of_the_task_that_resumes_it() {
+    let test = Test::new();
+    let pidfile = test.path().join("sleeper.pid").display().to_string();
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            r#"-- Made while the pipeline is read, outside any task.
+            local step = coroutine.wrap(function()
+              while true do os.execute("echo $$ > '{pidfile}'; exec sleep 30"); coroutine.yield() end
+            end)
+            TaskDefinitions = {{ g = {{ tasks = {{
+                {{ name = "command", timeout = "1s", command = function() step() return true end }},
+                {{ name = "busy", timeout = "1s", command = function()
+                    coroutine.wrap(function() local t = os.clock() while os.clock() - t < 30 do end end)()
+                    return true
+                end }},
+            }} }} }}"#
+        ),
+    );
+    let run = test.run(&["run", "-j", "2", "tasks.lua"]).expect_code(1);
+    for task in ["command", "busy"] {
+        assert!(run.stderr.contains(&format!("g/{task}  FAILED")), "{task}\n{}", run.stderr);
+    }
+    assert_eq!(run.stderr.matches("timed out after 1.00s").count(), 4, "two lines each\n{}", run.stderr);
+    assert!(wait_until_gone(test.read("sleeper.pid").trim()), "the command outlived the timeout");
+}

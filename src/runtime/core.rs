@@ -212,6 +212,24 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
         })?,
     )?;
 
+    // `core.adopt_deadline(co, resumed)`: a coroutine the pipeline's code resumes runs under
+    // the deadline of whoever resumes it (the preemption hook and a blocking command look at
+    // the running coroutine's); `resumed = false` once it is done (dead), to forget it.
+    let adopting = jobs.deadlines.clone();
+    core.set(
+        "adopt_deadline",
+        lua.create_function(move |lua, (co, resumed): (mlua::Thread, bool)| {
+            match adopting.of(&lua.current_thread()).filter(|_| resumed) {
+                Some((at, message)) => adopting.set(&co, at, message),
+                None => adopting.clear(&co),
+            }
+            if resumed {
+                super::preempt::pass_on(lua, &co)?;
+            }
+            Ok(())
+        })?,
+    )?;
+
     let deadline_jobs = Rc::clone(jobs);
     core.set(
         "set_deadline",

@@ -56,22 +56,16 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
     )
 }
 
-/// `core.execute_blocking(command, input, output_path, errors_path, owner) -> as core.execute`:
-/// the same where the caller cannot wait (see stdlib/sloth/os_commands.lua), the thread
-/// blocked; stopped, the command killed and an error raised, when the run is interrupted or the
-/// deadline of `owner` (the task's job coroutine) passes.
+/// `core.execute_blocking(command, input, output_path, errors_path) -> as core.execute`: the
+/// same where the caller cannot wait (see stdlib/sloth/os_commands.lua), the thread blocked;
+/// stopped, the command killed and an error raised, when the run is interrupted or the running
+/// coroutine's deadline passes.
 pub fn register_blocking(lua: &Lua, core: &Table) -> LuaResult<()> {
     core.set(
         "execute_blocking",
         lua.create_function(
             |lua,
-             (command, input, output, errors, owner): (
-                LuaString,
-                Option<LuaString>,
-                Option<LuaString>,
-                Option<LuaString>,
-                Option<mlua::Thread>,
-            )| {
+             (command, input, output, errors): (LuaString, Option<LuaString>, Option<LuaString>, Option<LuaString>)| {
                 let context = task_context::current(lua);
                 let spec = Spec {
                     program: Program::Shell(command.to_str()?.to_string()),
@@ -90,8 +84,8 @@ pub fn register_blocking(lua: &Lua, core: &Table) -> LuaResult<()> {
                         return Some("cancelled".to_owned());
                     }
                     let deadlines = lua.app_data_ref::<super::preempt::Deadlines>()?;
-                    let owner = owner.as_ref()?;
-                    deadlines.of(owner).filter(|(at, _)| std::time::Instant::now() >= *at).map(|(_, message)| message)
+                    let running = lua.current_thread();
+                    deadlines.of(&running).filter(|(at, _)| std::time::Instant::now() >= *at).map(|(_, message)| message)
                 };
                 let exit = match process::run_blocking(&spec, output, errors, &stop) {
                     Ok(Ok(exit)) => Ok(exit),

@@ -88,6 +88,19 @@ pub fn set(lua: &Lua, on: bool) -> LuaResult<bool> {
     Ok(was_on)
 }
 
+/// Gives `thread` — a coroutine the pipeline's code made, resumed by the running coroutine —
+/// the hook if the running coroutine has it: a coroutine made in Lua does not inherit it (the
+/// hook is the host's, kept per coroutine), so Lua code in one that never yields would run past
+/// its task's deadline.
+pub fn pass_on(lua: &Lua, thread: &mlua::Thread) -> LuaResult<()> {
+    let key = lua.current_thread().to_pointer() as usize;
+    let hooked = lua.app_data_ref::<Hooked>().is_some_and(|hooked| hooked.0.borrow().contains(&key));
+    if hooked {
+        thread.set_hook(triggers(), check)?;
+    }
+    Ok(())
+}
+
 fn triggers() -> HookTriggers {
     HookTriggers::new().every_nth_instruction(EVERY)
 }

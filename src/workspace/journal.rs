@@ -632,6 +632,11 @@ mod tests {
         std::fs::rename(&marked, &unpublished).expect("rename");
         let unmarked = dir.path().join(".sloth-staging-Zz9Yy8");
         std::fs::create_dir(&unmarked).expect("mkdir");
+        // Named as made, and holding a file named like the mark — but not the mark: somebody's.
+        let lookalike = dir.path().join(".sloth-staging-Kp0Kp0");
+        std::fs::create_dir(&lookalike).expect("mkdir");
+        std::fs::write(lookalike.join(".sloth-owned"), "precious").expect("write");
+        File::open(&lookalike).expect("open").set_modified(long_ago).expect("age");
         let recent = dir.path().join(".sloth-staging-Qq1Ww2");
         std::fs::create_dir(&recent).expect("mkdir");
         for old in [&unpublished, &unmarked] {
@@ -640,6 +645,7 @@ mod tests {
         recover(dir.path()).expect("recover");
         assert!(!unpublished.exists() && !unmarked.exists(), "abandoned long ago");
         assert!(recent.exists(), "one being made now stays");
+        assert_eq!(std::fs::read_to_string(lookalike.join(".sloth-owned")).expect("kept"), "precious");
     }
 
     #[test]

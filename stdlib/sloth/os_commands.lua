@@ -19,23 +19,19 @@ local M = {}
 local lua_execute, lua_popen, lua_open, lua_remove = os.execute, io.popen, io.open, os.remove
 local scratch_file, execute_blocking = core.scratch_file, core.execute_blocking
 
---- Coroutines the pipeline's code made (`coroutine.create`, `coroutine.wrap`), each with the
---- coroutine that made it: it resumes them itself, so a wait inside one would end at its
---- `resume`, not in the engine.
+--- Coroutines the pipeline's code made (`coroutine.create`, `coroutine.wrap`): it resumes them
+--- itself, so a wait inside one would end at its `resume`, not in the engine.
 M.user_coroutines = setmetatable({}, { __mode = "k" })
 
 --- `core.execute`, or where the running code cannot wait while the other tasks go on, the
---- blocking one, stopped at the deadline of the task's own coroutine.
+--- blocking one, stopped at the running coroutine's deadline (a coroutine the pipeline made
+--- has the deadline of the task that resumed it: see the prelude).
 local function execute(command, input, out, err)
   local co, main = coroutine.running()
   if not main and coroutine.isyieldable() and not M.user_coroutines[co] then
     return core.execute(command, input, out, err)
   end
-  local owner = co
-  while M.user_coroutines[owner] do
-    owner = M.user_coroutines[owner]
-  end
-  return execute_blocking(command, input, out, err, owner)
+  return execute_blocking(command, input, out, err)
 end
 
 --- The bytes of the file at `path`, which is removed.

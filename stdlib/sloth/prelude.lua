@@ -137,8 +137,21 @@ local original_create = coroutine.create
 coroutine.create = function(fn)
   local co = original_create(fn)
   contexts[co] = contexts[coroutine.running()]
-  os_commands.user_coroutines[co] = coroutine.running()
+  os_commands.user_coroutines[co] = true
   return co
+end
+-- A coroutine runs under the deadline of the task that resumes it (a timeout stops it too).
+local original_resume, adopt_deadline, coroutine_status = coroutine.resume, core.adopt_deadline, coroutine.status
+coroutine.resume = function(co, ...)
+  if type(co) == "thread" then
+    adopt_deadline(co, true)
+  end
+  return (function(...)
+    if type(co) == "thread" and coroutine_status(co) == "dead" then
+      adopt_deadline(co, false)
+    end
+    return ...
+  end)(original_resume(co, ...))
 end
 coroutine.wrap = function(fn)
   local co = coroutine.create(fn)
