@@ -5,8 +5,9 @@
 --- "signal", code; `io.popen(cmd)` -> a file to read what it wrote (the command has run to its
 --- end first), whose `close` returns what `os.execute` would; `io.popen(cmd, "w")` -> a file to
 --- write its input, run when closed. What a command writes that is not read is written out,
---- each stream whole, when it returns (as `io.write` and `io.stderr:write` would): the other
---- tasks write meanwhile, and a line of theirs never lands inside one of its — as on an agent.
+--- each stream whole, when it returns (to stdout and stderr, as the command would have; stdout's
+--- to stderr when stdout carries JSON): the other tasks write meanwhile, and a line of theirs
+--- never lands inside one of its — as on an agent.
 ---
 --- Where the caller cannot wait (a coroutine the pipeline made and resumes itself, a `require`d
 --- module's body, a `string.gsub` or `table.sort` callback), the command runs the same way but
