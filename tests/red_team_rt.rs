@@ -433,3 +433,20 @@ fn a_read_only_directory_that_is_not_the_users_fails_the_apply_plainly_and_keeps
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn the_summary_counts_the_files_a_task_changed_not_the_directories_that_came_with_them() {
+    let agent = Agent::start(&[]);
+    let test = workspace(
+        &agent,
+        1,
+        "echo x > sub/new.txt && rm sub/old.txt && mkdir -p made/deep && echo y > made/deep/f",
+        "",
+    )
+    .write("ws/sub/old.txt", "old\n");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    // sub/new.txt and made/deep/f written, sub/old.txt deleted: sub's time, made and made/deep
+    // come with them.
+    assert!(run.stderr.contains("↓ 3 files "), "{}", run.stderr);
+    assert_eq!(test.read("ws/made/deep/f"), "y\n");
+}

@@ -47,7 +47,9 @@ mod checks;
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
+    /// Files, links and pipes placed (directories come with them).
     pub written: u64,
+    /// Files, links and pipes removed.
     pub deleted: u64,
     /// Directories the task deleted that still hold entries it never saw (excluded ones, or
     /// added here meanwhile): kept, with those entries.
@@ -347,9 +349,7 @@ impl Apply<'_> {
             self.root_names_changed |= path.parent().is_none();
             if stat.kind == Kind::Dir {
                 self.journal.record(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime })?;
-                if self.root.rmdir(path)? {
-                    report.deleted += 1;
-                } else {
+                if !self.root.rmdir(path)? {
                     report.kept.push((*path).clone());
                 }
             } else {
@@ -382,7 +382,10 @@ impl Apply<'_> {
                 }
                 placed.push(path);
             }
-            report.written += 1;
+            // (Files, links and pipes: a directory comes with them.)
+            if !matches!(entry, Entry::Dir { .. }) {
+                report.written += 1;
+            }
         }
         for (path, mode, mtime) in dirs.into_iter().rev() {
             self.root.forget();
