@@ -206,6 +206,12 @@ async fn unless_late<T>(limit: Option<Duration>, work: impl std::future::Future<
     }
 }
 
+/// A command past its `limit`: its group terminated, its leader reaped.
+async fn timed_out(limit: Option<Duration>, child: &mut Child, group: Option<&GroupGuard>) -> Exit {
+    terminate(child, group).await;
+    Exit::TimedOut(limit.unwrap_or_default())
+}
+
 /// Runs `spec` as Lua's `os.execute` and `io.popen` run a command, but owning its tree as
 /// [`run`] does: its output goes to `stdout` and its errors to `stderr` (this process's own
 /// when None), unread; its group is killed when it exits, times out, or the caller stops
@@ -233,10 +239,7 @@ pub async fn run_plain(
     };
     let exit = match unless_late(spec.timeout, work).await {
         Some(status) => exit_of(status, &program)?,
-        None => {
-            terminate(&mut child, group.as_ref()).await;
-            Exit::TimedOut(spec.timeout.unwrap_or_default())
-        }
+        None => timed_out(spec.timeout, &mut child, group.as_ref()).await,
     };
     // What it left in its group goes with it.
     drop(group);
@@ -354,10 +357,7 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
 
     let exit = match unless_late(spec.timeout, work).await {
         Some(status) => exit_of(status, &program)?,
-        None => {
-            terminate(&mut child, group.as_ref()).await;
-            Exit::TimedOut(spec.timeout.unwrap_or_default())
-        }
+        None => timed_out(spec.timeout, &mut child, group.as_ref()).await,
     };
     drop(group);
     let mut stderr = stderr_buf.into_inner().into_bytes();

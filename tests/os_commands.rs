@@ -2,10 +2,8 @@
 //! they start belong to the task — stopped by its timeout, by Ctrl-C, with the agent's task —
 //! while the other tasks go on.
 
-use std::process::{Command, Stdio};
-
 use crate::support::agent::Agent;
-use crate::support::{Run, Test, binary, wait_exit, wait_for_line_file, wait_until_gone};
+use crate::support::{Run, Test, signal, wait_exit, wait_for_line_file, wait_until_gone};
 
 const ANSWERS: &str = r#"
 TaskDefinitions = { g = {AGENTS tasks = {
@@ -89,15 +87,9 @@ fn a_timeout_stops_what_os_execute_and_io_popen_started_here_and_on_an_agent() {
 fn ctrl_c_stops_what_os_execute_and_io_popen_started() {
     for how in ["os.execute", "io.popen"] {
         let test = sleeper(Test::new(), how, "", "");
-        let mut child = Command::new(binary())
-            .args(["run", "tasks.lua"])
-            .current_dir(test.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sloth-runner");
+        let mut child = test.spawn(&["run", "tasks.lua"]);
         let pid = wait_for_line_file(&test.path().join("sleeper.pid"));
-        Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+        signal(child.id(), nix::sys::signal::Signal::SIGINT);
         assert_eq!(wait_exit(&mut child), Some(130), "{how}");
         assert!(wait_until_gone(&pid), "{how}: its command outlived the interrupted run");
         assert!(!test.exists("after-ran"), "{how}");

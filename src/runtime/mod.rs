@@ -65,7 +65,6 @@ impl Runtime {
         preempt::install(&lua, &jobs.deadlines)?;
         let core = core::module(&lua, &jobs)?;
         os_commands::register(&lua, &core)?;
-        os_commands::register_blocking(&lua, &core)?;
         lua.register_module("sloth.core", &core)?;
         stdlib::preload(&lua, &options.stdlib)?;
 

@@ -53,14 +53,11 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
                 }
             },
         )?,
-    )
-}
-
-/// `core.execute_blocking(command, input, output_path, errors_path) -> as core.execute`: the
-/// same where the caller cannot wait (see stdlib/sloth/os_commands.lua), the thread blocked;
-/// stopped, the command killed and an error raised, when the run is interrupted or the running
-/// coroutine's deadline passes.
-pub fn register_blocking(lua: &Lua, core: &Table) -> LuaResult<()> {
+    )?;
+    // `core.execute_blocking(command, input, output_path, errors_path) -> as core.execute`: the
+    // same where the caller cannot wait (see stdlib/sloth/os_commands.lua), the thread blocked;
+    // stopped, the command killed and an error raised, when the run is interrupted or the
+    // running coroutine's deadline passes.
     core.set(
         "execute_blocking",
         lua.create_function(
@@ -76,17 +73,7 @@ pub fn register_blocking(lua: &Lua, core: &Table) -> LuaResult<()> {
                 };
                 let output = output.map(|path| create(&path)).transpose()?;
                 let errors = errors.map(|path| create(&path)).transpose()?;
-                let stop = || {
-                    let aborted = lua
-                        .app_data_ref::<super::preempt::Abort>()
-                        .is_some_and(|abort| abort.0.load(std::sync::atomic::Ordering::Relaxed));
-                    if aborted {
-                        return Some("cancelled".to_owned());
-                    }
-                    let deadlines = lua.app_data_ref::<super::preempt::Deadlines>()?;
-                    let running = lua.current_thread();
-                    deadlines.of(&running).filter(|(at, _)| std::time::Instant::now() >= *at).map(|(_, message)| message)
-                };
+                let stop = || super::preempt::stopped(lua);
                 let exit = match process::run_blocking(&spec, output, errors, &stop) {
                     Ok(Ok(exit)) => Ok(exit),
                     Ok(Err(reason)) => return Err(mlua::Error::runtime(reason)),

@@ -105,17 +105,22 @@ fn triggers() -> HookTriggers {
     HookTriggers::new().every_nth_instruction(EVERY)
 }
 
-/// The hook: the VM's abort flag, then the running coroutine's deadline.
+/// The hook: stops the running coroutine when [`stopped`] says so.
 fn check(lua: &Lua, _: &mlua::debug::Debug) -> LuaResult<VmState> {
-    if lua.app_data_ref::<Abort>().is_some_and(|abort| abort.0.load(Ordering::Relaxed)) {
-        return Err(mlua::Error::runtime("cancelled"));
-    }
-    let expired = lua
-        .app_data_ref::<Deadlines>()
-        .and_then(|deadlines| deadlines.of(&lua.current_thread()))
-        .filter(|(at, _)| Instant::now() >= *at);
-    match expired {
-        Some((_, message)) => Err(mlua::Error::runtime(message)),
+    match stopped(lua) {
+        Some(message) => Err(mlua::Error::runtime(message)),
         None => Ok(VmState::Continue),
     }
+}
+
+/// Why the running coroutine must stop now, if it must: the VM's abort flag, then its
+/// deadline (also asked by what waits without yielding: a blocking command).
+pub fn stopped(lua: &Lua) -> Option<String> {
+    if lua.app_data_ref::<Abort>().is_some_and(|abort| abort.0.load(Ordering::Relaxed)) {
+        return Some("cancelled".to_owned());
+    }
+    lua.app_data_ref::<Deadlines>()
+        .and_then(|deadlines| deadlines.of(&lua.current_thread()))
+        .filter(|(at, _)| Instant::now() >= *at)
+        .map(|(_, message)| message)
 }

@@ -36,13 +36,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stat};
 use super::filter::Filter;
-use super::journal::{Journal, Staging, Undo, recover};
+use super::journal::{Journal, Undo, recover};
 use super::manifest::{Entry, Manifest, SETID_BITS};
 use super::rel_path::{PathMap, PathSet, RelPath};
+use super::staging::Staging;
 use super::timestamp::Timestamp;
 use super::unpack::{Limits, peek_empty, unpack_staged};
 
 mod checks;
+mod parents;
+mod whole;
+
+use parents::Parent;
+use whole::{Interruptible, lock_whole, put_time_back};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,22 +132,6 @@ pub fn apply_interruptible(
         }
         Ok(())
     })
-}
-
-/// The changes archive, read until the run is interrupted.
-struct Interruptible<'a, R> {
-    inner: R,
-    interrupted: &'a AtomicBool,
-}
-
-impl<R: Read> Read for Interruptible<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.interrupted.load(Ordering::Relaxed) {
-            // (Not `ErrorKind::Interrupted`: readers take that for a signal, and read again.)
-            return Err(std::io::Error::other("the run was interrupted"));
-        }
-        self.inner.read(buf)
-    }
 }
 
 fn apply_steps(
@@ -265,64 +255,6 @@ struct Apply<'a> {
     root_names_changed: bool,
 }
 
-/// The workspace locked for one apply (see [`apply_steps`]); unlocked when dropped. While
-/// another holds it, waits — saying so past a second (a process that holds a lock on the
-/// directory for long is named by nothing else) — unless the run is `interrupted`.
-fn lock_whole(
-    root: &Path,
-    interrupted: Option<&AtomicBool>,
-) -> Result<nix::fcntl::Flock<std::fs::File>, WorkspaceError> {
-    use nix::fcntl::{Flock, FlockArg};
-    let mut dir = std::fs::File::open(root).map_err(WorkspaceError::io(root))?;
-    let started = std::time::Instant::now();
-    let mut said = false;
-    loop {
-        match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
-            Err((file, nix::errno::Errno::EWOULDBLOCK)) => dir = file,
-            Err((_, errno)) => return Err(WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() }),
-        }
-        if interrupted.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
-            return Err(WorkspaceError::Refused {
-                path: root.to_path_buf(),
-                reason: "the run was interrupted while waiting for another apply of this workspace".to_owned(),
-            });
-        }
-        if !said && started.elapsed() > std::time::Duration::from_secs(1) {
-            tracing::warn!(root = %root.display(), "waiting for another apply of this workspace (a process holds a lock on its directory)");
-            said = true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-/// Sets the time of the directory `root` back to `time` (as found), where it can.
-fn put_time_back(root: &Path, time: Option<Timestamp>) {
-    let Some(time) = time else { return };
-    let spec = nix::sys::time::TimeSpec::new(time.secs, i64::from(time.nanos));
-    if let Err(errno) = nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        root,
-        &spec,
-        &spec,
-        nix::sys::stat::UtimensatFlags::FollowSymlink,
-    ) {
-        tracing::debug!(root = %root.display(), %errno, "cannot put the workspace's time back");
-    }
-}
-
-/// A directory whose entries the apply changes, as it was before: put back as it was at the
-/// end — its time (placing an entry moves it, where the task, writing in place, did not), and
-/// its mode if the apply had to open it.
-#[derive(Debug, Clone, Copy)]
-struct Parent {
-    mode: u32,
-    mtime: Timestamp,
-    /// Made writable for the apply: a read-only directory of the user's, into which the task
-    /// wrote (`chmod u+w d; echo x > d/f; chmod u-w d` here changes it in place).
-    opened: bool,
-}
-
 /// The number of names of every hard-link group of `base`, by its first path.
 fn names_by_group(base: &Manifest) -> PathMap<RelPath, u64> {
     base.hard_link_groups().into_iter().map(|(leader, others)| (leader.clone(), others.len() as u64 + 1)).collect()
@@ -414,50 +346,6 @@ impl Apply<'_> {
         self.leave_parents()?;
         report.unlinked = std::mem::take(&mut self.unlinked);
         Ok(report)
-    }
-
-    /// Before a step that changes the entries of `path`'s directory: that directory as found
-    /// is remembered and journalled (the first time), and opened if it is read-only and the
-    /// user's (as the task opened it on the agent, or the step would fail here where it did not
-    /// there): undo and recovery close it again and put its time back.
-    fn entering(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
-        let Some(parent) = path.parent() else { return Ok(()) };
-        if self.parents.contains_key(&parent) {
-            return Ok(());
-        }
-        let Some(stat) = self.root.lstat(&parent)? else { return Ok(()) };
-        if stat.kind != Kind::Dir {
-            return Ok(());
-        }
-        let opened = !self.privileged && stat.mode & 0o300 != 0o300 && stat.uid == nix::unistd::geteuid().as_raw();
-        let set = if opened { stat.mode | 0o300 } else { stat.mode };
-        // (Undo puts its time back too, after the steps in it are taken back.)
-        self.journal.record(Undo::Meta { path: parent.clone(), mode: stat.mode, mtime: stat.mtime, set })?;
-        if opened {
-            self.root.chmod(&parent, set)?;
-        }
-        self.parents.insert(parent, Parent { mode: stat.mode, mtime: stat.mtime, opened });
-        Ok(())
-    }
-
-    /// Puts back the directories whose entries were changed (deepest first) as they were:
-    /// those the changes set (their mode and time) are left to the pass that sets them.
-    fn leave_parents(&mut self) -> Result<(), WorkspaceError> {
-        for (path, parent) in std::mem::take(&mut self.parents).iter().rev() {
-            if matches!(self.staged.get(path), Some(Entry::Dir { .. })) {
-                continue;
-            }
-            self.root.forget();
-            let Some(stat) = self.root.lstat(path)? else { continue };
-            if stat.kind != Kind::Dir {
-                continue;
-            }
-            if parent.opened && stat.mode == parent.mode | 0o300 {
-                self.root.chmod(path, parent.mode)?;
-            }
-            self.root.set_mtime(path, parent.mtime)?;
-        }
-        Ok(())
     }
 
     /// How many names the task knew `path`'s file by (its hard-link group in the base).

@@ -142,16 +142,19 @@ coroutine.create = function(fn)
 end
 -- A coroutine runs under the deadline of the task that resumes it (a timeout stops it too).
 local original_resume, adopt_deadline, coroutine_status = coroutine.resume, core.adopt_deadline, coroutine.status
-coroutine.resume = function(co, ...)
-  if type(co) == "thread" then
-    adopt_deadline(co, true)
+--- What `resume` returned, once a coroutine that is done has its deadline forgotten.
+local function resumed(co, ...)
+  if coroutine_status(co) == "dead" then
+    adopt_deadline(co, false)
   end
-  return (function(...)
-    if type(co) == "thread" and coroutine_status(co) == "dead" then
-      adopt_deadline(co, false)
-    end
-    return ...
-  end)(original_resume(co, ...))
+  return ...
+end
+coroutine.resume = function(co, ...)
+  if type(co) ~= "thread" then
+    return original_resume(co, ...)
+  end
+  adopt_deadline(co, true)
+  return resumed(co, original_resume(co, ...))
 end
 coroutine.wrap = function(fn)
   local co = coroutine.create(fn)

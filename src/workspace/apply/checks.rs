@@ -154,14 +154,6 @@ impl Apply<'_> {
         }))
     }
 
-    /// A directory's mode as it was before this apply opened it for its steps (if it did).
-    pub(super) fn mode_as_found(&self, path: &RelPath, mode: u32) -> u32 {
-        match self.parents.get(path) {
-            Some(parent) if parent.opened && mode == parent.mode | 0o300 => parent.mode,
-            _ => mode,
-        }
-    }
-
     /// The check of [`Apply::check`] once more, right before the step: a path changed since
     /// then is a conflict.
     pub(super) fn recheck(&self, path: &RelPath, new: Option<&Entry>) -> Result<(), WorkspaceError> {
