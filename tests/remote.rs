@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use crate::support::Test;
+use crate::support::{Run, Test};
 use crate::support::agent::{Agent, dead_port};
 
 /// The seed's example, as written there (Portuguese), with the agent's real port.
@@ -186,6 +186,55 @@ TaskDefinitions = {
         );
     test.run(&["run", "pipeline/tasks.lua", "-v", "values.yaml"]).expect_code(0);
     assert_eq!(test.read("pipeline/ws/result.txt"), "hello, Ada|y|eu-west|3|42|from-task");
+}
+
+/// A module a task function requires only as it runs (the master never loaded it, so could not
+/// know to ship it) is read from the task's copy of the workspace, as the master would read it
+/// from the workspace — one a dependency wrote too. One outside the workspace is refused with
+/// its path and why.
+#[test]
+fn a_module_required_only_inside_a_remote_task_function_comes_from_the_workspace() {
+    let agent = Agent::start(&[]);
+    let pipeline = r#"
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "gen", agent = WHERE, command = "mkdir -p gen && echo 'return { n = 7 }' > gen/made.lua" },
+      { name = "use", agent = WHERE, depends_on = "gen", command = function()
+          local helpers = require("lib.helpers")
+          local made = require("gen.made")
+          local plugin = require("picker")
+          print(string.format("%s %d %s", helpers.greet(), made.n, plugin.name))
+          return true
+        end },
+      { name = "outside", agent = WHERE, depends_on = "use", command = function()
+          package.path = "../elsewhere/?.lua;" .. package.path
+          require("far_away")
+          return true
+        end },
+    },
+  },
+}
+"#
+    .replace("ADDR", &agent.address);
+    for (label, where_) in [("local", "nil"), ("remote", "\"box\"")] {
+        let test = Test::new()
+            .write("elsewhere/far_away.lua", "return {}\n")
+            .write("ws/lib/helpers.lua", "return { greet = function() return 'hello' end }\n")
+            .write("ws/plugins/picker.lua", "return { name = 'picker' }\n")
+            .write("ws/tasks.lua", &pipeline.replace("WHERE", where_));
+        let mut command = test.command(&["run", "tasks.lua"]);
+        command.current_dir(test.path().join("ws"));
+        let run = Run::of(command).stdout_has("hello 7 picker").stderr_has("g/use  succeeded");
+        if label == "remote" {
+            // The agent has no way to it: the master loaded it only as the task ran, here.
+            run.expect_code(1).stderr_has("../elsewhere/far_away.lua").stderr_has("a module outside the workspace is there only if the master loaded it");
+        } else {
+            run.expect_code(0);
+        }
+        assert_eq!(test.read("ws/gen/made.lua"), "return { n = 7 }\n", "{label}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use mlua::{AnyUserData, Function, Lua, Result as LuaResult, Table, UserData, UserDataFields, Value};
@@ -200,6 +201,8 @@ async fn execute(
         same_path: None,
         workspace: String::new(),
         run: run_identity(&lua),
+        master_cwd: PathBuf::new(),
+        master_workspace: PathBuf::new(),
     };
     let workspace: AnyUserData = request.get("workspace").map_err(|_| not_a_snapshot())?;
     let source = {
@@ -215,6 +218,11 @@ async fn execute(
     let physical = tokio::fs::canonicalize(&source.root).await;
     let mut spec = spec;
     spec.workspace = workspace_identity(physical.as_deref().unwrap_or(&source.root));
+    // Where the scripts' paths (as the pipeline named them, not resolved) meet the workspace.
+    if let Ok(cwd) = std::env::current_dir() {
+        spec.master_workspace = cwd.join(&source.root);
+        spec.master_cwd = cwd;
+    }
     if request.get::<Option<bool>>("same_path")?.unwrap_or(false) {
         match physical {
             Ok(physical) => spec.same_path = Some(physical),

@@ -31,6 +31,11 @@ pub struct TaskSpec {
     /// Which run of the master it belongs to (random per master VM): a later task of the same
     /// run and pipeline may find the pipeline read already on the agent. Empty: a fresh VM.
     pub run: String,
+    /// The master's working directory and the workspace's absolute path there: a script not
+    /// shipped (required only as a task runs) is read from the task's copy when it lies in
+    /// the workspace. Empty: none is.
+    pub master_cwd: PathBuf,
+    pub master_workspace: PathBuf,
 }
 
 impl TaskSpec {
@@ -56,6 +61,8 @@ impl TaskSpec {
             workspace: self.workspace,
             parts: 0,
             run: self.run,
+            master_cwd: self.master_cwd.into_os_string().into_vec(),
+            master_workspace: self.master_workspace.into_os_string().into_vec(),
         };
         let follow_ups = super::parts::follow_ups(&mut request, scripts);
         (request, follow_ups)
@@ -77,6 +84,8 @@ impl TaskSpec {
                 .then(|| PathBuf::from(std::ffi::OsString::from_vec(request.same_path))),
             workspace: request.workspace,
             run: request.run,
+            master_cwd: PathBuf::from(std::ffi::OsString::from_vec(request.master_cwd)),
+            master_workspace: PathBuf::from(std::ffi::OsString::from_vec(request.master_workspace)),
         }
     }
 }

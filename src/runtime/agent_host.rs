@@ -268,6 +268,10 @@ async fn run_in_vm(
         if let Some(target) = &spec.same_path {
             request.set("workdir", bytes(target)?)?;
         }
+        if spec.master_workspace.is_absolute() && spec.master_cwd.is_absolute() {
+            request.set("master_cwd", bytes(&spec.master_cwd)?)?;
+            request.set("master_workspace", bytes(&spec.master_workspace)?)?;
+        }
         // What was just built, so the handler need not scan it again, and the rules the master
         // took its snapshot with.
         let rules = Arc::new(Filter::from_patterns(workspace.ignore.clone()).map_err(mlua::Error::external)?);

@@ -233,10 +233,13 @@ end
 --- `req.root` is the task's private workspace, already built from the master's manifest and
 --- the agent's cache; `req.base` is that manifest and `req.rules` the rules the master took it
 --- with. `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
----@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, base: userdata, rules: userdata }
+---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, master_cwd: string?, master_workspace: string?, base: userdata, rules: userdata }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean } | { failure: { kind: string?, message: string } }
 function M.handle(req)
   local root = req.root
+  -- A script the master did not ship (a module a task function requires as it runs) comes
+  -- from this task's copy of the workspace, where the master would have read it.
+  scripts.tree = req.master_workspace and { cwd = req.master_cwd, workspace = req.master_workspace, root = root }
   local pipeline
   if req.key ~= nil and loaded.key == req.key then
     pipeline = loaded.pipeline

@@ -87,6 +87,10 @@ table.insert(package.searchers, 2, function(name)
     end
     tried[#tried + 1] = "\n\tno file '" .. candidate .. "'"
   end
+  if scripts.shipped then
+    tried[#tried + 1] = "\n\t(on an agent: a module outside the workspace is there only if the master loaded it"
+      .. " as it read the pipeline — require it at the pipeline's top level)"
+  end
   return table.concat(tried)
 end)
 

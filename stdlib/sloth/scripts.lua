@@ -13,6 +13,12 @@ M.loaded = {}
 --- path -> content shipped by the master (agent side); nil on the master.
 M.shipped = nil
 
+--- Agent side: where the running task's copy of the master's workspace is — `root` here,
+--- `workspace` on the master, whose working directory `cwd` relative paths start from. A
+--- script not shipped is read there if it lies in the workspace; nil: nothing is.
+---@type { cwd: string, workspace: string, root: string }?
+M.tree = nil
+
 --- path -> content to use instead of the file's (master side): the pipeline file rendered as
 --- a template (`-e`, `-p`, `--shards`). It is what agents are shipped, too.
 M.provided = {}
@@ -27,22 +33,28 @@ function M.key(path)
   return paths.normalize(path)
 end
 
---- The content of a script: shipped (agent) or read from disk (master, which records it).
----@param path string
----@return string? content, string? err
-function M.read(path)
-  local key = M.key(path)
-  if M.shipped then
-    local content = M.shipped[key]
-    if content == nil then
-      return nil, "cannot open " .. path .. " (not shipped by the master)"
-    end
-    return content
+--- Agent side: the path in the task's copy of the workspace of a script the master would read
+--- at `key`, or nil when it lies outside the workspace.
+---@param key string
+---@return string?
+local function in_tree(key)
+  local tree = M.tree
+  if not tree then
+    return nil
   end
-  if M.provided[key] then
-    M.loaded[key] = M.provided[key]
-    return M.provided[key]
+  local absolute = paths.absolute(key, tree.cwd)
+  local workspace = paths.normalize(tree.workspace)
+  if workspace == "/" then
+    return paths.join(tree.root, absolute:sub(2))
   end
+  if absolute:sub(1, #workspace + 1) == workspace .. "/" then
+    return paths.join(tree.root, absolute:sub(#workspace + 2))
+  end
+  return nil
+end
+
+--- Reads a whole file; nil and why when it cannot be.
+local function read_file(path)
   local file, err = raw_open(path, "rb")
   if not file then
     return nil, err
@@ -52,6 +64,37 @@ function M.read(path)
   if content == nil then
     -- (A directory opens, and then cannot be read.)
     return nil, string.format("%s: %s", path, read_error or "cannot be read")
+  end
+  return content
+end
+
+--- The content of a script: shipped (agent; one loaded only as a task runs comes from the
+--- task's copy of the workspace) or read from disk (master, which records it).
+---@param path string
+---@return string? content, string? err
+function M.read(path)
+  local key = M.key(path)
+  if M.shipped then
+    local content = M.shipped[key]
+    if content == nil then
+      local copy = in_tree(key)
+      if copy then
+        content = read_file(copy)
+      end
+      if content == nil then
+        return nil, "cannot open " .. path .. (copy and " (not in the workspace sent to this agent)"
+          or " (outside the workspace, and not loaded as the master read the pipeline: not shipped)")
+      end
+    end
+    return content
+  end
+  if M.provided[key] then
+    M.loaded[key] = M.provided[key]
+    return M.provided[key]
+  end
+  local content, err = read_file(path)
+  if content == nil then
+    return nil, err
   end
   M.loaded[key] = content
   return content
@@ -78,7 +121,17 @@ end
 --- Whether a script exists (shipped, or on disk).
 function M.exists(path)
   if M.shipped then
-    return M.shipped[M.key(path)] ~= nil
+    local key = M.key(path)
+    if M.shipped[key] ~= nil then
+      return true
+    end
+    local copy = in_tree(key)
+    local file = copy and raw_open(copy, "rb")
+    if file then
+      file:close()
+      return true
+    end
+    return false
   end
   if M.provided[M.key(path)] then
     return true
