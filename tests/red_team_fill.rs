@@ -444,6 +444,36 @@ fn a_full_cache_never_fails_a_task_whose_tree_has_room() {
     drop(agent);
 }
 
+/// The cache on the same small disk as the trees: what came for a new tree is not kept when
+/// keeping it would take the room the task writes in (the archive it came in goes too), so a
+/// task that fits without a cache succeeds; the next one gets its contents again.
+#[test]
+fn a_cache_sharing_a_small_disk_with_the_trees_leaves_the_task_its_room() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let work = disk.path().join("work");
+    std::fs::create_dir(&work).expect("work");
+    let (work, cache) = (work.display().to_string(), disk.path().join("cache").display().to_string());
+    let agent = Agent::start(&["--warm-trees", "0", "--work-dir", &work, "--cache-dir", &cache]);
+    // 3 MB sent, 3.5 MB written by the task: 6.5 MB of an 8 MB disk, with no copy in the cache
+    // or of the archive beside them.
+    let test = workspace(&agent, 0, "head -c 3500000 /dev/zero > out.bin && md5sum big.bin > sums.out", "");
+    let ws = test.path().join("ws");
+    std::fs::create_dir_all(&ws).expect("ws");
+    std::fs::write(ws.join("big.bin"), bytes_of(7, 3_000_000)).expect("big");
+    for attempt in 0..2 {
+        let run = test.run(&["run", "tasks.lua"]);
+        assert_eq!(run.code, Some(0), "attempt {attempt}: the task fits without the cache\n{}", run.stderr);
+        assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]), "attempt {attempt}");
+        assert_eq!(std::fs::metadata(ws.join("out.bin")).expect("out.bin").len(), 3_500_000, "attempt {attempt}");
+        std::fs::remove_file(ws.join("out.bin")).expect("out.bin");
+    }
+    assert_cache_sound(disk.path().join("cache").as_path(), "a cache short of room");
+    drop(agent);
+}
+
 // ---------------------------------------------------------------------------------------------
 // An agent stopped, or its master killed, while the cache fills.
 

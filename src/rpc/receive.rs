@@ -160,13 +160,13 @@ pub(super) async fn receive_incremental(
     // Built, and completed at once unless a cached content failed verification (then it is
     // asked for again, and the build completed after).
     let built = blocking(move || {
-        let (build, kept) = match plan {
+        let (build, kept, room) = match plan {
             Some(plan) => {
                 if sent > 0 {
                     store(&store_cache, &stored, &limits)?;
                 }
                 let kept = plan.kept_files();
-                (plan.execute(&root, &target, &store_cache, &limits)?, kept)
+                (plan.execute(&root, &target, &store_cache, &limits)?, kept, false)
             }
             None => {
                 // A new tree from the pool is there already, empty.
@@ -174,23 +174,31 @@ pub(super) async fn receive_incremental(
                     std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
                 }
                 let mut build = store_cache.build(&target, &root, &limits)?;
+                let mut room = false;
                 if sent > 0 {
                     let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
-                    store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
+                    let filled = store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
+                    // On a disk the tree shares with the cache, the room is the task's: what
+                    // came is not kept (and its archive goes now) unless as much stays free.
+                    room = store_cache.has_room_for(filled.bytes);
+                    if !room {
+                        tracing::warn!(bytes = filled.bytes, "the agent's disk is short: the contents that came are not kept in the cache");
+                        let _ = std::fs::remove_file(&stored);
+                    }
                 }
-                (build, 0)
+                (build, 0, room)
             }
         };
         if build.missing().is_empty() {
             let built = complete(build, &store_cache, pins, (leased, &root))?;
-            return Ok((Built::Done(built), kept));
+            return Ok((Built::Done(built), kept, room));
         }
-        Ok((Built::Lacking(Box::new((build, pins))), kept))
+        Ok((Built::Lacking(Box::new((build, pins))), kept, room))
     })
     .await?;
-    let (built, kept) = built;
+    let (built, kept, room) = built;
     // What came for a new tree went straight into it: the cache gets it now, beside the task.
-    let fill = fills_cache.then(|| {
+    let fill = (fills_cache && room).then(|| {
         let (cache, blobs) = (identity.cache.clone(), blobs.clone());
         let filling = cache.filling();
         CacheFill(tokio::task::spawn_blocking(move || {

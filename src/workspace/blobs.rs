@@ -26,7 +26,7 @@ mod dir;
 mod fill;
 
 pub use build::Build;
-pub use fill::Filling;
+pub use fill::{Filled, Filling};
 
 /// The blob cache: `<dir>/<hex hash>`, each verified against its name when stored, kept under
 /// a size limit by removing the oldest blobs no task in progress needs.
@@ -188,6 +188,13 @@ impl BlobCache {
     /// Bytes of contents the cache holds now.
     pub fn bytes(&self) -> u64 {
         self.lock().bytes
+    }
+
+    /// Whether keeping `bytes` more of contents leaves their filesystem at least as much room
+    /// again: a cache sharing a small disk with the trees must not take the room a task writes
+    /// in (a content not kept is only asked for again).
+    pub fn has_room_for(&self, bytes: u64) -> bool {
+        self.files.available().is_none_or(|available| available / 2 >= bytes)
     }
 
     /// Keeps the contents of `manifest` from being removed until the returned pin is dropped.

@@ -43,6 +43,13 @@ impl CacheDir {
         Ok(File::from(openat(self.fd.as_fd(), name, flags, Mode::empty())?))
     }
 
+    /// Bytes an unprivileged writer may still write on the directory's filesystem; None when
+    /// it cannot be told.
+    pub(super) fn available(&self) -> Option<u64> {
+        let stats = nix::sys::statvfs::fstatvfs(&self.fd).ok()?;
+        Some((stats.blocks_available() as u64).saturating_mul(stats.fragment_size() as u64))
+    }
+
     /// A new, empty temporary file in the directory (`.tmp-<pid>-<n>`: no blob's name), removed
     /// when dropped unless published.
     pub(super) fn temp(&self) -> std::io::Result<TempBlob<'_>> {

@@ -49,8 +49,8 @@ impl BlobCache {
     /// (a file whose content does not match is removed, and the build fails naming the blob).
     /// A content several files share is read into memory once (a large one: stored into the
     /// cache and copied from there); hard links to files written now follow them. The same limits as `store` hold over the whole
-    /// archive. Returns how many contents the archive held.
-    pub fn fill(&self, build: &mut Build, reader: impl Read, limits: &Limits) -> Result<u64, WorkspaceError> {
+    /// archive. Returns how many contents the archive held, and their bytes.
+    pub fn fill(&self, build: &mut Build, reader: impl Read, limits: &Limits) -> Result<Filled, WorkspaceError> {
         let mut wanted: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
         for (at, (_, entry)) in build.pending.iter().enumerate() {
             if let Entry::File { hash, link: None, .. } = entry {
@@ -104,8 +104,16 @@ impl BlobCache {
                 build.pending.push((path, entry));
             }
         }
-        Ok(contents)
+        Ok(Filled { contents, bytes })
     }
+}
+
+/// What an archive of contents for a new tree held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filled {
+    pub contents: u64,
+    /// Their bytes, as the cache would keep them.
+    pub bytes: u64,
 }
 
 /// A content several files share, up to this size, is held in memory while they are written

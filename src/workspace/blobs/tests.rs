@@ -204,7 +204,7 @@ fn a_new_tree_is_written_straight_from_the_archive_and_the_cache_gets_it_from_th
     let dest = tempfile::tempdir().expect("tempdir");
     let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
     assert_eq!(build.missing().len(), 2, "nothing cached: both contents lacking");
-    assert_eq!(cache.fill(&mut build, &archive[..], &Limits::default()).expect("fill"), 2);
+    assert_eq!(cache.fill(&mut build, &archive[..], &Limits::default()).expect("fill").contents, 2);
     assert!(build.missing().is_empty());
     let built = build.finish().expect("finish");
     assert_eq!(Manifest::scan(dest.path(), &Filter::builtin()).expect("scan"), manifest);
