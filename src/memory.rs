@@ -56,6 +56,13 @@ pub fn give_back_when_idle(in_flight: &Arc<AtomicU32>) {
     });
 }
 
+/// Has mimalloc give back what this thread's heap holds freed: a thread's heap is its own, and
+/// the idle pass above reaches only the thread it runs on. For threads that wait between tasks
+/// (a task thread frees its task's VM into its own heap).
+pub fn collect_this_thread() {
+    collect();
+}
+
 /// Has mimalloc (the allocator, see `src/main.rs`) free what it can and give it back.
 #[allow(unsafe_code)]
 fn collect() {

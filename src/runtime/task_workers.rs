@@ -13,7 +13,7 @@
 //! [`MAX_HELD`] would be kept.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +36,24 @@ const MAX_HELD: usize = 4;
 
 /// How long a task waits for the VM of its pipeline that is on its way back.
 const WAIT_FOR_RETURN: Duration = Duration::from_secs(1);
+
+/// How long a thread waits for a task before it gives back the memory its heap holds freed
+/// (what the last task's VM used: megabytes over a long-running agent's threads otherwise).
+const COLLECT_AFTER: Duration = Duration::from_secs(2);
+
+/// Waits for work (at most `limit`), giving back this thread's freed memory if none comes
+/// within [`COLLECT_AFTER`] — not after every task: a chain's next task comes at once.
+fn receive(receiver: &Receiver<Work>, limit: Option<Duration>) -> Result<Work, RecvTimeoutError> {
+    let first = limit.map_or(COLLECT_AFTER, |limit| limit.min(COLLECT_AFTER));
+    match receiver.recv_timeout(first) {
+        Err(RecvTimeoutError::Timeout) => crate::memory::collect_this_thread(),
+        received => return received,
+    }
+    match limit {
+        None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        Some(limit) => receiver.recv_timeout(limit.saturating_sub(first)),
+    }
+}
 
 /// What a ready thread has made: its runtime (for the task's async work) and its VM, and
 /// which pipeline that VM already holds (None: fresh).
@@ -265,7 +283,7 @@ impl ReadyThreads {
         // thread holds no strong reference while it waits).
         let threads = Arc::downgrade(&self);
         drop(self);
-        let work = receiver.recv().ok()?;
+        let work = receive(&receiver, None).ok()?;
         Some((threads, work, prepared))
     }
 
@@ -277,7 +295,7 @@ impl ReadyThreads {
         self.coming.fetch_sub(1, Ordering::SeqCst);
         let threads = Arc::downgrade(&self);
         drop(self);
-        let work = match receiver.recv_timeout(HOLD_FOR) {
+        let work = match receive(&receiver, Some(HOLD_FOR)) {
             Ok(work) => work,
             // Let go for a more recent VM (or the agent is stopping).
             Err(RecvTimeoutError::Disconnected) => return Waited::Gone,

@@ -189,8 +189,9 @@ fn read_small(path: &str, buffer: &mut [u8]) -> Option<usize> {
     }
 }
 
-/// Now, in clock ticks since the host started (`/proc/uptime`, to a hundredth of a second),
-/// less two ticks: a process that started as the lease did is counted as after it.
+/// Now, in clock ticks since the host started (the boot-time clock `/proc/PID/stat` counts
+/// starts by; no file read), less two ticks: a process that started as the lease did is
+/// counted as after it.
 fn uptime_ticks() -> Option<u64> {
     static TICKS_PER_SECOND: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
     let per_second = (*TICKS_PER_SECOND.get_or_init(|| {
@@ -199,9 +200,10 @@ fn uptime_ticks() -> Option<u64> {
             .flatten()
             .and_then(|ticks| u64::try_from(ticks).ok())
     }))?;
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
-    let seconds: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
-    Some(((seconds * per_second as f64) as u64).saturating_sub(2))
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    let seconds = u64::try_from(now.tv_sec()).ok()?;
+    let fraction = u64::try_from(now.tv_nsec()).ok()? * per_second / 1_000_000_000;
+    Some((seconds * per_second + fraction).saturating_sub(2))
 }
 
 /// The last process id handed out in this process's pid namespace (`/proc/loadavg`'s fifth

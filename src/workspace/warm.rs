@@ -181,7 +181,8 @@ impl Plan {
     ) -> Result<Build, WorkspaceError> {
         let writer = TreeWriter::new(root, *limits)?;
         // The root as a new directory is: the agent's mode, and (below) the time of the build.
-        let root_mode = 0o777 & !crate::process::umask().unwrap_or(0o022);
+        // (The agent's own umask: task threads that change theirs have a private one.)
+        let root_mode = 0o777 & !crate::process::umask_at_start().unwrap_or(0o022);
         std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(root_mode | 0o700))
             .map_err(WorkspaceError::io(root))?;
         for (path, mode) in &self.locked_dirs {
