@@ -5,6 +5,7 @@
 //! (contents, modes, links, hard-link groups, kinds), and every file neither run touched keeps
 //! its exact modification time.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use proptest::prelude::*;
@@ -31,6 +32,9 @@ enum Edit {
     Append(Vec<&'static [u8]>, u8),
     HardLink(Vec<&'static [u8]>, Vec<&'static [u8]>),
     Fifo(Vec<&'static [u8]>),
+    /// The workspace directory itself: its mode, its time.
+    RootChmod(u32),
+    RootTouch(u32),
 }
 
 fn path() -> impl Strategy<Value = Vec<&'static [u8]>> {
@@ -50,6 +54,8 @@ fn edit() -> impl Strategy<Value = Edit> {
         1 => path().prop_map(Edit::Mkdir),
         1 => (path(), proptest::sample::select(TARGETS)).prop_map(|(p, t)| Edit::Link(p, t)),
         1 => (path(), 1_000_000u32..1_500_000_000).prop_map(|(p, secs)| Edit::Touch(p, secs)),
+        1 => proptest::sample::select(&[0o700u32, 0o750, 0o555, 0o2775, 0o1777][..]).prop_map(Edit::RootChmod),
+        1 => (1_000_000u32..1_500_000_000).prop_map(Edit::RootTouch),
     ]
 }
 
@@ -121,6 +127,8 @@ fn script(edits: &[Edit]) -> String {
                 set("q", &script_path(q))
             ),
             Edit::Fifo(p) => format!("{}[ -e \"$p\" ] || [ -L \"$p\" ] || mkfifo -- \"$p\"", set("p", &script_path(p))),
+            Edit::RootChmod(mode) => format!("chmod {mode:o} ."),
+            Edit::RootTouch(secs) => format!("touch -d @{secs} ."),
         };
         out.push_str(&line);
         out.push('\n');
@@ -200,6 +208,18 @@ proptest! {
         let (local_tree, remote_tree) = (Tree::read_all(&local), Tree::read_all(&remote));
         let differences = local_tree.differences(&remote_tree);
         prop_assert!(differences.is_empty(), "the trees differ:\n  {}\nscript:\n{}", differences.join("\n  "), script(&edits));
+        // The workspace directory itself: its mode always; its time when nothing changed it
+        // after the script set it (a name added there later gives it the time of that change,
+        // which differs between two runs).
+        let root_meta = |dir: &Path| {
+            let meta = std::fs::metadata(dir).expect("the workspace");
+            (meta.permissions().mode() & 0o7777, meta.modified().expect("mtime"))
+        };
+        let (here_root, there_root) = (root_meta(&local), root_meta(&remote));
+        prop_assert_eq!(here_root.0, there_root.0, "the workspace directory's mode");
+        if matches!(edits.last(), Some(Edit::RootTouch(_))) {
+            prop_assert_eq!(here_root.1, there_root.1, "the workspace directory's time");
+        }
         for (path, time) in &initial.mtimes {
             if local_tree.mtimes.get(path) == Some(time) {
                 prop_assert_eq!(

@@ -2,10 +2,11 @@
 //! round trip, outputs, params, values and imports, failures, and concurrency.
 
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Run, Test};
 use crate::support::agent::{Agent, dead_port};
+use crate::support::{Run, Test};
 
 /// The seed's example, as written there (Portuguese), with the agent's real port.
 const SEED_EXAMPLE: &str = r#"
@@ -229,12 +230,88 @@ TaskDefinitions = {
         let run = Run::of(command).stdout_has("hello 7 picker").stderr_has("g/use  succeeded");
         if label == "remote" {
             // The agent has no way to it: the master loaded it only as the task ran, here.
-            run.expect_code(1).stderr_has("../elsewhere/far_away.lua").stderr_has("a module outside the workspace is there only if the master loaded it");
+            run.expect_code(1)
+                .stderr_has("../elsewhere/far_away.lua")
+                .stderr_has("a module outside the workspace is there only if the master loaded it");
         } else {
             run.expect_code(0);
         }
         assert_eq!(test.read("ws/gen/made.lua"), "return { n = 7 }\n", "{label}");
     }
+}
+
+/// The workspace directory itself, as a task sees it and leaves it: its mode and time are the
+/// master's on the agent (`stat .`), and a task's `chmod` or `touch` of it comes back — the
+/// same as a run here.
+#[test]
+fn the_workspace_directory_s_own_mode_and_time_are_seen_and_changed_as_here() {
+    let agent = Agent::start(&[]);
+    let pipeline = r#"
+TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
+  { name = "look", agent = WHERE, command = "stat -c 'seen %a %Y' ." },
+  { name = "change", agent = WHERE, depends_on = "look",
+    command = "echo made > new.txt && chmod 750 . && touch -d @1000000000 ." },
+  { name = "again", agent = WHERE, depends_on = "change", command = "stat -c 'seen %a %Y' ." },
+} } }
+"#
+    .replace("ADDR", &agent.address);
+    let mut seen = Vec::new();
+    for where_ in ["nil", "\"box\""] {
+        let test = Test::new().write("ws/tasks.lua", &pipeline.replace("WHERE", where_));
+        let ws = test.path().join("ws");
+        std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        let touched = Command::new("touch").arg("-d").arg("@1500000000").arg(&ws).status().expect("touch");
+        assert!(touched.success());
+        let mut command = test.command(&["run", "tasks.lua"]);
+        command.current_dir(&ws);
+        let run = Run::of(command).expect_code(0);
+        let lines: Vec<String> = run
+            .stderr
+            .lines()
+            .filter_map(|line| line.split_once(" | seen ").map(|(_, seen)| seen.to_owned()))
+            .collect();
+        let meta = std::fs::metadata(&ws).expect("ws");
+        seen.push((lines, meta.permissions().mode() & 0o7777, meta.modified().expect("mtime")));
+        assert_eq!(test.read("ws/new.txt"), "made\n", "{where_}");
+    }
+    assert_eq!(seen[0].0, ["711 1500000000", "750 1000000000"], "here");
+    assert_eq!(seen[0], seen[1], "here, then on the agent");
+}
+
+/// A task's change to the workspace directory's mode while the mode changed here too is a
+/// conflict: nothing of the task's changes is applied, and the error says what conflicted.
+#[test]
+fn the_workspace_directory_s_mode_changed_here_and_by_the_task_is_a_conflict() {
+    let agent = Agent::start(&[]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (started, go) = (scratch.path().join("started"), scratch.path().join("go"));
+    let test = Test::new().write(
+        "ws/tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+  {{ name = "t", agent = "box",
+    command = [[echo made > new.txt; chmod 700 .; touch '{}'; i=0; while [ ! -e '{}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done]] }},
+}} }} }}"#,
+            agent.address,
+            started.display(),
+            go.display()
+        ),
+    );
+    let ws = test.path().join("ws");
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut command = test.command(&["run", "tasks.lua"]);
+    command.current_dir(&ws).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+    command.stderr(std::process::Stdio::piped());
+    let mut master = command.spawn().expect("run");
+    assert!(crate::support::wait_for_path(&started), "the task never started");
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o750)).expect("chmod here");
+    std::fs::write(&go, "").expect("go");
+    let code = crate::support::wait_exit(&mut master);
+    let stderr = crate::support::stderr_of(&mut master);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the workspace directory's mode (changed here to 0750, by the task to 0700)"), "{stderr}");
+    assert!(!ws.join("new.txt").exists(), "nothing of the task's changes is applied");
+    assert_eq!(std::fs::metadata(&ws).expect("ws").permissions().mode() & 0o7777, 0o750, "the mode set here stays");
 }
 
 #[test]

@@ -240,7 +240,11 @@ impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
             Event::Result(TaskResult { ok: true, message: Some("done".into()), outputs_json: b"{}".to_vec() }),
             Event::ChangesChunk(self.changes.clone().into()),
             Event::Deleted(ChangesDeleted { paths: self.deleted.iter().map(|p| p.as_bytes().to_vec()).collect() }),
-            Event::ChangesEnd(ChangesEnd { deleted: self.deleted.len() as u64, size: self.changes.len() as u64 }),
+            Event::ChangesEnd(ChangesEnd {
+                deleted: self.deleted.len() as u64,
+                size: self.changes.len() as u64,
+                ..Default::default()
+            }),
         ];
         tokio::spawn(async move {
             for event in events {

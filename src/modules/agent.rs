@@ -296,7 +296,13 @@ async fn execute(
         Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
         Spilled::File(file) => Storage::Temp(file),
     };
-    let changes = ArchiveData { deleted: outcome.deleted, amended: outcome.amended, size, ..ArchiveData::new(storage) };
+    let changes = ArchiveData {
+        deleted: outcome.deleted,
+        amended: outcome.amended,
+        root: outcome.root,
+        size,
+        ..ArchiveData::new(storage)
+    };
     result.set("changes", lua.create_userdata(changes)?)?;
     Ok(Ok(result))
 }

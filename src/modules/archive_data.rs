@@ -79,6 +79,8 @@ pub struct ArchiveData {
     pub skipped: Vec<(RelPath, Kind)>,
     /// For changes: the tree as scanned after the task, with identities (a warm tree's state).
     pub after: Option<Arc<Manifest>>,
+    /// For changes: the workspace directory's own mode and time, when the task changed them.
+    pub root: Option<crate::workspace::root_meta::RootMeta>,
     pub entries: u64,
     pub size: u64,
 }
@@ -93,6 +95,7 @@ impl ArchiveData {
             amended: vec![],
             skipped: vec![],
             after: None,
+            root: None,
             entries: 0,
             size: 0,
         }

@@ -14,7 +14,7 @@ use super::lua_args::LuaPath;
 use super::task_context;
 use crate::error_kind::ErrorKind;
 use crate::workspace::spill::{Spill, Spilled};
-use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError};
+use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError, root_meta};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
@@ -292,6 +292,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 deleted: changes.deleted,
                 skipped: after.skipped.clone(),
                 entries,
+                root: root_meta::changed(base.root, after.root),
                 after: Some(Arc::new(after)),
                 ..ArchiveData::new(storage)
             };
@@ -318,9 +319,9 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         Ok(source) => source,
         Err(error) => return Ok(Err(error)),
     };
-    let (deleted, amended) = {
+    let (deleted, amended, root_change) = {
         let changes = changes.borrow::<ArchiveData>()?;
-        (changes.deleted.clone(), changes.amended.clone())
+        (changes.deleted.clone(), changes.amended.clone(), changes.root)
     };
     let (base, rules) = match &options {
         Some(options) => match options.get::<Option<AnyUserData>>("base")? {
@@ -347,9 +348,16 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
             base.entries.extend(amended);
             Arc::new(base)
         });
+        let base_root = base.as_ref().and_then(|base| base.root);
         let base = base.as_deref().map(|manifest| core::Base { manifest, rules: rules.as_deref() });
         let limits = Limits::default().with_setid_files(setuid);
-        core::apply_interruptible(&root, source, &deleted, base, &limits, &interrupted)
+        // The root's own mode and time last, as the task left them (see `root_meta`); a mode
+        // changed here too is a conflict found before anything is applied.
+        root_meta::check(&root, base_root, root_change)?;
+        let found = root_meta::RootMeta::of(&root);
+        let report = core::apply_interruptible(&root, source, &deleted, base, &limits, &interrupted)?;
+        root_meta::make(&root, base_root, root_change, found)?;
+        Ok(report)
     })
     .await?;
     on_drop.0 = None;

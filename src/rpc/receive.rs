@@ -14,6 +14,7 @@ use super::proto::{ExecuteRequest, ExecuteResponse, NeedBlobs};
 use super::receive_manifest::receive_manifest;
 use super::server::{AgentIdentity, Outbound, RemoteWorkspace};
 use super::task_dir::TaskDir;
+use crate::workspace::root_meta::RootMeta;
 use crate::workspace::trees::Lease;
 use crate::workspace::{BlobCache, Limits, WorkspaceError};
 
@@ -51,7 +52,7 @@ pub(super) async fn receive_incremental(
     dir: &TaskDir,
     (identity, limits): (&AgentIdentity, Limits),
     tx: &Outbound,
-    ignore: Vec<String>,
+    (ignore, root_meta): (Vec<String>, Option<RootMeta>),
     warm: Warm<'_>,
 ) -> Result<(RemoteWorkspace, Option<CacheFill>), Status> {
     // The tree first: a manifest sent by outline takes what it can from what that tree held.
@@ -182,7 +183,10 @@ pub(super) async fn receive_incremental(
                     // came is not kept (and its archive goes now) unless as much stays free.
                     room = store_cache.has_room_for(filled.bytes);
                     if !room {
-                        tracing::warn!(bytes = filled.bytes, "the agent's disk is short: the contents that came are not kept in the cache");
+                        tracing::warn!(
+                            bytes = filled.bytes,
+                            "the agent's disk is short: the contents that came are not kept in the cache"
+                        );
                         let _ = std::fs::remove_file(&stored);
                     }
                 }
@@ -190,7 +194,7 @@ pub(super) async fn receive_incremental(
             }
         };
         if build.missing().is_empty() {
-            let built = complete(build, &store_cache, pins, (leased, &root))?;
+            let built = complete(build, &store_cache, pins, (leased, &root), root_meta)?;
             return Ok((Built::Done(built), kept, room));
         }
         Ok((Built::Lacking(Box::new((build, pins))), kept, room))
@@ -230,7 +234,7 @@ pub(super) async fn receive_incremental(
             blocking(move || {
                 store(&cache, &blobs_again, &limits)?;
                 build.retry(&cache)?;
-                complete(build, &cache, pins, (leased, &tree))
+                complete(build, &cache, pins, (leased, &tree), root_meta)
             })
             .await?
         }
@@ -251,13 +255,15 @@ enum Built {
 type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
 
 /// Completes a tree whose every content is written: what was built (for a kept tree, with its
-/// entries' identities, so that the scan after the task reads only what changed); the cache
+/// entries' identities, so that the scan after the task reads only what changed), its root
+/// given the master's root's mode and time last (nothing is written in it after); the cache
 /// trimmed once nothing of it is needed any more.
 fn complete(
     build: crate::workspace::Build,
     cache: &BlobCache,
     pins: Pins,
     (warm_tree, tree): (bool, &std::path::Path),
+    root_meta: Option<RootMeta>,
 ) -> Result<crate::workspace::manifest::Manifest, WorkspaceError> {
     let built = build.finish()?;
     drop(pins);
@@ -265,7 +271,12 @@ fn complete(
     if removed > 0 {
         tracing::debug!(removed, "cache trimmed");
     }
-    if warm_tree { crate::workspace::warm::stamped(tree, built) } else { Ok(built) }
+    let mut built = if warm_tree { crate::workspace::warm::stamped(tree, built)? } else { built };
+    if let Some(meta) = root_meta {
+        meta.set(tree)?;
+    }
+    built.root = root_meta;
+    Ok(built)
 }
 
 /// The cache being filled with what came for a new tree, beside its task and after it (a task

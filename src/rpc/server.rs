@@ -27,6 +27,7 @@ use super::task_spec::TaskSpec;
 use super::{chunks, status};
 use crate::events::{Backlog, EventSink, TaskEvent};
 use crate::process::OutputStream;
+use crate::workspace::root_meta::RootMeta;
 use crate::workspace::trees::TreePool;
 use crate::workspace::{BlobCache, Limits, Manifest};
 
@@ -63,6 +64,8 @@ pub struct RemoteOutcome {
     pub deleted: Vec<crate::workspace::RelPath>,
     /// The workspace as scanned after the task, with identities (what a kept tree holds).
     pub after: Option<Arc<Manifest>>,
+    /// The workspace directory's own mode and time, when the task changed them.
+    pub root: Option<RootMeta>,
 }
 
 /// Where a task's changes archive is: in memory (small changes), or in a file (inside the
@@ -243,8 +246,16 @@ impl Agent for AgentService {
             let mut lease = None;
             let limits = identity.limits.with_setid_files(task.setuid);
             let warm = Warm { key: key.as_deref(), lease: &mut lease, traffic: &traffic };
-            let workspace =
-                receive_incremental(&mut inbound, &dir, (&identity, limits), &tx, task.ignore.clone(), warm).await;
+            let root_meta = RootMeta::from_wire(task.root_mode, task.root_mtime_secs, task.root_mtime_nanos);
+            let workspace = receive_incremental(
+                &mut inbound,
+                &dir,
+                (&identity, limits),
+                &tx,
+                (task.ignore.clone(), root_meta),
+                warm,
+            )
+            .await;
             let mut after = None;
             let mut built = None;
             let mut tree = None;
@@ -471,7 +482,8 @@ async fn send_outcome(outcome: &mut RemoteOutcome, tx: &Outbound, traffic: &Traf
             return Ok(());
         }
     }
-    let end = ChangesEnd { deleted, size };
+    let (root_mode, root_mtime_secs, root_mtime_nanos) = RootMeta::to_wire(outcome.root);
+    let end = ChangesEnd { deleted, size, root_mode, root_mtime_secs, root_mtime_nanos };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesEnd(end)) })).await;
     Ok(())
 }

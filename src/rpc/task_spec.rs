@@ -63,6 +63,10 @@ impl TaskSpec {
             run: self.run,
             master_cwd: self.master_cwd.into_os_string().into_vec(),
             master_workspace: self.master_workspace.into_os_string().into_vec(),
+            // The snapshot's to set, as the rules are.
+            root_mode: None,
+            root_mtime_secs: 0,
+            root_mtime_nanos: 0,
         };
         let follow_ups = super::parts::follow_ups(&mut request, scripts);
         (request, follow_ups)

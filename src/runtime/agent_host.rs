@@ -315,6 +315,7 @@ async fn run_in_vm(
             changes: archive,
             deleted: changes.deleted.clone(),
             after: changes.after.clone(),
+            root: changes.root,
         })
     };
     outcome().map_err(failed)

@@ -129,6 +129,9 @@ pub struct Manifest {
     pub skipped: Vec<(RelPath, Kind)>,
     /// Local only: what the scan's rules left out (what a kept tree holds beyond its entries).
     pub excluded: Vec<RelPath>,
+    /// The directory's own mode and time (no entry: sent beside the entries; see
+    /// [`super::root_meta`]). None where unknown.
+    pub root: Option<super::root_meta::RootMeta>,
 }
 
 impl PartialEq for Manifest {
@@ -152,6 +155,9 @@ impl Manifest {
     /// it untouched since.
     pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
         let mut manifest = Self { scanned_at: Some(Timestamp::now()), ..Self::default() };
+        // Before the walk: what the root is as the task (or anyone) left it, not as reading
+        // it made it (reading changes no time that matters here: only the access time).
+        manifest.root = super::root_meta::RootMeta::of(root);
         let listing = super::tree_walk::list(root, Some(filter))?;
         manifest.excluded = listing.excluded;
         // Each thread follows `known` in the walk's order.

@@ -24,6 +24,7 @@ pub mod manifest;
 pub mod outline;
 pub mod pack;
 pub mod rel_path;
+pub mod root_meta;
 pub mod spill;
 mod staging;
 mod staging_proof;

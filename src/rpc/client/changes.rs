@@ -127,6 +127,11 @@ impl Changes {
             amended: sync.amended,
             contents_sent: sync.contents_sent,
             bytes_sent: sync.bytes_sent,
+            root: crate::workspace::root_meta::RootMeta::from_wire(
+                end.root_mode,
+                end.root_mtime_secs,
+                end.root_mtime_nanos,
+            ),
         })
     }
 }

@@ -87,6 +87,8 @@ pub struct TaskOutcome {
     /// Contents sent to the agent for this task, and the bytes of their archives.
     pub contents_sent: u64,
     pub bytes_sent: u64,
+    /// The workspace directory's own mode and time, when the task changed them.
+    pub root: Option<crate::workspace::root_meta::RootMeta>,
 }
 
 /// A connection to one agent; cheap to clone (one HTTP/2 channel underneath).

@@ -22,6 +22,8 @@ pub(super) fn messages(task: TaskSpec, workspace: &Snapshot) -> (Vec<ExecuteRequ
     let (mut request, follow_ups) = task.into_messages();
     request.ignore = workspace.ignore.clone();
     let manifest = &workspace.manifest;
+    (request.root_mode, request.root_mtime_secs, request.root_mtime_nanos) =
+        crate::workspace::root_meta::RootMeta::to_wire(manifest.root);
     let by_outline = !request.workspace.is_empty() && manifest.entries.len() >= OUTLINE_MIN_ENTRIES;
     let opening =
         std::iter::once(Item::Task(request)).map(|item| ExecuteRequest { item: Some(item) }).chain(follow_ups);
