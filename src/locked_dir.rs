@@ -164,7 +164,7 @@ pub fn remove_marked(dir: &Path, last: &[&str]) -> std::io::Result<()> {
         }
         let path = entry.path();
         if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-            std::fs::remove_dir_all(&path)?;
+            crate::files::remove_dir_all_opening(&path)?;
         } else {
             std::fs::remove_file(&path)?;
         }
@@ -206,7 +206,7 @@ pub fn remove_dead(
             && is_marked(&path)
         {
             before(&path);
-            if remove_marked(&path, &[]).or_else(|_| std::fs::remove_dir_all(&path)).is_ok() {
+            if remove_marked(&path, &[]).or_else(|_| crate::files::remove_dir_all_opening(&path)).is_ok() {
                 removed.push(path);
             }
         }

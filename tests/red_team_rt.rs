@@ -407,6 +407,47 @@ fn read_only_directories_a_task_replaced_or_two_tasks_wrote_in_land_for_a_user_w
     assert_eq!(mode, 0o555, "closed again");
 }
 
+/// An agent run by a user who is not root removes what a task left read-only (a Go module
+/// cache does that; so does `chmod 555 .`): the task's tree as the task ends, and its work
+/// directory as it stops. `remove_dir_all` alone left them for good (and, having removed the
+/// mark first, where no later agent would take them back).
+#[test]
+fn an_agent_that_is_not_root_removes_what_a_task_left_read_only() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to start an agent as another user");
+        return;
+    }
+    let work = tempfile::tempdir().expect("work");
+    std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).expect("chown");
+    let work_dir = work.path().display().to_string();
+    let mut agent = Agent::start_wrapped(
+        &["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"],
+        &["--work-dir", &work_dir, "--warm-trees", "0"],
+    );
+    let test =
+        workspace(&agent, 1, "mkdir -p sub/deep && echo y > sub/deep/f && chmod 500 sub/deep sub && chmod 555 .", "");
+    test.hand_to(65534, 65534);
+    run_as_a_user(&test, &["run", "tasks.lua"]).expect_code(0);
+    let task_dirs = || -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for agent_dir in std::fs::read_dir(work.path()).expect("work").flatten() {
+            if let Ok(entries) = std::fs::read_dir(agent_dir.path()) {
+                found.extend(entries.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("/task-")));
+            }
+        }
+        found
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !task_dirs().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(task_dirs(), Vec::<std::path::PathBuf>::new(), "the task's directory is gone once it ended");
+    assert!(agent.stop().success());
+    let left: Vec<_> = std::fs::read_dir(work.path()).expect("work").flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the agent's work directory is gone: {left:?}");
+    let _ = std::process::Command::new("chmod").arg("-R").arg("u+rwx").arg(test.path()).status();
+}
+
 #[test]
 fn a_read_only_directory_that_is_not_the_users_fails_the_apply_plainly_and_keeps_nothing() {
     use std::os::unix::fs::PermissionsExt;

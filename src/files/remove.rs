@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::FileError;
@@ -37,5 +38,42 @@ pub fn remove_tree(path: &Path) -> Result<(), FileError> {
             Err(FileError::Io { path: path.to_path_buf(), source: error })
         }
         _ => Ok(()),
+    }
+}
+
+/// Removes the directory `path` and everything in it, as sloth-runner removes what it made
+/// (task trees, work and scratch directories, an apply's staging directory): a directory inside
+/// that its owner may not write or search (`chmod 555 .` in a task, a Go module cache) is opened
+/// for its owner first, which `remove_dir_all` never does — a user who is not root would keep
+/// such trees forever. Links are never followed. Nothing there is not an error.
+pub fn remove_dir_all_opening(path: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(path) {
+        Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+            open_for_owner(path);
+            match std::fs::remove_dir_all(path) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Gives every directory of the tree at `dir` read, write and search for its owner (a link,
+/// or anything not a directory, is left as it is).
+fn open_for_owner(dir: &Path) {
+    let Ok(meta) = std::fs::symlink_metadata(dir) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    if meta.mode() & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode((meta.mode() | 0o700) & 0o7777));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            open_for_owner(&entry.path());
+        }
     }
 }

@@ -31,7 +31,7 @@ pub struct Scratch(crate::locked_dir::LockedDir);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0.path());
+        let _ = crate::files::remove_dir_all_opening(self.0.path());
     }
 }
 

@@ -46,7 +46,7 @@ impl TaskDir {
 
 impl Drop for TaskDir {
     fn drop(&mut self) {
-        match std::fs::remove_dir_all(&self.path) {
+        match crate::files::remove_dir_all_opening(&self.path) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                 tracing::warn!(dir = %self.path.display(), %error, "cannot remove a task directory");
             }

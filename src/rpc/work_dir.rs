@@ -43,7 +43,7 @@ impl WorkRoot {
 
 impl Drop for WorkRoot {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.path());
+        let _ = crate::files::remove_dir_all_opening(self.path());
     }
 }
 

@@ -76,7 +76,7 @@ impl Drop for Staging {
         }
         // What proves it an apply's goes last: killed halfway, it is still taken for one.
         if remove_marked(self.dir.path(), &[TOKEN_FILE]).is_err() {
-            let _ = std::fs::remove_dir_all(self.dir.path());
+            let _ = crate::files::remove_dir_all_opening(self.dir.path());
         }
         if let Some(proof) = self.proof.take() {
             proof.withdraw();

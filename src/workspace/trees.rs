@@ -254,11 +254,9 @@ pub fn remove_tree(root: &Path) {
         Err(_) => return,
     }
     unmount_below(root);
-    if std::fs::remove_dir_all(root).is_ok() {
-        return;
+    if let Err(error) = crate::files::remove_dir_all_opening(root) {
+        tracing::warn!(tree = %root.display(), %error, "cannot remove a tree");
     }
-    let _ = std::process::Command::new("chmod").arg("-R").arg("u+rwx").arg(root).status();
-    let _ = std::fs::remove_dir_all(root);
 }
 
 /// Detaches every mount at or below `root` (deepest first), as `/proc/self/mountinfo` lists
