@@ -67,3 +67,31 @@ fn with_stdout_kept_for_json_what_a_remote_task_prints_goes_to_stderr() {
         assert!(run.stderr.contains("printed\n"), "{}", run.stderr);
     }
 }
+
+/// A console nobody reads for a while (`| less` paused, Ctrl-S, a slow log shipper) makes a
+/// remote task wait, as it makes a task here wait: the master's connection keeps answering the
+/// agent meanwhile (the agent gives up on a master silent for ~8 s), and every line arrives.
+#[test]
+fn a_remote_task_waits_for_a_console_that_stops_reading_and_loses_no_line() {
+    use std::io::Read;
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n\
+               {{ name = \"t\", agent = \"box\", command = \"seq 1 100000; echo FIN\" }},\n\
+             }} }} }}\n",
+            agent.address
+        ),
+    );
+    let mut master = test.spawn(&["run", "tasks.lua"]);
+    // Nothing read for longer than the agent waits for an answer to its ping.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let mut stderr = String::new();
+    master.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read");
+    let code = crate::support::wait_exit(&mut master);
+    assert_eq!(code, Some(0), "{}", stderr.lines().rev().take(5).collect::<Vec<_>>().join("\n"));
+    let lines = stderr.lines().filter(|line| line.starts_with("box/t | ")).count();
+    assert_eq!(lines, 100_001, "every line of the task's output");
+    assert!(stderr.contains("box/t | FIN"));
+}

@@ -5,6 +5,7 @@
 //! of an outline and the contents its cache lacks, which go up beside the call ([`sync_up`]); what the task says comes while it runs
 //! ([`events`]); its result and its changes come last ([`changes`]).
 
+mod background;
 mod changes;
 mod error;
 mod events;
@@ -137,9 +138,11 @@ impl AgentClient {
             // the middle of a task that prints nothing: a ping every 3 s, 5 s to answer it.
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-            .keep_alive_while_idle(true);
-        let channel = endpoint
-            .connect()
+            .keep_alive_while_idle(true)
+            // Driven on a thread of its own, where a console write that blocks the pipeline's
+            // thread does not stop it answering the agent (see `background`).
+            .executor(background::Executor);
+        let channel = background::run(async move { endpoint.connect().await })
             .await
             .map_err(|e| ClientError::connecting(&agent, error_chain(&e), cause_of(&e, tls.is_some())))?;
         let interceptor = SendToken::new(token).map_err(|reason| ClientError::Refused {
