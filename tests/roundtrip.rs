@@ -359,7 +359,7 @@ fn an_edit_racing_the_apply_is_a_conflict_and_every_step_is_undone() {
         // and, for b.txt, after a.txt was already replaced and c.txt deleted.
         let mut observer = |step: Step<'_>| {
             let path = match step {
-                Step::Delete(path) | Step::Place(path) => path,
+                Step::Delete(path) | Step::Place(path) | Step::Swap(path) => path,
             };
             if path.as_bytes() == racing.as_bytes() {
                 std::fs::write(master.join(racing), "edited here at the last moment").expect("racing write");
@@ -383,6 +383,49 @@ fn an_edit_racing_the_apply_is_a_conflict_and_every_step_is_undone() {
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(left, ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "no staging left behind");
+    }
+}
+
+/// An edit in the last moment — after the step's check, right before the task's entry is
+/// swapped in or the original taken away — in place or as an editor saves (a new file renamed
+/// over), is found where the original went: put back, the apply a conflict, every step undone,
+/// nothing kept aside.
+#[test]
+fn an_edit_between_the_last_check_and_the_swap_is_put_back_and_a_conflict() {
+    for racing in ["a.txt", "b.txt", "c.txt"] {
+        for editor_save in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let master = dir.path();
+            let (archive, deleted, base) = three_changes(master);
+            let mut observer = |step: Step<'_>| {
+                if matches!(step, Step::Swap(path) if path.as_bytes() == racing.as_bytes()) {
+                    let target = master.join(racing);
+                    if editor_save {
+                        let temp = master.join(".saving");
+                        std::fs::write(&temp, "saved at the last moment").expect("write");
+                        std::fs::rename(&temp, &target).expect("rename over");
+                    } else {
+                        std::fs::write(&target, "saved at the last moment").expect("write in place");
+                    }
+                }
+            };
+            let base = Base { manifest: &base, rules: None };
+            let error = apply_observed(master, &archive[..], &deleted, Some(base), &Limits::default(), &mut observer)
+                .expect_err("a last-moment edit is a conflict");
+            assert!(matches!(&error, WorkspaceError::Conflict { .. }), "{error}");
+            assert!(error.to_string().contains(racing), "{error}");
+            for (name, original) in [("a.txt", "a0"), ("b.txt", "b0"), ("c.txt", "c0")] {
+                let want = if name == racing { "saved at the last moment" } else { original };
+                let got = std::fs::read_to_string(master.join(name)).expect("read");
+                assert_eq!(got, want, "{name} (racing {racing}, editor save {editor_save})");
+            }
+            let left: BTreeSet<String> = std::fs::read_dir(master)
+                .expect("read")
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(left, ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "nothing kept aside, no staging");
+        }
     }
 }
 

@@ -72,6 +72,9 @@ pub struct ApplyReport {
 pub enum Step<'a> {
     Delete(&'a RelPath),
     Place(&'a RelPath),
+    /// The entry at the path, checked a moment ago, is about to be replaced or removed: the
+    /// last moment an edit here can come between (it is then found, put back and a conflict).
+    Swap(&'a RelPath),
 }
 
 /// What the task started from, as the master sent it.
@@ -275,8 +278,7 @@ impl Apply<'_> {
             observer(Step::Delete(path))?;
             // Each step resolves its path as the tree is now, not as an earlier step saw it.
             self.root.forget();
-            self.recheck(path, None)?;
-            let Some(stat) = self.root.lstat(path)? else { continue };
+            let Some(stat) = self.recheck(path, None)? else { continue };
             self.entering(path)?;
             self.root_names_changed |= path.parent().is_none();
             if stat.kind == Kind::Dir {
@@ -285,7 +287,13 @@ impl Apply<'_> {
                     report.kept.push((*path).clone());
                 }
             } else {
-                self.move_to_trash(path, None)?;
+                observer(Step::Swap(path))?;
+                let trash = self.move_to_trash(path, None)?;
+                if !displaced_as_checked(self.trash.lstat(&trash)?.as_ref(), &stat) {
+                    // Saved here in the moment since the check: back where it was, untouched.
+                    self.root.rename_from(&self.trash, &trash, path, true)?;
+                    return Err(changed_meanwhile(path));
+                }
                 report.deleted += 1;
             }
             self.root.forget();
@@ -295,8 +303,8 @@ impl Apply<'_> {
         for (path, entry) in self.staged {
             observer(Step::Place(path))?;
             self.root.forget();
-            self.recheck(path, Some(entry))?;
-            self.place(path, entry)?;
+            let seen = self.recheck(path, Some(entry))?;
+            self.place(path, entry, seen, observer)?;
             self.root.forget();
             if let Entry::Dir { mode, mtime } = entry {
                 dirs.push((path, *mode, *mtime));
@@ -357,11 +365,12 @@ impl Apply<'_> {
     }
 
     /// Moves the entry at `path` into the trash, to be restored on undo (over `placed`, the
-    /// inode the apply then puts there, if any).
-    fn move_to_trash(&mut self, path: &RelPath, placed: Option<u64>) -> Result<(), WorkspaceError> {
+    /// inode the apply then puts there, if any). Returns its name in the trash.
+    fn move_to_trash(&mut self, path: &RelPath, placed: Option<u64>) -> Result<RelPath, WorkspaceError> {
         let trash = self.next_trash();
         self.journal.record(Undo::Restore { trash: trash.clone(), path: path.clone(), placed })?;
-        self.trash.rename_from(&self.root, path, &trash, true)
+        self.trash.rename_from(&self.root, path, &trash, true)?;
+        Ok(trash)
     }
 
     /// Records what the apply just put at `path`, in full (see [`Undo::Placed`]).
@@ -418,8 +427,14 @@ impl Apply<'_> {
         RelPath::from_name(format!("t{}", self.trashed).as_bytes()).expect("t and a number is a valid name")
     }
 
-    fn place(&mut self, path: &RelPath, entry: &Entry) -> Result<(), WorkspaceError> {
-        let existing = self.root.lstat(path)?;
+    /// Places the staged `entry` at `path`, where the check just saw `existing`.
+    fn place(
+        &mut self,
+        path: &RelPath,
+        entry: &Entry,
+        existing: Option<Stat>,
+        observer: &mut dyn FnMut(Step<'_>) -> Result<(), WorkspaceError>,
+    ) -> Result<(), WorkspaceError> {
         self.entering(path)?;
         self.root_names_changed |= existing.is_none() && path.parent().is_none();
         match entry {
@@ -473,22 +488,45 @@ impl Apply<'_> {
                 // replaces only that.
                 let placed = self.staged_root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);
                 match existing {
-                    Some(stat) if stat.kind == Kind::Dir => {
-                        self.empty_dir_away(path, &stat)?;
+                    Some(ref stat) if stat.kind == Kind::Dir => {
+                        self.empty_dir_away(path, stat)?;
                         self.journal.record(Undo::Remove { path: path.clone(), ino: placed, dir: false })?;
                         self.put_new(path)?;
                         self.record_placed(path)?;
                     }
-                    Some(_) => {
-                        // Keep the old entry under a second name, then replace atomically: the
-                        // path is never missing, and undo is one rename.
+                    Some(ref stat) => {
+                        // Keep the old entry under a second name, then swap the new one in
+                        // atomically: the path is never missing, and undo is one rename. What
+                        // the swap took out must be what the check saw: a save made here in
+                        // the moment between is swapped back, untouched, and a conflict.
                         let trash = self.next_trash();
                         let restore = Undo::Restore { trash: trash.clone(), path: path.clone(), placed: Some(placed) };
                         self.journal.record(restore)?;
                         if self.trash.hard_link_from(&self.root, path, &trash).is_ok() {
-                            self.root.rename_from(&self.staged_root, path, path, false)?;
+                            observer(Step::Swap(path))?;
+                            let swapped = match self.root.exchange_with(&self.staged_root, path, path) {
+                                // A filesystem that cannot swap: replaced in one rename, as
+                                // checked a moment before.
+                                Err(WorkspaceError::Io { source, .. }) if cannot_exchange(&source) => {
+                                    self.root.rename_from(&self.staged_root, path, path, false)?;
+                                    false
+                                }
+                                other => other.map(|()| true)?,
+                            };
+                            if swapped && !displaced_as_checked(self.staged_root.lstat(path)?.as_ref(), stat) {
+                                self.root.exchange_with(&self.staged_root, path, path)?;
+                                // The second name of what was here is not an original to put
+                                // back: what was saved here since is.
+                                self.trash.unlink(&trash)?;
+                                return Err(changed_meanwhile(path));
+                            }
                         } else {
-                            self.move_to_trash(path, Some(placed))?;
+                            observer(Step::Swap(path))?;
+                            let trash = self.move_to_trash(path, Some(placed))?;
+                            if !displaced_as_checked(self.trash.lstat(&trash)?.as_ref(), stat) {
+                                self.root.rename_from(&self.trash, &trash, path, true)?;
+                                return Err(changed_meanwhile(path));
+                            }
                             self.put_new(path)?;
                         }
                         self.record_placed(path)?;
@@ -548,6 +586,26 @@ impl Apply<'_> {
             )],
         })
     }
+}
+
+/// Whether the entry a step took out of the workspace (`taken`, seen where it went) is the
+/// one the check before the step saw there (`checked`): the same inode, neither written nor
+/// touched since (the step itself changes its ctime, not its size or mtime).
+fn displaced_as_checked(taken: Option<&Stat>, checked: &Stat) -> bool {
+    taken.is_some_and(|taken| {
+        let (a, b) = (&taken.stamp, &checked.stamp);
+        a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime == b.mtime && taken.kind == checked.kind
+    })
+}
+
+/// Whether a swap failed only because the filesystem cannot make one.
+fn cannot_exchange(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(nix::libc::EINVAL | nix::libc::ENOSYS | nix::libc::EOPNOTSUPP))
+}
+
+/// A conflict: `path` changed here in the moment between its check and the step.
+fn changed_meanwhile(path: &RelPath) -> WorkspaceError {
+    WorkspaceError::Conflict { details: vec![format!("'{path}' (changed here while the changes were being applied)")] }
 }
 
 /// Whether two files hold the same bytes.

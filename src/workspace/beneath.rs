@@ -453,6 +453,22 @@ impl Root {
         })
     }
 
+    /// Swaps `from` (beneath `source`) and `to` (beneath `self`) in one step: each takes the
+    /// other's place; neither is followed.
+    pub fn exchange_with(&self, source: &Root, from: &RelPath, to: &RelPath) -> Result<(), WorkspaceError> {
+        let from_parent = source.resolve_parent_fd(from)?;
+        self.at_parent(to, false, |parent| {
+            nix::fcntl::renameat2(
+                from_parent.as_fd(),
+                os(from.name()),
+                parent,
+                os(to.name()),
+                RenameFlags::RENAME_EXCHANGE,
+            )
+            .map_err(self.err(to))
+        })
+    }
+
     /// Makes `to` (beneath `self`) another name of the entry `from` (beneath `source`),
     /// without following `from` if it is a link.
     pub fn hard_link_from(&self, source: &Root, from: &RelPath, to: &RelPath) -> Result<(), WorkspaceError> {

@@ -4,7 +4,7 @@
 
 use super::Apply;
 use crate::workspace::WorkspaceError;
-use crate::workspace::beneath::Kind;
+use crate::workspace::beneath::{Kind, Stat};
 use crate::workspace::manifest::{Entry, MODE_MASK, entry_now};
 use crate::workspace::rel_path::RelPath;
 
@@ -93,10 +93,15 @@ impl Apply<'_> {
     /// Whether `path` here is still as the task started from (`new`: what the task makes of
     /// it, None for a deletion). Cheap when the identity is unchanged; hashes otherwise.
     fn now(&self, path: &RelPath, new: Option<&Entry>) -> Result<Now, WorkspaceError> {
+        let stat = self.root.lstat(path)?;
+        self.now_seen(path, new, &stat)
+    }
+
+    /// [`Apply::now`], of the entry `stat` saw at `path`.
+    fn now_seen(&self, path: &RelPath, new: Option<&Entry>, stat: &Option<Stat>) -> Result<Now, WorkspaceError> {
         let Some(base) = self.base else { return Ok(Now::Unchanged) };
         let before = base.entries.get(path);
-        let stat = self.root.lstat(path)?;
-        match (&stat, before) {
+        match (stat, before) {
             (None, None) => return Ok(Now::Unchanged),
             // Gone here and deleted by the task: the same end.
             (None, Some(_)) if new.is_none() => return Ok(Now::Unchanged),
@@ -156,9 +161,12 @@ impl Apply<'_> {
 
     /// The check of [`Apply::check`] once more, right before the step: a path changed since
     /// then is a conflict.
-    pub(super) fn recheck(&self, path: &RelPath, new: Option<&Entry>) -> Result<(), WorkspaceError> {
-        match self.now(path, new)? {
-            Now::Unchanged => Ok(()),
+    /// Returns what it found there: the entry a step that replaces or removes it must find
+    /// still (see [`Apply::displaced_as_checked`]).
+    pub(super) fn recheck(&self, path: &RelPath, new: Option<&Entry>) -> Result<Option<Stat>, WorkspaceError> {
+        let stat = self.root.lstat(path)?;
+        match self.now_seen(path, new, &stat)? {
+            Now::Unchanged => Ok(stat),
             Now::Changed(here) => Err(WorkspaceError::Conflict {
                 details: vec![format!("'{path}' ({here} while the changes were being applied)")],
             }),
