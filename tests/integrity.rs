@@ -689,6 +689,9 @@ fn a_full_disk_while_applying_fails_the_run_and_leaves_the_workspace_as_it_was()
     let _unmount = Unmount(ws(&test));
     let test = test.write("ws/keep.txt", "kept\n").write("ws/dir/inner.txt", "inner\n");
     let before = ws_tree(&test);
+    let root_time = || std::fs::metadata(ws(&test)).expect("ws").modified().expect("mtime");
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::open(ws(&test)).expect("open").set_modified(long_ago).expect("age");
     let run = test.run(&["run", "tasks.lua"]);
     let context = show(&run);
     assert_eq!(run.code, Some(1), "{context}");
@@ -696,6 +699,36 @@ fn a_full_disk_while_applying_fails_the_run_and_leaves_the_workspace_as_it_was()
     assert!(stderr.contains("no space left on device"), "{context}");
     assert!(stderr.contains("applying"), "{context}");
     assert_ws(&test, &before, &format!("after the run\n{context}"));
+    assert_eq!(root_time(), long_ago, "the workspace directory's own time too");
+}
+
+/// The cache directory (where an apply keeps the proof of its staging directory) on a full
+/// disk of its own: the apply runs without a proof, as with no cache directory, and says so —
+/// it neither fails nor blames the workspace's disk.
+#[test]
+fn a_full_cache_directory_costs_an_apply_its_proof_not_the_apply() {
+    let agent = Agent::start(&[]);
+    let cache = tempfile::tempdir().expect("cache");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"]).arg(cache.path()).output();
+    if !mounted.as_ref().is_ok_and(|output| output.status.success()) {
+        eprintln!("skipped: cannot mount a tmpfs");
+        return;
+    }
+    let _unmount = Unmount(cache.path().to_path_buf());
+    // Full: a file as large as the disk takes, and no inode left for another.
+    let _ = std::fs::write(cache.path().join("filler"), vec![b'x'; 128 * 1024]);
+    let mut made = 0;
+    while std::fs::write(cache.path().join(format!("f{made}")), "").is_ok() && made < 100_000 {
+        made += 1;
+    }
+    let test = workspace(&agent, &[("t", "echo changed > a.txt")])
+        .write("ws/a.txt", "before\n")
+        .env("XDG_CACHE_HOME", &cache.path().display().to_string());
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = show(&run);
+    assert_eq!(run.code, Some(0), "{context}");
+    assert!(run.stderr.contains("cannot keep the proof of this apply"), "{context}");
+    assert_eq!(test.read("ws/a.txt"), "changed\n");
 }
 
 /// Kills the task's `sleep` (which outlives its SIGKILLed agent) when dropped, if it is still

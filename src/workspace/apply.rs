@@ -48,7 +48,7 @@ mod parents;
 mod whole;
 
 use parents::Parent;
-use whole::{Interruptible, lock_whole, put_time_back};
+use whole::{Interruptible, RootTime, lock_whole};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,11 +158,8 @@ fn apply_steps(
     // opened, made, or is setting) and take them for changes made here.
     let _one_at_a_time = lock_whole(root, interrupted)?;
     // The root's time as found: put back if the apply adds or removes no name there (what
-    // its staging directory did to it is none of the task's doing).
-    let root_time = std::fs::metadata(root).ok().map(|meta| {
-        use std::os::unix::fs::MetadataExt;
-        Timestamp::new(meta.mtime(), meta.mtime_nsec())
-    });
+    // its staging directory did to it is none of the task's doing), and whenever it fails.
+    let root_time = RootTime::found(root);
     for note in recover(root)? {
         tracing::warn!(root = %root.display(), "{note}");
     }
@@ -208,8 +205,8 @@ fn apply_steps(
             journal.commit()?;
             // The staging directory goes with what was replaced or deleted.
             drop(staging);
-            if !root_names_changed {
-                put_time_back(root, root_time);
+            if root_names_changed {
+                root_time.leave();
             }
             return Ok(report);
         }
@@ -218,7 +215,6 @@ fn apply_steps(
     let kept = journal.undo(&root_dir, &trash);
     if kept.is_empty() {
         drop(staging);
-        put_time_back(root, root_time);
         return Err(error);
     }
     // Something saved here meanwhile stays; the originals it would have replaced stay too.

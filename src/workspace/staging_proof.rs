@@ -84,17 +84,29 @@ pub fn issue(dir: &Path, root: &Path) -> std::io::Result<Option<Proof>> {
     let mut bytes = [0u8; TOKEN_LEN / 2];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     let token = crate::hex::encode(&bytes);
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&records)?;
-    std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700))?;
-    prune(&records);
     let meta = std::fs::symlink_metadata(dir)?;
     let record = records.join(&token);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&record)
-        .and_then(|mut file| file.write_all(identity(&meta).as_bytes()))?;
+    // The record is kept in the cache directory, on a disk of its own maybe: one that cannot
+    // be written there (full, read-only) costs the apply its proof, as no cache directory
+    // does — never the apply itself, nor an error that names the workspace.
+    let recorded = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&records)
+        .and_then(|()| std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)))
+        .and_then(|()| {
+            prune(&records);
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&record)
+        })
+        .and_then(|mut file| file.write_all(identity(&meta).as_bytes()));
+    if let Err(error) = recorded {
+        let _ = std::fs::remove_file(&record);
+        tracing::warn!(
+            records = %records.display(), %error,
+            "cannot keep the proof of this apply: an apply that dies halfway is not taken back"
+        );
+        return Ok(None);
+    }
     let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -69,3 +69,33 @@ pub(super) fn put_time_back(root: &Path, time: Option<Timestamp>) {
         tracing::debug!(root = %root.display(), %errno, "cannot put the workspace's time back");
     }
 }
+
+/// The workspace directory's time as an apply found it, put back when this goes (after the
+/// staging directory, declared after it, has gone) — however the apply ends, a failure while
+/// staging (a full disk) included — unless the apply added or removed names there
+/// ([`RootTime::leave`]).
+pub(super) struct RootTime<'a> {
+    root: &'a Path,
+    time: Option<Timestamp>,
+}
+
+impl<'a> RootTime<'a> {
+    pub(super) fn found(root: &'a Path) -> Self {
+        let time = std::fs::metadata(root).ok().map(|meta| {
+            use std::os::unix::fs::MetadataExt;
+            Timestamp::new(meta.mtime(), meta.mtime_nsec())
+        });
+        Self { root, time }
+    }
+
+    /// The apply changed the names there: the time it gave the directory stays.
+    pub(super) fn leave(mut self) {
+        self.time = None;
+    }
+}
+
+impl Drop for RootTime<'_> {
+    fn drop(&mut self) {
+        put_time_back(self.root, self.time);
+    }
+}
