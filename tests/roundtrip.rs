@@ -429,6 +429,51 @@ fn an_edit_between_the_last_check_and_the_swap_is_put_back_and_a_conflict() {
     }
 }
 
+/// A directory moved away here while the apply places the task's files in it (a new one made
+/// in its place, or a link): a conflict naming it — never the rest of the files written into
+/// whatever is at that path now.
+#[test]
+fn a_directory_moved_away_during_the_apply_is_a_conflict_and_nothing_goes_into_its_successor() {
+    for successor in ["dir", "link"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master = dir.path().join("master");
+        std::fs::create_dir_all(master.join("d")).expect("mkdir");
+        std::fs::write(master.join("d/keep"), "keep").expect("write");
+        let base = Manifest::scan(&master, &Filter::builtin()).expect("scan");
+        let agent = tempfile::tempdir().expect("agent");
+        std::fs::create_dir(agent.path().join("d")).expect("mkdir");
+        std::fs::write(agent.path().join("d/keep"), "keep").expect("write");
+        for name in ["f1", "f2", "f3"] {
+            std::fs::write(agent.path().join("d").join(name), name).expect("write");
+        }
+        let after = Manifest::scan(agent.path(), &Filter::builtin()).expect("scan");
+        let changes = diff(&base, &after);
+        let mut archive = Vec::new();
+        pack(agent.path(), &after, Some(&changes.changed), &mut archive).expect("pack");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).expect("mkdir");
+        let mut observer = |step: Step<'_>| {
+            if matches!(step, Step::Place(path) if path.as_bytes() == b"d/f2") {
+                std::fs::rename(master.join("d"), master.join("d.moved")).expect("move away");
+                if successor == "dir" {
+                    std::fs::create_dir(master.join("d")).expect("mkdir");
+                } else {
+                    std::os::unix::fs::symlink(&outside, master.join("d")).expect("link");
+                }
+            }
+        };
+        let base = Base { manifest: &base, rules: None };
+        let error =
+            apply_observed(&master, &archive[..], &changes.deleted, Some(base), &Limits::default(), &mut observer)
+                .expect_err("a conflict");
+        assert!(matches!(&error, WorkspaceError::Conflict { .. }), "{successor}: {error}");
+        assert!(error.to_string().contains("'d' (moved or replaced here"), "{successor}: {error}");
+        let in_successor: Vec<_> = std::fs::read_dir(master.join("d")).expect("d").flatten().collect();
+        assert!(in_successor.is_empty(), "{successor}: nothing written into what is at d now: {in_successor:?}");
+        assert_eq!(std::fs::read_to_string(master.join("d.moved/keep")).expect("keep"), "keep");
+    }
+}
+
 /// Two applies into one workspace at once, both making `build/`: the one that made it is
 /// still making it (its own mode not set yet) when the other merges into it, and that other
 /// then fails on a file both wrote. Undoing it must not put back the mode the directory had

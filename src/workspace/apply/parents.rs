@@ -19,6 +19,9 @@ pub(super) struct Parent {
     /// Made writable for the apply: a read-only directory of the user's, into which the task
     /// wrote (`chmod u+w d; echo x > d/f; chmod u-w d` here changes it in place).
     pub(super) opened: bool,
+    /// Which directory it is (device, inode): one moved away or replaced here while the apply
+    /// places entries in it is a conflict, not a place to go on writing into.
+    pub(super) identity: (u64, u64),
 }
 
 impl Apply<'_> {
@@ -28,7 +31,17 @@ impl Apply<'_> {
     /// there): undo and recovery close it again and put its time back.
     pub(super) fn entering(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
         let Some(parent) = path.parent() else { return Ok(()) };
-        if self.parents.contains_key(&parent) {
+        if let Some(known) = self.parents.get(&parent) {
+            let still = matches!(self.root.lstat(&parent), Ok(Some(stat))
+                if stat.kind == Kind::Dir && (stat.stamp.dev, stat.stamp.ino) == known.identity);
+            if !still {
+                return Err(WorkspaceError::Conflict {
+                    details: vec![format!(
+                        "'{parent}' (moved or replaced here while the changes were being applied; what the task \
+                         had placed in it by then went with it)"
+                    )],
+                });
+            }
             return Ok(());
         }
         let Some(stat) = self.root.lstat(&parent)? else { return Ok(()) };
@@ -42,7 +55,8 @@ impl Apply<'_> {
         if opened {
             self.root.chmod(&parent, set)?;
         }
-        self.parents.insert(parent, Parent { mode: stat.mode, mtime: stat.mtime, opened });
+        let identity = (stat.stamp.dev, stat.stamp.ino);
+        self.parents.insert(parent, Parent { mode: stat.mode, mtime: stat.mtime, opened, identity });
         Ok(())
     }
 
