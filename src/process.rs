@@ -300,6 +300,7 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
 
     let stdout_buf = RefCell::new(Capture::default());
     let stderr_buf = RefCell::new(Capture::default());
+    let (stdout_line, stderr_line) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
     let held = std::cell::Cell::new(None);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -326,8 +327,8 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
                 // (Stdout first when both have something: as a terminal would show `echo a;
                 // echo b >&2`, whatever the order of the polls before.)
                 biased;
-                pump(stdout, OutputStream::Stdout, &stdout_buf, on_line),
-                pump(stderr, OutputStream::Stderr, &stderr_buf, on_line),
+                pump(stdout, OutputStream::Stdout, (&stdout_buf, &stdout_line), on_line),
+                pump(stderr, OutputStream::Stderr, (&stderr_buf, &stderr_line), on_line),
             );
         };
         let exited = async {
@@ -357,7 +358,17 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
 
     let exit = match unless_late(spec.timeout, work).await {
         Some(status) => exit_of(status, &program)?,
-        None => timed_out(spec.timeout, &mut child, group.as_ref()).await,
+        None => {
+            // What it printed after its last newline — often the prompt it hung on — is shown
+            // as a command that ends shows it.
+            for (stream, line) in [(OutputStream::Stdout, &stdout_line), (OutputStream::Stderr, &stderr_line)] {
+                let line = std::mem::take(&mut *line.borrow_mut());
+                if !line.is_empty() {
+                    emit_line(stream, &line, on_line);
+                }
+            }
+            timed_out(spec.timeout, &mut child, group.as_ref()).await
+        }
     };
     drop(group);
     let mut stderr = stderr_buf.into_inner().into_bytes();
@@ -435,16 +446,12 @@ impl Capture {
 async fn pump(
     pipe: Option<impl AsyncRead + Unpin>,
     stream: OutputStream,
-    buf: &RefCell<Capture>,
+    (buf, pending): (&RefCell<Capture>, &RefCell<Vec<u8>>),
     on_line: &dyn Fn(OutputStream, &str),
 ) {
     let Some(mut pipe) = pipe else { return };
     let mut chunk = vec![0u8; 16 * 1024];
-    let mut line: Vec<u8> = Vec::new();
-    let emit = |line: &[u8]| {
-        let text = String::from_utf8_lossy(line);
-        on_line(stream, text.trim_end_matches('\r'));
-    };
+    let emit = |line: &[u8]| emit_line(stream, line, on_line);
     loop {
         let read = match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
@@ -461,6 +468,9 @@ async fn pump(
                 capture.dropped += excess as u64;
             }
         }
+        // The line being read is kept outside: a reader given up (a timeout) leaves it to be
+        // shown still.
+        let mut line = pending.borrow_mut();
         // Only the new bytes are looked at for line ends.
         let mut rest = data;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
@@ -471,13 +481,35 @@ async fn pump(
         }
         line.extend_from_slice(rest);
         while line.len() >= LINE_LIMIT {
-            let piece: Vec<u8> = line.drain(..LINE_LIMIT).collect();
+            let cut = char_boundary(&line, LINE_LIMIT);
+            let piece: Vec<u8> = line.drain(..cut).collect();
             emit(&piece);
         }
     }
+    let line = std::mem::take(&mut *pending.borrow_mut());
     if !line.is_empty() {
         emit(&line);
     }
+}
+
+/// Shows one line of a command's output.
+fn emit_line(stream: OutputStream, line: &[u8], on_line: &dyn Fn(OutputStream, &str)) {
+    let text = String::from_utf8_lossy(line);
+    on_line(stream, text.trim_end_matches('\r'));
+}
+
+/// Where to cut `line` at most `at` bytes in: not inside a UTF-8 character (a character cut in
+/// two shows as two replacement characters), unless what precedes is no UTF-8 anyway.
+fn char_boundary(line: &[u8], at: usize) -> usize {
+    let at = at.min(line.len());
+    let mut cut = at;
+    // A UTF-8 character is at most 4 bytes: continuation bytes (10xxxxxx) are stepped back over
+    // to the byte that leads them (11xxxxxx).
+    while cut > 0 && at - cut < 3 && line.get(cut).is_some_and(|byte| byte & 0xC0 == 0x80) {
+        cut -= 1;
+    }
+    let leads = cut < at && line.get(cut).is_some_and(|byte| byte & 0xC0 == 0xC0);
+    if leads && cut > 0 { cut } else { at }
 }
 
 #[cfg(test)]
@@ -517,6 +549,46 @@ mod tests {
         let finished = run(&spec, &|_, line| lines.borrow_mut().push(line.to_owned())).await.expect("cat runs");
         assert_eq!(finished.stdout, b"no newline");
         assert_eq!(*lines.borrow(), vec!["no newline".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_still_shows_what_it_printed_after_its_last_newline() {
+        let mut spec = shell("echo first; printf 'waiting for input...'; printf 'and on stderr' >&2; sleep 30");
+        spec.timeout = Some(Duration::from_millis(300));
+        let lines = RefCell::new(Vec::new());
+        let finished =
+            run(&spec, &|stream, line| lines.borrow_mut().push((stream, line.to_owned()))).await.expect("sh runs");
+        assert_eq!(finished.exit, Exit::TimedOut(Duration::from_millis(300)));
+        let lines = lines.into_inner();
+        assert!(lines.contains(&(OutputStream::Stdout, "first".to_owned())), "{lines:?}");
+        assert!(lines.contains(&(OutputStream::Stdout, "waiting for input...".to_owned())), "{lines:?}");
+        assert!(lines.contains(&(OutputStream::Stderr, "and on stderr".to_owned())), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn a_line_too_long_to_show_whole_is_cut_between_characters() {
+        // One ASCII byte, then two-byte characters: a cut at the limit falls inside one.
+        let spec = shell(&format!(
+            "printf x; i=0; s=''; while [ $i -lt 64 ]; do s=\"$s\u{e9}\"; i=$((i+1)); done; \
+             j=0; while [ $j -lt {} ]; do printf '%s' \"$s\"; j=$((j+1)); done; echo",
+            LINE_LIMIT / 128 + 2
+        ));
+        let lines = RefCell::new(Vec::new());
+        run(&spec, &|_, line| lines.borrow_mut().push(line.to_owned())).await.expect("sh runs");
+        let lines = lines.into_inner();
+        assert!(lines.len() >= 2, "cut in pieces: {}", lines.len());
+        assert!(lines.iter().all(|line| !line.contains('\u{fffd}')), "no character cut in two");
+        assert_eq!(lines.concat().chars().filter(|c| *c == '\u{e9}').count(), 64 * (LINE_LIMIT / 128 + 2));
+    }
+
+    #[test]
+    fn a_cut_steps_back_over_a_character_s_continuation_bytes_only() {
+        let line = "a\u{1F600}b".as_bytes(); // 'a', a four-byte character, 'b'
+        assert_eq!(char_boundary(line, 1), 1);
+        assert_eq!(char_boundary(line, 2), 1);
+        assert_eq!(char_boundary(line, 4), 1);
+        assert_eq!(char_boundary(line, 5), 5);
+        assert_eq!(char_boundary(&[0x80, 0x80, 0x80, 0x80, 0x80], 4), 4, "no UTF-8: cut where asked");
     }
 
     #[tokio::test]
