@@ -95,3 +95,30 @@ fn a_remote_task_waits_for_a_console_that_stops_reading_and_loses_no_line() {
     assert_eq!(lines, 100_001, "every line of the task's output");
     assert!(stderr.contains("box/t | FIN"));
 }
+
+/// With `--return` or `-o json` stdout carries JSON only, here as there: what a function task
+/// writes with `io.write`, `io.stdout:write` or to the default output goes to stderr (it
+/// landed on stdout here, after the JSON); a remote task's printed lines say where they came
+/// from (`from`), as its log lines do.
+#[test]
+fn with_return_or_json_events_what_lua_code_writes_keeps_off_stdout_here_and_there() {
+    let body =
+        r#"print("printed") io.write("written\n") io.stdout:write("to-stdout\n") io.output():write("default\n")"#;
+    for args in [&["--return"][..], &["-o", "json"][..]] {
+        let (here, there) = here_and_there("", body, args);
+        for (which, run) in [("here", &here), ("there", &there)] {
+            for line in run.stdout.lines() {
+                let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+                assert!(parsed.is_ok(), "{which} {args:?}: not JSON on stdout: {line}\n{}", run.stdout);
+            }
+            for text in ["printed", "written", "to-stdout", "default"] {
+                assert!(run.stderr.contains(text), "{which} {args:?}: {text} on stderr:\n{}", run.stderr);
+            }
+        }
+        if args == ["-o", "json"] {
+            let printed =
+                there.stdout.lines().find(|line| line.contains("\"line\":\"printed\"")).expect("a print event");
+            assert!(printed.contains("\"from\":\"box/t\""), "{printed}");
+        }
+    }
+}

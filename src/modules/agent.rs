@@ -267,7 +267,7 @@ async fn execute(
                     console_events::output(*stream, prefix.as_deref(), line, of.as_deref());
                 }
                 // As the master's own `print` (which `--return` sends to stderr).
-                TaskEvent::Print { text, more, stderr } => print_here(&lua, text, *more, *stderr),
+                TaskEvent::Print { text, more, stderr } => print_here(&lua, text, (*more, *stderr), prefix.as_deref()),
             }
             if let Some(callback) = &on_event
                 && callback_error.is_none()
@@ -364,7 +364,8 @@ fn workspace_identity(physical: &std::path::Path) -> String {
 /// What a remote task's Lua code printed, printed here as it was (whatever this VM's `print`
 /// has become: the agent's already went through the pipeline's): on stdout, or — when stdout
 /// is kept for JSON (`--return`, `--output json`) — on stderr and as an `output` event.
-fn print_here(lua: &Lua, text: &[u8], more: bool, stderr: bool) {
+/// `from`: the prefix the console shows the remote task's lines with (`agent/task`).
+fn print_here(lua: &Lua, text: &[u8], (more, stderr): (bool, bool), from: Option<&str>) {
     use crate::status_line::{Stream, write};
     let mut line = text.to_vec();
     if !more {
@@ -382,6 +383,9 @@ fn print_here(lua: &Lua, text: &[u8], more: bool, stderr: bool) {
         let mut fields = serde_json::Map::new();
         if let Some(task) = task {
             fields.insert("task".to_owned(), task.into());
+        }
+        if let Some(from) = from {
+            fields.insert("from".to_owned(), from.into());
         }
         fields.insert("stream".to_owned(), "print".into());
         fields.insert("line".to_owned(), text.as_ref().into());

@@ -9,6 +9,9 @@ local spawn = require("sloth.spawn")
 local artifacts = require("sloth.artifacts")
 local exports = require("sloth.exports")
 local scripts = require("sloth.scripts")
+
+-- The process's stdout, whatever Lua code makes of `io.stdout`: where the run's JSON goes.
+local real_stdout = io.stdout
 local secrets = require("sloth.secrets")
 local data = require("data")
 local status = require("sloth.status")
@@ -79,9 +82,25 @@ local function keep_stdout_for_json()
       core.event("output", { task = context and context.prefix, stream = "print", line = text })
     end
   end
+  -- What Lua code writes (`io.write`, `io.stdout:write`, the default output) goes to stderr
+  -- too, as a remote task's does: stdout stays JSON only. (The run's own JSON goes through
+  -- `real_stdout`, kept above.)
+  local function written(...)
+    if core.events_on() then
+      local parts = table.pack(...)
+      for i = 1, parts.n do
+        parts[i] = tostring(parts[i])
+      end
+      local context = core.contexts[coroutine.running()]
+      core.event("output", { task = context and context.prefix, stream = "print", line = table.concat(parts, "", 1, parts.n), more = true })
+    end
+  end
   io.write = function(...)
+    written(...)
     return io.stderr:write(...)
   end
+  io.stdout = io.stderr
+  io.output(io.stderr)
 end
 
 --- `{ exports = {...}, outputs = { group = { task = outputs } } }` of the tasks that succeeded.
@@ -119,7 +138,7 @@ function M.run(opts)
       groups = plan_mod.described(plan, workdir_of) })
   end
   if opts.dry_run then
-    plan_mod.print(plan, pipeline, workdir_of, opts.json_events and io.stderr or io.stdout)
+    plan_mod.print(plan, pipeline, workdir_of, opts.json_events and io.stderr or real_stdout)
     core.event("run_finished", { pipeline = pipeline.file, exit_code = M.EXIT_OK, ok = true, dry_run = true })
     return M.EXIT_OK
   end
@@ -161,7 +180,7 @@ function M.run(opts)
       io.stderr:write("error: --return: " .. tostring(err) .. "\n")
       return M.EXIT_FAILED
     end
-    io.stdout:write(document, "\n")
+    real_stdout:write(document, "\n")
   end
   return summary.ok and M.EXIT_OK or M.EXIT_FAILED
 end
