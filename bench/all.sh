@@ -2,7 +2,7 @@
 # Every benchmark, one after the other, each under its own heading: trivial.sh (a chain of
 # trivial remote tasks), throughput.sh (independent remote tasks over 4 agents), sync.sh,
 # sync_sizes.sh and warm_chain.sh (workspace round trips), scheduler.sh (the local scheduler)
-# and memory.sh — with their default sizes. SLOTH_BIN and BASE_BIN are passed on: the scripts that compare
+# memory.sh and agent_rss.sh (an agent's memory over chains and after idle) — with their default sizes. SLOTH_BIN and BASE_BIN are passed on: the scripts that compare
 # measure BASE_BIN in the same command (and trivial.sh runs once more with it). Without
 # SLOTH_BIN the release build is made once, here. A script that fails is reported and the
 # rest still run; the exit status says whether any failed. About 20–25 minutes with BASE_BIN on
@@ -51,6 +51,10 @@ section "sync_sizes.sh" "$bench_dir/sync_sizes.sh"
 section "warm_chain.sh" "$bench_dir/warm_chain.sh"
 section "scheduler.sh (this build)" "$bench_dir/scheduler.sh"
 section "memory.sh" "$bench_dir/memory.sh"
+section "agent_rss.sh (this build)" "$bench_dir/agent_rss.sh"
+if [ -n "${BASE_BIN:-}" ]; then
+  section "agent_rss.sh (base)" env SLOTH_BIN="$BASE_BIN" "$bench_dir/agent_rss.sh"
+fi
 
 echo
 if [ ${#failed[@]} -gt 0 ]; then
