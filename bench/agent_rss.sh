@@ -24,13 +24,7 @@ trap 'stop_agent $agent_pid; rm -rf "$scratch"' EXIT
 start_agent "$bin" "$scratch/agent.out" --quiet
 mkdir "$scratch/ws"
 echo data > "$scratch/ws/data.txt"
-cat > "$scratch/ws/chain.lua" <<LUA
-local tasks = {}
-for i = 1, $n do
-  tasks[i] = { name = "t" .. i, agent = "a", depends_on = i > 1 and ("t" .. (i - 1)) or nil, command = "true" }
-end
-TaskDefinitions = { g = { agents = { a = { address = "$agent_address" } }, tasks = tasks } }
-LUA
+trivial_chain "$n" "$agent_address" "$scratch/ws/chain.lua"
 memory() {
   awk '/^VmRSS:/ { rss = $2 } /^RssAnon:/ { anon = $2 } /^RssFile:/ { file = $2 } /^RssShmem:/ { shmem = $2 }
     END { printf "RSS %.1f MiB (anon %.1f, file %.1f, shmem %.1f)", rss / 1024, anon / 1024, file / 1024, shmem / 1024 }' \

@@ -56,3 +56,15 @@ stop_agent() {
 rss_mib() {
   awk -v field="${2:-VmRSS}:" '$1 == field { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
 }
+
+# trivial_chain N ADDRESS FILE: writes a pipeline of a chain of N remote tasks `command = "true"`
+# (each depends on the one before) on the agent at ADDRESS, named `a`, to FILE.
+trivial_chain() {
+  cat > "$3" <<LUA
+local tasks = {}
+for i = 1, $1 do
+  tasks[i] = { name = "t" .. i, agent = "a", depends_on = i > 1 and ("t" .. (i - 1)) or nil, command = "true" }
+end
+TaskDefinitions = { g = { agents = { a = { address = "$2" } }, tasks = tasks } }
+LUA
+}

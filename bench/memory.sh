@@ -94,13 +94,7 @@ measure() {
   pids+=("$agent_pid")
   sleep 0.5
   idle=$(rss_mib "$agent_pid")
-  cat > "$scratch/chain/chain.lua" <<LUA
-local tasks = {}
-for i = 1, 500 do
-  tasks[i] = { name = "t" .. i, agent = "a", depends_on = i > 1 and ("t" .. (i - 1)) or nil, command = "true" }
-end
-TaskDefinitions = { g = { agents = { a = { address = "$agent_address" } }, tasks = tasks } }
-LUA
+  trivial_chain 500 "$agent_address" "$scratch/chain/chain.lua"
   for _ in 1 2; do
     (cd "$scratch/chain" && peak_run "$scratch/run.out" "$bin" --quiet run chain.lua > /dev/null)
   done

@@ -14,6 +14,8 @@ if [ -z "${SLOTH_BIN:-}" ]; then
   cargo build --release --quiet
 fi
 bin=$(realpath "${SLOTH_BIN:-$PWD/target/release/sloth-runner}")
+# shellcheck source=lib.sh
+. "$bench_dir/lib.sh"
 scratch=$(mktemp -d)
 "$bin" --quiet agent -p 0 > "$scratch/agent.out" 2>/dev/null &
 agent_pid=$!
@@ -22,13 +24,7 @@ for _ in $(seq 200); do grep -q "^listening on" "$scratch/agent.out" 2>/dev/null
 address=$(sed -n 's/^listening on //p' "$scratch/agent.out")
 mkdir "$scratch/ws"
 echo data > "$scratch/ws/data.txt"
-cat > "$scratch/ws/chain.lua" <<LUA
-local tasks = {}
-for i = 1, $n do
-  tasks[i] = { name = "t" .. i, agent = "a", depends_on = i > 1 and ("t" .. (i - 1)) or nil, command = "true" }
-end
-TaskDefinitions = { g = { agents = { a = { address = "$address" } }, tasks = tasks } }
-LUA
+trivial_chain "$n" "$address" "$scratch/ws/chain.lua"
 cat > "$scratch/ws/rtt.lua" <<LUA
 TaskDefinitions = { g = { tasks = { { name = "rtt", command = function()
   local core = require("sloth.core")
