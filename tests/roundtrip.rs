@@ -540,6 +540,8 @@ fn die_in_the_middle_of_an_apply() {
     let Some(dir) = std::env::var_os("SLOTH_TEST_DIE_APPLYING") else { return };
     let master = Path::new(&dir);
     let (archive, deleted, base) = three_changes(master);
+    // The workspace directory's time as the apply finds it, for the recovery to give back.
+    std::fs::File::open(master).expect("open").set_modified(long_ago()).expect("age");
     let base = Base { manifest: &base, rules: None };
     let mut observer = |step: Step<'_>| {
         if matches!(step, Step::Place(path) if path.as_bytes() == b"b.txt") {
@@ -547,6 +549,11 @@ fn die_in_the_middle_of_an_apply() {
         }
     };
     let _ = apply_observed(master, &archive[..], &deleted, Some(base), &Limits::default(), &mut observer);
+}
+
+/// A time well before any test ran.
+fn long_ago() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)
 }
 
 /// Runs the test `child` of this binary with `variable=dir`: an apply in `dir` that exits
@@ -583,6 +590,8 @@ fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
         assert_eq!(std::fs::read_to_string(dir.path().join(name)).expect("read"), content, "{name}");
     }
     assert_eq!(names_in(dir.path()), ["a.txt", "b.txt", "c.txt"].map(str::to_owned).into(), "the staging is gone");
+    let root_time = std::fs::metadata(dir.path()).expect("root").modified().expect("mtime");
+    assert_eq!(root_time, long_ago(), "the workspace directory's time as the apply found it");
 }
 
 /// With `SLOTH_TEST_DIE_REPLACING_RULES=<dir>`, applies a change that replaces the root's

@@ -164,7 +164,11 @@ fn apply_steps(
         tracing::warn!(root = %root.display(), "{note}");
     }
     let staging = Staging::create(root)?;
-    let journal = Journal::create(&staging)?;
+    let mut journal = Journal::create(&staging)?;
+    // For a recovery, should this apply die: the root's time to give back.
+    if let Some(at) = root_time.time() {
+        journal.record(Undo::RootTime { at })?;
+    }
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
     let unpacked = unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?;

@@ -45,6 +45,9 @@ pub enum Undo {
     /// Not a step: when the directory the apply made at `path` was made, so that undo can
     /// tell it from one made there since that was given the same inode number.
     Born { path: RelPath, at: Timestamp },
+    /// Not a step: the workspace directory's time when the apply began, given back to it once
+    /// a recovery has taken every step back and removed the staging directory.
+    RootTime { at: Timestamp },
 }
 
 impl Undo {
@@ -66,6 +69,7 @@ impl Undo {
                 format!("meta {} {mode} {} {} {set}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
             Undo::Born { path, at } => format!("born {} {} {}", hex(path.as_bytes()), at.secs, at.nanos),
+            Undo::RootTime { at } => format!("roottime {} {}", at.secs, at.nanos),
             Undo::Placed { path, stamp } => format!(
                 "placed {} {} {} {} {} {} {} {}",
                 hex(path.as_bytes()),
@@ -96,6 +100,7 @@ impl Undo {
                 Some(Undo::Remove { path: path(1)?, ino: fields.get(2)?.parse().ok()?, dir: *fields.get(3)? == "dir" })
             }
             "born" => Some(Undo::Born { path: path(1)?, at: time(2)? }),
+            "roottime" => Some(Undo::RootTime { at: time(1)? }),
             "mkdir" => Some(Undo::Mkdir { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
             "meta" => Some(Undo::Meta {
                 path: path(1)?,
@@ -189,15 +194,17 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             None => here.ino == ino,
         };
     for step in steps.into_iter().rev() {
-        if matches!(step, Undo::Placed { .. } | Undo::Born { .. }) {
+        // (Records, not steps: the time given back by recovery once the staging is gone.)
+        let Some(step_at) = step_path(&step).filter(|_| !matches!(step, Undo::Placed { .. } | Undo::Born { .. }))
+        else {
             continue;
-        }
+        };
         root.forget();
         // What cannot be looked at cannot be put back safely: said, and kept.
-        let here = match root.lstat(step_path(&step)) {
+        let here = match root.lstat(step_at) {
             Ok(here) => here,
             Err(error) => {
-                kept.push(format!("'{}' (could not be looked at: {error})", step_path(&step)));
+                kept.push(format!("'{step_at}' (could not be looked at: {error})"));
                 continue;
             }
         };
@@ -209,7 +216,7 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
             relinked.insert((stat.stamp.dev, stat.stamp.ino));
         }
         let result = match &step {
-            Undo::Placed { .. } | Undo::Born { .. } => continue,
+            Undo::Placed { .. } | Undo::Born { .. } | Undo::RootTime { .. } => continue,
             Undo::Restore { trash: saved, path, placed } => {
                 let Some(kept_entry) = trash.lstat(saved).ok().flatten() else { continue };
                 match here {
@@ -273,21 +280,23 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
         };
         if let Err(error) = result {
             tracing::error!(step = ?step, error = %error, "could not undo a step of a failed apply");
-            kept.push(format!("'{}' ({error})", step_path(&step)));
+            kept.push(format!("'{}' ({error})", step_path(&step).map_or_else(|| ".".to_owned(), ToString::to_string)));
         }
     }
     root.forget();
     kept
 }
 
-fn step_path(step: &Undo) -> &RelPath {
+/// The path a step is about (None: the workspace directory itself).
+fn step_path(step: &Undo) -> Option<&RelPath> {
     match step {
         Undo::Restore { path, .. }
         | Undo::Remove { path, .. }
         | Undo::Mkdir { path, .. }
         | Undo::Meta { path, .. }
         | Undo::Placed { path, .. }
-        | Undo::Born { path, .. } => path,
+        | Undo::Born { path, .. } => Some(path),
+        Undo::RootTime { .. } => None,
     }
 }
 
@@ -357,7 +366,11 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             // Completed (the journal goes first) or never started: nothing to take back.
             Err(_) => Vec::new(),
         };
-        let had_steps = !steps.is_empty();
+        let had_steps = steps.iter().any(|step| !matches!(step, Undo::RootTime { .. }));
+        let root_time = steps.iter().find_map(|step| match step {
+            Undo::RootTime { at } => Some(*at),
+            _ => None,
+        });
         let kept = match (Root::open(root), Root::open(&staging)) {
             (Ok(root), Ok(trash)) => undo_steps(&root, &trash, steps),
             _ => vec!["the staging directory is incomplete".to_owned()],
@@ -369,6 +382,12 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             }
             proof.withdraw();
             drop(lock);
+            // Its staging directory gone, the workspace directory's time as the apply found it.
+            if let Some(at) = root_time
+                && let Err(error) = super::root_meta::set_mtime(root, at)
+            {
+                tracing::debug!(root = %root.display(), %error, "cannot put the workspace's time back");
+            }
             if had_steps {
                 recovered.push(format!("took back an interrupted apply ({shown})"));
             }

@@ -36,15 +36,7 @@ impl RootMeta {
 
     /// Gives the directory at `path` this modification time only.
     pub fn set_time(&self, path: &Path) -> Result<(), WorkspaceError> {
-        let mtime = TimeSpec::new(self.mtime.secs, i64::from(self.mtime.nanos));
-        nix::sys::stat::utimensat(
-            nix::fcntl::AT_FDCWD,
-            path,
-            &TimeSpec::UTIME_OMIT,
-            &mtime,
-            UtimensatFlags::FollowSymlink,
-        )
-        .map_err(|errno| WorkspaceError::io(path)(errno.into()))
+        set_mtime(path, self.mtime)
     }
 
     /// As the wire carries it: a mode (None: unknown), seconds, nanoseconds.
@@ -58,6 +50,14 @@ impl RootMeta {
         let mode = mode.filter(|mode| mode & !0o7777 == 0)?;
         Some(Self { mode, mtime: Timestamp::new(secs, i64::from(nanos)) })
     }
+}
+
+/// Gives the directory at `path` (a link to one followed) modification time `at`, its access
+/// time left alone.
+pub fn set_mtime(path: &Path, at: Timestamp) -> Result<(), WorkspaceError> {
+    let mtime = TimeSpec::new(at.secs, i64::from(at.nanos));
+    nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, path, &TimeSpec::UTIME_OMIT, &mtime, UtimensatFlags::FollowSymlink)
+        .map_err(|errno| WorkspaceError::io(path)(errno.into()))
 }
 
 /// What a task did to its workspace's root: given `base` (the root as the task began, from the

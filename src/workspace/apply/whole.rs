@@ -88,6 +88,11 @@ impl<'a> RootTime<'a> {
         Self { root, time }
     }
 
+    /// The time as found (None where it could not be read).
+    pub(super) fn time(&self) -> Option<Timestamp> {
+        self.time
+    }
+
     /// The apply changed the names there: the time it gave the directory stays.
     pub(super) fn leave(mut self) {
         self.time = None;
