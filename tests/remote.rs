@@ -629,3 +629,23 @@ fn a_remote_tasks_line_says_what_its_workspace_moved() {
     second.stderr_has("↑ 0 files 0 B, ↓ 1 file");
     assert_eq!(test.read("out.txt"), "input\ninput\n");
 }
+
+/// A remote task's message need not be UTF-8 (`error("bad \255")`): it is shown (the byte as
+/// U+FFFD), and what the task wrote still comes back — the whole outcome was lost to a string
+/// conversion.
+#[test]
+fn a_remote_task_s_message_that_is_not_utf8_is_shown_and_its_changes_come_back() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &r#"TaskDefinitions = { g = { agents = { box = { address = "ADDR" } }, tasks = {
+  { name = "t", agent = "box", workspace = { sync_back = "always" }, command = function()
+      local f = assert(io.open("written.txt", "w")); f:write("x"); f:close()
+      return false, "msg \255 here"
+    end },
+} } }"#
+            .replace("ADDR", &agent.address),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("msg \u{fffd} here");
+    assert_eq!(test.read("written.txt"), "x");
+}

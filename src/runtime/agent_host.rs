@@ -290,7 +290,7 @@ async fn run_in_vm(
     // the error value says (a full disk is the master's to hear as one).
     if let Some(failure) = result.get::<Option<Table>>("failure").map_err(failed)? {
         let kind: Option<String> = failure.get("kind").map_err(failed)?;
-        let message: String = failure.get("message").map_err(failed)?;
+        let message = lossy(failure.get("message").map_err(failed)?);
         return Err(match kind.as_deref() {
             Some("no_space") => TaskFailure::NoSpace(message),
             _ => TaskFailure::Failed(message),
@@ -310,7 +310,8 @@ async fn run_in_vm(
         };
         Ok(RemoteOutcome {
             ok: result.get("ok")?,
-            message: result.get("message")?,
+            // (A message need not be UTF-8: `error("bad \255")`; the wire's is.)
+            message: result.get::<Option<mlua::LuaString>>("message")?.map(|message| message.to_string_lossy()),
             outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
             changes: archive,
             deleted: changes.deleted.clone(),
@@ -319,4 +320,9 @@ async fn run_in_vm(
         })
     };
     outcome().map_err(failed)
+}
+
+/// A Lua string as text, whatever its bytes (those not UTF-8 shown as U+FFFD).
+fn lossy(text: mlua::LuaString) -> String {
+    text.to_string_lossy()
 }
