@@ -290,7 +290,7 @@ async fn run_in_vm(
     // the error value says (a full disk is the master's to hear as one).
     if let Some(failure) = result.get::<Option<Table>>("failure").map_err(failed)? {
         let kind: Option<String> = failure.get("kind").map_err(failed)?;
-        let message = lossy(failure.get("message").map_err(failed)?);
+        let message = failure.get::<mlua::LuaString>("message").map_err(failed)?.to_string_lossy();
         return Err(match kind.as_deref() {
             Some("no_space") => TaskFailure::NoSpace(message),
             _ => TaskFailure::Failed(message),
@@ -320,9 +320,4 @@ async fn run_in_vm(
         })
     };
     outcome().map_err(failed)
-}
-
-/// A Lua string as text, whatever its bytes (those not UTF-8 shown as U+FFFD).
-fn lossy(text: mlua::LuaString) -> String {
-    text.to_string_lossy()
 }
