@@ -649,3 +649,24 @@ fn a_remote_task_s_message_that_is_not_utf8_is_shown_and_its_changes_come_back()
     test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("msg \u{fffd} here");
     assert_eq!(test.read("written.txt"), "x");
 }
+
+/// `dofile` and `loadfile` in a task read the task's workdir, here and in the agent's copy,
+/// as `io.open` does (on an agent they read the agent's own directory).
+#[test]
+fn dofile_and_loadfile_in_a_task_read_its_workdir_here_and_on_an_agent() {
+    let agent = Agent::start(&[]);
+    for where_ in ["nil", "\"box\""] {
+        let test = Test::new().write("ws/x/m.lua", "return 'from m'\n").write(
+            "tasks.lua",
+            &r#"TaskDefinitions = { g = { workdir = "ws", agents = { box = { address = "ADDR" } }, tasks = {
+  { name = "t", agent = WHERE, command = function()
+      print(dofile("x/m.lua"), assert(loadfile("x/m.lua"))())
+      return true
+    end },
+} } }"#
+                .replace("ADDR", &agent.address)
+                .replace("WHERE", where_),
+        );
+        test.run(&["run", "tasks.lua"]).expect_code(0).stdout_has("from m\tfrom m");
+    }
+}

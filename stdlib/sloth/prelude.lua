@@ -116,6 +116,9 @@ end
 wrap_path_argument(io, "open")
 wrap_path_argument(io, "lines")
 wrap_path_argument(os, "remove")
+-- (A task's `dofile("x.lua")` reads its workdir's x.lua, here or in the agent's copy.)
+wrap_path_argument(_G, "dofile")
+wrap_path_argument(_G, "loadfile")
 
 local original_rename = os.rename
 os.rename = function(from, to)
