@@ -362,6 +362,33 @@ fn what_a_task_did_in_a_read_only_directory_lands_for_a_user_who_is_not_root() {
     assert_ne!(mtime("r"), before, "the task's entries moved its time, as here");
 }
 
+/// A user who is not root, whose workspace directory itself is read-only (0555): a task that
+/// writes in a file or a subdirectory, or opens the directory, adds a name and closes it again,
+/// lands as a run here would leave it — the apply opens the directory for its staging and its
+/// steps, and closes it again (it could not make its staging directory there).
+#[test]
+fn what_a_task_did_in_a_read_only_workspace_directory_lands_for_a_user_who_is_not_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 1, "echo more >> f && echo y > d/new && chmod u+w . && echo x > n && chmod u-w .", "")
+        .write("ws/f", "f\n")
+        .write("ws/d/old", "o\n");
+    let ws = test.path().join("ws");
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    if nix::unistd::geteuid().is_root() {
+        test.hand_to(65534, 65534);
+    }
+    run_as_a_user(&test, &["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/f"), "f\nmore\n");
+    assert_eq!(test.read("ws/d/new"), "y\n");
+    assert_eq!(test.read("ws/n"), "x\n");
+    let mode = std::fs::metadata(&ws).expect("ws").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o555, "closed again");
+    let names: Vec<_> = std::fs::read_dir(&ws).expect("ws").flatten().map(|e| e.file_name()).collect();
+    assert!(!names.iter().any(|name| name.to_string_lossy().starts_with(".sloth")), "{names:?}");
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+}
+
 /// A run in `test` as a user who is not root: 65534 when the tests run as root (give it the
 /// test's files first: [`Test::hand_to`]).
 fn run_as_a_user(test: &Test, args: &[&str]) -> crate::support::Run {

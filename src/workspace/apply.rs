@@ -48,7 +48,8 @@ mod parents;
 mod whole;
 
 use parents::Parent;
-use whole::{Interruptible, RootTime, lock_whole};
+pub(crate) use whole::close_again;
+use whole::{Interruptible, RootAsFound, lock_whole};
 
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -158,16 +159,17 @@ fn apply_steps(
     // opened, made, or is setting) and take them for changes made here.
     let _one_at_a_time = lock_whole(root, interrupted)?;
     // The root's time as found: put back if the apply adds or removes no name there (what
-    // its staging directory did to it is none of the task's doing), and whenever it fails.
-    let root_time = RootTime::found(root);
+    // its staging directory did to it is none of the task's doing), and whenever it fails;
+    // a read-only root of the user's opened for the apply and closed again.
+    let mut root_as_found = RootAsFound::found(root, nix::unistd::geteuid().is_root())?;
     for note in recover(root)? {
         tracing::warn!(root = %root.display(), "{note}");
     }
     let staging = Staging::create(root)?;
     let mut journal = Journal::create(&staging)?;
-    // For a recovery, should this apply die: the root's time to give back.
-    if let Some(at) = root_time.time() {
-        journal.record(Undo::RootTime { at })?;
+    // For a recovery, should this apply die: the root's time (and mode) to give back.
+    if let Some(at) = root_as_found.time() {
+        journal.record(Undo::RootTime { at, opened: root_as_found.opened() })?;
     }
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
@@ -210,7 +212,7 @@ fn apply_steps(
             // The staging directory goes with what was replaced or deleted.
             drop(staging);
             if root_names_changed {
-                root_time.leave();
+                root_as_found.leave_time();
             }
             return Ok(report);
         }

@@ -46,8 +46,9 @@ pub enum Undo {
     /// tell it from one made there since that was given the same inode number.
     Born { path: RelPath, at: Timestamp },
     /// Not a step: the workspace directory's time when the apply began, given back to it once
-    /// a recovery has taken every step back and removed the staging directory.
-    RootTime { at: Timestamp },
+    /// a recovery has taken every step back and removed the staging directory — and its mode,
+    /// when the apply opened it (`opened`: the mode found).
+    RootTime { at: Timestamp, opened: Option<u32> },
 }
 
 impl Undo {
@@ -69,7 +70,9 @@ impl Undo {
                 format!("meta {} {mode} {} {} {set}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
             Undo::Born { path, at } => format!("born {} {} {}", hex(path.as_bytes()), at.secs, at.nanos),
-            Undo::RootTime { at } => format!("roottime {} {}", at.secs, at.nanos),
+            Undo::RootTime { at, opened } => {
+                format!("roottime {} {} {}", at.secs, at.nanos, opened.map_or("-".to_owned(), |mode| mode.to_string()))
+            }
             Undo::Placed { path, stamp } => format!(
                 "placed {} {} {} {} {} {} {} {}",
                 hex(path.as_bytes()),
@@ -100,7 +103,9 @@ impl Undo {
                 Some(Undo::Remove { path: path(1)?, ino: fields.get(2)?.parse().ok()?, dir: *fields.get(3)? == "dir" })
             }
             "born" => Some(Undo::Born { path: path(1)?, at: time(2)? }),
-            "roottime" => Some(Undo::RootTime { at: time(1)? }),
+            "roottime" => {
+                Some(Undo::RootTime { at: time(1)?, opened: fields.get(3).and_then(|mode| mode.parse().ok()) })
+            }
             "mkdir" => Some(Undo::Mkdir { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
             "meta" => Some(Undo::Meta {
                 path: path(1)?,
@@ -367,8 +372,8 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             Err(_) => Vec::new(),
         };
         let had_steps = steps.iter().any(|step| !matches!(step, Undo::RootTime { .. }));
-        let root_time = steps.iter().find_map(|step| match step {
-            Undo::RootTime { at } => Some(*at),
+        let root_as_found = steps.iter().find_map(|step| match step {
+            Undo::RootTime { at, opened } => Some((*at, *opened)),
             _ => None,
         });
         let kept = match (Root::open(root), Root::open(&staging)) {
@@ -382,11 +387,14 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             }
             proof.withdraw();
             drop(lock);
-            // Its staging directory gone, the workspace directory's time as the apply found it.
-            if let Some(at) = root_time
-                && let Err(error) = super::root_meta::set_mtime(root, at)
-            {
-                tracing::debug!(root = %root.display(), %error, "cannot put the workspace's time back");
+            // Its staging directory gone, the workspace directory as the apply found it.
+            if let Some((at, opened)) = root_as_found {
+                if let Some(mode) = opened {
+                    super::apply::close_again(root, mode);
+                }
+                if let Err(error) = super::root_meta::set_mtime(root, at) {
+                    tracing::debug!(root = %root.display(), %error, "cannot put the workspace's time back");
+                }
             }
             if had_steps {
                 recovered.push(format!("took back an interrupted apply ({shown})"));

@@ -70,22 +70,34 @@ pub(super) fn put_time_back(root: &Path, time: Option<Timestamp>) {
     }
 }
 
-/// The workspace directory's time as an apply found it, put back when this goes (after the
-/// staging directory, declared after it, has gone) — however the apply ends, a failure while
-/// staging (a full disk) included — unless the apply added or removed names there
-/// ([`RootTime::leave`]).
-pub(super) struct RootTime<'a> {
+/// The workspace directory as an apply found it — its time, and its mode when the apply had to
+/// open it (a read-only directory of the user's that is not root: the apply's staging directory
+/// and the task's names go in it) — put back when this goes (after the staging directory,
+/// declared after it, has gone), however the apply ends; its time not when the apply added or
+/// removed names there ([`RootAsFound::leave_time`]).
+pub(super) struct RootAsFound<'a> {
     root: &'a Path,
     time: Option<Timestamp>,
+    /// The mode found, when the apply opened the directory (it has that mode with u+wx then).
+    opened: Option<u32>,
 }
 
-impl<'a> RootTime<'a> {
-    pub(super) fn found(root: &'a Path) -> Self {
-        let time = std::fs::metadata(root).ok().map(|meta| {
-            use std::os::unix::fs::MetadataExt;
-            Timestamp::new(meta.mtime(), meta.mtime_nsec())
-        });
-        Self { root, time }
+impl<'a> RootAsFound<'a> {
+    /// The root as found, opened for the apply if it must be.
+    pub(super) fn found(root: &'a Path, privileged: bool) -> Result<Self, WorkspaceError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(root).ok();
+        let time = meta.as_ref().map(|meta| Timestamp::new(meta.mtime(), meta.mtime_nsec()));
+        let mut found = Self { root, time, opened: None };
+        if let Some(meta) = meta {
+            let mode = meta.mode() & 0o7777;
+            if !privileged && mode & 0o300 != 0o300 && meta.uid() == nix::unistd::geteuid().as_raw() {
+                std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode | 0o300))
+                    .map_err(WorkspaceError::io(root))?;
+                found.opened = Some(mode);
+            }
+        }
+        Ok(found)
     }
 
     /// The time as found (None where it could not be read).
@@ -93,14 +105,33 @@ impl<'a> RootTime<'a> {
         self.time
     }
 
+    /// The mode found, if the apply opened the directory.
+    pub(super) fn opened(&self) -> Option<u32> {
+        self.opened
+    }
+
     /// The apply changed the names there: the time it gave the directory stays.
-    pub(super) fn leave(mut self) {
+    pub(super) fn leave_time(&mut self) {
         self.time = None;
     }
 }
 
-impl Drop for RootTime<'_> {
+impl Drop for RootAsFound<'_> {
     fn drop(&mut self) {
+        if let Some(mode) = self.opened {
+            close_again(self.root, mode);
+        }
         put_time_back(self.root, self.time);
+    }
+}
+
+/// Gives the directory `root`, opened (u+wx) for an apply from `mode`, that mode back — unless
+/// its mode changed since.
+pub(crate) fn close_again(root: &Path, mode: u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if std::fs::metadata(root).is_ok_and(|meta| meta.mode() & 0o7777 == mode | 0o300)
+        && let Err(error) = std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode))
+    {
+        tracing::debug!(root = %root.display(), %error, "cannot close the workspace again");
     }
 }
