@@ -389,6 +389,32 @@ fn what_a_task_did_in_a_read_only_workspace_directory_lands_for_a_user_who_is_no
     std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
 }
 
+/// An agent that is not root reads back a directory the task left unreadable (`chmod 000 d`),
+/// as a run here leaves it: opened for the reading, closed again, its mode as the task left it.
+#[test]
+fn a_directory_a_task_left_unreadable_comes_back_from_an_agent_that_is_not_root() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to start an agent as another user");
+        return;
+    }
+    let work = tempfile::tempdir().expect("work");
+    std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).expect("chown");
+    let work_dir = work.path().display().to_string();
+    let agent = Agent::start_wrapped(
+        &["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"],
+        &["--work-dir", &work_dir],
+    );
+    let test = workspace(&agent, 1, "echo x > d/n && chmod 000 d", "").write("ws/d/f", "f\n");
+    test.hand_to(65534, 65534);
+    run_as_a_user(&test, &["run", "tasks.lua"]).expect_code(0);
+    let d = test.path().join("ws/d");
+    assert_eq!(std::fs::metadata(&d).expect("d").permissions().mode() & 0o7777, 0, "as the task left it");
+    // (Read as root.)
+    assert_eq!(test.read("ws/d/n"), "x\n");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+}
+
 /// A run in `test` as a user who is not root: 65534 when the tests run as root (give it the
 /// test's files first: [`Test::hand_to`]).
 fn run_as_a_user(test: &Test, args: &[&str]) -> crate::support::Run {

@@ -14,7 +14,7 @@ use super::lua_args::LuaPath;
 use super::task_context;
 use crate::error_kind::ErrorKind;
 use crate::workspace::spill::{Spill, Spilled};
-use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError, root_meta};
+use crate::workspace::{self as core, Filter, Limits, Manifest, WorkspaceError, root_meta, unreadable};
 
 pub fn module(lua: &Lua) -> LuaResult<Table> {
     let table = lua.create_table()?;
@@ -268,8 +268,21 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 (None, Some(rules)) if exclude.is_empty() => rules,
                 _ => Arc::new(Filter::new(&root, &exclude)?),
             };
-            // What the base proves untouched (a warm tree's kept files) is not read again.
-            let after = Manifest::scan_known(&root, &filter, Some(&base))?;
+            // What the base proves untouched (a warm tree's kept files) is not read again. A
+            // directory the task left unreadable (an agent that is not root) is opened for the
+            // reading and closed again once the changes are packed (`_opened`).
+            let (after, _opened) = match Manifest::scan_known(&root, &filter, Some(&base)) {
+                Err(error) if unreadable::is_refused(&error) && !nix::unistd::geteuid().is_root() => {
+                    let opened = unreadable::Opened::in_tree(&root);
+                    if !opened.any() {
+                        return Err(error);
+                    }
+                    let mut after = Manifest::scan_known(&root, &filter, Some(&base))?;
+                    opened.as_left(&mut after);
+                    (after, Some(opened))
+                }
+                scanned => (scanned?, None),
+            };
             let changes = core::diff(&base, &after);
             let (storage, entries) = match (output, spill) {
                 (Some(path), _) => {

@@ -34,6 +34,7 @@ mod tree_walk;
 pub mod tree_writer;
 pub mod trees;
 pub mod unpack;
+pub mod unreadable;
 pub mod warm;
 
 pub use apply::{ApplyReport, Base, Step, apply, apply_interruptible, apply_observed};
