@@ -33,8 +33,8 @@ impl Opened {
         opened
     }
 
-    fn open(&mut self, path: Option<RelPath>) {
-        let full = path.as_ref().map_or_else(|| self.root.clone(), |path| self.root.join(path.as_path()));
+    fn open(&mut self, path: Option<&RelPath>) {
+        let full = path.map_or_else(|| self.root.clone(), |path| self.root.join(path.as_path()));
         let Ok(meta) = std::fs::symlink_metadata(&full) else { return };
         if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
             return;
@@ -44,19 +44,19 @@ impl Opened {
             if std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode | 0o500)).is_err() {
                 return;
             }
-            self.dirs.push((path.clone(), mode));
+            self.dirs.push((path.cloned(), mode));
         }
         let Ok(entries) = std::fs::read_dir(&full) else { return };
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
                 let name = entry.file_name();
                 let name = std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str());
-                let child = match &path {
+                let child = match path {
                     None => RelPath::from_name(name).ok(),
                     Some(path) => Some(path.join_name(name)),
                 };
                 if let Some(child) = child {
-                    self.open(Some(child));
+                    self.open(Some(&child));
                 }
             }
         }
