@@ -11,8 +11,13 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
+
+mod output;
+
+pub use output::CAPTURE_LIMIT;
+use output::{Capture, emit_line, pump};
 
 /// How long a timed-out process group gets between SIGTERM and SIGKILL.
 const TERMINATE_GRACE: Duration = Duration::from_millis(500);
@@ -405,115 +410,9 @@ async fn terminate(child: &mut Child, group: Option<&GroupGuard>) {
     }
 }
 
-/// How much of a stream's output a finished process keeps (live lines are all shown): the
-/// last 8 MiB, after a line saying how much went before.
-pub const CAPTURE_LIMIT: usize = 8 * 1024 * 1024;
-
-/// A live line longer than this is shown in pieces of this size.
-const LINE_LIMIT: usize = 1024 * 1024;
-
-/// What a stream's reader keeps as it reads (so that what was read is there even if the
-/// reading is given up): the last bytes, and how many went before them.
-#[derive(Default)]
-struct Capture {
-    kept: Vec<u8>,
-    dropped: u64,
-}
-
-impl Capture {
-    /// The last [`CAPTURE_LIMIT`] bytes, after a line saying how much went before them.
-    fn into_bytes(mut self) -> Vec<u8> {
-        if self.kept.len() > CAPTURE_LIMIT {
-            let excess = self.kept.len() - CAPTURE_LIMIT;
-            self.kept.drain(..excess);
-            self.dropped += excess as u64;
-        }
-        if self.dropped == 0 {
-            return self.kept;
-        }
-        let mut all = format!(
-            "[sloth-runner: {} bytes of output before these were not kept; the last {CAPTURE_LIMIT} are]\n",
-            self.dropped
-        )
-        .into_bytes();
-        all.extend_from_slice(&self.kept);
-        all
-    }
-}
-
-/// Reads `pipe` to its end: each line goes to `on_line` as it arrives, and the bytes into
-/// `buf` as they come (see [`Capture`]).
-async fn pump(
-    pipe: Option<impl AsyncRead + Unpin>,
-    stream: OutputStream,
-    (buf, pending): (&RefCell<Capture>, &RefCell<Vec<u8>>),
-    on_line: &dyn Fn(OutputStream, &str),
-) {
-    let Some(mut pipe) = pipe else { return };
-    let mut chunk = vec![0u8; 16 * 1024];
-    let emit = |line: &[u8]| emit_line(stream, line, on_line);
-    loop {
-        let read = match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let data = &chunk[..read];
-        {
-            let mut capture = buf.borrow_mut();
-            capture.kept.extend_from_slice(data);
-            // Trimmed in batches, so that keeping the tail stays linear.
-            if capture.kept.len() > 2 * CAPTURE_LIMIT {
-                let excess = capture.kept.len() - CAPTURE_LIMIT;
-                capture.kept.drain(..excess);
-                capture.dropped += excess as u64;
-            }
-        }
-        // The line being read is kept outside: a reader given up (a timeout) leaves it to be
-        // shown still.
-        let mut line = pending.borrow_mut();
-        // Only the new bytes are looked at for line ends.
-        let mut rest = data;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            line.extend_from_slice(&rest[..pos]);
-            emit(&line);
-            line.clear();
-            rest = &rest[pos + 1..];
-        }
-        line.extend_from_slice(rest);
-        while line.len() >= LINE_LIMIT {
-            let cut = char_boundary(&line, LINE_LIMIT);
-            let piece: Vec<u8> = line.drain(..cut).collect();
-            emit(&piece);
-        }
-    }
-    let line = std::mem::take(&mut *pending.borrow_mut());
-    if !line.is_empty() {
-        emit(&line);
-    }
-}
-
-/// Shows one line of a command's output.
-fn emit_line(stream: OutputStream, line: &[u8], on_line: &dyn Fn(OutputStream, &str)) {
-    let text = String::from_utf8_lossy(line);
-    on_line(stream, text.trim_end_matches('\r'));
-}
-
-/// Where to cut `line` at most `at` bytes in: not inside a UTF-8 character (a character cut in
-/// two shows as two replacement characters), unless what precedes is no UTF-8 anyway.
-fn char_boundary(line: &[u8], at: usize) -> usize {
-    let at = at.min(line.len());
-    let mut cut = at;
-    // A UTF-8 character is at most 4 bytes: continuation bytes (10xxxxxx) are stepped back over
-    // to the byte that leads them (11xxxxxx).
-    while cut > 0 && at - cut < 3 && line.get(cut).is_some_and(|byte| byte & 0xC0 == 0x80) {
-        cut -= 1;
-    }
-    let leads = cut < at && line.get(cut).is_some_and(|byte| byte & 0xC0 == 0xC0);
-    if leads && cut > 0 { cut } else { at }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::output::LINE_LIMIT;
     use super::*;
 
     fn shell(line: &str) -> Spec {
@@ -579,16 +478,6 @@ mod tests {
         assert!(lines.len() >= 2, "cut in pieces: {}", lines.len());
         assert!(lines.iter().all(|line| !line.contains('\u{fffd}')), "no character cut in two");
         assert_eq!(lines.concat().chars().filter(|c| *c == '\u{e9}').count(), 64 * (LINE_LIMIT / 128 + 2));
-    }
-
-    #[test]
-    fn a_cut_steps_back_over_a_character_s_continuation_bytes_only() {
-        let line = "a\u{1F600}b".as_bytes(); // 'a', a four-byte character, 'b'
-        assert_eq!(char_boundary(line, 1), 1);
-        assert_eq!(char_boundary(line, 2), 1);
-        assert_eq!(char_boundary(line, 4), 1);
-        assert_eq!(char_boundary(line, 5), 5);
-        assert_eq!(char_boundary(&[0x80, 0x80, 0x80, 0x80, 0x80], 4), 4, "no UTF-8: cut where asked");
     }
 
     #[tokio::test]

@@ -398,13 +398,7 @@ fn a_directory_a_task_left_unreadable_comes_back_from_an_agent_that_is_not_root(
         eprintln!("skipped: needs root to start an agent as another user");
         return;
     }
-    let work = tempfile::tempdir().expect("work");
-    std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).expect("chown");
-    let work_dir = work.path().display().to_string();
-    let agent = Agent::start_wrapped(
-        &["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"],
-        &["--work-dir", &work_dir],
-    );
+    let (_work, agent) = agent_as_a_user(&[]);
     let test = workspace(&agent, 1, "echo x > d/n && chmod 000 d", "").write("ws/d/f", "f\n");
     test.hand_to(65534, 65534);
     run_as_a_user(&test, &["run", "tasks.lua"]).expect_code(0);
@@ -413,6 +407,19 @@ fn a_directory_a_task_left_unreadable_comes_back_from_an_agent_that_is_not_root(
     // (Read as root.)
     assert_eq!(test.read("ws/d/n"), "x\n");
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+}
+
+/// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
+/// directory of that user's (returned: it goes when dropped).
+fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {
+    let work = tempfile::tempdir().expect("work");
+    std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).expect("chown");
+    let work_dir = work.path().display().to_string();
+    let agent = Agent::start_wrapped(
+        &["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"],
+        &[&["--work-dir", work_dir.as_str()], args].concat(),
+    );
+    (work, agent)
 }
 
 /// A run in `test` as a user who is not root: 65534 when the tests run as root (give it the
@@ -470,13 +477,7 @@ fn an_agent_that_is_not_root_removes_what_a_task_left_read_only() {
         eprintln!("skipped: needs root to start an agent as another user");
         return;
     }
-    let work = tempfile::tempdir().expect("work");
-    std::os::unix::fs::chown(work.path(), Some(65534), Some(65534)).expect("chown");
-    let work_dir = work.path().display().to_string();
-    let mut agent = Agent::start_wrapped(
-        &["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"],
-        &["--work-dir", &work_dir, "--warm-trees", "0"],
-    );
+    let (work, mut agent) = agent_as_a_user(&["--warm-trees", "0"]);
     let test =
         workspace(&agent, 1, "mkdir -p sub/deep && echo y > sub/deep/f && chmod 500 sub/deep sub && chmod 555 .", "");
     test.hand_to(65534, 65534);

@@ -3,7 +3,7 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::FileError;
 
@@ -49,7 +49,7 @@ pub fn remove_tree(path: &Path) -> Result<(), FileError> {
 pub fn remove_dir_all_opening(path: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(path) {
         Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
-            open_for_owner(path);
+            open_for_owner(path, 0o700);
             match std::fs::remove_dir_all(path) {
                 Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
                 other => other,
@@ -60,20 +60,32 @@ pub fn remove_dir_all_opening(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Gives every directory of the tree at `dir` read, write and search for its owner (a link,
-/// or anything not a directory, is left as it is).
-fn open_for_owner(dir: &Path) {
+/// Gives every directory of the tree at `root` (`root` included) that this process's user owns
+/// and lacks one of the owner's permission `bits` those bits; links are never followed, and
+/// what cannot be opened is passed over. Returns each directory opened with the mode it had,
+/// parents first.
+pub fn open_for_owner(root: &Path, bits: u32) -> Vec<(PathBuf, u32)> {
+    let mut opened = Vec::new();
+    open_below(root, bits, nix::unistd::geteuid().as_raw(), &mut opened);
+    opened
+}
+
+fn open_below(dir: &Path, bits: u32, owner: u32, opened: &mut Vec<(PathBuf, u32)>) {
     let Ok(meta) = std::fs::symlink_metadata(dir) else { return };
-    if !meta.is_dir() {
+    if !meta.is_dir() || meta.uid() != owner {
         return;
     }
-    if meta.mode() & 0o700 != 0o700 {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode((meta.mode() | 0o700) & 0o7777));
+    let mode = meta.mode() & 0o7777;
+    if mode & bits != bits {
+        if std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | bits)).is_err() {
+            return;
+        }
+        opened.push((dir.to_path_buf(), mode));
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-            open_for_owner(&entry.path());
+            open_below(&entry.path(), bits, owner, opened);
         }
     }
 }

@@ -48,7 +48,7 @@ mod parents;
 mod whole;
 
 use parents::Parent;
-pub(crate) use whole::close_again;
+pub(crate) use whole::give_back;
 use whole::{Interruptible, RootAsFound, lock_whole};
 
 /// What an apply did.

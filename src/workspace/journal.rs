@@ -389,12 +389,7 @@ pub fn recover(root: &Path) -> Result<Vec<String>, WorkspaceError> {
             drop(lock);
             // Its staging directory gone, the workspace directory as the apply found it.
             if let Some((at, opened)) = root_as_found {
-                if let Some(mode) = opened {
-                    super::apply::close_again(root, mode);
-                }
-                if let Err(error) = super::root_meta::set_mtime(root, at) {
-                    tracing::debug!(root = %root.display(), %error, "cannot put the workspace's time back");
-                }
+                super::apply::give_back(root, Some(at), opened);
             }
             if had_steps {
                 recovered.push(format!("took back an interrupted apply ({shown})"));

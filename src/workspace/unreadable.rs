@@ -4,7 +4,8 @@
 //! ([`Opened::in_tree`]), and closes it again after, and what it reports is the mode the task
 //! left ([`Opened::as_left`]).
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::WorkspaceError;
@@ -14,9 +15,17 @@ use super::rel_path::RelPath;
 /// The directories opened (read and search for their owner), with the modes the task left.
 #[derive(Debug, Default)]
 pub struct Opened {
-    root: PathBuf,
-    /// (path beneath the root, None for the root itself; mode as left), parents first.
-    dirs: Vec<(Option<RelPath>, u32)>,
+    /// (where, which entry of the manifest, mode as left), parents first.
+    dirs: Vec<(PathBuf, Which, u32)>,
+}
+
+/// Which entry of the tree's manifest an opened directory is.
+#[derive(Debug)]
+enum Which {
+    Root,
+    Entry(RelPath),
+    /// None the manifest can hold (a name no path of it can be).
+    None,
 }
 
 /// Whether `error` is a permission refused (what a directory the task closed gives).
@@ -28,38 +37,18 @@ impl Opened {
     /// Opens every directory of the tree at `root` (the root included) that its owner — this
     /// process's user — may not read or search; links are never followed.
     pub fn in_tree(root: &Path) -> Self {
-        let mut opened = Self { root: root.to_path_buf(), dirs: Vec::new() };
-        opened.open(None);
-        opened
-    }
-
-    fn open(&mut self, path: Option<&RelPath>) {
-        let full = path.map_or_else(|| self.root.clone(), |path| self.root.join(path.as_path()));
-        let Ok(meta) = std::fs::symlink_metadata(&full) else { return };
-        if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
-            return;
-        }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o500 != 0o500 {
-            if std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode | 0o500)).is_err() {
-                return;
-            }
-            self.dirs.push((path.cloned(), mode));
-        }
-        let Ok(entries) = std::fs::read_dir(&full) else { return };
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                let name = entry.file_name();
-                let name = std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str());
-                let child = match path {
-                    None => RelPath::from_name(name).ok(),
-                    Some(path) => Some(path.join_name(name)),
+        let dirs = crate::files::open_for_owner(root, 0o500)
+            .into_iter()
+            .map(|(dir, mode)| {
+                let which = match dir.strip_prefix(root) {
+                    Ok(beneath) if beneath.as_os_str().is_empty() => Which::Root,
+                    Ok(beneath) => RelPath::parse(beneath.as_os_str().as_bytes()).map_or(Which::None, Which::Entry),
+                    Err(_) => Which::None,
                 };
-                if let Some(child) = child {
-                    self.open(Some(&child));
-                }
-            }
-        }
+                (dir, which, mode)
+            })
+            .collect();
+        Self { dirs }
     }
 
     /// Whether any directory was opened.
@@ -69,18 +58,19 @@ impl Opened {
 
     /// `manifest`, scanned while the directories were open, with the modes the task left them.
     pub fn as_left(&self, manifest: &mut Manifest) {
-        for (path, mode) in &self.dirs {
-            match path {
-                None => {
+        for (_, which, mode) in &self.dirs {
+            match which {
+                Which::Root => {
                     if let Some(root) = manifest.root.as_mut() {
                         root.mode = *mode;
                     }
                 }
-                Some(path) => {
+                Which::Entry(path) => {
                     if let Some(Entry::Dir { mode: left, .. }) = manifest.entries.get_mut(path) {
                         *left = *mode;
                     }
                 }
+                Which::None => {}
             }
         }
     }
@@ -89,9 +79,8 @@ impl Opened {
 impl Drop for Opened {
     /// Closes them again, deepest first.
     fn drop(&mut self) {
-        for (path, mode) in self.dirs.iter().rev() {
-            let full = path.as_ref().map_or_else(|| self.root.clone(), |path| self.root.join(path.as_path()));
-            let _ = std::fs::set_permissions(&full, std::fs::Permissions::from_mode(*mode));
+        for (dir, _, mode) in self.dirs.iter().rev() {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode));
         }
     }
 }

@@ -9,12 +9,12 @@ local spawn = require("sloth.spawn")
 local artifacts = require("sloth.artifacts")
 local exports = require("sloth.exports")
 local scripts = require("sloth.scripts")
-
--- The process's stdout, whatever Lua code makes of `io.stdout`: where the run's JSON goes.
-local real_stdout = io.stdout
 local secrets = require("sloth.secrets")
 local data = require("data")
 local status = require("sloth.status")
+
+-- The process's stdout, whatever Lua code makes of `io.stdout`: where the run's JSON goes.
+local real_stdout = io.stdout
 
 local M = {}
 
@@ -70,33 +70,28 @@ end
 --- stderr (and what is printed is an `output` event of the stream, `stream = "print"`).
 local function keep_stdout_for_json()
   core.keep_stdout()
-  print = function(...)
+  -- The values as text, joined by `sep`; with the event stream on, also an `output` event of
+  -- the running task (`more`: a written text, which need not end a line).
+  local function as_output(sep, more, ...)
     local parts = table.pack(...)
     for i = 1, parts.n do
       parts[i] = tostring(parts[i])
     end
-    local text = table.concat(parts, "\t", 1, parts.n)
-    io.stderr:write(text, "\n")
+    local text = table.concat(parts, sep, 1, parts.n)
     if core.events_on() then
       local context = core.contexts[coroutine.running()]
-      core.event("output", { task = context and context.prefix, stream = "print", line = text })
+      core.event("output", { task = context and context.prefix, stream = "print", line = text, more = more })
     end
+    return text
+  end
+  print = function(...)
+    io.stderr:write(as_output("\t", nil, ...), "\n")
   end
   -- What Lua code writes (`io.write`, `io.stdout:write`, the default output) goes to stderr
-  -- too, as a remote task's does: stdout stays JSON only. (The run's own JSON goes through
-  -- `real_stdout`, kept above.)
-  local function written(...)
-    if core.events_on() then
-      local parts = table.pack(...)
-      for i = 1, parts.n do
-        parts[i] = tostring(parts[i])
-      end
-      local context = core.contexts[coroutine.running()]
-      core.event("output", { task = context and context.prefix, stream = "print", line = table.concat(parts, "", 1, parts.n), more = true })
-    end
-  end
+  -- too, as a remote task's does: stdout stays JSON only (the run's own JSON goes through
+  -- `real_stdout`).
   io.write = function(...)
-    written(...)
+    as_output("", true, ...)
     return io.stderr:write(...)
   end
   io.stdout = io.stderr

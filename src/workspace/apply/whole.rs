@@ -56,17 +56,10 @@ pub(super) fn lock_whole(
 }
 
 /// Sets the time of the directory `root` back to `time` (as found), where it can.
-pub(super) fn put_time_back(root: &Path, time: Option<Timestamp>) {
+fn put_time_back(root: &Path, time: Option<Timestamp>) {
     let Some(time) = time else { return };
-    let spec = nix::sys::time::TimeSpec::new(time.secs, i64::from(time.nanos));
-    if let Err(errno) = nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        root,
-        &spec,
-        &spec,
-        nix::sys::stat::UtimensatFlags::FollowSymlink,
-    ) {
-        tracing::debug!(root = %root.display(), %errno, "cannot put the workspace's time back");
+    if let Err(error) = crate::workspace::root_meta::set_mtime(root, time) {
+        tracing::debug!(root = %root.display(), %error, "cannot put the workspace's time back");
     }
 }
 
@@ -118,16 +111,22 @@ impl<'a> RootAsFound<'a> {
 
 impl Drop for RootAsFound<'_> {
     fn drop(&mut self) {
-        if let Some(mode) = self.opened {
-            close_again(self.root, mode);
-        }
-        put_time_back(self.root, self.time);
+        give_back(self.root, self.time, self.opened);
     }
+}
+
+/// Gives the workspace directory `root` what an apply found (also a dead one's, from its
+/// journal): its mode if the apply opened it from `opened`, then its `time`.
+pub(crate) fn give_back(root: &Path, time: Option<Timestamp>, opened: Option<u32>) {
+    if let Some(mode) = opened {
+        close_again(root, mode);
+    }
+    put_time_back(root, time);
 }
 
 /// Gives the directory `root`, opened (u+wx) for an apply from `mode`, that mode back — unless
 /// its mode changed since.
-pub(crate) fn close_again(root: &Path, mode: u32) {
+fn close_again(root: &Path, mode: u32) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if std::fs::metadata(root).is_ok_and(|meta| meta.mode() & 0o7777 == mode | 0o300)
         && let Err(error) = std::fs::set_permissions(root, std::fs::Permissions::from_mode(mode))
