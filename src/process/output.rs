@@ -102,17 +102,19 @@ pub(super) fn emit_line(stream: OutputStream, line: &[u8], on_line: &dyn Fn(Outp
 }
 
 /// Where to cut `line` at most `at` bytes in: not inside a UTF-8 character (a character cut in
-/// two shows as two replacement characters), unless what precedes is no UTF-8 anyway.
+/// two shows as two replacement characters) — also one whose last bytes have not been read yet
+/// — unless what precedes is no UTF-8 anyway.
 pub(super) fn char_boundary(line: &[u8], at: usize) -> usize {
     let at = at.min(line.len());
-    let mut cut = at;
-    // A UTF-8 character is at most 4 bytes: continuation bytes (10xxxxxx) are stepped back over
-    // to the byte that leads them (11xxxxxx).
-    while cut > 0 && at - cut < 3 && line.get(cut).is_some_and(|byte| byte & 0xC0 == 0x80) {
-        cut -= 1;
-    }
-    let leads = cut < at && line.get(cut).is_some_and(|byte| byte & 0xC0 == 0xC0);
-    if leads && cut > 0 { cut } else { at }
+    // The last character begun before `at`: its lead byte is at most 3 bytes back.
+    let Some(lead_at) = (at.saturating_sub(4)..at).rev().find(|&i| line[i] & 0xC0 != 0x80) else { return at };
+    let length = match line[lead_at] {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    };
+    if lead_at > 0 && lead_at + length > at { lead_at } else { at }
 }
 
 #[cfg(test)]
@@ -127,5 +129,6 @@ mod tests {
         assert_eq!(char_boundary(line, 4), 1);
         assert_eq!(char_boundary(line, 5), 5);
         assert_eq!(char_boundary(&[0x80, 0x80, 0x80, 0x80, 0x80], 4), 4, "no UTF-8: cut where asked");
+        assert_eq!(char_boundary(&"a\u{e9}".as_bytes()[..2], 2), 1, "a character whose end is not read yet");
     }
 }
