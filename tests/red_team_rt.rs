@@ -545,3 +545,44 @@ fn the_summary_counts_the_files_a_task_changed_not_the_directories_that_came_wit
     assert!(run.stderr.contains("↓ 3 files "), "{}", run.stderr);
     assert_eq!(test.read("ws/made/deep/f"), "y\n");
 }
+
+/// Owners and groups as the same commands leave them here: a file the task rewrote stays its
+/// owner's (a checkout of the user's, a run as root), new entries in a shared setgid directory
+/// get its group, and a setuid file given back to its owner keeps its bit. (As root: the
+/// files belong to others.)
+#[test]
+fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_s_group() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give files to other users");
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let command = "echo x >> f0.txt; echo y >> shared/g; echo n > shared/new; mkdir shared/sub; \
+                   echo s > shared/sub/s; ln -s g shared/link; echo t >> tool";
+    let test = workspace(&agent, 1, command, "workspace = { setuid = true },");
+    let set_up = |ws: &Path| {
+        std::fs::create_dir_all(ws.join("shared")).expect("mkdir");
+        std::fs::write(ws.join("f0.txt"), "file 0\n").expect("write");
+        std::fs::write(ws.join("shared/g"), "g\n").expect("write");
+        std::fs::write(ws.join("tool"), "#!/bin/sh\n").expect("write");
+        chown(ws.join("f0.txt"), Some(1000), Some(1000)).expect("chown");
+        chown(ws.join("shared"), Some(65534), Some(100)).expect("chown");
+        chown(ws.join("shared/g"), Some(65534), Some(100)).expect("chown");
+        chown(ws.join("tool"), Some(1000), Some(1000)).expect("chown");
+        std::fs::set_permissions(ws.join("shared"), std::fs::Permissions::from_mode(0o2775)).expect("chmod");
+        std::fs::set_permissions(ws.join("tool"), std::fs::Permissions::from_mode(0o4755)).expect("chmod");
+    };
+    let (ws, local) = (test.path().join("ws"), test.path().join("local"));
+    set_up(&ws);
+    std::fs::create_dir(&local).expect("mkdir");
+    set_up(&local);
+    here(&local, command);
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let owners = "stat -c '%n %u:%g %a' f0.txt tool shared shared/g shared/new shared/sub shared/sub/s shared/link";
+    let (there, here_too) = (here(&ws, owners), here(&local, owners));
+    assert_eq!(there, here_too, "owners and groups after the remote run, then after the same commands here");
+    assert!(there.contains(&"f0.txt 1000:1000 644".to_owned()), "{there:?}");
+    assert!(there.contains(&"tool 1000:1000 4755".to_owned()), "{there:?}");
+    assert!(there.iter().filter(|line| line.starts_with("shared/")).all(|line| line.contains(":100 ")), "{there:?}");
+}

@@ -391,6 +391,12 @@ impl Apply<'_> {
     fn make_dir(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
         let made = self.next_trash();
         self.trash.mkdir(&made, 0o700, false)?;
+        // Made aside: it gets the group a directory made here would (a setgid directory's), and
+        // hands it down as such a directory does (its mode is the task's once it is filled).
+        if let Some(gid) = self.root.group_from_parent(path)? {
+            self.trash.chown(&made, None, Some(gid))?;
+            self.trash.chmod(&made, 0o2700)?;
+        }
         let ino = self.trash.lstat(&made)?.map_or(0, |stat| stat.stamp.ino);
         self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })?;
         // Its inode number may be given to a directory made here after this one is gone: its
@@ -476,6 +482,7 @@ impl Apply<'_> {
                 {
                     self.unlinked.push(path.clone());
                 }
+                self.give_owner(path, existing.as_ref())?;
                 // Same content as here, other names or not: bits the agent never saw stay.
                 if let Some(stat) = existing
                     && stat.kind == Kind::File
@@ -540,6 +547,28 @@ impl Apply<'_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Gives the staged entry for `path` the owner and group it would have had, had the task
+    /// run here: an entry the task rewrote (`existing`, of the same kind) stays its owner's
+    /// and group's, as a write here leaves a file; a new one gets the group an entry made here
+    /// gets (a setgid directory's). What the system does not allow (a group this user is not
+    /// in, another user's file for a user who is not root) stays this user's.
+    fn give_owner(&self, path: &RelPath, existing: Option<&Stat>) -> Result<(), WorkspaceError> {
+        let Some(staged) = self.staged_root.lstat(path)? else { return Ok(()) };
+        let (uid, gid) = match existing {
+            Some(here) if here.kind == staged.kind => (self.privileged.then_some(here.uid), Some(here.gid)),
+            _ => (None, self.root.group_from_parent(path)?),
+        };
+        let (uid, gid) = (uid.filter(|uid| *uid != staged.uid), gid.filter(|gid| *gid != staged.gid));
+        if (uid.is_none() && gid.is_none()) || !self.staged_root.chown(path, uid, gid)? {
+            return Ok(());
+        }
+        // A new owner or group takes a file's setuid and setgid bits away: given back.
+        if staged.kind == Kind::File && staged.mode & SETID_BITS != 0 {
+            self.staged_root.chmod(path, staged.mode)?;
         }
         Ok(())
     }

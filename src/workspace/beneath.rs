@@ -408,6 +408,34 @@ impl Root {
         })
     }
 
+    /// Gives `path` (a link itself, not what it points at) owner `uid` and group `gid` (None:
+    /// left as it is). False when the system does not let this process (not root, and not a
+    /// member of the group): the entry is left as it was.
+    pub fn chown(&self, path: &RelPath, uid: Option<u32>, gid: Option<u32>) -> Result<bool, WorkspaceError> {
+        self.at_parent(path, false, |parent| {
+            match nix::unistd::fchownat(
+                parent,
+                os(path.name()),
+                uid.map(nix::unistd::Uid::from_raw),
+                gid.map(nix::unistd::Gid::from_raw),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(()) => Ok(true),
+                Err(Errno::EPERM) => Ok(false),
+                Err(errno) => Err(self.err(path)(errno)),
+            }
+        })
+    }
+
+    /// The group a new entry at `path` gets from its directory: the directory's own when it
+    /// is setgid (a shared directory), None when it is the creator's.
+    pub fn group_from_parent(&self, path: &RelPath) -> Result<Option<u32>, WorkspaceError> {
+        self.at_parent(path, false, |parent| {
+            let stat = Stat::from_file_stat(&nix::sys::stat::fstat(parent).map_err(self.err(path))?);
+            Ok((stat.mode & 0o2000 != 0).then_some(stat.gid))
+        })
+    }
+
     /// Sets the access and modification times of `path` (a link itself, not what it points at).
     pub fn set_mtime(&self, path: &RelPath, mtime: Timestamp) -> Result<(), WorkspaceError> {
         self.at_parent(path, false, |parent| {
