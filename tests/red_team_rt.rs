@@ -586,3 +586,45 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
     assert!(there.contains(&"tool 1000:1000 4755".to_owned()), "{there:?}");
     assert!(there.iter().filter(|line| line.starts_with("shared/")).all(|line| line.contains(":100 ")), "{there:?}");
 }
+
+/// A task stopped by its `timeout` leaves what it did before: with `sync_back = "always"` the
+/// agent's run comes back as a run here leaves it — a shell command killed mid-sleep, and a
+/// function task that never yields — and fails with the same message.
+#[test]
+fn a_task_stopped_by_its_timeout_brings_back_what_it_did_with_sync_back_always() {
+    let agent = Agent::start(&[]);
+    let tasks = |on_agent: bool| {
+        let at = if on_agent { "agent = \"box\", " } else { "" };
+        format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"sh\", {at}timeout = \"1s\", workspace = {{ sync_back = \"always\" }},\n    \
+               command = \"echo progress > log.txt; echo changed > f0.txt; sleep 60\" }},\n  \
+             {{ name = \"lua\", {at}timeout = \"1s\", workspace = {{ sync_back = \"always\" }},\n    \
+               command = function() local f = io.open('spun.txt', 'w'); f:write('spun'); f:close(); while true do end end }},\n\
+             }} }} }}\n",
+            agent.address
+        )
+    };
+    let test = Test::new()
+        .write("local/f0.txt", "file 0\n")
+        .write("ws/f0.txt", "file 0\n")
+        .write("local.lua", &tasks(false).replace("workdir = \"ws\"", "workdir = \"local\""))
+        .write("remote.lua", &tasks(true));
+    let started = std::time::Instant::now();
+    let here = test.run(&["run", "-j", "2", "local.lua"]).expect_code(1);
+    let there = test.run(&["run", "-j", "2", "remote.lua"]).expect_code(1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the tasks were stopped at their timeout");
+    for run in [&here, &there] {
+        for task in ["g/sh", "g/lua"] {
+            assert!(
+                run.stderr.lines().any(|line| line.starts_with(task) && line.contains("timed out after 1.00s")),
+                "{task}:\n{}",
+                run.stderr
+            );
+        }
+    }
+    let tree = |dir: &str| crate::support::tree::Tree::read(&test.path().join(dir), &|_| false);
+    tree("ws").assert_same(&tree("local"), "the tree the timed-out tasks left on the agent, brought back");
+    assert_eq!(test.read("ws/log.txt"), "progress\n");
+    assert_eq!(test.read("ws/spun.txt"), "spun");
+}

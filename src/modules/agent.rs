@@ -47,8 +47,19 @@ fn lua_error(function: &str, error: impl std::fmt::Display) -> mlua::Error {
 type ChannelKey = (String, Option<blake3::Hash>, Option<ClientTls>);
 
 /// The fields of `client:execute`'s request.
-const REQUEST_FIELDS: &[&str] =
-    &["group", "task", "pipeline", "scripts", "params", "deps", "values", "workspace", "setuid", "same_path"];
+const REQUEST_FIELDS: &[&str] = &[
+    "group",
+    "task",
+    "pipeline",
+    "scripts",
+    "params",
+    "deps",
+    "values",
+    "workspace",
+    "setuid",
+    "same_path",
+    "timeout",
+];
 
 /// One channel per address, token and TLS setting for the whole run (VM).
 #[derive(Default)]
@@ -161,9 +172,10 @@ async fn info(lua: Lua, this: AnyUserData) -> LuaResult<Result<Table, ErrorValue
 }
 
 /// `client:execute({ group, task, pipeline, scripts, params, deps, values, workspace, setuid,
-/// same_path }[, { prefix, on_event, timeout }])` where `workspace` is a snapshot (the agent
-/// asks for the contents it lacks); `setuid` carries files' setuid and setgid bits, `same_path`
-/// shows the workspace to the task at its path here. The task runs under this process's umask.
+/// same_path, timeout }[, { prefix, on_event, timeout }])` where `workspace` is a snapshot (the
+/// agent asks for the contents it lacks); `setuid` carries files' setuid and setgid bits,
+/// `same_path` shows the workspace to the task at its path here; the request's `timeout` is the
+/// task's, which the agent enforces (the task fails with its changes). The task runs under this process's umask.
 /// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`;
 /// past `timeout` the call is cancelled (killing the task) and fails with kind "timeout".
 async fn execute(
@@ -203,6 +215,10 @@ async fn execute(
         run: run_identity(&lua),
         master_cwd: PathBuf::new(),
         master_workspace: PathBuf::new(),
+        timeout: match request.get::<Value>("timeout")? {
+            Value::Nil => None,
+            value => Some(lua_args::duration(&value, "client:execute", "timeout")?),
+        },
     };
     let workspace: AnyUserData = request.get("workspace").map_err(|_| not_a_snapshot())?;
     let source = {

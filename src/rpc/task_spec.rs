@@ -36,6 +36,8 @@ pub struct TaskSpec {
     /// the workspace. Empty: none is.
     pub master_cwd: PathBuf,
     pub master_workspace: PathBuf,
+    /// The task's `timeout`: the agent stops the task past it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl TaskSpec {
@@ -67,6 +69,7 @@ impl TaskSpec {
             root_mode: None,
             root_mtime_secs: 0,
             root_mtime_nanos: 0,
+            timeout_ms: self.timeout.map_or(0, |timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1)),
         };
         let follow_ups = super::parts::follow_ups(&mut request, scripts);
         (request, follow_ups)
@@ -90,6 +93,7 @@ impl TaskSpec {
             run: request.run,
             master_cwd: PathBuf::from(std::ffi::OsString::from_vec(request.master_cwd)),
             master_workspace: PathBuf::from(std::ffi::OsString::from_vec(request.master_workspace)),
+            timeout: (request.timeout_ms > 0).then(|| std::time::Duration::from_millis(request.timeout_ms)),
         }
     }
 }

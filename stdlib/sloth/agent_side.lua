@@ -233,7 +233,31 @@ end
 --- `req.root` is the task's private workspace, already built from the master's manifest and
 --- the agent's cache; `req.base` is that manifest and `req.rules` the rules the master took it
 --- with. `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
----@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, master_cwd: string?, master_workspace: string?, base: userdata, rules: userdata }
+--- Runs `fn(...)` as a job of `context`; past `timeout` seconds (the task's, when it has one) the job is
+--- stopped — what it started killed — and the task fails as it would on the master, its
+--- changes still collected after (`sync_back = "always"` brings them back).
+---@return boolean job_ok, any ok, any message, table? outputs
+local function run_within(timeout, context, fn, ...)
+  local job = core.spawn(fn, context, ...)
+  if not timeout then
+    return core.wait(job)
+  end
+  local timed_out = "timed out after " .. core.format_duration(timeout)
+  -- Lua code that never yields is stopped by the deadline; the timer stops everything else.
+  core.set_deadline(job, timeout, timed_out)
+  local timer = core.spawn(function()
+    core.sleep(timeout)
+  end)
+  local first, job_ok, ok, message, outputs = core.wait_any(job, timer)
+  if first == timer then
+    core.cancel(job)
+    return true, false, timed_out, {}
+  end
+  core.cancel(timer)
+  return job_ok, ok, message, outputs
+end
+
+---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, master_cwd: string?, master_workspace: string?, timeout: number?, base: userdata, rules: userdata }
 ---@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean } | { failure: { kind: string?, message: string } }
 function M.handle(req)
   local root = req.root
@@ -276,7 +300,7 @@ function M.handle(req)
   local workdir = req.workdir or root
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
   forwarding = true
-  local job_ok, ok, message, outputs = core.wait(core.spawn(execute.run_here, context, task, req.deps, workdir))
+  local job_ok, ok, message, outputs = run_within(req.timeout, context, execute.run_here, task, req.deps, workdir)
   outputs_done()
   forwarding = false
   if not job_ok then

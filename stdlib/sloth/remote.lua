@@ -186,6 +186,8 @@ function M.run_on(target, task, deps, workdir, opts)
     workspace = base,
     setuid = task.workspace.setuid,
     same_path = task.workspace.same_path,
+    -- Enforced by the agent, which answers with what the task did before it was stopped.
+    timeout = task.timeout,
   }
   local called, result = pcall(client.execute, client, request, { prefix = opts.prefix or target.name .. "/" .. task.name })
   if not called then

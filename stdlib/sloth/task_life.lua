@@ -10,6 +10,11 @@ local task_fields = require("sloth.task_fields")
 
 local M = {}
 
+--- How long past its timeout a remote task's answer is waited for: its agent stops it at the
+--- timeout and answers with what it did (its changes, which `sync_back = "always"` brings
+--- back); only an agent that does not answer by then is cut off here.
+local REMOTE_GRACE = 30
+
 --- Evaluates a condition: a shell command (exit 0 = true) in the workdir, or a function.
 ---@return boolean? value, string? err
 local function condition(name, cond, params, deps, workdir)
@@ -32,10 +37,11 @@ local function attempt(task, deps, workdir, info)
   end
   local job = core.spawn(execute.run, nil, task, deps, workdir, info)
   local timed_out = "timed out after " .. core.format_duration(task.timeout)
+  local limit = task.remote and task.timeout + REMOTE_GRACE or task.timeout
   -- Lua code that never yields is stopped by the deadline; the timer stops everything else.
-  core.set_deadline(job, task.timeout, timed_out)
+  core.set_deadline(job, limit, timed_out)
   local timer = core.spawn(function()
-    core.sleep(task.timeout)
+    core.sleep(limit)
   end)
   local first, job_ok, ok, message, outputs = core.wait_any(job, timer)
   if first == timer then
