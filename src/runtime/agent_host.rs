@@ -318,7 +318,8 @@ async fn run_in_vm(
             outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
             changes: archive,
             deleted: changes.deleted.clone(),
-            after: changes.after.clone(),
+            // A tree whose task was stopped (its timeout) is not kept: only its changes go.
+            after: if result.get::<Option<bool>>("stopped")?.unwrap_or(false) { None } else { changes.after.clone() },
             root: changes.root,
         })
     };

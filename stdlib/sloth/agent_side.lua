@@ -235,8 +235,8 @@ end
 --- with. `req.key` names the pipeline; `req.scripts` is absent when this VM read it already.
 --- Runs `fn(...)` as a job of `context`; past `timeout` seconds (the task's, when it has one) the job is
 --- stopped — what it started killed — and the task fails as it would on the master, its
---- changes still collected after (`sync_back = "always"` brings them back).
----@return boolean job_ok, any ok, any message, table? outputs
+--- changes still collected after (`sync_back = "always"` brings them back); `stopped` says so.
+---@return boolean job_ok, any ok, any message, table? outputs, boolean? stopped
 local function run_within(timeout, context, fn, ...)
   local job = core.spawn(fn, context, ...)
   if not timeout then
@@ -251,14 +251,14 @@ local function run_within(timeout, context, fn, ...)
   local first, job_ok, ok, message, outputs = core.wait_any(job, timer)
   if first == timer then
     core.cancel(job)
-    return true, false, timed_out, {}
+    return true, false, timed_out, {}, true
   end
   core.cancel(timer)
   return job_ok, ok, message, outputs
 end
 
 ---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, master_cwd: string?, master_workspace: string?, timeout: number?, base: userdata, rules: userdata }
----@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean } | { failure: { kind: string?, message: string } }
+---@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean, stopped: boolean } | { failure: { kind: string?, message: string } }
 function M.handle(req)
   local root = req.root
   -- A script the master did not ship (a module a task function requires as it runs) comes
@@ -300,7 +300,7 @@ function M.handle(req)
   local workdir = req.workdir or root
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
   forwarding = true
-  local job_ok, ok, message, outputs = run_within(req.timeout, context, execute.run_here, task, req.deps, workdir)
+  local job_ok, ok, message, outputs, stopped = run_within(req.timeout, context, execute.run_here, task, req.deps, workdir)
   outputs_done()
   forwarding = false
   if not job_ok then
@@ -321,7 +321,9 @@ function M.handle(req)
   -- conditions, dispatch — never runs here).
   local reusable = job_ok and lua_type(task.command) == "string" and task.pre_exec == nil and task.post_exec == nil
     and untouched()
-  return { ok = ok, message = message, outputs = outputs or {}, changes = changes, reusable = reusable }
+  -- A tree whose task was stopped is not kept for the next task of its workspace.
+  return { ok = ok, message = message, outputs = outputs or {}, changes = changes, reusable = reusable,
+    stopped = stopped or false }
 end
 
 return M
