@@ -281,6 +281,19 @@ fn a_cached_blob_replaced_by_a_named_pipe_is_fetched_again() {
     });
 }
 
+#[test]
+fn a_cached_blob_replaced_by_a_directory_is_fetched_again() {
+    // (With something in it; and for a tree built anew too: what comes again is stored under
+    // the blob's name, where the directory was.)
+    let replace = |path: &Path, _: &[u8]| {
+        std::fs::remove_file(path).expect("removing the blob");
+        std::fs::create_dir(path).expect("mkdir");
+        std::fs::write(path.join("inside"), "x").expect("write");
+    };
+    replaced_cache_case(replace);
+    replaced_cache_case_on(&["--warm-trees", "0"], replace);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. File names that are not UTF-8.
 

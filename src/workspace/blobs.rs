@@ -439,8 +439,14 @@ impl BlobCache {
     /// Removes a blob whose content turned out wrong (or that is not a file at all).
     fn forget(&self, hash: &blake3::Hash) {
         for path in std::iter::once(self.path(hash)).chain(self.own_path(hash)) {
+            // (A directory made in a blob's place goes too: the content that comes again is
+            // stored under that name.)
             if let Ok(meta) = std::fs::symlink_metadata(&path)
-                && std::fs::remove_file(&path).is_ok()
+                && if meta.is_dir() {
+                    crate::files::remove_dir_all_opening(&path).is_ok()
+                } else {
+                    std::fs::remove_file(&path).is_ok()
+                }
             {
                 let mut state = self.lock();
                 state.bytes = state.bytes.saturating_sub(meta.len());
