@@ -628,3 +628,30 @@ fn a_task_stopped_by_its_timeout_brings_back_what_it_did_with_sync_back_always()
     assert_eq!(test.read("ws/log.txt"), "progress\n");
     assert_eq!(test.read("ws/spun.txt"), "spun");
 }
+
+/// A file the task moved to a name the rules leave out (`*.bak`, into an excluded `build/`)
+/// never comes back under that name: its deletion is not carried either, or the only copy of
+/// its bytes here would be lost; a warning names both paths. A plain deletion still lands.
+#[test]
+fn a_file_moved_to_an_excluded_name_is_kept_here_not_deleted() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 0, "mv notes.txt notes.bak; mkdir build; mv sub/data.csv build/; rm gone.txt", "")
+        .write("ws/.slothignore", "*.bak\nbuild\n")
+        .write("ws/notes.txt", "my notes\n")
+        .write("ws/sub/data.csv", "a,b\n")
+        .write("ws/gone.txt", "bye\n");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("ws/notes.txt"), "my notes\n", "{}", run.stderr);
+    assert_eq!(test.read("ws/sub/data.csv"), "a,b\n", "{}", run.stderr);
+    assert!(!test.path().join("ws/gone.txt").exists(), "a plain deletion lands");
+    assert!(!test.path().join("ws/notes.bak").exists() && !test.path().join("ws/build").exists());
+    for (path, kept_as) in [("notes.txt", "notes.bak"), ("sub/data.csv", "build/data.csv")] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|line| line.contains(&format!("'{path}' was deleted by the task, its bytes kept as '{kept_as}'"))),
+            "{path}:\n{}",
+            run.stderr
+        );
+    }
+}

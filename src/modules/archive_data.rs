@@ -77,6 +77,9 @@ pub struct ArchiveData {
     pub amended: Vec<(RelPath, Entry)>,
     /// For changes: what the task left that a workspace does not carry (sockets, devices).
     pub skipped: Vec<(RelPath, Kind)>,
+    /// For changes: files the task deleted whose bytes it kept under a name the rules leave
+    /// out (deleted, kept as): not carried as deletions.
+    pub moved_out: Vec<(RelPath, RelPath)>,
     /// For changes: the tree as scanned after the task, with identities (a warm tree's state).
     pub after: Option<Arc<Manifest>>,
     /// For changes: the workspace directory's own mode and time, when the task changed them.
@@ -94,6 +97,7 @@ impl ArchiveData {
             deleted: vec![],
             amended: vec![],
             skipped: vec![],
+            moved_out: vec![],
             after: None,
             root: None,
             entries: 0,
@@ -159,6 +163,17 @@ impl UserData for ArchiveData {
         });
         fields.add_field_method_get("files", |_, this| Ok(this.base.as_ref().map(|base| base.file_count())));
         fields.add_field_method_get("skipped", |lua, this| skipped_list(lua, &this.skipped));
+        // `{ { path = …, kept_as = … }, … }`: see `moved_out`.
+        fields.add_field_method_get("moved_out", |lua, this| {
+            let list = lua.create_table()?;
+            for (path, kept_as) in &this.moved_out {
+                let item = lua.create_table()?;
+                item.set("path", lua.create_string(path.as_bytes())?)?;
+                item.set("kept_as", lua.create_string(kept_as.as_bytes())?)?;
+                list.raw_push(item)?;
+            }
+            Ok(list)
+        });
     }
 }
 

@@ -283,7 +283,15 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 }
                 scanned => (scanned?, None),
             };
-            let changes = core::diff(&base, &after);
+            let mut changes = core::diff(&base, &after);
+            // A file whose bytes the task kept under an excluded name stays here (and the
+            // directories holding it): that name never comes back.
+            let moved_out = core::moved_out::find(&root, &base, &after, &changes.deleted)?;
+            if !moved_out.is_empty() {
+                changes
+                    .deleted
+                    .retain(|path| !moved_out.iter().any(|(kept, _)| kept == path || kept.starts_with(path)));
+            }
             let (storage, entries) = match (output, spill) {
                 (Some(path), _) => {
                     let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
@@ -304,6 +312,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             let mut archive = ArchiveData {
                 deleted: changes.deleted,
                 skipped: after.skipped.clone(),
+                moved_out,
                 entries,
                 root: root_meta::changed(base.root, after.root),
                 after: Some(Arc::new(after)),

@@ -21,6 +21,7 @@ mod in_order;
 pub mod index;
 pub mod journal;
 pub mod manifest;
+pub mod moved_out;
 pub mod outline;
 pub mod pack;
 pub mod rel_path;

@@ -317,6 +317,10 @@ function M.handle(req)
   for _, item in ipairs(changes.skipped) do
     log.warn(string.format("'%s' is %s: not carried back to the master", item.path, item.kind))
   end
+  for _, item in ipairs(changes.moved_out) do
+    log.warn(string.format("'%s' was deleted by the task, its bytes kept as '%s', which the workspace's rules"
+      .. " leave out (it does not come back): '%s' is kept on the master", item.path, item.kept_as, item.path))
+  end
   -- Nothing of the pipeline ran: a shell command, no hooks (what the master evaluates —
   -- conditions, dispatch — never runs here).
   local reusable = job_ok and lua_type(task.command) == "string" and task.pre_exec == nil and task.post_exec == nil

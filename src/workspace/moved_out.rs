@@ -1,0 +1,80 @@
+//! Files a task deleted whose bytes it kept under a name the rules leave out (`mv notes.txt
+//! notes.bak` with `*.bak` excluded, `mv data.csv build/` with `build` excluded). The excluded
+//! name never comes back to the master, so carrying the deletion back would lose the only copy
+//! of those bytes there, where a run on the master would have kept them. Such a deletion is
+//! not carried: the file stays on the master, and the caller says so, naming both paths.
+//!
+//! On an agent every excluded entry of the task's tree is the task's own (a tree is built from
+//! the manifest alone, and a kept one loses what the manifest does not name), so only what the
+//! task made is looked at: excluded files of the size of a deleted one are hashed.
+
+use std::path::Path;
+
+use super::WorkspaceError;
+use super::beneath::{Kind, Root};
+use super::manifest::{Entry, Manifest, hash_reader};
+use super::rel_path::{PathMap, PathSet, RelPath};
+
+/// `(deleted, kept_as)` for each file of `deleted` (paths of `base`) whose content is held by
+/// an excluded entry of the tree at `root` (`after` is its scan: its `excluded` names them).
+pub fn find(
+    root: &Path,
+    base: &Manifest,
+    after: &Manifest,
+    deleted: &[RelPath],
+) -> Result<Vec<(RelPath, RelPath)>, WorkspaceError> {
+    let mut wanted: PathMap<(u64, blake3::Hash), Vec<&RelPath>> = PathMap::default();
+    for path in deleted {
+        if let Some(Entry::File { size, hash, .. }) = base.entries.get(path) {
+            wanted.entry((*size, *hash)).or_default().push(path);
+        }
+    }
+    if wanted.is_empty() || after.excluded.is_empty() {
+        return Ok(Vec::new());
+    }
+    // (Sizes first: most excluded files are of none of them, and are not read.)
+    let sizes: PathSet<u64> = wanted.keys().map(|(size, _)| *size).collect();
+    let tree = Root::open(root)?;
+    let mut found = Vec::new();
+    for excluded in &after.excluded {
+        match tree.lstat(excluded)? {
+            Some(stat) if stat.kind == Kind::File => look(&tree, excluded, &sizes, &mut wanted, &mut found)?,
+            Some(stat) if stat.kind == Kind::Dir => {
+                let inside = super::tree_walk::list(&tree.display(excluded), None)?;
+                for path in &inside.paths {
+                    let mut full = excluded.clone();
+                    for name in path.components() {
+                        full = full.join_name(name);
+                    }
+                    look(&tree, &full, &sizes, &mut wanted, &mut found)?;
+                }
+            }
+            _ => {}
+        }
+        if wanted.is_empty() {
+            break;
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Adds `(deleted, path)` to `found` for the deleted files (`wanted`, by size and hash) whose
+/// content the file at `path` holds; they are found then.
+fn look(
+    tree: &Root,
+    path: &RelPath,
+    sizes: &PathSet<u64>,
+    wanted: &mut PathMap<(u64, blake3::Hash), Vec<&RelPath>>,
+    found: &mut Vec<(RelPath, RelPath)>,
+) -> Result<(), WorkspaceError> {
+    let Some(stat) = tree.lstat(path)? else { return Ok(()) };
+    if stat.kind != Kind::File || !sizes.contains(&stat.size) {
+        return Ok(());
+    }
+    let (size, hash) = hash_reader(tree.open_file(path)?, &tree.display(path))?;
+    if let Some(paths) = wanted.remove(&(size, hash)) {
+        found.extend(paths.into_iter().map(|deleted| (deleted.clone(), path.clone())));
+    }
+    Ok(())
+}
