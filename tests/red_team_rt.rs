@@ -655,3 +655,31 @@ fn a_file_moved_to_an_excluded_name_is_kept_here_not_deleted() {
         );
     }
 }
+
+/// The workspace directory moved away and another put at its path while a remote task ran:
+/// the task's changes are a conflict, never written into the other directory.
+#[test]
+fn a_workspace_directory_replaced_while_its_remote_task_ran_is_a_conflict_not_written_into() {
+    let agent = Agent::start(&[]);
+    let marks = tempfile::tempdir().expect("tempdir");
+    let started = marks.path().join("started").display().to_string();
+    let test = Test::new().write("ws/f", "a\n").write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"remote\", agent = \"box\", command = \"touch '{started}'; sleep 1; echo result > new\" }},\n  \
+             {{ name = \"swap\", timeout = \"20s\", command = \"while [ ! -e '{started}' ]; do sleep 0.02; done; \
+                cd .. && mv ws ws.old && mkdir ws && echo other > ws/keep\" }},\n}} }} }}\n",
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "-j", "2", "tasks.lua"]).expect_code(1);
+    assert!(
+        run.stderr.contains("conflict") && run.stderr.contains("another directory than the one the task started from"),
+        "{}",
+        run.stderr
+    );
+    assert!(!test.path().join("ws/new").exists() && !test.path().join("ws.old/new").exists(), "{}", run.stderr);
+    assert_eq!(test.read("ws/keep"), "other\n");
+    assert_eq!(test.read("ws.old/f"), "a\n");
+}

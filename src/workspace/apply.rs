@@ -157,6 +157,18 @@ fn apply_steps(
     // One apply at a time in a workspace, across processes: concurrent tasks' applies of one
     // workspace would otherwise see each other's steps half taken (a directory one of them
     // opened, made, or is setting) and take them for changes made here.
+    // The directory the task started from, not another one put at its path since.
+    if let Some(was) = base.and_then(|base| base.manifest.root_id)
+        && Root::open(root)?.identity()? != was
+    {
+        return Err(WorkspaceError::Conflict {
+            details: vec![format!(
+                "the workspace directory {} (it is another directory than the one the task started from: moved or \
+                 replaced here while the task ran)",
+                root.display()
+            )],
+        });
+    }
     let _one_at_a_time = lock_whole(root, interrupted)?;
     // The root's time as found: put back if the apply adds or removes no name there (what
     // its staging directory did to it is none of the task's doing), and whenever it fails;

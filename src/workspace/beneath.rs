@@ -197,6 +197,13 @@ impl Root {
         Ok(Self { fd, path: path.to_path_buf(), last_parent: RefCell::new(None) })
     }
 
+    /// Which directory this is: its device and inode.
+    pub fn identity(&self) -> Result<(u64, u64), WorkspaceError> {
+        let stat = nix::sys::stat::fstat(&self.fd)
+            .map_err(|errno| WorkspaceError::Io { path: self.path.clone(), source: io(errno) })?;
+        Ok((stat.st_dev, stat.st_ino))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -132,6 +132,10 @@ pub struct Manifest {
     /// The directory's own mode and time (no entry: sent beside the entries; see
     /// [`super::root_meta`]). None where unknown.
     pub root: Option<super::root_meta::RootMeta>,
+    /// Local only: which directory was scanned (device, inode) — an apply against this
+    /// manifest refuses another one found at the same path since (the workspace moved away
+    /// and something else put in its place while the task ran).
+    pub root_id: Option<(u64, u64)>,
 }
 
 impl PartialEq for Manifest {
@@ -158,6 +162,10 @@ impl Manifest {
         // Before the walk: what the root is as the task (or anyone) left it, not as reading
         // it made it (reading changes no time that matters here: only the access time).
         manifest.root = super::root_meta::RootMeta::of(root);
+        manifest.root_id = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(root).ok().map(|meta| (meta.dev(), meta.ino()))
+        };
         let listing = super::tree_walk::list(root, Some(filter))?;
         manifest.excluded = listing.excluded;
         // Each thread follows `known` in the walk's order.
