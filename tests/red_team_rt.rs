@@ -683,3 +683,20 @@ fn a_workspace_directory_replaced_while_its_remote_task_ran_is_a_conflict_not_wr
     assert_eq!(test.read("ws/keep"), "other\n");
     assert_eq!(test.read("ws.old/f"), "a\n");
 }
+
+/// Two names of one file, both in the workspace, the task appending through one: both show
+/// the new content here, as one file, and no warning says another name keeps the old one.
+#[test]
+fn a_file_with_both_its_names_in_the_workspace_is_replaced_without_a_warning_about_other_names() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 0, "echo more >> b", "").write("ws/a", "hi\n");
+    std::fs::hard_link(test.path().join("ws/a"), test.path().join("ws/b")).expect("ln");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(!run.stderr.contains("keep the old one"), "{}", run.stderr);
+    let (a, b) = (
+        std::fs::metadata(test.path().join("ws/a")).expect("a"),
+        std::fs::metadata(test.path().join("ws/b")).expect("b"),
+    );
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "one file, two names");
+    assert_eq!(test.read("ws/a"), "hi\nmore\n");
+}

@@ -203,6 +203,7 @@ fn apply_steps(
         base_names: base.map(|base| names_by_group(base.manifest)).unwrap_or_default(),
         setid_files: limits.setid_files,
         unlinked: Vec::new(),
+        names_held: PathMap::default(),
         journal,
         trashed: 0,
         found_dirs: PathMap::default(),
@@ -258,6 +259,9 @@ struct Apply<'a> {
     /// Whether files' setuid and setgid bits travel.
     setid_files: bool,
     unlinked: Vec<RelPath>,
+    /// Names this apply gave files here in its staging directory (a replaced file's second
+    /// name, kept for undo), by device and inode: not names the task never saw.
+    names_held: PathMap<(u64, u64), u64>,
     journal: Journal,
     trashed: u64,
     /// Directories found in place (made by nobody, or by another apply meanwhile), with the mode
@@ -378,6 +382,11 @@ impl Apply<'_> {
         }
     }
 
+    /// Names of the file `stat` saw that this apply made (see [`Apply::names_held`]).
+    fn names_held(&self, stat: &Stat) -> u64 {
+        self.names_held.get(&(stat.stamp.dev, stat.stamp.ino)).copied().unwrap_or(0)
+    }
+
     /// Moves the entry at `path` into the trash, to be restored on undo (over `placed`, the
     /// inode the apply then puts there, if any). Returns its name in the trash.
     fn move_to_trash(&mut self, path: &RelPath, placed: Option<u64>) -> Result<RelPath, WorkspaceError> {
@@ -490,7 +499,7 @@ impl Apply<'_> {
             Entry::File { .. } | Entry::Symlink { .. } | Entry::Fifo { .. } => {
                 if let Some(stat) = existing
                     && stat.kind == Kind::File
-                    && stat.nlink > self.known_names(path)
+                    && stat.nlink.saturating_sub(self.names_held(&stat)) > self.known_names(path)
                 {
                     self.unlinked.push(path.clone());
                 }
@@ -524,6 +533,7 @@ impl Apply<'_> {
                         let restore = Undo::Restore { trash: trash.clone(), path: path.clone(), placed: Some(placed) };
                         self.journal.record(restore)?;
                         if self.trash.hard_link_from(&self.root, path, &trash).is_ok() {
+                            *self.names_held.entry((stat.stamp.dev, stat.stamp.ino)).or_default() += 1;
                             observer(Step::Swap(path))?;
                             let swapped = match self.root.exchange_with(&self.staged_root, path, path) {
                                 // A filesystem that cannot swap: replaced in one rename, as
