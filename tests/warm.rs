@@ -3,6 +3,7 @@
 //! manifest's files (whatever an earlier task left, whatever was edited on the agent's host).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use sloth_runner::rpc::client::AgentClient;
@@ -407,4 +408,30 @@ fn each_task_runs_under_its_own_masters_umask_on_a_reused_task_thread() {
         assert!(stderr.contains(&format!("box/t | 0{mask}")), "umask {mask}: {stderr}");
         assert!(test.exists(&format!("ws/made-0{mask}")), "umask {mask}: {stderr}");
     }
+}
+
+/// A kept tree the agent cannot bring up to date (a file a task made immutable, which it may
+/// not remove) is replaced by a new one: the next task runs, on exactly the master's files.
+#[test]
+fn a_kept_tree_that_cannot_be_reconciled_is_replaced_and_the_task_runs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = workspace(&agent, 2, "echo x > imm; chattr +i imm", "workspace = { sync_back = \"never\" },");
+    let made = test.run(&["run", "tasks.lua"]);
+    let unlock = || {
+        for tree in trees(work.path()) {
+            let _ = Command::new("chattr").arg("-i").arg(tree.join("imm")).status();
+        }
+    };
+    if made.code != Some(0) {
+        eprintln!("skipped: this filesystem or user cannot make a file immutable\n{}", made.stderr);
+        return;
+    }
+    set_task(&test, &agent, "ls; cat f1.txt", "");
+    let run = test.run(&["run", "tasks.lua"]);
+    unlock();
+    let run = run.expect_code(0);
+    let lines: Vec<&str> = run.stderr.lines().filter_map(|line| line.strip_prefix("box/t | ")).collect();
+    assert_eq!(lines, ["f0.txt", "f1.txt", "file 1"], "{}", run.stderr);
+    assert!(!test.path().join("ws/imm").exists());
 }

@@ -145,7 +145,7 @@ pub(super) async fn receive_incremental(
     // nothing is read).
     let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
     let cache = identity.cache.clone();
-    let ready = root.clone();
+    let mut ready = root.clone();
     let stored = blobs.clone();
     let store_cache = cache.clone();
     let target = Arc::clone(&manifest);
@@ -156,7 +156,7 @@ pub(super) async fn receive_incremental(
     if !leased {
         make_dir(dir).await?;
     }
-    let tree = ready.clone();
+    let mut tree = ready.clone();
     let pins = (pin, pin_amended);
     // Built, and completed at once unless a cached content failed verification (then it is
     // asked for again, and the build completed after).
@@ -167,7 +167,15 @@ pub(super) async fn receive_incremental(
                     store(&store_cache, &stored, &limits)?;
                 }
                 let kept = plan.kept_files();
-                (plan.execute(&root, &target, &store_cache, &limits)?, kept, false)
+                match plan.execute(&root, &target, &store_cache, &limits) {
+                    Ok(build) => (build, kept, false),
+                    // Something the last task left that this agent cannot undo (an immutable
+                    // file, an entry it may not remove): the task gets a new tree instead.
+                    Err(error) if !crate::workspace::beneath::is_no_space(&error) => {
+                        return Ok((Built::Unreconciled(error.to_string(), pins), 0, false));
+                    }
+                    Err(error) => return Err(error),
+                }
             }
             None => {
                 // A new tree from the pool is there already, empty.
@@ -200,7 +208,33 @@ pub(super) async fn receive_incremental(
         Ok((Built::Lacking(Box::new((build, pins))), kept, room))
     })
     .await?;
-    let (built, kept, room) = built;
+    let (mut built, mut kept, room) = built;
+    if let Built::Unreconciled(reason, pins) = built {
+        let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) else {
+            return Err(Status::internal("a kept tree failed to reconcile without being leased"));
+        };
+        tracing::warn!(tree = %lease.root.display(), %reason, "a kept tree cannot be brought up to date: a new one instead");
+        let (trees, key) = (Arc::clone(trees), warm.key.unwrap_or_default().to_owned());
+        let lease = blocking(move || {
+            trees.discard(&lease);
+            trees.lease_new(&key)
+        })
+        .await?;
+        (ready, tree) = (lease.root.clone(), lease.root.clone());
+        *warm.lease = Some(lease);
+        let (cache, target, root) = (identity.cache.clone(), Arc::clone(&manifest), ready.clone());
+        // From the cache, as a new tree; what it lacks is asked for below, as for a cached
+        // content that failed verification.
+        built = blocking(move || {
+            let build = cache.build(&target, &root, &limits)?;
+            if build.missing().is_empty() {
+                return Ok(Built::Done(complete(build, &cache, pins, (true, &root), root_meta)?));
+            }
+            Ok(Built::Lacking(Box::new((build, pins))))
+        })
+        .await?;
+        kept = 0;
+    }
     // What came for a new tree went straight into it: the cache gets it now, beside the task.
     let fill = (fills_cache && room).then(|| {
         let (cache, blobs) = (identity.cache.clone(), blobs.clone());
@@ -216,6 +250,7 @@ pub(super) async fn receive_incremental(
     });
     let built = match built {
         Built::Done(built) => built,
+        Built::Unreconciled(..) => unreachable!("a tree that failed to reconcile is replaced above"),
         Built::Lacking(lacking) => {
             let (mut build, pins) = *lacking;
             let again = build.missing();
@@ -250,6 +285,8 @@ enum Built {
     Done(crate::workspace::manifest::Manifest),
     /// (Boxed: the rare case.)
     Lacking(Box<(crate::workspace::Build, Pins)>),
+    /// A kept tree that could not be brought to the manifest (why): a new one is made.
+    Unreconciled(String, Pins),
 }
 
 type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
