@@ -558,8 +558,11 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
         return;
     }
     let agent = Agent::start(&[]);
+    // (`ln` into the shared directory changes no file's group; a link made anew is the
+    // runner's.)
     let command = "echo x >> f0.txt; echo y >> shared/g; echo n > shared/new; mkdir shared/sub; \
-                   echo s > shared/sub/s; ln -s g shared/link; echo t >> tool";
+                   echo s > shared/sub/s; ln -s g shared/link; echo t >> tool; ln tool shared/tool2; \
+                   ln -sfn f0.txt lnk";
     let test = workspace(&agent, 1, command, "workspace = { setuid = true },");
     let set_up = |ws: &Path| {
         std::fs::create_dir_all(ws.join("shared")).expect("mkdir");
@@ -572,6 +575,8 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
         chown(ws.join("tool"), Some(1000), Some(1000)).expect("chown");
         std::fs::set_permissions(ws.join("shared"), std::fs::Permissions::from_mode(0o2775)).expect("chmod");
         std::fs::set_permissions(ws.join("tool"), std::fs::Permissions::from_mode(0o4755)).expect("chmod");
+        std::os::unix::fs::symlink("shared/g", ws.join("lnk")).expect("symlink");
+        std::os::unix::fs::lchown(ws.join("lnk"), Some(1000), Some(1000)).expect("lchown");
     };
     let (ws, local) = (test.path().join("ws"), test.path().join("local"));
     set_up(&ws);
@@ -579,12 +584,19 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
     set_up(&local);
     here(&local, command);
     test.run(&["run", "tasks.lua"]).expect_code(0);
-    let owners = "stat -c '%n %u:%g %a' f0.txt tool shared shared/g shared/new shared/sub shared/sub/s shared/link";
+    let owners = "stat -c '%n %u:%g %a' f0.txt tool lnk shared shared/g shared/new shared/sub shared/sub/s shared/link shared/tool2";
     let (there, here_too) = (here(&ws, owners), here(&local, owners));
     assert_eq!(there, here_too, "owners and groups after the remote run, then after the same commands here");
     assert!(there.contains(&"f0.txt 1000:1000 644".to_owned()), "{there:?}");
     assert!(there.contains(&"tool 1000:1000 4755".to_owned()), "{there:?}");
-    assert!(there.iter().filter(|line| line.starts_with("shared/")).all(|line| line.contains(":100 ")), "{there:?}");
+    assert!(there.contains(&"shared/tool2 1000:1000 4755".to_owned()), "{there:?}");
+    assert!(
+        there
+            .iter()
+            .filter(|line| line.starts_with("shared/") && !line.starts_with("shared/tool2"))
+            .all(|line| line.contains(":100 ")),
+        "{there:?}"
+    );
 }
 
 /// A task stopped by its `timeout` leaves what it did before: with `sync_back = "always"` the
@@ -635,15 +647,26 @@ fn a_task_stopped_by_its_timeout_brings_back_what_it_did_with_sync_back_always()
 #[test]
 fn a_file_moved_to_an_excluded_name_is_kept_here_not_deleted() {
     let agent = Agent::start(&[]);
-    let test = workspace(&agent, 0, "mv notes.txt notes.bak; mkdir build; mv sub/data.csv build/; rm gone.txt", "")
-        .write("ws/.slothignore", "*.bak\nbuild\n")
-        .write("ws/notes.txt", "my notes\n")
+    let test = workspace(
+        &agent,
+        0,
+        "mv notes.txt notes.bak; mkdir build; mv sub/data.csv build/; rm gone.txt twin.txt empty.txt; touch build/stamp",
+        "",
+    )
+    .write("ws/.slothignore", "*.bak\nbuild\n")
+    .write("ws/notes.txt", "my notes\n")
+    .write("ws/twin.txt", "my notes\n")
+    .write("ws/empty.txt", "")
         .write("ws/sub/data.csv", "a,b\n")
         .write("ws/gone.txt", "bye\n");
     let run = test.run(&["run", "tasks.lua"]).expect_code(0);
     assert_eq!(test.read("ws/notes.txt"), "my notes\n", "{}", run.stderr);
     assert_eq!(test.read("ws/sub/data.csv"), "a,b\n", "{}", run.stderr);
-    assert!(!test.path().join("ws/gone.txt").exists(), "a plain deletion lands");
+    // Deleted, not moved: a file of the same bytes as one moved (one copy keeps one file), an
+    // empty file beside an empty excluded one (no bytes to lose).
+    for gone in ["gone.txt", "twin.txt", "empty.txt"] {
+        assert!(!test.path().join("ws").join(gone).exists(), "{gone}: a plain deletion lands\n{}", run.stderr);
+    }
     assert!(!test.path().join("ws/notes.bak").exists() && !test.path().join("ws/build").exists());
     for (path, kept_as) in [("notes.txt", "notes.bak"), ("sub/data.csv", "build/data.csv")] {
         assert!(
@@ -699,4 +722,24 @@ fn a_file_with_both_its_names_in_the_workspace_is_replaced_without_a_warning_abo
     );
     assert_eq!((a.ino(), a.nlink()), (b.ino(), 2), "one file, two names");
     assert_eq!(test.read("ws/a"), "hi\nmore\n");
+}
+
+/// A directory whose files the task moved to an excluded name, made a link in their place:
+/// those bytes can neither stay here nor come back, so nothing of the task is carried, and
+/// the message says which and what to do.
+#[test]
+fn a_directory_moved_to_an_excluded_name_and_replaced_carries_nothing_back_and_says_why() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 0, "mkdir -p releases && mv current releases/v1 && ln -s releases/v1 current", "")
+        .write("ws/.slothignore", "releases\n")
+        .write("ws/current/app", "app v1\n");
+    let before = crate::support::tree::Tree::read(&test.path().join("ws"), &|_| false);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(1);
+    assert!(
+        run.stderr.contains("current/app: moved by the task to 'releases/v1/app'")
+            && run.stderr.contains("'current' was made a symlink"),
+        "{}",
+        run.stderr
+    );
+    crate::support::tree::Tree::read(&test.path().join("ws"), &|_| false).assert_same(&before, "nothing carried back");
 }

@@ -44,6 +44,7 @@ use super::timestamp::Timestamp;
 use super::unpack::{Limits, peek_empty, unpack_staged};
 
 mod checks;
+mod owner;
 mod parents;
 mod whole;
 
@@ -204,6 +205,7 @@ fn apply_steps(
         setid_files: limits.setid_files,
         unlinked: Vec::new(),
         names_held: PathMap::default(),
+        group_owners: PathMap::default(),
         journal,
         trashed: 0,
         found_dirs: PathMap::default(),
@@ -262,6 +264,8 @@ struct Apply<'a> {
     /// Names this apply gave files here in its staging directory (a replaced file's second
     /// name, kept for undo), by device and inode: not names the task never saw.
     names_held: PathMap<(u64, u64), u64>,
+    /// Whose each hard-link group's file is here (by its first path), once found.
+    group_owners: PathMap<RelPath, Option<Stat>>,
     journal: Journal,
     trashed: u64,
     /// Directories found in place (made by nobody, or by another apply meanwhile), with the mode
@@ -569,28 +573,6 @@ impl Apply<'_> {
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Gives the staged entry for `path` the owner and group it would have had, had the task
-    /// run here: an entry the task rewrote (`existing`, of the same kind) stays its owner's
-    /// and group's, as a write here leaves a file; a new one gets the group an entry made here
-    /// gets (a setgid directory's). What the system does not allow (a group this user is not
-    /// in, another user's file for a user who is not root) stays this user's.
-    fn give_owner(&self, path: &RelPath, existing: Option<&Stat>) -> Result<(), WorkspaceError> {
-        let Some(staged) = self.staged_root.lstat(path)? else { return Ok(()) };
-        let (uid, gid) = match existing {
-            Some(here) if here.kind == staged.kind => (self.privileged.then_some(here.uid), Some(here.gid)),
-            _ => (None, self.root.group_from_parent(path)?),
-        };
-        let (uid, gid) = (uid.filter(|uid| *uid != staged.uid), gid.filter(|gid| *gid != staged.gid));
-        if (uid.is_none() && gid.is_none()) || !self.staged_root.chown(path, uid, gid)? {
-            return Ok(());
-        }
-        // A new owner or group takes a file's setuid and setgid bits away: given back.
-        if staged.kind == Kind::File && staged.mode & SETID_BITS != 0 {
-            self.staged_root.chmod(path, staged.mode)?;
         }
         Ok(())
     }

@@ -25,7 +25,10 @@ pub fn find(
 ) -> Result<Vec<(RelPath, RelPath)>, WorkspaceError> {
     let mut wanted: PathMap<(u64, blake3::Hash), Vec<&RelPath>> = PathMap::default();
     for path in deleted {
-        if let Some(Entry::File { size, hash, .. }) = base.entries.get(path) {
+        // (An empty file holds no bytes to lose: any other empty file would pass for it.)
+        if let Some(Entry::File { size, hash, .. }) = base.entries.get(path)
+            && *size > 0
+        {
             wanted.entry((*size, *hash)).or_default().push(path);
         }
     }
@@ -59,8 +62,9 @@ pub fn find(
     Ok(found)
 }
 
-/// Adds `(deleted, path)` to `found` for the deleted files (`wanted`, by size and hash) whose
-/// content the file at `path` holds; they are found then.
+/// Adds `(deleted, path)` to `found` for one of the deleted files (`wanted`, by size and hash)
+/// whose content the file at `path` holds: one copy keeps one file (two files of the same
+/// bytes, one moved and one deleted, keep one).
 fn look(
     tree: &Root,
     path: &RelPath,
@@ -73,8 +77,14 @@ fn look(
         return Ok(());
     }
     let (size, hash) = hash_reader(tree.open_file(path)?, &tree.display(path))?;
-    if let Some(paths) = wanted.remove(&(size, hash)) {
-        found.extend(paths.into_iter().map(|deleted| (deleted.clone(), path.clone())));
+    let key = (size, hash);
+    if let Some(paths) = wanted.get_mut(&key) {
+        if !paths.is_empty() {
+            found.push((paths.remove(0).clone(), path.clone()));
+        }
+        if paths.is_empty() {
+            wanted.remove(&key);
+        }
     }
     Ok(())
 }

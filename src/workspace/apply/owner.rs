@@ -1,0 +1,72 @@
+//! Whose an entry the apply places is: owners do not travel (the agent's tree is the agent
+//! user's), so the master gives each staged entry the owner and group a run here would have
+//! left it. A regular file the task wrote keeps its owner and group, as a write in place
+//! leaves a file — every name of a hard-link group that of the file one of its names held
+//! here (`ln prog shared/prog` changes no file's group); anything new — a new file, a link or
+//! pipe made anew (`ln -sf`, `mkfifo`) — is the master user's, in the group its directory
+//! hands down (a setgid directory's). What the system does not allow (a group this user is
+//! not in, another user's file for a user who is not root) stays this user's.
+//!
+//! An owner changed takes a file's setuid and setgid bits away (the kernel does): they are
+//! given back.
+
+use super::Apply;
+use crate::workspace::WorkspaceError;
+use crate::workspace::beneath::{Kind, Stat};
+use crate::workspace::manifest::{Entry, SETID_BITS};
+use crate::workspace::rel_path::RelPath;
+
+impl Apply<'_> {
+    /// Gives the staged entry for `path` its owner and group (see the module's comment);
+    /// `existing` is what the path holds here now.
+    pub(super) fn give_owner(&mut self, path: &RelPath, existing: Option<&Stat>) -> Result<(), WorkspaceError> {
+        let Some(staged) = self.staged_root.lstat(path)? else { return Ok(()) };
+        let here = if staged.kind != Kind::File {
+            None
+        } else if self.linked.contains(path) {
+            self.group_owner(path)?
+        } else {
+            existing.filter(|here| here.kind == Kind::File).copied()
+        };
+        let (uid, gid) = match &here {
+            Some(here) => (self.privileged.then_some(here.uid), Some(here.gid)),
+            None => (None, self.root.group_from_parent(path)?),
+        };
+        let (uid, gid) = (uid.filter(|uid| *uid != staged.uid), gid.filter(|gid| *gid != staged.gid));
+        if (uid.is_none() && gid.is_none()) || !self.staged_root.chown(path, uid, gid)? {
+            return Ok(());
+        }
+        if staged.kind == Kind::File && staged.mode & SETID_BITS != 0 {
+            self.staged_root.chmod(path, staged.mode)?;
+        }
+        Ok(())
+    }
+
+    /// The file a name of `path`'s hard-link group held here before this apply (the first
+    /// found, in the group's order), found once per group: its first name is placed first,
+    /// before any of the group's names is replaced.
+    fn group_owner(&mut self, path: &RelPath) -> Result<Option<Stat>, WorkspaceError> {
+        let leader = match self.staged.get(path) {
+            Some(Entry::File { link: Some(leader), .. }) => leader.clone(),
+            _ => path.clone(),
+        };
+        if let Some(found) = self.group_owners.get(&leader) {
+            return Ok(*found);
+        }
+        let names = std::iter::once(&leader).chain(self.staged.iter().filter_map(|(name, entry)| match entry {
+            Entry::File { link: Some(of), .. } if *of == leader => Some(name),
+            _ => None,
+        }));
+        let mut found = None;
+        for name in names {
+            self.root.forget();
+            if let Some(here) = self.root.lstat(name)?.filter(|here| here.kind == Kind::File) {
+                found = Some(here);
+                break;
+            }
+        }
+        self.root.forget();
+        self.group_owners.insert(leader, found);
+        Ok(found)
+    }
+}
