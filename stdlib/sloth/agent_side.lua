@@ -3,6 +3,7 @@
 --- the task there — always here: an agent never re-dispatches what it was sent — and pack what
 --- it changed.
 local core = require("sloth.core")
+local deadline = require("sloth.deadline")
 local execute = require("sloth.execute")
 local scripts = require("sloth.scripts")
 local secrets = require("sloth.secrets")
@@ -243,17 +244,10 @@ local function run_within(timeout, context, fn, ...)
     return core.wait(job)
   end
   local timed_out = "timed out after " .. core.format_duration(timeout)
-  -- Lua code that never yields is stopped by the deadline; the timer stops everything else.
-  core.set_deadline(job, timeout, timed_out)
-  local timer = core.spawn(function()
-    core.sleep(timeout)
-  end)
-  local first, job_ok, ok, message, outputs = core.wait_any(job, timer)
-  if first == timer then
-    core.cancel(job)
+  local stopped, job_ok, ok, message, outputs = deadline.wait(job, timeout, timed_out)
+  if stopped then
     return true, false, timed_out, {}, true
   end
-  core.cancel(timer)
   return job_ok, ok, message, outputs
 end
 

@@ -7,6 +7,7 @@ local exec_run = require("exec").run
 local execute = require("sloth.execute")
 local artifacts = require("sloth.artifacts")
 local task_fields = require("sloth.task_fields")
+local deadline = require("sloth.deadline")
 
 local M = {}
 
@@ -38,17 +39,10 @@ local function attempt(task, deps, workdir, info)
   local job = core.spawn(execute.run, nil, task, deps, workdir, info)
   local timed_out = "timed out after " .. core.format_duration(task.timeout)
   local limit = task.remote and task.timeout + REMOTE_GRACE or task.timeout
-  -- Lua code that never yields is stopped by the deadline; the timer stops everything else.
-  core.set_deadline(job, limit, timed_out)
-  local timer = core.spawn(function()
-    core.sleep(limit)
-  end)
-  local first, job_ok, ok, message, outputs = core.wait_any(job, timer)
-  if first == timer then
-    core.cancel(job)
+  local stopped, job_ok, ok, message, outputs = deadline.wait(job, limit, timed_out)
+  if stopped then
     return false, timed_out, {}
   end
-  core.cancel(timer)
   if not job_ok then
     return false, tostring(ok), {}
   end
