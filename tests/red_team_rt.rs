@@ -743,3 +743,34 @@ fn a_directory_moved_to_an_excluded_name_and_replaced_carries_nothing_back_and_s
     );
     crate::support::tree::Tree::read(&test.path().join("ws"), &|_| false).assert_same(&before, "nothing carried back");
 }
+
+/// A name the task made a hard link to another file (`rm a; ln c a`): the group is that other
+/// file, whose owner it keeps — not the owner of the file the name held before.
+#[test]
+fn a_name_relinked_to_another_file_gives_the_group_that_file_s_owner() {
+    use std::os::unix::fs::chown;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give files to other users");
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let command = "rm a; ln c a; echo more >> c";
+    let test = workspace(&agent, 0, command, "");
+    let set_up = |ws: &Path| {
+        std::fs::create_dir_all(ws).expect("mkdir");
+        std::fs::write(ws.join("a"), "A\n").expect("write");
+        std::fs::write(ws.join("c"), "C\n").expect("write");
+        chown(ws.join("a"), Some(1000), Some(1000)).expect("chown");
+        chown(ws.join("c"), Some(1002), Some(1002)).expect("chown");
+        std::fs::hard_link(ws.join("c"), ws.join("c2")).expect("ln");
+    };
+    let (ws, local) = (test.path().join("ws"), test.path().join("local"));
+    set_up(&ws);
+    set_up(&local);
+    here(&local, command);
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let owners = "stat -c '%n %u:%g %a %h' a c c2";
+    let there = here(&ws, owners);
+    assert_eq!(there, here(&local, owners), "after the remote run, then after the same commands here");
+    assert!(there.iter().all(|line| line.contains(" 1002:1002 ")), "{there:?}");
+}

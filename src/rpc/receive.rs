@@ -227,6 +227,9 @@ pub(super) async fn receive_incremental(
         (ready, tree) = (lease.root.clone(), lease.root.clone());
         *warm.lease = Some(lease);
         let (cache, target, root) = (identity.cache.clone(), Arc::clone(&manifest), ready.clone());
+        // Every content of the manifest kept from trimming now (the plan's pins held only what
+        // the kept tree lacked): what comes again must still be there when the build takes it.
+        let pins = (pins.0, Some(identity.cache.pin(&manifest)));
         // From the cache, as a new tree; what it lacks is asked for below, as for a cached
         // content that failed verification.
         built = blocking(move || {
@@ -258,7 +261,10 @@ pub(super) async fn receive_incremental(
         Built::Lacking(lacking) => {
             let (mut build, pins) = *lacking;
             let again = build.missing();
-            tracing::warn!(contents = again.len(), "cached contents failed verification: asking for them again");
+            tracing::warn!(
+                contents = again.len(),
+                "contents missing from the cache or damaged there: asking for them again"
+            );
             ask_for(&again, tx).await?;
             let again_received = receive_workspace(inbound, dir, BLOBS_AGAIN).await?;
             if !again_received.amended.is_empty() {

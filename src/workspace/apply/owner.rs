@@ -42,9 +42,11 @@ impl Apply<'_> {
         Ok(())
     }
 
-    /// The file a name of `path`'s hard-link group held here before this apply (the first
-    /// found, in the group's order), found once per group: its first name is placed first,
-    /// before any of the group's names is replaced.
+    /// The file here that `path`'s hard-link group is (found once per group: its first name is
+    /// placed first, before any of its names is replaced): of the files its names held when
+    /// the task started, the one whose content it still holds, else the one most of its names
+    /// were — not a file one of its names held before the task linked it elsewhere
+    /// (`rm a; ln c a`: the group is `c`'s file, not `a`'s).
     fn group_owner(&mut self, path: &RelPath) -> Result<Option<Stat>, WorkspaceError> {
         let leader = match self.staged.get(path) {
             Some(Entry::File { link: Some(leader), .. }) => leader.clone(),
@@ -53,10 +55,40 @@ impl Apply<'_> {
         if let Some(found) = self.group_owners.get(&leader) {
             return Ok(*found);
         }
-        let names = std::iter::once(&leader).chain(self.staged.iter().filter_map(|(name, entry)| match entry {
-            Entry::File { link: Some(of), .. } if *of == leader => Some(name),
+        let mut names: Vec<&RelPath> = std::iter::once(&leader)
+            .chain(self.staged.iter().filter_map(|(name, entry)| match entry {
+                Entry::File { link: Some(of), .. } if *of == leader => Some(name),
+                _ => None,
+            }))
+            .collect();
+        // Each name's file when the task started (its group's first name in the base), and
+        // whether that file's content is the group's now.
+        let content = match self.staged.get(&leader) {
+            Some(Entry::File { hash, .. }) => Some(*hash),
             _ => None,
-        }));
+        };
+        let was = |name: &RelPath| -> Option<(RelPath, bool)> {
+            match self.base_entry(name) {
+                Some(Entry::File { link, hash, .. }) => {
+                    Some((link.clone().unwrap_or_else(|| name.clone()), content == Some(*hash)))
+                }
+                _ => None,
+            }
+        };
+        let mut files: Vec<(RelPath, bool, usize)> = Vec::new();
+        for name in &names {
+            if let Some((file, same)) = was(name) {
+                match files.iter_mut().find(|(known, ..)| *known == file) {
+                    Some((_, _, count)) => *count += 1,
+                    None => files.push((file, same, 1)),
+                }
+            }
+        }
+        if let Some((file, ..)) = files.iter().rev().max_by_key(|(_, same, count)| (*same, *count)) {
+            // That file's names first.
+            let file = file.clone();
+            names.sort_by_key(|name| was(name).map_or(1, |(of, _)| usize::from(of != file)));
+        }
         let mut found = None;
         for name in names {
             self.root.forget();
