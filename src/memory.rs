@@ -31,8 +31,32 @@ pub fn limit_arenas() {
     glibc::limit_arenas(2);
 }
 
+/// Bumped by each idle pass: the async runtime's workers give their freed memory back when
+/// they next park ([`collect_if_asked`]).
+static COLLECT_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The idle pass this thread last gave its memory back for.
+    static COLLECTED_FOR: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// For the agent's async workers as they park: gives back this thread's freed memory once per
+/// idle pass (a worker's heap is its own, and the idle pass runs on a thread of its own). The
+/// rest of the time it costs a load.
+pub fn collect_if_asked() {
+    let asked = COLLECT_EPOCH.load(Ordering::Relaxed);
+    COLLECTED_FOR.with(|done| {
+        if done.get() != asked {
+            done.set(asked);
+            collect();
+        }
+    });
+}
+
 /// Starts the thread that gives memory back while nothing is `in_flight`; it ends with them.
+/// Called inside the agent's async runtime, whose workers it wakes to give back theirs.
 pub fn give_back_when_idle(in_flight: &Arc<AtomicU32>) {
+    let runtime = tokio::runtime::Handle::try_current().ok();
     let in_flight = Arc::downgrade(in_flight);
     let _ = std::thread::Builder::new().name("give-back".to_owned()).spawn(move || {
         let mut seen = ACTIVITY.load(Ordering::Relaxed);
@@ -49,6 +73,13 @@ pub fn give_back_when_idle(in_flight: &Arc<AtomicU32>) {
             if given < AFTER.len() && since.elapsed() >= AFTER[given] {
                 glibc::trim();
                 collect();
+                COLLECT_EPOCH.fetch_add(1, Ordering::Relaxed);
+                // Idle workers are parked: a few empty tasks wake them, and they park again.
+                if let Some(runtime) = &runtime {
+                    for _ in 0..4 {
+                        runtime.spawn(tokio::task::yield_now());
+                    }
+                }
                 given += 1;
                 tracing::debug!(pass = given, "gave freed memory back to the system");
             }

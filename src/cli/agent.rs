@@ -181,7 +181,16 @@ pub fn execute(args: AgentArgs) -> ExitCode {
         eprintln!("warning: cannot start the companion that stops tasks' processes if this agent dies: {error}");
     }
     crate::memory::limit_arenas();
-    let tokio = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // A blocking thread (the walks and builds of trees) gives back its heap's freed memory as
+    // it ends after a while idle, a worker when an idle pass asks: nothing else reaches a
+    // thread's heap (see `crate::memory`).
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_stop(crate::memory::collect_this_thread)
+        .on_thread_park(crate::memory::collect_if_asked)
+        .enable_all()
+        .build()
+    {
         Ok(tokio) => tokio,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
