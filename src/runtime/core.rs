@@ -7,6 +7,7 @@
 //! - `cwd()`, `is_dir(path)`, `parse_duration(text)`, `format_duration(seconds)`: small facts
 //!   standard Lua cannot get;
 //! - `contexts` is the weak `coroutine -> context` map; `context()` the running task's context;
+//! - `close_on_exec(file)`: a file Lua opened is not inherited by the processes started later;
 //! - `error_value(kind, message, fields?)`: an error value as native functions return them
 //!   (`sloth.Error`), for stdlib wrappers whose failures must read the same.
 
@@ -245,6 +246,8 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     core.set("cancel", lua.create_function(move |lua, id: u64| Ok(cancel_jobs.cancel(lua, id)))?)?;
 
     let started = Instant::now();
+    // `core.close_on_exec(file)`: see `lua_files`.
+    core.set("close_on_exec", lua.create_function(super::lua_files::close_on_exec)?)?;
     core.set("now", lua.create_function(move |_, ()| Ok(started.elapsed().as_secs_f64()))?)?;
 
     core.set(

@@ -9,6 +9,7 @@ pub mod agent_host;
 pub mod core;
 pub mod error;
 pub mod jobs;
+mod lua_files;
 mod os_commands;
 pub mod preempt;
 pub mod stdlib;

@@ -113,7 +113,16 @@ local function wrap_path_argument(lib, name)
   end
 end
 
-wrap_path_argument(io, "open")
+-- A file Lua opens is not inherited by the commands tasks start (see src/runtime/lua_files.rs):
+-- a script one task writes while another starts a command would be "busy" when run.
+local original_open = io.open
+io.open = function(path, ...)
+  local file, message, code = original_open(resolve(path), ...)
+  if file then
+    core.close_on_exec(file)
+  end
+  return file, message, code
+end
 wrap_path_argument(io, "lines")
 wrap_path_argument(os, "remove")
 -- (A task's `dofile("x.lua")` reads its workdir's x.lua, here or in the agent's copy.)
@@ -130,7 +139,11 @@ io.input = function(file)
   return original_io_input(resolve(file))
 end
 io.output = function(file)
-  return original_io_output(resolve(file))
+  local output = original_io_output(resolve(file))
+  if type(file) == "string" then
+    core.close_on_exec(output)
+  end
+  return output
 end
 
 -- Shell commands started from Lua run in the task's workdir too, and belong to the task.

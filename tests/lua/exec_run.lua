@@ -65,3 +65,31 @@ local b = core.spawn(function() return exec.run("sleep 0.3") end)
 assert(core.wait(a) and core.wait(b))
 elapsed = core.now() - started
 assert(elapsed < 0.58, "two concurrent sleeps took " .. elapsed .. "s: exec.run blocked")
+
+-- A file Lua holds open is not inherited by the commands started meanwhile: a script written
+-- while another task starts a command is not "busy" when run, and a command does not keep a
+-- pipeline's files open. (`io.output` with a path too.)
+do
+  local held_dir = h.tmpdir()
+  local held = io.open(held_dir .. "/held.txt", "w")
+  held:write("x")
+  local previous = io.output()
+  io.output(held_dir .. "/out.txt")
+  local fds = exec.run("ls -l /proc/$$/fd")
+  io.output():close()
+  io.output(previous)
+  held:close()
+  assert(not fds:find("held.txt", 1, true) and not fds:find("out.txt", 1, true), fds)
+  -- A script written and run at once, while a command started meanwhile still runs.
+  local script = held_dir .. "/run.sh"
+  local file = io.open(script, "w")
+  local sleeper = core.spawn(function()
+    return exec.run("sleep 1")
+  end)
+  file:write("#!/bin/sh\necho ran\n")
+  file:close()
+  assert(exec.command("chmod", "+x", script))
+  local ran, _, run_err = exec.run(script)
+  assert(run_err == nil and ran == "ran\n", tostring(run_err))
+  core.wait(sleeper)
+end
