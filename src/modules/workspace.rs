@@ -284,33 +284,8 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 scanned => (scanned?, None),
             };
             let mut changes = core::diff(&base, &after);
-            // A file whose bytes the task kept under an excluded name stays here (and the
-            // directories holding it): that name never comes back.
-            let moved_out = core::moved_out::find(&root, &base, &after, &changes.deleted)?;
-            // Unless the task put something else where it was: then it can neither stay nor
-            // come back, and nothing of the task is carried rather than those bytes lost.
-            for (kept, kept_as) in &moved_out {
-                let replaced = |changed: &&crate::workspace::RelPath| {
-                    kept.starts_with(changed)
-                        && !matches!(after.entries.get(*changed), Some(crate::workspace::Entry::Dir { .. }))
-                };
-                if let Some(over) = changes.changed.iter().find(replaced) {
-                    return Err(WorkspaceError::Refused {
-                        path: kept.as_path().to_path_buf(),
-                        reason: format!(
-                            "moved by the task to '{kept_as}', which the workspace's rules leave out, and '{over}' was \
-                             made {}: nothing is carried back, as the master would lose its only copy (leave '{kept_as}' \
-                             in the workspace, or '{over}' as it was)",
-                            after.entries.get(over).map_or("something else", crate::workspace::Entry::kind_name)
-                        ),
-                    });
-                }
-            }
-            if !moved_out.is_empty() {
-                changes
-                    .deleted
-                    .retain(|path| !moved_out.iter().any(|(kept, _)| kept == path || kept.starts_with(path)));
-            }
+            // A file whose bytes the task kept under an excluded name stays here.
+            let moved_out = core::moved_out::keep_here(&root, &base, &after, &mut changes)?;
             let (storage, entries) = match (output, spill) {
                 (Some(path), _) => {
                     let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;

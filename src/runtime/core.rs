@@ -247,7 +247,7 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
 
     let started = Instant::now();
     // `core.close_on_exec(file)`: see `lua_files`.
-    core.set("close_on_exec", lua.create_function(super::lua_files::close_on_exec)?)?;
+    core.set("close_on_exec", super::lua_files::close_on_exec(lua)?)?;
     core.set("now", lua.create_function(move |_, ()| Ok(started.elapsed().as_secs_f64()))?)?;
 
     core.set(

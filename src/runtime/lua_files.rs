@@ -15,13 +15,21 @@ struct LuaStream {
     close: Option<unsafe extern "C-unwind" fn()>,
 }
 
-/// `core.close_on_exec(file)`: marks an open Lua file's descriptor close-on-exec; anything
-/// else (a closed file, another value) is left alone. Returns whether it was marked.
-pub fn close_on_exec(lua: &Lua, value: Value) -> LuaResult<bool> {
+/// `core.close_on_exec(file)`: a function that marks an open Lua file's descriptor
+/// close-on-exec; anything else (a closed file, another value) is left alone. It returns
+/// whether it marked one.
+///
+/// Made as the VM starts: it keeps Lua's own `getmetatable`, which no pipeline has replaced
+/// yet — what a replaced one said could make any userdata pass for a file.
+pub fn close_on_exec(lua: &Lua) -> LuaResult<mlua::Function> {
+    let getmetatable: mlua::Function = lua.globals().raw_get("getmetatable")?;
+    lua.create_function(move |lua, value: Value| mark(lua, &getmetatable, value))
+}
+
+fn mark(lua: &Lua, getmetatable: &mlua::Function, value: Value) -> LuaResult<bool> {
     let Value::UserData(file) = value else { return Ok(false) };
     // Only a handle of Lua's io library: its metatable is the registry's "FILE*".
     let handles: mlua::Table = lua.named_registry_value("FILE*")?;
-    let getmetatable: mlua::Function = lua.globals().raw_get("getmetatable")?;
     let Value::Table(metatable) = getmetatable.call::<Value>(&file)? else { return Ok(false) };
     if metatable.to_pointer() != handles.to_pointer() {
         return Ok(false);

@@ -12,12 +12,48 @@ use std::path::Path;
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root};
+use super::diff::Changes;
 use super::manifest::{Entry, Manifest, hash_reader};
 use super::rel_path::{PathMap, PathSet, RelPath};
 
+/// Takes out of `changes` (the task's, on the tree at `root` scanned as `after`, from `base`)
+/// the deletions of files whose bytes the task kept under an excluded name, and of the
+/// directories holding them; returns `(deleted, kept_as)` for each such file. Unless the task
+/// put something else where such a file was (a link where its directory was): then its bytes
+/// can neither stay nor come back, and nothing of the task is carried rather than those bytes
+/// lost — refused, saying which and what to do.
+pub fn keep_here(
+    root: &Path,
+    base: &Manifest,
+    after: &Manifest,
+    changes: &mut Changes,
+) -> Result<Vec<(RelPath, RelPath)>, WorkspaceError> {
+    let moved_out = find(root, base, after, &changes.deleted)?;
+    for (kept, kept_as) in &moved_out {
+        let replaced = |changed: &&RelPath| {
+            kept.starts_with(changed) && !matches!(after.entries.get(*changed), Some(Entry::Dir { .. }))
+        };
+        if let Some(over) = changes.changed.iter().find(replaced) {
+            return Err(WorkspaceError::Refused {
+                path: kept.as_path().to_path_buf(),
+                reason: format!(
+                    "moved by the task to '{kept_as}', which the workspace's rules leave out, and '{over}' was made \
+                     {}: nothing is carried back, as the master would lose its only copy (leave '{kept_as}' in the \
+                     workspace, or '{over}' as it was)",
+                    after.entries.get(over).map_or("something else", Entry::kind_name)
+                ),
+            });
+        }
+    }
+    if !moved_out.is_empty() {
+        changes.deleted.retain(|path| !moved_out.iter().any(|(kept, _)| kept == path || kept.starts_with(path)));
+    }
+    Ok(moved_out)
+}
+
 /// `(deleted, kept_as)` for each file of `deleted` (paths of `base`) whose content is held by
 /// an excluded entry of the tree at `root` (`after` is its scan: its `excluded` names them).
-pub fn find(
+fn find(
     root: &Path,
     base: &Manifest,
     after: &Manifest,
