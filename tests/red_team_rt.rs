@@ -425,10 +425,15 @@ fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {
 /// A run in `test` as a user who is not root: 65534 when the tests run as root (give it the
 /// test's files first: [`Test::hand_to`]).
 fn run_as_a_user(test: &Test, args: &[&str]) -> crate::support::Run {
+    run_as_a_user_id(test, 65534, args)
+}
+
+/// `sloth-runner args...` run as user and group `id` when the tests run as root.
+fn run_as_a_user_id(test: &Test, id: u32, args: &[&str]) -> crate::support::Run {
     use std::os::unix::process::CommandExt;
     let mut run = test.command(args);
     if nix::unistd::geteuid().is_root() {
-        run.uid(65534).gid(65534);
+        run.uid(id).gid(id);
     }
     crate::support::Run::of(run)
 }
@@ -597,6 +602,58 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
             .all(|line| line.contains(":100 ")),
         "{there:?}"
     );
+}
+
+/// With `workspace.setuid = true`, a setuid or setgid program the task gave another owner or
+/// group (`chown 65534 prog; chmod u+s prog`) is that owner's here, as a run here leaves it —
+/// not the runner's own (root's) setuid program — whether made anew, rewritten, or the same
+/// bytes with only its owner and mode changed. A master that cannot give that owner (not
+/// root) clears the bit and says so.
+#[test]
+fn a_setuid_file_the_task_gave_another_owner_is_that_owner_s_here_never_the_runner_s() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to give files to other users");
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let command = "cp /bin/true prog; chown 65534 prog; chmod 4755 prog; \
+                   cp /bin/true grp; chgrp 100 grp; chmod 2755 grp; \
+                   echo '#' >> old; chown 65534:100 old; chmod 6755 old; \
+                   chown 65534 same; chmod 4755 same; cp /bin/true mine; chmod 4755 mine";
+    let test = workspace(&agent, 1, command, "workspace = { setuid = true },");
+    let set_up = |ws: &Path| {
+        std::fs::write(ws.join("old"), "#!/bin/sh\n").expect("write");
+        std::fs::write(ws.join("same"), "#!/bin/sh\n").expect("write");
+    };
+    let (ws, local) = (test.path().join("ws"), test.path().join("local"));
+    set_up(&ws);
+    std::fs::create_dir(&local).expect("mkdir");
+    set_up(&local);
+    here(&local, command);
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let owners = "stat -c '%n %u:%g %a' prog grp old same mine";
+    let (there, here_too) = (here(&ws, owners), here(&local, owners));
+    assert_eq!(there, here_too, "owners and modes after the remote run, then after the same commands here");
+    assert_eq!(
+        there,
+        ["prog 65534:0 4755", "grp 0:100 2755", "old 65534:100 6755", "same 65534:0 4755", "mine 0:0 4755"]
+    );
+
+    // A master that is not root: the owners it cannot give, it does not; nor the bits.
+    let test = workspace(&agent, 1, command, "workspace = { setuid = true },");
+    set_up(&test.path().join("ws"));
+    test.hand_to(1000, 1000);
+    let run = run_as_a_user_id(&test, 1000, &["run", "tasks.lua"]).expect_code(0);
+    let ws = test.path().join("ws");
+    let there = here(&ws, owners);
+    assert_eq!(
+        there,
+        ["prog 1000:1000 755", "grp 1000:1000 755", "old 1000:1000 755", "same 1000:1000 755", "mine 1000:1000 4755"]
+    );
+    assert!(run.stderr.contains("cannot give here"), "{}", run.stderr);
+    let mode = std::fs::metadata(ws.join("prog")).expect("prog").permissions().mode();
+    assert_eq!(mode & 0o6000, 0, "not the runner's setuid program");
 }
 
 /// A task stopped by its `timeout` leaves what it did before: with `sync_back = "always"` the

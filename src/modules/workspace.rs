@@ -322,10 +322,12 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
 }
 
 /// `workspace.apply(dir, changes[, { base = packed_archive_or_snapshot, setuid = false }])
-/// -> { written, deleted, kept, stripped, unlinked }`. Refuses, changing nothing, on an unsafe
-/// archive or on a conflict with `base`. Files keep setuid and setgid bits only with `setuid`;
-/// otherwise the bits are cleared and the files listed in `stripped`. `unlinked` lists files
-/// replaced here whose other names (hard links the task never saw) keep the old file.
+/// -> { written, deleted, kept, stripped, unlinked, not_given }`. Refuses, changing nothing, on
+/// an unsafe archive or on a conflict with `base`. Files keep setuid and setgid bits only with
+/// `setuid`; otherwise the bits are cleared and the files listed in `stripped`. `unlinked` lists
+/// files replaced here whose other names (hard links the task never saw) keep the old file;
+/// `not_given` setuid or setgid files the task gave an owner or group this process cannot give
+/// (the bit was cleared).
 async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<Table>)) -> Answer<Table> {
     if let Some(options) = &options {
         known(options, "apply", &["base", "setuid"])?;
@@ -389,7 +391,9 @@ async fn apply(lua: Lua, (dir, changes, options): (LuaPath, AnyUserData, Option<
         kept.raw_push(lua.create_string(path.as_bytes())?)?;
     }
     table.set("kept", kept)?;
-    for (name, paths) in [("stripped", &report.stripped), ("unlinked", &report.unlinked)] {
+    for (name, paths) in
+        [("stripped", &report.stripped), ("unlinked", &report.unlinked), ("not_given", &report.not_given)]
+    {
         let list = lua.create_table()?;
         for path in paths {
             list.raw_push(lua.create_string(path.as_bytes())?)?;

@@ -41,7 +41,7 @@ use super::manifest::{Entry, Manifest, SETID_BITS};
 use super::rel_path::{PathMap, PathSet, RelPath};
 use super::staging::Staging;
 use super::timestamp::Timestamp;
-use super::unpack::{Limits, peek_empty, unpack_staged};
+use super::unpack::{GivenOwner, Limits, peek_empty, unpack_staged};
 
 mod checks;
 mod owner;
@@ -66,6 +66,9 @@ pub struct ApplyReport {
     pub kept: Vec<RelPath>,
     /// Files whose setuid or setgid bits were cleared (the limits do not carry them).
     pub stripped: Vec<RelPath>,
+    /// Setuid or setgid files the task gave another owner or group, which this process cannot
+    /// give (it is not root, or not in that group): that bit was cleared.
+    pub not_given: Vec<RelPath>,
     /// Files replaced here that had other names the task never saw (hard links outside the
     /// workspace, left out of it, or made here meanwhile): those names keep the old file.
     pub unlinked: Vec<RelPath>,
@@ -189,7 +192,7 @@ fn apply_steps(
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
     let unpacked = unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?;
-    let (staged, stripped) = (unpacked.manifest, unpacked.stripped);
+    let (staged, stripped, given) = (unpacked.manifest, unpacked.stripped, unpacked.given);
     let mut apply = Apply {
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
@@ -205,6 +208,8 @@ fn apply_steps(
             .collect(),
         base_names: base.map(|base| names_by_group(base.manifest)).unwrap_or_default(),
         setid_files: limits.setid_files,
+        given: &given,
+        not_given: Vec::new(),
         unlinked: Vec::new(),
         names_held: PathMap::default(),
         group_owners: PathMap::default(),
@@ -262,6 +267,10 @@ struct Apply<'a> {
     base_names: PathMap<RelPath, u64>,
     /// Whether files' setuid and setgid bits travel.
     setid_files: bool,
+    /// The owners the archive says setuid and setgid files were given (see `owner.rs`).
+    given: &'a BTreeMap<RelPath, GivenOwner>,
+    /// Setuid or setgid files whose owner could not be given here: that bit was cleared.
+    not_given: Vec<RelPath>,
     unlinked: Vec<RelPath>,
     /// Names this apply gave files here in its staging directory (a replaced file's second
     /// name, kept for undo), by device and inode: not names the task never saw.
@@ -377,6 +386,7 @@ impl Apply<'_> {
         }
         self.leave_parents()?;
         report.unlinked = std::mem::take(&mut self.unlinked);
+        report.not_given = std::mem::take(&mut self.not_given);
         Ok(report)
     }
 }

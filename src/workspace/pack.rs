@@ -75,17 +75,41 @@ fn empty_archive() -> &'static [u8] {
     })
 }
 
-/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it).
+/// PAX keys of a setuid or setgid file's owner and group, written where they are not this
+/// process's own user and group (a task gave the file away: `chown alice prog; chmod u+s
+/// prog`). The apply gives the file that owner or clears the bit: the runner's own setuid
+/// program would be another, more powerful one.
+pub(super) const OWNER_UID_KEY: &str = "SLOTH.uid";
+pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
+
+/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), and the
+/// PAX records of `more`.
 fn timed_header<W: Write>(
     builder: &mut tar::Builder<W>,
     entry: &Entry,
     full: &Path,
+    more: &[(&str, String)],
 ) -> Result<tar::Header, WorkspaceError> {
     let mut header = tar::Header::new_gnu();
     let mtime = entry.mtime();
     header.set_mtime(u64::try_from(mtime.secs).unwrap_or(0));
-    builder.append_pax_extensions([("mtime", mtime.to_pax().as_bytes())]).map_err(WorkspaceError::io(full))?;
+    let mtime = mtime.to_pax();
+    let records = std::iter::once(("mtime", mtime.as_bytes())).chain(more.iter().map(|(k, v)| (*k, v.as_bytes())));
+    builder.append_pax_extensions(records).map_err(WorkspaceError::io(full))?;
     Ok(header)
+}
+
+/// The PAX records of a setuid or setgid file's owner and group that are not this process's.
+fn given_owner(mode: u32, meta: &std::fs::Metadata) -> Vec<(&'static str, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut records = Vec::new();
+    if mode & 0o4000 != 0 && meta.uid() != nix::unistd::geteuid().as_raw() {
+        records.push((OWNER_UID_KEY, meta.uid().to_string()));
+    }
+    if mode & 0o2000 != 0 && meta.gid() != nix::unistd::getegid().as_raw() {
+        records.push((OWNER_GID_KEY, meta.gid().to_string()));
+    }
+    records
 }
 
 /// `path` as another name of `leader`, packed before it.
@@ -97,7 +121,7 @@ fn append_hard_link<W: Write>(
     entry: &Entry,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
-    let mut header = timed_header(builder, entry, &full)?;
+    let mut header = timed_header(builder, entry, &full, &[])?;
     header.set_entry_type(tar::EntryType::Link);
     header.set_mode(entry.mode().unwrap_or(0o644));
     header.set_size(0);
@@ -111,40 +135,42 @@ fn append<W: Write>(
     entry: &Entry,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
-    let mut header = timed_header(builder, entry, &full)?;
+    let (kind, mode) = match entry {
+        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode),
+        Entry::Fifo { mode, .. } => (tar::EntryType::Fifo, *mode),
+        Entry::Dir { mode, .. } => (tar::EntryType::Directory, *mode),
+        Entry::Symlink { .. } => (tar::EntryType::Symlink, 0o777),
+    };
+    let mut header = timed_header(builder, entry, &full, &[])?;
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(0);
     match entry {
-        Entry::Fifo { mode, .. } => {
-            header.set_entry_type(tar::EntryType::Fifo);
-            header.set_mode(*mode);
-            header.set_size(0);
-            builder.append_data(&mut header, path.as_path(), std::io::empty()).map_err(WorkspaceError::io(&full))
-        }
-        Entry::Dir { mode, .. } => {
-            header.set_entry_type(tar::EntryType::Directory);
-            header.set_mode(*mode);
-            header.set_size(0);
-            builder.append_data(&mut header, path.as_path(), std::io::empty()).map_err(WorkspaceError::io(&full))
-        }
-        Entry::Symlink { target, .. } => {
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_mode(0o777);
-            header.set_size(0);
-            builder
-                .append_link(&mut header, path.as_path(), RelPath::raw_path(target))
-                .map_err(WorkspaceError::io(&full))
-        }
-        Entry::File { mode, .. } => {
-            let file = root.open_file(path)?;
-            // The size at open time: a file that grows meanwhile is cut there; one that shrinks
-            // fails the pack rather than producing a corrupt archive.
-            let size = file.metadata().map_err(WorkspaceError::io(&full))?.len();
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_mode(*mode);
-            header.set_size(size);
-            let mut reader = ExactReader { inner: file.take(size), remaining: size };
-            builder.append_data(&mut header, path.as_path(), &mut reader).map_err(WorkspaceError::io(&full))
-        }
+        Entry::Symlink { target, .. } => builder.append_link(&mut header, path.as_path(), RelPath::raw_path(target)),
+        _ => builder.append_data(&mut header, path.as_path(), std::io::empty()),
     }
+    .map_err(WorkspaceError::io(&full))
+}
+
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    root: &Root,
+    path: &RelPath,
+    entry: &Entry,
+    mode: u32,
+) -> Result<(), WorkspaceError> {
+    let full = root.display(path);
+    let file = root.open_file(path)?;
+    let meta = file.metadata().map_err(WorkspaceError::io(&full))?;
+    // The size at open time: a file that grows meanwhile is cut there; one that shrinks
+    // fails the pack rather than producing a corrupt archive.
+    let size = meta.len();
+    let mut header = timed_header(builder, entry, &full, &given_owner(mode, &meta))?;
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(mode);
+    header.set_size(size);
+    let mut reader = ExactReader { inner: file.take(size), remaining: size };
+    builder.append_data(&mut header, path.as_path(), &mut reader).map_err(WorkspaceError::io(&full))
 }
 
 /// Fails instead of ending early when the file shrank while being read.

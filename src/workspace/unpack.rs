@@ -6,6 +6,7 @@
 //! written, so a gzip bomb stops early). Symlinks are data: they are created as they are,
 //! whatever they point at, and never followed. Named pipes are created, never opened.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use flate2::read::GzDecoder;
 
 use super::WorkspaceError;
 use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS};
+use super::pack::{OWNER_GID_KEY, OWNER_UID_KEY};
 use super::rel_path::{RelPath, display_bytes};
 use super::timestamp::Timestamp;
 use super::tree_writer::TreeWriter;
@@ -49,6 +51,17 @@ pub struct UnpackStats {
     pub manifest: Manifest,
     /// Files whose setuid or setgid bits were cleared (the limits do not carry them).
     pub stripped: Vec<RelPath>,
+    /// Setuid and setgid files the archive says belong to another owner or group than its
+    /// maker's (a task gave them away): see [`GivenOwner`].
+    pub given: BTreeMap<RelPath, GivenOwner>,
+}
+
+/// The owner (for a setuid file) and group (for a setgid file) an archive says a file was
+/// given where they are not its maker's own. Where they cannot be given, the bit goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GivenOwner {
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 fn refuse(entry: &[u8], reason: impl Into<String>) -> WorkspaceError {
@@ -88,7 +101,7 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
         stats.entries += 1;
         let path = RelPath::parse(&raw).map_err(|reason| refuse(&raw, reason))?;
         let mode = entry.header().mode().map_err(corrupt(&raw))? & MODE_MASK;
-        let mtime = entry_mtime(&mut entry).map_err(corrupt(&raw))?;
+        let (mtime, given) = entry_records(&mut entry).map_err(corrupt(&raw))?;
         let written = match kind {
             tar::EntryType::Directory => {
                 writer.dir(&path, mode, mtime)?;
@@ -103,6 +116,13 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
                 // What the archive asked for (where the entry goes, it is set again), but for
                 // bits the limits do not carry.
                 let mode = if limits.setid_files { mode } else { mode & (held | !SETID_BITS) };
+                let given = GivenOwner {
+                    uid: given.uid.filter(|_| mode & 0o4000 != 0),
+                    gid: given.gid.filter(|_| mode & 0o2000 != 0),
+                };
+                if given != GivenOwner::default() {
+                    stats.given.insert(path.clone(), given);
+                }
                 Entry::File { mode, size, hash, mtime, link: None }
             }
             tar::EntryType::Link => {
@@ -143,21 +163,27 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
     Ok((stats, writer))
 }
 
-/// The entry's modification time: the PAX `mtime` (with nanoseconds) when there is one, else
-/// the header's seconds.
-fn entry_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Timestamp> {
+/// The entry's modification time — the PAX `mtime` (with nanoseconds) when there is one, else
+/// the header's seconds — and the owner it says a setuid or setgid file was given.
+fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<(Timestamp, GivenOwner)> {
+    let (mut mtime, mut given) = (None, GivenOwner::default());
     if let Some(extensions) = entry.pax_extensions()? {
         for extension in extensions {
             let extension = extension?;
-            if extension.key_bytes() == b"mtime"
-                && let Some(time) = std::str::from_utf8(extension.value_bytes()).ok().and_then(Timestamp::from_pax)
-            {
-                return Ok(time);
+            let Ok(value) = std::str::from_utf8(extension.value_bytes()) else { continue };
+            match extension.key_bytes() {
+                b"mtime" => mtime = Timestamp::from_pax(value).or(mtime),
+                key if key == OWNER_UID_KEY.as_bytes() => given.uid = value.parse().ok(),
+                key if key == OWNER_GID_KEY.as_bytes() => given.gid = value.parse().ok(),
+                _ => {}
             }
         }
     }
-    let secs = entry.header().mtime()?;
-    Ok(Timestamp { secs: i64::try_from(secs).unwrap_or(i64::MAX), nanos: 0 })
+    let mtime = match mtime {
+        Some(mtime) => mtime,
+        None => Timestamp { secs: i64::try_from(entry.header().mtime()?).unwrap_or(i64::MAX), nanos: 0 },
+    };
+    Ok((mtime, given))
 }
 
 /// The compressed archives read ahead to tell an empty one (a task that changed nothing):

@@ -216,6 +216,9 @@ function M.run_on(target, task, deps, workdir, opts)
     if #report.stripped > 0 then
       log.warn(names(report.stripped) .. ": setuid and setgid bits from the agent were cleared (workspace.setuid = true carries them)")
     end
+    if #report.not_given > 0 then
+      log.warn(names(report.not_given) .. ": the task gave these setuid or setgid files another owner or group, which this process cannot give here (not root, or not in the group): those bits were cleared")
+    end
     for _, dir in ipairs(report.kept) do
       log.warn(dir .. ": deleted by the task but kept here: it holds files the task never saw (excluded, or added here meanwhile)")
     end

@@ -7,6 +7,11 @@
 //! hands down (a setgid directory's). What the system does not allow (a group this user is
 //! not in, another user's file for a user who is not root) stays this user's.
 //!
+//! A setuid or setgid file the task gave another owner or group (`chown alice prog; chmod u+s
+//! prog`: the archive says so) gets that owner or group, or, where this process cannot give
+//! it, loses that bit and is named: the runner's own setuid program would be another, more
+//! powerful program than the one the task made.
+//!
 //! An owner changed takes a file's setuid and setgid bits away (the kernel does): they are
 //! given back.
 
@@ -15,6 +20,7 @@ use crate::workspace::WorkspaceError;
 use crate::workspace::beneath::{Kind, Stat};
 use crate::workspace::manifest::{Entry, SETID_BITS};
 use crate::workspace::rel_path::RelPath;
+use crate::workspace::unpack::GivenOwner;
 
 impl Apply<'_> {
     /// Gives the staged entry for `path` its owner and group (see the module's comment);
@@ -32,14 +38,56 @@ impl Apply<'_> {
             Some(here) => (self.privileged.then_some(here.uid), Some(here.gid)),
             None => (None, self.root.group_from_parent(path)?),
         };
-        let (uid, gid) = (uid.filter(|uid| *uid != staged.uid), gid.filter(|gid| *gid != staged.gid));
-        if (uid.is_none() && gid.is_none()) || !self.staged_root.chown(path, uid, gid)? {
-            return Ok(());
+        // A setuid or setgid file the task gave another owner or group: that one, or the bit
+        // goes (the runner's own setuid program would be another, more powerful program).
+        let given = self.given_to(path).filter(|_| staged.kind == Kind::File).unwrap_or_default();
+        let mut mode = staged.mode;
+        let uid = match given.uid {
+            Some(to) if self.privileged || to == nix::unistd::geteuid().as_raw() => Some(to),
+            Some(_) => {
+                mode &= !0o4000;
+                uid
+            }
+            None => uid,
+        };
+        let mut changed = self.chown_staged(path, &staged, uid, given.gid.or(gid))?;
+        if changed == Some(false) && given.gid.is_some() {
+            mode &= !0o2000;
+            changed = self.chown_staged(path, &staged, uid, gid)?;
         }
-        if staged.kind == Kind::File && staged.mode & SETID_BITS != 0 {
-            self.staged_root.chmod(path, staged.mode)?;
+        if mode != staged.mode {
+            self.not_given.push(path.clone());
+        }
+        if mode != staged.mode || (changed == Some(true) && staged.kind == Kind::File && mode & SETID_BITS != 0) {
+            self.staged_root.chmod(path, mode)?;
         }
         Ok(())
+    }
+
+    /// Gives the staged `path` owner `uid` and group `gid` where they are not its own: None
+    /// when they are, else whether the system let this process.
+    fn chown_staged(
+        &self,
+        path: &RelPath,
+        staged: &Stat,
+        uid: Option<u32>,
+        gid: Option<u32>,
+    ) -> Result<Option<bool>, WorkspaceError> {
+        let (uid, gid) = (uid.filter(|uid| *uid != staged.uid), gid.filter(|gid| *gid != staged.gid));
+        if uid.is_none() && gid.is_none() {
+            return Ok(None);
+        }
+        self.staged_root.chown(path, uid, gid).map(Some)
+    }
+
+    /// The owner the archive says `path`'s file was given (its hard-link group's first name
+    /// carries it).
+    pub(super) fn given_to(&self, path: &RelPath) -> Option<GivenOwner> {
+        let leader = match self.staged.get(path) {
+            Some(Entry::File { link: Some(leader), .. }) => leader,
+            _ => path,
+        };
+        self.given.get(leader).copied()
     }
 
     /// The file here that `path`'s hard-link group is (found once per group: its first name is

@@ -119,12 +119,14 @@ impl Apply<'_> {
                             (Kind::File, Entry::File { .. }) | (Kind::Fifo, Entry::Fifo { .. })
                         )
                 }) && !self.linked.contains(path)
+                    && self.given_to(path).is_none()
                     && self.base_entry(path).is_some_and(|before| before.same_data(entry)) =>
             {
                 // Only the mode or time changed, and the path still holds the data the task
                 // started from (checked) under this one name: changed in place, as chmod and
                 // touch do. (A file with other names is replaced instead: changing it in place
-                // would change names the task never saw, outside the workspace too.)
+                // would change names the task never saw, outside the workspace too. So is one
+                // the task gave another owner: the swap gives it, undone with the rest.)
                 let stat = existing.expect("checked above");
                 let set = self.mode_to_set(entry, stat.mode).unwrap_or(stat.mode);
                 self.journal.record(Undo::Meta { path: path.clone(), mode: stat.mode, mtime: stat.mtime, set })?;
