@@ -124,6 +124,33 @@ fn an_edit_on_the_agents_host_between_tasks_is_undone_even_with_its_time_put_bac
     assert_eq!(info(&agent).trees_reused, 1);
 }
 
+/// Files the agent wrote for a task in the moment before it started, then rewritten by the task
+/// at once in place — same size, same inode, the time put back — come back: the scan after the
+/// task trusts a file's identity only if it was recorded before the filesystem's clock moved on.
+#[test]
+fn files_rewritten_in_place_the_moment_the_task_starts_with_their_times_put_back_come_back() {
+    let agent = Agent::start(&[]);
+    let files = 2000;
+    let last: Vec<usize> = (files - 5..files).collect();
+    let mut command = String::new();
+    for i in &last {
+        command.push_str(&format!(
+            "touch -r f{i}.txt .ref{i}; printf 'FILE {i}\\n' 1<> f{i}.txt; touch -r .ref{i} f{i}.txt; rm .ref{i}; "
+        ));
+    }
+    let test = workspace(&agent, files, &command, "");
+    for round in 0..2 {
+        test.run(&["run", "tasks.lua"]).expect_code(0);
+        for i in &last {
+            assert_eq!(test.read(&format!("ws/f{i}.txt")), format!("FILE {i}\n"), "round {round}");
+        }
+        // Again from the master's content: a cold tree, then a kept one written anew.
+        for i in &last {
+            std::fs::write(test.path().join(format!("ws/f{i}.txt")), format!("file {i}\n")).expect("write");
+        }
+    }
+}
+
 #[test]
 fn two_concurrent_tasks_of_one_workspace_use_two_trees_and_both_land() {
     let work = tempfile::tempdir().expect("tempdir");

@@ -44,7 +44,7 @@ pub struct Traffic {
 /// Incremental sync: asks for the contents the cache lacks and builds the workspace from the
 /// manifest — in a tree an earlier task of the same workspace left, writing only what differs
 /// (from the cache, where what came is stored first), or a new one (written straight from what
-/// came, the cache filled from it while the task runs: the [`CacheFill`] returned) — verifying
+/// came, the cache filled from it after the task: the [`CacheFill`] returned) — verifying
 /// every content as it is used; a cached content that fails verification is asked for again,
 /// once. The task's base is what was built.
 pub(super) async fn receive_incremental(
@@ -242,11 +242,12 @@ pub(super) async fn receive_incremental(
         .await?;
         kept = 0;
     }
-    // What came for a new tree went straight into it: the cache gets it now, beside the task.
+    // What came for a new tree went straight into it: the cache gets it once the task has
+    // answered (a task deciding what it lacks meanwhile waits for it if it needs any of it).
     let fill = (fills_cache && room).then(|| {
         let (cache, blobs) = (identity.cache.clone(), blobs.clone());
         let filling = cache.filling();
-        CacheFill(tokio::task::spawn_blocking(move || {
+        CacheFill(Box::new(move || {
             let _filling = filling;
             match store(&cache, &blobs, &limits).and_then(|_| cache.trim()) {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "cache trimmed"),
@@ -323,17 +324,22 @@ fn complete(
         meta.set(tree)?;
     }
     built.root = root_meta;
+    // Every identity is recorded, and the task has not started: what it changes is stamped
+    // from now on, so files written before now need not be read again after it (the tree's
+    // parent, the agent's own, holds the unnamed file the time is read from).
+    built.settled_before = tree.parent().and_then(crate::workspace::fs_clock::now_in);
     Ok(built)
 }
 
-/// The cache being filled with what came for a new tree, beside its task and after it (a task
-/// deciding what it lacks meanwhile waits for it: [`BlobCache::settled`]): awaited before the
-/// task's directory, which holds what came, goes.
-pub(super) struct CacheFill(tokio::task::JoinHandle<()>);
+/// The cache to be filled with what came for a new tree, once its task has answered: the
+/// task's own build, run, scan and answer get the machine's cores, not a second copy of every
+/// content being written beside them (a task deciding what it lacks meanwhile waits for it:
+/// [`BlobCache::settled`]). Done before the task's directory, which holds what came, goes.
+pub(super) struct CacheFill(Box<dyn FnOnce() + Send>);
 
 impl CacheFill {
     pub(super) async fn done(self) {
-        let _ = self.0.await;
+        let _ = tokio::task::spawn_blocking(self.0).await;
     }
 }
 

@@ -125,6 +125,11 @@ pub struct Manifest {
     /// last modified well before then (git's "racily clean" rule): on a filesystem with coarse
     /// times, an edit in the same second keeps the same mtime.
     pub scanned_at: Option<Timestamp>,
+    /// Local only: the time the tree's own filesystem gave a change at a moment after every
+    /// identity here was recorded and before anything but this process could change the tree
+    /// (see [`super::fs_clock`]): an entry last changed strictly before it is settled, with no
+    /// margin. None where not read.
+    pub settled_before: Option<Timestamp>,
     /// Local only: what the scan found but a workspace does not carry (sockets, devices).
     pub skipped: Vec<(RelPath, Kind)>,
     /// Local only: what the scan's rules left out (what a kept tree holds beyond its entries).
@@ -273,8 +278,9 @@ impl Manifest {
         const COARSE_MARGIN_NS: i128 = 3_000_000_000;
         let coarse = stamp.mtime.nanos == 0 && stamp.ctime.nanos == 0;
         let margin = if coarse { COARSE_MARGIN_NS } else { FINE_MARGIN_NS };
-        let last = stamp.mtime.as_nanos().max(stamp.ctime.as_nanos());
-        self.scanned_at.is_some_and(|at| last + margin <= at.as_nanos())
+        let last = stamp.mtime.max(stamp.ctime);
+        self.settled_before.is_some_and(|before| last < before)
+            || self.scanned_at.is_some_and(|at| last.as_nanos() + margin <= at.as_nanos())
     }
 }
 

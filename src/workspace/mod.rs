@@ -17,6 +17,7 @@ mod buffer;
 pub mod content_memo;
 pub mod diff;
 pub mod filter;
+pub mod fs_clock;
 mod in_order;
 pub mod index;
 pub mod journal;
