@@ -47,17 +47,70 @@ pub fn remove_tree(path: &Path) -> Result<(), FileError> {
 /// for its owner first, which `remove_dir_all` never does — a user who is not root would keep
 /// such trees forever. Links are never followed. Nothing there is not an error.
 pub fn remove_dir_all_opening(path: &Path) -> io::Result<()> {
+    let again = || match std::fs::remove_dir_all(path) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
     match std::fs::remove_dir_all(path) {
         Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
             open_for_owner(path, 0o700);
-            match std::fs::remove_dir_all(path) {
-                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            match again() {
+                // A file a task made immutable or append-only (`chattr +i`, which needs root):
+                // root may take the flag back, and then the tree goes.
+                Err(error) if error.kind() == io::ErrorKind::PermissionDenied && nix::unistd::geteuid().is_root() => {
+                    if clear_immutable_below(path) > 0 {
+                        again()
+                    } else {
+                        Err(error)
+                    }
+                }
                 other => other,
             }
         }
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+/// The inode flags that keep an entry from being removed or renamed, and a directory's
+/// entries with it (`chattr +i`, `chattr +a`).
+const FS_IMMUTABLE_FL: std::ffi::c_long = 0x10;
+const FS_APPEND_FL: std::ffi::c_long = 0x20;
+
+/// Takes the immutable and append-only flags off every directory and regular file of the tree
+/// at `root` (`root` included) that has them; links are never followed, nothing else is opened
+/// (a device or a pipe could do something when opened). Returns how many were cleared.
+fn clear_immutable_below(root: &Path) -> usize {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(root) else { return 0 };
+    if !meta.is_dir() && !meta.is_file() {
+        return 0;
+    }
+    let mut cleared = 0;
+    let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY;
+    if let Ok(opened) = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(root) {
+        let fd = opened.as_raw_fd();
+        let mut held: std::ffi::c_long = 0;
+        #[allow(unsafe_code)]
+        // SAFETY: an open descriptor of this process, and a flags word the ioctl writes into.
+        let got = unsafe { nix::libc::ioctl(fd, nix::libc::FS_IOC_GETFLAGS, &mut held) } == 0;
+        if got && held & (FS_IMMUTABLE_FL | FS_APPEND_FL) != 0 {
+            let set: std::ffi::c_long = held & !(FS_IMMUTABLE_FL | FS_APPEND_FL);
+            #[allow(unsafe_code)]
+            // SAFETY: as above; the ioctl reads the flags word.
+            let done = unsafe { nix::libc::ioctl(fd, nix::libc::FS_IOC_SETFLAGS, &set) } == 0;
+            cleared += usize::from(done);
+        }
+    }
+    if meta.is_dir()
+        && let Ok(entries) = std::fs::read_dir(root)
+    {
+        for entry in entries.flatten() {
+            cleared += clear_immutable_below(&entry.path());
+        }
+    }
+    cleared
 }
 
 /// Gives every directory of the tree at `root` (`root` included) that this process's user owns
