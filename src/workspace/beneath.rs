@@ -197,6 +197,13 @@ impl Root {
         Ok(Self { fd, path: path.to_path_buf(), last_parent: RefCell::new(None) })
     }
 
+    /// The same directory, for another thread (its own descriptor: the directory it is, not
+    /// whatever its path names now).
+    pub fn try_clone(&self) -> Result<Self, WorkspaceError> {
+        let fd = self.fd.try_clone().map_err(|source| WorkspaceError::Io { path: self.path.clone(), source })?;
+        Ok(Self { fd, path: self.path.clone(), last_parent: RefCell::new(None) })
+    }
+
     /// Which directory this is: its device and inode.
     pub fn identity(&self) -> Result<(u64, u64), WorkspaceError> {
         let stat = nix::sys::stat::fstat(&self.fd)

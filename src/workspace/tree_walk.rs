@@ -114,7 +114,7 @@ const MAX_THREADS: usize = 8;
 
 /// Threads a large walk uses: the cores this process may run on (up to [`MAX_THREADS`]), found
 /// once — finding them reads the cgroup's files, which every scan would otherwise do again.
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from).min(MAX_THREADS))
 }

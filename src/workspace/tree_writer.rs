@@ -133,13 +133,7 @@ impl TreeWriter {
         read_error: impl Fn(std::io::Error) -> WorkspaceError,
     ) -> Result<Entry, WorkspaceError> {
         self.admit(path)?;
-        // Made with its mode where the umask leaves it whole (no chmod after); a setuid or
-        // setgid file is made private and given its bits once written (writing clears them).
-        let plain = mode & MODE_MASK & !SETID_BITS == mode & MODE_MASK;
-        let made_as = match crate::process::umask_at_start() {
-            Some(umask) if plain && mode & MODE_MASK & umask == 0 => mode & MODE_MASK,
-            _ => 0o600,
-        };
+        let made_as = made_as(mode);
         let mut file = self.root.create_file(path, made_as, true)?;
         let full = self.root.display(path);
         let remaining = self.limits.max_bytes.saturating_sub(self.bytes);
@@ -158,39 +152,42 @@ impl TreeWriter {
             }
         };
         self.bytes += size;
-        // After the content: writing clears setuid and setgid.
         let mode = self.file_mode(path, mode);
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let set_mode = |file: &std::fs::File| {
-            file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(&full))
-        };
-        let time = system_time(mtime);
-        let set_time = |file: &std::fs::File| {
-            file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
-                .map_err(WorkspaceError::io(&full))
-        };
-        if made_as != mode {
-            set_mode(&file)?;
-        }
-        set_time(&file)?;
-        let mut held = file.metadata().map_err(WorkspaceError::io(&full))?;
-        // Made otherwise than the umask says (a default ACL on the directory): set after all.
-        if held.mode() & MODE_MASK != mode && made_as == mode {
-            set_mode(&file)?;
-            set_time(&file)?;
-            held = file.metadata().map_err(WorkspaceError::io(&full))?;
-        }
+        let (entry, stamp) = settle_file(&file, &full, (made_as, mode, mtime), size, hash)?;
         // Its identity as left: what a look at it after the build would see (no second look).
-        if let Some(stamp) = self.seen.get_mut(path) {
-            *stamp = Some(Stat::from_metadata(&held).stamp);
+        if let Some(seen) = self.seen.get_mut(path) {
+            *seen = Some(stamp);
         }
-        Ok(Entry::File {
-            mode: held.mode() & MODE_MASK,
-            size,
-            hash,
-            mtime: Timestamp::new(held.mtime(), held.mtime_nsec()),
-            link: None,
-        })
+        Ok(entry)
+    }
+
+    /// A regular file of `size` bytes counted and its name taken, to be written elsewhere — on
+    /// another thread, through a clone of [`TreeWriter::root`] — by [`write_admitted`]; what
+    /// that returns is recorded with [`TreeWriter::admitted_written`].
+    pub fn admit_file(
+        &mut self,
+        path: &RelPath,
+        mode: u32,
+        mtime: Timestamp,
+        size: u64,
+    ) -> Result<Admitted, WorkspaceError> {
+        if size > self.limits.max_bytes.saturating_sub(self.bytes) {
+            return Err(WorkspaceError::TooLarge {
+                what: "size",
+                limit: self.limits.max_bytes,
+                entry: path.to_string(),
+            });
+        }
+        self.admit(path)?;
+        self.bytes += size;
+        Ok(Admitted { path: path.clone(), made_as: made_as(mode), mode: self.file_mode(path, mode), mtime })
+    }
+
+    /// Records the identity a file admitted with [`TreeWriter::admit_file`] was left with.
+    pub fn admitted_written(&mut self, path: &RelPath, stamp: Stamp) {
+        if let Some(seen) = self.seen.get_mut(path) {
+            *seen = Some(stamp);
+        }
     }
 
     /// `path` as another name of `to`, a file this writer wrote earlier (a hard link). Returns
@@ -326,6 +323,90 @@ impl TreeWriter {
         }
         Ok(held)
     }
+}
+
+/// A regular file admitted by [`TreeWriter::admit_file`], to be written by [`write_admitted`].
+#[derive(Debug)]
+pub struct Admitted {
+    pub path: RelPath,
+    made_as: u32,
+    mode: u32,
+    mtime: Timestamp,
+}
+
+/// Writes the file `admitted` with `bytes` beneath `root` (the writer's root, cloned for this
+/// thread); returns it as written, with its identity as left.
+pub fn write_admitted(root: &Root, admitted: &Admitted, bytes: &[u8]) -> Result<(Entry, Stamp), WorkspaceError> {
+    let Admitted { path, made_as, mode, mtime } = admitted;
+    root.check_parent(path)?;
+    let mut file = root.create_file(path, *made_as, true)?;
+    let full = root.display(path);
+    let no_read_error = |error| WorkspaceError::Io { path: full.clone(), source: error };
+    let (size, hash) = match copy_hashing(bytes, &mut file, u64::MAX, &no_read_error, &full) {
+        Ok(done) => done,
+        Err(error) => {
+            drop(file);
+            let _ = root.unlink(path);
+            return Err(match error {
+                CopyError::TooLarge => {
+                    WorkspaceError::TooLarge { what: "size", limit: u64::MAX, entry: path.to_string() }
+                }
+                CopyError::Failed(error) => error,
+            });
+        }
+    };
+    settle_file(&file, &full, (*made_as, *mode, *mtime), size, hash)
+}
+
+/// The mode a file is made with: its own where the umask leaves it whole (no chmod after); a
+/// setuid or setgid file is made private and given its bits once written (writing clears
+/// them).
+fn made_as(mode: u32) -> u32 {
+    let plain = mode & MODE_MASK & !SETID_BITS == mode & MODE_MASK;
+    match crate::process::umask_at_start() {
+        Some(umask) if plain && mode & MODE_MASK & umask == 0 => mode & MODE_MASK,
+        _ => 0o600,
+    }
+}
+
+/// Gives a file just written (`size` bytes hashing to `hash`) its mode — after the content:
+/// writing clears setuid and setgid — and time; returns it as the filesystem holds it, and
+/// its identity as left.
+fn settle_file(
+    file: &std::fs::File,
+    full: &Path,
+    (made_as, mode, mtime): (u32, u32, Timestamp),
+    size: u64,
+    hash: blake3::Hash,
+) -> Result<(Entry, Stamp), WorkspaceError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let set_mode = |file: &std::fs::File| {
+        file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(WorkspaceError::io(full))
+    };
+    let time = system_time(mtime);
+    let set_time = |file: &std::fs::File| {
+        file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
+            .map_err(WorkspaceError::io(full))
+    };
+    if made_as != mode {
+        set_mode(file)?;
+    }
+    set_time(file)?;
+    let mut held = file.metadata().map_err(WorkspaceError::io(full))?;
+    // Made otherwise than the umask says (a default ACL on the directory): set after all.
+    if held.mode() & MODE_MASK != mode && made_as == mode {
+        set_mode(file)?;
+        set_time(file)?;
+        held = file.metadata().map_err(WorkspaceError::io(full))?;
+    }
+    let entry = Entry::File {
+        mode: held.mode() & MODE_MASK,
+        size,
+        hash,
+        mtime: Timestamp::new(held.mtime(), held.mtime_nsec()),
+        link: None,
+    };
+    Ok((entry, Stat::from_metadata(&held).stamp))
 }
 
 enum CopyError {

@@ -266,3 +266,82 @@ fn two_contents_three_files() -> tempfile::TempDir {
     std::fs::set_permissions(source.path().join("c.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     source
 }
+
+/// A new tree of many files (written by the fill's threads): exactly the manifest — modes,
+/// times, a large file, a shared content, a hard link, subdirectories — with every file's
+/// identity recorded as a look at it finds it.
+#[test]
+fn a_large_new_tree_written_by_several_threads_is_exactly_the_manifest_with_every_identity() {
+    let source = tempfile::tempdir().expect("tempdir");
+    for d in 0..4 {
+        std::fs::create_dir(source.path().join(format!("d{d}"))).expect("mkdir");
+    }
+    for i in 0..1200 {
+        let path = source.path().join(format!("d{}/f{i}", i % 4));
+        std::fs::write(&path, format!("content {i}")).expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode([0o644, 0o755, 0o600, 0o444][i % 4]))
+            .expect("chmod");
+    }
+    std::fs::write(source.path().join("big"), vec![7u8; 200 * 1024]).expect("write");
+    std::fs::write(source.path().join("same1"), "shared").expect("write");
+    std::fs::write(source.path().join("same2"), "shared").expect("write");
+    std::fs::hard_link(source.path().join("d1/f1"), source.path().join("linked")).expect("hard link");
+    let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    let mut archive = Vec::new();
+    pack_blobs(source.path(), &manifest, &cache.missing(&manifest), &mut archive, source.path()).expect("pack");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+    cache.fill(&mut build, &archive[..], &Limits::default()).expect("fill");
+    assert!(build.missing().is_empty());
+    let built = build.finish().expect("finish");
+    assert_eq!(Manifest::scan(dest.path(), &Filter::builtin()).expect("scan"), manifest);
+    assert_eq!(built, manifest);
+    let root = crate::workspace::beneath::Root::open(dest.path()).expect("root");
+    for i in 0..1200 {
+        let path = RelPath::parse(format!("d{}/f{i}", i % 4).as_bytes()).expect("path");
+        if i == 1 {
+            continue; // linked since: looked at again
+        }
+        let now = root.lstat(&path).expect("lstat").expect("there").stamp;
+        assert_eq!(built.stamps.get(&path), Some(&now), "{path}");
+    }
+}
+
+/// Among many files, one whose content does not match its name fails the fill, naming the
+/// blob, and is not left in the tree.
+#[test]
+fn a_wrong_content_among_many_fails_the_threads_fill_and_is_not_left() {
+    let source = tempfile::tempdir().expect("tempdir");
+    for i in 0..800 {
+        std::fs::write(source.path().join(format!("f{i:04}")), format!("content {i}")).expect("write");
+    }
+    let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
+    let poisoned = blake3::hash(b"content 700").to_hex().to_string();
+    let mut archive = GzEncoder::new(Vec::new(), Compression::fast());
+    {
+        let mut tar = tar::Builder::new(&mut archive);
+        for i in 0..800 {
+            let content = if i == 700 { "CONTENT 700".to_owned() } else { format!("content {i}") };
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            let name = blake3::hash(format!("content {i}").as_bytes()).to_hex().to_string();
+            tar.append_data(&mut header, name, content.as_bytes()).expect("append");
+        }
+        tar.finish().expect("finish");
+    }
+    let archive = archive.finish().expect("gzip");
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+    let refused = cache.fill(&mut build, &archive[..], &Limits::default()).expect_err("a wrong content");
+    assert!(
+        matches!(&refused, WorkspaceError::UnsafeEntry { entry, reason } if *entry == poisoned && reason.contains("does not match")),
+        "{refused:?}"
+    );
+    assert!(!dest.path().join("f0700").exists(), "nothing of it left behind");
+}
