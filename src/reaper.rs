@@ -22,6 +22,10 @@ pub const COMPANION: &str = "__reap";
 
 static PIPE: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
 
+/// The process groups of this process's tasks still running: what a run that must exit at
+/// once (a second Ctrl-C) kills on its way out.
+static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
 /// Starts the companion for this process (an agent); task process groups are announced to it
 /// from then on.
 pub fn start() -> std::io::Result<()> {
@@ -38,14 +42,31 @@ pub fn start() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Announces (`started`) or withdraws a task's process group; nothing when there is no
-/// companion (a master, a test).
+/// Announces (`started`) or withdraws a task's process group: to the companion, when there is
+/// one (an agent), and to [`kill_live`].
 pub fn note(group: i32, started: bool) {
+    {
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        if started {
+            live.push(group);
+        } else {
+            live.retain(|known| *known != group);
+        }
+    }
     let mut pipe = PIPE.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(pipe) = pipe.as_mut() {
         // One write (the pipe is unbuffered): a line never arrives in pieces.
         let line = format!("{}{group}\n", if started { '+' } else { '-' });
         let _ = pipe.write_all(line.as_bytes());
+    }
+}
+
+/// Kills every process group of this process's tasks still running (SIGKILL): for a process
+/// about to exit without waiting for its tasks to be cancelled.
+pub fn kill_live() {
+    let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+    for group in live.iter().filter(|group| **group > 1) {
+        let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
     }
 }
 

@@ -86,3 +86,82 @@ fn sigint_while_the_pipeline_is_still_loading_exits_130() {
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
     assert_eq!(wait_exit(&mut child), Some(130));
 }
+
+/// Sends `signals` to `child` so that they are all pending when it next runs (stopped, then
+/// signalled, then continued): the second one is a second signal however fast the first is
+/// handled.
+fn signals_at_once(child: &std::process::Child, signals: &[&str]) {
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().expect("kill -STOP");
+    for signal in signals {
+        Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("kill");
+    }
+    Command::new("kill").args(["-CONT", &pid]).status().expect("kill -CONT");
+}
+
+/// A second signal exits at once — and kills the processes of the tasks still running on its
+/// way: none outlives the run.
+#[test]
+fn a_second_signal_exits_at_once_and_the_tasks_processes_die_with_the_run() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = { { name = "long", command = "sleep 30 & echo $! > sleeper.pid; wait" } } } }"#,
+    );
+    let mut child = start(&test);
+    let sleeper = wait_for_line_file(&test.path().join("sleeper.pid"));
+    signals_at_once(&child, &["INT", "TERM"]);
+    assert!(wait_exit(&mut child).is_some_and(|code| code == 130 || code == 143));
+    assert!(wait_until_gone(&sleeper), "the task's process {sleeper} outlived the run");
+}
+
+/// Two signals while a remote task's changes are being applied: the second waits for the apply
+/// to be taken back (the first cancelled it), so the workspace is as it was — or as the task
+/// left it, had the apply ended first — never half of each, and nothing of the apply is left
+/// in it.
+#[test]
+fn two_signals_during_an_apply_leave_the_workspace_as_it_was_or_as_the_task_left_it() {
+    let agent = crate::support::agent::Agent::start(&[]);
+    let mut test = Test::new();
+    for i in 0..400 {
+        test = test.write(&format!("ws/f{i:03}"), "old\n");
+    }
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ workdir = "ws", agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = "for f in f*; do echo new > $f; done; head -c 40000000 /dev/urandom > big.bin" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    let ws = test.path().join("ws");
+    let mut child = start(&test);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let applying = || {
+        std::fs::read_dir(&ws)
+            .map(|entries| entries.flatten().any(|entry| entry.file_name().to_string_lossy().starts_with(".sloth")))
+            .unwrap_or(false)
+    };
+    while !applying() {
+        assert!(std::time::Instant::now() < deadline, "the apply never started");
+        assert!(child.try_wait().expect("wait").is_none(), "the run ended before its apply was seen");
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    signals_at_once(&child, &["TERM", "INT"]);
+    assert!(wait_exit(&mut child).is_some_and(|code| code == 130 || code == 143));
+    let contents: std::collections::BTreeSet<String> =
+        (0..400).map(|i| std::fs::read_to_string(ws.join(format!("f{i:03}"))).expect("read")).collect();
+    let big = ws.join("big.bin").exists();
+    assert!(
+        (contents.len() == 1 && contents.contains("old\n") && !big)
+            || (contents.len() == 1 && contents.contains("new\n") && big),
+        "half-applied: contents {contents:?}, big.bin {big}"
+    );
+    let left: Vec<String> = std::fs::read_dir(&ws)
+        .expect("ws")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".sloth"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -1,7 +1,11 @@
 //! SIGINT, SIGTERM and SIGHUP for a run: the first cancels everything — running tasks and the
 //! processes they started, remote calls, and Lua code that never yields (through the VM's abort
 //! flag, which its instruction hook checks), during loading as well as during the run — and the
-//! run exits 130, 143 or 129; a second one exits at once.
+//! run exits 130, 143 or 129; a second one exits at once, killing the process groups of the
+//! tasks still running on its way — unless a task's changes are being applied to a workspace
+//! (or taken back, the first signal having cancelled them): that is waited for, so the
+//! workspace is left as it was or as the task left it, never half of each; a third one exits
+//! then too, naming the workspace left half-applied.
 //!
 //! The signals are awaited on a thread of their own: the run's single-threaded runtime cannot
 //! notice anything while Lua code keeps its thread busy.
@@ -11,6 +15,26 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
+
+/// Exits with `code` at once, the process groups of the tasks still running killed first.
+fn exit_now(code: u8) -> ! {
+    crate::status_line::disable();
+    eprintln!("interrupted again: exiting now");
+    crate::reaper::kill_live();
+    std::process::exit(i32::from(code));
+}
+
+/// Once no workspace is being applied to in this process.
+async fn none_applying() {
+    while !crate::workspace::applying().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Workspaces for a message.
+fn shown(roots: &[std::path::PathBuf]) -> String {
+    roots.iter().map(|root| root.display().to_string()).collect::<Vec<_>>().join(", ")
+}
 
 /// The signals of one run.
 #[derive(Debug, Clone)]
@@ -28,7 +52,7 @@ impl Signals {
         let watcher = signals.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build() {
                 Ok(runtime) => runtime,
                 Err(error) => {
                     let _ = ready_tx.send(Err(error));
@@ -52,7 +76,36 @@ impl Signals {
                         _ = term.recv() => 143,
                         _ = hup.recv() => 129,
                     };
-                    watcher.received(code);
+                    if !watcher.received(code) {
+                        continue;
+                    }
+                    // A second signal. A workspace being applied to is left whole first.
+                    let applying = crate::workspace::applying();
+                    if !applying.is_empty() {
+                        crate::status_line::disable();
+                        eprintln!(
+                            "interrupted again: waiting for the changes being applied to {} to be finished or \
+                             taken back (once more to exit at once, leaving it half-applied)",
+                            shown(&applying)
+                        );
+                        let third = tokio::select! {
+                            _ = int.recv() => true,
+                            _ = term.recv() => true,
+                            _ = hup.recv() => true,
+                            () = none_applying() => false,
+                        };
+                        if third {
+                            let left = crate::workspace::applying();
+                            if !left.is_empty() {
+                                eprintln!(
+                                    "exiting now: {} is left half-applied; the next remote task on it (or \
+                                     `sloth-runner run` of one) takes the steps back",
+                                    shown(&left)
+                                );
+                            }
+                        }
+                    }
+                    exit_now(code);
                 }
             });
         })?;
@@ -60,14 +113,14 @@ impl Signals {
         Ok(signals)
     }
 
-    fn received(&self, code: u8) {
+    /// Records a signal; whether it is a second one (the run is to exit).
+    fn received(&self, code: u8) -> bool {
         if self.code.swap(code, Ordering::SeqCst) != 0 {
-            crate::status_line::disable();
-            eprintln!("interrupted again: exiting now");
-            std::process::exit(i32::from(code));
+            return true;
         }
         self.abort.store(true, Ordering::SeqCst);
         self.notify.notify_one();
+        false
     }
 
     /// Forgets the signal received (a REPL goes on after an interrupted line).

@@ -39,7 +39,7 @@ pub mod unpack;
 pub mod unreadable;
 pub mod warm;
 
-pub use apply::{ApplyReport, Base, Step, apply, apply_interruptible, apply_observed};
+pub use apply::{ApplyReport, Base, Step, apply, apply_interruptible, apply_observed, applying};
 pub use blob_pack::{BlobPack, pack_blobs};
 pub use blobs::{BlobCache, Build};
 pub use diff::{Changes, diff};
