@@ -656,6 +656,41 @@ fn a_setuid_file_the_task_gave_another_owner_is_that_owner_s_here_never_the_runn
     assert_eq!(mode & 0o6000, 0, "not the runner's setuid program");
 }
 
+/// A remote function task whose own `pcall` catches its timeout in a loop is stopped as one
+/// without: it fails "timed out", and nothing of it keeps running on the agent (its thread
+/// spun there for ever, its slot reported free).
+#[test]
+fn a_remote_task_that_catches_its_timeout_in_a_pcall_loop_stops_on_the_agent_too() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write("ws/f", "f\n").write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ workdir = \"ws\", agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n  \
+             {{ name = \"spin\", agent = \"box\", timeout = \"1s\", command = function()\n    \
+               while true do pcall(function() while true do end end) end\n  end }},\n}} }} }}\n",
+            agent.address
+        ),
+    );
+    let started = std::time::Instant::now();
+    let run = test.run(&["run", "tasks.lua"]).expect_code(1);
+    assert!(run.stderr.contains("timed out after 1.00s"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "stopped at its timeout, not the master's backstop"
+    );
+    // The agent's CPU time stands still once the task is over.
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", agent.pid())).expect("stat");
+        let fields: Vec<&str> = stat.rsplit(')').next().expect("fields").split_whitespace().collect();
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = cpu();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let ticks = cpu() - before;
+    assert!(ticks < 50, "the agent burned {ticks} ticks in a second after the task ended");
+}
+
 /// A task stopped by its `timeout` leaves what it did before: with `sync_back = "always"` the
 /// agent's run comes back as a run here leaves it — a shell command killed mid-sleep, and a
 /// function task that never yields — and fails with the same message.

@@ -50,6 +50,16 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     // `core.preempt(on)`: the running coroutine gets (or loses) the hook that stops Lua code
     // which never yields at a deadline or on cancellation; whether it had it.
     core.set("preempt", lua.create_function(|lua, on: bool| super::preempt::set(lua, on))?)?;
+    // `core.stopped()`: why the pipeline's code running now must stop (its task's deadline
+    // passed, the run was cancelled), nil otherwise — and nil in the engine's own code (the
+    // hook off): what makes a `pcall` in a pipeline pass a stop on instead of swallowing it.
+    core.set("stopped", lua.create_function(|lua, ()| Ok(super::preempt::stopped_while_hooked(lua)))?)?;
+    // `core.is_engine_source(source)`: whether a function with that chunk name is the engine's
+    // (see `stdlib::is_engine_source`), not the pipeline's.
+    core.set(
+        "is_engine_source",
+        lua.create_function(|_, source: mlua::LuaString| Ok(super::stdlib::is_engine_source(&source.to_str()?)))?,
+    )?;
     // The live status line (`sloth.status`): `status_on()` turns it on when stderr is a
     // terminal that wants it (and says whether it is on), `status_off()` takes it away,
     // `status_task(name, running)` says a task started or ended; `console_begin()` and

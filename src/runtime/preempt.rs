@@ -113,6 +113,14 @@ fn check(lua: &Lua, _: &mlua::debug::Debug) -> LuaResult<VmState> {
     }
 }
 
+/// [`stopped`], for the pipeline's code only: None while the running coroutine is without the
+/// hook (the engine's own code).
+pub fn stopped_while_hooked(lua: &Lua) -> Option<String> {
+    let key = lua.current_thread().to_pointer() as usize;
+    let hooked = lua.app_data_ref::<Hooked>().is_some_and(|hooked| hooked.0.borrow().contains(&key));
+    if hooked { stopped(lua) } else { None }
+}
+
 /// Why the running coroutine must stop now, if it must: the VM's abort flag, then its
 /// deadline (also asked by what waits without yielding: a blocking command).
 pub fn stopped(lua: &Lua) -> Option<String> {

@@ -18,6 +18,23 @@ pub enum StdlibSource {
     Directory(PathBuf),
 }
 
+/// Whether a chunk name (`debug.getinfo(...).source`) is the engine's own code: C functions
+/// (`=[C]`), the host's chunks (`=(sloth-runner...)`), a bundled stdlib module
+/// (`@stdlib/sloth/....lua`), or a file of the stdlib directory in use (`SLOTH_STDLIB_DIR`) —
+/// not a REPL line (`=repl`, `=stdin`) nor a pipeline's file.
+pub fn is_engine_source(source: &str) -> bool {
+    if source == "=[C]" || source.starts_with("=(sloth-runner") {
+        return true;
+    }
+    let Some(path) = source.strip_prefix('@') else { return false };
+    if index::STDLIB.iter().any(|(_, bundled, _, _)| *bundled == path) {
+        return true;
+    }
+    std::env::var_os(super::STDLIB_DIR_ENV)
+        .filter(|dir| !dir.is_empty())
+        .is_some_and(|dir| Path::new(path).starts_with(Path::new(&dir)))
+}
+
 /// Names of the bundled stdlib modules.
 pub fn bundled_modules() -> impl Iterator<Item = &'static str> {
     index::STDLIB.iter().map(|(module, _, _, _)| *module)

@@ -29,7 +29,10 @@ local function user_traceback(err)
     err = string.format("(error object is a %s value)", kind)
   end
   local trace = debug.traceback(tostring(err), 2)
-  local cut = trace:find("\n\t%[C%]: in function 'xpcall'")
+  -- A stop the pipeline's own pcall passed on (see `sloth.prelude`) is raised from there:
+  -- where the pipeline was is what is shown, as for a stop raised in its code.
+  trace = trace:gsub("\n\t%[C%]: in function 'error'\n\t[^\n]*sloth/prelude%.lua:%d+: in function <[^\n]*>\n\t%(%.%.%.tail calls%.%.%.%)", "", 1)
+  local cut = trace:find("\n\t%[C%]: in function '[%w%._]*xpcall'")
   return cut and trace:sub(1, cut - 1) or trace
 end
 

@@ -13,16 +13,17 @@ local function restore(was_on, ...)
   return ...
 end
 
---- `xpcall(fn, handler, ...)`, preemptible while `fn` runs.
+--- `xpcall(fn, handler, ...)`, preemptible while `fn` runs (Lua's own: a stop is caught here,
+--- where the engine reports it; see `sloth.prelude`).
 function M.xpcall(fn, handler, ...)
   local was_on = core.preempt(true)
-  return restore(was_on, xpcall(fn, handler, ...))
+  return restore(was_on, (core.raw_xpcall or xpcall)(fn, handler, ...))
 end
 
---- `pcall(fn, ...)`, preemptible while `fn` runs.
+--- `pcall(fn, ...)`, preemptible while `fn` runs (Lua's own, as `M.xpcall`).
 function M.pcall(fn, ...)
   local was_on = core.preempt(true)
-  return restore(was_on, pcall(fn, ...))
+  return restore(was_on, (core.raw_pcall or pcall)(fn, ...))
 end
 
 local function rethrow(was_on, ok, ...)

@@ -176,6 +176,38 @@ coroutine.resume = function(co, ...)
   adopt_deadline(co, true)
   return resumed(co, original_resume(co, ...))
 end
+
+-- A stop (the task's deadline passed, the run cancelled) raised in the pipeline's code is not
+-- swallowed by the pipeline's own `pcall`, `xpcall` or `coroutine.resume`: it passes on, and
+-- the task stops as it would without them (a `pcall` in a loop otherwise kept a timed-out
+-- task running for ever, and one around each item made it succeed). The engine's own calls
+-- are as Lua's.
+local raw_pcall, raw_xpcall, protected_resume = pcall, xpcall, coroutine.resume
+local stopped, is_engine_source, getinfo = core.stopped, core.is_engine_source, debug.getinfo
+--- Raises the stop if what the caller caught was one (level 2: the caller of the tail-called
+--- wrapper below).
+local function passed_on(ok, ...)
+  if not ok then
+    local why = stopped()
+    if why then
+      local caller = getinfo(2, "S")
+      if caller and not is_engine_source(caller.source) then
+        error(why, 0)
+      end
+    end
+  end
+  return ok, ...
+end
+core.raw_pcall, core.raw_xpcall = raw_pcall, raw_xpcall
+pcall = function(...)
+  return passed_on(raw_pcall(...))
+end
+xpcall = function(...)
+  return passed_on(raw_xpcall(...))
+end
+coroutine.resume = function(...)
+  return passed_on(protected_resume(...))
+end
 coroutine.wrap = function(fn)
   local co = coroutine.create(fn)
   return function(...)
