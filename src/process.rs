@@ -117,20 +117,77 @@ impl ProcessError {
 }
 
 /// Kills the process group it names when dropped.
-struct GroupGuard(Pid);
+struct GroupGuard {
+    leader: Pid,
+    /// The leader was reaped: the processes it left in groups of their own cannot be found
+    /// from it any more (nor need they be looked for: see [`GroupGuard::other_groups`]).
+    ended: std::cell::Cell<bool>,
+}
 
 impl GroupGuard {
+    fn new(leader: Pid) -> Self {
+        Self { leader, ended: std::cell::Cell::new(false) }
+    }
+
     fn signal(&self, signal: Signal) {
         // ESRCH (the group is already gone) is the normal case after a clean exit.
-        let _ = killpg(self.0, signal);
+        let _ = killpg(self.leader, signal);
+    }
+
+    /// The process groups the leader's descendants made of their own (coreutils `timeout`, a
+    /// shell's `set -m` job), found while the leader lives (a stopped command's tree is whole
+    /// then): a timeout or a cancellation kills them with the command's own group. (One that
+    /// leaves for a session of its own, `setsid`, is a service meant to outlive the task.)
+    fn other_groups(&self) -> Vec<Pid> {
+        if self.ended.get() {
+            return Vec::new();
+        }
+        descendant_groups(self.leader)
     }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
+        // Dropped while the leader runs: the caller stopped waiting (a cancelled task).
+        for group in self.other_groups() {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
         self.signal(Signal::SIGKILL);
-        crate::reaper::note(self.0.as_raw(), false);
+        crate::reaper::note(self.leader.as_raw(), false);
     }
+}
+
+/// The process groups, other than `leader`'s own and this process's, of the processes
+/// descending from `leader` (`/proc`: every process's parent and group, one read each).
+fn descendant_groups(leader: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut children: std::collections::HashMap<i32, Vec<(i32, i32)>> = std::collections::HashMap::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid pgrp ...`: the name may hold anything but ends at the last ')'.
+        let mut fields = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace();
+        let (Some(ppid), Some(pgrp)) = (fields.nth(1), fields.next()) else { continue };
+        if let (Ok(ppid), Ok(pgrp)) = (ppid.parse::<i32>(), pgrp.parse::<i32>()) {
+            children.entry(ppid).or_default().push((pid, pgrp));
+        }
+    }
+    let own = nix::unistd::getpgrp().as_raw();
+    let mut groups = Vec::new();
+    let mut pending = vec![leader.as_raw()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(parent) = pending.pop() {
+        if !seen.insert(parent) {
+            continue;
+        }
+        for &(pid, pgrp) in children.get(&parent).map(Vec::as_slice).unwrap_or_default() {
+            if pgrp > 1 && pgrp != leader.as_raw() && pgrp != own && !groups.contains(&Pid::from_raw(pgrp)) {
+                groups.push(Pid::from_raw(pgrp));
+            }
+            pending.push(pid);
+        }
+    }
+    groups
 }
 
 /// The shell a command line runs in: `sh` as this process's `PATH` finds it, looked up once —
@@ -195,9 +252,9 @@ fn spawn_leading(command: Command, spec: &Spec, program: &str) -> Result<(Child,
         cwd: spec.cwd.clone(),
         source,
     })?;
-    let group = child.id().map(|id| GroupGuard(Pid::from_raw(id as i32)));
+    let group = child.id().map(|id| GroupGuard::new(Pid::from_raw(id as i32)));
     if let Some(group) = &group {
-        crate::reaper::note(group.0.as_raw(), true);
+        crate::reaper::note(group.leader.as_raw(), true);
     }
     Ok((child, group))
 }
@@ -243,7 +300,12 @@ pub async fn run_plain(
         status
     };
     let exit = match unless_late(spec.timeout, work).await {
-        Some(status) => exit_of(status, &program)?,
+        Some(status) => {
+            if let Some(group) = &group {
+                group.ended.set(true);
+            }
+            exit_of(status, &program)?
+        }
         None => timed_out(spec.timeout, &mut child, group.as_ref()).await,
     };
     // What it left in its group goes with it.
@@ -278,17 +340,22 @@ pub fn run_blocking(
         .stdout(stdout.map_or_else(Stdio::inherit, Stdio::from))
         .stderr(stderr.map_or_else(Stdio::inherit, Stdio::from));
     let mut child = command.spawn().map_err(spawn_error)?;
-    let group = GroupGuard(Pid::from_raw(child.id() as i32));
-    crate::reaper::note(group.0.as_raw(), true);
+    let group = GroupGuard::new(Pid::from_raw(child.id() as i32));
+    crate::reaper::note(group.leader.as_raw(), true);
     loop {
         if let Some(status) =
             child.try_wait().map_err(|source| ProcessError::Wait { program: program.clone(), source })?
         {
+            group.ended.set(true);
             return Ok(Ok(exit_of(Ok(status), &program)?));
         }
         if let Some(reason) = stop() {
+            for other in group.other_groups() {
+                let _ = killpg(other, Signal::SIGKILL);
+            }
             group.signal(Signal::SIGKILL);
             let _ = child.wait();
+            group.ended.set(true);
             return Ok(Err(reason));
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -323,6 +390,7 @@ pub async fn run(spec: &Spec, on_line: &dyn Fn(OutputStream, &str)) -> Result<Fi
             // The leader is gone: whatever it left behind in its group goes too, which also
             // closes the pipes those stragglers held so the readers below reach EOF.
             if let Some(group) = &group {
+                group.ended.set(true);
                 group.signal(Signal::SIGKILL);
             }
             status
@@ -394,19 +462,26 @@ fn exit_of(status: std::io::Result<std::process::ExitStatus>, program: &str) -> 
     })
 }
 
-/// SIGTERM to the whole group, a short grace, then SIGKILL; reaps the leader.
+/// SIGTERM to the whole group — and to the groups its processes made of their own — a short
+/// grace, then SIGKILL; reaps the leader.
 async fn terminate(child: &mut Child, group: Option<&GroupGuard>) {
-    if let Some(group) = group {
-        group.signal(Signal::SIGTERM);
-    }
-    if tokio::time::timeout(TERMINATE_GRACE, child.wait()).await.is_err() {
-        if let Some(group) = group {
-            group.signal(Signal::SIGKILL);
+    let others = group.map(GroupGuard::other_groups).unwrap_or_default();
+    let signal_all = |signal: Signal| {
+        for other in &others {
+            let _ = killpg(*other, signal);
         }
+        if let Some(group) = group {
+            group.signal(signal);
+        }
+    };
+    signal_all(Signal::SIGTERM);
+    if tokio::time::timeout(TERMINATE_GRACE, child.wait()).await.is_err() {
+        signal_all(Signal::SIGKILL);
         let _ = child.wait().await;
     }
+    signal_all(Signal::SIGKILL);
     if let Some(group) = group {
-        group.signal(Signal::SIGKILL);
+        group.ended.set(true);
     }
 }
 

@@ -165,3 +165,49 @@ fn two_signals_during_an_apply_leave_the_workspace_as_it_was_or_as_the_task_left
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A process a task's command put in a process group of its own (coreutils `timeout`, a
+/// shell's `set -m` job) is killed with the task at its timeout and by Ctrl-C, here and on an
+/// agent: it outlived both.
+#[test]
+fn processes_in_groups_of_their_own_die_with_a_timed_out_or_interrupted_task() {
+    let agent = crate::support::agent::Agent::start(&[]);
+    let test = Test::new();
+    let dir = test.path().to_path_buf();
+    let pidfile = |name: &str| dir.join(format!("{name}.pid")).to_string_lossy().into_owned();
+    // (`; true`: the shell waits, rather than becoming `timeout` itself.)
+    let command = "[[timeout 600 sh -c 'echo $$ > \"$PIDFILE\"; exec sleep 30'; true]]";
+    let task = |name: &str, fields: &str| {
+        format!(r#"{{ name = "{name}", env = {{ PIDFILE = "{}" }}, {fields} command = {command} }},"#, pidfile(name))
+    };
+    let test = test.write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n{}\n{}\n{}\n{}\n}} }} }}",
+            agent.address,
+            task("here_timeout", "timeout = \"1s\","),
+            task("there_timeout", "agent = \"box\", timeout = \"1s\","),
+            task("here_cancelled", ""),
+            task("there_cancelled", "agent = \"box\","),
+        ),
+    );
+    let mut child = Command::new(binary())
+        .args(["run", "-j", "4", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sloth-runner");
+    let pids: Vec<String> = ["here_timeout", "there_timeout", "here_cancelled", "there_cancelled"]
+        .iter()
+        .map(|name| wait_for_line_file(&test.path().join(format!("{name}.pid"))))
+        .collect();
+    for pid in &pids[..2] {
+        assert!(wait_until_gone(pid), "the timed-out task's process {pid} outlived its timeout");
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+    assert_eq!(wait_exit(&mut child), Some(130));
+    for pid in &pids[2..] {
+        assert!(wait_until_gone(pid), "the interrupted task's process {pid} outlived the run");
+    }
+}
