@@ -162,3 +162,45 @@ fn the_stream_and_return_both_want_stdout() {
         Test::new().write("tasks.lua", "TaskDefinitions = { g = { tasks = { { name = 'a', command = 'true' } } } }\n");
     test.run(&["run", "--return", "-o", "json", "tasks.lua"]).expect_code(2).stderr_has("cannot be used with");
 }
+
+/// A run interrupted by a signal still ends its stream: the task it cancelled `aborted`, then
+/// `run_finished` with the signal's exit code and the counts (the run's Lua code, which says
+/// the end otherwise, is dropped then).
+#[test]
+fn an_interrupted_run_still_ends_its_stream() {
+    use std::io::BufRead;
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = {
+  { name = "a", command = "echo a" },
+  { name = "b", depends_on = "a", command = "sleep 30" },
+  { name = "c", depends_on = "b", command = "echo c" },
+} } }"#,
+    );
+    let mut child = test.spawn_capturing(&["run", "-o", "json", "tasks.lua"]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).expect("read") > 0, "the stream ended early: {lines:?}");
+        let started_b = line.contains("\"task_started\"") && line.contains("\"b\"");
+        lines.push(line);
+        if started_b {
+            break;
+        }
+    }
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    assert_eq!(crate::support::wait_exit(&mut child), Some(130));
+    let events = events(&(lines.concat() + &rest));
+    let b = find(&events, "task_finished", "b");
+    assert_eq!(b["status"], "aborted", "{b}");
+    let end = events.last().expect("events");
+    assert_eq!(end["type"], "run_finished", "{events:#?}");
+    assert_eq!(end["exit_code"], 130);
+    assert_eq!(end["ok"], false);
+    assert_eq!(end["counts"]["succeeded"], 1, "{end}");
+    assert_eq!(end["counts"]["aborted"], 1, "{end}");
+    assert_eq!(types(&events).iter().filter(|kind| **kind == "run_finished").count(), 1);
+}
