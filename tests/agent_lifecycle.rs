@@ -121,11 +121,13 @@ fn start_long_remote_task(test: &Test, address: &str, pidfile: &std::path::Path)
         ),
     )
     .expect("write pipeline");
+    // (Its messages in master.err.)
+    let errors = std::fs::File::create(test.path().join("master.err")).expect("master.err");
     let master = Command::new(crate::support::binary())
         .args(["run", "tasks.lua"])
         .current_dir(test.path())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(errors)
         .spawn()
         .expect("start the master");
     let pid = wait_for_line_file(pidfile);
@@ -154,6 +156,9 @@ fn sigterm_stops_the_agent_cancelling_its_tasks_and_removing_its_directories() {
     assert!(status.success(), "the agent exited with {status:?}");
     assert!(wait_until_gone(&sleeper), "the task's process {sleeper} survived the agent's shutdown");
     assert_eq!(wait_exit(&mut master), Some(1), "the master reports the interrupted task as failed");
+    // Why, as the agent said it (not as a connection that broke).
+    let said = test.read("master.err");
+    assert!(said.contains("is shutting down: the task was cancelled at the end of its grace period"), "{said}");
     let left: Vec<_> = std::fs::read_dir(work_dir.path()).expect("read work dir").flatten().collect();
     assert!(left.is_empty(), "the agent left {left:?} behind");
 }

@@ -283,6 +283,7 @@ async fn serve(
         principal: token.as_ref().map(|token| token.fingerprint().to_hex().to_string()),
     };
     let service = AgentService::new(identity, Arc::new(handler));
+    let shutdown = service.shutdown_handle();
     let in_flight = Arc::clone(&service.stats().in_flight);
     let metrics = match args.metrics_addr {
         None => None,
@@ -401,6 +402,9 @@ async fn serve(
             let _ = stop_tx.send(());
             if tokio::time::timeout(args.grace, &mut server).await.is_err() {
                 tracing::warn!(agent = %name, "grace period over: cancelling running tasks");
+                // Each master is told why its task ended, then the calls close.
+                shutdown.cancel_running();
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
             }
         }
     }

@@ -151,6 +151,9 @@ pub struct AgentService {
     in_flight: Arc<AtomicU32>,
     traffic: Arc<Traffic>,
     tasks: Arc<TaskStats>,
+    /// Set when the agent's grace period is over: the tasks still running are cancelled, each
+    /// master told why.
+    shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl AgentService {
@@ -160,7 +163,14 @@ impl AgentService {
         // (The thread ends when the service is gone: it holds `in_flight` weakly.)
         crate::memory::give_back_when_idle(&in_flight);
         let (traffic, tasks) = (Arc::default(), Arc::default());
-        Self { identity, handler, slots, in_flight, traffic, tasks }
+        let shutting_down = tokio::sync::watch::Sender::new(false);
+        Self { identity, handler, slots, in_flight, traffic, tasks, shutting_down }
+    }
+
+    /// Cancels the tasks still running, telling each one's master that the agent is shutting
+    /// down (for the end of a stopping agent's grace period).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutting_down.clone())
     }
 
     /// Handles on the agent's counters, read when its metrics are scraped.
@@ -233,6 +243,8 @@ impl Agent for AgentService {
         let stats = Arc::clone(&self.tasks);
         let slots = Arc::clone(&self.slots);
         let key = (!task.workspace.is_empty()).then(|| format!("{principal}/{}", task.workspace));
+        let mut shutting_down = self.shutting_down.subscribe();
+        let agent_name = self.identity.name.clone();
         tokio::spawn(async move {
             let mut task = task;
             let (_permit, scripts, dir) = match admit(&slots, &mut inbound, &mut task, &identity, &tx).await {
@@ -282,7 +294,17 @@ impl Agent for AgentService {
                         }
                     };
                     let outcome;
-                    (outcome, after) = run_task(handler.as_ref(), remote, (&tx, &traffic), &mut announce).await;
+                    (outcome, after) = tokio::select! {
+                        ran = run_task(handler.as_ref(), remote, (&tx, &traffic), &mut announce) => ran,
+                        () = async { drop(shutting_down.wait_for(|on| *on).await) } => {
+                            let stopped = format!(
+                                "the agent {agent_name} is shutting down: the task was cancelled at the end of its \
+                                 grace period"
+                            );
+                            let _ = tx.send(Err(Status::cancelled(stopped))).await;
+                            (Outcome::Cancelled, None)
+                        }
+                    };
                     in_flight.fetch_sub(1, Ordering::Relaxed);
                     stats.record(outcome, started.elapsed());
                     crate::memory::touched();
@@ -331,6 +353,16 @@ impl Agent for AgentService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// See [`AgentService::shutdown_handle`].
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(tokio::sync::watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn cancel_running(&self) {
+        self.0.send_replace(true);
     }
 }
 
