@@ -157,19 +157,25 @@ impl Drop for GroupGuard {
     }
 }
 
-/// The process groups, other than `leader`'s own and this process's, of the processes
-/// descending from `leader` (`/proc`: every process's parent and group, one read each).
+/// The process groups, other than `leader`'s own and this process's, of the processes in this
+/// process's session descending from `leader` (`/proc`: every process's parent, group and
+/// session, one read each).
 fn descendant_groups(leader: Pid) -> Vec<Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    // The task's processes are in this process's session (its leader only leads a group).
+    let own_session = nix::unistd::getsid(None).map_or(0, Pid::as_raw);
     let mut children: std::collections::HashMap<i32, Vec<(i32, i32)>> = std::collections::HashMap::new();
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
         // `pid (comm) state ppid pgrp ...`: the name may hold anything but ends at the last ')'.
         let mut fields = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default().split_whitespace();
-        let (Some(ppid), Some(pgrp)) = (fields.nth(1), fields.next()) else { continue };
-        if let (Ok(ppid), Ok(pgrp)) = (ppid.parse::<i32>(), pgrp.parse::<i32>()) {
-            children.entry(ppid).or_default().push((pid, pgrp));
+        let (Some(ppid), Some(pgrp), Some(session)) = (fields.nth(1), fields.next(), fields.next()) else { continue };
+        if let (Ok(ppid), Ok(pgrp), Ok(session)) = (ppid.parse::<i32>(), pgrp.parse::<i32>(), session.parse::<i32>()) {
+            // A process in a session of its own (`setsid`) is a service meant to outlive the
+            // task: its group is not the task's (nor are its own descendants').
+            let group = (session == own_session).then_some(pgrp).unwrap_or(0);
+            children.entry(ppid).or_default().push((pid, group));
         }
     }
     let own = nix::unistd::getpgrp().as_raw();

@@ -211,3 +211,21 @@ fn processes_in_groups_of_their_own_die_with_a_timed_out_or_interrupted_task() {
         assert!(wait_until_gone(pid), "the interrupted task's process {pid} outlived the run");
     }
 }
+
+/// A service a task started in a session of its own (`setsid`) is meant to outlive it: the
+/// task's timeout does not kill it, though it is still the command's child then.
+#[test]
+fn a_service_started_with_setsid_outlives_its_task_s_timeout() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = {
+  { name = "svc", timeout = "1s", command = "setsid sleep 30 & echo $! > svc.pid; sleep 10" },
+} } }"#,
+    );
+    let run = test.run(&["run", "tasks.lua"]).expect_code(1);
+    assert!(run.stderr.contains("timed out after 1.00s"), "{}", run.stderr);
+    let service = test.read("svc.pid").trim().to_owned();
+    let alive = std::path::Path::new(&format!("/proc/{service}")).exists();
+    Command::new("kill").args(["-KILL", &service]).status().expect("kill");
+    assert!(alive, "the service {service} was killed with its task");
+}

@@ -33,9 +33,12 @@ impl Jobs {
         let id = self.next_id.get() + 1;
         self.next_id.set(id);
         let thread = lua.create_thread(function)?;
-        // A job started by a job with a deadline has that deadline too.
-        if let Some((at, message)) = self.deadlines.of(&lua.current_thread()) {
-            self.deadlines.set(&thread, at, message);
+        // A job started by a job with a deadline has that deadline too — and no other: a
+        // deadline left under this address by a coroutine that never ended (a generator a task
+        // stopped reading) is not this job's.
+        match self.deadlines.of(&lua.current_thread()) {
+            Some((at, message)) => self.deadlines.set(&thread, at, message),
+            None => self.deadlines.clear(&thread),
         }
         let future = thread.clone().into_async::<MultiValue>(args)?;
         let jobs = Rc::clone(self);

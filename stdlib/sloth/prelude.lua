@@ -158,6 +158,9 @@ coroutine.create = function(fn)
   local co = original_create(fn)
   contexts[co] = contexts[coroutine.running()]
   os_commands.user_coroutines[co] = true
+  -- A deadline left under this address by a coroutine that never ended is not this one's: it
+  -- takes its resumer's when resumed.
+  core.adopt_deadline(co, false)
   return co
 end
 -- A coroutine runs under the deadline of the task that resumes it (a timeout stops it too).
@@ -184,13 +187,20 @@ end
 -- are as Lua's.
 local raw_pcall, raw_xpcall, protected_resume = pcall, xpcall, coroutine.resume
 local stopped, is_engine_source, getinfo = core.stopped, core.is_engine_source, debug.getinfo
+local wrappers = {}
 --- Raises the stop if what the caller caught was one (level 2: the caller of the tail-called
 --- wrapper below).
 local function passed_on(ok, ...)
   if not ok then
     local why = stopped()
     if why then
-      local caller = getinfo(2, "S")
+      -- Whose call it was: the first function up from here that is neither C nor one of these
+      -- wrappers (`pcall(pcall, f)`: the outer pcall was called by the pipeline).
+      local level, caller = 2, getinfo(2, "Sf")
+      while caller and (caller.what == "C" or wrappers[caller.func]) do
+        level = level + 1
+        caller = getinfo(level, "Sf")
+      end
       if caller and not is_engine_source(caller.source) then
         error(why, 0)
       end
@@ -208,6 +218,7 @@ end
 coroutine.resume = function(...)
   return passed_on(protected_resume(...))
 end
+wrappers[pcall], wrappers[xpcall], wrappers[coroutine.resume] = true, true, true
 coroutine.wrap = function(fn)
   local co = coroutine.create(fn)
   return function(...)

@@ -79,3 +79,39 @@ for _, name in ipairs({ "loop", "items", "handled", "resumed" }) do
 end
 assert(summary.by_group.g.own.status == "succeeded", summary.by_group.g.own.message)
 assert(core.now() - started < 10, "the timeouts took " .. (core.now() - started) .. "s")
+
+-- A pcall called by a pcall (`pcall(pcall, f)`) passes the stop on too.
+summary = h.run({ g = { tasks = {
+  { name = "nested", timeout = "100ms", command = function()
+      local ok, inner_ok = pcall(pcall, function() while true do end end)
+      return true, "went on: " .. tostring(ok) .. " " .. tostring(inner_ok)
+    end },
+} } })
+local nested = summary.by_group.g.nested
+assert(nested.status == "failed" and tostring(nested.message):match("^[^\n]*") == "timed out after 100ms", tostring(nested.message))
+
+-- A deadline belongs to the task that set it: generators a timed task left suspended (their
+-- coroutines never end) give no later task of the run a deadline of its own (their addresses
+-- are reused: later tasks without a timeout failed "timed out").
+local tasks = {
+  { name = "a", timeout = "100ms", command = function()
+      for _ = 1, 200 do
+        local next_item = coroutine.wrap(function() for n = 1, 10 do coroutine.yield(n) end end)
+        assert(next_item() == 1)
+      end
+      collectgarbage()
+      return true
+    end },
+  { name = "wait", depends_on = "a", command = "sleep 0.3" },
+}
+for i = 1, 20 do
+  tasks[#tasks + 1] = { name = "c" .. i, depends_on = "wait", command = function()
+      local ok, err = pcall(error, "my own error")
+      return not ok and err == "my own error", "caught"
+    end }
+end
+summary = h.run({ g = { tasks = tasks } })
+for i = 1, 20 do
+  local result = summary.by_group.g["c" .. i]
+  assert(result.status == "succeeded", "c" .. i .. ": " .. tostring(result.message))
+end
