@@ -174,7 +174,7 @@ fn descendant_groups(leader: Pid) -> Vec<Pid> {
         if let (Ok(ppid), Ok(pgrp), Ok(session)) = (ppid.parse::<i32>(), pgrp.parse::<i32>(), session.parse::<i32>()) {
             // A process in a session of its own (`setsid`) is a service meant to outlive the
             // task: its group is not the task's (nor are its own descendants').
-            let group = (session == own_session).then_some(pgrp).unwrap_or(0);
+            let group = if session == own_session { pgrp } else { 0 };
             children.entry(ppid).or_default().push((pid, group));
         }
     }
