@@ -226,30 +226,16 @@ fn a_wanted_content_that_does_not_match_its_name_is_refused_and_not_left_in_the_
     std::fs::write(source.path().join("c.sh"), "other").expect("write");
     let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
     let name = blake3::hash(b"other").to_hex().to_string();
-    let mut archive = GzEncoder::new(Vec::new(), Compression::fast());
-    {
-        let mut tar = tar::Builder::new(&mut archive);
-        for (entry, content) in [("0".repeat(64), &b"unwanted"[..]), (name.clone(), &b"evil!"[..])] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(content.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut header, entry, content).expect("append");
-        }
-        tar.finish().expect("finish");
-    }
-    let archive = archive.finish().expect("gzip");
-    let cache_dir = tempfile::tempdir().expect("tempdir");
-    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
-    let dest = tempfile::tempdir().expect("tempdir");
-    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
-    let refused = cache.fill(&mut build, &archive[..], &Limits::default()).expect_err("a wrong content");
+    let archive = blob_archive(&[("0".repeat(64), b"unwanted".to_vec()), (name.clone(), b"evil!".to_vec())]);
+    let (dest, refused) = fill_refused(&manifest, &archive);
     assert!(
         matches!(&refused, WorkspaceError::UnsafeEntry { entry, reason } if *entry == name && reason.contains("does not match")),
         "{refused:?}"
     );
     assert!(!dest.path().join("c.sh").exists(), "nothing of it left behind");
     let limits = Limits { max_entries: 1, ..Limits::default() };
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
     let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
     let refused = cache.fill(&mut build, &archive[..], &limits).expect_err("too many");
     assert!(matches!(refused, WorkspaceError::TooLarge { what: "entry count", .. }), "{refused:?}");
@@ -319,29 +305,43 @@ fn a_wrong_content_among_many_fails_the_threads_fill_and_is_not_left() {
     }
     let manifest = Manifest::scan(source.path(), &Filter::builtin()).expect("scan");
     let poisoned = blake3::hash(b"content 700").to_hex().to_string();
-    let mut archive = GzEncoder::new(Vec::new(), Compression::fast());
-    {
-        let mut tar = tar::Builder::new(&mut archive);
-        for i in 0..800 {
+    let blobs: Vec<(String, Vec<u8>)> = (0..800)
+        .map(|i| {
             let content = if i == 700 { "CONTENT 700".to_owned() } else { format!("content {i}") };
-            let mut header = tar::Header::new_gnu();
-            header.set_size(content.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            let name = blake3::hash(format!("content {i}").as_bytes()).to_hex().to_string();
-            tar.append_data(&mut header, name, content.as_bytes()).expect("append");
-        }
-        tar.finish().expect("finish");
-    }
-    let archive = archive.finish().expect("gzip");
-    let cache_dir = tempfile::tempdir().expect("tempdir");
-    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
-    let dest = tempfile::tempdir().expect("tempdir");
-    let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
-    let refused = cache.fill(&mut build, &archive[..], &Limits::default()).expect_err("a wrong content");
+            (blake3::hash(format!("content {i}").as_bytes()).to_hex().to_string(), content.into_bytes())
+        })
+        .collect();
+    let (dest, refused) = fill_refused(&manifest, &blob_archive(&blobs));
     assert!(
         matches!(&refused, WorkspaceError::UnsafeEntry { entry, reason } if *entry == poisoned && reason.contains("does not match")),
         "{refused:?}"
     );
     assert!(!dest.path().join("f0700").exists(), "nothing of it left behind");
+}
+
+/// A blob archive of `blobs` (name, content) as a master sends them, whatever the names say.
+fn blob_archive(blobs: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut archive = GzEncoder::new(Vec::new(), Compression::fast());
+    {
+        let mut tar = tar::Builder::new(&mut archive);
+        for (name, content) in blobs {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, name, &content[..]).expect("append");
+        }
+        tar.finish().expect("finish");
+    }
+    archive.finish().expect("gzip")
+}
+
+/// A new tree of `manifest` in a fresh directory, filled from `archive`: the fill's error.
+fn fill_refused(manifest: &Manifest, archive: &[u8]) -> (tempfile::TempDir, WorkspaceError) {
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let mut build = cache.build(manifest, dest.path(), &Limits::default()).expect("build");
+    let refused = cache.fill(&mut build, archive, &Limits::default()).expect_err("a wrong content");
+    (dest, refused)
 }
