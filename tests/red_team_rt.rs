@@ -22,6 +22,21 @@ fn here(dir: &Path, command: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
+/// `set_up` in the test's workspace `ws` and in a directory `local` beside it; `command` run
+/// here in `local`, then the pipeline (`tasks.lua`, running it on an agent) over `ws`: what
+/// `listing` prints in `ws`, checked to be what it prints in `local`.
+fn there_as_here(test: &Test, set_up: &dyn Fn(&Path), command: &str, listing: &str) -> Vec<String> {
+    let (ws, local) = (test.path().join("ws"), test.path().join("local"));
+    set_up(&ws);
+    std::fs::create_dir(&local).expect("mkdir");
+    set_up(&local);
+    here(&local, command);
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let (there, here_too) = (here(&ws, listing), here(&local, listing));
+    assert_eq!(there, here_too, "after the remote run, then after the same commands here");
+    there
+}
+
 /// Every entry below `.` but the root: path, kind, mode, size (files), target (links), mtime
 /// (not of directories: the master's own change of a directory's entries moves its time), then
 /// the contents' sums and the hard-link counts.
@@ -583,15 +598,8 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
         std::os::unix::fs::symlink("shared/g", ws.join("lnk")).expect("symlink");
         std::os::unix::fs::lchown(ws.join("lnk"), Some(1000), Some(1000)).expect("lchown");
     };
-    let (ws, local) = (test.path().join("ws"), test.path().join("local"));
-    set_up(&ws);
-    std::fs::create_dir(&local).expect("mkdir");
-    set_up(&local);
-    here(&local, command);
-    test.run(&["run", "tasks.lua"]).expect_code(0);
     let owners = "stat -c '%n %u:%g %a' f0.txt tool lnk shared shared/g shared/new shared/sub shared/sub/s shared/link shared/tool2";
-    let (there, here_too) = (here(&ws, owners), here(&local, owners));
-    assert_eq!(there, here_too, "owners and groups after the remote run, then after the same commands here");
+    let there = there_as_here(&test, &set_up, command, owners);
     assert!(there.contains(&"f0.txt 1000:1000 644".to_owned()), "{there:?}");
     assert!(there.contains(&"tool 1000:1000 4755".to_owned()), "{there:?}");
     assert!(there.contains(&"shared/tool2 1000:1000 4755".to_owned()), "{there:?}");
@@ -626,15 +634,8 @@ fn a_setuid_file_the_task_gave_another_owner_is_that_owner_s_here_never_the_runn
         std::fs::write(ws.join("old"), "#!/bin/sh\n").expect("write");
         std::fs::write(ws.join("same"), "#!/bin/sh\n").expect("write");
     };
-    let (ws, local) = (test.path().join("ws"), test.path().join("local"));
-    set_up(&ws);
-    std::fs::create_dir(&local).expect("mkdir");
-    set_up(&local);
-    here(&local, command);
-    test.run(&["run", "tasks.lua"]).expect_code(0);
     let owners = "stat -c '%n %u:%g %a' prog grp old same mine";
-    let (there, here_too) = (here(&ws, owners), here(&local, owners));
-    assert_eq!(there, here_too, "owners and modes after the remote run, then after the same commands here");
+    let there = there_as_here(&test, &set_up, command, owners);
     assert_eq!(
         there,
         ["prog 65534:0 4755", "grp 0:100 2755", "old 65534:100 6755", "same 65534:0 4755", "mine 0:0 4755"]
