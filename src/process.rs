@@ -160,7 +160,7 @@ impl Drop for GroupGuard {
 /// The process groups, other than `leader`'s own and this process's, of the processes in this
 /// process's session descending from `leader` (`/proc`: every process's parent, group and
 /// session, one read each).
-fn descendant_groups(leader: Pid) -> Vec<Pid> {
+pub(crate) fn descendant_groups(leader: Pid) -> Vec<Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     // The task's processes are in this process's session (its leader only leads a group).
     let own_session = nix::unistd::getsid(None).map_or(0, Pid::as_raw);

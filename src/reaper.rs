@@ -1,6 +1,7 @@
 //! A task's processes do not outlive the agent that started them, even one killed with
-//! `kill -9` — every process of the task's process group, that is: one that leaves it for a
-//! session of its own (`setsid`, daemons) is out of reach, as it is of a timeout.
+//! `kill -9` — every process of the task's process group, and of the groups its processes made
+//! of their own (`timeout`, `set -m`) while its leader lives: one that leaves for a session of
+//! its own (`setsid`, daemons) is out of reach, as it is of a timeout.
 //!
 //! At start an agent spawns one small companion process (`sloth-runner __reap`, in a process
 //! group of its own, so a Ctrl-C meant for the agent does not reach it) and keeps the write end
@@ -98,6 +99,11 @@ pub fn companion() -> ExitCode {
         }
     }
     for group in groups {
+        // With the groups its processes made of their own (`timeout`, `set -m`), found from
+        // the group's leader down while it lives.
+        for other in crate::process::descendant_groups(Pid::from_raw(group)) {
+            let _ = killpg(other, Signal::SIGKILL);
+        }
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     }
     ExitCode::SUCCESS

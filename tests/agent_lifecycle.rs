@@ -216,6 +216,43 @@ fn a_work_dir_that_does_not_exist_yet_is_made() {
     assert!(work_dir.is_dir());
 }
 
+/// A process the task put in a group of its own (coreutils `timeout`) dies with an agent killed
+/// with `kill -9` too.
+#[test]
+fn a_process_in_a_group_of_its_own_dies_with_an_agent_killed_mid_task() {
+    let mut agent = Agent::start(&[]);
+    let test = Test::new();
+    let pidfile = test.path().join("inner.pid");
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "long", agent = "box", command = [[timeout 600 sh -c 'echo $$ > {}; exec sleep 30'; true]] }},
+            }} }} }}"#,
+            agent.address,
+            pidfile.display()
+        ),
+    )
+    .expect("write pipeline");
+    let mut master = Command::new(crate::support::binary())
+        .args(["run", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the master");
+    let inner = wait_for_line_file(&pidfile);
+    let killed = Command::new("kill").args(["-KILL", &agent.pid().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    agent.wait(Duration::from_secs(10));
+    let _ = wait_exit(&mut master);
+    let gone = wait_until_gone(&inner);
+    if !gone && let Ok(pid) = inner.parse() {
+        crate::support::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(gone, "the task's process {inner}, in a group of its own, outlived its agent");
+}
+
 #[test]
 fn an_agent_killed_mid_task_leaves_no_process_and_no_directory_once_an_agent_starts_again() {
     let work_dir = tempfile::tempdir().expect("tempdir");
