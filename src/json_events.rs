@@ -21,7 +21,7 @@ struct Said {
     /// Tasks started and not finished: group, task, when.
     running: Vec<(serde_json::Value, serde_json::Value, Instant)>,
     /// `task_finished` statuses and `task_skipped`, counted.
-    counts: serde_json::Map<String, serde_json::Value>,
+    counts: std::collections::BTreeMap<String, u64>,
     finished: bool,
 }
 
@@ -32,10 +32,7 @@ fn note(kind: &str, fields: &serde_json::Map<String, serde_json::Value>) {
     let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
     let said = said.get_or_insert_with(Said::default);
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
-    let mut count = |status: &str| {
-        let counted = said.counts.entry(status.to_owned()).or_insert(0.into());
-        *counted = (counted.as_u64().unwrap_or(0) + 1).into();
-    };
+    let mut count = |status: &str| *said.counts.entry(status.to_owned()).or_default() += 1;
     match kind {
         "run_started" => said.run = Some((field("pipeline"), Instant::now())),
         "task_started" => said.running.push((field("group"), field("task"), Instant::now())),
@@ -65,7 +62,7 @@ pub fn interrupted(code: u8, signal: &str) {
     let message = format!("interrupted by {signal}");
     let mut counts = said.counts;
     for status in ["succeeded", "failed", "skipped", "aborted"] {
-        counts.entry(status.to_owned()).or_insert(0.into());
+        counts.entry(status.to_owned()).or_default();
     }
     let seconds = |since: Instant| (since.elapsed().as_secs_f64() * 1e6).round() / 1e6;
     for (group, task, since) in said.running {
@@ -76,8 +73,7 @@ pub fn interrupted(code: u8, signal: &str) {
         fields.insert("duration".to_owned(), seconds(since).into());
         fields.insert("message".to_owned(), message.clone().into());
         emit_line("task_finished", fields);
-        let aborted = counts.entry("aborted".to_owned()).or_insert(0.into());
-        *aborted = (aborted.as_u64().unwrap_or(0) + 1).into();
+        *counts.entry("aborted".to_owned()).or_default() += 1;
     }
     let mut fields = serde_json::Map::new();
     let (pipeline, since) =
@@ -85,7 +81,7 @@ pub fn interrupted(code: u8, signal: &str) {
     fields.insert("pipeline".to_owned(), pipeline);
     fields.insert("exit_code".to_owned(), code.into());
     fields.insert("ok".to_owned(), false.into());
-    fields.insert("counts".to_owned(), counts.into());
+    fields.insert("counts".to_owned(), serde_json::json!(counts));
     if let Some(since) = since {
         fields.insert("duration".to_owned(), seconds(since).into());
     }

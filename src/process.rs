@@ -144,23 +144,40 @@ impl GroupGuard {
         }
         descendant_groups(self.leader)
     }
+
+    /// `signal` to the [`GroupGuard::other_groups`], then to the group.
+    fn signal_tree(&self, signal: Signal) {
+        signal_groups(&self.other_groups(), self.leader, signal);
+    }
 }
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         // Dropped while the leader runs: the caller stopped waiting (a cancelled task).
-        for group in self.other_groups() {
-            let _ = killpg(group, Signal::SIGKILL);
-        }
-        self.signal(Signal::SIGKILL);
+        self.signal_tree(Signal::SIGKILL);
         crate::reaper::note(self.leader.as_raw(), false);
     }
+}
+
+/// `signal` to the process group `leader` leads and to the groups its descendants made of
+/// their own (see [`descendant_groups`]).
+pub(crate) fn signal_tree(leader: Pid, signal: Signal) {
+    signal_groups(&descendant_groups(leader), leader, signal);
+}
+
+/// `signal` to each of `others`, then to the group `leader` leads (ESRCH, a group gone, is
+/// the normal case after a clean exit).
+fn signal_groups(others: &[Pid], leader: Pid, signal: Signal) {
+    for other in others {
+        let _ = killpg(*other, signal);
+    }
+    let _ = killpg(leader, signal);
 }
 
 /// The process groups, other than `leader`'s own and this process's, of the processes in this
 /// process's session descending from `leader` (`/proc`: every process's parent, group and
 /// session, one read each).
-pub(crate) fn descendant_groups(leader: Pid) -> Vec<Pid> {
+fn descendant_groups(leader: Pid) -> Vec<Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     // The task's processes are in this process's session (its leader only leads a group).
     let own_session = nix::unistd::getsid(None).map_or(0, Pid::as_raw);
@@ -356,10 +373,7 @@ pub fn run_blocking(
             return Ok(Ok(exit_of(Ok(status), &program)?));
         }
         if let Some(reason) = stop() {
-            for other in group.other_groups() {
-                let _ = killpg(other, Signal::SIGKILL);
-            }
-            group.signal(Signal::SIGKILL);
+            group.signal_tree(Signal::SIGKILL);
             let _ = child.wait();
             group.ended.set(true);
             return Ok(Err(reason));
@@ -471,13 +485,11 @@ fn exit_of(status: std::io::Result<std::process::ExitStatus>, program: &str) -> 
 /// SIGTERM to the whole group — and to the groups its processes made of their own — a short
 /// grace, then SIGKILL; reaps the leader.
 async fn terminate(child: &mut Child, group: Option<&GroupGuard>) {
+    // Found once: the leader's end breaks the chain to them.
     let others = group.map(GroupGuard::other_groups).unwrap_or_default();
     let signal_all = |signal: Signal| {
-        for other in &others {
-            let _ = killpg(*other, signal);
-        }
         if let Some(group) = group {
-            group.signal(signal);
+            signal_groups(&others, group.leader, signal);
         }
     };
     signal_all(Signal::SIGTERM);

@@ -101,10 +101,7 @@ pub fn companion() -> ExitCode {
     for group in groups {
         // With the groups its processes made of their own (`timeout`, `set -m`), found from
         // the group's leader down while it lives.
-        for other in crate::process::descendant_groups(Pid::from_raw(group)) {
-            let _ = killpg(other, Signal::SIGKILL);
-        }
-        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        crate::process::signal_tree(Pid::from_raw(group), Signal::SIGKILL);
     }
     ExitCode::SUCCESS
 }

@@ -47,7 +47,7 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
                 // Lua code stopped by the signal (its hook) ends with an error: the signal says why.
                 (Some(code), _) => {
                     say("interrupted: cancelling running tasks");
-                    crate::json_events::interrupted(code, signal_name(code));
+                    crate::json_events::interrupted(code, super::signals::name_of(code));
                     code
                 }
                 (None, Ok(code)) => u8::try_from(code).unwrap_or(1),
@@ -58,7 +58,7 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
             },
             code = signals.first() => {
                 say("interrupted: cancelling running tasks");
-                crate::json_events::interrupted(code, signal_name(code));
+                crate::json_events::interrupted(code, super::signals::name_of(code));
                 code
             }
         }
@@ -67,15 +67,6 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
     // Dropping the LocalSet drops the cancelled jobs before the process exits.
     drop(local);
     ExitCode::from(code)
-}
-
-/// The signal an exit code of [`Signals`] stands for.
-fn signal_name(code: u8) -> &'static str {
-    match code {
-        143 => "SIGTERM",
-        129 => "SIGHUP",
-        _ => "SIGINT",
-    }
 }
 
 /// A line of the session's own, after the status line (if any) is gone for good.

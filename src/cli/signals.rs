@@ -16,6 +16,15 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
+/// The signal an exit code of [`Signals`] stands for.
+pub fn name_of(code: u8) -> &'static str {
+    match code {
+        143 => "SIGTERM",
+        129 => "SIGHUP",
+        _ => "SIGINT",
+    }
+}
+
 /// Exits with `code` at once, the process groups of the tasks still running killed first.
 fn exit_now(code: u8) -> ! {
     crate::status_line::disable();

@@ -51,6 +51,7 @@ mod whole;
 
 use parents::Parent;
 use steps::{changed_meanwhile, displaced_as_checked};
+pub use whole::applying;
 pub(crate) use whole::give_back;
 use whole::{Interruptible, RootAsFound, lock_whole};
 
@@ -175,9 +176,9 @@ fn apply_steps(
             )],
         });
     }
+    // (Until its steps are committed or taken back, the workspace is half-applied: see
+    // `applying`.)
     let _one_at_a_time = lock_whole(root, interrupted)?;
-    // From here until its steps are committed or taken back, the workspace is half-applied.
-    let _applying = Applying::enter(root);
     // The root's time as found: put back if the apply adds or removes no name there (what
     // its staging directory did to it is none of the task's doing), and whenever it fails;
     // a read-only root of the user's opened for the apply and closed again.
@@ -253,35 +254,6 @@ fn apply_steps(
         error: Box::new(error),
         kept: format!("{} in {}", kept.join(", "), staging.display()),
     })
-}
-
-/// The workspaces whose changes are being applied (or taken back) in this process right now.
-static APPLYING: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-/// A workspace in [`APPLYING`] while this lives.
-struct Applying(std::path::PathBuf);
-
-impl Applying {
-    fn enter(root: &Path) -> Self {
-        APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(root.to_path_buf());
-        Self(root.to_path_buf())
-    }
-}
-
-impl Drop for Applying {
-    fn drop(&mut self) {
-        let mut applying = APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(at) = applying.iter().position(|root| *root == self.0) {
-            applying.remove(at);
-        }
-    }
-}
-
-/// The workspaces this process is applying changes to (or taking them back from) right now:
-/// a process that exits meanwhile leaves them half-applied (until the next apply or snapshot
-/// of each takes the steps back).
-pub fn applying() -> Vec<std::path::PathBuf> {
-    APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 struct Apply<'a> {

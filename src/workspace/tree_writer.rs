@@ -133,27 +133,18 @@ impl TreeWriter {
         read_error: impl Fn(std::io::Error) -> WorkspaceError,
     ) -> Result<Entry, WorkspaceError> {
         self.admit(path)?;
-        let made_as = made_as(mode);
-        let mut file = self.root.create_file(path, made_as, true)?;
-        let full = self.root.display(path);
         let remaining = self.limits.max_bytes.saturating_sub(self.bytes);
-        let written = copy_hashing(reader, &mut file, remaining, &read_error, &full);
-        let (size, hash) = match written {
-            Ok(done) => done,
-            Err(error) => {
-                drop(file);
-                let _ = self.root.unlink(path);
-                return Err(match error {
-                    CopyError::TooLarge => {
-                        WorkspaceError::TooLarge { what: "size", limit: self.limits.max_bytes, entry: path.to_string() }
-                    }
-                    CopyError::Failed(error) => error,
-                });
-            }
-        };
-        self.bytes += size;
-        let mode = self.file_mode(path, mode);
-        let (entry, stamp) = settle_file(&file, &full, (made_as, mode, mtime), size, hash)?;
+        let shape = (made_as(mode), self.file_mode(path, mode), mtime);
+        let (entry, stamp) =
+            write_file(&self.root, path, shape, reader, remaining, &read_error).map_err(|error| match error {
+                CopyError::TooLarge => {
+                    WorkspaceError::TooLarge { what: "size", limit: self.limits.max_bytes, entry: path.to_string() }
+                }
+                CopyError::Failed(error) => error,
+            })?;
+        if let Entry::File { size, .. } = &entry {
+            self.bytes += size;
+        }
         // Its identity as left: what a look at it after the build would see (no second look).
         if let Some(seen) = self.seen.get_mut(path) {
             *seen = Some(stamp);
@@ -339,23 +330,37 @@ pub struct Admitted {
 pub fn write_admitted(root: &Root, admitted: &Admitted, bytes: &[u8]) -> Result<(Entry, Stamp), WorkspaceError> {
     let Admitted { path, made_as, mode, mtime } = admitted;
     root.check_parent(path)?;
-    let mut file = root.create_file(path, *made_as, true)?;
     let full = root.display(path);
     let no_read_error = |error| WorkspaceError::Io { path: full.clone(), source: error };
-    let (size, hash) = match copy_hashing(bytes, &mut file, u64::MAX, &no_read_error, &full) {
+    // (Its size was counted when it was admitted: no limit here.)
+    write_file(root, path, (*made_as, *mode, *mtime), bytes, u64::MAX, &no_read_error).map_err(|error| match error {
+        CopyError::TooLarge => WorkspaceError::TooLarge { what: "size", limit: u64::MAX, entry: path.to_string() },
+        CopyError::Failed(error) => error,
+    })
+}
+
+/// Makes the regular file `path` beneath `root` — made as `made_as`, then given `mode` and
+/// `mtime` — with what `reader` yields, at most `limit` bytes; one that cannot be written
+/// whole is removed. Returns it as written, and its identity as left.
+fn write_file(
+    root: &Root,
+    path: &RelPath,
+    (made_as, mode, mtime): (u32, u32, Timestamp),
+    reader: impl Read,
+    limit: u64,
+    read_error: &dyn Fn(std::io::Error) -> WorkspaceError,
+) -> Result<(Entry, Stamp), CopyError> {
+    let mut file = root.create_file(path, made_as, true).map_err(CopyError::Failed)?;
+    let full = root.display(path);
+    let (size, hash) = match copy_hashing(reader, &mut file, limit, read_error, &full) {
         Ok(done) => done,
         Err(error) => {
             drop(file);
             let _ = root.unlink(path);
-            return Err(match error {
-                CopyError::TooLarge => {
-                    WorkspaceError::TooLarge { what: "size", limit: u64::MAX, entry: path.to_string() }
-                }
-                CopyError::Failed(error) => error,
-            });
+            return Err(error);
         }
     };
-    settle_file(&file, &full, (*made_as, *mode, *mtime), size, hash)
+    settle_file(&file, &full, (made_as, mode, mtime), size, hash).map_err(CopyError::Failed)
 }
 
 /// The mode a file is made with: its own where the umask leaves it whole (no chmod after); a

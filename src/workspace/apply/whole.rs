@@ -24,20 +24,46 @@ impl<R: Read> Read for Interruptible<'_, R> {
     }
 }
 
+/// The workspaces this process is applying changes to (or taking them back from) right now
+/// (each held by a [`Whole`]).
+static APPLYING: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The workspaces this process is applying changes to (or taking them back from) right now:
+/// a process that exits meanwhile leaves them half-applied (until the next apply or snapshot
+/// of each takes the steps back).
+pub fn applying() -> Vec<std::path::PathBuf> {
+    APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
+/// A workspace locked for one apply: listed in [`applying`] while it is held.
+pub(super) struct Whole {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+    root: std::path::PathBuf,
+}
+
+impl Drop for Whole {
+    fn drop(&mut self) {
+        let mut applying = APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = applying.iter().position(|root| *root == self.root) {
+            applying.remove(at);
+        }
+    }
+}
+
 /// The workspace locked for one apply (see `apply_steps`); unlocked when dropped. While
 /// another holds it, waits — saying so past a second (a process that holds a lock on the
 /// directory for long is named by nothing else) — unless the run is `interrupted`.
-pub(super) fn lock_whole(
-    root: &Path,
-    interrupted: Option<&AtomicBool>,
-) -> Result<nix::fcntl::Flock<std::fs::File>, WorkspaceError> {
+pub(super) fn lock_whole(root: &Path, interrupted: Option<&AtomicBool>) -> Result<Whole, WorkspaceError> {
     use nix::fcntl::{Flock, FlockArg};
     let mut dir = std::fs::File::open(root).map_err(WorkspaceError::io(root))?;
     let started = std::time::Instant::now();
     let mut said = false;
     loop {
         match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
+            Ok(lock) => {
+                APPLYING.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(root.to_path_buf());
+                return Ok(Whole { _lock: lock, root: root.to_path_buf() });
+            }
             Err((file, nix::errno::Errno::EWOULDBLOCK)) => dir = file,
             Err((_, errno)) => return Err(WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() }),
         }

@@ -143,19 +143,8 @@ impl BlobCache {
                 [] => bytes += read_through(&mut entry, &name, remaining, limits)?,
                 &[at] => match parallel {
                     Some((jobs, _)) if small => {
-                        let mut content = Vec::new();
-                        (&mut entry)
-                            .take(remaining + 1)
-                            .read_to_end(&mut content)
-                            .map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+                        let content = read_blob(&mut entry, &name, remaining, limits)?;
                         let size = content.len() as u64;
-                        if size > remaining {
-                            return Err(WorkspaceError::TooLarge {
-                                what: "size",
-                                limit: limits.max_bytes,
-                                entry: name,
-                            });
-                        }
                         let (path, Entry::File { mode, mtime, .. }) = &build.pending[at] else {
                             unreachable!("only files are wanted from an archive")
                         };
@@ -287,17 +276,23 @@ fn write_shared(
     remaining: u64,
     limits: &Limits,
 ) -> Result<u64, WorkspaceError> {
-    let mut bytes = Vec::new();
-    blob.take(remaining + 1).read_to_end(&mut bytes).map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+    let bytes = read_blob(blob, name, remaining, limits)?;
     let size = bytes.len() as u64;
-    if size > remaining {
-        return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name.to_owned() });
-    }
     // Each copy is verified as it is written (the first one that lies fails the build).
     for &at in all {
         write_one(build, at, &mut &bytes[..], (name, expected), remaining, limits)?;
     }
     Ok(size)
+}
+
+/// An archive's blob `name` read into memory: at most `remaining` bytes of the limits' total.
+fn read_blob(blob: &mut impl Read, name: &str, remaining: u64, limits: &Limits) -> Result<Vec<u8>, WorkspaceError> {
+    let mut bytes = Vec::new();
+    blob.take(remaining + 1).read_to_end(&mut bytes).map_err(|e| WorkspaceError::Corrupt(format!("{name}: {e}")))?;
+    if bytes.len() as u64 > remaining {
+        return Err(WorkspaceError::TooLarge { what: "size", limit: limits.max_bytes, entry: name.to_owned() });
+    }
+    Ok(bytes)
 }
 
 /// Writes pending file `at` of `build` from an archive's blob, verified against `expected`;
