@@ -157,6 +157,108 @@ fn a_file_changed_since_the_manifest_is_sent_as_read() {
     );
 }
 
+/// Files written to between the snapshot and the upload of a large workspace — whose archive
+/// goes up in many chunks while it is packed, and is written on the agent as it comes — each
+/// arrive as they were read, a hard link to one of them with it; the task sees exactly what is
+/// on disk here, and the master learns which files it got that way.
+#[test]
+fn files_changed_since_the_manifest_arrive_as_read_while_the_archive_streams() {
+    let agent = Agent::start(&[]);
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("f")).expect("mkdir");
+    std::fs::create_dir_all(root.path().join("g")).expect("mkdir");
+    // Contents that do not compress: the archive is megabytes, many chunks.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut noise = |length: usize| -> Vec<u8> {
+        (0..length)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+    let mut manifest = Manifest::default();
+    let dir = Entry::Dir { mode: 0o755, mtime: Default::default() };
+    manifest.entries.insert(RelPath::parse(b"f").expect("valid"), dir.clone());
+    manifest.entries.insert(RelPath::parse(b"g").expect("valid"), dir);
+    let file = |content: &[u8], link: Option<&str>| Entry::File {
+        mode: 0o644,
+        size: content.len() as u64,
+        hash: blake3::hash(content),
+        mtime: Default::default(),
+        link: link.map(|first| RelPath::parse(first.as_bytes()).expect("valid")),
+    };
+    let mut changed = std::collections::BTreeSet::new();
+    for i in 0..1500 {
+        let name = format!("f/{i:04}");
+        let content = noise(2000 + i % 300);
+        std::fs::write(root.path().join(&name), &content).expect("write");
+        // Every hundredth file was something else when the manifest was taken.
+        let claimed = if i % 100 == 7 { noise(100) } else { content };
+        if i % 100 == 7 {
+            changed.insert(name.clone());
+        }
+        manifest.entries.insert(RelPath::parse(name.as_bytes()).expect("valid"), file(&claimed, None));
+    }
+    // Another name of a changed file: it holds what that file holds now.
+    std::fs::hard_link(root.path().join("f/0107"), root.path().join("g/link")).expect("hard link");
+    let claimed_with = manifest.entries[&RelPath::parse(b"f/0107").expect("valid")].clone();
+    let Entry::File { hash, size, .. } = claimed_with else { unreachable!("a file") };
+    manifest.entries.insert(
+        RelPath::parse(b"g/link").expect("valid"),
+        Entry::File {
+            mode: 0o644,
+            size,
+            hash,
+            mtime: Default::default(),
+            link: Some(RelPath::parse(b"f/0107").expect("valid")),
+        },
+    );
+    changed.insert("g/link".to_owned());
+    let spec = sloth_runner::rpc::task_spec::TaskSpec {
+        group: "g".into(),
+        task: "t".into(),
+        pipeline: "tasks.lua".into(),
+        scripts: vec![(
+            "tasks.lua".into(),
+            b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'cat f/* g/link | cksum' } } } }".to_vec(),
+        )],
+        ..Default::default()
+    };
+    let here = std::process::Command::new("sh")
+        .args(["-c", "cat f/* g/link | cksum"])
+        .current_dir(root.path())
+        .output()
+        .expect("cksum here");
+    let here = String::from_utf8_lossy(&here.stdout).trim().to_owned();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let (outcome, lines) = tokio.block_on(async {
+        let mut client =
+            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
+        let source = Snapshot { root: root.path().to_path_buf(), manifest: Arc::new(manifest), ignore: vec![] };
+        let mut lines = Vec::new();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(60),
+            client.execute(spec, source, &Call::new(std::env::temp_dir()), |event| lines.push(format!("{event:?}"))),
+        )
+        .await
+        .expect("the agent answered in time")
+        .expect("the task ran");
+        (outcome, lines)
+    });
+    assert!(outcome.ok, "{:?}", outcome.message);
+    assert!(lines.iter().any(|line| line.contains(&here)), "the task read what is here ({here}): {lines:?}");
+    let amended: std::collections::BTreeSet<String> =
+        outcome.amended.iter().map(|(path, _)| path.to_string()).collect();
+    assert_eq!(amended, changed);
+    for name in &changed {
+        assert!(lines.iter().any(|line| line.contains(&format!("{name} changed while it was being sent"))), "{name}");
+    }
+    assert!(outcome.bytes_sent > 3_000_000, "{} bytes: many chunks", outcome.bytes_sent);
+}
+
 #[test]
 fn a_manifest_larger_than_a_grpc_message_streams_in_chunks() {
     let agent = Agent::start(&[]);

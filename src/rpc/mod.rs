@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod parts;
 mod receive;
 mod receive_manifest;
+mod receive_stream;
 pub mod registry;
 pub mod server;
 pub mod stats;

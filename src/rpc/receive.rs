@@ -12,6 +12,7 @@ use super::proto::execute_request::Item;
 use super::proto::execute_response::Event;
 use super::proto::{ExecuteRequest, ExecuteResponse, NeedBlobs};
 use super::receive_manifest::receive_manifest;
+use super::receive_stream::{Incoming, NewTree, build_while_receiving};
 use super::server::{AgentIdentity, Outbound, RemoteWorkspace};
 use super::task_dir::TaskDir;
 use crate::workspace::root_meta::RootMeta;
@@ -138,80 +139,56 @@ pub(super) async fn receive_incremental(
     );
     ask_for(&missing, tx).await?;
     let blobs = dir.path().join(BLOBS);
-    let Received { amended, bytes: sent } = receive_workspace(inbound, dir, BLOBS).await?;
-    warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
-    warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
-    let amended_any = !amended.is_empty();
-    if amended_any {
-        super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended).map_err(Status::invalid_argument)?;
-    }
-    // Contents sent as read (amended) are kept from trimming like the rest (a pin only counts:
-    // nothing is read).
-    let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
     let cache = identity.cache.clone();
     let mut ready = root.clone();
-    let stored = blobs.clone();
-    let store_cache = cache.clone();
-    let target = Arc::clone(&manifest);
     let leased = warm.lease.is_some();
-    // What came for a new tree is written into it straight from the archive; the cache is
-    // filled from it after (a kept tree's plan stores it first, below).
-    let fills_cache = sent > 0 && plan.is_none();
+    let new_tree = plan.is_none();
     if !leased {
         make_dir(dir).await?;
     }
     let mut tree = ready.clone();
-    let pins = (pin, pin_amended);
     // Built, and completed at once unless a cached content failed verification (then it is
-    // asked for again, and the build completed after).
-    let built = blocking(move || {
-        let (build, kept, room) = match plan {
-            Some(plan) => {
-                if sent > 0 {
-                    store(&store_cache, &stored, &limits)?;
-                }
-                let kept = plan.kept_files();
-                match plan.execute(&root, &target, &store_cache, &limits) {
-                    Ok(build) => (build, kept, false),
-                    // Something the last task left that this agent cannot undo (an immutable
-                    // file, an entry it may not remove): the task gets a new tree instead.
-                    Err(error) if !crate::workspace::beneath::is_no_space(&error) => {
-                        return Ok((Built::Unreconciled(error.to_string(), pins), 0, false));
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-            None => {
-                // A new tree from the pool is there already, empty.
-                if !leased {
-                    std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
-                }
-                let mut build = store_cache.build(&target, &root, &limits)?;
-                let mut room = false;
-                if sent > 0 {
-                    let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
-                    let filled = store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
-                    // On a disk the tree shares with the cache, the room is the task's: what
-                    // came is not kept (and its archive goes now) unless as much stays free.
-                    room = store_cache.has_room_for(filled.bytes);
-                    if !room {
-                        tracing::warn!(
-                            bytes = filled.bytes,
-                            "the agent's disk is short: the contents that came are not kept in the cache"
-                        );
-                        let _ = std::fs::remove_file(&stored);
-                    }
-                }
-                (build, 0, room)
-            }
-        };
-        if build.missing().is_empty() {
-            let built = complete(build, &store_cache, pins, (leased, &root), root_meta)?;
-            return Ok((Built::Done(built), kept, room));
+    // asked for again, and the build completed after). A new tree is written as its contents
+    // come; a kept tree's plan stores them first.
+    let (sent, built) = if new_tree && !missing.is_empty() {
+        let new = NewTree { cache: cache.clone(), target: Arc::clone(&manifest), root, leased, limits, root_meta };
+        let (Received { amended, bytes }, built, room) =
+            build_while_receiving(inbound, dir, BLOBS, new, (pin, None)).await?;
+        if !amended.is_empty() {
+            super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended)
+                .map_err(Status::invalid_argument)?;
         }
-        Ok((Built::Lacking(Box::new((build, pins))), kept, room))
-    })
-    .await?;
+        if !room {
+            // Not kept: its archive goes now.
+            let stored = blobs.clone();
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(stored)).await;
+        }
+        (bytes, (built, 0, room))
+    } else {
+        let Received { amended, bytes: sent } = receive_workspace(inbound, dir, BLOBS).await?;
+        let amended_any = !amended.is_empty();
+        if amended_any {
+            super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended)
+                .map_err(Status::invalid_argument)?;
+        }
+        // Contents sent as read (amended) are kept from trimming like the rest (a pin only
+        // counts: nothing is read).
+        let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
+        let stored = blobs.clone();
+        let store_cache = cache.clone();
+        let target = Arc::clone(&manifest);
+        let pins = (pin, pin_amended);
+        (
+            sent,
+            build_from_spool(plan, (stored, sent), store_cache, target, (root, leased, limits, root_meta), pins)
+                .await?,
+        )
+    };
+    warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
+    warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
+    // What came for a new tree is written into it straight from the archive; the cache is
+    // filled from it after (a kept tree's plan stores it first).
+    let fills_cache = sent > 0 && new_tree;
     let (mut built, mut kept, room) = built;
     if let Built::Unreconciled(reason, pins) = built {
         let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) else {
@@ -290,9 +267,71 @@ pub(super) async fn receive_incremental(
     Ok((RemoteWorkspace { root: ready, built: Arc::new(built), ignore }, fill))
 }
 
+/// Builds the task's tree from the cache and the archive spooled at `stored` (`sent` bytes,
+/// none when nothing was asked for): a kept tree brought to `target` by its plan (what came
+/// stored into the cache first), or a new one. Also returns the files a plan kept and whether
+/// the cache has room for what came.
+async fn build_from_spool(
+    plan: Option<crate::workspace::warm::Plan>,
+    (stored, sent): (std::path::PathBuf, u64),
+    store_cache: BlobCache,
+    target: Arc<crate::workspace::manifest::Manifest>,
+    (root, leased, limits, root_meta): (std::path::PathBuf, bool, Limits, Option<RootMeta>),
+    pins: Pins,
+) -> Result<(Built, usize, bool), Status> {
+    blocking(move || {
+        let (build, kept, room) = match plan {
+            Some(plan) => {
+                if sent > 0 {
+                    store(&store_cache, &stored, &limits)?;
+                }
+                let kept = plan.kept_files();
+                match plan.execute(&root, &target, &store_cache, &limits) {
+                    Ok(build) => (build, kept, false),
+                    // Something the last task left that this agent cannot undo (an immutable
+                    // file, an entry it may not remove): the task gets a new tree instead.
+                    Err(error) if !crate::workspace::beneath::is_no_space(&error) => {
+                        return Ok((Built::Unreconciled(error.to_string(), pins), 0, false));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            None => {
+                // A new tree from the pool is there already, empty.
+                if !leased {
+                    std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
+                }
+                let mut build = store_cache.build(&target, &root, &limits)?;
+                let mut room = false;
+                if sent > 0 {
+                    let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
+                    let filled = store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
+                    // On a disk the tree shares with the cache, the room is the task's: what
+                    // came is not kept (and its archive goes now) unless as much stays free.
+                    room = store_cache.has_room_for(filled.bytes);
+                    if !room {
+                        tracing::warn!(
+                            bytes = filled.bytes,
+                            "the agent's disk is short: the contents that came are not kept in the cache"
+                        );
+                        let _ = std::fs::remove_file(&stored);
+                    }
+                }
+                (build, 0, room)
+            }
+        };
+        if build.missing().is_empty() {
+            let built = complete(build, &store_cache, pins, (leased, &root), root_meta)?;
+            return Ok((Built::Done(built), kept, room));
+        }
+        Ok((Built::Lacking(Box::new((build, pins))), kept, room))
+    })
+    .await
+}
+
 /// A tree built: complete, or lacking contents a cached copy of which failed verification
 /// (the pins keep the rest from trimming until it is complete).
-enum Built {
+pub(super) enum Built {
     Done(crate::workspace::manifest::Manifest),
     /// (Boxed: the rare case.)
     Lacking(Box<(crate::workspace::Build, Pins)>),
@@ -300,13 +339,13 @@ enum Built {
     Unreconciled(String, Pins),
 }
 
-type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
+pub(super) type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
 
 /// Completes a tree whose every content is written: what was built (for a kept tree, with its
 /// entries' identities, so that the scan after the task reads only what changed), its root
 /// given the master's root's mode and time last (nothing is written in it after); the cache
 /// trimmed once nothing of it is needed any more.
-fn complete(
+pub(super) fn complete(
     build: crate::workspace::Build,
     cache: &BlobCache,
     pins: Pins,
@@ -376,7 +415,11 @@ pub(super) async fn ask_for(hashes: &[blake3::Hash], tx: &Outbound) -> Result<()
     }
     let last = chunks.len() - 1;
     for (i, chunk) in chunks.into_iter().enumerate() {
-        let need = NeedBlobs { hashes: chunk.iter().map(|hash| hash.as_bytes().to_vec()).collect(), last: i == last };
+        let need = NeedBlobs {
+            hashes: chunk.iter().map(|hash| hash.as_bytes().to_vec()).collect(),
+            last: i == last,
+            amended_in_archive: true,
+        };
         if tx.send(Ok(ExecuteResponse { event: Some(Event::Need(need)) })).await.is_err() {
             return Err(Status::cancelled("the master went away"));
         }
@@ -391,25 +434,49 @@ const BLOBS_AGAIN: &str = "blobs-again.tar.gz";
 
 /// Spools the workspace chunks to `name` in the task's directory (both made on the first
 /// chunk) until `WorkspaceEnd`, checking the announced size; returns the amendments that came
-/// before them.
+/// with them.
 pub(super) async fn receive_workspace(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &TaskDir,
     name: &str,
 ) -> Result<Received, Status> {
+    receive_forwarding(inbound, dir, name, None).await.map_err(|failed| match failed {
+        NotReceived::Failed(status) => status,
+        NotReceived::FillStopped => Status::internal("nothing was taking the workspace as it came"),
+    })
+}
+
+/// [`receive_workspace`], each chunk and announcement also handed on to `fill` as it comes,
+/// and the end once the archive is spooled whole.
+pub(super) async fn receive_forwarding(
+    inbound: &mut Streaming<ExecuteRequest>,
+    dir: &TaskDir,
+    name: &str,
+    fill: Option<&tokio::sync::mpsc::Sender<Incoming>>,
+) -> Result<Received, NotReceived> {
     let mut amended = Vec::new();
     // Made on the first chunk: nothing asked for, nothing sent, no file.
     let mut file: Option<tokio::fs::File> = None;
     let mut received: u64 = 0;
     let spooled = dir.path().join(name);
     let cannot = |e: std::io::Error| super::status::of_io("cannot store the workspace at", &spooled, &e);
+    let handed = |taken: bool| if taken { Ok(()) } else { Err(NotReceived::FillStopped) };
     loop {
         match inbound.message().await? {
-            Some(ExecuteRequest { item: Some(Item::Amended(chunk)) }) if received == 0 => {
-                amended.extend(chunk.entries);
-                if amended.len() > super::NEED_CHUNK_HASHES * 64 {
-                    return Err(Status::invalid_argument("too many amended entries"));
+            Some(ExecuteRequest { item: Some(Item::Amended(chunk)) }) => {
+                if amended.len() + chunk.entries.len() > super::NEED_CHUNK_HASHES * 64 {
+                    return Err(Status::invalid_argument("too many amended entries").into());
                 }
+                if let Some(fill) = fill {
+                    let entries = chunk
+                        .entries
+                        .iter()
+                        .map(|entry| super::manifest::from_wire(entry.clone()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|reason| Status::invalid_argument(format!("amended entry: {reason}")))?;
+                    handed(fill.send(Incoming::Amended(entries)).await.is_ok())?;
+                }
+                amended.extend(chunk.entries);
             }
             Some(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }) => {
                 received += chunk.len() as u64;
@@ -421,22 +488,45 @@ pub(super) async fn receive_workspace(
                     }
                 };
                 open.write_all(&chunk).await.map_err(cannot)?;
+                if let Some(fill) = fill {
+                    handed(fill.send(Incoming::Chunk(chunk)).await.is_ok())?;
+                }
             }
             Some(ExecuteRequest { item: Some(Item::WorkspaceEnd(end)) }) => {
                 if end.size != received {
                     return Err(Status::invalid_argument(format!(
                         "workspace truncated: announced {} bytes, received {received}",
                         end.size
-                    )));
+                    ))
+                    .into());
                 }
                 if let Some(open) = &mut file {
                     open.flush().await.map_err(cannot)?;
                 }
+                if let Some(fill) = fill {
+                    handed(fill.send(Incoming::End).await.is_ok())?;
+                }
                 return Ok(Received { amended, bytes: received });
             }
-            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace")),
-            None => return Err(Status::cancelled("the master ended the call before the workspace was complete")),
+            Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace").into()),
+            None => {
+                return Err(Status::cancelled("the master ended the call before the workspace was complete").into());
+            }
         }
+    }
+}
+
+/// Why [`receive_forwarding`] stopped before the archive's end.
+pub(super) enum NotReceived {
+    /// The call failed, or brought something wrong.
+    Failed(Status),
+    /// What the archive was handed to stopped taking it (its failure says why).
+    FillStopped,
+}
+
+impl From<Status> for NotReceived {
+    fn from(status: Status) -> Self {
+        NotReceived::Failed(status)
     }
 }
 

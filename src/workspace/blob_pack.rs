@@ -1,7 +1,7 @@
 //! What the master sends for incremental sync: the archive of the contents an agent lacks
 //! (entries named by hash), each file read once and sent as read.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -58,13 +58,36 @@ pub fn pack_blobs(
     out: impl Write,
     spool: &Path,
 ) -> Result<BlobPack, WorkspaceError> {
+    pack_blobs_announcing(root, manifest, hashes, out, spool, |_, _| Ok(()))
+}
+
+/// [`pack_blobs`], telling `announce` of each file found changed as it was read — with the
+/// entry it goes as — before a byte of its content is written to `out`: an archive streamed
+/// as it is packed carries the news ahead of the content it concerns, so that its reader
+/// knows where that content goes when it comes. The content of an amended file is always in
+/// the archive after its announcement, even when an earlier entry held the same content.
+/// An error `announce` returns stops the pack.
+pub fn pack_blobs_announcing(
+    root: &Path,
+    manifest: &Manifest,
+    hashes: &[blake3::Hash],
+    out: impl Write,
+    spool: &Path,
+    mut announce: impl FnMut(&RelPath, &Entry) -> Result<(), WorkspaceError>,
+) -> Result<BlobPack, WorkspaceError> {
     let source = Root::open(root)?;
     let mut by_hash: HashMap<[u8; 32], Vec<(&RelPath, &Entry)>> = HashMap::new();
+    // The other names (hard links) of each file that has some.
+    let mut other_names: HashMap<&RelPath, Vec<(&RelPath, &Entry)>> = HashMap::new();
     for (path, entry) in &manifest.entries {
-        if let Entry::File { hash, .. } = entry {
+        if let Entry::File { hash, link, .. } = entry {
             by_hash.entry(*hash.as_bytes()).or_default().push((path, entry));
+            if let Some(first) = link {
+                other_names.entry(first).or_default().push((path, entry));
+            }
         }
     }
+    let mut announced: HashSet<&RelPath> = HashSet::new();
     let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
     let mut sent = BTreeSet::new();
     let mut report = BlobPack::default();
@@ -81,26 +104,49 @@ pub fn pack_blobs(
         }
         for (path, entry) in by_hash.get(&wanted).map(Vec::as_slice).unwrap_or_default() {
             let Entry::File { mode, link, .. } = entry else { continue };
+            if announced.contains(path) {
+                // Another name of a file found changed: announced with it.
+                continue;
+            }
             let content = read_once(&source, path, spool)?;
             let hash = *content.hash.as_bytes();
-            if sent.insert(hash) {
+            let amended = hash != wanted;
+            if amended {
+                let new = Entry::File {
+                    mode: *mode,
+                    size: content.size,
+                    hash: content.hash,
+                    mtime: content.mtime,
+                    link: link.clone(),
+                };
+                announce(path, &new)?;
+                report.amended.push(((*path).clone(), new));
+                // Its other names hold what it holds now: the agent links them to it.
+                for (other, entry) in other_names.get(path).map(Vec::as_slice).unwrap_or_default() {
+                    let Entry::File { mode, link, .. } = entry else { continue };
+                    let theirs = Entry::File {
+                        mode: *mode,
+                        size: content.size,
+                        hash: content.hash,
+                        mtime: content.mtime,
+                        link: link.clone(),
+                    };
+                    announce(other, &theirs)?;
+                    announced.insert(other);
+                    report.amended.push(((*other).clone(), theirs));
+                }
+            }
+            // An amended file's content follows its announcement, even if it went before.
+            if sent.insert(hash) || amended {
                 let name = content.hash.to_hex();
                 let mut header = blob_header(content.size);
                 builder
                     .append_data(&mut header, name.as_str(), content.reader().map_err(WorkspaceError::io(spool))?)
                     .map_err(WorkspaceError::io(root.join(path.as_path())))?;
             }
-            if hash == wanted {
+            if !amended {
                 break;
             }
-            let new = Entry::File {
-                mode: *mode,
-                size: content.size,
-                hash: content.hash,
-                mtime: content.mtime,
-                link: link.clone(),
-            };
-            report.amended.push(((*path).clone(), new));
         }
     }
     let encoder = builder.into_inner().map_err(WorkspaceError::io(spool))?;

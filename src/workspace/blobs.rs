@@ -21,10 +21,12 @@ use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
 mod adopt;
+mod amendments;
 mod build;
 mod dir;
 mod fill;
 
+pub use amendments::Amendments;
 pub use build::Build;
 pub use fill::{Filled, Filling};
 
@@ -481,5 +483,7 @@ fn read_through(entry: &mut impl Read, name: &str, remaining: u64, limits: &Limi
     Ok(copied)
 }
 
+#[cfg(test)]
+mod streamed_tests;
 #[cfg(test)]
 mod tests;

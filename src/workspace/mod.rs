@@ -40,8 +40,8 @@ pub mod unreadable;
 pub mod warm;
 
 pub use apply::{ApplyReport, Base, Step, apply, apply_interruptible, apply_observed, applying};
-pub use blob_pack::{BlobPack, pack_blobs};
-pub use blobs::{BlobCache, Build};
+pub use blob_pack::{BlobPack, pack_blobs, pack_blobs_announcing};
+pub use blobs::{Amendments, BlobCache, Build};
 pub use diff::{Changes, diff};
 pub use filter::Filter;
 pub use journal::recover;

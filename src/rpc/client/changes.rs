@@ -114,6 +114,7 @@ impl Changes {
         let result =
             self.result.take().ok_or_else(|| ClientError::failed(agent, "the agent sent changes without a result"))?;
         let archive = self.archive.take().ok_or_else(|| lost_archive(&self.scratch))?;
+        let (contents_sent, bytes_sent) = sync.sent_counts();
         // Finishing a file flushes it: off the async threads too.
         let archive =
             blocking(&self.scratch, move || archive.finish()).await?.map_err(ClientError::io(&self.scratch))?;
@@ -125,8 +126,8 @@ impl Changes {
             changes_size: self.received,
             deleted: self.deleted,
             amended: sync.amended,
-            contents_sent: sync.contents_sent,
-            bytes_sent: sync.bytes_sent,
+            contents_sent,
+            bytes_sent,
             root: crate::workspace::root_meta::RootMeta::from_wire(
                 end.root_mode,
                 end.root_mtime_secs,

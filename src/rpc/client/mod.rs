@@ -224,6 +224,8 @@ impl AgentClient {
             let Some(message) = message else {
                 return Err(ClientError::failed(&agent, "the agent ended the call before sending the changes"));
             };
+            // Files found changed as they were sent are told of as the call goes on.
+            sync.take_amended(&mut on_event);
             let Some(event) = message.event else { continue };
             let event = match events::task_event(event) {
                 Ok(event) => {

@@ -3,20 +3,24 @@
 //! temporary archive off the async threads, then uploaded beside the call, so that the task's
 //! events keep coming while a large workspace streams with bounded memory.
 
+use std::collections::HashSet;
+use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prost::bytes::Bytes;
 
 use tokio::sync::mpsc::Sender;
 use tokio::task::JoinSet;
 
 use super::{AgentName, ClientError, Snapshot};
 use crate::events::TaskEvent;
-use crate::rpc::Transfer;
-use crate::rpc::chunks;
 use crate::rpc::proto::execute_request::Item;
-use crate::rpc::proto::{ExecuteRequest, FileEntry, ManifestChunk, NeedBlobs, NeedParts, WorkspaceEnd};
+use crate::rpc::proto::{ExecuteRequest, ManifestChunk, NeedBlobs, NeedParts, WorkspaceEnd};
+use crate::rpc::{CHUNK_SIZE, Transfer};
 use crate::workspace::outline::Part;
-use crate::workspace::{BlobPack, Entry, Limits, Manifest, RelPath, pack_blobs};
+use crate::workspace::{Entry, Limits, Manifest, RelPath, WorkspaceError, pack_blobs_announcing};
 
 /// The contents sent once, and once more for any the agent's cache held but failed to verify.
 const MAX_ROUNDS: u32 = 2;
@@ -41,9 +45,8 @@ pub(super) struct SyncUp {
     parts_sent: bool,
     /// Files that changed while they were read here: they went to the agent as read.
     pub(super) amended: Vec<(RelPath, Entry)>,
-    /// Contents sent, and the bytes of their archives.
-    pub(super) contents_sent: u64,
-    pub(super) bytes_sent: u64,
+    /// What the uploads sent, as they send it.
+    sending: Arc<Sending>,
 }
 
 impl SyncUp {
@@ -66,8 +69,7 @@ impl SyncUp {
             parts_asked: Vec::new(),
             parts_sent: false,
             amended: Vec::new(),
-            contents_sent: 0,
-            bytes_sent: 0,
+            sending: Arc::default(),
         }
     }
 
@@ -147,28 +149,54 @@ impl SyncUp {
             let _ = self.tx.send(ExecuteRequest { item: Some(end) }).await;
             return Ok(());
         }
-        let packed = pack(self.root.clone(), Arc::clone(&self.sent), hashes, self.scratch.clone()).await?;
-        let report = packed.report;
-        if !report.amended.is_empty() {
-            let mut updated = (*self.sent).clone();
-            updated.entries.extend(report.amended.iter().cloned());
-            self.sent = Arc::new(updated);
+        // A round asked for again finds the files sent as read under their new contents.
+        self.take_amended(on_event);
+        let to_send = sizes_of(&self.sent, &hashes);
+        self.transfer.will_send(to_send);
+        let packing = Packing {
+            root: self.root.clone(),
+            manifest: Arc::clone(&self.sent),
+            hashes,
+            scratch: self.scratch.clone(),
+            tx: self.tx.clone(),
+            transfer: Arc::clone(&self.transfer),
+            sending: Arc::clone(&self.sending),
+            amended_in_archive: need.amended_in_archive,
+            agent: agent.clone(),
+            to_send,
+        };
+        self.uploads.spawn(async move {
+            let place = packing.scratch.clone();
+            tokio::task::spawn_blocking(move || packing.run())
+                .await
+                .map_err(|stopped| ClientError::Io { path: place, source: std::io::Error::other(stopped) })?
+        });
+        Ok(())
+    }
+
+    /// Files found changed as they were sent since this was last asked: the task gets them as
+    /// they were read (each told through `on_event`), and they are the master's base for them.
+    pub(super) fn take_amended(&mut self, on_event: &mut impl FnMut(TaskEvent)) {
+        let taken = self.sending.amended_since(self.amended.len());
+        if taken.is_empty() {
+            return;
         }
-        for (path, _) in &report.amended {
+        for (path, _) in &taken {
             on_event(TaskEvent::Log {
                 level: tracing::Level::WARN,
                 message: format!("{path} changed while it was being sent; the task gets it as it was read"),
                 fields: String::new(),
             });
         }
-        let amendments: Vec<FileEntry> =
-            report.amended.iter().map(|(path, entry)| crate::rpc::manifest::to_wire(path, entry)).collect();
-        self.amended.extend(report.amended);
-        self.contents_sent += report.sent;
-        self.bytes_sent += packed.size;
-        self.transfer.will_send(packed.size);
-        self.uploads.spawn(upload(packed.archive, amendments, self.tx.clone(), Arc::clone(&self.transfer)));
-        Ok(())
+        let mut updated = (*self.sent).clone();
+        updated.entries.extend(taken.iter().cloned());
+        self.sent = Arc::new(updated);
+        self.amended.extend(taken);
+    }
+
+    /// Contents sent, and the bytes of their archives.
+    pub(super) fn sent_counts(&self) -> (u64, u64) {
+        (self.sending.contents.load(Ordering::Relaxed), self.sending.bytes.load(Ordering::Relaxed))
     }
 
     /// The first upload that fails; pending while none has.
@@ -186,68 +214,156 @@ impl SyncUp {
     }
 }
 
-/// The contents asked for, packed: the archive, what went into it, and its size.
-struct Packed {
-    archive: tempfile::NamedTempFile,
-    report: BlobPack,
-    size: u64,
+/// What the uploads of a call have sent so far, as they send it.
+#[derive(Debug, Default)]
+struct Sending {
+    /// Files that changed while they were read, as they went.
+    amended: Mutex<Vec<(RelPath, Entry)>>,
+    /// Contents sent, and the bytes of their archives.
+    contents: AtomicU64,
+    bytes: AtomicU64,
 }
 
-/// Packs the contents `hashes` of the files of `manifest` under `root` into a temporary
-/// archive in `scratch`, off the async threads.
-async fn pack(
+impl Sending {
+    /// The amended files after the first `seen`.
+    fn amended_since(&self, seen: usize) -> Vec<(RelPath, Entry)> {
+        let amended = self.amended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        amended.get(seen..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+}
+
+/// The bytes of the contents `hashes` as `manifest`'s files hold them (one file each): what
+/// the archive of them will be about, before it is compressed.
+fn sizes_of(manifest: &Manifest, hashes: &[blake3::Hash]) -> u64 {
+    let wanted: HashSet<&blake3::Hash> = hashes.iter().collect();
+    let mut counted = HashSet::new();
+    manifest
+        .entries
+        .values()
+        .filter_map(|entry| match entry {
+            Entry::File { hash, size, .. } if wanted.contains(hash) && counted.insert(*hash) => Some(*size),
+            _ => None,
+        })
+        .sum()
+}
+
+/// One archive of contents asked for, packed off the async threads as it is sent: it goes up
+/// in chunks while later files are still being read and compressed (the agent writes them as
+/// they come), instead of being packed whole first. A file found changed as it was read is
+/// announced (Amended) ahead of its new content.
+struct Packing {
     root: PathBuf,
     manifest: Arc<Manifest>,
     hashes: Vec<blake3::Hash>,
     scratch: PathBuf,
-) -> Result<Packed, ClientError> {
-    let place = scratch.clone();
-    tokio::task::spawn_blocking(move || {
-        let archive = tempfile::NamedTempFile::new_in(&scratch).map_err(ClientError::io(&scratch))?;
-        let file = archive.reopen().map_err(ClientError::io(archive.path()))?;
-        let report = pack_blobs(&root, &manifest, &hashes, std::io::BufWriter::new(file), &scratch)
-            .map_err(|source| ClientError::Pack { root: root.clone(), source })?;
-        let size = archive.as_file().metadata().map_err(ClientError::io(archive.path()))?.len();
-        Ok(Packed { archive, report, size })
-    })
-    .await
-    .map_err(|stopped| ClientError::Io { path: place, source: std::io::Error::other(stopped) })?
-}
-
-/// Sends the amendments, then the archive in chunks and its end, keeping the temporary file
-/// until it is sent. A read error fails the task, naming the archive; a call that ended first
-/// (the other side dropped) leaves nothing to report.
-async fn upload(
-    archive: tempfile::NamedTempFile,
-    amended: Vec<FileEntry>,
     tx: Sender<ExecuteRequest>,
     transfer: Arc<Transfer>,
-) -> Result<(), ClientError> {
-    for entries in crate::rpc::batches(amended, |entry| entry.path.len() + 80, crate::rpc::MANIFEST_CHUNK_BYTES) {
-        let item = Item::Amended(ManifestChunk { entries });
-        if tx.send(ExecuteRequest { item: Some(item) }).await.is_err() {
+    sending: Arc<Sending>,
+    /// The agent takes announcements in the archive's stream (earlier versions do not).
+    amended_in_archive: bool,
+    agent: AgentName,
+    /// What [`Transfer::will_send`] was told, corrected to what went once it is known.
+    to_send: u64,
+}
+
+impl Packing {
+    /// Packs and sends the archive and its end. A file that cannot be read fails the call,
+    /// naming it; a call that ended first (the other side dropped) leaves nothing to report.
+    fn run(self) -> Result<(), ClientError> {
+        let Packing { root, manifest, hashes, scratch, tx, transfer, sending, amended_in_archive, agent, to_send } =
+            self;
+        let mut out = ChunkWriter::new(tx.clone(), Arc::clone(&transfer));
+        let announce = |path: &RelPath, entry: &Entry| {
+            if !amended_in_archive {
+                return Err(WorkspaceError::Refused {
+                    path: root.join(path.as_path()),
+                    reason: format!(
+                        "changed while it was being sent, and {agent} (an earlier version) takes such a file only \
+                         before the archive: run the task again, or update the agent"
+                    ),
+                });
+            }
+            let item = Item::Amended(ManifestChunk { entries: vec![crate::rpc::manifest::to_wire(path, entry)] });
+            // Ahead of any byte of the new content: what is still buffered came before it.
+            if tx.blocking_send(ExecuteRequest { item: Some(item) }).is_err() {
+                return Err(WorkspaceError::Io { path: scratch.clone(), source: call_ended() });
+            }
+            sending
+                .amended
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((path.clone(), entry.clone()));
+            Ok(())
+        };
+        let packed = pack_blobs_announcing(&root, &manifest, &hashes, &mut out, &scratch, announce);
+        let report = match packed {
+            Ok(report) => report,
+            Err(_) if out.closed => return Ok(()),
+            Err(source) => return Err(ClientError::Pack { root, source }),
+        };
+        let size = out.size;
+        sending.contents.fetch_add(report.sent, Ordering::Relaxed);
+        sending.bytes.fetch_add(size, Ordering::Relaxed);
+        // The bar's total becomes what went (compressed), now that it is known.
+        transfer.to_send.fetch_add(size, Ordering::Relaxed);
+        transfer.to_send.fetch_sub(to_send, Ordering::Relaxed);
+        let _ = tx.blocking_send(ExecuteRequest { item: Some(Item::WorkspaceEnd(WorkspaceEnd { size })) });
+        Ok(())
+    }
+}
+
+/// The call's request stream ended (the call is over).
+fn call_ended() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the call ended")
+}
+
+/// An archive written into the call's request stream in chunks of [`CHUNK_SIZE`], from a
+/// blocking thread: a full stream holds the writer back.
+struct ChunkWriter {
+    tx: Sender<ExecuteRequest>,
+    transfer: Arc<Transfer>,
+    buffer: Vec<u8>,
+    /// Bytes sent.
+    size: u64,
+    /// The call ended: nothing more goes.
+    closed: bool,
+}
+
+impl ChunkWriter {
+    fn new(tx: Sender<ExecuteRequest>, transfer: Arc<Transfer>) -> Self {
+        ChunkWriter { tx, transfer, buffer: Vec::with_capacity(CHUNK_SIZE), size: 0, closed: false }
+    }
+
+    fn send_buffer(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
             return Ok(());
         }
-    }
-    let path = archive.path().to_path_buf();
-    let file = tokio::fs::File::open(&path).await.map_err(ClientError::io(&path))?;
-    let (tx, transfer) = (&tx, &transfer);
-    let sent = chunks::send_all(chunks::of_file(file), |chunk| async move {
+        let chunk = Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHUNK_SIZE)));
         let length = chunk.len() as u64;
-        let taken = tx.send(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }).await.is_ok();
-        if taken {
-            transfer.sent(length);
+        if self.tx.blocking_send(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }).is_err() {
+            self.closed = true;
+            return Err(call_ended());
         }
-        taken
-    })
-    .await
-    .map_err(ClientError::io(&path))?;
-    if let Some(size) = sent {
-        let _ = tx.send(ExecuteRequest { item: Some(Item::WorkspaceEnd(WorkspaceEnd { size })) }).await;
+        self.transfer.sent(length);
+        self.size += length;
+        Ok(())
     }
-    // Removing the file is file work too: off the async threads.
-    tokio::task::spawn_blocking(move || drop(archive));
-    Ok(())
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let room = CHUNK_SIZE - self.buffer.len();
+        let taken = bytes.len().min(room);
+        self.buffer.extend_from_slice(&bytes[..taken]);
+        if self.buffer.len() == CHUNK_SIZE {
+            self.send_buffer()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_buffer()
+    }
 }
 
 #[cfg(test)]
@@ -344,17 +460,81 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_archive_that_cannot_be_read_fails_the_call_naming_it() {
+    async fn a_file_that_cannot_be_read_fails_the_call_naming_it() {
         let scratch = tempfile::tempdir().expect("tempdir");
-        let archive = tempfile::NamedTempFile::new_in(scratch.path()).expect("temp file");
-        let path = archive.path().to_path_buf();
-        std::fs::remove_file(&path).expect("remove");
-        let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let workspace = Snapshot { root: scratch.path().to_path_buf(), manifest: Arc::default(), ignore: Vec::new() };
-        let mut sync = SyncUp::new(workspace, tx.clone(), scratch.path().to_path_buf(), Arc::default());
-        sync.uploads.spawn(upload(archive, Vec::new(), tx, Arc::default()));
+        let hash = blake3::hash(b"gone");
+        let path = RelPath::parse(b"gone.txt").expect("path");
+        let entry =
+            Entry::File { mode: 0o644, size: 4, hash, mtime: crate::workspace::Timestamp::default(), link: None };
+        let manifest = Manifest { entries: [(path, entry)].into_iter().collect(), ..Default::default() };
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let workspace =
+            Snapshot { root: scratch.path().to_path_buf(), manifest: Arc::new(manifest), ignore: Vec::new() };
+        let mut sync = SyncUp::new(workspace, tx, scratch.path().to_path_buf(), Arc::default());
+        let need = NeedBlobs { hashes: vec![hash.as_bytes().to_vec()], last: true, amended_in_archive: true };
+        sync.on_need(&need, &agent(), &mut |_| {}).await.expect("asked");
         let error = tokio::time::timeout(std::time::Duration::from_secs(10), sync.failure()).await.expect("reported");
-        assert!(matches!(&error, ClientError::Io { path: named, .. } if *named == path), "{error}");
-        assert!(error.to_string().contains(&path.display().to_string()), "{error}");
+        assert!(matches!(&error, ClientError::Pack { .. }), "{error}");
+        assert!(error.to_string().contains("gone.txt"), "{error}");
+        // Nothing announced the archive's end.
+        while let Ok(message) = rx.try_recv() {
+            assert!(!matches!(message.item, Some(Item::WorkspaceEnd(_))), "{message:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_as_it_was_sent_to_an_agent_that_takes_no_announcement_in_the_archive_fails_the_call() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        std::fs::write(scratch.path().join("moved.txt"), "now").expect("write");
+        let hash = blake3::hash(b"then");
+        let path = RelPath::parse(b"moved.txt").expect("path");
+        let entry =
+            Entry::File { mode: 0o644, size: 4, hash, mtime: crate::workspace::Timestamp::default(), link: None };
+        let manifest = Manifest { entries: [(path, entry)].into_iter().collect(), ..Default::default() };
+        for takes_them in [false, true] {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let workspace = Snapshot {
+                root: scratch.path().to_path_buf(),
+                manifest: Arc::new(manifest.clone()),
+                ignore: Vec::new(),
+            };
+            let mut sync = SyncUp::new(workspace, tx, scratch.path().to_path_buf(), Arc::default());
+            let need = NeedBlobs { hashes: vec![hash.as_bytes().to_vec()], last: true, amended_in_archive: takes_them };
+            sync.on_need(&need, &agent(), &mut |_| {}).await.expect("asked");
+            let mut items = Vec::new();
+            let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                loop {
+                    tokio::select! {
+                        failed = sync.failure() => return Err(failed),
+                        message = rx.recv() => {
+                            let item = message.and_then(|message| message.item).expect("a message");
+                            let end = matches!(item, Item::WorkspaceEnd(_));
+                            items.push(item);
+                            if end {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+            .expect("in time");
+            if takes_them {
+                ended.expect("sent");
+                // The announcement first, then the archive with the content as read.
+                assert!(matches!(items.first(), Some(Item::Amended(chunk)) if chunk.entries.len() == 1), "{items:?}");
+                assert!(items[1..].iter().all(|item| !matches!(item, Item::Amended(_))), "{items:?}");
+                let mut taken = Vec::new();
+                sync.take_amended(&mut |event| taken.push(format!("{event:?}")));
+                assert!(
+                    taken.iter().any(|line| line.contains("moved.txt changed while it was being sent")),
+                    "{taken:?}"
+                );
+            } else {
+                let error = ended.expect_err("refused").to_string();
+                assert!(error.contains("moved.txt") && error.contains("earlier version"), "{error}");
+                assert!(items.iter().all(|item| !matches!(item, Item::WorkspaceEnd(_))), "{items:?}");
+            }
+        }
     }
 }

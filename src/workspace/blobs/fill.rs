@@ -16,10 +16,11 @@ use std::sync::mpsc::{Receiver, SyncSender};
 
 use flate2::read::GzDecoder;
 
-use super::{BlobCache, Build, blob_name, read_through};
+use super::{Amendments, BlobCache, Build, blob_name, read_through};
 use crate::workspace::WorkspaceError;
 use crate::workspace::beneath::{Root, Stamp};
 use crate::workspace::manifest::Entry;
+use crate::workspace::rel_path::RelPath;
 use crate::workspace::tree_writer::{Admitted, write_admitted};
 use crate::workspace::unpack::Limits;
 
@@ -58,9 +59,24 @@ impl BlobCache {
     /// limits as `store` hold over the whole archive. Returns how many contents the archive
     /// held, and their bytes.
     pub fn fill(&self, build: &mut Build, reader: impl Read, limits: &Limits) -> Result<Filled, WorkspaceError> {
+        self.fill_amended(build, reader, limits, &Amendments::default())
+    }
+
+    /// [`BlobCache::fill`] from an archive that streams in while files in it are announced as
+    /// amended (`amendments`, pushed by whoever reads the stream, each before the content it
+    /// concerns): before each content, what was announced is taken — the file is then written
+    /// with the content it has now. An announcement for a file that was not lacking, or whose
+    /// content already came, fails the fill naming it.
+    pub fn fill_amended(
+        &self,
+        build: &mut Build,
+        reader: impl Read,
+        limits: &Limits,
+        amendments: &Amendments,
+    ) -> Result<Filled, WorkspaceError> {
         let threads = crate::workspace::tree_walk::cores();
         if build.pending.len() < PARALLEL_FROM || threads < 2 {
-            return self.fill_with(build, reader, limits, None).map(|(filled, _)| filled);
+            return self.fill_with(build, reader, (limits, amendments), None).map(|(filled, _)| filled);
         }
         // Small files are written by threads of their own while this one reads the archive:
         // on a tree of many small files, making files is most of the build.
@@ -75,7 +91,7 @@ impl BlobCache {
             let (queue, failed) = (&queue, &failed);
             let workers: Vec<_> =
                 roots.into_iter().map(|root| scope.spawn(move || write_jobs(&root, queue, failed))).collect();
-            let filled = self.fill_with(build, reader, limits, Some((&jobs, failed)));
+            let filled = self.fill_with(build, reader, (limits, amendments), Some((&jobs, failed)));
             drop(jobs);
             let done: Vec<_> = workers
                 .into_iter()
@@ -114,7 +130,7 @@ impl BlobCache {
         &self,
         build: &mut Build,
         reader: impl Read,
-        limits: &Limits,
+        (limits, amendments): (&Limits, &Amendments),
         parallel: Option<(&SyncSender<Job>, &AtomicBool)>,
     ) -> Result<(Filled, Vec<bool>), WorkspaceError> {
         let mut wanted: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
@@ -124,6 +140,8 @@ impl BlobCache {
             }
         }
         let mut written = vec![false; build.pending.len()];
+        // Pending places whose content came (written, or handed to a thread).
+        let mut came = vec![false; build.pending.len()];
         let mut archive = tar::Archive::new(GzDecoder::new(reader));
         let (mut contents, mut bytes) = (0u64, 0u64);
         for entry in archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))? {
@@ -132,6 +150,11 @@ impl BlobCache {
                 break;
             }
             let mut entry = entry.map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
+            // Announced before this content came (the header was read): where it goes may be
+            // one of them.
+            for (path, now) in amendments.take() {
+                amend(build, &mut wanted, &came, &path, now)?;
+            }
             let (name, expected) = blob_name(&entry)?;
             contents += 1;
             if contents > limits.max_entries {
@@ -139,7 +162,11 @@ impl BlobCache {
             }
             let remaining = limits.max_bytes.saturating_sub(bytes);
             let small = entry.header().size().is_ok_and(|size| size <= PARALLEL_MAX_BYTES);
-            match wanted.remove(expected.as_bytes()).unwrap_or_default().as_slice() {
+            let places = wanted.remove(expected.as_bytes()).unwrap_or_default();
+            for &at in &places {
+                came[at] = true;
+            }
+            match places.as_slice() {
                 [] => bytes += read_through(&mut entry, &name, remaining, limits)?,
                 &[at] => match parallel {
                     Some((jobs, _)) if small => {
@@ -200,6 +227,44 @@ impl BlobCache {
         }
         Ok(())
     }
+}
+
+/// Takes the announcement that the file at `path` is `now` (its content has changed): the
+/// pending place waits for the new content instead of the old. Refused for a file that was not
+/// lacking its content, whose content came already, or that is not the same kind of file.
+fn amend(
+    build: &mut Build,
+    wanted: &mut HashMap<[u8; 32], Vec<usize>>,
+    came: &[bool],
+    path: &RelPath,
+    now: Entry,
+) -> Result<(), WorkspaceError> {
+    let refused = |reason: &str| WorkspaceError::UnsafeEntry { entry: path.to_string(), reason: reason.to_owned() };
+    let Ok(at) = build.pending.binary_search_by(|(pending, _)| pending.cmp(path)) else {
+        return Err(refused("announced as amended, but its content was not asked for"));
+    };
+    if came[at] {
+        return Err(refused("announced as amended after its content came"));
+    }
+    let (Entry::File { hash: before, link: leader, .. }, Entry::File { hash: after, link, .. }) =
+        (&build.pending[at].1, &now)
+    else {
+        return Err(refused("announced as amended, but it is not a file"));
+    };
+    if link != leader {
+        return Err(refused("announced as amended as another file's hard link"));
+    }
+    if leader.is_none() {
+        if let Some(places) = wanted.get_mut(before.as_bytes()) {
+            places.retain(|&place| place != at);
+            if places.is_empty() {
+                wanted.remove(before.as_bytes());
+            }
+        }
+        wanted.entry(*after.as_bytes()).or_default().push(at);
+    }
+    build.pending[at].1 = now;
+    Ok(())
 }
 
 /// Below this many files lacking their content, the fill writes them all on its own thread.
