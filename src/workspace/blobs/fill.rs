@@ -80,7 +80,7 @@ impl BlobCache {
         }
         // Small files are written by threads of their own while this one reads the archive:
         // on a tree of many small files, making files is most of the build.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUED_JOBS);
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Vec<Job>>(QUEUED_BATCHES);
         let queue = std::sync::Mutex::new(queue);
         let failed = AtomicBool::new(false);
         let mut roots = Vec::with_capacity(threads);
@@ -131,7 +131,7 @@ impl BlobCache {
         build: &mut Build,
         reader: impl Read,
         (limits, amendments): (&Limits, &Amendments),
-        parallel: Option<(&SyncSender<Job>, &AtomicBool)>,
+        parallel: Option<(&SyncSender<Vec<Job>>, &AtomicBool)>,
     ) -> Result<(Filled, Vec<bool>), WorkspaceError> {
         let mut wanted: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
         for (at, (_, entry)) in build.pending.iter().enumerate() {
@@ -143,6 +143,8 @@ impl BlobCache {
         // Pending places whose content came (written, or handed to a thread).
         let mut came = vec![false; build.pending.len()];
         let mut archive = tar::Archive::new(GzDecoder::new(reader));
+        // Files for the fill's threads, handed over a batch at a time.
+        let mut batch = Vec::new();
         let (mut contents, mut bytes) = (0u64, 0u64);
         for entry in archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))? {
             if parallel.is_some_and(|(_, failed)| failed.load(Ordering::Relaxed)) {
@@ -177,7 +179,8 @@ impl BlobCache {
                         };
                         let admitted = build.writer.admit_file(path, *mode, *mtime, size)?;
                         bytes += size;
-                        if jobs.send(Job { at, admitted, content, name, expected }).is_err() {
+                        batch.push(Job { at, admitted, content, name, expected });
+                        if batch.len() == BATCH_JOBS && jobs.send(std::mem::take(&mut batch)).is_err() {
                             break;
                         }
                     }
@@ -203,6 +206,12 @@ impl BlobCache {
                     }
                 }
             }
+        }
+        if let Some((jobs, _)) = parallel
+            && !batch.is_empty()
+        {
+            // A thread that failed has closed nothing: its error is the fill's either way.
+            let _ = jobs.send(batch);
         }
         let filled = Filled { contents, bytes };
         if parallel.is_none() {
@@ -274,8 +283,12 @@ const PARALLEL_FROM: usize = 512;
 /// memory first); larger ones by the fill itself, streamed.
 const PARALLEL_MAX_BYTES: u64 = 64 * 1024;
 
-/// Files read and waiting for a thread to write them, at most (their contents in memory).
-const QUEUED_JOBS: usize = 64;
+/// Files are handed to the fill's threads this many at a time (one hand-off per file was a
+/// wake-up or two per file: tens of thousands of futex calls for a tree of small files).
+const BATCH_JOBS: usize = 32;
+
+/// Batches read and waiting for a thread to write them, at most (their contents in memory).
+const QUEUED_BATCHES: usize = 4;
 
 /// A file for one of the fill's threads: its pending place, admitted, and the content that
 /// must hash to `expected` (the blob `name`).
@@ -292,29 +305,42 @@ struct Job {
 /// each file written: its pending place, as written, and its identity.
 fn write_jobs(
     root: &Root,
-    queue: &std::sync::Mutex<Receiver<Job>>,
+    queue: &std::sync::Mutex<Receiver<Vec<Job>>>,
     failed: &AtomicBool,
 ) -> Result<Vec<(usize, Entry, Stamp)>, WorkspaceError> {
     let mut written = Vec::new();
     loop {
-        let job = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-        let Ok(Job { at, admitted, content, name, expected }) = job else { return Ok(written) };
-        let done = write_admitted(root, &admitted, &content).and_then(|(entry, stamp)| match &entry {
-            Entry::File { hash, .. } if *hash == expected => Ok((entry, stamp)),
-            _ => {
-                root.unlink(&admitted.path)?;
-                Err(WorkspaceError::UnsafeEntry {
-                    entry: name,
-                    reason: "its content does not match its hash".to_owned(),
-                })
-            }
-        });
-        match done {
-            Ok((entry, stamp)) => written.push((at, entry, stamp)),
-            Err(error) => {
-                failed.store(true, Ordering::Relaxed);
-                return Err(error);
-            }
+        let batch = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+        let Ok(batch) = batch else { return Ok(written) };
+        for job in batch {
+            write_job(root, job, failed, &mut written)?;
+        }
+    }
+}
+
+/// Writes one job's file, verified, recording it in `written`; a failure is also flagged in
+/// `failed`, for the reader to stop.
+fn write_job(
+    root: &Root,
+    Job { at, admitted, content, name, expected }: Job,
+    failed: &AtomicBool,
+    written: &mut Vec<(usize, Entry, Stamp)>,
+) -> Result<(), WorkspaceError> {
+    let done = write_admitted(root, &admitted, &content).and_then(|(entry, stamp)| match &entry {
+        Entry::File { hash, .. } if *hash == expected => Ok((entry, stamp)),
+        _ => {
+            root.unlink(&admitted.path)?;
+            Err(WorkspaceError::UnsafeEntry { entry: name, reason: "its content does not match its hash".to_owned() })
+        }
+    });
+    match done {
+        Ok((entry, stamp)) => {
+            written.push((at, entry, stamp));
+            Ok(())
+        }
+        Err(error) => {
+            failed.store(true, Ordering::Relaxed);
+            Err(error)
         }
     }
 }
