@@ -190,8 +190,20 @@ fn replaced_cache_case_on(args: &[&str], replace: impl Fn(&Path, &[u8])) {
     assert_eq!(test.read("ws/out.txt"), REAL_DATA);
 
     let hash = blake3::hash(REAL_DATA.as_bytes()).to_hex().to_string();
-    let mut cached = Vec::new();
-    find_cached(cache.path(), &hash, REAL_DATA.as_bytes(), &mut cached);
+    // What came for a new tree goes into the cache once the task has answered: it may still
+    // be on its way when the run ends.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let cached = loop {
+        let mut cached = Vec::new();
+        find_cached(cache.path(), &hash, REAL_DATA.as_bytes(), &mut cached);
+        // Published under its name (not a temporary file still being written).
+        let published =
+            cached.iter().any(|path| path.file_name().is_some_and(|name| name.as_bytes() == hash.as_bytes()));
+        if published || std::time::Instant::now() > deadline {
+            break cached;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     assert!(!cached.is_empty(), "data.txt's content is not in the cache dir {}", cache.path().display());
     for path in &cached {
         replace(path, REAL_DATA.as_bytes());

@@ -419,6 +419,7 @@ pub(super) async fn ask_for(hashes: &[blake3::Hash], tx: &Outbound) -> Result<()
             hashes: chunk.iter().map(|hash| hash.as_bytes().to_vec()).collect(),
             last: i == last,
             amended_in_archive: true,
+            blob_format: crate::workspace::blob_stream::BlobFormat::Framed.to_wire(),
         };
         if tx.send(Ok(ExecuteResponse { event: Some(Event::Need(need)) })).await.is_err() {
             return Err(Status::cancelled("the master went away"));

@@ -5,13 +5,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
-
 use super::WorkspaceError;
 use super::beneath::Root;
+use super::blob_stream::{BlobFormat, BlobWriter};
 use super::manifest::{Entry, Manifest};
-use super::pack::GZIP_LEVEL;
 use super::rel_path::RelPath;
 use super::timestamp::Timestamp;
 
@@ -58,7 +55,7 @@ pub fn pack_blobs(
     out: impl Write,
     spool: &Path,
 ) -> Result<BlobPack, WorkspaceError> {
-    pack_blobs_announcing(root, manifest, hashes, out, spool, |_, _| Ok(()))
+    pack_blobs_announcing(root, manifest, hashes, (out, BlobFormat::Tar), spool, |_, _| Ok(()))
 }
 
 /// [`pack_blobs`], telling `announce` of each file found changed as it was read — with the
@@ -66,12 +63,12 @@ pub fn pack_blobs(
 /// as it is packed carries the news ahead of the content it concerns, so that its reader
 /// knows where that content goes when it comes. The content of an amended file is always in
 /// the archive after its announcement, even when an earlier entry held the same content.
-/// An error `announce` returns stops the pack.
+/// An error `announce` returns stops the pack. The archive takes the form `format`.
 pub fn pack_blobs_announcing(
     root: &Path,
     manifest: &Manifest,
     hashes: &[blake3::Hash],
-    out: impl Write,
+    (out, format): (impl Write, BlobFormat),
     spool: &Path,
     mut announce: impl FnMut(&RelPath, &Entry) -> Result<(), WorkspaceError>,
 ) -> Result<BlobPack, WorkspaceError> {
@@ -88,7 +85,7 @@ pub fn pack_blobs_announcing(
         }
     }
     let mut announced: HashSet<&RelPath> = HashSet::new();
-    let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
+    let mut builder = BlobWriter::new(out, format).map_err(WorkspaceError::io(spool))?;
     let mut sent = BTreeSet::new();
     let mut report = BlobPack::default();
     for wanted in hashes.iter().map(|hash| *hash.as_bytes()).collect::<BTreeSet<_>>() {
@@ -96,9 +93,9 @@ pub fn pack_blobs_announcing(
         if let Some(bytes) =
             by_hash.contains_key(&wanted).then(|| super::content_memo::get(&blake3::Hash::from_bytes(wanted))).flatten()
         {
-            let name = blake3::Hash::from_bytes(wanted).to_hex();
-            let mut header = blob_header(bytes.len() as u64);
-            builder.append_data(&mut header, name.as_str(), &bytes[..]).map_err(WorkspaceError::io(spool))?;
+            builder
+                .append(&blake3::Hash::from_bytes(wanted), bytes.len() as u64, &bytes[..])
+                .map_err(WorkspaceError::io(spool))?;
             sent.insert(wanted);
             continue;
         }
@@ -138,10 +135,8 @@ pub fn pack_blobs_announcing(
             }
             // An amended file's content follows its announcement, even if it went before.
             if sent.insert(hash) || amended {
-                let name = content.hash.to_hex();
-                let mut header = blob_header(content.size);
                 builder
-                    .append_data(&mut header, name.as_str(), content.reader().map_err(WorkspaceError::io(spool))?)
+                    .append(&content.hash, content.size, content.reader().map_err(WorkspaceError::io(spool))?)
                     .map_err(WorkspaceError::io(root.join(path.as_path())))?;
             }
             if !amended {
@@ -149,22 +144,9 @@ pub fn pack_blobs_announcing(
             }
         }
     }
-    let encoder = builder.into_inner().map_err(WorkspaceError::io(spool))?;
-    // Flushed here: a buffered writer dropped unflushed loses the error of its last bytes, and
-    // the archive would go up short of its end.
-    encoder.finish().and_then(|mut out| out.flush()).map_err(WorkspaceError::io(spool))?;
+    builder.finish().map_err(WorkspaceError::io(spool))?;
     report.sent = sent.len() as u64;
     Ok(report)
-}
-
-/// The header of a blob of `size` bytes (its name is its hash; nothing else about it travels).
-fn blob_header(size: u64) -> tar::Header {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(0o600);
-    header.set_mtime(0);
-    header.set_size(size);
-    header
 }
 
 /// A file's content as read once.

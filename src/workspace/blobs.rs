@@ -11,10 +11,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flate2::read::GzDecoder;
-
 use super::WorkspaceError;
 use super::blob_pack::HashingWriter;
+use super::blob_stream::Blob;
 use super::manifest::{Entry, Manifest};
 use super::rel_path::{PathSet, RelPath};
 use super::tree_writer::TreeWriter;
@@ -257,23 +256,22 @@ impl BlobCache {
     /// each content against its name; one the cache holds already is read through. Returns how
     /// many the archive held.
     pub fn store(&self, reader: impl Read, limits: &Limits) -> Result<u64, WorkspaceError> {
-        let mut archive = tar::Archive::new(GzDecoder::new(reader));
         let mut stored = 0u64;
         let mut bytes = 0u64;
-        for entry in archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))? {
-            let mut entry = entry.map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
-            let (name, expected) = blob_name(&entry)?;
+        super::blob_stream::for_each_blob(reader, |blob| {
+            let Blob { name, expected, content, .. } = blob;
             stored += 1;
             if stored > limits.max_entries {
                 return Err(WorkspaceError::TooLarge { what: "entry count", limit: limits.max_entries, entry: name });
             }
             let remaining = limits.max_bytes.saturating_sub(bytes);
             bytes += if self.lock().names.contains(expected.to_hex().as_str()) {
-                read_through(&mut entry, &name, remaining, limits)?
+                read_through(&mut { content }, &name, remaining, limits)?
             } else {
-                self.store_one(&mut entry, (&name, &expected), remaining, limits)?
+                self.store_one(&mut { content }, (&name, &expected), remaining, limits)?
             };
-        }
+            Ok(true)
+        })?;
         Ok(stored)
     }
 
@@ -458,18 +456,6 @@ impl BlobCache {
             }
         }
     }
-}
-
-/// The name of a blob archive's entry and the hash it claims: a regular file named by its
-/// content's BLAKE3 in hex.
-fn blob_name(entry: &tar::Entry<'_, impl Read>) -> Result<(String, blake3::Hash), WorkspaceError> {
-    let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-    let refuse = |reason: &str| WorkspaceError::UnsafeEntry { entry: name.clone(), reason: reason.to_owned() };
-    if entry.header().entry_type() != tar::EntryType::Regular {
-        return Err(refuse("a blob must be a regular file"));
-    }
-    let expected = blake3::Hash::from_hex(&name).map_err(|_| refuse("a blob must be named by its hash"))?;
-    Ok((name, expected))
 }
 
 /// Reads a blob nothing needs through to its end (at most `remaining` bytes: a decompression

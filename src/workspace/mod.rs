@@ -12,6 +12,7 @@ use std::path::PathBuf;
 pub mod apply;
 pub mod beneath;
 pub mod blob_pack;
+pub mod blob_stream;
 pub mod blobs;
 mod buffer;
 pub mod content_memo;

@@ -19,6 +19,7 @@ use crate::events::TaskEvent;
 use crate::rpc::proto::execute_request::Item;
 use crate::rpc::proto::{ExecuteRequest, ManifestChunk, NeedBlobs, NeedParts, WorkspaceEnd};
 use crate::rpc::{CHUNK_SIZE, Transfer};
+use crate::workspace::blob_stream::BlobFormat;
 use crate::workspace::outline::Part;
 use crate::workspace::{Entry, Limits, Manifest, RelPath, WorkspaceError, pack_blobs_announcing};
 
@@ -149,6 +150,15 @@ impl SyncUp {
             let _ = self.tx.send(ExecuteRequest { item: Some(end) }).await;
             return Ok(());
         }
+        let format = BlobFormat::from_wire(need.blob_format).ok_or_else(|| {
+            ClientError::failed(
+                agent,
+                format!(
+                    "the agent asks for its contents in a form this master does not know ({}): update the master",
+                    need.blob_format
+                ),
+            )
+        })?;
         // A round asked for again finds the files sent as read under their new contents.
         self.take_amended(on_event);
         let to_send = sizes_of(&self.sent, &hashes);
@@ -162,6 +172,7 @@ impl SyncUp {
             transfer: Arc::clone(&self.transfer),
             sending: Arc::clone(&self.sending),
             amended_in_archive: need.amended_in_archive,
+            format,
             agent: agent.clone(),
             to_send,
         };
@@ -261,6 +272,8 @@ struct Packing {
     sending: Arc<Sending>,
     /// The agent takes announcements in the archive's stream (earlier versions do not).
     amended_in_archive: bool,
+    /// The form of archive the agent takes.
+    format: BlobFormat,
     agent: AgentName,
     /// What [`Transfer::will_send`] was told, corrected to what went once it is known.
     to_send: u64,
@@ -270,8 +283,19 @@ impl Packing {
     /// Packs and sends the archive and its end. A file that cannot be read fails the call,
     /// naming it; a call that ended first (the other side dropped) leaves nothing to report.
     fn run(self) -> Result<(), ClientError> {
-        let Packing { root, manifest, hashes, scratch, tx, transfer, sending, amended_in_archive, agent, to_send } =
-            self;
+        let Packing {
+            root,
+            manifest,
+            hashes,
+            scratch,
+            tx,
+            transfer,
+            sending,
+            amended_in_archive,
+            format,
+            agent,
+            to_send,
+        } = self;
         let mut out = ChunkWriter::new(tx.clone(), Arc::clone(&transfer));
         let announce = |path: &RelPath, entry: &Entry| {
             if !amended_in_archive {
@@ -295,7 +319,7 @@ impl Packing {
                 .push((path.clone(), entry.clone()));
             Ok(())
         };
-        let packed = pack_blobs_announcing(&root, &manifest, &hashes, &mut out, &scratch, announce);
+        let packed = pack_blobs_announcing(&root, &manifest, &hashes, (&mut out, format), &scratch, announce);
         let report = match packed {
             Ok(report) => report,
             Err(_) if out.closed => return Ok(()),
@@ -471,7 +495,8 @@ mod tests {
         let workspace =
             Snapshot { root: scratch.path().to_path_buf(), manifest: Arc::new(manifest), ignore: Vec::new() };
         let mut sync = SyncUp::new(workspace, tx, scratch.path().to_path_buf(), Arc::default());
-        let need = NeedBlobs { hashes: vec![hash.as_bytes().to_vec()], last: true, amended_in_archive: true };
+        let need =
+            NeedBlobs { hashes: vec![hash.as_bytes().to_vec()], last: true, amended_in_archive: true, blob_format: 1 };
         sync.on_need(&need, &agent(), &mut |_| {}).await.expect("asked");
         let error = tokio::time::timeout(std::time::Duration::from_secs(10), sync.failure()).await.expect("reported");
         assert!(matches!(&error, ClientError::Pack { .. }), "{error}");
@@ -499,7 +524,12 @@ mod tests {
                 ignore: Vec::new(),
             };
             let mut sync = SyncUp::new(workspace, tx, scratch.path().to_path_buf(), Arc::default());
-            let need = NeedBlobs { hashes: vec![hash.as_bytes().to_vec()], last: true, amended_in_archive: takes_them };
+            let need = NeedBlobs {
+                hashes: vec![hash.as_bytes().to_vec()],
+                last: true,
+                amended_in_archive: takes_them,
+                blob_format: u32::from(takes_them),
+            };
             sync.on_need(&need, &agent(), &mut |_| {}).await.expect("asked");
             let mut items = Vec::new();
             let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
@@ -536,5 +566,21 @@ mod tests {
                 assert!(items.iter().all(|item| !matches!(item, Item::WorkspaceEnd(_))), "{items:?}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn contents_asked_for_in_a_form_this_master_does_not_know_fail_the_call_saying_so() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let workspace = Snapshot { root: scratch.path().to_path_buf(), manifest: Arc::default(), ignore: Vec::new() };
+        let mut sync = SyncUp::new(workspace, tx, scratch.path().to_path_buf(), Arc::default());
+        let need = NeedBlobs {
+            hashes: vec![blake3::hash(b"x").as_bytes().to_vec()],
+            last: true,
+            amended_in_archive: true,
+            blob_format: 7,
+        };
+        let error = sync.on_need(&need, &agent(), &mut |_| {}).await.expect_err("an unknown form").to_string();
+        assert!(error.contains("(7)") && error.contains("update the master"), "{error}");
     }
 }

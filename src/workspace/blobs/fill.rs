@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
-use flate2::read::GzDecoder;
-
-use super::{Amendments, BlobCache, Build, blob_name, read_through};
+use super::{Amendments, BlobCache, Build, read_through};
 use crate::workspace::WorkspaceError;
 use crate::workspace::beneath::{Root, Stamp};
+use crate::workspace::blob_stream::{Blob, for_each_blob};
 use crate::workspace::manifest::Entry;
 use crate::workspace::rel_path::RelPath;
 use crate::workspace::tree_writer::{Admitted, write_admitted};
@@ -142,28 +141,25 @@ impl BlobCache {
         let mut written = vec![false; build.pending.len()];
         // Pending places whose content came (written, or handed to a thread).
         let mut came = vec![false; build.pending.len()];
-        let mut archive = tar::Archive::new(GzDecoder::new(reader));
         // Files for the fill's threads, handed over a batch at a time.
         let mut batch = Vec::new();
         let (mut contents, mut bytes) = (0u64, 0u64);
-        for entry in archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))? {
+        for_each_blob(reader, |blob| {
             if parallel.is_some_and(|(_, failed)| failed.load(Ordering::Relaxed)) {
                 // A writer failed: its error is the fill's.
-                break;
+                return Ok(false);
             }
-            let mut entry = entry.map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;
-            // Announced before this content came (the header was read): where it goes may be
+            let Blob { name, expected, size, content: mut entry } = blob;
+            // Announced before this content came (its header was read): where it goes may be
             // one of them.
             for (path, now) in amendments.take() {
                 amend(build, &mut wanted, &came, &path, now)?;
             }
-            let (name, expected) = blob_name(&entry)?;
             contents += 1;
             if contents > limits.max_entries {
                 return Err(WorkspaceError::TooLarge { what: "entry count", limit: limits.max_entries, entry: name });
             }
             let remaining = limits.max_bytes.saturating_sub(bytes);
-            let small = entry.header().size().is_ok_and(|size| size <= PARALLEL_MAX_BYTES);
             let places = wanted.remove(expected.as_bytes()).unwrap_or_default();
             for &at in &places {
                 came[at] = true;
@@ -171,7 +167,7 @@ impl BlobCache {
             match places.as_slice() {
                 [] => bytes += read_through(&mut entry, &name, remaining, limits)?,
                 &[at] => match parallel {
-                    Some((jobs, _)) if small => {
+                    Some((jobs, _)) if size <= PARALLEL_MAX_BYTES => {
                         let content = read_blob(&mut entry, &name, remaining, limits)?;
                         let size = content.len() as u64;
                         let (path, Entry::File { mode, mtime, .. }) = &build.pending[at] else {
@@ -181,7 +177,7 @@ impl BlobCache {
                         bytes += size;
                         batch.push(Job { at, admitted, content, name, expected });
                         if batch.len() == BATCH_JOBS && jobs.send(std::mem::take(&mut batch)).is_err() {
-                            break;
+                            return Ok(false);
                         }
                     }
                     _ => {
@@ -189,7 +185,7 @@ impl BlobCache {
                         written[at] = true;
                     }
                 },
-                several if entry.header().size().is_ok_and(|size| size <= SHARED_IN_MEMORY) => {
+                several if size <= SHARED_IN_MEMORY => {
                     bytes += write_shared(build, several, &mut entry, (&name, &expected), remaining, limits)?;
                     for &at in several {
                         written[at] = true;
@@ -206,7 +202,8 @@ impl BlobCache {
                     }
                 }
             }
-        }
+            Ok(true)
+        })?;
         if let Some((jobs, _)) = parallel
             && !batch.is_empty()
         {

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::workspace::blob_pack::pack_blobs_announcing;
+use crate::workspace::blob_stream::BlobFormat;
 use crate::workspace::timestamp::Timestamp;
 
 /// Announcements, each with the length of the archive when it was made.
@@ -69,7 +70,7 @@ struct Case {
 /// another), fills a new tree from the archive as it streams, and checks that every file holds
 /// what the master says the task got: its amended content where it was announced, the
 /// claimed one otherwise.
-fn round_trip(cases: &[Case], contents: &[Vec<u8>]) -> Result<(), TestCaseError> {
+fn round_trip(cases: &[Case], contents: &[Vec<u8>], format: BlobFormat) -> Result<(), TestCaseError> {
     let source = tempfile::tempdir().expect("tempdir");
     let name = |i: usize| RelPath::parse(format!("d/f{i:04}").as_bytes()).expect("path");
     std::fs::create_dir(source.path().join("d")).expect("dir");
@@ -117,14 +118,14 @@ fn round_trip(cases: &[Case], contents: &[Vec<u8>]) -> Result<(), TestCaseError>
             Ok(())
         }
     }
-    let report =
-        pack_blobs_announcing(source.path(), &manifest, &missing, Out(&recording), source.path(), |path, entry| {
-            let mut recorded = recording.borrow_mut();
-            let offset = recorded.bytes.len();
-            recorded.announced.push((offset, path.clone(), entry.clone()));
-            Ok(())
-        })
-        .expect("pack");
+    let framed = (Out(&recording), format);
+    let report = pack_blobs_announcing(source.path(), &manifest, &missing, framed, source.path(), |path, entry| {
+        let mut recorded = recording.borrow_mut();
+        let offset = recorded.bytes.len();
+        recorded.announced.push((offset, path.clone(), entry.clone()));
+        Ok(())
+    })
+    .expect("pack");
     let announced: BTreeMap<RelPath, Entry> =
         recorded.announced.iter().map(|(_, path, entry)| (path.clone(), entry.clone())).collect();
     prop_assert_eq!(&announced, &report.amended.iter().cloned().collect::<BTreeMap<_, _>>());
@@ -181,9 +182,9 @@ proptest! {
     /// file's content, sharing contents with unchanged files, through hard links — land with
     /// what the master says it sent, whatever the order of the archive and its announcements.
     #[test]
-    fn a_tree_written_as_its_archive_streams_holds_what_the_master_says_it_sent(files in cases(1..40, 6)) {
+    fn a_tree_written_as_its_archive_streams_holds_what_the_master_says_it_sent(files in cases(1..40, 6), framed in any::<bool>()) {
         let contents: Vec<Vec<u8>> = (0..6).map(unique).collect();
-        round_trip(&files, &contents)?;
+        round_trip(&files, &contents, if framed { BlobFormat::Framed } else { BlobFormat::Tar })?;
     }
 }
 
@@ -194,7 +195,9 @@ fn a_large_tree_written_on_several_threads_as_its_archive_streams_takes_its_anno
     let files: Vec<Case> = (0..700)
         .map(|i| Case { claimed: i, actual: if i % 37 == 5 { (i * 7) % 700 } else { i }, link: None })
         .collect();
-    round_trip(&files, &contents).expect("round trip");
+    for format in [BlobFormat::Framed, BlobFormat::Tar] {
+        round_trip(&files, &contents, format).expect("round trip");
+    }
 }
 
 /// Announcements the fill must refuse: for a file whose content was not asked for, for one
