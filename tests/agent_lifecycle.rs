@@ -611,3 +611,51 @@ fn a_process_left_in_a_session_of_its_own_holding_the_output_does_not_hold_the_t
     }
     assert!(run.stderr.contains("session of its own still holds its output"), "said\n{}", run.stderr);
 }
+
+/// `os.exit` in a task on an agent ends that task, failed, naming it — never the agent, nor
+/// the task another master (here: another task of the run) has running there; the task's own
+/// `pcall` does not swallow it. Here it ends the run with its code, as Lua's does.
+#[test]
+fn os_exit_in_a_remote_task_ends_the_task_not_the_agent() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "other", agent = "box", command = "sleep 1; echo done > other.txt" }},
+                {{ name = "leaves", agent = "box", command = function()
+                    print("before")
+                    pcall(os.exit, 3)
+                    print("after")
+                    return true
+                end }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(1), "{context}");
+    assert!(run.stdout.contains("before") && !run.stdout.contains("after"), "{context}");
+    assert!(run.stderr.contains("os.exit(3)"), "{context}");
+    assert_eq!(test.read("other.txt"), "done\n", "{context}");
+    // The agent still serves.
+    std::fs::write(
+        test.path().join("again.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }},
+                tasks = {{ {{ name = "again", agent = "box", command = "echo again > again.txt" }} }} }} }}"#,
+            agent.address
+        ),
+    )
+    .expect("write");
+    test.run(&["run", "again.lua"]).expect_code(0);
+    assert_eq!(test.read("again.txt"), "again\n");
+    // Here, os.exit ends the run with its code.
+    std::fs::write(
+        test.path().join("here.lua"),
+        r#"TaskDefinitions = { g = { tasks = { { name = "here", command = function() print("here") os.exit(3) end } } } }"#,
+    )
+    .expect("write");
+    test.run(&["run", "here.lua"]).expect_code(3).stdout_has("here");
+}

@@ -239,6 +239,8 @@ async fn run_in_vm(
         lua.globals().set("values", values).map_err(failed)?;
     }
     lua.set_app_data(super::preempt::Abort(abort));
+    // An earlier task of the VM that called os.exit stopped only itself.
+    lua.remove_app_data::<super::exit::ExitRequested>();
     lua.set_app_data(VmReusable(false));
     lua.set_app_data(events);
 

@@ -8,6 +8,7 @@ use mlua::{FromLuaMulti, IntoLuaMulti, Lua, LuaOptions, Result as LuaResult, Std
 pub mod agent_host;
 pub mod core;
 pub mod error;
+pub mod exit;
 pub mod jobs;
 mod lua_files;
 mod os_commands;
@@ -66,6 +67,7 @@ impl Runtime {
         preempt::install(&lua, &jobs.deadlines)?;
         let core = core::module(&lua, &jobs)?;
         os_commands::register(&lua, &core)?;
+        exit::register(&lua, &core)?;
         lua.register_module("sloth.core", &core)?;
         stdlib::preload(&lua, &options.stdlib)?;
 

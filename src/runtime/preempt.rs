@@ -121,11 +121,14 @@ pub fn stopped_while_hooked(lua: &Lua) -> Option<String> {
     if hooked { stopped(lua) } else { None }
 }
 
-/// Why the running coroutine must stop now, if it must: the VM's abort flag, then its
-/// deadline (also asked by what waits without yielding: a blocking command).
+/// Why the running coroutine must stop now, if it must: the VM's abort flag, a task on an
+/// agent that called `os.exit`, then its deadline (also asked by what waits without yielding: a blocking command).
 pub fn stopped(lua: &Lua) -> Option<String> {
     if lua.app_data_ref::<Abort>().is_some_and(|abort| abort.0.load(Ordering::Relaxed)) {
         return Some("cancelled".to_owned());
+    }
+    if let Some(exit) = lua.app_data_ref::<super::exit::ExitRequested>() {
+        return Some(exit.0.clone());
     }
     lua.app_data_ref::<Deadlines>()
         .and_then(|deadlines| deadlines.of(&lua.current_thread()))

@@ -77,6 +77,7 @@ impl Prepared {
     /// used).
     pub fn on(tokio: tokio::runtime::Runtime, options: &RuntimeOptions) -> Result<Self, String> {
         let vm = Runtime::new(options).map_err(|e| super::error::describe(&e))?;
+        vm.lua().set_app_data(super::exit::OnAgent);
         vm.lua()
             .load("require('sloth.agent_side')")
             .set_name("=(sloth-runner agent)")

@@ -146,6 +146,9 @@ io.output = function(file)
   return output
 end
 
+-- os.exit ends the run, never more: on an agent it ends its task only (see runtime/exit.rs).
+os.exit = core.exit
+
 -- Shell commands started from Lua run in the task's workdir too, and belong to the task.
 local os_commands = require("sloth.os_commands")
 os.execute = os_commands.execute
