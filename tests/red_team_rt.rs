@@ -424,6 +424,32 @@ fn a_directory_a_task_left_unreadable_comes_back_from_an_agent_that_is_not_root(
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
 }
 
+/// An agent that is not root reads back files the task left unreadable to their owner — one it
+/// made (`chmod 000`), one it rewrote and left write-only, one whose mode alone it changed —
+/// as a run here leaves them: opened for the reading, closed again, modes as the task left them.
+#[test]
+fn files_a_task_left_unreadable_come_back_from_an_agent_that_is_not_root() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to start an agent as another user");
+        return;
+    }
+    let (_work, agent) = agent_as_a_user(&[]);
+    let command = "echo made > made && chmod 000 made && echo more >> kept && chmod 200 kept && chmod 100 tool";
+    let test = workspace(&agent, 1, command, "").write("ws/kept", "kept\n").write("ws/tool", "#!/bin/sh\n");
+    test.hand_to(65534, 65534);
+    let run = run_as_a_user(&test, &["run", "tasks.lua"]);
+    let context = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(0), "{context}");
+    let mode =
+        |name: &str| std::fs::metadata(test.path().join("ws").join(name)).expect(name).permissions().mode() & 0o7777;
+    assert_eq!((mode("made"), mode("kept"), mode("tool")), (0, 0o200, 0o100), "as the task left them\n{context}");
+    // (Read as root.)
+    assert_eq!(test.read("ws/made"), "made\n");
+    assert_eq!(test.read("ws/kept"), "kept\nmore\n");
+    assert_eq!(test.read("ws/tool"), "#!/bin/sh\n");
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

@@ -118,12 +118,18 @@ fn clear_immutable_below(root: &Path) -> usize {
 /// what cannot be opened is passed over. Returns each directory opened with the mode it had,
 /// parents first.
 pub fn open_for_owner(root: &Path, bits: u32) -> Vec<(PathBuf, u32)> {
+    open_for_owner_with_files(root, bits, 0)
+}
+
+/// [`open_for_owner`], also giving every regular file this process's user owns that lacks one
+/// of the owner's `file_bits` those bits (each listed after the directory holding it).
+pub fn open_for_owner_with_files(root: &Path, bits: u32, file_bits: u32) -> Vec<(PathBuf, u32)> {
     let mut opened = Vec::new();
-    open_below(root, bits, nix::unistd::geteuid().as_raw(), &mut opened);
+    open_below(root, (bits, file_bits), nix::unistd::geteuid().as_raw(), &mut opened);
     opened
 }
 
-fn open_below(dir: &Path, bits: u32, owner: u32, opened: &mut Vec<(PathBuf, u32)>) {
+fn open_below(dir: &Path, (bits, file_bits): (u32, u32), owner: u32, opened: &mut Vec<(PathBuf, u32)>) {
     let Ok(meta) = std::fs::symlink_metadata(dir) else { return };
     if !meta.is_dir() || meta.uid() != owner {
         return;
@@ -137,8 +143,20 @@ fn open_below(dir: &Path, bits: u32, owner: u32, opened: &mut Vec<(PathBuf, u32)
     }
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-            open_below(&entry.path(), bits, owner, opened);
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            open_below(&entry.path(), (bits, file_bits), owner, opened);
+        } else if kind.is_file() && file_bits != 0 {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let mode = meta.mode() & 0o7777;
+            if meta.is_file()
+                && meta.uid() == owner
+                && mode & file_bits != file_bits
+                && std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | file_bits)).is_ok()
+            {
+                opened.push((path, mode));
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
-//! Directories a task left unreadable to their owner (`chmod 000 d`, `chmod 100 .`): a run here
-//! leaves them so and goes on; an agent that is not root must still read what the task left in
-//! its tree to send it back. It opens each such directory of its own for the reading
-//! ([`Opened::in_tree`]), and closes it again after, and what it reports is the mode the task
-//! left ([`Opened::as_left`]).
+//! Directories and files a task left unreadable to their owner (`chmod 000 d`, `chmod 100 .`,
+//! `chmod 200 secret`): a run here leaves them so and goes on; an agent that is not root must
+//! still read what the task left in its tree to send it back. It opens each such directory and
+//! file of its own for the reading ([`Opened::in_tree`]), and closes it again after, and what it
+//! reports is the mode the task left ([`Opened::as_left`]).
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -12,7 +12,8 @@ use super::WorkspaceError;
 use super::manifest::{Entry, Manifest};
 use super::rel_path::RelPath;
 
-/// The directories opened (read and search for their owner), with the modes the task left.
+/// The directories (read and search for their owner) and files (read) opened, with the modes
+/// the task left.
 #[derive(Debug, Default)]
 pub struct Opened {
     /// (where, which entry of the manifest, mode as left), parents first.
@@ -35,9 +36,10 @@ pub fn is_refused(error: &WorkspaceError) -> bool {
 
 impl Opened {
     /// Opens every directory of the tree at `root` (the root included) that its owner — this
-    /// process's user — may not read or search; links are never followed.
+    /// process's user — may not read or search, and every file it may not read; links are
+    /// never followed.
     pub fn in_tree(root: &Path) -> Self {
-        let dirs = crate::files::open_for_owner(root, 0o500)
+        let dirs = crate::files::open_for_owner_with_files(root, 0o500, 0o400)
             .into_iter()
             .map(|(dir, mode)| {
                 let which = match dir.strip_prefix(root) {
@@ -66,7 +68,9 @@ impl Opened {
                     }
                 }
                 Which::Entry(path) => {
-                    if let Some(Entry::Dir { mode: left, .. }) = manifest.entries.get_mut(path) {
+                    if let Some(Entry::Dir { mode: left, .. } | Entry::File { mode: left, .. }) =
+                        manifest.entries.get_mut(path)
+                    {
                         *left = *mode;
                     }
                 }
