@@ -450,6 +450,59 @@ fn files_a_task_left_unreadable_come_back_from_an_agent_that_is_not_root() {
     assert_eq!(test.read("ws/tool"), "#!/bin/sh\n");
 }
 
+/// A cached content made unreadable behind the back of an agent that is not root (`chmod 000`)
+/// is removed and fetched again, as a damaged one is: the task runs, and so does the next.
+#[test]
+fn a_cached_content_made_unreadable_is_fetched_again_by_an_agent_that_is_not_root() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to start an agent as another user");
+        return;
+    }
+    let cache = tempfile::tempdir().expect("cache");
+    std::os::unix::fs::chown(cache.path(), Some(65534), Some(65534)).expect("chown");
+    let cache_dir = cache.path().display().to_string();
+    let (_work, agent) = agent_as_a_user(&["--cache-dir", cache_dir.as_str(), "--warm-trees", "0"]);
+    let hash = blake3::hash(b"the content\n").to_hex().to_string();
+    // The content reaches the cache once the first task has answered.
+    let first = workspace(&agent, 1, "cat data > out", "").write("ws/data", "the content\n");
+    first.hand_to(65534, 65534);
+    run_as_a_user(&first, &["run", "tasks.lua"]).expect_code(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let blob = loop {
+        let found = walk_files(cache.path())
+            .into_iter()
+            .find(|path| path.file_name().is_some_and(|name| name == hash.as_str()));
+        match found {
+            Some(blob) => break blob,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            None => panic!("the content never reached the cache {}", cache.path().display()),
+        }
+    };
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    for _ in 0..2 {
+        let next = workspace(&agent, 1, "cat data > out", "").write("ws/data", "the content\n");
+        next.hand_to(65534, 65534);
+        let run = run_as_a_user(&next, &["run", "tasks.lua"]);
+        assert_eq!(run.code, Some(0), "--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+        assert_eq!(next.read("ws/out"), "the content\n");
+    }
+}
+
+/// Every file under `dir`, at any depth.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => files.extend(walk_files(&path)),
+            Ok(kind) if kind.is_file() => files.push(path),
+            _ => {}
+        }
+    }
+    files
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

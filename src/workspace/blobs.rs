@@ -410,6 +410,14 @@ impl BlobCache {
                 self.unrecord(&name);
                 return Ok(None);
             }
+            // Made unreadable behind the agent's back (`chmod 000` on an agent that is not
+            // root): no blob this agent can use — removed, and fetched again, or every task
+            // that needs it would fail until someone mended the cache by hand.
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                tracing::warn!(blob = %blob.display(), "a cached content cannot be read: fetching it again");
+                self.forget(hash);
+                return Ok(None);
+            }
             Err(error) => return Err(WorkspaceError::Io { path: blob, source: error }),
         };
         let read_error = |error: std::io::Error| WorkspaceError::Io { path: blob.clone(), source: error };
