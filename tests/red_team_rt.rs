@@ -503,6 +503,33 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// A master that is not root does not apply a rewrite of a file it may not write (root's file
+/// in its own directory): a run here fails to write it, and replacing it would take root's
+/// file — its content and its owner. The task's other changes are not applied either.
+#[test]
+fn a_rewrite_of_a_file_the_master_may_not_write_is_refused_and_nothing_is_applied() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to make another user's file");
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let test =
+        workspace(&agent, 1, "echo other > other.txt && echo changed >> rootfile", "").write("ws/rootfile", "root's\n");
+    test.hand_to(65534, 65534);
+    let rootfile = test.path().join("ws/rootfile");
+    std::os::unix::fs::chown(&rootfile, Some(0), Some(0)).expect("chown");
+    std::fs::set_permissions(&rootfile, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let run = run_as_a_user(&test, &["run", "tasks.lua"]);
+    let context = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(1), "{context}");
+    assert!(run.stderr.contains("rootfile") && run.stderr.contains("may not write"), "{context}");
+    assert_eq!(test.read("ws/rootfile"), "root's\n", "{context}");
+    let meta = std::fs::metadata(&rootfile).expect("rootfile");
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644), "still root's\n{context}");
+    assert!(!test.path().join("ws/other.txt").exists(), "nothing of the task applied\n{context}");
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

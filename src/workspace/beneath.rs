@@ -345,6 +345,38 @@ impl Root {
         }
     }
 
+    /// Whether this process may write the regular file at `path` (its permissions, ACLs and
+    /// groups, as the system judges them for the effective user); None when there is none.
+    pub fn may_write(&self, path: &RelPath) -> Result<Option<bool>, WorkspaceError> {
+        let found = self.with_parent(path, false, |parent| {
+            let stat = match nix::sys::stat::fstatat(parent, os(path.name()), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(stat) => Stat::from_file_stat(&stat),
+                Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
+                Err(errno) => return Err(self.err(path)(errno)),
+            };
+            if stat.kind != Kind::File {
+                return Ok(None);
+            }
+            let access = nix::unistd::faccessat(
+                parent,
+                os(path.name()),
+                nix::unistd::AccessFlags::W_OK,
+                AtFlags::AT_EACCESS | AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            match access {
+                Ok(()) => Ok(Some(true)),
+                Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Some(false)),
+                Err(Errno::ENOENT) => Ok(None),
+                Err(errno) => Err(self.err(path)(errno)),
+            }
+        });
+        match found {
+            Ok(result) => result,
+            Err(blocked @ Blocked::Failed { .. }) => Err(Self::refused(path, blocked)),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Checks that `path` could be written: its parents are real directories beneath the root
     /// (missing ones are created), none of them a link.
     pub fn check_parent(&self, path: &RelPath) -> Result<(), WorkspaceError> {

@@ -45,7 +45,46 @@ impl Apply<'_> {
                 conflicts.push(format!("'{path}' ({here}; {task})"));
             }
         }
-        if conflicts.is_empty() { Ok(()) } else { Err(WorkspaceError::Conflict { details: conflicts }) }
+        if !conflicts.is_empty() {
+            return Err(WorkspaceError::Conflict { details: conflicts });
+        }
+        self.check_writable()
+    }
+
+    /// A file here whose content the task rewrote must be one this process may write: a run
+    /// here could not have written it (`echo >> root-owned-file` fails), and replacing it would
+    /// take another user's file — its content, and its owner, which a master that is not root
+    /// cannot keep. Refused before anything is touched, naming every such file.
+    fn check_writable(&self) -> Result<(), WorkspaceError> {
+        if self.privileged {
+            return Ok(());
+        }
+        let mut refused = Vec::new();
+        for (path, entry) in self.staged {
+            let (Entry::File { hash: new, .. }, Some(Entry::File { hash: old, .. })) = (entry, self.base_entry(path))
+            else {
+                continue;
+            };
+            if new != old && self.root.may_write(path)? == Some(false) {
+                refused.push(path);
+            }
+        }
+        let Some(first) = refused.first() else { return Ok(()) };
+        let more = match refused.len() {
+            1 => String::new(),
+            n => format!(
+                " (and {} more: {})",
+                n - 1,
+                refused[1..].iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Err(WorkspaceError::Refused {
+            path: self.root.display(first),
+            reason: format!(
+                "the task rewrote it{more}, but this user may not write it here, as a run here could not: nothing \
+                 was applied"
+            ),
+        })
     }
 
     /// A path the workspace's rules leave out (or below one) is not the task's to change.
