@@ -146,6 +146,14 @@ io.output = function(file)
   return output
 end
 
+-- The hook a pipeline's code runs under is the runner's: it stops that code at its task's
+-- timeout and on cancellation. One the pipeline set instead (`debug.sethook()`, then a loop)
+-- ran for ever, here and on an agent, ignoring both.
+debug.sethook = function()
+  error("debug.sethook: a pipeline's code runs under the runner's own hook (its timeouts and cancellation), "
+    .. "which it cannot replace", 2)
+end
+
 -- os.exit ends the run, never more: on an agent it ends its task only (see runtime/exit.rs).
 os.exit = core.exit
 

@@ -115,3 +115,18 @@ for i = 1, 20 do
   local result = summary.by_group.g["c" .. i]
   assert(result.status == "succeeded", "c" .. i .. ": " .. tostring(result.message))
 end
+
+-- The runner's hook cannot be taken away: a task that tries (`debug.sethook()`, then a loop
+-- that never yields) fails at once, saying why, instead of running past its timeout for ever.
+started = core.now()
+summary = h.run({ g = { tasks = {
+  { name = "unhooked", timeout = "200ms", command = function()
+      debug.sethook()
+      local x = 0
+      while true do x = x + 1 end
+    end },
+} } })
+local unhooked = summary.by_group.g.unhooked
+assert(unhooked.status == "failed", unhooked.status)
+h.contains(tostring(unhooked.message), "debug.sethook")
+assert(core.now() - started < 5, "took " .. (core.now() - started) .. "s")
