@@ -530,6 +530,43 @@ fn a_rewrite_of_a_file_the_master_may_not_write_is_refused_and_nothing_is_applie
     assert!(!test.path().join("ws/other.txt").exists(), "nothing of the task applied\n{context}");
 }
 
+/// A file the task rewrote keeps its extended attributes and its access ACL here, as a write
+/// into it here leaves them: the colleague the ACL names keeps their access, the group its own
+/// bits, `user.*` attributes stay.
+#[test]
+fn a_file_the_task_rewrote_keeps_its_acl_and_extended_attributes() {
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 1, "echo more >> shared.txt", "").write("ws/shared.txt", "data\n");
+    let shared = test.path().join("ws/shared.txt");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // user::rw- user:65534:rw- group::r-- mask::rw- other::---
+    let entry =
+        |tag: u16, perm: u16, id: u32| [tag.to_le_bytes().as_slice(), &perm.to_le_bytes(), &id.to_le_bytes()].concat();
+    let acl: Vec<u8> = [
+        2u32.to_le_bytes().to_vec(),
+        entry(1, 6, u32::MAX),
+        entry(2, 6, 65534),
+        entry(4, 4, u32::MAX),
+        entry(0x10, 6, u32::MAX),
+        entry(0x20, 0, u32::MAX),
+    ]
+    .concat();
+    if xattr::set(&shared, "system.posix_acl_access", &acl).is_err()
+        || xattr::set(&shared, "user.origin", b"here").is_err()
+    {
+        eprintln!("skipped: the filesystem of {} keeps no ACLs or user attributes", shared.display());
+        return;
+    }
+    let mode_before = std::fs::metadata(&shared).expect("stat").permissions().mode() & 0o7777;
+    let run = test.run(&["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "--- stderr\n{}", run.stderr);
+    assert_eq!(test.read("ws/shared.txt"), "data\nmore\n");
+    assert_eq!(xattr::get(&shared, "user.origin").expect("get"), Some(b"here".to_vec()));
+    assert_eq!(xattr::get(&shared, "system.posix_acl_access").expect("get"), Some(acl), "the ACL as it was");
+    assert_eq!(std::fs::metadata(&shared).expect("stat").permissions().mode() & 0o7777, mode_before);
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

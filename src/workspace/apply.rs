@@ -43,6 +43,7 @@ use super::staging::Staging;
 use super::timestamp::Timestamp;
 use super::unpack::{GivenOwner, Limits, peek_empty, unpack_staged};
 
+mod attributes;
 mod checks;
 mod owner;
 mod parents;

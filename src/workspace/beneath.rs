@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -368,6 +368,29 @@ impl Root {
                 Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Some(false)),
                 Err(Errno::ENOENT) => Ok(None),
                 Err(errno) => Err(self.err(path)(errno)),
+            }
+        });
+        match found {
+            Ok(result) => result,
+            Err(blocked @ Blocked::Failed { .. }) => Err(Self::refused(path, blocked)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Runs `f` with a path that names the entry at `path` through the descriptor of its
+    /// directory (`/proc/self/fd/N/name`: no link on the way is followed; the entry itself is
+    /// followed only if `f` does) — for calls that take a path only (extended attributes).
+    pub fn with_named<T>(
+        &self,
+        path: &RelPath,
+        f: impl FnOnce(&Path) -> std::io::Result<T>,
+    ) -> Result<Option<T>, WorkspaceError> {
+        let found = self.with_parent(path, false, |parent| {
+            let named = Path::new("/proc/self/fd").join(parent.as_raw_fd().to_string()).join(os(path.name()));
+            match f(&named) {
+                Ok(value) => Ok(Some(value)),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(WorkspaceError::Io { path: self.display(path), source: error }),
             }
         });
         match found {

@@ -142,6 +142,7 @@ impl Apply<'_> {
                     self.unlinked.push(path.clone());
                 }
                 self.give_owner(path, existing.as_ref())?;
+                self.keep_attributes(path, existing.as_ref())?;
                 // Same content as here, other names or not: bits the agent never saw stay.
                 if let Some(stat) = existing
                     && stat.kind == Kind::File
