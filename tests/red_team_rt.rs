@@ -567,6 +567,45 @@ fn a_file_the_task_rewrote_keeps_its_acl_and_extended_attributes() {
     assert_eq!(std::fs::metadata(&shared).expect("stat").permissions().mode() & 0o7777, mode_before);
 }
 
+/// What the task makes in a directory with a default ACL (`other::---`: the usual way to keep
+/// a directory's new files private) lands as made there here: the ACL handed down, modes masked
+/// by it (0640, 0750), the default handed on to a directory in it — not world-readable with the
+/// agent's umask modes; what lands elsewhere holds no ACL the staging directory handed down.
+#[test]
+fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
+    let agent = Agent::start(&[]);
+    let command = "echo secret > private/new.txt && mkdir private/sub && echo s > private/sub/deep.txt && \
+                   mkfifo private/pipe && echo top > top.txt";
+    let test = workspace(&agent, 0, command, "");
+    let entry =
+        |tag: u16, perm: u16| [tag.to_le_bytes().as_slice(), &perm.to_le_bytes(), &u32::MAX.to_le_bytes()].concat();
+    let default: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 5), entry(0x20, 0)].concat();
+    let set_up = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("private")).expect("mkdir");
+        if let Err(error) = xattr::set(dir.join("private"), "system.posix_acl_default", &default) {
+            panic!("setting a default ACL on {}: {error}", dir.display());
+        }
+    };
+    if xattr::set(test.path(), "user.probe", b"1").is_err() {
+        eprintln!("skipped: the filesystem of {} keeps no extended attributes", test.path().display());
+        return;
+    }
+    let there = there_as_here(&test, &set_up, command, "find . -mindepth 1 -printf '%p %y %m\\n' | LC_ALL=C sort");
+    let joined = there.join("\n");
+    for line in ["./private/new.txt f 640", "./private/sub d 750", "./private/sub/deep.txt f 640", "./top.txt f 644"] {
+        assert!(there.iter().any(|listed| listed == line), "{line} missing:\n{joined}");
+    }
+    // The ACLs themselves, as made here.
+    for name in ["private/new.txt", "private/sub", "private/sub/deep.txt", "private/pipe", "top.txt"] {
+        for attribute in ["system.posix_acl_access", "system.posix_acl_default"] {
+            let (ws, local) = (test.path().join("ws").join(name), test.path().join("local").join(name));
+            let read = |path: &Path| xattr::get(path, attribute).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(read(&ws), read(&local), "{name} {attribute}");
+        }
+    }
+    assert!(xattr::get(test.path().join("ws/private/sub"), "system.posix_acl_default").expect("get").is_some());
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

@@ -223,6 +223,7 @@ fn apply_steps(
         parents: BTreeMap::new(),
         root_names_changed: false,
         privileged: nix::unistd::geteuid().is_root(),
+        dir_modes: PathMap::default(),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
@@ -293,6 +294,9 @@ struct Apply<'a> {
     /// Whether a name was added at the root or removed from it (its time then moved as the
     /// task's did).
     root_names_changed: bool,
+    /// Directories this apply made, with the modes their directories here hand down (the
+    /// task's, masked by a default ACL).
+    dir_modes: PathMap<RelPath, u32>,
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.
@@ -344,7 +348,8 @@ impl Apply<'_> {
             self.place(path, entry, seen, observer)?;
             self.root.forget();
             if let Entry::Dir { mode, mtime } = entry {
-                dirs.push((path, *mode, *mtime));
+                // A directory made here has the mode its directory here hands down.
+                dirs.push((path, self.dir_modes.get(path).copied().unwrap_or(*mode), *mtime));
             }
             if self.linked.contains(path) {
                 // Placing another name of a file changes its ctime: what undo recognises as

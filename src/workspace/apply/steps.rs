@@ -103,13 +103,19 @@ impl Apply<'_> {
         self.entering(path)?;
         self.root_names_changed |= existing.is_none() && path.parent().is_none();
         match entry {
-            Entry::Dir { .. } => match existing {
+            Entry::Dir { mode, .. } => match existing {
                 Some(stat) if stat.kind == Kind::Dir => self.found_dir(path, &stat)?,
                 Some(_) => {
                     self.move_to_trash(path, None)?;
                     self.make_dir(path)?;
+                    let handed = self.hand_down_to_dir(path, *mode)?;
+                    self.dir_modes.insert(path.clone(), handed);
                 }
-                None => self.make_dir(path)?,
+                None => {
+                    self.make_dir(path)?;
+                    let handed = self.hand_down_to_dir(path, *mode)?;
+                    self.dir_modes.insert(path.clone(), handed);
+                }
             },
             Entry::File { .. } | Entry::Fifo { .. }
                 if existing.is_some_and(|stat| {
@@ -142,7 +148,11 @@ impl Apply<'_> {
                     self.unlinked.push(path.clone());
                 }
                 self.give_owner(path, existing.as_ref())?;
-                self.keep_attributes(path, existing.as_ref())?;
+                if existing.is_some_and(|here| here.kind == Kind::File) {
+                    self.keep_attributes(path, existing.as_ref())?;
+                } else {
+                    self.hand_down_to_staged(path)?;
+                }
                 // Same content as here, other names or not: bits the agent never saw stay.
                 if let Some(stat) = existing
                     && stat.kind == Kind::File
