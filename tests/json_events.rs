@@ -204,3 +204,29 @@ fn an_interrupted_run_still_ends_its_stream() {
     assert_eq!(end["counts"]["aborted"], 1, "{end}");
     assert_eq!(types(&events).iter().filter(|kind| **kind == "run_finished").count(), 1);
 }
+
+/// A task whose message is not UTF-8 (`error("bad \255")`) still has its whole `task_finished`
+/// event — group, task, status — the byte replaced, here and on an agent alike.
+#[test]
+fn a_message_that_is_not_utf8_keeps_its_task_finished_event_whole() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+  {{ name = "here", command = function() return false, "bad \255 byte" end }},
+  {{ name = "there", agent = "box", command = function() return false, "bad \255 byte" end }},
+}} }} }}
+"#,
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "--output", "json", "tasks.lua"]).expect_code(1);
+    let events = events(&run.stdout);
+    for task in ["here", "there"] {
+        let finished = find(&events, "task_finished", task);
+        assert_eq!(finished["status"], "failed", "{finished}");
+        assert_eq!(finished["message"], "bad \u{fffd} byte", "{finished}");
+        assert!(finished.get("unencodable").is_none(), "{finished}");
+    }
+}

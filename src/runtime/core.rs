@@ -126,12 +126,14 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
             if !crate::json_events::enabled() {
                 return Ok(());
             }
-            let fields = match fields
-                .map(|fields| crate::modules::lua_json::from_lua(lua, Value::Table(fields), "an event"))
-            {
+            // Text that is not UTF-8 (a task's message with a byte such as 0xFF) goes with that
+            // byte replaced (U+FFFD): the event keeps its other fields — a consumer learns the
+            // task ended.
+            let fields = fields.map(|fields| lossy_text(lua, Value::Table(fields), 0)).transpose()?;
+            let fields = match fields.map(|fields| crate::modules::lua_json::from_lua(lua, fields, "an event")) {
                 Some(Ok(serde_json::Value::Object(map))) => map,
                 Some(Ok(_)) | None => serde_json::Map::new(),
-                // (A field that is not text, say bytes that are not UTF-8: the event still goes.)
+                // (A field that is not data, say a function: the event still goes.)
                 Some(Err(error)) => serde_json::Map::from_iter([("unencodable".to_owned(), error.to_string().into())]),
             };
             crate::json_events::emit(&kind, fields);
@@ -328,5 +330,25 @@ fn outcome_values(lua: &Lua, outcome: Outcome) -> LuaResult<MultiValue> {
             Ok(values)
         }
         Err(message) => (false, message).into_lua_multi(lua),
+    }
+}
+
+/// `value` with every string (keys too) that is not UTF-8 made valid, each bad byte replaced
+/// by U+FFFD; tables copied only as deep as events go.
+fn lossy_text(lua: &Lua, value: Value, depth: usize) -> LuaResult<Value> {
+    match value {
+        Value::String(text) if std::str::from_utf8(&text.as_bytes()).is_err() => {
+            Ok(Value::String(lua.create_string(text.to_string_lossy())?))
+        }
+        Value::Table(table) if depth < 16 => {
+            let copy = lua.create_table()?;
+            for pair in table.pairs::<Value, Value>() {
+                let (key, value) = pair?;
+                copy.raw_set(lossy_text(lua, key, depth + 1)?, lossy_text(lua, value, depth + 1)?)?;
+            }
+            copy.set_metatable(table.metatable())?;
+            Ok(Value::Table(copy))
+        }
+        other => Ok(other),
     }
 }
