@@ -606,6 +606,32 @@ fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
     assert!(xattr::get(test.path().join("ws/private/sub"), "system.posix_acl_default").expect("get").is_some());
 }
 
+/// A task that moves files out of its workspace (`mv notes.txt ../`, or the whole workspace
+/// aside) keeps their bytes where they never come back: a run here would have kept them beside
+/// the workspace. The master keeps those files rather than lose them, and says so; what the
+/// task made still lands.
+#[test]
+fn files_a_task_moved_out_of_its_workspace_are_kept_on_the_master() {
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, 2, "mv f0.txt ../f0-backup.txt && rm f1.txt && echo new > new.txt", "")
+        .write("ws/notes/keep.txt", "kept\n");
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(0), "{context}");
+    assert_eq!(test.read("ws/f0.txt"), "file 0\n", "moved out: kept\n{context}");
+    assert!(run.stderr.contains("'f0.txt' was moved by the task out of its workspace"), "{context}");
+    assert!(!test.path().join("ws/f1.txt").exists(), "deleted: deleted\n{context}");
+    assert_eq!(test.read("ws/new.txt"), "new\n");
+    // The whole workspace moved aside and a new one made in its place.
+    set_task(&test, &agent, "mv \"$PWD\" \"$PWD.old\" && mkdir \"$PWD\" && cd \"$PWD\" && echo fresh > fresh.txt", "");
+    let run = test.run(&["run", "tasks.lua"]);
+    let context = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, Some(0), "{context}");
+    assert_eq!(test.read("ws/f0.txt"), "file 0\n", "{context}");
+    assert_eq!(test.read("ws/notes/keep.txt"), "kept\n", "{context}");
+    assert_eq!(test.read("ws/fresh.txt"), "fresh\n", "{context}");
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

@@ -80,6 +80,9 @@ pub struct ArchiveData {
     /// For changes: files the task deleted whose bytes it kept under a name the rules leave
     /// out (deleted, kept as): not carried as deletions.
     pub moved_out: Vec<(RelPath, RelPath)>,
+    /// For changes on an agent: files the task deleted whose bytes it moved out of its tree
+    /// (deleted, where, as `../…`): not carried as deletions.
+    pub kept_outside: Vec<(RelPath, String)>,
     /// For changes: the tree as scanned after the task, with identities (a warm tree's state).
     pub after: Option<Arc<Manifest>>,
     /// For changes: the workspace directory's own mode and time, when the task changed them.
@@ -98,6 +101,7 @@ impl ArchiveData {
             amended: vec![],
             skipped: vec![],
             moved_out: vec![],
+            kept_outside: vec![],
             after: None,
             root: None,
             entries: 0,
@@ -163,6 +167,17 @@ impl UserData for ArchiveData {
         });
         fields.add_field_method_get("files", |_, this| Ok(this.base.as_ref().map(|base| base.file_count())));
         fields.add_field_method_get("skipped", |lua, this| skipped_list(lua, &this.skipped));
+        // `{ { path = …, kept_as = … }, … }`: see `kept_outside`.
+        fields.add_field_method_get("kept_outside", |lua, this| {
+            let list = lua.create_table()?;
+            for (path, kept_as) in &this.kept_outside {
+                let item = lua.create_table()?;
+                item.set("path", lua.create_string(path.as_bytes())?)?;
+                item.set("kept_as", kept_as.as_str())?;
+                list.raw_push(item)?;
+            }
+            Ok(list)
+        });
         // `{ { path = …, kept_as = … }, … }`: see `moved_out`.
         fields.add_field_method_get("moved_out", |lua, this| {
             let list = lua.create_table()?;

@@ -232,7 +232,7 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
 /// the run's scratch directory).
 async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> Answer<AnyUserData> {
     if let Some(options) = &options {
-        known(options, "changes", &["rules", "exclude", "output", "spill"])?;
+        known(options, "changes", &["rules", "exclude", "output", "spill", "agent_tree"])?;
     }
     let root = resolve_dir(&lua, &dir);
     let (base, base_rules) = {
@@ -252,6 +252,11 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             Some(options) => Ok(options.get::<Option<LuaPath>>(name)?.map(|path| resolve_dir(&lua, &path))),
             None => Ok(None),
         }
+    };
+    // An agent's tree: what lies beside it that the agent did not make is the task's doing.
+    let agent_tree = match &options {
+        Some(options) => options.get::<Option<bool>>("agent_tree")?.unwrap_or(false),
+        None => false,
     };
     let output = path_option("output")?;
     let spill = match (&output, path_option("spill")?) {
@@ -286,6 +291,9 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             let mut changes = core::diff(&base, &after);
             // A file whose bytes the task kept under an excluded name stays here.
             let moved_out = core::moved_out::keep_here(&root, &base, &after, &mut changes)?;
+            // And one whose bytes it moved out of its tree, on an agent.
+            let kept_outside =
+                if agent_tree { core::moved_out::keep_outside(&root, &base, &mut changes) } else { Vec::new() };
             let (storage, entries) = match (output, spill) {
                 (Some(path), _) => {
                     let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
@@ -307,6 +315,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 deleted: changes.deleted,
                 skipped: after.skipped.clone(),
                 moved_out,
+                kept_outside,
                 entries,
                 root: root_meta::changed(base.root, after.root),
                 after: Some(Arc::new(after)),

@@ -124,3 +124,88 @@ fn look(
     }
     Ok(())
 }
+
+/// Names an agent makes beside a task's tree (its pool's trees, a task directory's own
+/// files): never a task's leftovers.
+fn agents_own(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    let numbered = |prefix: &[u8]| {
+        name.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.iter().all(u8::is_ascii_digit))
+    };
+    numbered(b"tree-") || name == b"workspace" || name.starts_with(b"blobs") || name.starts_with(b".")
+}
+
+/// The most entries beside a tree that are looked through for files moved out of it.
+const OUTSIDE_BUDGET: usize = 100_000;
+
+/// On an agent, a task that moved files out of its tree (`mv notes.txt ../`, `mv $PWD
+/// $PWD.old; mkdir $PWD`) kept their bytes where they never come back: a run on the master
+/// would have kept them beside the workspace, where the master never writes. Such a deletion
+/// is not carried: the file stays on the master (and so do the directories holding it), and
+/// the caller says so. Found by identity — the file moved out is the same inode — among what
+/// lies beside the tree at `root` that the agent did not make. Returns `(deleted, where)`.
+pub fn keep_outside(root: &Path, base: &Manifest, changes: &mut Changes) -> Vec<(RelPath, String)> {
+    let mut wanted: PathMap<(u64, u64), RelPath> = PathMap::default();
+    for path in &changes.deleted {
+        if let (Some(Entry::File { size, .. }), Some(stamp)) = (base.entries.get(path), base.stamps.get(path))
+            && *size > 0
+        {
+            wanted.insert((stamp.dev, stamp.ino), path.clone());
+        }
+    }
+    let (Some(beside), Some(tree)) = (root.parent(), root.file_name()) else { return Vec::new() };
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let mut budget = OUTSIDE_BUDGET;
+    let Ok(entries) = std::fs::read_dir(beside) else { return Vec::new() };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name == tree || agents_own(&name) {
+            continue;
+        }
+        look_outside(&entry.path(), &format!("../{}", name.to_string_lossy()), &mut wanted, &mut found, &mut budget);
+        if wanted.is_empty() || budget == 0 {
+            break;
+        }
+    }
+    if !found.is_empty() {
+        changes
+            .deleted
+            .retain(|path| !found.iter().any(|(kept, _): &(RelPath, String)| kept == path || kept.starts_with(path)));
+    }
+    found.sort();
+    found
+}
+
+/// Looks through `path` (shown as `shown`), not following links, for the files `wanted`.
+fn look_outside(
+    path: &Path,
+    shown: &str,
+    wanted: &mut PathMap<(u64, u64), RelPath>,
+    found: &mut Vec<(RelPath, String)>,
+    budget: &mut usize,
+) {
+    use std::os::unix::fs::MetadataExt;
+    if *budget == 0 {
+        return;
+    }
+    *budget -= 1;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return };
+    if meta.is_file() {
+        if let Some(deleted) = wanted.remove(&(meta.dev(), meta.ino())) {
+            found.push((deleted, shown.to_owned()));
+        }
+    } else if meta.is_dir()
+        && let Ok(entries) = std::fs::read_dir(path)
+    {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            look_outside(&entry.path(), &format!("{shown}/{}", name.to_string_lossy()), wanted, found, budget);
+            if wanted.is_empty() || *budget == 0 {
+                return;
+            }
+        }
+    }
+}

@@ -301,7 +301,7 @@ function M.handle(req)
     ok, message, outputs = false, tostring(ok), {}
   end
   -- Kept in memory while small; a large archive goes to a file in the task's directory.
-  local packed, changes = pcall(workspace.changes, root, base, { rules = rules, spill = req.dir })
+  local packed, changes = pcall(workspace.changes, root, base, { rules = rules, spill = req.dir, agent_tree = true })
   if not packed then
     -- The agent's own trouble (its disk full, its tree unreadable), not the task's: the host
     -- answers by the error's kind, with its message (no traceback of this file).
@@ -310,6 +310,10 @@ function M.handle(req)
   end
   for _, item in ipairs(changes.skipped) do
     log.warn(string.format("'%s' is %s: not carried back to the master", item.path, item.kind))
+  end
+  for _, item in ipairs(changes.kept_outside) do
+    log.warn(string.format("'%s' was moved by the task out of its workspace, to '%s' on the agent (it does not come"
+      .. " back): '%s' is kept on the master", item.path, item.kept_as, item.path))
   end
   for _, item in ipairs(changes.moved_out) do
     log.warn(string.format("'%s' was deleted by the task, its bytes kept as '%s', which the workspace's rules"
