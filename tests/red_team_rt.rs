@@ -632,6 +632,44 @@ fn files_a_task_moved_out_of_its_workspace_are_kept_on_the_master() {
     assert_eq!(test.read("ws/fresh.txt"), "fresh\n", "{context}");
 }
 
+/// The workspace directory's time that changed here while a remote task ran (here a local task
+/// beside it touched it) stays as it was changed here — not the moment of the apply, which
+/// adding a name at the root gave it.
+#[test]
+fn the_workspace_directory_s_time_changed_here_meanwhile_stays() {
+    use std::os::unix::fs::MetadataExt;
+    let agent = Agent::start(&[]);
+    // The task here touches the directory once the remote one has started (its workspace sent),
+    // and the remote one goes on once that is done: the two meet through files beside them (the
+    // agent runs on this machine).
+    let test = Test::new().write("ws/a.txt", "a\n");
+    let (started, touched) = (test.path().join("started"), test.path().join("touched"));
+    let wait =
+        |marker: &Path| format!("for i in $(seq 2000); do [ -e '{}' ] && break; sleep 0.01; done", marker.display());
+    let there = format!(
+        "touch '{}'; {}; echo x > x.txt; touch -d '2001-01-01 00:00:00 UTC' .",
+        started.display(),
+        wait(&touched)
+    );
+    let here = format!("{}; touch -d '1999-01-01 00:00:00 UTC' . && touch '{}'", wait(&started), touched.display());
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ workdir = "ws", agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "there", agent = "box", command = [==[{there}]==] }},
+                {{ name = "here", command = [==[{here}]==] }},
+            }} }} }}"#,
+            agent.address
+        ),
+    )
+    .expect("pipeline");
+    let run = test.run(&["run", "-j", "2", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "--- stderr\n{}", run.stderr);
+    assert_eq!(test.read("ws/x.txt"), "x\n");
+    let mtime = std::fs::metadata(test.path().join("ws")).expect("ws").mtime();
+    assert_eq!(mtime, 915_148_800, "1999-01-01 as touched here (UTC)");
+}
+
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
 /// directory of that user's (returned: it goes when dropped).
 fn agent_as_a_user(args: &[&str]) -> (tempfile::TempDir, Agent) {

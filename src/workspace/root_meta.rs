@@ -103,6 +103,12 @@ pub fn make(
     let untouched_here = found.is_some_and(|found| found.mtime == base.mtime);
     if change.mtime != base.mtime && untouched_here {
         change.set_time(root)?;
+    } else if change.mtime != base.mtime
+        && let Some(found) = found
+    {
+        // Changed here meanwhile (another task's apply, a touch): that time stays — not the
+        // moment of this apply, which adding a name at the root gave it.
+        found.set_time(root)?;
     }
     Ok(())
 }
