@@ -121,31 +121,7 @@ fn a_file_changed_since_the_manifest_is_sent_as_read() {
         link: None,
     };
     manifest.entries.insert(RelPath::parse(b"a.txt").expect("valid"), claimed);
-    let spec = sloth_runner::rpc::task_spec::TaskSpec {
-        group: "g".into(),
-        task: "t".into(),
-        pipeline: "tasks.lua".into(),
-        scripts: vec![(
-            "tasks.lua".into(),
-            b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'cat a.txt' } } } }".to_vec(),
-        )],
-        ..Default::default()
-    };
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-    let (outcome, lines) = tokio.block_on(async {
-        let mut client =
-            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
-        let source = Snapshot { root: root.path().to_path_buf(), manifest: Arc::new(manifest), ignore: vec![] };
-        let mut lines = Vec::new();
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(30),
-            client.execute(spec, source, &Call::new(std::env::temp_dir()), |event| lines.push(format!("{event:?}"))),
-        )
-        .await
-        .expect("the agent answered in time")
-        .expect("the task ran");
-        (outcome, lines)
-    });
+    let (outcome, lines) = execute_claimed(&agent, root.path(), manifest, "cat a.txt");
     assert!(outcome.ok, "{:?}", outcome.message);
     assert!(lines.iter().any(|line| line.contains("real content")), "the task read what was sent: {lines:?}");
     assert!(lines.iter().any(|line| line.contains("a.txt changed while it was being sent")), "{lines:?}");
@@ -217,37 +193,13 @@ fn files_changed_since_the_manifest_arrive_as_read_while_the_archive_streams() {
         },
     );
     changed.insert("g/link".to_owned());
-    let spec = sloth_runner::rpc::task_spec::TaskSpec {
-        group: "g".into(),
-        task: "t".into(),
-        pipeline: "tasks.lua".into(),
-        scripts: vec![(
-            "tasks.lua".into(),
-            b"TaskDefinitions = { g = { tasks = { { name = 't', command = 'cat f/* g/link | cksum' } } } }".to_vec(),
-        )],
-        ..Default::default()
-    };
     let here = std::process::Command::new("sh")
         .args(["-c", "cat f/* g/link | cksum"])
         .current_dir(root.path())
         .output()
         .expect("cksum here");
     let here = String::from_utf8_lossy(&here.stdout).trim().to_owned();
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
-    let (outcome, lines) = tokio.block_on(async {
-        let mut client =
-            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
-        let source = Snapshot { root: root.path().to_path_buf(), manifest: Arc::new(manifest), ignore: vec![] };
-        let mut lines = Vec::new();
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(60),
-            client.execute(spec, source, &Call::new(std::env::temp_dir()), |event| lines.push(format!("{event:?}"))),
-        )
-        .await
-        .expect("the agent answered in time")
-        .expect("the task ran");
-        (outcome, lines)
-    });
+    let (outcome, lines) = execute_claimed(&agent, root.path(), manifest, "cat f/* g/link | cksum");
     assert!(outcome.ok, "{:?}", outcome.message);
     assert!(lines.iter().any(|line| line.contains(&here)), "the task read what is here ({here}): {lines:?}");
     let amended: std::collections::BTreeSet<String> =
@@ -257,6 +209,41 @@ fn files_changed_since_the_manifest_arrive_as_read_while_the_archive_streams() {
         assert!(lines.iter().any(|line| line.contains(&format!("{name} changed while it was being sent"))), "{name}");
     }
     assert!(outcome.bytes_sent > 3_000_000, "{} bytes: many chunks", outcome.bytes_sent);
+}
+
+/// Runs `command` on `agent` over the workspace at `root` as `manifest` claims it is (what it
+/// claims of a file may not be what the file holds now: it is then sent as read). The outcome,
+/// and each event of the call.
+fn execute_claimed(
+    agent: &Agent,
+    root: &std::path::Path,
+    manifest: Manifest,
+    command: &str,
+) -> (sloth_runner::rpc::client::TaskOutcome, Vec<String>) {
+    let pipeline =
+        format!("TaskDefinitions = {{ g = {{ tasks = {{ {{ name = 't', command = [==[{command}]==] }} }} }} }}");
+    let spec = sloth_runner::rpc::task_spec::TaskSpec {
+        group: "g".into(),
+        task: "t".into(),
+        pipeline: "tasks.lua".into(),
+        scripts: vec![("tasks.lua".into(), pipeline.into_bytes())],
+        ..Default::default()
+    };
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    tokio.block_on(async {
+        let mut client =
+            AgentClient::connect(&agent.address, None, None, Duration::from_secs(5)).await.expect("connect");
+        let source = Snapshot { root: root.to_path_buf(), manifest: Arc::new(manifest), ignore: vec![] };
+        let mut lines = Vec::new();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(60),
+            client.execute(spec, source, &Call::new(std::env::temp_dir()), |event| lines.push(format!("{event:?}"))),
+        )
+        .await
+        .expect("the agent answered in time")
+        .expect("the task ran");
+        (outcome, lines)
+    })
 }
 
 #[test]
