@@ -528,6 +528,15 @@ fn a_rewrite_of_a_file_the_master_may_not_write_is_refused_and_nothing_is_applie
     let meta = std::fs::metadata(&rootfile).expect("rootfile");
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644), "still root's\n{context}");
     assert!(!test.path().join("ws/other.txt").exists(), "nothing of the task applied\n{context}");
+    // A read-only file of the runner's own is not another user's: it could make it writable
+    // here, and the task's rewrite lands.
+    std::os::unix::fs::chown(&rootfile, Some(65534), Some(65534)).expect("chown");
+    std::fs::set_permissions(&rootfile, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    set_task(&test, &agent, "chmod u+w rootfile && echo changed >> rootfile && chmod u-w rootfile", "");
+    let run = run_as_a_user(&test, &["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(test.read("ws/rootfile"), "root's\nchanged\n");
+    assert_eq!(std::fs::metadata(&rootfile).expect("rootfile").mode() & 0o7777, 0o444);
 }
 
 /// A file the task rewrote keeps its extended attributes and its access ACL here, as a write

@@ -51,10 +51,11 @@ impl Apply<'_> {
         self.check_writable()
     }
 
-    /// A file here whose content the task rewrote must be one this process may write: a run
-    /// here could not have written it (`echo >> root-owned-file` fails), and replacing it would
-    /// take another user's file — its content, and its owner, which a master that is not root
-    /// cannot keep. Refused before anything is touched, naming every such file.
+    /// A file here whose content the task rewrote must be one this process may write, or its
+    /// own (which it could make writable): a run here could not have written another user's
+    /// (`echo >> root-owned-file` fails), and replacing it would take that user's file — its
+    /// content, and its owner, which a master that is not root cannot keep. Refused before
+    /// anything is touched, naming every such file.
     fn check_writable(&self) -> Result<(), WorkspaceError> {
         if self.privileged {
             return Ok(());
@@ -65,7 +66,10 @@ impl Apply<'_> {
             else {
                 continue;
             };
-            if new != old && self.root.may_write(path)? == Some(false) {
+            // A file of the runner's own it may not write (read-only) it could have made
+            // writable here (`chmod u+w`, or `cp -f` over it): not refused.
+            let theirs = self.root.lstat(path)?.is_some_and(|here| here.uid != nix::unistd::geteuid().as_raw());
+            if new != old && theirs && self.root.may_write(path)? == Some(false) {
                 refused.push(path);
             }
         }
