@@ -11,7 +11,8 @@
 use std::path::Path;
 
 use super::WorkspaceError;
-use super::beneath::{Kind, Root};
+use super::beneath::{Kind, Root, Stamp};
+use super::timestamp::Timestamp;
 use super::diff::Changes;
 use super::manifest::{Entry, Manifest, hash_reader};
 use super::rel_path::{PathMap, PathSet, RelPath};
@@ -145,12 +146,12 @@ const OUTSIDE_BUDGET: usize = 100_000;
 /// the caller says so. Found by identity — the file moved out is the same inode — among what
 /// lies beside the tree at `root` that the agent did not make. Returns `(deleted, where)`.
 pub fn keep_outside(root: &Path, base: &Manifest, changes: &mut Changes) -> Vec<(RelPath, String)> {
-    let mut wanted: PathMap<(u64, u64), RelPath> = PathMap::default();
+    let mut wanted: PathMap<(u64, u64), (RelPath, Stamp)> = PathMap::default();
     for path in &changes.deleted {
         if let (Some(Entry::File { size, .. }), Some(stamp)) = (base.entries.get(path), base.stamps.get(path))
             && *size > 0
         {
-            wanted.insert((stamp.dev, stamp.ino), path.clone());
+            wanted.insert((stamp.dev, stamp.ino), (path.clone(), *stamp));
         }
     }
     let (Some(beside), Some(tree)) = (root.parent(), root.file_name()) else { return Vec::new() };
@@ -183,7 +184,7 @@ pub fn keep_outside(root: &Path, base: &Manifest, changes: &mut Changes) -> Vec<
 fn look_outside(
     path: &Path,
     shown: &str,
-    wanted: &mut PathMap<(u64, u64), RelPath>,
+    wanted: &mut PathMap<(u64, u64), (RelPath, Stamp)>,
     found: &mut Vec<(RelPath, String)>,
     budget: &mut usize,
 ) {
@@ -194,7 +195,13 @@ fn look_outside(
     *budget -= 1;
     let Ok(meta) = std::fs::symlink_metadata(path) else { return };
     if meta.is_file() {
-        if let Some(deleted) = wanted.remove(&(meta.dev(), meta.ino())) {
+        let key = (meta.dev(), meta.ino());
+        // The same file as moved, not another that got its freed inode number: of its size
+        // and time still.
+        let same = wanted.get(&key).is_some_and(|(_, stamp)| {
+            stamp.size == meta.size() && stamp.mtime == Timestamp::new(meta.mtime(), meta.mtime_nsec())
+        });
+        if same && let Some((deleted, _)) = wanted.remove(&key) {
             found.push((deleted, shown.to_owned()));
         }
     } else if meta.is_dir()
