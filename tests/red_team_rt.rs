@@ -615,6 +615,41 @@ fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
     assert!(xattr::get(test.path().join("ws/private/sub"), "system.posix_acl_default").expect("get").is_some());
 }
 
+/// A workspace whose own directory hands down a default ACL (so does the staging directory
+/// of an apply in it): what lands in a subdirectory that hands down none holds none, as made
+/// there; what lands at the top holds the root's.
+#[test]
+fn what_lands_where_no_default_acl_is_handed_down_holds_none_even_below_a_root_that_has_one() {
+    let agent = Agent::start(&[]);
+    let command = "echo o > open/file.txt && echo r > top.txt";
+    let test = workspace(&agent, 0, command, "");
+    let entry =
+        |tag: u16, perm: u16| [tag.to_le_bytes().as_slice(), &perm.to_le_bytes(), &u32::MAX.to_le_bytes()].concat();
+    let default: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 5), entry(0x20, 0)].concat();
+    let set_up = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("open")).expect("mkdir");
+        if let Err(error) = xattr::set(dir, "system.posix_acl_default", &default) {
+            panic!("setting a default ACL on {}: {error}", dir.display());
+        }
+    };
+    if xattr::set(test.path(), "user.probe", b"1").is_err() {
+        eprintln!("skipped: the filesystem of {} keeps no extended attributes", test.path().display());
+        return;
+    }
+    let there = there_as_here(&test, &set_up, command, "find . -mindepth 1 -printf '%p %y %m\\n' | LC_ALL=C sort");
+    let joined = there.join("\n");
+    for line in ["./open/file.txt f 644", "./top.txt f 640"] {
+        assert!(there.iter().any(|listed| listed == line), "{line} missing:\n{joined}");
+    }
+    for name in ["open/file.txt", "top.txt"] {
+        let (ws, local) = (test.path().join("ws").join(name), test.path().join("local").join(name));
+        let read = |path: &Path| {
+            xattr::get(path, "system.posix_acl_access").unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        assert_eq!(read(&ws), read(&local), "{name}");
+    }
+}
+
 /// A task that moves files out of its workspace (`mv notes.txt ../`, or the whole workspace
 /// aside) keeps their bytes where they never come back: a run here would have kept them beside
 /// the workspace. The master keeps those files rather than lose them, and says so; what the

@@ -224,6 +224,8 @@ fn apply_steps(
         root_names_changed: false,
         privileged: nix::unistd::geteuid().is_root(),
         dir_modes: PathMap::default(),
+        handed_down: std::cell::RefCell::default(),
+        staging_hands_down: attributes::hands_down(&new_dir),
     };
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
@@ -297,6 +299,10 @@ struct Apply<'a> {
     /// Directories this apply made, with the modes their directories here hand down (the
     /// task's, masked by a default ACL).
     dir_modes: PathMap<RelPath, u32>,
+    /// The default ACL each directory here hands down (by path; None: the root), once read.
+    handed_down: std::cell::RefCell<PathMap<Option<RelPath>, Option<Vec<u8>>>>,
+    /// The staging directory hands down a default ACL (the workspace's root has one).
+    staging_hands_down: bool,
 }
 
 /// The number of names of every hard-link group of `base`, by its first path.

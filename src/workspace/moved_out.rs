@@ -12,10 +12,10 @@ use std::path::Path;
 
 use super::WorkspaceError;
 use super::beneath::{Kind, Root, Stamp};
-use super::timestamp::Timestamp;
 use super::diff::Changes;
 use super::manifest::{Entry, Manifest, hash_reader};
 use super::rel_path::{PathMap, PathSet, RelPath};
+use super::timestamp::Timestamp;
 
 /// Takes out of `changes` (the task's, on the tree at `root` scanned as `after`, from `base`)
 /// the deletions of files whose bytes the task kept under an excluded name, and of the

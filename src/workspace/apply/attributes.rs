@@ -66,24 +66,42 @@ impl Apply<'_> {
     }
 }
 
+/// Whether the staging directory `new` hands down a default ACL (then every entry made in it
+/// holds one, to be taken away where its own directory here hands down none).
+pub(super) fn hands_down(new: &Path) -> bool {
+    xattr::get(new, ACL_DEFAULT).is_ok_and(|default| default.is_some())
+}
+
 impl Apply<'_> {
     /// The default ACL of the directory `path` goes into here (the workspace's root for a
     /// name at the top).
+    /// Read once per directory (an apply of many new files reads each directory's once).
     fn handed_down(&self, path: &RelPath) -> Result<Option<Vec<u8>>, WorkspaceError> {
+        let parent = path.parent();
+        if let Some(known) = self.handed_down.borrow().get(&parent) {
+            return Ok(known.clone());
+        }
         let read = |named: &Path| match xattr::get(named, ACL_DEFAULT) {
             Err(error) if not_taken(&error) => Ok(None),
             other => other,
         };
-        match path.parent() {
-            Some(parent) => Ok(self.root.with_named(&parent, read)?.flatten()),
+        let default = match &parent {
+            Some(parent) => self.root.with_named(parent, read)?.flatten(),
             None => read(self.root.path())
-                .map_err(|source| WorkspaceError::Io { path: self.root.path().to_path_buf(), source }),
-        }
+                .map_err(|source| WorkspaceError::Io { path: self.root.path().to_path_buf(), source })?,
+        };
+        self.handed_down.borrow_mut().insert(parent, default.clone());
+        Ok(default)
     }
 
     /// Gives the staged file (or pipe) for `path`, new here, what its directory here hands
     /// down: the access ACL and the mode a file made there would have.
     pub(super) fn hand_down_to_staged(&self, path: &RelPath) -> Result<(), WorkspaceError> {
+        // Nothing to give, and nothing the staging directory gave to take away (most applies):
+        // no look at the staged file.
+        if !self.staging_hands_down && self.handed_down(path)?.is_none() {
+            return Ok(());
+        }
         let Some(staged) = self.staged_root.lstat(path)? else { return Ok(()) };
         if !matches!(staged.kind, Kind::File | Kind::Fifo) {
             return Ok(());
