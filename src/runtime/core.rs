@@ -49,7 +49,15 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     )?;
     // `core.preempt(on)`: the running coroutine gets (or loses) the hook that stops Lua code
     // which never yields at a deadline or on cancellation; whether it had it.
-    core.set("preempt", lua.create_function(|lua, on: bool| super::preempt::set(lua, on))?)?;
+    core.set(
+        "preempt",
+        lua.create_function(|lua, on: bool| {
+            if !on {
+                super::preempt::engine_only(lua, "preempt")?;
+            }
+            super::preempt::set(lua, on)
+        })?,
+    )?;
     // `core.stopped()`: why the pipeline's code running now must stop (its task's deadline
     // passed, the run was cancelled), nil otherwise — and nil in the engine's own code (the
     // hook off): what makes a `pcall` in a pipeline pass a stop on instead of swallowing it.
@@ -232,6 +240,7 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     core.set(
         "adopt_deadline",
         lua.create_function(move |lua, (co, resumed): (mlua::Thread, bool)| {
+            super::preempt::engine_only(lua, "adopt_deadline")?;
             match adopting.of(&lua.current_thread()).filter(|_| resumed) {
                 Some((at, message)) => adopting.set(&co, at, message),
                 None => adopting.clear(&co),
@@ -246,7 +255,8 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     let deadline_jobs = Rc::clone(jobs);
     core.set(
         "set_deadline",
-        lua.create_function(move |_, (id, seconds, message): (u64, f64, String)| {
+        lua.create_function(move |lua, (id, seconds, message): (u64, f64, String)| {
+            super::preempt::engine_only(lua, "set_deadline")?;
             let after = Duration::try_from_secs_f64(seconds).map_err(|_| {
                 mlua::Error::runtime("sloth.core.set_deadline: expected a non-negative number of seconds")
             })?;

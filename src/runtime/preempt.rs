@@ -135,3 +135,40 @@ pub fn stopped(lua: &Lua) -> Option<String> {
         .filter(|(at, _)| Instant::now() >= *at)
         .map(|(_, message)| message)
 }
+
+/// Whether the Lua code that called the running native function is the engine's: its caller,
+/// or through native functions (`pcall`), the first that is neither native nor the prelude
+/// (whose `pcall`, `xpcall` and `coroutine.resume` pass calls on) — none, a call from the host.
+pub fn called_by_engine(lua: &Lua) -> bool {
+    // (Level 0 is the native function itself.) Called through a native function — `pcall` —
+    // the prelude's wrappers of it pass the call on: what called them decides.
+    let mut passed_on = false;
+    for level in 1..64 {
+        let frame = lua.inspect_stack(level, |debug| {
+            let source = debug.source();
+            (source.what, source.source.map(std::borrow::Cow::into_owned))
+        });
+        let Some((what, source)) = frame else { return true };
+        let Some(source) = source.filter(|_| what != "C") else {
+            passed_on = true;
+            continue;
+        };
+        let engine = super::stdlib::is_engine_source(&source);
+        if engine && passed_on && source.ends_with("/sloth/prelude.lua") {
+            continue;
+        }
+        return engine;
+    }
+    false
+}
+
+/// Refuses the engine's own means of stopping the pipeline's code (`sloth.core.name`: its
+/// hook, its deadlines, its cancellation) to a caller that is the pipeline's.
+pub fn engine_only(lua: &Lua, name: &str) -> LuaResult<()> {
+    if called_by_engine(lua) {
+        return Ok(());
+    }
+    Err(mlua::Error::runtime(format!(
+        "sloth.core.{name} is the runner's own (it keeps tasks' timeouts and cancellation), not a pipeline's"
+    )))
+}

@@ -153,6 +153,16 @@ debug.sethook = function()
   error("debug.sethook: a pipeline's code runs under the runner's own hook (its timeouts and cancellation), "
     .. "which it cannot replace", 2)
 end
+-- Nor reach into the runner's functions and state (the upvalues that hold Lua's own pcall,
+-- the registry that holds the host's data): what keeps a task to its timeout stays out of its
+-- reach. (None of these is used by the engine; debug.getinfo and traceback stay.)
+for _, name in ipairs({ "getupvalue", "setupvalue", "upvaluejoin", "getregistry", "getlocal", "setlocal",
+  "getuservalue", "setuservalue", "setmetatable" }) do
+  debug[name] = function()
+    error("debug." .. name .. ": not available to a pipeline's code (the runner's own state, which keeps tasks' "
+      .. "timeouts and cancellation, is out of its reach)", 2)
+  end
+end
 
 -- os.exit ends the run, never more: on an agent it ends its task only (see runtime/exit.rs).
 os.exit = core.exit
@@ -219,7 +229,27 @@ local function passed_on(ok, ...)
   end
   return ok, ...
 end
-core.raw_pcall, core.raw_xpcall = raw_pcall, raw_xpcall
+--- Whether the caller of the function calling this (skipping C functions and the wrappers
+--- below, which pass calls on) is the engine's code.
+local function engine_caller()
+  local level, caller = 3, getinfo(3, "Sf")
+  while caller and (caller.what == "C" or wrappers[caller.func]) do
+    level = level + 1
+    caller = getinfo(level, "Sf")
+  end
+  return caller == nil or is_engine_source(caller.source)
+end
+--- The engine's own pcall and xpcall, which catch a stop (see sloth.preempt): not the
+--- pipeline's, whose stops pass on.
+local function engine_only(name, fn)
+  return function(...)
+    if not engine_caller() then
+      error("sloth.core." .. name .. " is the runner's own (it keeps tasks' timeouts and cancellation), not a pipeline's", 2)
+    end
+    return fn(...)
+  end
+end
+core.raw_pcall, core.raw_xpcall = engine_only("raw_pcall", raw_pcall), engine_only("raw_xpcall", raw_xpcall)
 pcall = function(...)
   return passed_on(raw_pcall(...))
 end

@@ -130,3 +130,18 @@ local unhooked = summary.by_group.g.unhooked
 assert(unhooked.status == "failed", unhooked.status)
 h.contains(tostring(unhooked.message), "debug.sethook")
 assert(core.now() - started < 5, "took " .. (core.now() - started) .. "s")
+
+-- Nor through the runner's own means: its hook, deadlines and cancellation, its own pcall, or
+-- the upvalues that hold Lua's.
+local sloth_core = require("sloth.core")
+for label, bypass in pairs({
+  preempt = function() sloth_core.preempt(false) end,
+  preempt_in_pcall = function() local ok, err = pcall(sloth_core.preempt, false); assert(ok, err) end,
+  adopt_deadline = function() sloth_core.adopt_deadline(coroutine.running(), false) end,
+  raw_pcall = function() sloth_core.raw_pcall(error, "x") end,
+  getupvalue = function() debug.getupvalue(pcall, 1) end,
+}) do
+  local ok, err = pcall(bypass)
+  assert(not ok, label .. " was let through")
+  h.contains(tostring(err), "runner's own")
+end
