@@ -118,9 +118,28 @@ pub fn pack_blobs_announcing(
                 };
                 announce(path, &new)?;
                 report.amended.push(((*path).clone(), new));
-                // Its other names hold what it holds now: the agent links them to it.
+                // Its other names hold what it holds now: the agent links them to it — those
+                // still names of the file read (one the link was broken for since keeps what it
+                // holds, and is read in its own right).
                 for (other, entry) in other_names.get(path).map(Vec::as_slice).unwrap_or_default() {
                     let Entry::File { mode, link, .. } = entry else { continue };
+                    let same_file =
+                        source.lstat(other)?.is_some_and(|stat| (stat.stamp.dev, stat.stamp.ino) == content.identity);
+                    if !same_file {
+                        // No longer a name of it (the link was broken since): sent as it is
+                        // now, a file of its own, its content after its announcement.
+                        let own = read_once(&source, other, spool)?;
+                        let alone =
+                            Entry::File { mode: *mode, size: own.size, hash: own.hash, mtime: own.mtime, link: None };
+                        announce(other, &alone)?;
+                        announced.insert(other);
+                        report.amended.push(((*other).clone(), alone));
+                        sent.insert(*own.hash.as_bytes());
+                        builder
+                            .append(&own.hash, own.size, own.reader().map_err(WorkspaceError::io(spool))?)
+                            .map_err(WorkspaceError::io(root.join(other.as_path())))?;
+                        continue;
+                    }
                     let theirs = Entry::File {
                         mode: *mode,
                         size: content.size,
@@ -154,6 +173,9 @@ struct ReadOnce {
     size: u64,
     hash: blake3::Hash,
     mtime: Timestamp,
+    /// The file read (device, inode): its other names are the same file only while they
+    /// still name this one.
+    identity: (u64, u64),
     data: ReadData,
 }
 
@@ -199,5 +221,5 @@ fn read_once(root: &Root, path: &RelPath, spool: &Path) -> Result<ReadOnce, Work
     let meta = file.metadata().map_err(WorkspaceError::io(&full))?;
     use std::os::unix::fs::MetadataExt;
     let mtime = Timestamp::new(meta.mtime(), meta.mtime_nsec());
-    Ok(ReadOnce { size, hash: hasher.finalize(), mtime, data })
+    Ok(ReadOnce { size, hash: hasher.finalize(), mtime, identity: (meta.dev(), meta.ino()), data })
 }

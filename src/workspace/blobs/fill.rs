@@ -257,16 +257,20 @@ fn amend(
     else {
         return Err(refused("announced as amended, but it is not a file"));
     };
-    if link != leader {
+    // A hard link may be announced as a file of its own (its link was broken since the
+    // manifest was taken), never as a link to another file.
+    if link.is_some() && link != leader {
         return Err(refused("announced as amended as another file's hard link"));
     }
-    if leader.is_none() {
-        if let Some(places) = wanted.get_mut(before.as_bytes()) {
-            places.retain(|&place| place != at);
-            if places.is_empty() {
-                wanted.remove(before.as_bytes());
-            }
+    if leader.is_none()
+        && let Some(places) = wanted.get_mut(before.as_bytes())
+    {
+        places.retain(|&place| place != at);
+        if places.is_empty() {
+            wanted.remove(before.as_bytes());
         }
+    }
+    if link.is_none() {
         wanted.entry(*after.as_bytes()).or_default().push(at);
     }
     build.pending[at].1 = now;

@@ -255,3 +255,76 @@ fn an_announcement_out_of_its_place_fails_the_fill_naming_the_file() {
         assert!(error.contains(named), "{label}: {error}");
     }
 }
+
+/// A hard link broken after the manifest was taken (`mv new a` over one of two names): the
+/// name that still holds the old file is sent as a file of its own with what it holds, never
+/// announced with the other's new content.
+#[test]
+fn a_hard_link_broken_since_the_manifest_keeps_what_it_holds() {
+    let old = unique(1);
+    let new = unique(2);
+    let source = tempfile::tempdir().expect("tempdir");
+    std::fs::write(source.path().join("a"), &old).expect("write");
+    std::fs::hard_link(source.path().join("a"), source.path().join("b")).expect("link");
+    let path = |name: &str| RelPath::parse(name.as_bytes()).expect("path");
+    let claimed = |link: Option<&str>| Entry::File {
+        mode: 0o644,
+        size: old.len() as u64,
+        hash: blake3::hash(&old),
+        mtime: Timestamp::default(),
+        link: link.map(path),
+    };
+    let mut manifest = Manifest::default();
+    manifest.entries.insert(path("a"), claimed(None));
+    manifest.entries.insert(path("b"), claimed(Some("a")));
+    // Since: `a` is another file; `b` still the old one.
+    std::fs::write(source.path().join("new"), &new).expect("write");
+    std::fs::rename(source.path().join("new"), source.path().join("a")).expect("mv");
+    let cache_dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
+    for format in [BlobFormat::Framed, BlobFormat::Tar] {
+        let mut recorded = Recorded::default();
+        let recording = std::cell::RefCell::new(&mut recorded);
+        struct Out<'a, 'b>(&'a std::cell::RefCell<&'b mut Recorded>);
+        impl Write for Out<'_, '_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().bytes.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let missing = cache.missing(&manifest);
+        let report = pack_blobs_announcing(
+            source.path(),
+            &manifest,
+            &missing,
+            (Out(&recording), format),
+            source.path(),
+            |p, e| {
+                let mut recorded = recording.borrow_mut();
+                let offset = recorded.bytes.len();
+                recorded.announced.push((offset, p.clone(), e.clone()));
+                Ok(())
+            },
+        )
+        .expect("pack");
+        assert!(
+            report.amended.iter().any(|(p, e)| *p == path("b")
+                && matches!(e, Entry::File { link: None, hash, .. } if *hash == blake3::hash(&old))),
+            "{:?}",
+            report.amended
+        );
+        let dest = tempfile::tempdir().expect("tempdir");
+        let mut build = cache.build(&manifest, dest.path(), &Limits::default()).expect("build");
+        let amendments = Amendments::default();
+        let mut replay = Replay { recorded: &recorded, at: 0, next: 0, amendments: &amendments };
+        cache.fill_amended(&mut build, &mut replay, &Limits::default(), &amendments).expect("fill");
+        std::io::copy(&mut replay, &mut std::io::sink()).expect("drained");
+        assert!(amendments.left().is_none());
+        build.finish().expect("finish");
+        assert_eq!(std::fs::read(dest.path().join("a")).expect("a"), new);
+        assert_eq!(std::fs::read(dest.path().join("b")).expect("b"), old, "b holds what it holds");
+    }
+}
