@@ -435,7 +435,8 @@ fn files_a_task_left_unreadable_come_back_from_an_agent_that_is_not_root() {
         return;
     }
     let (_work, agent) = agent_as_a_user(&[]);
-    let command = "echo made > made && chmod 000 made && echo more >> kept && chmod 200 kept && chmod 100 tool";
+    let command = "echo made > made && chmod 000 made && echo more >> kept && chmod 200 kept && chmod 100 tool && \
+                   echo h > h1 && ln h1 h2 && chmod 000 h1";
     let test = workspace(&agent, 1, command, "").write("ws/kept", "kept\n").write("ws/tool", "#!/bin/sh\n");
     test.hand_to(65534, 65534);
     let run = run_as_a_user(&test, &["run", "tasks.lua"]);
@@ -444,6 +445,8 @@ fn files_a_task_left_unreadable_come_back_from_an_agent_that_is_not_root() {
     let mode =
         |name: &str| std::fs::metadata(test.path().join("ws").join(name)).expect(name).permissions().mode() & 0o7777;
     assert_eq!((mode("made"), mode("kept"), mode("tool")), (0, 0o200, 0o100), "as the task left them\n{context}");
+    // Both names of a file, as the task left it (not as it was opened for the reading).
+    assert_eq!((mode("h1"), mode("h2")), (0, 0), "{context}");
     // (Read as root.)
     assert_eq!(test.read("ws/made"), "made\n");
     assert_eq!(test.read("ws/kept"), "kept\nmore\n");

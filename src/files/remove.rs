@@ -1,5 +1,6 @@
 //! Removing a path, or a tree, without ever following a link out of it.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -125,11 +126,21 @@ pub fn open_for_owner(root: &Path, bits: u32) -> Vec<(PathBuf, u32)> {
 /// of the owner's `file_bits` those bits (each listed after the directory holding it).
 pub fn open_for_owner_with_files(root: &Path, bits: u32, file_bits: u32) -> Vec<(PathBuf, u32)> {
     let mut opened = Vec::new();
-    open_below(root, (bits, file_bits), nix::unistd::geteuid().as_raw(), &mut opened);
+    open_below(root, (bits, file_bits), nix::unistd::geteuid().as_raw(), &mut opened, &mut HashMap::new());
     opened
 }
 
-fn open_below(dir: &Path, (bits, file_bits): (u32, u32), owner: u32, opened: &mut Vec<(PathBuf, u32)>) {
+/// Files opened so far, by (device, inode), with the mode they had: another name of one is
+/// listed with that mode, not the one it was opened to.
+type OpenedFiles = HashMap<(u64, u64), u32>;
+
+fn open_below(
+    dir: &Path,
+    (bits, file_bits): (u32, u32),
+    owner: u32,
+    opened: &mut Vec<(PathBuf, u32)>,
+    files: &mut OpenedFiles,
+) {
     let Ok(meta) = std::fs::symlink_metadata(dir) else { return };
     if !meta.is_dir() || meta.uid() != owner {
         return;
@@ -145,16 +156,22 @@ fn open_below(dir: &Path, (bits, file_bits): (u32, u32), owner: u32, opened: &mu
     for entry in entries.flatten() {
         let Ok(kind) = entry.file_type() else { continue };
         if kind.is_dir() {
-            open_below(&entry.path(), (bits, file_bits), owner, opened);
+            open_below(&entry.path(), (bits, file_bits), owner, opened, files);
         } else if kind.is_file() && file_bits != 0 {
             let path = entry.path();
             let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            if let Some(&mode) = files.get(&(meta.dev(), meta.ino())) {
+                // Another name of a file opened already: the mode it had.
+                opened.push((path, mode));
+                continue;
+            }
             let mode = meta.mode() & 0o7777;
             if meta.is_file()
                 && meta.uid() == owner
                 && mode & file_bits != file_bits
                 && std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | file_bits)).is_ok()
             {
+                files.insert((meta.dev(), meta.ino()), mode);
                 opened.push((path, mode));
             }
         }
