@@ -526,11 +526,19 @@ fn a_rewrite_of_a_file_the_master_may_not_write_is_refused_and_nothing_is_applie
     let run = run_as_a_user(&test, &["run", "tasks.lua"]);
     let context = format!("--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
     assert_eq!(run.code, Some(1), "{context}");
-    assert!(run.stderr.contains("rootfile") && run.stderr.contains("may not write"), "{context}");
+    assert!(run.stderr.contains("rootfile") && run.stderr.contains("may not change"), "{context}");
     assert_eq!(test.read("ws/rootfile"), "root's\n", "{context}");
     let meta = std::fs::metadata(&rootfile).expect("rootfile");
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644), "still root's\n{context}");
     assert!(!test.path().join("ws/other.txt").exists(), "nothing of the task applied\n{context}");
+    // Nor its mode, even through another name of it (a file with other names is replaced).
+    std::fs::hard_link(&rootfile, test.path().join("ws/other-name")).expect("link");
+    set_task(&test, &agent, "chmod 600 rootfile", "");
+    let run = run_as_a_user(&test, &["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(1), "--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    let meta = std::fs::metadata(&rootfile).expect("rootfile");
+    assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644), "still root's, as it was");
+    std::fs::remove_file(test.path().join("ws/other-name")).expect("rm");
     // A read-only file of the runner's own is not another user's: it could make it writable
     // here, and the task's rewrite lands.
     std::os::unix::fs::chown(&rootfile, Some(65534), Some(65534)).expect("chown");

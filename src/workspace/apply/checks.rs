@@ -51,25 +51,31 @@ impl Apply<'_> {
         self.check_writable()
     }
 
-    /// A file here whose content the task rewrote must be one this process may write, or its
-    /// own (which it could make writable): a run here could not have written another user's
-    /// (`echo >> root-owned-file` fails), and replacing it would take that user's file — its
-    /// content, and its owner, which a master that is not root cannot keep. Refused before
-    /// anything is touched, naming every such file.
+    /// A file here that the task changed must be one this process may change: its own (which
+    /// it could make writable), or another user's it may write, whose mode the task left. A run
+    /// here could not have changed it (`echo >> root-owned-file`, `chmod` of it fail), and
+    /// replacing it would take that user's file — its content, and its owner, which a master
+    /// that is not root cannot keep. Refused before anything is touched, naming every such file.
     fn check_writable(&self) -> Result<(), WorkspaceError> {
         if self.privileged {
             return Ok(());
         }
         let mut refused = Vec::new();
         for (path, entry) in self.staged {
-            let (Entry::File { hash: new, .. }, Some(Entry::File { hash: old, .. })) = (entry, self.base_entry(path))
+            let (Entry::File { mode, .. }, Some(Entry::File { mode: old_mode, .. })) = (entry, self.base_entry(path))
             else {
                 continue;
             };
             // A file of the runner's own it may not write (read-only) it could have made
             // writable here (`chmod u+w`, or `cp -f` over it): not refused.
             let theirs = self.root.lstat(path)?.is_some_and(|here| here.uid != nix::unistd::geteuid().as_raw());
-            if new != old && theirs && self.root.may_write(path)? == Some(false) {
+            if !theirs {
+                continue;
+            }
+            // Another user's file: its mode only its owner changes here (and a file with other
+            // names is replaced, not changed in place: it would become the runner's); its
+            // content or time only one who may write it.
+            if (mode & MODE_MASK) != (old_mode & MODE_MASK) || self.root.may_write(path)? == Some(false) {
                 refused.push(path);
             }
         }
@@ -85,8 +91,8 @@ impl Apply<'_> {
         Err(WorkspaceError::Refused {
             path: self.root.display(first),
             reason: format!(
-                "the task rewrote it{more}, but this user may not write it here, as a run here could not: nothing \
-                 was applied"
+                "the task changed it{more}, but this user may not change it here (another user's file), as a run \
+                 here could not: nothing was applied"
             ),
         })
     }
