@@ -595,15 +595,19 @@ fn a_file_the_task_rewrote_keeps_its_acl_and_extended_attributes() {
 fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
     let agent = Agent::start(&[]);
     let command = "echo secret > private/new.txt && mkdir private/sub && echo s > private/sub/deep.txt && \
-                   mkfifo private/pipe && echo top > top.txt";
+                   mkfifo private/pipe && echo top > top.txt && echo s > shared/s.txt && mkdir shared/d";
     let test = workspace(&agent, 0, command, "");
     let entry =
         |tag: u16, perm: u16| [tag.to_le_bytes().as_slice(), &perm.to_le_bytes(), &u32::MAX.to_le_bytes()].concat();
     let default: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 5), entry(0x20, 0)].concat();
+    // Everyone may write: the umask does not apply where a default ACL is handed down.
+    let open: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 7), entry(0x20, 7)].concat();
     let set_up = |dir: &Path| {
-        std::fs::create_dir_all(dir.join("private")).expect("mkdir");
-        if let Err(error) = xattr::set(dir.join("private"), "system.posix_acl_default", &default) {
-            panic!("setting a default ACL on {}: {error}", dir.display());
+        for (name, acl) in [("private", &default), ("shared", &open)] {
+            std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+            if let Err(error) = xattr::set(dir.join(name), "system.posix_acl_default", acl) {
+                panic!("setting a default ACL on {}: {error}", dir.display());
+            }
         }
     };
     if xattr::set(test.path(), "user.probe", b"1").is_err() {
@@ -612,7 +616,14 @@ fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
     }
     let there = there_as_here(&test, &set_up, command, "find . -mindepth 1 -printf '%p %y %m\\n' | LC_ALL=C sort");
     let joined = there.join("\n");
-    for line in ["./private/new.txt f 640", "./private/sub d 750", "./private/sub/deep.txt f 640", "./top.txt f 644"] {
+    for line in [
+        "./private/new.txt f 640",
+        "./private/sub d 750",
+        "./private/sub/deep.txt f 640",
+        "./top.txt f 644",
+        "./shared/s.txt f 666",
+        "./shared/d d 777",
+    ] {
         assert!(there.iter().any(|listed| listed == line), "{line} missing:\n{joined}");
     }
     // The ACLs themselves, as made here.

@@ -133,7 +133,7 @@ fn set_handed_down(
     mode: u32,
     dir: bool,
 ) -> Result<u32, WorkspaceError> {
-    let masked = default.and_then(|default| masked(default, mode));
+    let masked = default.and_then(|default| masked(default, as_created(mode, dir)));
     on.with_named(path, |named| {
         let set_or_remove = |name: &str, value: Option<&[u8]>| {
             let done = match value {
@@ -152,6 +152,18 @@ fn set_handed_down(
         Ok(())
     })?;
     Ok(masked.map_or(mode, |(_, mode)| mode))
+}
+
+/// The mode an entry the task made with `mode` (on the agent, under the run's umask) was most
+/// likely created with: where a default ACL is handed down the kernel applies no umask, so an
+/// entry of the usual mode under it (0666 or 0777, less the umask) was made with that usual
+/// mode; any other is the mode the task gave it.
+fn as_created(mode: u32, dir: bool) -> u32 {
+    let usual = if dir { 0o777 } else { 0o666 };
+    match crate::process::umask_at_start() {
+        Some(umask) if mode & 0o777 == usual & !umask => (mode & !0o777) | usual,
+        _ => mode,
+    }
 }
 
 /// ACL entry tags (`<linux/posix_acl.h>`).
