@@ -539,6 +539,15 @@ fn a_rewrite_of_a_file_the_master_may_not_write_is_refused_and_nothing_is_applie
     let meta = std::fs::metadata(&rootfile).expect("rootfile");
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (0, 0o644), "still root's, as it was");
     std::fs::remove_file(test.path().join("ws/other-name")).expect("rm");
+    // Made anew in its place (removed, then written again): a run here needs only the
+    // directory for that, and the file is the runner's then.
+    // (A moment after the tree was built: a birth time in the same tick would not tell.)
+    set_task(&test, &agent, "sleep 0.05; rm -f rootfile && echo anew > rootfile", "");
+    let run = run_as_a_user(&test, &["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "--- stdout\n{}\n--- stderr\n{}", run.stdout, run.stderr);
+    assert_eq!(test.read("ws/rootfile"), "anew\n");
+    assert_eq!(std::fs::metadata(&rootfile).expect("rootfile").uid(), 65534);
+    std::fs::write(&rootfile, "root's\n").expect("write");
     // A read-only file of the runner's own is not another user's: it could make it writable
     // here, and the task's rewrite lands.
     std::os::unix::fs::chown(&rootfile, Some(65534), Some(65534)).expect("chown");

@@ -196,7 +196,8 @@ fn apply_steps(
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
     let unpacked = unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?;
-    let (staged, stripped, given) = (unpacked.manifest, unpacked.stripped, unpacked.given);
+    let (staged, stripped, given, made_anew) =
+        (unpacked.manifest, unpacked.stripped, unpacked.given, unpacked.made_anew);
     let mut apply = Apply {
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
@@ -213,6 +214,7 @@ fn apply_steps(
         base_names: base.map(|base| names_by_group(base.manifest)).unwrap_or_default(),
         setid_files: limits.setid_files,
         given: &given,
+        made_anew: &made_anew,
         not_given: Vec::new(),
         unlinked: Vec::new(),
         names_held: PathMap::default(),
@@ -276,6 +278,8 @@ struct Apply<'a> {
     setid_files: bool,
     /// The owners the archive says setuid and setgid files were given (see `owner.rs`).
     given: &'a BTreeMap<RelPath, GivenOwner>,
+    /// Files the task made anew where one was, rather than wrote into (see `unpack.rs`).
+    made_anew: &'a std::collections::BTreeSet<RelPath>,
     /// Setuid or setgid files whose owner could not be given here: that bit was cleared.
     not_given: Vec<RelPath>,
     unlinked: Vec<RelPath>,

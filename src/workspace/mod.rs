@@ -47,7 +47,7 @@ pub use diff::{Changes, diff};
 pub use filter::Filter;
 pub use journal::recover;
 pub use manifest::{Entry, Manifest};
-pub use pack::pack;
+pub use pack::{pack, pack_marking};
 pub use rel_path::RelPath;
 pub use staging::is_apply_leftover;
 pub use timestamp::Timestamp;

@@ -25,7 +25,18 @@ pub fn pack(
     root: &Path,
     manifest: &Manifest,
     paths: Option<&[RelPath]>,
+    out: impl Write,
+) -> Result<u64, WorkspaceError> {
+    pack_marking(root, manifest, paths, out, &|_| false)
+}
+
+/// [`pack`], the files `made_anew` says were made anew (see [`MADE_ANEW_KEY`]) marked so.
+pub fn pack_marking(
+    root: &Path,
+    manifest: &Manifest,
+    paths: Option<&[RelPath]>,
     mut out: impl Write,
+    made_anew: &dyn Fn(&RelPath) -> bool,
 ) -> Result<u64, WorkspaceError> {
     if paths.is_some_and(<[RelPath]>::is_empty) {
         // Most tasks change nothing: their archive is always the same bytes, and making a
@@ -45,8 +56,8 @@ pub fn pack(
             Entry::File { link: Some(leader), .. } if packed.contains(leader) => {
                 append_hard_link(&mut builder, &source, path, leader, entry)?;
             }
-            Entry::File { .. } => {
-                append(&mut builder, &source, path, entry)?;
+            Entry::File { mode, .. } => {
+                append_file(&mut builder, &source, path, entry, *mode, made_anew(path))?;
                 packed.insert(path.clone());
             }
             _ => append(&mut builder, &source, path, entry)?,
@@ -81,6 +92,11 @@ fn empty_archive() -> &'static [u8] {
 /// program would be another, more powerful one.
 pub(super) const OWNER_UID_KEY: &str = "SLOTH.uid";
 pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
+
+/// A PAX record of a file the task made anew where one was — removed and created again, or
+/// another moved over it (`sed -i`, `cp --remove-destination`) — rather than wrote into: a run
+/// here needs no right to the file it replaces for that, only to its directory.
+pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 
 /// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), and the
 /// PAX records of `more`.
@@ -136,7 +152,7 @@ fn append<W: Write>(
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
     let (kind, mode) = match entry {
-        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode),
+        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode, false),
         Entry::Fifo { mode, .. } => (tar::EntryType::Fifo, *mode),
         Entry::Dir { mode, .. } => (tar::EntryType::Directory, *mode),
         Entry::Symlink { .. } => (tar::EntryType::Symlink, 0o777),
@@ -158,6 +174,7 @@ fn append_file<W: Write>(
     path: &RelPath,
     entry: &Entry,
     mode: u32,
+    made_anew: bool,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
     let file = root.open_file(path)?;
@@ -165,7 +182,11 @@ fn append_file<W: Write>(
     // The size at open time: a file that grows meanwhile is cut there; one that shrinks
     // fails the pack rather than producing a corrupt archive.
     let size = meta.len();
-    let mut header = timed_header(builder, entry, &full, &given_owner(mode, &meta))?;
+    let mut records = given_owner(mode, &meta);
+    if made_anew {
+        records.push((MADE_ANEW_KEY, "1".to_owned()));
+    }
+    let mut header = timed_header(builder, entry, &full, &records)?;
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(mode);
     header.set_size(size);

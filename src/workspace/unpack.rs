@@ -14,7 +14,7 @@ use flate2::read::GzDecoder;
 
 use super::WorkspaceError;
 use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS};
-use super::pack::{OWNER_GID_KEY, OWNER_UID_KEY};
+use super::pack::{MADE_ANEW_KEY, OWNER_GID_KEY, OWNER_UID_KEY};
 use super::rel_path::{RelPath, display_bytes};
 use super::timestamp::Timestamp;
 use super::tree_writer::TreeWriter;
@@ -54,6 +54,9 @@ pub struct UnpackStats {
     /// Setuid and setgid files the archive says belong to another owner or group than its
     /// maker's (a task gave them away): see [`GivenOwner`].
     pub given: BTreeMap<RelPath, GivenOwner>,
+    /// Files the archive says the task made anew where one was (removed and created again,
+    /// or another moved over it), rather than wrote into: see `pack::MADE_ANEW_KEY`.
+    pub made_anew: std::collections::BTreeSet<RelPath>,
 }
 
 /// The owner (for a setuid file) and group (for a setgid file) an archive says a file was
@@ -101,7 +104,7 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
         stats.entries += 1;
         let path = RelPath::parse(&raw).map_err(|reason| refuse(&raw, reason))?;
         let mode = entry.header().mode().map_err(corrupt(&raw))? & MODE_MASK;
-        let (mtime, given) = entry_records(&mut entry).map_err(corrupt(&raw))?;
+        let (mtime, given, made_anew) = entry_records(&mut entry).map_err(corrupt(&raw))?;
         let written = match kind {
             tar::EntryType::Directory => {
                 writer.dir(&path, mode, mtime)?;
@@ -122,6 +125,9 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
                 };
                 if given != GivenOwner::default() {
                     stats.given.insert(path.clone(), given);
+                }
+                if made_anew {
+                    stats.made_anew.insert(path.clone());
                 }
                 Entry::File { mode, size, hash, mtime, link: None }
             }
@@ -164,9 +170,10 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
 }
 
 /// The entry's modification time — the PAX `mtime` (with nanoseconds) when there is one, else
-/// the header's seconds — and the owner it says a setuid or setgid file was given.
-fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<(Timestamp, GivenOwner)> {
-    let (mut mtime, mut given) = (None, GivenOwner::default());
+/// the header's seconds — the owner it says a setuid or setgid file was given, and whether it
+/// says the file was made anew.
+fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<(Timestamp, GivenOwner, bool)> {
+    let (mut mtime, mut given, mut made_anew) = (None, GivenOwner::default(), false);
     if let Some(extensions) = entry.pax_extensions()? {
         for extension in extensions {
             let extension = extension?;
@@ -175,6 +182,7 @@ fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<(Tim
                 b"mtime" => mtime = Timestamp::from_pax(value).or(mtime),
                 key if key == OWNER_UID_KEY.as_bytes() => given.uid = value.parse().ok(),
                 key if key == OWNER_GID_KEY.as_bytes() => given.gid = value.parse().ok(),
+                key if key == MADE_ANEW_KEY.as_bytes() => made_anew = value == "1",
                 _ => {}
             }
         }
@@ -183,7 +191,7 @@ fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<(Tim
         Some(mtime) => mtime,
         None => Timestamp { secs: i64::try_from(entry.header().mtime()?).unwrap_or(i64::MAX), nanos: 0 },
     };
-    Ok((mtime, given))
+    Ok((mtime, given, made_anew))
 }
 
 /// The compressed archives read ahead to tell an empty one (a task that changed nothing):

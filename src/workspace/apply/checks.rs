@@ -69,7 +69,9 @@ impl Apply<'_> {
             // A file of the runner's own it may not write (read-only) it could have made
             // writable here (`chmod u+w`, or `cp -f` over it): not refused.
             let theirs = self.root.lstat(path)?.is_some_and(|here| here.uid != nix::unistd::geteuid().as_raw());
-            if !theirs {
+            // Made anew where it was (`rm f; echo > f`, `sed -i`): a run here needs only its
+            // directory for that, as the apply does.
+            if !theirs || self.made_anew.contains(path) {
                 continue;
             }
             // Another user's file: its mode only its owner changes here (and a file with other
