@@ -409,8 +409,7 @@ fn what_a_task_did_in_a_read_only_workspace_directory_lands_for_a_user_who_is_no
 #[test]
 fn a_directory_a_task_left_unreadable_comes_back_from_an_agent_that_is_not_root() {
     use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to start an agent as another user");
+    if skipped_unless_root("to start an agent as another user") {
         return;
     }
     let (_work, agent) = agent_as_a_user(&[]);
@@ -430,8 +429,7 @@ fn a_directory_a_task_left_unreadable_comes_back_from_an_agent_that_is_not_root(
 #[test]
 fn files_a_task_left_unreadable_come_back_from_an_agent_that_is_not_root() {
     use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to start an agent as another user");
+    if skipped_unless_root("to start an agent as another user") {
         return;
     }
     let (_work, agent) = agent_as_a_user(&[]);
@@ -458,8 +456,7 @@ fn files_a_task_left_unreadable_come_back_from_an_agent_that_is_not_root() {
 #[test]
 fn a_cached_content_made_unreadable_is_fetched_again_by_an_agent_that_is_not_root() {
     use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to start an agent as another user");
+    if skipped_unless_root("to start an agent as another user") {
         return;
     }
     let cache = tempfile::tempdir().expect("cache");
@@ -512,8 +509,7 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn a_rewrite_of_a_file_the_master_may_not_write_is_refused_and_nothing_is_applied() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to make another user's file");
+    if skipped_unless_root("to make another user's file") {
         return;
     }
     let agent = Agent::start(&[]);
@@ -814,8 +810,7 @@ fn read_only_directories_a_task_replaced_or_two_tasks_wrote_in_land_for_a_user_w
 /// mark first, where no later agent would take them back).
 #[test]
 fn an_agent_that_is_not_root_removes_what_a_task_left_read_only() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to start an agent as another user");
+    if skipped_unless_root("to start an agent as another user") {
         return;
     }
     let (work, mut agent) = agent_as_a_user(&["--warm-trees", "0"]);
@@ -846,8 +841,7 @@ fn an_agent_that_is_not_root_removes_what_a_task_left_read_only() {
 #[test]
 fn a_read_only_directory_that_is_not_the_users_fails_the_apply_plainly_and_keeps_nothing() {
     use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to give a directory to another user");
+    if skipped_unless_root("to give a directory to another user") {
         return;
     }
     let agent = Agent::start(&[]);
@@ -894,8 +888,7 @@ fn the_summary_counts_the_files_a_task_changed_not_the_directories_that_came_wit
 #[test]
 fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_s_group() {
     use std::os::unix::fs::{PermissionsExt, chown};
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to give files to other users");
+    if skipped_unless_root("to give files to other users") {
         return;
     }
     let agent = Agent::start(&[]);
@@ -941,8 +934,7 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
 #[test]
 fn a_setuid_file_the_task_gave_another_owner_is_that_owner_s_here_never_the_runner_s() {
     use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to give files to other users");
+    if skipped_unless_root("to give files to other users") {
         return;
     }
     let agent = Agent::start(&[]);
@@ -1163,8 +1155,7 @@ fn a_directory_moved_to_an_excluded_name_and_replaced_carries_nothing_back_and_s
 #[test]
 fn a_name_relinked_to_another_file_gives_the_group_that_file_s_owner() {
     use std::os::unix::fs::chown;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to give files to other users");
+    if skipped_unless_root("to give files to other users") {
         return;
     }
     let agent = Agent::start(&[]);
@@ -1187,4 +1178,13 @@ fn a_name_relinked_to_another_file_gives_the_group_that_file_s_owner() {
     let there = here(&ws, owners);
     assert_eq!(there, here(&local, owners), "after the remote run, then after the same commands here");
     assert!(there.iter().all(|line| line.contains(" 1002:1002 ")), "{there:?}");
+}
+
+/// Whether a test that needs root (`why`) is skipped, saying so: the tests run as root.
+fn skipped_unless_root(why: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        eprintln!("skipped: needs root {why}");
+    }
+    !root
 }

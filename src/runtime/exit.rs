@@ -29,7 +29,9 @@ fn code_of(code: &Value) -> LuaResult<i32> {
         // (As Lua's: the C exit status of what is given.)
         Value::Integer(code) => Ok(*code as i32),
         Value::Number(code) if code.fract() == 0.0 && code.abs() < 9.2e18 => Ok(*code as i64 as i32),
-        Value::Number(_) => Err(mlua::Error::runtime("bad argument #1 to 'exit' (number has no integer representation)")),
+        Value::Number(_) => {
+            Err(mlua::Error::runtime("bad argument #1 to 'exit' (number has no integer representation)"))
+        }
         other => Err(mlua::Error::runtime(format!(
             "bad argument #1 to 'exit' (number or boolean expected, got {})",
             other.type_name()

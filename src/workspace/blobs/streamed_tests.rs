@@ -49,6 +49,35 @@ impl Read for Replay<'_> {
     }
 }
 
+/// Packs `hashes` of `manifest`'s files under `root` in `format`, recording the archive and
+/// where in it each announcement was made.
+fn pack_recorded(
+    root: &std::path::Path,
+    manifest: &Manifest,
+    hashes: &[blake3::Hash],
+    format: BlobFormat,
+) -> (Recorded, crate::workspace::BlobPack) {
+    let recording = std::cell::RefCell::new(Recorded::default());
+    struct Out<'a>(&'a std::cell::RefCell<Recorded>);
+    impl Write for Out<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.borrow_mut().bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let report = pack_blobs_announcing(root, manifest, hashes, (Out(&recording), format), root, |path, entry| {
+        let mut recorded = recording.borrow_mut();
+        let offset = recorded.bytes.len();
+        recorded.announced.push((offset, path.clone(), entry.clone()));
+        Ok(())
+    })
+    .expect("pack");
+    (recording.into_inner(), report)
+}
+
 /// Contents no scan of this process has seen (a scan's contents are sent from memory, never
 /// read again, so they are never found changed).
 fn unique(label: usize) -> Vec<u8> {
@@ -106,26 +135,7 @@ fn round_trip(cases: &[Case], contents: &[Vec<u8>], format: BlobFormat) -> Resul
     let cache_dir = tempfile::tempdir().expect("tempdir");
     let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
     let missing = cache.missing(&manifest);
-    let mut recorded = Recorded::default();
-    let recording = std::cell::RefCell::new(&mut recorded);
-    struct Out<'a, 'b>(&'a std::cell::RefCell<&'b mut Recorded>);
-    impl Write for Out<'_, '_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.borrow_mut().bytes.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let framed = (Out(&recording), format);
-    let report = pack_blobs_announcing(source.path(), &manifest, &missing, framed, source.path(), |path, entry| {
-        let mut recorded = recording.borrow_mut();
-        let offset = recorded.bytes.len();
-        recorded.announced.push((offset, path.clone(), entry.clone()));
-        Ok(())
-    })
-    .expect("pack");
+    let (recorded, report) = pack_recorded(source.path(), &manifest, &missing, format);
     let announced: BTreeMap<RelPath, Entry> =
         recorded.announced.iter().map(|(_, path, entry)| (path.clone(), entry.clone())).collect();
     prop_assert_eq!(&announced, &report.amended.iter().cloned().collect::<BTreeMap<_, _>>());
@@ -283,33 +293,8 @@ fn a_hard_link_broken_since_the_manifest_keeps_what_it_holds() {
     let cache_dir = tempfile::tempdir().expect("tempdir");
     let cache = BlobCache::new(cache_dir.path(), u64::MAX).expect("cache");
     for format in [BlobFormat::Framed, BlobFormat::Tar] {
-        let mut recorded = Recorded::default();
-        let recording = std::cell::RefCell::new(&mut recorded);
-        struct Out<'a, 'b>(&'a std::cell::RefCell<&'b mut Recorded>);
-        impl Write for Out<'_, '_> {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.borrow_mut().bytes.extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let missing = cache.missing(&manifest);
-        let report = pack_blobs_announcing(
-            source.path(),
-            &manifest,
-            &missing,
-            (Out(&recording), format),
-            source.path(),
-            |p, e| {
-                let mut recorded = recording.borrow_mut();
-                let offset = recorded.bytes.len();
-                recorded.announced.push((offset, p.clone(), e.clone()));
-                Ok(())
-            },
-        )
-        .expect("pack");
+        let (recorded, report) = pack_recorded(source.path(), &manifest, &missing, format);
         assert!(
             report.amended.iter().any(|(p, e)| *p == path("b")
                 && matches!(e, Entry::File { link: None, hash, .. } if *hash == blake3::hash(&old))),
