@@ -208,6 +208,50 @@ fn a_real_agent_refuses_crafted_contents_and_writes_nothing_outside() {
     }
 }
 
+/// The same for contents in the framed form (`SLBLOB1`): a content other than its hash says, a
+/// frame of an unknown kind, and one whose size runs past the archive are refused, naming
+/// what is wrong, and nothing is written outside.
+#[test]
+fn a_real_agent_refuses_crafted_framed_contents() {
+    use std::io::Write;
+    let outside = tempfile::tempdir().expect("tempdir");
+    let work_dir = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work_dir.path().to_string_lossy()]);
+    let content = b"owned";
+    let hash = blake3::hash(content);
+    let manifest = vec![sloth_runner::rpc::proto::FileEntry {
+        path: b"a.txt".to_vec(),
+        kind: sloth_runner::rpc::proto::file_entry::Kind::File as i32,
+        mode: 0o644,
+        size: content.len() as u64,
+        hash: hash.as_bytes().to_vec(),
+        ..Default::default()
+    }];
+    let framed = |frames: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(sloth_runner::workspace::blob_stream::MAGIC).expect("write");
+        encoder.write_all(frames).expect("write");
+        encoder.finish().expect("finish")
+    };
+    let frame = |size: u64, bytes: &[u8]| [&[1u8][..], hash.as_bytes(), &size.to_le_bytes(), bytes].concat();
+    let cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "content other than its name says",
+            framed(&[frame(6, b"forged"), vec![0]].concat()),
+            hash.to_hex().to_string(),
+        ),
+        ("a frame of an unknown kind", framed(&[7]), "unknown frame 7".to_owned()),
+        // (What follows is read as its content, which then is not what its name says.)
+        ("a size past the archive", framed(&[frame(1 << 40, b"owned"), vec![0]].concat()), hash.to_hex().to_string()),
+    ];
+    for (label, blobs, named) in cases {
+        let status = crate::support::agent::send_raw(&agent, manifest.clone(), blobs);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{label}: {status:?}");
+        assert!(status.message().contains(&named), "{label}: {}", status.message());
+        assert!(std::fs::read_dir(outside.path()).expect("list").next().is_none(), "{label}: wrote outside");
+    }
+}
+
 /// An agent that answers every task with the same (hostile) changes.
 struct HostileAgent {
     changes: Vec<u8>,
