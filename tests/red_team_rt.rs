@@ -602,11 +602,9 @@ fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
     let command = "echo secret > private/new.txt && mkdir private/sub && echo s > private/sub/deep.txt && \
                    mkfifo private/pipe && echo top > top.txt && echo s > shared/s.txt && mkdir shared/d";
     let test = workspace(&agent, 0, command, "");
-    let entry =
-        |tag: u16, perm: u16| [tag.to_le_bytes().as_slice(), &perm.to_le_bytes(), &u32::MAX.to_le_bytes()].concat();
-    let default: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 5), entry(0x20, 0)].concat();
+    let default = acl(&[(1, 7), (4, 5), (0x20, 0)]);
     // Everyone may write: the umask does not apply where a default ACL is handed down.
-    let open: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 7), entry(0x20, 7)].concat();
+    let open = acl(&[(1, 7), (4, 7), (0x20, 7)]);
     let set_up = |dir: &Path| {
         for (name, acl) in [("private", &default), ("shared", &open)] {
             std::fs::create_dir_all(dir.join(name)).expect("mkdir");
@@ -615,8 +613,7 @@ fn what_a_task_makes_in_a_directory_with_a_default_acl_lands_as_made_there() {
             }
         }
     };
-    if xattr::set(test.path(), "user.probe", b"1").is_err() {
-        eprintln!("skipped: the filesystem of {} keeps no extended attributes", test.path().display());
+    if skipped_without_attributes(test.path()) {
         return;
     }
     let there = there_as_here(&test, &set_up, command, "find . -mindepth 1 -printf '%p %y %m\\n' | LC_ALL=C sort");
@@ -650,17 +647,14 @@ fn what_lands_where_no_default_acl_is_handed_down_holds_none_even_below_a_root_t
     let agent = Agent::start(&[]);
     let command = "echo o > open/file.txt && echo r > top.txt";
     let test = workspace(&agent, 0, command, "");
-    let entry =
-        |tag: u16, perm: u16| [tag.to_le_bytes().as_slice(), &perm.to_le_bytes(), &u32::MAX.to_le_bytes()].concat();
-    let default: Vec<u8> = [2u32.to_le_bytes().to_vec(), entry(1, 7), entry(4, 5), entry(0x20, 0)].concat();
+    let default = acl(&[(1, 7), (4, 5), (0x20, 0)]);
     let set_up = |dir: &Path| {
         std::fs::create_dir_all(dir.join("open")).expect("mkdir");
         if let Err(error) = xattr::set(dir, "system.posix_acl_default", &default) {
             panic!("setting a default ACL on {}: {error}", dir.display());
         }
     };
-    if xattr::set(test.path(), "user.probe", b"1").is_err() {
-        eprintln!("skipped: the filesystem of {} keeps no extended attributes", test.path().display());
+    if skipped_without_attributes(test.path()) {
         return;
     }
     let there = there_as_here(&test, &set_up, command, "find . -mindepth 1 -printf '%p %y %m\\n' | LC_ALL=C sort");
@@ -1187,4 +1181,26 @@ fn skipped_unless_root(why: &str) -> bool {
         eprintln!("skipped: needs root {why}");
     }
     !root
+}
+
+/// An ACL in its stored form: version 2, then each entry's tag and permissions, for entries
+/// that name no user or group.
+fn acl(entries: &[(u16, u16)]) -> Vec<u8> {
+    let mut bytes = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in entries {
+        bytes.extend_from_slice(&tag.to_le_bytes());
+        bytes.extend_from_slice(&perm.to_le_bytes());
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    bytes
+}
+
+/// Whether a test of extended attributes is skipped, saying so: the filesystem at `dir` keeps
+/// none.
+fn skipped_without_attributes(dir: &Path) -> bool {
+    let kept = xattr::set(dir, "user.probe", b"1").is_ok();
+    if !kept {
+        eprintln!("skipped: the filesystem of {} keeps no extended attributes", dir.display());
+    }
+    !kept
 }
