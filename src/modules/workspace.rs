@@ -294,29 +294,16 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             // And one whose bytes it moved out of its tree, on an agent.
             let kept_outside =
                 if agent_tree { core::moved_out::keep_outside(&root, &base, &mut changes) } else { Vec::new() };
-            // A file the task made anew where one was — another inode than the one it started
-            // from, or one born since the tree was built (a freed inode number is given again
-            // at once) — is marked so: the master judges what a run there could have done by it.
-            let made_anew = |path: &crate::workspace::RelPath| {
-                if !matches!(base.entries.get(path), Some(crate::workspace::Entry::File { .. })) {
-                    return false;
-                }
-                let other_inode = matches!(
-                    (base.stamps.get(path), after.stamps.get(path)),
-                    (Some(before), Some(now)) if before.ino != now.ino
-                );
-                other_inode || born_since(&root.join(path.as_path()), base.settled_before)
-            };
             let (storage, entries) = match (output, spill) {
                 (Some(path), _) => {
                     let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
                     let out = std::io::BufWriter::new(file);
-                    let entries = core::pack_marking(&root, &after, Some(&changes.changed), out, &made_anew)?;
+                    let entries = core::pack_marking(&root, &after, Some(&changes.changed), out, Some(&base))?;
                     (Storage::Path(path), entries)
                 }
                 (None, spill) => {
                     let mut sink = Spill::in_dir(spill.expect("a spill directory without an output"));
-                    let entries = core::pack_marking(&root, &after, Some(&changes.changed), &mut sink, &made_anew)?;
+                    let entries = core::pack_marking(&root, &after, Some(&changes.changed), &mut sink, Some(&base))?;
                     let dir = sink.spill_dir();
                     let storage = match sink.finish().map_err(WorkspaceError::io(&dir))? {
                         Spilled::Memory(bytes) => Storage::Memory(bytes.into()),
@@ -447,17 +434,4 @@ fn archive_reader(archive: &AnyUserData, function: &'static str) -> Answer<Box<d
             .raised_by(call_name(function))
             .with("path", archive.path().map(|path| path.display().to_string()))
     }))
-}
-
-/// Whether the entry at `path` (not followed) was born after `since`, where the
-/// filesystem keeps birth times.
-fn born_since(path: &std::path::Path, since: Option<crate::workspace::Timestamp>) -> bool {
-    let Some(since) = since else { return false };
-    let Ok(born) = std::fs::symlink_metadata(path).and_then(|meta| meta.created()) else { return false };
-    let Ok(born) = born.duration_since(std::time::UNIX_EPOCH) else { return false };
-    let born = crate::workspace::Timestamp::new(
-        i64::try_from(born.as_secs()).unwrap_or(i64::MAX),
-        i64::from(born.subsec_nanos()),
-    );
-    born > since
 }

@@ -178,11 +178,11 @@ pub(super) async fn receive_incremental(
         let store_cache = cache.clone();
         let target = Arc::clone(&manifest);
         let pins = (pin, pin_amended);
-        (
-            sent,
+        let (built, kept) =
             build_from_spool(plan, (stored, sent), store_cache, target, (root, leased, limits, root_meta), pins)
-                .await?,
-        )
+                .await?;
+        // (Nothing came for a new tree here: nothing goes into the cache after.)
+        (sent, (built, kept, false))
     };
     warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
     warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
@@ -211,10 +211,7 @@ pub(super) async fn receive_incremental(
         // content that failed verification.
         built = blocking(move || {
             let build = cache.build(&target, &root, &limits)?;
-            if build.missing().is_empty() {
-                return Ok(Built::Done(complete(build, &cache, pins, (true, &root), root_meta)?));
-            }
-            Ok(Built::Lacking(Box::new((build, pins))))
+            completed(build, &cache, pins, (true, &root), root_meta)
         })
         .await?;
         kept = 0;
@@ -269,8 +266,8 @@ pub(super) async fn receive_incremental(
 
 /// Builds the task's tree from the cache and the archive spooled at `stored` (`sent` bytes,
 /// none when nothing was asked for): a kept tree brought to `target` by its plan (what came
-/// stored into the cache first), or a new one. Also returns the files a plan kept and whether
-/// the cache has room for what came.
+/// stored into the cache first), or a new one whose every content the cache holds (what a new
+/// tree lacks comes streamed: [`build_while_receiving`]). Also returns the files a plan kept.
 async fn build_from_spool(
     plan: Option<crate::workspace::warm::Plan>,
     (stored, sent): (std::path::PathBuf, u64),
@@ -278,20 +275,20 @@ async fn build_from_spool(
     target: Arc<crate::workspace::manifest::Manifest>,
     (root, leased, limits, root_meta): (std::path::PathBuf, bool, Limits, Option<RootMeta>),
     pins: Pins,
-) -> Result<(Built, usize, bool), Status> {
+) -> Result<(Built, usize), Status> {
     blocking(move || {
-        let (build, kept, room) = match plan {
+        let (build, kept) = match plan {
             Some(plan) => {
                 if sent > 0 {
                     store(&store_cache, &stored, &limits)?;
                 }
                 let kept = plan.kept_files();
                 match plan.execute(&root, &target, &store_cache, &limits) {
-                    Ok(build) => (build, kept, false),
+                    Ok(build) => (build, kept),
                     // Something the last task left that this agent cannot undo (an immutable
                     // file, an entry it may not remove): the task gets a new tree instead.
                     Err(error) if !crate::workspace::beneath::is_no_space(&error) => {
-                        return Ok((Built::Unreconciled(error.to_string(), pins), 0, false));
+                        return Ok((Built::Unreconciled(error.to_string(), pins), 0));
                     }
                     Err(error) => return Err(error),
                 }
@@ -301,30 +298,10 @@ async fn build_from_spool(
                 if !leased {
                     std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
                 }
-                let mut build = store_cache.build(&target, &root, &limits)?;
-                let mut room = false;
-                if sent > 0 {
-                    let file = std::fs::File::open(&stored).map_err(WorkspaceError::io(&stored))?;
-                    let filled = store_cache.fill(&mut build, std::io::BufReader::new(file), &limits)?;
-                    // On a disk the tree shares with the cache, the room is the task's: what
-                    // came is not kept (and its archive goes now) unless as much stays free.
-                    room = store_cache.has_room_for(filled.bytes);
-                    if !room {
-                        tracing::warn!(
-                            bytes = filled.bytes,
-                            "the agent's disk is short: the contents that came are not kept in the cache"
-                        );
-                        let _ = std::fs::remove_file(&stored);
-                    }
-                }
-                (build, 0, room)
+                (store_cache.build(&target, &root, &limits)?, 0)
             }
         };
-        if build.missing().is_empty() {
-            let built = complete(build, &store_cache, pins, (leased, &root), root_meta)?;
-            return Ok((Built::Done(built), kept, room));
-        }
-        Ok((Built::Lacking(Box::new((build, pins))), kept, room))
+        Ok((completed(build, &store_cache, pins, (leased, &root), root_meta)?, kept))
     })
     .await
 }
@@ -340,6 +317,21 @@ pub(super) enum Built {
 }
 
 pub(super) type Pins = (crate::workspace::blobs::Pin, Option<crate::workspace::blobs::Pin>);
+
+/// The tree `build` made: completed (see [`complete`]) if every content is written, else
+/// lacking what a cached copy failed to give (asked for again).
+pub(super) fn completed(
+    build: crate::workspace::Build,
+    cache: &BlobCache,
+    pins: Pins,
+    tree: (bool, &std::path::Path),
+    root_meta: Option<RootMeta>,
+) -> Result<Built, WorkspaceError> {
+    if build.missing().is_empty() {
+        return Ok(Built::Done(complete(build, cache, pins, tree, root_meta)?));
+    }
+    Ok(Built::Lacking(Box::new((build, pins))))
+}
 
 /// Completes a tree whose every content is written: what was built (for a kept tree, with its
 /// entries' identities, so that the scan after the task reads only what changed), its root

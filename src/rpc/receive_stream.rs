@@ -15,7 +15,7 @@ use tokio::sync::mpsc::Receiver;
 use tonic::{Status, Streaming};
 
 use super::proto::ExecuteRequest;
-use super::receive::{Built, NotReceived, Pins, Received, complete, receive_forwarding};
+use super::receive::{Built, NotReceived, Pins, Received, completed, receive_forwarding};
 use super::task_dir::TaskDir;
 use crate::workspace::manifest::{Entry, Manifest};
 use crate::workspace::rel_path::RelPath;
@@ -108,10 +108,7 @@ fn build(tree: NewTree, from_call: Receiver<Incoming>, pins: Pins) -> Result<(Bu
             "the agent's disk is short: the contents that came are not kept in the cache"
         );
     }
-    if build.missing().is_empty() {
-        return Ok((Built::Done(complete(build, &cache, pins, (leased, &root), root_meta)?), room));
-    }
-    Ok((Built::Lacking(Box::new((build, pins))), room))
+    Ok((completed(build, &cache, pins, (leased, &root), root_meta)?, room))
 }
 
 /// The archive as the fill reads it: the chunks as they came on the call, each announcement

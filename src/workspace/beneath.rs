@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -186,6 +186,8 @@ fn io(errno: Errno) -> std::io::Error {
     std::io::Error::from(errno)
 }
 
+mod access;
+
 const DIR_FLAGS: OFlag = OFlag::O_PATH.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 impl Root {
@@ -323,9 +325,7 @@ impl Root {
     /// it; None otherwise, or when `path` is not a directory here.
     pub fn born(&self, path: &RelPath) -> Option<Timestamp> {
         let fd = self.resolve_dir(path, false).ok()?;
-        let created = File::from(fd).metadata().ok()?.created().ok()?;
-        let since = created.duration_since(std::time::UNIX_EPOCH).ok()?;
-        Some(Timestamp::new(i64::try_from(since.as_secs()).ok()?, i64::from(since.subsec_nanos())))
+        Timestamp::from_system(File::from(fd).metadata().ok()?.created().ok()?)
     }
 
     /// The entry at `path`, not following it; None when there is none beneath the root (also
@@ -336,61 +336,6 @@ impl Root {
                 Ok(stat) => Ok(Some(Stat::from_file_stat(&stat))),
                 Err(Errno::ENOENT | Errno::ENOTDIR) => Ok(None),
                 Err(errno) => Err(self.err(path)(errno)),
-            }
-        });
-        match found {
-            Ok(result) => result,
-            Err(blocked @ Blocked::Failed { .. }) => Err(Self::refused(path, blocked)),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Whether this process may write the regular file at `path` (its permissions, ACLs and
-    /// groups, as the system judges them for the effective user); None when there is none.
-    pub fn may_write(&self, path: &RelPath) -> Result<Option<bool>, WorkspaceError> {
-        let found = self.with_parent(path, false, |parent| {
-            let stat = match nix::sys::stat::fstatat(parent, os(path.name()), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                Ok(stat) => Stat::from_file_stat(&stat),
-                Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(None),
-                Err(errno) => return Err(self.err(path)(errno)),
-            };
-            if stat.kind != Kind::File {
-                return Ok(None);
-            }
-            let access = nix::unistd::faccessat(
-                parent,
-                os(path.name()),
-                nix::unistd::AccessFlags::W_OK,
-                AtFlags::AT_EACCESS | AtFlags::AT_SYMLINK_NOFOLLOW,
-            );
-            match access {
-                Ok(()) => Ok(Some(true)),
-                Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Ok(Some(false)),
-                Err(Errno::ENOENT) => Ok(None),
-                Err(errno) => Err(self.err(path)(errno)),
-            }
-        });
-        match found {
-            Ok(result) => result,
-            Err(blocked @ Blocked::Failed { .. }) => Err(Self::refused(path, blocked)),
-            Err(_) => Ok(None),
-        }
-    }
-
-    /// Runs `f` with a path that names the entry at `path` through the descriptor of its
-    /// directory (`/proc/self/fd/N/name`: no link on the way is followed; the entry itself is
-    /// followed only if `f` does) — for calls that take a path only (extended attributes).
-    pub fn with_named<T>(
-        &self,
-        path: &RelPath,
-        f: impl FnOnce(&Path) -> std::io::Result<T>,
-    ) -> Result<Option<T>, WorkspaceError> {
-        let found = self.with_parent(path, false, |parent| {
-            let named = Path::new("/proc/self/fd").join(parent.as_raw_fd().to_string()).join(os(path.name()));
-            match f(&named) {
-                Ok(value) => Ok(Some(value)),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(error) => Err(WorkspaceError::Io { path: self.display(path), source: error }),
             }
         });
         match found {

@@ -133,7 +133,10 @@ fn agents_own(name: &std::ffi::OsStr) -> bool {
     let numbered = |prefix: &[u8]| {
         name.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && rest.iter().all(u8::is_ascii_digit))
     };
-    numbered(b"tree-") || name == b"workspace" || name.starts_with(b"blobs") || name.starts_with(b".")
+    numbered(super::trees::TREE_PREFIX.as_bytes())
+        || name == b"workspace"
+        || name.starts_with(b"blobs")
+        || name.starts_with(b".")
 }
 
 /// The most entries beside a tree that are looked through for files moved out of it.

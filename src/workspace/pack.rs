@@ -14,6 +14,7 @@ use super::WorkspaceError;
 use super::beneath::Root;
 use super::manifest::{Entry, Manifest};
 use super::rel_path::RelPath;
+use super::timestamp::Timestamp;
 
 /// gzip level: the fast end. At the default level compression is by far the slowest step of a
 /// sync; level 1 keeps most of the size benefit.
@@ -27,16 +28,17 @@ pub fn pack(
     paths: Option<&[RelPath]>,
     out: impl Write,
 ) -> Result<u64, WorkspaceError> {
-    pack_marking(root, manifest, paths, out, &|_| false)
+    pack_marking(root, manifest, paths, out, None)
 }
 
-/// [`pack`], the files `made_anew` says were made anew (see [`MADE_ANEW_KEY`]) marked so.
+/// [`pack`] of a task's changes to the tree it started from as `base`: the files it made anew
+/// where one was (see [`MADE_ANEW_KEY`]) are marked so.
 pub fn pack_marking(
     root: &Path,
     manifest: &Manifest,
     paths: Option<&[RelPath]>,
     mut out: impl Write,
-    made_anew: &dyn Fn(&RelPath) -> bool,
+    base: Option<&Manifest>,
 ) -> Result<u64, WorkspaceError> {
     if paths.is_some_and(<[RelPath]>::is_empty) {
         // Most tasks change nothing: their archive is always the same bytes, and making a
@@ -57,7 +59,8 @@ pub fn pack_marking(
                 append_hard_link(&mut builder, &source, path, leader, entry)?;
             }
             Entry::File { mode, .. } => {
-                append_file(&mut builder, &source, path, entry, *mode, made_anew(path))?;
+                let anew = base.is_some_and(|base| made_anew(&source, base, manifest, path));
+                append_file(&mut builder, &source, path, entry, *mode, anew)?;
                 packed.insert(path.clone());
             }
             _ => append(&mut builder, &source, path, entry)?,
@@ -97,6 +100,22 @@ pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
 /// another moved over it (`sed -i`, `cp --remove-destination`) — rather than wrote into: a run
 /// here needs no right to the file it replaces for that, only to its directory.
 pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
+
+/// Whether the task made the file at `path` anew where one of `base` was: another inode than the
+/// one it started from (`after` is the tree as scanned after it), or one born since the tree
+/// was built (a freed inode number is given again at once), where the filesystem keeps birth
+/// times.
+fn made_anew(tree: &Root, base: &Manifest, after: &Manifest, path: &RelPath) -> bool {
+    if !matches!(base.entries.get(path), Some(Entry::File { .. })) {
+        return false;
+    }
+    if matches!((base.stamps.get(path), after.stamps.get(path)), (Some(before), Some(now)) if before.ino != now.ino) {
+        return true;
+    }
+    let Some(built) = base.settled_before else { return false };
+    let born = tree.with_named(path, |named| std::fs::symlink_metadata(named).and_then(|meta| meta.created()));
+    born.ok().flatten().and_then(Timestamp::from_system).is_some_and(|born| born > built)
+}
 
 /// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), and the
 /// PAX records of `more`.

@@ -11,11 +11,15 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    /// From `stat`'s fields; out-of-range nanoseconds are clamped.
     /// The time now.
     pub fn now() -> Self {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Self { secs: i64::try_from(now.as_secs()).unwrap_or(i64::MAX), nanos: now.subsec_nanos() }
+        Self::from_system(std::time::SystemTime::now()).unwrap_or_default()
+    }
+
+    /// `time`, when it is after the epoch.
+    pub fn from_system(time: std::time::SystemTime) -> Option<Self> {
+        let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(Self { secs: i64::try_from(since.as_secs()).unwrap_or(i64::MAX), nanos: since.subsec_nanos() })
     }
 
     /// Nanoseconds since the epoch.
@@ -23,6 +27,7 @@ impl Timestamp {
         i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos)
     }
 
+    /// From `stat`'s fields; out-of-range nanoseconds are clamped.
     pub fn new(secs: i64, nanos: i64) -> Self {
         Self { secs, nanos: u32::try_from(nanos.clamp(0, 999_999_999)).unwrap_or(0) }
     }

@@ -12,6 +12,9 @@ use super::WorkspaceError;
 use super::manifest::Manifest;
 use super::tree_processes::{PidMark, process_inside};
 
+/// A tree's name in the pool's directory: this, then a number.
+pub(super) const TREE_PREFIX: &str = "tree-";
+
 /// Idle trees, by key, least recently used first.
 #[derive(Debug)]
 pub struct TreePool {
@@ -166,7 +169,7 @@ impl TreePool {
 
     /// A new empty tree for `key`.
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
-        let root = self.dir.join(format!("tree-{}", self.next.fetch_add(1, Ordering::Relaxed)));
+        let root = self.dir.join(format!("{TREE_PREFIX}{}", self.next.fetch_add(1, Ordering::Relaxed)));
         std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
         let identity = Identity::of(&root).ok_or_else(|| WorkspaceError::Io {
             path: root.clone(),

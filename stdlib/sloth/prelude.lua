@@ -209,19 +209,25 @@ end
 local raw_pcall, raw_xpcall, protected_resume = pcall, xpcall, coroutine.resume
 local stopped, is_engine_source, getinfo = core.stopped, core.is_engine_source, debug.getinfo
 local wrappers = {}
+--- Whose call it was: the first function from `level` up (as the function calling this counts
+--- levels) that is neither C nor one of these wrappers (`pcall(pcall, f)`: the outer pcall was
+--- called by the pipeline); nil when there is none.
+local function first_caller(level)
+  level = level + 1
+  local caller = getinfo(level, "Sf")
+  while caller and (caller.what == "C" or wrappers[caller.func]) do
+    level = level + 1
+    caller = getinfo(level, "Sf")
+  end
+  return caller
+end
 --- Raises the stop if what the caller caught was one (level 2: the caller of the tail-called
 --- wrapper below).
 local function passed_on(ok, ...)
   if not ok then
     local why = stopped()
     if why then
-      -- Whose call it was: the first function up from here that is neither C nor one of these
-      -- wrappers (`pcall(pcall, f)`: the outer pcall was called by the pipeline).
-      local level, caller = 2, getinfo(2, "Sf")
-      while caller and (caller.what == "C" or wrappers[caller.func]) do
-        level = level + 1
-        caller = getinfo(level, "Sf")
-      end
+      local caller = first_caller(2)
       if caller and not is_engine_source(caller.source) then
         error(why, 0)
       end
@@ -229,14 +235,9 @@ local function passed_on(ok, ...)
   end
   return ok, ...
 end
---- Whether the caller of the function calling this (skipping C functions and the wrappers
---- below, which pass calls on) is the engine's code.
+--- Whether the caller of the function calling this is the engine's code.
 local function engine_caller()
-  local level, caller = 3, getinfo(3, "Sf")
-  while caller and (caller.what == "C" or wrappers[caller.func]) do
-    level = level + 1
-    caller = getinfo(level, "Sf")
-  end
+  local caller = first_caller(3)
   return caller == nil or is_engine_source(caller.source)
 end
 --- The engine's own pcall and xpcall, which catch a stop (see sloth.preempt): not the
