@@ -920,6 +920,59 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
     );
 }
 
+/// A file the task made anew where another user's was — removed and written again, another
+/// moved over it — is the runner's, as a run here makes it: given the old owner, a secret the
+/// task wrote with `umask 077` would be theirs to read. Nor does it keep the old file's
+/// extended attributes. (As root: the files belong to others.)
+#[test]
+fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() {
+    use std::os::unix::fs::chown;
+    if skipped_unless_root("to give files to other users") {
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let command = "rm key; (umask 077; echo TOPSECRET > key); cat notes > tmp; echo more >> tmp; mv tmp notes; \
+                   echo kept >> log";
+    let test = workspace(&agent, 1, command, "");
+    let set_up = |ws: &Path| {
+        for (name, text) in [("key", "public\n"), ("notes", "notes\n"), ("log", "log\n")] {
+            std::fs::write(ws.join(name), text).expect("write");
+            chown(ws.join(name), Some(1234), Some(1234)).expect("chown");
+        }
+        // (Where the filesystem keeps user attributes: the old file's is not the new one's.)
+        let _ = xattr::set(ws.join("notes"), "user.origin", b"old file");
+    };
+    let listing = "stat -c '%n %u:%g %a' key notes log";
+    let there = there_as_here(&test, &set_up, command, listing);
+    assert!(there.contains(&"key 0:0 600".to_owned()), "{there:?}");
+    assert!(there.contains(&"notes 0:0 644".to_owned()), "{there:?}");
+    assert!(there.contains(&"log 1234:1234 644".to_owned()), "written into: its owner's {there:?}");
+    assert_eq!(test.read("ws/key"), "TOPSECRET\n");
+    let attribute = xattr::get(test.path().join("ws/notes"), "user.origin").expect("getxattr");
+    assert_eq!(attribute, None, "the old file's attribute is not the new one's");
+}
+
+/// A warning that names a path that is not UTF-8 (a setuid bit not carried, before the task and
+/// after it) is shown, its byte replaced, and the task stays a success with its changes here.
+#[test]
+fn a_warning_naming_a_path_that_is_not_utf8_does_not_fail_the_task() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::start(&[]);
+    let test =
+        workspace(&agent, 1, "echo line >> log.txt; f=$(printf '\\376'); echo x > \"$f\"; chmod 4755 \"$f\"", "")
+            .write("ws/log.txt", "base\n");
+    let already = test.path().join("ws").join(std::ffi::OsStr::from_bytes(b"\xff"));
+    std::fs::write(&already, "s\n").expect("write");
+    std::fs::set_permissions(&already, std::fs::Permissions::from_mode(0o2755)).expect("chmod");
+    let run = test.run(&["run", "tasks.lua"]);
+    assert_eq!(run.code, Some(0), "--- stderr\n{}", run.stderr);
+    assert_eq!(test.read("ws/log.txt"), "base\nline\n");
+    let made = test.path().join("ws").join(std::ffi::OsStr::from_bytes(b"\xfe"));
+    assert_eq!(std::fs::read(&made).expect("the file the task made"), b"x\n");
+    assert!(run.stderr.contains('\u{fffd}'), "the warnings, their byte replaced: {}", run.stderr);
+}
+
 /// With `workspace.setuid = true`, a setuid or setgid program the task gave another owner or
 /// group (`chown 65534 prog; chmod u+s prog`) is that owner's here, as a run here leaves it —
 /// not the runner's own (root's) setuid program — whether made anew, rewritten, or the same

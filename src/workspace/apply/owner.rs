@@ -1,9 +1,10 @@
 //! Whose an entry the apply places is: owners do not travel (the agent's tree is the agent
 //! user's), so the master gives each staged entry the owner and group a run here would have
-//! left it. A regular file the task wrote keeps its owner and group, as a write in place
+//! left it. A regular file the task wrote into keeps its owner and group, as a write in place
 //! leaves a file — every name of a hard-link group that of the file one of its names held
 //! here (`ln prog shared/prog` changes no file's group); anything new — a new file, a link or
-//! pipe made anew (`ln -sf`, `mkfifo`) — is the master user's, in the group its directory
+//! pipe made anew (`ln -sf`, `mkfifo`), a file made anew where one was (`rm f; echo > f`,
+//! `mv tmp f`: the archive says so) — is the master user's, in the group its directory
 //! hands down (a setgid directory's). What the system does not allow (a group this user is
 //! not in, another user's file for a user who is not root) stays this user's.
 //!
@@ -27,7 +28,10 @@ impl Apply<'_> {
     /// `existing` is what the path holds here now.
     pub(super) fn give_owner(&mut self, path: &RelPath, existing: Option<&Stat>) -> Result<(), WorkspaceError> {
         let Some(staged) = self.staged_root.lstat(path)? else { return Ok(()) };
-        let here = if staged.kind != Kind::File {
+        let here = if staged.kind != Kind::File || self.made_anew_file(path) {
+            // (A file made anew where one was — `rm f; (umask 077; echo secret > f)`, `mv tmp
+            // f` — is the runner's as a run here makes it: given the old file's owner, what
+            // the task meant to keep from them would be theirs.)
             None
         } else if self.linked.contains(path) {
             self.group_owner(path)?
@@ -78,6 +82,16 @@ impl Apply<'_> {
             return Ok(None);
         }
         self.staged_root.chown(path, uid, gid).map(Some)
+    }
+
+    /// Whether the task made `path`'s file anew where one was (its hard-link group's first
+    /// name carries the archive's record) rather than wrote into it.
+    pub(super) fn made_anew_file(&self, path: &RelPath) -> bool {
+        let leader = match self.staged.get(path) {
+            Some(Entry::File { link: Some(leader), .. }) => leader,
+            _ => path,
+        };
+        self.made_anew.contains(leader)
     }
 
     /// The owner the archive says `path`'s file was given (its hard-link group's first name

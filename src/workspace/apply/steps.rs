@@ -148,7 +148,7 @@ impl Apply<'_> {
                     self.unlinked.push(path.clone());
                 }
                 self.give_owner(path, existing.as_ref())?;
-                if existing.is_some_and(|here| here.kind == Kind::File) {
+                if existing.is_some_and(|here| here.kind == Kind::File) && !self.made_anew_file(path) {
                     self.keep_attributes(path, existing.as_ref())?;
                 } else {
                     self.hand_down_to_staged(path)?;
