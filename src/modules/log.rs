@@ -25,7 +25,7 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
         ("success", Level::INFO, Some(SUCCESS_MARK)),
     ] {
         let function = lua.create_function(move |lua, (message, fields): (Value, Option<Table>)| {
-            let message = message.to_string()?;
+            let message = text_of(&message)?;
             let fields = format_fields(fields.as_ref(), mark)?;
             // On an agent the line goes to the master; it shows locally only with --verbose.
             if let Some(sink) = lua.app_data_ref::<EventSink>() {
@@ -46,6 +46,16 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     Ok(table)
 }
 
+/// A value as a log line shows it: a string whatever its bytes (a path that is not UTF-8 in a
+/// warning must not turn the warning into the task's failure: its bytes are shown as U+FFFD),
+/// anything else as `tostring` would.
+fn text_of(value: &Value) -> LuaResult<String> {
+    match value {
+        Value::String(text) => Ok(text.to_string_lossy()),
+        other => other.to_string(),
+    }
+}
+
 /// `k=v` pairs sorted by key, so the same fields always print the same way; `mark` replaces a
 /// field of the same name. None when there are none.
 fn format_fields(fields: Option<&Table>, mark: Option<(&str, &str)>) -> LuaResult<Option<String>> {
@@ -53,11 +63,11 @@ fn format_fields(fields: Option<&Table>, mark: Option<(&str, &str)>) -> LuaResul
     if let Some(fields) = fields {
         for pair in fields.pairs::<Value, Value>() {
             let (key, value) = pair?;
-            let key = key.to_string()?;
+            let key = text_of(&key)?;
             if mark.is_some_and(|(name, _)| name == key) {
                 continue;
             }
-            pairs.push(format!("{key}={}", value.to_string()?));
+            pairs.push(format!("{key}={}", text_of(&value)?));
         }
     }
     if let Some((name, value)) = mark {
