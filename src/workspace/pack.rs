@@ -117,10 +117,25 @@ fn made_anew(tree: &Root, base: &Manifest, after: &Manifest, path: &RelPath) -> 
     born.ok().flatten().and_then(Timestamp::from_system).is_some_and(|born| born > built)
 }
 
-/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), and the
-/// PAX records of `more`.
+/// Paths this long or longer travel in a PAX `path` record, the header holding
+/// [`LONG_PATH_PLACEHOLDER`]: tar's own long-name entry, as the tar crate writes it, cannot
+/// carry a path whose first bytes are not UTF-8 (the header's truncated copy comes out empty
+/// and the pack fails — a task's changes lost on the agent).
+const LONG_PATH: usize = 100;
+
+/// What the header of an entry with a long path names (readers take the PAX record).
+const LONG_PATH_PLACEHOLDER: &str = "sloth-long-path";
+
+/// The name `path`'s header holds.
+fn header_path(path: &RelPath) -> &Path {
+    if path.as_bytes().len() >= LONG_PATH { Path::new(LONG_PATH_PLACEHOLDER) } else { path.as_path() }
+}
+
+/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), its path
+/// where it is long (PAX `path`), and the PAX records of `more`.
 fn timed_header<W: Write>(
     builder: &mut tar::Builder<W>,
+    path: &RelPath,
     entry: &Entry,
     full: &Path,
     more: &[(&str, String)],
@@ -129,7 +144,9 @@ fn timed_header<W: Write>(
     let mtime = entry.mtime();
     header.set_mtime(u64::try_from(mtime.secs).unwrap_or(0));
     let mtime = mtime.to_pax();
-    let records = std::iter::once(("mtime", mtime.as_bytes())).chain(more.iter().map(|(k, v)| (*k, v.as_bytes())));
+    let long = (path.as_bytes().len() >= LONG_PATH).then(|| ("path", path.as_bytes()));
+    let records =
+        std::iter::once(("mtime", mtime.as_bytes())).chain(long).chain(more.iter().map(|(k, v)| (*k, v.as_bytes())));
     builder.append_pax_extensions(records).map_err(WorkspaceError::io(full))?;
     Ok(header)
 }
@@ -156,11 +173,11 @@ fn append_hard_link<W: Write>(
     entry: &Entry,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
-    let mut header = timed_header(builder, entry, &full, &[])?;
+    let mut header = timed_header(builder, path, entry, &full, &[])?;
     header.set_entry_type(tar::EntryType::Link);
     header.set_mode(entry.mode().unwrap_or(0o644));
     header.set_size(0);
-    builder.append_link(&mut header, path.as_path(), leader.as_path()).map_err(WorkspaceError::io(&full))
+    builder.append_link(&mut header, header_path(path), leader.as_path()).map_err(WorkspaceError::io(&full))
 }
 
 fn append<W: Write>(
@@ -176,13 +193,13 @@ fn append<W: Write>(
         Entry::Dir { mode, .. } => (tar::EntryType::Directory, *mode),
         Entry::Symlink { .. } => (tar::EntryType::Symlink, 0o777),
     };
-    let mut header = timed_header(builder, entry, &full, &[])?;
+    let mut header = timed_header(builder, path, entry, &full, &[])?;
     header.set_entry_type(kind);
     header.set_mode(mode);
     header.set_size(0);
     match entry {
-        Entry::Symlink { target, .. } => builder.append_link(&mut header, path.as_path(), RelPath::raw_path(target)),
-        _ => builder.append_data(&mut header, path.as_path(), std::io::empty()),
+        Entry::Symlink { target, .. } => builder.append_link(&mut header, header_path(path), RelPath::raw_path(target)),
+        _ => builder.append_data(&mut header, header_path(path), std::io::empty()),
     }
     .map_err(WorkspaceError::io(&full))
 }
@@ -205,12 +222,12 @@ fn append_file<W: Write>(
     if made_anew {
         records.push((MADE_ANEW_KEY, "1".to_owned()));
     }
-    let mut header = timed_header(builder, entry, &full, &records)?;
+    let mut header = timed_header(builder, path, entry, &full, &records)?;
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(mode);
     header.set_size(size);
     let mut reader = ExactReader { inner: file.take(size), remaining: size };
-    builder.append_data(&mut header, path.as_path(), &mut reader).map_err(WorkspaceError::io(&full))
+    builder.append_data(&mut header, header_path(path), &mut reader).map_err(WorkspaceError::io(&full))
 }
 
 /// Fails instead of ending early when the file shrank while being read.
@@ -243,6 +260,42 @@ mod tests {
         assert_eq!(archive.entries().expect("entries").count(), 0);
         let (empty, _) = super::super::unpack::peek_empty(&out[..]).expect("peek");
         assert!(empty, "the apply takes it for nothing to do");
+    }
+
+    /// Long paths of every kind — whose first byte is not UTF-8 too, which tar's long-name
+    /// entry as the tar crate writes it cannot carry — come back whole from an unpack.
+    #[test]
+    fn long_paths_that_are_not_utf8_round_trip() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let odd = std::ffi::OsStr::from_bytes(b"\xe9");
+        let long = "M".repeat(99);
+        let deep = dir.path().join(odd).join(odd);
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        std::fs::write(deep.join(&long), "x").expect("write");
+        std::fs::hard_link(deep.join(&long), dir.path().join(odd).join(format!("{long}-link"))).expect("link");
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&[0xe9; 120]), deep.join(format!("{long}-sym")))
+            .expect("symlink");
+        std::fs::write(dir.path().join(format!("{}.txt", "é".repeat(60))), "y").expect("write");
+        let manifest = Manifest::scan(dir.path(), &crate::workspace::Filter::builtin()).expect("scan");
+        let mut out = Vec::new();
+        pack(dir.path(), &manifest, None, &mut out).expect("pack");
+        let dest = tempfile::tempdir().expect("tempdir");
+        super::super::unpack::unpack(&out[..], dest.path(), &super::super::unpack::Limits::default()).expect("unpack");
+        let again = Manifest::scan(dest.path(), &crate::workspace::Filter::builtin()).expect("scan");
+        let paths = |manifest: &Manifest| manifest.entries.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(paths(&again), paths(&manifest));
+        let contents = |manifest: &Manifest| {
+            manifest
+                .entries
+                .values()
+                .map(|entry| match entry {
+                    Entry::Dir { .. } => None,
+                    other => Some(other.clone()),
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(contents(&again), contents(&manifest), "contents, links and times as they were");
     }
 
     /// A disk that is full: every write fails, as ENOSPC.
