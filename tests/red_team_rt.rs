@@ -973,6 +973,22 @@ fn a_warning_naming_a_path_that_is_not_utf8_does_not_fail_the_task() {
     assert!(run.stderr.contains('\u{fffd}'), "the warnings, their byte replaced: {}", run.stderr);
 }
 
+/// `retries` on an agent: a failed attempt's changes are not applied by default, so each
+/// attempt starts from the workspace here; with `sync_back = "always"` they land before the
+/// next attempt, and the attempts count on as they do here.
+#[test]
+fn retries_on_an_agent_start_from_the_workspace_here_unless_every_attempt_is_brought_back() {
+    let agent = Agent::start(&[]);
+    let command = "n=$(( $(cat cnt) + 1 )); echo $n > cnt; echo attempt $n; [ $n -ge 3 ]";
+    for (fields, code, count) in [("", 1, "0\n"), ("workspace = { sync_back = \"always\" },", 0, "3\n")] {
+        let fields = format!("retries = 3, retry_delay = \"10ms\", {fields}");
+        let test = workspace(&agent, 1, command, &fields).write("ws/cnt", "0\n");
+        let run = test.run(&["run", "tasks.lua"]);
+        assert_eq!(run.code, Some(code), "{fields}: --- stderr\n{}", run.stderr);
+        assert_eq!(test.read("ws/cnt"), count, "{fields}");
+    }
+}
+
 /// With `workspace.setuid = true`, a setuid or setgid program the task gave another owner or
 /// group (`chown 65534 prog; chmod u+s prog`) is that owner's here, as a run here leaves it —
 /// not the runner's own (root's) setuid program — whether made anew, rewritten, or the same
