@@ -39,6 +39,9 @@ pub enum Undo {
     /// `set`, the one the apply gives it (someone changed it meanwhile); a file's or pipe's
     /// (changed in place: chmod, utimensat) only if it is still exactly as the apply left it.
     Meta { path: RelPath, mode: u32, mtime: Timestamp, set: u32 },
+    /// Give the directory at `path` back its owner and group (the apply gave one the task made
+    /// anew the runner's) — if it is still the runner's.
+    Owner { path: RelPath, uid: u32, gid: u32 },
     /// Not a step: what the apply left at `path`, written right after placing it, so that
     /// undo can tell it from a file saved there since (even in place, same inode).
     Placed { path: RelPath, stamp: Stamp },
@@ -70,6 +73,7 @@ impl Undo {
                 format!("meta {} {mode} {} {} {set}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
             Undo::Born { path, at } => format!("born {} {} {}", hex(path.as_bytes()), at.secs, at.nanos),
+            Undo::Owner { path, uid, gid } => format!("owner {} {uid} {gid}", hex(path.as_bytes())),
             Undo::RootTime { at, opened } => {
                 format!("roottime {} {} {}", at.secs, at.nanos, opened.map_or("-".to_owned(), |mode| mode.to_string()))
             }
@@ -103,6 +107,11 @@ impl Undo {
                 Some(Undo::Remove { path: path(1)?, ino: fields.get(2)?.parse().ok()?, dir: *fields.get(3)? == "dir" })
             }
             "born" => Some(Undo::Born { path: path(1)?, at: time(2)? }),
+            "owner" => Some(Undo::Owner {
+                path: path(1)?,
+                uid: fields.get(2)?.parse().ok()?,
+                gid: fields.get(3)?.parse().ok()?,
+            }),
             "roottime" => {
                 Some(Undo::RootTime { at: time(1)?, opened: fields.get(3).and_then(|mode| mode.parse().ok()) })
             }
@@ -265,6 +274,12 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                     .and_then(|()| root.set_mtime(path, *mtime)),
                 Some(_) => continue,
             },
+            Undo::Owner { path, uid, gid } => match here {
+                Some(stat) if stat.kind == Kind::Dir && stat.uid == nix::unistd::geteuid().as_raw() => {
+                    root.chown(path, Some(*uid), Some(*gid)).map(|_| ())
+                }
+                _ => continue,
+            },
             Undo::Meta { path, mode, mtime, set } => match here {
                 // As it was: nothing to put back (and nothing to be refused, on a directory
                 // this user may not change).
@@ -299,6 +314,7 @@ fn step_path(step: &Undo) -> Option<&RelPath> {
         | Undo::Remove { path, .. }
         | Undo::Mkdir { path, .. }
         | Undo::Meta { path, .. }
+        | Undo::Owner { path, .. }
         | Undo::Placed { path, .. }
         | Undo::Born { path, .. } => Some(path),
         Undo::RootTime { .. } => None,
@@ -573,6 +589,35 @@ mod tests {
         assert_eq!(std::fs::read_to_string(lookalike.join(".sloth-owned")).expect("kept"), "precious");
     }
 
+    /// A directory the apply gave the runner (made anew by the task) is given back to its
+    /// owner by undo — unless it is no longer the runner's.
+    #[test]
+    fn undo_gives_a_directory_back_its_owner_if_it_is_still_the_runners() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: giving directories to other users needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (given, changed_since) = (RelPath::parse(b"d").expect("valid"), RelPath::parse(b"e").expect("valid"));
+        for name in ["d", "e"] {
+            std::fs::create_dir(dir.path().join(name)).expect("mkdir");
+        }
+        std::os::unix::fs::chown(dir.path().join("e"), Some(4321), Some(4321)).expect("chown");
+        let root = Root::open(dir.path()).expect("root");
+        let steps = vec![
+            Undo::Owner { path: given, uid: 1234, gid: 100 },
+            Undo::Owner { path: changed_since, uid: 1234, gid: 100 },
+        ];
+        assert!(undo_steps(&root, &root, steps).is_empty());
+        use std::os::unix::fs::MetadataExt;
+        let owner = |name: &str| {
+            let meta = std::fs::metadata(dir.path().join(name)).expect("stat");
+            (meta.uid(), meta.gid())
+        };
+        assert_eq!(owner("d"), (1234, 100));
+        assert_eq!(owner("e"), (4321, 4321), "another's since: left as it is");
+    }
+
     #[test]
     fn steps_read_back_as_written() {
         let path = RelPath::parse(b"dir/odd \xff\nname").expect("valid");
@@ -583,6 +628,7 @@ mod tests {
             Undo::Remove { path: path.clone(), ino: 9, dir: true },
             Undo::Mkdir { path: path.clone(), mode: 0o755, mtime: time },
             Undo::Meta { path: path.clone(), mode: 0o700, mtime: time, set: 0o755 },
+            Undo::Owner { path: path.clone(), uid: 1234, gid: 100 },
             Undo::Placed {
                 path,
                 stamp: Stamp { dev: 1, ino: 2, size: 3, mtime: time, ctime: Timestamp { secs: 4, nanos: 5 } },

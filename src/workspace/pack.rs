@@ -63,7 +63,10 @@ pub fn pack_marking(
                 append_file(&mut builder, &source, path, entry, *mode, anew)?;
                 packed.insert(path.clone());
             }
-            _ => append(&mut builder, &source, path, entry)?,
+            _ => {
+                let anew = base.is_some_and(|base| made_anew(&source, base, manifest, path));
+                append(&mut builder, &source, path, entry, anew)?;
+            }
         }
         count += 1;
         Ok(())
@@ -98,7 +101,8 @@ pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
 
 /// A PAX record of a file the task made anew where one was — removed and created again, or
 /// another moved over it (`sed -i`, `cp --remove-destination`) — rather than wrote into: a run
-/// here needs no right to the file it replaces for that, only to its directory.
+/// here needs no right to the file it replaces for that, only to its directory; and the new
+/// file is the runner's. Of a directory removed and made again: the runner's too.
 pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 
 /// Whether the task made the file at `path` anew where one of `base` was: another inode than the
@@ -106,7 +110,13 @@ pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 /// was built (a freed inode number is given again at once), where the filesystem keeps birth
 /// times.
 fn made_anew(tree: &Root, base: &Manifest, after: &Manifest, path: &RelPath) -> bool {
-    if !matches!(base.entries.get(path), Some(Entry::File { .. })) {
+    let same_kind = match (base.entries.get(path), after.entries.get(path)) {
+        (Some(Entry::File { .. }), Some(Entry::File { .. })) | (Some(Entry::Dir { .. }), Some(Entry::Dir { .. })) => {
+            true
+        }
+        _ => false,
+    };
+    if !same_kind {
         return false;
     }
     if matches!((base.stamps.get(path), after.stamps.get(path)), (Some(before), Some(now)) if before.ino != now.ino) {
@@ -185,15 +195,18 @@ fn append<W: Write>(
     root: &Root,
     path: &RelPath,
     entry: &Entry,
+    made_anew: bool,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
     let (kind, mode) = match entry {
-        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode, false),
+        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode, made_anew),
         Entry::Fifo { mode, .. } => (tar::EntryType::Fifo, *mode),
         Entry::Dir { mode, .. } => (tar::EntryType::Directory, *mode),
         Entry::Symlink { .. } => (tar::EntryType::Symlink, 0o777),
     };
-    let mut header = timed_header(builder, path, entry, &full, &[])?;
+    let anew = [(MADE_ANEW_KEY, "1".to_owned())];
+    let records: &[(&str, String)] = if made_anew && kind == tar::EntryType::Directory { &anew } else { &[] };
+    let mut header = timed_header(builder, path, entry, &full, records)?;
     header.set_entry_type(kind);
     header.set_mode(mode);
     header.set_size(0);

@@ -108,6 +108,9 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
         let written = match kind {
             tar::EntryType::Directory => {
                 writer.dir(&path, mode, mtime)?;
+                if made_anew {
+                    stats.made_anew.insert(path.clone());
+                }
                 Entry::Dir { mode, mtime }
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {

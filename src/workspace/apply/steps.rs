@@ -84,7 +84,26 @@ impl Apply<'_> {
     pub(super) fn found_dir(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
         let (mode, mtime) = (self.mode_as_found(path, stat.mode), stat.mtime);
         self.found_dirs.insert(path.clone(), (mode, mtime));
-        self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set: mode })
+        self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set: mode })?;
+        if self.made_anew.contains(path) {
+            self.give_remade_dir(path, stat)?;
+        }
+        Ok(())
+    }
+
+    /// A directory the task removed and made again (`rm -rf d; mkdir -m 700 d`) is the
+    /// runner's, in the group its parent hands down, as a run here makes it — not, with what
+    /// the task put in it, the user's whose directory was there. (What the system does not
+    /// allow, another user's directory for a runner that is not root, stays theirs.)
+    fn give_remade_dir(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = self.root.group_from_parent(path)?.unwrap_or_else(|| nix::unistd::getegid().as_raw());
+        if (stat.uid == uid && stat.gid == gid) || !(self.privileged || stat.uid == uid) {
+            return Ok(());
+        }
+        self.journal.record(Undo::Owner { path: path.clone(), uid: stat.uid, gid: stat.gid })?;
+        self.root.chown(path, Some(uid), Some(gid))?;
+        Ok(())
     }
 
     pub(super) fn next_trash(&mut self) -> RelPath {
