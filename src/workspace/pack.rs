@@ -110,12 +110,10 @@ pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 /// was built (a freed inode number is given again at once), where the filesystem keeps birth
 /// times.
 fn made_anew(tree: &Root, base: &Manifest, after: &Manifest, path: &RelPath) -> bool {
-    let same_kind = match (base.entries.get(path), after.entries.get(path)) {
-        (Some(Entry::File { .. }), Some(Entry::File { .. })) | (Some(Entry::Dir { .. }), Some(Entry::Dir { .. })) => {
-            true
-        }
-        _ => false,
-    };
+    let same_kind = matches!(
+        (base.entries.get(path), after.entries.get(path)),
+        (Some(Entry::File { .. }), Some(Entry::File { .. })) | (Some(Entry::Dir { .. }), Some(Entry::Dir { .. }))
+    );
     if !same_kind {
         return false;
     }
