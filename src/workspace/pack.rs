@@ -52,6 +52,10 @@ pub fn pack_marking(
     let mut count = 0;
     // Files already in the archive: a later name of one of them goes as a hard link to it.
     let mut packed = std::collections::HashSet::new();
+    // The inodes the tree held when the task started, read once the first time a file is
+    // found at another inode than its own then.
+    let base_inodes = std::cell::OnceCell::new();
+    let made_anew = |path: &RelPath| base.is_some_and(|base| made_anew(&source, (base, &base_inodes), manifest, path));
     let mut add = |path: &RelPath| -> Result<(), WorkspaceError> {
         let Some(entry) = manifest.entries.get(path) else { return Ok(()) };
         match entry {
@@ -59,12 +63,12 @@ pub fn pack_marking(
                 append_hard_link(&mut builder, &source, path, leader, entry)?;
             }
             Entry::File { mode, .. } => {
-                let anew = base.is_some_and(|base| made_anew(&source, base, manifest, path));
+                let anew = made_anew(path);
                 append_file(&mut builder, &source, path, entry, *mode, anew)?;
                 packed.insert(path.clone());
             }
             _ => {
-                let anew = base.is_some_and(|base| made_anew(&source, base, manifest, path));
+                let anew = made_anew(path);
                 append(&mut builder, &source, path, entry, anew)?;
             }
         }
@@ -105,11 +109,17 @@ pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
 /// file is the runner's. Of a directory removed and made again: the runner's too.
 pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 
-/// Whether the task made the file at `path` anew where one of `base` was: another inode than the
-/// one it started from (`after` is the tree as scanned after it), or one born since the tree
-/// was built (a freed inode number is given again at once), where the filesystem keeps birth
-/// times.
-fn made_anew(tree: &Root, base: &Manifest, after: &Manifest, path: &RelPath) -> bool {
+/// Whether the task made the file at `path` anew where one of `base` was: an inode the tree did
+/// not hold when it started (`after` is the tree as scanned after it) — not another file of it
+/// linked there (`rm a; ln c a`) — or one born since the tree was built (a freed inode number
+/// is given again at once), where the filesystem keeps birth times. (`inodes`: the base's,
+/// read once when first needed.)
+fn made_anew(
+    tree: &Root,
+    (base, inodes): (&Manifest, &std::cell::OnceCell<std::collections::HashSet<u64>>),
+    after: &Manifest,
+    path: &RelPath,
+) -> bool {
     let same_kind = matches!(
         (base.entries.get(path), after.entries.get(path)),
         (Some(Entry::File { .. }), Some(Entry::File { .. })) | (Some(Entry::Dir { .. }), Some(Entry::Dir { .. }))
@@ -117,8 +127,13 @@ fn made_anew(tree: &Root, base: &Manifest, after: &Manifest, path: &RelPath) -> 
     if !same_kind {
         return false;
     }
-    if matches!((base.stamps.get(path), after.stamps.get(path)), (Some(before), Some(now)) if before.ino != now.ino) {
-        return true;
+    if let (Some(before), Some(now)) = (base.stamps.get(path), after.stamps.get(path))
+        && before.ino != now.ino
+    {
+        let inodes = inodes.get_or_init(|| base.stamps.values().map(|stamp| stamp.ino).collect());
+        if !inodes.contains(&now.ino) {
+            return true;
+        }
     }
     let Some(built) = base.settled_before else { return false };
     let born = tree.with_named(path, |named| std::fs::symlink_metadata(named).and_then(|meta| meta.created()));
