@@ -124,6 +124,62 @@ fn an_edit_on_the_agents_host_between_tasks_is_undone_even_with_its_time_put_bac
     assert_eq!(info(&agent).trees_reused, 1);
 }
 
+/// A kept tree nothing touched since the scan after its last task is planned from what that
+/// scan saw (no look at every entry); any change made on the agent's host meanwhile — of every
+/// kind, a same-size rewrite with its time put back included — sends the plan back to looking
+/// at every entry, and is undone.
+#[test]
+fn a_kept_tree_is_planned_from_the_last_scan_only_while_nothing_changed_in_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = workspace(&agent, 3, "cat f0.txt sub/s.txt; find . | LC_ALL=C sort; stat -c '%n %a' f1.txt", "")
+        .write("ws/sub/s.txt", "sub\n");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(info(&agent).plans_from_watch, 1, "nothing changed since the first task's scan\n{}", run.stderr);
+    let tree = trees(work.path()).pop().expect("a kept tree");
+    type Edit<'a> = (&'a str, &'a dyn Fn(&Path));
+    let edits: [Edit<'_>; 8] = [
+        ("a rewrite with its time put back", &|tree| {
+            let before = std::fs::metadata(tree.join("f0.txt")).expect("stat").modified().expect("mtime");
+            std::fs::write(tree.join("f0.txt"), "FILE 0\n").expect("write");
+            std::fs::File::options()
+                .write(true)
+                .open(tree.join("f0.txt"))
+                .expect("open")
+                .set_modified(before)
+                .expect("touch");
+        }),
+        ("a deeper rewrite", &|tree| std::fs::write(tree.join("sub/s.txt"), "SUB\n").expect("write")),
+        ("a mode", &|tree| {
+            std::fs::set_permissions(tree.join("f1.txt"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }),
+        ("a new file", &|tree| std::fs::write(tree.join("sub/intruder.txt"), "x").expect("write")),
+        ("a removal", &|tree| std::fs::remove_file(tree.join("f2.txt")).expect("rm")),
+        ("a rename", &|tree| std::fs::rename(tree.join("f2.txt"), tree.join("sub/moved.txt")).expect("mv")),
+        ("a new directory", &|tree| std::fs::create_dir(tree.join("sub/intruder")).expect("mkdir")),
+        ("a file for a directory", &|tree| {
+            std::fs::remove_file(tree.join("sub/s.txt")).expect("rm");
+            std::fs::create_dir(tree.join("sub/s.txt")).expect("mkdir");
+        }),
+    ];
+    let expected = test.run(&["run", "tasks.lua"]).expect_code(0).stderr;
+    let listing = |stderr: &str| {
+        stderr.lines().filter(|line| line.starts_with("box/t | ")).map(str::to_owned).collect::<Vec<_>>()
+    };
+    for (what, edit) in edits {
+        let trusted = info(&agent).plans_from_watch;
+        edit(&tree);
+        let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+        assert_eq!(listing(&run.stderr), listing(&expected), "{what}: the master's tree again");
+        assert_eq!(info(&agent).plans_from_watch, trusted, "{what}: every entry looked at");
+        test.run(&["run", "tasks.lua"]).expect_code(0);
+        assert_eq!(info(&agent).plans_from_watch, trusted + 1, "{what}: then trusted again");
+        assert_eq!(trees(work.path()), std::slice::from_ref(&tree), "{what}: the one tree, reused");
+    }
+}
+
 /// Files the agent wrote for a task in the moment before it started, then rewritten by the task
 /// at once in place — same size, same inode, the time put back — come back: the scan after the
 /// task trusts a file's identity only if it was recorded before the filesystem's clock moved on.

@@ -164,6 +164,7 @@ async fn info(lua: Lua, this: AnyUserData) -> LuaResult<Result<Table, ErrorValue
     table.set("tasks_in_flight", info.tasks_in_flight)?;
     table.set("files_written", info.files_written)?;
     table.set("trees_reused", info.trees_reused)?;
+    table.set("plans_from_watch", info.plans_from_watch)?;
     table.set("contents_requested", info.contents_requested)?;
     table.set("bytes_received", info.bytes_received)?;
     table.set("bytes_sent", info.bytes_sent)?;

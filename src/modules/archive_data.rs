@@ -85,6 +85,8 @@ pub struct ArchiveData {
     pub kept_outside: Vec<(RelPath, String)>,
     /// For changes: the tree as scanned after the task, with identities (a warm tree's state).
     pub after: Option<Arc<Manifest>>,
+    /// For changes on an agent: what that scan saw of the tree, under a watch.
+    pub watched: Option<crate::workspace::tree_watch::WatchedTree>,
     /// For changes: the workspace directory's own mode and time, when the task changed them.
     pub root: Option<crate::workspace::root_meta::RootMeta>,
     pub entries: u64,
@@ -103,6 +105,7 @@ impl ArchiveData {
             moved_out: vec![],
             kept_outside: vec![],
             after: None,
+            watched: None,
             root: None,
             entries: 0,
             size: 0,

@@ -276,7 +276,15 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             // What the base proves untouched (a warm tree's kept files) is not read again. A
             // directory the task left unreadable (an agent that is not root) is opened for the
             // reading and closed again once the changes are packed (`_opened`).
-            let (after, _opened) = match Manifest::scan_known(&root, &filter, Some(&base)) {
+            // An agent's tree is watched as it is scanned: the next task of the workspace plans
+            // from what this scan saw while nothing changed since.
+            let watch = if agent_tree { core::tree_watch::TreeWatch::new() } else { None };
+            let scanned = match watch {
+                Some(watch) => Manifest::scan_watched(&root, &filter, Some(&base), watch)
+                    .map(|(after, watched)| (after, Some(watched))),
+                None => Manifest::scan_known(&root, &filter, Some(&base)).map(|after| (after, None)),
+            };
+            let ((after, watched), _opened) = match scanned {
                 Err(error) if unreadable::is_refused(&error) && !nix::unistd::geteuid().is_root() => {
                     let opened = unreadable::Opened::in_tree(&root);
                     if !opened.any() {
@@ -284,7 +292,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                     }
                     let mut after = Manifest::scan_known(&root, &filter, Some(&base))?;
                     opened.as_left(&mut after);
-                    (after, Some(opened))
+                    ((after, None), Some(opened))
                 }
                 scanned => (scanned?, None),
             };
@@ -320,6 +328,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 entries,
                 root: root_meta::changed(base.root, after.root),
                 after: Some(Arc::new(after)),
+                watched,
                 ..ArchiveData::new(storage)
             };
             archive.size = archive.stored_size().map_err(WorkspaceError::io(&root))?;

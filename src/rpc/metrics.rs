@@ -125,6 +125,13 @@ impl Collector for Scrape {
             None,
             read(&traffic.cache_misses),
         )?;
+        counter(
+            &mut encoder,
+            "plans_from_watch",
+            "Kept trees planned from what the scan after their last task saw, a watch saying nothing changed since",
+            None,
+            read(&traffic.plans_from_watch),
+        )?;
         let (reused, created) =
             stats.trees.as_ref().map_or((0, 0), |trees| (trees.reused.load(Ordering::Relaxed), trees.created()));
         counter(

@@ -40,6 +40,9 @@ pub struct Traffic {
     /// Contents a task's tree needed that the cache held (hits) or lacked (misses, asked for).
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Kept trees planned from what the scan after their last task saw, nothing having
+    /// changed since (no look at every entry).
+    pub plans_from_watch: AtomicU64,
 }
 
 /// Incremental sync: asks for the contents the cache lacks and builds the workspace from the
@@ -90,8 +93,16 @@ pub(super) async fn receive_incremental(
     let plan = match state {
         Some(state) => {
             let (planned_root, target) = (root.clone(), Arc::clone(&manifest));
-            match blocking(move || crate::workspace::warm::plan(&planned_root, &state, &target)).await {
-                Ok(plan) => Some(plan),
+            let watched = warm.lease.as_mut().and_then(|lease| lease.watched.take());
+            let planned =
+                blocking(move || crate::workspace::warm::plan_watched(&planned_root, &state, &target, watched));
+            match planned.await {
+                Ok((plan, from_watch)) => {
+                    if from_watch {
+                        warm.traffic.plans_from_watch.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(plan)
+                }
                 Err(status) => {
                     // Not usable (removed behind the agent's back, a mount left in it): a new
                     // tree instead.

@@ -64,6 +64,8 @@ pub struct RemoteOutcome {
     pub deleted: Vec<crate::workspace::RelPath>,
     /// The workspace as scanned after the task, with identities (what a kept tree holds).
     pub after: Option<Arc<Manifest>>,
+    /// What that scan saw of the tree, under a watch (the next task's plan starts from it).
+    pub watched: Option<crate::workspace::tree_watch::WatchedTree>,
     /// The workspace directory's own mode and time, when the task changed them.
     pub root: Option<RootMeta>,
 }
@@ -201,6 +203,7 @@ impl Agent for AgentService {
             bytes_sent: self.traffic.bytes_sent.load(Ordering::Relaxed),
             manifest_entries_received: self.traffic.manifest_entries_received.load(Ordering::Relaxed),
             trees_reused: self.identity.trees.as_ref().map_or(0, |trees| trees.reused.load(Ordering::Relaxed)),
+            plans_from_watch: self.traffic.plans_from_watch.load(Ordering::Relaxed),
         }))
     }
 
@@ -268,7 +271,7 @@ impl Agent for AgentService {
                 warm,
             )
             .await;
-            let mut after = None;
+            let mut after: Option<(Arc<Manifest>, Option<crate::workspace::tree_watch::WatchedTree>)> = None;
             let mut built = None;
             let mut tree = None;
             let mut fill = None;
@@ -323,7 +326,7 @@ impl Agent for AgentService {
                 // What the task made comes back up with the next task's manifest once the
                 // master has applied it: kept now, it need not travel (before the tree goes
                 // back, which lets that next task in).
-                if let (Some(tree), Some(built), Some(after)) = (&tree, &built, &after) {
+                if let (Some(tree), Some(built), Some((after, _))) = (&tree, &built, &after) {
                     let kept = cache.adopt(tree, built, after);
                     if kept > 0 {
                         tracing::debug!(contents = kept, "contents the task made kept in the cache");
@@ -335,9 +338,9 @@ impl Agent for AgentService {
                 }
                 if let (Some(trees), Some(lease)) = (trees, lease) {
                     match (after, built) {
-                        (Some(after), Some(built)) => {
+                        (Some((after, watched)), Some(built)) => {
                             let state = crate::workspace::warm::proven_by(built, &after);
-                            trees.give_back(lease, state, &after)
+                            trees.give_back(lease, (state, watched), &after)
                         }
                         _ => trees.discard(&lease),
                     }
@@ -413,13 +416,13 @@ const MAX_PARTS: u64 = (super::MAX_FIELD_BYTES / super::PART_SIZE) as u64 + 3 + 
 
 /// Runs the handler, forwarding its events; stops it if the master goes away. Returns how the
 /// task ended and the tree's state after a task that ran to its end (None: cancelled, or it
-/// could not run).
+/// could not run), with what the scan after it saw under a watch.
 async fn run_task(
     handler: &dyn TaskHandler,
     task: RemoteTask,
     (tx, traffic): (&Outbound, &Traffic),
     ended: &mut (dyn FnMut() + Send),
-) -> (Outcome, Option<Arc<Manifest>>) {
+) -> (Outcome, Option<(Arc<Manifest>, Option<crate::workspace::tree_watch::WatchedTree>)>) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     // What the task says and the master has not taken yet is bounded: past it, the task waits.
     let backlog = Arc::new(Backlog::default());
@@ -451,7 +454,7 @@ async fn run_task(
             tracing::info!(group = %group, task = %name, ok = outcome.ok, "task finished");
             let ran = if outcome.ok { Outcome::Succeeded } else { Outcome::Failed };
             ended();
-            let after = outcome.after.take();
+            let after = outcome.after.take().map(|after| (after, outcome.watched.take()));
             let sent = send_outcome(&mut outcome, tx, traffic).await;
             // A temporary file of changes is removed off the async threads.
             if let ChangesArchive::File { _temp: Some(_), .. } = &outcome.changes {

@@ -322,6 +322,7 @@ async fn run_in_vm(
             deleted: changes.deleted.clone(),
             // A tree whose task was stopped (its timeout) is not kept: only its changes go.
             after: if result.get::<Option<bool>>("stopped")?.unwrap_or(false) { None } else { changes.after.clone() },
+            watched: changes.watched.take(),
             root: changes.root,
         })
     };

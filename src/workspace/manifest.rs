@@ -163,7 +163,31 @@ impl Manifest {
     /// of the same tree, with identities) instead of reading it again when its identity proves
     /// it untouched since.
     pub fn scan_known(root: &Path, filter: &Filter, known: Option<&Manifest>) -> Result<Self, WorkspaceError> {
+        Ok(Self::scan_seeing(root, filter, known, None)?.0)
+    }
+
+    /// [`Manifest::scan_known`] of an agent's tree, `watch` set on each directory before it is
+    /// listed: also what the scan saw of every entry, which the next task of the tree plans
+    /// from while the watch says nothing changed ([`super::tree_watch`]).
+    pub fn scan_watched(
+        root: &Path,
+        filter: &Filter,
+        known: Option<&Manifest>,
+        mut watch: super::tree_watch::TreeWatch,
+    ) -> Result<(Self, super::tree_watch::WatchedTree), WorkspaceError> {
+        let (manifest, seen) = Self::scan_seeing(root, filter, known, Some(&mut watch))?;
+        let excluded = manifest.excluded.clone();
+        Ok((manifest, super::tree_watch::WatchedTree { watch, seen: seen.unwrap_or_default(), excluded }))
+    }
+
+    fn scan_seeing(
+        root: &Path,
+        filter: &Filter,
+        known: Option<&Manifest>,
+        watch: Option<&mut super::tree_watch::TreeWatch>,
+    ) -> Result<(Self, Option<Seen>), WorkspaceError> {
         let mut manifest = Self { scanned_at: Some(Timestamp::now()), ..Self::default() };
+        let mut seen = watch.is_some().then(Vec::new);
         // Before the walk: what the root is as the task (or anyone) left it, not as reading
         // it made it (reading changes no time that matters here: only the access time).
         manifest.root = super::root_meta::RootMeta::of(root);
@@ -171,15 +195,18 @@ impl Manifest {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata(root).ok().map(|meta| (meta.dev(), meta.ino()))
         };
-        let listing = super::tree_walk::list(root, Some(filter))?;
+        let listing = super::tree_walk::list_watched(root, Some(filter), watch)?;
         manifest.excluded = listing.excluded;
         // Each thread follows `known` in the walk's order.
         let looked = super::tree_walk::look_at_each_with(
             root,
             &listing.paths,
             || known.map(|known| (known, super::in_order::InOrder::new(&known.entries))),
-            |known, tree, path, stat| look(tree, path, stat, known.as_mut()),
+            |known, tree, path, stat| Ok(look(tree, path, stat, known.as_mut())?.map(|looked| (stat, looked))),
         )?;
+        if let Some(seen) = seen.as_mut() {
+            seen.reserve(listing.paths.len());
+        }
         manifest.stamps.reserve(listing.paths.len());
         let mut inodes = Inodes::default();
         // Entries in walk order, made a map at once: a bulk build from (nearly) sorted input
@@ -187,6 +214,12 @@ impl Manifest {
         let mut found = Vec::with_capacity(listing.paths.len());
         let tree = Root::open(root)?;
         for (path, looked) in listing.paths.into_iter().zip(looked) {
+            let looked = looked.map(|(stat, looked)| {
+                if let Some(seen) = seen.as_mut() {
+                    seen.push((path.clone(), stat));
+                }
+                looked
+            });
             let (entry, stamp) = match looked {
                 None => continue,
                 Some(Looked::Skipped(kind)) => {
@@ -221,7 +254,7 @@ impl Manifest {
         }
         manifest.entries = found.into_iter().collect();
         manifest.link_groups(inodes);
-        Ok(manifest)
+        Ok((manifest, seen))
     }
 
     /// Marks every file of a hard-link group but the first (in manifest order) as a link to it.
@@ -283,6 +316,9 @@ impl Manifest {
             || self.scanned_at.is_some_and(|at| last.as_nanos() + margin <= at.as_nanos())
     }
 }
+
+/// Every entry a scan looked at, with what lstat said, in walk order.
+type Seen = Vec<(RelPath, Stat)>;
 
 /// Files with more than one name, by device and inode, as the scan meets them; and the entry
 /// of the first name hashed, so the others are not read again.

@@ -34,6 +34,7 @@ mod staging_proof;
 pub mod timestamp;
 mod tree_processes;
 mod tree_walk;
+pub mod tree_watch;
 pub mod tree_writer;
 pub mod trees;
 pub mod unpack;

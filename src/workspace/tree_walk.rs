@@ -19,6 +19,7 @@ use super::WorkspaceError;
 use super::beneath::{Root, Stat};
 use super::filter::Filter;
 use super::rel_path::RelPath;
+use super::tree_watch::TreeWatch;
 
 /// What a listing found: every path in walk order (parents before children, a directory's
 /// names in byte order), and what the rules left out (not descended into).
@@ -34,11 +35,20 @@ pub(super) struct Listing {
 /// link (one swapped in for a directory since its parent was listed is not listed: its own
 /// look finds it a link), so no name from outside the tree is ever read.
 pub(super) fn list(root: &Path, filter: Option<&Filter>) -> Result<Listing, WorkspaceError> {
+    list_watched(root, filter, None)
+}
+
+/// [`list`], each directory watched by `watch` (when given) before it is listed.
+pub(super) fn list_watched(
+    root: &Path,
+    filter: Option<&Filter>,
+    watch: Option<&mut TreeWatch>,
+) -> Result<Listing, WorkspaceError> {
     let mut listing = Listing::default();
     // The root itself is the caller's choice: a link to it is followed, once.
     let dir = Dir::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|errno| WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() })?;
-    list_dir(root, dir, None, filter, &mut listing)?;
+    list_dir(root, dir, None, (filter, watch), &mut listing)?;
     Ok(listing)
 }
 
@@ -46,11 +56,14 @@ fn list_dir(
     root: &Path,
     mut dir: Dir,
     prefix: Option<&RelPath>,
-    filter: Option<&Filter>,
+    (filter, mut watch): (Option<&Filter>, Option<&mut TreeWatch>),
     listing: &mut Listing,
 ) -> Result<(), WorkspaceError> {
     let shown = || prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
     let fail = |errno: Errno| WorkspaceError::Io { path: shown(), source: errno.into() };
+    if let Some(watch) = watch.as_deref_mut() {
+        watch.add_dir(&dir);
+    }
     let mut listed: Vec<(Vec<u8>, Option<Type>)> = Vec::new();
     for entry in dir.iter() {
         let entry = entry.map_err(fail)?;
@@ -95,7 +108,7 @@ fn list_dir(
         }
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         match Dir::openat(dir.as_fd(), name.as_slice(), flags, Mode::empty()) {
-            Ok(child) => list_dir(root, child, Some(&relative), filter, listing)?,
+            Ok(child) => list_dir(root, child, Some(&relative), (filter, watch.as_deref_mut()), listing)?,
             // Gone, or no longer a directory (a link, a file) since it was listed: its look
             // sees what it is now.
             Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {}

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::WorkspaceError;
 use super::manifest::Manifest;
 use super::tree_processes::{PidMark, process_inside};
+use super::tree_watch::WatchedTree;
 
 /// A tree's name in the pool's directory: this, then a number.
 pub(super) const TREE_PREFIX: &str = "tree-";
@@ -40,6 +41,8 @@ struct Idle {
     root: PathBuf,
     identity: Identity,
     state: Arc<Manifest>,
+    /// What the scan after its last task saw, under a watch.
+    watched: Option<WatchedTree>,
     bytes: u64,
 }
 
@@ -65,6 +68,9 @@ pub struct Lease {
     pub root: PathBuf,
     identity: Identity,
     pub state: Option<Arc<Manifest>>,
+    /// What the scan after its last task saw, under a watch that says whether anything
+    /// changed since (the plan looks at every entry otherwise).
+    pub watched: Option<WatchedTree>,
     key: String,
     /// Announced as on its way back ([`TreePool::expect_return`]).
     expected: bool,
@@ -114,6 +120,7 @@ impl TreePool {
                 root: tree.root,
                 identity: tree.identity,
                 state: Some(tree.state),
+                watched: tree.watched,
                 key: tree.key,
                 expected: false,
                 bytes: tree.bytes,
@@ -175,16 +182,25 @@ impl TreePool {
             path: root.clone(),
             source: std::io::Error::other("not the directory just made"),
         })?;
-        Ok(Lease { root, identity, state: None, key: key.to_owned(), expected: false, bytes: 0, mark: PidMark::now() })
+        Ok(Lease {
+            root,
+            identity,
+            state: None,
+            watched: None,
+            key: key.to_owned(),
+            expected: false,
+            bytes: 0,
+            mark: PidMark::now(),
+        })
     }
 
     /// Takes back a tree nothing was done to (its task was refused before its tree was
     /// touched): idle again as it was, for the next task of its workspace; a new one is removed.
     pub fn put_back(&self, lease: Lease) {
-        let Lease { root, identity, state, key, expected, bytes, .. } = lease;
+        let Lease { root, identity, state, watched, key, expected, bytes, .. } = lease;
         match state {
             Some(state) => {
-                let idle = Idle { key: key.clone(), root, identity, state, bytes };
+                let idle = Idle { key: key.clone(), root, identity, state, watched, bytes };
                 self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
             }
             None => remove_tree(&root),
@@ -193,8 +209,9 @@ impl TreePool {
     }
 
     /// Takes `lease` back, its tree now holding `state` (`after`: what the scan after the task
-    /// found in it), and removes the least recently used trees past the limits.
-    pub fn give_back(&self, lease: Lease, state: Arc<Manifest>, after: &Manifest) {
+    /// found in it; `watched`: what it saw, under a watch), and removes the least recently used
+    /// trees past the limits.
+    pub fn give_back(&self, lease: Lease, (state, watched): (Arc<Manifest>, Option<WatchedTree>), after: &Manifest) {
         // A process the task left running in it (detached: its group was killed) could write
         // into the next task's tree: such a tree is not kept.
         if let Some(pid) = process_inside(&lease.root, lease.mark) {
@@ -212,6 +229,7 @@ impl TreePool {
             root: root.clone(),
             identity,
             state,
+            watched,
             bytes: estimate,
         });
         self.arrived(&key, expected);
@@ -330,16 +348,16 @@ mod tests {
         let a = pool.lease("a").expect("lease");
         assert!(a.state.is_none(), "a new tree");
         let a_root = a.root.clone();
-        pool.give_back(a, Arc::new(Manifest::default()), &Manifest::default());
+        pool.give_back(a, (Arc::new(Manifest::default()), None), &Manifest::default());
         let again = pool.lease("a").expect("lease");
         assert_eq!(again.root, a_root, "the same tree again");
         let other = pool.lease("a").expect("lease");
         assert_ne!(other.root, a_root, "a second task of the same workspace gets its own tree");
         let b = pool.lease("b").expect("lease");
         let b_root = b.root.clone();
-        pool.give_back(again, Arc::new(Manifest::default()), &Manifest::default());
-        pool.give_back(other, Arc::new(Manifest::default()), &Manifest::default());
-        pool.give_back(b, Arc::new(Manifest::default()), &Manifest::default());
+        pool.give_back(again, (Arc::new(Manifest::default()), None), &Manifest::default());
+        pool.give_back(other, (Arc::new(Manifest::default()), None), &Manifest::default());
+        pool.give_back(b, (Arc::new(Manifest::default()), None), &Manifest::default());
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 2, "two trees kept");
         assert!(!a_root.exists(), "the least recently used tree went");
         assert!(b_root.exists());

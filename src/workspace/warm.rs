@@ -23,6 +23,7 @@ use super::blobs::{BlobCache, Build};
 use super::in_order::InOrder;
 use super::manifest::{Entry, Manifest, hash_reader};
 use super::rel_path::{PathMap, PathSet, RelPath};
+use super::tree_watch::WatchedTree;
 use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
@@ -48,9 +49,41 @@ pub struct Plan {
 /// by someone else goes with everything in it; one on another filesystem (a mount a task left)
 /// fails the plan, and the tree is not used.
 pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, WorkspaceError> {
+    let disk = stat_walk(root, state)?;
+    plan_from(root, state, target, &disk)
+}
+
+/// [`plan`], from what the scan after the tree's last task saw (`watched`) instead of a look
+/// at every entry, where its watch says nothing in the tree changed since — asked again once
+/// the plan is made, so that nothing changed before it is missed ([`super::tree_watch`]).
+/// Otherwise (or with no watch, or entries the scan's rules left out, which it did not look
+/// into) every entry is looked at. Also says whether the watch was trusted.
+pub fn plan_watched(
+    root: &Path,
+    state: &Manifest,
+    target: &Manifest,
+    watched: Option<WatchedTree>,
+) -> Result<(Plan, bool), WorkspaceError> {
+    if let Some(watched) = watched.filter(|watched| watched.excluded.is_empty() && watched.watch.untouched()) {
+        let disk = seen_walk(root, state, watched.seen)?;
+        let plan = plan_from(root, state, target, &disk)?;
+        if watched.watch.untouched() {
+            return Ok((plan, true));
+        }
+        tracing::debug!(tree = %root.display(), "the tree changed while it was planned: every entry is looked at");
+    }
+    Ok((plan(root, state, target)?, false))
+}
+
+/// The plan for `target` of the tree at `root`, whose every entry is as `disk` says.
+fn plan_from(
+    root: &Path,
+    state: &Manifest,
+    target: &Manifest,
+    disk: &[(RelPath, Looked)],
+) -> Result<Plan, WorkspaceError> {
     let tree = Root::open(root)?;
     let root_dev = std::fs::symlink_metadata(root).map_err(WorkspaceError::io(root))?;
-    let disk = stat_walk(root, state)?;
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     {
         use std::os::unix::fs::MetadataExt;
@@ -63,7 +96,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
     }
     // Which names each file has in the tree: a kept file must have exactly its manifest's.
     let mut names_on_disk: PathMap<u64, Vec<&RelPath>> = PathMap::default();
-    for (path, (stat, _)) in &disk {
+    for (path, (stat, _)) in disk {
         if stat.kind == Kind::File && stat.nlink > 1 {
             names_on_disk.entry(stat.stamp.ino).or_default().push(path);
         }
@@ -84,7 +117,7 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
     plan.keep.reserve(target.entries.len());
     // The tree is walked in about the order both manifests hold their entries.
     let (mut wanted_at, mut built_at) = (InOrder::new(&target.entries), InOrder::new(&state.entries));
-    for (path, (stat, read)) in &disk {
+    for (path, (stat, read)) in disk {
         if stat.kind == Kind::Dir && stat.mode & 0o300 != 0o300 {
             plan.locked_dirs.push((path.clone(), stat.mode));
         }
@@ -252,14 +285,49 @@ impl Plan {
 fn stat_walk(root: &Path, state: &Manifest) -> Result<Vec<(RelPath, Looked)>, WorkspaceError> {
     let listing = super::tree_walk::list(root, None)?;
     let looked = super::tree_walk::look_at_each(root, &listing.paths, |tree, path, stat| {
-        let unproven = stat.kind == Kind::File
-            && state.stamps.get(path) == Some(&stat.stamp)
-            && !state.settled(&stat.stamp)
-            && matches!(state.entries.get(path), Some(Entry::File { .. }));
-        let read = if unproven { Some(hash_reader(tree.open_file(path)?, &tree.display(path))?) } else { None };
+        let read = if unproven(state, path, &stat) { Some(read_now(tree, path)?) } else { None };
         Ok(Some((stat, read)))
     })?;
     Ok(listing.paths.into_iter().zip(looked).filter_map(|(path, looked)| Some((path, looked?))).collect())
+}
+
+/// [`stat_walk`] from what a scan saw of every entry (in walk order), nothing having changed
+/// since: only files recorded in the same instant as a change could have been made are read.
+fn seen_walk(
+    root: &Path,
+    state: &Manifest,
+    seen: Vec<(RelPath, Stat)>,
+) -> Result<Vec<(RelPath, Looked)>, WorkspaceError> {
+    let mut tree = None;
+    seen.into_iter()
+        .map(|(path, stat)| {
+            let read = if unproven(state, &path, &stat) {
+                let tree = match &tree {
+                    Some(tree) => tree,
+                    None => tree.insert(Root::open(root)?),
+                };
+                Some(read_now(tree, &path)?)
+            } else {
+                None
+            };
+            Ok((path, (stat, read)))
+        })
+        .collect()
+}
+
+/// Whether the file at `path`, as `stat` saw it, is as `state` recorded it but was recorded
+/// in the same instant as a change could have been made (the racily-clean rule): read to
+/// know it.
+fn unproven(state: &Manifest, path: &RelPath, stat: &Stat) -> bool {
+    stat.kind == Kind::File
+        && state.stamps.get(path) == Some(&stat.stamp)
+        && !state.settled(&stat.stamp)
+        && matches!(state.entries.get(path), Some(Entry::File { .. }))
+}
+
+/// The size and hash of the file at `path` now.
+fn read_now(tree: &Root, path: &RelPath) -> Result<(u64, blake3::Hash), WorkspaceError> {
+    hash_reader(tree.open_file(path)?, &tree.display(path))
 }
 
 /// An entry as the walk saw it, and what a file recorded in the same instant as a change could
