@@ -319,9 +319,10 @@ fn seen_walk(
 /// in the same instant as a change could have been made (the racily-clean rule): read to
 /// know it.
 fn unproven(state: &Manifest, path: &RelPath, stat: &Stat) -> bool {
+    // (Most entries are settled: no look-up of their path for them.)
     stat.kind == Kind::File
-        && state.stamps.get(path) == Some(&stat.stamp)
         && !state.settled(&stat.stamp)
+        && state.stamps.get(path) == Some(&stat.stamp)
         && matches!(state.entries.get(path), Some(Entry::File { .. }))
 }
 
