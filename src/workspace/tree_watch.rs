@@ -37,9 +37,44 @@ fn changes() -> AddWatchFlags {
 /// A watch on a tree's directories.
 #[derive(Debug)]
 pub struct TreeWatch {
-    inotify: Inotify,
+    /// (Always there but while it is dropped: see [`Drop`].)
+    inotify: Option<Inotify>,
     /// Every directory given was watched.
     whole: bool,
+}
+
+/// Closing an inotify instance that holds watches waits for the kernel's grace period
+/// (`synchronize_srcu`: milliseconds, 10 ms and more on a busy virtual machine) — on the path
+/// of the task that planned from it, that was a warm task's whole plan again. Instances are
+/// closed on a thread of their own.
+impl Drop for TreeWatch {
+    fn drop(&mut self) {
+        if let Some(inotify) = self.inotify.take() {
+            close_aside(inotify);
+        }
+    }
+}
+
+fn close_aside(inotify: Inotify) {
+    static CLOSER: std::sync::Mutex<Option<std::sync::mpsc::Sender<Inotify>>> = std::sync::Mutex::new(None);
+    let mut closer = CLOSER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sender = closer.get_or_insert_with(|| {
+        let (sender, receiver) = std::sync::mpsc::channel::<Inotify>();
+        let spawned = std::thread::Builder::new().name("watch-closer".to_owned()).spawn(move || {
+            for inotify in receiver {
+                drop(inotify);
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::debug!(%error, "no thread to close watches on: closed where they are dropped");
+        }
+        sender
+    });
+    // (Without the thread the instance comes back and is closed here.)
+    if let Err(std::sync::mpsc::SendError(inotify)) = sender.send(inotify) {
+        *closer = None;
+        drop(inotify);
+    }
 }
 
 impl TreeWatch {
@@ -47,7 +82,7 @@ impl TreeWatch {
     /// instances all taken): the next task then looks at every entry.
     pub fn new() -> Option<Self> {
         match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
-            Ok(inotify) => Some(Self { inotify, whole: true }),
+            Ok(inotify) => Some(Self { inotify: Some(inotify), whole: true }),
             Err(errno) => {
                 tracing::debug!(%errno, "no watch on the tree: the next task looks at every entry");
                 None
@@ -61,8 +96,9 @@ impl TreeWatch {
         if !self.whole {
             return;
         }
+        let Some(inotify) = &self.inotify else { return };
         let path = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
-        if let Err(errno) = self.inotify.add_watch(path.as_str(), changes()) {
+        if let Err(errno) = inotify.add_watch(path.as_str(), changes()) {
             tracing::debug!(%errno, "a directory of the tree cannot be watched: the next task looks at every entry");
             self.whole = false;
         }
@@ -71,7 +107,11 @@ impl TreeWatch {
     /// Whether nothing in the watched directories changed since each was watched: every
     /// directory was, and no event is queued (an overflowed queue is one).
     pub fn untouched(&self) -> bool {
-        self.whole && matches!(self.inotify.read_events(), Err(nix::errno::Errno::EAGAIN))
+        self.whole
+            && self
+                .inotify
+                .as_ref()
+                .is_some_and(|inotify| matches!(inotify.read_events(), Err(nix::errno::Errno::EAGAIN)))
     }
 }
 

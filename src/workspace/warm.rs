@@ -65,9 +65,17 @@ pub fn plan_watched(
     watched: Option<WatchedTree>,
 ) -> Result<(Plan, bool), WorkspaceError> {
     if let Some(watched) = watched.filter(|watched| watched.excluded.is_empty() && watched.watch.untouched()) {
+        let started = std::time::Instant::now();
         let disk = seen_walk(root, state, watched.seen)?;
+        let seen_in = started.elapsed();
         let plan = plan_from(root, state, target, &disk)?;
         if watched.watch.untouched() {
+            tracing::debug!(
+                entries = disk.len(),
+                seen_ms = seen_in.as_secs_f64() * 1e3,
+                plan_ms = (started.elapsed() - seen_in).as_secs_f64() * 1e3,
+                "planned from the last scan"
+            );
             return Ok((plan, true));
         }
         tracing::debug!(tree = %root.display(), "the tree changed while it was planned: every entry is looked at");
