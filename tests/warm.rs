@@ -124,12 +124,13 @@ fn an_edit_on_the_agents_host_between_tasks_is_undone_even_with_its_time_put_bac
     assert_eq!(info(&agent).trees_reused, 1);
 }
 
-/// A kept tree nothing touched since the scan after its last task is planned from what that
-/// scan saw (no look at every entry); any change made on the agent's host meanwhile — of every
-/// kind, a same-size rewrite with its time put back included — sends the plan back to looking
-/// at every entry, and is undone.
+/// A kept tree is planned from what the scan after its last task saw: only what changed or was
+/// opened on the agent's host since is looked at again — a same-size rewrite with its time put
+/// back, a mode, a write through a mapping whose descriptor was closed (no event of its own: the
+/// opening names the file) — and any name made or removed sends the plan back to looking at
+/// every entry. Either way what was done there is undone.
 #[test]
-fn a_kept_tree_is_planned_from_the_last_scan_only_while_nothing_changed_in_it() {
+fn a_kept_tree_is_planned_from_the_last_scan_and_what_changed_there_since_is_undone() {
     use std::os::unix::fs::PermissionsExt;
     let work = tempfile::tempdir().expect("tempdir");
     let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
@@ -139,43 +140,85 @@ fn a_kept_tree_is_planned_from_the_last_scan_only_while_nothing_changed_in_it() 
     let run = test.run(&["run", "tasks.lua"]).expect_code(0);
     assert_eq!(info(&agent).plans_from_watch, 1, "nothing changed since the first task's scan\n{}", run.stderr);
     let tree = trees(work.path()).pop().expect("a kept tree");
-    type Edit<'a> = (&'a str, &'a dyn Fn(&Path));
-    let edits: [Edit<'_>; 8] = [
-        ("a rewrite with its time put back", &|tree| {
-            let before = std::fs::metadata(tree.join("f0.txt")).expect("stat").modified().expect("mtime");
-            std::fs::write(tree.join("f0.txt"), "FILE 0\n").expect("write");
-            std::fs::File::options()
-                .write(true)
-                .open(tree.join("f0.txt"))
-                .expect("open")
-                .set_modified(before)
-                .expect("touch");
-        }),
-        ("a deeper rewrite", &|tree| std::fs::write(tree.join("sub/s.txt"), "SUB\n").expect("write")),
-        ("a mode", &|tree| {
-            std::fs::set_permissions(tree.join("f1.txt"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        }),
-        ("a new file", &|tree| std::fs::write(tree.join("sub/intruder.txt"), "x").expect("write")),
-        ("a removal", &|tree| std::fs::remove_file(tree.join("f2.txt")).expect("rm")),
-        ("a rename", &|tree| std::fs::rename(tree.join("f2.txt"), tree.join("sub/moved.txt")).expect("mv")),
-        ("a new directory", &|tree| std::fs::create_dir(tree.join("sub/intruder")).expect("mkdir")),
-        ("a file for a directory", &|tree| {
-            std::fs::remove_file(tree.join("sub/s.txt")).expect("rm");
-            std::fs::create_dir(tree.join("sub/s.txt")).expect("mkdir");
-        }),
+    // A process that maps a file of the tree, closes its descriptor, writes through the mapping
+    // and keeps it (the mapping's own close would be an event).
+    let mapper = std::cell::RefCell::new(None::<std::process::Child>);
+    let map_and_write = |tree: &Path| {
+        let script = "import mmap, os, sys\n\
+                      fd = os.open(sys.argv[1], os.O_RDWR)\n\
+                      m = mmap.mmap(fd, 0)\n\
+                      os.close(fd)\n\
+                      m[0:4] = b'EVIL'\n\
+                      print('written', flush=True)\n\
+                      sys.stdin.read()\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(tree.join("f0.txt"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().expect("stdout")), &mut line)
+            .expect("read");
+        assert_eq!(line.trim(), "written");
+        *mapper.borrow_mut() = Some(child);
+    };
+    type Edit<'a> = (&'a str, &'a dyn Fn(&Path), bool);
+    let edits: [Edit<'_>; 9] = [
+        (
+            "a rewrite with its time put back",
+            &|tree| {
+                let before = std::fs::metadata(tree.join("f0.txt")).expect("stat").modified().expect("mtime");
+                std::fs::write(tree.join("f0.txt"), "FILE 0\n").expect("write");
+                std::fs::File::options()
+                    .write(true)
+                    .open(tree.join("f0.txt"))
+                    .expect("open")
+                    .set_modified(before)
+                    .expect("touch");
+            },
+            true,
+        ),
+        ("a deeper rewrite", &|tree| std::fs::write(tree.join("sub/s.txt"), "SUB\n").expect("write"), true),
+        (
+            "a mode",
+            &|tree| {
+                std::fs::set_permissions(tree.join("f1.txt"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            },
+            true,
+        ),
+        ("a write through a mapping kept open", &map_and_write, true),
+        ("a new file", &|tree| std::fs::write(tree.join("sub/intruder.txt"), "x").expect("write"), false),
+        ("a removal", &|tree| std::fs::remove_file(tree.join("f2.txt")).expect("rm"), false),
+        ("a rename", &|tree| std::fs::rename(tree.join("f2.txt"), tree.join("sub/moved.txt")).expect("mv"), false),
+        ("a new directory", &|tree| std::fs::create_dir(tree.join("sub/intruder")).expect("mkdir"), false),
+        (
+            "a file for a directory",
+            &|tree| {
+                std::fs::remove_file(tree.join("sub/s.txt")).expect("rm");
+                std::fs::create_dir(tree.join("sub/s.txt")).expect("mkdir");
+            },
+            false,
+        ),
     ];
     let expected = test.run(&["run", "tasks.lua"]).expect_code(0).stderr;
     let listing = |stderr: &str| {
         stderr.lines().filter(|line| line.starts_with("box/t | ")).map(str::to_owned).collect::<Vec<_>>()
     };
-    for (what, edit) in edits {
+    for (what, edit, from_watch) in edits {
         let trusted = info(&agent).plans_from_watch;
         edit(&tree);
         let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+        if let Some(mut child) = mapper.borrow_mut().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         assert_eq!(listing(&run.stderr), listing(&expected), "{what}: the master's tree again");
-        assert_eq!(info(&agent).plans_from_watch, trusted, "{what}: every entry looked at");
+        assert_eq!(test.read("ws/f0.txt"), "file 0\n", "{what}: the master's file as it was");
+        assert_eq!(info(&agent).plans_from_watch, trusted + u64::from(from_watch), "{what}: from the watch or not");
         test.run(&["run", "tasks.lua"]).expect_code(0);
-        assert_eq!(info(&agent).plans_from_watch, trusted + 1, "{what}: then trusted again");
+        assert_eq!(info(&agent).plans_from_watch, trusted + u64::from(from_watch) + 1, "{what}: then from it again");
         assert_eq!(trees(work.path()), std::slice::from_ref(&tree), "{what}: the one tree, reused");
     }
 }

@@ -62,7 +62,7 @@ fn list_dir(
     let shown = || prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
     let fail = |errno: Errno| WorkspaceError::Io { path: shown(), source: errno.into() };
     if let Some(watch) = watch.as_deref_mut() {
-        watch.add_dir(&dir);
+        watch.add_dir(&dir, prefix);
     }
     let mut listed: Vec<(Vec<u8>, Option<Type>)> = Vec::new();
     for entry in dir.iter() {

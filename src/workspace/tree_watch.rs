@@ -1,28 +1,33 @@
-//! What the scan after a task saw of its tree, kept with a watch that proves nothing changed
-//! since: the next task of the workspace plans from it instead of looking at every entry
-//! again (on a 20,000-file tree, a listing and 20,000 `lstat`s — a fifth of a warm task).
+//! What the scan after a task saw of its tree, kept with a watch that says what changed
+//! since: the next task of the workspace plans from it, looking again only at what the watch
+//! names, instead of looking at every entry (on a 20,000-file tree, a listing and 20,000
+//! `lstat`s — a fifth of a warm task).
 //!
 //! The watch is inotify's, on every directory the scan listed, set before the directory was
-//! listed: any change made through the filesystem to an entry of the tree afterwards — a
-//! write, a truncation, a mode, owner or time changed, a name made, removed or renamed, a
-//! directory made or removed — queues an event, and an event (or a queue that overflowed, or
-//! a directory that could not be watched) sends the next task back to the full look. What no
-//! event reports: a write through a shared mapping of a process that mapped a file before the
-//! scan (a process the task left is looked for before the tree is kept: [`super::trees`]), and
-//! a write through a name of the file outside the tree that another process of the agent's
-//! user made after the scan (the trees' directory is private: that user can write into any
-//! tree at any time, a task's tree included).
+//! listed. Any change made through the filesystem to an entry of the tree afterwards — a
+//! write, a truncation, a mode, owner or time changed — and any opening of one (a process that
+//! maps a file to write through the mapping opens it first: such writes raise no event of
+//! their own) names the entry, and only the entries named are looked at again. A name made,
+//! removed or renamed, a queue that overflowed or a directory that could not be watched sends
+//! the next task back to looking at every entry. What no event reports: a write through a
+//! mapping made before the scan (a process the task left is looked for before the tree is
+//! kept: [`super::trees`]), and a write through a name of the file outside the tree that a
+//! process of the agent's user made after the scan — as it could write into the tree while a
+//! task runs (the trees' directory is private to that user).
 
+use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, AsRawFd};
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDescriptor};
 
 use super::beneath::Stat;
 use super::rel_path::RelPath;
 
-/// What is watched on each directory: every change to it or to an entry in it.
-fn changes() -> AddWatchFlags {
-    AddWatchFlags::IN_MODIFY
+/// What is watched on each directory: every change to it or to an entry in it, and every
+/// opening of an entry.
+fn watched_events() -> AddWatchFlags {
+    AddWatchFlags::IN_OPEN
+        | AddWatchFlags::IN_MODIFY
         | AddWatchFlags::IN_ATTRIB
         | AddWatchFlags::IN_CLOSE_WRITE
         | AddWatchFlags::IN_MOVED_FROM
@@ -34,6 +39,20 @@ fn changes() -> AddWatchFlags {
         | AddWatchFlags::IN_ONLYDIR
 }
 
+/// Events after which every entry is looked at: names made, removed or renamed, a watched
+/// directory gone, events lost.
+fn structural() -> AddWatchFlags {
+    AddWatchFlags::IN_Q_OVERFLOW
+        | AddWatchFlags::IN_IGNORED
+        | AddWatchFlags::IN_UNMOUNT
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+}
+
 /// A watch on a tree's directories.
 #[derive(Debug)]
 pub struct TreeWatch {
@@ -41,6 +60,8 @@ pub struct TreeWatch {
     inotify: Option<Inotify>,
     /// Every directory given was watched.
     whole: bool,
+    /// Each watched directory's path in the tree (None: the tree's root).
+    dirs: HashMap<WatchDescriptor, Option<RelPath>>,
 }
 
 /// Closing an inotify instance that holds watches waits for the kernel's grace period
@@ -82,7 +103,7 @@ impl TreeWatch {
     /// instances all taken): the next task then looks at every entry.
     pub fn new() -> Option<Self> {
         match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) {
-            Ok(inotify) => Some(Self { inotify: Some(inotify), whole: true }),
+            Ok(inotify) => Some(Self { inotify: Some(inotify), whole: true, dirs: HashMap::new() }),
             Err(errno) => {
                 tracing::debug!(%errno, "no watch on the tree: the next task looks at every entry");
                 None
@@ -90,28 +111,72 @@ impl TreeWatch {
         }
     }
 
-    /// Watches the directory open as `dir` (before it is listed). One that cannot be watched
-    /// (this user's watches all taken) leaves the watch partial: never trusted.
-    pub fn add_dir(&mut self, dir: &impl AsFd) {
+    /// Watches the directory open as `dir`, at `path` in the tree (None: its root), before it
+    /// is listed. One that cannot be watched (this user's watches all taken) leaves the watch
+    /// partial: never trusted.
+    pub fn add_dir(&mut self, dir: &impl AsFd, path: Option<&RelPath>) {
         if !self.whole {
             return;
         }
         let Some(inotify) = &self.inotify else { return };
-        let path = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
-        if let Err(errno) = inotify.add_watch(path.as_str(), changes()) {
-            tracing::debug!(%errno, "a directory of the tree cannot be watched: the next task looks at every entry");
-            self.whole = false;
+        let named = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
+        match inotify.add_watch(named.as_str(), watched_events()) {
+            Ok(wd) => {
+                self.dirs.insert(wd, path.cloned());
+            }
+            Err(errno) => {
+                tracing::debug!(%errno, "a directory of the tree cannot be watched: the next task looks at every entry");
+                self.whole = false;
+            }
         }
     }
 
-    /// Whether nothing in the watched directories changed since each was watched: every
-    /// directory was, and no event is queued (an overflowed queue is one).
-    pub fn untouched(&self) -> bool {
-        self.whole
-            && self
-                .inotify
-                .as_ref()
-                .is_some_and(|inotify| matches!(inotify.read_events(), Err(nix::errno::Errno::EAGAIN)))
+    /// The entries changed or opened since each directory was watched, each named once, if
+    /// that is all that happened; None when every entry must be looked at (see
+    /// [`structural`], and a directory that was not watched).
+    pub fn touched(&self) -> Option<BTreeSet<RelPath>> {
+        let inotify = self.inotify.as_ref().filter(|_| self.whole)?;
+        let mut named = BTreeSet::new();
+        loop {
+            let events = match inotify.read_events() {
+                Ok(events) => events,
+                Err(nix::errno::Errno::EAGAIN) => return Some(named),
+                Err(errno) => {
+                    tracing::debug!(%errno, "the tree's watch cannot be read: every entry is looked at");
+                    return None;
+                }
+            };
+            for event in events {
+                if let Some(path) = self.named_by(&event)? {
+                    named.insert(path);
+                }
+            }
+        }
+    }
+
+    /// What `event` asks: None, every entry looked at; Some(None), nothing; Some(path), that
+    /// entry looked at again.
+    fn named_by(&self, event: &InotifyEvent) -> Option<Option<RelPath>> {
+        if event.mask.intersects(structural()) {
+            return None;
+        }
+        // A directory opened (listed): nothing changed.
+        if event.mask.contains(AddWatchFlags::IN_ISDIR)
+            && event.mask - AddWatchFlags::IN_ISDIR == AddWatchFlags::IN_OPEN
+        {
+            return Some(None);
+        }
+        let dir = self.dirs.get(&event.wd)?;
+        Some(match (&event.name, dir) {
+            // An entry of a watched directory, a directory among them.
+            (Some(name), None) => Some(RelPath::from_name(name.as_encoded_bytes()).ok()?),
+            (Some(name), Some(dir)) => Some(dir.join_name(name.as_encoded_bytes())),
+            // A watched directory itself: its mode or time.
+            (None, Some(dir)) => Some(dir.clone()),
+            // The tree's root: no entry a plan looks at (the task's root is made as the
+            // master's each time).
+            (None, None) => None,
+        })
     }
 }
 
@@ -124,78 +189,85 @@ pub struct WatchedTree {
     pub excluded: Vec<RelPath>,
 }
 
-impl WatchedTree {
-    /// What the scan saw, if nothing changed since; None otherwise (the watch is spent either
-    /// way: a tree is planned once from what one scan saw).
-    pub fn still(self) -> Option<Seen> {
-        self.watch.untouched().then_some(Seen { seen: self.seen, excluded: self.excluded })
-    }
-}
-
-/// What the scan saw of a tree that has not changed since.
-#[derive(Debug)]
-pub struct Seen {
-    pub seen: Vec<(RelPath, Stat)>,
-    pub excluded: Vec<RelPath>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn watched(dir: &std::path::Path) -> TreeWatch {
         let mut watch = TreeWatch::new().expect("inotify");
-        for sub in ["", "sub"] {
-            let fd = std::fs::File::open(dir.join(sub)).expect("open");
-            watch.add_dir(&fd);
+        for sub in [None, Some("sub")] {
+            let fd = std::fs::File::open(dir.join(sub.unwrap_or(""))).expect("open");
+            let path = sub.map(|sub| RelPath::parse(sub.as_bytes()).expect("path"));
+            watch.add_dir(&fd, path.as_ref());
         }
         watch
     }
 
+    fn paths(names: &[&str]) -> BTreeSet<RelPath> {
+        names.iter().map(|name| RelPath::parse(name.as_bytes()).expect("path")).collect()
+    }
+
     #[test]
-    fn every_kind_of_change_in_a_watched_directory_is_seen_and_reading_is_not() {
+    fn a_change_to_an_entry_names_it_a_change_of_names_asks_for_every_entry_and_a_look_changes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
         std::fs::write(dir.path().join("sub/f"), "data").expect("write");
         std::fs::write(dir.path().join("g"), "data").expect("write");
-        type Change<'a> = (&'a str, &'a dyn Fn(&std::path::Path));
-        let changes: [Change<'_>; 9] = [
-            ("append", &|d| {
-                use std::io::Write;
-                let mut file = std::fs::OpenOptions::new().append(true).open(d.join("sub/f")).expect("open");
-                file.write_all(b"x").expect("write");
-            }),
-            ("truncate", &|d| {
-                std::fs::File::options().write(true).open(d.join("g")).expect("open").set_len(1).expect("truncate")
-            }),
-            ("chmod", &|d| {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(d.join("sub/f"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
-            }),
-            ("touch", &|d| {
-                let time = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
-                std::fs::File::options()
-                    .write(true)
-                    .open(d.join("g"))
-                    .expect("open")
-                    .set_modified(time)
-                    .expect("touch");
-            }),
-            ("create", &|d| std::fs::write(d.join("sub/new"), "").expect("write")),
-            ("remove", &|d| std::fs::remove_file(d.join("sub/new")).expect("rm")),
-            ("rename", &|d| std::fs::rename(d.join("g"), d.join("sub/g")).expect("mv")),
-            ("mkdir", &|d| std::fs::create_dir(d.join("sub/d")).expect("mkdir")),
-            ("rmdir", &|d| std::fs::remove_dir(d.join("sub/d")).expect("rmdir")),
+        type Change<'a> = (&'a str, &'a dyn Fn(&std::path::Path), Option<&'a [&'a str]>);
+        let changes: [Change<'_>; 11] = [
+            (
+                "append",
+                &|d| {
+                    use std::io::Write;
+                    let mut file = std::fs::OpenOptions::new().append(true).open(d.join("sub/f")).expect("open");
+                    file.write_all(b"x").expect("write");
+                },
+                Some(&["sub/f"]),
+            ),
+            (
+                "truncate",
+                &|d| {
+                    std::fs::File::options().write(true).open(d.join("g")).expect("open").set_len(1).expect("truncate")
+                },
+                Some(&["g"]),
+            ),
+            (
+                "chmod",
+                &|d| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(d.join("sub/f"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+                },
+                Some(&["sub/f"]),
+            ),
+            (
+                "a directory's mode",
+                &|d| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(d.join("sub"), std::fs::Permissions::from_mode(0o750)).expect("chmod");
+                },
+                Some(&["sub"]),
+            ),
+            // (Opened to be mapped and written through the mapping: the opening names it.)
+            (
+                "opened",
+                &|d| drop(std::fs::File::options().read(true).write(true).open(d.join("g")).expect("open")),
+                Some(&["g"]),
+            ),
+            ("create", &|d| std::fs::write(d.join("sub/new"), "").expect("write"), None),
+            ("remove", &|d| std::fs::remove_file(d.join("sub/new")).expect("rm"), None),
+            ("rename", &|d| std::fs::rename(d.join("g"), d.join("sub/g")).expect("mv"), None),
+            ("mkdir", &|d| std::fs::create_dir(d.join("sub/d")).expect("mkdir"), None),
+            ("rmdir", &|d| std::fs::remove_dir(d.join("sub/d")).expect("rmdir"), None),
+            ("a link", &|d| std::fs::hard_link(d.join("sub/f"), d.join("sub/f2")).expect("ln"), None),
         ];
-        for (name, change) in changes {
+        for (name, change, named) in changes {
             let watch = watched(dir.path());
-            // Reading, listing and looking change nothing.
-            std::fs::read(dir.path().join("sub/f")).expect("read");
+            // Listing and looking change nothing.
             std::fs::read_dir(dir.path().join("sub")).expect("list").for_each(drop);
             std::fs::symlink_metadata(dir.path().join("sub/f")).expect("stat");
-            assert!(watch.untouched(), "{name}: untouched before the change");
+            assert_eq!(watch.touched(), Some(BTreeSet::new()), "{name}: nothing before the change");
             change(dir.path());
-            assert!(!watch.untouched(), "{name}: seen");
+            assert_eq!(watch.touched(), named.map(paths), "{name}");
         }
     }
 
@@ -205,7 +277,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), "").expect("write");
         let mut watch = TreeWatch::new().expect("inotify");
         // A file, not a directory: refused (IN_ONLYDIR).
-        watch.add_dir(&std::fs::File::open(dir.path().join("f")).expect("open"));
-        assert!(!watch.untouched());
+        watch.add_dir(&std::fs::File::open(dir.path().join("f")).expect("open"), None);
+        assert_eq!(watch.touched(), None);
     }
 }

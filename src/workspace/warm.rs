@@ -15,6 +15,7 @@
 //! setuid rules), and the result is a [`Build`]: contents missing from the cache are fetched
 //! and written the same way.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::WorkspaceError;
@@ -54,29 +55,36 @@ pub fn plan(root: &Path, state: &Manifest, target: &Manifest) -> Result<Plan, Wo
 }
 
 /// [`plan`], from what the scan after the tree's last task saw (`watched`) instead of a look
-/// at every entry, where its watch says nothing in the tree changed since — asked again once
-/// the plan is made, so that nothing changed before it is missed ([`super::tree_watch`]).
-/// Otherwise (or with no watch, or entries the scan's rules left out, which it did not look
-/// into) every entry is looked at. Also says whether the watch was trusted.
+/// at every entry: only the entries its watch names (changed or opened since) are looked at
+/// again, and the watch is asked again once the plan is made, so that nothing changed before
+/// it is missed ([`super::tree_watch`]). Every entry is looked at when the watch cannot say
+/// (no watch, a name made or removed since, events lost, entries the scan's rules left out,
+/// which it did not look into). Also says whether the watch served.
 pub fn plan_watched(
     root: &Path,
     state: &Manifest,
     target: &Manifest,
     watched: Option<WatchedTree>,
 ) -> Result<(Plan, bool), WorkspaceError> {
-    if let Some(watched) = watched.filter(|watched| watched.excluded.is_empty() && watched.watch.untouched()) {
+    if let Some(WatchedTree { watch, seen, excluded }) = watched
+        && excluded.is_empty()
+        && let Some(touched) = watch.touched()
+    {
         let started = std::time::Instant::now();
-        let disk = seen_walk(root, state, watched.seen)?;
-        let seen_in = started.elapsed();
-        let plan = plan_from(root, state, target, &disk)?;
-        if watched.watch.untouched() {
-            tracing::debug!(
-                entries = disk.len(),
-                seen_ms = seen_in.as_secs_f64() * 1e3,
-                plan_ms = (started.elapsed() - seen_in).as_secs_f64() * 1e3,
-                "planned from the last scan"
-            );
-            return Ok((plan, true));
+        if let Some((disk, read)) = seen_walk(root, state, seen, &touched)? {
+            let seen_in = started.elapsed();
+            let plan = plan_from(root, state, target, &disk)?;
+            // Since: nothing but the openings of the files read here.
+            if watch.touched().is_some_and(|since| since.is_subset(&read)) {
+                tracing::debug!(
+                    entries = disk.len(),
+                    looked_again = touched.len(),
+                    seen_ms = seen_in.as_secs_f64() * 1e3,
+                    plan_ms = (started.elapsed() - seen_in).as_secs_f64() * 1e3,
+                    "planned from the last scan"
+                );
+                return Ok((plan, true));
+            }
         }
         tracing::debug!(tree = %root.display(), "the tree changed while it was planned: every entry is looked at");
     }
@@ -299,28 +307,38 @@ fn stat_walk(root: &Path, state: &Manifest) -> Result<Vec<(RelPath, Looked)>, Wo
     Ok(listing.paths.into_iter().zip(looked).filter_map(|(path, looked)| Some((path, looked?))).collect())
 }
 
-/// [`stat_walk`] from what a scan saw of every entry (in walk order), nothing having changed
-/// since: only files recorded in the same instant as a change could have been made are read.
+/// [`stat_walk`] from what a scan saw of every entry (in walk order), no name having been made
+/// or removed since: the entries in `touched` are looked at again, and files recorded in the
+/// same instant as a change could have been made are read. Also returns the files read. None
+/// when a touched entry is not one the scan saw as it is now (every entry is looked at then).
 fn seen_walk(
     root: &Path,
     state: &Manifest,
     seen: Vec<(RelPath, Stat)>,
-) -> Result<Vec<(RelPath, Looked)>, WorkspaceError> {
-    let mut tree = None;
-    seen.into_iter()
-        .map(|(path, stat)| {
-            let read = if unproven(state, &path, &stat) {
-                let tree = match &tree {
-                    Some(tree) => tree,
-                    None => tree.insert(Root::open(root)?),
-                };
-                Some(read_now(tree, &path)?)
-            } else {
-                None
-            };
-            Ok((path, (stat, read)))
-        })
-        .collect()
+    touched: &BTreeSet<RelPath>,
+) -> Result<Option<SeenWalk>, WorkspaceError> {
+    let tree = Root::open(root)?;
+    let (mut disk, mut read, mut looked_again) = (Vec::with_capacity(seen.len()), BTreeSet::new(), 0);
+    for (path, stat) in seen {
+        let stat = if touched.contains(&path) {
+            looked_again += 1;
+            match tree.lstat(&path)? {
+                Some(now) if now.kind == stat.kind => now,
+                _ => return Ok(None),
+            }
+        } else {
+            stat
+        };
+        let content = if unproven(state, &path, &stat) {
+            read.insert(path.clone());
+            Some(read_now(&tree, &path)?)
+        } else {
+            None
+        };
+        disk.push((path, (stat, content)));
+    }
+    // (A touched entry the scan did not see: every entry is looked at.)
+    Ok((looked_again == touched.len()).then_some((disk, read)))
 }
 
 /// Whether the file at `path`, as `stat` saw it, is as `state` recorded it but was recorded
@@ -338,6 +356,9 @@ fn unproven(state: &Manifest, path: &RelPath, stat: &Stat) -> bool {
 fn read_now(tree: &Root, path: &RelPath) -> Result<(u64, blake3::Hash), WorkspaceError> {
     hash_reader(tree.open_file(path)?, &tree.display(path))
 }
+
+/// Every entry as a scan saw it (looked at again where it changed since), and the files read.
+type SeenWalk = (Vec<(RelPath, Looked)>, BTreeSet<RelPath>);
 
 /// An entry as the walk saw it, and what a file recorded in the same instant as a change could
 /// have been made holds now (size and hash).
