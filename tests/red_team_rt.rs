@@ -923,8 +923,9 @@ fn a_file_the_task_rewrote_keeps_its_owner_and_new_ones_take_a_shared_directory_
 /// A file the task made anew where another user's was — removed and written again, another
 /// moved over it — is the runner's, as a run here makes it: given the old owner, a secret the
 /// task wrote with `umask 077` would be theirs to read. Nor does it keep the old file's
-/// extended attributes. So is a directory removed and made again. (As root: the files belong
-/// to others.)
+/// extended attributes. So is a directory removed and made again; one moved over another
+/// (`mv c a`, `rm -rf d; mv new d`) is whose it was here. (As root: the files belong to
+/// others.)
 #[test]
 fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() {
     use std::os::unix::fs::chown;
@@ -934,7 +935,7 @@ fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() 
     let agent = Agent::start(&[]);
     let command = "rm key; (umask 077; echo TOPSECRET > key); cat notes > tmp; echo more >> tmp; mv tmp notes; \
                    echo kept >> log; rm -rf d; mkdir -m 700 d; (umask 077; echo SECRET2 > d/x); \
-                   chmod 750 kept; echo y >> kept/y";
+                   chmod 750 kept; echo y >> kept/y; mv c a; mv p t; mv q p; mv t q; rm -rf e; mv sg e";
     let test = workspace(&agent, 1, command, "");
     let set_up = |ws: &Path| {
         for (name, text) in [("key", "public\n"), ("notes", "notes\n"), ("log", "log\n")] {
@@ -948,10 +949,21 @@ fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() 
         }
         std::fs::write(ws.join("d/x"), "old\n").expect("write");
         chown(ws.join("d/x"), Some(1234), Some(1234)).expect("chown");
+        // Moved over one another: each is whose it was (`c`, a secret of 1000's, over 1234's `a`).
+        for (name, owner) in [("a", 1234), ("c", 1000), ("p", 1234), ("q", 1000)] {
+            std::fs::write(ws.join(name), format!("{name}\n")).expect("write");
+            chown(ws.join(name), Some(owner), Some(owner)).expect("chown");
+        }
+        std::fs::set_permissions(ws.join("c"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+        for (dir, owner) in [("e", 1234), ("sg", 1000)] {
+            std::fs::create_dir(ws.join(dir)).expect("mkdir");
+            std::fs::write(ws.join(dir).join("in"), "in\n").expect("write");
+            chown(ws.join(dir), Some(owner), Some(owner)).expect("chown");
+        }
         // (Where the filesystem keeps user attributes: the old file's is not the new one's.)
         let _ = xattr::set(ws.join("notes"), "user.origin", b"old file");
     };
-    let listing = "stat -c '%n %u:%g %a' key notes log d d/x kept";
+    let listing = "stat -c '%n %u:%g %a' key notes log d d/x kept a p q e e/in";
     let there = there_as_here(&test, &set_up, command, listing);
     assert!(there.contains(&"key 0:0 600".to_owned()), "{there:?}");
     assert!(there.contains(&"notes 0:0 644".to_owned()), "{there:?}");
@@ -959,6 +971,12 @@ fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() 
     assert!(there.contains(&"d 0:0 700".to_owned()), "made again: the runner's {there:?}");
     assert!(there.contains(&"d/x 0:0 600".to_owned()), "{there:?}");
     assert!(there.contains(&"kept 1234:1234 750".to_owned()), "changed, not made again: its owner's {there:?}");
+    assert!(there.contains(&"a 1000:1000 600".to_owned()), "moved over: whose it was {there:?}");
+    assert!(
+        there.contains(&"p 1000:1000 644".to_owned()) && there.contains(&"q 1234:1234 644".to_owned()),
+        "{there:?}"
+    );
+    assert!(there.contains(&"e 1000:1000 755".to_owned()), "a directory moved over: whose it was {there:?}");
     assert_eq!(test.read("ws/key"), "TOPSECRET\n");
     let attribute = xattr::get(test.path().join("ws/notes"), "user.origin").expect("getxattr");
     assert_eq!(attribute, None, "the old file's attribute is not the new one's");

@@ -249,6 +249,15 @@ async fn serve(
             return (ExitCode::FAILURE, None);
         }
     };
+    // What a task made anew is told from what it wrote into by the file's birth where an
+    // inode number is given again at once (see `workspace::pack`): said once, here.
+    if std::fs::metadata(work_root.path()).and_then(|meta| meta.created()).is_err() {
+        tracing::warn!(
+            dir = %work_root.path().display(),
+            "the work directory's filesystem keeps no birth times: a file a task removes and makes again may be \
+             taken for one it wrote into, and keep its owner on the master"
+        );
+    }
     let identity = AgentIdentity {
         name: name.clone(),
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),

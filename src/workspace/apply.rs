@@ -196,8 +196,8 @@ fn apply_steps(
     let new_dir = staging.path().join("new");
     std::fs::create_dir(&new_dir).map_err(WorkspaceError::io(&new_dir))?;
     let unpacked = unpack_staged(changes, &new_dir, limits).map_err(|e| e.no_space_while("applying changes to"))?;
-    let (staged, stripped, given, made_anew) =
-        (unpacked.manifest, unpacked.stripped, unpacked.given, unpacked.made_anew);
+    let (staged, stripped, given, made_anew, moved_from) =
+        (unpacked.manifest, unpacked.stripped, unpacked.given, unpacked.made_anew, unpacked.moved_from);
     let mut apply = Apply {
         root: Root::open(root)?,
         staged_root: Root::open(&new_dir)?,
@@ -215,6 +215,8 @@ fn apply_steps(
         setid_files: limits.setid_files,
         given: &given,
         made_anew: &made_anew,
+        moved_from: &moved_from,
+        moved_owners: PathMap::default(),
         not_given: Vec::new(),
         unlinked: Vec::new(),
         names_held: PathMap::default(),
@@ -229,6 +231,12 @@ fn apply_steps(
         handed_down: std::cell::RefCell::default(),
         staging_hands_down: attributes::hands_down(&new_dir),
     };
+    // Whose the entries the task moved over others are: their own here, found before any step.
+    for (to, from) in &moved_from {
+        if let Some(stat) = apply.root.lstat(from)? {
+            apply.moved_owners.insert(to.clone(), stat);
+        }
+    }
     let mut deletions: Vec<&RelPath> = deleted.iter().collect();
     deletions.sort();
     deletions.dedup();
@@ -280,6 +288,10 @@ struct Apply<'a> {
     given: &'a BTreeMap<RelPath, GivenOwner>,
     /// Files the task made anew where one was, rather than wrote into (see `unpack.rs`).
     made_anew: &'a std::collections::BTreeSet<RelPath>,
+    /// Files and directories the task moved where others were, and their paths before (see
+    /// `unpack.rs`); and whose those are here.
+    moved_from: &'a BTreeMap<RelPath, RelPath>,
+    moved_owners: PathMap<RelPath, Stat>,
     /// Setuid or setgid files whose owner could not be given here: that bit was cleared.
     not_given: Vec<RelPath>,
     unlinked: Vec<RelPath>,

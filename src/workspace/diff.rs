@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
-use super::manifest::Manifest;
+use super::manifest::{Entry, Manifest};
 use super::rel_path::RelPath;
 
 /// The difference between a workspace before and after a task.
@@ -38,7 +38,7 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
             match old.peek().map(|(old_path, old_entry)| (old_path.cmp(&path), *old_entry)) {
                 Some((Ordering::Less, _)) => deleted.extend(old.next().map(|(gone, _)| gone.clone())),
                 Some((Ordering::Equal, old_entry)) => {
-                    if !old_entry.same_as(entry) {
+                    if !old_entry.same_as(entry) || dir_replaced(before, after, path, old_entry, entry) {
                         changed.push(path);
                     }
                     old.next();
@@ -66,12 +66,21 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
     Changes { changed: changed.into_iter().cloned().collect(), deleted }
 }
 
+/// Whether the directory at `path` is another one than the task started from, with the same
+/// mode and time (`rm -rf d; mv new d`, both made in one tick of a coarse clock): it changes
+/// hands as one the task moved there (see `pack::MOVED_FROM_KEY`). Known only where both
+/// manifests hold identities (an agent's tree). (A file's bytes are what matter: one that
+/// holds the same bytes, mode and time is no change to carry — `sed -i` that replaced nothing.)
+fn dir_replaced(before: &Manifest, after: &Manifest, path: &RelPath, old: &Entry, new: &Entry) -> bool {
+    matches!((old, new), (Entry::Dir { .. }, Entry::Dir { .. }))
+        && matches!((before.stamps.get(path), after.stamps.get(path)), (Some(was), Some(now)) if was.ino != now.ino)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::workspace::manifest::Entry;
     use crate::workspace::timestamp::Timestamp;
 
     /// A manifest of `entries`: a path and a byte of content each.

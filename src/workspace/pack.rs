@@ -55,7 +55,10 @@ pub fn pack_marking(
     // The inodes the tree held when the task started, read once the first time a file is
     // found at another inode than its own then.
     let base_inodes = std::cell::OnceCell::new();
-    let made_anew = |path: &RelPath| base.is_some_and(|base| made_anew(&source, (base, &base_inodes), manifest, path));
+    let origin = |path: &RelPath| match base {
+        Some(base) => origin(&source, (base, &base_inodes), manifest, path),
+        None => Origin::InPlace,
+    };
     let mut add = |path: &RelPath| -> Result<(), WorkspaceError> {
         let Some(entry) = manifest.entries.get(path) else { return Ok(()) };
         match entry {
@@ -63,13 +66,11 @@ pub fn pack_marking(
                 append_hard_link(&mut builder, &source, path, leader, entry)?;
             }
             Entry::File { mode, .. } => {
-                let anew = made_anew(path);
-                append_file(&mut builder, &source, path, entry, *mode, anew)?;
+                append_file(&mut builder, &source, path, entry, *mode, &origin(path))?;
                 packed.insert(path.clone());
             }
             _ => {
-                let anew = made_anew(path);
-                append(&mut builder, &source, path, entry, anew)?;
+                append(&mut builder, &source, path, entry, &origin(path))?;
             }
         }
         count += 1;
@@ -109,35 +110,73 @@ pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
 /// file is the runner's. Of a directory removed and made again: the runner's too.
 pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 
-/// Whether the task made the file at `path` anew where one of `base` was: an inode the tree did
-/// not hold when it started (`after` is the tree as scanned after it) — not another file of it
-/// linked there (`rm a; ln c a`) — or one born since the tree was built (a freed inode number
-/// is given again at once), where the filesystem keeps birth times. (`inodes`: the base's,
-/// read once when first needed.)
-fn made_anew(
+/// A PAX record of a file or directory the task moved where another was (`mv c a`, `rm -rf d;
+/// mv new d`): the path it had in the base. It is the runner's here as that one is, as a run
+/// here leaves it — not the replaced one's owner's.
+pub(super) const MOVED_FROM_KEY: &str = "SLOTH.from";
+
+/// Where an entry of the task's tree that was there before it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// Written into, or as it was.
+    InPlace,
+    /// Made anew: see [`MADE_ANEW_KEY`].
+    Anew,
+    /// Another entry of the base moved there: see [`MOVED_FROM_KEY`].
+    MovedFrom(RelPath),
+}
+
+impl Origin {
+    /// Its PAX record, if any.
+    fn record(&self) -> Option<(&'static str, Vec<u8>)> {
+        match self {
+            Origin::InPlace => None,
+            Origin::Anew => Some((MADE_ANEW_KEY, b"1".to_vec())),
+            Origin::MovedFrom(from) => Some((MOVED_FROM_KEY, from.as_bytes().to_vec())),
+        }
+    }
+}
+
+/// Where the task's file or directory at `path`, one of that kind in `base` too, comes from:
+/// an inode the tree did not hold when it started (`after` is the tree as scanned after it), or
+/// one born since the tree was built (a freed inode number is given again at once), where the
+/// filesystem keeps birth times, was made anew; another entry's inode was moved (or linked)
+/// there. (`inodes`: the base's, by inode, read once when first needed.)
+fn origin<'a>(
     tree: &Root,
-    (base, inodes): (&Manifest, &std::cell::OnceCell<std::collections::HashSet<u64>>),
+    (base, inodes): (&'a Manifest, &std::cell::OnceCell<std::collections::HashMap<u64, &'a RelPath>>),
     after: &Manifest,
     path: &RelPath,
-) -> bool {
+) -> Origin {
     let same_kind = matches!(
         (base.entries.get(path), after.entries.get(path)),
         (Some(Entry::File { .. }), Some(Entry::File { .. })) | (Some(Entry::Dir { .. }), Some(Entry::Dir { .. }))
     );
     if !same_kind {
-        return false;
+        return Origin::InPlace;
     }
+    let born_since = || {
+        let Some(built) = base.settled_before else { return false };
+        let born = tree.with_named(path, |named| std::fs::symlink_metadata(named).and_then(|meta| meta.created()));
+        born.ok().flatten().and_then(Timestamp::from_system).is_some_and(|born| born > built)
+    };
     if let (Some(before), Some(now)) = (base.stamps.get(path), after.stamps.get(path))
         && before.ino != now.ino
     {
-        let inodes = inodes.get_or_init(|| base.stamps.values().map(|stamp| stamp.ino).collect());
-        if !inodes.contains(&now.ino) {
-            return true;
-        }
+        let inodes = inodes.get_or_init(|| {
+            let mut inodes = std::collections::HashMap::new();
+            for (path, stamp) in &base.stamps {
+                inodes.entry(stamp.ino).or_insert(path);
+            }
+            inodes
+        });
+        return match inodes.get(&now.ino) {
+            Some(_) if born_since() => Origin::Anew,
+            Some(from) => Origin::MovedFrom((*from).clone()),
+            None => Origin::Anew,
+        };
     }
-    let Some(built) = base.settled_before else { return false };
-    let born = tree.with_named(path, |named| std::fs::symlink_metadata(named).and_then(|meta| meta.created()));
-    born.ok().flatten().and_then(Timestamp::from_system).is_some_and(|born| born > built)
+    if born_since() { Origin::Anew } else { Origin::InPlace }
 }
 
 /// Paths this long or longer travel in a PAX `path` record, the header holding
@@ -161,7 +200,7 @@ fn timed_header<W: Write>(
     path: &RelPath,
     entry: &Entry,
     full: &Path,
-    more: &[(&str, String)],
+    more: &[(&str, Vec<u8>)],
 ) -> Result<tar::Header, WorkspaceError> {
     let mut header = tar::Header::new_gnu();
     let mtime = entry.mtime();
@@ -169,20 +208,20 @@ fn timed_header<W: Write>(
     let mtime = mtime.to_pax();
     let long = (path.as_bytes().len() >= LONG_PATH).then(|| ("path", path.as_bytes()));
     let records =
-        std::iter::once(("mtime", mtime.as_bytes())).chain(long).chain(more.iter().map(|(k, v)| (*k, v.as_bytes())));
+        std::iter::once(("mtime", mtime.as_bytes())).chain(long).chain(more.iter().map(|(k, v)| (*k, v.as_slice())));
     builder.append_pax_extensions(records).map_err(WorkspaceError::io(full))?;
     Ok(header)
 }
 
 /// The PAX records of a setuid or setgid file's owner and group that are not this process's.
-fn given_owner(mode: u32, meta: &std::fs::Metadata) -> Vec<(&'static str, String)> {
+fn given_owner(mode: u32, meta: &std::fs::Metadata) -> Vec<(&'static str, Vec<u8>)> {
     use std::os::unix::fs::MetadataExt;
     let mut records = Vec::new();
     if mode & 0o4000 != 0 && meta.uid() != nix::unistd::geteuid().as_raw() {
-        records.push((OWNER_UID_KEY, meta.uid().to_string()));
+        records.push((OWNER_UID_KEY, meta.uid().to_string().into_bytes()));
     }
     if mode & 0o2000 != 0 && meta.gid() != nix::unistd::getegid().as_raw() {
-        records.push((OWNER_GID_KEY, meta.gid().to_string()));
+        records.push((OWNER_GID_KEY, meta.gid().to_string().into_bytes()));
     }
     records
 }
@@ -208,18 +247,17 @@ fn append<W: Write>(
     root: &Root,
     path: &RelPath,
     entry: &Entry,
-    made_anew: bool,
+    origin: &Origin,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
     let (kind, mode) = match entry {
-        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode, made_anew),
+        Entry::File { mode, .. } => return append_file(builder, root, path, entry, *mode, origin),
         Entry::Fifo { mode, .. } => (tar::EntryType::Fifo, *mode),
         Entry::Dir { mode, .. } => (tar::EntryType::Directory, *mode),
         Entry::Symlink { .. } => (tar::EntryType::Symlink, 0o777),
     };
-    let anew = [(MADE_ANEW_KEY, "1".to_owned())];
-    let records: &[(&str, String)] = if made_anew && kind == tar::EntryType::Directory { &anew } else { &[] };
-    let mut header = timed_header(builder, path, entry, &full, records)?;
+    let records: Vec<_> = origin.record().filter(|_| kind == tar::EntryType::Directory).into_iter().collect();
+    let mut header = timed_header(builder, path, entry, &full, &records)?;
     header.set_entry_type(kind);
     header.set_mode(mode);
     header.set_size(0);
@@ -236,7 +274,7 @@ fn append_file<W: Write>(
     path: &RelPath,
     entry: &Entry,
     mode: u32,
-    made_anew: bool,
+    origin: &Origin,
 ) -> Result<(), WorkspaceError> {
     let full = root.display(path);
     let file = root.open_file(path)?;
@@ -245,9 +283,7 @@ fn append_file<W: Write>(
     // fails the pack rather than producing a corrupt archive.
     let size = meta.len();
     let mut records = given_owner(mode, &meta);
-    if made_anew {
-        records.push((MADE_ANEW_KEY, "1".to_owned()));
-    }
+    records.extend(origin.record());
     let mut header = timed_header(builder, path, entry, &full, &records)?;
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(mode);

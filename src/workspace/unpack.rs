@@ -14,7 +14,7 @@ use flate2::read::GzDecoder;
 
 use super::WorkspaceError;
 use super::manifest::{Entry, MODE_MASK, Manifest, SETID_BITS};
-use super::pack::{MADE_ANEW_KEY, OWNER_GID_KEY, OWNER_UID_KEY};
+use super::pack::{MADE_ANEW_KEY, MOVED_FROM_KEY, OWNER_GID_KEY, OWNER_UID_KEY};
 use super::rel_path::{RelPath, display_bytes};
 use super::timestamp::Timestamp;
 use super::tree_writer::TreeWriter;
@@ -57,6 +57,9 @@ pub struct UnpackStats {
     /// Files the archive says the task made anew where one was (removed and created again,
     /// or another moved over it), rather than wrote into: see `pack::MADE_ANEW_KEY`.
     pub made_anew: std::collections::BTreeSet<RelPath>,
+    /// Files and directories the archive says the task moved where another was, and the path
+    /// each had when it started: see `pack::MOVED_FROM_KEY`.
+    pub moved_from: BTreeMap<RelPath, RelPath>,
 }
 
 /// The owner (for a setuid file) and group (for a setgid file) an archive says a file was
@@ -104,7 +107,10 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
         stats.entries += 1;
         let path = RelPath::parse(&raw).map_err(|reason| refuse(&raw, reason))?;
         let mode = entry.header().mode().map_err(corrupt(&raw))? & MODE_MASK;
-        let (mtime, given, made_anew) = entry_records(&mut entry).map_err(corrupt(&raw))?;
+        let Records { mtime, given, made_anew, moved_from } = entry_records(&mut entry).map_err(corrupt(&raw))?;
+        if let Some(from) = moved_from {
+            stats.moved_from.insert(path.clone(), from);
+        }
         let written = match kind {
             tar::EntryType::Directory => {
                 writer.dir(&path, mode, mtime)?;
@@ -175,26 +181,42 @@ fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackSta
 /// The entry's modification time — the PAX `mtime` (with nanoseconds) when there is one, else
 /// the header's seconds — the owner it says a setuid or setgid file was given, and whether it
 /// says the file was made anew.
-fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<(Timestamp, GivenOwner, bool)> {
-    let (mut mtime, mut given, mut made_anew) = (None, GivenOwner::default(), false);
+fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Records> {
+    let mut records = Records::default();
+    let mut mtime = None;
     if let Some(extensions) = entry.pax_extensions()? {
         for extension in extensions {
             let extension = extension?;
+            if extension.key_bytes() == MOVED_FROM_KEY.as_bytes() {
+                let from = RelPath::parse(extension.value_bytes())
+                    .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidData, reason))?;
+                records.moved_from = Some(from);
+                continue;
+            }
             let Ok(value) = std::str::from_utf8(extension.value_bytes()) else { continue };
             match extension.key_bytes() {
                 b"mtime" => mtime = Timestamp::from_pax(value).or(mtime),
-                key if key == OWNER_UID_KEY.as_bytes() => given.uid = value.parse().ok(),
-                key if key == OWNER_GID_KEY.as_bytes() => given.gid = value.parse().ok(),
-                key if key == MADE_ANEW_KEY.as_bytes() => made_anew = value == "1",
+                key if key == OWNER_UID_KEY.as_bytes() => records.given.uid = value.parse().ok(),
+                key if key == OWNER_GID_KEY.as_bytes() => records.given.gid = value.parse().ok(),
+                key if key == MADE_ANEW_KEY.as_bytes() => records.made_anew = value == "1",
                 _ => {}
             }
         }
     }
-    let mtime = match mtime {
+    records.mtime = match mtime {
         Some(mtime) => mtime,
         None => Timestamp { secs: i64::try_from(entry.header().mtime()?).unwrap_or(i64::MAX), nanos: 0 },
     };
-    Ok((mtime, given, made_anew))
+    Ok(records)
+}
+
+/// What an entry's PAX records say beyond its header.
+#[derive(Default)]
+struct Records {
+    mtime: Timestamp,
+    given: GivenOwner,
+    made_anew: bool,
+    moved_from: Option<RelPath>,
 }
 
 /// The compressed archives read ahead to tell an empty one (a task that changed nothing):

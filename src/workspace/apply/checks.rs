@@ -71,7 +71,7 @@ impl Apply<'_> {
             let theirs = self.root.lstat(path)?.is_some_and(|here| here.uid != nix::unistd::geteuid().as_raw());
             // Made anew where it was (`rm f; echo > f`, `sed -i`): a run here needs only its
             // directory for that, as the apply does.
-            if !theirs || self.made_anew.contains(path) {
+            if !theirs || self.made_anew.contains(path) || self.moved_from.contains_key(path) {
                 continue;
             }
             // Another user's file: its mode only its owner changes here (and a file with other

@@ -4,7 +4,8 @@
 //! leaves a file — every name of a hard-link group that of the file one of its names held
 //! here (`ln prog shared/prog` changes no file's group); anything new — a new file, a link or
 //! pipe made anew (`ln -sf`, `mkfifo`), a file made anew where one was (`rm f; echo > f`,
-//! `mv tmp f`: the archive says so) — is the master user's, in the group its directory
+//! `mv tmp f`: the archive says so) — is the master user's; a file the task moved where another
+//! was (`mv c a`) is whose it was here, in the group its directory
 //! hands down (a setgid directory's). What the system does not allow (a group this user is
 //! not in, another user's file for a user who is not root) stays this user's.
 //!
@@ -33,6 +34,9 @@ impl Apply<'_> {
             // f` — is the runner's as a run here makes it: given the old file's owner, what
             // the task meant to keep from them would be theirs.)
             None
+        } else if let Some(moved) = self.moved_owner(path) {
+            // (Moved where another was, `mv c a`: the file that was `c` here, whose it is.)
+            Some(moved)
         } else if self.linked.contains(path) {
             self.group_owner(path)?
         } else {
@@ -92,6 +96,16 @@ impl Apply<'_> {
             _ => path,
         };
         self.made_anew.contains(leader)
+    }
+
+    /// Whose the file the task moved to `path` (its hard-link group's first name) is here,
+    /// where it was when the task started.
+    fn moved_owner(&self, path: &RelPath) -> Option<Stat> {
+        let leader = match self.staged.get(path) {
+            Some(Entry::File { link: Some(leader), .. }) => leader,
+            _ => path,
+        };
+        self.moved_owners.get(leader).copied()
     }
 
     /// The owner the archive says `path`'s file was given (its hard-link group's first name

@@ -86,19 +86,25 @@ impl Apply<'_> {
         self.found_dirs.insert(path.clone(), (mode, mtime));
         self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set: mode })?;
         if self.made_anew.contains(path) {
-            self.give_remade_dir(path, stat)?;
+            self.give_dir(path, stat, None)?;
+        } else if let Some(moved) = self.moved_owners.get(path).copied() {
+            self.give_dir(path, stat, Some((moved.uid, moved.gid)))?;
         }
         Ok(())
     }
 
     /// A directory the task removed and made again (`rm -rf d; mkdir -m 700 d`) is the
-    /// runner's, in the group its parent hands down, as a run here makes it — not, with what
-    /// the task put in it, the user's whose directory was there. (What the system does not
+    /// runner's, in the group its parent hands down, as a run here makes it (`owner` None); one
+    /// it moved there (`rm -rf d; mv new d`) is whose that one was here (`owner`) — not, with
+    /// what the task put in it, the user's whose directory was there. (What the system does not
     /// allow, another user's directory for a runner that is not root, stays theirs.)
-    fn give_remade_dir(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
-        let uid = nix::unistd::geteuid().as_raw();
-        let gid = self.root.group_from_parent(path)?.unwrap_or_else(|| nix::unistd::getegid().as_raw());
-        if (stat.uid == uid && stat.gid == gid) || !(self.privileged || stat.uid == uid) {
+    fn give_dir(&mut self, path: &RelPath, stat: &Stat, owner: Option<(u32, u32)>) -> Result<(), WorkspaceError> {
+        let runner = nix::unistd::geteuid().as_raw();
+        let (uid, gid) = match owner {
+            Some(owner) => owner,
+            None => (runner, self.root.group_from_parent(path)?.unwrap_or_else(|| nix::unistd::getegid().as_raw())),
+        };
+        if (stat.uid == uid && stat.gid == gid) || !(self.privileged || (stat.uid == runner && uid == runner)) {
             return Ok(());
         }
         self.journal.record(Undo::Owner { path: path.clone(), uid: stat.uid, gid: stat.gid })?;
