@@ -128,14 +128,16 @@ fn an_edit_on_the_agents_host_between_tasks_is_undone_even_with_its_time_put_bac
 /// opened on the agent's host since is looked at again — a same-size rewrite with its time put
 /// back, a mode, a write through a mapping whose descriptor was closed (no event of its own: the
 /// opening names the file) — and any name made or removed sends the plan back to looking at
-/// every entry. Either way what was done there is undone.
+/// every entry. Either way what was done there is undone. (A small tree is not watched: it is
+/// looked at whole.)
 #[test]
 fn a_kept_tree_is_planned_from_the_last_scan_and_what_changed_there_since_is_undone() {
     use std::os::unix::fs::PermissionsExt;
     let work = tempfile::tempdir().expect("tempdir");
     let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
-    let test = workspace(&agent, 3, "cat f0.txt sub/s.txt; find . | LC_ALL=C sort; stat -c '%n %a' f1.txt", "")
-        .write("ws/sub/s.txt", "sub\n");
+    // (Large enough to be watched: see `tree_watch::WATCHED_FROM`.)
+    let command = "cat f0.txt sub/s.txt; find . | LC_ALL=C sort | md5sum; find . | wc -l; stat -c '%n %a' f1.txt";
+    let test = workspace(&agent, 600, command, "").write("ws/sub/s.txt", "sub\n");
     test.run(&["run", "tasks.lua"]).expect_code(0);
     let run = test.run(&["run", "tasks.lua"]).expect_code(0);
     assert_eq!(info(&agent).plans_from_watch, 1, "nothing changed since the first task's scan\n{}", run.stderr);
@@ -221,6 +223,11 @@ fn a_kept_tree_is_planned_from_the_last_scan_and_what_changed_there_since_is_und
         assert_eq!(info(&agent).plans_from_watch, trusted + u64::from(from_watch) + 1, "{what}: then from it again");
         assert_eq!(trees(work.path()), std::slice::from_ref(&tree), "{what}: the one tree, reused");
     }
+    let small = workspace(&agent, 3, "cat f0.txt", "");
+    small.run(&["run", "tasks.lua"]).expect_code(0);
+    let trusted = info(&agent).plans_from_watch;
+    small.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(info(&agent).plans_from_watch, trusted, "a small tree is looked at whole");
 }
 
 /// Files the agent wrote for a task in the moment before it started, then rewritten by the task

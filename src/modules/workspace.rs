@@ -278,7 +278,8 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             // reading and closed again once the changes are packed (`_opened`).
             // An agent's tree is watched as it is scanned: the next task of the workspace plans
             // from what this scan saw while nothing changed since.
-            let watch = if agent_tree { core::tree_watch::TreeWatch::new() } else { None };
+            let worth_watching = agent_tree && base.entries.len() >= core::tree_watch::WATCHED_FROM;
+            let watch = if worth_watching { core::tree_watch::TreeWatch::new() } else { None };
             let scanned = match watch {
                 Some(watch) => Manifest::scan_watched(&root, &filter, Some(&base), watch)
                     .map(|(after, watched)| (after, Some(watched))),

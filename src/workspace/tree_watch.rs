@@ -23,6 +23,10 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDe
 use super::beneath::Stat;
 use super::rel_path::RelPath;
 
+/// Trees of fewer entries than this are not watched: looking at all of them costs less than
+/// making a watch, and closing it (a trivial task's tree has a file or two).
+pub const WATCHED_FROM: usize = 512;
+
 /// What is watched on each directory: every change to it or to an entry in it, and every
 /// opening of an entry.
 fn watched_events() -> AddWatchFlags {
@@ -76,14 +80,27 @@ impl Drop for TreeWatch {
     }
 }
 
+/// Watches closed on the closing thread, or waiting for it.
+static CLOSING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Past this many watches waiting to be closed, one is closed where it is dropped: the closing
+/// thread never holds more descriptors than this, however fast watches come.
+const CLOSING_AT_MOST: usize = 32;
+
 fn close_aside(inotify: Inotify) {
+    use std::sync::atomic::Ordering;
     static CLOSER: std::sync::Mutex<Option<std::sync::mpsc::Sender<Inotify>>> = std::sync::Mutex::new(None);
+    if CLOSING.load(Ordering::Relaxed) >= CLOSING_AT_MOST {
+        drop(inotify);
+        return;
+    }
     let mut closer = CLOSER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let sender = closer.get_or_insert_with(|| {
         let (sender, receiver) = std::sync::mpsc::channel::<Inotify>();
         let spawned = std::thread::Builder::new().name("watch-closer".to_owned()).spawn(move || {
             for inotify in receiver {
                 drop(inotify);
+                CLOSING.fetch_sub(1, Ordering::Relaxed);
             }
         });
         if let Err(error) = spawned {
@@ -92,7 +109,9 @@ fn close_aside(inotify: Inotify) {
         sender
     });
     // (Without the thread the instance comes back and is closed here.)
+    CLOSING.fetch_add(1, Ordering::Relaxed);
     if let Err(std::sync::mpsc::SendError(inotify)) = sender.send(inotify) {
+        CLOSING.fetch_sub(1, Ordering::Relaxed);
         *closer = None;
         drop(inotify);
     }
