@@ -982,6 +982,49 @@ fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() 
     assert_eq!(attribute, None, "the old file's attribute is not the new one's");
 }
 
+/// A file or directory the task moved over another whose source the master no longer holds as
+/// it was (its owner moved it aside while the task ran) is the runner's — never the replaced
+/// one's owner's: that user would read what was moved there.
+#[test]
+fn what_the_task_moved_from_a_path_changed_here_meanwhile_is_the_runner_s() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    if skipped_unless_root("to give files to other users") {
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let signals = tempfile::tempdir().expect("tempdir");
+    let (ready, go) = (signals.path().join("ready"), signals.path().join("go"));
+    let command = format!(
+        "mv c a; rm -rf d; mv priv d; touch {}; while [ ! -e {} ]; do sleep 0.02; done",
+        ready.display(),
+        go.display()
+    );
+    let test = workspace(&agent, 0, &command, "timeout = \"60s\",");
+    let ws = test.path().join("ws");
+    std::fs::create_dir_all(ws.join("d")).expect("mkdir");
+    std::fs::create_dir_all(ws.join("priv")).expect("mkdir");
+    std::fs::write(ws.join("a"), "public\n").expect("write");
+    std::fs::write(ws.join("c"), "SECRET\n").expect("write");
+    std::fs::write(ws.join("priv/s"), "SECRET2\n").expect("write");
+    for (path, owner) in [("a", 1234), ("d", 1234), ("c", 1000), ("priv", 1000), ("priv/s", 1000)] {
+        chown(ws.join(path), Some(owner), Some(owner)).expect("chown");
+    }
+    std::fs::set_permissions(ws.join("c"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(ws.join("priv"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let mut run = test.spawn(&["run", "tasks.lua"]);
+    assert!(crate::support::wait_for_path(&ready), "the task did not start");
+    std::fs::rename(ws.join("c"), ws.join("c.bak")).expect("mv aside");
+    std::fs::rename(ws.join("priv"), ws.join("priv.bak")).expect("mv aside");
+    std::fs::write(&go, "").expect("go");
+    let code = crate::support::wait_exit(&mut run);
+    assert_eq!(code, Some(0), "{}", crate::support::stderr_of(&mut run));
+    assert_eq!(test.read("ws/a"), "SECRET\n");
+    for path in ["a", "d"] {
+        let meta = std::fs::metadata(ws.join(path)).expect("stat");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{path}: the runner's, not 1234's");
+    }
+}
+
 /// A warning that names a path that is not UTF-8 (a setuid bit not carried, before the task and
 /// after it) is shown, its byte replaced, and the task stays a success with its changes here.
 #[test]

@@ -136,8 +136,11 @@ fn a_kept_tree_is_planned_from_the_last_scan_and_what_changed_there_since_is_und
     let work = tempfile::tempdir().expect("tempdir");
     let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
     // (Large enough to be watched: see `tree_watch::WATCHED_FROM`.)
-    let command = "cat f0.txt sub/s.txt; find . | LC_ALL=C sort | md5sum; find . | wc -l; stat -c '%n %a' f1.txt";
-    let test = workspace(&agent, 600, command, "").write("ws/sub/s.txt", "sub\n");
+    let command = "cat f0.txt sub/s.txt hl/a hl2/b; find . | LC_ALL=C sort | md5sum; find . | wc -l; \
+                   stat -c '%n %a %h' f1.txt hl/a";
+    let test = workspace(&agent, 600, command, "").write("ws/sub/s.txt", "sub\n").write("ws/hl/a", "linked\n");
+    std::fs::create_dir(test.path().join("ws/hl2")).expect("mkdir");
+    std::fs::hard_link(test.path().join("ws/hl/a"), test.path().join("ws/hl2/b")).expect("ln");
     test.run(&["run", "tasks.lua"]).expect_code(0);
     let run = test.run(&["run", "tasks.lua"]).expect_code(0);
     assert_eq!(info(&agent).plans_from_watch, 1, "nothing changed since the first task's scan\n{}", run.stderr);
@@ -167,7 +170,16 @@ fn a_kept_tree_is_planned_from_the_last_scan_and_what_changed_there_since_is_und
         *mapper.borrow_mut() = Some(child);
     };
     type Edit<'a> = (&'a str, &'a dyn Fn(&Path), bool);
-    let edits: [Edit<'_>; 9] = [
+    let edits: [Edit<'_>; 10] = [
+        (
+            "a write through one name of a file with two",
+            &|tree| {
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new().append(true).open(tree.join("hl/a")).expect("open");
+                file.write_all(b"INJECTED\n").expect("write");
+            },
+            false,
+        ),
         (
             "a rewrite with its time put back",
             &|tree| {
@@ -218,6 +230,7 @@ fn a_kept_tree_is_planned_from_the_last_scan_and_what_changed_there_since_is_und
         }
         assert_eq!(listing(&run.stderr), listing(&expected), "{what}: the master's tree again");
         assert_eq!(test.read("ws/f0.txt"), "file 0\n", "{what}: the master's file as it was");
+        assert_eq!(test.read("ws/hl2/b"), "linked\n", "{what}: the master's file as it was");
         assert_eq!(info(&agent).plans_from_watch, trusted + u64::from(from_watch), "{what}: from the watch or not");
         test.run(&["run", "tasks.lua"]).expect_code(0);
         assert_eq!(info(&agent).plans_from_watch, trusted + u64::from(from_watch) + 1, "{what}: then from it again");

@@ -231,9 +231,14 @@ fn apply_steps(
         handed_down: std::cell::RefCell::default(),
         staging_hands_down: attributes::hands_down(&new_dir),
     };
-    // Whose the entries the task moved over others are: their own here, found before any step.
+    // Whose the entries the task moved over others are: their own here, found before any step
+    // — if what is there is still the entry the task started from (its identity in the base);
+    // anything else there now (gone, replaced, a link) gives none: the runner's then.
     for (to, from) in &moved_from {
-        if let Some(stat) = apply.root.lstat(from)? {
+        let was = apply.base.and_then(|base| base.stamps.get(from));
+        if let (Some(stat), Some(was)) = (apply.root.lstat(from)?, was)
+            && (stat.stamp.dev, stat.stamp.ino) == (was.dev, was.ino)
+        {
             apply.moved_owners.insert(to.clone(), stat);
         }
     }
@@ -345,7 +350,12 @@ impl Apply<'_> {
             self.entering(path)?;
             self.root_names_changed |= path.parent().is_none();
             if stat.kind == Kind::Dir {
-                self.journal.record(Undo::Mkdir { path: (*path).clone(), mode: stat.mode, mtime: stat.mtime })?;
+                self.journal.record(Undo::Mkdir {
+                    path: (*path).clone(),
+                    mode: stat.mode,
+                    mtime: stat.mtime,
+                    owner: Some((stat.uid, stat.gid)),
+                })?;
                 if !self.root.rmdir(path)? {
                     report.kept.push((*path).clone());
                 }

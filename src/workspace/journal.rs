@@ -33,8 +33,9 @@ pub enum Undo {
     Restore { trash: RelPath, path: RelPath, placed: Option<u64> },
     /// Remove what the apply created at `path` (inode `ino`).
     Remove { path: RelPath, ino: u64, dir: bool },
-    /// Re-create the directory the apply removed at `path`.
-    Mkdir { path: RelPath, mode: u32, mtime: Timestamp },
+    /// Re-create the directory the apply removed at `path`, with its owner and group (None in
+    /// journals of earlier versions).
+    Mkdir { path: RelPath, mode: u32, mtime: Timestamp, owner: Option<(u32, u32)> },
     /// Put back an entry's mode and time. A directory's — unless its mode is neither that nor
     /// `set`, the one the apply gives it (someone changed it meanwhile); a file's or pipe's
     /// (changed in place: chmod, utimensat) only if it is still exactly as the apply left it.
@@ -66,8 +67,9 @@ impl Undo {
             Undo::Remove { path, ino, dir } => {
                 format!("remove {} {ino} {}", hex(path.as_bytes()), if *dir { "dir" } else { "file" })
             }
-            Undo::Mkdir { path, mode, mtime } => {
-                format!("mkdir {} {mode} {} {}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
+            Undo::Mkdir { path, mode, mtime, owner } => {
+                let owner = owner.map_or_else(String::new, |(uid, gid)| format!(" {uid} {gid}"));
+                format!("mkdir {} {mode} {} {}{owner}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
             }
             Undo::Meta { path, mode, mtime, set } => {
                 format!("meta {} {mode} {} {} {set}", hex(path.as_bytes()), mtime.secs, mtime.nanos)
@@ -115,7 +117,15 @@ impl Undo {
             "roottime" => {
                 Some(Undo::RootTime { at: time(1)?, opened: fields.get(3).and_then(|mode| mode.parse().ok()) })
             }
-            "mkdir" => Some(Undo::Mkdir { path: path(1)?, mode: fields.get(2)?.parse().ok()?, mtime: time(3)? }),
+            "mkdir" => Some(Undo::Mkdir {
+                path: path(1)?,
+                mode: fields.get(2)?.parse().ok()?,
+                mtime: time(3)?,
+                owner: match (fields.get(5), fields.get(6)) {
+                    (Some(uid), Some(gid)) => Some((uid.parse().ok()?, gid.parse().ok()?)),
+                    _ => None,
+                },
+            }),
             "meta" => Some(Undo::Meta {
                 path: path(1)?,
                 mode: fields.get(2)?.parse().ok()?,
@@ -267,10 +277,13 @@ fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
                 }
                 _ => continue,
             },
-            Undo::Mkdir { path, mode, mtime } => match here {
+            Undo::Mkdir { path, mode, mtime, owner } => match here {
                 None => root
                     .mkdir(path, *mode, false)
-                    .and_then(|()| root.chmod(path, *mode))
+                    // (Its owner's again, where the system lets this process: before its mode,
+                    // which giving it away would clear the setgid bit of.)
+                    .and_then(|()| owner.map_or(Ok(true), |(uid, gid)| root.chown(path, Some(uid), Some(gid))))
+                    .and_then(|_| root.chmod(path, *mode))
                     .and_then(|()| root.set_mtime(path, *mtime)),
                 Some(_) => continue,
             },
@@ -618,6 +631,29 @@ mod tests {
         assert_eq!(owner("e"), (4321, 4321), "another's since: left as it is");
     }
 
+    /// A directory the apply removed comes back its owner's (a recovery runs as root: made by
+    /// it, it would be root's, its owner locked out of what is in it).
+    #[test]
+    fn undo_makes_a_removed_directory_again_its_owners() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: giving directories to other users needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(dir.path()).expect("root");
+        let time = Timestamp { secs: 1_000, nanos: 5 };
+        let steps = vec![Undo::Mkdir {
+            path: RelPath::parse(b"n").expect("valid"),
+            mode: 0o2700,
+            mtime: time,
+            owner: Some((1234, 100)),
+        }];
+        assert!(undo_steps(&root, &root, steps).is_empty());
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(dir.path().join("n")).expect("stat");
+        assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777), (1234, 100, 0o2700));
+    }
+
     #[test]
     fn steps_read_back_as_written() {
         let path = RelPath::parse(b"dir/odd \xff\nname").expect("valid");
@@ -626,7 +662,8 @@ mod tests {
             Undo::Restore { trash: RelPath::parse(b"t3").expect("valid"), path: path.clone(), placed: Some(42) },
             Undo::Restore { trash: RelPath::parse(b"4").expect("valid"), path: path.clone(), placed: None },
             Undo::Remove { path: path.clone(), ino: 9, dir: true },
-            Undo::Mkdir { path: path.clone(), mode: 0o755, mtime: time },
+            Undo::Mkdir { path: path.clone(), mode: 0o755, mtime: time, owner: None },
+            Undo::Mkdir { path: path.clone(), mode: 0o700, mtime: time, owner: Some((1000, 100)) },
             Undo::Meta { path: path.clone(), mode: 0o700, mtime: time, set: 0o755 },
             Undo::Owner { path: path.clone(), uid: 1234, gid: 100 },
             Undo::Placed {

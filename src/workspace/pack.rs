@@ -155,10 +155,12 @@ fn origin<'a>(
     if !same_kind {
         return Origin::InPlace;
     }
-    let born_since = || {
-        let Some(built) = base.settled_before else { return false };
+    // Whether the entry was born since the tree was built; None where that cannot be told.
+    let born_since = || -> Option<bool> {
+        let built = base.settled_before?;
         let born = tree.with_named(path, |named| std::fs::symlink_metadata(named).and_then(|meta| meta.created()));
-        born.ok().flatten().and_then(Timestamp::from_system).is_some_and(|born| born > built)
+        let born = born.ok().flatten().and_then(Timestamp::from_system)?;
+        Some(born > built)
     };
     if let (Some(before), Some(now)) = (base.stamps.get(path), after.stamps.get(path))
         && before.ino != now.ino
@@ -170,13 +172,15 @@ fn origin<'a>(
             }
             inodes
         });
-        return match inodes.get(&now.ino) {
-            Some(_) if born_since() => Origin::Anew,
-            Some(from) => Origin::MovedFrom((*from).clone()),
-            None => Origin::Anew,
+        return match (inodes.get(&now.ino), born_since()) {
+            // Another entry's inode, and not one made since: moved (or linked) there. Where
+            // births cannot be told, a new file given a removed one's inode number looks the
+            // same: made anew then (the runner's), never another's owner taken.
+            (Some(from), Some(false)) => Origin::MovedFrom((*from).clone()),
+            _ => Origin::Anew,
         };
     }
-    if born_since() { Origin::Anew } else { Origin::InPlace }
+    if born_since() == Some(true) { Origin::Anew } else { Origin::InPlace }
 }
 
 /// Paths this long or longer travel in a PAX `path` record, the header holding

@@ -154,8 +154,13 @@ impl TreeWatch {
     /// that is all that happened; None when every entry must be looked at (see
     /// [`structural`], and a directory that was not watched).
     pub fn touched(&self) -> Option<BTreeSet<RelPath>> {
+        self.touched_how().map(|named| named.into_keys().collect())
+    }
+
+    /// [`TreeWatch::touched`], with whether each entry was changed (true) or only opened.
+    pub fn touched_how(&self) -> Option<std::collections::BTreeMap<RelPath, bool>> {
         let inotify = self.inotify.as_ref().filter(|_| self.whole)?;
-        let mut named = BTreeSet::new();
+        let mut named = std::collections::BTreeMap::new();
         loop {
             let events = match inotify.read_events() {
                 Ok(events) => events,
@@ -167,7 +172,8 @@ impl TreeWatch {
             };
             for event in events {
                 if let Some(path) = self.named_by(&event)? {
-                    named.insert(path);
+                    let changed = event.mask != AddWatchFlags::IN_OPEN;
+                    *named.entry(path).or_insert(false) |= changed;
                 }
             }
         }

@@ -75,7 +75,10 @@ pub fn plan_watched(
             let seen_in = started.elapsed();
             let plan = plan_from(root, state, target, &disk)?;
             // Since: nothing but the openings of the files read here.
-            if watch.touched().is_some_and(|since| since.is_subset(&read)) {
+            let only_read = |since: std::collections::BTreeMap<RelPath, bool>| {
+                since.iter().all(|(path, changed)| !changed && read.contains(path))
+            };
+            if watch.touched_how().is_some_and(only_read) {
                 tracing::debug!(
                     entries = disk.len(),
                     looked_again = touched.len(),
@@ -323,7 +326,9 @@ fn seen_walk(
         let stat = if touched.contains(&path) {
             looked_again += 1;
             match tree.lstat(&path)? {
-                Some(now) if now.kind == stat.kind => now,
+                // (A file with other names changed through this one: the others were not named.)
+                Some(now) if now.kind == stat.kind && now.nlink == 1 && stat.nlink == 1 => now,
+                Some(now) if now.kind == stat.kind && now.kind != Kind::File => now,
                 _ => return Ok(None),
             }
         } else {

@@ -34,9 +34,10 @@ impl Apply<'_> {
             // f` — is the runner's as a run here makes it: given the old file's owner, what
             // the task meant to keep from them would be theirs.)
             None
-        } else if let Some(moved) = self.moved_owner(path) {
-            // (Moved where another was, `mv c a`: the file that was `c` here, whose it is.)
-            Some(moved)
+        } else if self.moved_here(path) {
+            // (Moved where another was, `mv c a`: the file that was `c` here, whose it is — the
+            // runner's if that is not there as it was.)
+            self.moved_owner(path)
         } else if self.linked.contains(path) {
             self.group_owner(path)?
         } else {
@@ -98,14 +99,22 @@ impl Apply<'_> {
         self.made_anew.contains(leader)
     }
 
-    /// Whose the file the task moved to `path` (its hard-link group's first name) is here,
-    /// where it was when the task started.
-    fn moved_owner(&self, path: &RelPath) -> Option<Stat> {
-        let leader = match self.staged.get(path) {
+    /// `path`'s file's hard-link group's first name.
+    fn leader<'p>(&'p self, path: &'p RelPath) -> &'p RelPath {
+        match self.staged.get(path) {
             Some(Entry::File { link: Some(leader), .. }) => leader,
             _ => path,
-        };
-        self.moved_owners.get(leader).copied()
+        }
+    }
+
+    /// Whether the task moved `path`'s file there from another path of the base.
+    fn moved_here(&self, path: &RelPath) -> bool {
+        self.moved_from.contains_key(self.leader(path))
+    }
+
+    /// Whose the file the task moved to `path` is here, where it was when the task started.
+    fn moved_owner(&self, path: &RelPath) -> Option<Stat> {
+        self.moved_owners.get(self.leader(path)).copied()
     }
 
     /// The owner the archive says `path`'s file was given (its hard-link group's first name

@@ -87,8 +87,10 @@ impl Apply<'_> {
         self.journal.record(Undo::Meta { path: path.clone(), mode, mtime, set: mode })?;
         if self.made_anew.contains(path) {
             self.give_dir(path, stat, None)?;
-        } else if let Some(moved) = self.moved_owners.get(path).copied() {
-            self.give_dir(path, stat, Some((moved.uid, moved.gid)))?;
+        } else if self.moved_from.contains_key(path) {
+            // (The runner's when the one it was here is no longer there as it was.)
+            let owner = self.moved_owners.get(path).map(|moved| (moved.uid, moved.gid));
+            self.give_dir(path, stat, owner)?;
         }
         Ok(())
     }
@@ -274,7 +276,12 @@ impl Apply<'_> {
     /// Removes the directory at `path` that the task turned into a file or link: only when
     /// nothing is left in it (its entries the task deleted are gone by now).
     pub(super) fn empty_dir_away(&mut self, path: &RelPath, stat: &Stat) -> Result<(), WorkspaceError> {
-        self.journal.record(Undo::Mkdir { path: path.clone(), mode: stat.mode, mtime: stat.mtime })?;
+        self.journal.record(Undo::Mkdir {
+            path: path.clone(),
+            mode: stat.mode,
+            mtime: stat.mtime,
+            owner: Some((stat.uid, stat.gid)),
+        })?;
         if self.root.rmdir(path)? {
             return Ok(());
         }
