@@ -1025,6 +1025,25 @@ fn what_the_task_moved_from_a_path_changed_here_meanwhile_is_the_runner_s() {
     }
 }
 
+/// A file moved over another from a path with a newline, and a long path with one: they
+/// travel (a PAX record cannot carry a newline) and land as a run here leaves them.
+#[test]
+fn moves_from_and_long_paths_with_a_newline_land_as_here() {
+    let agent = Agent::start(&[]);
+    let long = format!("long\nname{}", "L".repeat(120));
+    let command = format!("mv \"$(printf 'n\\nl')\" a; echo more >> \"$(printf '{}')\"", long.replace('\n', "\\n"));
+    let test = workspace(&agent, 0, &command, "");
+    let set_up = |ws: &Path| {
+        std::fs::create_dir_all(ws).expect("mkdir");
+        std::fs::write(ws.join("n\nl"), "moved\n").expect("write");
+        std::fs::write(ws.join("a"), "replaced\n").expect("write");
+        std::fs::write(ws.join(&long), "long\n").expect("write");
+    };
+    let there = there_as_here(&test, &set_up, &command, "find . -type f -exec md5sum {} + | LC_ALL=C sort");
+    assert_eq!(there.len(), 2, "{there:?}");
+    assert_eq!(test.read("ws/a"), "moved\n");
+}
+
 /// A warning that names a path that is not UTF-8 (a setuid bit not carried, before the task and
 /// after it) is shown, its byte replaced, and the task stays a success with its changes here.
 #[test]

@@ -111,7 +111,7 @@ pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
 pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 
 /// A PAX record of a file or directory the task moved where another was (`mv c a`, `rm -rf d;
-/// mv new d`): the path it had in the base. It is the runner's here as that one is, as a run
+/// mv new d`): the path it had in the base, in hex. It is the runner's here as that one is, as a run
 /// here leaves it — not the replaced one's owner's.
 pub(super) const MOVED_FROM_KEY: &str = "SLOTH.from";
 
@@ -132,7 +132,8 @@ impl Origin {
         match self {
             Origin::InPlace => None,
             Origin::Anew => Some((MADE_ANEW_KEY, b"1".to_vec())),
-            Origin::MovedFrom(from) => Some((MOVED_FROM_KEY, from.as_bytes().to_vec())),
+            // (In hex: a PAX record cannot carry a newline, which a path may hold.)
+            Origin::MovedFrom(from) => Some((MOVED_FROM_KEY, crate::hex::encode(from.as_bytes()).into_bytes())),
         }
     }
 }
@@ -183,13 +184,14 @@ fn origin<'a>(
     if born_since() == Some(true) { Origin::Anew } else { Origin::InPlace }
 }
 
-/// Paths this long or longer travel in a PAX `path` record, the header holding
-/// [`LONG_PATH_PLACEHOLDER`]: tar's own long-name entry, as the tar crate writes it, cannot
-/// carry a path whose first bytes are not UTF-8 (the header's truncated copy comes out empty
-/// and the pack fails — a task's changes lost on the agent).
+/// Paths this long or longer travel in a GNU long-name entry written here, the header holding
+/// [`LONG_PATH_PLACEHOLDER`]: the tar crate's own keeps a UTF-8 copy of the path's start in the
+/// header, which comes out empty for a path whose first bytes are not UTF-8 (the pack failed,
+/// a task's changes lost on the agent); and a PAX `path` record cannot carry a newline (its
+/// reader splits records at newlines).
 const LONG_PATH: usize = 100;
 
-/// What the header of an entry with a long path names (readers take the PAX record).
+/// What the header of an entry with a long path names (readers take the long-name entry).
 const LONG_PATH_PLACEHOLDER: &str = "sloth-long-path";
 
 /// The name `path`'s header holds.
@@ -197,8 +199,32 @@ fn header_path(path: &RelPath) -> &Path {
     if path.as_bytes().len() >= LONG_PATH { Path::new(LONG_PATH_PLACEHOLDER) } else { path.as_path() }
 }
 
-/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), its path
-/// where it is long (PAX `path`), and the PAX records of `more`.
+/// Writes the GNU long-name entry of `path` where it is long (as GNU tar does: `././@LongLink`,
+/// type `L`, the path and a NUL).
+fn append_long_name<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &RelPath,
+    full: &Path,
+) -> Result<(), WorkspaceError> {
+    let bytes = path.as_bytes();
+    if bytes.len() < LONG_PATH {
+        return Ok(());
+    }
+    let mut header = tar::Header::new_gnu();
+    let name = b"././@LongLink";
+    if let Some(gnu) = header.as_gnu_mut() {
+        gnu.name[..name.len()].copy_from_slice(name);
+    }
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_size(bytes.len() as u64 + 1);
+    header.set_entry_type(tar::EntryType::GNULongName);
+    header.set_cksum();
+    builder.append(&header, bytes.chain(&[0u8][..])).map_err(WorkspaceError::io(full))
+}
+
+/// A header with the entry's time (PAX `mtime` with nanoseconds, written before it), the PAX
+/// records of `more`, and its path where it is long (a long-name entry).
 fn timed_header<W: Write>(
     builder: &mut tar::Builder<W>,
     path: &RelPath,
@@ -210,10 +236,9 @@ fn timed_header<W: Write>(
     let mtime = entry.mtime();
     header.set_mtime(u64::try_from(mtime.secs).unwrap_or(0));
     let mtime = mtime.to_pax();
-    let long = (path.as_bytes().len() >= LONG_PATH).then(|| ("path", path.as_bytes()));
-    let records =
-        std::iter::once(("mtime", mtime.as_bytes())).chain(long).chain(more.iter().map(|(k, v)| (*k, v.as_slice())));
+    let records = std::iter::once(("mtime", mtime.as_bytes())).chain(more.iter().map(|(k, v)| (*k, v.as_slice())));
     builder.append_pax_extensions(records).map_err(WorkspaceError::io(full))?;
+    append_long_name(builder, path, full)?;
     Ok(header)
 }
 
@@ -329,7 +354,8 @@ mod tests {
     }
 
     /// Long paths of every kind — whose first byte is not UTF-8 too, which tar's long-name
-    /// entry as the tar crate writes it cannot carry — come back whole from an unpack.
+    /// entry as the tar crate writes it cannot carry, and with a newline, which a PAX record
+    /// cannot — come back whole from an unpack.
     #[test]
     fn long_paths_that_are_not_utf8_round_trip() {
         use std::os::unix::ffi::OsStrExt;
@@ -343,6 +369,8 @@ mod tests {
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&[0xe9; 120]), deep.join(format!("{long}-sym")))
             .expect("symlink");
         std::fs::write(dir.path().join(format!("{}.txt", "é".repeat(60))), "y").expect("write");
+        // (A newline, which a PAX record cannot carry.)
+        std::fs::write(dir.path().join(format!("new\nline{}", "L".repeat(120))), "z").expect("write");
         let manifest = Manifest::scan(dir.path(), &crate::workspace::Filter::builtin()).expect("scan");
         let mut out = Vec::new();
         pack(dir.path(), &manifest, None, &mut out).expect("pack");

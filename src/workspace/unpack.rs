@@ -188,8 +188,9 @@ fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Reco
         for extension in extensions {
             let extension = extension?;
             if extension.key_bytes() == MOVED_FROM_KEY.as_bytes() {
-                let from = RelPath::parse(extension.value_bytes())
-                    .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidData, reason))?;
+                let invalid = |reason: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, reason.to_owned());
+                let from = crate::hex::decode(extension.value_bytes()).ok_or_else(|| invalid("a path not in hex"))?;
+                let from = RelPath::parse(&from).map_err(|reason| invalid(&reason.to_string()))?;
                 records.moved_from = Some(from);
                 continue;
             }
