@@ -190,7 +190,7 @@ fn entry_records<R: Read>(entry: &mut tar::Entry<'_, R>) -> std::io::Result<Reco
             if extension.key_bytes() == MOVED_FROM_KEY.as_bytes() {
                 let invalid = |reason: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, reason.to_owned());
                 let from = crate::hex::decode(extension.value_bytes()).ok_or_else(|| invalid("a path not in hex"))?;
-                let from = RelPath::parse(&from).map_err(|reason| invalid(reason))?;
+                let from = RelPath::parse(&from).map_err(invalid)?;
                 records.moved_from = Some(from);
                 continue;
             }
