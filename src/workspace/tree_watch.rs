@@ -8,12 +8,14 @@
 //! write, a truncation, a mode, owner or time changed — and any opening of one (a process that
 //! maps a file to write through the mapping opens it first: such writes raise no event of
 //! their own) names the entry, and only the entries named are looked at again. A name made,
-//! removed or renamed, a queue that overflowed or a directory that could not be watched sends
-//! the next task back to looking at every entry. What no event reports: a write through a
-//! mapping made before the scan (a process the task left is looked for before the tree is
-//! kept: [`super::trees`]), and a write through a name of the file outside the tree that a
-//! process of the agent's user made after the scan — as it could write into the tree while a
-//! task runs (the trees' directory is private to that user).
+//! removed or renamed, a file with other names changed (the event names one of them), a queue
+//! that overflowed or a directory that could not be watched sends the next task back to looking
+//! at every entry. What no event reports: a write through a mapping opened before the scan —
+//! by a process the task left (looked for before the tree is kept, [`super::trees`], unless it
+//! kept its descriptor out of sight, in a socket's queue: as it would write into a workspace
+//! here) — and a write through a name of the file outside the tree that a process of the
+//! agent's user made after the scan: as it could write into the tree while a task runs (the
+//! trees' directory is private to that user).
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, AsRawFd};
