@@ -25,6 +25,9 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, InotifyEvent, WatchDe
 use super::beneath::Stat;
 use super::rel_path::RelPath;
 
+/// Past this many events read at once, every entry is looked at (as when the queue overflows).
+const MOST_EVENTS: usize = 16_384;
+
 /// Trees of fewer entries than this are not watched: looking at all of them costs less than
 /// making a watch, and closing it (a trivial task's tree has a file or two).
 pub const WATCHED_FROM: usize = 512;
@@ -163,6 +166,8 @@ impl TreeWatch {
     pub fn touched_how(&self) -> Option<std::collections::BTreeMap<RelPath, bool>> {
         let inotify = self.inotify.as_ref().filter(|_| self.whole)?;
         let mut named = std::collections::BTreeMap::new();
+        // (Bounded: events that keep coming as fast as they are read ask for every entry.)
+        let mut events_read = 0usize;
         loop {
             let events = match inotify.read_events() {
                 Ok(events) => events,
@@ -172,6 +177,10 @@ impl TreeWatch {
                     return None;
                 }
             };
+            events_read += events.len();
+            if events_read > MOST_EVENTS {
+                return None;
+            }
             for event in events {
                 if let Some(path) = self.named_by(&event)? {
                     let changed = event.mask != AddWatchFlags::IN_OPEN;
