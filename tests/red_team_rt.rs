@@ -956,14 +956,17 @@ fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() 
         }
         std::fs::set_permissions(ws.join("c"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
         for (dir, owner) in [("e", 1234), ("sg", 1000)] {
-            std::fs::create_dir(ws.join(dir)).expect("mkdir");
+            std::fs::create_dir_all(ws.join(dir).join("sub")).expect("mkdir");
             std::fs::write(ws.join(dir).join("in"), "in\n").expect("write");
-            chown(ws.join(dir), Some(owner), Some(owner)).expect("chown");
+            std::fs::write(ws.join(dir).join("sub/s"), "s\n").expect("write");
+            for path in ["", "in", "sub", "sub/s"] {
+                chown(ws.join(dir).join(path), Some(owner), Some(owner)).expect("chown");
+            }
         }
         // (Where the filesystem keeps user attributes: the old file's is not the new one's.)
         let _ = xattr::set(ws.join("notes"), "user.origin", b"old file");
     };
-    let listing = "stat -c '%n %u:%g %a' key notes log d d/x kept a p q e e/in";
+    let listing = "stat -c '%n %u:%g %a' key notes log d d/x kept a p q e e/in e/sub e/sub/s";
     let there = there_as_here(&test, &set_up, command, listing);
     assert!(there.contains(&"key 0:0 600".to_owned()), "{there:?}");
     assert!(there.contains(&"notes 0:0 644".to_owned()), "{there:?}");
@@ -977,6 +980,7 @@ fn a_file_the_task_made_anew_where_another_user_s_was_is_the_runner_s_as_here() 
         "{there:?}"
     );
     assert!(there.contains(&"e 1000:1000 755".to_owned()), "a directory moved over: whose it was {there:?}");
+    assert!(there.contains(&"e/sub/s 1000:1000 644".to_owned()), "and what is in it {there:?}");
     assert_eq!(test.read("ws/key"), "TOPSECRET\n");
     let attribute = xattr::get(test.path().join("ws/notes"), "user.origin").expect("getxattr");
     assert_eq!(attribute, None, "the old file's attribute is not the new one's");

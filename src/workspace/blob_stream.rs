@@ -138,7 +138,7 @@ pub(super) fn for_each_blob(
     let mut decoder = BufReader::with_capacity(64 * 1024, GzDecoder::new(reader));
     let framed = decoder.fill_buf().map_err(corrupt)?.starts_with(MAGIC);
     if !framed {
-        let mut archive = tar::Archive::new(decoder);
+        let mut archive = tar::Archive::new(super::tar_guard::MetadataBounded::new(decoder));
         for entry in archive.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             let (name, expected) = tar_blob_name(&entry)?;

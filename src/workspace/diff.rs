@@ -32,13 +32,14 @@ impl Changes {
 pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
     let mut changed: Vec<&RelPath> = Vec::new();
     let mut deleted: Vec<RelPath> = Vec::new();
+    let base_inodes = std::cell::OnceCell::new();
     let mut old = before.entries.iter().peekable();
     for (path, entry) in &after.entries {
         loop {
             match old.peek().map(|(old_path, old_entry)| (old_path.cmp(&path), *old_entry)) {
                 Some((Ordering::Less, _)) => deleted.extend(old.next().map(|(gone, _)| gone.clone())),
                 Some((Ordering::Equal, old_entry)) => {
-                    if !old_entry.same_as(entry) || dir_replaced(before, after, path, old_entry, entry) {
+                    if !old_entry.same_as(entry) || replaced(before, after, path, (old_entry, entry), &base_inodes) {
                         changed.push(path);
                     }
                     old.next();
@@ -66,14 +67,28 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
     Changes { changed: changed.into_iter().cloned().collect(), deleted }
 }
 
-/// Whether the directory at `path` is another one than the task started from, with the same
-/// mode and time (`rm -rf d; mv new d`, both made in one tick of a coarse clock): it changes
-/// hands as one the task moved there (see `pack::MOVED_FROM_KEY`). Known only where both
-/// manifests hold identities (an agent's tree). (A file's bytes are what matter: one that
-/// holds the same bytes, mode and time is no change to carry — `sed -i` that replaced nothing.)
-fn dir_replaced(before: &Manifest, after: &Manifest, path: &RelPath, old: &Entry, new: &Entry) -> bool {
-    matches!((old, new), (Entry::Dir { .. }, Entry::Dir { .. }))
-        && matches!((before.stamps.get(path), after.stamps.get(path)), (Some(was), Some(now)) if was.ino != now.ino)
+/// Whether the entry at `path`, the same in kind, bytes, mode and time as when the task
+/// started, is another one than the task started from that changes hands as one moved there
+/// (see `pack::MOVED_FROM_KEY`): a directory (`rm -rf d; mv new d`), or a file another of the
+/// base was (`mv c a`, and what a directory moved over another holds) — made in one tick of a
+/// coarse clock. Known only where both manifests hold identities (an agent's tree). (A file
+/// made anew with the same bytes, mode and time is no change to carry: `sed -i` that replaced
+/// nothing.) `inodes`: the base's, read once when first needed.
+fn replaced(
+    before: &Manifest,
+    after: &Manifest,
+    path: &RelPath,
+    (old, new): (&Entry, &Entry),
+    inodes: &std::cell::OnceCell<std::collections::HashSet<u64>>,
+) -> bool {
+    let dir = match (old, new) {
+        (Entry::Dir { .. }, Entry::Dir { .. }) => true,
+        (Entry::File { .. }, Entry::File { .. }) => false,
+        _ => return false,
+    };
+    let (Some(was), Some(now)) = (before.stamps.get(path), after.stamps.get(path)) else { return false };
+    was.ino != now.ino
+        && (dir || inodes.get_or_init(|| before.stamps.values().map(|stamp| stamp.ino).collect()).contains(&now.ino))
 }
 
 #[cfg(test)]

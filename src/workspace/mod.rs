@@ -31,6 +31,7 @@ pub mod root_meta;
 pub mod spill;
 mod staging;
 mod staging_proof;
+pub mod tar_guard;
 pub mod timestamp;
 mod tree_processes;
 mod tree_walk;

@@ -138,24 +138,25 @@ impl Origin {
     }
 }
 
-/// Where the task's file or directory at `path`, one of that kind in `base` too, comes from:
-/// an inode the tree did not hold when it started (`after` is the tree as scanned after it), or
-/// one born since the tree was built (a freed inode number is given again at once), where the
-/// filesystem keeps birth times, was made anew; another entry's inode was moved (or linked)
-/// there. (`inodes`: the base's, by inode, read once when first needed.)
+/// Where the task's file or directory at `path` comes from: another entry of the base whose
+/// inode it is (moved or linked there: `mv c a`, `mv d e` and everything in it), or, where one
+/// of that kind was in the base, an inode the tree did not hold when it started (`after` is the
+/// tree as scanned after it) or one born since the tree was built (a freed inode number is
+/// given again at once) — made anew. An inode is taken for another entry's only where births
+/// can be told: a new file given a removed one's number looks the same. (`inodes`: the base's,
+/// by inode, read once when first needed.)
 fn origin<'a>(
     tree: &Root,
     (base, inodes): (&'a Manifest, &std::cell::OnceCell<std::collections::HashMap<u64, &'a RelPath>>),
     after: &Manifest,
     path: &RelPath,
 ) -> Origin {
+    let carried = matches!(after.entries.get(path), Some(Entry::File { .. } | Entry::Dir { .. }));
+    let Some(now) = after.stamps.get(path).filter(|_| carried) else { return Origin::InPlace };
     let same_kind = matches!(
         (base.entries.get(path), after.entries.get(path)),
         (Some(Entry::File { .. }), Some(Entry::File { .. })) | (Some(Entry::Dir { .. }), Some(Entry::Dir { .. }))
     );
-    if !same_kind {
-        return Origin::InPlace;
-    }
     // Whether the entry was born since the tree was built; None where that cannot be told.
     let born_since = || -> Option<bool> {
         let built = base.settled_before?;
@@ -163,25 +164,21 @@ fn origin<'a>(
         let born = born.ok().flatten().and_then(Timestamp::from_system)?;
         Some(born > built)
     };
-    if let (Some(before), Some(now)) = (base.stamps.get(path), after.stamps.get(path))
-        && before.ino != now.ino
-    {
-        let inodes = inodes.get_or_init(|| {
-            let mut inodes = std::collections::HashMap::new();
-            for (path, stamp) in &base.stamps {
-                inodes.entry(stamp.ino).or_insert(path);
-            }
-            inodes
-        });
-        return match (inodes.get(&now.ino), born_since()) {
-            // Another entry's inode, and not one made since: moved (or linked) there. Where
-            // births cannot be told, a new file given a removed one's inode number looks the
-            // same: made anew then (the runner's), never another's owner taken.
-            (Some(from), Some(false)) => Origin::MovedFrom((*from).clone()),
-            _ => Origin::Anew,
-        };
+    if base.stamps.get(path).is_some_and(|before| before.ino == now.ino) {
+        return if same_kind && born_since() == Some(true) { Origin::Anew } else { Origin::InPlace };
     }
-    if born_since() == Some(true) { Origin::Anew } else { Origin::InPlace }
+    let inodes = inodes.get_or_init(|| {
+        let mut inodes = std::collections::HashMap::new();
+        for (path, stamp) in &base.stamps {
+            inodes.entry(stamp.ino).or_insert(path);
+        }
+        inodes
+    });
+    match (inodes.get(&now.ino), born_since()) {
+        (Some(from), Some(false)) => Origin::MovedFrom((*from).clone()),
+        _ if same_kind => Origin::Anew,
+        _ => Origin::InPlace,
+    }
 }
 
 /// Paths this long or longer travel in a GNU long-name entry written here, the header holding

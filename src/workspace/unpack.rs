@@ -93,7 +93,8 @@ pub fn unpack_staged(reader: impl Read, dest: &Path, limits: &Limits) -> Result<
 }
 
 fn extract(reader: impl Read, dest: &Path, limits: &Limits) -> Result<(UnpackStats, TreeWriter), WorkspaceError> {
-    let mut archive = tar::Archive::new(GzDecoder::new(reader));
+    // (Metadata entries bounded before the tar reader takes one whole: see `tar_guard`.)
+    let mut archive = tar::Archive::new(super::tar_guard::MetadataBounded::new(GzDecoder::new(reader)));
     let mut writer = TreeWriter::new(dest, *limits)?;
     let mut stats = UnpackStats::default();
     let entries = archive.entries().map_err(|e| WorkspaceError::Corrupt(e.to_string()))?;

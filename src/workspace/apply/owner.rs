@@ -108,7 +108,7 @@ impl Apply<'_> {
     }
 
     /// Whether the task moved `path`'s file there from another path of the base.
-    fn moved_here(&self, path: &RelPath) -> bool {
+    pub(super) fn moved_here(&self, path: &RelPath) -> bool {
         self.moved_from.contains_key(self.leader(path))
     }
 

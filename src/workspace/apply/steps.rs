@@ -54,6 +54,10 @@ impl Apply<'_> {
             self.trash.chown(&made, None, Some(gid))?;
             self.trash.chmod(&made, 0o2700)?;
         }
+        // One the task moved here (`mv d e`, and the directories in it) is whose it was here.
+        if let Some(moved) = self.moved_owners.get(path).filter(|_| self.privileged) {
+            self.trash.chown(&made, Some(moved.uid), Some(moved.gid))?;
+        }
         let ino = self.trash.lstat(&made)?.map_or(0, |stat| stat.stamp.ino);
         self.journal.record(Undo::Remove { path: path.clone(), ino, dir: true })?;
         // Its inode number may be given to a directory made here after this one is gone: its
@@ -153,6 +157,8 @@ impl Apply<'_> {
                         )
                 }) && !self.linked.contains(path)
                     && self.given_to(path).is_none()
+                    && !self.moved_here(path)
+                    && !self.made_anew_file(path)
                     && self.base_entry(path).is_some_and(|before| before.same_data(entry)) =>
             {
                 // Only the mode or time changed, and the path still holds the data the task
