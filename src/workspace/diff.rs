@@ -33,14 +33,19 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
     let mut changed: Vec<&RelPath> = Vec::new();
     let mut deleted: Vec<RelPath> = Vec::new();
     let base_inodes = std::cell::OnceCell::new();
+    let mut unchanged_files: Vec<&RelPath> = Vec::new();
     let mut old = before.entries.iter().peekable();
     for (path, entry) in &after.entries {
         loop {
             match old.peek().map(|(old_path, old_entry)| (old_path.cmp(&path), *old_entry)) {
                 Some((Ordering::Less, _)) => deleted.extend(old.next().map(|(gone, _)| gone.clone())),
                 Some((Ordering::Equal, old_entry)) => {
-                    if !old_entry.same_as(entry) || replaced(before, after, path, (old_entry, entry), &base_inodes) {
+                    let dir_replaced =
+                        || matches!(entry, Entry::Dir { .. }) && replaced(before, after, path, &base_inodes);
+                    if !old_entry.same_as(entry) || dir_replaced() {
                         changed.push(path);
+                    } else if matches!(entry, Entry::File { .. }) {
+                        unchanged_files.push(path);
                     }
                     old.next();
                     break;
@@ -53,6 +58,15 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
         }
     }
     deleted.extend(old.map(|(gone, _)| gone.clone()));
+    // A file moved over one with the same bytes, mode and time left its own path: looked for
+    // only when the task deleted something (most warm tasks do not).
+    if !deleted.is_empty() {
+        let before_count = changed.len();
+        changed.extend(unchanged_files.into_iter().filter(|path| replaced(before, after, path, &base_inodes)));
+        if changed.len() > before_count {
+            changed.sort();
+        }
+    }
     let groups = after.hard_link_groups();
     if groups.is_empty() {
         return Changes { changed: changed.into_iter().cloned().collect(), deleted };
@@ -78,14 +92,9 @@ fn replaced(
     before: &Manifest,
     after: &Manifest,
     path: &RelPath,
-    (old, new): (&Entry, &Entry),
     inodes: &std::cell::OnceCell<std::collections::HashSet<u64>>,
 ) -> bool {
-    let dir = match (old, new) {
-        (Entry::Dir { .. }, Entry::Dir { .. }) => true,
-        (Entry::File { .. }, Entry::File { .. }) => false,
-        _ => return false,
-    };
+    let dir = matches!(after.entries.get(path), Some(Entry::Dir { .. }));
     let (Some(was), Some(now)) = (before.stamps.get(path), after.stamps.get(path)) else { return false };
     was.ino != now.ino
         && (dir || inodes.get_or_init(|| before.stamps.values().map(|stamp| stamp.ino).collect()).contains(&now.ino))
