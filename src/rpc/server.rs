@@ -271,7 +271,7 @@ impl Agent for AgentService {
                 warm,
             )
             .await;
-            let mut after: Option<(Arc<Manifest>, Option<crate::workspace::tree_watch::WatchedTree>)> = None;
+            let mut after: Option<ScannedTree> = None;
             let mut built = None;
             let mut tree = None;
             let mut fill = None;
@@ -414,6 +414,9 @@ const MAX_SCRIPTS: u32 = 10_000;
 /// partial one per field and script).
 const MAX_PARTS: u64 = (super::MAX_FIELD_BYTES / super::PART_SIZE) as u64 + 3 + MAX_SCRIPTS as u64;
 
+/// A task's tree as the scan after it found it, and what that scan saw under a watch.
+type ScannedTree = (Arc<Manifest>, Option<crate::workspace::tree_watch::WatchedTree>);
+
 /// Runs the handler, forwarding its events; stops it if the master goes away. Returns how the
 /// task ended and the tree's state after a task that ran to its end (None: cancelled, or it
 /// could not run), with what the scan after it saw under a watch.
@@ -422,7 +425,7 @@ async fn run_task(
     task: RemoteTask,
     (tx, traffic): (&Outbound, &Traffic),
     ended: &mut (dyn FnMut() + Send),
-) -> (Outcome, Option<(Arc<Manifest>, Option<crate::workspace::tree_watch::WatchedTree>)>) {
+) -> (Outcome, Option<ScannedTree>) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     // What the task says and the master has not taken yet is bounded: past it, the task waits.
     let backlog = Arc::new(Backlog::default());

@@ -88,16 +88,15 @@ pub fn diff(before: &Manifest, after: &Manifest) -> Changes {
 /// coarse clock. Known only where both manifests hold identities (an agent's tree). (A file
 /// made anew with the same bytes, mode and time is no change to carry: `sed -i` that replaced
 /// nothing.) `inodes`: the base's, read once when first needed.
-fn replaced(
-    before: &Manifest,
+fn replaced<'a>(
+    before: &'a Manifest,
     after: &Manifest,
     path: &RelPath,
-    inodes: &std::cell::OnceCell<std::collections::HashSet<u64>>,
+    inodes: &std::cell::OnceCell<std::collections::HashMap<u64, &'a RelPath>>,
 ) -> bool {
     let dir = matches!(after.entries.get(path), Some(Entry::Dir { .. }));
     let (Some(was), Some(now)) = (before.stamps.get(path), after.stamps.get(path)) else { return false };
-    was.ino != now.ino
-        && (dir || inodes.get_or_init(|| before.stamps.values().map(|stamp| stamp.ino).collect()).contains(&now.ino))
+    was.ino != now.ino && (dir || inodes.get_or_init(|| before.paths_by_inode()).contains_key(&now.ino))
 }
 
 #[cfg(test)]

@@ -176,8 +176,8 @@ impl Manifest {
         mut watch: super::tree_watch::TreeWatch,
     ) -> Result<(Self, super::tree_watch::WatchedTree), WorkspaceError> {
         let (manifest, seen) = Self::scan_seeing(root, filter, known, Some(&mut watch))?;
-        let excluded = manifest.excluded.clone();
-        Ok((manifest, super::tree_watch::WatchedTree { watch, seen: seen.unwrap_or_default(), excluded }))
+        let left_out = !manifest.excluded.is_empty();
+        Ok((manifest, super::tree_watch::WatchedTree { watch, seen: seen.unwrap_or_default(), left_out }))
     }
 
     fn scan_seeing(
@@ -271,6 +271,18 @@ impl Manifest {
                 }
             }
         }
+    }
+
+    /// The path of each inode the manifest's identities name (a file with other names: its
+    /// first in manifest order).
+    pub fn paths_by_inode(&self) -> std::collections::HashMap<u64, &RelPath> {
+        let mut paths = std::collections::HashMap::with_capacity(self.stamps.len());
+        for path in self.entries.keys() {
+            if let Some(stamp) = self.stamps.get(path) {
+                paths.entry(stamp.ino).or_insert(path);
+            }
+        }
+        paths
     }
 
     /// Every hard-link group: its first path and the others, in manifest order.

@@ -69,9 +69,7 @@ pub fn pack_marking(
                 append_file(&mut builder, &source, path, entry, *mode, &origin(path))?;
                 packed.insert(path.clone());
             }
-            _ => {
-                append(&mut builder, &source, path, entry, &origin(path))?;
-            }
+            _ => append(&mut builder, &source, path, entry, &origin(path))?,
         }
         count += 1;
         Ok(())
@@ -111,8 +109,8 @@ pub(super) const OWNER_GID_KEY: &str = "SLOTH.gid";
 pub(super) const MADE_ANEW_KEY: &str = "SLOTH.anew";
 
 /// A PAX record of a file or directory the task moved where another was (`mv c a`, `rm -rf d;
-/// mv new d`): the path it had in the base, in hex. It is the runner's here as that one is, as a run
-/// here leaves it — not the replaced one's owner's.
+/// mv new d`): the path it had in the base, in hex. It is whose that one is here, as a run here
+/// leaves it — not the replaced one's owner's.
 pub(super) const MOVED_FROM_KEY: &str = "SLOTH.from";
 
 /// Where an entry of the task's tree that was there before it comes from.
@@ -167,14 +165,7 @@ fn origin<'a>(
     if base.stamps.get(path).is_some_and(|before| before.ino == now.ino) {
         return if same_kind && born_since() == Some(true) { Origin::Anew } else { Origin::InPlace };
     }
-    let inodes = inodes.get_or_init(|| {
-        let mut inodes = std::collections::HashMap::new();
-        for (path, stamp) in &base.stamps {
-            inodes.entry(stamp.ino).or_insert(path);
-        }
-        inodes
-    });
-    match (inodes.get(&now.ino), born_since()) {
+    match (inodes.get_or_init(|| base.paths_by_inode()).get(&now.ino), born_since()) {
         (Some(from), Some(false)) => Origin::MovedFrom((*from).clone()),
         _ if same_kind => Origin::Anew,
         _ => Origin::InPlace,

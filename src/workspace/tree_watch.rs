@@ -217,12 +217,13 @@ impl TreeWatch {
 }
 
 /// The tree as the scan after its task saw it: every entry it looked at, with what lstat said,
-/// in walk order; what its rules left out (not looked into); and the watch set before.
+/// in walk order; whether its rules left anything out (not looked into); and the watch set
+/// before.
 #[derive(Debug)]
 pub struct WatchedTree {
     pub watch: TreeWatch,
     pub seen: Vec<(RelPath, Stat)>,
-    pub excluded: Vec<RelPath>,
+    pub left_out: bool,
 }
 
 #[cfg(test)]

@@ -66,8 +66,7 @@ pub fn plan_watched(
     target: &Manifest,
     watched: Option<WatchedTree>,
 ) -> Result<(Plan, bool), WorkspaceError> {
-    if let Some(WatchedTree { watch, seen, excluded }) = watched
-        && excluded.is_empty()
+    if let Some(WatchedTree { watch, seen, left_out: false }) = watched
         && let Some(touched) = watch.touched()
     {
         let started = std::time::Instant::now();

@@ -92,11 +92,7 @@ impl Apply<'_> {
     /// Whether the task made `path`'s file anew where one was (its hard-link group's first
     /// name carries the archive's record) rather than wrote into it.
     pub(super) fn made_anew_file(&self, path: &RelPath) -> bool {
-        let leader = match self.staged.get(path) {
-            Some(Entry::File { link: Some(leader), .. }) => leader,
-            _ => path,
-        };
-        self.made_anew.contains(leader)
+        self.made_anew.contains(self.leader(path))
     }
 
     /// `path`'s file's hard-link group's first name.
@@ -120,11 +116,7 @@ impl Apply<'_> {
     /// The owner the archive says `path`'s file was given (its hard-link group's first name
     /// carries it).
     pub(super) fn given_to(&self, path: &RelPath) -> Option<GivenOwner> {
-        let leader = match self.staged.get(path) {
-            Some(Entry::File { link: Some(leader), .. }) => leader,
-            _ => path,
-        };
-        self.given.get(leader).copied()
+        self.given.get(self.leader(path)).copied()
     }
 
     /// The file here that `path`'s hard-link group is (found once per group: its first name is
@@ -133,10 +125,7 @@ impl Apply<'_> {
     /// were — not a file one of its names held before the task linked it elsewhere
     /// (`rm a; ln c a`: the group is `c`'s file, not `a`'s).
     fn group_owner(&mut self, path: &RelPath) -> Result<Option<Stat>, WorkspaceError> {
-        let leader = match self.staged.get(path) {
-            Some(Entry::File { link: Some(leader), .. }) => leader.clone(),
-            _ => path.clone(),
-        };
+        let leader = self.leader(path).clone();
         if let Some(found) = self.group_owners.get(&leader) {
             return Ok(*found);
         }
