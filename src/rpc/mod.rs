@@ -14,6 +14,7 @@ mod receive_manifest;
 mod receive_stream;
 pub mod registry;
 pub mod server;
+mod spool;
 pub mod stats;
 mod status;
 pub mod task_dir;

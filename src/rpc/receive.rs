@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
 use tonic::{Status, Streaming};
 
 use super::proto::execute_request::Item;
@@ -14,6 +13,7 @@ use super::proto::{ExecuteRequest, ExecuteResponse, NeedBlobs};
 use super::receive_manifest::receive_manifest;
 use super::receive_stream::{Incoming, NewTree, build_while_receiving};
 use super::server::{AgentIdentity, Outbound, RemoteWorkspace};
+use super::spool::{Spool, Spooling};
 use super::task_dir::TaskDir;
 use crate::workspace::root_meta::RootMeta;
 use crate::workspace::trees::Lease;
@@ -149,7 +149,6 @@ pub(super) async fn receive_incremental(
         "incremental sync"
     );
     ask_for(&missing, tx).await?;
-    let blobs = dir.path().join(BLOBS);
     let cache = identity.cache.clone();
     let mut ready = root.clone();
     let leased = warm.lease.is_some();
@@ -161,22 +160,26 @@ pub(super) async fn receive_incremental(
     // Built, and completed at once unless a cached content failed verification (then it is
     // asked for again, and the build completed after). A new tree is written as its contents
     // come; a kept tree's plan stores them first.
+    // What came for a new tree, for the cache to take after the task (None: nothing came, or
+    // the cache has no room for it).
+    let mut for_the_cache = None;
     let (sent, built) = if new_tree && !missing.is_empty() {
         let new = NewTree { cache: cache.clone(), target: Arc::clone(&manifest), root, leased, limits, root_meta };
-        let (Received { amended, bytes }, built, room) =
+        let (Received { amended, bytes, spool }, built, room) =
             build_while_receiving(inbound, dir, BLOBS, new, (pin, None)).await?;
         if !amended.is_empty() {
             super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended)
                 .map_err(Status::invalid_argument)?;
         }
-        if !room {
+        if room {
+            for_the_cache = Some(spool);
+        } else {
             // Not kept: its archive goes now.
-            let stored = blobs.clone();
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(stored)).await;
+            spool.release().await;
         }
-        (bytes, (built, 0, room))
+        (bytes, (built, 0))
     } else {
-        let Received { amended, bytes: sent } = receive_workspace(inbound, dir, BLOBS).await?;
+        let Received { amended, bytes: sent, spool } = receive_workspace(inbound, dir, BLOBS).await?;
         let amended_any = !amended.is_empty();
         if amended_any {
             super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended)
@@ -185,22 +188,17 @@ pub(super) async fn receive_incremental(
         // Contents sent as read (amended) are kept from trimming like the rest (a pin only
         // counts: nothing is read).
         let pin_amended = amended_any.then(|| identity.cache.pin(&manifest));
-        let stored = blobs.clone();
         let store_cache = cache.clone();
         let target = Arc::clone(&manifest);
         let pins = (pin, pin_amended);
         let (built, kept) =
-            build_from_spool(plan, (stored, sent), store_cache, target, (root, leased, limits, root_meta), pins)
-                .await?;
+            build_from_spool(plan, (spool, sent), store_cache, target, (root, leased, limits, root_meta), pins).await?;
         // (Nothing came for a new tree here: nothing goes into the cache after.)
-        (sent, (built, kept, false))
+        (sent, (built, kept))
     };
     warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
     warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
-    // What came for a new tree is written into it straight from the archive; the cache is
-    // filled from it after (a kept tree's plan stores it first).
-    let fills_cache = sent > 0 && new_tree;
-    let (mut built, mut kept, room) = built;
+    let (mut built, mut kept) = built;
     if let Built::Unreconciled(reason, pins) = built {
         let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) else {
             return Err(Status::internal("a kept tree failed to reconcile without being leased"));
@@ -229,12 +227,12 @@ pub(super) async fn receive_incremental(
     }
     // What came for a new tree went straight into it: the cache gets it once the task has
     // answered (a task deciding what it lacks meanwhile waits for it if it needs any of it).
-    let fill = (fills_cache && room).then(|| {
-        let (cache, blobs) = (identity.cache.clone(), blobs.clone());
+    let fill = for_the_cache.filter(|_| sent > 0).map(|spool| {
+        let cache = identity.cache.clone();
         let filling = cache.filling();
         CacheFill(Box::new(move || {
             let _filling = filling;
-            match store(&cache, &blobs, &limits).and_then(|_| cache.trim()) {
+            match store(&cache, &spool, &limits).and_then(|_| cache.trim()) {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "cache trimmed"),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "the contents that came are not kept in the cache"),
@@ -261,9 +259,9 @@ pub(super) async fn receive_incremental(
             if again_received.bytes == 0 {
                 return Err(Status::invalid_argument("the contents asked for again were not sent"));
             }
-            let blobs_again = dir.path().join(BLOBS_AGAIN);
+            let spool = again_received.spool;
             blocking(move || {
-                store(&cache, &blobs_again, &limits)?;
+                store(&cache, &spool, &limits)?;
                 build.retry(&cache)?;
                 complete(build, &cache, pins, (leased, &tree), root_meta)
             })
@@ -275,13 +273,13 @@ pub(super) async fn receive_incremental(
     Ok((RemoteWorkspace { root: ready, built: Arc::new(built), ignore }, fill))
 }
 
-/// Builds the task's tree from the cache and the archive spooled at `stored` (`sent` bytes,
+/// Builds the task's tree from the cache and the archive `spool` (`sent` bytes,
 /// none when nothing was asked for): a kept tree brought to `target` by its plan (what came
 /// stored into the cache first), or a new one whose every content the cache holds (what a new
 /// tree lacks comes streamed: [`build_while_receiving`]). Also returns the files a plan kept.
 async fn build_from_spool(
     plan: Option<crate::workspace::warm::Plan>,
-    (stored, sent): (std::path::PathBuf, u64),
+    (spool, sent): (Spool, u64),
     store_cache: BlobCache,
     target: Arc<crate::workspace::manifest::Manifest>,
     (root, leased, limits, root_meta): (std::path::PathBuf, bool, Limits, Option<RootMeta>),
@@ -291,7 +289,7 @@ async fn build_from_spool(
         let (build, kept) = match plan {
             Some(plan) => {
                 if sent > 0 {
-                    store(&store_cache, &stored, &limits)?;
+                    store(&store_cache, &spool, &limits)?;
                 }
                 let kept = plan.kept_files();
                 match plan.execute(&root, &target, &store_cache, &limits) {
@@ -395,7 +393,7 @@ pub(super) async fn blocking<T: Send + 'static>(
 }
 
 /// Makes the task's directory (if it is not there yet), off the async threads.
-async fn make_dir(dir: &TaskDir) -> Result<std::path::PathBuf, Status> {
+pub(super) async fn make_dir(dir: &TaskDir) -> Result<std::path::PathBuf, Status> {
     let path = dir.path().to_path_buf();
     let made = path.clone();
     tokio::task::spawn_blocking(move || TaskDir::make_at(&made))
@@ -405,9 +403,10 @@ async fn make_dir(dir: &TaskDir) -> Result<std::path::PathBuf, Status> {
     Ok(path)
 }
 
-pub(super) fn store(cache: &BlobCache, blobs: &std::path::Path, limits: &Limits) -> Result<u64, WorkspaceError> {
-    let file = std::fs::File::open(blobs).map_err(WorkspaceError::io(blobs))?;
-    cache.store(std::io::BufReader::new(file), limits)
+/// Stores the contents of a received archive into the cache.
+pub(super) fn store(cache: &BlobCache, spool: &Spool, limits: &Limits) -> Result<u64, WorkspaceError> {
+    let reader = spool.reader().map_err(WorkspaceError::io(spool.place()))?;
+    cache.store(reader, limits)
 }
 
 /// Sends NeedBlobs messages for `hashes` (at least one, the last one marked).
@@ -436,9 +435,9 @@ const BLOBS: &str = "blobs.tar.gz";
 /// Where contents asked for again (a cached one failed verification) are spooled.
 const BLOBS_AGAIN: &str = "blobs-again.tar.gz";
 
-/// Spools the workspace chunks to `name` in the task's directory (both made on the first
-/// chunk) until `WorkspaceEnd`, checking the announced size; returns the amendments that came
-/// with them.
+/// Spools the workspace chunks until `WorkspaceEnd` (in memory while small, else to `name` in
+/// the task's directory, both made then: [`Spooling`]), checking the announced size; returns
+/// the archive and the amendments that came with it.
 pub(super) async fn receive_workspace(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &TaskDir,
@@ -459,11 +458,9 @@ pub(super) async fn receive_forwarding(
     fill: Option<&tokio::sync::mpsc::Sender<Incoming>>,
 ) -> Result<Received, NotReceived> {
     let mut amended = Vec::new();
-    // Made on the first chunk: nothing asked for, nothing sent, no file.
-    let mut file: Option<tokio::fs::File> = None;
+    // In memory while small; a file (and the task's directory) made when it outgrows that.
+    let mut spooling = Spooling::new(dir, name);
     let mut received: u64 = 0;
-    let spooled = dir.path().join(name);
-    let cannot = |e: std::io::Error| super::status::of_io("cannot store the workspace at", &spooled, &e);
     let handed = |taken: bool| if taken { Ok(()) } else { Err(NotReceived::FillStopped) };
     loop {
         match inbound.message().await? {
@@ -484,14 +481,7 @@ pub(super) async fn receive_forwarding(
             }
             Some(ExecuteRequest { item: Some(Item::WorkspaceChunk(chunk)) }) => {
                 received += chunk.len() as u64;
-                let open = match &mut file {
-                    Some(open) => open,
-                    None => {
-                        make_dir(dir).await?;
-                        file.insert(tokio::fs::File::create(&spooled).await.map_err(cannot)?)
-                    }
-                };
-                open.write_all(&chunk).await.map_err(cannot)?;
+                spooling.write(&chunk).await?;
                 if let Some(fill) = fill {
                     handed(fill.send(Incoming::Chunk(chunk)).await.is_ok())?;
                 }
@@ -504,13 +494,11 @@ pub(super) async fn receive_forwarding(
                     ))
                     .into());
                 }
-                if let Some(open) = &mut file {
-                    open.flush().await.map_err(cannot)?;
-                }
+                let spool = spooling.finish().await?;
                 if let Some(fill) = fill {
                     handed(fill.send(Incoming::End).await.is_ok())?;
                 }
-                return Ok(Received { amended, bytes: received });
+                return Ok(Received { amended, bytes: received, spool });
             }
             Some(_) => return Err(Status::invalid_argument("unexpected message while receiving the workspace").into()),
             None => {
@@ -534,9 +522,10 @@ impl From<Status> for NotReceived {
     }
 }
 
-/// What [`receive_workspace`] took: entries sent as read, and the archive's size (0: none was
-/// sent, and no file was made).
+/// What [`receive_workspace`] took: entries sent as read, the archive's size (0: none was
+/// sent) and the archive.
 pub(super) struct Received {
     pub amended: Vec<super::proto::FileEntry>,
     pub bytes: u64,
+    pub spool: Spool,
 }
