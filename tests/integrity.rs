@@ -695,6 +695,113 @@ impl Drop for Unmount {
     }
 }
 
+/// A library that puts this process's wall clock `SKEW_SECS` ahead, built with the system's C
+/// compiler (the one Rust links with) into `dir`; None where there is none.
+fn clock_ahead_library(dir: &Path) -> Option<PathBuf> {
+    let source = dir.join("ahead.c");
+    std::fs::write(
+        &source,
+        r#"#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <time.h>
+#include <sys/time.h>
+static long ahead(void) { const char *s = getenv("SKEW_SECS"); return s ? atol(s) : 0; }
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real(id, ts);
+    if (r == 0 && (id == CLOCK_REALTIME || id == CLOCK_REALTIME_COARSE)) ts->tv_sec += ahead();
+    return r;
+}
+int gettimeofday(struct timeval *tv, void *tz) {
+    static int (*real)(struct timeval *, void *);
+    if (!real) real = dlsym(RTLD_NEXT, "gettimeofday");
+    int r = real(tv, tz);
+    if (r == 0 && tv) tv->tv_sec += ahead();
+    return r;
+}
+"#,
+    )
+    .ok()?;
+    let library = dir.join("ahead.so");
+    let built = Command::new("cc").args(["-shared", "-fPIC", "-o"]).arg(&library).arg(&source).arg("-ldl").output();
+    built.is_ok_and(|output| output.status.success()).then_some(library)
+}
+
+/// A master whose clock is ahead of its workspace's filesystem (a file server's times come
+/// from the server's clock), on a filesystem with whole-second times: an edit the user makes in
+/// the same second as the file was last written, same size, is seen — the task reads the
+/// edit, and the apply writes the task's change on top of it, not over it with a result
+/// computed from the old bytes (the scan's reference time was the master's own clock, so the
+/// file looked settled, its identity unchanged: the index and the agent's tree served the old
+/// bytes).
+#[test]
+fn a_same_second_edit_on_a_filesystem_whose_clock_lags_the_masters_is_seen() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to mount a filesystem");
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("scratch");
+    let Some(ahead) = clock_ahead_library(scratch.path()) else {
+        eprintln!("skipped: no C compiler to build a clock that runs ahead");
+        return;
+    };
+    // ext4 with 128-byte inodes keeps whole-second times.
+    let image = scratch.path().join("image");
+    std::fs::File::create(&image).expect("image").set_len(32 << 20).expect("size");
+    let made = Command::new("mkfs.ext4").args(["-q", "-I", "128", "-F"]).arg(&image).output();
+    if !made.as_ref().is_ok_and(|output| output.status.success()) {
+        eprintln!("skipped: cannot make an ext4 filesystem: {made:?}");
+        return;
+    }
+    let agent = Agent::start(&[]);
+    let test = workspace(&agent, &[("t", "cat x.txt; echo task >> x.txt")])
+        .write("read.lua", &pipeline(&agent, &[("read", "cat x.txt")]));
+    let mounted = Command::new("mount").args(["-o", "loop"]).arg(&image).arg(ws(&test)).output();
+    if !mounted.as_ref().is_ok_and(|output| output.status.success()) {
+        eprintln!("skipped: cannot mount a loop device: {mounted:?}");
+        return;
+    }
+    let _unmount = Unmount(ws(&test));
+    let test = test.env("LD_PRELOAD", &ahead.display().to_string()).env("SKEW_SECS", "5");
+    let x = ws(&test).join("x.txt");
+    let ctime = |path: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).expect("stat").ctime()
+    };
+    // Everything below within one second of the filesystem's clock (again if it was not).
+    for attempt in 1..=5 {
+        let _ = std::fs::remove_file(&x);
+        let _ = std::fs::remove_dir_all(test.cache_path().join("sloth-runner/index"));
+        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("now");
+        std::thread::sleep(Duration::from_millis(1_020) - Duration::from_nanos(u64::from(wall.subsec_nanos())));
+        std::fs::write(&x, "AAAA-original\n").expect("write");
+        let written = ctime(&x);
+        let run = test.run(&["run", "read.lua"]);
+        assert_eq!(run.code, Some(0), "{}", show(&run));
+        // The user's edit: in place, the same size.
+        use std::os::unix::fs::FileExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&x)
+            .expect("open")
+            .write_all_at(b"BBBB-userEDIT\n", 0)
+            .expect("edit");
+        if ctime(&x) != written {
+            eprintln!("attempt {attempt} crossed a second of the filesystem's clock: again");
+            continue;
+        }
+        let run = test.run(&["run", "tasks.lua"]);
+        let context = show(&run);
+        assert_eq!(run.code, Some(0), "{context}");
+        assert!(context.contains("box/t | BBBB-userEDIT"), "the task read the user's edit\n{context}");
+        assert_eq!(std::fs::read_to_string(&x).expect("read"), "BBBB-userEDIT\ntask\n", "{context}");
+        return;
+    }
+    eprintln!("skipped: every attempt crossed a second of the filesystem's clock");
+}
+
 #[test]
 fn a_full_disk_while_applying_fails_the_run_and_leaves_the_workspace_as_it_was() {
     let agent = Agent::start(&[]);
@@ -754,6 +861,62 @@ fn a_full_cache_directory_costs_an_apply_its_proof_not_the_apply() {
     assert_eq!(run.code, Some(0), "{context}");
     assert!(run.stderr.contains("cannot keep the proof of this apply"), "{context}");
     assert_eq!(test.read("ws/a.txt"), "changed\n");
+}
+
+/// The master's own directories in the user's cache (`sloth-runner/index`, its workspaces'
+/// indexes, trimmed to the newest; `sloth-runner/staging`, the proofs of its staging
+/// directories, pruned) are used only as directories of the user's own: one that is a link —
+/// to a directory of the user's files, or one another user planted in a shared cache — is left
+/// alone (the trim deleted the oldest files there, the prune chmodded it and deleted files a
+/// week old), and so is a cache directory that leads into the workspace (its index would have
+/// travelled with the workspace to the next task).
+#[test]
+fn links_in_the_cache_directory_lead_nothing_to_be_written_or_removed_outside_it() {
+    let agent = Agent::start(&[]);
+    let cache = tempfile::tempdir().expect("cache");
+    let photos = tempfile::tempdir().expect("the user's photos");
+    let notes = tempfile::tempdir().expect("the user's notes");
+    for i in 0..300 {
+        let photo = photos.path().join(format!("img{i}.jpg"));
+        std::fs::write(&photo, format!("photo {i}")).expect("write");
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000 + i);
+        std::fs::File::options().write(true).open(&photo).expect("open").set_modified(old).expect("old");
+    }
+    let note = notes.path().join("old-notes.txt");
+    std::fs::write(&note, "notes").expect("write");
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 24 * 3600);
+    std::fs::File::options().write(true).open(&note).expect("open").set_modified(month_ago).expect("old");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(notes.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::create_dir(cache.path().join("sloth-runner")).expect("mkdir");
+    std::os::unix::fs::symlink(photos.path(), cache.path().join("sloth-runner/index")).expect("link");
+    std::os::unix::fs::symlink(notes.path(), cache.path().join("sloth-runner/staging")).expect("link");
+    let test = workspace(&agent, &[("t", "echo more >> a.txt")])
+        .write("ws/a.txt", "before\n")
+        .env("XDG_CACHE_HOME", &cache.path().display().to_string());
+    for round in 1..=2 {
+        let run = test.run(&["run", "tasks.lua"]);
+        let context = show(&run);
+        assert_eq!(run.code, Some(0), "round {round}: {context}");
+        assert!(run.stderr.contains("is a link: sloth-runner keeps nothing there"), "{context}");
+    }
+    assert_eq!(test.read("ws/a.txt"), "before\nmore\nmore\n");
+    assert_eq!(std::fs::read_dir(photos.path()).expect("list").count(), 300, "no photo removed");
+    assert!(note.exists(), "the old notes are kept");
+    let mode = std::fs::metadata(notes.path()).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the notes' directory keeps its mode");
+
+    // A cache directory that leads into the workspace: nothing of sloth-runner's is made there.
+    let inside = test.path().join("ws/.tool-cache");
+    std::fs::create_dir(&inside).expect("mkdir");
+    let linked_in = cache.path().join("linked-in");
+    std::os::unix::fs::symlink(&inside, &linked_in).expect("link");
+    let test = test.env("XDG_CACHE_HOME", &linked_in.display().to_string());
+    for round in 1..=2 {
+        let run = test.run(&["run", "tasks.lua"]);
+        assert_eq!(run.code, Some(0), "round {round}: {}", show(&run));
+    }
+    assert_eq!(std::fs::read_dir(&inside).expect("list").count(), 0, "nothing made in the workspace's own directory");
 }
 
 /// Kills the task's `sleep` (which outlives its SIGKILLed agent) when dropped, if it is still

@@ -26,27 +26,16 @@ const HEADER: &str = "sloth-index 2";
 /// little-endian.
 const RECORD_FIXED: usize = 4 + 8 + 32 + 8 + 8 + 2 * (8 + 4);
 
-/// The user's cache directory; None without one (relative paths are ignored, as the XDG
-/// specification says).
-pub(super) fn cache_dir() -> Option<PathBuf> {
-    let absolute = |dir: PathBuf| dir.is_absolute().then_some(dir);
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .and_then(absolute)
-        .or_else(|| std::env::var_os("HOME").map(PathBuf::from).and_then(absolute).map(|home| home.join(".cache")))
-}
+use super::cache_home::{cache_dir, own_dir};
 
-/// Where the index of the workspace at `root` is kept, in `cache`; None when that is inside
-/// the workspace (a workspace that holds the user's home): an index there would be part of
-/// what it indexes.
-fn location(cache: &Path, root: &Path) -> Option<PathBuf> {
+/// Where the index of the workspace at `root` is kept, in `cache` (its directory made there
+/// when `make` says so); None when that directory is not really this user's or would be
+/// inside the workspace (see [`own_dir`]).
+fn location(cache: &Path, root: &Path, make: bool) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let physical = std::fs::canonicalize(root).ok()?;
-    if crate::physical_path::resolved(cache).starts_with(&physical) || cache.starts_with(root) {
-        return None;
-    }
     let name = blake3::hash(physical.as_os_str().as_bytes()).to_hex();
-    Some(cache.join("sloth-runner").join("index").join(name.as_str()))
+    Some(own_dir(cache, "index", root, make)?.join(name.as_str()))
 }
 
 /// The index of the workspace at `root`: the last one this process kept for it, else a
@@ -98,7 +87,7 @@ fn load_in(cache: &Path, root: &Path) -> Option<Manifest> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
-        .open(location(cache, root)?)
+        .open(location(cache, root, false)?)
         .ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
@@ -165,7 +154,7 @@ pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Arc<Man
         && says_all_of(known, manifest)
     {
         // Used just now: the trim of indexes, which goes by time, keeps it.
-        if let Some(path) = cache_dir().and_then(|cache| location(&cache, root))
+        if let Some(path) = cache_dir().and_then(|cache| location(&cache, root, false))
             && let Ok(file) = std::os::unix::fs::OpenOptionsExt::custom_flags(
                 std::fs::OpenOptions::new().write(true),
                 (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits(),
@@ -233,9 +222,8 @@ fn try_save(cache: &Path, root: &Path, manifest: &Manifest) -> Result<(), super:
     }
     let header =
         format!("{HEADER} {} {} {count} {}\n", scanned_at.secs, scanned_at.nanos, blake3::hash(&body).to_hex());
-    let Some(path) = location(cache, root) else { return Ok(()) };
+    let Some(path) = location(cache, root, true) else { return Ok(()) };
     let dir = path.parent().expect("the index has a directory").to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(super::WorkspaceError::io(&dir))?;
     let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(super::WorkspaceError::io(&dir))?;
     std::io::Write::write_all(&mut temp, header.as_bytes()).map_err(super::WorkspaceError::io(temp.path()))?;
     std::io::Write::write_all(&mut temp, &body).map_err(super::WorkspaceError::io(temp.path()))?;
@@ -371,7 +359,7 @@ mod tests {
         save_in(cache.path(), dir.path(), &Manifest::scan(dir.path(), &Filter::builtin()).expect("scan"));
         let names: Vec<_> = std::fs::read_dir(dir.path()).expect("list").flatten().map(|e| e.file_name()).collect();
         assert_eq!(names, ["a.txt"], "the workspace holds only its own files");
-        let path = location(cache.path(), dir.path()).expect("a location");
+        let path = location(cache.path(), dir.path(), false).expect("a location");
         assert!(load_in(cache.path(), dir.path()).is_some());
         let good = std::fs::read(&path).expect("read");
         let mut damaged = good.clone();
@@ -395,6 +383,7 @@ mod tests {
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
         assert!(load_in(cache.path(), dir.path()).is_none(), "a pipe is not waited on");
         // A cache inside the workspace (a workspace that is the user's home) holds no index.
-        assert!(location(&dir.path().join(".cache"), dir.path()).is_none());
+        assert!(location(&dir.path().join(".cache"), dir.path(), true).is_none());
+        assert!(!dir.path().join(".cache").exists(), "nothing made in the workspace");
     }
 }

@@ -15,6 +15,7 @@ pub mod blob_pack;
 pub mod blob_stream;
 pub mod blobs;
 mod buffer;
+mod cache_home;
 pub mod content_memo;
 pub mod diff;
 pub mod filter;

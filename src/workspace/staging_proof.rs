@@ -64,23 +64,19 @@ impl Proof {
     }
 }
 
-/// Where the records of the staging directories of the workspace at `root` are kept; None
-/// when the cache directory is missing or inside the workspace.
-fn records(root: &Path) -> Option<PathBuf> {
-    let cache = super::index::cache_dir()?;
-    let physical = std::fs::canonicalize(root).ok()?;
-    if crate::physical_path::resolved(&cache).starts_with(&physical) || cache.starts_with(root) {
-        return None;
-    }
-    Some(cache.join("sloth-runner").join("staging"))
+/// Where the records of the staging directories of the workspace at `root` are kept (made
+/// when `make` says so); None when the cache directory is missing, not really this user's, or
+/// inside the workspace (see [`super::cache_home::own_dir`]).
+fn records(root: &Path, make: bool) -> Option<PathBuf> {
+    super::cache_home::own_dir(&super::cache_home::cache_dir()?, "staging", root, make)
 }
 
 /// Writes a token into `dir` (a staging directory of the workspace `root`, not yet
 /// published) and its record; None where no record can be kept.
 pub fn issue(dir: &Path, root: &Path) -> std::io::Result<Option<Proof>> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let Some(records) = records(root) else { return Ok(None) };
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let Some(records) = records(root, true) else { return Ok(None) };
     let mut bytes = [0u8; TOKEN_LEN / 2];
     File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     let token = crate::hex::encode(&bytes);
@@ -89,11 +85,7 @@ pub fn issue(dir: &Path, root: &Path) -> std::io::Result<Option<Proof>> {
     // The record is kept in the cache directory, on a disk of its own maybe: one that cannot
     // be written there (full, read-only) costs the apply its proof, as no cache directory
     // does — never the apply itself, nor an error that names the workspace.
-    let recorded = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&records)
-        .and_then(|()| std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700)))
+    let recorded = std::fs::set_permissions(&records, std::fs::Permissions::from_mode(0o700))
         .and_then(|()| {
             prune(&records);
             std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&record)
@@ -134,7 +126,7 @@ pub fn find(dir: &Path, opened: &File, root: &Path) -> Option<Proof> {
     if !token.bytes().all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase()) {
         return None;
     }
-    let record = records(root)?.join(&token);
+    let record = records(root, false)?.join(&token);
     let recorded = std::fs::read_to_string(&record).ok()?;
     let here = opened.metadata().ok()?;
     (recorded == identity(&here)).then_some(Proof { record })

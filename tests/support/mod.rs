@@ -78,6 +78,11 @@ impl Test {
         walk(self.cache.path(), uid, gid);
     }
 
+    /// The directory runs take as the user's cache (`XDG_CACHE_HOME`).
+    pub fn cache_path(&self) -> &Path {
+        self.cache.path()
+    }
+
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_else(|e| panic!("reading {name}: {e}"))
     }
