@@ -36,6 +36,56 @@ fn a_second_run_sends_no_content_the_agent_already_has() {
     assert!(syncs[1].contains("missing=0"), "the second run sends nothing: {}", syncs[1]);
 }
 
+/// A chain of remote tasks that each change a file: the master's index (its stat cache, for
+/// the next run) is not written to disk for every task — at most every two seconds, and what
+/// was held back when the run ends — and what is on disk then is the workspace as the last
+/// task's snapshot saw it (before that task's change came back).
+#[test]
+fn the_index_is_written_when_the_run_ends_not_for_every_task() {
+    let agent = Agent::start(&[]);
+    let tasks: String = (1..=12)
+        .map(|i| {
+            let after = if i > 1 { format!(", depends_on = \"t{}\"", i - 1) } else { String::new() };
+            format!("{{ name = \"t{i}\", agent = \"box\", command = \"echo {i} >> log.txt\"{after} }},\n")
+        })
+        .collect();
+    let test = Test::new().write("log.txt", "0\n").write(
+        "tasks.lua",
+        &format!(
+            "TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = \"{}\" }} }}, tasks = {{\n{tasks}}} }} }}",
+            agent.address
+        ),
+    );
+    let run = test.run(&["--verbose", "run", "tasks.lua"]).expect_code(0);
+    let final_log: String = (0..=12).map(|i| format!("{i}\n")).collect();
+    assert_eq!(test.read("log.txt"), final_log);
+    let written = run.stderr.lines().filter(|line| line.contains("the workspace's index written")).count();
+    assert!(
+        (1..=3).contains(&written),
+        "12 tasks that each changed a file wrote the index {written} times\n{}",
+        run.stderr
+    );
+    // What is on disk: log.txt as the last snapshot saw it, not as the first did.
+    let physical = std::fs::canonicalize(test.path()).expect("physical");
+    use std::os::unix::ffi::OsStrExt;
+    let name = blake3::hash(physical.as_os_str().as_bytes()).to_hex();
+    let index = std::fs::read(test.cache_path().join("sloth-runner/index").join(name.as_str())).expect("the index");
+    let body = &index[index.iter().position(|&byte| byte == b'\n').expect("a header") + 1..];
+    let mut rest = body;
+    let mut hash_of_log = None;
+    while rest.len() >= 4 {
+        let length = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let path = &rest[4..4 + length];
+        let hash = &rest[4 + length + 8..4 + length + 8 + 32];
+        if path == b"log.txt" {
+            hash_of_log = Some(hash.to_vec());
+        }
+        rest = &rest[4 + length + 8 + 32 + 8 + 8 + 2 * (8 + 4)..];
+    }
+    let last_seen: String = (0..=11).map(|i| format!("{i}\n")).collect();
+    assert_eq!(hash_of_log.as_deref(), Some(blake3::hash(last_seen.as_bytes()).as_bytes().as_slice()));
+}
+
 /// Sends a task whose workspace is `entries` (crafted wire entries, as a hostile master
 /// would) to the agent, answering its requests for contents with an empty archive; the error.
 fn send_raw(agent: &Agent, entries: Vec<FileEntry>) -> tonic::Status {

@@ -66,6 +66,8 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
     });
     // Dropping the LocalSet drops the cancelled jobs before the process exits.
     drop(local);
+    // What the run held back of its workspaces' indexes goes to disk for the next run.
+    crate::workspace::index::flush();
     ExitCode::from(code)
 }
 

@@ -149,27 +149,76 @@ fn parse(data: &[u8]) -> Option<Manifest> {
 /// with (`known`) already says all of it: the same files, each proven untouched by it (so a
 /// newer scan time would prove nothing more). Rewriting an unchanged index costs a new file
 /// per snapshot — slow on filesystems that are slow to allocate inodes after deletes.
+///
+/// Within one process the index is kept in memory (what the next snapshot of the run reads);
+/// on disk it is written at most every [`WRITE_EVERY`], the last one held back written when
+/// the run ends ([`flush`]): a chain of tasks that each change a file rewrote the whole index
+/// (and made a file in the cache directory) for every task. An index not written (the process
+/// killed) only costs the next run a reading of what changed since the last one written.
 pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Arc<Manifest>) {
+    let Ok(physical) = std::fs::canonicalize(root) else { return };
+    let mut writes = disk_writes();
+    let state = writes.entry(physical.clone()).or_default();
     if let Some(known) = known
         && says_all_of(known, manifest)
     {
-        // Used just now: the trim of indexes, which goes by time, keeps it.
-        if let Some(path) = cache_dir().and_then(|cache| location(&cache, root, false))
-            && let Ok(file) = std::os::unix::fs::OpenOptionsExt::custom_flags(
-                std::fs::OpenOptions::new().write(true),
-                (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits(),
-            )
-            .open(&path)
-        {
-            let _ = file.set_modified(std::time::SystemTime::now());
+        // Used: the trim of indexes, which goes by time, keeps it (once per process is enough
+        // for that).
+        if !state.touched {
+            state.touched = true;
+            if let Some(path) = cache_dir().and_then(|cache| location(&cache, root, false))
+                && let Ok(file) = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                    std::fs::OpenOptions::new().write(true),
+                    (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits(),
+                )
+                .open(&path)
+            {
+                let _ = file.set_modified(std::time::SystemTime::now());
+            }
         }
         return;
     }
     // Kept in memory whether or not the disk takes it: what it proves holds in this process.
-    if let Ok(physical) = std::fs::canonicalize(root) {
-        remember(physical, Arc::clone(manifest));
+    remember(physical, Arc::clone(manifest));
+    if state.written.is_some_and(|at| at.elapsed() < WRITE_EVERY) {
+        state.held = Some((root.to_path_buf(), Arc::clone(manifest)));
+        return;
     }
+    state.written = Some(std::time::Instant::now());
+    state.held = None;
+    state.touched = true;
+    drop(writes);
     save(root, manifest);
+}
+
+/// How often a workspace's index is written to disk at most, within one process.
+const WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What this process did with each workspace's index on disk, by physical path.
+#[derive(Default)]
+struct DiskWrites {
+    /// When it was last written.
+    written: Option<std::time::Instant>,
+    /// An index newer than the one written, held back (the workspace's path as given, and the
+    /// index).
+    held: Option<(PathBuf, Arc<Manifest>)>,
+    /// Written or touched already: the trim keeps it.
+    touched: bool,
+}
+
+fn disk_writes() -> std::sync::MutexGuard<'static, std::collections::HashMap<PathBuf, DiskWrites>> {
+    static WRITES: std::sync::LazyLock<Mutex<std::collections::HashMap<PathBuf, DiskWrites>>> =
+        std::sync::LazyLock::new(Mutex::default);
+    WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes the indexes held back (see [`save_if_changed`]): when a run ends.
+pub fn flush() {
+    let held: Vec<(PathBuf, Arc<Manifest>)> =
+        disk_writes().values_mut().filter_map(|state| state.held.take()).collect();
+    for (root, manifest) in held {
+        save(&root, &manifest);
+    }
 }
 
 /// Whether the index `known` holds exactly `manifest`'s files, each proven untouched.
@@ -196,8 +245,11 @@ pub fn save(root: &Path, manifest: &Manifest) {
 }
 
 fn save_in(cache: &Path, root: &Path, manifest: &Manifest) {
-    if let Err(error) = try_save(cache, root, manifest) {
-        tracing::debug!(root = %root.display(), %error, "the workspace's index was not written");
+    match try_save(cache, root, manifest) {
+        Ok(()) => {
+            tracing::debug!(root = %root.display(), files = manifest.stamps.len(), "the workspace's index written")
+        }
+        Err(error) => tracing::debug!(root = %root.display(), %error, "the workspace's index was not written"),
     }
 }
 
