@@ -1,11 +1,12 @@
-//! A task's processes do not outlive the agent that started them, even one killed with
-//! `kill -9` — every process of the task's process group, and of the groups its processes made
-//! of their own (`timeout`, `set -m`) while its leader lives: one that leaves for a session of
-//! its own (`setsid`, daemons) is out of reach, as it is of a timeout.
+//! A task's processes do not outlive the process that started them — an agent, or a master
+//! running tasks here — even one killed with `kill -9` — every process of the task's process
+//! group, and of the groups its processes made of their own (`timeout`, `set -m`) while its
+//! leader lives: one that leaves for a session of its own (`setsid`, daemons) is out of reach,
+//! as it is of a timeout.
 //!
-//! At start an agent spawns one small companion process (`sloth-runner __reap`, in a process
-//! group of its own, so a Ctrl-C meant for the agent does not reach it) and keeps the write end
-//! of a pipe to it. Every process group a task starts is announced on that pipe (`+PGID`) and
+//! An agent at its start, any other process when it starts its first command, spawns one small
+//! companion process (`sloth-runner __reap`, in a process group of its own, so a Ctrl-C meant
+//! for the agent does not reach it) and keeps the write end of a pipe to it. Every process group a task starts is announced on that pipe (`+PGID`) and
 //! withdrawn when it is over (`-PGID`). However the agent ends, the kernel closes the pipe; the
 //! companion then kills every group still announced and exits. (`PR_SET_PDEATHSIG` would only
 //! reach the group leader, and fires when the forking thread ends rather than the agent.)
@@ -15,7 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Mutex, PoisonError};
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
 /// The first argument that makes `sloth-runner` the companion.
@@ -27,9 +28,19 @@ static PIPE: Mutex<Option<std::process::ChildStdin>> = Mutex::new(None);
 /// once (a second Ctrl-C) kills on its way out.
 static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-/// Starts the companion for this process (an agent); task process groups are announced to it
-/// from then on.
+/// Whether this process has tried to start its companion (once is enough: one that could not
+/// start is not tried again for every command).
+static TRIED: std::sync::Once = std::sync::Once::new();
+
+/// Starts the companion for this process (an agent, at its start); task process groups are
+/// announced to it from then on.
 pub fn start() -> std::io::Result<()> {
+    let mut started = Ok(());
+    TRIED.call_once(|| started = spawn_companion());
+    started
+}
+
+fn spawn_companion() -> std::io::Result<()> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg(COMPANION)
         .stdin(Stdio::piped())
@@ -43,9 +54,16 @@ pub fn start() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Announces (`started`) or withdraws a task's process group: to the companion, when there is
-/// one (an agent), and to [`kill_live`].
+/// Announces (`started`) or withdraws a task's process group: to the companion (started with
+/// the first group, in a process that has none yet: a master running a command here, killed
+/// with `kill -9`, left it running), and to [`kill_live`].
 pub fn note(group: i32, started: bool) {
+    if started
+        && !TRIED.is_completed()
+        && let Err(error) = start()
+    {
+        tracing::debug!(%error, "no companion: a command of this process outlives it if it is killed");
+    }
     {
         let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
         if started {
@@ -62,12 +80,13 @@ pub fn note(group: i32, started: bool) {
     }
 }
 
-/// Kills every process group of this process's tasks still running (SIGKILL): for a process
-/// about to exit without waiting for its tasks to be cancelled.
+/// Kills every process group of this process's tasks still running (SIGKILL), with the groups
+/// their processes made of their own (`timeout`, `set -m`): for a process about to exit
+/// without waiting for its tasks to be cancelled (`os.exit`, a second Ctrl-C).
 pub fn kill_live() {
-    let live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-    for group in live.iter().filter(|group| **group > 1) {
-        let _ = killpg(Pid::from_raw(*group), Signal::SIGKILL);
+    let live: Vec<i32> = LIVE.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    for group in live.into_iter().filter(|group| *group > 1) {
+        crate::process::signal_tree(Pid::from_raw(group), Signal::SIGKILL);
     }
 }
 

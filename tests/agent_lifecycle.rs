@@ -197,6 +197,86 @@ fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
     assert!(!process_running(&["agent", "--port", &port]), "the spawned agent outlived the interrupted run");
 }
 
+/// A master killed with `kill -9` (the OOM killer, a CI job cancelled) takes the agents it
+/// spawned with it: they stop (standard input, a pipe only the master held, ends), and so does
+/// the task one was running.
+#[test]
+fn agents_spawned_by_a_master_killed_with_kill_9_stop_with_it() {
+    let port = free_port().to_string();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let pidfile = scratch.path().join("pid");
+    let test = Test::new();
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "127.0.0.1:{port}" }} }}, tasks = {{
+                {{ name = "long", agent = "box", command = "sleep 30 & echo $! > {}; wait" }},
+            }} }} }}"#,
+            pidfile.display()
+        ),
+    )
+    .expect("write pipeline");
+    let mut master = Command::new(crate::support::binary())
+        .args(["run", "--spawn-agents", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the master");
+    let sleeper = wait_for_line_file(&pidfile);
+    Command::new("kill").args(["-KILL", &master.id().to_string()]).status().expect("kill -KILL");
+    let _ = wait_exit(&mut master);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while process_running(&["agent", "--port", &port]) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let agent_left = process_running(&["agent", "--port", &port]);
+    let sleeper_gone = wait_until_gone(&sleeper);
+    if agent_left {
+        let _ = Command::new("pkill").args(["-KILL", "-f", &format!("agent --port {port}")]).status();
+    }
+    assert!(!agent_left, "the spawned agent outlived its master");
+    assert!(sleeper_gone, "the spawned agent's task outlived its master");
+}
+
+/// A master killed with `kill -9` while a task runs here: the task's processes die with it —
+/// those in the task's process group and those in a group of their own (coreutils `timeout`) —
+/// as they do with an agent (the same companion, `sloth-runner __reap`).
+#[test]
+fn a_local_task_dies_with_a_master_killed_with_kill_9() {
+    let test = Test::new();
+    let own_group = test.path().join("own-group.pid");
+    let in_group = test.path().join("in-group.pid");
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ tasks = {{
+                {{ name = "long", command = [[timeout 600 sh -c 'echo $$ > {}; exec sleep 30' & sh -c 'echo $$ > {}; exec sleep 30']] }},
+            }} }} }}"#,
+            own_group.display(),
+            in_group.display()
+        ),
+    )
+    .expect("write pipeline");
+    let mut master = Command::new(crate::support::binary())
+        .args(["run", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the master");
+    let pids = [wait_for_line_file(&own_group), wait_for_line_file(&in_group)];
+    Command::new("kill").args(["-KILL", &master.id().to_string()]).status().expect("kill -KILL");
+    let _ = wait_exit(&mut master);
+    let left: Vec<&String> = pids.iter().filter(|pid| !wait_until_gone(pid)).collect();
+    for pid in &left {
+        if let Ok(pid) = pid.parse() {
+            crate::support::signal(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    assert!(left.is_empty(), "the task's processes {left:?} outlived their master");
+}
+
 #[test]
 fn a_work_dir_that_does_not_exist_yet_is_made() {
     let parent = tempfile::tempdir().expect("tempdir");

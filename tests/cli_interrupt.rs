@@ -114,6 +114,37 @@ fn a_second_signal_exits_at_once_and_the_tasks_processes_die_with_the_run() {
     assert!(wait_until_gone(&sleeper), "the task's process {sleeper} outlived the run");
 }
 
+/// `os.exit` in a task, like a second signal, ends the run at once: the other tasks' processes
+/// go with it — those in a group of their own (coreutils `timeout`) too, found from each task's
+/// command down.
+#[test]
+fn os_exit_in_a_task_takes_the_other_tasks_processes_in_groups_of_their_own_with_it() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "svc", command = [[timeout 600 sh -c 'echo $$ > inner.pid; exec sleep 30']] },
+            { name = "ex", command = function()
+                while not io.open("inner.pid") do exec.run("sleep 0.02") end
+                os.exit(3)
+            end },
+        } } }"#,
+    );
+    let mut child = Command::new(binary())
+        .args(["run", "--jobs", "2", "tasks.lua"])
+        .current_dir(test.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the run");
+    let inner = wait_for_line_file(&test.path().join("inner.pid"));
+    assert_eq!(wait_exit(&mut child), Some(3));
+    let gone = wait_until_gone(&inner);
+    if !gone && let Ok(pid) = inner.parse() {
+        crate::support::signal(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+    assert!(gone, "the process {inner}, in a group of its own, outlived the run os.exit ended");
+}
+
 /// Two signals while a remote task's changes are being applied: the second waits for the apply
 /// to be taken back (the first cancelled it), so the workspace is as it was — or as the task
 /// left it, had the apply ended first — never half of each, and nothing of the apply is left

@@ -114,6 +114,10 @@ pub struct AgentArgs {
     /// missed heartbeats.
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::duration::parse)]
     heartbeat: Duration,
+    /// Stop, as on SIGTERM, when standard input reaches its end: an agent a master started
+    /// (`run --spawn-agents`) ends with that master, however it ends (`kill -9` too).
+    #[arg(long, hide = true)]
+    until_stdin_closes: bool,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -325,7 +329,7 @@ async fn serve(
         Err(code) => return (code, None),
     };
 
-    let stop_signal = match shutdown_signal() {
+    let stop_signal = match shutdown_signal(args.until_stdin_closes) {
         Ok(signal) => signal,
         Err(error) => {
             eprintln!("error: cannot handle signals: {error}");
@@ -422,16 +426,42 @@ async fn serve(
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not when
 /// the future is first polled, so a signal right after the readiness line is not missed.
-pub(super) fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+pub(super) fn shutdown_signal(until_stdin_closes: bool) -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     Ok(async move {
+        let stdin_closed = async {
+            if until_stdin_closes {
+                stdin_end().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             _ = term.recv() => {}
             _ = interrupt.recv() => {}
+            () = stdin_closed => {
+                tracing::info!("standard input closed: the master that started this agent is gone");
+            }
         }
     })
+}
+
+/// Standard input's end (or its failure): read, and what comes dropped, on a thread of its own.
+async fn stdin_end() {
+    let (ended, end) = tokio::sync::oneshot::channel::<()>();
+    let reading = std::thread::Builder::new().name("stdin".to_owned()).spawn(move || {
+        use std::io::Read;
+        let mut buffer = [0u8; 256];
+        while let Ok(1..) = std::io::stdin().lock().read(&mut buffer) {}
+        let _ = ended.send(());
+    });
+    if reading.is_ok() {
+        let _ = end.await;
+    } else {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The address the master hands out for this agent: `--advertise`, else the one it listens

@@ -76,7 +76,7 @@ async fn serve(args: &MasterArgs, token: Option<Token>) -> ExitCode {
         Ok(builder) => builder,
         Err(code) => return code,
     };
-    let stop_signal = match shutdown_signal() {
+    let stop_signal = match shutdown_signal(false) {
         Ok(signal) => signal,
         Err(error) => {
             eprintln!("error: cannot handle signals: {error}");

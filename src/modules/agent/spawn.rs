@@ -52,7 +52,10 @@ pub(super) async fn spawn(lua: Lua, options: Table) -> LuaResult<Table> {
     let mut command = tokio::process::Command::new(exe);
     command
         .args(["--quiet", "agent", "--port", &port.to_string(), "--bind", &bind, "--name", &name, "--grace", "2s"])
-        .stdin(Stdio::null())
+        // A pipe only this process writes to, held open with the child: its end (this process
+        // gone, however it ended — `kill -9` runs no `Drop`) stops the agent.
+        .arg("--until-stdin-closes")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         // Its log on this terminal, past the status line when that is drawn.
         .stderr(if crate::status_line::is_on() { Stdio::piped() } else { Stdio::inherit() })
