@@ -277,6 +277,42 @@ fn a_local_task_dies_with_a_master_killed_with_kill_9() {
     assert!(left.is_empty(), "the task's processes {left:?} outlived their master");
 }
 
+/// A connection that sends nothing, or half an HTTP/2 preface, is closed by the agent once it
+/// has had its time to begin a call (10 s) — no token asked yet, it held a descriptor for ever —
+/// while a master's run goes on beside it.
+#[test]
+fn connections_that_never_begin_a_call_are_closed() {
+    use std::io::{Read, Write};
+    let agent = Agent::start(&[]);
+    let address = agent.address.trim_start_matches("http://").to_owned();
+    let silent = std::net::TcpStream::connect(&address).expect("connect");
+    let mut half = std::net::TcpStream::connect(&address).expect("connect");
+    half.write_all(b"PRI * HTTP/2.0\r\n").expect("half a preface");
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = "echo ran > out.txt" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("out.txt"), "ran\n");
+    let started = Instant::now();
+    for (name, mut stream) in [("silent", silent), ("half a preface", half)] {
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let mut byte = [0u8; 1];
+        let read = stream.read(&mut byte);
+        assert!(
+            matches!(read, Ok(0)) || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "the {name} connection was not closed: {read:?} after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(20), "closed after {:?}", started.elapsed());
+}
+
 #[test]
 fn a_work_dir_that_does_not_exist_yet_is_made() {
     let parent = tempfile::tempdir().expect("tempdir");
@@ -474,6 +510,23 @@ fn a_lua_busy_loop_obeys_its_timeout_here_and_on_an_agent_which_frees_the_slot()
     }
     assert!(!spinning(), "the task's thread still runs on the agent");
     test.run(&["run", "next.lua"]).expect_code(0).stderr_has("box/next | the slot is free");
+}
+
+/// A loop of few but heavy instructions (each makes a string of a megabyte) obeys its timeout
+/// too: the hook looks every thousand instructions, not every million (a minute of such a loop
+/// before it looked at all).
+#[test]
+fn a_loop_of_heavy_instructions_obeys_its_timeout() {
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"TaskDefinitions = { g = { tasks = {
+            { name = "heavy", timeout = "1s", command = function() while true do local s = string.rep("x", 1000000) end end },
+        } } }"#,
+    );
+    let started = Instant::now();
+    test.run(&["run", "tasks.lua"]).expect_code(1).stderr_has("g/heavy  FAILED").stderr_has("timed out after");
+    // (Generous: the point is seconds, not the minute it took.)
+    assert!(started.elapsed() < Duration::from_secs(20), "stopped after {:?}", started.elapsed());
 }
 
 #[test]

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use clap::Args;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use super::USAGE_ERROR;
 use super::registry::{MasterConnection, RegistryCommand};
@@ -379,7 +378,7 @@ async fn serve(
     tracing::info!(agent = %name, %address, max_tasks = args.max_tasks, token = token.is_some(), tls = args.serving.tls_cert.is_some(), "agent ready");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = crate::rpc::incoming::incoming(listener, args.serving.tls_cert.is_some());
     let server = builder
         .add_service(health_service)
         .add_service(tonic::service::interceptor::InterceptedService::new(

@@ -13,7 +13,6 @@ use std::process::ExitCode;
 use clap::Args;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use super::agent::shutdown_signal;
 use super::serving::{ServingArgs, refuse_unauthenticated};
@@ -90,7 +89,7 @@ async fn serve(args: &MasterArgs, token: Option<Token>) -> ExitCode {
     let _ = std::io::stdout().flush();
     tracing::info!(%address, token = token.is_some(), tls = args.serving.tls_cert.is_some(), "master ready");
 
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = crate::rpc::incoming::incoming(listener, args.serving.tls_cert.is_some());
     let served = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(

@@ -6,6 +6,7 @@ pub mod auth;
 mod chunks;
 pub mod client;
 pub mod health;
+pub mod incoming;
 pub mod manifest;
 pub mod metrics;
 pub mod parts;

@@ -51,6 +51,10 @@ pub struct RemoteTask {
     pub dir: PathBuf,
     /// Who sent it: the master's client certificate, else the agent's token (a digest).
     pub principal: String,
+    /// The task's `--max-tasks` slot, held by whatever runs the task as well as by the call:
+    /// Lua code that does not stop when told (a native call that does not return) keeps its
+    /// slot after its call has ended, so that such tasks never run more than the slots allow.
+    pub slot: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// How the handler says a task ended.
@@ -250,14 +254,16 @@ impl Agent for AgentService {
         let agent_name = self.identity.name.clone();
         tokio::spawn(async move {
             let mut task = task;
-            let (_permit, scripts, dir) = match admit(&slots, &mut inbound, &mut task, &identity, &tx).await {
+            let (permit, scripts, dir) = match admit(&slots, &mut inbound, &mut task, &identity, &tx).await {
                 Ok(admitted) => admitted,
                 Err(status) => {
                     let _ = tx.send(Err(status)).await;
                     return;
                 }
             };
-            // The slot (`_permit`) is the task's until everything of it is gone.
+            // The slot is the task's until everything of it is gone (the call's part here, and
+            // what runs the task: see `RemoteTask::slot`).
+            let permit = Arc::new(permit);
             let mut lease = None;
             let limits = identity.limits.with_setid_files(task.setuid);
             let warm = Warm { key: key.as_deref(), lease: &mut lease, traffic: &traffic };
@@ -284,8 +290,13 @@ impl Agent for AgentService {
                     built = Some(Arc::clone(&workspace.built));
                     tree = Some(workspace.root.clone());
                     let spec = TaskSpec::from_messages(task, scripts);
-                    let remote =
-                        RemoteTask { spec, workspace, dir: dir.path().to_path_buf(), principal: principal.clone() };
+                    let remote = RemoteTask {
+                        spec,
+                        workspace,
+                        dir: dir.path().to_path_buf(),
+                        principal: principal.clone(),
+                        slot: Arc::clone(&permit),
+                    };
                     in_flight.fetch_add(1, Ordering::Relaxed);
                     let started = std::time::Instant::now();
                     // Once the task has ended, its tree is on its way back: the next task of the

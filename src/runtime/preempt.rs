@@ -1,7 +1,7 @@
 //! Lua code that never yields still obeys deadlines and cancellation. The scheduler's timers
 //! and signal handlers only run when a coroutine yields; a busy loop in a task function never
-//! does. An instruction-count hook (every million instructions: milliseconds apart, nothing
-//! when idle) checks the running coroutine's deadline and the VM's abort flag, and raises an
+//! does. An instruction-count hook (every thousand instructions, see [`EVERY`]; nothing when
+//! idle) checks the running coroutine's deadline and the VM's abort flag, and raises an
 //! error right there.
 //!
 //! The hook is per coroutine, and only while the pipeline's code runs: the engine sets it
@@ -21,8 +21,13 @@ use std::time::Instant;
 
 use mlua::{HookTriggers, Lua, Result as LuaResult, VmState};
 
-/// How often the hook looks, in Lua instructions.
-const EVERY: u32 = 1_000_000;
+/// How often the hook looks, in Lua instructions: a few microseconds of plain Lua apart (the
+/// checks cost 2-3% of a loop of arithmetic and calls), but fewer than a second apart for a
+/// loop of heavy instructions (each making or scanning a string of a megabyte: every million,
+/// as before, let such a loop run a minute past its timeout and a Ctrl-C). One native call that
+/// never returns (a pattern that backtracks without end on a long string) is still stopped only
+/// by a second Ctrl-C, or on an agent by its own stop.
+const EVERY: u32 = 1_000;
 
 /// Deadlines of coroutines (by the thread's address): when, and the error to raise then.
 #[derive(Debug, Default, Clone)]
