@@ -57,6 +57,13 @@ function workspace.snapshot(dir, opts) end
 ---@return workspace.Rules
 function workspace.rules(dir, opts) end
 
+--- Takes back what applies that died halfway (their master killed) left in `dir` — staging
+--- directories at its root that an apply of this user made — as the next snapshot would.
+--- A run does this for each group's workdir before its tasks start.
+---@param dir string
+---@return string[] notes one line for each apply taken back
+function workspace.recover(dir) end
+
 --- What changed in `dir` since `base`: an archive of the added and modified entries whose
 --- `deleted` lists the removed ones. The rules are `rules`, else `exclude` read now, else
 --- the base's. `output` names the archive file; without it the archive stays in memory while

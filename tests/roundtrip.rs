@@ -594,6 +594,31 @@ fn an_apply_killed_halfway_is_taken_back_by_the_next_snapshot() {
     assert_eq!(root_time, long_ago(), "the workspace directory's time as the apply found it");
 }
 
+/// A run whose tasks are all local takes back an apply killed halfway in its workspace before
+/// its tasks start: they see the workspace as it was, not half of each (only the next remote
+/// task's snapshot took it back).
+#[test]
+fn an_apply_killed_halfway_is_taken_back_before_a_local_run_s_tasks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    die_in("roundtrip::die_in_the_middle_of_an_apply", "SLOTH_TEST_DIE_APPLYING", dir.path());
+    assert!(!dir.path().join("c.txt").exists(), "the apply got as far as deleting c.txt");
+    std::fs::write(
+        dir.path().join("tasks.lua"),
+        r#"TaskDefinitions = { g = { tasks = { { name = "look", command = "cat a.txt b.txt c.txt > seen.txt" } } } }"#,
+    )
+    .expect("pipeline");
+    let run = std::process::Command::new(crate::support::binary())
+        .args(["run", "tasks.lua"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("took back an interrupted apply"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("seen.txt")).expect("seen"), "a0b0c0");
+}
+
 /// With `SLOTH_TEST_DIE_REPLACING_RULES=<dir>`, applies a change that replaces the root's
 /// `.slothignore` by a link (and a.txt, b.txt) in `<dir>`, and exits the process the moment
 /// the rules and a.txt are placed: an apply killed halfway with the rules file half done.

@@ -83,6 +83,7 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("rules", &["dir", "opts?"], 1),
             sig("changes", &["dir", "base", "opts?"], 1),
             sig("apply", &["dir", "changes", "opts?"], 1),
+            sig("recover", &["dir"], 1),
         ],
     ),
 ];

@@ -24,6 +24,7 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     table.set("changes", async_raising(lua, changes)?)?;
     table.set("apply", async_raising(lua, apply)?)?;
     table.set("rules", async_raising(lua, rules)?)?;
+    table.set("recover", async_raising(lua, recover)?)?;
     Ok(table)
 }
 
@@ -161,6 +162,15 @@ async fn unpack(lua: Lua, (archive, dir): (AnyUserData, LuaPath)) -> Answer<Tabl
     table.set("entries", stats.entries)?;
     table.set("bytes", stats.bytes)?;
     Ok(Ok(table))
+}
+
+/// `workspace.recover(dir) -> { note, … }`: takes back what applies that died halfway left in
+/// `dir` (their staging directories at its root, proven this user's), as the next snapshot
+/// would; one line each of what was taken back.
+async fn recover(lua: Lua, dir: LuaPath) -> Answer<Table> {
+    let root = resolve_dir(&lua, &dir);
+    let notes = blocking("recover", move || core::recover(&root)).await?;
+    answer(notes, |notes| lua.create_sequence_from(notes))
 }
 
 /// `workspace.rules(dir[, { exclude }]) -> rules`: the built-in exclusions, `exclude` and

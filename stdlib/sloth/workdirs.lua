@@ -8,9 +8,24 @@
 local core = require("sloth.core")
 local errors = require("sloth.errors")
 local fs = require("fs")
+local log = require("log")
+local workspace = require("workspace")
 local preempt = require("sloth.preempt")
 
 local M = {}
+
+--- An apply of a remote task's changes that died halfway (its master killed) left `dir` half
+--- of each: it is taken back before any task of the run works there, local ones too — not
+--- only by the next remote task's snapshot — and a warning says what was. (A directory that
+--- cannot be looked at now is left to what the tasks find.)
+local function take_back_dead_applies(dir)
+  local looked, notes = pcall(workspace.recover, dir)
+  if looked then
+    for _, note in ipairs(notes) do
+      log.warn(string.format("%s: %s", dir, note))
+    end
+  end
+end
 
 --- The directory the group runs in, and what `finish` needs to know; nil and a message when
 --- it cannot be made.
@@ -21,9 +36,11 @@ function M.prepare(group, default)
     if err then
       return nil, string.format("group '%s': cannot create workdir %s: %s", group.name, group.workdir, err)
     end
+    take_back_dead_applies(group.workdir)
     return group.workdir, { dir = group.workdir, temporary = false }
   end
   if not group.create_workdir then
+    take_back_dead_applies(default)
     return default, { dir = default, temporary = false }
   end
   local dir, err = fs.tmpdir()
