@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, one after the other, each under its own heading: trivial.sh (a chain of
-# trivial remote tasks), throughput.sh (independent remote tasks over 4 agents), sync.sh,
+# trivial remote tasks), one_change.sh (the same with one small file changed each time),
+# throughput.sh (independent remote tasks over 4 agents), sync.sh,
 # sync_sizes.sh and warm_chain.sh (workspace round trips), scheduler.sh (the local scheduler)
 # memory.sh and agent_rss.sh (an agent's memory over chains and after idle) — with their default sizes. SLOTH_BIN and BASE_BIN are passed on: the scripts that compare
 # measure BASE_BIN in the same command (and trivial.sh runs once more with it). Without
@@ -45,6 +46,7 @@ section "trivial.sh (this build)" "$bench_dir/trivial.sh"
 if [ -n "${BASE_BIN:-}" ]; then
   section "trivial.sh (base)" env SLOTH_BIN="$BASE_BIN" "$bench_dir/trivial.sh"
 fi
+section "one_change.sh" "$bench_dir/one_change.sh"
 section "throughput.sh" "$bench_dir/throughput.sh"
 section "sync.sh" "$bench_dir/sync.sh"
 section "sync_sizes.sh" "$bench_dir/sync_sizes.sh"
