@@ -313,6 +313,47 @@ fn connections_that_never_begin_a_call_are_closed() {
     assert!(started.elapsed() < Duration::from_secs(20), "closed after {:?}", started.elapsed());
 }
 
+/// A connection that speaks HTTP/2 (answering the agent's pings) but makes no call with the
+/// agent's token is closed once it has had its time (20 s): such connections kept their place
+/// for ever, and enough of them locked every master out.
+#[test]
+fn a_connection_that_makes_no_call_let_in_is_closed() {
+    let agent = Agent::start(&["--token", "right"]);
+    let sockets = || {
+        std::fs::read_dir(format!("/proc/{}/fd", agent.pid()))
+            .map(|fds| {
+                fds.flatten()
+                    .filter(|fd| {
+                        std::fs::read_link(fd.path())
+                            .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = sockets();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let address = format!("http://{}", agent.address.trim_start_matches("http://"));
+    let channel = runtime
+        .block_on(tonic::transport::Endpoint::from_shared(address).expect("endpoint").connect())
+        .expect("an HTTP/2 connection");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sockets() <= before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sockets() > before, "the connection is open on the agent");
+    // The channel answers pings on the runtime's thread while this one waits.
+    let closed = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        while sockets() > before && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        sockets() <= before
+    });
+    drop(channel);
+    assert!(closed, "the agent still holds the connection that made no call");
+}
+
 #[test]
 fn a_work_dir_that_does_not_exist_yet_is_made() {
     let parent = tempfile::tempdir().expect("tempdir");

@@ -223,6 +223,7 @@ async fn serve(
     token: Option<Token>,
     handler: LuaTaskHandler,
 ) -> (ExitCode, Option<WorkRoot>) {
+    crate::rpc::incoming::raise_descriptor_limit();
     let listener = match tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await {
         Ok(listener) => listener,
         Err(error) => {

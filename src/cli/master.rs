@@ -57,6 +57,7 @@ pub fn execute(args: &MasterArgs) -> ExitCode {
 }
 
 async fn serve(args: &MasterArgs, token: Option<Token>) -> ExitCode {
+    crate::rpc::incoming::raise_descriptor_limit();
     let listener = match tokio::net::TcpListener::bind(SocketAddr::new(args.bind, args.port)).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -71,7 +72,11 @@ async fn serve(args: &MasterArgs, token: Option<Token>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut builder = match args.serving.with_tls(Server::builder()) {
+    // Pings find a connection whose peer is gone (as the agent's do).
+    let registry_server = Server::builder()
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(3)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut builder = match args.serving.with_tls(registry_server) {
         Ok(builder) => builder,
         Err(code) => return code,
     };

@@ -42,7 +42,11 @@ impl ServingArgs {
         let tls = ServerTls { cert: cert.clone(), key: key.clone(), client_ca: self.tls_client_ca.clone() };
         tls.config()
             .map_err(|e| e.to_string())
-            .and_then(|config| builder.tls_config(config).map_err(|e| format!("TLS: {e}")))
+            // A handshake that does not end in time gives the connection up.
+            .and_then(|config| {
+                let config = config.timeout(crate::rpc::incoming::FIRST_FLIGHT_WITHIN);
+                builder.tls_config(config).map_err(|e| format!("TLS: {e}"))
+            })
             .map_err(|error| {
                 eprintln!("error: {error}");
                 ExitCode::from(USAGE_ERROR)

@@ -60,7 +60,11 @@ impl RequireToken {
 
 impl Interceptor for RequireToken {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = self.expected else { return Ok(request) };
+        // A connection that made a call let in stays open (see `incoming::LET_IN_WITHIN`).
+        let Some(expected) = self.expected else {
+            super::incoming::let_in(request.remote_addr());
+            return Ok(request);
+        };
         let presented = request
             .metadata()
             .get(HEADER)
@@ -68,6 +72,7 @@ impl Interceptor for RequireToken {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated(self.missing))?;
         if blake3::hash(presented.as_bytes()) == expected {
+            super::incoming::let_in(request.remote_addr());
             Ok(request)
         } else {
             Err(Status::unauthenticated("wrong token"))

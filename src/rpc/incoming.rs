@@ -11,13 +11,19 @@
 //!   again: the accept loop it replaces tried again at once, a core spinning while no master
 //!   could get in.
 //!
-//! A peer that completes its first flight and then holds its connection idle is still bounded
-//! by the count only (a master's channel rightly stays open between its tasks).
+//! - A connection must make a call that is let in (its token right, where one is asked) within
+//!   [`LET_IN_WITHIN`], or it is closed: a peer that began a call — the preface, a TLS
+//!   handshake's first record — and then held its connection idle (answering HTTP/2 pings),
+//!   kept its place for ever, and enough of them locked every master out. A master's channel,
+//!   once let in, stays open between its tasks.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -27,6 +33,9 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// How long a new connection has to send the beginning of its call.
 pub const FIRST_FLIGHT_WITHIN: Duration = Duration::from_secs(10);
+
+/// How long a new connection has to make a call that is let in.
+pub const LET_IN_WITHIN: Duration = Duration::from_secs(20);
 
 /// What an HTTP/2 client sends first.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -39,6 +48,38 @@ const OUT_OF_DESCRIPTORS_PAUSE: Duration = Duration::from_millis(100);
 pub struct Counted {
     stream: TcpStream,
     _open: OwnedSemaphorePermit,
+    peer: SocketAddr,
+    watch: Arc<Watch>,
+}
+
+/// Whether a connection has made a call that was let in; the reading side closes it when told.
+#[derive(Debug, Default)]
+struct Watch {
+    let_in: AtomicBool,
+    closing: AtomicBool,
+    /// The task reading the connection, to wake when it is to close.
+    reader: Mutex<Option<Waker>>,
+}
+
+/// The connections open now, by their peer's address (one connection each).
+static OPEN: LazyLock<Mutex<HashMap<SocketAddr, Arc<Watch>>>> = LazyLock::new(Mutex::default);
+
+/// A call on the connection from `peer` was let in (its token checked, where one is asked):
+/// the connection stays open.
+pub fn let_in(peer: Option<SocketAddr>) {
+    let Some(peer) = peer else { return };
+    if let Some(watch) = OPEN.lock().unwrap_or_else(PoisonError::into_inner).get(&peer) {
+        watch.let_in.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.get(&self.peer).is_some_and(|watch| Arc::ptr_eq(watch, &self.watch)) {
+            open.remove(&self.peer);
+        }
+    }
 }
 
 /// Connections accepted from `listener`, each past its first flight (`tls`: a TLS handshake's
@@ -78,7 +119,20 @@ pub fn incoming(listener: TcpListener, tls: bool) -> tokio_stream::wrappers::Rec
             tokio::spawn(async move {
                 match tokio::time::timeout(FIRST_FLIGHT_WITHIN, first_flight(&stream, tls)).await {
                     Ok(true) => {
-                        let _ = admitted.send(Ok(Counted { stream, _open: slot })).await;
+                        let watch = Arc::new(Watch::default());
+                        OPEN.lock().unwrap_or_else(PoisonError::into_inner).insert(peer, Arc::clone(&watch));
+                        let counted = Counted { stream, _open: slot, peer, watch: Arc::clone(&watch) };
+                        if admitted.send(Ok(counted)).await.is_ok() {
+                            tokio::time::sleep(LET_IN_WITHIN).await;
+                            if !watch.let_in.load(Ordering::Relaxed) {
+                                tracing::debug!(%peer, "closing a connection that made no call let in");
+                                watch.closing.store(true, Ordering::Relaxed);
+                                let reader = watch.reader.lock().unwrap_or_else(PoisonError::into_inner).take();
+                                if let Some(reader) = reader {
+                                    reader.wake();
+                                }
+                            }
+                        }
                     }
                     Ok(false) => tracing::debug!(%peer, "a connection closed before it began a call"),
                     Err(_) => tracing::debug!(%peer, "closed a connection that did not begin a call in time"),
@@ -90,11 +144,24 @@ pub fn incoming(listener: TcpListener, tls: bool) -> tokio_stream::wrappers::Rec
 }
 
 /// At most this many connections are open at once: half the descriptors this process may
-/// open (the rest are its tasks', its trees', its cache's), between 16 and 4,096.
+/// open (the rest are its tasks', its trees', its cache's), between 16 and 65,536.
 pub fn most_connections() -> usize {
     let soft =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft / 2).unwrap_or(4096).clamp(16, 4096)
+    usize::try_from(soft / 2).unwrap_or(65_536).clamp(16, 65_536)
+}
+
+/// Raises the descriptors this process may open to the most it is allowed (the soft limit is
+/// often 1,024 where the hard one is far more): for a server, whose connections, tasks and
+/// trees all take descriptors.
+pub fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(errno) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::debug!(%errno, soft, hard, "cannot raise the limit of open descriptors");
+    }
 }
 
 fn out_of_resources(error: &io::Error) -> bool {
@@ -143,6 +210,13 @@ impl Connected for Counted {
 
 impl AsyncRead for Counted {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.watch.let_in.load(Ordering::Relaxed) {
+            // Told to close: its end, as if the peer had closed it.
+            if self.watch.closing.load(Ordering::Relaxed) {
+                return Poll::Ready(Ok(()));
+            }
+            *self.watch.reader.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -218,6 +292,6 @@ mod tests {
     #[test]
     fn the_count_is_half_the_descriptors_within_bounds() {
         let most = most_connections();
-        assert!((16..=4096).contains(&most), "{most}");
+        assert!((16..=65_536).contains(&most), "{most}");
     }
 }

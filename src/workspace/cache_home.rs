@@ -61,8 +61,14 @@ pub fn own_dir(cache: &Path, kind: &str, root: &Path, make: bool) -> Option<Path
     Some(dir)
 }
 
+/// Says (once per directory and process: it is asked for every task) why `dir` is not used.
 fn not_ours(dir: &Path, why: &str) -> Option<PathBuf> {
-    tracing::warn!(dir = %dir.display(), "{why}: sloth-runner keeps nothing there (no index of the workspace, no proof of its staging directories)");
+    static SAID: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !said.iter().any(|known| known == dir) {
+        said.push(dir.to_path_buf());
+        tracing::warn!(dir = %dir.display(), "{why}: sloth-runner keeps nothing there (no index of the workspace, no proof of its staging directories); remove it, or make it a directory of this user's");
+    }
     None
 }
 

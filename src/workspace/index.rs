@@ -179,9 +179,11 @@ pub fn save_if_changed(root: &Path, known: Option<&Manifest>, manifest: &Arc<Man
         return;
     }
     // Kept in memory whether or not the disk takes it: what it proves holds in this process.
-    remember(physical, Arc::clone(manifest));
+    remember(physical.clone(), Arc::clone(manifest));
     if state.written.is_some_and(|at| at.elapsed() < WRITE_EVERY) {
-        state.held = Some((root.to_path_buf(), Arc::clone(manifest)));
+        // (Written for where the workspace is now: the path given could lead elsewhere by the
+        // time the run ends.)
+        state.held = Some((physical, Arc::clone(manifest)));
         return;
     }
     state.written = Some(std::time::Instant::now());
@@ -199,7 +201,7 @@ const WRITE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 struct DiskWrites {
     /// When it was last written.
     written: Option<std::time::Instant>,
-    /// An index newer than the one written, held back (the workspace's path as given, and the
+    /// An index newer than the one written, held back (the workspace's physical path, and the
     /// index).
     held: Option<(PathBuf, Arc<Manifest>)>,
     /// Written or touched already: the trim keeps it.

@@ -336,9 +336,17 @@ impl Manifest {
 /// and on a filesystem with whole-second times the margin of [`Manifest::settled`] would take
 /// it for an entry last changed well before the scan, and a same-second edit after it for no
 /// change at all (the task ran on the old bytes, and the apply wrote over the edit).
+///
+/// The filesystem's clock is read in the directory that holds `root` when it is on the same
+/// filesystem: a file made in `root` itself, unnamed as it is, shows to a program watching the
+/// workspace (a build's watch mode would start again at every snapshot). Only a workspace that
+/// is a filesystem of its own, or whose parent this user may not write, has it made in itself.
 fn scan_begins(root: &Path) -> Timestamp {
     let here = Timestamp::now();
-    super::fs_clock::now_in(root).map_or(here, |there| there.min(here))
+    let device = |path: &Path| nix::sys::stat::stat(path).ok().map(|stat| stat.st_dev);
+    let beside = root.parent().filter(|parent| device(parent).is_some_and(|dev| Some(dev) == device(root)));
+    let there = beside.and_then(super::fs_clock::now_in).or_else(|| super::fs_clock::now_in(root));
+    there.map_or(here, |there| there.min(here))
 }
 
 /// Every entry a scan looked at, with what lstat said, in walk order.
