@@ -163,8 +163,9 @@ fn sigterm_stops_the_agent_cancelling_its_tasks_and_removing_its_directories() {
     assert!(left.is_empty(), "the agent left {left:?} behind");
 }
 
-#[test]
-fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
+/// A master started with `--spawn-agents` whose one remote task (a `sleep` it prints the pid of)
+/// runs on the agent it spawned: the agent's port, the test, the master, the sleep's pid.
+fn spawn_agents_running_a_task() -> (String, Test, std::process::Child, String) {
     let port = free_port().to_string();
     let scratch = tempfile::tempdir().expect("tempdir");
     let pidfile = scratch.path().join("pid");
@@ -179,7 +180,7 @@ fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
         ),
     )
     .expect("write pipeline");
-    let mut master = Command::new(crate::support::binary())
+    let master = Command::new(crate::support::binary())
         .args(["run", "--spawn-agents", "tasks.lua"])
         .current_dir(test.path())
         .stdout(Stdio::null())
@@ -187,6 +188,12 @@ fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
         .spawn()
         .expect("start the master");
     let sleeper = wait_for_line_file(&pidfile);
+    (port, test, master, sleeper)
+}
+
+#[test]
+fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
+    let (port, _test, mut master, sleeper) = spawn_agents_running_a_task();
     Command::new("kill").args(["-INT", &master.id().to_string()]).status().expect("kill -INT");
     assert_eq!(wait_exit(&mut master), Some(130));
     assert!(wait_until_gone(&sleeper), "the remote task's process survived");
@@ -202,28 +209,7 @@ fn ctrl_c_during_spawn_agents_stops_the_spawned_agent_and_its_task() {
 /// the task one was running.
 #[test]
 fn agents_spawned_by_a_master_killed_with_kill_9_stop_with_it() {
-    let port = free_port().to_string();
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let pidfile = scratch.path().join("pid");
-    let test = Test::new();
-    std::fs::write(
-        test.path().join("tasks.lua"),
-        format!(
-            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "127.0.0.1:{port}" }} }}, tasks = {{
-                {{ name = "long", agent = "box", command = "sleep 30 & echo $! > {}; wait" }},
-            }} }} }}"#,
-            pidfile.display()
-        ),
-    )
-    .expect("write pipeline");
-    let mut master = Command::new(crate::support::binary())
-        .args(["run", "--spawn-agents", "tasks.lua"])
-        .current_dir(test.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the master");
-    let sleeper = wait_for_line_file(&pidfile);
+    let (port, _test, mut master, sleeper) = spawn_agents_running_a_task();
     Command::new("kill").args(["-KILL", &master.id().to_string()]).status().expect("kill -KILL");
     let _ = wait_exit(&mut master);
     let deadline = Instant::now() + Duration::from_secs(15);
