@@ -43,6 +43,14 @@ impl Deadlines {
         self.0.borrow().get(&(thread.to_pointer() as usize)).cloned()
     }
 
+    /// The error to raise if the deadline of `thread` has passed (nothing copied otherwise: the
+    /// hook asks every thousand instructions).
+    pub fn passed(&self, thread: &mlua::Thread) -> Option<String> {
+        let deadlines = self.0.borrow();
+        let (at, message) = deadlines.get(&(thread.to_pointer() as usize))?;
+        (Instant::now() >= *at).then(|| message.clone())
+    }
+
     pub fn clear(&self, thread: &mlua::Thread) {
         self.0.borrow_mut().remove(&(thread.to_pointer() as usize));
     }
@@ -135,10 +143,7 @@ pub fn stopped(lua: &Lua) -> Option<String> {
     if let Some(exit) = lua.app_data_ref::<super::exit::ExitRequested>() {
         return Some(exit.0.clone());
     }
-    lua.app_data_ref::<Deadlines>()
-        .and_then(|deadlines| deadlines.of(&lua.current_thread()))
-        .filter(|(at, _)| Instant::now() >= *at)
-        .map(|(_, message)| message)
+    lua.app_data_ref::<Deadlines>().and_then(|deadlines| deadlines.passed(&lua.current_thread()))
 }
 
 /// Whether the Lua code that called the running native function is the engine's: its caller,
