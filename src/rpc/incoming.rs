@@ -10,7 +10,6 @@
 //! - Running out of descriptors (or memory) makes the loop wait a moment before it accepts
 //!   again: the accept loop it replaces tried again at once, a core spinning while no master
 //!   could get in.
-//!
 //! - A connection must make a call that is let in (its token right, where one is asked) within
 //!   [`LET_IN_WITHIN`], or it is closed: a peer that began a call — the preface, a TLS
 //!   handshake's first record — and then held its connection idle (answering HTTP/2 pings),
@@ -108,7 +107,10 @@ pub fn incoming(listener: TcpListener, tls: bool) -> tokio_stream::wrappers::Rec
                         continue;
                     }
                     Err(error) => {
+                        // (Mostly a peer gone before it was taken; a pause keeps an error that
+                        // comes back at once from spinning a core.)
                         tracing::debug!(%error, "a connection failed as it was accepted");
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                         continue;
                     }
                 },
