@@ -525,6 +525,29 @@ fn after_rendezvous(scratch: &Path, me: &str, other: &str, then: &str) -> String
     )
 }
 
+/// A task that comes while another task of its workspace runs on a new tree does not wait for
+/// that task's contents to reach the agent's cache (stored once that task has answered): it
+/// asks for what it lacks. It waited for the whole of the other task — two tasks that wait for
+/// each other (here, across two runs) waited in vain, the first failing at its own limit.
+#[test]
+fn a_task_does_not_wait_for_the_contents_another_running_task_brought_to_reach_the_cache() {
+    let agent = Agent::start(&["--max-tasks", "2"]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let first = after_rendezvous(scratch.path(), "first", "second", "echo first > first.txt");
+    let second = format!("touch '{}/second'", scratch.path().display());
+    let test = workspace(&agent, &[("first", &first)])
+        .write("ws/keep.txt", "kept\n")
+        .write("second.lua", &pipeline(&agent, &[("second", &second)]));
+    let mut running = test.spawn(&["run", "tasks.lua"]);
+    assert!(crate::support::wait_for_path(&scratch.path().join("first")), "the first task runs");
+    let run = test.run(&["run", "second.lua"]);
+    assert_eq!(run.code, Some(0), "{}", show(&run));
+    let code = wait_exit(&mut running);
+    let stderr = crate::support::stderr_of(&mut running);
+    assert_eq!(code, Some(0), "the first task waited in vain for the second\n{stderr}");
+    assert_eq!(test.read("ws/first.txt"), "first\n");
+}
+
 #[test]
 fn two_concurrent_tasks_creating_the_same_directory_both_apply() {
     let agent = Agent::start(&["--max-tasks", "2"]);

@@ -226,12 +226,14 @@ pub(super) async fn receive_incremental(
         kept = 0;
     }
     // What came for a new tree went straight into it: the cache gets it once the task has
-    // answered (a task deciding what it lacks meanwhile waits for it if it needs any of it).
+    // answered. A task deciding what it lacks while that store runs waits for it if it needs any
+    // of it; one that comes while this task still runs does not (it asks for what it lacks: a
+    // task waited for the whole of another one — two tasks of a workspace that wait for each
+    // other waited in vain).
     let fill = for_the_cache.filter(|_| sent > 0).map(|spool| {
         let cache = identity.cache.clone();
-        let filling = cache.filling();
         CacheFill(Box::new(move || {
-            let _filling = filling;
+            let _filling = cache.filling();
             match store(&cache, &spool, &limits).and_then(|_| cache.trim()) {
                 Ok(removed) if removed > 0 => tracing::debug!(removed, "cache trimmed"),
                 Ok(_) => {}
