@@ -6,9 +6,10 @@
 //!
 //! An agent at its start, any other process when it starts its first command, spawns one small
 //! companion process (`sloth-runner __reap`, in a process group of its own, so a Ctrl-C meant
-//! for the agent does not reach it) and keeps the write end of a pipe to it. Every process group a task starts is announced on that pipe (`+PGID`) and
-//! withdrawn when it is over (`-PGID`). However the agent ends, the kernel closes the pipe; the
-//! companion then kills every group still announced and exits. (`PR_SET_PDEATHSIG` would only
+//! for the agent does not reach it) and keeps the write end of a pipe to it. Every process
+//! group a task starts is announced on that pipe (`+PGID`) and withdrawn when it is over
+//! (`-PGID`). However the process ends, the kernel closes the pipe; the companion then kills
+//! every group still announced and exits. (`PR_SET_PDEATHSIG` would only
 //! reach the group leader, and fires when the forking thread ends rather than the agent.)
 
 use std::io::{BufRead, Write};

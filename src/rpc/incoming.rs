@@ -86,16 +86,14 @@ impl Drop for Counted {
 /// when the receiving side is dropped.
 pub fn incoming(listener: TcpListener, tls: bool) -> tokio_stream::wrappers::ReceiverStream<io::Result<Counted>> {
     let (admitted, stream) = tokio::sync::mpsc::channel(64);
-    let open = Arc::new(Semaphore::new(most_connections()));
+    let most = most_connections();
+    let open = Arc::new(Semaphore::new(most));
     tokio::spawn(async move {
         let mut warned_full = false;
         loop {
             let Ok(slot) = Arc::clone(&open).acquire_owned().await else { return };
             if !warned_full && open.available_permits() == 0 {
-                tracing::warn!(
-                    most = most_connections(),
-                    "as many connections open as this server takes: new ones wait"
-                );
+                tracing::warn!(most, "as many connections open as this server takes: new ones wait");
                 warned_full = true;
             }
             let (stream, peer) = tokio::select! {

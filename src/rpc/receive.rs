@@ -14,7 +14,7 @@ use super::receive_manifest::receive_manifest;
 use super::receive_stream::{Incoming, NewTree, build_while_receiving};
 use super::server::{AgentIdentity, Outbound, RemoteWorkspace};
 use super::spool::{Spool, Spooling};
-use super::task_dir::TaskDir;
+use super::task_dir::{TaskDir, make_dir};
 use crate::workspace::root_meta::RootMeta;
 use crate::workspace::trees::Lease;
 use crate::workspace::{BlobCache, Limits, WorkspaceError};
@@ -392,17 +392,6 @@ pub(super) async fn blocking<T: Send + 'static>(
 ) -> Result<T, Status> {
     let done = tokio::task::spawn_blocking(work).await.map_err(|e| Status::internal(e.to_string()))?;
     done.map_err(super::status::of_workspace)
-}
-
-/// Makes the task's directory (if it is not there yet), off the async threads.
-pub(super) async fn make_dir(dir: &TaskDir) -> Result<std::path::PathBuf, Status> {
-    let path = dir.path().to_path_buf();
-    let made = path.clone();
-    tokio::task::spawn_blocking(move || TaskDir::make_at(&made))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| super::status::of_io("cannot make the task's directory", &path, &e))?;
-    Ok(path)
 }
 
 /// Stores the contents of a received archive into the cache.

@@ -72,7 +72,7 @@ impl<'a> Spooling<'a> {
         }
         let cannot = |e: std::io::Error| super::status::of_io("cannot store the workspace at", &self.path, &e);
         if self.file.is_none() {
-            super::receive::make_dir(self.dir).await?;
+            super::task_dir::make_dir(self.dir).await?;
             let mut file = tokio::fs::File::create(&self.path).await.map_err(cannot)?;
             file.write_all(&std::mem::take(&mut self.memory)).await.map_err(cannot)?;
             self.file = Some(file);

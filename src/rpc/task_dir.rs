@@ -44,6 +44,17 @@ impl TaskDir {
     }
 }
 
+/// Makes the task's directory (if it is not there yet), off the async threads.
+pub(super) async fn make_dir(dir: &TaskDir) -> Result<std::path::PathBuf, tonic::Status> {
+    let path = dir.path().to_path_buf();
+    let made = path.clone();
+    tokio::task::spawn_blocking(move || TaskDir::make_at(&made))
+        .await
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .map_err(|e| super::status::of_io("cannot make the task's directory", &path, &e))?;
+    Ok(path)
+}
+
 impl Drop for TaskDir {
     fn drop(&mut self) {
         match crate::files::remove_dir_all_opening(&self.path) {

@@ -47,6 +47,26 @@ pub fn now_in(dir: &Path) -> Option<Timestamp> {
     Some(now)
 }
 
+/// When a scan of `root` begins, as the times of its entries are compared with it: the earlier
+/// of this process's clock and the clock of `root`'s filesystem (where [`now_in`] can read
+/// it). A filesystem's clock may lag this host's — a file server's, whose clock is its own: an
+/// edit made just now there is stamped seconds before this host's now, and on a filesystem with
+/// whole-second times the margin of [`super::manifest::Manifest::settled`] would take it for an
+/// entry last changed well before the scan, and a same-second edit after it for no change at
+/// all (the task ran on the old bytes, and the apply wrote over the edit).
+///
+/// The filesystem's clock is read in the directory that holds `root` when it is on the same
+/// filesystem: a file made in `root` itself, unnamed as it is, shows to a program watching the
+/// workspace (a build's watch mode would start again at every snapshot). Only a workspace that
+/// is a filesystem of its own, or whose parent this user may not write, has it made in itself.
+pub fn scan_begins(root: &Path) -> Timestamp {
+    let here = Timestamp::now();
+    let device = |path: &Path| nix::sys::stat::stat(path).ok().map(|stat| stat.st_dev);
+    let beside = root.parent().filter(|parent| device(parent).is_some_and(|dev| Some(dev) == device(root)));
+    let there = beside.and_then(now_in).or_else(|| now_in(root));
+    there.map_or(here, |there| there.min(here))
+}
+
 /// The file's times set to now, read back; None unless it is still on `device`.
 fn touched(fd: &OwnedFd, device: u64) -> Option<Timestamp> {
     let now = TimeSpec::UTIME_NOW;

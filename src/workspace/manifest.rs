@@ -186,7 +186,7 @@ impl Manifest {
         known: Option<&Manifest>,
         watch: Option<&mut super::tree_watch::TreeWatch>,
     ) -> Result<(Self, Option<Seen>), WorkspaceError> {
-        let mut manifest = Self { scanned_at: Some(scan_begins(root)), ..Self::default() };
+        let mut manifest = Self { scanned_at: Some(super::fs_clock::scan_begins(root)), ..Self::default() };
         let mut seen = watch.is_some().then(Vec::new);
         // Before the walk: what the root is as the task (or anyone) left it, not as reading
         // it made it (reading changes no time that matters here: only the access time).
@@ -327,26 +327,6 @@ impl Manifest {
         self.settled_before.is_some_and(|before| last < before)
             || self.scanned_at.is_some_and(|at| last.as_nanos() + margin <= at.as_nanos())
     }
-}
-
-/// When a scan of `root` begins, as the times of its entries are compared with it: the earlier
-/// of this process's clock and the clock of `root`'s filesystem (where it can be read: see
-/// [`super::fs_clock`]). A filesystem's clock may lag this host's — a file server's, whose
-/// clock is its own: an edit made just now there is stamped seconds before this host's now,
-/// and on a filesystem with whole-second times the margin of [`Manifest::settled`] would take
-/// it for an entry last changed well before the scan, and a same-second edit after it for no
-/// change at all (the task ran on the old bytes, and the apply wrote over the edit).
-///
-/// The filesystem's clock is read in the directory that holds `root` when it is on the same
-/// filesystem: a file made in `root` itself, unnamed as it is, shows to a program watching the
-/// workspace (a build's watch mode would start again at every snapshot). Only a workspace that
-/// is a filesystem of its own, or whose parent this user may not write, has it made in itself.
-fn scan_begins(root: &Path) -> Timestamp {
-    let here = Timestamp::now();
-    let device = |path: &Path| nix::sys::stat::stat(path).ok().map(|stat| stat.st_dev);
-    let beside = root.parent().filter(|parent| device(parent).is_some_and(|dev| Some(dev) == device(root)));
-    let there = beside.and_then(super::fs_clock::now_in).or_else(|| super::fs_clock::now_in(root));
-    there.map_or(here, |there| there.min(here))
 }
 
 /// Every entry a scan looked at, with what lstat said, in walk order.
