@@ -43,12 +43,14 @@ function Client:info() end
 --- Runs a task on the agent, under this process's umask; its log and output lines show live,
 --- prefixed with `prefix`, and what its Lua code printed is printed here with `print`.
 --- `on_event` sees each: `{ kind = "log", level, message, fields }`, `{ kind = "output",
---- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`. Past `timeout` the call is
---- cancelled, which kills the task on the agent. A failed call raises a `sloth.Error` naming
+--- stream = "stdout"|"stderr", line }`, `{ kind = "print", text }`. `on_queue(true)` is called
+--- when the task waits for one of the agent's `--max-tasks` slots, `on_queue(false)` when it
+--- has one. Past `timeout` (not counting such a wait) the call is cancelled, which kills the
+--- task on the agent. A failed call raises a `sloth.Error` naming
 --- the agent: "unreachable", "refused", "lost", "timeout", "failed", or what the agent found
 --- ("invalid", "no_space"); a task that ran and failed is `ok = false`, not an error.
 ---@param request agent.Request
----@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }), timeout?: number|string }
+---@param opts? { prefix?: string, on_event?: fun(event: { kind: "log"|"output"|"print", level: string?, message: string?, fields: string?, stream: string?, line: string?, text: string? }), on_queue?: fun(waiting: boolean), timeout?: number|string }
 ---@return agent.Result
 function Client:execute(request, opts) end
 

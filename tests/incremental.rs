@@ -287,7 +287,13 @@ fn execute_claimed(
         let mut lines = Vec::new();
         let outcome = tokio::time::timeout(
             Duration::from_secs(60),
-            client.execute(spec, source, &Call::new(std::env::temp_dir()), |event| lines.push(format!("{event:?}"))),
+            client.execute(
+                spec,
+                source,
+                &Call::new(std::env::temp_dir()),
+                |event| lines.push(format!("{event:?}")),
+                |_| {},
+            ),
         )
         .await
         .expect("the agent answered in time")

@@ -30,6 +30,7 @@ specs!(
     conditions,
     core_jobs,
     data_json,
+    deadline_queue,
     dispatch,
     docker,
     engine_failure,

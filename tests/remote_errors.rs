@@ -133,6 +133,46 @@ fn a_remote_task_past_its_timeout_is_a_timeout_and_stops_on_the_agent() {
 }
 
 #[test]
+fn the_time_a_task_waits_for_a_slot_is_not_counted_against_the_calls_timeout() {
+    let agent = Agent::start(&["--max-tasks", "1"]);
+    run_lua(
+        &agent.address,
+        r#"
+        local core = require("sloth.core")
+        local client = agent.connect(ADDRESS)
+        local go = tmpdir() .. "/go"
+        -- The first task holds the only slot until `go` exists.
+        local holder = core.spawn(function()
+          return client:execute(request(workspace.snapshot(tmpdir()),
+            "for i in $(seq 3000); do [ -e '" .. go .. "' ] && break; sleep 0.01; done"))
+        end)
+        local deadline = core.now() + 15
+        while client:info().tasks_in_flight == 0 and core.now() < deadline do
+          core.sleep(0.02)
+        end
+        assert(client:info().tasks_in_flight == 1, "the first task did not start")
+        -- The second waits for the slot three times as long as its timeout, then runs at once.
+        local told = {}
+        local second = core.spawn(function()
+          return client:execute(request(workspace.snapshot(tmpdir()), "echo ran"), { timeout = "300ms",
+            on_queue = function(waiting) told[#told + 1] = waiting end })
+        end)
+        while #told == 0 and core.now() < deadline do
+          core.sleep(0.02)
+        end
+        assert(told[1] == true, "the second task was not queued")
+        core.sleep(0.9)
+        write(go, "")
+        local job_ok, result = core.wait(second)
+        assert(job_ok and result.ok, "the queued task failed: " .. tostring(result))
+        assert(#told == 2 and told[2] == false, "on_queue was told " .. #told .. " time(s)")
+        local held_ok, held = core.wait(holder)
+        assert(held_ok and held.ok, tostring(held))
+        "#,
+    );
+}
+
+#[test]
 fn a_change_made_here_meanwhile_is_a_conflict() {
     let agent = Agent::start(&[]);
     run_lua(

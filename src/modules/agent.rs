@@ -178,7 +178,9 @@ async fn info(lua: Lua, this: AnyUserData) -> LuaResult<Result<Table, ErrorValue
 /// `same_path` shows the workspace to the task at its path here; the request's `timeout` is the
 /// task's, which the agent enforces (the task fails with its changes). The task runs under this process's umask.
 /// `-> { ok, message, outputs, changes }`. Remote log and output lines show live with `prefix`;
-/// past `timeout` the call is cancelled (killing the task) and fails with kind "timeout".
+/// `on_queue(waiting)` is called when the task begins (true) and ends (false) a wait for one of
+/// the agent's slots; past `timeout` (not counting such a wait) the call is cancelled (killing
+/// the task) and fails with kind "timeout".
 async fn execute(
     lua: Lua,
     mut client: AgentClient,
@@ -187,7 +189,7 @@ async fn execute(
 ) -> LuaResult<Result<Table, ErrorValue>> {
     lua_args::known_keys(&request, "client:execute", "request field", REQUEST_FIELDS)?;
     if let Some(options) = &options {
-        lua_args::known_keys(options, "client:execute", "option", &["prefix", "on_event", "timeout"])?;
+        lua_args::known_keys(options, "client:execute", "option", &["prefix", "on_event", "on_queue", "timeout"])?;
     }
     let field = |name: &str| -> LuaResult<String> {
         request
@@ -252,16 +254,17 @@ async fn execute(
             }
         }
     }
-    let (prefix, on_event, timeout) = match &options {
+    let (prefix, on_event, on_queue, timeout) = match &options {
         Some(options) => (
             options.get::<Option<String>>("prefix")?,
             options.get::<Option<Function>>("on_event")?,
+            options.get::<Option<Function>>("on_queue")?,
             match options.get::<Value>("timeout")? {
                 Value::Nil => None,
                 value => Some(lua_args::duration(&value, "client:execute", "timeout")?),
             },
         ),
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
 
     let scratch = super::archive_data::scratch_dir(&lua)?;
@@ -270,29 +273,45 @@ async fn execute(
     // The first error an `on_event` callback raises fails the call once it is over (the
     // remote task itself goes on: its events are still shown).
     let mut callback_error: Option<mlua::Error> = None;
+    let mut queue_error: Option<mlua::Error> = None;
     let call = Call { timeout, ..Call::new(scratch) };
     let _shown =
         crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &call.transfer);
     let outcome = client
-        .execute(spec, source, &call, |event| {
-            match &event {
-                TaskEvent::Log { level, message, fields } => {
-                    let fields = (!fields.is_empty()).then_some(fields.as_str());
-                    console_events::log(*level, prefix.as_deref(), message, fields, of.as_deref());
+        .execute(
+            spec,
+            source,
+            &call,
+            |event| {
+                match &event {
+                    TaskEvent::Log { level, message, fields } => {
+                        let fields = (!fields.is_empty()).then_some(fields.as_str());
+                        console_events::log(*level, prefix.as_deref(), message, fields, of.as_deref());
+                    }
+                    TaskEvent::Output { stream, line } => {
+                        console_events::output(*stream, prefix.as_deref(), line, of.as_deref());
+                    }
+                    // As the master's own `print` (which `--return` sends to stderr).
+                    TaskEvent::Print { text, more, stderr } => {
+                        print_here(&lua, text, (*more, *stderr), prefix.as_deref())
+                    }
                 }
-                TaskEvent::Output { stream, line } => {
-                    console_events::output(*stream, prefix.as_deref(), line, of.as_deref());
+                if let Some(callback) = &on_event
+                    && callback_error.is_none()
+                    && let Err(error) = event_table(&lua, &event).and_then(|table| callback.call::<()>(table))
+                {
+                    callback_error = Some(error);
                 }
-                // As the master's own `print` (which `--return` sends to stderr).
-                TaskEvent::Print { text, more, stderr } => print_here(&lua, text, (*more, *stderr), prefix.as_deref()),
-            }
-            if let Some(callback) = &on_event
-                && callback_error.is_none()
-                && let Err(error) = event_table(&lua, &event).and_then(|table| callback.call::<()>(table))
-            {
-                callback_error = Some(error);
-            }
-        })
+            },
+            |waiting| {
+                if let Some(callback) = &on_queue
+                    && queue_error.is_none()
+                    && let Err(error) = callback.call::<()>(waiting)
+                {
+                    queue_error = Some(error);
+                }
+            },
+        )
         .await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -300,6 +319,9 @@ async fn execute(
     };
     if let Some(error) = callback_error {
         return Err(lua_error("execute", format!("the on_event callback failed: {error}")));
+    }
+    if let Some(error) = queue_error {
+        return Err(lua_error("execute", format!("the on_queue callback failed: {error}")));
     }
 
     let result = lua.create_table()?;

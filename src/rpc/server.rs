@@ -401,7 +401,11 @@ async fn admit(
             let _ = tx
                 .send(Ok(event_message(TaskEvent::Log { level: tracing::Level::INFO, message, fields: String::new() })))
                 .await;
-            Arc::clone(slots).acquire_owned().await.map_err(|_| Status::unavailable("the agent is stopping"))?
+            let _ = tx.send(Ok(queue_message(true))).await;
+            let permit =
+                Arc::clone(slots).acquire_owned().await.map_err(|_| Status::unavailable("the agent is stopping"))?;
+            let _ = tx.send(Ok(queue_message(false))).await;
+            permit
         }
     };
     let mut assembler = super::parts::Assembler::default();
@@ -535,6 +539,12 @@ async fn send_outcome(outcome: &mut RemoteOutcome, tx: &Outbound, traffic: &Traf
     let end = ChangesEnd { deleted, size, root_mode, root_mtime_secs, root_mtime_nanos };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::ChangesEnd(end)) })).await;
     Ok(())
+}
+
+/// Tells the master its task waits for a slot (`waiting`) or has one now: the wait is not
+/// counted against the task's timeout.
+fn queue_message(waiting: bool) -> ExecuteResponse {
+    ExecuteResponse { event: Some(Event::Queue(super::proto::Queue { waiting })) }
 }
 
 fn event_message(event: TaskEvent) -> ExecuteResponse {

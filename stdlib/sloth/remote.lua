@@ -116,7 +116,7 @@ end
 ---@param task table a normalized task with `remote = { candidates, policy }`
 ---@param deps table<string, table>
 ---@param workdir string
----@param attempt? { number: integer, failures: table[] }
+---@param attempt? { number: integer, failures: table[], queue: table? }
 function M.run(task, deps, workdir, attempt)
   local target, choice_error = dispatch.choose(task, attempt)
   if not target then
@@ -136,7 +136,7 @@ function M.run(task, deps, workdir, attempt)
   local _ <close> = setmetatable({}, { __close = function()
     pool.finished(target)
   end })
-  local results = table.pack(pcall(M.run_on, target, task, deps, workdir))
+  local results = table.pack(pcall(M.run_on, target, task, deps, workdir, { queue = attempt and attempt.queue }))
   if not results[1] then
     error(results[2], 0)
   end
@@ -152,8 +152,9 @@ end
 
 --- Runs `task` on `target`. `opts.prefix` is how its output lines are prefixed here (default
 --- `agent/task`); `opts.scripts` the pipeline's files to ship (default: every file loaded);
---- `opts.spawn_hint = false` leaves `--spawn-agents` out of what to do about an agent not found.
----@param opts? { prefix?: string, scripts?: table<string, string>, spawn_hint?: boolean }
+--- `opts.spawn_hint = false` leaves `--spawn-agents` out of what to do about an agent not found;
+--- `opts.queue` (a `deadline.queue_clock`) is told when the task waits for a slot at the agent.
+---@param opts? { prefix?: string, scripts?: table<string, string>, spawn_hint?: boolean, queue?: table }
 function M.run_on(target, task, deps, workdir, opts)
   opts = opts or {}
   local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
@@ -189,7 +190,8 @@ function M.run_on(target, task, deps, workdir, opts)
     -- Enforced by the agent, which answers with what the task did before it was stopped.
     timeout = task.timeout,
   }
-  local called, result = pcall(client.execute, client, request, { prefix = opts.prefix or target.name .. "/" .. task.name })
+  local called, result = pcall(client.execute, client, request,
+    { prefix = opts.prefix or target.name .. "/" .. task.name, on_queue = opts.queue and opts.queue.set })
   if not called then
     -- An agent that cannot be reached, that died mid-task, or that refuses this master (a
     -- token or certificate it does not accept: it will not change its mind) is not where the

@@ -36,10 +36,16 @@ local function attempt(task, deps, workdir, info)
   if not task.timeout then
     return execute.run(task, deps, workdir, info)
   end
+  -- A remote task's wait for a slot at its agent is not counted (the agent counts from the
+  -- task's start too).
+  local queue = task.remote and deadline.queue_clock()
+  if info then
+    info.queue = queue
+  end
   local job = core.spawn(execute.run, nil, task, deps, workdir, info)
   local timed_out = "timed out after " .. core.format_duration(task.timeout)
   local limit = task.remote and task.timeout + REMOTE_GRACE or task.timeout
-  local stopped, job_ok, ok, message, outputs = deadline.wait(job, limit, timed_out)
+  local stopped, job_ok, ok, message, outputs = deadline.wait(job, limit, timed_out, queue)
   if stopped then
     return false, timed_out, {}
   end

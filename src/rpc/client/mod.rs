@@ -10,6 +10,7 @@ mod changes;
 mod error;
 mod events;
 mod opening;
+mod queue_time;
 mod sync_up;
 
 use std::path::PathBuf;
@@ -59,8 +60,9 @@ pub struct Call {
     pub scratch: PathBuf,
     /// Counts the bytes each way as they go, for whoever watches (the status line).
     pub transfer: Arc<Transfer>,
-    /// How long the call may take, task included; past it the call is cancelled, which kills
-    /// the task on the agent. None: as long as it takes.
+    /// How long the call may take, task included but not the time it waits for one of the
+    /// agent's `--max-tasks` slots; past it the call is cancelled, which kills the task on the
+    /// agent. None: as long as it takes.
     pub timeout: Option<Duration>,
 }
 
@@ -178,23 +180,30 @@ impl AgentClient {
     }
 
     /// Runs `task` on the agent in a copy of `workspace`, reporting what the task says through
-    /// `on_event` as it says it; its result and changes come back in the outcome (the changes
-    /// in memory while small, else in a temporary file in `call.scratch`). Dropping the future
-    /// cancels the call, which kills the task on the agent; so does `call.timeout` passing.
+    /// `on_event` as it says it, and through `on_queue` when the task begins (true) and ends
+    /// (false) a wait for one of the agent's slots; its result and changes come back in the
+    /// outcome (the changes in memory while small, else in a temporary file in
+    /// `call.scratch`). Dropping the future cancels the call, which kills the task on the
+    /// agent; so does `call.timeout` passing.
     pub async fn execute(
         &mut self,
         task: TaskSpec,
         workspace: Snapshot,
         call: &Call,
         on_event: impl FnMut(TaskEvent),
+        mut on_queue: impl FnMut(bool),
     ) -> Result<TaskOutcome, ClientError> {
         let agent = self.agent.clone();
-        let run = self.run(task, workspace, call, on_event);
+        let (waiting, waits) = tokio::sync::watch::channel(false);
+        let run = self.run(task, workspace, call, on_event, |queued| {
+            waiting.send_replace(queued);
+            on_queue(queued);
+        });
         match call.timeout {
             None => run.await,
-            Some(limit) => {
-                tokio::time::timeout(limit, run).await.unwrap_or_else(|_| Err(ClientError::TimedOut { agent, limit }))
-            }
+            Some(limit) => queue_time::within(run, limit, waits)
+                .await
+                .unwrap_or_else(|| Err(ClientError::TimedOut { agent, limit })),
         }
     }
 
@@ -205,6 +214,7 @@ impl AgentClient {
         workspace: Snapshot,
         call: &Call,
         mut on_event: impl FnMut(TaskEvent),
+        mut on_queue: impl FnMut(bool),
     ) -> Result<TaskOutcome, ClientError> {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let (messages, outline) = opening::messages(task, &workspace);
@@ -242,6 +252,7 @@ impl AgentClient {
                 Event::Deleted(more) => changes.deleted(more, &agent)?,
                 Event::ChangesChunk(chunk) => changes.chunk(chunk, &agent).await?,
                 Event::ChangesEnd(end) => return changes.end(end, &agent, sync).await,
+                Event::Queue(queue) => on_queue(queue.waiting),
                 Event::Log(_) | Event::Output(_) => {}
             }
         }
