@@ -463,3 +463,30 @@ fn a_task_name_longer_than_a_format_width_fits_the_summary() {
     let short = table.iter().find(|line| line.starts_with("g/short ")).expect("the short row");
     assert_eq!(row.find("succeeded"), short.find("succeeded"), "columns line up:\n{}", run.stderr);
 }
+
+#[test]
+fn runs_started_together_draw_their_own_random_numbers_and_keep_their_own_artifacts() {
+    // Lua seeds math.random from the second and addresses that are the same in every process
+    // here: two runs started in the same second drew the same numbers, and shared one run id —
+    // one artifacts directory, each run's `consumes` copying whichever wrote last.
+    let test = Test::new().write(
+        "tasks.lua",
+        r#"print("draw " .. math.random(0, 1 << 40))
+        TaskDefinitions = { g = { tasks = {
+          { name = "make", command = "echo $$ > out.txt", artifacts = { "out.txt" } },
+        } } }"#,
+    );
+    let runs: Vec<_> = (0..2).map(|_| test.spawn_capturing(&["run", "tasks.lua"])).collect();
+    let outputs: Vec<_> = runs.into_iter().map(|run| run.wait_with_output().expect("a run ends")).collect();
+    let draws: Vec<String> = outputs
+        .iter()
+        .map(|output| {
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            stdout.lines().find(|line| line.starts_with("draw ")).expect("the draw").to_owned()
+        })
+        .collect();
+    assert_ne!(draws[0], draws[1], "two runs drew the same number");
+    let stores = std::fs::read_dir(test.path().join(".sloth/artifacts")).expect("the artifacts directory").count();
+    assert_eq!(stores, 2, "two runs kept their artifacts in {stores} director(y/ies)");
+}

@@ -76,6 +76,7 @@ impl Runtime {
             None => mlua::Value::Table(lua.create_table()?),
         };
         globals.set("values", values)?;
+        seed_random(&lua)?;
         lua.load("require('sloth.prelude')").set_name("=(sloth-runner)").exec()?;
         Ok(Self { lua, jobs })
     }
@@ -124,4 +125,18 @@ impl Drop for Runtime {
         drop(self.lua.remove_app_data::<crate::modules::agent::SpawnedAgents>());
         drop(self.lua.remove_app_data::<crate::modules::archive_data::Scratch>());
     }
+}
+
+/// Seeds the VM's `math.random` from the system's randomness. Lua seeds it from the time in
+/// whole seconds and addresses that are the same in every process here (the allocator's arenas
+/// sit at fixed addresses): two runs started in the same second drew the same numbers — one
+/// run id for both (their artifacts in one directory), the same `dispatch = "random"` picks.
+/// A pipeline's own `math.randomseed(n)` still makes its draws repeatable.
+fn seed_random(lua: &Lua) -> LuaResult<()> {
+    use std::hash::{BuildHasher, RandomState};
+    // Each `RandomState` holds keys the standard library took from the system's randomness.
+    let seeds = (RandomState::new().hash_one(0u8), RandomState::new().hash_one(1u8));
+    let math: mlua::Table = lua.globals().get("math")?;
+    // Lua integers are i64: the bits as they are.
+    math.get::<mlua::Function>("randomseed")?.call::<()>((seeds.0 as i64, seeds.1 as i64))
 }
