@@ -1,6 +1,6 @@
 --- `parallel({ task, ... }, input?)`: runs task tables (`{ name?, command?, params?, env?,
---- pre_exec?, post_exec? }`; one without a command does nothing and succeeds, as in the Go
---- tool) at once from inside a task,
+--- pre_exec?, post_exec?, timeout? }`; one without a command does nothing and succeeds, as in
+--- the Go tool; any other field is an error naming it) at once from inside a task,
 --- in its workdir, and returns their results in order:
 --- `{ { name, ok, message, outputs, status, duration, error }, ... }`, plus an error message
 --- naming the failures (nil when all succeeded). `status` ("success" or "failed"), `duration`
@@ -9,14 +9,52 @@
 --- `command` and `pre_exec` functions, where a pipeline's task gets its dependencies' outputs.
 local core = require("sloth.core")
 local execute = require("sloth.execute")
+local deadline = require("sloth.deadline")
+local task_fields = require("sloth.task_fields")
 
 local M = {}
 
---- A parallel task that notes when it ended (the results are collected in order, later).
-local function timed(job, task, input, workdir)
-  local ok, message, outputs = execute.run_here(task, input, workdir)
+--- The fields a parallel task table may have.
+local FIELDS = { name = true, command = true, params = true, env = true, pre_exec = true, post_exec = true,
+  timeout = true }
+
+--- What a field a parallel task cannot have is, said where it is refused: it would be silently
+--- ignored otherwise, and a command meant for another host would run on this one.
+local NOT_HERE = {
+  agent = "parallel tasks run here, in the calling task's workdir: make it a task of the pipeline with 'agent'",
+  delegate_to = "parallel tasks run here, in the calling task's workdir: make it a task of the pipeline with 'delegate_to'",
+}
+
+--- A parallel task that notes when it ended (the results are collected in order, later);
+--- past its `timeout` it is stopped, with what it started, and fails "timed out after …".
+local function timed(job, task, input, workdir, timeout)
+  local ok, message, outputs
+  if timeout then
+    local run = core.spawn(execute.run_here, nil, task, input, workdir)
+    local timed_out = "timed out after " .. core.format_duration(timeout)
+    local stopped, job_ok
+    stopped, job_ok, ok, message, outputs = deadline.wait(run, timeout, timed_out)
+    if stopped then
+      ok, message, outputs = false, timed_out, {}
+    elseif not job_ok then
+      ok, message, outputs = false, tostring(ok), {}
+    end
+  else
+    ok, message, outputs = execute.run_here(task, input, workdir)
+  end
   job.finished = core.now()
   return ok, message, outputs
+end
+
+--- Refuses a field a parallel task table does not have, naming it.
+local function check_fields(spec, i)
+  for field in pairs(spec) do
+    if not FIELDS[field] then
+      local known = "name, command, params, env, pre_exec, post_exec, timeout"
+      error(string.format("parallel: task #%d: unknown field '%s' (%s)", i, tostring(field),
+        NOT_HERE[field] or ("a parallel task has " .. known)), 3)
+    end
+  end
 end
 
 ---@param tasks table[]
@@ -37,6 +75,10 @@ function M.run(tasks, input)
     if type(spec) ~= "table" then
       error(string.format("parallel: task #%d is a %s, not a task table", i, type(spec)), 2)
     end
+    check_fields(spec, i)
+    local timeout = spec.timeout ~= nil and task_fields.duration(function(field, reason)
+      error(string.format("parallel: task #%d: field '%s': %s", i, field, reason), 4)
+    end, "timeout", spec.timeout) or nil
     local command = spec.command
     if command == nil then
       -- As in the Go sloth-runner: an entry without a command does nothing, and succeeds.
@@ -77,7 +119,7 @@ function M.run(tasks, input)
       env = env,
     }
     local job = { task = task, started = core.now() }
-    job.id = core.spawn(timed, job_context, job, task, input, workdir)
+    job.id = core.spawn(timed, job_context, job, task, input, workdir, timeout)
     jobs[i] = job
   end
   local results, failures = {}, {}

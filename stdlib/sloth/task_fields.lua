@@ -38,6 +38,7 @@ local function duration(add, field, value)
   add(field, "must be a duration such as \"100ms\", \"10s\" or \"1m\", got " .. type(value))
   return nil
 end
+M.duration = duration
 
 local function condition(add, field, value)
   if type(value) == "string" or type(value) == "function" then

@@ -41,6 +41,30 @@ summary = h.run({ g = { tasks = {
       assert(noop_err == nil and noop[1].ok and noop[1].status == "success" and noop[1].name == "placeholder")
       local refused, why = pcall(parallel, { { command = "true" }, { command = 42 } })
       assert(not refused and tostring(why):find("task #2: 'command' must be", 1, true), tostring(why))
+      -- A field a parallel task does not have is refused, naming it, before anything runs: a
+      -- command meant for an agent ran here, silently.
+      local ran = os.tmpname()
+      os.remove(ran)
+      for _, case in ipairs({ { "agent", "box" }, { "delegate_to", "127.0.0.1:1" }, { "retries", 2 } }) do
+        local field = case[1]
+        local accepted, refusal = pcall(parallel, { { command = "true" }, { command = "touch " .. ran, [field] = case[2] } })
+        assert(not accepted, "a parallel task with '" .. field .. "' ran")
+        assert(tostring(refusal):find("parallel: task #2: unknown field '" .. field .. "'", 1, true), tostring(refusal))
+      end
+      local _, agent_refusal = pcall(parallel, { { agent = "box", command = "true" } })
+      assert(tostring(agent_refusal):find("parallel tasks run here", 1, true), tostring(agent_refusal))
+      assert(io.open(ran) == nil, "a refused parallel task ran")
+      -- timeout: the task is stopped with what it started and fails "timed out after …"; the
+      -- others go on.
+      started = core.now()
+      local bounded = parallel({ { name = "slow", timeout = "200ms", command = "sleep 5" },
+        { name = "quick", timeout = 5, command = "echo quick" } })
+      assert(bounded[1].ok == false and bounded[1].error == "timed out after 200ms", tostring(bounded[1].error))
+      assert(bounded[2].ok and bounded[2].outputs.stdout == "quick\n")
+      assert(core.now() - started < 3, "the timeout did not stop the task")
+      local bad, bad_why = pcall(parallel, { { command = "true", timeout = "soon" } })
+      assert(not bad and tostring(bad_why):find("task #1: field 'timeout': invalid duration 'soon'", 1, true),
+        tostring(bad_why))
       return true
     end },
 } } })
