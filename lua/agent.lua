@@ -19,6 +19,7 @@ agent = {}
 ---@field ok boolean
 ---@field message? string
 ---@field outputs table
+---@field exports? table what the task exported (`export`) while it ran; nil when nothing
 ---@field changes workspace.Archive what the task changed; `changes.deleted` lists removals
 
 ---@class agent.Request

@@ -670,3 +670,39 @@ fn dofile_and_loadfile_in_a_task_read_its_workdir_here_and_on_an_agent() {
         test.run(&["run", "tasks.lua"]).expect_code(0).stdout_has("from m\tfrom m");
     }
 }
+
+#[test]
+fn what_a_remote_task_exports_is_exported_as_if_it_had_run_here() {
+    let agent = Agent::start(&[]);
+    let pipeline = |on: &str| {
+        format!(
+            r#"export({{ stage = "read", kept = "from reading" }})
+            TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}" }} }}, tasks = {{
+              {{ name = "first", command = function() export({{ stage = "first" }}); return true end }},
+              {{ name = "second", {on} depends_on = "first", command = function()
+                  export({{ version = "1.2.3", nested = {{ list = {{ 1, 2 }} }} }})
+                  return true
+                end }},
+              {{ name = "failing", {on} depends_on = "second", command = function()
+                  export({{ attempted = true }})
+                  return false, "no"
+                end }},
+            }} }} }}"#,
+            address = agent.address
+        )
+    };
+    let returned = |on: &str| {
+        let run = Test::new().write("tasks.lua", &pipeline(on)).run(&["run", "--return", "tasks.lua"]).expect_code(1);
+        let document: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("the JSON --return prints");
+        document["exports"].clone()
+    };
+    let here = returned("");
+    let there = returned(r#"agent = "box","#);
+    assert_eq!(there, here, "exports differ between a run here and one on the agent");
+    // What reading the pipeline exported on the agent does not undo what a task did here since.
+    assert_eq!(here["stage"], "first", "{here}");
+    assert_eq!(here["version"], "1.2.3", "{here}");
+    assert_eq!(here["nested"]["list"][1], 2, "{here}");
+    assert_eq!(here["attempted"], true, "{here}");
+    assert_eq!(here["kept"], "from reading", "{here}");
+}

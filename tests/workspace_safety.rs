@@ -281,7 +281,12 @@ impl sloth_runner::rpc::proto::agent_server::Agent for HostileAgent {
         inbound.message().await?;
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let events = vec![
-            Event::Result(TaskResult { ok: true, message: Some("done".into()), outputs_json: b"{}".to_vec() }),
+            Event::Result(TaskResult {
+                ok: true,
+                message: Some("done".into()),
+                outputs_json: b"{}".to_vec(),
+                exports_json: Vec::new(),
+            }),
             Event::ChangesChunk(self.changes.clone().into()),
             Event::Deleted(ChangesDeleted { paths: self.deleted.iter().map(|p| p.as_bytes().to_vec()).collect() }),
             Event::ChangesEnd(ChangesEnd {

@@ -328,6 +328,9 @@ async fn execute(
     result.set("ok", outcome.ok)?;
     result.set("message", outcome.message)?;
     result.set("outputs", lua_json::bytes_to_lua(&lua, &outcome.outputs_json, "the task's outputs")?)?;
+    if !outcome.exports_json.is_empty() {
+        result.set("exports", lua_json::bytes_to_lua(&lua, &outcome.exports_json, "the task's exports")?)?;
+    }
     result.set("contents_sent", outcome.contents_sent)?;
     result.set("bytes_sent", outcome.bytes_sent)?;
     let size = outcome.changes_size;

@@ -63,6 +63,8 @@ pub struct RemoteOutcome {
     pub ok: bool,
     pub message: Option<String>,
     pub outputs_json: Vec<u8>,
+    /// What the task exported (`export`), as JSON; empty: nothing.
+    pub exports_json: Vec<u8>,
     /// The changes archive (tar + gzip).
     pub changes: ChangesArchive,
     pub deleted: Vec<crate::workspace::RelPath>,
@@ -507,7 +509,8 @@ async fn send_outcome(outcome: &mut RemoteOutcome, tx: &Outbound, traffic: &Traf
             return Ok(());
         }
     }
-    let result = TaskResult { ok: outcome.ok, message: outcome.message.take(), outputs_json };
+    let exports_json = std::mem::take(&mut outcome.exports_json);
+    let result = TaskResult { ok: outcome.ok, message: outcome.message.take(), outputs_json, exports_json };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::Result(result)) })).await;
     // Where the bytes come from, named in a read error (memory cannot fail).
     let (chunks, place): (chunks::Chunks, &std::path::Path) = match &outcome.changes {

@@ -318,6 +318,7 @@ async fn run_in_vm(
             // (A message need not be UTF-8: `error("bad \255")`; the wire's is.)
             message: result.get::<Option<mlua::LuaString>>("message")?.map(|message| message.to_string_lossy()),
             outputs_json: lua_json::lua_to_bytes(lua, outputs, "the task's outputs")?,
+            exports_json: exports_json(lua, result.get("exports")?)?,
             changes: archive,
             deleted: changes.deleted.clone(),
             // A tree whose task was stopped (its timeout) is not kept: only its changes go.
@@ -327,4 +328,23 @@ async fn run_in_vm(
         })
     };
     outcome().map_err(failed)
+}
+
+/// The most bytes of what one task exports (`export`), as JSON: it travels in one message.
+const MAX_EXPORTS: usize = 4 * 1024 * 1024;
+
+/// What the task exported, as JSON (empty: nothing), for its master to make so too.
+fn exports_json(lua: &mlua::Lua, exports: Value) -> mlua::Result<Vec<u8>> {
+    if matches!(&exports, Value::Table(table) if table.is_empty()) || exports.is_nil() {
+        return Ok(Vec::new());
+    }
+    let json = lua_json::lua_to_bytes(lua, exports, "the task's exports")?;
+    if json.len() > MAX_EXPORTS {
+        return Err(mlua::Error::runtime(format!(
+            "the task's exports (export) take {} bytes as JSON: more than {} MiB",
+            json.len(),
+            MAX_EXPORTS >> 20
+        )));
+    }
+    Ok(json)
 }

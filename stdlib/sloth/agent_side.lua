@@ -5,6 +5,7 @@
 local core = require("sloth.core")
 local deadline = require("sloth.deadline")
 local execute = require("sloth.execute")
+local exports = require("sloth.exports")
 local scripts = require("sloth.scripts")
 local secrets = require("sloth.secrets")
 local taskdefs = require("sloth.taskdefs")
@@ -252,7 +253,7 @@ local function run_within(timeout, context, fn, ...)
 end
 
 ---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, master_cwd: string?, master_workspace: string?, timeout: number?, base: userdata, rules: userdata }
----@return { ok: boolean, message: string?, outputs: table, changes: userdata, reusable: boolean, stopped: boolean } | { failure: { kind: string?, message: string } }
+---@return { ok: boolean, message: string?, outputs: table, exports: table, changes: userdata, reusable: boolean, stopped: boolean } | { failure: { kind: string?, message: string } }
 function M.handle(req)
   local root = req.root
   -- A script the master did not ship (a module a task function requires as it runs) comes
@@ -294,7 +295,9 @@ function M.handle(req)
   local workdir = req.workdir or root
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
   forwarding = true
+  exports.watch()
   local job_ok, ok, message, outputs, stopped = run_within(req.timeout, context, execute.run_here, task, req.deps, workdir)
+  local exported = exports.watched()
   outputs_done()
   forwarding = false
   if not job_ok then
@@ -324,8 +327,8 @@ function M.handle(req)
   local reusable = job_ok and lua_type(task.command) == "string" and task.pre_exec == nil and task.post_exec == nil
     and untouched()
   -- A tree whose task was stopped is not kept for the next task of its workspace.
-  return { ok = ok, message = message, outputs = outputs or {}, changes = changes, reusable = reusable,
-    stopped = stopped or false }
+  return { ok = ok, message = message, outputs = outputs or {}, exports = exported, changes = changes,
+    reusable = reusable, stopped = stopped or false }
 end
 
 return M

@@ -203,6 +203,11 @@ function M.run_on(target, task, deps, workdir, opts)
     return false, about(target, result) .. next_step(target, result, opts.spawn_hint)
   end
 
+  -- What the task exported, as if it had run here (whether or not its changes come back).
+  if result.exports then
+    require("sloth.exports").add(result.exports)
+  end
+
   -- What travelled: contents up, changes down (files written or deleted here once applied).
   local moved = { up = result.contents_sent or 0, up_bytes = result.bytes_sent or 0, down = 0,
     down_bytes = result.changes.size or 0 }

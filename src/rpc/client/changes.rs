@@ -122,6 +122,7 @@ impl Changes {
             ok: result.ok,
             message: result.message,
             outputs_json: result.outputs_json,
+            exports_json: result.exports_json,
             changes: archive,
             changes_size: self.received,
             deleted: self.deleted,

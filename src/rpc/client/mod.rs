@@ -78,6 +78,8 @@ pub struct TaskOutcome {
     pub ok: bool,
     pub message: Option<String>,
     pub outputs_json: Vec<u8>,
+    /// What the task exported (`export`), as JSON; empty: nothing.
+    pub exports_json: Vec<u8>,
     /// The changes archive (tar + gzip), in memory or in a temporary file in the call's
     /// scratch directory.
     pub changes: Spilled,
