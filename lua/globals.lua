@@ -48,6 +48,7 @@ values = {}
 ---| "token_required" # the agent requires a token, and none was sent
 ---| "wrong_token" # the token sent is not the agent's
 ---| "certificate_refused" # the agent refused this master's certificate (mutual TLS), or that it had none
+---| "changed_while_sent" # a file the workspace's snapshot named was gone when its content was sent (kind "conflict"): a new snapshot may go
 
 --- Runs a Lua file relative to the importing file, once per VM, and returns its value (true
 --- when it returns nothing); an import cycle is an error naming the chain.

@@ -75,7 +75,7 @@ impl ErrorKind {
             WorkspaceError::NoSpace { .. } => ErrorKind::NoSpace,
             error @ WorkspaceError::Io { .. } if is_no_space(error) => ErrorKind::NoSpace,
             WorkspaceError::Io { source, .. } => Self::of_io(source),
-            WorkspaceError::Conflict { .. } => ErrorKind::Conflict,
+            WorkspaceError::Conflict { .. } | WorkspaceError::Vanished { .. } => ErrorKind::Conflict,
             WorkspaceError::Undone { error, .. } => Self::of_workspace(error),
             WorkspaceError::Refused { .. }
             | WorkspaceError::UnsafeEntry { .. }
@@ -102,7 +102,8 @@ pub fn workspace_path(error: &WorkspaceError) -> Option<String> {
     match error {
         WorkspaceError::Io { path, .. }
         | WorkspaceError::NoSpace { path, .. }
-        | WorkspaceError::Refused { path, .. } => Some(path.display().to_string()),
+        | WorkspaceError::Refused { path, .. }
+        | WorkspaceError::Vanished { path } => Some(path.display().to_string()),
         WorkspaceError::UnsafeEntry { entry, .. } | WorkspaceError::TooLarge { entry, .. } => Some(entry.clone()),
         WorkspaceError::Undone { error, .. } => workspace_path(error),
         WorkspaceError::Corrupt(_) | WorkspaceError::Pattern { .. } | WorkspaceError::Conflict { .. } => None,

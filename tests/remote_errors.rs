@@ -173,6 +173,37 @@ fn the_time_a_task_waits_for_a_slot_is_not_counted_against_the_calls_timeout() {
 }
 
 #[test]
+fn a_file_gone_before_its_content_is_sent_is_a_conflict_a_new_snapshot_settles() {
+    let agent = Agent::start(&[]);
+    run_lua(
+        &agent.address,
+        r#"
+        local dir = tmpdir()
+        exec.run({ "mkdir", dir .. "/tmpd" })
+        write(dir .. "/tmpd/f", "saved\n")
+        write(dir .. "/kept.txt", "kept\n")
+        local base = workspace.snapshot(dir)
+        -- Gone between the snapshot and the upload (an atomic save, a temporary directory
+        -- cleaned): the task cannot have the workspace the snapshot named.
+        exec.run({ "rm", "-r", dir .. "/tmpd" })
+        local client = agent.connect(ADDRESS)
+        local ok, err = pcall(client.execute, client, request(base, "cat tmpd/f kept.txt"))
+        assert(not ok and err.kind == "conflict" and err.cause == "changed_while_sent", tostring(err))
+        assert(tostring(err):find("tmpd/f: removed or replaced while the workspace was being sent", 1, true),
+          tostring(err))
+        assert(err.path == dir .. "/tmpd/f", tostring(err.path))
+        -- A second name of the same content still there carries it: the task gets the snapshot.
+        write(dir .. "/a.txt", "same\n")
+        write(dir .. "/b.txt", "same\n")
+        base = workspace.snapshot(dir)
+        os.remove(dir .. "/a.txt")
+        local result = client:execute(request(base, "cat a.txt b.txt"))
+        assert(result.ok and result.outputs.stdout == "same\nsame\n", tostring(result.message))
+        "#,
+    );
+}
+
+#[test]
 fn a_change_made_here_meanwhile_is_a_conflict() {
     let agent = Agent::start(&[]);
     run_lua(

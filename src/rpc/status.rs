@@ -31,7 +31,7 @@ fn code_of(error: &WorkspaceError) -> tonic::Code {
         | WorkspaceError::TooLarge { .. }
         | WorkspaceError::Corrupt(_)
         | WorkspaceError::Pattern { .. } => Code::InvalidArgument,
-        WorkspaceError::Conflict { .. } => Code::Aborted,
+        WorkspaceError::Conflict { .. } | WorkspaceError::Vanished { .. } => Code::Aborted,
         WorkspaceError::Undone { error, .. } => code_of(error),
         WorkspaceError::Io { .. } | WorkspaceError::Refused { .. } => Code::Internal,
     }

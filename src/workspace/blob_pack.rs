@@ -99,13 +99,22 @@ pub fn pack_blobs_announcing(
             sent.insert(wanted);
             continue;
         }
+        // A name of this content found gone: another name may still hold it.
+        let mut vanished = None;
         for (path, entry) in by_hash.get(&wanted).map(Vec::as_slice).unwrap_or_default() {
             let Entry::File { mode, link, .. } = entry else { continue };
             if announced.contains(path) {
                 // Another name of a file found changed: announced with it.
                 continue;
             }
-            let content = read_once(&source, path, spool)?;
+            let content = match read_present(&source, path, spool) {
+                Ok(content) => content,
+                Err(WorkspaceError::Vanished { path }) => {
+                    vanished.get_or_insert(path);
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let hash = *content.hash.as_bytes();
             let amended = hash != wanted;
             if amended {
@@ -128,7 +137,7 @@ pub fn pack_blobs_announcing(
                     if !same_file {
                         // No longer a name of it (the link was broken since): sent as it is
                         // now, a file of its own, its content after its announcement.
-                        let own = read_once(&source, other, spool)?;
+                        let own = read_present(&source, other, spool)?;
                         let alone =
                             Entry::File { mode: *mode, size: own.size, hash: own.hash, mtime: own.mtime, link: None };
                         announce(other, &alone)?;
@@ -161,6 +170,13 @@ pub fn pack_blobs_announcing(
             if !amended {
                 break;
             }
+        }
+        // Gone, and no other name held it as the snapshot saw it: the task cannot be given the
+        // workspace the snapshot named.
+        if let Some(path) = vanished
+            && !sent.contains(&wanted)
+        {
+            return Err(WorkspaceError::Vanished { path });
         }
     }
     builder.finish().map_err(WorkspaceError::io(spool))?;
@@ -195,6 +211,21 @@ impl ReadOnce {
             }
         })
     }
+}
+
+/// [`read_once`], a file found gone — removed, renamed away, replaced by a link or a
+/// directory, or a directory on its way gone or replaced — said as [`WorkspaceError::Vanished`].
+fn read_present(root: &Root, path: &RelPath, spool: &Path) -> Result<ReadOnce, WorkspaceError> {
+    use nix::libc::{EISDIR, ELOOP, ENOENT, ENOTDIR};
+    read_once(root, path, spool).map_err(|error| match &error {
+        WorkspaceError::UnsafeEntry { .. } => WorkspaceError::Vanished { path: root.display(path) },
+        WorkspaceError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(ENOENT | ENOTDIR | ELOOP | EISDIR)) =>
+        {
+            WorkspaceError::Vanished { path: root.display(path) }
+        }
+        _ => error,
+    })
 }
 
 fn read_once(root: &Root, path: &RelPath, spool: &Path) -> Result<ReadOnce, WorkspaceError> {

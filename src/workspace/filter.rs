@@ -12,9 +12,12 @@ use super::rel_path::RelPath;
 /// Name of the ignore file read at the workspace root.
 pub const IGNORE_FILE: &str = ".slothignore";
 
-/// Always excluded, at the root only: run state beside the pipeline, staging dirs of changes
-/// being applied, and originals an apply could not put back. (A `.sloth` deeper down is an ordinary directory and travels.)
-const BUILTIN: &[&str] = &["/.sloth", "/.sloth-apply-*", "/.sloth-staging-*", "/.sloth-kept-*"];
+/// Always excluded: run state beside the pipeline (at the root only: a `.sloth` deeper down is
+/// an ordinary directory and travels), and at any depth the staging directories of changes
+/// being applied and originals an apply could not put back — a workspace nested in another
+/// (one group's workdir inside another's) has its applies inside the outer one, whose tasks
+/// must not take them for the user's files.
+const BUILTIN: &[&str] = &["/.sloth", ".sloth-apply-*", ".sloth-staging-*", ".sloth-kept-*"];
 
 /// Which paths a workspace leaves out. It remembers the patterns it was made from, so the
 /// same rules can be sent to an agent rather than read again from a file that may have
@@ -177,6 +180,9 @@ mod tests {
         assert!(excludes(&filter, ".sloth"));
         assert!(excludes(&filter, ".sloth-apply-1234"));
         assert!(!excludes(&filter, "sub/.sloth"), "only at the root");
+        // A nested workspace's applies, at any depth.
+        assert!(excludes(&filter, "sub/.sloth-apply-1234") && excludes(&filter, "sub/.sloth-staging-ab"));
+        assert!(excludes(&filter, "a/b/.sloth-kept-1"));
         let again = Filter::from_patterns(filter.patterns().to_vec()).expect("same rules");
         assert!(excludes(&again, "a/b/c.log") && excludes(&again, "build") && !excludes(&again, "src/build"));
         assert!(!excludes(&filter, "src/main.rs"));

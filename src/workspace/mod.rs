@@ -77,6 +77,10 @@ pub enum WorkspaceError {
     Conflict { details: Vec<String> },
     #[error("{error}; every step was taken back except what changed here meanwhile: {kept}")]
     Undone { error: Box<WorkspaceError>, kept: String },
+    /// A file the snapshot named was gone (removed, renamed away, its directory replaced) when
+    /// its content was read to be sent: the workspace changed under the snapshot.
+    #[error("{}: removed or replaced while the workspace was being sent", path.display())]
+    Vanished { path: PathBuf },
 }
 
 impl WorkspaceError {

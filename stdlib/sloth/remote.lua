@@ -150,28 +150,17 @@ function M.run(task, deps, workdir, attempt)
   return ok, message, results[4]
 end
 
---- Runs `task` on `target`. `opts.prefix` is how its output lines are prefixed here (default
---- `agent/task`); `opts.scripts` the pipeline's files to ship (default: every file loaded);
---- `opts.spawn_hint = false` leaves `--spawn-agents` out of what to do about an agent not found;
---- `opts.queue` (a `deadline.queue_clock`) is told when the task waits for a slot at the agent.
----@param opts? { prefix?: string, scripts?: table<string, string>, spawn_hint?: boolean, queue?: table }
-function M.run_on(target, task, deps, workdir, opts)
-  opts = opts or {}
-  local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
-  local started = core.now()
-  local connected, client = pcall(agent.connect, target.address,
-    { token = token, tls = target.tls, name = error_name(target) })
-  if not connected then
-    pool.unreachable(target)
-    return false, about(target, client) .. next_step(target, client, opts.spawn_hint)
-  end
-  pool.reached(target, core.now() - started)
+--- How many times a task is sent when files its snapshot named are gone as they are sent.
+local SENDS = 3
 
+--- Takes a snapshot of `workdir` and runs `task` on it at `target`: the snapshot, then what
+--- `pcall(client.execute, ...)` returns; nil and a message when the workspace cannot be read.
+local function send(client, target, task, deps, workdir, opts)
   -- A snapshot: the agent gets the manifest and asks only for the contents it lacks.
   local snapshot_started = core.now()
   local scanned, base = pcall(workspace.snapshot, workdir, { exclude = task.workspace.exclude })
   if not scanned then
-    return false, "reading the workspace " .. workdir .. ": " .. errors.clean(base)
+    return nil, "reading the workspace " .. workdir .. ": " .. errors.clean(base)
   end
   log.debug(string.format("workspace %s: %d entries read in %s", workdir, base.entries,
     core.format_duration(core.now() - snapshot_started)))
@@ -190,8 +179,40 @@ function M.run_on(target, task, deps, workdir, opts)
     -- Enforced by the agent, which answers with what the task did before it was stopped.
     timeout = task.timeout,
   }
-  local called, result = pcall(client.execute, client, request,
+  return base, pcall(client.execute, client, request,
     { prefix = opts.prefix or target.name .. "/" .. task.name, on_queue = opts.queue and opts.queue.set })
+end
+
+--- Runs `task` on `target`. `opts.prefix` is how its output lines are prefixed here (default
+--- `agent/task`); `opts.scripts` the pipeline's files to ship (default: every file loaded);
+--- `opts.spawn_hint = false` leaves `--spawn-agents` out of what to do about an agent not found;
+--- `opts.queue` (a `deadline.queue_clock`) is told when the task waits for a slot at the agent.
+---@param opts? { prefix?: string, scripts?: table<string, string>, spawn_hint?: boolean, queue?: table }
+function M.run_on(target, task, deps, workdir, opts)
+  opts = opts or {}
+  local token = target.token or os.getenv("SLOTH_AGENT_TOKEN")
+  local started = core.now()
+  local connected, client = pcall(agent.connect, target.address,
+    { token = token, tls = target.tls, name = error_name(target) })
+  if not connected then
+    pool.unreachable(target)
+    return false, about(target, client) .. next_step(target, client, opts.spawn_hint)
+  end
+  pool.reached(target, core.now() - started)
+
+  local base, called, result
+  for sending = 1, SENDS do
+    base, called, result = send(client, target, task, deps, workdir, opts)
+    if not base then
+      return false, called
+    end
+    -- A file the snapshot named gone as it was sent (an atomic save, a temporary directory
+    -- removed): the task starts from a new snapshot rather than failing.
+    if called or type(result) ~= "table" or result.cause ~= "changed_while_sent" or sending == SENDS then
+      break
+    end
+    log.warn(string.format("%s; taking the workspace again (%d of %d)", errors.clean(result), sending + 1, SENDS))
+  end
   if not called then
     -- An agent that cannot be reached, that died mid-task, or that refuses this master (a
     -- token or certificate it does not accept: it will not change its mind) is not where the

@@ -51,11 +51,14 @@ pub enum Cause {
     WrongToken,
     /// The agent refused this master's certificate (mutual TLS), or that it had none.
     CertificateRefused,
+    /// A file the workspace's snapshot named was gone (removed, renamed away, replaced) when
+    /// its content was sent: the workspace changed under the snapshot; a new one may go.
+    ChangedWhileSent,
 }
 
 impl Cause {
     /// Every cause, in the order the definitions for editors list them.
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::NothingListens,
         Cause::UntrustedCertificate,
         Cause::NoTrustedRoots,
@@ -64,6 +67,7 @@ impl Cause {
         Cause::TokenRequired,
         Cause::WrongToken,
         Cause::CertificateRefused,
+        Cause::ChangedWhileSent,
     ];
 
     /// The cause as scripts see it.
@@ -77,6 +81,7 @@ impl Cause {
             Cause::TokenRequired => "token_required",
             Cause::WrongToken => "wrong_token",
             Cause::CertificateRefused => "certificate_refused",
+            Cause::ChangedWhileSent => "changed_while_sent",
         }
     }
 }
@@ -163,6 +168,7 @@ impl ClientError {
             ClientError::Unreachable { cause, .. }
             | ClientError::Refused { cause, .. }
             | ClientError::Failed { cause, .. } => *cause,
+            ClientError::Pack { source: WorkspaceError::Vanished { .. }, .. } => Some(Cause::ChangedWhileSent),
             _ => None,
         }
     }
