@@ -1208,3 +1208,35 @@ fn an_ignore_file_planted_as_a_link_out_is_refused_not_read() {
     assert!(run.stderr.contains(".slothignore: is a symlink"), "{context}");
     assert!(!run.stderr.contains("SECRET-LINE"), "{context}");
 }
+
+/// A directory the task changed that also changed here meanwhile (a name added here while the
+/// task ran) keeps its time here, as the workspace's root does: the task's time is older than
+/// what was done here. The apply gave it the task's, moving it backwards.
+#[test]
+fn a_directory_changed_here_meanwhile_keeps_its_later_time() {
+    use std::os::unix::fs::MetadataExt;
+    let agent = Agent::start(&[]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().display().to_string();
+    let task = format!(
+        "echo r > out/r; touch '{dir}/started'; i=0; while [ ! -e '{dir}/go' ] && [ $i -lt 400 ]; do sleep 0.05; \
+         i=$((i+1)); done"
+    );
+    let test = workspace(&agent, &[("remote", &task)]).write("ws/out/keep.txt", "kept\n");
+    let mut running = test.spawn(&["run", "tasks.lua"]);
+    assert!(crate::support::wait_for_path(&scratch.path().join("started")), "the task runs");
+    std::fs::write(ws(&test).join("out/l"), "l\n").expect("a name added here");
+    let here = std::fs::metadata(ws(&test).join("out")).expect("out/");
+    std::fs::write(scratch.path().join("go"), "").expect("go");
+    let code = wait_exit(&mut running);
+    let stderr = crate::support::stderr_of(&mut running);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(test.read("ws/out/r"), "r\n");
+    assert_eq!(test.read("ws/out/l"), "l\n");
+    let after = std::fs::metadata(ws(&test).join("out")).expect("out/");
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec()),
+        (here.mtime(), here.mtime_nsec()),
+        "out/'s time is not the one it had here after the local change\n{stderr}"
+    );
+}

@@ -423,7 +423,14 @@ impl Apply<'_> {
                 // this apply's steps: closed again.
                 self.root.chmod(path, parent.mode)?;
             }
-            self.root.set_mtime(path, mtime)?;
+            // A directory whose time changed here since the snapshot (an entry added here
+            // meanwhile) keeps that time, as the root does: the task's is older than what was
+            // done here — not the moment of this apply, which placing entries gave it.
+            let changed_here = match (self.base_entry(path), self.found_dirs.get(path)) {
+                (Some(Entry::Dir { mtime: seen, .. }), Some(&(_, found))) if found != *seen => Some(found),
+                _ => None,
+            };
+            self.root.set_mtime(path, changed_here.unwrap_or(mtime))?;
         }
         self.leave_parents()?;
         report.unlinked = std::mem::take(&mut self.unlinked);
