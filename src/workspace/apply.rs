@@ -425,9 +425,12 @@ impl Apply<'_> {
             }
             // A directory whose time changed here since the snapshot (an entry added here
             // meanwhile) keeps that time, as the root does: the task's is older than what was
-            // done here — not the moment of this apply, which placing entries gave it.
-            let changed_here = match (self.base_entry(path), self.found_dirs.get(path)) {
-                (Some(Entry::Dir { mtime: seen, .. }), Some(&(_, found))) if found != *seen => Some(found),
+            // done here — not the moment of this apply, which placing entries gave it. Its time
+            // as found is the one before this apply's first step in it (deletions go first).
+            let found = self.parents.get(path).map(|parent| parent.mtime);
+            let found = found.or_else(|| self.found_dirs.get(path).map(|&(_, mtime)| mtime));
+            let changed_here = match (self.base_entry(path), found) {
+                (Some(Entry::Dir { mtime: seen, .. }), Some(found)) if found != *seen => Some(found),
                 _ => None,
             };
             self.root.set_mtime(path, changed_here.unwrap_or(mtime))?;
