@@ -706,3 +706,28 @@ fn what_a_remote_task_exports_is_exported_as_if_it_had_run_here() {
     assert_eq!(here["attempted"], true, "{here}");
     assert_eq!(here["kept"], "from reading", "{here}");
 }
+
+#[test]
+fn a_function_task_s_error_reads_the_same_here_and_on_an_agent() {
+    let agent = Agent::start(&[]);
+    let failed = |on: &str| {
+        let pipeline = format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}" }} }}, tasks = {{
+              {{ name = "raises", {on} command = function() local t = nil; return t.field end }},
+            }} }} }}"#,
+            address = agent.address
+        );
+        let run = Test::new().write("tasks.lua", &pipeline).run(&["run", "tasks.lua"]).expect_code(1);
+        // The failure as shown, from its line to the summary, its duration left out.
+        let shown: Vec<String> = run
+            .stderr
+            .lines()
+            .skip_while(|line| !line.starts_with("g/raises  FAILED"))
+            .take_while(|line| !line.is_empty())
+            .map(|line| line.split_once(") ").map_or(line, |(_, rest)| rest).to_owned())
+            .collect();
+        assert!(shown.len() > 1, "no failure with a traceback:\n{}", run.stderr);
+        shown
+    };
+    assert_eq!(failed(r#"agent = "box","#), failed(""), "the failure reads differently on the agent");
+}

@@ -28,11 +28,16 @@ local function user_traceback(err)
     or kind == "function" or kind == "thread" then
     err = string.format("(error object is a %s value)", kind)
   end
-  local trace = debug.traceback(tostring(err), 2)
+  local text = tostring(err)
+  -- An error a native function raised carries its traceback already (one more said it twice).
+  local trace = text:find("\nstack traceback:\n", 1, true) and text or debug.traceback(text, 2)
   -- A stop the pipeline's own pcall passed on (see `sloth.prelude`) is raised from there:
   -- where the pipeline was is what is shown, as for a stop raised in its code.
   trace = trace:gsub("\n\t%[C%]: in function 'error'\n\t[^\n]*sloth/prelude%.lua:%d+: in function <[^\n]*>\n\t%(%.%.%.tail calls%.%.%.%)", "", 1)
-  local cut = trace:find("\n\t%[C%]: in function '[%w%._]*xpcall'")
+  -- Below the task's function: the engine's frames (the same wherever the task runs, here
+  -- or on an agent, then).
+  local cut = trace:find("\n\t%[C%]: in upvalue 'fn'\n\t[^\n]*sloth/prelude%.lua:%d+: in function 'sloth%.core%.raw_xpcall'")
+    or trace:find("\n\t%[C%]: in function '[%w%._]*xpcall'")
   return cut and trace:sub(1, cut - 1) or trace
 end
 

@@ -24,6 +24,17 @@ summary = h.run({ g = { tasks = {
 local message = summary.by_group.g.raises.message
 h.contains(message, "engine_failure.lua:22: kaboom")
 h.contains(message, "stack traceback")
+-- The user's frames only: nothing below the task's function (the engine's frames differ
+-- between a run here and one on an agent, and say nothing to whoever reads them).
+assert(not message:find("sloth/", 1, true), message)
+
+-- A native function's error carries one traceback, not two.
+summary = h.run({ g = { tasks = {
+  { name = "native", command = function() require("sloth.core").parse_duration({}) end },
+} } })
+message = summary.by_group.g.native.message
+local _, tracebacks = message:gsub("stack traceback:", "")
+assert(tracebacks == 1 and not message:find("sloth/", 1, true), message)
 
 -- Return convention: ok must be a boolean, outputs a table.
 summary = h.run({ g = { tasks = {
