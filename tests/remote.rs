@@ -731,3 +731,24 @@ fn a_function_task_s_error_reads_the_same_here_and_on_an_agent() {
     };
     assert_eq!(failed(r#"agent = "box","#), failed(""), "the failure reads differently on the agent");
 }
+
+#[test]
+fn an_export_json_cannot_hold_stays_on_the_agent_and_the_task_goes_on() {
+    let agent = Agent::start(&[]);
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}" }} }}, tasks = {{
+          {{ name = "t", agent = "box", command = function()
+              export({{ hook = function() end, version = "2" }})
+              local f = assert(io.open("made.txt", "w")); f:write("made\n"); f:close()
+              return true
+            end }},
+        }} }} }}"#,
+        address = agent.address
+    );
+    let test = Test::new().write("tasks.lua", &pipeline);
+    let run = test.run(&["run", "--return", "tasks.lua"]).expect_code(0);
+    let run = run.stderr_has("export 'hook' is not sent to the master: a function at $.hook has no JSON form");
+    let document: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("the JSON --return prints");
+    assert_eq!(document["exports"], serde_json::json!({ "version": "2" }), "{document}");
+    assert_eq!(test.read("made.txt"), "made\n");
+}

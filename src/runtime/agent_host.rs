@@ -330,21 +330,11 @@ async fn run_in_vm(
     outcome().map_err(failed)
 }
 
-/// The most bytes of what one task exports (`export`), as JSON: it travels in one message.
-const MAX_EXPORTS: usize = 4 * 1024 * 1024;
-
-/// What the task exported, as JSON (empty: nothing), for its master to make so too.
+/// What the task exported, as JSON (empty: nothing), for its master to make so too (the
+/// agent-side handler sends only what converts, within its bound).
 fn exports_json(lua: &mlua::Lua, exports: Value) -> mlua::Result<Vec<u8>> {
     if matches!(&exports, Value::Table(table) if table.is_empty()) || exports.is_nil() {
         return Ok(Vec::new());
     }
-    let json = lua_json::lua_to_bytes(lua, exports, "the task's exports")?;
-    if json.len() > MAX_EXPORTS {
-        return Err(mlua::Error::runtime(format!(
-            "the task's exports (export) take {} bytes as JSON: more than {} MiB",
-            json.len(),
-            MAX_EXPORTS >> 20
-        )));
-    }
-    Ok(json)
+    lua_json::lua_to_bytes(lua, exports, "the task's exports")
 }

@@ -24,6 +24,9 @@ pub struct Jobs {
     changed: Notify,
     /// Deadlines of jobs (`set_deadline`), checked even while a job never yields.
     pub deadlines: super::preempt::Deadlines,
+    /// The deadline each job had from the job that started it: one it is given later never
+    /// goes past it (a `parallel` entry's own timeout inside a task's).
+    inherited: RefCell<HashMap<u64, (std::time::Instant, String)>>,
 }
 
 impl Jobs {
@@ -37,7 +40,10 @@ impl Jobs {
         // deadline left under this address by a coroutine that never ended (a generator a task
         // stopped reading) is not this job's.
         match self.deadlines.of(&lua.current_thread()) {
-            Some((at, message)) => self.deadlines.set(&thread, at, message),
+            Some((at, message)) => {
+                self.deadlines.set(&thread, at, message.clone());
+                self.inherited.borrow_mut().insert(id, (at, message));
+            }
             None => self.deadlines.clear(&thread),
         }
         let future = thread.clone().into_async::<MultiValue>(args)?;
@@ -51,6 +57,7 @@ impl Jobs {
                 super::preempt::forget(&lua, &done);
             }
             jobs.running.borrow_mut().remove(&id);
+            jobs.inherited.borrow_mut().remove(&id);
             jobs.finished.borrow_mut().insert(id, outcome);
             jobs.changed.notify_waiters();
         });
@@ -79,11 +86,15 @@ impl Jobs {
     }
 
     /// Gives job `id` (and the jobs it starts) a deadline: past it, the job's Lua code fails
-    /// with `message` at its next check, even if it never yields.
+    /// with `message` at its next check, even if it never yields. Never later than the one it
+    /// had from the job that started it, which then stays.
     pub fn set_deadline(&self, id: u64, at: std::time::Instant, message: String) -> bool {
         let running = self.running.borrow();
         let Some((_, thread)) = running.get(&id) else { return false };
-        self.deadlines.set(thread, at, message);
+        match self.inherited.borrow().get(&id) {
+            Some((first, inherited)) if *first <= at => self.deadlines.set(thread, *first, inherited.clone()),
+            _ => self.deadlines.set(thread, at, message),
+        }
         true
     }
 
@@ -91,6 +102,7 @@ impl Jobs {
     /// which kills the processes it started.
     pub fn cancel(&self, lua: &Lua, id: u64) -> bool {
         self.finished.borrow_mut().remove(&id);
+        self.inherited.borrow_mut().remove(&id);
         let Some(job) = self.running.borrow_mut().remove(&id) else { return false };
         self.deadlines.clear(&job.1);
         stop(lua, [job]);
@@ -105,6 +117,7 @@ impl Jobs {
     /// Stops every running job (the run is over or was interrupted).
     pub fn cancel_all(&self, lua: &Lua) {
         let jobs: Vec<_> = self.running.borrow_mut().drain().map(|(_, job)| job).collect();
+        self.inherited.borrow_mut().clear();
         stop(lua, jobs);
     }
 }

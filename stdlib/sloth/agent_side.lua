@@ -10,6 +10,7 @@ local scripts = require("sloth.scripts")
 local secrets = require("sloth.secrets")
 local taskdefs = require("sloth.taskdefs")
 local log = require("log")
+local data = require("data")
 local workspace = require("workspace")
 
 local M = {}
@@ -169,6 +170,27 @@ end
 -- exactly as that read left it — read once per run, as on the master.
 local loaded = { key = nil, pipeline = nil }
 
+--- The most bytes of what one task exports, as JSON, sent to the master.
+local MAX_EXPORTS = 4 * 1024 * 1024
+
+--- What a task exported that can go to the master (as JSON): a value that cannot (a
+--- function, a userdata) stays here, said so — the task does not fail over it.
+local function travelling(exported)
+  local going, size = {}, 0
+  for key, value in pairs(exported) do
+    local json, why = data.to_json({ [key] = value })
+    if json == nil then
+      log.warn(string.format("export '%s' is not sent to the master: %s", tostring(key), why))
+    elseif size + #json > MAX_EXPORTS then
+      log.warn(string.format("export '%s' is not sent to the master: the task's exports pass %d MiB as JSON",
+        tostring(key), MAX_EXPORTS // (1024 * 1024)))
+    else
+      going[key], size = value, size + #json
+    end
+  end
+  return going
+end
+
 -- What the engine runs on, as it was before any pipeline was read here: a pipeline that
 -- replaces any of it (a wrapped `pairs`, a string metatable, a debug hook) could act while the
 -- engine works for a later task, so such a VM is never kept.
@@ -297,7 +319,7 @@ function M.handle(req)
   forwarding = true
   exports.watch()
   local job_ok, ok, message, outputs, stopped = run_within(req.timeout, context, execute.run_here, task, req.deps, workdir)
-  local exported = exports.watched()
+  local exported = travelling(exports.watched())
   outputs_done()
   forwarding = false
   if not job_ok then

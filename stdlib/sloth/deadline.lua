@@ -41,6 +41,7 @@ end
 ---@param queue? { waited: fun(): number, waiting: fun(): boolean }
 ---@return boolean stopped, boolean job_ok, any ...
 function M.wait(job, seconds, message, queue)
+  local started = core.now()
   core.set_deadline(job, seconds, message)
   local timer = core.spawn(function()
     core.sleep(seconds)
@@ -52,7 +53,9 @@ function M.wait(job, seconds, message, queue)
       end
       owed = math.max(owed, STEP)
       granted = granted + owed
-      core.set_deadline(job, owed, message)
+      -- (The job's own deadline a moment later than the timer, which stops it: Lua of the job
+      -- that runs as the wait ends, its on_queue, is not stopped in between.)
+      core.set_deadline(job, owed + 1, message)
       core.sleep(owed)
     end
   end)
@@ -62,6 +65,11 @@ function M.wait(job, seconds, message, queue)
     return true, false
   end
   core.cancel(timer)
+  -- Ended past its time (its jobs stopped by the deadline, its own code carried on a moment):
+  -- stopped, as if the timer had come first.
+  if core.now() - started >= seconds + (queue and queue.waited() or 0) then
+    return true, false
+  end
   return false, job_ok, ok, text, outputs
 end
 

@@ -46,15 +46,41 @@ local function timed(job, task, input, workdir, timeout)
   return ok, message, outputs
 end
 
---- Refuses a field a parallel task table does not have, naming it.
-local function check_fields(spec, i)
+--- Entry `i` checked (raising an error that names it, as `parallel`'s caller's): its fields,
+--- with `command` (none: one that does nothing and succeeds, as in the Go sloth-runner) and
+--- `timeout` (seconds) as they will run.
+local function checked(spec, i)
+  -- (Raised at parallel's caller: past this function and M.run, and `deeper` more calls.)
+  local function refuse(message, deeper)
+    error(string.format("parallel: task #%d%s", i, message), 4 + (deeper or 0))
+  end
+  if type(spec) ~= "table" then
+    refuse(string.format(" is a %s, not a task table", type(spec)))
+  end
   for field in pairs(spec) do
     if not FIELDS[field] then
       local known = "name, command, params, env, pre_exec, post_exec, timeout"
-      error(string.format("parallel: task #%d: unknown field '%s' (%s)", i, tostring(field),
-        NOT_HERE[field] or ("a parallel task has " .. known)), 3)
+      refuse(string.format(": unknown field '%s' (%s)", tostring(field), NOT_HERE[field] or ("a parallel task has " .. known)))
     end
   end
+  local command = spec.command
+  if command == nil then
+    command = function()
+      return true
+    end
+  elseif type(command) ~= "string" and type(command) ~= "function" then
+    refuse(string.format(": 'command' must be a shell string or a function, got %s", type(command)))
+  end
+  for _, hook in ipairs({ "pre_exec", "post_exec" }) do
+    if spec[hook] ~= nil and type(spec[hook]) ~= "function" then
+      refuse(string.format(": '%s' must be a function, got %s", hook, type(spec[hook])))
+    end
+  end
+  local timeout = spec.timeout ~= nil and task_fields.duration(function(field, reason)
+    refuse(string.format(": field '%s': %s", field, reason), 2)
+  end, "timeout", spec.timeout) or nil
+  return { name = spec.name, command = command, params = spec.params, env = spec.env, pre_exec = spec.pre_exec,
+    post_exec = spec.post_exec, timeout = timeout }
 end
 
 ---@param tasks table[]
@@ -70,30 +96,13 @@ function M.run(tasks, input)
   input = input or {}
   local context = core.context()
   local workdir = context and context.workdir or core.cwd()
-  local jobs = {}
+  -- Every entry is checked before any starts: a refused one must not leave others running.
+  local specs = {}
   for i, spec in ipairs(tasks) do
-    if type(spec) ~= "table" then
-      error(string.format("parallel: task #%d is a %s, not a task table", i, type(spec)), 2)
-    end
-    check_fields(spec, i)
-    local timeout = spec.timeout ~= nil and task_fields.duration(function(field, reason)
-      error(string.format("parallel: task #%d: field '%s': %s", i, field, reason), 4)
-    end, "timeout", spec.timeout) or nil
-    local command = spec.command
-    if command == nil then
-      -- As in the Go sloth-runner: an entry without a command does nothing, and succeeds.
-      command = function()
-        return true
-      end
-    elseif type(command) ~= "string" and type(command) ~= "function" then
-      error(string.format("parallel: task #%d: 'command' must be a shell string or a function, got %s", i,
-        type(command)), 2)
-    end
-    for _, hook in ipairs({ "pre_exec", "post_exec" }) do
-      if spec[hook] ~= nil and type(spec[hook]) ~= "function" then
-        error(string.format("parallel: task #%d: '%s' must be a function, got %s", i, hook, type(spec[hook])), 2)
-      end
-    end
+    specs[i] = checked(spec, i)
+  end
+  local jobs = {}
+  for i, spec in ipairs(specs) do
     -- The calling task's environment, then the parallel task's own on top.
     local env = {}
     for name, value in pairs(context and context.env or {}) do
@@ -105,7 +114,7 @@ function M.run(tasks, input)
     local task = {
       name = spec.name or ("parallel#" .. i),
       group = context and context.group or "",
-      command = command,
+      command = spec.command,
       params = spec.params or {},
       env = env,
       pre_exec = spec.pre_exec,
@@ -119,7 +128,7 @@ function M.run(tasks, input)
       env = env,
     }
     local job = { task = task, started = core.now() }
-    job.id = core.spawn(timed, job_context, job, task, input, workdir, timeout)
+    job.id = core.spawn(timed, job_context, job, task, input, workdir, spec.timeout)
     jobs[i] = job
   end
   local results, failures = {}, {}

@@ -62,6 +62,13 @@ summary = h.run({ g = { tasks = {
       assert(bounded[1].ok == false and bounded[1].error == "timed out after 200ms", tostring(bounded[1].error))
       assert(bounded[2].ok and bounded[2].outputs.stdout == "quick\n")
       assert(core.now() - started < 3, "the timeout did not stop the task")
+      -- Refused entries are refused before any entry starts.
+      local early = os.tmpname()
+      os.remove(early)
+      local refused_all = pcall(parallel, { { command = "sleep 0.2; touch " .. early }, { command = "true", agent = "box" } })
+      assert(not refused_all)
+      exec.run("sleep 0.5")
+      assert(io.open(early) == nil, "an entry before a refused one ran")
       local bad, bad_why = pcall(parallel, { { command = "true", timeout = "soon" } })
       assert(not bad and tostring(bad_why):find("task #1: field 'timeout': invalid duration 'soon'", 1, true),
         tostring(bad_why))
@@ -69,6 +76,23 @@ summary = h.run({ g = { tasks = {
     end },
 } } })
 assert(summary.ok, summary.by_group.g.fan_out.message)
+
+-- A parallel entry's own timeout never outlasts its task's: Lua that never yields is stopped
+-- at the task's.
+started = core.now()
+summary = h.run({ g = { tasks = {
+  { name = "bounded", timeout = "300ms", command = function()
+      parallel({ { timeout = "20s", command = function()
+          local t = os.clock()
+          while os.clock() - t < 10 do
+          end
+          return true
+        end } })
+      return true
+    end },
+} } })
+assert(summary.by_group.g.bounded.message:find("timed out after 300ms", 1, true), summary.by_group.g.bounded.message)
+assert(core.now() - started < 5, "the entry's timeout replaced its task's")
 
 -- parallel tasks see the calling task's env and their own.
 summary = h.run({ g = { tasks = {
