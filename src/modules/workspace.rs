@@ -313,9 +313,6 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
             // And one whose bytes it moved out of its tree, on an agent.
             let kept_outside =
                 if agent_tree { core::moved_out::keep_outside(&root, &base, &mut changes) } else { Vec::new() };
-            // More than an apply takes is said before any of it is packed (a large sparse file
-            // took minutes to compress before it was refused).
-            within_limit(&after, &changes.changed, Limits::default().max_bytes)?;
             let (storage, entries) = match (output, spill) {
                 (Some(path), _) => {
                     let file = std::fs::File::create(&path).map_err(WorkspaceError::io(&path))?;
@@ -457,46 +454,4 @@ fn archive_reader(archive: &AnyUserData, function: &'static str) -> Answer<Box<d
             .raised_by(call_name(function))
             .with("path", archive.path().map(|path| path.display().to_string()))
     }))
-}
-
-/// Refuses changes whose files hold more than `limit` bytes in all (other names of a file
-/// counted once), naming the file that passes it.
-fn within_limit(after: &Manifest, changed: &[core::RelPath], limit: u64) -> Result<(), WorkspaceError> {
-    let mut total = 0u64;
-    for path in changed {
-        if let Some(core::Entry::File { size, link: None, .. }) = after.entries.get(path) {
-            total = total.saturating_add(*size);
-            if total > limit {
-                return Err(WorkspaceError::TooLarge { what: "size", limit, entry: path.to_string() });
-            }
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changes_past_the_limit_are_refused_naming_the_file_that_passes_it() {
-        let file = |size: u64, link: Option<&str>| core::Entry::File {
-            mode: 0o644,
-            size,
-            hash: blake3::hash(&size.to_le_bytes()),
-            mtime: core::Timestamp::default(),
-            link: link.map(|leader| core::RelPath::parse(leader.as_bytes()).expect("path")),
-        };
-        let path = |name: &str| core::RelPath::parse(name.as_bytes()).expect("path");
-        let mut after = Manifest::default();
-        after.entries.insert(path("a"), file(60, None));
-        after.entries.insert(path("a2"), file(60, Some("a")));
-        after.entries.insert(path("b"), file(40, None));
-        after.entries.insert(path("c"), file(1, None));
-        let changed = vec![path("a"), path("a2"), path("b"), path("c")];
-        // Another name of a file is not counted again.
-        assert!(within_limit(&after, &changed[..3], 100).is_ok());
-        let refused = within_limit(&after, &changed, 100).expect_err("101 bytes");
-        assert!(matches!(&refused, WorkspaceError::TooLarge { entry, limit: 100, .. } if entry == "c"), "{refused}");
-    }
 }
