@@ -1240,3 +1240,32 @@ fn a_directory_changed_here_meanwhile_keeps_its_later_time() {
         "out/'s time is not the one it had here after the local change\n{stderr}"
     );
 }
+
+/// The same, the other way round: a name added here first, the task's change to the directory
+/// after it — the task's time, the later, is the one a run here would have left.
+#[test]
+fn a_directory_the_task_changed_last_gets_the_task_s_time() {
+    use std::os::unix::fs::MetadataExt;
+    let agent = Agent::start(&[]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().display().to_string();
+    let task = format!(
+        "touch '{dir}/started'; i=0; while [ ! -e '{dir}/go' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         sleep 0.05; echo r > out/r"
+    );
+    let test = workspace(&agent, &[("remote", &task)]).write("ws/out/keep.txt", "kept\n");
+    let mut running = test.spawn(&["run", "tasks.lua"]);
+    assert!(crate::support::wait_for_path(&scratch.path().join("started")), "the task runs");
+    std::fs::write(ws(&test).join("out/l"), "l\n").expect("a name added here");
+    let here = std::fs::metadata(ws(&test).join("out")).expect("out/");
+    std::fs::write(scratch.path().join("go"), "").expect("go");
+    let code = wait_exit(&mut running);
+    let stderr = crate::support::stderr_of(&mut running);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(test.read("ws/out/r"), "r\n");
+    let after = std::fs::metadata(ws(&test).join("out")).expect("out/");
+    assert!(
+        (after.mtime(), after.mtime_nsec()) > (here.mtime(), here.mtime_nsec()),
+        "out/ kept the earlier time of the change here, not the task's later one\n{stderr}"
+    );
+}

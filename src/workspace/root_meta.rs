@@ -86,9 +86,8 @@ pub fn check(root: &Path, base: Option<RootMeta>, change: Option<RootMeta>) -> R
     Ok(())
 }
 
-/// After an apply (the root as found before it in `found`): the task's mode, and its time
-/// unless the root's time changed here since the snapshot (what was done here meanwhile is
-/// newer than what the task saw).
+/// After an apply (the root as found before it in `found`): the task's mode, and its time —
+/// the later of it and the root's here if that changed here since the snapshot too.
 pub fn make(
     root: &Path,
     base: Option<RootMeta>,
@@ -106,9 +105,10 @@ pub fn make(
     } else if change.mtime != base.mtime
         && let Some(found) = found
     {
-        // Changed here meanwhile (another task's apply, a touch): that time stays — not the
-        // moment of this apply, which adding a name at the root gave it.
-        found.set_time(root)?;
+        // Changed here meanwhile too (another task's apply, a touch): the later of the two, as
+        // the last change left it — not the moment of this apply, which adding a name at the
+        // root gave it.
+        RootMeta { mtime: found.mtime.max(change.mtime), ..found }.set_time(root)?;
     }
     Ok(())
 }
