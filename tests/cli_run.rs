@@ -472,6 +472,8 @@ fn runs_started_together_draw_their_own_random_numbers_and_keep_their_own_artifa
     let test = Test::new().write(
         "tasks.lua",
         r#"print("draw " .. math.random(0, 1 << 40))
+        -- (A pipeline's own seed makes its draws repeatable; run ids do not come from them.)
+        math.randomseed(os.time())
         TaskDefinitions = { g = { tasks = {
           { name = "make", command = "echo $$ > out.txt", artifacts = { "out.txt" } },
         } } }"#,

@@ -1269,3 +1269,49 @@ fn a_directory_the_task_changed_last_gets_the_task_s_time() {
         "out/ kept the earlier time of the change here, not the task's later one\n{stderr}"
     );
 }
+
+/// A file the snapshot named, gone by the time its content is sent (here: removed while the
+/// task waited for the agent's one slot), does not fail the task: it is sent again from a new
+/// snapshot, and runs on the workspace as it is then.
+#[test]
+fn a_file_gone_before_its_content_went_up_sends_the_task_again_from_a_new_snapshot() {
+    use std::io::BufRead;
+    let agent = Agent::start(&["--max-tasks", "1"]);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let dir = scratch.path().display().to_string();
+    let hold = format!(
+        "touch '{dir}/held'; i=0; while [ ! -e '{dir}/go' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done"
+    );
+    let test = workspace(&agent, &[("hold", &hold)]);
+    // More than the scan keeps in memory, so that it is read again to be sent.
+    let big = vec![7u8; 300 * 1024];
+    std::fs::create_dir(test.path().join("other")).expect("other/");
+    std::fs::write(test.path().join("other/big.bin"), &big).expect("big.bin");
+    std::fs::write(test.path().join("other/kept.txt"), "kept\n").expect("kept.txt");
+    let second = pipeline(&agent, &[("look", "ls > seen.txt")]).replace("workdir = \"ws\"", "workdir = \"other\"");
+    std::fs::write(test.path().join("second.lua"), second).expect("second.lua");
+    let mut holding = test.spawn(&["run", "tasks.lua"]);
+    assert!(crate::support::wait_for_path(&scratch.path().join("held")), "the first task holds the slot");
+    let mut looking = test.spawn_capturing(&["run", "second.lua"]);
+    let mut lines = std::io::BufReader::new(looking.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        let queued = line.contains("queued on agent");
+        seen.push(line);
+        if queued {
+            break;
+        }
+    }
+    std::fs::remove_file(test.path().join("other/big.bin")).expect("removing big.bin");
+    std::fs::write(scratch.path().join("go"), "").expect("go");
+    seen.extend(lines.map_while(Result::ok));
+    let seen = seen.join("\n");
+    assert_eq!(wait_exit(&mut looking), Some(0), "{seen}");
+    assert_eq!(wait_exit(&mut holding), Some(0));
+    assert!(
+        seen.contains("big.bin: removed or replaced while the workspace was being sent; taking the workspace again"),
+        "{seen}"
+    );
+    assert_eq!(test.read("other/seen.txt"), "kept.txt\nseen.txt\n", "the task ran on the workspace as it is now");
+}

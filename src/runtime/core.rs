@@ -4,6 +4,7 @@
 //!   `context` (`{ prefix, workdir, group, task }`, or nil);
 //! - `wait(id) -> ok, ...` and `wait_any({ids}) -> id, ok, ...` wait for jobs;
 //! - `cancel(id)` stops one; `now()` is a monotonic clock in seconds; `sleep(seconds)` yields;
+//! - `random_id()`: twelve hex digits from the system's randomness (a run's id);
 //! - `cwd()`, `is_dir(path)`, `parse_duration(text)`, `format_duration(seconds)`: small facts
 //!   standard Lua cannot get;
 //! - `contexts` is the weak `coroutine -> context` map; `context()` the running task's context;
@@ -271,6 +272,7 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     // `core.close_on_exec(file)`: see `lua_files`.
     core.set("close_on_exec", super::lua_files::close_on_exec(lua)?)?;
     core.set("now", lua.create_function(move |_, ()| Ok(started.elapsed().as_secs_f64()))?)?;
+    core.set("random_id", lua.create_function(|_, ()| Ok(random_id()))?)?;
 
     core.set(
         "sleep",
@@ -361,4 +363,11 @@ fn lossy_text(lua: &Lua, value: Value, depth: usize) -> LuaResult<Value> {
         }
         other => Ok(other),
     }
+}
+
+/// Twelve hex digits from the system's randomness (48 bits): names that two processes started
+/// at the same moment must not share, whatever a pipeline seeded `math.random` with.
+fn random_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    format!("{:012x}", RandomState::new().hash_one(0u8) & 0xffff_ffff_ffff)
 }

@@ -9,9 +9,9 @@ local M = {}
 --- A store for one run; its directory is created when the first artifact is saved.
 ---@param pipeline_dir string
 function M.new_store(pipeline_dir)
-  -- (math.random is seeded from the system's randomness for each VM: runs started in the
-  -- same second get their own directories.)
-  local run_id = os.date("!%Y%m%dT%H%M%SZ") .. string.format("-%012x", math.random(0, 0xffffffffffff))
+  -- From the system's randomness, not `math.random`, which a pipeline may seed with the time:
+  -- runs started in the same second get their own directories.
+  local run_id = os.date("!%Y%m%dT%H%M%SZ") .. "-" .. require("sloth.core").random_id()
   local state = paths.absolute(paths.join(pipeline_dir, ".sloth"))
   return { dir = paths.join(pipeline_dir, ".sloth/artifacts/" .. run_id), state = state, saved = {} }
 end

@@ -155,7 +155,7 @@ local SENDS = 3
 
 --- Takes a snapshot of `workdir` and runs `task` on it at `target`: the snapshot, then what
 --- `pcall(client.execute, ...)` returns; nil and a message when the workspace cannot be read.
-local function send(client, target, task, deps, workdir, opts)
+local function send(client, target, task, deps, workdir, opts, again)
   -- A snapshot: the agent gets the manifest and asks only for the contents it lacks.
   local snapshot_started = core.now()
   local scanned, base = pcall(workspace.snapshot, workdir, { exclude = task.workspace.exclude })
@@ -164,7 +164,9 @@ local function send(client, target, task, deps, workdir, opts)
   end
   log.debug(string.format("workspace %s: %d entries read in %s", workdir, base.entries,
     core.format_duration(core.now() - snapshot_started)))
-  warn_not_carried(base, task)
+  if not again then
+    warn_not_carried(base, task)
+  end
   local request = {
     group = task.group,
     task = task.name,
@@ -202,14 +204,17 @@ function M.run_on(target, task, deps, workdir, opts)
 
   local base, called, result
   for sending = 1, SENDS do
-    base, called, result = send(client, target, task, deps, workdir, opts)
+    base, called, result = send(client, target, task, deps, workdir, opts, sending > 1)
     if not base then
       return false, called
     end
     -- A file the snapshot named gone as it was sent (an atomic save, a temporary directory
     -- removed): the task starts from a new snapshot rather than failing.
-    if called or type(result) ~= "table" or result.cause ~= "changed_while_sent" or sending == SENDS then
+    if called or errors.cause(result) ~= "changed_while_sent" then
       break
+    end
+    if sending == SENDS then
+      return false, about(target, result) .. string.format(" (the workspace was taken %d times)", SENDS)
     end
     log.warn(string.format("%s; taking the workspace again (%d of %d)", errors.clean(result), sending + 1, SENDS))
   end

@@ -104,8 +104,9 @@ pub enum ClientError {
     TimedOut { agent: AgentName, limit: Duration },
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    /// Reading the contents the agent asked for from the workspace at `root`.
-    #[error("{}: {source}", root.display())]
+    /// Reading the contents the agent asked for from the workspace at `root` (named unless
+    /// the error names the file).
+    #[error("{}{source}", pack_context(root, source))]
     Pack { root: PathBuf, source: WorkspaceError },
 }
 
@@ -192,6 +193,15 @@ impl ClientError {
             ClientError::Pack { source, .. } => crate::error_kind::workspace_path(source),
             _ => None,
         }
+    }
+}
+
+/// The workspace a failure to read it names first — but not before an error that names the
+/// whole path of its file already.
+fn pack_context(root: &std::path::Path, source: &WorkspaceError) -> String {
+    match source {
+        WorkspaceError::Vanished { .. } => String::new(),
+        _ => format!("{}: ", root.display()),
     }
 }
 
