@@ -698,8 +698,8 @@ fn files_a_task_moved_out_of_its_workspace_are_kept_on_the_master() {
 }
 
 /// The workspace directory's time that changed here while a remote task ran (here a local task
-/// beside it touched it) stays as it was changed here — not the moment of the apply, which
-/// adding a name at the root gave it.
+/// beside it touched it), later than the task's, stays as it was changed here — not the moment
+/// of the apply, which adding a name at the root gave it, nor the task's earlier one.
 #[test]
 fn the_workspace_directory_s_time_changed_here_meanwhile_stays() {
     use std::os::unix::fs::MetadataExt;
@@ -712,11 +712,11 @@ fn the_workspace_directory_s_time_changed_here_meanwhile_stays() {
     let wait =
         |marker: &Path| format!("for i in $(seq 2000); do [ -e '{}' ] && break; sleep 0.01; done", marker.display());
     let there = format!(
-        "touch '{}'; {}; echo x > x.txt; touch -d '2001-01-01 00:00:00 UTC' .",
+        "touch '{}'; {}; echo x > x.txt; touch -d '1999-01-01 00:00:00 UTC' .",
         started.display(),
         wait(&touched)
     );
-    let here = format!("{}; touch -d '1999-01-01 00:00:00 UTC' . && touch '{}'", wait(&started), touched.display());
+    let here = format!("{}; touch -d '2001-01-01 00:00:00 UTC' . && touch '{}'", wait(&started), touched.display());
     std::fs::write(
         test.path().join("tasks.lua"),
         format!(
@@ -732,7 +732,7 @@ fn the_workspace_directory_s_time_changed_here_meanwhile_stays() {
     assert_eq!(run.code, Some(0), "--- stderr\n{}", run.stderr);
     assert_eq!(test.read("ws/x.txt"), "x\n");
     let mtime = std::fs::metadata(test.path().join("ws")).expect("ws").mtime();
-    assert_eq!(mtime, 915_148_800, "1999-01-01 as touched here (UTC)");
+    assert_eq!(mtime, 978_307_200, "2001-01-01 as touched here (UTC)");
 }
 
 /// An agent run as a user who is not root (65534; the tests run as root), `args` added, in a work
