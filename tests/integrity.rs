@@ -1209,19 +1209,22 @@ fn an_ignore_file_planted_as_a_link_out_is_refused_not_read() {
     assert!(!run.stderr.contains("SECRET-LINE"), "{context}");
 }
 
-/// A directory the task changed that also changed here meanwhile (a name added here while the
-/// task ran) keeps its time here, as the workspace's root does: the task's time is older than
-/// what was done here. The apply gave it the task's, moving it backwards.
-#[test]
-fn a_directory_changed_here_meanwhile_keeps_its_later_time() {
+/// `out/`'s time (seconds, nanoseconds) right after a name was added to it here while a remote
+/// task ran, and after the run, where the task adds `out/r` before (`task_first`) or after
+/// that; both names are there after the run.
+fn directory_times(task_first: bool) -> ((i64, i64), (i64, i64)) {
     use std::os::unix::fs::MetadataExt;
     let agent = Agent::start(&[]);
     let scratch = tempfile::tempdir().expect("tempdir");
     let dir = scratch.path().display().to_string();
-    let task = format!(
-        "echo r > out/r; touch '{dir}/started'; i=0; while [ ! -e '{dir}/go' ] && [ $i -lt 400 ]; do sleep 0.05; \
-         i=$((i+1)); done"
+    let rendezvous = format!(
+        "touch '{dir}/started'; i=0; while [ ! -e '{dir}/go' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done"
     );
+    let task = if task_first {
+        format!("echo r > out/r; {rendezvous}")
+    } else {
+        format!("{rendezvous}; sleep 0.05; echo r > out/r")
+    };
     let test = workspace(&agent, &[("remote", &task)]).write("ws/out/keep.txt", "kept\n");
     let mut running = test.spawn(&["run", "tasks.lua"]);
     assert!(crate::support::wait_for_path(&scratch.path().join("started")), "the task runs");
@@ -1231,43 +1234,26 @@ fn a_directory_changed_here_meanwhile_keeps_its_later_time() {
     let code = wait_exit(&mut running);
     let stderr = crate::support::stderr_of(&mut running);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(test.read("ws/out/r"), "r\n");
-    assert_eq!(test.read("ws/out/l"), "l\n");
+    assert_eq!((test.read("ws/out/r"), test.read("ws/out/l")), ("r\n".to_owned(), "l\n".to_owned()));
     let after = std::fs::metadata(ws(&test).join("out")).expect("out/");
-    assert_eq!(
-        (after.mtime(), after.mtime_nsec()),
-        (here.mtime(), here.mtime_nsec()),
-        "out/'s time is not the one it had here after the local change\n{stderr}"
-    );
+    ((here.mtime(), here.mtime_nsec()), (after.mtime(), after.mtime_nsec()))
+}
+
+/// A directory the task changed that also changed here meanwhile (a name added here while the
+/// task ran), later, keeps its time here, as the workspace's root does: the task's time is
+/// older than what was done here. The apply gave it the task's, moving it backwards.
+#[test]
+fn a_directory_changed_here_meanwhile_keeps_its_later_time() {
+    let (here, after) = directory_times(true);
+    assert_eq!(after, here, "out/'s time is not the one it had here after the local change");
 }
 
 /// The same, the other way round: a name added here first, the task's change to the directory
 /// after it — the task's time, the later, is the one a run here would have left.
 #[test]
 fn a_directory_the_task_changed_last_gets_the_task_s_time() {
-    use std::os::unix::fs::MetadataExt;
-    let agent = Agent::start(&[]);
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let dir = scratch.path().display().to_string();
-    let task = format!(
-        "touch '{dir}/started'; i=0; while [ ! -e '{dir}/go' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
-         sleep 0.05; echo r > out/r"
-    );
-    let test = workspace(&agent, &[("remote", &task)]).write("ws/out/keep.txt", "kept\n");
-    let mut running = test.spawn(&["run", "tasks.lua"]);
-    assert!(crate::support::wait_for_path(&scratch.path().join("started")), "the task runs");
-    std::fs::write(ws(&test).join("out/l"), "l\n").expect("a name added here");
-    let here = std::fs::metadata(ws(&test).join("out")).expect("out/");
-    std::fs::write(scratch.path().join("go"), "").expect("go");
-    let code = wait_exit(&mut running);
-    let stderr = crate::support::stderr_of(&mut running);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(test.read("ws/out/r"), "r\n");
-    let after = std::fs::metadata(ws(&test).join("out")).expect("out/");
-    assert!(
-        (after.mtime(), after.mtime_nsec()) > (here.mtime(), here.mtime_nsec()),
-        "out/ kept the earlier time of the change here, not the task's later one\n{stderr}"
-    );
+    let (here, after) = directory_times(false);
+    assert!(after > here, "out/ kept the earlier time of the change here, not the task's later one");
 }
 
 /// A file the snapshot named, gone by the time its content is sent (here: removed while the
