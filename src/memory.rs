@@ -26,6 +26,17 @@ pub fn touched() {
     ACTIVITY.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Whether a task has ended since the agent started.
+pub fn worked() -> bool {
+    ACTIVITY.load(Ordering::Relaxed) > 0
+}
+
+/// How many idle passes have given memory back: a ready task thread makes its VM again when
+/// this changes (`crate::runtime::task_workers`).
+pub fn idle_pass() -> u64 {
+    COLLECT_EPOCH.load(Ordering::Relaxed)
+}
+
 /// At an agent's start, before its threads: at most two arenas.
 pub fn limit_arenas() {
     glibc::limit_arenas(2);

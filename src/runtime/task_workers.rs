@@ -55,6 +55,50 @@ fn receive(receiver: &Receiver<Work>, limit: Option<Duration>) -> Result<Work, R
     }
 }
 
+/// How often a ready thread looks whether the agent's idle pass asks it to make its VM again.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Waits as a ready thread for work; when the agent's idle pass has come since `prepared` was
+/// made after work ([`crate::memory::idle_pass`]), makes it again in a heap given back first: a
+/// VM made right after a task (or the pipeline's VM a task kept) was dropped, or while other
+/// tasks ran, took its blocks here and there in pages those had used, and a few hundred KiB of
+/// VM kept megabytes of pages resident; made again once the agent is idle, it takes fresh
+/// pages, as at the agent's start. None when the agent is stopping or the VM cannot be made
+/// again (the thread ends: a task then finds another ready thread, or makes its own).
+fn wait_renewing(
+    receiver: &Receiver<Work>,
+    mut prepared: Prepared,
+    mut settled: bool,
+    threads: &std::sync::Weak<ReadyThreads>,
+) -> Option<(Work, Prepared)> {
+    let mut pass = crate::memory::idle_pass();
+    loop {
+        if settled {
+            return receiver.recv().ok().map(|work| (work, prepared));
+        }
+        match receiver.recv_timeout(LOOK_EVERY) {
+            Ok(work) => return Some((work, prepared)),
+            Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) if crate::memory::idle_pass() == pass => {}
+            Err(RecvTimeoutError::Timeout) => {
+                let options = threads.upgrade()?.options.clone();
+                drop(prepared);
+                crate::memory::collect_this_thread();
+                prepared = match Prepared::make(&options) {
+                    Ok(prepared) => prepared,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot prepare a task thread again while idle");
+                        return None;
+                    }
+                };
+                crate::memory::collect_this_thread();
+                pass = crate::memory::idle_pass();
+                settled = true;
+            }
+        }
+    }
+}
+
 /// What a ready thread has made: its runtime (for the task's async work) and its VM, and
 /// which pipeline that VM already holds (None: fresh).
 pub struct Prepared {
@@ -257,6 +301,16 @@ impl ReadyThreads {
     /// as a ready thread; None when the thread should end (enough are ready, the agent is
     /// stopping, nothing could be prepared).
     fn wait_ready(self: Arc<Self>, tokio: Option<tokio::runtime::Runtime>) -> Option<Received> {
+        // A VM made on a new thread before the agent's first task is as dense as it gets.
+        let settled = tokio.is_none() && crate::memory::idle_pass() == 0 && !crate::memory::worked();
+        // Enough are ready or on their way without this one (a thread whose VM was kept for a
+        // pipeline, for one): no VM made only to be dropped.
+        if self.waiting.lock().unwrap_or_else(PoisonError::into_inner).len() + self.coming.load(Ordering::SeqCst)
+            > self.keep
+        {
+            self.coming.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
         let prepared = match tokio {
             Some(tokio) => Prepared::on(tokio, &self.options),
             None => Prepared::make(&self.options),
@@ -284,7 +338,7 @@ impl ReadyThreads {
         // thread holds no strong reference while it waits).
         let threads = Arc::downgrade(&self);
         drop(self);
-        let work = receive(&receiver, None).ok()?;
+        let (work, prepared) = wait_renewing(&receiver, prepared, settled, &threads)?;
         Some((threads, work, prepared))
     }
 
