@@ -12,19 +12,30 @@ use super::rel_path::RelPath;
 /// Name of the ignore file read at the workspace root.
 pub const IGNORE_FILE: &str = ".slothignore";
 
-/// Always excluded: run state beside the pipeline (at the root only: a `.sloth` deeper down is
-/// an ordinary directory and travels), and at any depth the staging directories of changes
-/// being applied and originals an apply could not put back — a workspace nested in another
-/// (one group's workdir inside another's) has its applies inside the outer one, whose tasks
-/// must not take them for the user's files.
-const BUILTIN: &[&str] = &["/.sloth", ".sloth-apply-*", ".sloth-staging-*", ".sloth-kept-*"];
+/// Always excluded: run state beside the pipeline (`.sloth`, at the root only: one deeper down
+/// is an ordinary directory and travels), and at any depth the names that begin staging
+/// directories of changes being applied and originals an apply could not put back — a
+/// workspace nested in another (one group's workdir inside another's) has its applies inside
+/// the outer one, whose tasks must not take them for the user's files. Matched without
+/// compiling globs: most workspaces have no pattern of their own, and a task's first glob set,
+/// compiled with its regex engine, cost an agent 0.8 MiB of code paged in.
+const BUILTIN_NAME: &[u8] = b".sloth";
+const BUILTIN_PREFIXES: [&[u8]; 3] = [b".sloth-apply-", b".sloth-staging-", b".sloth-kept-"];
+
+/// Whether `path` (relative, `/`-separated) is a built-in exclusion (as the globs `/.sloth`
+/// and `.sloth-apply-*` and the like would match it: the walk does not go below one).
+fn builtin_excludes(path: &[u8]) -> bool {
+    let name = path.rsplit(|byte| *byte == b'/').next().unwrap_or(path);
+    path == BUILTIN_NAME || BUILTIN_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+}
 
 /// Which paths a workspace leaves out. It remembers the patterns it was made from, so the
 /// same rules can be sent to an agent rather than read again from a file that may have
 /// changed since.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    globs: GlobSet,
+    /// The patterns compiled; None when there are none.
+    globs: Option<GlobSet>,
     patterns: Vec<String>,
 }
 
@@ -40,12 +51,15 @@ impl Filter {
 
     /// The built-in exclusions and exactly `patterns` (as [`Filter::patterns`] gave them).
     pub fn from_patterns(patterns: Vec<String>) -> Result<Self, WorkspaceError> {
+        if patterns.is_empty() {
+            return Ok(Self { globs: None, patterns });
+        }
         if let Some(globs) = compiled::find(&patterns) {
-            return Ok(Self { globs, patterns });
+            return Ok(Self { globs: Some(globs), patterns });
         }
         let globs = Self::compile(&patterns)?;
         compiled::keep(&patterns, &globs);
-        Ok(Self { globs, patterns })
+        Ok(Self { globs: Some(globs), patterns })
     }
 
     fn compile(patterns: &[String]) -> Result<GlobSet, WorkspaceError> {
@@ -56,7 +70,7 @@ impl Filter {
                 reason: "negation ('!') is not supported: list what to leave out".to_owned(),
             });
         }
-        for pattern in BUILTIN.iter().copied().chain(patterns.iter().map(String::as_str)) {
+        for pattern in patterns {
             for glob in expand(pattern) {
                 let compiled = dialect(&glob).map_err(|e| WorkspaceError::Pattern {
                     pattern: pattern.to_owned(),
@@ -70,7 +84,7 @@ impl Filter {
 
     /// Only the built-in exclusions.
     pub fn builtin() -> Self {
-        Self::from_patterns(Vec::new()).unwrap_or_else(|_| Self { globs: GlobSet::empty(), patterns: Vec::new() })
+        Self { globs: None, patterns: Vec::new() }
     }
 
     /// The patterns beyond the built-in ones: `exclude` and the ignore file's, as read.
@@ -81,7 +95,7 @@ impl Filter {
     /// Whether the relative path `path` (`a/b/c`) is excluded; an excluded directory excludes
     /// everything below it.
     pub fn excludes(&self, path: &RelPath) -> bool {
-        self.globs.is_match(path.as_path())
+        builtin_excludes(path.as_bytes()) || self.globs.as_ref().is_some_and(|globs| globs.is_match(path.as_path()))
     }
 }
 
@@ -186,6 +200,23 @@ mod tests {
         let again = Filter::from_patterns(filter.patterns().to_vec()).expect("same rules");
         assert!(excludes(&again, "a/b/c.log") && excludes(&again, "build") && !excludes(&again, "src/build"));
         assert!(!excludes(&filter, "src/main.rs"));
+    }
+
+    #[test]
+    fn the_builtin_exclusions_hold_without_patterns() {
+        for filter in [Filter::builtin(), Filter::from_patterns(Vec::new()).expect("no patterns")] {
+            let excluded = [".sloth", ".sloth-apply-", ".sloth-apply-1234", ".sloth-staging-x", ".sloth-kept-7"];
+            // (A nested workspace's applies, at any depth.)
+            for excluded in excluded.into_iter().chain(["sub/.sloth-apply-1", "a/b/.sloth-kept-2"]) {
+                assert!(excludes(&filter, excluded), "{excluded}");
+            }
+            for kept in [".sloth2", ".sloth-other", "sub/.sloth", ".sloth/x", "a.sloth", ".slot", "sub/a.sloth-apply-1"]
+            {
+                assert!(!excludes(&filter, kept), "{kept}");
+            }
+        }
+        let filter = Filter::from_patterns(vec!["*.log".to_owned()]).expect("patterns");
+        assert!(excludes(&filter, ".sloth-kept-1") && excludes(&filter, "a/b.log") && !excludes(&filter, "sub/.sloth"));
     }
 
     #[test]
