@@ -33,6 +33,7 @@ agent = {}
 ---@field workspace workspace.Manifest a snapshot (`workspace.snapshot`): the agent asks only for the contents it lacks
 ---@field setuid? boolean carry setuid and setgid bits of files (default false: the agent clears them)
 ---@field same_path? boolean show the workspace to the task at the snapshot's own path (a private mount namespace on the agent)
+---@field sync_back? "always"|"on_success"|"never" which of the task's changes will be applied (default "always"): the agent neither packs nor sends the others
 
 ---@class agent.Client
 local Client = {}

@@ -68,10 +68,11 @@ function workspace.recover(dir) end
 --- `deleted` lists the removed ones. The rules are `rules`, else `exclude` read now, else
 --- the base's. `output` names the archive file; without it the archive stays in memory while
 --- small, else goes to a temporary file in `spill` (a directory, made if missing; default: the
---- run's scratch directory). `archive.path` writes an in-memory archive to a file.
+--- run's scratch directory). `archive.path` writes an in-memory archive to a file. `pack =
+--- false` looks at `dir` without packing anything: an empty archive.
 ---@param dir string
 ---@param base workspace.Manifest
----@param opts? { rules?: workspace.Rules, exclude?: string[], output?: string, spill?: string }
+---@param opts? { rules?: workspace.Rules, exclude?: string[], output?: string, spill?: string, pack?: boolean }
 ---@return workspace.Archive
 function workspace.changes(dir, base, opts) end
 

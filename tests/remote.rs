@@ -752,3 +752,25 @@ fn an_export_json_cannot_hold_stays_on_the_agent_and_the_task_goes_on() {
     assert_eq!(document["exports"], serde_json::json!({ "version": "2" }), "{document}");
     assert_eq!(test.read("made.txt"), "made\n");
 }
+
+#[test]
+fn changes_that_will_not_be_applied_are_not_sent() {
+    let agent = Agent::start(&[]);
+    let pipeline = format!(
+        r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{address}" }} }}, tasks = {{
+          {{ name = "never", agent = "box", workspace = {{ sync_back = "never" }},
+            command = "head -c 2000000 /dev/urandom > big.bin" }},
+          {{ name = "kept", agent = "box", depends_on = "never", command = "echo kept > kept.txt" }},
+        }} }} }}"#,
+        address = agent.address
+    );
+    let test = Test::new().write("tasks.lua", &pipeline);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    // Two megabytes of random bytes made and not wanted back: nothing of them travels.
+    let line = run.stderr.lines().find(|line| line.starts_with("g/never  succeeded")).expect("the task's line");
+    let down = line.split("↓ ").nth(1).expect("what came down");
+    assert!(down.starts_with("0 files") && down.ends_with(" B"), "{line}");
+    assert!(!test.exists("big.bin"));
+    // The agent's tree for the workspace is still right for the next task.
+    assert_eq!(test.read("kept.txt"), "kept\n");
+}

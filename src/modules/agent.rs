@@ -59,6 +59,7 @@ const REQUEST_FIELDS: &[&str] = &[
     "setuid",
     "same_path",
     "timeout",
+    "sync_back",
 ];
 
 /// One channel per address, token and TLS setting for the whole run (VM).
@@ -221,6 +222,16 @@ async fn execute(
         timeout: match request.get::<Value>("timeout")? {
             Value::Nil => None,
             value => Some(lua_args::duration(&value, "client:execute", "timeout")?),
+        },
+        sync_back: match request.get::<Option<String>>("sync_back")?.as_deref() {
+            None => String::new(),
+            Some(which @ ("always" | "on_success" | "never")) => which.to_owned(),
+            Some(other) => {
+                return Err(lua_error(
+                    "execute",
+                    format!("request field 'sync_back' must be \"always\", \"on_success\" or \"never\", got '{other}'"),
+                ));
+            }
         },
     };
     let workspace: AnyUserData = request.get("workspace").map_err(|_| not_a_snapshot())?;

@@ -242,7 +242,7 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
 /// the run's scratch directory).
 async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<Table>)) -> Answer<AnyUserData> {
     if let Some(options) = &options {
-        known(options, "changes", &["rules", "exclude", "output", "spill", "agent_tree"])?;
+        known(options, "changes", &["rules", "exclude", "output", "spill", "agent_tree", "pack"])?;
     }
     let root = resolve_dir(&lua, &dir);
     let (base, base_rules) = {
@@ -267,6 +267,11 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
     let agent_tree = match &options {
         Some(options) => options.get::<Option<bool>>("agent_tree")?.unwrap_or(false),
         None => false,
+    };
+    // Changes nobody will apply (`pack = false`): found, not packed — an empty archive.
+    let pack = match &options {
+        Some(options) => options.get::<Option<bool>>("pack")?.unwrap_or(true),
+        None => true,
     };
     let output = path_option("output")?;
     let spill = match (&output, path_option("spill")?) {
@@ -308,6 +313,9 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 scanned => (scanned?, None),
             };
             let mut changes = core::diff(&base, &after);
+            if !pack {
+                changes = core::Changes::default();
+            }
             // A file whose bytes the task kept under an excluded name stays here.
             let moved_out = core::moved_out::keep_here(&root, &base, &after, &mut changes)?;
             // And one whose bytes it moved out of its tree, on an agent.

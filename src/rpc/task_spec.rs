@@ -38,6 +38,9 @@ pub struct TaskSpec {
     pub master_workspace: PathBuf,
     /// The task's `timeout`: the agent stops the task past it.
     pub timeout: Option<std::time::Duration>,
+    /// Which of its changes the master applies (`workspace.sync_back`): "on_success", "never";
+    /// empty or "always": all.
+    pub sync_back: String,
 }
 
 impl TaskSpec {
@@ -70,6 +73,7 @@ impl TaskSpec {
             root_mtime_secs: 0,
             root_mtime_nanos: 0,
             timeout_ms: self.timeout.map_or(0, |timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1)),
+            sync_back: self.sync_back,
         };
         let follow_ups = super::parts::follow_ups(&mut request, scripts);
         (request, follow_ups)
@@ -94,6 +98,7 @@ impl TaskSpec {
             master_cwd: PathBuf::from(std::ffi::OsString::from_vec(request.master_cwd)),
             master_workspace: PathBuf::from(std::ffi::OsString::from_vec(request.master_workspace)),
             timeout: (request.timeout_ms > 0).then(|| std::time::Duration::from_millis(request.timeout_ms)),
+            sync_back: request.sync_back,
         }
     }
 }

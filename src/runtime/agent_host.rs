@@ -273,6 +273,9 @@ async fn run_in_vm(
         if let Some(timeout) = spec.timeout {
             request.set("timeout", timeout.as_secs_f64())?;
         }
+        if !spec.sync_back.is_empty() {
+            request.set("sync_back", spec.sync_back.as_str())?;
+        }
         if spec.master_workspace.is_absolute() && spec.master_cwd.is_absolute() {
             request.set("master_cwd", bytes(&spec.master_cwd)?)?;
             request.set("master_workspace", bytes(&spec.master_workspace)?)?;

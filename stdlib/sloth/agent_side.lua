@@ -326,7 +326,11 @@ function M.handle(req)
     ok, message, outputs = false, tostring(ok), {}
   end
   -- Kept in memory while small; a large archive goes to a file in the task's directory.
-  local packed, changes = pcall(workspace.changes, root, base, { rules = rules, spill = req.dir, agent_tree = true })
+  -- Changes the master will not apply (its sync_back) are found (the tree is kept by them)
+  -- but neither packed nor sent.
+  local wanted = req.sync_back ~= "never" and (req.sync_back ~= "on_success" or ok == true)
+  local packed, changes = pcall(workspace.changes, root, base,
+    { rules = rules, spill = req.dir, agent_tree = true, pack = wanted })
   if not packed then
     -- The agent's own trouble (its disk full, its tree unreadable), not the task's: the host
     -- answers by the error's kind, with its message (no traceback of this file).

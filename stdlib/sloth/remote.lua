@@ -180,6 +180,8 @@ local function send(client, target, task, deps, workdir, opts, again)
     same_path = task.workspace.same_path,
     -- Enforced by the agent, which answers with what the task did before it was stopped.
     timeout = task.timeout,
+    -- Changes that will not be applied here are neither packed nor sent.
+    sync_back = task.workspace.sync_back,
   }
   return base, pcall(client.execute, client, request,
     { prefix = opts.prefix or target.name .. "/" .. task.name, on_queue = opts.queue and opts.queue.set })
