@@ -68,3 +68,20 @@ end
 TaskDefinitions = { g = { agents = { a = { address = "$2" } }, tasks = tasks } }
 LUA
 }
+
+# alternate ROUNDS HEAD_BIN: ROUNDS rounds of `one_round BIN` (the calling script's) with
+# HEAD_BIN and, when BASE_BIN is set, with it too, the builds taking turns round by round; then
+# `report LABEL LINES` (the caller's) for each build, LINES one line per round.
+alternate() {
+  local rounds=$1 head_bin=$2 head_lines="" base_lines=""
+  for _ in $(seq "$rounds"); do
+    head_lines+="$(one_round "$head_bin")"$'\n'
+    if [ -n "${BASE_BIN:-}" ]; then
+      base_lines+="$(one_round "$(realpath "$BASE_BIN")")"$'\n'
+    fi
+  done
+  report "this build" "${head_lines%$'\n'}"
+  if [ -n "${BASE_BIN:-}" ]; then
+    report "base" "${base_lines%$'\n'}"
+  fi
+}

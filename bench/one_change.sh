@@ -52,14 +52,4 @@ report() {
 }
 
 echo "a chain of $n trivial remote tasks, one small file changed before each:"
-head_lines="" base_lines=""
-for _ in $(seq "$rounds"); do
-  head_lines+="$(one_round "$head_bin")"$'\n'
-  if [ -n "${BASE_BIN:-}" ]; then
-    base_lines+="$(one_round "$(realpath "$BASE_BIN")")"$'\n'
-  fi
-done
-report "this build" "${head_lines%$'\n'}"
-if [ -n "${BASE_BIN:-}" ]; then
-  report "base" "${base_lines%$'\n'}"
-fi
+alternate "$rounds" "$head_bin"

@@ -85,15 +85,5 @@ end
 TaskDefinitions = { g = { agents = { a = { address = values.address } }, tasks = tasks } }
 LUA
   echo "$count files x $size B, a chain of $tasks warm tasks, $tmp_root:"
-  head_lines="" base_lines=""
-  for _ in $(seq "$rounds"); do
-    head_lines+="$(one_round "$head_bin")"$'\n'
-    if [ -n "${BASE_BIN:-}" ]; then
-      base_lines+="$(one_round "$(realpath "$BASE_BIN")")"$'\n'
-    fi
-  done
-  report "this build" "${head_lines%$'\n'}"
-  if [ -n "${BASE_BIN:-}" ]; then
-    report "base" "${base_lines%$'\n'}"
-  fi
+  alternate "$rounds" "$head_bin"
 done

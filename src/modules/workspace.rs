@@ -312,10 +312,7 @@ async fn changes(lua: Lua, (dir, base, options): (LuaPath, AnyUserData, Option<T
                 }
                 scanned => (scanned?, None),
             };
-            let mut changes = core::diff(&base, &after);
-            if !pack {
-                changes = core::Changes::default();
-            }
+            let mut changes = if pack { core::diff(&base, &after) } else { core::Changes::default() };
             // A file whose bytes the task kept under an excluded name stays here.
             let moved_out = core::moved_out::keep_here(&root, &base, &after, &mut changes)?;
             // And one whose bytes it moved out of its tree, on an agent.

@@ -368,6 +368,12 @@ fn lossy_text(lua: &Lua, value: Value, depth: usize) -> LuaResult<Value> {
 /// Twelve hex digits from the system's randomness (48 bits): names that two processes started
 /// at the same moment must not share, whatever a pipeline seeded `math.random` with.
 fn random_id() -> String {
+    format!("{:012x}", random_bits() & 0xffff_ffff_ffff)
+}
+
+/// 64 bits from the system's randomness: each `RandomState` holds keys the standard library
+/// took from it (once per thread, then moved on for each new one).
+pub(super) fn random_bits() -> u64 {
     use std::hash::{BuildHasher, RandomState};
-    format!("{:012x}", RandomState::new().hash_one(0u8) & 0xffff_ffff_ffff)
+    RandomState::new().hash_one(0u8)
 }

@@ -133,10 +133,8 @@ impl Drop for Runtime {
 /// run id for both (their artifacts in one directory), the same `dispatch = "random"` picks.
 /// A pipeline's own `math.randomseed(n)` still makes its draws repeatable.
 fn seed_random(lua: &Lua) -> LuaResult<()> {
-    use std::hash::{BuildHasher, RandomState};
-    // Each `RandomState` holds keys the standard library took from the system's randomness.
-    let seeds = (RandomState::new().hash_one(0u8), RandomState::new().hash_one(1u8));
     let math: mlua::Table = lua.globals().get("math")?;
     // Lua integers are i64: the bits as they are.
-    math.get::<mlua::Function>("randomseed")?.call::<()>((seeds.0 as i64, seeds.1 as i64))
+    let seeds = (core::random_bits() as i64, core::random_bits() as i64);
+    math.get::<mlua::Function>("randomseed")?.call::<()>(seeds)
 }

@@ -423,17 +423,19 @@ impl Apply<'_> {
                 // this apply's steps: closed again.
                 self.root.chmod(path, parent.mode)?;
             }
-            // A directory whose time changed here since the snapshot too (an entry added here
-            // meanwhile) gets the later of the two, as the last change to it left it — not the
-            // moment of this apply, which placing entries gave it. Its time as found is the one
-            // before this apply's first step in it (deletions go first).
+            // Not the moment of this apply, which placing entries gave it: the task's time, or
+            // the later of it and the one here if that changed meanwhile too (an entry added
+            // here). Its time as found is the one before this apply's first step in it
+            // (deletions go first).
             let found = self.parents.get(path).map(|parent| parent.mtime);
             let found = found.or_else(|| self.found_dirs.get(path).map(|&(_, mtime)| mtime));
-            let changed_here = match (self.base_entry(path), found) {
-                (Some(Entry::Dir { mtime: seen, .. }), Some(found)) if found != *seen => Some(found),
-                _ => None,
+            let left = match (self.base_entry(path), found) {
+                (Some(Entry::Dir { mtime: seen, .. }), Some(found)) => {
+                    super::root_meta::time_to_leave(*seen, found, mtime)
+                }
+                _ => mtime,
             };
-            self.root.set_mtime(path, changed_here.map_or(mtime, |found| found.max(mtime)))?;
+            self.root.set_mtime(path, left)?;
         }
         self.leave_parents()?;
         report.unlinked = std::mem::take(&mut self.unlinked);

@@ -86,8 +86,15 @@ pub fn check(root: &Path, base: Option<RootMeta>, change: Option<RootMeta>) -> R
     Ok(())
 }
 
-/// After an apply (the root as found before it in `found`): the task's mode, and its time —
-/// the later of it and the root's here if that changed here since the snapshot too.
+/// The time a directory the task changed is left with: the task's (`task`), or, when its time
+/// here (`found`, before the apply) changed since the snapshot (`seen`) too, the later of the
+/// two — as the last change to it left it.
+pub(crate) fn time_to_leave(seen: Timestamp, found: Timestamp, task: Timestamp) -> Timestamp {
+    if found == seen { task } else { found.max(task) }
+}
+
+/// After an apply (the root as found before it in `found`): the task's mode, and its time
+/// ([`time_to_leave`]) — not the moment of this apply, which adding a name at the root gave it.
 pub fn make(
     root: &Path,
     base: Option<RootMeta>,
@@ -99,16 +106,10 @@ pub fn make(
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(change.mode))
             .map_err(WorkspaceError::io(root))?;
     }
-    let untouched_here = found.is_some_and(|found| found.mtime == base.mtime);
-    if change.mtime != base.mtime && untouched_here {
-        change.set_time(root)?;
-    } else if change.mtime != base.mtime
+    if change.mtime != base.mtime
         && let Some(found) = found
     {
-        // Changed here meanwhile too (another task's apply, a touch): the later of the two, as
-        // the last change left it — not the moment of this apply, which adding a name at the
-        // root gave it.
-        RootMeta { mtime: found.mtime.max(change.mtime), ..found }.set_time(root)?;
+        set_mtime(root, time_to_leave(base.mtime, found.mtime, change.mtime))?;
     }
     Ok(())
 }
