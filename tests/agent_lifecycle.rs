@@ -819,3 +819,25 @@ fn os_exit_in_a_remote_task_ends_the_task_not_the_agent() {
     .expect("write");
     test.run(&["run", "here.lua"]).expect_code(3).stdout_has("here");
 }
+
+/// `--work-dir` and `--cache-dir` given relative to where the agent starts, as a user typing
+/// `sloth-runner agent --work-dir state` would: the task's directory is found all the same.
+#[test]
+fn a_work_dir_and_cache_dir_given_relative_serve_tasks() {
+    let start_dir = tempfile::tempdir().expect("tempdir");
+    let script = format!("cd '{}' && exec \"$0\" \"$@\"", start_dir.path().display());
+    let agent = Agent::start_wrapped(&["sh", "-c", &script], &["--work-dir", "state", "--cache-dir", "blobs"]);
+    let test = Test::new().write("in.txt", "sent\n").write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = "cat in.txt > out.txt" }},
+                {{ name = "again", agent = "box", depends_on = "t", command = "cat in.txt >> out.txt" }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(test.read("out.txt"), "sent\nsent\n");
+    assert!(start_dir.path().join("state").is_dir() && start_dir.path().join("blobs").is_dir());
+}

@@ -23,10 +23,14 @@ pub struct WorkRoot {
 impl WorkRoot {
     /// Makes (and locks) a work directory in `parent`, creating `parent` if needed, and
     /// removes those of agents that died there. Returns the directory and what was removed.
+    /// A relative `parent` is taken from the current directory once, here: the paths made
+    /// inside it are handed to tasks' processes as their working directory, and a relative one
+    /// would be read again from inside itself.
     pub fn create(parent: &Path) -> std::io::Result<(Self, Vec<PathBuf>)> {
-        std::fs::create_dir_all(parent)?;
-        let root = Self { dir: LockedDir::create(parent, UNPUBLISHED_PREFIX, PREFIX)? };
-        let removed = root.remove_dead(parent);
+        let parent = std::path::absolute(parent)?;
+        std::fs::create_dir_all(&parent)?;
+        let root = Self { dir: LockedDir::create(&parent, UNPUBLISHED_PREFIX, PREFIX)? };
+        let removed = root.remove_dead(&parent);
         Ok((root, removed))
     }
 
