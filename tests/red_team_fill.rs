@@ -474,6 +474,63 @@ fn a_cache_sharing_a_small_disk_with_the_trees_leaves_the_task_its_room() {
     drop(agent);
 }
 
+/// A kept tree takes what came as a new one does: straight into the tree, the cache keeping
+/// it only if it has room. A cache on a disk too small for a file the user changes between
+/// runs failed every task on a kept tree ("no space left ... building the workspace at
+/// <cache>") while a new tree took the same task.
+#[test]
+fn a_full_cache_never_fails_a_task_on_a_kept_tree() {
+    let Some(disk) = SmallDisk::mount("256k") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let cache_dir = disk.path().display().to_string();
+    let agent = Agent::start(&["--cache-dir", &cache_dir]);
+    let test = workspace(&agent, 1, "md5sum big.bin > sums.out", "");
+    let ws = test.path().join("ws");
+    for run in 0..4 {
+        std::fs::write(ws.join("big.bin"), bytes_of(40 + run, 1_000_000)).expect("big");
+        let done = test.run(&["run", "tasks.lua"]);
+        assert_eq!(done.code, Some(0), "run {run}: the tree had room; only the cache was full\n{}", done.stderr);
+        assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]), "run {run}");
+    }
+    assert_cache_sound(disk.path(), "a full cache under a kept tree");
+    drop(agent);
+}
+
+/// The cache and the kept tree on one small disk: what the last task left and the old
+/// version of a changed file go before what came is written, and what came is kept in the
+/// cache only if that leaves the room; a task that failed filling the disk leaves the next one
+/// its room too.
+#[test]
+fn a_kept_tree_on_a_small_disk_shared_with_the_cache_leaves_the_task_its_room() {
+    let Some(disk) = SmallDisk::mount("4m") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let work = disk.path().display().to_string();
+    let agent = Agent::start(&["--work-dir", &work]);
+    let test = workspace(&agent, 1, "md5sum big.bin > sums.out", "");
+    let ws = test.path().join("ws");
+    for run in 0..4 {
+        std::fs::write(ws.join("big.bin"), bytes_of(60 + run, 1_200_000)).expect("big");
+        let done = test.run(&["run", "tasks.lua"]);
+        assert_eq!(done.code, Some(0), "run {run}: a new tree would have had room\n{}", done.stderr);
+        assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]), "run {run}");
+    }
+    set_task(&test, &agent, "head -c 10000000 /dev/zero > junk.bin", "");
+    let filled = test.run(&["run", "tasks.lua"]);
+    assert_eq!(filled.code, Some(1), "the task cannot fit\n{}", filled.stderr);
+    assert!(!ws.join("junk.bin").exists(), "a failed task's file came back");
+    set_task(&test, &agent, "md5sum big.bin > sums.out; ls", "");
+    std::fs::write(ws.join("f0.txt"), "changed\n").expect("f0");
+    let after = test.run(&["run", "tasks.lua"]);
+    assert_eq!(after.code, Some(0), "the junk of the task before is undone first\n{}", after.stderr);
+    assert!(!after.stderr.contains("junk.bin"), "the task saw the junk of the one before\n{}", after.stderr);
+    assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]));
+    drop(agent);
+}
+
 // ---------------------------------------------------------------------------------------------
 // An agent stopped, or its master killed, while the cache fills.
 

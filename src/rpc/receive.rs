@@ -46,9 +46,9 @@ pub struct Traffic {
 }
 
 /// Incremental sync: asks for the contents the cache lacks and builds the workspace from the
-/// manifest — in a tree an earlier task of the same workspace left, writing only what differs
-/// (from the cache, where what came is stored first), or a new one (written straight from what
-/// came, the cache filled from it after the task: the [`CacheFill`] returned) — verifying
+/// manifest — in a tree an earlier task of the same workspace left, writing only what differs,
+/// or a new one; from the cache and, for what it lacked, straight from what came (the cache
+/// filled from that after the task: the [`CacheFill`] returned) — verifying
 /// every content as it is used; a cached content that fails verification is asked for again,
 /// once. The task's base is what was built.
 pub(super) async fn receive_incremental(
@@ -159,9 +159,9 @@ pub(super) async fn receive_incremental(
     let mut tree = ready.clone();
     // Built, and completed at once unless a cached content failed verification (then it is
     // asked for again, and the build completed after). A new tree is written as its contents
-    // come; a kept tree's plan stores them first.
-    // What came for a new tree, for the cache to take after the task (None: nothing came, or
-    // the cache has no room for it).
+    // come; a kept tree's plan removes what goes first, then writes them.
+    // What came, for the cache to take after the task (None: nothing came, or the cache has no
+    // room for it).
     let mut for_the_cache = None;
     let (sent, built) = if new_tree && !missing.is_empty() {
         let new = NewTree { cache: cache.clone(), target: Arc::clone(&manifest), root, leased, limits, root_meta };
@@ -177,7 +177,7 @@ pub(super) async fn receive_incremental(
             // Not kept: its archive goes now.
             spool.release().await;
         }
-        (bytes, (built, 0))
+        (bytes, (built, 0, None))
     } else {
         let Received { amended, bytes: sent, spool } = receive_workspace(inbound, dir, BLOBS).await?;
         let amended_any = !amended.is_empty();
@@ -191,14 +191,13 @@ pub(super) async fn receive_incremental(
         let store_cache = cache.clone();
         let target = Arc::clone(&manifest);
         let pins = (pin, pin_amended);
-        let (built, kept) =
+        let (built, kept, came) =
             build_from_spool(plan, (spool, sent), store_cache, target, (root, leased, limits, root_meta), pins).await?;
-        // (Nothing came for a new tree here: nothing goes into the cache after.)
-        (sent, (built, kept))
+        (sent, (built, kept, came))
     };
     warm.traffic.contents_requested.fetch_add(missing.len() as u64, Ordering::Relaxed);
     warm.traffic.bytes_received.fetch_add(sent, Ordering::Relaxed);
-    let (mut built, mut kept) = built;
+    let (mut built, mut kept, mut came) = built;
     if let Built::Unreconciled(reason, pins) = built {
         let (Some(trees), Some(lease)) = (&identity.trees, warm.lease.take()) else {
             return Err(Status::internal("a kept tree failed to reconcile without being leased"));
@@ -216,14 +215,31 @@ pub(super) async fn receive_incremental(
         // Every content of the manifest kept from trimming now (the plan's pins held only what
         // the kept tree lacked): what comes again must still be there when the build takes it.
         let pins = (pins.0, Some(identity.cache.pin(&manifest)));
-        // From the cache, as a new tree; what it lacks is asked for below, as for a cached
-        // content that failed verification.
-        built = blocking(move || {
-            let build = cache.build(&target, &root, &limits)?;
-            completed(build, &cache, pins, (true, &root), root_meta)
+        // From the cache and what came, as a new tree; what it still lacks is asked for below,
+        // as for a cached content that failed verification.
+        let spool = came.take().map(|came| came.spool);
+        let filled;
+        (built, filled) = blocking(move || {
+            let mut build = cache.build(&target, &root, &limits)?;
+            let bytes = match &spool {
+                Some(spool) => Some(fill_from(&cache, &mut build, spool, &limits)?),
+                None => None,
+            };
+            let built = completed(build, &cache, pins, (true, &root), root_meta)?;
+            Ok((built, spool.zip(bytes).map(|(spool, bytes)| Came { spool, bytes })))
         })
         .await?;
+        came = filled;
         kept = 0;
+    }
+    // What came for a kept tree went straight into it too.
+    if let Some(Came { spool, bytes }) = came {
+        if identity.cache.has_room_for(bytes) {
+            for_the_cache = Some(spool);
+        } else {
+            tracing::warn!(bytes, "the agent's disk is short: the contents that came are not kept in the cache");
+            spool.release().await;
+        }
     }
     // What came for a new tree went straight into it: the cache gets it once the task has
     // answered. A task deciding what it lacks while that store runs waits for it if it needs any
@@ -263,7 +279,8 @@ pub(super) async fn receive_incremental(
             }
             let spool = again_received.spool;
             blocking(move || {
-                store(&cache, &spool, &limits)?;
+                // Straight into the tree, as the first contents: what is still wrong fails.
+                fill_from(&cache, &mut build, &spool, &limits)?;
                 build.retry(&cache)?;
                 complete(build, &cache, pins, (leased, &tree), root_meta)
             })
@@ -276,9 +293,13 @@ pub(super) async fn receive_incremental(
 }
 
 /// Builds the task's tree from the cache and the archive `spool` (`sent` bytes,
-/// none when nothing was asked for): a kept tree brought to `target` by its plan (what came
-/// stored into the cache first), or a new one whose every content the cache holds (what a new
-/// tree lacks comes streamed: [`build_while_receiving`]). Also returns the files a plan kept.
+/// none when nothing was asked for): a kept tree brought to `target` by its plan — what goes
+/// removed first, then what is missing or different written from the cache, or from the
+/// archive straight into the tree — or a new one whose every content the cache holds (what a
+/// new tree lacks comes streamed: [`build_while_receiving`]). Also returns the files a plan
+/// kept, and what came (the archive and its contents' bytes) for the cache to take after the
+/// task if it has room: a cache short of room (its own small disk, or the one it shares with
+/// the trees) costs the task nothing, on a kept tree as on a new one.
 async fn build_from_spool(
     plan: Option<crate::workspace::warm::Plan>,
     (spool, sent): (Spool, u64),
@@ -286,20 +307,19 @@ async fn build_from_spool(
     target: Arc<crate::workspace::manifest::Manifest>,
     (root, leased, limits, root_meta): (std::path::PathBuf, bool, Limits, Option<RootMeta>),
     pins: Pins,
-) -> Result<(Built, usize), Status> {
+) -> Result<(Built, usize, Option<Came>), Status> {
     blocking(move || {
-        let (build, kept) = match plan {
+        let came = (sent > 0).then_some(spool);
+        let (mut build, kept) = match plan {
             Some(plan) => {
-                if sent > 0 {
-                    store(&store_cache, &spool, &limits)?;
-                }
                 let kept = plan.kept_files();
                 match plan.execute(&root, &target, &store_cache, &limits) {
                     Ok(build) => (build, kept),
                     // Something the last task left that this agent cannot undo (an immutable
                     // file, an entry it may not remove): the task gets a new tree instead.
                     Err(error) if !crate::workspace::beneath::is_no_space(&error) => {
-                        return Ok((Built::Unreconciled(error.to_string(), pins), 0));
+                        let came = came.map(|spool| Came { spool, bytes: 0 });
+                        return Ok((Built::Unreconciled(error.to_string(), pins), 0, came));
                     }
                     Err(error) => return Err(error),
                 }
@@ -312,9 +332,34 @@ async fn build_from_spool(
                 (store_cache.build(&target, &root, &limits)?, 0)
             }
         };
-        Ok((completed(build, &store_cache, pins, (leased, &root), root_meta)?, kept))
+        let came = match came {
+            Some(spool) => {
+                let bytes = fill_from(&store_cache, &mut build, &spool, &limits)?;
+                Some(Came { spool, bytes })
+            }
+            None => None,
+        };
+        Ok((completed(build, &store_cache, pins, (leased, &root), root_meta)?, kept, came))
     })
     .await
+}
+
+/// The archive of contents that came on a call, and their bytes as the cache would keep them.
+struct Came {
+    spool: Spool,
+    bytes: u64,
+}
+
+/// Writes the files `build` lacks from the archive `spool`, straight into the tree; returns the
+/// contents' bytes.
+fn fill_from(
+    cache: &BlobCache,
+    build: &mut crate::workspace::Build,
+    spool: &Spool,
+    limits: &Limits,
+) -> Result<u64, WorkspaceError> {
+    let reader = spool.reader().map_err(WorkspaceError::io(spool.place()))?;
+    Ok(cache.fill(build, reader, limits)?.bytes)
 }
 
 /// A tree built: complete, or lacking contents a cached copy of which failed verification
