@@ -1301,3 +1301,30 @@ fn a_file_gone_before_its_content_went_up_sends_the_task_again_from_a_new_snapsh
     );
     assert_eq!(test.read("other/seen.txt"), "kept.txt\nseen.txt\n", "the task ran on the workspace as it is now");
 }
+
+/// A file here the task may change on the agent but this runner may not replace (immutable,
+/// or append-only: the flag does not travel): the apply fails naming the file — not the
+/// apply's own trash entry — and the workspace is as it was.
+#[test]
+fn a_file_here_that_cannot_be_replaced_fails_the_apply_naming_it() {
+    let agent = Agent::start(&[]);
+    for (flag, command) in [("+i", "rm -f d/held; echo new > d/new"), ("+a", "echo more >> d/held")] {
+        let test = workspace(&agent, &[("t", command)]);
+        std::fs::create_dir(ws(&test).join("d")).expect("d");
+        std::fs::write(ws(&test).join("d/held"), "held\n").expect("held");
+        let held = ws(&test).join("d/held");
+        let flagged = Command::new("chattr").arg(flag).arg(&held).stderr(Stdio::null()).status();
+        if !flagged.is_ok_and(|status| status.success()) {
+            eprintln!("skipped: this filesystem or user cannot set {flag}");
+            return;
+        }
+        let before = ws_tree(&test);
+        let run = test.run(&["run", "tasks.lua"]);
+        let _ = Command::new("chattr").arg(flag.replace('+', "-")).arg(&held).status();
+        let run = run.expect_code(1);
+        let failed = run.stderr.lines().find(|line| line.contains("FAILED")).unwrap_or_default().to_owned();
+        assert!(failed.contains(&held.display().to_string()), "{flag}: the error names the file: {failed}");
+        assert!(!failed.contains(".sloth-apply"), "{flag}: {failed}");
+        assert_ws(&test, &before, flag);
+    }
+}

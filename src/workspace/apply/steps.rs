@@ -28,7 +28,12 @@ impl Apply<'_> {
     pub(super) fn move_to_trash(&mut self, path: &RelPath, placed: Option<u64>) -> Result<RelPath, WorkspaceError> {
         let trash = self.next_trash();
         self.journal.record(Undo::Restore { trash: trash.clone(), path: path.clone(), placed })?;
-        self.trash.rename_from(&self.root, path, &trash, true)?;
+        // What fails is moving the user's entry (an immutable or append-only file, one in a
+        // directory this runner may not change): the error names it, not the trash.
+        self.trash.rename_from(&self.root, path, &trash, true).map_err(|error| match error {
+            WorkspaceError::Io { source, .. } => WorkspaceError::Io { path: self.root.display(path), source },
+            other => other,
+        })?;
         Ok(trash)
     }
 
