@@ -233,3 +233,104 @@ fn a_coroutine_the_pipeline_made_runs_under_the_deadline_of_the_task_that_resume
     assert_eq!(run.stderr.matches("timed out after 1.00s").count(), 4, "two lines each\n{}", run.stderr);
     assert!(wait_until_gone(test.read("sleeper.pid").trim()), "the command outlived the timeout");
 }
+
+/// A remote function task's `os.execute` output is kept in the task's own directory on the
+/// agent, not in the system's temporary directory: a task cancelled while its command runs
+/// (Ctrl-C of the master) leaves none of it behind.
+#[test]
+fn an_os_execute_cancelled_on_an_agent_leaves_no_file_behind() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start(&["--work-dir", &work.path().display().to_string()]);
+    let test = Test::new();
+    // (Made by the command: the pipeline, which travels too, does not hold it.)
+    let name = test.path().file_name().expect("name").to_string_lossy().to_lowercase();
+    let marker = format!("LEFT-BEHIND-{}", name.to_uppercase());
+    let pidfile = test.path().join("sleeper.pid");
+    std::fs::write(
+        test.path().join("tasks.lua"),
+        format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "t", agent = "box", command = function()
+                    os.execute([[echo 'left-behind-{name}' | tr a-z A-Z; echo 'left-behind-{name}' | tr a-z A-Z >&2; echo $$ > '{}'; exec sleep 30]]) return true end }},
+            }} }} }}"#,
+            agent.address,
+            pidfile.display()
+        ),
+    )
+    .expect("pipeline");
+    let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let mut child = test.spawn(&["run", "tasks.lua"]);
+    let pid = wait_for_line_file(&pidfile);
+    signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    assert_eq!(wait_exit(&mut child), Some(130));
+    assert!(wait_until_gone(&pid), "the command outlived the cancelled task");
+    // Wherever the agent may have put the command's output: the system's temporary
+    // directory (where Lua's `os.tmpname` makes `lua_*` files), its own work directory.
+    let holding = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(kind) if kind.is_dir() && dir.starts_with(work.path()) => dirs.push(path),
+                    Ok(kind)
+                        if kind.is_file()
+                            && (dir.starts_with(work.path())
+                                || (entry.file_name().to_string_lossy().starts_with("lua_")
+                                    && entry
+                                        .metadata()
+                                        .and_then(|meta| meta.modified())
+                                        .is_ok_and(|at| at >= started))) =>
+                    {
+                        if std::fs::read(&path)
+                            .is_ok_and(|bytes| bytes.windows(marker.len()).any(|w| w == marker.as_bytes()))
+                        {
+                            found.push(path);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        found
+    };
+    let left = || [holding(std::path::Path::new("/tmp")), holding(work.path())].concat();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !left().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("T before-left {:?}", std::time::SystemTime::now());
+    let left = left();
+    eprintln!("T after-left {:?} {left:?}", std::time::SystemTime::now());
+    for path in &left {
+        let _ = std::fs::remove_file(path);
+    }
+    assert_eq!(left, Vec::<std::path::PathBuf>::new(), "what the cancelled task's command wrote stayed");
+}
+
+/// What `os.execute` writes is passed on a piece at a time, here and from an agent: a command
+/// writing far more than the Lua memory limit is no trouble for the task, and every byte
+/// arrives.
+#[test]
+fn os_execute_output_larger_than_the_lua_memory_limit_passes_here_and_from_an_agent() {
+    let agent = Agent::start(&["--lua-memory-limit", "24M"]);
+    let command = "yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 60000000 | cat; echo end";
+    for (agents, field) in
+        [("", ""), (&*format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address), "agent = \"box\",")]
+    {
+        let test = Test::new().write(
+            "tasks.lua",
+            &format!(
+                r#"TaskDefinitions = {{ g = {{ {agents} tasks = {{
+                    {{ name = "t", {field} command = function() os.execute([[{command}]]) return true end }},
+                }} }} }}"#
+            ),
+        );
+        let run = test.run(&["--quiet", "run", "--lua-memory-limit", "24M", "tasks.lua"]).expect_code(0);
+        let lines: Vec<&str> = run.stdout.lines().chain(run.stderr.lines()).collect();
+        let full = lines.iter().filter(|line| line.ends_with("0123456789abcdefghijklmnopqrstuvwxyz")).count();
+        assert_eq!(full, 60_000_000 / 37, "{field}: every line arrives whole");
+        assert!(lines.iter().any(|line| line.ends_with("end")), "{field}");
+    }
+}

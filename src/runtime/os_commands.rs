@@ -13,12 +13,26 @@ use crate::modules::task_context;
 use crate::process::{self, Exit, Program, Spec};
 
 pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
-    // `core.scratch_file() -> path`: a new empty file in the run's scratch directory (removed
-    // with it when the run ends, whatever happens to the task that asked for it).
+    // `core.scratch_file([dir]) -> path`: a new empty file in the run's scratch directory
+    // (removed with it when the run ends, whatever happens to the task that asked for it), or
+    // in `dir`, made if it is not there yet (on an agent, the task's own directory: removed
+    // with the task however it ends, and with a dead agent's work directory).
     core.set(
         "scratch_file",
-        lua.create_function(|lua, ()| {
-            let dir = crate::modules::archive_data::scratch_dir(lua)?;
+        lua.create_function(|lua, dir: Option<LuaString>| {
+            let dir = match dir {
+                Some(dir) => {
+                    use std::os::unix::ffi::OsStrExt;
+                    let dir = PathBuf::from(std::ffi::OsStr::from_bytes(&dir.as_bytes()));
+                    match std::fs::create_dir(&dir) {
+                        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
+                            return Err(mlua::Error::runtime(format!("{}: {error}", dir.display())));
+                        }
+                        _ => dir,
+                    }
+                }
+                None => crate::modules::archive_data::scratch_dir(lua)?,
+            };
             let (_, path) = tempfile::Builder::new()
                 .prefix("command-")
                 .tempfile_in(&dir)

@@ -118,32 +118,39 @@ file_methods.write = function(file, ...)
 end
 
 -- And what a command it starts with `os.execute` writes, which would go to the agent's own
--- streams: kept in temporary files, sent as it is when the command returns (each stream
--- whole), and what a command it left in the background writes later, when the task ends.
-local os_execute, io_open, os_remove, os_tmpname = os.execute, io.open, os.remove, os.tmpname
+-- streams: kept in files of the task's own directory (removed with the task however it ends —
+-- cancelled, its agent killed — never left in the system's temporary directory), sent when
+-- the command returns (each stream whole, a piece at a time: never held whole in memory), and
+-- what a command it left in the background writes later, when the task ends.
+local os_execute, io_open, os_remove = os.execute, io.open, os.remove
 local function quoted(path)
   return "'" .. path:gsub("'", "'\\''") .. "'"
 end
--- The task's temporary files: path, stream, bytes sent so far.
+-- The running task's directory, and its temporary files: path, stream, bytes sent so far.
+local task_dir
 local command_outputs = {}
+local PIECE = 1 << 20
 local function send_new(output)
   local file = io_open(output.path, "rb")
   if file then
     file:seek("set", output.sent)
-    local bytes = file:read("a")
-    file:close()
-    if bytes and #bytes > 0 then
-      output.sent = output.sent + #bytes
-      core.print_to_master(bytes, output.stream)
+    while true do
+      local piece = file:read(PIECE)
+      if not piece then
+        break
+      end
+      output.sent = output.sent + #piece
+      core.print_to_master(piece, output.stream)
     end
+    file:close()
   end
 end
 os.execute = function(command)
   if not (forwarding and value_type(command) == "string") then
     return os_execute(command)
   end
-  local out = { path = os_tmpname(), stream = "stdout", sent = 0 }
-  local err = { path = os_tmpname(), stream = "stderr", sent = 0 }
+  local out = { path = core.scratch_file(task_dir), stream = "stdout", sent = 0 }
+  local err = { path = core.scratch_file(task_dir), stream = "stderr", sent = 0 }
   command_outputs[#command_outputs + 1], command_outputs[#command_outputs + 2] = out, err
   -- (The command as `sh -c` runs it here, only its streams redirected: a command ending in a
   -- backslash, or whose shell names its lines in an error, behaves as it does here.)
@@ -316,7 +323,7 @@ function M.handle(req)
   -- it changed is read from the copy itself.
   local workdir = req.workdir or root
   local context = { group = req.group, task = req.task, prefix = req.agent .. "/" .. req.task, workdir = workdir, env = task.env }
-  forwarding = true
+  forwarding, task_dir, command_outputs = true, req.dir, {}
   exports.watch()
   local job_ok, ok, message, outputs, stopped = run_within(req.timeout, context, execute.run_here, task, req.deps, workdir)
   local exported = travelling(exports.watched())

@@ -35,27 +35,35 @@ local function execute(command, input, out, err)
   return execute_blocking(command, input, out, err)
 end
 
---- The bytes of the file at `path`, which is removed.
-local function taken(path)
+--- A command's output is written out this much at a time: never held whole (a gigabyte of
+--- output is a gigabyte of Lua memory, past `--lua-memory-limit`).
+local PIECE = 1 << 20
+
+--- Writes the file at `path` to `out` a piece at a time, and removes it.
+local function copied(path, out)
   local file = lua_open(path, "rb")
-  local bytes = file and file:read("a")
-  if file then
-    file:close()
+  while file do
+    local piece = file:read(PIECE)
+    if not piece then
+      file:close()
+      break
+    end
+    out:write(piece)
   end
   lua_remove(path)
-  return bytes or ""
 end
 
---- Writes out what a command wrote to the streams that were not read: to stdout, as the
---- command would have (whatever `io.output` is now) — stderr when stdout carries JSON only.
+--- Writes out what a command wrote to the streams that were not read (files at `written` and
+--- `errors`, removed): to stdout, as the command would have (whatever `io.output` is now) —
+--- stderr when stdout carries JSON only.
 local function pass_on(written, errors)
-  if written and #written > 0 then
+  if written then
     local out = core.stdout_kept() and io.stderr or io.stdout
-    out:write(written)
+    copied(written, out)
     out:flush()
   end
-  if errors and #errors > 0 then
-    io.stderr:write(errors)
+  if errors then
+    copied(errors, io.stderr)
   end
 end
 
@@ -66,7 +74,7 @@ function M.execute(command)
   end
   local out, err = scratch_file(), scratch_file()
   local results = table.pack(execute(command, nil, out, err))
-  pass_on(taken(out), taken(err))
+  pass_on(out, err)
   return table.unpack(results, 1, results.n)
 end
 
@@ -154,13 +162,13 @@ function M.popen(command, mode)
     return command_file(sink, function()
       local out, err = scratch_file(), scratch_file()
       local results = table.pack(execute(command, table.concat(input), out, err))
-      pass_on(taken(out), taken(err))
+      pass_on(out, err)
       return table.unpack(results, 1, results.n)
     end)
   end
   local path, errors = scratch_file(), scratch_file()
   local ok, how, code = execute(command, nil, path, errors)
-  pass_on(nil, taken(errors))
+  pass_on(nil, errors)
   local file, err = lua_open(path, "rb")
   lua_remove(path)
   if not file then
