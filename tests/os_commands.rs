@@ -266,34 +266,32 @@ fn an_os_execute_cancelled_on_an_agent_leaves_no_file_behind() {
     assert!(wait_until_gone(&pid), "the command outlived the cancelled task");
     // Wherever the agent may have put the command's output: the system's temporary
     // directory (where Lua's `os.tmpname` makes `lua_*` files), its own work directory.
+    let holds_marker = |path: &std::path::Path| {
+        std::fs::read(path).is_ok_and(|bytes| bytes.windows(marker.len()).any(|w| w == marker.as_bytes()))
+    };
+    let recent =
+        |entry: &std::fs::DirEntry| entry.metadata().and_then(|meta| meta.modified()).is_ok_and(|at| at >= started);
     let holding = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
-        let mut found = Vec::new();
+        let mut candidates = Vec::new();
         let mut dirs = vec![dir.to_path_buf()];
         while let Some(dir) = dirs.pop() {
+            let in_work = dir.starts_with(work.path());
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
                 match entry.file_type() {
-                    Ok(kind) if kind.is_dir() && dir.starts_with(work.path()) => dirs.push(path),
+                    Ok(kind) if kind.is_dir() && in_work => dirs.push(entry.path()),
+                    Ok(kind) if kind.is_file() && in_work => candidates.push(entry.path()),
                     Ok(kind)
                         if kind.is_file()
-                            && (dir.starts_with(work.path())
-                                || (entry.file_name().to_string_lossy().starts_with("lua_")
-                                    && entry
-                                        .metadata()
-                                        .and_then(|meta| meta.modified())
-                                        .is_ok_and(|at| at >= started))) =>
+                            && entry.file_name().to_string_lossy().starts_with("lua_")
+                            && recent(&entry) =>
                     {
-                        if std::fs::read(&path)
-                            .is_ok_and(|bytes| bytes.windows(marker.len()).any(|w| w == marker.as_bytes()))
-                        {
-                            found.push(path);
-                        }
+                        candidates.push(entry.path());
                     }
                     _ => {}
                 }
             }
         }
-        found
+        candidates.into_iter().filter(|path| holds_marker(path)).collect()
     };
     let left = || [holding(std::path::Path::new("/tmp")), holding(work.path())].concat();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
