@@ -122,3 +122,38 @@ fn with_return_or_json_events_what_lua_code_writes_keeps_off_stdout_here_and_the
         }
     }
 }
+
+/// A log line, its fields or a task's message past what one message of the protocol holds
+/// (16 MiB) is cut, said so, and the task's outcome is its own: a task that succeeded
+/// failed with the transport's "encoded message length too large".
+#[test]
+fn a_log_line_or_message_too_long_for_one_message_is_cut_and_the_task_succeeds() {
+    let agent = Agent::start(&[]);
+    let test = Test::new().write(
+        "tasks.lua",
+        &format!(
+            r#"TaskDefinitions = {{ g = {{ agents = {{ box = {{ address = "{}" }} }}, tasks = {{
+                {{ name = "logs", agent = "box", command = function()
+                    log.info(string.rep("l", 17000000), {{ big = string.rep("f", 17000000) }}) return true, "logged" end }},
+                {{ name = "says", agent = "box", command = function() return true, string.rep("m", 17000000) end }},
+                {{ name = "fails", agent = "box", command = function() error(string.rep("e", 17000000), 0) end }},
+            }} }} }}"#,
+            agent.address
+        ),
+    );
+    let run = test.run(&["run", "-j", "3", "tasks.lua"]).expect_code(1);
+    assert!(!run.stderr.contains("message length too large"), "{}", &run.stderr[..run.stderr.len().min(2000)]);
+    let summary: Vec<&str> = run.stderr.lines().filter(|line| line.starts_with("g/") && line.len() < 300).collect();
+    assert!(summary.iter().any(|line| line.starts_with("g/logs") && line.contains("succeeded")), "{summary:?}");
+    assert!(run.stderr.contains("l … [12805696 more bytes not sent by the agent]"), "the log line is cut, said so");
+    assert!(run.stderr.contains("f … [12805"), "its fields too");
+    let said = run.stderr.lines().find(|line| line.starts_with("g/says  succeeded")).unwrap_or_default();
+    assert!(said.ends_with("m … [12805696 more bytes not sent by the agent]"), "{}", &said[..said.len().min(200)]);
+    let failed = run.stderr.lines().find(|line| line.starts_with("g/fails  FAILED")).unwrap_or_default();
+    assert!(
+        failed.contains(" more bytes not sent by the agent]"),
+        "{} {}",
+        failed.len(),
+        &failed[failed.len().saturating_sub(300)..]
+    );
+}

@@ -20,6 +20,7 @@ pub mod stats;
 mod status;
 pub mod task_dir;
 pub mod task_spec;
+mod text_limit;
 pub mod tls;
 mod transfer;
 pub mod work_dir;

@@ -510,7 +510,8 @@ async fn send_outcome(outcome: &mut RemoteOutcome, tx: &Outbound, traffic: &Traf
         }
     }
     let exports_json = std::mem::take(&mut outcome.exports_json);
-    let result = TaskResult { ok: outcome.ok, message: outcome.message.take(), outputs_json, exports_json };
+    let message = outcome.message.take().map(super::text_limit::fitted);
+    let result = TaskResult { ok: outcome.ok, message, outputs_json, exports_json };
     let _ = tx.send(Ok(ExecuteResponse { event: Some(Event::Result(result)) })).await;
     // Where the bytes come from, named in a read error (memory cannot fail).
     let (chunks, place): (chunks::Chunks, &std::path::Path) = match &outcome.changes {
@@ -553,6 +554,7 @@ fn queue_message(waiting: bool) -> ExecuteResponse {
 fn event_message(event: TaskEvent) -> ExecuteResponse {
     let event = match event {
         TaskEvent::Log { level, message, fields } => {
+            let (message, fields) = (super::text_limit::fitted(message), super::text_limit::fitted(fields));
             Event::Log(LogEvent { level: level.as_str().to_ascii_lowercase(), message, fields })
         }
         TaskEvent::Print { text, more, stderr } => {
