@@ -82,7 +82,8 @@ pub struct AgentArgs {
     #[arg(long)]
     user_namespace: bool,
     /// Most bytes of file contents the agent keeps between tasks (incremental sync), e.g.
-    /// "512M" or "4G"; the oldest go first.
+    /// "512M" or "4G"; the oldest go first. The kept trees (--warm-trees) are held to as much
+    /// again: at rest the agent's disk holds at most twice this.
     #[arg(long, default_value = "2G", value_parser = parse_size)]
     cache_max: u64,
     /// Keep the content cache here, across restarts (default: inside the work directory,
