@@ -260,3 +260,43 @@ fn a_service_started_with_setsid_outlives_its_task_s_timeout() {
     Command::new("kill").args(["-KILL", &service]).status().expect("kill");
     assert!(alive, "the service {service} was killed with its task");
 }
+
+/// A task whose own Lua io call blocks — `io.open` of a named pipe nobody writes to — runs no
+/// instruction hook: the first Ctrl-C interrupts the call and ends the run (a second one was
+/// needed), here; on an agent, the cancelled task's thread is interrupted too, and gives its
+/// `--max-tasks` slot back (it held it for ever: every later task waited for it, queued).
+#[test]
+fn a_first_signal_stops_a_task_blocked_in_lua_io_here_and_on_an_agent() {
+    let agent = crate::support::agent::Agent::start(&["--max-tasks", "1"]);
+    for (agents, field) in
+        [("", ""), (&*format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address), "agent = \"box\",")]
+    {
+        let test = Test::new();
+        let (fifo, started) = (test.path().join("pipe"), test.path().join("started"));
+        let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(made.success());
+        std::fs::write(
+            test.path().join("tasks.lua"),
+            format!(
+                r#"TaskDefinitions = {{ g = {{ {agents} tasks = {{
+                    {{ name = "blocked", {field} command = function()
+                        local marker = io.open([[{}]], "w") marker:write("1\n") marker:close()
+                        local pipe = io.open([[{}]], "r")
+                        return true
+                    end }},
+                    {{ name = "quick", {field} command = "echo quick" }},
+                }} }} }}"#,
+                started.display(),
+                fifo.display()
+            ),
+        )
+        .expect("pipeline");
+        let mut child = test.spawn(&["run", "-t", "blocked", "tasks.lua"]);
+        wait_for_line_file(&started);
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+        assert_eq!(wait_exit(&mut child), Some(130), "{field}: one signal ends the run");
+        // The agent's only slot is free again: the next task runs at once, never queued.
+        let quick = test.run(&["run", "-t", "quick", "tasks.lua"]).expect_code(0);
+        assert!(!quick.stderr.contains("queued"), "{field}: {}", quick.stderr);
+    }
+}

@@ -114,6 +114,8 @@ pub fn execute(file: Option<&std::path::Path>) -> ExitCode {
             }
         };
         runtime.lua().set_app_data(Abort(Arc::clone(&signals.abort)));
+        // This thread runs the VM: a first signal interrupts what it is blocked in.
+        let _in_vm = signals.vm.enter();
         if piped {
             return evaluate_stdin(&runtime, &signals).await;
         }

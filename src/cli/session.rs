@@ -25,6 +25,8 @@ pub fn run_entry(entry: &str, options: &serde_json::Value, runtime_options: &Run
             return ExitCode::FAILURE;
         }
     };
+    // This thread runs the VM: a first signal interrupts what it is blocked in.
+    let _in_vm = signals.vm.enter();
     let local = tokio::task::LocalSet::new();
     let code = local.block_on(&tokio, async {
         let runtime = match Runtime::new(runtime_options) {

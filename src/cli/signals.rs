@@ -50,6 +50,9 @@ fn shown(roots: &[std::path::PathBuf]) -> String {
 pub struct Signals {
     /// Raised at the first signal; the Lua VM's hook stops whatever code runs.
     pub abort: Arc<AtomicBool>,
+    /// The thread that runs the VM (it enters it): interrupted at the first signal if blocked
+    /// in a native call, where the hook does not run.
+    pub vm: crate::runtime::interrupt::VmThread,
     code: Arc<AtomicU8>,
     notify: Arc<Notify>,
 }
@@ -57,7 +60,12 @@ pub struct Signals {
 impl Signals {
     /// Starts watching (the handlers are in place when this returns).
     pub fn watch() -> std::io::Result<Self> {
-        let signals = Self { abort: Arc::default(), code: Arc::default(), notify: Arc::default() };
+        let signals = Self {
+            abort: Arc::default(),
+            vm: crate::runtime::interrupt::VmThread::new(),
+            code: Arc::default(),
+            notify: Arc::default(),
+        };
         let watcher = signals.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
@@ -128,6 +136,7 @@ impl Signals {
             return true;
         }
         self.abort.store(true, Ordering::SeqCst);
+        self.vm.interrupt_while(Arc::clone(&self.abort));
         self.notify.notify_one();
         false
     }
@@ -135,7 +144,7 @@ impl Signals {
     /// Forgets the signal received (a REPL goes on after an interrupted line).
     pub fn reset(&self) {
         self.code.store(0, Ordering::SeqCst);
-        self.abort.store(false, Ordering::SeqCst);
+        self.vm.lower(&self.abort);
     }
 
     /// The exit code of the signal received, if one was.

@@ -74,6 +74,9 @@ impl TaskHandler for LuaTaskHandler {
         // Lua code that never yields never sees `cancel_rx`; it sees this flag (preempt).
         let abort = Arc::new(AtomicBool::new(false));
         let vm_abort = Arc::clone(&abort);
+        // A call blocked in native code sees neither: it is interrupted (see `interrupt`).
+        let vm_thread = super::interrupt::VmThread::new();
+        let task_thread = vm_thread.clone();
         let name = task.spec.task.clone();
         // `same_path` changes the thread's mount namespace before anything is made on it: such
         // a task gets a thread of its own.
@@ -83,8 +86,10 @@ impl TaskHandler for LuaTaskHandler {
         let work: Work = Box::new(move |prepared| {
             let _guard = guard;
             name_this_thread(&format!("task {name}"));
-            let (outcome, prepared) =
-                run_on_this_thread(agent_name, (options, prepared, vm_abort), (task, key), events, cancel_rx);
+            let (outcome, prepared) = {
+                let _in_vm = task_thread.enter();
+                run_on_this_thread(agent_name, (options, prepared, vm_abort), (task, key), events, cancel_rx)
+            };
             let ran_to_its_end = !matches!(outcome, Err(TaskFailure::Cancelled));
             // The runtime serves the thread's next task, unless this one was cancelled midway
             // or changed the thread's view of the filesystem; the VM serves the run's next task
@@ -127,7 +132,7 @@ impl TaskHandler for LuaTaskHandler {
             // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
             // and kills its processes, and raises the abort flag for Lua code that never yields.
             let _cancel_on_drop = cancel_tx;
-            let _abort_on_drop = AbortOnDrop(abort);
+            let _abort_on_drop = AbortOnDrop(abort, vm_thread);
             done_rx
                 .await
                 .unwrap_or_else(|_| Err(TaskFailure::Failed("the task thread ended without a result".to_owned())))
@@ -167,12 +172,14 @@ fn pipeline_key(task: &RemoteTask) -> Option<PipelineKey> {
 /// Whether the VM ran nothing of the pipeline since it read it (the handler says, per task).
 struct VmReusable(bool);
 
-/// Raises the abort flag when dropped.
-struct AbortOnDrop(Arc<AtomicBool>);
+/// Raises the abort flag when dropped, and interrupts the task's thread if it is still blocked
+/// in a native call (it would hold its slot for ever).
+struct AbortOnDrop(Arc<AtomicBool>, super::interrupt::VmThread);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.store(true, Ordering::SeqCst);
+        self.1.interrupt_while(Arc::clone(&self.0));
     }
 }
 

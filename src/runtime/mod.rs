@@ -9,6 +9,7 @@ pub mod agent_host;
 pub mod core;
 pub mod error;
 pub mod exit;
+pub mod interrupt;
 pub mod jobs;
 mod lua_files;
 mod os_commands;
