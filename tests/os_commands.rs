@@ -2,6 +2,8 @@
 //! they start belong to the task — stopped by its timeout, by Ctrl-C, with the agent's task —
 //! while the other tasks go on.
 
+use std::process::Command;
+
 use crate::support::agent::Agent;
 use crate::support::{Run, Test, signal, wait_exit, wait_for_line_file, wait_until_gone};
 
@@ -330,5 +332,39 @@ fn os_execute_output_larger_than_the_lua_memory_limit_passes_here_and_from_an_ag
         let full = lines.iter().filter(|line| line.ends_with("0123456789abcdefghijklmnopqrstuvwxyz")).count();
         assert_eq!(full, 60_000_000 / 37, "{field}: every line arrives whole");
         assert!(lines.iter().any(|line| line.ends_with("end")), "{field}");
+    }
+}
+
+/// A task whose deadline passed while a native call held it (here `io.open` of a named pipe,
+/// opened for writing 2 s later) starts no command after that call: the hook, which looks
+/// every thousand instructions, had not looked yet, and `os.execute` / `exec.run` ran anyway.
+#[test]
+fn a_task_past_its_deadline_starts_no_more_commands() {
+    for call in ["os.execute", "exec.run"] {
+        let test = Test::new();
+        let fifo = test.path().join("pipe");
+        assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+        std::fs::write(
+            test.path().join("tasks.lua"),
+            format!(
+                r#"TaskDefinitions = {{ g = {{ tasks = {{
+                    {{ name = "late", timeout = "1s", command = function()
+                        local pipe = io.open([[{}]], "r")
+                        for _ = 1, 3 do {call}("echo ran >> ran.txt") end
+                        return true
+                    end }},
+                }} }} }}"#,
+                fifo.display()
+            ),
+        )
+        .expect("pipeline");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            let _ = std::fs::write(&fifo, "x\n");
+        });
+        let run = test.run(&["run", "tasks.lua"]).expect_code(1);
+        writer.join().expect("writer");
+        assert!(run.stderr.contains("timed out after 1.00s"), "{call}: {}", run.stderr);
+        assert!(!test.exists("ran.txt"), "{call}: a command ran after the deadline");
     }
 }

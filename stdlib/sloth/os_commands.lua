@@ -28,6 +28,12 @@ M.user_coroutines = setmetatable({}, { __mode = "k" })
 --- blocking one, stopped at the running coroutine's deadline (a coroutine the pipeline made
 --- has the deadline of the task that resumed it: see the prelude).
 local function execute(command, input, out, err)
+  -- A task past its deadline (or cancelled) starts nothing more (the hook looks only every
+  -- thousand instructions).
+  local why = core.stopped()
+  if why then
+    error(why, 0)
+  end
   local co, main = coroutine.running()
   if not main and coroutine.isyieldable() and not M.user_coroutines[co] then
     return core.execute(command, input, out, err)
