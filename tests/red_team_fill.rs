@@ -474,6 +474,19 @@ fn a_cache_sharing_a_small_disk_with_the_trees_leaves_the_task_its_room() {
     drop(agent);
 }
 
+/// Four runs of `test` (its task sums `big.bin`), a new `big.bin` of `size` bytes (seeded from
+/// `seed`) before each: every run succeeds (`why` says why it must) with the sum of the file
+/// here.
+fn big_file_changed_before_each_run(test: &Test, (seed, size): (u64, usize), why: &str) {
+    let ws = test.path().join("ws");
+    for run in 0..4 {
+        std::fs::write(ws.join("big.bin"), bytes_of(seed + run, size)).expect("big");
+        let done = test.run(&["run", "tasks.lua"]);
+        assert_eq!(done.code, Some(0), "run {run}: {why}\n{}", done.stderr);
+        assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]), "run {run}");
+    }
+}
+
 /// A kept tree takes what came as a new one does: straight into the tree, the cache keeping
 /// it only if it has room. A cache on a disk too small for a file the user changes between
 /// runs failed every task on a kept tree ("no space left ... building the workspace at
@@ -487,13 +500,7 @@ fn a_full_cache_never_fails_a_task_on_a_kept_tree() {
     let cache_dir = disk.path().display().to_string();
     let agent = Agent::start(&["--cache-dir", &cache_dir]);
     let test = workspace(&agent, 1, "md5sum big.bin > sums.out", "");
-    let ws = test.path().join("ws");
-    for run in 0..4 {
-        std::fs::write(ws.join("big.bin"), bytes_of(40 + run, 1_000_000)).expect("big");
-        let done = test.run(&["run", "tasks.lua"]);
-        assert_eq!(done.code, Some(0), "run {run}: the tree had room; only the cache was full\n{}", done.stderr);
-        assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]), "run {run}");
-    }
+    big_file_changed_before_each_run(&test, (40, 1_000_000), "the tree had room; only the cache was full");
     assert_cache_sound(disk.path(), "a full cache under a kept tree");
     drop(agent);
 }
@@ -512,12 +519,7 @@ fn a_kept_tree_on_a_small_disk_shared_with_the_cache_leaves_the_task_its_room() 
     let agent = Agent::start(&["--work-dir", &work]);
     let test = workspace(&agent, 1, "md5sum big.bin > sums.out", "");
     let ws = test.path().join("ws");
-    for run in 0..4 {
-        std::fs::write(ws.join("big.bin"), bytes_of(60 + run, 1_200_000)).expect("big");
-        let done = test.run(&["run", "tasks.lua"]);
-        assert_eq!(done.code, Some(0), "run {run}: a new tree would have had room\n{}", done.stderr);
-        assert_eq!(test.read("ws/sums.out"), sums_here(&ws, &["big.bin"]), "run {run}");
-    }
+    big_file_changed_before_each_run(&test, (60, 1_200_000), "a new tree would have had room");
     set_task(&test, &agent, "head -c 10000000 /dev/zero > junk.bin", "");
     let filled = test.run(&["run", "tasks.lua"]);
     assert_eq!(filled.code, Some(1), "the task cannot fit\n{}", filled.stderr);
