@@ -272,7 +272,7 @@ fn a_first_signal_stops_a_task_blocked_in_lua_io_here_and_on_an_agent() {
         [("", ""), (&*format!("agents = {{ box = {{ address = \"{}\" }} }},", agent.address), "agent = \"box\",")]
     {
         let test = Test::new();
-        let (fifo, started) = (test.path().join("pipe"), test.path().join("started"));
+        let (fifo, started, after) = (test.path().join("pipe"), test.path().join("started"), test.path().join("after"));
         let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
         assert!(made.success());
         std::fs::write(
@@ -282,12 +282,14 @@ fn a_first_signal_stops_a_task_blocked_in_lua_io_here_and_on_an_agent() {
                     {{ name = "blocked", {field} command = function()
                         local marker = io.open([[{}]], "w") marker:write("1\n") marker:close()
                         local pipe = io.open([[{}]], "r")
+                        local after = io.open([[{}]], "w") after:write("ran on\n") after:close()
                         return true
                     end }},
                     {{ name = "quick", {field} command = "echo quick" }},
                 }} }} }}"#,
                 started.display(),
-                fifo.display()
+                fifo.display(),
+                after.display()
             ),
         )
         .expect("pipeline");
@@ -295,6 +297,7 @@ fn a_first_signal_stops_a_task_blocked_in_lua_io_here_and_on_an_agent() {
         wait_for_line_file(&started);
         Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
         assert_eq!(wait_exit(&mut child), Some(130), "{field}: one signal ends the run");
+        assert!(!after.exists(), "{field}: the task went on after its interrupted call");
         // The agent's only slot is free again: the next task runs at once, never queued.
         let quick = test.run(&["run", "-t", "quick", "tasks.lua"]).expect_code(0);
         assert!(!quick.stderr.contains("queued"), "{field}: {}", quick.stderr);

@@ -300,9 +300,7 @@ fn an_os_execute_cancelled_on_an_agent_leaves_no_file_behind() {
     while !left().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    eprintln!("T before-left {:?}", std::time::SystemTime::now());
     let left = left();
-    eprintln!("T after-left {:?} {left:?}", std::time::SystemTime::now());
     for path in &left {
         let _ = std::fs::remove_file(path);
     }

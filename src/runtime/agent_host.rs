@@ -88,6 +88,10 @@ impl TaskHandler for LuaTaskHandler {
             name_this_thread(&format!("task {name}"));
             let (outcome, prepared) = {
                 let _in_vm = task_thread.enter();
+                // Cancelled before this thread entered: no interrupter was started for it.
+                if vm_abort.load(Ordering::SeqCst) {
+                    task_thread.interrupt_while(Arc::clone(&vm_abort));
+                }
                 run_on_this_thread(agent_name, (options, prepared, vm_abort), (task, key), events, cancel_rx)
             };
             let ran_to_its_end = !matches!(outcome, Err(TaskFailure::Cancelled));

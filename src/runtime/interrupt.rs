@@ -3,7 +3,8 @@
 //! remote task (the agent's slot held for ever) nor a first Ctrl-C (a second one was needed)
 //! could stop it. Once the VM is to stop, the thread is sent a signal whose handler does
 //! nothing and does not restart the call: the call fails with EINTR, back in Lua, and the
-//! engine's check after such calls (see the prelude) or the hook stops the code there.
+//! prelude's check after a failed read or open (or the hook, or the check before a command
+//! starts) stops the code there.
 //!
 //! The signal goes to that thread only, and only while it runs the VM's code: a thread that
 //! has left it (marked by [`VmThread::done`], under the same lock the signal is sent under)
@@ -19,9 +20,14 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 /// Unused by anything else here; its default action is to do nothing.
 const SIGNAL: Signal = Signal::SIGURG;
 
-/// How often a thread still blocked is sent the signal again (a call may be made again at once:
-/// a loop of reads).
+/// How often a thread still blocked is sent the signal again (the signal may come just before
+/// the call is made).
 const AGAIN_EVERY: Duration = Duration::from_millis(20);
+
+/// How long a thread is sent it at most: one that does not leave the VM's code by then is in
+/// something no signal ends (a pattern that backtracks without end, a call that retries), or
+/// idle at a REPL's prompt, and is left alone.
+const AT_MOST: Duration = Duration::from_secs(10);
 
 extern "C" fn nothing(_: nix::libc::c_int) {}
 
@@ -103,7 +109,8 @@ impl VmThread {
         }
         let thread = self.clone();
         let spawned = std::thread::Builder::new().name("interrupt".to_owned()).spawn(move || {
-            while thread.interrupt_if(&stop) {
+            let until = std::time::Instant::now() + AT_MOST;
+            while thread.interrupt_if(&stop) && std::time::Instant::now() < until {
                 std::thread::sleep(AGAIN_EVERY);
             }
         });

@@ -149,6 +149,11 @@ os.execute = function(command)
   if not (forwarding and value_type(command) == "string") then
     return os_execute(command)
   end
+  -- (A task that must stop starts nothing, and makes no file for it: its directory may be gone.)
+  local why = core.stopped()
+  if why then
+    error(why, 0)
+  end
   local out = { path = core.scratch_file(task_dir), stream = "stdout", sent = 0 }
   local err = { path = core.scratch_file(task_dir), stream = "stderr", sent = 0 }
   command_outputs[#command_outputs + 1], command_outputs[#command_outputs + 2] = out, err

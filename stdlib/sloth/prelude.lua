@@ -113,11 +113,35 @@ local function wrap_path_argument(lib, name)
   end
 end
 
+-- A read or an open that failed may have been interrupted because the task must stop (see
+-- src/runtime/interrupt.rs: a call blocked in native code runs no hook): the task stops right
+-- there, not on whatever it does next with the nil it got (writing an empty file over one of
+-- the user's, say).
+local io_stopped = core.stopped
+local function unless_stopped(first, ...)
+  if first == nil then
+    local why = io_stopped()
+    if why then
+      error(why, 0)
+    end
+  end
+  return first, ...
+end
+local original_read = io.read
+io.read = function(...)
+  return unless_stopped(original_read(...))
+end
+local file_methods = getmetatable(io.stdin).__index
+local original_file_read = file_methods.read
+file_methods.read = function(file, ...)
+  return unless_stopped(original_file_read(file, ...))
+end
+
 -- A file Lua opens is not inherited by the commands tasks start (see src/runtime/lua_files.rs):
 -- a script one task writes while another starts a command would be "busy" when run.
 local original_open = io.open
 io.open = function(path, ...)
-  local file, message, code = original_open(resolve(path), ...)
+  local file, message, code = unless_stopped(original_open(resolve(path), ...))
   if file then
     core.close_on_exec(file)
   end

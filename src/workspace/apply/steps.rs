@@ -28,10 +28,15 @@ impl Apply<'_> {
     pub(super) fn move_to_trash(&mut self, path: &RelPath, placed: Option<u64>) -> Result<RelPath, WorkspaceError> {
         let trash = self.next_trash();
         self.journal.record(Undo::Restore { trash: trash.clone(), path: path.clone(), placed })?;
-        // What fails is moving the user's entry (an immutable or append-only file, one in a
+        // Refused to move the user's entry (an immutable or append-only file, one in a
         // directory this runner may not change): the error names it, not the trash.
         self.trash.rename_from(&self.root, path, &trash, true).map_err(|error| match error {
-            WorkspaceError::Io { source, .. } => WorkspaceError::Io { path: self.root.display(path), source },
+            WorkspaceError::Io { source, .. }
+                if matches!(source.kind(), std::io::ErrorKind::PermissionDenied)
+                    || source.raw_os_error() == Some(1) =>
+            {
+                WorkspaceError::Io { path: self.root.display(path), source }
+            }
             other => other,
         })?;
         Ok(trash)
