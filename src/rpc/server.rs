@@ -55,6 +55,27 @@ pub struct RemoteTask {
     /// Lua code that does not stop when told (a native call that does not return) keeps its
     /// slot after its call has ended, so that such tasks never run more than the slots allow.
     pub slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+    /// Counts the task in flight (`Info`, the metrics) for as long as it runs: held with the
+    /// task itself, so a task whose call has ended while its code is still being stopped is
+    /// still counted, as its slot is still taken.
+    pub in_flight: InFlight,
+}
+
+/// One task counted in the agent's tasks in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicU32>);
+
+impl InFlight {
+    fn count(in_flight: &Arc<AtomicU32>) -> Self {
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// How the handler says a task ended.
@@ -298,8 +319,8 @@ impl Agent for AgentService {
                         dir: dir.path().to_path_buf(),
                         principal: principal.clone(),
                         slot: Arc::clone(&permit),
+                        in_flight: InFlight::count(&in_flight),
                     };
-                    in_flight.fetch_add(1, Ordering::Relaxed);
                     let started = std::time::Instant::now();
                     // Once the task has ended, its tree is on its way back: the next task of the
                     // workspace (the master hears the result first) waits for it.
@@ -321,7 +342,6 @@ impl Agent for AgentService {
                             (Outcome::Cancelled, None)
                         }
                     };
-                    in_flight.fetch_sub(1, Ordering::Relaxed);
                     stats.record(outcome, started.elapsed());
                     crate::memory::touched();
                 }
