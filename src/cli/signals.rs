@@ -48,10 +48,10 @@ fn shown(roots: &[std::path::PathBuf]) -> String {
 /// The signals of one run.
 #[derive(Debug, Clone)]
 pub struct Signals {
-    /// Raised at the first signal; the Lua VM's hook stops whatever code runs.
+    /// Raised at the first signal (by `vm`); the Lua VM's hook stops whatever code runs.
     pub abort: Arc<AtomicBool>,
-    /// The thread that runs the VM (it enters it): interrupted at the first signal if blocked
-    /// in a native call, where the hook does not run.
+    /// The thread that runs the VM (it enters it), and `abort`: interrupted at the first signal
+    /// if blocked in a native call, where the hook does not run.
     pub vm: crate::runtime::interrupt::VmThread,
     code: Arc<AtomicU8>,
     notify: Arc<Notify>,
@@ -60,12 +60,9 @@ pub struct Signals {
 impl Signals {
     /// Starts watching (the handlers are in place when this returns).
     pub fn watch() -> std::io::Result<Self> {
-        let signals = Self {
-            abort: Arc::default(),
-            vm: crate::runtime::interrupt::VmThread::new(),
-            code: Arc::default(),
-            notify: Arc::default(),
-        };
+        let abort = Arc::<AtomicBool>::default();
+        let vm = crate::runtime::interrupt::VmThread::new(Arc::clone(&abort));
+        let signals = Self { abort, vm, code: Arc::default(), notify: Arc::default() };
         let watcher = signals.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
@@ -135,8 +132,7 @@ impl Signals {
         if self.code.swap(code, Ordering::SeqCst) != 0 {
             return true;
         }
-        self.abort.store(true, Ordering::SeqCst);
-        self.vm.interrupt_while(Arc::clone(&self.abort));
+        self.vm.stop();
         self.notify.notify_one();
         false
     }
@@ -144,7 +140,7 @@ impl Signals {
     /// Forgets the signal received (a REPL goes on after an interrupted line).
     pub fn reset(&self) {
         self.code.store(0, Ordering::SeqCst);
-        self.vm.lower(&self.abort);
+        self.vm.lower();
     }
 
     /// The exit code of the signal received, if one was.

@@ -26,17 +26,13 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     table.set(
         "run",
         lua.create_async_function(|lua, (command, options): (Value, Option<ExecOptions>)| {
-            // A task past its deadline (or cancelled) starts nothing more: the hook looks only
-            // every thousand instructions, and a call that returned late (a blocked read) is
-            // fewer than that from the next command.
-            let stopped = crate::runtime::preempt::stopped_while_hooked(&lua);
+            // A task past its deadline (or cancelled) starts nothing more.
+            let refused = crate::runtime::preempt::refused_if_stopped(&lua);
             // Read the calling task's context now, while its coroutine is the running one.
             let context = task_context::current(&lua);
             let sink = lua.app_data_ref::<EventSink>().map(|sink| sink.clone());
             async move {
-                if let Some(why) = stopped {
-                    return Err(mlua::Error::runtime(why));
-                }
+                refused?;
                 let program = read_program(command)?;
                 run(lua, program, options.unwrap_or_default(), context, sink).await
             }
@@ -45,13 +41,11 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     table.set(
         "command",
         lua.create_async_function(|lua, (command, args): (Value, Variadic<Value>)| {
-            let stopped = crate::runtime::preempt::stopped_while_hooked(&lua);
+            let refused = crate::runtime::preempt::refused_if_stopped(&lua);
             let context = task_context::current(&lua);
             let sink = lua.app_data_ref::<EventSink>().map(|sink| sink.clone());
             async move {
-                if let Some(why) = stopped {
-                    return Err(mlua::Error::runtime(why));
-                }
+                refused?;
                 let program = read_command(&command, &args)?;
                 run(lua, program, ExecOptions::default(), context, sink).await
             }

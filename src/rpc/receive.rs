@@ -159,25 +159,17 @@ pub(super) async fn receive_incremental(
     let mut tree = ready.clone();
     // Built, and completed at once unless a cached content failed verification (then it is
     // asked for again, and the build completed after). A new tree is written as its contents
-    // come; a kept tree's plan removes what goes first, then writes them.
-    // What came, for the cache to take after the task (None: nothing came, or the cache has no
-    // room for it).
-    let mut for_the_cache = None;
+    // come; a kept tree's plan removes what goes first, then writes them. Either way what came
+    // goes straight into the tree, and into the cache after the task (below).
     let (sent, built) = if new_tree && !missing.is_empty() {
         let new = NewTree { cache: cache.clone(), target: Arc::clone(&manifest), root, leased, limits, root_meta };
-        let (Received { amended, bytes, spool }, built, room) =
+        let (Received { amended, bytes, spool }, built, filled) =
             build_while_receiving(inbound, dir, BLOBS, new, (pin, None)).await?;
         if !amended.is_empty() {
             super::manifest::amend_from_wire(Arc::make_mut(&mut manifest), amended)
                 .map_err(Status::invalid_argument)?;
         }
-        if room {
-            for_the_cache = Some(spool);
-        } else {
-            // Not kept: its archive goes now.
-            spool.release().await;
-        }
-        (bytes, (built, 0, None))
+        (bytes, (built, 0, Some(Came { spool, bytes: filled })))
     } else {
         let Received { amended, bytes: sent, spool } = receive_workspace(inbound, dir, BLOBS).await?;
         let amended_any = !amended.is_empty();
@@ -218,29 +210,24 @@ pub(super) async fn receive_incremental(
         // From the cache and what came, as a new tree; what it still lacks is asked for below,
         // as for a cached content that failed verification.
         let spool = came.take().map(|came| came.spool);
-        let filled;
-        (built, filled) = blocking(move || {
+        (built, came) = blocking(move || {
             let mut build = cache.build(&target, &root, &limits)?;
-            let bytes = match &spool {
-                Some(spool) => Some(fill_from(&cache, &mut build, spool, &limits)?),
-                None => None,
-            };
-            let built = completed(build, &cache, pins, (true, &root), root_meta)?;
-            Ok((built, spool.zip(bytes).map(|(spool, bytes)| Came { spool, bytes })))
+            let came = fill_from(&cache, &mut build, spool, &limits)?;
+            Ok((completed(build, &cache, pins, (true, &root), root_meta)?, came))
         })
         .await?;
-        came = filled;
         kept = 0;
     }
-    // What came for a kept tree went straight into it too.
-    if let Some(Came { spool, bytes }) = came {
-        if identity.cache.has_room_for(bytes) {
-            for_the_cache = Some(spool);
-        } else {
+    // On a disk the trees share with the cache, the room is the task's: what came is not kept
+    // unless as much stays free (its archive goes now).
+    let for_the_cache = match came {
+        Some(Came { spool, bytes }) if !identity.cache.has_room_for(bytes) => {
             tracing::warn!(bytes, "the agent's disk is short: the contents that came are not kept in the cache");
             spool.release().await;
+            None
         }
-    }
+        came => came.map(|came| came.spool),
+    };
     // What came for a new tree went straight into it: the cache gets it once the task has
     // answered. A task deciding what it lacks while that store runs waits for it if it needs any
     // of it; one that comes while this task still runs does not (it asks for what it lacks: a
@@ -280,7 +267,7 @@ pub(super) async fn receive_incremental(
             let spool = again_received.spool;
             blocking(move || {
                 // Straight into the tree, as the first contents: what is still wrong fails.
-                fill_from(&cache, &mut build, &spool, &limits)?;
+                fill_from(&cache, &mut build, Some(spool), &limits)?;
                 build.retry(&cache)?;
                 complete(build, &cache, pins, (leased, &tree), root_meta)
             })
@@ -318,6 +305,7 @@ async fn build_from_spool(
                     // Something the last task left that this agent cannot undo (an immutable
                     // file, an entry it may not remove): the task gets a new tree instead.
                     Err(error) if !crate::workspace::beneath::is_no_space(&error) => {
+                        // (Its bytes are counted when the new tree takes it.)
                         let came = came.map(|spool| Came { spool, bytes: 0 });
                         return Ok((Built::Unreconciled(error.to_string(), pins), 0, came));
                     }
@@ -332,13 +320,7 @@ async fn build_from_spool(
                 (store_cache.build(&target, &root, &limits)?, 0)
             }
         };
-        let came = match came {
-            Some(spool) => {
-                let bytes = fill_from(&store_cache, &mut build, &spool, &limits)?;
-                Some(Came { spool, bytes })
-            }
-            None => None,
-        };
+        let came = fill_from(&store_cache, &mut build, came, &limits)?;
         Ok((completed(build, &store_cache, pins, (leased, &root), root_meta)?, kept, came))
     })
     .await
@@ -350,16 +332,18 @@ struct Came {
     bytes: u64,
 }
 
-/// Writes the files `build` lacks from the archive `spool`, straight into the tree; returns the
-/// contents' bytes.
+/// Writes the files `build` lacks from the archive `spool` of what came (if anything did),
+/// straight into the tree.
 fn fill_from(
     cache: &BlobCache,
     build: &mut crate::workspace::Build,
-    spool: &Spool,
+    spool: Option<Spool>,
     limits: &Limits,
-) -> Result<u64, WorkspaceError> {
+) -> Result<Option<Came>, WorkspaceError> {
+    let Some(spool) = spool else { return Ok(None) };
     let reader = spool.reader().map_err(WorkspaceError::io(spool.place()))?;
-    Ok(cache.fill(build, reader, limits)?.bytes)
+    let bytes = cache.fill(build, reader, limits)?.bytes;
+    Ok(Some(Came { spool, bytes }))
 }
 
 /// A tree built: complete, or lacking contents a cached copy of which failed verification

@@ -47,15 +47,15 @@ pub(super) struct NewTree {
 }
 
 /// Builds a new tree from the cache and from the archive of contents `name` as it comes on
-/// `inbound`. Returns what came, the tree (or what it still lacks), and whether the cache has
-/// room to keep what came.
+/// `inbound`. Returns what came, the tree (or what it still lacks), and the bytes of the contents
+/// that came (the cache keeps them if it has room for as much).
 pub(super) async fn build_while_receiving(
     inbound: &mut Streaming<ExecuteRequest>,
     dir: &TaskDir,
     name: &str,
     tree: NewTree,
     pins: Pins,
-) -> Result<(Received, Built, bool), Status> {
+) -> Result<(Received, Built, u64), Status> {
     let (to_fill, from_call) = tokio::sync::mpsc::channel(QUEUED_CHUNKS);
     let building = tokio::task::spawn_blocking(move || build(tree, from_call, pins));
     let received = receive_forwarding(inbound, dir, name, Some(&to_fill)).await;
@@ -67,8 +67,8 @@ pub(super) async fn build_while_receiving(
         // because of it.
         Err(NotReceived::Failed(status)) => Err(status),
         Ok(received) => {
-            let (built, room) = built.map_err(super::status::of_workspace)?;
-            Ok((received, built, room))
+            let (built, bytes) = built.map_err(super::status::of_workspace)?;
+            Ok((received, built, bytes))
         }
         // The fill stopped taking what came: its failure is the task's.
         Err(NotReceived::FillStopped) => match built {
@@ -80,7 +80,7 @@ pub(super) async fn build_while_receiving(
 
 /// The blocking half: the tree from the cache, then what it lacks from the archive as it
 /// comes, the archive read to its end.
-fn build(tree: NewTree, from_call: Receiver<Incoming>, pins: Pins) -> Result<(Built, bool), WorkspaceError> {
+fn build(tree: NewTree, from_call: Receiver<Incoming>, pins: Pins) -> Result<(Built, u64), WorkspaceError> {
     let NewTree { cache, target, root, leased, limits, root_meta } = tree;
     // A new tree from the pool is there already, empty.
     if !leased {
@@ -99,16 +99,7 @@ fn build(tree: NewTree, from_call: Receiver<Incoming>, pins: Pins) -> Result<(Bu
             reason: "announced as amended after the contents came".to_owned(),
         });
     }
-    // On a disk the tree shares with the cache, the room is the task's: what came is not kept
-    // unless as much stays free.
-    let room = cache.has_room_for(filled.bytes);
-    if !room {
-        tracing::warn!(
-            bytes = filled.bytes,
-            "the agent's disk is short: the contents that came are not kept in the cache"
-        );
-    }
-    Ok((completed(build, &cache, pins, (leased, &root), root_meta)?, room))
+    Ok((completed(build, &cache, pins, (leased, &root), root_meta)?, filled.bytes))
 }
 
 /// The archive as the fill reads it: the chunks as they came on the call, each announcement

@@ -72,10 +72,9 @@ impl TaskHandler for LuaTaskHandler {
         self.live_threads.fetch_add(1, Ordering::SeqCst);
         let guard = LiveGuard(Arc::clone(&self.live_threads));
         // Lua code that never yields never sees `cancel_rx`; it sees this flag (preempt).
-        let abort = Arc::new(AtomicBool::new(false));
-        let vm_abort = Arc::clone(&abort);
+        let vm_abort = Arc::new(AtomicBool::new(false));
         // A call blocked in native code sees neither: it is interrupted (see `interrupt`).
-        let vm_thread = super::interrupt::VmThread::new();
+        let vm_thread = super::interrupt::VmThread::new(Arc::clone(&vm_abort));
         let task_thread = vm_thread.clone();
         let name = task.spec.task.clone();
         // `same_path` changes the thread's mount namespace before anything is made on it: such
@@ -88,10 +87,6 @@ impl TaskHandler for LuaTaskHandler {
             name_this_thread(&format!("task {name}"));
             let (outcome, prepared) = {
                 let _in_vm = task_thread.enter();
-                // Cancelled before this thread entered: no interrupter was started for it.
-                if vm_abort.load(Ordering::SeqCst) {
-                    task_thread.interrupt_while(Arc::clone(&vm_abort));
-                }
                 run_on_this_thread(agent_name, (options, prepared, vm_abort), (task, key), events, cancel_rx)
             };
             let ran_to_its_end = !matches!(outcome, Err(TaskFailure::Cancelled));
@@ -136,7 +131,7 @@ impl TaskHandler for LuaTaskHandler {
             // Dropping this future (the master went away) drops `cancel_tx`, which stops the VM
             // and kills its processes, and raises the abort flag for Lua code that never yields.
             let _cancel_on_drop = cancel_tx;
-            let _abort_on_drop = AbortOnDrop(abort, vm_thread);
+            let _abort_on_drop = AbortOnDrop(vm_thread);
             done_rx
                 .await
                 .unwrap_or_else(|_| Err(TaskFailure::Failed("the task thread ended without a result".to_owned())))
@@ -178,12 +173,11 @@ struct VmReusable(bool);
 
 /// Raises the abort flag when dropped, and interrupts the task's thread if it is still blocked
 /// in a native call (it would hold its slot for ever).
-struct AbortOnDrop(Arc<AtomicBool>, super::interrupt::VmThread);
+struct AbortOnDrop(super::interrupt::VmThread);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-        self.1.interrupt_while(Arc::clone(&self.0));
+        self.0.stop();
     }
 }
 

@@ -63,6 +63,9 @@ pub fn module(lua: &Lua, jobs: &Rc<Jobs>) -> LuaResult<Table> {
     // passed, the run was cancelled), nil otherwise — and nil in the engine's own code (the
     // hook off): what makes a `pcall` in a pipeline pass a stop on instead of swallowing it.
     core.set("stopped", lua.create_function(|lua, ()| Ok(super::preempt::stopped_while_hooked(lua)))?)?;
+    // `core.raise_if_stopped()`: raises that stop, if any (a call that would start something,
+    // or whose failure may be a stop's interruption, checks it: see preempt::refused_if_stopped).
+    core.set("raise_if_stopped", lua.create_function(|lua, ()| super::preempt::refused_if_stopped(lua))?)?;
     // `core.is_engine_source(source)`: whether a function with that chunk name is the engine's
     // (see `stdlib::is_engine_source`), not the pipeline's.
     core.set(

@@ -7,7 +7,8 @@
 //! starts) stops the code there.
 //!
 //! The signal goes to that thread only, and only while it runs the VM's code: a thread that
-//! has left it (marked by [`VmThread::done`], under the same lock the signal is sent under)
+//! has left it (marked when its guard from [`VmThread::enter`] drops, under the same lock the
+//! signal is sent under)
 //! is never sent one, so its next work (an agent's next task) is never interrupted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,45 +48,71 @@ fn install() {
     });
 }
 
-/// The thread a VM runs on, for as long as it runs the VM's code.
+/// The thread a VM runs on, for as long as it runs the VM's code, and the flag that says the VM
+/// is to stop (the one its hook checks).
 #[derive(Debug, Clone)]
-pub struct VmThread(Arc<Mutex<Option<Pthread>>>);
-
-impl Default for VmThread {
-    fn default() -> Self {
-        Self::new()
-    }
+pub struct VmThread {
+    thread: Arc<Mutex<Option<Pthread>>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl VmThread {
-    /// No thread yet: one [`VmThread::enter`]s.
-    pub fn new() -> Self {
+    /// No thread yet (one [`VmThread::enter`]s); `stop` raised by [`VmThread::stop`].
+    pub fn new(stop: Arc<AtomicBool>) -> Self {
         install();
-        Self(Arc::new(Mutex::new(None)))
+        Self { thread: Arc::new(Mutex::new(None)), stop }
     }
 
-    /// The calling thread runs the VM's code until the returned guard is dropped.
+    /// The calling thread runs the VM's code until the returned guard is dropped; if the VM is
+    /// to stop already, it is interrupted from now on.
     pub fn enter(&self) -> LeavesVm {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(pthread_self());
+        let stopped = {
+            let mut thread = self.lock();
+            *thread = Some(pthread_self());
+            self.stop.load(Ordering::SeqCst)
+        };
+        if stopped {
+            self.keep_interrupting();
+        }
         LeavesVm(self.clone())
     }
 
-    /// Whether a thread runs the VM's code now.
-    pub fn in_vm(&self) -> bool {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).is_some()
+    /// Raises the stop flag, and interrupts the thread's blocked calls until it has left the
+    /// VM's code or the flag is lowered (from a thread of its own, started only if a thread
+    /// runs the VM's code: one that enters later is interrupted from [`VmThread::enter`]).
+    pub fn stop(&self) {
+        let in_vm = {
+            let thread = self.lock();
+            self.stop.store(true, Ordering::SeqCst);
+            thread.is_some()
+        };
+        if in_vm {
+            self.keep_interrupting();
+        }
+    }
+
+    /// Lowers the stop flag where no signal can be on its way in the meantime (a REPL goes on
+    /// after an interrupted line).
+    pub fn lower(&self) {
+        let _thread = self.lock();
+        self.stop.store(false, Ordering::SeqCst);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pthread>> {
+        self.thread.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The thread has left the VM's code: it is not interrupted after this returns.
-    pub fn done(&self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    fn done(&self) {
+        *self.lock() = None;
     }
 
-    /// Interrupts the thread's blocked call if `stop` is raised and the thread still runs the
-    /// VM's code; whether it was.
-    fn interrupt_if(&self, stop: &AtomicBool) -> bool {
-        let thread = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Interrupts the thread's blocked call if the VM is to stop and the thread still runs its
+    /// code; whether it was.
+    fn interrupt_once(&self) -> bool {
+        let thread = self.lock();
         match *thread {
-            Some(thread) if stop.load(Ordering::SeqCst) => {
+            Some(thread) if self.stop.load(Ordering::SeqCst) => {
                 let _ = pthread_kill(thread, SIGNAL);
                 true
             }
@@ -93,24 +120,11 @@ impl VmThread {
         }
     }
 
-    /// Lowers `stop` where no signal can be on its way in the meantime (a REPL goes on after an
-    /// interrupted line).
-    pub fn lower(&self, stop: &AtomicBool) {
-        let _thread = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        stop.store(false, Ordering::SeqCst);
-    }
-
-    /// From another thread, once `stop` is raised: interrupts the thread's blocked calls until
-    /// it has left the VM's code or `stop` is lowered (a thread of its own, started only if a
-    /// thread runs the VM's code).
-    pub fn interrupt_while(&self, stop: Arc<AtomicBool>) {
-        if !self.in_vm() {
-            return;
-        }
+    fn keep_interrupting(&self) {
         let thread = self.clone();
         let spawned = std::thread::Builder::new().name("interrupt".to_owned()).spawn(move || {
             let until = std::time::Instant::now() + AT_MOST;
-            while thread.interrupt_if(&stop) && std::time::Instant::now() < until {
+            while thread.interrupt_once() && std::time::Instant::now() < until {
                 std::thread::sleep(AGAIN_EVERY);
             }
         });
@@ -137,25 +151,26 @@ mod tests {
     #[test]
     fn a_thread_blocked_reading_a_pipe_is_interrupted_once_stopped_and_never_after_it_left() {
         let (reader, _writer) = std::os::unix::net::UnixStream::pair().expect("pair");
-        let stop = Arc::new(AtomicBool::new(false));
+        let vm = VmThread::new(Arc::new(AtomicBool::new(false)));
         let (tx, rx) = std::sync::mpsc::channel();
-        let blocked = std::thread::spawn(move || {
-            let thread = VmThread::new();
-            let leaves = thread.enter();
-            tx.send(thread).expect("send");
-            // A raw read: std's own retry of EINTR is what is asked for elsewhere.
-            let mut byte = [0u8; 1];
-            let read = nix::unistd::read(&reader, &mut byte);
-            drop(leaves);
-            drop(reader);
-            read
-        });
-        let thread = rx.recv().expect("thread");
-        assert!(!thread.interrupt_if(&stop), "not stopped: no signal");
-        stop.store(true, Ordering::SeqCst);
-        thread.interrupt_while(Arc::clone(&stop));
+        let blocked = {
+            let vm = vm.clone();
+            std::thread::spawn(move || {
+                let leaves = vm.enter();
+                tx.send(()).expect("send");
+                // A raw read: std's own retry of EINTR is what is asked for elsewhere.
+                let mut byte = [0u8; 1];
+                let read = nix::unistd::read(&reader, &mut byte);
+                drop(leaves);
+                drop(reader);
+                read
+            })
+        };
+        rx.recv().expect("entered");
+        assert!(!vm.interrupt_once(), "not stopped: no signal");
+        vm.stop();
         let read = blocked.join().expect("join");
         assert_eq!(read, Err(nix::errno::Errno::EINTR));
-        assert!(!thread.interrupt_if(&stop), "the thread left the VM's code: no signal");
+        assert!(!vm.interrupt_once(), "the thread left the VM's code: no signal");
     }
 }

@@ -24,12 +24,9 @@ pub fn register(lua: &Lua, core: &Table) -> LuaResult<()> {
                 Some(dir) => {
                     use std::os::unix::ffi::OsStrExt;
                     let dir = PathBuf::from(std::ffi::OsStr::from_bytes(&dir.as_bytes()));
-                    match std::fs::create_dir(&dir) {
-                        Err(error) if error.kind() != std::io::ErrorKind::AlreadyExists => {
-                            return Err(mlua::Error::runtime(format!("{}: {error}", dir.display())));
-                        }
-                        _ => dir,
-                    }
+                    crate::rpc::task_dir::TaskDir::make_at(&dir)
+                        .map_err(|error| mlua::Error::runtime(format!("{}: {error}", dir.display())))?;
+                    dir
                 }
                 None => crate::modules::archive_data::scratch_dir(lua)?,
             };

@@ -134,6 +134,17 @@ pub fn stopped_while_hooked(lua: &Lua) -> Option<String> {
     if hooked { stopped(lua) } else { None }
 }
 
+/// An error saying why, if the pipeline's running code must stop now (see
+/// [`stopped_while_hooked`]): what a call that would start something checks first — the hook
+/// looks only every thousand instructions, and a call that returned late (a blocked read) may
+/// be fewer than that from the next one.
+pub fn refused_if_stopped(lua: &Lua) -> LuaResult<()> {
+    match stopped_while_hooked(lua) {
+        Some(why) => Err(mlua::Error::runtime(why)),
+        None => Ok(()),
+    }
+}
+
 /// Why the running coroutine must stop now, if it must: the VM's abort flag, a task on an
 /// agent that called `os.exit`, then its deadline (also asked by what waits without yielding: a blocking command).
 pub fn stopped(lua: &Lua) -> Option<String> {

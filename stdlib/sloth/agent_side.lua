@@ -122,38 +122,25 @@ end
 -- cancelled, its agent killed — never left in the system's temporary directory), sent when
 -- the command returns (each stream whole, a piece at a time: never held whole in memory), and
 -- what a command it left in the background writes later, when the task ends.
-local os_execute, io_open, os_remove = os.execute, io.open, os.remove
+local os_execute, os_remove = os.execute, os.remove
+local each_piece = require("sloth.os_commands").each_piece
 local function quoted(path)
   return "'" .. path:gsub("'", "'\\''") .. "'"
 end
 -- The running task's directory, and its temporary files: path, stream, bytes sent so far.
 local task_dir
 local command_outputs = {}
-local PIECE = 1 << 20
 local function send_new(output)
-  local file = io_open(output.path, "rb")
-  if file then
-    file:seek("set", output.sent)
-    while true do
-      local piece = file:read(PIECE)
-      if not piece then
-        break
-      end
-      output.sent = output.sent + #piece
-      core.print_to_master(piece, output.stream)
-    end
-    file:close()
-  end
+  output.sent = output.sent + each_piece(output.path, output.sent, function(piece)
+    core.print_to_master(piece, output.stream)
+  end)
 end
 os.execute = function(command)
   if not (forwarding and value_type(command) == "string") then
     return os_execute(command)
   end
   -- (A task that must stop starts nothing, and makes no file for it: its directory may be gone.)
-  local why = core.stopped()
-  if why then
-    error(why, 0)
-  end
+  core.raise_if_stopped()
   local out = { path = core.scratch_file(task_dir), stream = "stdout", sent = 0 }
   local err = { path = core.scratch_file(task_dir), stream = "stderr", sent = 0 }
   command_outputs[#command_outputs + 1], command_outputs[#command_outputs + 2] = out, err

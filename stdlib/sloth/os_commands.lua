@@ -28,12 +28,8 @@ M.user_coroutines = setmetatable({}, { __mode = "k" })
 --- blocking one, stopped at the running coroutine's deadline (a coroutine the pipeline made
 --- has the deadline of the task that resumed it: see the prelude).
 local function execute(command, input, out, err)
-  -- A task past its deadline (or cancelled) starts nothing more (the hook looks only every
-  -- thousand instructions).
-  local why = core.stopped()
-  if why then
-    error(why, 0)
-  end
+  -- A task past its deadline (or cancelled) starts nothing more.
+  core.raise_if_stopped()
   local co, main = coroutine.running()
   if not main and coroutine.isyieldable() and not M.user_coroutines[co] then
     return core.execute(command, input, out, err)
@@ -45,17 +41,32 @@ end
 --- output is a gigabyte of Lua memory, past `--lua-memory-limit`).
 local PIECE = 1 << 20
 
---- Writes the file at `path` to `out` a piece at a time, and removes it.
-local function copied(path, out)
+--- Calls `each` with what the file at `path` holds from byte `from` on, a piece at a time;
+--- returns how many bytes that was (none: no such file).
+function M.each_piece(path, from, each)
   local file = lua_open(path, "rb")
-  while file do
+  if not file then
+    return 0
+  end
+  file:seek("set", from)
+  local read = 0
+  while true do
     local piece = file:read(PIECE)
     if not piece then
-      file:close()
       break
     end
-    out:write(piece)
+    read = read + #piece
+    each(piece)
   end
+  file:close()
+  return read
+end
+
+--- Writes the file at `path` to `out` a piece at a time, and removes it.
+local function copied(path, out)
+  M.each_piece(path, 0, function(piece)
+    out:write(piece)
+  end)
   lua_remove(path)
 end
 

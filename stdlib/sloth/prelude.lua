@@ -117,13 +117,10 @@ end
 -- src/runtime/interrupt.rs: a call blocked in native code runs no hook): the task stops right
 -- there, not on whatever it does next with the nil it got (writing an empty file over one of
 -- the user's, say).
-local io_stopped = core.stopped
+local raise_if_stopped = core.raise_if_stopped
 local function unless_stopped(first, ...)
   if first == nil then
-    local why = io_stopped()
-    if why then
-      error(why, 0)
-    end
+    raise_if_stopped()
   end
   return first, ...
 end
