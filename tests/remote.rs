@@ -150,6 +150,60 @@ TaskDefinitions = {
         .stderr_has("local saw 21");
 }
 
+/// Params, dependencies' outputs and outputs of shapes JSON has no form for — a table with an
+/// array part and string keys (`table.pack`), a sparse array, integer and boolean keys, NaN and
+/// infinities, `data.null` in an array — reach a remote task and come back from it as they
+/// do between local tasks.
+#[test]
+fn params_and_outputs_json_cannot_write_as_they_are_cross_to_an_agent_and_back_unchanged() {
+    let agent = Agent::start(&[]);
+    let pipeline = r#"
+local function dump(v)
+  if type(v) ~= "table" then return (math.type(v) or type(v)) .. ":" .. tostring(v) end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return (type(a) .. tostring(a)) < (type(b) .. tostring(b)) end)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = type(k) .. ":" .. tostring(k) .. "=" .. dump(v[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+local shapes = { packed = table.pack("a", "b"), mixed = { "x", kind = "list" }, sparse = { [1] = "a", [3] = "c" },
+  ports = { [8080] = "web", [0] = "zero" }, flags = { [true] = "yes" }, far = math.huge, nan = 0/0,
+  nulls = { 1, data.null, 3 }, half = { [1.5] = "x" } }
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "first", command = function() return true, "ok", shapes end },
+      { name = "middle", PLACE depends_on = "first", params = { shapes = shapes },
+        command = function(params, deps)
+          print("params " .. dump(params.shapes))
+          print("deps " .. dump(deps.first))
+          return true, "ok", deps.first
+        end },
+      { name = "last", depends_on = "middle", command = function(_, deps)
+          print("outputs " .. dump(deps.middle))
+          return true
+        end },
+    },
+  },
+}
+"#
+    .replace("ADDR", &agent.address);
+    let printed = |place: &str| {
+        let test = Test::new().write("tasks.lua", &pipeline.replace("PLACE", place));
+        let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+        let dumps = ["params ", "deps ", "outputs "];
+        let lines: Vec<String> =
+            run.stdout.lines().filter(|line| dumps.iter().any(|d| line.starts_with(d))).map(str::to_owned).collect();
+        assert_eq!(lines.len(), 3, "three dumps:\n{}\n{}", run.stdout, run.stderr);
+        lines
+    };
+    let here = printed("");
+    assert!(here[0].contains("string:n=integer:2") && here[0].contains("boolean:true=string:yes"), "{here:?}");
+    assert_eq!(printed(r#"agent = "box","#), here, "the same values on an agent as here");
+}
+
 #[test]
 fn params_env_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
     let agent = Agent::start(&[]);
