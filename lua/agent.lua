@@ -34,6 +34,7 @@ agent = {}
 ---@field setuid? boolean carry setuid and setgid bits of files (default false: the agent clears them)
 ---@field same_path? boolean show the workspace to the task at the snapshot's own path (a private mount namespace on the agent)
 ---@field sync_back? "always"|"on_success"|"never" which of the task's changes will be applied (default "always"): the agent neither packs nor sends the others
+---@field fields? { command?: string, env?: table<string, string> } the task's command (when a string) and env as read here: the agent takes these rather than its own read of the pipeline's
 
 ---@class agent.Client
 local Client = {}

@@ -204,6 +204,34 @@ TaskDefinitions = {
     assert_eq!(printed(r#"agent = "box","#), here, "the same values on an agent as here");
 }
 
+/// A task's `command` and `env` computed from the master's environment as the pipeline is read
+/// (`os.getenv` at its top level) are the master's on an agent too, whose own environment
+/// lacks the variable: the agent reads the pipeline again for the task's functions, not for
+/// what the master already read.
+#[test]
+fn a_command_and_env_computed_from_the_masters_environment_are_the_masters_on_an_agent() {
+    let agent = Agent::start(&[]);
+    let pipeline = r#"
+local tag = os.getenv("SLOTH_TEST_RELEASE_TAG") or "unset"
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "shell", PLACE env = { TAG = tag }, command = "echo command=" .. tag .. " env=$TAG" },
+    },
+  },
+}
+"#
+    .replace("ADDR", &agent.address);
+    let printed = |place: &str| {
+        let test = Test::new().env("SLOTH_TEST_RELEASE_TAG", "v9.9").write("tasks.lua", &pipeline.replace("PLACE", place));
+        let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+        run.stderr.lines().find_map(|line| line.split_once("| command=").map(|(_, rest)| rest.to_owned())).unwrap_or_default()
+    };
+    assert_eq!(printed(""), "v9.9 env=v9.9", "here");
+    assert_eq!(printed(r#"agent = "box","#), "v9.9 env=v9.9", "on the agent");
+}
+
 #[test]
 fn params_env_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
     let agent = Agent::start(&[]);

@@ -60,6 +60,7 @@ const REQUEST_FIELDS: &[&str] = &[
     "same_path",
     "timeout",
     "sync_back",
+    "fields",
 ];
 
 /// One channel per address, token and TLS setting for the whole run (VM).
@@ -212,6 +213,10 @@ async fn execute(
         params_json: lua_json::lua_to_bytes(&lua, request.get("params")?, "the task's params")?,
         deps_json: lua_json::lua_to_bytes(&lua, request.get("deps")?, "the dependencies' outputs")?,
         values_json: lua_json::lua_to_bytes(&lua, request.get("values")?, "values")?,
+        task_json: match request.get::<Value>("fields")? {
+            Value::Nil => Vec::new(),
+            fields => lua_json::lua_to_bytes(&lua, fields, "the task's command and env")?,
+        },
         setuid: request.get::<Option<bool>>("setuid")?.unwrap_or(false),
         umask: crate::process::umask_at_start(),
         same_path: None,

@@ -1,5 +1,5 @@
-//! Fields that can grow — a task's params, its dependencies' outputs, values, scripts, and its
-//! outputs — travel in parts of [`PART_SIZE`], so that no size a user can reach meets gRPC's
+//! Fields that can grow — a task's params, its dependencies' outputs, values, its command and
+//! env, scripts, and its outputs — travel in parts of [`PART_SIZE`], so that no size a user can reach meets gRPC's
 //! message limit; what arrives is bounded on the bytes that come ([`MAX_FIELD_BYTES`]).
 
 use tonic::Status;
@@ -27,6 +27,7 @@ pub fn follow_ups(request: &mut TaskRequest, scripts: Vec<ScriptFile>) -> Vec<Ex
     request.params_json = split(std::mem::take(&mut request.params_json), Field::Params, &mut messages);
     request.deps_json = split(std::mem::take(&mut request.deps_json), Field::Deps, &mut messages);
     request.values_json = split(std::mem::take(&mut request.values_json), Field::Values, &mut messages);
+    request.task_json = split(std::mem::take(&mut request.task_json), Field::Task, &mut messages);
     for mut script in scripts {
         let content = std::mem::take(&mut script.content);
         let mut rest = Vec::new();
@@ -65,6 +66,7 @@ impl Assembler {
                     Ok(Field::Params) => &mut request.params_json,
                     Ok(Field::Deps) => &mut request.deps_json,
                     Ok(Field::Values) => &mut request.values_json,
+                    Ok(Field::Task) => &mut request.task_json,
                     Ok(Field::Script) => match self.scripts.last_mut() {
                         Some(script) => &mut script.content,
                         None => return Err(Status::invalid_argument("a script part before any script")),

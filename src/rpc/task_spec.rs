@@ -18,6 +18,9 @@ pub struct TaskSpec {
     pub params_json: Vec<u8>,
     pub deps_json: Vec<u8>,
     pub values_json: Vec<u8>,
+    /// The task's fields that are data (`command` when a string, `env`) as the master read
+    /// them: the agent's own read of the pipeline gives it the task's functions only.
+    pub task_json: Vec<u8>,
     /// Files keep their setuid and setgid bits (`workspace.setuid`).
     pub setuid: bool,
     /// The umask the task runs under (the master's).
@@ -58,6 +61,7 @@ impl TaskSpec {
             params_json: self.params_json,
             deps_json: self.deps_json,
             values_json: self.values_json,
+            task_json: self.task_json,
             incremental: true,
             ignore: Vec::new(),
             setuid: self.setuid,
@@ -89,6 +93,7 @@ impl TaskSpec {
             params_json: request.params_json,
             deps_json: request.deps_json,
             values_json: request.values_json,
+            task_json: request.task_json,
             setuid: request.setuid,
             umask: request.umask,
             same_path: (!request.same_path.is_empty())

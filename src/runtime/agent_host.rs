@@ -238,9 +238,8 @@ async fn run_in_vm(
     let spec = &task.spec;
     let lua = runtime.lua();
     if !spec.values_json.is_empty() {
-        let values: serde_json::Value = serde_json::from_slice(&spec.values_json)
-            .map_err(|e| TaskFailure::Failed(format!("values: invalid JSON: {e}")))?;
-        let values = super::values::to_lua(lua, &values).map_err(failed)?;
+        // (As the master's `values` were when it sent them, whatever the pipeline put there.)
+        let values = lua_json::bytes_to_lua(lua, &spec.values_json, "values").map_err(failed)?;
         lua.globals().set("values", values).map_err(failed)?;
     }
     lua.set_app_data(super::preempt::Abort(abort));
@@ -267,6 +266,7 @@ async fn run_in_vm(
         }
         request.set("params", lua_json::bytes_to_lua(lua, &spec.params_json, "params")?)?;
         request.set("deps", lua_json::bytes_to_lua(lua, &spec.deps_json, "deps")?)?;
+        request.set("fields", lua_json::bytes_to_lua(lua, &spec.task_json, "the task's command and env")?)?;
         // Paths as bytes: a name need not be UTF-8.
         let bytes = |path: &std::path::Path| lua.create_string(path.as_os_str().as_encoded_bytes());
         request.set("dir", bytes(&task.dir)?)?;

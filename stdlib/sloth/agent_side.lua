@@ -306,6 +306,15 @@ function M.handle(req)
     error(string.format("%s: no task '%s' in group '%s'", req.pipeline, req.task, req.group), 0)
   end
   task.params = req.params
+  -- The fields that are data as the master read them (an agent's own read of a pipeline that
+  -- computes them from its environment or files would give the agent's).
+  local fields = req.fields or {}
+  if lua_type(fields.command) == "string" then
+    task.command = fields.command
+  end
+  if fields.env ~= nil then
+    task.env = fields.env
+  end
 
   -- The rules that decide what comes back are those the master took its snapshot with, fixed
   -- before the task runs: a task that adds a pattern to `.slothignore` must not make the files

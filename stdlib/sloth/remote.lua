@@ -173,6 +173,10 @@ local function send(client, target, task, deps, workdir, opts, again)
     pipeline = scripts.key(task.pipeline_file),
     scripts = opts.scripts or scripts.loaded,
     params = task.params,
+    -- The task's fields that are data, as read here: the agent reads the pipeline again for
+    -- its functions, but a command or env the pipeline computed from this machine's
+    -- environment or files must be this machine's.
+    fields = { command = type(task.command) == "string" and task.command or nil, env = task.env },
     deps = deps,
     values = values,
     workspace = base,
