@@ -50,6 +50,11 @@ pub enum Undo {
     /// Not a step: what the apply left at `path`, written right after placing it, so that
     /// undo can tell it from a file saved there since (even in place, same inode).
     Placed { path: RelPath, stamp: Stamp },
+    /// Not a step: the staged entry about to be renamed to `path`, written before the rename
+    /// (which moves only its ctime): what undo tells the apply's own entry by when the apply
+    /// died before `Placed` was written, and what shows that a `Placed` written after a save
+    /// here recorded that save, not the apply's entry.
+    Staged { path: RelPath, stamp: Stamp },
     /// Not a step: when the directory the apply made at `path` was made, so that undo can
     /// tell it from one made there since that was given the same inode number.
     Born { path: RelPath, at: Timestamp },
@@ -83,8 +88,9 @@ impl Undo {
             Undo::RootTime { at, opened } => {
                 format!("roottime {} {} {}", at.secs, at.nanos, opened.map_or("-".to_owned(), |mode| mode.to_string()))
             }
-            Undo::Placed { path, stamp } => format!(
-                "placed {} {} {} {} {} {} {} {}",
+            Undo::Placed { path, stamp } | Undo::Staged { path, stamp } => format!(
+                "{} {} {} {} {} {} {} {} {}",
+                if matches!(self, Undo::Placed { .. }) { "placed" } else { "staged" },
                 hex(path.as_bytes()),
                 stamp.dev,
                 stamp.ino,
@@ -136,16 +142,19 @@ impl Undo {
                 mtime: time(3)?,
                 set: fields.get(5)?.parse().ok()?,
             }),
-            "placed" => Some(Undo::Placed {
-                path: path(1)?,
-                stamp: Stamp {
-                    dev: fields.get(2)?.parse().ok()?,
-                    ino: fields.get(3)?.parse().ok()?,
-                    size: fields.get(4)?.parse().ok()?,
-                    mtime: time(5)?,
-                    ctime: time(7)?,
-                },
-            }),
+            kind @ ("placed" | "staged") => {
+                let (path, stamp) = (
+                    path(1)?,
+                    Stamp {
+                        dev: fields.get(2)?.parse().ok()?,
+                        ino: fields.get(3)?.parse().ok()?,
+                        size: fields.get(4)?.parse().ok()?,
+                        mtime: time(5)?,
+                        ctime: time(7)?,
+                    },
+                );
+                Some(if kind == "placed" { Undo::Placed { path, stamp } } else { Undo::Staged { path, stamp } })
+            }
             _ => None,
         }
     }
@@ -512,6 +521,54 @@ mod tests {
         assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777), (1234, 100, 0o2700));
     }
 
+    /// An apply that died right after renaming a file into place, before writing down what it
+    /// placed (`Placed`): a save made here since, in place (same inode), is the user's — undo
+    /// keeps it, and says so — while the apply's own file, untouched, is taken back.
+    #[test]
+    fn undo_keeps_a_save_made_in_place_after_a_rename_the_apply_did_not_write_down() {
+        use std::io::Write;
+        for (edited, created) in [(true, false), (true, true), (false, false), (false, true)] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (work, trash_dir) = (dir.path().join("ws"), dir.path().join("trash"));
+            std::fs::create_dir_all(&work).expect("mkdir");
+            std::fs::create_dir_all(&trash_dir).expect("mkdir");
+            let (root, trash) = (Root::open(&work).expect("root"), Root::open(&trash_dir).expect("trash"));
+            let path = RelPath::parse(b"a.txt").expect("valid");
+            let saved = RelPath::parse(b"t1").expect("valid");
+            // The staged file, as the apply wrote it down before renaming it into place.
+            std::fs::write(work.join("a.txt"), "the task's\n").expect("write");
+            let staged = root.lstat(&path).expect("lstat").expect("there").stamp;
+            if !created {
+                std::fs::write(trash_dir.join("t1"), "the original\n").expect("write");
+            }
+            // (A rename moves the ctime; a save lands a moment later.)
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if edited {
+                let mut file = std::fs::OpenOptions::new().append(true).open(work.join("a.txt")).expect("open");
+                file.write_all(b"the user's line\n").expect("append");
+            }
+            let undo = if created {
+                Undo::Remove { path: path.clone(), ino: staged.ino, dir: false }
+            } else {
+                Undo::Restore { trash: saved.clone(), path: path.clone(), placed: Some(staged.ino) }
+            };
+            let kept = undo_steps(&root, &trash, vec![undo, Undo::Staged { path: path.clone(), stamp: staged }]);
+            let now = std::fs::read_to_string(work.join("a.txt")).ok();
+            let case = format!("edited {edited}, created {created}: {kept:?}");
+            match (edited, created) {
+                (true, _) => {
+                    assert_eq!(now.as_deref(), Some("the task's\nthe user's line\n"), "{case}");
+                    assert_eq!(kept.len(), 1, "{case}");
+                }
+                (false, false) => assert_eq!(now.as_deref(), Some("the original\n"), "{case}"),
+                (false, true) => assert_eq!(now, None, "{case}"),
+            }
+            if edited && !created {
+                assert_eq!(std::fs::read_to_string(trash_dir.join("t1")).expect("kept"), "the original\n", "{case}");
+            }
+        }
+    }
+
     #[test]
     fn steps_read_back_as_written() {
         let path = RelPath::parse(b"dir/odd \xff\nname").expect("valid");
@@ -525,8 +582,12 @@ mod tests {
             Undo::Meta { path: path.clone(), mode: 0o700, mtime: time, set: 0o755 },
             Undo::Owner { path: path.clone(), uid: 1234, gid: 100 },
             Undo::Placed {
-                path,
+                path: path.clone(),
                 stamp: Stamp { dev: 1, ino: 2, size: 3, mtime: time, ctime: Timestamp { secs: 4, nanos: 5 } },
+            },
+            Undo::Staged {
+                path,
+                stamp: Stamp { dev: 6, ino: 7, size: 8, mtime: time, ctime: Timestamp { secs: 9, nanos: 10 } },
             },
         ] {
             assert_eq!(Undo::from_line(&step.to_line()), Some(step.clone()), "{}", step.to_line());

@@ -206,9 +206,13 @@ impl Apply<'_> {
                 {
                     self.staged_root.chmod(path, set)?;
                 }
-                // The staged entry keeps its inode when renamed into place: undo removes or
-                // replaces only that.
-                let placed = self.staged_root.lstat(path)?.map_or(0, |stat| stat.stamp.ino);
+                // The staged entry keeps its inode (and its data's size and time) when renamed
+                // into place: undo removes or replaces only that, as written down now.
+                let staged = self.staged_root.lstat(path)?;
+                let placed = staged.as_ref().map_or(0, |stat| stat.stamp.ino);
+                if let Some(staged) = staged {
+                    self.journal.record(Undo::Staged { path: path.clone(), stamp: staged.stamp })?;
+                }
                 match existing {
                     Some(ref stat) if stat.kind == Kind::Dir => {
                         self.empty_dir_away(path, stat)?;

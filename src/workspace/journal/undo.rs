@@ -11,11 +11,15 @@ use crate::workspace::timestamp::Timestamp;
 pub(super) fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<String> {
     let mut kept = Vec::new();
     let mut placed_stamps: PathMap<RelPath, Stamp> = PathMap::default();
+    let mut staged_stamps: PathMap<RelPath, Stamp> = PathMap::default();
     let mut births: PathMap<RelPath, Timestamp> = PathMap::default();
     for step in &steps {
         match step {
             Undo::Placed { path, stamp } => {
                 placed_stamps.insert(path.clone(), *stamp);
+            }
+            Undo::Staged { path, stamp } => {
+                staged_stamps.insert(path.clone(), *stamp);
             }
             Undo::Born { path, at } => {
                 births.insert(path.clone(), *at);
@@ -26,18 +30,26 @@ pub(super) fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<Str
     // Files whose link count this undo changed (a name of theirs taken back): their ctime moved
     // because of it, nothing else.
     let mut relinked: std::collections::HashSet<(u64, u64)> = std::collections::HashSet::new();
-    // What the apply put at `path` is still there: the same identity, in full when known.
-    let ours =
-        |path: &RelPath, here: &Stamp, ino: u64, relinked: &std::collections::HashSet<(u64, u64)>| match placed_stamps
-            .get(path)
-        {
+    // What the apply put at `path` is still there: the same identity, in full when known. A
+    // file is the apply's only as it was staged (its data's size and time: the rename into
+    // place moved only its ctime) — a save here between the rename and the `Placed` record,
+    // or after a rename the apply died before recording, is the user's, never taken back.
+    // (Without either record — a journal of an earlier version — only its inode was known:
+    // such an entry is kept, and said.)
+    let as_staged = |staged: &Stamp, here: &Stamp| Stamp { ctime: here.ctime, ..*staged } == *here;
+    let ours = |path: &RelPath, here: &Stamp, relinked: &std::collections::HashSet<(u64, u64)>| {
+        let staged = staged_stamps.get(path);
+        match placed_stamps.get(path) {
+            Some(stamp) if staged.is_some_and(|staged| !as_staged(staged, stamp)) => false,
             Some(stamp) if relinked.contains(&(here.dev, here.ino)) => Stamp { ctime: here.ctime, ..*stamp } == *here,
             Some(stamp) => stamp == here,
-            None => here.ino == ino,
-        };
+            None => staged.is_some_and(|staged| as_staged(staged, here)),
+        }
+    };
     for step in steps.into_iter().rev() {
         // (Records, not steps: the time given back by recovery once the staging is gone.)
-        let Some(step_at) = step_path(&step).filter(|_| !matches!(step, Undo::Placed { .. } | Undo::Born { .. }))
+        let Some(step_at) =
+            step_path(&step).filter(|_| !matches!(step, Undo::Placed { .. } | Undo::Staged { .. } | Undo::Born { .. }))
         else {
             continue;
         };
@@ -58,7 +70,7 @@ pub(super) fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<Str
             relinked.insert((stat.stamp.dev, stat.stamp.ino));
         }
         let result = match &step {
-            Undo::Placed { .. } | Undo::Born { .. } | Undo::RootTime { .. } => continue,
+            Undo::Placed { .. } | Undo::Staged { .. } | Undo::Born { .. } | Undo::RootTime { .. } => continue,
             Undo::Restore { trash: saved, path, placed } => {
                 let Some(kept_entry) = trash.lstat(saved).ok().flatten() else { continue };
                 match here {
@@ -66,7 +78,7 @@ pub(super) fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<Str
                     Some(stat) if stat.stamp.dev == kept_entry.stamp.dev && stat.stamp.ino == kept_entry.stamp.ino => {
                         continue;
                     }
-                    Some(stat) if !placed.is_some_and(|ino| ours(path, &stat.stamp, ino, &relinked)) => {
+                    Some(stat) if placed.is_none() || !ours(path, &stat.stamp, &relinked) => {
                         kept.push(format!("'{path}' (changed here meanwhile; its original is kept as {saved})"));
                         continue;
                     }
@@ -81,7 +93,7 @@ pub(super) fn undo_steps(root: &Root, trash: &Root, steps: Vec<Undo>) -> Vec<Str
                         && stat.kind == Kind::Dir
                         && (*ino == 0 || stat.stamp.ino == *ino)
                         && births.get(path).is_none_or(|at| root.born(path) == Some(*at)))
-                        || (!*dir && ours(path, &stat.stamp, *ino, &relinked)) =>
+                        || (!*dir && ours(path, &stat.stamp, &relinked)) =>
                 {
                     if *dir {
                         root.rmdir(path).map(|_| ())
@@ -147,6 +159,7 @@ fn step_path(step: &Undo) -> Option<&RelPath> {
         | Undo::Meta { path, .. }
         | Undo::Owner { path, .. }
         | Undo::Placed { path, .. }
+        | Undo::Staged { path, .. }
         | Undo::Born { path, .. } => Some(path),
         Undo::RootTime { .. } => None,
     }
