@@ -224,9 +224,13 @@ TaskDefinitions = {
 "#
     .replace("ADDR", &agent.address);
     let printed = |place: &str| {
-        let test = Test::new().env("SLOTH_TEST_RELEASE_TAG", "v9.9").write("tasks.lua", &pipeline.replace("PLACE", place));
+        let test =
+            Test::new().env("SLOTH_TEST_RELEASE_TAG", "v9.9").write("tasks.lua", &pipeline.replace("PLACE", place));
         let run = test.run(&["run", "tasks.lua"]).expect_code(0);
-        run.stderr.lines().find_map(|line| line.split_once("| command=").map(|(_, rest)| rest.to_owned())).unwrap_or_default()
+        run.stderr
+            .lines()
+            .find_map(|line| line.split_once("| command=").map(|(_, rest)| rest.to_owned()))
+            .unwrap_or_default()
     };
     assert_eq!(printed(""), "v9.9 env=v9.9", "here");
     assert_eq!(printed(r#"agent = "box","#), "v9.9 env=v9.9", "on the agent");

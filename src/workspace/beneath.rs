@@ -237,15 +237,19 @@ impl Root {
         f: impl FnOnce(BorrowedFd<'_>) -> Result<T, WorkspaceError>,
     ) -> Result<Result<T, WorkspaceError>, Blocked> {
         let Some(parent) = path.parent() else { return Ok(f(self.fd.as_fd())) };
-        {
+        let fd = {
             let cached = self.last_parent.borrow();
-            if let Some((cached_path, fd)) = cached.as_ref()
-                && *cached_path == parent
-            {
-                return Ok(f(fd.as_fd()));
+            match cached.as_ref() {
+                Some((cached_path, fd)) if *cached_path == parent => return Ok(f(fd.as_fd())),
+                // Beneath the directory last resolved (the next level of a deep tree, walked
+                // in order): from there, not from the root again — a chain of directories
+                // costs a step per level, not its depth per level.
+                Some((cached_path, fd)) if parent.starts_with(cached_path) => {
+                    self.resolve_dir_from(Some((cached_path, fd.as_fd())), &parent, create)?
+                }
+                _ => self.resolve_dir(&parent, create)?,
             }
-        }
-        let fd = self.resolve_dir(&parent, create)?;
+        };
         let result = f(fd.as_fd());
         *self.last_parent.borrow_mut() = Some((parent, fd));
         Ok(result)
@@ -253,14 +257,27 @@ impl Root {
 
     /// Opens directory `dir` beneath the root, component by component.
     fn resolve_dir(&self, dir: &RelPath, create: bool) -> Result<OwnedFd, Blocked> {
+        self.resolve_dir_from(None, dir, create)
+    }
+
+    /// [`Root::resolve_dir`], starting from `from` — a directory resolved beneath the root
+    /// already, at a path `dir` starts with — when given.
+    fn resolve_dir_from(
+        &self,
+        from: Option<(&RelPath, BorrowedFd<'_>)>,
+        dir: &RelPath,
+        create: bool,
+    ) -> Result<OwnedFd, Blocked> {
         let mut current: Option<OwnedFd> = None;
-        let mut walked: Option<RelPath> = None;
-        for name in dir.components() {
+        let mut walked: Option<RelPath> = from.map(|(path, _)| path.clone());
+        let start = from.map_or(self.fd.as_fd(), |(_, fd)| fd);
+        let skip = from.map_or(0, |(path, _)| path.components().count());
+        for name in dir.components().skip(skip) {
             let here = match &walked {
                 None => RelPath::from_name(name).map_err(|_| Blocked::Missing)?,
                 Some(walked) => walked.join_name(name),
             };
-            let at = current.as_ref().map_or(self.fd.as_fd(), |fd| fd.as_fd());
+            let at = current.as_ref().map_or(start, |fd| fd.as_fd());
             let opened = match nix::fcntl::openat(at, os(name), DIR_FLAGS, Mode::empty()) {
                 Err(Errno::ENOENT) if create => {
                     match nix::sys::stat::mkdirat(at, os(name), Mode::from_bits_truncate(0o755)) {

@@ -48,21 +48,66 @@ pub(super) fn list_watched(
     // The root itself is the caller's choice: a link to it is followed, once.
     let dir = Dir::open(root, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|errno| WorkspaceError::Io { path: root.to_path_buf(), source: errno.into() })?;
-    list_dir(root, dir, None, (filter, watch), &mut listing)?;
+    let mut watch = watch;
+    // Depth first, a directory's names in byte order, without recursion: a tree as deep as its
+    // paths may go (a task's `mkdir -p` of thousands of levels) takes no stack, only one open
+    // directory per level.
+    let mut open = vec![opened(root, dir, None, watch.as_deref_mut())?];
+    while let Some(level) = open.last_mut() {
+        let Some((name, is_dir)) = level.names.next() else {
+            open.pop();
+            continue;
+        };
+        let relative = match &level.prefix {
+            None => RelPath::from_name(&name),
+            Some(prefix) => Ok(prefix.join_name(&name)),
+        }
+        .map_err(|reason| WorkspaceError::UnsafeEntry {
+            entry: super::rel_path::display_bytes(&name),
+            reason: reason.into(),
+        })?;
+        if filter.is_some_and(|filter| filter.excludes(&relative)) {
+            listing.excluded.push(relative);
+            continue;
+        }
+        listing.paths.push(relative.clone());
+        if !is_dir {
+            continue;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match Dir::openat(level.dir.as_fd(), name.as_slice(), flags, Mode::empty()) {
+            Ok(child) => {
+                let child = opened(root, child, Some(relative), watch.as_deref_mut())?;
+                open.push(child);
+            }
+            // Gone, or no longer a directory (a link, a file) since it was listed: its look
+            // sees what it is now.
+            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {}
+            Err(errno) => return Err(WorkspaceError::Io { path: root.join(relative.as_path()), source: errno.into() }),
+        }
+    }
     Ok(listing)
 }
 
-fn list_dir(
+/// A directory being listed: open (its subdirectories are opened through it), and the names
+/// in it not yet taken, in byte order, each with whether it is a directory.
+struct Level {
+    dir: Dir,
+    prefix: Option<RelPath>,
+    names: std::vec::IntoIter<(Vec<u8>, bool)>,
+}
+
+/// Watches (when asked) and reads the directory `dir` at `prefix`.
+fn opened(
     root: &Path,
     mut dir: Dir,
-    prefix: Option<&RelPath>,
-    (filter, mut watch): (Option<&Filter>, Option<&mut TreeWatch>),
-    listing: &mut Listing,
-) -> Result<(), WorkspaceError> {
-    let shown = || prefix.map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
+    prefix: Option<RelPath>,
+    watch: Option<&mut TreeWatch>,
+) -> Result<Level, WorkspaceError> {
+    let shown = || prefix.as_ref().map_or_else(|| root.to_path_buf(), |prefix| root.join(prefix.as_path()));
     let fail = |errno: Errno| WorkspaceError::Io { path: shown(), source: errno.into() };
-    if let Some(watch) = watch.as_deref_mut() {
-        watch.add_dir(&dir, prefix);
+    if let Some(watch) = watch {
+        watch.add_dir(&dir, prefix.as_ref());
     }
     let mut listed: Vec<(Vec<u8>, Option<Type>)> = Vec::new();
     for entry in dir.iter() {
@@ -89,33 +134,7 @@ fn list_dir(
         names.push((name, is_dir));
     }
     names.sort_unstable();
-    for (name, is_dir) in names {
-        let relative = match prefix {
-            None => RelPath::from_name(&name),
-            Some(prefix) => Ok(prefix.join_name(&name)),
-        }
-        .map_err(|reason| WorkspaceError::UnsafeEntry {
-            entry: super::rel_path::display_bytes(&name),
-            reason: reason.into(),
-        })?;
-        if filter.is_some_and(|filter| filter.excludes(&relative)) {
-            listing.excluded.push(relative);
-            continue;
-        }
-        listing.paths.push(relative.clone());
-        if !is_dir {
-            continue;
-        }
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        match Dir::openat(dir.as_fd(), name.as_slice(), flags, Mode::empty()) {
-            Ok(child) => list_dir(root, child, Some(&relative), (filter, watch.as_deref_mut()), listing)?,
-            // Gone, or no longer a directory (a link, a file) since it was listed: its look
-            // sees what it is now.
-            Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => {}
-            Err(errno) => return Err(WorkspaceError::Io { path: root.join(relative.as_path()), source: errno.into() }),
-        }
-    }
-    Ok(())
+    Ok(Level { dir, prefix, names: names.into_iter() })
 }
 
 /// Fewer entries than this are looked at on the calling thread: starting threads would cost
@@ -189,6 +208,35 @@ pub(super) fn look_at_each_with<S, T: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A chain of directories far deeper than a path may name at once (a task's `mkdir -p`
+    /// of thousands of levels) is listed and looked at on a thread with a small stack: the
+    /// walk takes no stack per level (it overflowed and aborted the agent).
+    #[test]
+    fn a_chain_of_directories_thousands_deep_is_walked_on_a_small_stack() {
+        const DEPTH: usize = 3000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut at = nix::fcntl::open(dir.path(), OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).expect("open");
+        for _ in 0..DEPTH {
+            nix::sys::stat::mkdirat(at.as_fd(), "d", Mode::from_bits_truncate(0o755)).expect("mkdirat");
+            at = nix::fcntl::openat(at.as_fd(), "d", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).expect("openat");
+        }
+        let root = dir.path().to_path_buf();
+        let walk = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let listing = list(&root, None).expect("list");
+                let looked = look_at_each(&root, &listing.paths, |_, _, stat| Ok(Some(stat.kind))).expect("look");
+                (listing.paths, looked)
+            })
+            .expect("thread")
+            .join()
+            .expect("the walk's thread ended without overflowing its stack");
+        let (paths, looked) = walk;
+        assert_eq!(paths.len(), DEPTH);
+        assert_eq!(paths[DEPTH - 1].depth(), DEPTH, "in walk order, the deepest last");
+        assert!(looked.iter().all(|kind| *kind == Some(super::super::beneath::Kind::Dir)), "each one seen");
+    }
 
     #[test]
     fn a_large_tree_is_looked_at_in_order_whatever_the_threads() {
