@@ -219,7 +219,8 @@ mod tests {
         let mut at = nix::fcntl::open(dir.path(), OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).expect("open");
         for _ in 0..DEPTH {
             nix::sys::stat::mkdirat(at.as_fd(), "d", Mode::from_bits_truncate(0o755)).expect("mkdirat");
-            at = nix::fcntl::openat(at.as_fd(), "d", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).expect("openat");
+            at = nix::fcntl::openat(at.as_fd(), "d", OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
+                .expect("openat");
         }
         let root = dir.path().to_path_buf();
         let walk = std::thread::Builder::new()

@@ -79,10 +79,27 @@ pub struct TreeWatch {
 /// closed on a thread of their own.
 impl Drop for TreeWatch {
     fn drop(&mut self) {
-        if let Some(inotify) = self.inotify.take() {
-            close_aside(inotify);
-        }
+        self.release();
     }
+}
+
+/// Directory watches this process holds, over all its trees.
+static WATCHES_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The most directory watches this process holds at once: a quarter of what the system gives
+/// each user (`fs.inotify.max_user_watches`), the rest left to the user's other programs — an
+/// editor, a file manager, a build's watcher — which the kept trees of an agent with many
+/// directories (thousands each, several workspaces) once left none. A tree past it is not
+/// watched: its next task looks at every entry.
+fn watch_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let system = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches")
+            .ok()
+            .and_then(|text| text.trim().parse::<usize>().ok())
+            .unwrap_or(8_192);
+        system / 4
+    })
 }
 
 /// Watches closed on the closing thread, or waiting for it.
@@ -139,19 +156,48 @@ impl TreeWatch {
     /// is listed. One that cannot be watched (this user's watches all taken) leaves the watch
     /// partial: never trusted.
     pub fn add_dir(&mut self, dir: &impl AsFd, path: Option<&RelPath>) {
+        self.add_dir_within(dir, path, watch_budget());
+    }
+
+    /// [`TreeWatch::add_dir`], this process holding at most `budget` directory watches.
+    fn add_dir_within(&mut self, dir: &impl AsFd, path: Option<&RelPath>, budget: usize) {
+        use std::sync::atomic::Ordering;
         if !self.whole {
             return;
         }
         let Some(inotify) = &self.inotify else { return };
+        if WATCHES_HELD.load(Ordering::Relaxed) >= budget {
+            tracing::debug!(budget, "the trees' watches are all taken: the next task looks at every entry");
+            self.give_up();
+            return;
+        }
         let named = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
         match inotify.add_watch(named.as_str(), watched_events()) {
             Ok(wd) => {
-                self.dirs.insert(wd, path.cloned());
+                if self.dirs.insert(wd, path.cloned()).is_none() {
+                    WATCHES_HELD.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Err(errno) => {
                 tracing::debug!(%errno, "a directory of the tree cannot be watched: the next task looks at every entry");
-                self.whole = false;
+                self.give_up();
             }
+        }
+    }
+
+    /// Never trusted from now on: what it watches is given back at once (a partial watch says
+    /// nothing).
+    fn give_up(&mut self) {
+        self.whole = false;
+        self.release();
+    }
+
+    /// Closes the watch, its directories' watches given back to the budget.
+    fn release(&mut self) {
+        WATCHES_HELD.fetch_sub(self.dirs.len(), std::sync::atomic::Ordering::Relaxed);
+        self.dirs.clear();
+        if let Some(inotify) = self.inotify.take() {
+            close_aside(inotify);
         }
     }
 
@@ -242,6 +288,29 @@ mod tests {
 
     fn paths(names: &[&str]) -> BTreeSet<RelPath> {
         names.iter().map(|name| RelPath::parse(name.as_bytes()).expect("path")).collect()
+    }
+
+    /// Past the process's budget of watches a tree is not watched (its next task looks at every
+    /// entry), and what it watched already is given back at once.
+    #[test]
+    fn a_tree_past_the_budget_of_watches_is_not_watched_and_holds_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        let (root, sub) = (
+            std::fs::File::open(dir.path()).expect("open"),
+            std::fs::File::open(dir.path().join("sub")).expect("open"),
+        );
+        let sub_path = RelPath::parse(b"sub").expect("path");
+        let mut within = TreeWatch::new().expect("inotify");
+        within.add_dir_within(&root, None, usize::MAX);
+        within.add_dir_within(&sub, Some(&sub_path), usize::MAX);
+        assert_eq!(within.dirs.len(), 2);
+        assert_eq!(within.touched(), Some(BTreeSet::new()), "watched whole");
+        let mut past = TreeWatch::new().expect("inotify");
+        past.add_dir_within(&root, None, usize::MAX);
+        past.add_dir_within(&sub, Some(&sub_path), 0);
+        assert!(past.dirs.is_empty() && past.inotify.is_none(), "what it watched is given back");
+        assert_eq!(past.touched(), None, "its next task looks at every entry");
     }
 
     #[test]
