@@ -76,6 +76,15 @@ function workspace.recover(dir) end
 ---@return workspace.Archive
 function workspace.changes(dir, base, opts) end
 
+--- The tree at `dir` as it is now, read as `changes` reads it (`base`'s rules; a file whose
+--- identity `base` proves untouched is not read again): `snapshot`, to take changes against,
+--- and how many paths differ from `base` (`count`), the first ten named (`paths`). No stat
+--- cache is used and no dead apply looked for: for a tree of the agent's own.
+---@param dir string
+---@param base workspace.Manifest
+---@return { snapshot: workspace.Manifest, count: integer, paths: string[] }
+function workspace.rescan(dir, base) end
+
 --- Applies `changes` to `dir`: staged aside, then renamed into place, never through a link.
 --- With `base` (the archive or snapshot the task started from), a path changed both here and
 --- by the task — checked before anything is touched and again right before each rename — is

@@ -236,6 +236,67 @@ TaskDefinitions = {
     assert_eq!(printed(r#"agent = "box","#), "v9.9 env=v9.9", "on the agent");
 }
 
+/// What a pipeline's top level reads as it is read — a file, through `io.open`, `fs.read`, a
+/// command's output — is what the master read, on an agent too (which reads the pipeline again
+/// for the task's functions: it read its own working directory); and what that top level
+/// writes, removes or runs a command to delete happens once, as in a run here — never again
+/// from the agent, in its working directory or in the workspace through the task's changes.
+#[test]
+fn a_pipelines_top_level_reads_the_masters_files_and_writes_once_with_a_task_on_an_agent() {
+    let agent_cwd = tempfile::tempdir().expect("tempdir");
+    let agent = Agent::start_wrapped(&["env", "-C", agent_cwd.path().to_str().expect("utf-8")], &[]);
+    let pipeline = r#"
+local version = assert(io.open("VERSION")):read("l")
+local config = fs.read("config.txt")
+local described = io.popen("cat VERSION"):read("l")
+local log = assert(io.open("loaded.log", "a"))
+log:write("read\n")
+log:close()
+os.remove("stale.txt")
+os.execute("rm -rf dist")
+TaskDefinitions = {
+  g = {
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "build", command = "mkdir -p dist && echo built > dist/out && echo again > stale.txt" },
+      { name = "report", PLACE depends_on = "build", command = function()
+          print("version=" .. version .. " config=" .. config .. " described=" .. tostring(described))
+          local out = assert(io.open("report.txt", "w"))
+          out:write(version, "\n")
+          out:close()
+          return true
+        end },
+    },
+  },
+}
+"#
+    .replace("ADDR", &agent.address);
+    let outcome = |place: &str| {
+        let test = Test::new()
+            .write("VERSION", "1.2.3\n")
+            .write("config.txt", "name=app")
+            .write("stale.txt", "old\n")
+            .write("dist/old", "old\n")
+            .write("tasks.lua", &pipeline.replace("PLACE", place));
+        let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+        let printed = run.stdout.lines().find(|line| line.starts_with("version=")).unwrap_or_default().to_owned();
+        let files: Vec<(String, String)> = ["loaded.log", "stale.txt", "dist/out", "dist/old", "report.txt"]
+            .iter()
+            .map(|name| (name.to_string(), if test.exists(name) { test.read(name) } else { "(none)".to_owned() }))
+            .collect();
+        (printed, files, run.stderr)
+    };
+    let (here_printed, here_files, _) = outcome("");
+    assert_eq!(here_printed, "version=1.2.3 config=name=app described=1.2.3");
+    let (there_printed, there_files, there_stderr) = outcome(r#"agent = "box","#);
+    assert_eq!(there_printed, here_printed, "what the top level read, on the agent\n{there_stderr}");
+    assert_eq!(there_files, here_files, "the workspace after the run\n{there_stderr}");
+    assert!(there_stderr.contains("those changes do not come back"), "the command's change is named\n{there_stderr}");
+    let left: Vec<_> =
+        std::fs::read_dir(agent_cwd.path()).expect("read_dir").flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "nothing written where the agent runs: {left:?}");
+}
+
 #[test]
 fn params_env_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
     let agent = Agent::start(&[]);

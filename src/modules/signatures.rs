@@ -82,6 +82,7 @@ pub const SIGNATURES: &[(&str, &[Signature])] = &[
             sig("snapshot", &["dir", "opts?"], 1),
             sig("rules", &["dir", "opts?"], 1),
             sig("changes", &["dir", "base", "opts?"], 1),
+            sig("rescan", &["dir", "base"], 1),
             sig("apply", &["dir", "changes", "opts?"], 1),
             sig("recover", &["dir"], 1),
         ],

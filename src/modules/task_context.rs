@@ -21,11 +21,55 @@ pub struct TaskContext {
     pub workdir: Option<PathBuf>,
     /// The task's extra environment variables (`env` field), sorted by name.
     pub env: Vec<(String, String)>,
+    /// On an agent, while it reads the pipeline for a task: where the master's paths are here.
+    pub reading: Option<Reading>,
+}
+
+/// An agent reading a pipeline again for a task: the master's working directory (`cwd`), its
+/// workspace there (`workspace`), and the task's copy of that workspace here (`root`). A path
+/// the pipeline names as it is read is the master's (relative ones against its `cwd`), found
+/// in the copy when it lies in the workspace: what the master read, the agent reads.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub cwd: PathBuf,
+    pub workspace: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Reading {
+    /// Where the master's `path` is here.
+    pub fn here(&self, path: &Path) -> PathBuf {
+        let absolute = lexically_normal(&self.cwd.join(path));
+        match absolute.strip_prefix(lexically_normal(&self.workspace)) {
+            Ok(inside) if inside.as_os_str().is_empty() => self.root.clone(),
+            Ok(inside) => self.root.join(inside),
+            Err(_) => absolute,
+        }
+    }
+}
+
+/// `path` with `.` and `..` taken out as written (a `..` of the root is the root).
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 impl TaskContext {
     /// Resolves `path` against the task's workdir (or the process's cwd outside a task).
     pub fn resolve(&self, path: &Path) -> PathBuf {
+        if let Some(reading) = &self.reading {
+            return reading.here(path);
+        }
         if path.is_absolute() {
             return path.to_path_buf();
         }
@@ -70,10 +114,18 @@ pub fn current(lua: &Lua) -> TaskContext {
             }
         }
         env.sort();
+        let reading = match context.get::<Option<Table>>("reading")? {
+            Some(reading) => {
+                let path = |name: &str| -> LuaResult<PathBuf> { Ok(reading.get::<super::lua_args::LuaPath>(name)?.0) };
+                Some(Reading { cwd: path("cwd")?, workspace: path("workspace")?, root: path("root")? })
+            }
+            None => None,
+        };
         Ok(TaskContext {
             prefix: context.get("prefix")?,
             workdir: context.get::<Option<super::lua_args::LuaPath>>("workdir")?.map(|path| path.0),
             env,
+            reading,
         })
     };
     lookup().unwrap_or_default()

@@ -22,6 +22,7 @@ pub fn module(lua: &Lua) -> LuaResult<Table> {
     table.set("unpack", async_raising(lua, unpack)?)?;
     table.set("snapshot", async_raising(lua, snapshot)?)?;
     table.set("changes", async_raising(lua, changes)?)?;
+    table.set("rescan", async_raising(lua, rescan)?)?;
     table.set("apply", async_raising(lua, apply)?)?;
     table.set("rules", async_raising(lua, rules)?)?;
     table.set("recover", async_raising(lua, recover)?)?;
@@ -77,6 +78,7 @@ fn call_name(function: &str) -> &'static str {
         "unpack" => "workspace.unpack",
         "snapshot" => "workspace.snapshot",
         "changes" => "workspace.changes",
+        "rescan" => "workspace.rescan",
         "apply" => "workspace.apply",
         _ => "workspace.rules",
     }
@@ -232,6 +234,44 @@ async fn snapshot(lua: Lua, (dir, options): (LuaPath, Option<Table>)) -> Answer<
     .await?;
     answer(snapshot, |(manifest, filter)| {
         lua.create_userdata(ManifestData { manifest, root, rules: Some(Arc::new(filter)) })
+    })
+}
+
+/// The most paths `rescan` names.
+const RESCAN_NAMES: usize = 10;
+
+/// `workspace.rescan(dir, base) -> { snapshot, count, paths }`: the tree at `dir` as it is now,
+/// read as `changes` reads it (with the base's rules; a file whose identity the base proves
+/// untouched is not read again), how many paths differ from the base and the first of them
+/// (added or changed, then deleted). No stat cache is read or written and
+/// no dead apply looked for: a tree of the agent's, not a workspace of the user's.
+async fn rescan(lua: Lua, (dir, base): (LuaPath, AnyUserData)) -> Answer<Table> {
+    let root = resolve_dir(&lua, &dir);
+    let (base, rules) = {
+        let base = base.borrow::<ManifestData>()?;
+        (base.manifest.clone(), base.rules.clone())
+    };
+    let scanned = root.clone();
+    let looked = blocking("rescan", move || {
+        let filter = match rules {
+            Some(rules) => rules,
+            None => Arc::new(Filter::new(&scanned, &[])?),
+        };
+        let after = Manifest::scan_known(&scanned, &filter, Some(&base))?;
+        let differences = core::diff(&base, &after);
+        Ok((Arc::new(after), filter, differences))
+    })
+    .await?;
+    answer(looked, |(manifest, filter, differences)| {
+        let found = lua.create_table()?;
+        found.set("count", differences.changed.len() + differences.deleted.len())?;
+        let paths = lua.create_table()?;
+        for path in differences.changed.iter().chain(&differences.deleted).take(RESCAN_NAMES) {
+            paths.raw_push(lua.create_string(path.as_bytes())?)?;
+        }
+        found.set("paths", paths)?;
+        found.set("snapshot", lua.create_userdata(ManifestData { manifest, root, rules: Some(filter) })?)?;
+        Ok(found)
     })
 }
 

@@ -273,6 +273,42 @@ local function run_within(timeout, context, fn, ...)
   return job_ok, ok, message, outputs
 end
 
+--- Runs the pipeline file as the master ran it: the paths its top level names are the
+--- master's, found in the task's copy of the workspace (`VERSION`, a config file read as it is
+--- read), and what it writes through Lua is not written (the master wrote it, and the copy
+--- holds it; see the prelude's `reading`). A command it runs (`io.popen("git describe")`)
+--- runs in the copy, at the master's working directory; what such a command changed there is
+--- not the task's doing and never comes back: the task's changes are taken against the copy
+--- as the reading left it (`req.base` replaced), and a warning names them.
+local function read_pipeline(req)
+  local tree = scripts.tree
+  if not tree then
+    return taskdefs.run_file(req.pipeline)
+  end
+  local reading = { cwd = tree.cwd, workspace = tree.workspace, root = tree.root }
+  -- (A job: its coroutine carries the context, for the native functions too.)
+  local job = core.spawn(taskdefs.run_file, { reading = reading, workdir = scripts.here(".", reading) }, req.pipeline)
+  local read, defs = core.wait(job)
+  if not read then
+    error(defs, 0)
+  end
+  if reading.ran_command then
+    local now = workspace.rescan(tree.root, req.base)
+    if now.count > 0 then
+      local named = {}
+      for i, path in ipairs(now.paths) do
+        named[i] = "'" .. path .. "'"
+      end
+      log.warn(string.format("reading %s again here, a command its top level runs changed %d path(s) of this copy of the"
+        .. " workspace (%s%s): the master ran it as it read the pipeline; the task runs on the copy as it is now, and"
+        .. " those changes do not come back", req.pipeline, now.count, table.concat(named, ", "),
+        now.count > #named and ", …" or ""))
+      req.base = now.snapshot
+    end
+  end
+  return defs
+end
+
 ---@param req { agent: string, group: string, task: string, pipeline: string, key: string?, scripts: table<string, string>?, params: table, deps: table, dir: string, root: string, workdir: string?, master_cwd: string?, master_workspace: string?, timeout: number?, base: userdata, rules: userdata }
 ---@return { ok: boolean, message: string?, outputs: table, exports: table, changes: userdata, reusable: boolean, stopped: boolean } | { failure: { kind: string?, message: string } }
 function M.handle(req)
@@ -286,7 +322,7 @@ function M.handle(req)
   else
     scripts.shipped = req.scripts
     loaded.key, loaded.pipeline = nil, nil
-    local defs = taskdefs.run_file(req.pipeline)
+    local defs = read_pipeline(req)
     -- Every task read (the master checked them all) when a later task may find this VM: this
     -- one may leave it untouched. Else only this task, so that its cost does not grow with
     -- the pipeline.

@@ -94,17 +94,36 @@ table.insert(package.searchers, 2, function(name)
   return table.concat(tried)
 end)
 
---- `path` resolved against the running task's workdir; unchanged outside a task.
+--- `path` resolved against the running task's workdir; unchanged outside a task. On an agent
+--- reading the pipeline for a task, the master's path as it is here (see `sloth.scripts.here`).
 local function resolve(path)
-  if type(path) ~= "string" or paths.is_absolute(path) then
+  if type(path) ~= "string" then
     return path
   end
   local context = contexts[coroutine.running()]
+  if context and context.reading then
+    return scripts.here(path, context.reading)
+  end
+  if paths.is_absolute(path) then
+    return path
+  end
   if context and context.workdir then
     return paths.join(context.workdir, path)
   end
   return path
 end
+
+--- The reading of the pipeline an agent does for a task, when that is what runs: what the
+--- pipeline's top level writes it wrote on the master already, as the master read it, and the
+--- task's copy holds the result. Read again here, it reads what the master read and writes
+--- nothing: a file it opens to write is a scratch copy, a removal or a rename does nothing
+--- (and says it succeeded, as it did there), and a command it runs is noted (the agent then
+--- checks that the task's copy is as the master sent it).
+local function reading()
+  local context = contexts[coroutine.running()]
+  return context and context.reading
+end
+local scratch_file = core.scratch_file
 
 local function wrap_path_argument(lib, name)
   local original = lib[name]
@@ -137,22 +156,53 @@ end
 -- A file Lua opens is not inherited by the commands tasks start (see src/runtime/lua_files.rs):
 -- a script one task writes while another starts a command would be "busy" when run.
 local original_open = io.open
-io.open = function(path, ...)
-  local file, message, code = unless_stopped(original_open(resolve(path), ...))
+--- A scratch copy of `path` (empty for a mode that truncates), open in `mode`.
+local function scratch_copy(path, mode)
+  local copy = scratch_file()
+  if not mode:find("w", 1, true) then
+    local source = original_open(path, "rb")
+    if source then
+      local target = original_open(copy, "wb")
+      while true do
+        local piece = source:read(1024 * 1024)
+        if not piece then
+          break
+        end
+        target:write(piece)
+      end
+      target:close()
+      source:close()
+    end
+  end
+  return original_open(copy, mode)
+end
+io.open = function(path, mode, ...)
+  if reading() and type(mode) == "string" and mode:find("[wa+]") then
+    return scratch_copy(resolve(path), mode)
+  end
+  local file, message, code = unless_stopped(original_open(resolve(path), mode, ...))
   if file then
     core.close_on_exec(file)
   end
   return file, message, code
 end
 wrap_path_argument(io, "lines")
-wrap_path_argument(os, "remove")
 -- (A task's `dofile("x.lua")` reads its workdir's x.lua, here or in the agent's copy.)
 wrap_path_argument(_G, "dofile")
 wrap_path_argument(_G, "loadfile")
 
-local original_rename = os.rename
+local original_rename, original_remove = os.rename, os.remove
 os.rename = function(from, to)
+  if reading() then
+    return true
+  end
   return original_rename(resolve(from), resolve(to))
+end
+os.remove = function(path)
+  if reading() then
+    return true
+  end
+  return original_remove(resolve(path))
 end
 
 local original_io_input, original_io_output = io.input, io.output
@@ -160,6 +210,9 @@ io.input = function(file)
   return original_io_input(resolve(file))
 end
 io.output = function(file)
+  if reading() and type(file) == "string" then
+    return original_io_output(scratch_copy(resolve(file), "w"))
+  end
   local output = original_io_output(resolve(file))
   if type(file) == "string" then
     core.close_on_exec(output)
@@ -190,9 +243,32 @@ os.exit = core.exit
 
 -- Shell commands started from Lua run in the task's workdir too, and belong to the task.
 local os_commands = require("sloth.os_commands")
-os.execute = os_commands.execute
-io.popen = os_commands.popen
+--- `fn`, noting that a command ran when it runs as an agent reads the pipeline.
+local function noting_commands(fn)
+  return function(...)
+    local now = reading()
+    if now then
+      now.ran_command = true
+    end
+    return fn(...)
+  end
+end
+os.execute = noting_commands(os_commands.execute)
+io.popen = noting_commands(os_commands.popen)
 io.type = os_commands.io_type
+exec.run = noting_commands(exec.run)
+exec.command = noting_commands(exec.command)
+-- What the pipeline's top level writes through `fs`, read again on an agent, is not written
+-- (see `reading`).
+for _, name in ipairs({ "write", "append", "mkdir", "rm", "rm_r", "copy" }) do
+  local original = fs[name]
+  fs[name] = function(...)
+    if reading() then
+      return true
+    end
+    return original(...)
+  end
+end
 
 -- A coroutine created inside a task belongs to that task.
 local original_create = coroutine.create

@@ -37,8 +37,8 @@ end
 --- at `key`, or nil when it lies outside the workspace.
 ---@param key string
 ---@return string?
-local function in_tree(key)
-  local tree = M.tree
+local function in_tree(key, tree)
+  tree = tree or M.tree
   if not tree then
     return nil
   end
@@ -51,6 +51,21 @@ local function in_tree(key)
     return paths.join(tree.root, absolute:sub(#workspace + 2))
   end
   return nil
+end
+
+--- Agent side, as the pipeline is read again for a task: where a path the master's reading of
+--- it named (a relative one against the master's working directory) is here — in the task's
+--- copy of the workspace when it lies in the workspace, else the master's own path (on
+--- another machine, most likely nothing).
+---@param path string
+---@param tree { cwd: string, workspace: string, root: string }
+---@return string
+function M.here(path, tree)
+  local absolute = paths.absolute(path, tree.cwd)
+  if absolute == paths.normalize(tree.workspace) then
+    return tree.root
+  end
+  return in_tree(absolute, tree) or absolute
 end
 
 --- Reads a whole file; nil and why when it cannot be.
