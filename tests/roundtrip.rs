@@ -522,6 +522,47 @@ fn a_failed_apply_leaves_a_directory_another_apply_made_as_that_apply_left_it() 
     assert!(!build.join("only-a.txt").exists(), "the failed apply's own file is taken back");
 }
 
+/// A directory moved out of the workspace while the apply writes beneath it (a link to where it
+/// went put in its place) gets no more of the task's files: each step looks the directory up
+/// from the workspace again, not through the one it had open — which went along with the move.
+#[test]
+fn a_directory_moved_out_of_the_workspace_mid_apply_gets_no_more_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (master, agent, outside) = (dir.path().join("ws"), dir.path().join("agent"), dir.path().join("outside"));
+    for root in [&master, &outside] {
+        std::fs::create_dir_all(root).expect("mkdir");
+    }
+    std::fs::create_dir_all(master.join("D/sub")).expect("mkdir");
+    for i in 1..=5 {
+        std::fs::write(master.join(format!("D/sub/f{i}")), "orig\n").expect("write");
+    }
+    let base = Manifest::scan(&master, &Filter::builtin()).expect("scan");
+    crate::support::tree::copy_tree(&master, &agent);
+    for i in 1..=5 {
+        std::fs::write(agent.join(format!("D/sub/f{i}")), "task\n").expect("write");
+    }
+    let after = Manifest::scan(&agent, &Filter::builtin()).expect("scan");
+    let changes = diff(&base, &after);
+    let mut archive = Vec::new();
+    pack(&agent, &after, Some(&changes.changed), &mut archive).expect("pack");
+    let moved = outside.join("D");
+    let mut observer = |step: Step<'_>| {
+        if matches!(step, Step::Place(path) if path.as_bytes() == b"D/sub/f2") {
+            std::fs::rename(master.join("D"), &moved).expect("move D out");
+            std::os::unix::fs::symlink(&moved, master.join("D")).expect("a link in its place");
+        }
+    };
+    let base = Base { manifest: &base, rules: None };
+    let error = apply_observed(&master, &archive[..], &changes.deleted, Some(base), &Limits::default(), &mut observer)
+        .expect_err("the directory moved: a conflict");
+    assert!(error.to_string().contains("'D"), "{error}");
+    let written: Vec<String> = (2..=5)
+        .filter(|i| std::fs::read_to_string(moved.join(format!("sub/f{i}"))).expect("read") != "orig\n")
+        .map(|i| format!("f{i}"))
+        .collect();
+    assert!(written.is_empty(), "steps taken in the moved directory after the move: {written:?}\n{error}");
+}
+
 #[test]
 fn without_a_race_the_same_changes_apply() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -31,6 +31,10 @@ impl Apply<'_> {
     /// there): undo and recovery close it again and put its time back.
     pub(super) fn entering(&mut self, path: &RelPath) -> Result<(), WorkspaceError> {
         let Some(parent) = path.parent() else { return Ok(()) };
+        // Looked up from the root, not through the directory the last step resolved: one moved
+        // out of the workspace since (a link put in its place) is still open there, and the
+        // steps would go on writing into it where it went.
+        self.root.forget();
         if let Some(known) = self.parents.get(&parent) {
             let still = matches!(self.root.lstat(&parent), Ok(Some(stat))
                 if stat.kind == Kind::Dir && (stat.stamp.dev, stat.stamp.ino) == known.identity);
