@@ -73,6 +73,25 @@ fn a_second_task_on_an_unchanged_workspace_writes_no_file_on_the_agent() {
     assert_eq!(info(&agent).files_written, 41);
 }
 
+/// What a task writes above its workspace on an agent (beside its tree) does not come back,
+/// and is gone once the task ends: no later task — of another workspace, another master —
+/// reads it, and it does not pile up.
+#[test]
+fn what_a_task_writes_above_its_workspace_is_gone_once_it_ends() {
+    let work = tempfile::tempdir().expect("work dir");
+    let agent = Agent::start(&["--work-dir", work.path().to_str().expect("utf-8")]);
+    let writer = workspace(&agent, 1, "echo secret > ../left.txt && mkdir ../left.d", "");
+    writer.run(&["run", "tasks.lua"]).expect_code(0);
+    let beside: Vec<PathBuf> = trees(work.path())
+        .into_iter()
+        .filter(|path| !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("tree-")))
+        .collect();
+    assert!(beside.is_empty(), "left beside the trees: {beside:?}");
+    let reader = workspace(&agent, 1, "cat ../left.txt || echo nothing there", "");
+    let run = reader.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains("box/t | nothing there"), "{}", run.stderr);
+}
+
 #[test]
 fn what_a_task_left_unapplied_is_gone_for_the_next_task() {
     let agent = Agent::start(&[]);

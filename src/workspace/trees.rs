@@ -30,6 +30,10 @@ pub struct TreePool {
     returned: std::sync::Condvar,
     /// Tasks that found a tree of theirs (for `Info`).
     pub reused: AtomicU64,
+    /// Every tree of the pool that exists (idle or lent), by path: anything else in `dir` is
+    /// what a task left beside its tree (`echo x > ../notes`), which no later task — of
+    /// another workspace, another master — may read, and which would pile up.
+    live: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// How long a task waits for a tree of its workspace that is on its way back.
@@ -98,6 +102,7 @@ impl TreePool {
             returning: Mutex::new(std::collections::HashMap::new()),
             returned: std::sync::Condvar::new(),
             reused: AtomicU64::new(0),
+            live: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -112,7 +117,7 @@ impl TreePool {
             // (One `lstat`: the only look at the disk here.)
             if Identity::of(&tree.root) != Some(tree.identity) {
                 tracing::warn!(tree = %tree.root.display(), "a kept tree was replaced while idle: removed, not used");
-                remove_tree(&tree.root);
+                self.remove(&tree.root);
                 continue;
             }
             self.reused.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +182,12 @@ impl TreePool {
     /// A new empty tree for `key`.
     pub fn lease_new(&self, key: &str) -> Result<Lease, WorkspaceError> {
         let root = self.dir.join(format!("{TREE_PREFIX}{}", self.next.fetch_add(1, Ordering::Relaxed)));
-        std::fs::create_dir(&root).map_err(WorkspaceError::io(&root))?;
+        // Live before it exists: a sweep meanwhile leaves it alone.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).insert(root.clone());
+        if let Err(error) = std::fs::create_dir(&root) {
+            self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(&root);
+            return Err(WorkspaceError::io(&root)(error));
+        }
         let identity = Identity::of(&root).ok_or_else(|| WorkspaceError::Io {
             path: root.clone(),
             source: std::io::Error::other("not the directory just made"),
@@ -203,7 +213,7 @@ impl TreePool {
                 let idle = Idle { key: key.clone(), root, identity, state, watched, bytes };
                 self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(idle);
             }
-            None => remove_tree(&root),
+            None => self.remove(&root),
         }
         self.arrived(&key, expected);
     }
@@ -251,14 +261,37 @@ impl TreePool {
         };
         for root in evicted {
             tracing::debug!(tree = %root.display(), "warm tree evicted");
-            remove_tree(&root);
+            self.remove(&root);
         }
+        self.sweep();
     }
 
     /// Removes the tree of a task that did not end cleanly.
     pub fn discard(&self, lease: &Lease) {
-        remove_tree(&lease.root);
+        self.remove(&lease.root);
         self.arrived(&lease.key, lease.expected);
+        self.sweep();
+    }
+
+    /// Removes one of the pool's trees.
+    fn remove(&self, root: &Path) {
+        remove_tree(root);
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).remove(root);
+    }
+
+    /// Removes what lies beside the trees that is none of them: what a task wrote above its
+    /// workspace (a run here would leave it beside the workspace; on an agent it does not come
+    /// back — it must not stay for the next task, or for ever).
+    fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let left: Vec<PathBuf> = {
+            let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            entries.flatten().map(|entry| entry.path()).filter(|path| !live.contains(path)).collect()
+        };
+        for path in left {
+            tracing::info!(path = %path.display(), "left beside its tree by a task: removed");
+            remove_tree(&path);
+        }
     }
 }
 
