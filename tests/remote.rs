@@ -297,6 +297,37 @@ TaskDefinitions = {
     assert!(left.is_empty(), "nothing written where the agent runs: {left:?}");
 }
 
+/// With the master's working directory outside the workspace (a group `workdir` below it), a
+/// command or a download the pipeline's top level runs happens once, here — the agent's reading
+/// runs its commands in the task's copy and downloads nothing: neither touches the user's
+/// directory again (an agent on this machine ran them there).
+#[test]
+fn a_top_level_command_or_download_runs_once_when_the_workspace_is_below_the_masters_directory() {
+    let server = crate::support::http::HttpServer::start(|_| crate::support::http::Reply::ok("fetched\n"));
+    let agent = Agent::start(&[]);
+    let pipeline = r#"
+os.execute("echo line >> toplevel.log")
+net.download("URL/lock", "sub/deps.lock")
+TaskDefinitions = {
+  g = {
+    workdir = "sub",
+    agents = { box = { address = "ADDR" } },
+    tasks = {
+      { name = "t", agent = "box", command = function() print("ran") return true end },
+    },
+  },
+}
+"#
+    .replace("ADDR", &agent.address)
+    .replace("URL", &server.url());
+    let test = Test::new().write("sub/keep.txt", "kept\n").write("tasks.lua", &pipeline);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stdout.contains("ran"), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(test.read("toplevel.log"), "line\n", "the command ran once, here\n{}", run.stderr);
+    assert_eq!(server.received().len(), 1, "downloaded once, here\n{}", run.stderr);
+    assert_eq!(test.read("sub/deps.lock"), "fetched\n");
+}
+
 #[test]
 fn params_env_nested_values_and_an_import_from_outside_the_workspace_work_remotely() {
     let agent = Agent::start(&[]);

@@ -60,32 +60,85 @@ pub fn bytes_to_lua(lua: &Lua, bytes: &[u8], what: &str) -> LuaResult<Value> {
 
 /// JSON bytes for a Lua value.
 pub fn lua_to_bytes(lua: &Lua, value: Value, what: &str) -> LuaResult<Vec<u8>> {
-    if let Some((path, kind)) = first_unsendable(&value, String::new(), 0) {
-        return Err(mlua::Error::runtime(format!(
-            "{what} cannot be sent: {} is a {kind} (only data travels: strings, numbers, booleans, tables, data.null)",
-            if path.is_empty() { "the value".to_owned() } else { format!("'{}'", &path[1..]) }
-        )));
+    let mut walk = Walk { ancestors: Vec::new(), left: MAX_VALUES };
+    if let Err(why) = walk.check(&value, &mut String::new(), 0) {
+        return Err(mlua::Error::runtime(format!("{what} cannot be sent: {why}")));
     }
     let value = if needs_tags(&value, 0) { tag(lua, value, 0)? } else { value };
     let json = from_lua(lua, value, what)?;
     serde_json::to_vec(&json).map_err(|e| mlua::Error::runtime(format!("{what}: {e}")))
 }
 
-/// Where in `value` the first thing that is not data is (a function, a coroutine, a userdata
-/// other than `data.null`), as `.key.key` (`[k]` for a key that is not a string), and its type.
-fn first_unsendable(value: &Value, path: String, depth: usize) -> Option<(String, &'static str)> {
-    match value {
-        Value::Table(table) if depth < MAX_DEPTH => table.pairs::<Value, Value>().flatten().find_map(|(key, value)| {
-            let step = match &key {
-                Value::String(text) => format!(".{}", text.to_string_lossy()),
-                other => format!("[{}]", other.to_string().unwrap_or_default()),
-            };
-            first_unsendable(&value, format!("{path}{step}"), depth + 1)
-        }),
-        Value::Function(_) | Value::Thread(_) | Value::UserData(_) | Value::Error(_) | Value::Other(..) => {
-            Some((path, value.type_name()))
+/// The most values (a table counted once for each place it appears) a value may hold to be
+/// sent: tables shared in many places expand on the wire, and one that shares itself down a
+/// few dozen levels would take for ever.
+const MAX_VALUES: usize = 4_000_000;
+
+/// A look through a value before it is sent: what cannot travel, named where it is.
+struct Walk {
+    /// The tables from the value down to the one looked at (a table among them again is a cycle).
+    ancestors: Vec<*const std::ffi::c_void>,
+    /// Values that may still be looked at.
+    left: usize,
+}
+
+impl Walk {
+    /// Why `value` (at `path`, `a.b[2]` from the top) cannot travel: something that is not data
+    /// (a function, a coroutine, a userdata other than `data.null`, as a value or a key), a table
+    /// that holds itself, or too many values.
+    fn check(&mut self, value: &Value, path: &mut String, depth: usize) -> Result<(), String> {
+        let named = |path: &str| if path.is_empty() { "the value".to_owned() } else { format!("'{path}'") };
+        self.left = self.left.checked_sub(1).ok_or_else(|| {
+            format!("it holds more than {MAX_VALUES} values (a table shared in many places counts in each)")
+        })?;
+        match value {
+            Value::Table(table) if depth < MAX_DEPTH => {
+                let address = table.to_pointer();
+                if self.ancestors.contains(&address) {
+                    return Err(format!(
+                        "{} holds itself (a table that contains itself has no form on the wire)",
+                        named(path)
+                    ));
+                }
+                self.ancestors.push(address);
+                for pair in table.pairs::<Value, Value>() {
+                    let (key, value) = pair.map_err(|e| e.to_string())?;
+                    let at = path.len();
+                    match &key {
+                        Value::String(text) if path.is_empty() => path.push_str(&text.to_string_lossy()),
+                        Value::String(text) => {
+                            path.push('.');
+                            path.push_str(&text.to_string_lossy());
+                        }
+                        other => path.push_str(&format!("[{}]", other.to_string().unwrap_or_default())),
+                    }
+                    if let Some(kind) = not_data(&key) {
+                        return Err(format!("a key in {} is a {kind}", named(&path[..at])));
+                    }
+                    self.check(&value, path, depth + 1)?;
+                    path.truncate(at);
+                }
+                self.ancestors.pop();
+                Ok(())
+            }
+            other => match not_data(other) {
+                Some(kind) => Err(format!(
+                    "{} is a {kind} (only data travels: strings, numbers, booleans, tables, data.null)",
+                    named(path)
+                )),
+                None => Ok(()),
+            },
         }
-        Value::LightUserData(data) if !data.0.is_null() => Some((path, value.type_name())),
+    }
+}
+
+/// The type of a value that is not data, if it is not.
+fn not_data(value: &Value) -> Option<&'static str> {
+    match value {
+        Value::Function(_) | Value::Thread(_) | Value::UserData(_) | Value::Error(_) | Value::Other(..) => {
+            Some(value.type_name())
+        }
+        Value::LightUserData(data) if !data.0.is_null() => Some(value.type_name()),
         _ => None,
     }
 }
@@ -327,6 +380,27 @@ mod tests {
             lua.load("return { f = { cb = print }, [2] = { coroutine.create(print) } }").eval().expect("a table");
         let error = lua_to_bytes(&lua, value, "the task's outputs").expect_err("a function cannot travel").to_string();
         assert!(error.contains("'f.cb' is a function") || error.contains("'[2][1]' is a thread"), "{error}");
+        let key: Value = lua.load("return { nested = { [print] = 1 } }").eval().expect("a table");
+        let error = lua_to_bytes(&lua, key, "the task's outputs").expect_err("a function key").to_string();
+        assert!(error.contains("a key in 'nested' is a function"), "{error}");
+    }
+
+    /// A table that holds itself, or that shares a table down many levels (2^60 places), is
+    /// refused at once, saying why — not walked for ever.
+    #[test]
+    fn a_table_that_holds_itself_or_expands_without_end_is_refused_at_once() {
+        let lua = Lua::new();
+        let cycle: Value = lua.load("local t = {}; t.a = { b = t }; return t").eval().expect("a table");
+        let error = lua_to_bytes(&lua, cycle, "the task's outputs").expect_err("a cycle").to_string();
+        assert!(error.contains("'a.b' holds itself"), "{error}");
+        let shared: Value = lua
+            .load("local t = { 1 }; for _ = 1, 60 do t = { a = t, b = t, [0] = t } end; return t")
+            .eval()
+            .expect("a table");
+        let started = std::time::Instant::now();
+        let error = lua_to_bytes(&lua, shared, "the task's outputs").expect_err("too many").to_string();
+        assert!(error.contains("more than"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "refused at once");
     }
 
     /// A Lua data value, as a pipeline's outputs may hold.

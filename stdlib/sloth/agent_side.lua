@@ -286,9 +286,17 @@ local function read_pipeline(req)
     return taskdefs.run_file(req.pipeline)
   end
   local reading = { cwd = tree.cwd, workspace = tree.workspace, root = tree.root }
+  -- Commands run at the master's working directory in the copy — or, when that lies outside
+  -- the workspace (a group's `workdir` below it), at the copy's root: never in a directory of
+  -- this machine that is not the task's.
+  local cwd = scripts.here(".", reading)
+  if cwd ~= tree.root and cwd:sub(1, #tree.root + 1) ~= tree.root .. "/" then
+    cwd = tree.root
+  end
   -- (A job: its coroutine carries the context, for the native functions too.)
-  local job = core.spawn(taskdefs.run_file, { reading = reading, workdir = scripts.here(".", reading) }, req.pipeline)
+  local job = core.spawn(taskdefs.run_file, { reading = reading, workdir = cwd }, req.pipeline)
   local read, defs = core.wait(job)
+  reading.done = true
   if not read then
     error(defs, 0)
   end

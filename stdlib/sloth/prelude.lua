@@ -121,7 +121,8 @@ end
 --- checks that the task's copy is as the master sent it).
 local function reading()
   local context = contexts[coroutine.running()]
-  return context and context.reading
+  -- (`done`: a coroutine the top level made, resumed by a task later, writes as the task.)
+  return context and context.reading and not context.reading.done and context.reading
 end
 local scratch_file = core.scratch_file
 
@@ -156,10 +157,11 @@ end
 -- A file Lua opens is not inherited by the commands tasks start (see src/runtime/lua_files.rs):
 -- a script one task writes while another starts a command would be "busy" when run.
 local original_open = io.open
---- A scratch copy of `path` (empty for a mode that truncates), open in `mode`.
+--- A scratch copy of `path` (with its content only for a mode that reads it too: `r+`,
+--- `a+`), open in `mode`.
 local function scratch_copy(path, mode)
   local copy = scratch_file()
-  if not mode:find("w", 1, true) then
+  if mode:find("+", 1, true) and not mode:find("w", 1, true) then
     local source = original_open(path, "rb")
     if source then
       local target = original_open(copy, "wb")
@@ -174,7 +176,11 @@ local function scratch_copy(path, mode)
       source:close()
     end
   end
-  return original_open(copy, mode)
+  local file, message, code = original_open(copy, mode)
+  if file then
+    core.close_on_exec(file)
+  end
+  return file, message, code
 end
 io.open = function(path, mode, ...)
   if reading() and type(mode) == "string" and mode:find("[wa+]") then
@@ -258,13 +264,30 @@ io.popen = noting_commands(os_commands.popen)
 io.type = os_commands.io_type
 exec.run = noting_commands(exec.run)
 exec.command = noting_commands(exec.command)
--- What the pipeline's top level writes through `fs`, read again on an agent, is not written
--- (see `reading`).
+-- What the pipeline's top level writes through `fs` or downloads, read again on an agent, is
+-- not written (see `reading`); the engine's own archive functions are not for a top level.
 for _, name in ipairs({ "write", "append", "mkdir", "rm", "rm_r", "copy" }) do
   local original = fs[name]
   fs[name] = function(...)
     if reading() then
       return true
+    end
+    return original(...)
+  end
+end
+local original_download = net.download
+net.download = function(...)
+  if reading() then
+    return nil
+  end
+  return original_download(...)
+end
+for _, name in ipairs({ "pack", "unpack", "apply", "changes", "recover" }) do
+  local original = workspace[name]
+  workspace[name] = function(...)
+    if reading() then
+      error("workspace." .. name .. ": not while an agent reads the pipeline again for a task (its top level ran on the"
+        .. " master, which did this there): call it from a task", 2)
     end
     return original(...)
   end
