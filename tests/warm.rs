@@ -73,6 +73,25 @@ fn a_second_task_on_an_unchanged_workspace_writes_no_file_on_the_agent() {
     assert_eq!(info(&agent).files_written, 41);
 }
 
+/// A large file a task made, which the master then has, stays in the task's tree for the next
+/// task of the workspace: neither sent back up nor written again (it is past what the cache
+/// keeps, a quarter of `--cache-max`: it came up whole, every task).
+#[test]
+fn a_large_file_a_task_made_is_kept_in_its_tree_for_the_next_task() {
+    let agent = Agent::start(&["--cache-max", "16M"]);
+    let test = workspace(&agent, 1, "head -c 6000000 /dev/urandom > out.bin", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert_eq!(std::fs::metadata(test.path().join("ws/out.bin")).expect("applied here").len(), 6_000_000);
+    set_task(&test, &agent, "wc -c < out.bin", "");
+    let before = info(&agent);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    assert!(run.stderr.contains("box/t | 6000000"), "{}", run.stderr);
+    let after = info(&agent);
+    assert_eq!(after.trees_reused - before.trees_reused, 1, "the task's tree was reused");
+    assert_eq!(after.contents_requested, before.contents_requested, "nothing asked for\n{}", run.stderr);
+    assert_eq!(after.files_written, before.files_written, "nothing written again");
+}
+
 /// What a task writes above its workspace on an agent (beside its tree) does not come back,
 /// and is gone once the task ends: no later task — of another workspace, another master —
 /// reads it, and it does not pile up.

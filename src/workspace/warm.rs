@@ -387,6 +387,10 @@ pub fn stamped(root: &Path, mut manifest: Manifest) -> Result<Manifest, Workspac
     Ok(manifest)
 }
 
+/// Files of at least this size that a task made are kept in its tree as the scan after it
+/// found them (smaller ones come back from the cache, where they are adopted, at little cost).
+const KEPT_AS_MADE_FROM: u64 = 1024 * 1024;
+
 /// Unsettled entries of a tree as built past which the scan after its task is worth carrying
 /// into what the tree is kept as (a few, the files a warm build wrote, are read again by the
 /// next plan at little cost).
@@ -403,11 +407,30 @@ const UNSETTLED_WORTH_PROVING: usize = 64;
 /// writes anew.
 pub fn proven_by(built: std::sync::Arc<Manifest>, after: &Manifest) -> std::sync::Arc<Manifest> {
     let later = matches!((built.scanned_at, after.scanned_at), (Some(was), Some(now)) if now > was);
+    if !later {
+        return built;
+    }
+    // Large files the task made or changed, as the scan after it read them: kept in the tree
+    // for a next task whose manifest names the same content (the master applied them) — not
+    // removed and fetched again, from the cache or (past what it keeps) from the master.
+    let made: Vec<(&RelPath, &Entry, &super::beneath::Stamp)> = after
+        .entries
+        .iter()
+        .filter(|(_, entry)| matches!(entry, Entry::File { size, .. } if *size >= KEPT_AS_MADE_FROM))
+        .filter_map(|(path, entry)| Some((path, entry, after.stamps.get(path)?)))
+        .filter(|(path, entry, stamp)| {
+            built.entries.get(*path) != Some(*entry) || built.stamps.get(*path) != Some(*stamp)
+        })
+        .collect();
     let unsettled = built.stamps.values().filter(|stamp| !built.settled(stamp)).take(UNSETTLED_WORTH_PROVING + 1);
-    if !later || unsettled.count() <= UNSETTLED_WORTH_PROVING {
+    if made.is_empty() && unsettled.count() <= UNSETTLED_WORTH_PROVING {
         return built;
     }
     let mut state = std::sync::Arc::unwrap_or_clone(built);
+    for (path, entry, stamp) in made {
+        state.entries.insert(path.clone(), entry.clone());
+        state.stamps.insert(path.clone(), *stamp);
+    }
     let Manifest { entries, stamps, .. } = &mut state;
     stamps.retain(|path, stamp| {
         after.stamps.get(path) == Some(stamp)
