@@ -92,6 +92,48 @@ fn a_large_file_a_task_made_is_kept_in_its_tree_for_the_next_task() {
     assert_eq!(after.files_written, before.files_written, "nothing written again");
 }
 
+/// A large file renamed here, or a directory of them, is moved to its new name in the kept
+/// tree: nothing asked for, nothing written again (it was copied from the cache, and fetched
+/// when past what the cache keeps).
+#[test]
+fn a_renamed_file_or_directory_is_moved_in_the_kept_tree_not_written_again() {
+    let agent = Agent::start(&["--cache-max", "16M"]);
+    let test = workspace(&agent, 1, "true", "");
+    let big =
+        |seed: u8| (0..6_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8 ^ seed).collect::<Vec<u8>>();
+    std::fs::write(test.path().join("ws/big.bin"), big(1)).expect("write");
+    std::fs::create_dir(test.path().join("ws/dir")).expect("mkdir");
+    std::fs::write(test.path().join("ws/dir/inner.bin"), big(2)).expect("write");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    std::fs::rename(test.path().join("ws/big.bin"), test.path().join("ws/moved.bin")).expect("rename");
+    std::fs::rename(test.path().join("ws/dir"), test.path().join("ws/renamed")).expect("rename");
+    set_task(&test, &agent, "cksum moved.bin renamed/inner.bin; ls -a", "");
+    let before = info(&agent);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let after = info(&agent);
+    assert_eq!(after.trees_reused - before.trees_reused, 1, "the kept tree\n{}", run.stderr);
+    assert_eq!(after.contents_requested, before.contents_requested, "nothing asked for\n{}", run.stderr);
+    assert_eq!(after.files_written, before.files_written, "nothing written again\n{}", run.stderr);
+    let cksum = |path: &str| {
+        let out = Command::new("cksum").arg(test.path().join(path)).output().expect("cksum");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    };
+    for (here, there) in [("ws/moved.bin", "moved.bin"), ("ws/renamed/inner.bin", "renamed/inner.bin")] {
+        let line = format!("box/t | {} {there}", cksum(here));
+        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    }
+    assert!(!run.stderr.contains("sloth-staging"), "nothing of the move left for the task\n{}", run.stderr);
+    // A task that leaves a directory where the moves wait: the next rename is written, right.
+    set_task(&test, &agent, "mkdir .sloth-staging-reuse && echo x > .sloth-staging-reuse/0", "");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    std::fs::rename(test.path().join("ws/moved.bin"), test.path().join("ws/again.bin")).expect("rename");
+    set_task(&test, &agent, "cksum again.bin; ls -a", "");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let line = format!("box/t | {} again.bin", cksum("ws/again.bin"));
+    assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    assert!(!run.stderr.contains("sloth-staging"), "what the task left is gone\n{}", run.stderr);
+}
+
 /// What a task writes above its workspace on an agent (beside its tree) does not come back,
 /// and is gone once the task ends: no later task — of another workspace, another master —
 /// reads it, and it does not pile up.

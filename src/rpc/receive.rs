@@ -301,7 +301,8 @@ async fn build_from_spool(
             Some(plan) => {
                 let kept = plan.kept_files();
                 match plan.execute(&root, &target, &store_cache, &limits) {
-                    Ok(build) => (build, kept),
+                    // (A file moved to its new name is not written either.)
+                    Ok((build, moved)) => (build, kept + moved),
                     // Something the last task left that this agent cannot undo (an immutable
                     // file, an entry it may not remove): the task gets a new tree instead.
                     Err(error) if !crate::workspace::beneath::is_no_space(&error) => {

@@ -37,7 +37,20 @@ pub struct Plan {
     /// Entries to remove (deepest first when removed), and directories to make writable first.
     remove: Vec<RelPath>,
     locked_dirs: Vec<(RelPath, u32)>,
+    /// Files to remove whose content is known and that another path of the manifest names
+    /// (a file or a directory renamed): moved there instead of written again from the cache.
+    reuse: Vec<(RelPath, blake3::Hash)>,
+    /// The manifest's hard-link leaders (written by their followers' links: never moved in).
+    leaders: PathSet<RelPath>,
 }
+
+/// Files smaller than this are written from the cache rather than moved from where the tree
+/// has them (a copy costs less than keeping track).
+const REUSED_FROM: u64 = 64 * 1024;
+
+/// The name, at the tree's root, of the directory files to reuse wait in: one no manifest
+/// holds (the names of an apply's directories are left out of every workspace).
+const HOLD: &[u8] = b".sloth-staging-reuse";
 
 /// Looks at every entry of the tree at `root` against `target`, knowing what the tree held
 /// when it was last built (`state`: entries and identities as the build left them).
@@ -131,7 +144,23 @@ fn plan_from(
         names
     };
     let mut foreign_dirs: PathSet<RelPath> = PathSet::default();
-    let mut plan = Plan { keep: PathMap::default(), remove: Vec::new(), locked_dirs: Vec::new() };
+    let mut plan = Plan {
+        keep: PathMap::default(),
+        remove: Vec::new(),
+        locked_dirs: Vec::new(),
+        reuse: Vec::new(),
+        leaders: PathSet::default(),
+    };
+    // Contents of large files the manifest names, with how many of its paths name each: a
+    // file of the tree holding one, about to be removed, can take such a path's place.
+    let mut wanted_contents: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
+    for entry in target.entries.values() {
+        if let Entry::File { hash, size, link: None, .. } = entry
+            && *size >= REUSED_FROM
+        {
+            *wanted_contents.entry(*hash.as_bytes()).or_default() += 1;
+        }
+    }
     plan.keep.reserve(target.entries.len());
     // The tree is walked in about the order both manifests hold their entries.
     let (mut wanted_at, mut built_at) = (InOrder::new(&target.entries), InOrder::new(&state.entries));
@@ -145,7 +174,32 @@ fn plan_from(
         if stat.kind == Kind::Dir && !owned {
             foreign_dirs.insert(path.clone());
         }
+        // A large file of the agent's, one name, provably as built: its content is known (read
+        // on the walk's threads when recorded in the same instant as a change could be).
+        let known_content = |built_at: &mut InOrder<'_, Entry>| match built_at.get(path) {
+            Some(Entry::File { size, hash, .. })
+                if stat.kind == Kind::File
+                    && owned
+                    && !under_foreign
+                    && stat.nlink == 1
+                    && *size >= REUSED_FROM
+                    && state.stamps.get(path) == Some(&stat.stamp) =>
+            {
+                if state.settled(&stat.stamp) {
+                    Some(*hash)
+                } else {
+                    read.map(|(_, hash)| hash)
+                }
+            }
+            _ => None,
+        };
         let Some(wanted) = wanted_at.get(path).filter(|_| owned && !under_foreign) else {
+            if let Some(hash) = known_content(&mut built_at)
+                && let Some(count) = wanted_contents.get_mut(hash.as_bytes()).filter(|count| **count > 0)
+            {
+                *count -= 1;
+                plan.reuse.push((path.clone(), hash));
+            }
             plan.remove.push(path.clone());
             continue;
         };
@@ -196,11 +250,15 @@ fn plan_from(
             None => plan.remove.push(path.clone()),
         }
     }
+    if !plan.reuse.is_empty() {
+        plan.leaders = groups.keys().map(|leader| (*leader).clone()).collect();
+    }
     Ok(plan)
 }
 
 impl Plan {
-    /// Distinct contents the files to write need.
+    /// Distinct contents the files to write need (not those files of the tree being moved
+    /// provide for every path that names them).
     pub fn needed(&self, target: &Manifest) -> Vec<blake3::Hash> {
         let mut hashes: Vec<blake3::Hash> = target
             .entries
@@ -212,6 +270,17 @@ impl Plan {
             })
             .collect();
         hashes.sort_by_key(|hash| *hash.as_bytes());
+        if !self.reuse.is_empty() {
+            let mut moved: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
+            for (_, hash) in &self.reuse {
+                *moved.entry(*hash.as_bytes()).or_default() += 1;
+            }
+            let mut wanted: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
+            for hash in &hashes {
+                *wanted.entry(*hash.as_bytes()).or_default() += 1;
+            }
+            hashes.retain(|hash| moved.get(hash.as_bytes()).is_none_or(|moved| *moved < wanted[hash.as_bytes()]));
+        }
         hashes.dedup();
         hashes
     }
@@ -221,15 +290,18 @@ impl Plan {
         self.keep.values().filter(|(entry, _)| matches!(entry, Entry::File { .. })).count()
     }
 
-    /// Removes what goes and writes what is missing or different, from `cache`; the result is
-    /// completed like a fresh build ([`Build::retry`], [`Build::finish`]).
+    /// Removes what goes and writes what is missing or different, from `cache` (or moves a
+    /// file of the tree that another path now names); the result is completed like a fresh
+    /// build ([`Build::retry`], [`Build::finish`]). Also returns how many files were moved
+    /// rather than written.
     pub fn execute(
         self,
         root: &Path,
         target: &Manifest,
         cache: &BlobCache,
         limits: &Limits,
-    ) -> Result<Build, WorkspaceError> {
+    ) -> Result<(Build, usize), WorkspaceError> {
+        let mut moved = 0;
         let writer = TreeWriter::new(root, *limits)?;
         // The root as a new directory is: the agent's mode, and (below) the time of the build.
         // (The agent's own umask: task threads that change theirs have a private one.)
@@ -238,6 +310,21 @@ impl Plan {
             .map_err(WorkspaceError::io(root))?;
         for (path, mode) in &self.locked_dirs {
             writer.root().chmod(path, mode | 0o700)?;
+        }
+        // Files another path takes: aside first (their directory may be one that goes), each
+        // moved to the first path that names its content below, what is left of them removed.
+        let mut held: std::collections::HashMap<[u8; 32], Vec<RelPath>> = std::collections::HashMap::new();
+        let hold = RelPath::from_name(HOLD).expect("a valid name");
+        // (One a task left there goes with the rest of what goes; its files are written.)
+        let reusing = !self.reuse.is_empty() && writer.root().lstat(&hold)?.is_none();
+        if reusing {
+            writer.root().mkdir(&hold, 0o700, false)?;
+            for (i, (path, hash)) in self.reuse.iter().enumerate() {
+                let aside = hold.join_name(i.to_string().as_bytes());
+                writer.root().forget();
+                writer.root().rename_from(writer.root(), path, &aside, true)?;
+                held.entry(*hash.as_bytes()).or_default().push(aside);
+            }
         }
         let mut removals = self.remove;
         removals.sort_by(|a, b| b.cmp(a));
@@ -276,6 +363,24 @@ impl Plan {
                     build.insert(path.clone(), held);
                     build.stamp(path.clone(), stamp);
                 }
+                (None, Entry::File { hash, link: None, .. })
+                    if !self.leaders.contains(path)
+                        && let Some(aside) = held.get_mut(hash.as_bytes()).and_then(Vec::pop) =>
+                {
+                    let root = build.writer_mut().root();
+                    root.forget();
+                    root.rename_from(root, &aside, path, true)?;
+                    let Some(stat) = root.lstat(path)? else {
+                        return Err(WorkspaceError::Refused {
+                            path: root.display(path),
+                            reason: "a file moved into place vanished".to_owned(),
+                        });
+                    };
+                    let (held, stamp) = build.writer_mut().keep(path, entry, &stat)?;
+                    build.insert(path.clone(), held);
+                    build.stamp(path.clone(), stamp);
+                    moved += 1;
+                }
                 (None, Entry::File { .. }) => cache.write_into(&mut build, path, entry)?,
                 (None, Entry::Symlink { target, mtime }) => {
                     build.writer_mut().symlink(path, target, *mtime)?;
@@ -287,9 +392,17 @@ impl Plan {
                 }
             }
         }
+        if reusing {
+            let root = build.writer_mut().root();
+            root.forget();
+            for aside in held.into_values().flatten() {
+                root.unlink(&aside)?;
+            }
+            root.rmdir(&hold)?;
+        }
         std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(root_mode))
             .map_err(WorkspaceError::io(root))?;
-        Ok(build)
+        Ok((build, moved))
     }
 }
 
