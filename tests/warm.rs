@@ -132,6 +132,18 @@ fn a_renamed_file_or_directory_is_moved_in_the_kept_tree_not_written_again() {
     let line = format!("box/t | {} again.bin", cksum("ws/again.bin"));
     assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
     assert!(!run.stderr.contains("sloth-staging"), "what the task left is gone\n{}", run.stderr);
+    // Renamed to a name with another: a hard-link group, whose file comes whole, in one call.
+    std::fs::rename(test.path().join("ws/again.bin"), test.path().join("ws/linked.bin")).expect("rename");
+    std::fs::hard_link(test.path().join("ws/linked.bin"), test.path().join("ws/other.bin")).expect("link");
+    set_task(&test, &agent, "cksum linked.bin other.bin; stat -c %h linked.bin", "");
+    let before = info(&agent);
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    for name in ["linked.bin", "other.bin"] {
+        let line = format!("box/t | {} {name}", cksum("ws/linked.bin"));
+        assert!(run.stderr.contains(&line), "{line}\n{}", run.stderr);
+    }
+    assert!(run.stderr.contains("box/t | 2"), "one file, two names\n{}", run.stderr);
+    assert!(info(&agent).contents_requested - before.contents_requested <= 1, "asked for once at most\n{}", run.stderr);
 }
 
 /// What a task writes above its workspace on an agent (beside its tree) does not come back,

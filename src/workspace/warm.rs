@@ -154,9 +154,10 @@ fn plan_from(
     // Contents of large files the manifest names, with how many of its paths name each: a
     // file of the tree holding one, about to be removed, can take such a path's place.
     let mut wanted_contents: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-    for entry in target.entries.values() {
+    for (path, entry) in &target.entries {
         if let Entry::File { hash, size, link: None, .. } = entry
             && *size >= REUSED_FROM
+            && !groups.contains_key(path)
         {
             *wanted_contents.entry(*hash.as_bytes()).or_default() += 1;
         }
@@ -275,11 +276,24 @@ impl Plan {
             for (_, hash) in &self.reuse {
                 *moved.entry(*hash.as_bytes()).or_default() += 1;
             }
+            // Paths that need each content; one a moved file cannot take (a hard-link group's
+            // leader) needs it from the cache.
             let mut wanted: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-            for hash in &hashes {
-                *wanted.entry(*hash.as_bytes()).or_default() += 1;
+            let mut from_cache: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
+            for (path, entry) in &target.entries {
+                if let Entry::File { hash, link: None, .. } = entry
+                    && !self.keep.contains_key(path)
+                {
+                    *wanted.entry(*hash.as_bytes()).or_default() += 1;
+                    if self.leaders.contains(path) {
+                        from_cache.insert(*hash.as_bytes());
+                    }
+                }
             }
-            hashes.retain(|hash| moved.get(hash.as_bytes()).is_none_or(|moved| *moved < wanted[hash.as_bytes()]));
+            hashes.retain(|hash| {
+                let key = hash.as_bytes();
+                from_cache.contains(key) || moved.get(key).is_none_or(|moved| *moved < wanted[key])
+            });
         }
         hashes.dedup();
         hashes
