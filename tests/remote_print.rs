@@ -46,6 +46,25 @@ print("reading the pipeline")"#;
     assert_eq!(there.stdout, here.stdout, "{}", there.stderr);
 }
 
+/// On a terminal, what a function task writes without ending the line waits for the line's end
+/// here (Lua's stdio, line-buffered) — and from an agent too: a log line in between shows
+/// before the line, not inside it.
+#[test]
+fn a_line_written_in_pieces_shows_whole_on_a_terminal_here_and_from_an_agent() {
+    let body = r#"io.write("Progress: "); log.info("working"); io.write("done\n"); io.write("left open")"#;
+    let agent = Agent::start(&[]);
+    for on in [None, Some(&agent)] {
+        let test = Test::new().write("tasks.lua", &pipeline(on, "", body));
+        let terminal = crate::support::terminal::Terminal::spawn(test.command(&["run", "tasks.lua"]), None);
+        let (code, bytes) = terminal.finish();
+        let shown = String::from_utf8_lossy(&bytes).into_owned();
+        let place = if on.is_some() { "from an agent" } else { "here" };
+        assert_eq!(code, Some(0), "{place}: {shown}");
+        assert!(shown.contains("Progress: done"), "{place}: the line whole\n{shown}");
+        assert!(shown.contains("left open"), "{place}: what was left of a line shows at the end\n{shown}");
+    }
+}
+
 #[test]
 fn a_print_larger_than_a_message_arrives_whole() {
     let body = r#"print(string.rep("0123456789", 1800000))"#;

@@ -293,6 +293,10 @@ async fn execute(
     let call = Call { timeout, ..Call::new(scratch) };
     let _shown =
         crate::status_line::watch(of.as_deref().or(prefix.as_deref()).unwrap_or("remote task"), &call.transfer);
+    // What the task writes to its standard output without ending the line waits for the line's
+    // end, as Lua's own stdio holds it here (a terminal's line buffering): a log line between
+    // `io.write("Progress: ")` and `io.write("done\n")` shows before the line, not inside it.
+    let mut partial_line: Vec<u8> = Vec::new();
     let outcome = client
         .execute(
             spec,
@@ -308,6 +312,19 @@ async fn execute(
                         console_events::output(*stream, prefix.as_deref(), line, of.as_deref());
                     }
                     // As the master's own `print` (which `--return` sends to stderr).
+                    TaskEvent::Print { text, more, stderr: false } if lua.app_data_ref::<StdoutKept>().is_none() => {
+                        partial_line.extend_from_slice(text);
+                        let upto = if *more {
+                            partial_line.iter().rposition(|byte| *byte == b'\n').map(|at| at + 1)
+                        } else {
+                            Some(partial_line.len())
+                        };
+                        if let Some(upto) = upto {
+                            let rest = partial_line.split_off(upto);
+                            let line = std::mem::replace(&mut partial_line, rest);
+                            print_here(&lua, &line, (*more, false), prefix.as_deref());
+                        }
+                    }
                     TaskEvent::Print { text, more, stderr } => {
                         print_here(&lua, text, (*more, *stderr), prefix.as_deref())
                     }
@@ -329,6 +346,10 @@ async fn execute(
             },
         )
         .await;
+    // The task is over: what it left of a line shows now, as Lua's stdio writes it out at last.
+    if !partial_line.is_empty() {
+        print_here(&lua, &partial_line, (true, false), prefix.as_deref());
+    }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => return Ok(Err(ErrorValue::of_call("agent.execute", &error, client.agent()))),
