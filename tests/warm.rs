@@ -92,6 +92,34 @@ fn a_large_file_a_task_made_is_kept_in_its_tree_for_the_next_task() {
     assert_eq!(after.files_written, before.files_written, "nothing written again");
 }
 
+/// What a task did to a large file's inode beyond its bytes (an inode flag; an attribute is
+/// alike) is not kept for the next task, whose file is as the master has it — whether the task
+/// made the file or only flagged one the master sent.
+#[test]
+fn an_inode_flag_a_task_gave_a_large_file_is_not_kept_for_the_next_task() {
+    let agent = Agent::start(&["--cache-max", "16M"]);
+    let test = workspace(&agent, 1, "true", "");
+    std::fs::write(test.path().join("ws/sent.bin"), vec![7u8; 2_000_000]).expect("write");
+    test.run(&["run", "tasks.lua"]).expect_code(0);
+    let flag = "head -c 2000000 /dev/zero | tr '\\0' x > made.bin && chattr +d made.bin sent.bin";
+    set_task(&test, &agent, flag, "");
+    let flagged = test.run(&["run", "tasks.lua"]);
+    if flagged.code != Some(0) {
+        eprintln!("skipped: this filesystem cannot flag a file\n{}", flagged.stderr);
+        return;
+    }
+    set_task(&test, &agent, "lsattr made.bin sent.bin", "");
+    let run = test.run(&["run", "tasks.lua"]).expect_code(0);
+    let flags: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("box/t | "))
+        .map(|line| line.split_whitespace().next().unwrap_or_default())
+        .collect();
+    assert_eq!(flags.len(), 2, "{}", run.stderr);
+    assert!(flags.iter().all(|flags| !flags.contains('d')), "no flag the task set\n{}", run.stderr);
+}
+
 /// A large file renamed here, or a directory of them, is moved to its new name in the kept
 /// tree: nothing asked for, nothing written again (it was copied from the cache, and fetched
 /// when past what the cache keeps).

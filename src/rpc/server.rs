@@ -372,7 +372,10 @@ impl Agent for AgentService {
                 if let (Some(trees), Some(lease)) = (trees, lease) {
                     match (after, built) {
                         (Some((after, watched)), Some(built)) => {
-                            let state = crate::workspace::warm::proven_by(built, &after);
+                            let root = lease.root.clone();
+                            let plain =
+                                |path: &crate::workspace::RelPath| crate::workspace::warm::plain_file(&root, path);
+                            let state = crate::workspace::warm::proven_by(built, &after, plain);
                             trees.give_back(lease, (state, watched), &after)
                         }
                         _ => trees.discard(&lease),

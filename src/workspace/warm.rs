@@ -38,8 +38,9 @@ pub struct Plan {
     remove: Vec<RelPath>,
     locked_dirs: Vec<(RelPath, u32)>,
     /// Files to remove whose content is known and that another path of the manifest names
-    /// (a file or a directory renamed): moved there instead of written again from the cache.
-    reuse: Vec<(RelPath, blake3::Hash)>,
+    /// (a file or a directory renamed), as the plan saw them: moved there instead of written
+    /// again from the cache.
+    reuse: Vec<(RelPath, blake3::Hash, Stat)>,
     /// The manifest's hard-link leaders (written by their followers' links: never moved in).
     leaders: PathSet<RelPath>,
 }
@@ -151,6 +152,9 @@ fn plan_from(
         reuse: Vec::new(),
         leaders: PathSet::default(),
     };
+    // Where moved files wait, taken by something a task left: nothing is moved (its files are
+    // written, as they were before, and asked for with the rest).
+    let hold_taken = disk.iter().any(|(path, _)| path.as_bytes() == HOLD);
     // Contents of large files the manifest names, with how many of its paths name each: a
     // file of the tree holding one, about to be removed, can take such a path's place.
     let mut wanted_contents: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
@@ -196,10 +200,11 @@ fn plan_from(
         };
         let Some(wanted) = wanted_at.get(path).filter(|_| owned && !under_foreign) else {
             if let Some(hash) = known_content(&mut built_at)
+                && !hold_taken
                 && let Some(count) = wanted_contents.get_mut(hash.as_bytes()).filter(|count| **count > 0)
             {
                 *count -= 1;
-                plan.reuse.push((path.clone(), hash));
+                plan.reuse.push((path.clone(), hash, *stat));
             }
             plan.remove.push(path.clone());
             continue;
@@ -273,7 +278,7 @@ impl Plan {
         hashes.sort_by_key(|hash| *hash.as_bytes());
         if !self.reuse.is_empty() {
             let mut moved: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-            for (_, hash) in &self.reuse {
+            for (_, hash, _) in &self.reuse {
                 *moved.entry(*hash.as_bytes()).or_default() += 1;
             }
             // Paths that need each content; one a moved file cannot take (a hard-link group's
@@ -327,17 +332,21 @@ impl Plan {
         }
         // Files another path takes: aside first (their directory may be one that goes), each
         // moved to the first path that names its content below, what is left of them removed.
-        let mut held: std::collections::HashMap<[u8; 32], Vec<RelPath>> = std::collections::HashMap::new();
+        let mut held: std::collections::HashMap<[u8; 32], Vec<(RelPath, Stat)>> = std::collections::HashMap::new();
         let hold = RelPath::from_name(HOLD).expect("a valid name");
-        // (One a task left there goes with the rest of what goes; its files are written.)
+        // (One made there since the plan: its files are written, asked for again.)
         let reusing = !self.reuse.is_empty() && writer.root().lstat(&hold)?.is_none();
         if reusing {
             writer.root().mkdir(&hold, 0o700, false)?;
-            for (i, (path, hash)) in self.reuse.iter().enumerate() {
-                let aside = hold.join_name(i.to_string().as_bytes());
+            for (i, (path, hash, planned)) in self.reuse.iter().enumerate() {
+                // Still as the plan saw it (a write since, on the agent's host, is not moved).
                 writer.root().forget();
+                if writer.root().lstat(path)?.is_none_or(|now| now.stamp != planned.stamp) {
+                    continue;
+                }
+                let aside = hold.join_name(i.to_string().as_bytes());
                 writer.root().rename_from(writer.root(), path, &aside, true)?;
-                held.entry(*hash.as_bytes()).or_default().push(aside);
+                held.entry(*hash.as_bytes()).or_default().push((aside, *planned));
             }
         }
         let mut removals = self.remove;
@@ -379,21 +388,30 @@ impl Plan {
                 }
                 (None, Entry::File { hash, link: None, .. })
                     if !self.leaders.contains(path)
-                        && let Some(aside) = held.get_mut(hash.as_bytes()).and_then(Vec::pop) =>
+                        && let Some((aside, planned)) = held.get_mut(hash.as_bytes()).and_then(Vec::pop) =>
                 {
                     let root = build.writer_mut().root();
                     root.forget();
                     root.rename_from(root, &aside, path, true)?;
-                    let Some(stat) = root.lstat(path)? else {
-                        return Err(WorkspaceError::Refused {
-                            path: root.display(path),
-                            reason: "a file moved into place vanished".to_owned(),
-                        });
+                    // The same file, its bytes as planned (a rename moves only its ctime): else
+                    // it goes, and its content is written as any other.
+                    let same = |now: &Stat| {
+                        now.kind == Kind::File
+                            && (now.stamp.dev, now.stamp.ino, now.stamp.size, now.stamp.mtime)
+                                == (planned.stamp.dev, planned.stamp.ino, planned.stamp.size, planned.stamp.mtime)
                     };
-                    let (held, stamp) = build.writer_mut().keep(path, entry, &stat)?;
-                    build.insert(path.clone(), held);
-                    build.stamp(path.clone(), stamp);
-                    moved += 1;
+                    match root.lstat(path)? {
+                        Some(stat) if same(&stat) => {
+                            let (held, stamp) = build.writer_mut().keep(path, entry, &stat)?;
+                            build.insert(path.clone(), held);
+                            build.stamp(path.clone(), stamp);
+                            moved += 1;
+                        }
+                        _ => {
+                            root.unlink(path)?;
+                            cache.write_into(&mut build, path, entry)?;
+                        }
+                    }
                 }
                 (None, Entry::File { .. }) => cache.write_into(&mut build, path, entry)?,
                 (None, Entry::Symlink { target, mtime }) => {
@@ -409,7 +427,7 @@ impl Plan {
         if reusing {
             let root = build.writer_mut().root();
             root.forget();
-            for aside in held.into_values().flatten() {
+            for (aside, _) in held.into_values().flatten() {
                 root.unlink(&aside)?;
             }
             root.rmdir(&hold)?;
@@ -518,6 +536,48 @@ pub fn stamped(root: &Path, mut manifest: Manifest) -> Result<Manifest, Workspac
 /// found them (smaller ones come back from the cache, where they are adopted, at little cost).
 const KEPT_AS_MADE_FROM: u64 = 1024 * 1024;
 
+/// Inode flags `chattr` sets (append-only, immutable, no-dump, no-CoW, …): a file that has
+/// any is not as the master's copy of it is.
+const SET_FLAGS: std::ffi::c_long = 0x1
+    | 0x2
+    | 0x4
+    | 0x8
+    | 0x10
+    | 0x20
+    | 0x40
+    | 0x80
+    | 0x4000
+    | 0x8000
+    | 0x10000
+    | 0x20000
+    | 0x80_0000
+    | 0x200_0000
+    | 0x2000_0000
+    | 0x4000_0000;
+
+/// Whether the file at `path` in the tree at `root` holds nothing but its bytes, mode and
+/// times: no extended attribute (an ACL is one) and no inode flag a task could have set.
+pub fn plain_file(root: &Path, path: &RelPath) -> bool {
+    use std::os::fd::AsRawFd;
+    use xattr::FileExt;
+    let Ok(file) = Root::open(root).and_then(|tree| tree.open_file(path)) else { return false };
+    // (A security label the system's policy gives every file is not the task's; a file
+    // capability is.)
+    let set_by_task = |name: &std::ffi::OsStr| {
+        let name = name.as_encoded_bytes();
+        !name.starts_with(b"security.") || name == b"security.capability"
+    };
+    if file.list_xattr().map_or(true, |mut names| names.any(|name| set_by_task(&name))) {
+        return false;
+    }
+    let mut flags: std::ffi::c_long = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: an open descriptor of this process, and a flags word the ioctl writes into.
+    let got = unsafe { nix::libc::ioctl(file.as_raw_fd(), nix::libc::FS_IOC_GETFLAGS, &mut flags) } == 0;
+    // (A filesystem that keeps no flags — tmpfs — has none to hold.)
+    !got || flags & SET_FLAGS == 0
+}
+
 /// Unsettled entries of a tree as built past which the scan after its task is worth carrying
 /// into what the tree is kept as (a few, the files a warm build wrote, are read again by the
 /// next plan at little cost).
@@ -532,22 +592,34 @@ const UNSETTLED_WORTH_PROVING: usize = 64;
 /// scan's time, and without the identity of every entry the scan found otherwise — changed by
 /// the task, or by anything in the moment before it was recorded — which the next task then
 /// writes anew.
-pub fn proven_by(built: std::sync::Arc<Manifest>, after: &Manifest) -> std::sync::Arc<Manifest> {
+pub fn proven_by(
+    built: std::sync::Arc<Manifest>,
+    after: &Manifest,
+    plain: impl Fn(&RelPath) -> bool,
+) -> std::sync::Arc<Manifest> {
     let later = matches!((built.scanned_at, after.scanned_at), (Some(was), Some(now)) if now > was);
     if !later {
         return built;
     }
-    // Large files the task made or changed, as the scan after it read them: kept in the tree
-    // for a next task whose manifest names the same content (the master applied them) — not
-    // removed and fetched again, from the cache or (past what it keeps) from the master.
+    // Large files whose bytes the task made or changed, as the scan after it read them: kept
+    // in the tree for a next task whose manifest names the same content (the master applied
+    // them) — not removed and fetched again, from the cache or (past what it keeps) from the
+    // master. Only `plain` ones (no extended attribute, no inode flag: the master's copy has
+    // none of what a task set there), and never one whose bytes the task left as they were
+    // (a change of its ctime alone is an attribute or a flag the task gave it).
     let made: Vec<(&RelPath, &Entry, &super::beneath::Stamp)> = after
         .entries
         .iter()
-        .filter(|(_, entry)| matches!(entry, Entry::File { size, .. } if *size >= KEPT_AS_MADE_FROM))
-        .filter_map(|(path, entry)| Some((path, entry, after.stamps.get(path)?)))
-        .filter(|(path, entry, stamp)| {
-            built.entries.get(*path) != Some(*entry) || built.stamps.get(*path) != Some(*stamp)
+        .filter(|(path, entry)| match (entry, built.entries.get(*path)) {
+            (Entry::File { size, .. }, _) if *size < KEPT_AS_MADE_FROM => false,
+            (Entry::File { size, hash, .. }, Some(Entry::File { size: was_size, hash: was_hash, .. })) => {
+                size != was_size || hash != was_hash
+            }
+            (Entry::File { .. }, _) => true,
+            _ => false,
         })
+        .filter_map(|(path, entry)| Some((path, entry, after.stamps.get(path)?)))
+        .filter(|(path, _, _)| plain(path))
         .collect();
     let unsettled = built.stamps.values().filter(|stamp| !built.settled(stamp)).take(UNSETTLED_WORTH_PROVING + 1);
     if made.is_empty() && unsettled.count() <= UNSETTLED_WORTH_PROVING {
@@ -624,7 +696,7 @@ mod tests {
         after.stamps.get_mut(&new_stamp).expect("stamp").ctime = Timestamp::new(1_000, 5);
         after.entries.remove(&gone);
         after.stamps.remove(&gone);
-        let state = proven_by(Arc::clone(&built), &after);
+        let state = proven_by(Arc::clone(&built), &after, |_| true);
         assert_eq!(state.scanned_at, after.scanned_at);
         for changed in [&same_stamp_new_content, &new_stamp, &gone] {
             assert!(!state.stamps.contains_key(changed), "{changed} is not proven");
@@ -634,6 +706,6 @@ mod tests {
         assert_eq!(state.entries, built.entries, "what the tree was built to is unchanged");
         // A tree whose files were proven already is kept as it was built.
         let settled = Arc::new(Manifest { scanned_at: Some(Timestamp::new(2_000, 0)), ..(*built).clone() });
-        assert!(Arc::ptr_eq(&proven_by(Arc::clone(&settled), &after), &settled));
+        assert!(Arc::ptr_eq(&proven_by(Arc::clone(&settled), &after, |_| true), &settled));
     }
 }
