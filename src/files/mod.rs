@@ -18,7 +18,7 @@ mod temp;
 pub use copy::copy;
 pub use glob::glob;
 pub use remove::{open_for_owner, open_for_owner_with_files, remove, remove_dir_all_opening, remove_tree};
-pub use stat::{Kind, Stat, stat};
+pub use stat::{Kind, Stat, inode_flags, stat};
 pub use temp::{temp_dir, temp_name};
 
 /// Why a file operation failed; every variant names the path or pattern concerned.

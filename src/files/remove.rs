@@ -92,14 +92,12 @@ fn clear_immutable_below(root: &Path) -> usize {
     let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY;
     if let Ok(opened) = std::fs::OpenOptions::new().read(true).custom_flags(flags).open(root) {
         let fd = opened.as_raw_fd();
-        let mut held: std::ffi::c_long = 0;
-        #[allow(unsafe_code)]
-        // SAFETY: an open descriptor of this process, and a flags word the ioctl writes into.
-        let got = unsafe { nix::libc::ioctl(fd, nix::libc::FS_IOC_GETFLAGS, &mut held) } == 0;
-        if got && held & (FS_IMMUTABLE_FL | FS_APPEND_FL) != 0 {
+        if let Some(held) = super::inode_flags(std::os::fd::AsFd::as_fd(&opened))
+            && held & (FS_IMMUTABLE_FL | FS_APPEND_FL) != 0
+        {
             let set: std::ffi::c_long = held & !(FS_IMMUTABLE_FL | FS_APPEND_FL);
             #[allow(unsafe_code)]
-            // SAFETY: as above; the ioctl reads the flags word.
+            // SAFETY: an open descriptor of this process, and a flags word the ioctl reads.
             let done = unsafe { nix::libc::ioctl(fd, nix::libc::FS_IOC_SETFLAGS, &set) } == 0;
             cleared += usize::from(done);
         }

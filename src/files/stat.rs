@@ -62,3 +62,14 @@ pub fn stat(path: &Path) -> Result<Stat, FileError> {
         target,
     })
 }
+
+/// The inode flags of the open file `fd` (`chattr`'s: append-only, immutable, no-dump, …);
+/// None where the filesystem keeps none (tmpfs of older kernels) or will not say.
+pub fn inode_flags(fd: std::os::fd::BorrowedFd<'_>) -> Option<std::ffi::c_long> {
+    use std::os::fd::AsRawFd;
+    let mut flags: std::ffi::c_long = 0;
+    #[allow(unsafe_code)]
+    // SAFETY: an open descriptor of this process, and a flags word the ioctl writes into.
+    let got = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::FS_IOC_GETFLAGS, &mut flags) } == 0;
+    got.then_some(flags)
+}

@@ -28,6 +28,11 @@ use super::tree_watch::WatchedTree;
 use super::tree_writer::TreeWriter;
 use super::unpack::Limits;
 
+mod moves;
+mod plain;
+
+pub use plain::plain_file;
+
 /// What bringing a tree to a manifest takes: what is already right, what goes.
 #[derive(Debug)]
 pub struct Plan {
@@ -37,21 +42,10 @@ pub struct Plan {
     /// Entries to remove (deepest first when removed), and directories to make writable first.
     remove: Vec<RelPath>,
     locked_dirs: Vec<(RelPath, u32)>,
-    /// Files to remove whose content is known and that another path of the manifest names
-    /// (a file or a directory renamed), as the plan saw them: moved there instead of written
-    /// again from the cache.
-    reuse: Vec<(RelPath, blake3::Hash, Stat)>,
-    /// The manifest's hard-link leaders (written by their followers' links: never moved in).
-    leaders: PathSet<RelPath>,
+    /// Files that go whose content another path of the manifest names (a rename): moved there
+    /// instead of written again.
+    moves: moves::Moves,
 }
-
-/// Files smaller than this are written from the cache rather than moved from where the tree
-/// has them (a copy costs less than keeping track).
-const REUSED_FROM: u64 = 64 * 1024;
-
-/// The name, at the tree's root, of the directory files to reuse wait in: one no manifest
-/// holds (the names of an apply's directories are left out of every workspace).
-const HOLD: &[u8] = b".sloth-staging-reuse";
 
 /// Looks at every entry of the tree at `root` against `target`, knowing what the tree held
 /// when it was last built (`state`: entries and identities as the build left them).
@@ -149,23 +143,8 @@ fn plan_from(
         keep: PathMap::default(),
         remove: Vec::new(),
         locked_dirs: Vec::new(),
-        reuse: Vec::new(),
-        leaders: PathSet::default(),
+        moves: moves::Moves::new(target, &groups, disk.iter().map(|(path, _)| path)),
     };
-    // Where moved files wait, taken by something a task left: nothing is moved (its files are
-    // written, as they were before, and asked for with the rest).
-    let hold_taken = disk.iter().any(|(path, _)| path.as_bytes() == HOLD);
-    // Contents of large files the manifest names, with how many of its paths name each: a
-    // file of the tree holding one, about to be removed, can take such a path's place.
-    let mut wanted_contents: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-    for (path, entry) in &target.entries {
-        if let Entry::File { hash, size, link: None, .. } = entry
-            && *size >= REUSED_FROM
-            && !groups.contains_key(path)
-        {
-            *wanted_contents.entry(*hash.as_bytes()).or_default() += 1;
-        }
-    }
     plan.keep.reserve(target.entries.len());
     // The tree is walked in about the order both manifests hold their entries.
     let (mut wanted_at, mut built_at) = (InOrder::new(&target.entries), InOrder::new(&state.entries));
@@ -179,33 +158,26 @@ fn plan_from(
         if stat.kind == Kind::Dir && !owned {
             foreign_dirs.insert(path.clone());
         }
-        // A large file of the agent's, one name, provably as built: its content is known (read
-        // on the walk's threads when recorded in the same instant as a change could be).
-        let known_content = |built_at: &mut InOrder<'_, Entry>| match built_at.get(path) {
-            Some(Entry::File { size, hash, .. })
-                if stat.kind == Kind::File
-                    && owned
-                    && !under_foreign
-                    && stat.nlink == 1
-                    && *size >= REUSED_FROM
-                    && state.stamps.get(path) == Some(&stat.stamp) =>
-            {
-                if state.settled(&stat.stamp) {
-                    Some(*hash)
-                } else {
-                    read.map(|(_, hash)| hash)
-                }
-            }
-            _ => None,
-        };
         let Some(wanted) = wanted_at.get(path).filter(|_| owned && !under_foreign) else {
-            if let Some(hash) = known_content(&mut built_at)
-                && !hold_taken
-                && let Some(count) = wanted_contents.get_mut(hash.as_bytes()).filter(|count| **count > 0)
-            {
-                *count -= 1;
-                plan.reuse.push((path.clone(), hash, *stat));
-            }
+            // A file of the agent's, one name, provably as built: its content is known (read on
+            // the walk's threads when recorded in the same instant as a change could be).
+            let content = match built_at.get(path) {
+                Some(Entry::File { hash, .. })
+                    if stat.kind == Kind::File
+                        && owned
+                        && !under_foreign
+                        && stat.nlink == 1
+                        && state.stamps.get(path) == Some(&stat.stamp) =>
+                {
+                    if state.settled(&stat.stamp) {
+                        Some(*hash)
+                    } else {
+                        read.map(|(_, hash)| hash)
+                    }
+                }
+                _ => None,
+            };
+            plan.moves.offer(path, content, stat);
             plan.remove.push(path.clone());
             continue;
         };
@@ -256,9 +228,7 @@ fn plan_from(
             None => plan.remove.push(path.clone()),
         }
     }
-    if !plan.reuse.is_empty() {
-        plan.leaders = groups.keys().map(|leader| (*leader).clone()).collect();
-    }
+    plan.moves.finish(target, &plan.keep, &groups);
     Ok(plan)
 }
 
@@ -275,31 +245,8 @@ impl Plan {
                 _ => None,
             })
             .collect();
+        hashes.retain(|hash| !self.moves.covers(hash));
         hashes.sort_by_key(|hash| *hash.as_bytes());
-        if !self.reuse.is_empty() {
-            let mut moved: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-            for (_, hash, _) in &self.reuse {
-                *moved.entry(*hash.as_bytes()).or_default() += 1;
-            }
-            // Paths that need each content; one a moved file cannot take (a hard-link group's
-            // leader) needs it from the cache.
-            let mut wanted: std::collections::HashMap<[u8; 32], usize> = std::collections::HashMap::new();
-            let mut from_cache: std::collections::HashSet<[u8; 32]> = std::collections::HashSet::new();
-            for (path, entry) in &target.entries {
-                if let Entry::File { hash, link: None, .. } = entry
-                    && !self.keep.contains_key(path)
-                {
-                    *wanted.entry(*hash.as_bytes()).or_default() += 1;
-                    if self.leaders.contains(path) {
-                        from_cache.insert(*hash.as_bytes());
-                    }
-                }
-            }
-            hashes.retain(|hash| {
-                let key = hash.as_bytes();
-                from_cache.contains(key) || moved.get(key).is_none_or(|moved| *moved < wanted[key])
-            });
-        }
         hashes.dedup();
         hashes
     }
@@ -330,25 +277,8 @@ impl Plan {
         for (path, mode) in &self.locked_dirs {
             writer.root().chmod(path, mode | 0o700)?;
         }
-        // Files another path takes: aside first (their directory may be one that goes), each
-        // moved to the first path that names its content below, what is left of them removed.
-        let mut held: std::collections::HashMap<[u8; 32], Vec<(RelPath, Stat)>> = std::collections::HashMap::new();
-        let hold = RelPath::from_name(HOLD).expect("a valid name");
-        // (One made there since the plan: its files are written, asked for again.)
-        let reusing = !self.reuse.is_empty() && writer.root().lstat(&hold)?.is_none();
-        if reusing {
-            writer.root().mkdir(&hold, 0o700, false)?;
-            for (i, (path, hash, planned)) in self.reuse.iter().enumerate() {
-                // Still as the plan saw it (a write since, on the agent's host, is not moved).
-                writer.root().forget();
-                if writer.root().lstat(path)?.is_none_or(|now| now.stamp != planned.stamp) {
-                    continue;
-                }
-                let aside = hold.join_name(i.to_string().as_bytes());
-                writer.root().rename_from(writer.root(), path, &aside, true)?;
-                held.entry(*hash.as_bytes()).or_default().push((aside, *planned));
-            }
-        }
+        // Files another path takes: aside first (their directory may be one that goes).
+        let mut held = self.moves.hold_aside(writer.root())?;
         let mut removals = self.remove;
         removals.sort_by(|a, b| b.cmp(a));
         for path in &removals {
@@ -386,34 +316,11 @@ impl Plan {
                     build.insert(path.clone(), held);
                     build.stamp(path.clone(), stamp);
                 }
-                (None, Entry::File { hash, link: None, .. })
-                    if !self.leaders.contains(path)
-                        && let Some((aside, planned)) = held.get_mut(hash.as_bytes()).and_then(Vec::pop) =>
-                {
-                    let root = build.writer_mut().root();
-                    root.forget();
-                    root.rename_from(root, &aside, path, true)?;
-                    // The same file, its bytes as planned (a rename moves only its ctime): else
-                    // it goes, and its content is written as any other.
-                    let same = |now: &Stat| {
-                        now.kind == Kind::File
-                            && (now.stamp.dev, now.stamp.ino, now.stamp.size, now.stamp.mtime)
-                                == (planned.stamp.dev, planned.stamp.ino, planned.stamp.size, planned.stamp.mtime)
-                    };
-                    match root.lstat(path)? {
-                        Some(stat) if same(&stat) => {
-                            let (held, stamp) = build.writer_mut().keep(path, entry, &stat)?;
-                            build.insert(path.clone(), held);
-                            build.stamp(path.clone(), stamp);
-                            moved += 1;
-                        }
-                        _ => {
-                            root.unlink(path)?;
-                            cache.write_into(&mut build, path, entry)?;
-                        }
-                    }
-                }
-                (None, Entry::File { .. }) => cache.write_into(&mut build, path, entry)?,
+                (None, Entry::File { .. }) => match held.place(&mut build, path, entry, cache)? {
+                    moves::Placed::Moved => moved += 1,
+                    moves::Placed::Written => {}
+                    moves::Placed::Nothing => cache.write_into(&mut build, path, entry)?,
+                },
                 (None, Entry::Symlink { target, mtime }) => {
                     build.writer_mut().symlink(path, target, *mtime)?;
                     build.insert(path.clone(), entry.clone());
@@ -424,14 +331,7 @@ impl Plan {
                 }
             }
         }
-        if reusing {
-            let root = build.writer_mut().root();
-            root.forget();
-            for (aside, _) in held.into_values().flatten() {
-                root.unlink(&aside)?;
-            }
-            root.rmdir(&hold)?;
-        }
+        held.clear(build.writer_mut().root())?;
         std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(root_mode))
             .map_err(WorkspaceError::io(root))?;
         Ok((build, moved))
@@ -535,48 +435,6 @@ pub fn stamped(root: &Path, mut manifest: Manifest) -> Result<Manifest, Workspac
 /// Files of at least this size that a task made are kept in its tree as the scan after it
 /// found them (smaller ones come back from the cache, where they are adopted, at little cost).
 const KEPT_AS_MADE_FROM: u64 = 1024 * 1024;
-
-/// Inode flags `chattr` sets (append-only, immutable, no-dump, no-CoW, …): a file that has
-/// any is not as the master's copy of it is.
-const SET_FLAGS: std::ffi::c_long = 0x1
-    | 0x2
-    | 0x4
-    | 0x8
-    | 0x10
-    | 0x20
-    | 0x40
-    | 0x80
-    | 0x4000
-    | 0x8000
-    | 0x10000
-    | 0x20000
-    | 0x80_0000
-    | 0x200_0000
-    | 0x2000_0000
-    | 0x4000_0000;
-
-/// Whether the file at `path` in the tree at `root` holds nothing but its bytes, mode and
-/// times: no extended attribute (an ACL is one) and no inode flag a task could have set.
-pub fn plain_file(root: &Path, path: &RelPath) -> bool {
-    use std::os::fd::AsRawFd;
-    use xattr::FileExt;
-    let Ok(file) = Root::open(root).and_then(|tree| tree.open_file(path)) else { return false };
-    // (A security label the system's policy gives every file is not the task's; a file
-    // capability is.)
-    let set_by_task = |name: &std::ffi::OsStr| {
-        let name = name.as_encoded_bytes();
-        !name.starts_with(b"security.") || name == b"security.capability"
-    };
-    if file.list_xattr().map_or(true, |mut names| names.any(|name| set_by_task(&name))) {
-        return false;
-    }
-    let mut flags: std::ffi::c_long = 0;
-    #[allow(unsafe_code)]
-    // SAFETY: an open descriptor of this process, and a flags word the ioctl writes into.
-    let got = unsafe { nix::libc::ioctl(file.as_raw_fd(), nix::libc::FS_IOC_GETFLAGS, &mut flags) } == 0;
-    // (A filesystem that keeps no flags — tmpfs — has none to hold.)
-    !got || flags & SET_FLAGS == 0
-}
 
 /// Unsettled entries of a tree as built past which the scan after its task is worth carrying
 /// into what the tree is kept as (a few, the files a warm build wrote, are read again by the

@@ -162,19 +162,11 @@ local original_open = io.open
 local function scratch_copy(path, mode)
   local copy = scratch_file()
   if mode:find("+", 1, true) and not mode:find("w", 1, true) then
-    local source = original_open(path, "rb")
-    if source then
-      local target = original_open(copy, "wb")
-      while true do
-        local piece = source:read(1024 * 1024)
-        if not piece then
-          break
-        end
-        target:write(piece)
-      end
-      target:close()
-      source:close()
-    end
+    local target = original_open(copy, "wb")
+    require("sloth.os_commands").each_piece(path, 0, function(piece)
+      target:write(piece)
+    end)
+    target:close()
   end
   local file, message, code = original_open(copy, mode)
   if file then
